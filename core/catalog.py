@@ -1,0 +1,32 @@
+"""One metadata version, with the tables derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.registry import Registry
+from qiao.core.storage.tables import Tables
+from sqlalchemy import Table
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A registry snapshot plus its SQLAlchemy tables; replaced whole on every change."""
+
+    registry: Registry
+    tables: Tables
+
+    @classmethod
+    def of(cls, registry: Registry) -> Catalog:
+        return cls(registry=registry, tables=Tables(registry))
+
+    @property
+    def version(self) -> int:
+        return self.registry.version
+
+    def entity(self, name: str) -> EntityDef:
+        return self.registry.entity(name)
+
+    def table(self, name: str) -> Table:
+        return self.tables[name]

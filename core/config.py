@@ -1,0 +1,105 @@
+"""A deployment's settings: qiao.toml, overridden by environment variables.
+
+A deployment is a folder (see docs/deploy.md). Commands run inside it find its
+qiao.toml; ``--config PATH`` or ``QIAO_CONFIG`` names another. Environment
+variables override the file, so containers can be configured without editing
+it: QIAO_DATABASE_URL, QIAO_PLUGINS (comma-separated), QIAO_HOST, QIAO_PORT.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from qiao.core.errors import ConfigurationError
+
+CONFIG_FILE = "qiao.toml"
+CONFIG_ENV = "QIAO_CONFIG"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a Qiao process needs to know about its deployment."""
+
+    database_url: str = "sqlite:///qiao.db"
+    plugins: tuple[str, ...] = ("crm",)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Seconds between checks of the metadata version by each process (0: every request).
+    metadata_check_interval: float = 1.0
+    root: Path = field(default_factory=Path.cwd)
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path | None = None, env: dict[str, str] | None = None) -> Config:
+        """Read qiao.toml (``path``, ``$QIAO_CONFIG`` or ./qiao.toml) and apply overrides."""
+        env = dict(os.environ if env is None else env)
+        if path is None and env.get(CONFIG_ENV):
+            path = Path(env[CONFIG_ENV])
+        if path is None and Path(CONFIG_FILE).is_file():
+            path = Path(CONFIG_FILE)
+        config = cls.from_file(path) if path is not None else cls()
+        return config.with_env(env)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Config:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(f"no configuration file at {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path}: not valid TOML: {exc}") from None
+        root = path.resolve().parent
+        db = _table(data, "database", path)
+        plugins = _table(data, "plugins", path)
+        server = _table(data, "server", path)
+        metadata = _table(data, "metadata", path)
+        try:
+            return cls(
+                database_url=_absolute_sqlite(str(db.get("url", cls.database_url)), root),
+                plugins=tuple(plugins.get("enabled", cls.plugins)),
+                host=str(server.get("host", cls.host)),
+                port=int(server.get("port", cls.port)),
+                metadata_check_interval=float(
+                    metadata.get("check_interval", cls.metadata_check_interval)
+                ),
+                root=root,
+                path=path.resolve(),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{path}: {exc}") from None
+
+    def with_env(self, env: dict[str, str]) -> Config:
+        changes: dict[str, Any] = {}
+        if env.get("QIAO_DATABASE_URL"):
+            changes["database_url"] = _absolute_sqlite(env["QIAO_DATABASE_URL"], self.root)
+        if env.get("QIAO_PLUGINS") is not None and "QIAO_PLUGINS" in env:
+            changes["plugins"] = tuple(p.strip() for p in env["QIAO_PLUGINS"].split(",") if p)
+        if env.get("QIAO_HOST"):
+            changes["host"] = env["QIAO_HOST"]
+        if env.get("QIAO_PORT"):
+            try:
+                changes["port"] = int(env["QIAO_PORT"])
+            except ValueError:
+                raise ConfigurationError("QIAO_PORT must be a number") from None
+        return replace(self, **changes)
+
+
+def _table(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{path}: [{name}] must be a table")
+    return value
+
+
+def _absolute_sqlite(url: str, root: Path) -> str:
+    """``sqlite:///qiao.db`` is relative to the deployment folder, not the working directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+        rest = url.removeprefix(prefix)
+        if rest and rest != ":memory:":
+            return prefix + str((root / rest).resolve())
+    return url

@@ -1,0 +1,71 @@
+"""The errors Qiao shows to people.
+
+Every error a caller can act on is a :class:`QiaoError` with a stable ``code``
+(the GraphQL ``extensions.code`` of ../docs/graphql.md) and, for input errors,
+the ``field`` it concerns. Anything else reaching a user boundary is a bug: the
+boundary logs it and shows a generic message, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class QiaoError(Exception):
+    """Base of the errors that carry a message a person can act on."""
+
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+
+    def extensions(self) -> dict[str, Any]:
+        """The GraphQL ``extensions`` object for this error."""
+        ext: dict[str, Any] = {"code": self.code}
+        if self.field is not None:
+            ext["field"] = self.field
+        ext.update(self.details)
+        return ext
+
+
+class BadUserInput(QiaoError):
+    """The request itself is wrong: unknown field, wrong type, limit exceeded."""
+
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(QiaoError):
+    """The record or entity does not exist (or the caller may not know it does)."""
+
+    code = "NOT_FOUND"
+
+
+class Conflict(QiaoError):
+    """The request clashes with the current state: stale version, unique value taken."""
+
+    code = "CONFLICT"
+
+
+class Forbidden(QiaoError):
+    """The caller is known but may not do this."""
+
+    code = "FORBIDDEN"
+
+
+class Unauthenticated(QiaoError):
+    """No valid credentials came with the request."""
+
+    code = "UNAUTHENTICATED"
+
+
+class ConfigurationError(QiaoError):
+    """The deployment's configuration, plugins or metadata are unusable."""
+
+    code = "CONFIGURATION_ERROR"
+
+
+class MetadataError(BadUserInput):
+    """An entity or field declaration is invalid."""

@@ -1,0 +1,171 @@
+"""Qiao's hook specifications: every way a plugin can extend Qiao.
+
+Hooks are grouped by the phase of Qiao's life in which they are called. Call
+conventions (pluggy's): hooks are called with keyword arguments only, and an
+implementation may accept fewer arguments than its specification, so hooks can
+gain arguments without breaking plugins. Unless a hook says "first result
+wins", the results of all implementations are collected into a list, in plugin
+load order (dependencies first).
+
+A plugin module may declare ``QIAO_DEPENDS = ("crm",)`` to be loaded after the
+plugins it builds on. docs/hooks.md is the reference with worked examples;
+tests/core/test_hookspecs.py fails when a hook lacks its documentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from qiao.core.metadata.manifest import Manifest
+    from qiao.core.metadata.model import EntityDef
+    from qiao.core.records.context import WriteContext
+    from qiao.core.runtime import Runtime
+    from starlette.routing import BaseRoute
+
+PROJECT = "qiao"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -------------------------------------------------------------------------------------
+# Metadata: what entities exist
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def qiao_entity_manifests() -> Sequence[Path | Manifest]:
+    """Contribute entities (and extensions of other plugins' entities).
+
+    Called whenever Qiao builds its metadata registry: at start-up, and again
+    each time the metadata version changes.
+
+    :returns: manifest file paths (YAML, see docs/manifest.md) or already built
+        :class:`~qiao.core.metadata.manifest.Manifest` objects. Results are
+        collected from all plugins; entities declared twice stop start-up.
+    """
+
+
+@hookspec
+def qiao_extend_entities(entities: dict[str, EntityDef]) -> dict[str, Sequence[Any]] | None:
+    """Add fields to entities that other plugins declare.
+
+    Called after every plugin's manifests are read, in load order, so a plugin
+    sees the entities of the plugins it depends on.
+
+    :param entities: every declared entity by name (read-only).
+    :returns: a mapping from entity name to field declarations (dicts in the
+        manifest format, or :class:`~qiao.core.metadata.model.FieldDef`), or
+        ``None``. Results are collected; adding a field that exists is an error.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Records: every write through the records service
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def qiao_before_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: dict[str, Any],
+    existing: dict[str, Any] | None,
+) -> None:
+    """Inspect or adjust a write before it reaches the database.
+
+    Called inside the write's transaction, after values were checked against
+    the field declarations and before the row is written.
+
+    :param context: who writes, from which source, on which connection.
+    :param entity: the entity written.
+    :param operation: ``"create"``, ``"update"`` or ``"delete"``.
+    :param values: the checked values to write, by field name; implementations
+        may change this dict (changed values are checked again).
+    :param existing: the stored record for updates and deletes, else ``None``.
+    :returns: nothing; raise :class:`~qiao.core.errors.BadUserInput` (with
+        ``field``) or :class:`~qiao.core.errors.Forbidden` to refuse the write,
+        which rolls back everything in the transaction.
+    """
+
+
+@hookspec
+def qiao_after_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    record: dict[str, Any],
+    changes: dict[str, tuple[Any, Any]],
+) -> None:
+    """React to a write, inside the same transaction.
+
+    Called after the row was written and before the transaction commits, so
+    anything written here (an outbox event, an audit entry) commits or rolls
+    back together with the record. Slow or external work belongs in a worker.
+
+    :param context: who wrote, from which source, on which connection.
+    :param entity: the entity written.
+    :param operation: ``"create"``, ``"update"`` or ``"delete"``.
+    :param record: the record as stored (for deletes: as it was).
+    :param changes: field name -> (old value, new value) for the fields the
+        write changed (for creates the old value is ``None``).
+    :returns: nothing; raising rolls the whole write back.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Application: the API, the CLI and start-up
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def qiao_graphql_types() -> Sequence[type]:
+    """Extend the GraphQL schema with strawberry types.
+
+    Called each time the schema is built (start-up and every metadata version).
+
+    :returns: strawberry ``@strawberry.type`` classes named ``Query`` or
+        ``Mutation`` whose fields are merged into the root types. Results are
+        collected; a field name defined twice stops the build with an error
+        naming both owners.
+    """
+
+
+@hookspec
+def qiao_routes() -> Sequence[BaseRoute]:
+    """Add HTTP routes (Starlette) to the application.
+
+    Called once, when the application is built.
+
+    :returns: Starlette routes. Results are collected; paths must not clash
+        with Qiao's own (``/graphql``, ``/healthz``, ``/readyz``).
+    """
+
+
+@hookspec
+def qiao_cli_commands() -> Sequence[click.Command]:
+    """Add commands to the ``qiao`` command line.
+
+    Called when the CLI starts, with the plugins enabled in the deployment.
+
+    :returns: click commands or groups. Results are collected; a name that is
+        taken stops the CLI with an error.
+    """
+
+
+@hookspec
+def qiao_startup(runtime: Runtime) -> None:
+    """Prepare a plugin's own resources once the runtime is ready.
+
+    Called once per process after the database, metadata and plugins are
+    loaded, before the first request or command is served.
+
+    :param runtime: the deployment's runtime (config, database, records service).
+    :returns: nothing; raising stops start-up with the plugin named.
+    """

@@ -1,0 +1,321 @@
+"""The declaration model of entities and fields.
+
+A manifest file, a plugin hook and an admin mutation all produce the same
+:class:`EntityDef` and :class:`FieldDef` objects, so one set of checks guards
+every way metadata can enter the system. Checks that need more than one entity
+(relation targets, reverse names) live in :mod:`qiao.core.metadata.registry`.
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+from enum import StrEnum
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+ENUM_VALUE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+MAX_NAME_LENGTH = 48
+
+#: Columns every entity table has; fields may not use these names.
+SYSTEM_FIELDS = frozenset(
+    {"id", "created_at", "updated_at", "created_by_id", "updated_by_id", "version"}
+)
+#: Names that would clash with GraphQL plumbing or SQL internals.
+RESERVED_NAMES = SYSTEM_FIELDS | {"edges", "node", "cursor", "page_info", "total_count", "typename"}
+
+#: Decimals are stored exactly; on SQLite as a scaled 64-bit integer, hence 18 digits.
+MAX_DECIMAL_PRECISION = 18
+
+
+class FieldType(StrEnum):
+    """The kinds of value a field holds; each maps to one SQL column type."""
+
+    STRING = "string"
+    TEXT = "text"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    ENUM = "enum"
+    EMAIL = "email"
+    PHONE = "phone"
+    URL = "url"
+    JSON = "json"
+    RELATION = "relation"
+
+
+#: Types whose values are strings with a length limit.
+STRING_TYPES = frozenset(
+    {FieldType.STRING, FieldType.TEXT, FieldType.EMAIL, FieldType.PHONE, FieldType.URL}
+)
+#: Types with a numeric range.
+NUMERIC_TYPES = frozenset({FieldType.INTEGER, FieldType.DECIMAL})
+#: Default maximum lengths of the bounded string types.
+DEFAULT_MAX_LENGTH = {
+    FieldType.STRING: 255,
+    FieldType.EMAIL: 254,
+    FieldType.PHONE: 32,
+    FieldType.URL: 2048,
+}
+
+
+class OnDelete(StrEnum):
+    """What deleting a related record does to the records pointing at it."""
+
+    SET_NULL = "set_null"
+    RESTRICT = "restrict"
+    CASCADE = "cascade"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Label(_Strict):
+    """A human label in English and Simplified Chinese; either may stand for both."""
+
+    en: str | None = Field(default=None, min_length=1, max_length=200)
+    zh_cn: str | None = Field(default=None, alias="zh-CN", min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_language_at_least(self) -> Self:
+        if self.en is None and self.zh_cn is None:
+            raise ValueError("a label needs 'en' or 'zh-CN'")
+        return self
+
+    def text(self, locale: str = "en") -> str:
+        """The label in ``locale`` ('en' or 'zh-CN'), falling back to the other."""
+        if locale.lower().startswith("zh"):
+            return self.zh_cn or self.en or ""
+        return self.en or self.zh_cn or ""
+
+    def as_data(self) -> dict[str, str]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class EnumValue(_Strict):
+    """One value of a picklist: a stable identifier plus its labels."""
+
+    value: str
+    label: Label | None = None
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
+
+    @field_validator("value")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not ENUM_VALUE_RE.match(value) or value in {"true", "false", "null"}:
+            raise ValueError(
+                f"picklist value {value!r} must be an identifier (letters, digits, '_'), "
+                "such as CLOSED_WON"
+            )
+        return value
+
+
+class FieldDef(_Strict):
+    """One field of an entity: a column, its constraints and its labels."""
+
+    name: str
+    type: FieldType
+    label: Label
+    description: str | None = Field(default=None, max_length=2000)
+    required: bool = False
+    unique: bool = False
+    indexed: bool = False
+    default: Any = None
+    # Strings
+    max_length: int | None = Field(default=None, ge=1, le=1_000_000)
+    min_length: int | None = Field(default=None, ge=0)
+    # Numbers
+    min: decimal.Decimal | None = None
+    max: decimal.Decimal | None = None
+    precision: int | None = Field(default=None, ge=1, le=MAX_DECIMAL_PRECISION)
+    scale: int | None = Field(default=None, ge=0, le=MAX_DECIMAL_PRECISION)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    # Picklists
+    values: tuple[EnumValue, ...] = ()
+    # Relations (many-to-one; the reverse one-to-many is exposed on the target)
+    target: str | None = None
+    inverse: str | None = None
+    inverse_label: Label | None = None
+    on_delete: OnDelete = OnDelete.SET_NULL
+    # Reserved for computed and protected fields; their engines come with their own modules.
+    formula: str | None = None
+    rollup: dict[str, Any] | None = None
+    encrypted: bool = False
+    searchable: Literal["exact"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        return check_name(name, "field")
+
+    @model_validator(mode="after")
+    def _options_fit_type(self) -> Self:
+        problems = list(_option_problems(self))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # Derived properties -------------------------------------------------------------
+
+    @property
+    def column(self) -> str:
+        """The SQL column holding this field (relations store the target's id)."""
+        return f"{self.name}_id" if self.type is FieldType.RELATION else self.name
+
+    @property
+    def effective_max_length(self) -> int | None:
+        return self.max_length or DEFAULT_MAX_LENGTH.get(self.type)
+
+    @property
+    def effective_precision(self) -> int:
+        return self.precision or MAX_DECIMAL_PRECISION
+
+    @property
+    def effective_scale(self) -> int:
+        return 2 if self.scale is None else self.scale
+
+    @property
+    def enum_values(self) -> tuple[str, ...]:
+        return tuple(v.value for v in self.values)
+
+    def as_data(self) -> dict[str, Any]:
+        """The declaration as plain data, as a manifest would write it."""
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True) | {
+            "name": self.name,
+            "type": self.type.value,
+        }
+
+
+def _option_problems(f: FieldDef) -> list[str]:
+    """What is wrong with the combination of options declared on ``f``."""
+    problems: list[str] = []
+    t = f.type
+    if (f.max_length is not None or f.min_length is not None) and t not in STRING_TYPES:
+        problems.append("max_length/min_length apply to string, text, email, phone and url")
+    if f.max_length is not None and f.min_length is not None and f.min_length > f.max_length:
+        problems.append("min_length is greater than max_length")
+    if (f.min is not None or f.max is not None) and t not in NUMERIC_TYPES:
+        problems.append("min/max apply to integer and decimal fields")
+    if f.min is not None and f.max is not None and f.min > f.max:
+        problems.append("min is greater than max")
+    if (
+        f.precision is not None or f.scale is not None or f.currency
+    ) and t is not FieldType.DECIMAL:
+        problems.append("precision, scale and currency apply to decimal fields")
+    if t is FieldType.DECIMAL and f.effective_scale > f.effective_precision:
+        problems.append("scale is greater than precision")
+    if t is FieldType.ENUM:
+        if not f.values:
+            problems.append("an enum field needs 'values'")
+        names = [v.value for v in f.values]
+        if len(set(names)) != len(names):
+            problems.append("picklist values repeat")
+    elif f.values:
+        problems.append("'values' apply to enum fields")
+    if t is FieldType.RELATION:
+        if not f.target:
+            problems.append("a relation needs a 'target' entity")
+        if f.unique:
+            problems.append("a many-to-one relation cannot be unique")
+        if f.on_delete is OnDelete.SET_NULL and f.required:
+            problems.append("a required relation cannot use on_delete: set_null")
+    elif f.target or f.inverse or f.inverse_label:
+        problems.append("target, inverse and inverse_label apply to relation fields")
+    if t in {FieldType.JSON, FieldType.TEXT} and (f.unique or f.indexed):
+        problems.append(f"{t.value} fields cannot be unique or indexed")
+    if f.formula is not None or f.rollup is not None:
+        problems.append("formula and rollup fields are not available in this version")
+    if f.encrypted or f.searchable:
+        problems.append("encrypted fields are not available in this version")
+    if f.default is not None:
+        from qiao.core.records.values import coerce_default
+
+        try:
+            coerce_default(f)
+        except ValueError as exc:
+            problems.append(f"default: {exc}")
+    return problems
+
+
+class EntityDef(_Strict):
+    """An entity (object): a table, a GraphQL type and its API names."""
+
+    name: str
+    plural: str
+    label: Label
+    plural_label: Label | None = None
+    description: str | None = Field(default=None, max_length=2000)
+    display_field: str | None = None
+    fields: tuple[FieldDef, ...] = ()
+    indexes: tuple[tuple[str, ...], ...] = ()
+    #: Who declared it: a plugin name, or "custom" for admins' run-time entities.
+    source: str = "custom"
+
+    @field_validator("name", "plural")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        return check_name(name, "entity")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.plural == self.name:
+            raise ValueError("plural must differ from the entity name")
+        seen: set[str] = set()
+        for f in self.fields:
+            for n in {f.name, f.column}:
+                if n in seen:
+                    raise ValueError(f"field name {n!r} is used twice")
+                seen.add(n)
+        if self.display_field is not None and self.display_field not in seen:
+            raise ValueError(f"display_field {self.display_field!r} is not a field")
+        for index in self.indexes:
+            unknown = [n for n in index if n not in seen]
+            if unknown or not index:
+                raise ValueError(f"index {list(index)} names unknown fields {unknown}")
+        return self
+
+    def field(self, name: str) -> FieldDef | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    @property
+    def relations(self) -> tuple[FieldDef, ...]:
+        return tuple(f for f in self.fields if f.type is FieldType.RELATION)
+
+    def with_field(self, field: FieldDef) -> EntityDef:
+        """A copy with ``field`` added, or replaced when one of that name exists."""
+        kept = tuple(f for f in self.fields if f.name != field.name)
+        return self.model_copy(update={"fields": (*kept, field)}).revalidated()
+
+    def without_field(self, name: str) -> EntityDef:
+        return self.model_copy(
+            update={"fields": tuple(f for f in self.fields if f.name != name)}
+        ).revalidated()
+
+    def revalidated(self) -> EntityDef:
+        return EntityDef.model_validate(self.as_data() | {"source": self.source})
+
+    def as_data(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data["fields"] = [f.as_data() for f in self.fields]
+        data.update(name=self.name, plural=self.plural)
+        return data
+
+
+def check_name(name: str, what: str) -> str:
+    """Refuse names that are not snake_case identifiers or that Qiao reserves."""
+    if not NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"{what} name {name!r} must be snake_case: lower-case letters and digits "
+            f"separated by single '_', starting with a letter, at most {MAX_NAME_LENGTH} long"
+        )
+    if name in RESERVED_NAMES or name.startswith("qiao"):
+        raise ValueError(f"{what} name {name!r} is reserved")
+    return name

@@ -1,0 +1,106 @@
+"""Run-time metadata in the database: admins' custom entities and fields, and the version.
+
+The version number is the single fact every process checks to know whether its
+GraphQL schema is current; each change also leaves a row in the change history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from qiao.core.errors import MetadataError
+from qiao.core.metadata.model import EntityDef, FieldDef
+from qiao.core.metadata.registry import Extension
+from qiao.core.storage import system
+from sqlalchemy import Connection, insert, select, update
+
+
+def read_version(conn: Connection) -> int:
+    """The current metadata version (0 before the first change)."""
+    row = conn.execute(select(system.metadata_version.c.version)).first()
+    return 0 if row is None else int(row[0])
+
+
+def lock_version(conn: Connection) -> int:
+    """Read the version, holding a lock on it until the transaction ends.
+
+    Two admins changing metadata at once queue here instead of interleaving DDL.
+    """
+    stmt = select(system.metadata_version.c.version).where(system.metadata_version.c.id == 1)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    if row is None:
+        now = dt.datetime.now(dt.UTC)
+        conn.execute(insert(system.metadata_version).values(id=1, version=0, updated_at=now))
+        return 0
+    return int(row[0])
+
+
+def load_custom(conn: Connection) -> tuple[list[EntityDef], list[Extension]]:
+    """Custom entities and custom fields (on any entity) as stored by admins."""
+    entities = []
+    for name, definition in conn.execute(
+        select(system.custom_entity.c.name, system.custom_entity.c.definition)
+    ):
+        try:
+            entities.append(EntityDef.model_validate({**definition, "source": "custom"}))
+        except ValueError as exc:
+            raise MetadataError(f"stored custom entity {name!r} is invalid: {exc}") from exc
+    extensions = []
+    rows = conn.execute(
+        select(
+            system.custom_field.c.entity,
+            system.custom_field.c.name,
+            system.custom_field.c.definition,
+        ).order_by(system.custom_field.c.created_at, system.custom_field.c.name)
+    )
+    for entity, name, definition in rows:
+        try:
+            field = FieldDef.model_validate(definition)
+        except ValueError as exc:
+            raise MetadataError(f"stored custom field {entity}.{name} is invalid: {exc}") from exc
+        extensions.append(Extension(entity=entity, fields=(field,), source="custom"))
+    return entities, extensions
+
+
+def record_change(
+    conn: Connection,
+    *,
+    version: int,
+    operation: str,
+    entity: str,
+    field: str | None = None,
+    definition: dict[str, Any] | None = None,
+    actor_id: str | None = None,
+    note: str | None = None,
+) -> int:
+    """Write the change history row and move the version to ``version + 1``."""
+    now = dt.datetime.now(dt.UTC)
+    new_version = version + 1
+    conn.execute(
+        insert(system.metadata_change).values(
+            version=new_version,
+            at=now,
+            actor_id=actor_id,
+            operation=operation,
+            entity=entity,
+            field=field,
+            definition=definition,
+            note=note,
+        )
+    )
+    conn.execute(
+        update(system.metadata_version)
+        .where(system.metadata_version.c.id == 1)
+        .values(version=new_version, updated_at=now)
+    )
+    return new_version
+
+
+def history(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The latest metadata changes, newest first."""
+    t = system.metadata_change
+    rows = conn.execute(select(t).order_by(t.c.version.desc()).limit(limit))
+    return [dict(r._mapping) for r in rows]

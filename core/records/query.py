@@ -1,0 +1,354 @@
+"""Filters, order and keyset cursors compiled to SQL, for every reader.
+
+The GraphQL compiler and the records service's ``list`` both build their WHERE
+and ORDER BY clauses here, so a filter means the same thing through every door.
+Filters use snake_case field names; the GraphQL layer translates its camelCase
+names before calling in. The filter language is documented in docs/graphql.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from qiao.core.errors import BadUserInput
+from qiao.core.ids import is_record_id
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
+from qiao.core.records.values import coerce_for_query, to_json
+from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, true
+
+MAX_FILTER_CONDITIONS = 200
+MAX_FILTER_DEPTH = 10
+MAX_IN_VALUES = 1000
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+_ORDERED_TYPES = frozenset(FieldType) - {FieldType.JSON}
+_TEXT_TYPES = frozenset(
+    {FieldType.STRING, FieldType.TEXT, FieldType.EMAIL, FieldType.PHONE, FieldType.URL}
+)
+
+
+def _system_field(name: str, type_: FieldType) -> FieldDef:
+    # System columns bypass the name check that keeps declared fields off them.
+    return FieldDef.model_construct(
+        name=name, type=type_, label=Label(en=name), required=True, target=None
+    )
+
+
+ID_FIELD = _system_field("id", FieldType.RELATION)
+SYSTEM_QUERY_FIELDS = {
+    "id": ID_FIELD,
+    "created_at": _system_field("created_at", FieldType.DATETIME),
+    "updated_at": _system_field("updated_at", FieldType.DATETIME),
+}
+
+
+def queryable_fields(entity: EntityDef) -> dict[str, FieldDef]:
+    """Fields a filter or order may name, by column name (``account_id`` for relations)."""
+    fields = dict(SYSTEM_QUERY_FIELDS)
+    fields.update({f.column: f for f in entity.fields})
+    return fields
+
+
+# -- Filters ---------------------------------------------------------------------------
+
+_OPERATORS = {
+    "eq",
+    "neq",
+    "in",
+    "nin",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "contains",
+    "starts_with",
+    "is_null",
+}
+_RANGE_OPS = {"lt", "lte", "gt", "gte"}
+_TEXT_OPS = {"contains", "starts_with"}
+
+
+def operators_for(field: FieldDef) -> list[str]:
+    """The filter operators that make sense for a field's type, in documentation order."""
+    if field.type is FieldType.JSON:
+        return ["is_null"]
+    ops = ["eq", "neq", "in", "nin"]
+    if field.type not in {FieldType.BOOLEAN, FieldType.ENUM, FieldType.RELATION}:
+        ops += ["lt", "lte", "gt", "gte"]
+    if field.type in _TEXT_TYPES:
+        ops += ["contains", "starts_with"]
+    return [*ops, "is_null"]
+
+
+class _FilterCompiler:
+    def __init__(self, entity: EntityDef, table: Table) -> None:
+        self.entity = entity
+        self.table = table
+        self.fields = queryable_fields(entity)
+        self.count = 0
+
+    def compile(self, spec: Mapping[str, Any], depth: int) -> ColumnElement[bool]:
+        if depth > MAX_FILTER_DEPTH:
+            raise BadUserInput(f"filters nest at most {MAX_FILTER_DEPTH} levels deep")
+        if not isinstance(spec, Mapping):
+            raise BadUserInput("a filter is an object of field conditions")
+        parts: list[ColumnElement[bool]] = []
+        for key, value in spec.items():
+            if value is None:
+                continue
+            if key in {"and", "or"}:
+                if not isinstance(value, Sequence) or isinstance(value, str):
+                    raise BadUserInput(f"'{key}' takes a list of filters")
+                inner = [self.compile(v, depth + 1) for v in value]
+                if inner:
+                    parts.append(and_(*inner) if key == "and" else or_(*inner))
+            elif key == "not":
+                parts.append(not_(self.compile(value, depth + 1)))
+            else:
+                parts.append(self.field_condition(key, value))
+        return and_(true(), *parts) if parts else true()
+
+    def field_condition(self, name: str, ops: Any) -> ColumnElement[bool]:
+        field = self.fields.get(name)
+        if field is None:
+            raise BadUserInput(f"{self.entity.name} has no field {name!r} to filter on", field=name)
+        if not isinstance(ops, Mapping):
+            raise BadUserInput("a field filter is an object of operators", field=name)
+        column = self.table.c[name]
+        allowed = operators_for(field)
+        conditions: list[ColumnElement[bool]] = []
+        for op, value in ops.items():
+            if value is None and op != "is_null":
+                continue
+            self.count += 1
+            if self.count > MAX_FILTER_CONDITIONS:
+                raise BadUserInput(f"a filter has at most {MAX_FILTER_CONDITIONS} conditions")
+            if op not in _OPERATORS:
+                raise BadUserInput(f"unknown filter operator {op!r}", field=name)
+            if op not in allowed:
+                raise BadUserInput(
+                    f"operator {op!r} does not apply to {field.type.value} field {name!r}; "
+                    f"use one of {', '.join(allowed)}",
+                    field=name,
+                )
+            conditions.append(self.operator(field, name, column, op, value))
+        return and_(true(), *conditions)
+
+    def operator(
+        self, field: FieldDef, name: str, column: Any, op: str, value: Any
+    ) -> ColumnElement[bool]:
+        if op == "is_null":
+            if not isinstance(value, bool):
+                raise BadUserInput("isNull takes true or false", field=name)
+            return column.is_(None) if value else column.is_not(None)
+        if op in _TEXT_OPS:
+            if not isinstance(value, str):
+                raise BadUserInput(f"{op} takes text", field=name)
+            if op == "contains":
+                return column.icontains(value, autoescape=True)
+            return column.istartswith(value, autoescape=True)
+        if op in {"in", "nin"}:
+            if not isinstance(value, Sequence) or isinstance(value, str):
+                raise BadUserInput(f"{op} takes a list", field=name)
+            if len(value) > MAX_IN_VALUES:
+                raise BadUserInput(f"{op} takes at most {MAX_IN_VALUES} values", field=name)
+            values = [self.value(field, name, v) for v in value]
+            if op == "in":
+                return column.in_(values) if values else false()
+            return or_(column.not_in(values), column.is_(None)) if values else true()
+        checked = self.value(field, name, value)
+        match op:
+            case "eq":
+                return column == checked
+            case "neq":
+                return or_(column != checked, column.is_(None))
+            case "lt":
+                return column < checked
+            case "lte":
+                return column <= checked
+            case "gt":
+                return column > checked
+            case _:
+                return column >= checked
+
+    def value(self, field: FieldDef, name: str, value: Any) -> Any:
+        if field is ID_FIELD or field.type is FieldType.RELATION:
+            if not is_record_id(value):
+                raise BadUserInput(f"{value!r} is not a record id", field=name)
+            return value
+        try:
+            return coerce_for_query(field, value)
+        except ValueError as exc:
+            raise BadUserInput(f"{name}: {exc}", field=name) from None
+
+
+def compile_filter(
+    entity: EntityDef, table: Table, spec: Mapping[str, Any] | None
+) -> ColumnElement[bool]:
+    """The WHERE condition for a filter (``None`` or ``{}`` matches every row)."""
+    if not spec:
+        return true()
+    return _FilterCompiler(entity, table).compile(spec, 1)
+
+
+# -- Order and keyset pagination ---------------------------------------------------------
+
+
+class Direction(StrEnum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: str
+    field: FieldDef
+    direction: Direction
+
+    @property
+    def nullable(self) -> bool:
+        return self.column != "id" and not self.field.required
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A total order: the requested keys, then ``id`` to break ties."""
+
+    entity: str
+    keys: tuple[SortKey, ...]
+
+    @property
+    def signature(self) -> str:
+        text = self.entity + "|" + ",".join(f"{k.column}:{k.direction}" for k in self.keys)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def reversed(self) -> Ordering:
+        flip = {Direction.ASC: Direction.DESC, Direction.DESC: Direction.ASC}
+        return Ordering(
+            self.entity, tuple(SortKey(k.column, k.field, flip[k.direction]) for k in self.keys)
+        )
+
+    def clauses(self, table: Table) -> list[ColumnElement[Any]]:
+        """ORDER BY terms; NULLs sort last ascending, first descending, on every database."""
+        terms: list[ColumnElement[Any]] = []
+        for key in self.keys:
+            column = table.c[key.column]
+            if key.nullable:
+                null_first = column.is_(None)
+                terms.append(null_first.desc() if key.direction is Direction.DESC else null_first)
+            terms.append(column.desc() if key.direction is Direction.DESC else column.asc())
+        return terms
+
+    def after(self, table: Table, values: Sequence[Any]) -> ColumnElement[bool]:
+        """Rows strictly after the row whose sort values are ``values``."""
+        alternatives: list[ColumnElement[bool]] = []
+        equal: list[ColumnElement[bool]] = []
+        for key, value in zip(self.keys, values, strict=True):
+            column = table.c[key.column]
+            alternatives.append(and_(true(), *equal, _beyond(key, column, value)))
+            equal.append(column.is_(None) if value is None else column == value)
+        return or_(*alternatives)
+
+
+def _beyond(key: SortKey, column: Any, value: Any) -> ColumnElement[bool]:
+    asc = key.direction is Direction.ASC
+    if value is None:
+        # Ascending puts NULLs last (nothing beyond them); descending puts them first.
+        return false() if asc else column.is_not(None)
+    strictly = column > value if asc else column < value
+    return or_(strictly, column.is_(None)) if (asc and key.nullable) else strictly
+
+
+def make_ordering(entity: EntityDef, order_by: Sequence[Mapping[str, Any]] | None) -> Ordering:
+    """Validate ``[{field, direction}]`` (snake_case column names) into a total order."""
+    fields = queryable_fields(entity)
+    keys: list[SortKey] = []
+    for item in order_by or ():
+        name = item.get("field")
+        direction = item.get("direction") or Direction.ASC
+        field = fields.get(name) if isinstance(name, str) else None
+        if field is None or field.type not in _ORDERED_TYPES:
+            raise BadUserInput(f"cannot order {entity.name} by {name!r}", field=str(name))
+        try:
+            direction = Direction(str(getattr(direction, "value", direction)).upper())
+        except ValueError:
+            raise BadUserInput(f"direction must be ASC or DESC, not {direction!r}") from None
+        if any(k.column == name for k in keys):
+            raise BadUserInput(f"{name!r} appears twice in orderBy", field=name)
+        keys.append(SortKey(name, field, direction))
+    if not any(k.column == "id" for k in keys):
+        keys.append(SortKey("id", ID_FIELD, Direction.ASC))
+    return Ordering(entity.name, tuple(keys))
+
+
+def encode_cursor(ordering: Ordering, row: Mapping[str, Any]) -> str:
+    """An opaque cursor for ``row`` (stored values by column) under ``ordering``."""
+    values = [to_json(k.field, row[k.column]) for k in ordering.keys]
+    return encode_cursor_values(ordering.signature, values)
+
+
+def encode_cursor_values(signature: str, values: Sequence[Any]) -> str:
+    raw = json.dumps([signature, *values], separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(ordering: Ordering, cursor: str) -> list[Any]:
+    """The stored sort values a cursor names, or BAD_USER_INPUT if it is not ours."""
+    try:
+        if cursor.startswith("x"):
+            raw = bytes.fromhex(cursor[1:])
+        else:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (ValueError, TypeError):
+        raise BadUserInput("malformed cursor; use a cursor returned by this query") from None
+    if not isinstance(data, list) or len(data) != len(ordering.keys) + 1:
+        raise BadUserInput("malformed cursor; use a cursor returned by this query")
+    if data[0] != ordering.signature:
+        raise BadUserInput("this cursor belongs to another query order; start again")
+    values = []
+    for key, value in zip(ordering.keys, data[1:], strict=True):
+        if value is None:
+            if not key.nullable:
+                raise BadUserInput("malformed cursor; use a cursor returned by this query")
+            values.append(None)
+            continue
+        try:
+            values.append(_cursor_value(key.field, value))
+        except ValueError:
+            raise BadUserInput("malformed cursor; use a cursor returned by this query") from None
+    return values
+
+
+def _cursor_value(field: FieldDef, value: Any) -> Any:
+    if field is ID_FIELD or field.type is FieldType.RELATION:
+        if not is_record_id(value):
+            raise ValueError("not an id")
+        return value
+    if field.type is FieldType.BOOLEAN and isinstance(value, int) and not isinstance(value, bool):
+        return bool(value)
+    return coerce_for_query(field, value)
+
+
+def page_size(first: int | None, last: int | None) -> int:
+    """The requested page size, checked against the limits of docs/graphql.md."""
+    if first is not None and last is not None:
+        raise BadUserInput("use either first or last, not both")
+    size = first if first is not None else last
+    if size is None:
+        return DEFAULT_PAGE_SIZE
+    if size < 0:
+        raise BadUserInput("page size cannot be negative", field="first" if first else "last")
+    if size > MAX_PAGE_SIZE:
+        raise BadUserInput(
+            f"page size {size} exceeds the maximum of {MAX_PAGE_SIZE}; paginate with cursors",
+            field="first" if first is not None else "last",
+        )
+    return size

@@ -1,0 +1,370 @@
+"""The records service: create, read, update, delete and list, for every caller.
+
+GraphQL, the CLI, importers, connectors and automations all write through
+:class:`RecordsService`, so validation, hooks (and with them audit, events and
+automation) can't be bypassed. Every write runs in one transaction: a refused
+write leaves nothing behind. Values are snake_case field names mapped to
+Python values; relations are given and returned as ``<name>_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from qiao.core.catalog import Catalog
+from qiao.core.errors import BadUserInput, Conflict, NotFound
+from qiao.core.ids import is_record_id, new_id
+from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
+from qiao.core.pluginmanager import Plugins
+from qiao.core.records import query
+from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.records.values import coerce, coerce_default
+from qiao.core.storage.database import Database
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+Record = dict[str, Any]
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list, as the Relay connection spec describes it."""
+
+    records: list[Record]
+    cursors: list[str]
+    has_next_page: bool
+    has_previous_page: bool
+    total_count: int | None = None
+
+
+class RecordsService:
+    """Reads and writes records of any entity in the current metadata version."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: Callable[[], Catalog],
+        plugins: Plugins,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self._catalog = catalog
+        self.plugins = plugins
+        self.clock = clock
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog()
+
+    # -- Transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(
+        self, actor: Actor, source: Source, request_id: str | None = None
+    ) -> Iterator[WriteContext]:
+        """A write transaction: pass the context to several calls to make them atomic."""
+        with self.db.write() as conn:
+            if request_id is None:
+                yield WriteContext(actor=actor, source=source, connection=conn)
+            else:
+                yield WriteContext(actor, source, conn, request_id)
+
+    # -- Writes ---------------------------------------------------------------------------
+
+    def create(self, ctx: WriteContext, entity_name: str, values: Mapping[str, Any]) -> Record:
+        """Store a new record; returns it as stored. Refused input raises BAD_USER_INPUT."""
+        catalog = self.catalog
+        entity = catalog.entity(entity_name)
+        table = catalog.table(entity_name)
+        checked = self._check_values(entity, values, creating=True)
+        self.plugins.before_write(
+            context=ctx, entity=entity, operation="create", values=checked, existing=None
+        )
+        checked = self._check_values(entity, checked, creating=True)
+        self._check_targets(ctx.connection, catalog, entity, checked)
+        now = self.clock()
+        record_id = checked.pop("id", None) or new_id()
+        row = {
+            "id": record_id,
+            "created_at": now,
+            "updated_at": now,
+            "created_by_id": ctx.actor.user_id,
+            "updated_by_id": ctx.actor.user_id,
+            "version": 1,
+            **_columns(entity, checked),
+        }
+        self._execute(ctx.connection, entity, insert(table).values(row))
+        record = self._fetch(ctx.connection, table, record_id)
+        assert record is not None
+        changes = {name: (None, record[f.column]) for name, f in _by_name(entity, checked)}
+        self.plugins.after_write(
+            context=ctx, entity=entity, operation="create", record=record, changes=changes
+        )
+        return record
+
+    def update(
+        self,
+        ctx: WriteContext,
+        entity_name: str,
+        record_id: str,
+        values: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> Record:
+        """Change some fields of a record.
+
+        With ``expected_version`` (the version the caller read), a record changed
+        since is refused with CONFLICT and nothing is written.
+        """
+        catalog = self.catalog
+        entity = catalog.entity(entity_name)
+        table = catalog.table(entity_name)
+        existing = self._fetch(ctx.connection, table, record_id, lock=True)
+        if existing is None:
+            raise NotFound(f"no {entity.name} with id {record_id}", field="id")
+        if expected_version is not None and existing["version"] != expected_version:
+            raise Conflict(
+                f"{entity.name} {record_id} was changed by someone else (version "
+                f"{existing['version']}, you had {expected_version}); reload and try again",
+                field="version",
+            )
+        checked = self._check_values(entity, values, creating=False, existing=existing)
+        self.plugins.before_write(
+            context=ctx, entity=entity, operation="update", values=checked, existing=existing
+        )
+        checked = self._check_values(entity, checked, creating=False, existing=existing)
+        self._check_targets(ctx.connection, catalog, entity, checked)
+        columns = _columns(entity, checked)
+        changed = {c: v for c, v in columns.items() if existing[c] != v}
+        if not changed:
+            return existing
+        result = self._execute(
+            ctx.connection,
+            entity,
+            update(table)
+            .where(table.c.id == record_id, table.c.version == existing["version"])
+            .values(
+                **changed,
+                updated_at=self.clock(),
+                updated_by_id=ctx.actor.user_id,
+                version=existing["version"] + 1,
+            ),
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"{entity.name} {record_id} was changed concurrently; try again")
+        record = self._fetch(ctx.connection, table, record_id)
+        assert record is not None
+        changes = {
+            f.name: (existing[f.column], record[f.column])
+            for f in entity.fields
+            if f.column in changed
+        }
+        self.plugins.after_write(
+            context=ctx, entity=entity, operation="update", record=record, changes=changes
+        )
+        return record
+
+    def delete(self, ctx: WriteContext, entity_name: str, record_id: str) -> Record:
+        """Delete a record, applying each referencing relation's ``on_delete`` rule."""
+        catalog = self.catalog
+        entity = catalog.entity(entity_name)
+        table = catalog.table(entity_name)
+        existing = self._fetch(ctx.connection, table, record_id, lock=True)
+        if existing is None:
+            raise NotFound(f"no {entity.name} with id {record_id}", field="id")
+        self.plugins.before_write(
+            context=ctx, entity=entity, operation="delete", values={}, existing=existing
+        )
+        for rev in catalog.registry.referencing(entity.name):
+            self._apply_on_delete(ctx, catalog, rev.entity, rev.field, record_id)
+        ctx.connection.execute(delete(table).where(table.c.id == record_id))
+        changes = {f.name: (existing[f.column], None) for f in entity.fields}
+        self.plugins.after_write(
+            context=ctx, entity=entity, operation="delete", record=existing, changes=changes
+        )
+        return existing
+
+    def _apply_on_delete(
+        self, ctx: WriteContext, catalog: Catalog, child: str, field: FieldDef, target_id: str
+    ) -> None:
+        table = catalog.table(child)
+        column = table.c[field.column]
+        ids = [r[0] for r in ctx.connection.execute(select(table.c.id).where(column == target_id))]
+        if not ids:
+            return
+        match field.on_delete:
+            case OnDelete.RESTRICT:
+                child_entity = catalog.entity(child)
+                raise Conflict(
+                    f"{len(ids)} {child_entity.plural} still refer to this record through "
+                    f"{child}.{field.name}; reassign or delete them first",
+                    field=field.name,
+                )
+            case OnDelete.CASCADE:
+                for child_id in ids:
+                    self.delete(ctx, child, child_id)
+            case OnDelete.SET_NULL:
+                for child_id in ids:
+                    self.update(ctx, child, child_id, {field.name: None})
+
+    # -- Reads ----------------------------------------------------------------------------
+
+    def get(self, conn: Connection, entity_name: str, record_id: str) -> Record | None:
+        """One record by id, or None."""
+        if not is_record_id(record_id):
+            raise BadUserInput(f"{record_id!r} is not a record id", field="id")
+        return self._fetch(conn, self.catalog.table(entity_name), record_id)
+
+    def list(
+        self,
+        conn: Connection,
+        entity_name: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        order_by: Sequence[Mapping[str, Any]] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        with_total: bool = False,
+    ) -> Page:
+        """A page of records: filter, order and keyset cursors as in docs/graphql.md."""
+        catalog = self.catalog
+        entity = catalog.entity(entity_name)
+        table = catalog.table(entity_name)
+        size = query.page_size(first, last)
+        ordering = query.make_ordering(entity, order_by)
+        where = query.compile_filter(entity, table, filter)
+        backwards = last is not None
+        walk = ordering.reversed() if backwards else ordering
+        stmt = select(table).where(where)
+        cursor = before if backwards else after
+        if cursor is not None:
+            stmt = stmt.where(walk.after(table, query.decode_cursor(ordering, cursor)))
+        stmt = stmt.order_by(*walk.clauses(table)).limit(size + 1)
+        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        more = len(rows) > size
+        rows = rows[:size]
+        if backwards:
+            rows.reverse()
+        total = None
+        if with_total:
+            total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+        return Page(
+            records=rows,
+            cursors=[query.encode_cursor(ordering, r) for r in rows],
+            has_next_page=more if not backwards else before is not None,
+            has_previous_page=more if backwards else after is not None,
+            total_count=total,
+        )
+
+    # -- Internals ------------------------------------------------------------------------
+
+    def _check_values(
+        self,
+        entity: EntityDef,
+        values: Mapping[str, Any],
+        *,
+        creating: bool,
+        existing: Record | None = None,
+    ) -> dict[str, Any]:
+        """Check and normalise values by field name (``x_id`` accepted for relations)."""
+        checked: dict[str, Any] = {}
+        by_column = {f.column: f for f in entity.fields}
+        for key, value in values.items():
+            if key == "id" and creating:
+                if not is_record_id(value):
+                    raise BadUserInput(f"{value!r} is not a record id (a UUID)", field="id")
+                checked["id"] = value
+                continue
+            field = entity.field(key) or by_column.get(key)
+            if field is None:
+                raise BadUserInput(f"{entity.name} has no field {key!r}", field=key)
+            if field.formula or field.rollup:
+                raise BadUserInput(f"{field.name} is computed and cannot be set", field=key)
+            try:
+                checked[field.name] = coerce(field, value)
+            except ValueError as exc:
+                raise BadUserInput(f"{field.name}: {exc}", field=field.name) from None
+        if creating:
+            for field in entity.fields:
+                if field.name not in checked and field.default is not None:
+                    checked[field.name] = coerce_default(field)
+        for field in entity.fields:
+            if not field.required:
+                continue
+            if field.name in checked:
+                missing = checked[field.name] is None or checked[field.name] == ""
+            else:
+                missing = creating or (existing is not None and existing[field.column] is None)
+            if missing:
+                raise BadUserInput(f"{field.name} is required", field=field.name)
+        return checked
+
+    def _check_targets(
+        self, conn: Connection, catalog: Catalog, entity: EntityDef, values: Mapping[str, Any]
+    ) -> None:
+        """Refuse a relation to a record that does not exist, naming the field."""
+        for field in entity.relations:
+            target_id = values.get(field.name)
+            if target_id is None:
+                continue
+            assert field.target is not None
+            target = catalog.table(field.target)
+            found = conn.execute(select(target.c.id).where(target.c.id == target_id)).first()
+            if found is None:
+                raise BadUserInput(
+                    f"{field.name}: no {field.target} with id {target_id}", field=field.name
+                )
+
+    def _fetch(
+        self, conn: Connection, table: Table, record_id: str, *, lock: bool = False
+    ) -> Record | None:
+        if not is_record_id(record_id):
+            raise BadUserInput(f"{record_id!r} is not a record id", field="id")
+        stmt = select(table).where(table.c.id == record_id)
+        if lock and conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        return dict(row._mapping) if row is not None else None
+
+    def _execute(self, conn: Connection, entity: EntityDef, stmt: Any) -> Any:
+        """Run a write; unique-constraint violations become CONFLICT naming the field.
+
+        A refused write ends its transaction (PostgreSQL aborts it), which is what
+        every caller wants: the whole unit of work is rolled back.
+        """
+        try:
+            return conn.execute(stmt)
+        except IntegrityError as exc:
+            raise _integrity_error(entity, exc) from None
+
+
+def _columns(entity: EntityDef, checked: Mapping[str, Any]) -> dict[str, Any]:
+    return {f.column: checked[f.name] for f in entity.fields if f.name in checked}
+
+
+def _by_name(entity: EntityDef, checked: Mapping[str, Any]) -> list[tuple[str, FieldDef]]:
+    return [(f.name, f) for f in entity.fields if f.name in checked]
+
+
+def _integrity_error(entity: EntityDef, exc: IntegrityError) -> Exception:
+    text = str(exc.orig)
+    for f in entity.fields:
+        if f.unique and (
+            f"uq_{entity.name}_{f.column}" in text or f"{entity.name}.{f.column}" in text
+        ):
+            return Conflict(f"another {entity.name} already has this {f.name}", field=f.name)
+    if "FOREIGN KEY" in text.upper():
+        return Conflict(f"{entity.name}: a related record is missing or still referenced")
+    if ("id" in text and "UNIQUE" in text.upper()) or "_pkey" in text:
+        return Conflict(f"a {entity.name} with this id already exists", field="id")
+    return BadUserInput(f"{entity.name}: the database refused the values")

@@ -1,0 +1,111 @@
+"""A deployment's running state: configuration, database, plugins, metadata, records.
+
+Every process (API server, worker, CLI command, test) builds one
+:class:`Runtime`. It owns the current :class:`~qiao.core.catalog.Catalog` and
+replaces it when another process changes the metadata: :meth:`Runtime.current`
+re-reads the version at most once per ``metadata_check_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from qiao.core.catalog import Catalog
+from qiao.core.config import Config
+from qiao.core.errors import ConfigurationError
+from qiao.core.metadata import store
+from qiao.core.metadata.registry import Registry
+from qiao.core.pluginmanager import Plugins, create_plugins
+from qiao.core.records.service import Clock, RecordsService, utcnow
+from qiao.core.storage import ddl
+from qiao.core.storage.database import Database
+from sqlalchemy import Connection, inspect
+
+
+class Runtime:
+    """The live objects of one deployment in one process."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        extra_plugins: Sequence[Any] = (),
+        clock: Clock = utcnow,
+    ) -> None:
+        self.config = config
+        self.plugins: Plugins = create_plugins(config.plugins, extra_plugins)
+        self.db = Database(config.database_url)
+        self.records = RecordsService(self.db, self.current, self.plugins, clock)
+        self._lock = threading.Lock()
+        self._catalog: Catalog | None = None
+        self._checked_at = 0.0
+
+    # -- Schema -----------------------------------------------------------------------
+
+    def migrate(self) -> ddl.SchemaPlan:
+        """Bring kernel tables to head and entity tables to the metadata, atomically."""
+        with self.db.write() as conn:
+            ddl.upgrade_kernel(conn)
+            store.lock_version(conn)
+            registry = self.build_registry(conn)
+            plan = ddl.apply_entities(conn, registry)
+        self._install(Catalog.of(registry))
+        return plan
+
+    def pending(self) -> tuple[bool, ddl.SchemaPlan | None]:
+        """Whether kernel migrations are current, and what entity tables lack."""
+        with self.db.read() as conn:
+            if ddl.kernel_revision(conn) != ddl.kernel_head():
+                return False, None
+            return True, ddl.plan_entities(conn, self.build_registry(conn))
+
+    def build_registry(self, conn: Connection) -> Registry:
+        """Plugins' entities plus admins' custom metadata, at the database's version."""
+        entities, extensions = self.plugins.entities()
+        custom_entities, custom_fields = store.load_custom(conn)
+        return Registry.build(
+            [*entities, *custom_entities],
+            [*extensions, *custom_fields],
+            version=store.read_version(conn),
+        )
+
+    # -- Current metadata ---------------------------------------------------------------
+
+    def current(self) -> Catalog:
+        """The catalog of the current metadata version (re-checked at most every interval)."""
+        catalog = self._catalog
+        now = time.monotonic()
+        if catalog is not None and now - self._checked_at < self.config.metadata_check_interval:
+            return catalog
+        with self._lock:
+            if self._catalog is not None and now - self._checked_at < (
+                self.config.metadata_check_interval
+            ):
+                return self._catalog
+            with self.db.read() as conn:
+                if self._catalog is None and "qiao_metadata_version" not in set(
+                    inspect(conn).get_table_names()
+                ):
+                    raise ConfigurationError("the database is not set up; run 'qiao migrate'")
+                if self._catalog is not None and store.read_version(conn) == self._catalog.version:
+                    self._checked_at = now
+                    return self._catalog
+                registry = self.build_registry(conn)
+            self._install(Catalog.of(registry))
+            assert self._catalog is not None
+            return self._catalog
+
+    def install(self, catalog: Catalog) -> None:
+        """Adopt ``catalog`` at once (after this process changed the metadata itself)."""
+        with self._lock:
+            self._install(catalog)
+
+    def _install(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._checked_at = time.monotonic()
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,1 @@
+"""Storage: engines, column types, and tables derived from metadata."""

@@ -1,0 +1,127 @@
+"""Bring the database to the metadata: kernel migrations and entity tables.
+
+Kernel tables follow Alembic revision scripts. Entity tables are reconciled
+with the registry using Alembic's operations: missing tables, columns and
+indexes are created; nothing is dropped or narrowed here. Changes that could
+lose data go through :mod:`qiao.core.metadata.changes`, which checks first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+from alembic.command import upgrade
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from alembic.script import ScriptDirectory
+from qiao.core.metadata.model import EntityDef, FieldType
+from qiao.core.metadata.registry import Registry
+from qiao.core.storage.tables import build_table, field_column, fk_name, index_specs
+from sqlalchemy import Connection, ForeignKeyConstraint, MetaData, inspect
+
+
+def _alembic_config(conn: Connection | None = None) -> Config:
+    cfg = Config()
+    location = resources.files("qiao.core.storage") / "migrations"
+    cfg.set_main_option("script_location", str(location))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def kernel_head() -> str | None:
+    """The newest kernel revision this version of Qiao ships."""
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def kernel_revision(conn: Connection) -> str | None:
+    ctx = MigrationContext.configure(conn, opts={"version_table": "qiao_alembic_version"})
+    return ctx.get_current_revision()
+
+
+def upgrade_kernel(conn: Connection) -> None:
+    """Apply the kernel's Alembic revisions up to head on ``conn``."""
+    upgrade(_alembic_config(conn), "head")
+
+
+@dataclass
+class SchemaPlan:
+    """What reconciling entity tables with a registry would do, and what it would not."""
+
+    create_tables: list[str] = field(default_factory=list)
+    add_columns: list[tuple[str, str]] = field(default_factory=list)
+    add_indexes: list[tuple[str, str]] = field(default_factory=list)
+    #: Columns in the database that no field declares (left in place; see changes.drop_field).
+    orphan_columns: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create_tables or self.add_columns or self.add_indexes)
+
+
+def plan_entities(conn: Connection, registry: Registry) -> SchemaPlan:
+    """Compare the database with ``registry`` without changing anything."""
+    insp = inspect(conn)
+    existing = set(insp.get_table_names())
+    plan = SchemaPlan()
+    for entity in registry.entities.values():
+        if entity.name not in existing:
+            plan.create_tables.append(entity.name)
+            continue
+        columns = {c["name"] for c in insp.get_columns(entity.name)}
+        declared = {f.column for f in entity.fields}
+        plan.add_columns += [(entity.name, c) for c in sorted(declared - columns)]
+        system = {"id", "created_at", "updated_at", "created_by_id", "updated_by_id", "version"}
+        plan.orphan_columns += [(entity.name, c) for c in sorted(columns - declared - system)]
+        indexes = {i["name"] for i in insp.get_indexes(entity.name)}
+        plan.add_indexes += [
+            (entity.name, spec.name) for spec in index_specs(entity) if spec.name not in indexes
+        ]
+    return plan
+
+
+def apply_entities(conn: Connection, registry: Registry) -> SchemaPlan:
+    """Create what the registry declares and the database lacks, in one transaction."""
+    plan = plan_entities(conn, registry)
+    if plan.empty:
+        return plan
+    ops = Operations(MigrationContext.configure(conn))
+    sqlite = conn.dialect.name == "sqlite"
+    new = [registry.entity(n) for n in plan.create_tables]
+    # SQLite checks foreign keys only when rows change, so tables may reference tables
+    # created after them; PostgreSQL needs every target first, then the constraints.
+    for entity in new:
+        table = build_table(entity, MetaData(), with_fks=sqlite)
+        ops.create_table(entity.name, *(c.copy() for c in table.columns))
+        for spec in index_specs(entity):
+            ops.create_index(spec.name, entity.name, list(spec.columns), unique=spec.unique)
+    if not sqlite:
+        for entity in new:
+            _add_foreign_keys(ops, entity, [f.column for f in entity.relations])
+    for table_name, column in plan.add_columns:
+        entity = registry.entity(table_name)
+        f = next(f for f in entity.fields if f.column == column)
+        ops.add_column(table_name, field_column(entity, f, with_fk=sqlite))
+        if not sqlite and f.type is FieldType.RELATION:
+            _add_foreign_keys(ops, entity, [column])
+    for table_name, index in plan.add_indexes:
+        spec = next(s for s in index_specs(registry.entity(table_name)) if s.name == index)
+        if table_name not in plan.create_tables:
+            ops.create_index(spec.name, table_name, list(spec.columns), unique=spec.unique)
+    return plan
+
+
+def _add_foreign_keys(ops: Operations, entity: EntityDef, columns: list[str]) -> None:
+    table = build_table(entity, MetaData(), with_fks=True)
+    for constraint in table.constraints:
+        if isinstance(constraint, ForeignKeyConstraint) and constraint.column_keys[0] in columns:
+            f = next(f for f in entity.relations if f.column == constraint.column_keys[0])
+            ops.create_foreign_key(
+                fk_name(entity.name, f),
+                entity.name,
+                f.target or "",
+                [f.column],
+                ["id"],
+                ondelete=constraint.ondelete,
+            )

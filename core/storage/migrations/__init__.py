@@ -1,0 +1,1 @@
+"""Alembic migrations of the kernel's own tables (see :mod:`qiao.core.storage.system`)."""

@@ -1,0 +1,153 @@
+"""SQLAlchemy tables derived from a metadata registry.
+
+One entity is one table, one field one column: ``account.name`` is the column
+``account.name``, a relation ``contact.account`` is ``contact.account_id``.
+Every table also carries the system columns id, created_at, updated_at,
+created_by_id, updated_by_id and version (for optimistic concurrency).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, OnDelete
+from qiao.core.metadata.registry import Registry
+from qiao.core.storage.types import ExactDecimal, RecordId, UtcDateTime
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
+
+_ON_DELETE_SQL = {
+    OnDelete.SET_NULL: "SET NULL",
+    OnDelete.RESTRICT: "RESTRICT",
+    OnDelete.CASCADE: "CASCADE",
+}
+
+
+def column_type(field: FieldDef) -> TypeEngine[object]:
+    """The SQL type of a field's column."""
+    match field.type:
+        case FieldType.STRING | FieldType.EMAIL | FieldType.PHONE | FieldType.URL:
+            return String(field.effective_max_length)
+        case FieldType.TEXT:
+            return Text()
+        case FieldType.INTEGER:
+            return BigInteger()
+        case FieldType.DECIMAL:
+            return ExactDecimal(field.effective_precision, field.effective_scale)
+        case FieldType.BOOLEAN:
+            return Boolean()
+        case FieldType.DATE:
+            return Date()
+        case FieldType.DATETIME:
+            return UtcDateTime()
+        case FieldType.ENUM:
+            return String(64)
+        case FieldType.JSON:
+            return JSON().with_variant(JSONB(), "postgresql")
+        case FieldType.RELATION:
+            return RecordId()
+    raise AssertionError(f"no column type for {field.type}")
+
+
+def field_column(entity: EntityDef, field: FieldDef, *, with_fk: bool = True) -> Column[object]:
+    """The column of one field; relations get a foreign key unless ``with_fk`` is false."""
+    args: list[object] = []
+    if field.type is FieldType.RELATION and with_fk:
+        assert field.target is not None
+        args.append(
+            ForeignKey(
+                f"{field.target}.id",
+                name=fk_name(entity.name, field),
+                ondelete=_ON_DELETE_SQL[field.on_delete],
+            )
+        )
+    return Column(field.column, column_type(field), *args, nullable=True)
+
+
+def fk_name(entity: str, field: FieldDef) -> str:
+    return _short(f"fk_{entity}_{field.column}")
+
+
+def index_name(entity: str, columns: tuple[str, ...], unique: bool) -> str:
+    return _short(f"{'uq' if unique else 'ix'}_{entity}_{'_'.join(columns)}")
+
+
+def _short(name: str) -> str:
+    """Identifiers are limited to 63 bytes on PostgreSQL; keep names deterministic."""
+    if len(name) <= 63:
+        return name
+    return f"{name[:54]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def system_columns() -> list[Column[object]]:
+    return [
+        Column("id", RecordId(), primary_key=True),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+        Column("created_by_id", RecordId(), nullable=True),
+        Column("updated_by_id", RecordId(), nullable=True),
+        Column("version", Integer(), nullable=False, server_default="1"),
+    ]
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
+
+
+def index_specs(entity: EntityDef) -> list[IndexSpec]:
+    """Indexes a table needs: unique and indexed fields, relations, declared composites."""
+    specs: dict[str, IndexSpec] = {}
+    for f in entity.fields:
+        if f.unique or f.indexed or f.type is FieldType.RELATION:
+            cols = (f.column,)
+            name = index_name(entity.name, cols, f.unique)
+            specs[name] = IndexSpec(name, cols, f.unique)
+    for declared in entity.indexes:
+        cols = tuple(entity.field(n).column for n in declared)  # type: ignore[union-attr]
+        name = index_name(entity.name, cols, False)
+        specs[name] = IndexSpec(name, cols, False)
+    specs[f"ix_{entity.name}_created_at"] = IndexSpec(
+        f"ix_{entity.name}_created_at", ("created_at",), False
+    )
+    return list(specs.values())
+
+
+def build_table(entity: EntityDef, metadata: MetaData, *, with_fks: bool = True) -> Table:
+    """The table of ``entity`` in ``metadata``, columns, keys and indexes included."""
+    columns = system_columns() + [field_column(entity, f, with_fk=with_fks) for f in entity.fields]
+    table = Table(entity.name, metadata, *columns)
+    for spec in index_specs(entity):
+        Index(spec.name, *(table.c[c] for c in spec.columns), unique=spec.unique)
+    return table
+
+
+class Tables:
+    """The tables of one registry snapshot, by entity name."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.metadata = MetaData()
+        self._tables = {
+            name: build_table(entity, self.metadata) for name, entity in registry.entities.items()
+        }
+
+    def __getitem__(self, entity: str) -> Table:
+        return self._tables[entity]

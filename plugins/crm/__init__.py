@@ -1,0 +1,20 @@
+"""The standard CRM objects: accounts, contacts, leads, opportunities, activities,
+tickets and products.
+
+Shipped as a plugin that uses only the public hooks, exactly as a vertical
+template would, so the hooks stay sufficient for real work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qiao.core.hookspecs import hookimpl
+
+QIAO_DEPENDS = ("core",)
+MANIFEST = Path(__file__).with_name("entities.yaml")
+
+
+@hookimpl
+def qiao_entity_manifests() -> list[Path]:
+    return [MANIFEST]
