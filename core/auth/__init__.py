@@ -1,0 +1,1 @@
+"""Authentication: API tokens (hashed at rest) that resolve to an actor."""

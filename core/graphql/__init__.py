@@ -1,0 +1,1 @@
+"""The GraphQL API: a schema generated from metadata, reads compiled to SQL."""

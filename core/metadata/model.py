@@ -15,7 +15,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z][a-z0-9]*)*$")
 ENUM_VALUE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_NAME_LENGTH = 48
 
@@ -313,8 +313,8 @@ def check_name(name: str, what: str) -> str:
     """Refuse names that are not snake_case identifiers or that Qiao reserves."""
     if not NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:
         raise ValueError(
-            f"{what} name {name!r} must be snake_case: lower-case letters and digits "
-            f"separated by single '_', starting with a letter, at most {MAX_NAME_LENGTH} long"
+            f"{what} name {name!r} must be snake_case: words of lower-case letters and digits, "
+            f"each starting with a letter, joined by single '_', at most {MAX_NAME_LENGTH} long"
         )
     if name in RESERVED_NAMES or name.startswith("qiao"):
         raise ValueError(f"{what} name {name!r} is reserved")

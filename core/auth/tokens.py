@@ -1,0 +1,119 @@
+"""API tokens: random secrets shown once, stored only as SHA-256 hashes.
+
+A token is ``qiao_`` plus 32 random bytes (URL-safe base64). Being
+high-entropy, it needs no slow hash: SHA-256 lets the server look it up by
+index. Tokens expire and can be revoked; a revoked token stops working within
+:data:`CACHE_SECONDS` on every process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import threading
+import time
+
+from qiao.core.catalog import Catalog
+from qiao.core.errors import NotFound, Unauthenticated
+from qiao.core.ids import new_id
+from qiao.core.records.context import Actor
+from qiao.core.storage import system
+from qiao.core.storage.database import Database
+from sqlalchemy import Connection, insert, select, update
+
+PREFIX = "qiao_"
+CACHE_SECONDS = 5.0
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    conn: Connection,
+    catalog: Catalog,
+    username: str,
+    name: str = "api",
+    expires_in: dt.timedelta | None = dt.timedelta(days=90),
+) -> str:
+    """Issue a token for ``username``; returns the secret, which is never stored."""
+    users = catalog.table("user")
+    user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+    if user_id is None:
+        raise NotFound(f"no user named {username!r}", field="user")
+    token = PREFIX + secrets.token_urlsafe(32)
+    now = dt.datetime.now(dt.UTC)
+    conn.execute(
+        insert(system.api_token).values(
+            id=new_id(),
+            user_id=user_id,
+            name=name,
+            token_hash=hash_token(token),
+            created_at=now,
+            expires_at=now + expires_in if expires_in else None,
+        )
+    )
+    return token
+
+
+def revoke_token(conn: Connection, token_id: str) -> bool:
+    t = system.api_token
+    result = conn.execute(
+        update(t)
+        .where(t.c.id == token_id, t.c.revoked_at.is_(None))
+        .values(revoked_at=dt.datetime.now(dt.UTC))
+    )
+    return result.rowcount == 1
+
+
+class Authenticator:
+    """Resolves bearer tokens to actors, caching answers briefly per process."""
+
+    def __init__(self, db: Database, catalog: callable) -> None:  # type: ignore[valid-type]
+        self.db = db
+        self.catalog = catalog
+        self._cache: dict[str, tuple[float, Actor]] = {}
+        self._lock = threading.Lock()
+
+    def actor_for(self, authorization: str | None) -> Actor:
+        if not authorization:
+            raise Unauthenticated("send 'Authorization: Bearer <token>'; see 'qiao token create'")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        digest = hash_token(token.strip())
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        actor = self._lookup(digest)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, actor)
+        return actor
+
+    def _lookup(self, digest: str) -> Actor:
+        t = system.api_token
+        users = self.catalog().table("user")
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(
+                    users.c.id,
+                    users.c.username,
+                    users.c.is_admin,
+                    users.c.is_active,
+                    t.c.expires_at,
+                    t.c.revoked_at,
+                )
+                .select_from(t.join(users, users.c.id == t.c.user_id))
+                .where(t.c.token_hash == digest)
+            ).first()
+        if row is None or row.revoked_at is not None:
+            raise Unauthenticated("the token is unknown or revoked")
+        if row.expires_at is not None and row.expires_at <= dt.datetime.now(dt.UTC):
+            raise Unauthenticated("the token has expired; create a new one")
+        if not row.is_active:
+            raise Unauthenticated("the user is deactivated")
+        return Actor(user_id=row.id, username=row.username, is_admin=bool(row.is_admin))

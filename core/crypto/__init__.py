@@ -1,0 +1,101 @@
+"""Encryption at rest with the Chinese GM algorithms (SM4-GCM, SM3).
+
+The pieces, each in its own module:
+
+* :mod:`.sm4gcm` seals field values (bound to entity, field and record id) and
+  backup streams under data keys, and counts each data key's use.
+* :mod:`.sm3` hashes, computes HMAC-SM3, and makes blind indexes so sealed
+  fields can still be searched for an exact value.
+* :mod:`.keys` wraps data keys under versioned key-encryption keys held by a
+  :class:`KeyProvider` (a key file, the environment for development, or an HSM).
+* :mod:`.errors` holds the exceptions, each with a message a person can act on.
+
+The names below are re-exported for convenience, except the function
+:func:`.sm3.sm3`: re-exporting it would hide the module of the same name, so
+import it as ``from qiao.core.crypto.sm3 import sm3``. The formats, key
+hierarchy and nonce policy are described in ../../docs/crypto.md.
+"""
+
+from qiao.core.crypto.errors import (
+    CryptoError,
+    CryptoIntegrityError,
+    DataKeyExhaustedError,
+    InsecureKeyFileError,
+    KeyUnavailableError,
+)
+from qiao.core.crypto.keys import (
+    EnvKeyProvider,
+    FileKeyProvider,
+    KekVersions,
+    KeyProvider,
+    SoftwareKeyProvider,
+    WrappedDataKey,
+    add_kek_version,
+    generate_key_file,
+    read_key_file,
+    set_current_kek_version,
+    unwrap_data_key,
+    wrap_data_key,
+)
+from qiao.core.crypto.sm3 import (
+    NORMALISERS,
+    IndexKind,
+    blind_index,
+    hmac_sm3,
+    normalise_email,
+    normalise_phone,
+    normalise_text,
+)
+from qiao.core.crypto.sm4gcm import (
+    DataKey,
+    FieldContext,
+    KeyLookup,
+    Keyring,
+    decrypt_stream,
+    encrypt_stream,
+    is_sealed,
+    open_field,
+    open_text,
+    seal_field,
+    seal_text,
+    sealed_key_id,
+)
+
+__all__ = [
+    "NORMALISERS",
+    "CryptoError",
+    "CryptoIntegrityError",
+    "DataKey",
+    "DataKeyExhaustedError",
+    "EnvKeyProvider",
+    "FieldContext",
+    "FileKeyProvider",
+    "IndexKind",
+    "InsecureKeyFileError",
+    "KekVersions",
+    "KeyLookup",
+    "KeyProvider",
+    "KeyUnavailableError",
+    "Keyring",
+    "SoftwareKeyProvider",
+    "WrappedDataKey",
+    "add_kek_version",
+    "blind_index",
+    "decrypt_stream",
+    "encrypt_stream",
+    "generate_key_file",
+    "hmac_sm3",
+    "is_sealed",
+    "normalise_email",
+    "normalise_phone",
+    "normalise_text",
+    "open_field",
+    "open_text",
+    "read_key_file",
+    "seal_field",
+    "seal_text",
+    "sealed_key_id",
+    "set_current_kek_version",
+    "unwrap_data_key",
+    "wrap_data_key",
+]

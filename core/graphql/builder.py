@@ -1,0 +1,476 @@
+"""Generate the strawberry schema from a metadata catalog.
+
+For an entity ``account`` (plural ``accounts``) this makes the types and root
+fields of docs/graphql.md: ``Account``, ``AccountConnection``, ``AccountEdge``,
+``AccountFilter``, ``AccountOrderBy``, ``AccountCreateInput``,
+``AccountUpdateInput``, the queries ``account``/``accounts`` and the mutations
+``createAccount``/``updateAccount``/``deleteAccount``. Plugins add root fields
+through the ``qiao_graphql_types`` hook; a name defined twice is an error.
+
+Resolvers here are thin: reads are answered by the SQL compiler (see
+:mod:`qiao.core.graphql.compiler`), writes by the records service, both
+reached through the request context (:mod:`qiao.core.graphql.context`).
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from qiao.core.catalog import Catalog
+from qiao.core.errors import ConfigurationError
+from qiao.core.graphql import scalars
+from qiao.core.graphql.plan import (
+    ColumnField,
+    FieldMeaning,
+    RootGet,
+    RootList,
+    SchemaPlan,
+    ToManyField,
+    ToOneField,
+    TypenameField,
+)
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
+from qiao.core.metadata.registry import camel, type_name
+from qiao.core.records.query import operators_for, queryable_fields
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import Info
+
+_SCALARS: dict[FieldType, Any] = {
+    FieldType.STRING: str,
+    FieldType.TEXT: str,
+    FieldType.EMAIL: str,
+    FieldType.PHONE: str,
+    FieldType.URL: str,
+    FieldType.INTEGER: int,
+    FieldType.DECIMAL: scalars.Decimal,
+    FieldType.BOOLEAN: bool,
+    FieldType.DATE: scalars.Date,
+    FieldType.DATETIME: scalars.DateTime,
+    FieldType.JSON: scalars.JSON,
+    FieldType.RELATION: strawberry.ID,
+}
+_KEYWORDS = {"in", "and", "or", "not"}
+
+
+@strawberry.enum(description="Sort direction.")
+class OrderDirection(enum.Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@strawberry.type(description="Relay page information.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@dataclass(frozen=True)
+class BuiltSchema:
+    """A strawberry schema plus the plan the compiler reads, for one metadata version."""
+
+    schema: strawberry.Schema
+    plan: SchemaPlan
+    catalog: Catalog
+
+    @property
+    def version(self) -> int:
+        return self.catalog.version
+
+
+def from_key(root: Any, info: Info) -> Any:
+    """Generated fields read their value from compiled results, by response key."""
+    return root[info.path.key]
+
+
+def _make_class(name: str, annotations: dict[str, Any], namespace: dict[str, Any]) -> type:
+    return type(name, (), {"__annotations__": annotations, **namespace})
+
+
+def _resolver(
+    body: Callable[..., Any], arguments: dict[str, Any], returns: Any, *, root: bool = False
+) -> Callable[..., Any]:
+    """A resolver whose signature strawberry reads to derive the field's arguments."""
+
+    def resolve(*args: Any, **kwargs: Any) -> Any:
+        return body(*args, **kwargs)
+
+    params = []
+    if root:
+        params.append(inspect.Parameter("root", inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    params.append(inspect.Parameter("info", inspect.Parameter.KEYWORD_ONLY, annotation=Info))
+    for arg_name, (annotation, default) in arguments.items():
+        params.append(
+            inspect.Parameter(
+                arg_name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+            )
+        )
+    resolve.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
+    resolve.__annotations__ = {
+        **{n: a for n, (a, _) in arguments.items()},
+        "info": Info,
+        "return": returns,
+    }
+    return resolve
+
+
+class SchemaBuilder:
+    """Builds one :class:`BuiltSchema`; create a new builder for every metadata version."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        resolvers: Any,
+        plugin_types: Sequence[tuple[str, type]] = (),
+        core_types: Sequence[tuple[str, type]] = (),
+        schema_class: type[strawberry.Schema] = strawberry.Schema,
+    ) -> None:
+        self.schema_class = schema_class
+        self.catalog = catalog
+        self.registry = catalog.registry
+        self.resolvers = resolvers
+        self.plugin_types = [*core_types, *plugin_types]
+        self.plan = SchemaPlan()
+        self._enums: dict[tuple[str, str], Any] = {}
+        self._scalar_filters: dict[str, type] = {}
+        self._objects: dict[str, type] = {}
+        self._connections: dict[str, type] = {}
+
+    # -- Entry point ----------------------------------------------------------------------
+
+    def build(self) -> BuiltSchema:
+        entities = sorted(self.registry.entities.values(), key=lambda e: e.name)
+        for entity in entities:
+            self.plan.type_names[entity.name] = type_name(entity.name)
+            self._objects[entity.name] = _make_class(type_name(entity.name), {}, {})
+            self._connections[entity.name] = _make_class(
+                f"{type_name(entity.name)}Connection", {}, {}
+            )
+        filters = {e.name: self._filter_type(e) for e in entities}
+        orders = {e.name: self._order_type(e) for e in entities}
+        for entity in entities:
+            self._fill_object(entity, filters, orders)
+            self._fill_connection(entity)
+        query_ns: dict[str, Any] = {}
+        mutation_ns: dict[str, Any] = {}
+        for entity in entities:
+            self._root_fields(entity, filters[entity.name], orders[entity.name], query_ns)
+            self._mutation_fields(entity, mutation_ns)
+        query = self._merge_roots("Query", query_ns)
+        mutation = self._merge_roots("Mutation", mutation_ns)
+        schema = self.schema_class(
+            query=query,
+            mutation=mutation,
+            types=[PageInfo],
+            config=StrawberryConfig(auto_camel_case=True),
+        )
+        return BuiltSchema(schema=schema, plan=self.plan, catalog=self.catalog)
+
+    # -- Enums and scalars ----------------------------------------------------------------
+
+    def _enum(self, entity: EntityDef, field: FieldDef) -> Any:
+        key = (entity.name, field.name)
+        if key not in self._enums:
+            name = f"{type_name(entity.name)}{type_name(field.name)}"
+            members = {
+                v.value: strawberry.enum_value(
+                    v.value, description=v.label.text("zh-CN") if v.label else None
+                )
+                for v in field.values
+            }
+            self._enums[key] = strawberry.enum(
+                enum.Enum(name, members),  # type: ignore[misc]
+                name=name,
+                description=field.label.text("en"),
+            )
+        return self._enums[key]
+
+    def _value_type(self, entity: EntityDef, field: FieldDef | None, system: str = "") -> Any:
+        if field is None:
+            return {"id": strawberry.ID, "version": int}.get(system, scalars.DateTime)
+        if field.type is FieldType.ENUM:
+            return self._enum(entity, field)
+        return _SCALARS[field.type]
+
+    # -- Filters and order ----------------------------------------------------------------
+
+    def _operator_filter(self, name: str, value_type: Any, ops: list[str]) -> type:
+        annotations: dict[str, Any] = {}
+        namespace: dict[str, Any] = {}
+        for op in ops:
+            py_name = f"{op}_" if op in _KEYWORDS else op
+            if op in {"in", "nin"}:
+                annotations[py_name] = list[value_type] | None
+            elif op == "is_null":
+                annotations[py_name] = bool | None
+            else:
+                annotations[py_name] = value_type | None
+            namespace[py_name] = strawberry.field(default=None, name=camel(op))
+        return strawberry.input(_make_class(name, annotations, namespace), name=name)
+
+    def _field_filter(self, entity: EntityDef, column: str, field: FieldDef) -> type:
+        ops = operators_for(field)
+        if field.type is FieldType.ENUM:
+            enum_type = self._enum(entity, field)
+            name = f"{type_name(entity.name)}{type_name(field.name)}Filter"
+            return self._operator_filter(name, enum_type, ops)
+        kind = "ID" if field.type is FieldType.RELATION or column == "id" else None
+        scalar = strawberry.ID if kind else _SCALARS[field.type]
+        kind = (
+            kind
+            or {
+                str: "String",
+                int: "Int",
+                bool: "Boolean",
+                scalars.Decimal: "Decimal",
+                scalars.Date: "Date",
+                scalars.DateTime: "DateTime",
+                scalars.JSON: "JSON",
+            }[scalar]
+        )
+        name = f"{kind}Filter"
+        if name not in self._scalar_filters:
+            self._scalar_filters[name] = self._operator_filter(name, scalar, ops)
+        return self._scalar_filters[name]
+
+    def _filter_type(self, entity: EntityDef) -> type:
+        name = f"{type_name(entity.name)}Filter"
+        annotations: dict[str, Any] = {}
+        namespace: dict[str, Any] = {}
+        cls = _make_class(name, annotations, namespace)
+        for column, field in queryable_fields(entity).items():
+            annotations[column] = self._field_filter(entity, column, field) | None
+            namespace[column] = None
+        for op in ("and", "or"):
+            annotations[f"{op}_"] = list[cls] | None  # type: ignore[valid-type]
+            namespace[f"{op}_"] = strawberry.field(default=None, name=op)
+        annotations["not_"] = cls | None  # type: ignore[valid-type]
+        namespace["not_"] = strawberry.field(default=None, name="not")
+        for key, value in namespace.items():
+            setattr(cls, key, value)
+        cls.__annotations__ = annotations
+        return strawberry.input(cls, name=name)
+
+    def _order_type(self, entity: EntityDef) -> type:
+        sortable = [c for c, f in queryable_fields(entity).items() if f.type is not FieldType.JSON]
+        field_enum = strawberry.enum(
+            enum.Enum(f"{type_name(entity.name)}OrderField", {c.upper(): c for c in sortable}),  # type: ignore[misc]
+            name=f"{type_name(entity.name)}OrderField",
+        )
+        name = f"{type_name(entity.name)}OrderBy"
+        return strawberry.input(
+            _make_class(
+                name,
+                {"field": field_enum, "direction": OrderDirection},
+                {"direction": OrderDirection.ASC},
+            ),
+            name=name,
+        )
+
+    def _connection_args(self, filter_type: type, order_type: type) -> dict[str, Any]:
+        return {
+            "filter": (filter_type | None, None),
+            "order_by": (list[order_type] | None, None),  # type: ignore[valid-type]
+            "first": (int | None, None),
+            "after": (str | None, None),
+            "last": (int | None, None),
+            "before": (str | None, None),
+        }
+
+    # -- Object types ---------------------------------------------------------------------
+
+    def _fill_object(
+        self, entity: EntityDef, filters: dict[str, type], orders: dict[str, type]
+    ) -> None:
+        cls = self._objects[entity.name]
+        tname = type_name(entity.name)
+        annotations: dict[str, Any] = {}
+        meanings: dict[str, FieldMeaning] = {"__typename": TypenameField(tname)}
+
+        def add(py_name: str, annotation: Any, meaning: FieldMeaning, **kw: Any) -> None:
+            annotations[py_name] = annotation
+            setattr(
+                cls,
+                py_name,
+                strawberry.field(resolver=_resolver(from_key, {}, annotation, root=True), **kw),
+            )
+            meanings[camel(py_name)] = meaning
+
+        add("id", strawberry.ID, ColumnField("id", None))
+        add("created_at", scalars.DateTime, ColumnField("created_at", None))
+        add("updated_at", scalars.DateTime, ColumnField("updated_at", None))
+        add(
+            "version",
+            int,
+            ColumnField("version", None),
+            description="Increases with every change; send it as expectedVersion to update safely.",
+        )
+        for f in entity.fields:
+            label = f.label.text("en")
+            if f.type is FieldType.RELATION:
+                assert f.target is not None
+                target = self._objects[f.target]
+                add(f.name, target | None, ToOneField(f), description=label)
+                add(
+                    f.column,
+                    strawberry.ID | None,
+                    ColumnField(f.column, f),
+                    description=f"Id of {label}",
+                )
+            else:
+                add(
+                    f.name,
+                    self._value_type(entity, f) | None,
+                    ColumnField(f.column, f),
+                    description=label,
+                )
+        for rev in self.registry.referencing(entity.name):
+            conn = self._connections[rev.entity]
+            args = self._connection_args(filters[rev.entity], orders[rev.entity])
+            annotations[rev.name] = conn
+            setattr(
+                cls,
+                rev.name,
+                strawberry.field(
+                    resolver=_resolver(from_key, args, conn, root=True),
+                    description=rev.label.text("en"),
+                ),
+            )
+            meanings[camel(rev.name)] = ToManyField(rev)
+        cls.__annotations__ = annotations
+        strawberry.type(cls, name=tname, description=entity.label.text("en"))
+        self.plan.objects[tname] = (entity.name, meanings)
+
+    def _fill_connection(self, entity: EntityDef) -> None:
+        tname = type_name(entity.name)
+        edge = _make_class(f"{tname}Edge", {}, {})
+        edge.__annotations__ = {"cursor": str, "node": self._objects[entity.name]}
+        for key in ("cursor", "node"):
+            setattr(
+                edge,
+                key,
+                strawberry.field(
+                    resolver=_resolver(from_key, {}, edge.__annotations__[key], root=True)
+                ),
+            )
+        strawberry.type(edge, name=f"{tname}Edge")
+        conn = self._connections[entity.name]
+        conn.__annotations__ = {"edges": list[edge], "page_info": PageInfo, "total_count": int}  # type: ignore[valid-type]
+        for key, annotation in conn.__annotations__.items():
+            setattr(
+                conn, key, strawberry.field(resolver=_resolver(from_key, {}, annotation, root=True))
+            )
+        strawberry.type(conn, name=f"{tname}Connection")
+
+    # -- Root fields ----------------------------------------------------------------------
+
+    def _root_fields(
+        self, entity: EntityDef, filter_type: type, order_type: type, ns: dict[str, Any]
+    ) -> None:
+        obj = self._objects[entity.name]
+        conn = self._connections[entity.name]
+        ns[entity.name] = strawberry.field(
+            resolver=_resolver(
+                self.resolvers.read_root,
+                {"id": (strawberry.ID, strawberry.UNSET)},
+                obj | None,
+            ),
+            description=f"One {entity.label.text('en')} by id, or null.",
+        )
+        ns[entity.plural] = strawberry.field(
+            resolver=_resolver(
+                self.resolvers.read_root, self._connection_args(filter_type, order_type), conn
+            ),
+            description=f"{(entity.plural_label or entity.label).text('en')}, paginated.",
+        )
+        self.plan.roots[camel(entity.name)] = RootGet(entity.name)
+        self.plan.roots[camel(entity.plural)] = RootList(entity.name)
+
+    def _input_type(self, entity: EntityDef, creating: bool) -> type:
+        suffix = "CreateInput" if creating else "UpdateInput"
+        name = f"{type_name(entity.name)}{suffix}"
+        annotations: dict[str, Any] = {}
+        namespace: dict[str, Any] = {}
+        if creating:
+            annotations["id"] = strawberry.ID | None
+            namespace["id"] = strawberry.field(
+                default=strawberry.UNSET,
+                description="An id chosen by the client (UUID); generated when omitted.",
+            )
+        for f in entity.fields:
+            if f.formula or f.rollup:
+                continue
+            value_type = self._value_type(entity, f)
+            needed = creating and f.required and f.default is None
+            annotations[f.column] = value_type if needed else value_type | None
+            namespace[f.column] = (
+                strawberry.field(default=strawberry.UNSET, description=f.label.text("en"))
+                if not needed
+                else strawberry.field(description=f.label.text("en"))
+            )
+        return strawberry.input(_make_class(name, annotations, namespace), name=name)
+
+    def _mutation_fields(self, entity: EntityDef, ns: dict[str, Any]) -> None:
+        tname = type_name(entity.name)
+        obj = self._objects[entity.name]
+        create_input = self._input_type(entity, creating=True)
+        update_input = self._input_type(entity, creating=False)
+        ns[f"create_{entity.name}"] = strawberry.field(
+            resolver=_resolver(
+                self.resolvers.create, {"input": (create_input, strawberry.UNSET)}, obj
+            )
+        )
+        ns[f"update_{entity.name}"] = strawberry.field(
+            resolver=_resolver(
+                self.resolvers.update,
+                {
+                    "id": (strawberry.ID, strawberry.UNSET),
+                    "input": (update_input, strawberry.UNSET),
+                    "expected_version": (int | None, None),
+                },
+                obj,
+            )
+        )
+        ns[f"delete_{entity.name}"] = strawberry.field(
+            resolver=_resolver(
+                self.resolvers.delete, {"id": (strawberry.ID, strawberry.UNSET)}, strawberry.ID
+            )
+        )
+        for op in ("create", "update", "delete"):
+            self.plan.mutations[f"{op}{tname}"] = (op, entity.name)
+
+    def _merge_roots(self, name: str, generated: dict[str, Any]) -> type:
+        owners = {camel(key): "generated from metadata" for key in generated}
+        bases = []
+        for plugin, cls in self.plugin_types:
+            if (
+                cls.__name__ != name
+                and getattr(cls, "__strawberry_definition__", None)
+                and cls.__strawberry_definition__.name != name
+            ):  # type: ignore[attr-defined]
+                continue
+            definition = getattr(cls, "__strawberry_definition__", None)
+            if definition is None:
+                raise ConfigurationError(
+                    f"plugin {plugin!r} returned {cls!r}, not a strawberry type"
+                )
+            for f in definition.fields:
+                graphql_name = f.graphql_name or camel(f.python_name)
+                if graphql_name in owners:
+                    raise ConfigurationError(
+                        f"{name}.{graphql_name} is defined by both {owners[graphql_name]} "
+                        f"and plugin {plugin!r}"
+                    )
+                owners[graphql_name] = f"plugin {plugin!r}"
+            bases.append(cls)
+        generated_cls = _make_class(f"Generated{name}", {}, generated)
+        for key, value in generated.items():
+            setattr(generated_cls, key, value)
+        generated_cls = strawberry.type(generated_cls, name=name)
+        return strawberry.type(type(name, (generated_cls, *bases), {}), name=name)

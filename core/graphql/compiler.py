@@ -1,0 +1,368 @@
+"""Read queries compiled to one SQL statement whose JSON the database builds.
+
+A GraphQL read such as ``opportunities(first: 50) { edges { node { name account
+{ name } owner { displayName } } } }`` becomes a single SELECT: the page is
+chosen by a keyset subquery (filter, order, cursor, LIMIT n+1), to-one
+relations become correlated subqueries, reverse relations nested connections,
+and the response JSON is assembled by the database (see :mod:`sqljson`). So the
+number of statements depends on the query's shape, never on the number of
+rows, and the Python side only concatenates the database's JSON text.
+
+Filters, order and cursors come from :mod:`qiao.core.records.query`, the same
+code the records service uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLIncludeDirective,
+    GraphQLSkipDirective,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
+from graphql.execution.values import get_argument_values, get_directive_values
+from qiao.core.errors import BadUserInput
+from qiao.core.graphql.builder import BuiltSchema
+from qiao.core.graphql.plan import (
+    ColumnField,
+    RootGet,
+    RootList,
+    ToManyField,
+    ToOneField,
+    TypenameField,
+)
+from qiao.core.graphql.sqljson import JsonSQL, for_dialect, sql_text
+from qiao.core.ids import is_record_id
+from qiao.core.records import query
+from sqlalchemy import ColumnElement, Dialect, FromClause, exists, func, not_, select, true
+
+#: The most rows a query may ask for across all its connections (page sizes multiplied out).
+MAX_QUERY_COST = 100_000
+
+Fields = dict[str, list[FieldNode]]
+
+
+@dataclass(frozen=True)
+class CompiledRead:
+    """SQL text plus parameters, ready for the DB-API driver, and the response keys."""
+
+    sql: str
+    params: tuple[Any, ...] | dict[str, Any]
+    keys: tuple[str, ...]
+
+
+def plain(value: Any) -> Any:
+    """Strawberry input objects and enums as plain data with snake_case keys."""
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_snake(k): plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if v is None or v.__class__.__name__ == "UnsetType":
+                continue
+            out[f.name.rstrip("_")] = plain(v)
+        return out
+    return value
+
+
+class ReadCompiler:
+    """Compiles the read fields of one operation against one built schema."""
+
+    def __init__(
+        self,
+        built: BuiltSchema,
+        dialect: Dialect,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: Any,
+    ) -> None:
+        self.built = built
+        self.plan = built.plan
+        self.catalog = built.catalog
+        self.graphql = built.schema._schema
+        self.dialect = dialect
+        self.json: JsonSQL = for_dialect(dialect.name)
+        self.fragments = fragments
+        self.variables = variables
+        self.cost = 0
+
+    # -- Field collection -----------------------------------------------------------------
+
+    def collect(self, selection_sets: Iterable[SelectionSetNode | None]) -> Fields:
+        """Fields by response key, fragments expanded and @skip/@include applied."""
+        fields: Fields = {}
+        visited: set[str] = set()
+
+        def walk(selection_set: SelectionSetNode | None) -> None:
+            if selection_set is None:
+                return
+            for sel in selection_set.selections:
+                if not self._included(sel):
+                    continue
+                if isinstance(sel, FieldNode):
+                    key = sel.alias.value if sel.alias else sel.name.value
+                    fields.setdefault(key, []).append(sel)
+                elif isinstance(sel, InlineFragmentNode):
+                    walk(sel.selection_set)
+                elif isinstance(sel, FragmentSpreadNode):
+                    name = sel.name.value
+                    if name not in visited and name in self.fragments:
+                        visited.add(name)
+                        walk(self.fragments[name].selection_set)
+
+        for selection_set in selection_sets:
+            walk(selection_set)
+        return fields
+
+    def _included(self, node: Any) -> bool:
+        skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
+        if skip and skip.get("if"):
+            return False
+        include = get_directive_values(GraphQLIncludeDirective, node, self.variables)
+        return not (include is not None and not include.get("if"))
+
+    def subfields(self, nodes: list[FieldNode]) -> Fields:
+        return self.collect(n.selection_set for n in nodes)
+
+    def arguments(self, type_name: str, nodes: list[FieldNode]) -> dict[str, Any]:
+        gql_type = self.graphql.get_type(type_name)
+        field_def = gql_type.fields[nodes[0].name.value]  # type: ignore[union-attr]
+        raw = get_argument_values(field_def, nodes[0], self.variables)
+        return {_snake(k): plain(v) for k, v in raw.items()}
+
+    # -- Roots ----------------------------------------------------------------------------
+
+    def root_expression(self, type_name: str, nodes: list[FieldNode]) -> ColumnElement[Any]:
+        """The JSON of one root query field (an object or a connection)."""
+        name = nodes[0].name.value
+        meaning = self.plan.roots[name]
+        args = self.arguments(type_name, nodes)
+        if isinstance(meaning, RootGet):
+            return self.object_by_id(meaning.entity, args["id"], nodes)
+        assert isinstance(meaning, RootList)
+        return self.connection(meaning.entity, args, self.subfields(nodes), None, 1)
+
+    def object_by_id(
+        self, entity: str, record_id: Any, nodes: list[FieldNode]
+    ) -> ColumnElement[Any]:
+        if not is_record_id(record_id):
+            raise BadUserInput(f"{record_id!r} is not a record id", field="id")
+        table = self.catalog.table(entity).alias()
+        self._spend(1)
+        obj = self.object(entity, table, self.subfields(nodes), 1)
+        return self.json.embed(select(obj).where(table.c.id == record_id).scalar_subquery())
+
+    def compile_object(self, entity: str, record_id: str, nodes: list[FieldNode]) -> CompiledRead:
+        """The JSON of one record, shaped by ``nodes``' selections (mutation results)."""
+        expr = self.json.as_text(self.object_by_id(entity, record_id, nodes))
+        return _to_driver(select(expr), self.dialect, ("r",))
+
+    def compile(self, roots: list[tuple[str, str, list[FieldNode]]]) -> CompiledRead:
+        """One SELECT with a JSON text column per (response key, parent type, nodes)."""
+        columns = [
+            self.json.as_text(self.root_expression(type_name, nodes)).label(f"r{i}")
+            for i, (_, type_name, nodes) in enumerate(roots)
+        ]
+        return _to_driver(select(*columns), self.dialect, tuple(k for k, _, _ in roots))
+
+    # -- Objects --------------------------------------------------------------------------
+
+    def object(
+        self, entity_name: str, table: FromClause, fields: Fields, depth: int
+    ) -> ColumnElement[Any]:
+        type_name = self.plan.type_names[entity_name]
+        _, meanings = self.plan.objects[type_name]
+        pairs: list[tuple[str, ColumnElement[Any]]] = []
+        for key, nodes in fields.items():
+            meaning = meanings.get(nodes[0].name.value)
+            match meaning:
+                case ColumnField(column=column, field=field):
+                    pairs.append((key, self.json.value(table.c[column], field, column)))
+                case TypenameField(type_name=name):
+                    pairs.append((key, sql_text(name)))
+                case ToOneField(field=field):
+                    assert field.target is not None
+                    target = self.catalog.table(field.target).alias()
+                    self._spend(1)
+                    sub = self.object(field.target, target, self.subfields(nodes), depth + 1)
+                    subquery = select(sub).where(target.c.id == table.c[field.column])
+                    pairs.append((key, self.json.embed(subquery.scalar_subquery())))
+                case ToManyField(reverse=rev):
+                    args = self.arguments(type_name, nodes)
+                    fk = rev.field.column
+
+                    def link(child: FromClause, fk: str = fk) -> ColumnElement[bool]:
+                        return child.c[fk] == table.c.id
+
+                    pairs.append(
+                        (
+                            key,
+                            self.connection(
+                                rev.entity, args, self.subfields(nodes), link, depth + 1
+                            ),
+                        )
+                    )
+                case _:
+                    raise BadUserInput(f"{type_name}.{nodes[0].name.value} cannot be compiled")
+        return self.json.object(pairs)
+
+    # -- Connections ----------------------------------------------------------------------
+
+    def connection(
+        self,
+        entity_name: str,
+        args: dict[str, Any],
+        fields: Fields,
+        link: Callable[[FromClause], ColumnElement[bool]] | None,
+        depth: int,
+    ) -> ColumnElement[Any]:
+        """A Relay connection: edges, pageInfo and totalCount as selected."""
+        entity = self.catalog.entity(entity_name)
+        base = self.catalog.table(entity_name)
+        first, last = args.get("first"), args.get("last")
+        size = query.page_size(first, last)
+        self._spend(size)
+        ordering = query.make_ordering(entity, args.get("order_by"))
+        backwards = last is not None
+        walk = ordering.reversed() if backwards else ordering
+        cursor = args.get("before") if backwards else args.get("after")
+        cursor_values = query.decode_cursor(ordering, cursor) if cursor is not None else None
+
+        def conditions(table: FromClause) -> list[ColumnElement[bool]]:
+            conds = [query.compile_filter(entity, table, args.get("filter"))]  # type: ignore[arg-type]
+            if link is not None:
+                conds.append(link(table))
+            return conds
+
+        t = base.alias()
+        page = select(t).where(*conditions(t))  # type: ignore[arg-type]
+        if cursor_values is not None:
+            page = page.where(walk.after(t, cursor_values))  # type: ignore[arg-type]
+        page_q = page.order_by(*walk.clauses(t)).limit(size + 1).subquery()  # type: ignore[arg-type]
+        numbered = select(
+            page_q,
+            func.row_number().over(order_by=walk.clauses(page_q)).label("_rn"),  # type: ignore[arg-type]
+        ).subquery()
+        rn = numbered.c._rn
+        ordered = select(numbered).order_by(rn.desc() if backwards else rn.asc()).subquery()
+
+        edge_fields = self._merge(fields, "edges")
+        edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
+        cursor_expr = self.json.cursor(
+            ordering.signature,
+            [
+                self.json.value(
+                    ordered.c[k.column], k.field if k.column != "id" else None, k.column
+                )
+                for k in ordering.keys
+            ],
+        )
+        for key, nodes in edge_fields.items():
+            name = nodes[0].name.value
+            if name == "cursor":
+                edge_pairs.append((key, cursor_expr))
+            elif name == "node":
+                edge_pairs.append(
+                    (key, self.object(entity_name, ordered, self.subfields(nodes), depth + 1))
+                )
+            elif name == "__typename":
+                edge_pairs.append((key, sql_text(f"{self.plan.type_names[entity_name]}Edge")))
+        if not edge_pairs:
+            edge_pairs.append(("cursor", cursor_expr))
+        order = [ordered.c._rn.desc() if backwards else ordered.c._rn.asc()]
+        edges = self.json.array_agg(self.json.object(edge_pairs), ordered.c._rn <= size, order)
+        agg = select(edges.label("edges"), func.count().label("n")).select_from(ordered).subquery()
+        edges_json = self.json.embed(agg.c.edges)
+        overflow = agg.c.n > size
+
+        def other_side(table_cursor: list[Any] | None) -> ColumnElement[bool]:
+            if table_cursor is None:
+                return false_()
+            o = base.alias()
+            return exists(
+                select(1).select_from(o).where(*conditions(o), not_(walk.after(o, table_cursor)))
+            )  # type: ignore[arg-type]
+
+        pairs: list[tuple[str, ColumnElement[Any]]] = []
+        for key, nodes in fields.items():
+            name = nodes[0].name.value
+            if name == "edges":
+                pairs.append((key, edges_json))
+            elif name == "totalCount":
+                c = base.alias()
+                count = select(func.count()).select_from(c).where(*conditions(c)).scalar_subquery()  # type: ignore[arg-type]
+                pairs.append((key, count))
+            elif name == "pageInfo":
+                info: list[tuple[str, ColumnElement[Any]]] = []
+                for ikey, inodes in self.subfields(nodes).items():
+                    iname = inodes[0].name.value
+                    if iname == "hasNextPage":
+                        cond = other_side(cursor_values) if backwards else overflow
+                        info.append((ikey, self.json.boolean(cond)))
+                    elif iname == "hasPreviousPage":
+                        cond = overflow if backwards else other_side(cursor_values)
+                        info.append((ikey, self.json.boolean(cond)))
+                    elif iname == "startCursor":
+                        info.append((ikey, self.json.array_end(agg.c.edges, True, "cursor")))
+                    elif iname == "endCursor":
+                        info.append((ikey, self.json.array_end(agg.c.edges, False, "cursor")))
+                    elif iname == "__typename":
+                        info.append((ikey, sql_text("PageInfo")))
+                pairs.append((key, self.json.object(info)))
+            elif name == "__typename":
+                pairs.append((key, sql_text(f"{self.plan.type_names[entity_name]}Connection")))
+        return self.json.embed(select(self.json.object(pairs)).select_from(agg).scalar_subquery())
+
+    def _key_value(self, table: FromClause, key: query.SortKey) -> ColumnElement[Any]:
+        field = None if key.column == "id" else key.field
+        return self.json.value(table.c[key.column], field, key.column)
+
+    def _merge(self, fields: Fields, name: str) -> Fields:
+        nodes = [n for group in fields.values() for n in group if n.name.value == name]
+        return self.subfields(nodes)
+
+    def _spend(self, rows: int) -> None:
+        self.cost += max(rows, 1)
+        if self.cost > MAX_QUERY_COST:
+            raise BadUserInput(
+                f"this query could return more than {MAX_QUERY_COST} records; ask for smaller "
+                "pages or fewer nested connections"
+            )
+
+
+def false_() -> ColumnElement[bool]:
+    return not_(true())
+
+
+def _snake(name: str) -> str:
+    out = []
+    for ch in name:
+        if ch.isupper():
+            out += ["_", ch.lower()]
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _to_driver(stmt: Any, dialect: Dialect, keys: tuple[str, ...]) -> CompiledRead:
+    """Compile once to the driver's SQL text and parameters (bind processors applied)."""
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    raw = compiled.construct_params()
+    processors = compiled._bind_processors
+    values = {k: processors[k](v) if k in processors else v for k, v in raw.items()}
+    if compiled.positional:
+        return CompiledRead(str(compiled), tuple(values[k] for k in compiled.positiontup), keys)
+    return CompiledRead(str(compiled), values, keys)

@@ -1,0 +1,68 @@
+"""What each generated GraphQL field means in terms of metadata.
+
+The schema builder records, for every object type it generates, what each of
+its fields reads (a column, a to-one relation, a reverse connection). The read
+compiler walks queries with this map instead of re-deriving names, so the
+schema and the SQL can't disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qiao.core.metadata.model import FieldDef
+from qiao.core.metadata.registry import Reverse
+
+
+@dataclass(frozen=True)
+class ColumnField:
+    """A stored value; ``field`` is None for system columns (id, createdAt ...)."""
+
+    column: str
+    field: FieldDef | None
+
+
+@dataclass(frozen=True)
+class ToOneField:
+    """A many-to-one relation returning the related object (or null)."""
+
+    field: FieldDef
+
+
+@dataclass(frozen=True)
+class ToManyField:
+    """The reverse side of a relation: a connection of the records pointing here."""
+
+    reverse: Reverse
+
+
+@dataclass(frozen=True)
+class TypenameField:
+    type_name: str
+
+
+FieldMeaning = ColumnField | ToOneField | ToManyField | TypenameField
+
+
+@dataclass(frozen=True)
+class RootGet:
+    entity: str
+
+
+@dataclass(frozen=True)
+class RootList:
+    entity: str
+
+
+@dataclass
+class SchemaPlan:
+    """Generated types and root fields, by GraphQL name."""
+
+    #: type name -> (entity name, field name -> meaning)
+    objects: dict[str, tuple[str, dict[str, FieldMeaning]]] = field(default_factory=dict)
+    #: root query field name -> what it reads
+    roots: dict[str, RootGet | RootList] = field(default_factory=dict)
+    #: mutation field name -> (operation, entity name)
+    mutations: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: entity name -> its GraphQL object type name
+    type_names: dict[str, str] = field(default_factory=dict)

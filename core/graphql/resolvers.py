@@ -1,0 +1,88 @@
+"""Resolvers of the generated root fields.
+
+Reads that strawberry executes (when a query mixes generated and plugin fields)
+still go through the SQL compiler, one statement per root field; writes go
+through the records service and return the written record compiled the same way,
+so a mutation's result has the same shape and formats as a query's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from qiao.core.graphql.compiler import ReadCompiler, plain
+from qiao.core.graphql.context import RequestContext
+from qiao.core.records.context import Source
+from sqlalchemy import Connection
+from strawberry.types import Info
+
+
+def input_values(obj: Any) -> dict[str, Any]:
+    """A mutation input as field values: unset fields left out, explicit nulls kept."""
+    values = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if value.__class__.__name__ == "UnsetType":
+            continue
+        values[f.name] = None if value is None else plain(value)
+    return values
+
+
+def _compiler(info: Info, ctx: RequestContext, conn: Connection) -> ReadCompiler:
+    raw = info._raw_info
+    return ReadCompiler(ctx.built, conn.dialect, raw.fragments, raw.variable_values)
+
+
+def _run_json(conn: Connection, compiled: Any) -> Any:
+    row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
+    assert row is not None
+    return json.loads(row[0]) if row[0] is not None else None
+
+
+def read_root(info: Info, **_: Any) -> Any:
+    ctx: RequestContext = info.context
+    raw = info._raw_info
+    with ctx.runtime.db.read() as conn:
+        compiler = _compiler(info, ctx, conn)
+        compiled = compiler.compile([(raw.path.key, raw.parent_type.name, list(raw.field_nodes))])
+        return _run_json(conn, compiled)
+
+
+def _written(info: Info, ctx: RequestContext, conn: Connection, entity: str, record_id: str) -> Any:
+    compiled = _compiler(info, ctx, conn).compile_object(
+        entity, record_id, list(info._raw_info.field_nodes)
+    )
+    return _run_json(conn, compiled)
+
+
+def _entity(info: Info) -> str:
+    ctx: RequestContext = info.context
+    return ctx.built.plan.mutations[info._raw_info.field_name][1]
+
+
+def create(info: Info, input: Any) -> Any:
+    ctx: RequestContext = info.context
+    entity = _entity(info)
+    records = ctx.runtime.records
+    with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
+        record = records.create(wctx, entity, input_values(input))
+        return _written(info, ctx, wctx.connection, entity, record["id"])
+
+
+def update(info: Info, id: str, input: Any, expected_version: int | None = None) -> Any:
+    ctx: RequestContext = info.context
+    entity = _entity(info)
+    records = ctx.runtime.records
+    with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
+        records.update(wctx, entity, id, input_values(input), expected_version)
+        return _written(info, ctx, wctx.connection, entity, id)
+
+
+def delete(info: Info, id: str) -> str:
+    ctx: RequestContext = info.context
+    records = ctx.runtime.records
+    with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
+        records.delete(wctx, _entity(info), id)
+    return id

@@ -1,0 +1,273 @@
+"""Executing GraphQL requests: caches, the compiled fast path and the fallback.
+
+A request is parsed and validated once per distinct document (both cached).
+A query whose root fields are all generated entity fields is answered by the
+SQL compiler alone: one statement, JSON built by the database, no per-field
+Python. Anything else (mutations, introspection, plugin fields) runs through
+strawberry, whose generated resolvers call the same compiler and records
+service. The schema is rebuilt, off the event loop, when the metadata version
+changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+from qiao.core.errors import BadUserInput, Forbidden, QiaoError
+from qiao.core.graphql import resolvers
+from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder
+from qiao.core.graphql.compiler import ReadCompiler
+from qiao.core.graphql.context import RequestContext
+from qiao.core.graphql.limits import LIMIT_RULES, MAX_QUERY_BYTES, MAX_TOKENS
+from qiao.core.metadata.registry import camel
+from qiao.core.records.context import Actor
+
+log = logging.getLogger("qiao.graphql")
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LRU(Generic[K, V]):
+    """A small thread-safe least-recently-used cache."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class QiaoSchema(strawberry.Schema):
+    """Strawberry schema that logs only unexpected errors (expected ones are answers)."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            if error.original_error is not None and not isinstance(error.original_error, QiaoError):
+                log.error("unexpected error in GraphQL execution", exc_info=error.original_error)
+
+
+def format_error(error: GraphQLError) -> dict[str, Any]:
+    """The wire form of an error: a message a person can act on and a code; no traceback."""
+    original = error.original_error
+    if isinstance(original, QiaoError):
+        message, extensions = original.message, original.extensions()
+        if "field" in extensions:
+            extensions["field"] = camel(extensions["field"])
+    elif original is not None:
+        message = "internal error; the server log has the details"
+        extensions = {"code": "INTERNAL_SERVER_ERROR"}
+    else:
+        message = error.message
+        extensions = dict(error.extensions or {})
+        extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+    out: dict[str, Any] = {"message": message}
+    if error.locations:
+        out["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+    if error.path:
+        out["path"] = list(error.path)
+    out["extensions"] = extensions
+    return out
+
+
+def error_body(error: QiaoError, path: list[Any] | None = None) -> dict[str, Any]:
+    return {
+        "data": None,
+        "errors": [format_error(GraphQLError(error.message, path=path, original_error=error))],
+    }
+
+
+class GraphQLService:
+    """Answers GraphQL requests for one runtime, in any thread."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self._built: BuiltSchema | None = None
+        self._build_lock = threading.Lock()
+        self._documents: LRU[str, DocumentNode] = LRU(1000)
+        self._validated: LRU[tuple[int, str], list[GraphQLError]] = LRU(1000)
+        self._compiled: LRU[tuple[int, str, str | None, str], Any] = LRU(2000)
+
+    # -- Schema ---------------------------------------------------------------------------
+
+    def schema(self) -> BuiltSchema:
+        """The schema of the current metadata version, rebuilt when it changed."""
+        catalog = self.runtime.current()
+        built = self._built
+        if built is not None and built.catalog is catalog:
+            return built
+        with self._build_lock:
+            if self._built is not None and self._built.catalog is catalog:
+                return self._built
+            from qiao.core.graphql import admin
+
+            builder = SchemaBuilder(
+                catalog,
+                resolvers,
+                self.runtime.plugins.graphql_types(),
+                core_types=admin.core_types(),
+                schema_class=QiaoSchema,
+            )
+            built = builder.build()
+            # Strawberry memoises type lookups per schema object on the class; drop them.
+            strawberry.Schema.get_type_by_name.cache_clear()  # type: ignore[attr-defined]
+            self._validated.clear()
+            self._compiled.clear()
+            self._built = built
+            return built
+
+    # -- Execution ------------------------------------------------------------------------
+
+    def execute(self, actor: Actor, body: Any) -> dict[str, Any] | bytes:
+        """Answer one request body; returns JSON bytes (fast path) or a response dict."""
+        try:
+            query, variables, operation_name = _read_body(body)
+        except QiaoError as exc:
+            return error_body(exc)
+        built = self.schema()
+        document = self._documents.get(query)
+        if document is None:
+            try:
+                document = parse(query, max_tokens=MAX_TOKENS)
+            except GraphQLError as exc:
+                return {"data": None, "errors": [format_error(exc)]}
+            self._documents.put(query, document)
+        errors = self._validated.get((built.version, query))
+        if errors is None:
+            errors = validate(built.schema._schema, document, [*specified_rules, *LIMIT_RULES])
+            self._validated.put((built.version, query), errors)
+        if errors:
+            return {"data": None, "errors": [format_error(e) for e in errors]}
+        operation = get_operation_ast(document, operation_name)
+        if operation is None:
+            return error_body(BadUserInput("name the operation to run with operationName"))
+        if not actor.is_admin:
+            return error_body(
+                Forbidden("only administrators may use the API until roles are granted")
+            )
+        request_id = uuid.uuid4().hex
+        if operation.operation is OperationType.QUERY and self._compilable(built, operation):
+            try:
+                return self._execute_compiled(
+                    built, document, operation, query, variables, operation_name
+                )
+            except QiaoError as exc:
+                return error_body(exc)
+        context = RequestContext(self.runtime, actor, built, request_id)
+        result = built.schema.execute_sync(
+            query,
+            variable_values=variables,
+            context_value=context,
+            operation_name=operation_name,
+        )
+        return _result_body(result)
+
+    def _compilable(self, built: BuiltSchema, operation: OperationDefinitionNode) -> bool:
+        for sel in operation.selection_set.selections:
+            if not isinstance(sel, FieldNode) or sel.directives:
+                return False
+            if sel.name.value not in built.plan.roots:
+                return False
+        return True
+
+    def _execute_compiled(
+        self,
+        built: BuiltSchema,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        query: str,
+        variables: dict[str, Any],
+        operation_name: str | None,
+    ) -> dict[str, Any] | bytes:
+        key = (
+            built.version,
+            query,
+            operation_name,
+            json.dumps(variables, sort_keys=True, default=str),
+        )
+        compiled = self._compiled.get(key)
+        db = self.runtime.db
+        if compiled is None:
+            coerced = get_variable_values(
+                built.schema._schema, operation.variable_definitions or (), variables
+            )
+            if isinstance(coerced, list):
+                return {"data": None, "errors": [format_error(e) for e in coerced]}
+            fragments = {
+                d.name.value: d
+                for d in document.definitions
+                if d.__class__.__name__ == "FragmentDefinitionNode"
+            }
+            compiler = ReadCompiler(built, db.engine.dialect, fragments, coerced)
+            fields = compiler.collect([operation.selection_set])
+            roots = [(k, "Query", nodes) for k, nodes in fields.items()]
+            compiled = compiler.compile(roots)
+            self._compiled.put(key, compiled)
+        with db.read() as conn:
+            row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
+        parts = [
+            json.dumps(k).encode() + b":" + (v.encode() if v is not None else b"null")
+            for k, v in zip(compiled.keys, row, strict=True)
+        ]
+        return b'{"data":{' + b",".join(parts) + b"}}"
+
+
+def _read_body(body: Any) -> tuple[str, dict[str, Any], str | None]:
+    if not isinstance(body, dict):
+        raise BadUserInput("the request body must be a JSON object with a 'query'")
+    query = body.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise BadUserInput("the request needs a 'query' string")
+    if len(query.encode()) > MAX_QUERY_BYTES:
+        raise BadUserInput(f"the query is larger than {MAX_QUERY_BYTES} bytes")
+    variables = body.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise BadUserInput("'variables' must be a JSON object")
+    operation_name = body.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadUserInput("'operationName' must be a string")
+    return query, variables, operation_name
+
+
+def _result_body(result: ExecutionResult) -> dict[str, Any]:
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [format_error(e) for e in result.errors]
+    return body

@@ -1,0 +1,169 @@
+"""JSON built by the database, in SQLite's and PostgreSQL's dialects.
+
+The read compiler asks this module for "an object of these keys", "an array of
+these rows", "this column in its wire form"; each dialect answers with its own
+functions (json_object/json_group_array on SQLite; json_build_object/json_agg
+on PostgreSQL). Wire forms match what the API documents: decimals and instants
+as strings, booleans as JSON booleans.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qiao.core.metadata.model import FieldDef, FieldType
+from sqlalchemy import ColumnElement, String, case, cast, func, literal_column
+from sqlalchemy.dialects.postgresql import JSON as _JSON
+from sqlalchemy.dialects.postgresql import JSONB as _JSONB
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+_PG_MAX_PAIRS = 50  # json_build_object takes at most 100 arguments
+
+
+def sql_text(value: str) -> ColumnElement[Any]:
+    """A string constant written into the SQL (keys and formats; never user data)."""
+    return literal_column("'" + value.replace("'", "''") + "'")
+
+
+class JsonSQL:
+    """Dialect-specific JSON expressions; see :func:`for_dialect`."""
+
+    def object(self, pairs: list[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+    def embed(self, json_expr: Any) -> ColumnElement[Any]:
+        """A JSON value that crossed a subquery boundary, embedded as JSON (not text)."""
+        raise NotImplementedError
+
+    def array_agg(
+        self, expr: ColumnElement[Any], keep: ColumnElement[bool], order: list[Any]
+    ) -> ColumnElement[Any]:
+        """An array of ``expr`` over the rows where ``keep`` holds, in ``order``; [] if none."""
+        raise NotImplementedError
+
+    def value(self, column: Any, field: FieldDef | None, system: str = "") -> ColumnElement[Any]:
+        """A stored column in its wire form."""
+        raise NotImplementedError
+
+    def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+    def cursor(self, signature: str, keys: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+    def array_end(self, array: Any, first: bool, key: str) -> ColumnElement[Any]:
+        """``array[0][key]`` or ``array[-1][key]`` as text (null for an empty array)."""
+        raise NotImplementedError
+
+    def as_text(self, json_expr: Any) -> ColumnElement[Any]:
+        return json_expr
+
+
+class SqliteJson(JsonSQL):
+    def object(self, pairs: list[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
+        args: list[Any] = []
+        for key, value in pairs:
+            args += [sql_text(key), value]
+        return func.json_object(*args)
+
+    def embed(self, json_expr: Any) -> ColumnElement[Any]:
+        return func.json(json_expr)
+
+    def array_agg(
+        self, expr: ColumnElement[Any], keep: ColumnElement[bool], order: list[Any]
+    ) -> ColumnElement[Any]:
+        # Rows arrive in the order of the subquery the caller aggregates over.
+        return func.json_group_array(expr).filter(keep)
+
+    def value(self, column: Any, field: FieldDef | None, system: str = "") -> ColumnElement[Any]:
+        kind = field.type if field is not None else None
+        if kind is FieldType.BOOLEAN:
+            return self.boolean(column)
+        if kind is FieldType.DECIMAL:
+            assert field is not None
+            scale = field.effective_scale
+            if scale == 0:
+                return cast(column, String)
+            unit = 10**scale
+            sign = case((column < 0, sql_text("-")), else_=sql_text(""))
+            text = func.printf(
+                sql_text(f"%s%d.%0{scale}d"), sign, func.abs(column) / unit, func.abs(column) % unit
+            )
+            return case((column.is_(None), None), else_=text)
+        if kind is FieldType.JSON:
+            return func.json(column)
+        return column
+
+    def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
+        return case(
+            (condition.is_(None), None),
+            (condition, func.json(sql_text("true"))),
+            else_=func.json(sql_text("false")),
+        )
+
+    def cursor(self, signature: str, keys: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+        return sql_text("x").concat(func.hex(func.json_array(sql_text(signature), *keys)))
+
+    def array_end(self, array: Any, first: bool, key: str) -> ColumnElement[Any]:
+        return func.json_extract(array, sql_text(f"$[{'0' if first else '#-1'}].{key}"))
+
+
+class PostgresJson(JsonSQL):
+    def object(self, pairs: list[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
+        chunks = [pairs[i : i + _PG_MAX_PAIRS] for i in range(0, len(pairs), _PG_MAX_PAIRS)]
+        built = [func.json_build_object(*_flatten(chunk)) for chunk in chunks or [[]]]
+        if len(built) == 1:
+            return built[0]
+        merged = cast(built[0], _JSONB)
+        for more in built[1:]:
+            merged = merged.op("||")(cast(more, _JSONB))
+        return cast(merged, _JSON)
+
+    def embed(self, json_expr: Any) -> ColumnElement[Any]:
+        return json_expr
+
+    def array_agg(
+        self, expr: ColumnElement[Any], keep: ColumnElement[bool], order: list[Any]
+    ) -> ColumnElement[Any]:
+        agg = func.json_agg(aggregate_order_by(expr, *order)).filter(keep)
+        return func.coalesce(agg, cast(sql_text("[]"), _JSON))
+
+    def value(self, column: Any, field: FieldDef | None, system: str = "") -> ColumnElement[Any]:
+        kind = field.type if field is not None else None
+        if kind is FieldType.DECIMAL:
+            return cast(column, String)
+        if kind is FieldType.DATETIME or system in {"created_at", "updated_at"}:
+            return func.to_char(
+                func.timezone(sql_text("UTC"), column),
+                sql_text('YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+            )
+        if kind is FieldType.DATE:
+            return func.to_char(column, sql_text("YYYY-MM-DD"))
+        return column
+
+    def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
+        return condition
+
+    def cursor(self, signature: str, keys: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+        text = cast(func.json_build_array(sql_text(signature), *keys), String)
+        return sql_text("x").concat(
+            func.encode(func.convert_to(text, sql_text("UTF8")), sql_text("hex"))
+        )
+
+    def array_end(self, array: Any, first: bool, key: str) -> ColumnElement[Any]:
+        index = literal_column("0" if first else "-1")
+        return array.op("->")(index).op("->>")(sql_text(key))
+
+    def as_text(self, json_expr: Any) -> ColumnElement[Any]:
+        return cast(json_expr, String)
+
+
+def _flatten(pairs: list[tuple[str, ColumnElement[Any]]]) -> list[Any]:
+    args: list[Any] = []
+    for key, value in pairs:
+        args += [sql_text(key), value]
+    return args
+
+
+def for_dialect(name: str) -> JsonSQL:
+    return PostgresJson() if name == "postgresql" else SqliteJson()
