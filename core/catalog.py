@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Table
+
 from qiao.core.metadata.model import EntityDef
 from qiao.core.metadata.registry import Registry
 from qiao.core.storage.tables import Tables
-from sqlalchemy import Table
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
+    from starlette.routing import BaseRoute
+
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
     from qiao.core.records.context import WriteContext
     from qiao.core.runtime import Runtime
-    from starlette.routing import BaseRoute
 
 PROJECT = "qiao"
 hookspec = pluggy.HookspecMarker(PROJECT)

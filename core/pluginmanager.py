@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+
 from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError
 from qiao.core.metadata.manifest import Manifest, load_manifest
@@ -26,8 +27,9 @@ from qiao.core.metadata.registry import Extension
 
 if TYPE_CHECKING:
     import click
-    from qiao.core.runtime import Runtime
     from starlette.routing import BaseRoute
+
+    from qiao.core.runtime import Runtime
 
 ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams, which identity and permissions need.

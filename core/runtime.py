@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Connection, inspect
+
 from qiao.core.catalog import Catalog
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError
@@ -22,7 +24,6 @@ from qiao.core.pluginmanager import Plugins, create_plugins
 from qiao.core.records.service import Clock, RecordsService, utcnow
 from qiao.core.storage import ddl
 from qiao.core.storage.database import Database
-from sqlalchemy import Connection, inspect
 
 
 class Runtime:

@@ -14,13 +14,14 @@ import secrets
 import threading
 import time
 
+from sqlalchemy import Connection, insert, select, update
+
 from qiao.core.catalog import Catalog
 from qiao.core.errors import NotFound, Unauthenticated
 from qiao.core.ids import new_id
 from qiao.core.records.context import Actor
 from qiao.core.storage import system
 from qiao.core.storage.database import Database
-from sqlalchemy import Connection, insert, select, update
 
 PREFIX = "qiao_"
 CACHE_SECONDS = 5.0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import strawberry
-from qiao.core.graphql.context import RequestContext
 from strawberry.types import Info
+
+from qiao.core.graphql.context import RequestContext
 
 
 @strawberry.type(description="The authenticated caller.")

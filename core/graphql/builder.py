@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import Info
+
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
 from qiao.core.graphql import scalars
@@ -37,8 +40,6 @@ from qiao.core.graphql.plan import (
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.metadata.registry import camel, type_name
 from qiao.core.records.query import operators_for, queryable_fields
-from strawberry.schema.config import StrawberryConfig
-from strawberry.types import Info
 
 _SCALARS: dict[FieldType, Any] = {
     FieldType.STRING: str,
@@ -84,8 +85,12 @@ class BuiltSchema:
         return self.catalog.version
 
 
-def from_key(root: Any, info: Info) -> Any:
-    """Generated fields read their value from compiled results, by response key."""
+def from_key(root: Any, info: Info, **_arguments: Any) -> Any:
+    """Generated fields read their value from compiled results, by response key.
+
+    The compiler already applied the field's arguments (filter, order, page) in
+    SQL, so they are accepted here and not looked at again.
+    """
     return root[info.path.key]
 
 
@@ -168,7 +173,7 @@ class SchemaBuilder:
             query=query,
             mutation=mutation,
             types=[PageInfo],
-            config=StrawberryConfig(auto_camel_case=True),
+            config=StrawberryConfig(auto_camel_case=True, scalar_map=scalars.SCALAR_MAP),
         )
         return BuiltSchema(schema=schema, plan=self.plan, catalog=self.catalog)
 

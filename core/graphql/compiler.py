@@ -30,6 +30,8 @@ from graphql import (
     SelectionSetNode,
 )
 from graphql.execution.values import get_argument_values, get_directive_values
+from sqlalchemy import ColumnElement, Dialect, FromClause, exists, func, not_, select, true
+
 from qiao.core.errors import BadUserInput
 from qiao.core.graphql.builder import BuiltSchema
 from qiao.core.graphql.plan import (
@@ -43,7 +45,6 @@ from qiao.core.graphql.plan import (
 from qiao.core.graphql.sqljson import JsonSQL, for_dialect, sql_text
 from qiao.core.ids import is_record_id
 from qiao.core.records import query
-from sqlalchemy import ColumnElement, Dialect, FromClause, exists, func, not_, select, true
 
 #: The most rows a query may ask for across all its connections (page sizes multiplied out).
 MAX_QUERY_COST = 100_000

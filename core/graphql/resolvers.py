@@ -12,11 +12,12 @@ import dataclasses
 import json
 from typing import Any
 
+from sqlalchemy import Connection
+from strawberry.types import Info
+
 from qiao.core.graphql.compiler import ReadCompiler, plain
 from qiao.core.graphql.context import RequestContext
 from qiao.core.records.context import Source
-from sqlalchemy import Connection
-from strawberry.types import Info
 
 
 def input_values(obj: Any) -> dict[str, Any]:

@@ -51,28 +51,30 @@ def _parse_decimal(value: Any) -> decimal.Decimal:
     return number
 
 
-DateTime = strawberry.scalar(
-    NewType("DateTime", dt.datetime),
-    name="DateTime",
-    description="An instant with a time-zone offset, ISO 8601; returned in UTC.",
-    serialize=_serialize_datetime,
-    parse_value=_parse_datetime,
-)
+DateTime = NewType("DateTime", dt.datetime)
+Date = NewType("Date", dt.date)
+Decimal = NewType("Decimal", decimal.Decimal)
 
-Date = strawberry.scalar(
-    NewType("Date", dt.date),
-    name="Date",
-    description="A calendar date, ISO 8601 (YYYY-MM-DD).",
-    serialize=_serialize_date,
-    parse_value=_parse_date,
-)
+#: Strawberry's ``scalar_map``: how each of Qiao's scalar types travels on the wire.
+SCALAR_MAP = {
+    DateTime: strawberry.scalar(
+        name="DateTime",
+        description="An instant with a time-zone offset, ISO 8601; returned in UTC.",
+        serialize=_serialize_datetime,
+        parse_value=_parse_datetime,
+    ),
+    Date: strawberry.scalar(
+        name="Date",
+        description="A calendar date, ISO 8601 (YYYY-MM-DD).",
+        serialize=_serialize_date,
+        parse_value=_parse_date,
+    ),
+    Decimal: strawberry.scalar(
+        name="Decimal",
+        description='An exact decimal number as a string, e.g. "1234.50" (money is in CNY).',
+        serialize=str,
+        parse_value=_parse_decimal,
+    ),
+}
 
-Decimal = strawberry.scalar(
-    NewType("Decimal", decimal.Decimal),
-    name="Decimal",
-    description='An exact decimal number as a string, e.g. "1234.50" (money is in CNY).',
-    serialize=str,
-    parse_value=_parse_decimal,
-)
-
-__all__ = ["JSON", "Date", "DateTime", "Decimal"]
+__all__ = ["JSON", "SCALAR_MAP", "Date", "DateTime", "Decimal"]

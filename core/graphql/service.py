@@ -33,6 +33,7 @@ from graphql import (
     validate,
 )
 from graphql.execution.values import get_variable_values
+
 from qiao.core.errors import BadUserInput, Forbidden, QiaoError
 from qiao.core.graphql import resolvers
 from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder

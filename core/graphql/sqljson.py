@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from qiao.core.metadata.model import FieldDef, FieldType
 from sqlalchemy import ColumnElement, String, case, cast, func, literal_column
 from sqlalchemy.dialects.postgresql import JSON as _JSON
 from sqlalchemy.dialects.postgresql import JSONB as _JSONB
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from qiao.core.metadata.model import FieldDef, FieldType
 
 _PG_MAX_PAIRS = 50  # json_build_object takes at most 100 arguments
 

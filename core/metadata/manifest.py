@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
 from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.metadata.registry import Extension

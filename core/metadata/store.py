@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import Connection, insert, select, update
+
 from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.metadata.registry import Extension
 from qiao.core.storage import system
-from sqlalchemy import Connection, insert, select, update
 
 
 def read_version(conn: Connection) -> int:

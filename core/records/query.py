@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, true
+
 from qiao.core.errors import BadUserInput
 from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.records.values import coerce_for_query, to_json
-from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, true
 
 MAX_FILTER_CONDITIONS = 200
 MAX_FILTER_DEPTH = 10

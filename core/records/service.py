@@ -15,6 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput, Conflict, NotFound
 from qiao.core.ids import is_record_id, new_id
@@ -24,8 +27,6 @@ from qiao.core.records import query
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.values import coerce, coerce_default
 from qiao.core.storage.database import Database
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 Record = dict[str, Any]
 Clock = Callable[[], dt.datetime]

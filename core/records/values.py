@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import phonenumbers
+
 from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import FieldDef, FieldType
 

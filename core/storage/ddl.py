@@ -15,11 +15,13 @@ from alembic.command import upgrade
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from alembic.operations.ops import CreateTableOp
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, ForeignKeyConstraint, MetaData, inspect
+
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.metadata.registry import Registry
 from qiao.core.storage.tables import build_table, field_column, fk_name, index_specs
-from sqlalchemy import Connection, ForeignKeyConstraint, MetaData, inspect
 
 
 def _alembic_config(conn: Connection | None = None) -> Config:
@@ -93,7 +95,7 @@ def apply_entities(conn: Connection, registry: Registry) -> SchemaPlan:
     # created after them; PostgreSQL needs every target first, then the constraints.
     for entity in new:
         table = build_table(entity, MetaData(), with_fks=sqlite)
-        ops.create_table(entity.name, *(c.copy() for c in table.columns))
+        ops.invoke(CreateTableOp.from_table(table))
         for spec in index_specs(entity):
             ops.create_index(spec.name, entity.name, list(spec.columns), unique=spec.unique)
     if not sqlite:

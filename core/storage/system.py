@@ -8,9 +8,10 @@ code reads and writes them.
 
 from __future__ import annotations
 
-from qiao.core.storage.types import RecordId, UtcDateTime
 from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
+
+from qiao.core.storage.types import RecordId, UtcDateTime
 
 metadata = MetaData()
 _json = JSON().with_variant(JSONB(), "postgresql")

@@ -11,9 +11,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, OnDelete
-from qiao.core.metadata.registry import Registry
-from qiao.core.storage.types import ExactDecimal, RecordId, UtcDateTime
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -30,6 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
+
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, OnDelete
+from qiao.core.metadata.registry import Registry
+from qiao.core.storage.types import ExactDecimal, RecordId, UtcDateTime
 
 _ON_DELETE_SQL = {
     OnDelete.SET_NULL: "SET NULL",

@@ -1,6 +1,7 @@
 """Alembic environment: always run programmatically, on a connection Qiao hands over."""
 
 from alembic import context
+
 from qiao.core.storage.system import metadata
 
 connection = context.config.attributes["connection"]

@@ -6,8 +6,9 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
-from qiao.core.storage.types import RecordId, UtcDateTime
 from sqlalchemy.dialects.postgresql import JSONB
+
+from qiao.core.storage.types import RecordId, UtcDateTime
 
 revision = "k0001"
 down_revision = None

@@ -1,0 +1,114 @@
+"""The ``qiao`` command: the entry point, shared options and error handling.
+
+Commands live in modules by subject (deployment, identity, schema, metadata)
+and are registered here; plugins add theirs through ``qiao_cli_commands``.
+Every failure a person can act on prints one line on stderr and exits 1; an
+unexpected one does the same with a pointer to ``--debug``, which shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qiao.cli import deployment, identity, metadata, schema
+from qiao.cli.state import CliState
+from qiao.core.config import Config
+from qiao.core.errors import ConfigurationError, QiaoError
+from qiao.core.pluginmanager import create_plugins
+
+log = logging.getLogger("qiao.cli")
+
+
+class QiaoGroup(click.Group):
+    """A click group that turns errors into one line and adds plugins' commands."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except QiaoError as exc:
+            if _debug(ctx):
+                raise
+            raise click.ClickException(exc.message) from None
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            log.debug("unexpected error", exc_info=True)
+            raise click.ClickException(
+                f"internal error ({exc.__class__.__name__}: {exc}); rerun with --debug for details"
+            ) from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    state = ctx.find_object(CliState)
+    return bool(state and state.debug)
+
+
+@click.group(cls=QiaoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    envvar="QIAO_CONFIG",
+    help="The deployment's qiao.toml (default: ./qiao.toml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="qiao-crm", prog_name="qiao")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """Qiao (桥): a self-hosted CRM framework.
+
+    Run commands inside a deployment folder (made by 'qiao init'), or name its
+    qiao.toml with --config or QIAO_CONFIG.
+    """
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    ctx.obj = CliState(config_path=config_path, debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+for module in (deployment, identity, schema, metadata):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def _add_plugin_commands(argv: Sequence[str]) -> None:
+    """Register the enabled plugins' commands; a broken setup is reported when used."""
+    try:
+        config = Config.load(_config_arg(argv))
+        plugins = create_plugins(config.plugins)
+    except QiaoError:
+        return
+    for plugin, command in plugins.cli_commands():
+        if command.name in cli.commands:
+            raise ConfigurationError(
+                f"plugin {plugin!r} adds the command {command.name!r}, which exists already"
+            )
+        cli.add_command(command)
+
+
+def _config_arg(argv: Sequence[str]) -> Path | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--config="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``qiao``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _add_plugin_commands(args)
+    except QiaoError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(1)
+    cli.main(args=args, prog_name="qiao")

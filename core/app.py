@@ -1,0 +1,113 @@
+"""The ASGI application, built once from a runtime (routes from plugins included).
+
+Everything is decided at construction: tests build their own app from their own
+runtime, and nothing is attached after start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from strawberry.http.ides import get_graphql_ide_html
+
+from qiao.core.auth.tokens import Authenticator
+from qiao.core.errors import BadUserInput, ConfigurationError, QiaoError
+from qiao.core.graphql.service import GraphQLService, error_body
+from qiao.core.runtime import Runtime
+
+log = logging.getLogger("qiao.app")
+MAX_BODY_BYTES = 1_000_000
+RESERVED_PATHS = {"/graphql", "/healthz", "/readyz"}
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    """The Qiao API for ``runtime``: /graphql, /healthz, /readyz and plugins' routes."""
+    graphql = GraphQLService(runtime)
+    authenticator = Authenticator(runtime.db, runtime.current)
+
+    async def graphql_endpoint(request: Request) -> Response:
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(get_graphql_ide_html())
+        try:
+            body = await _request_body(request)
+        except BadUserInput as exc:
+            return JSONResponse(error_body(exc), status_code=400)
+        try:
+            actor = await run_in_threadpool(
+                authenticator.actor_for, request.headers.get("authorization")
+            )
+        except QiaoError as exc:
+            return JSONResponse(error_body(exc))
+        result = await run_in_threadpool(graphql.execute, actor, body)
+        if isinstance(result, bytes):
+            return Response(result, media_type="application/json")
+        return JSONResponse(result)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            kernel_current, plan = await run_in_threadpool(runtime.pending)
+        except Exception as exc:
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, 503)
+        if not kernel_current or plan is None or not plan.empty:
+            return JSONResponse(
+                {"status": "unavailable", "reason": "migrations pending; run 'qiao migrate'"}, 503
+            )
+        return JSONResponse({"status": "ready"})
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    for route in runtime.plugins.routes():
+        path = getattr(route, "path", None)
+        if path in RESERVED_PATHS:
+            raise ConfigurationError(f"a plugin route claims {path}, which Qiao serves itself")
+        routes.append(route)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(runtime.plugins.startup, runtime)
+        await run_in_threadpool(graphql.schema)
+        yield
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.graphql = graphql
+    return app
+
+
+async def _request_body(request: Request) -> Any:
+    if request.method == "GET":
+        params = request.query_params
+        variables = params.get("variables")
+        try:
+            parsed = json.loads(variables) if variables else None
+        except ValueError:
+            raise BadUserInput("'variables' is not valid JSON") from None
+        return {
+            "query": params.get("query"),
+            "variables": parsed,
+            "operationName": params.get("operationName"),
+            "_get": True,
+        }
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadUserInput(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise BadUserInput("the request body is not valid JSON") from None
