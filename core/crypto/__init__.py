@@ -4,16 +4,13 @@ The pieces, each in its own module:
 
 * :mod:`.sm4gcm` seals field values (bound to entity, field and record id) and
   backup streams under data keys, and counts each data key's use.
-* :mod:`.sm3` hashes, computes HMAC-SM3, and makes blind indexes so sealed
-  fields can still be searched for an exact value.
+* :mod:`.sm3` computes HMAC-SM3 and blind indexes, so sealed fields can still
+  be searched for an exact value.
 * :mod:`.keys` wraps data keys under versioned key-encryption keys held by a
-  :class:`KeyProvider` (a key file, the environment for development, or an HSM).
+  :class:`KeyProvider` (a key file, or the environment for development).
 * :mod:`.errors` holds the exceptions, each with a message a person can act on.
 
-The names below are re-exported for convenience, except the function
-:func:`.sm3.sm3`: re-exporting it would hide the module of the same name, so
-import it as ``from qiao.core.crypto.sm3 import sm3``. The formats, key
-hierarchy and nonce policy are described in ../../docs/crypto.md.
+The formats, key hierarchy and nonce policy are described in docs/crypto.md.
 """
 
 from qiao.core.crypto.errors import (
@@ -26,26 +23,14 @@ from qiao.core.crypto.errors import (
 from qiao.core.crypto.keys import (
     EnvKeyProvider,
     FileKeyProvider,
-    KekVersions,
     KeyProvider,
-    SoftwareKeyProvider,
     WrappedDataKey,
     add_kek_version,
     generate_key_file,
-    read_key_file,
-    set_current_kek_version,
     unwrap_data_key,
     wrap_data_key,
 )
-from qiao.core.crypto.sm3 import (
-    NORMALISERS,
-    IndexKind,
-    blind_index,
-    hmac_sm3,
-    normalise_email,
-    normalise_phone,
-    normalise_text,
-)
+from qiao.core.crypto.sm3 import IndexKind, blind_index, hmac_sm3
 from qiao.core.crypto.sm4gcm import (
     DataKey,
     FieldContext,
@@ -62,7 +47,6 @@ from qiao.core.crypto.sm4gcm import (
 )
 
 __all__ = [
-    "NORMALISERS",
     "CryptoError",
     "CryptoIntegrityError",
     "DataKey",
@@ -72,12 +56,10 @@ __all__ = [
     "FileKeyProvider",
     "IndexKind",
     "InsecureKeyFileError",
-    "KekVersions",
     "KeyLookup",
     "KeyProvider",
     "KeyUnavailableError",
     "Keyring",
-    "SoftwareKeyProvider",
     "WrappedDataKey",
     "add_kek_version",
     "blind_index",
@@ -86,16 +68,11 @@ __all__ = [
     "generate_key_file",
     "hmac_sm3",
     "is_sealed",
-    "normalise_email",
-    "normalise_phone",
-    "normalise_text",
     "open_field",
     "open_text",
-    "read_key_file",
     "seal_field",
     "seal_text",
     "sealed_key_id",
-    "set_current_kek_version",
     "unwrap_data_key",
     "wrap_data_key",
 ]

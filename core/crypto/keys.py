@@ -7,12 +7,16 @@ module (PKCS#11, or a GM/T 0018 SDF cipher device) can implement the protocol
 and keep the KEK inside the device.
 
 Two software providers ship here. :class:`FileKeyProvider` reads versioned KEKs
-from a JSON key file that only its owner may read; rotation adds a version and
-keeps the old ones, so keys wrapped before the rotation still unwrap while they
-are re-wrapped at leisure. :class:`EnvKeyProvider` takes one KEK from the
+from a JSON key file that only its owner may read; :func:`add_kek_version` adds
+a version and keeps the old ones, so keys wrapped before it still unwrap while
+they are re-wrapped at leisure. :class:`EnvKeyProvider` takes one KEK from the
 ``QIAO_KEK`` environment variable and is for development only: environment
 variables can be read through ``/proc/<pid>/environ`` and end up in crash dumps
 and process listings.
+
+A wrapped data key carries its own key id inside the encryption, so wrapped
+keys swapped between two rows of the key table are refused when unwrapped
+instead of silently sealing one entity's values under another's key.
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ ALLOWED_KEY_FILE_MODES = frozenset({0o600, 0o400})
 _WRAP_FORMAT_VERSION = 1
 _WRAP_PURPOSE = b"qiao kek wrap v1: data key"
 _WRAP_HEADER_SIZE = 1 + 4
-_MIN_WRAPPED_KEY_SIZE = 16
+_MIN_WRAPPED_SECRET_SIZE = 16
 _MAX_KEY_FILE_SIZE = 1024 * 1024
+_MAX_KEK_VERSION = 2**32 - 1
 
 
 class KeyProvider(Protocol):
@@ -72,21 +77,14 @@ class KeyProvider(Protocol):
 
 
 @dataclass(frozen=True)
-class KekVersions:
+class _KekVersions:
     """Every KEK version a provider holds and the one used for new wraps."""
 
     keks: Mapping[int, bytes] = field(repr=False)
     current: int
 
-    def __post_init__(self) -> None:
-        if self.current not in self.keks:
-            raise ValueError(f"the current KEK version {self.current} is not among the versions")
-        for version, kek in self.keks.items():
-            if version < 1 or len(kek) != KEY_SIZE:
-                raise ValueError(f"KEK version {version} must be >= 1 and hold {KEY_SIZE} bytes")
 
-
-class SoftwareKeyProvider:
+class _SoftwareKeyProvider:
     """A :class:`KeyProvider` holding versioned KEKs in process memory.
 
     The wrapped form is ``format version (1) | KEK version (4, big-endian) |
@@ -95,7 +93,7 @@ class SoftwareKeyProvider:
     passed off as made by another version or for another use.
     """
 
-    def __init__(self, scheme: str, source: str, versions: KekVersions) -> None:
+    def __init__(self, scheme: str, source: str, versions: _KekVersions) -> None:
         self._scheme = scheme
         self._source = source
         self._versions = versions
@@ -105,14 +103,10 @@ class SoftwareKeyProvider:
         """``<scheme>:v<current version>``, e.g. ``file:v2``."""
         return f"{self._scheme}:v{self._versions.current}"
 
-    @property
-    def versions(self) -> tuple[int, ...]:
-        """The KEK versions held, oldest first."""
-        return tuple(sorted(self._versions.keks))
-
     def wrap(self, dek: bytes) -> bytes:
-        if len(dek) < _MIN_WRAPPED_KEY_SIZE:
-            raise ValueError(f"a key to wrap is at least {_MIN_WRAPPED_KEY_SIZE} bytes")
+        """``dek`` sealed under the current KEK version."""
+        if len(dek) < _MIN_WRAPPED_SECRET_SIZE:
+            raise ValueError(f"a secret to wrap is at least {_MIN_WRAPPED_SECRET_SIZE} bytes")
         versions = self._versions
         header = bytes([_WRAP_FORMAT_VERSION]) + versions.current.to_bytes(4, "big")
         nonce = os.urandom(NONCE_SIZE)
@@ -120,8 +114,9 @@ class SoftwareKeyProvider:
         return header + nonce + sealed
 
     def unwrap(self, wrapped: bytes) -> bytes:
+        """The secret inside ``wrapped``, under whichever KEK version wrapped it."""
         if (
-            len(wrapped) < _WRAP_HEADER_SIZE + NONCE_SIZE + _MIN_WRAPPED_KEY_SIZE + TAG_SIZE
+            len(wrapped) < _WRAP_HEADER_SIZE + NONCE_SIZE + _MIN_WRAPPED_SECRET_SIZE + TAG_SIZE
             or wrapped[0] != _WRAP_FORMAT_VERSION
         ):
             raise KeyUnavailableError(
@@ -133,10 +128,10 @@ class SoftwareKeyProvider:
         versions = self._versions
         kek = versions.keks.get(version)
         if kek is None:
-            held = ", ".join(str(v) for v in self.versions)
+            held = ", ".join(str(v) for v in sorted(versions.keks))
             raise KeyUnavailableError(
                 f"the data key was wrapped with KEK version {version}, which {self._source} "
-                f"does not hold (it has {held}); restore the key file that holds version {version}"
+                f"does not hold (it has {held}); restore version {version} from your key backup"
             )
         nonce = wrapped[_WRAP_HEADER_SIZE : _WRAP_HEADER_SIZE + NONCE_SIZE]
         try:
@@ -150,28 +145,21 @@ class SoftwareKeyProvider:
             ) from None
 
 
-class FileKeyProvider(SoftwareKeyProvider):
-    """KEKs from a JSON key file of mode 0600 or 0400.
+class FileKeyProvider(_SoftwareKeyProvider):
+    """KEKs from a JSON key file owned by this process's user, of mode 0600 or 0400.
 
     The file is ``{"current": 2, "kek": {"1": "<32 hex digits>", "2": "..."}}``.
-    It is read when the provider is made, so a missing or unsafe file stops
-    start-up rather than the first request; :meth:`reload` picks up a rotation.
+    It is read when the provider is made, so a missing, unsafe or corrupt file
+    stops start-up rather than the first request. A KEK version added to the
+    file later is seen by providers made after it.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._path = Path(path)
-        super().__init__("file", f"key file {self._path}", read_key_file(self._path))
-
-    @property
-    def path(self) -> Path:
-        return self._path
-
-    def reload(self) -> None:
-        """Read the key file again, e.g. after :func:`add_kek_version` elsewhere."""
-        self._versions = read_key_file(self._path)
+        path = Path(path)
+        super().__init__("file", f"key file {path}", _load_key_file(path)[0])
 
 
-class EnvKeyProvider(SoftwareKeyProvider):
+class EnvKeyProvider(_SoftwareKeyProvider):
     """One KEK (version 1) from ``QIAO_KEK`` as 32 hex digits. Development only.
 
     Environment variables leak: any process of the same user can read
@@ -190,7 +178,7 @@ class EnvKeyProvider(SoftwareKeyProvider):
             )
         kek = _parse_hex_key(text, KEK_ENV_VAR)
         source = f"environment variable {KEK_ENV_VAR}"
-        super().__init__("env", source, KekVersions(keks={1: kek}, current=1))
+        super().__init__("env", source, _KekVersions(keks={1: kek}, current=1))
 
 
 @dataclass(frozen=True)
@@ -203,8 +191,9 @@ class WrappedDataKey:
 
 
 def wrap_data_key(provider: KeyProvider, key: DataKey) -> WrappedDataKey:
-    """``key`` wrapped by ``provider`` for storage."""
-    return WrappedDataKey(key.key_id, provider.kek_id, provider.wrap(key.secret))
+    """``key`` wrapped by ``provider`` for storage, its id sealed in with the secret."""
+    payload = _key_id_prefix(key.key_id) + key.secret
+    return WrappedDataKey(key.key_id, provider.kek_id, provider.wrap(payload))
 
 
 def unwrap_data_key(
@@ -214,24 +203,25 @@ def unwrap_data_key(
     messages_sealed: int = 0,
     on_seal: Callable[[DataKey], None] | None = None,
 ) -> DataKey:
-    """The :class:`DataKey` inside ``stored``, with its persisted usage count."""
-    secret = provider.unwrap(stored.wrapped)
+    """The :class:`DataKey` inside ``stored``, with its persisted usage count.
+
+    Raises :class:`KeyUnavailableError` when the provider cannot unwrap it, or
+    when it was wrapped for another key id (wrapped keys swapped between rows).
+    """
+    payload = provider.unwrap(stored.wrapped)
+    end = 1 + payload[0] if payload else 0
+    if not payload or payload[1:end].decode("ascii", errors="replace") != stored.key_id:
+        raise KeyUnavailableError(
+            f"the wrapped key stored as {stored.key_id!r} was wrapped for another key id; "
+            "the key table was altered (restore it from a backup of the database)"
+        )
+    secret = payload[end:]
     if len(secret) != KEY_SIZE:
         raise KeyUnavailableError(
             f"wrapped key {stored.key_id!r} holds {len(secret)} bytes, not a {KEY_SIZE}-byte "
             "SM4 data key"
         )
     return DataKey(stored.key_id, secret, messages_sealed=messages_sealed, on_seal=on_seal)
-
-
-def read_key_file(path: str | os.PathLike[str]) -> KekVersions:
-    """The KEK versions in the key file at ``path``.
-
-    Refuses a file other users could read (mode other than 0600 or 0400), and
-    turns every way of being missing or broken into a :class:`KeyUnavailableError`
-    that names the file. Messages never quote the file's contents.
-    """
-    return _load_key_file(Path(path))[0]
 
 
 def generate_key_file(path: str | os.PathLike[str]) -> None:
@@ -242,7 +232,7 @@ def generate_key_file(path: str | os.PathLike[str]) -> None:
     is never readable by anyone else, not even for a moment.
     """
     path = Path(path)
-    versions = KekVersions(keks={1: os.urandom(KEY_SIZE)}, current=1)
+    versions = _KekVersions(keks={1: os.urandom(KEY_SIZE)}, current=1)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
@@ -258,36 +248,27 @@ def generate_key_file(path: str | os.PathLike[str]) -> None:
     os.close(fd)
 
 
-def add_kek_version(path: str | os.PathLike[str], *, make_current: bool = True) -> int:
-    """Add a random KEK version to the key file and return its number.
+def add_kek_version(path: str | os.PathLike[str]) -> int:
+    """Add a random KEK version to the key file, make it current, and return its number.
 
-    Old versions stay, so data keys wrapped under them still unwrap. With
-    several servers, add the version with ``make_current=False``, give every
-    server the new file, then :func:`set_current_kek_version`: no server then
-    meets a key wrapped under a version it does not hold yet. Run one change to
-    a key file at a time.
+    Old versions stay, so data keys wrapped under them still unwrap. The file
+    is replaced atomically with the same permission bits. Run one change to a
+    key file at a time: two at once may lose one of the new versions.
     """
     path = Path(path)
     versions, mode = _load_key_file(path)
     new_version = max(versions.keks) + 1
     keks = {**versions.keks, new_version: os.urandom(KEY_SIZE)}
-    current = new_version if make_current else versions.current
-    _replace_key_file(path, KekVersions(keks=keks, current=current), mode)
+    _replace_key_file(path, _KekVersions(keks=keks, current=new_version), mode)
     return new_version
 
 
-def set_current_kek_version(path: str | os.PathLike[str], version: int) -> None:
-    """Make ``version`` the KEK that new wraps use."""
-    path = Path(path)
-    versions, mode = _load_key_file(path)
-    if version not in versions.keks:
-        held = ", ".join(str(v) for v in sorted(versions.keks))
-        raise KeyUnavailableError(f"key file {path} has no KEK version {version} (it has {held})")
-    _replace_key_file(path, KekVersions(keks=versions.keks, current=version), mode)
+def _load_key_file(path: Path) -> tuple[_KekVersions, int]:
+    """The KEK versions in ``path`` and the file's permission bits.
 
-
-def _load_key_file(path: Path) -> tuple[KekVersions, int]:
-    """The KEK versions in ``path`` and the file's permission bits."""
+    Every way of being missing, unsafe or broken is a :class:`KeyUnavailableError`
+    that names the file; messages never quote the file's contents.
+    """
     data, mode = _read_private_file(path)
     try:
         document = json.loads(data.decode("utf-8"))
@@ -301,9 +282,14 @@ def _load_key_file(path: Path) -> tuple[KekVersions, int]:
 
 
 def _read_private_file(path: Path) -> tuple[bytes, int]:
-    """The contents and permission bits of ``path``, checked on the open descriptor."""
+    """The contents and permission bits of ``path``, checked on the open descriptor.
+
+    Checking the descriptor rather than the path leaves no gap in which the
+    file could be swapped; ``O_NONBLOCK`` keeps a FIFO put in its place from
+    hanging start-up.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise KeyUnavailableError(
             f"key file {path} does not exist; restore it from your key backup "
@@ -316,23 +302,32 @@ def _read_private_file(path: Path) -> tuple[bytes, int]:
         ) from None
     except OSError as exc:
         raise KeyUnavailableError(f"cannot open key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise KeyUnavailableError(f"key file {path} is not a regular file")
+        if info.st_uid != os.geteuid():
+            raise InsecureKeyFileError(
+                f"key file {path} belongs to uid {info.st_uid}, not to the user Qiao runs as "
+                f"(uid {os.geteuid()}), so another user controls it; it is not used until "
+                "you give it to this user"
+            )
         mode = stat.S_IMODE(info.st_mode)
         if mode not in ALLOWED_KEY_FILE_MODES:
             raise InsecureKeyFileError(
                 f"key file {path} has mode {mode:04o}, so users other than its owner may "
                 f"read or change it; it is not used until you run: chmod 600 {path}"
             )
-        data = file.read(_MAX_KEY_FILE_SIZE + 1)
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(_MAX_KEY_FILE_SIZE + 1)
+    finally:
+        os.close(fd)
     if len(data) > _MAX_KEY_FILE_SIZE:
         raise KeyUnavailableError(f"key file {path} is corrupt: it is larger than 1 MiB")
     return data, mode
 
 
-def _parse_key_document(document: object, path: Path) -> KekVersions:
+def _parse_key_document(document: object, path: Path) -> _KekVersions:
     def corrupt(reason: str) -> KeyUnavailableError:
         return KeyUnavailableError(f"key file {path} is corrupt: {reason}")
 
@@ -347,8 +342,8 @@ def _parse_key_document(document: object, path: Path) -> KekVersions:
         raise corrupt('"current" must be a KEK version number')
     keks: dict[int, bytes] = {}
     for name, value in document["kek"].items():
-        if not (name.isascii() and name.isdigit()) or int(name) < 1:
-            raise corrupt(f"KEK version {name!r} is not a positive whole number")
+        if not (name.isascii() and name.isdigit()) or not 1 <= int(name) <= _MAX_KEK_VERSION:
+            raise corrupt(f"KEK version {name!r} is not a whole number from 1 to 2**32 - 1")
         if not isinstance(value, str):
             raise corrupt(f"KEK version {name} is not a string of 32 hex digits")
         keks[int(name)] = _parse_hex_key(value, f"key file {path} is corrupt: KEK version {name}")
@@ -356,7 +351,7 @@ def _parse_key_document(document: object, path: Path) -> KekVersions:
         raise corrupt("it holds no KEK")
     if current not in keks:
         raise corrupt(f'"current" names KEK version {current}, which the file does not hold')
-    return KekVersions(keks=keks, current=current)
+    return _KekVersions(keks=keks, current=current)
 
 
 def _parse_hex_key(text: str, what: str) -> bytes:
@@ -371,7 +366,7 @@ def _parse_hex_key(text: str, what: str) -> bytes:
     return key
 
 
-def _render_key_document(versions: KekVersions) -> bytes:
+def _render_key_document(versions: _KekVersions) -> bytes:
     document = {
         "current": versions.current,
         "kek": {str(v): versions.keks[v].hex() for v in sorted(versions.keks)},
@@ -379,7 +374,7 @@ def _render_key_document(versions: KekVersions) -> bytes:
     return (json.dumps(document, indent=2) + "\n").encode("utf-8")
 
 
-def _replace_key_file(path: Path, versions: KekVersions, mode: int) -> None:
+def _replace_key_file(path: Path, versions: _KekVersions, mode: int) -> None:
     """Write ``versions`` to ``path`` atomically with permission bits ``mode``.
 
     A reader sees either the old file or the new one, never a half-written
@@ -422,3 +417,8 @@ def _fsync_directory(directory: Path) -> None:
 
 def _wrap_aad(header: bytes) -> bytes:
     return _WRAP_PURPOSE + header
+
+
+def _key_id_prefix(key_id: str) -> bytes:
+    encoded = key_id.encode("ascii")
+    return bytes([len(encoded)]) + encoded

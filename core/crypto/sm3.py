@@ -1,4 +1,4 @@
-"""SM3 hashing, HMAC-SM3, and blind indexes for exact search on sealed fields.
+"""HMAC-SM3 and blind indexes for exact search on sealed fields.
 
 A sealed field cannot be searched: its random nonce makes equal values seal
 differently. A blind index stores beside it a keyed SM3-HMAC of the value, so
@@ -11,6 +11,8 @@ their half-width form, an e-mail address matches in any case, and a phone
 number matches whether written ``138 0013 8000``, ``+86 138…`` or ``0086 138…``.
 Use a separate index key per field (or at least per entity), so that equal
 values in different fields cannot be linked through their indexes.
+
+SM3 (GB/T 32905-2016) itself comes from the ``cryptography`` package.
 """
 
 from __future__ import annotations
@@ -29,13 +31,6 @@ MIN_INDEX_KEY_SIZE = 16
 IndexKind = Literal["text", "email", "phone"]
 
 
-def sm3(data: bytes) -> bytes:
-    """The 32-byte SM3 digest (GB/T 32905-2016) of ``data``."""
-    digest = hashes.Hash(hashes.SM3())
-    digest.update(data)
-    return digest.finalize()
-
-
 def hmac_sm3(key: bytes, data: bytes) -> bytes:
     """The 32-byte HMAC-SM3 of ``data`` under ``key``."""
     mac = hmac.HMAC(key, hashes.SM3())
@@ -43,25 +38,25 @@ def hmac_sm3(key: bytes, data: bytes) -> bytes:
     return mac.finalize()
 
 
-def normalise_text(value: str) -> str:
+def _normalise_text(value: str) -> str:
     """NFKC (full-width to half-width, compatibility forms folded), then strip."""
     return unicodedata.normalize("NFKC", value).strip()
 
 
-def normalise_email(value: str) -> str:
-    """:func:`normalise_text`, lower-cased: addresses are matched case-insensitively."""
-    return normalise_text(value).lower()
+def _normalise_email(value: str) -> str:
+    """:func:`_normalise_text`, lower-cased: addresses are matched case-insensitively."""
+    return _normalise_text(value).lower()
 
 
-def normalise_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
-    """The E.164 form (``+8613800138000``); numbers without a country code are in ``region``.
+def _normalise_phone(value: str) -> str:
+    """The E.164 form (``+8613800138000``); numbers without a country code are Chinese.
 
     Raises ValueError for text that is not a valid phone number, as the
     records layer does, rather than indexing it under a guess.
     """
-    text = normalise_text(value)
+    text = _normalise_text(value)
     try:
-        number = phonenumbers.parse(text, region)
+        number = phonenumbers.parse(text, DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
         raise ValueError(f"{text!r} is not a phone number") from None
     if not phonenumbers.is_valid_number(number):
@@ -69,25 +64,27 @@ def normalise_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-NORMALISERS: Mapping[IndexKind, Callable[[str], str]] = MappingProxyType(
-    {"text": normalise_text, "email": normalise_email, "phone": normalise_phone}
+_NORMALISERS: Mapping[str, Callable[[str], str]] = MappingProxyType(
+    {"text": _normalise_text, "email": _normalise_email, "phone": _normalise_phone}
 )
-"""The normaliser for each kind of blind-indexed field."""
 
 
 def blind_index(key: bytes, value: str, kind: IndexKind = "text") -> str:
     """The blind index of ``value``: hex HMAC-SM3 of its normalised form.
 
-    The kind is part of the HMAC input, so the same characters indexed as
-    text and as an e-mail address do not collide.
+    ``text`` is NFKC-normalised and stripped (full-width to half-width, case
+    kept); ``email`` is that, lower-cased; ``phone`` is E.164, Chinese unless
+    it has a country code, and ValueError if it is not a valid number. The
+    kind is part of the HMAC input, so the same characters indexed as text and
+    as an e-mail address do not collide.
     """
     if len(key) < MIN_INDEX_KEY_SIZE:
         raise ValueError(f"a blind-index key is at least {MIN_INDEX_KEY_SIZE} bytes")
     try:
-        normalise = NORMALISERS[kind]
+        normalise = _NORMALISERS[kind]
     except KeyError:
         raise ValueError(
-            f"unknown blind-index kind {kind!r}; use one of {list(NORMALISERS)}"
+            f"unknown blind-index kind {kind!r}; use one of {list(_NORMALISERS)}"
         ) from None
     message = kind.encode("ascii") + b"\x00" + normalise(value).encode("utf-8")
     return hmac_sm3(key, message).hex()

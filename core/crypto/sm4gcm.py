@@ -13,7 +13,7 @@ the caller watches :attr:`DataKey.exhausted` and makes a new data key in time.
 Backup streams are cut into chunks sealed under a per-stream subkey, with each
 chunk's index and a final-chunk flag in its associated data, so a stream that
 was truncated, reordered, shortened by a chunk or extended is refused. See
-../../docs/crypto.md for the byte layouts.
+docs/crypto.md for the byte layouts.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ def sm4_gcm_decrypt(key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> byte
     return plaintext
 
 
-def check_key_id(key_id: str) -> str:
-    """``key_id`` if it can name a key in a header, else ValueError.
+def _check_key_id(key_id: str) -> None:
+    """ValueError unless ``key_id`` can name a key in a header.
 
     Ids are short ASCII (letters, digits, ``.``, ``_``, ``:``, ``-``; at most 64)
     so they fit a one-byte length and read well in logs: ``dek-account-3``.
@@ -104,7 +104,6 @@ def check_key_id(key_id: str) -> str:
             f"{key_id!r} is not a valid key id: use 1 to 64 ASCII letters, digits, "
             "'.', '_', ':' or '-', starting with a letter or digit"
         )
-    return key_id
 
 
 @dataclass(eq=False)
@@ -112,9 +111,15 @@ class DataKey:
     """A data-encryption key (DEK) and its usage count.
 
     ``messages_sealed`` starts from the count the caller stored last time, so
-    the limit holds across restarts; ``on_seal`` runs before every seal with
-    the updated count, which lets the caller persist it first (if the hook
-    raises, nothing is sealed). Keys compare by identity, never by secret.
+    the limit holds across restarts. ``on_seal`` runs before every seal, after
+    the count was raised and while the key's lock is held, so the caller can
+    persist the counts in order before anything is sealed; if it raises,
+    nothing is sealed and the count stays raised (over-counting is safe,
+    under-counting is not). Several processes sharing one data key each keep
+    their own count, so across processes ``on_seal`` is where the limit must
+    be enforced, e.g. with an atomic increment in the database that raises
+    :class:`DataKeyExhaustedError` at the limit. Keys compare by identity,
+    never by secret.
     """
 
     key_id: str
@@ -125,7 +130,7 @@ class DataKey:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        check_key_id(self.key_id)
+        _check_key_id(self.key_id)
         _check_key(self.secret)
         if not 1 <= self.limit <= RANDOM_NONCE_LIMIT:
             raise ValueError(f"limit must be between 1 and 2**32, not {self.limit}")
@@ -158,8 +163,8 @@ class DataKey:
                     f"its limit; make a new data key for new values"
                 )
             self.messages_sealed += 1
-        if self.on_seal is not None:
-            self.on_seal(self)
+            if self.on_seal is not None:
+                self.on_seal(self)
 
 
 class KeyLookup(Protocol):
@@ -183,11 +188,16 @@ class Keyring:
             self.add(key)
 
     def add(self, key: DataKey) -> None:
-        """Load ``key``; a different secret under an id already loaded is a ValueError."""
+        """Load ``key``; a different secret under an id already loaded is a ValueError.
+
+        Adding a key that is already loaded keeps the loaded object, whose
+        usage count is the live one, rather than resetting it to an older count.
+        """
         known = self._keys.get(key.key_id)
-        if known is not None and not hmac.compare_digest(known.secret, key.secret):
+        if known is None:
+            self._keys[key.key_id] = key
+        elif not hmac.compare_digest(known.secret, key.secret):
             raise ValueError(f"the keyring already holds a different key called {key.key_id!r}")
-        self._keys[key.key_id] = key
 
     def lookup(self, key_id: str) -> DataKey:
         """The data key called ``key_id``, or :class:`KeyUnavailableError`."""
@@ -198,9 +208,6 @@ class Keyring:
                 f"data key {key_id!r} is not loaded; unwrap it with the key-encryption key "
                 "and add it to the keyring before opening values sealed with it"
             ) from None
-
-    def __contains__(self, key_id: object) -> bool:
-        return key_id in self._keys
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -330,9 +337,10 @@ def encrypt_stream(
 ) -> int:
     """Seal everything readable from ``src`` into ``dst``; returns the plaintext length.
 
-    The stream derives its own subkey from ``key`` and a random salt, so it
-    counts as one message against the data key however long it is, and its
-    chunk nonces (the chunk index) cannot repeat.
+    The stream derives its own subkey from ``key`` and a random 128-bit salt,
+    so the chunk nonces (the chunk index) never repeat under one key and the
+    data key itself encrypts nothing. The stream still counts as one use of
+    ``key``, so an exhausted key seals no new streams either.
     """
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError(
