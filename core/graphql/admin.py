@@ -1,11 +1,27 @@
-"""Core GraphQL fields that are not generated per entity: who am I, and metadata."""
+"""Core GraphQL fields that are not generated per entity: who am I, and metadata.
+
+Admins read the deployment's entities and fields with ``metadata`` and change
+custom ones with the mutations below; a change is live for the next request,
+in this process at once and in the others after their next version check.
+"""
 
 from __future__ import annotations
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from qiao.core.graphql.context import RequestContext
+from qiao.core.metadata import store
+from qiao.core.metadata.changes import Change, MetadataChanges
+from qiao.core.metadata.model import EntityDef, FieldDef, Label
+from qiao.core.records.context import Actor
+
+_DEFINITION_HELP = (
+    "in the manifest format of docs/manifest.md, keys in snake_case, e.g. "
+    '{"name": "voltage", "type": "decimal", "scale": 1, '
+    '"label": {"en": "Voltage", "zh-CN": "电压"}}'
+)
 
 
 @strawberry.type(description="The authenticated caller.")
@@ -13,6 +29,108 @@ class Viewer:
     user_id: strawberry.ID | None
     username: str
     is_admin: bool
+
+
+@strawberry.type(description="A label in English and Simplified Chinese.")
+class MetadataLabel:
+    en: str | None
+    zh_cn: str | None = strawberry.field(name="zhCN")
+
+    @classmethod
+    def of(cls, label: Label | None) -> MetadataLabel | None:
+        return None if label is None else cls(en=label.en, zh_cn=label.zh_cn)
+
+
+@strawberry.type(description="One field of an entity, as declared.")
+class MetadataField:
+    name: str
+    type: str
+    label: MetadataLabel
+    required: bool
+    unique: bool
+    indexed: bool
+    max_length: int | None
+    precision: int | None
+    scale: int | None
+    values: list[str]
+    target: str | None
+    inverse: str | None
+    default: JSON | None
+    custom: bool = strawberry.field(
+        description="Added by an administrator, so it may be altered or dropped."
+    )
+    definition: JSON = strawberry.field(
+        description="The whole declaration in the manifest format (what alterField takes)."
+    )
+
+    @classmethod
+    def of(cls, field: FieldDef, custom: bool) -> MetadataField:
+        data = field.as_data()
+        return cls(
+            name=field.name,
+            type=field.type.value,
+            label=MetadataLabel(en=field.label.en, zh_cn=field.label.zh_cn),
+            required=field.required,
+            unique=field.unique,
+            indexed=field.indexed,
+            max_length=field.effective_max_length,
+            precision=field.precision,
+            scale=field.scale,
+            values=list(field.enum_values),
+            target=field.target,
+            inverse=field.inverse,
+            default=data.get("default"),
+            custom=custom,
+            definition=data,
+        )
+
+
+@strawberry.type(description="An entity (object) with its fields.")
+class MetadataEntity:
+    name: str
+    plural: str
+    label: MetadataLabel
+    plural_label: MetadataLabel | None
+    source: str = strawberry.field(description="The declaring plugin, or 'custom'.")
+    fields: list[MetadataField]
+
+
+@strawberry.type(description="The deployment's metadata at one version.")
+class Metadata:
+    version: int
+    entities: list[MetadataEntity]
+
+
+@strawberry.type(description="The result of a metadata change.")
+class MetadataChange:
+    version: int = strawberry.field(description="The metadata version the change created.")
+    operation: str
+    entity: str
+    field: str | None
+
+    @classmethod
+    def of(cls, change: Change) -> MetadataChange:
+        return cls(
+            version=change.version,
+            operation=change.operation,
+            entity=change.entity,
+            field=change.field,
+        )
+
+
+def _entity(entity: EntityDef, custom_fields: set[tuple[str, str]]) -> MetadataEntity:
+    custom = entity.source == "custom"
+    return MetadataEntity(
+        name=entity.name,
+        plural=entity.plural,
+        label=MetadataLabel(en=entity.label.en, zh_cn=entity.label.zh_cn),
+        plural_label=MetadataLabel.of(entity.plural_label),
+        source=entity.source,
+        fields=[
+            MetadataField.of(f, custom or (entity.name, f.name) in custom_fields)
+            for f in entity.fields
+        ],
+    )
 
 
 @strawberry.type(name="Query")
@@ -23,6 +141,74 @@ class CoreQuery:
         actor = ctx.actor
         return Viewer(user_id=actor.user_id, username=actor.username, is_admin=actor.is_admin)
 
+    @strawberry.field(description="Every entity and field, at the schema's metadata version.")
+    def metadata(self, info: Info) -> Metadata:
+        ctx: RequestContext = info.context
+        registry = ctx.built.catalog.registry
+        with ctx.runtime.db.read() as conn:
+            custom_fields = store.custom_field_names(conn)
+        entities = sorted(registry.entities.values(), key=lambda e: e.name)
+        return Metadata(
+            version=registry.version, entities=[_entity(e, custom_fields) for e in entities]
+        )
+
+
+def _changes(info: Info) -> tuple[MetadataChanges, Actor]:
+    ctx: RequestContext = info.context
+    return MetadataChanges(ctx.runtime), ctx.actor
+
+
+@strawberry.type(name="Mutation")
+class CoreMutation:
+    @strawberry.mutation(description=f"Create a custom entity; definition {_DEFINITION_HELP}.")
+    def create_entity(
+        self, info: Info, definition: JSON, note: str | None = None
+    ) -> MetadataChange:
+        changes, actor = _changes(info)
+        return MetadataChange.of(changes.create_entity(definition, actor=actor, note=note))
+
+    @strawberry.mutation(
+        description="Drop a custom entity, its table and its records (records need force)."
+    )
+    def drop_entity(
+        self, info: Info, name: str, force: bool = False, note: str | None = None
+    ) -> MetadataChange:
+        changes, actor = _changes(info)
+        return MetadataChange.of(changes.drop_entity(name, actor=actor, force=force, note=note))
+
+    @strawberry.mutation(description=f"Add a field to an entity; definition {_DEFINITION_HELP}.")
+    def add_field(
+        self, info: Info, entity: str, definition: JSON, note: str | None = None
+    ) -> MetadataChange:
+        changes, actor = _changes(info)
+        return MetadataChange.of(changes.add_field(entity, definition, actor=actor, note=note))
+
+    @strawberry.mutation(
+        description="Replace a custom field's declaration (the whole of it, name optional); "
+        f"definition {_DEFINITION_HELP}. A change that would lose stored values is refused "
+        "unless force, which clears those values."
+    )
+    def alter_field(
+        self,
+        info: Info,
+        entity: str,
+        name: str,
+        definition: JSON,
+        force: bool = False,
+        note: str | None = None,
+    ) -> MetadataChange:
+        changes, actor = _changes(info)
+        change = changes.alter_field(entity, name, definition, actor=actor, force=force, note=note)
+        return MetadataChange.of(change)
+
+    @strawberry.mutation(description="Drop a custom field and its column (values need force).")
+    def drop_field(
+        self, info: Info, entity: str, name: str, force: bool = False, note: str | None = None
+    ) -> MetadataChange:
+        changes, actor = _changes(info)
+        change = changes.drop_field(entity, name, actor=actor, force=force, note=note)
+        return MetadataChange.of(change)
+
 
 def core_types() -> list[tuple[str, type]]:
-    return [("core", CoreQuery)]
+    return [("core", CoreQuery), ("core", CoreMutation)]

@@ -29,8 +29,8 @@ from graphql import (
     InlineFragmentNode,
     SelectionSetNode,
 )
-from graphql.execution.values import get_argument_values, get_directive_values
-from sqlalchemy import ColumnElement, Dialect, FromClause, exists, func, not_, select, true
+from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
+from sqlalchemy import ColumnElement, Dialect, FromClause, Select, exists, func, not_, select, true
 
 from qiao.core.errors import BadUserInput
 from qiao.core.graphql.builder import BuiltSchema
@@ -97,8 +97,16 @@ class ReadCompiler:
         self.dialect = dialect
         self.json: JsonSQL = for_dialect(dialect.name)
         self.fragments = fragments
-        self.variables = variables
+        # Strawberry hands resolvers the coerced variables as a plain dict, while
+        # graphql-core's argument coercion expects its VariableValues record.
+        self.variables = (
+            VariableValues(sources={}, coerced=variables)
+            if isinstance(variables, dict)
+            else variables
+        )
         self.cost = 0
+        #: How many parent rows the field being compiled may repeat for (product of page sizes).
+        self._fan_out = 1
 
     # -- Field collection -----------------------------------------------------------------
 
@@ -197,7 +205,7 @@ class ReadCompiler:
                 case ToOneField(field=field):
                     assert field.target is not None
                     target = self.catalog.table(field.target).alias()
-                    self._spend(1)
+                    self._spend(self._fan_out)
                     sub = self.object(field.target, target, self.subfields(nodes), depth + 1)
                     subquery = select(sub).where(target.c.id == table.c[field.column])
                     pairs.append((key, self.json.embed(subquery.scalar_subquery())))
@@ -212,7 +220,7 @@ class ReadCompiler:
                         (
                             key,
                             self.connection(
-                                rev.entity, args, self.subfields(nodes), link, depth + 1
+                                rev.entity, args, self.subfields(nodes), link, depth + 1, table
                             ),
                         )
                     )
@@ -229,13 +237,14 @@ class ReadCompiler:
         fields: Fields,
         link: Callable[[FromClause], ColumnElement[bool]] | None,
         depth: int,
+        parent: FromClause | None = None,
     ) -> ColumnElement[Any]:
         """A Relay connection: edges, pageInfo and totalCount as selected."""
         entity = self.catalog.entity(entity_name)
         base = self.catalog.table(entity_name)
         first, last = args.get("first"), args.get("last")
         size = query.page_size(first, last)
-        self._spend(size)
+        self._spend(size * self._fan_out)
         ordering = query.make_ordering(entity, args.get("order_by"))
         backwards = last is not None
         walk = ordering.reversed() if backwards else ordering
@@ -249,7 +258,7 @@ class ReadCompiler:
             return conds
 
         t = base.alias()
-        page = select(t).where(*conditions(t))  # type: ignore[arg-type]
+        page = correlated(select(t).where(*conditions(t)), parent)  # type: ignore[arg-type]
         if cursor_values is not None:
             page = page.where(walk.after(t, cursor_values))  # type: ignore[arg-type]
         page_q = page.order_by(*walk.clauses(t)).limit(size + 1).subquery()  # type: ignore[arg-type]
@@ -276,9 +285,12 @@ class ReadCompiler:
             if name == "cursor":
                 edge_pairs.append((key, cursor_expr))
             elif name == "node":
-                edge_pairs.append(
-                    (key, self.object(entity_name, ordered, self.subfields(nodes), depth + 1))
-                )
+                outer, self._fan_out = self._fan_out, self._fan_out * max(size, 1)
+                try:
+                    node = self.object(entity_name, ordered, self.subfields(nodes), depth + 1)
+                finally:
+                    self._fan_out = outer
+                edge_pairs.append((key, node))
             elif name == "__typename":
                 edge_pairs.append((key, sql_text(f"{self.plan.type_names[entity_name]}Edge")))
         if not edge_pairs:
@@ -293,9 +305,9 @@ class ReadCompiler:
             if table_cursor is None:
                 return false_()
             o = base.alias()
-            return exists(
-                select(1).select_from(o).where(*conditions(o), not_(walk.after(o, table_cursor)))
-            )  # type: ignore[arg-type]
+            probe = select(1).select_from(o)
+            probe = probe.where(*conditions(o), not_(walk.after(o, table_cursor)))  # type: ignore[arg-type]
+            return exists(correlated(probe, parent))
 
         pairs: list[tuple[str, ColumnElement[Any]]] = []
         for key, nodes in fields.items():
@@ -304,7 +316,10 @@ class ReadCompiler:
                 pairs.append((key, edges_json))
             elif name == "totalCount":
                 c = base.alias()
-                count = select(func.count()).select_from(c).where(*conditions(c)).scalar_subquery()  # type: ignore[arg-type]
+                count = correlated(
+                    select(func.count()).select_from(c).where(*conditions(c)),  # type: ignore[arg-type]
+                    parent,
+                ).scalar_subquery()
                 pairs.append((key, count))
             elif name == "pageInfo":
                 info: list[tuple[str, ColumnElement[Any]]] = []
@@ -336,12 +351,22 @@ class ReadCompiler:
         return self.subfields(nodes)
 
     def _spend(self, rows: int) -> None:
+        """Count the records a field may return; nested pages multiply (see MAX_QUERY_COST)."""
         self.cost += max(rows, 1)
         if self.cost > MAX_QUERY_COST:
             raise BadUserInput(
                 f"this query could return more than {MAX_QUERY_COST} records; ask for smaller "
                 "pages or fewer nested connections"
             )
+
+
+def correlated(stmt: Select[Any], parent: FromClause | None) -> Select[Any]:
+    """``stmt`` referring to ``parent``'s row (a nested connection), never joining it again.
+
+    SQLAlchemy correlates automatically only to the directly enclosing SELECT;
+    a nested connection's page sits several levels below its parent's row.
+    """
+    return stmt if parent is None else stmt.correlate(parent)
 
 
 def false_() -> ColumnElement[bool]:

@@ -310,10 +310,12 @@ def decode_cursor(ordering: Ordering, cursor: str) -> list[Any]:
         data = json.loads(raw)
     except (ValueError, TypeError):
         raise BadUserInput("malformed cursor; use a cursor returned by this query") from None
-    if not isinstance(data, list) or len(data) != len(ordering.keys) + 1:
+    if not isinstance(data, list) or not data:
         raise BadUserInput("malformed cursor; use a cursor returned by this query")
     if data[0] != ordering.signature:
         raise BadUserInput("this cursor belongs to another query order; start again")
+    if len(data) != len(ordering.keys) + 1:
+        raise BadUserInput("malformed cursor; use a cursor returned by this query")
     values = []
     for key, value in zip(ordering.keys, data[1:], strict=True):
         if value is None:
