@@ -211,4 +211,5 @@ class CoreMutation:
 
 
 def core_types() -> list[tuple[str, type]]:
+    """The root types merged into every schema, next to the generated fields."""
     return [("core", CoreQuery), ("core", CoreMutation)]

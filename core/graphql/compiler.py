@@ -30,7 +30,18 @@ from graphql import (
     SelectionSetNode,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
-from sqlalchemy import ColumnElement, Dialect, FromClause, Select, exists, func, not_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    FromClause,
+    Select,
+    exists,
+    func,
+    literal_column,
+    not_,
+    select,
+    true,
+)
 
 from qiao.core.errors import BadUserInput
 from qiao.core.graphql.builder import BuiltSchema
@@ -257,26 +268,30 @@ class ReadCompiler:
                 conds.append(link(table))
             return conds
 
-        t = base.alias()
-        page = correlated(select(t).where(*conditions(t)), parent)  # type: ignore[arg-type]
-        if cursor_values is not None:
-            page = page.where(walk.after(t, cursor_values))  # type: ignore[arg-type]
-        page_q = page.order_by(*walk.clauses(t)).limit(size + 1).subquery()  # type: ignore[arg-type]
-        numbered = select(
-            page_q,
-            func.row_number().over(order_by=walk.clauses(page_q)).label("_rn"),  # type: ignore[arg-type]
-        ).subquery()
-        rn = numbered.c._rn
-        ordered = select(numbered).order_by(rn.desc() if backwards else rn.asc()).subquery()
+        def walked(table: FromClause, cursor_at: list[Any] | None) -> Select[Any]:
+            """Rows of this connection beyond ``cursor_at``, in walking order."""
+            stmt = select(table).select_from(table).where(*conditions(table))  # type: ignore[arg-type]
+            stmt = correlated(stmt, parent)
+            if cursor_at is not None:
+                stmt = stmt.where(walk.after(table, cursor_at))  # type: ignore[arg-type]
+            return stmt.order_by(*walk.clauses(table))  # type: ignore[arg-type]
+
+        # The page is exactly ``size`` rows in walking order; a backward page is put
+        # back in display order by an outer ORDER BY. Both keep a LIMIT, so SQLite
+        # neither flattens them into the aggregate nor drops their ORDER BY, and
+        # json_group_array receives rows in that order. PostgreSQL orders inside
+        # json_agg. No window function and no count: the page costs what a
+        # hand-written ``ORDER BY ... LIMIT n`` costs.
+        rows = walked(base.alias(), cursor_values).limit(size).subquery()
+        if backwards:
+            rows = select(rows).order_by(*ordering.clauses(rows)).limit(size).subquery()  # type: ignore[arg-type]
 
         edge_fields = self._merge(fields, "edges")
         edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
         cursor_expr = self.json.cursor(
             ordering.signature,
             [
-                self.json.value(
-                    ordered.c[k.column], k.field if k.column != "id" else None, k.column
-                )
+                self.json.value(rows.c[k.column], k.field if k.column != "id" else None, k.column)
                 for k in ordering.keys
             ],
         )
@@ -287,7 +302,7 @@ class ReadCompiler:
             elif name == "node":
                 outer, self._fan_out = self._fan_out, self._fan_out * max(size, 1)
                 try:
-                    node = self.object(entity_name, ordered, self.subfields(nodes), depth + 1)
+                    node = self.object(entity_name, rows, self.subfields(nodes), depth + 1)
                 finally:
                     self._fan_out = outer
                 edge_pairs.append((key, node))
@@ -295,11 +310,14 @@ class ReadCompiler:
                 edge_pairs.append((key, sql_text(f"{self.plan.type_names[entity_name]}Edge")))
         if not edge_pairs:
             edge_pairs.append(("cursor", cursor_expr))
-        order = [ordered.c._rn.desc() if backwards else ordered.c._rn.asc()]
-        edges = self.json.array_agg(self.json.object(edge_pairs), ordered.c._rn <= size, order)
-        agg = select(edges.label("edges"), func.count().label("n")).select_from(ordered).subquery()
+        edges = self.json.array_agg(self.json.object(edge_pairs), ordering.clauses(rows))
+        agg = select(edges.label("edges")).select_from(rows).subquery()
         edges_json = self.json.embed(agg.c.edges)
-        overflow = agg.c.n > size
+
+        def overflow() -> ColumnElement[bool]:
+            """Whether rows remain beyond this page in the walking direction."""
+            beyond = walked(base.alias(), cursor_values).limit(1).offset(size)
+            return exists(beyond.with_only_columns(literal_column("1")))
 
         def other_side(table_cursor: list[Any] | None) -> ColumnElement[bool]:
             if table_cursor is None:
@@ -326,15 +344,17 @@ class ReadCompiler:
                 for ikey, inodes in self.subfields(nodes).items():
                     iname = inodes[0].name.value
                     if iname == "hasNextPage":
-                        cond = other_side(cursor_values) if backwards else overflow
+                        cond = other_side(cursor_values) if backwards else overflow()
                         info.append((ikey, self.json.boolean(cond)))
                     elif iname == "hasPreviousPage":
-                        cond = overflow if backwards else other_side(cursor_values)
+                        cond = overflow() if backwards else other_side(cursor_values)
                         info.append((ikey, self.json.boolean(cond)))
-                    elif iname == "startCursor":
-                        info.append((ikey, self.json.array_end(agg.c.edges, True, "cursor")))
-                    elif iname == "endCursor":
-                        info.append((ikey, self.json.array_end(agg.c.edges, False, "cursor")))
+                    elif iname in {"startCursor", "endCursor"}:
+                        terms = ordering.clauses(rows)  # type: ignore[arg-type]
+                        if iname == "endCursor":
+                            terms = ordering.reversed().clauses(rows)  # type: ignore[arg-type]
+                        end = select(cursor_expr).select_from(rows).order_by(*terms).limit(1)
+                        info.append((ikey, end.scalar_subquery()))
                     elif iname == "__typename":
                         info.append((ikey, sql_text("PageInfo")))
                 pairs.append((key, self.json.object(info)))

@@ -85,6 +85,13 @@ class QiaoSchema(strawberry.Schema):
                 log.error("unexpected error in GraphQL execution", exc_info=error.original_error)
 
 
+#: What callers see of a failure that is Qiao's fault; the log has the details.
+INTERNAL_ERROR: dict[str, Any] = {
+    "message": "internal error; the server log has the details",
+    "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+}
+
+
 def format_error(error: GraphQLError) -> dict[str, Any]:
     """The wire form of an error: a message a person can act on and a code; no traceback."""
     original = error.original_error
@@ -93,8 +100,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         if "field" in extensions:
             extensions["field"] = camel(extensions["field"])
     elif original is not None:
-        message = "internal error; the server log has the details"
-        extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        message = INTERNAL_ERROR["message"]
+        extensions = dict(INTERNAL_ERROR["extensions"])
     else:
         message = error.message
         extensions = dict(error.extensions or {})
@@ -183,7 +190,6 @@ class GraphQLService:
             return error_body(
                 Forbidden("only administrators may use the API until roles are granted")
             )
-        request_id = uuid.uuid4().hex
         if operation.operation is OperationType.QUERY and self._compilable(built, operation):
             try:
                 return self._execute_compiled(
@@ -191,7 +197,10 @@ class GraphQLService:
                 )
             except QiaoError as exc:
                 return error_body(exc)
-        context = RequestContext(self.runtime, actor, built, request_id)
+            except Exception:
+                log.exception("unexpected error in a compiled GraphQL query")
+                return {"data": None, "errors": [INTERNAL_ERROR]}
+        context = RequestContext(self.runtime, actor, built, uuid.uuid4().hex)
         result = built.schema.execute_sync(
             query,
             variable_values=variables,
@@ -221,7 +230,7 @@ class GraphQLService:
             built.version,
             query,
             operation_name,
-            json.dumps(variables, sort_keys=True, default=str),
+            json.dumps(variables, sort_keys=True, default=str) if variables else "",
         )
         compiled = self._compiled.get(key)
         db = self.runtime.db

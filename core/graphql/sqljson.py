@@ -36,10 +36,8 @@ class JsonSQL:
         """A JSON value that crossed a subquery boundary, embedded as JSON (not text)."""
         raise NotImplementedError
 
-    def array_agg(
-        self, expr: ColumnElement[Any], keep: ColumnElement[bool], order: list[Any]
-    ) -> ColumnElement[Any]:
-        """An array of ``expr`` over the rows where ``keep`` holds, in ``order``; [] if none."""
+    def array_agg(self, expr: ColumnElement[Any], order: list[Any]) -> ColumnElement[Any]:
+        """An array of ``expr`` over the aggregated rows, in ``order``; [] if none."""
         raise NotImplementedError
 
     def value(self, column: Any, field: FieldDef | None, system: str = "") -> ColumnElement[Any]:
@@ -50,10 +48,6 @@ class JsonSQL:
         raise NotImplementedError
 
     def cursor(self, signature: str, keys: list[ColumnElement[Any]]) -> ColumnElement[Any]:
-        raise NotImplementedError
-
-    def array_end(self, array: Any, first: bool, key: str) -> ColumnElement[Any]:
-        """``array[0][key]`` or ``array[-1][key]`` as text (null for an empty array)."""
         raise NotImplementedError
 
     def as_text(self, json_expr: Any) -> ColumnElement[Any]:
@@ -70,11 +64,10 @@ class SqliteJson(JsonSQL):
     def embed(self, json_expr: Any) -> ColumnElement[Any]:
         return func.json(json_expr)
 
-    def array_agg(
-        self, expr: ColumnElement[Any], keep: ColumnElement[bool], order: list[Any]
-    ) -> ColumnElement[Any]:
-        # Rows arrive in the order of the subquery the caller aggregates over.
-        return func.json_group_array(expr).filter(keep)
+    def array_agg(self, expr: ColumnElement[Any], order: list[Any]) -> ColumnElement[Any]:
+        # SQLite 3.40 has no ORDER BY in aggregates: rows arrive in the order of the
+        # (ORDER BY ... LIMIT) subquery the caller aggregates over.
+        return func.json_group_array(expr)
 
     def value(self, column: Any, field: FieldDef | None, system: str = "") -> ColumnElement[Any]:
         kind = field.type if field is not None else None
@@ -105,9 +98,6 @@ class SqliteJson(JsonSQL):
     def cursor(self, signature: str, keys: list[ColumnElement[Any]]) -> ColumnElement[Any]:
         return sql_text("x").concat(func.hex(func.json_array(sql_text(signature), *keys)))
 
-    def array_end(self, array: Any, first: bool, key: str) -> ColumnElement[Any]:
-        return func.json_extract(array, sql_text(f"$[{'0' if first else '#-1'}].{key}"))
-
 
 class PostgresJson(JsonSQL):
     def object(self, pairs: list[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
@@ -123,10 +113,8 @@ class PostgresJson(JsonSQL):
     def embed(self, json_expr: Any) -> ColumnElement[Any]:
         return json_expr
 
-    def array_agg(
-        self, expr: ColumnElement[Any], keep: ColumnElement[bool], order: list[Any]
-    ) -> ColumnElement[Any]:
-        agg = func.json_agg(aggregate_order_by(expr, *order)).filter(keep)
+    def array_agg(self, expr: ColumnElement[Any], order: list[Any]) -> ColumnElement[Any]:
+        agg = func.json_agg(aggregate_order_by(expr, *order))
         return func.coalesce(agg, cast(sql_text("[]"), _JSON))
 
     def value(self, column: Any, field: FieldDef | None, system: str = "") -> ColumnElement[Any]:
@@ -150,10 +138,6 @@ class PostgresJson(JsonSQL):
         return sql_text("x").concat(
             func.encode(func.convert_to(text, sql_text("UTF8")), sql_text("hex"))
         )
-
-    def array_end(self, array: Any, first: bool, key: str) -> ColumnElement[Any]:
-        index = literal_column("0" if first else "-1")
-        return array.op("->")(index).op("->>")(sql_text(key))
 
     def as_text(self, json_expr: Any) -> ColumnElement[Any]:
         return cast(json_expr, String)

@@ -227,3 +227,41 @@ def check_graphiql_health_and_readiness(http):
     assert "graphiql" in page.text.lower()
     assert http.get("/healthz").json() == {"status": "ok"}
     assert http.get("/readyz").json() == {"status": "ready"}
+
+
+def test_backward_pages_and_page_boundaries(qiao_client):
+    for name in "ABCDE":
+        create_account(qiao_client, name=name)
+    query = """query($last: Int, $before: String, $first: Int, $after: String) {
+      accounts(orderBy: [{field: NAME}], last: $last, before: $before, first: $first,
+               after: $after) {
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+        edges { node { name } }
+      }
+    }"""
+
+    def page(**variables):
+        result = qiao_client.data(query, variables)["accounts"]
+        return [e["node"]["name"] for e in result["edges"]], result["pageInfo"]
+
+    names, info = page(last=2)
+    assert names == ["D", "E"]
+    assert (info["hasPreviousPage"], info["hasNextPage"]) == (True, False)
+    names, info = page(last=2, before=info["startCursor"])
+    assert names == ["B", "C"]
+    assert (info["hasPreviousPage"], info["hasNextPage"]) == (True, True)
+    names, info = page(last=2, before=info["startCursor"])
+    assert names == ["A"]
+    assert (info["hasPreviousPage"], info["hasNextPage"]) == (False, True)
+
+    names, info = page(first=5)
+    assert names == list("ABCDE")
+    assert info["hasNextPage"] is False
+    names, info = page(first=4)
+    assert info["hasNextPage"] is True
+    names, info = page(first=4, after=info["endCursor"])
+    assert names == ["E"]
+    assert (info["hasPreviousPage"], info["hasNextPage"]) == (True, False)
+    names, info = page(first=0)
+    assert names == []
+    assert info["hasNextPage"] is True
