@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from qiao.cli import deployment, identity, metadata, schema
 from qiao.cli.state import CliState
@@ -38,6 +39,11 @@ class QiaoGroup(click.Group):
             if _debug(ctx):
                 raise
             raise click.ClickException(exc.message) from None
+        except OperationalError as exc:
+            if _debug(ctx):
+                raise
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(f"the database cannot be used: {reason}") from None
         except Exception as exc:
             if _debug(ctx):
                 raise

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
     from qiao.core.records.context import WriteContext
+    from qiao.core.records.service import RecordsService
     from qiao.core.runtime import Runtime
 
 PROJECT = "qiao"
@@ -157,6 +158,25 @@ def qiao_cli_commands() -> Sequence[click.Command]:
 
     :returns: click commands or groups. Results are collected; a name that is
         taken stops the CLI with an error.
+    """
+
+
+@hookspec
+def qiao_demo_data(records: RecordsService, context: WriteContext) -> None:
+    """Seed example records that show a plugin at work.
+
+    Called by ``qiao init --demo`` and ``qiao demo``, once per command, for
+    every enabled plugin in load order (so a plugin finds the demo records of
+    the plugins it depends on), all inside one transaction.
+
+    :param records: the records service; write through it so that validation
+        and the write hooks apply as for any other record.
+    :param context: the transaction's write context (the system actor, source
+        ``cli``); pass it to every ``records.create`` call.
+    :returns: nothing; results are ignored. Raise a
+        :class:`~qiao.core.errors.QiaoError` (for example
+        :class:`~qiao.core.errors.Conflict` when the data is there already) to
+        refuse: every plugin's demo data is then rolled back.
     """
 
 

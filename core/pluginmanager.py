@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from qiao.core import hookspecs
-from qiao.core.errors import ConfigurationError, MetadataError
+from qiao.core.errors import ConfigurationError, MetadataError, QiaoError
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.metadata.registry import Extension
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from qiao.core.records.context import WriteContext
+    from qiao.core.records.service import RecordsService
     from qiao.core.runtime import Runtime
 
 ENTRY_POINT_GROUP = "qiao"
@@ -165,6 +167,27 @@ class Plugins:
 
     def cli_commands(self) -> list[tuple[str, click.Command]]:
         return [(p, c) for p, cmds in self._results("qiao_cli_commands") for c in cmds or ()]
+
+    def demo_data(self, records: RecordsService, context: WriteContext) -> list[str]:
+        """Seed every plugin's demo data in load order; returns the plugins that have some.
+
+        Unlike other hooks, a plugin's own refusal (a :class:`QiaoError`) is
+        passed on unchanged: its message is what the person running the
+        command needs to read.
+        """
+        seeded = []
+        for impl in reversed(self.pm.hook.qiao_demo_data.get_hookimpls()):
+            args = {"records": records, "context": context}
+            try:
+                impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
+            except QiaoError:
+                raise
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"plugin {impl.plugin_name!r} failed in qiao_demo_data: {exc}"
+                ) from exc
+            seeded.append(impl.plugin_name)
+        return seeded
 
     def startup(self, runtime: Runtime) -> None:
         self._results("qiao_startup", runtime=runtime)

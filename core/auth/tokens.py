@@ -13,6 +13,7 @@ import hashlib
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -66,6 +67,32 @@ def revoke_token(conn: Connection, token_id: str) -> bool:
         .values(revoked_at=dt.datetime.now(dt.UTC))
     )
     return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown about a token: everything but the secret (which is not stored)."""
+
+    id: str
+    username: str
+    name: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+def list_tokens(conn: Connection, catalog: Catalog, username: str | None = None) -> list[TokenInfo]:
+    """Every token (of ``username`` if given), oldest first."""
+    t = system.api_token
+    users = catalog.table("user")
+    stmt = (
+        select(t.c.id, users.c.username, t.c.name, t.c.created_at, t.c.expires_at, t.c.revoked_at)
+        .select_from(t.join(users, users.c.id == t.c.user_id))
+        .order_by(t.c.created_at, t.c.id)
+    )
+    if username is not None:
+        stmt = stmt.where(users.c.username == username)
+    return [TokenInfo(**row._mapping) for row in conn.execute(stmt)]
 
 
 class Authenticator:

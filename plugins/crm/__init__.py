@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from qiao.core.hookspecs import hookimpl
+from qiao.core.records.context import WriteContext
+from qiao.core.records.service import RecordsService
+from qiao.plugins.crm import demo
 
 QIAO_DEPENDS = ("core",)
 MANIFEST = Path(__file__).with_name("entities.yaml")
@@ -18,3 +21,8 @@ MANIFEST = Path(__file__).with_name("entities.yaml")
 @hookimpl
 def qiao_entity_manifests() -> list[Path]:
     return [MANIFEST]
+
+
+@hookimpl
+def qiao_demo_data(records: RecordsService, context: WriteContext) -> None:
+    demo.seed(records, context)

@@ -1,0 +1,69 @@
+"""Running ``qiao`` in-process against a deployment whose qiao.toml names the test database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from click.testing import CliRunner, Result
+
+from qiao.cli.main import cli
+
+Run = Callable[..., Result]
+OVERRIDES = ("QIAO_CONFIG", "QIAO_DATABASE_URL", "QIAO_PLUGINS", "QIAO_HOST", "QIAO_PORT")
+
+
+def write_config(path: Path, url: str, **server: Any) -> Path:
+    settings: dict[str, Any] = {
+        "database": {"url": url},
+        "plugins": {"enabled": ["crm"]},
+        "metadata": {"check_interval": 0},
+    }
+    if server:
+        settings["server"] = server
+    path.write_text(tomli_w.dumps(settings), encoding="utf-8")
+    return path
+
+
+def invoke(*args: str, expect: int = 0) -> Result:
+    """Run ``qiao ARGS``; fails the test when the exit code is not ``expect``."""
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == expect, result.output
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own QIAO_* variables must not reach the commands under test."""
+    for name in OVERRIDES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def qiao() -> Run:
+    """``qiao ARGS``, in-process; ``expect`` is the exit code the test requires."""
+    return invoke
+
+
+@pytest.fixture
+def make_config() -> Callable[..., Path]:
+    """``make_config(path, url, **server)`` writes a qiao.toml for a database URL."""
+    return write_config
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, qiao_database_url: str) -> Path:
+    return write_config(tmp_path / "qiao.toml", qiao_database_url)
+
+
+@pytest.fixture
+def run(config_file: Path) -> Run:
+    """``qiao --config <the test deployment> ARGS``."""
+
+    def run(*args: str, expect: int = 0) -> Result:
+        return invoke("--config", str(config_file), *args, expect=expect)
+
+    return run

@@ -1,0 +1,107 @@
+"""init, migrate, demo and plugin list."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import Result
+from sqlalchemy import inspect
+
+from qiao.core.config import Config
+from qiao.core.runtime import Runtime
+
+Run = Callable[..., Result]
+
+
+def _count(config_path: Path, entity: str) -> int:
+    runtime = Runtime(Config.load(config_path))
+    try:
+        with runtime.db.read() as conn:
+            page = runtime.records.list(conn, entity, first=1, with_total=True)
+    finally:
+        runtime.close()
+    assert page.total_count is not None
+    return page.total_count
+
+
+def test_init_makes_a_deployment(qiao: Run, tmp_path: Path) -> None:
+    folder = tmp_path / "acme"
+    result = qiao("init", str(folder))
+    settings = tomllib.loads((folder / "qiao.toml").read_text(encoding="utf-8"))
+    assert settings["database"]["url"] == "sqlite:///qiao.db"
+    assert settings["plugins"]["enabled"] == ["crm"]
+    assert settings["server"] == {"host": "127.0.0.1", "port": 8000}
+    assert (folder / "qiao.db").is_file()
+    assert "created table account" in result.stdout
+    assert "qiao token create --user admin" in result.stdout
+    users = qiao("--config", str(folder / "qiao.toml"), "user", "list").stdout
+    assert "admin" in users
+    assert "管理员" in users
+
+
+def test_init_refuses_an_existing_deployment(qiao: Run, tmp_path: Path) -> None:
+    qiao("init", str(tmp_path))
+    result = qiao("init", str(tmp_path), expect=1)
+    assert "exists already" in result.stderr
+    assert "--force" in result.stderr
+    forced = qiao("init", str(tmp_path), "--force")
+    assert "The database is up to date." in forced.stdout
+    assert "'admin' exists already" in forced.stdout
+
+
+def test_init_refuses_unknown_plugins_before_writing(qiao: Run, tmp_path: Path) -> None:
+    result = qiao("init", str(tmp_path / "x"), "--plugin", "nosuch", expect=1)
+    assert "'nosuch' is enabled but not installed" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_init_demo_seeds_once_and_prints_a_token(
+    qiao: Run, tmp_path: Path, qiao_backend: str, qiao_database_url: str
+) -> None:
+    folder = tmp_path / "demo"
+    database = [] if qiao_backend == "sqlite" else ["--database", qiao_database_url]
+    result = qiao("init", str(folder), "--demo", *database)
+    assert "Authorization: Bearer qiao_" in result.stdout
+    config = folder / "qiao.toml"
+    assert _count(config, "account") == 12
+    assert _count(config, "opportunity") >= 8
+    again = qiao("--config", str(config), "demo", expect=1)
+    assert (
+        again.stderr.strip() == "Error: the CRM demo data is there already (it can be seeded once)"
+    )
+    assert _count(config, "account") == 12
+
+
+def test_migrate_is_idempotent(qiao: Run, tmp_path: Path, make_config: Callable[..., Path]) -> None:
+    config = make_config(tmp_path / "qiao.toml", f"sqlite:///{tmp_path / 'new.db'}")
+    first = qiao("--config", str(config), "migrate").stdout
+    assert "kernel tables: at revision" in first
+    assert "created table opportunity" in first
+    assert qiao("--config", str(config), "migrate").stdout == "The database is up to date.\n"
+
+
+def test_migrate_reports_an_up_to_date_database(run: Run, qiao_runtime: Runtime) -> None:
+    assert run("migrate").stdout == "The database is up to date.\n"
+    with qiao_runtime.db.read() as conn:
+        assert "opportunity" in inspect(conn).get_table_names()
+
+
+def test_serve_refuses_a_database_behind_the_metadata(
+    qiao: Run, tmp_path: Path, make_config: Callable[..., Path]
+) -> None:
+    config = make_config(tmp_path / "qiao.toml", f"sqlite:///{tmp_path / 'empty.db'}")
+    result = qiao("--config", str(config), "serve", expect=1)
+    assert result.stderr == (
+        "Error: the database is behind the metadata; run 'qiao migrate' first\n"
+    )
+
+
+def test_plugin_list_marks_enabled_plugins(
+    qiao: Run, tmp_path: Path, make_config: Callable[..., Path]
+) -> None:
+    config = make_config(tmp_path / "qiao.toml", "sqlite:///unused.db")
+    lines = qiao("--config", str(config), "plugin", "list").stdout.splitlines()
+    assert any(line.startswith("* core ") and "built in" in line for line in lines)
+    assert any(line.startswith("* crm ") for line in lines)

@@ -1,0 +1,53 @@
+"""Failures are one line on stderr; --debug shows the traceback instead."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import Result
+
+Run = Callable[..., Result]
+
+
+QIAO = [sys.executable, "-c", "from qiao.cli.main import main; main()"]
+
+
+def _broken_config(tmp_path: Path) -> Path:
+    path = tmp_path / "qiao.toml"
+    path.write_text("[database\nurl = ", encoding="utf-8")
+    return path
+
+
+def test_bad_toml_is_one_line(qiao: Run, tmp_path: Path) -> None:
+    result = qiao("--config", str(_broken_config(tmp_path)), "migrate", expect=1)
+    assert result.stderr.startswith("Error: ")
+    assert "not valid TOML" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_the_console_script_shows_help() -> None:
+    done = subprocess.run([*QIAO, "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    for command in ("init", "serve", "migrate", "user", "token", "schema", "plugin"):
+        assert f"  {command} " in done.stdout
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    config = str(_broken_config(tmp_path))
+    quiet = subprocess.run(
+        [*QIAO, "--config", config, "migrate"], capture_output=True, text=True, timeout=30
+    )
+    assert quiet.returncode == 1
+    assert quiet.stderr.count("\n") == 1
+    loud = subprocess.run(
+        [*QIAO, "--config", config, "--debug", "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert loud.returncode == 1
+    assert "Traceback (most recent call last)" in loud.stderr
+    assert "ConfigurationError" in loud.stderr

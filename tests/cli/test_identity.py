@@ -1,0 +1,62 @@
+"""user and token commands; tokens checked against the API's authenticator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from click.testing import Result
+
+from qiao.core.auth.tokens import Authenticator
+from qiao.core.errors import Unauthenticated
+from qiao.core.runtime import Runtime
+
+Run = Callable[..., Result]
+
+
+def test_user_create_and_list(run: Run) -> None:
+    created = run("user", "create", "li.na", "--display-name", "李娜", "--email", "li@example.com")
+    assert "Created member 'li.na'" in created.stdout
+    run("user", "create", "boss", "--role", "admin")
+    rows = {line.split()[0]: line.split() for line in run("user", "list").stdout.splitlines()}
+    assert rows["li.na"] == ["li.na", "李娜", "li@example.com", "member", "yes"]
+    assert rows["boss"][3] == "admin"
+
+
+def test_user_create_duplicate_is_one_line(run: Run) -> None:
+    result = run("user", "create", "admin", expect=1)
+    assert result.stderr == "Error: another user already has this username\n"
+    assert "Traceback" not in result.output
+
+
+def test_token_create_authenticates_and_revoke_stops_it(run: Run, qiao_runtime: Runtime) -> None:
+    secret = run("token", "create", "--user", "admin", "--name", "ci", "--days", "7").stdout
+    assert secret.startswith("qiao_")
+    assert secret.count("\n") == 1
+    actor = Authenticator(qiao_runtime.db, qiao_runtime.current).actor_for(
+        "Bearer " + secret.strip()
+    )
+    assert (actor.username, actor.is_admin) == ("admin", True)
+
+    listed = [line.split() for line in run("token", "list", "--user", "admin").stdout.splitlines()]
+    ci = next(row for row in listed if row[2] == "ci")
+    assert secret.strip() not in str(listed)
+    assert ci[-1] == "-"
+    assert run("token", "revoke", ci[0]).stdout == f"Revoked token {ci[0]}.\n"
+    with pytest.raises(Unauthenticated):
+        Authenticator(qiao_runtime.db, qiao_runtime.current).actor_for("Bearer " + secret.strip())
+    assert run("token", "revoke", ci[0], expect=1).stderr.startswith("Error: no active token")
+
+
+def test_token_without_expiry(run: Run) -> None:
+    run("token", "create", "--user", "admin", "--name", "forever", "--no-expiry")
+    rows = [line.split() for line in run("token", "list").stdout.splitlines()]
+    assert "never" in next(row for row in rows if row[2] == "forever")
+
+
+def test_token_errors_are_one_line(run: Run) -> None:
+    missing = run("token", "create", "--user", "nobody", expect=1)
+    assert missing.stderr == "Error: no user named 'nobody'\n"
+    assert run("token", "revoke", "not-an-id", expect=1).stderr.count("\n") == 1
+    both = run("token", "create", "--user", "admin", "--days", "3", "--no-expiry", expect=2)
+    assert "exclude each other" in both.stderr
