@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import EntityDef, FieldDef
@@ -105,3 +105,40 @@ def history(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
     t = system.metadata_change
     rows = conn.execute(select(t).order_by(t.c.version.desc()).limit(limit))
     return [dict(r._mapping) for r in rows]
+
+
+def custom_field_names(conn: Connection) -> set[tuple[str, str]]:
+    """(entity, field) of every field admins added to an entity a plugin declares."""
+    t = system.custom_field
+    return {(e, n) for e, n in conn.execute(select(t.c.entity, t.c.name))}
+
+
+def save_custom_entity(conn: Connection, entity: EntityDef) -> None:
+    """Insert or replace the stored definition of a custom entity."""
+    _save(conn, system.custom_entity, {"name": entity.name}, entity.as_data())
+
+
+def delete_custom_entity(conn: Connection, name: str) -> None:
+    t = system.custom_entity
+    conn.execute(delete(t).where(t.c.name == name))
+
+
+def save_custom_field(conn: Connection, entity: str, field: FieldDef) -> None:
+    """Insert or replace the stored definition of a custom field on a plugin's entity."""
+    _save(conn, system.custom_field, {"entity": entity, "name": field.name}, field.as_data())
+
+
+def delete_custom_field(conn: Connection, entity: str, name: str) -> None:
+    t = system.custom_field
+    conn.execute(delete(t).where(t.c.entity == entity, t.c.name == name))
+
+
+def _save(conn: Connection, table: Table, key: dict[str, str], definition: dict[str, Any]) -> None:
+    now = dt.datetime.now(dt.UTC)
+    where = [table.c[k] == v for k, v in key.items()]
+    if conn.execute(select(table.c.created_at).where(*where)).first() is None:
+        conn.execute(
+            insert(table).values(**key, definition=definition, created_at=now, updated_at=now)
+        )
+    else:
+        conn.execute(update(table).where(*where).values(definition=definition, updated_at=now))

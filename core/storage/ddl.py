@@ -19,7 +19,7 @@ from alembic.operations.ops import CreateTableOp
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, ForeignKeyConstraint, MetaData, inspect
 
-from qiao.core.metadata.model import EntityDef, FieldType
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.metadata.registry import Registry
 from qiao.core.storage.tables import build_table, field_column, fk_name, index_specs
 
@@ -104,8 +104,12 @@ def apply_entities(conn: Connection, registry: Registry) -> SchemaPlan:
     for table_name, column in plan.add_columns:
         entity = registry.entity(table_name)
         f = next(f for f in entity.fields if f.column == column)
-        ops.add_column(table_name, field_column(entity, f, with_fk=sqlite))
-        if not sqlite and f.type is FieldType.RELATION:
+        if f.type is not FieldType.RELATION:
+            ops.add_column(table_name, field_column(entity, f))
+        elif sqlite:
+            _add_sqlite_relation(conn, entity, f)
+        else:
+            ops.add_column(table_name, field_column(entity, f, with_fk=False))
             _add_foreign_keys(ops, entity, [column])
     for table_name, index in plan.add_indexes:
         spec = next(s for s in index_specs(registry.entity(table_name)) if s.name == index)
@@ -127,3 +131,18 @@ def _add_foreign_keys(ops: Operations, entity: EntityDef, columns: list[str]) ->
                 ["id"],
                 ondelete=constraint.ondelete,
             )
+
+
+def _add_sqlite_relation(conn: Connection, entity: EntityDef, f: FieldDef) -> None:
+    """Add a relation column with its foreign key inline, the one way SQLite accepts.
+
+    Alembic adds a column's foreign key as a separate ALTER, which SQLite lacks.
+    """
+    column = field_column(entity, f)
+    fk = next(iter(column.foreign_keys))
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(
+        f"ALTER TABLE {quote(entity.name)} ADD COLUMN {quote(f.column)} "
+        f"{column.type.compile(dialect=conn.dialect)} CONSTRAINT {quote(fk_name(entity.name, f))} "
+        f"REFERENCES {quote(f.target or '')} (id) ON DELETE {fk.ondelete}"
+    )
