@@ -1,0 +1,72 @@
+"""The distribution: one wheel, one ``qiao`` namespace, nothing at the top level but it.
+
+Builds the wheel from the working tree (as a release would) and compares its
+contents with the source folders, so a subpackage missing from pyproject's
+explicit list, or data files left behind, fail here rather than on a user's
+machine.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {name: f"qiao/{name}" for name in ("core", "cli", "plugins", "templates_market")}
+DATA_SUFFIXES = {".yaml", ".mako"}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (path,) = out.glob("qiao_crm-*.whl")
+    return zipfile.ZipFile(path)
+
+
+def source_files() -> set[str]:
+    """Every module and data file of the four folders, as the wheel should name it."""
+    expected = set()
+    for folder, package in FOLDERS.items():
+        for path in (ROOT / folder).rglob("*"):
+            if "__pycache__" in path.parts or "scaffolds" in path.parts or not path.is_file():
+                continue
+            if path.suffix == ".py" or path.suffix in DATA_SUFFIXES:
+                expected.add(f"{package}/{path.relative_to(ROOT / folder).as_posix()}")
+    return expected
+
+
+def test_the_wheel_holds_every_module_and_data_file(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    missing = source_files() - names
+    assert not missing, f"missing from the wheel (add to pyproject's packages): {sorted(missing)}"
+
+
+def test_nothing_but_qiao_is_installed_at_the_top_level(wheel: zipfile.ZipFile) -> None:
+    tops = {name.split("/", 1)[0] for name in wheel.namelist()}
+    dist_info = {t for t in tops if t.endswith(".dist-info")}
+    assert tops - dist_info == {"qiao"}
+    assert not any(n.startswith("qiao/__init__.py") for n in wheel.namelist())  # a namespace
+
+
+def test_entry_points_register_the_cli_the_plugins_and_the_fixtures(
+    wheel: zipfile.ZipFile,
+) -> None:
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
+    text = wheel.read(entry_points).decode()
+    assert "qiao = qiao.cli.main:main" in text
+    assert "[qiao]" in text and "crm = qiao.plugins.crm" in text
+    assert "[pytest11]" in text and "qiao.core.testing.pytest_plugin" in text
+
+
+def test_no_test_or_benchmark_code_is_shipped(wheel: zipfile.ZipFile) -> None:
+    assert not [n for n in wheel.namelist() if n.startswith(("tests/", "bench/", "qiao/tests"))]
