@@ -93,6 +93,8 @@ def _add_plugin_commands(argv: Sequence[str]) -> None:
     except QiaoError:
         return
     for plugin, command in plugins.cli_commands():
+        if cli.commands.get(command.name or "") is command:
+            continue  # added by an earlier call in this process
         if command.name in cli.commands:
             raise ConfigurationError(
                 f"plugin {plugin!r} adds the command {command.name!r}, which exists already"

@@ -18,11 +18,12 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+from pydantic import ValidationError
 
 from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError, QiaoError
 from qiao.core.metadata.manifest import Manifest, load_manifest
-from qiao.core.metadata.model import EntityDef, FieldDef
+from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
 
 if TYPE_CHECKING:
@@ -70,14 +71,15 @@ def create_plugins(enabled: Iterable[str], extra: Sequence[ModuleType | object] 
             raise ConfigurationError(f"plugin {name!r} failed to load: {exc}") from exc
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    for name in _dependency_order(modules):
-        pm.register(modules[name], name=name)
-    for i, obj in enumerate(extra):
-        pm.register(obj, name=getattr(obj, "__name__", None) or f"extra-{i}")
+    named = [(name, modules[name]) for name in _dependency_order(modules)]
+    named += [(getattr(obj, "__name__", None) or f"extra-{i}", obj) for i, obj in enumerate(extra)]
     try:
+        for name, obj in named:
+            pm.register(obj, name=name)
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise ConfigurationError(f"plugin {exc.plugin_name!r}: {exc}") from exc
+        name = pm.get_name(exc.plugin) or getattr(exc.plugin, "__name__", repr(exc.plugin))
+        raise ConfigurationError(f"plugin {name!r}: {exc}") from exc
     return Plugins(pm)
 
 
@@ -120,7 +122,7 @@ class Plugins:
         """Each implementation's result with its plugin's name, in load order."""
         caller = getattr(self.pm.hook, hook)
         results = []
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():
             args = {k: v for k, v in kwargs.items() if k in impl.argnames}
             try:
                 results.append((impl.plugin_name, impl.function(**args)))
@@ -148,16 +150,24 @@ class Plugins:
                     checked = tuple(
                         f if isinstance(f, FieldDef) else FieldDef.model_validate(f) for f in fields
                     )
-                except ValueError as exc:
-                    raise MetadataError(f"plugin {plugin!r} extending {entity!r}: {exc}") from exc
+                except ValidationError as exc:
+                    reason = describe_validation_error(exc).removeprefix("(top): ")
+                    raise MetadataError(
+                        f"plugin {plugin!r} extending {entity!r}: {reason}"
+                    ) from exc
                 extensions.append(Extension(entity=entity, fields=checked, source=plugin))
         return entities, extensions
 
     def before_write(self, **kwargs: Any) -> None:
-        self.pm.hook.qiao_before_record_write(**kwargs)
+        self._in_order("qiao_before_record_write", **kwargs)
 
     def after_write(self, **kwargs: Any) -> None:
-        self.pm.hook.qiao_after_record_write(**kwargs)
+        self._in_order("qiao_after_record_write", **kwargs)
+
+    def _in_order(self, hook: str, **kwargs: Any) -> None:
+        """Call a write hook in load order; its exceptions pass through unchanged."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
 
     def graphql_types(self) -> list[tuple[str, type]]:
         return [(p, t) for p, types in self._results("qiao_graphql_types") for t in types or ()]
@@ -176,7 +186,7 @@ class Plugins:
         command needs to read.
         """
         seeded = []
-        for impl in reversed(self.pm.hook.qiao_demo_data.get_hookimpls()):
+        for impl in self.pm.hook.qiao_demo_data.get_hookimpls():
             args = {"records": records, "context": context}
             try:
                 impl.function(**{k: v for k, v in args.items() if k in impl.argnames})

@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Literal
 
-import phonenumbers
 from cryptography.hazmat.primitives import hashes, hmac
 
-DEFAULT_PHONE_REGION = "CN"
+from qiao.core.records.values import normalise_phone
+
 MIN_INDEX_KEY_SIZE = 16
 
 IndexKind = Literal["text", "email", "phone"]
@@ -48,24 +48,8 @@ def _normalise_email(value: str) -> str:
     return _normalise_text(value).lower()
 
 
-def _normalise_phone(value: str) -> str:
-    """The E.164 form (``+8613800138000``); numbers without a country code are Chinese.
-
-    Raises ValueError for text that is not a valid phone number, as the
-    records layer does, rather than indexing it under a guess.
-    """
-    text = _normalise_text(value)
-    try:
-        number = phonenumbers.parse(text, DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException:
-        raise ValueError(f"{text!r} is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"{text!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 _NORMALISERS: Mapping[str, Callable[[str], str]] = MappingProxyType(
-    {"text": _normalise_text, "email": _normalise_email, "phone": _normalise_phone}
+    {"text": _normalise_text, "email": _normalise_email, "phone": normalise_phone}
 )
 
 

@@ -81,8 +81,23 @@ class QiaoSchema(strawberry.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:
-            if error.original_error is not None and not isinstance(error.original_error, QiaoError):
+            if _is_unexpected(error):
                 log.error("unexpected error in GraphQL execution", exc_info=error.original_error)
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    """An exception Qiao did not mean to raise, from a resolver.
+
+    Errors without a path arise before execution, while graphql-core coerces
+    the request's variables (a scalar's parser refusing a value, say): they are
+    the caller's input errors, whatever exception carried them.
+    """
+    original = error.original_error
+    return (
+        original is not None
+        and not isinstance(original, QiaoError | GraphQLError)
+        and error.path is not None
+    )
 
 
 #: What callers see of a failure that is Qiao's fault; the log has the details.
@@ -99,9 +114,12 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         message, extensions = original.message, original.extensions()
         if "field" in extensions:
             extensions["field"] = camel(extensions["field"])
-    elif original is not None:
+    elif _is_unexpected(error):
         message = INTERNAL_ERROR["message"]
         extensions = dict(INTERNAL_ERROR["extensions"])
+    elif original is not None:
+        message = error.message
+        extensions = {"code": "BAD_USER_INPUT"}
     else:
         message = error.message
         extensions = dict(error.extensions or {})

@@ -14,8 +14,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qiao.core.errors import MetadataError
-from qiao.core.metadata.model import EntityDef, FieldDef
+from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
+
+__all__ = ["Manifest", "describe_validation_error", "load_manifest", "parse_manifest"]
 
 
 class ExtensionDecl(BaseModel):
@@ -37,16 +39,6 @@ class Manifest(BaseModel):
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, each with the path of the offending item."""
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top)"
-        message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {message}")
-    return "; ".join(lines)
-
-
 def parse_manifest(data: Any, source: str, where: str) -> Manifest:
     """Validate manifest data; ``source`` becomes the declaring plugin of its entities."""
     if not isinstance(data, dict):
@@ -57,7 +49,7 @@ def parse_manifest(data: Any, source: str, where: str) -> Manifest:
     try:
         return Manifest.model_validate({**data, "entities": entities})
     except ValidationError as exc:
-        raise MetadataError(f"{where}: {describe_validation_error(exc)}") from None
+        raise MetadataError(f"{where}: {describe_validation_error(exc, data)}") from None
 
 
 def load_manifest(path: Path, source: str) -> Manifest:

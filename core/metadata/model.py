@@ -13,11 +13,20 @@ import re
 from enum import StrEnum
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z][a-z0-9]*)*$")
 ENUM_VALUE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_NAME_LENGTH = 48
+#: Picklist values are stored in a VARCHAR(64) column.
+MAX_ENUM_VALUE_LENGTH = 64
 
 #: Columns every entity table has; fields may not use these names.
 SYSTEM_FIELDS = frozenset(
@@ -107,10 +116,14 @@ class EnumValue(_Strict):
     @field_validator("value")
     @classmethod
     def _identifier(cls, value: str) -> str:
-        if not ENUM_VALUE_RE.match(value) or value in {"true", "false", "null"}:
+        if (
+            not ENUM_VALUE_RE.match(value)
+            or value in {"true", "false", "null"}
+            or len(value) > MAX_ENUM_VALUE_LENGTH
+        ):
             raise ValueError(
-                f"picklist value {value!r} must be an identifier (letters, digits, '_'), "
-                "such as CLOSED_WON"
+                f"picklist value {value!r} must be an identifier (letters, digits, '_') of at "
+                f"most {MAX_ENUM_VALUE_LENGTH} characters, such as CLOSED_WON"
             )
         return value
 
@@ -152,6 +165,12 @@ class FieldDef(_Strict):
     @classmethod
     def _valid_name(cls, name: str) -> str:
         return check_name(name, "field")
+
+    @field_validator("inverse")
+    @classmethod
+    def _valid_inverse(cls, name: str | None) -> str | None:
+        # The inverse becomes a field of the target's GraphQL type, so it obeys field rules.
+        return None if name is None else check_name(name, "inverse")
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> Self:
@@ -203,6 +222,16 @@ def _option_problems(f: FieldDef) -> list[str]:
         problems.append("min/max apply to integer and decimal fields")
     if f.min is not None and f.max is not None and f.min > f.max:
         problems.append("min is greater than max")
+    if t in NUMERIC_TYPES and f.effective_scale <= f.effective_precision:
+        from qiao.core.records.values import coerce_for_query
+
+        # A bound the field could never hold (1.5 on an integer, beyond GraphQL's Int,
+        # more places than the scale) is a mistake in the declaration.
+        for key, bound in (("min", f.min), ("max", f.max)):
+            try:
+                coerce_for_query(f, bound)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
     if (
         f.precision is not None or f.scale is not None or f.currency
     ) and t is not FieldType.DECIMAL:
@@ -319,3 +348,37 @@ def check_name(name: str, what: str) -> str:
     if name in RESERVED_NAMES or name.startswith("qiao"):
         raise ValueError(f"{what} name {name!r} is reserved")
     return name
+
+
+def describe_validation_error(exc: ValidationError, data: Any = None) -> str:
+    """One line per problem, each with the path of the offending item.
+
+    Pydantic's own text adds input dumps and documentation links, which are
+    noise to someone fixing a manifest or an admin form. Given the validated
+    ``data``, list items are also named (``entities.2 (lead).fields.5 (source)``),
+    so a person finds the entry without counting.
+    """
+    lines = []
+    for err in exc.errors():
+        parts = []
+        node = data
+        for step in err["loc"]:
+            part = str(step)
+            node = _child(node, step)
+            if isinstance(step, int) and isinstance(node, dict):
+                name = node.get("name") or node.get("entity")
+                if isinstance(name, str):
+                    part = f"{part} ({name})"
+            parts.append(part)
+        where = ".".join(parts) or "(top)"
+        message = err["msg"].removeprefix("Value error, ").replace("a valid tuple", "a list")
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+def _child(node: Any, step: int | str) -> Any:
+    if isinstance(node, dict):
+        return node.get(step)
+    if isinstance(node, list | tuple) and isinstance(step, int) and 0 <= step < len(node):
+        return node[step]
+    return None

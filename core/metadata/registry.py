@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from qiao.core.errors import MetadataError
-from qiao.core.metadata.model import EntityDef, FieldDef, Label
+from qiao.core.metadata.model import EntityDef, FieldDef, Label, describe_validation_error
 
 
 def type_name(entity_name: str) -> str:
@@ -81,8 +83,11 @@ class Registry:
                     )
                 try:
                     base = base.with_field(f)
-                except ValueError as exc:
-                    raise MetadataError(f"{ext.source!r} extending {ext.entity!r}: {exc}") from exc
+                except ValidationError as exc:
+                    raise MetadataError(
+                        f"{ext.source!r} extending {ext.entity!r}: "
+                        + describe_validation_error(exc).removeprefix("(top): ")
+                    ) from None
             merged[ext.entity] = base
         registry = cls(entities=merged, version=version, reverses=_reverses(merged))
         registry._check_api_names()

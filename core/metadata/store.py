@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from qiao.core.errors import MetadataError
-from qiao.core.metadata.model import EntityDef, FieldDef
+from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
 from qiao.core.storage import system
 
@@ -47,8 +48,9 @@ def load_custom(conn: Connection) -> tuple[list[EntityDef], list[Extension]]:
     ):
         try:
             entities.append(EntityDef.model_validate({**definition, "source": "custom"}))
-        except ValueError as exc:
-            raise MetadataError(f"stored custom entity {name!r} is invalid: {exc}") from exc
+        except ValidationError as exc:
+            reason = describe_validation_error(exc).removeprefix("(top): ")
+            raise MetadataError(f"stored custom entity {name!r} is invalid: {reason}") from exc
     extensions = []
     rows = conn.execute(
         select(
@@ -60,8 +62,11 @@ def load_custom(conn: Connection) -> tuple[list[EntityDef], list[Extension]]:
     for entity, name, definition in rows:
         try:
             field = FieldDef.model_validate(definition)
-        except ValueError as exc:
-            raise MetadataError(f"stored custom field {entity}.{name} is invalid: {exc}") from exc
+        except ValidationError as exc:
+            reason = describe_validation_error(exc).removeprefix("(top): ")
+            raise MetadataError(
+                f"stored custom field {entity}.{name} is invalid: {reason}"
+            ) from exc
         extensions.append(Extension(entity=entity, fields=(field,), source="custom"))
     return entities, extensions
 

@@ -25,7 +25,9 @@ from qiao.core.metadata.model import FieldDef, FieldType
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEFAULT_PHONE_REGION = "CN"
 _MAX_JSON_BYTES = 1_000_000
-_INT64 = 2**63
+#: Integers travel as GraphQL ``Int``, which is a signed 32-bit number.
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1
 
 
 def normalise_width(text: str) -> str:
@@ -78,8 +80,8 @@ def _integer(field: FieldDef, value: Any) -> int:
         value = int(value)
     if not isinstance(value, int):
         raise ValueError(f"expected a whole number, got {_kind(value)}")
-    if not -_INT64 <= value < _INT64:
-        raise ValueError("the number is too large")
+    if not INT_MIN <= value <= INT_MAX:
+        raise ValueError(f"{value} is out of range: whole numbers go from {INT_MIN} to {INT_MAX}")
     return value
 
 
@@ -98,12 +100,18 @@ def _decimal(field: FieldDef, value: Any) -> decimal.Decimal:
     if not number.is_finite():
         raise ValueError("the number must be finite")
     scale = field.effective_scale
+    integer_digits = field.effective_precision - scale
+    # Checked before quantizing: quantizing a number wider than the decimal context's
+    # precision raises InvalidOperation instead of giving a person a reason.
+    if number and number.adjusted() >= integer_digits:
+        raise ValueError(f"at most {integer_digits} digits before the decimal point are allowed")
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
-    if -exponent > scale and number != number.quantize(decimal.Decimal(1).scaleb(-scale)):
+    step = decimal.Decimal(1).scaleb(-scale)
+    if -exponent > scale and number != number.quantize(step):
         raise ValueError(f"at most {scale} decimal places are allowed")
-    number = number.quantize(decimal.Decimal(1).scaleb(-scale))
-    integer_digits = field.effective_precision - scale
+    # -0.00 and 0.00 are one amount; keep one spelling of it.
+    number = abs(number.quantize(step)) if not number else number.quantize(step)
     if abs(number) >= decimal.Decimal(10) ** integer_digits:
         raise ValueError(f"at most {integer_digits} digits before the decimal point are allowed")
     return number
@@ -139,7 +147,10 @@ def _datetime(field: FieldDef, value: Any) -> dt.datetime:
         raise ValueError(f"expected a date-time, got {_kind(value)}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("the date-time needs a time-zone offset, such as +08:00 or Z")
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("the date-time is outside the years 1 to 9999 in UTC") from None
 
 
 def _enum(field: FieldDef, value: Any) -> str:
@@ -160,19 +171,33 @@ def _email(field: FieldDef, value: Any) -> str:
 
 
 def _phone(field: FieldDef, value: Any) -> str:
-    text = normalise_width(_string(field, value)).strip()
+    return normalise_phone(_string(field, value))
+
+
+def normalise_phone(text: str) -> str:
+    """The E.164 form of a phone number (``+8613800138000``); without a country code, Chinese.
+
+    Shared by storage and by blind indexes, so a number is found however it was typed.
+    Raises ValueError for text that is not a valid number.
+    """
+    text = normalise_width(text).strip()
     try:
         number = phonenumbers.parse(text, DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
         raise ValueError(f"{text!r} is not a phone number") from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError(f"{text!r} is not a valid phone number")
+    if number.extension:
+        # E.164 has no place for an extension; dropping it silently would lose data.
+        raise ValueError(f"{text!r} has an extension; store it in a separate field")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _url(field: FieldDef, value: Any) -> str:
     text = _string(field, value).strip()
     parts = urlsplit(text)
+    if any(c.isspace() for c in text):
+        raise ValueError(f"{text!r} contains spaces; encode them as %20")
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError(f"{text!r} is not an http(s) URL")
     return text
@@ -185,7 +210,8 @@ def _json(field: FieldDef, value: Any) -> Any:
         raise ValueError("the value is not representable as JSON") from None
     if len(encoded.encode()) > _MAX_JSON_BYTES:
         raise ValueError("the JSON value is larger than 1 MB")
-    return value
+    # What was encoded is what is stored: tuples become lists, number keys strings.
+    return json.loads(encoded)
 
 
 def _relation(field: FieldDef, value: Any) -> str:

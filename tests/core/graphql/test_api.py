@@ -265,3 +265,22 @@ def test_backward_pages_and_page_boundaries(qiao_client):
     names, info = page(first=0)
     assert names == []
     assert info["hasNextPage"] is True
+
+
+@pytest.mark.parametrize(
+    "input_",
+    [
+        {"name": "x", "employees": "many"},
+        {"name": "x", "colour": "red"},
+        {"name": "x", "annualRevenue": "lots"},
+        {"name": "x", "createdAt": "2026-01-01"},
+    ],
+)
+def test_bad_variables_are_input_errors_not_internal_ones(qiao_client, input_):
+    errors = qiao_client.errors(
+        "mutation($input: AccountCreateInput!) { createAccount(input: $input) { id } }",
+        {"input": input_},
+    )
+    assert codes(errors) in (["BAD_USER_INPUT"], ["GRAPHQL_VALIDATION_FAILED"])
+    assert "internal" not in errors[0]["message"]
+    assert "$input" in errors[0]["message"]

@@ -1,0 +1,404 @@
+"""Finding, ordering, checking and calling plugins (no database involved).
+
+Installed plugins are simulated with real :class:`EntryPoint` objects whose
+modules are put in ``sys.modules`` (or live in ``plugin_fixtures``), so
+``create_plugins`` loads them the way it loads an installed distribution.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from importlib.metadata import EntryPoint
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import BaseRoute, Route
+
+from qiao.core.errors import ConfigurationError, MetadataError
+from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.manifest import Manifest
+from qiao.core.metadata.model import FieldDef
+from qiao.core.metadata.registry import Registry
+from qiao.core.pluginmanager import BLOCK_ENV, ENTRY_POINT_GROUP, Plugins, create_plugins
+
+from . import plugin_fixtures
+from .plugin_fixtures import warranty
+
+INSTALLED = ("core", "crm")
+GADGET = {
+    "name": "gadget",
+    "plural": "gadgets",
+    "label": {"en": "Gadget"},
+    "fields": [{"name": "name", "type": "string", "label": {"en": "Name"}}],
+}
+
+Install = Callable[..., ModuleType]
+
+
+def _route(path: str) -> Route:
+    async def endpoint(_: Request) -> PlainTextResponse:
+        return PlainTextResponse(path)
+
+    return Route(path, endpoint)
+
+
+def _manifest(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _build(plugins: Plugins) -> Registry:
+    """The registry a runtime would build from these plugins (without custom metadata)."""
+    entities, extensions = plugins.entities()
+    return Registry.build(entities, extensions)
+
+
+@pytest.fixture(autouse=True)
+def _no_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator's QIAO_BLOCK_PLUGINS must not change what these tests load."""
+    monkeypatch.delenv(BLOCK_ENV, raising=False)
+
+
+@pytest.fixture
+def entry_points(monkeypatch: pytest.MonkeyPatch) -> dict[str, EntryPoint]:
+    """The installed plugins as create_plugins sees them: Qiao's own, plus what a test adds."""
+    from qiao.core import pluginmanager
+
+    installed = {n: ep for n, ep in pluginmanager.available_plugins().items() if n in INSTALLED}
+    monkeypatch.setattr(pluginmanager, "available_plugins", lambda: dict(installed))
+    return installed
+
+
+@pytest.fixture
+def install(entry_points: dict[str, EntryPoint], monkeypatch: pytest.MonkeyPatch) -> Install:
+    """``install(name, depends=(), **hooks)``: an importable plugin module behind an entry point."""
+
+    def _install(
+        name: str, depends: tuple[str, ...] = (), **hooks: Callable[..., Any]
+    ) -> ModuleType:
+        module = ModuleType(f"qiao_test_plugin_{name}")
+        module.QIAO_DEPENDS = depends  # type: ignore[attr-defined]
+        for hook, fn in hooks.items():
+            setattr(module, hook, hookimpl(fn))
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        entry_points[name] = EntryPoint(name, module.__name__, ENTRY_POINT_GROUP)
+        return module
+
+    return _install
+
+
+# -- Finding ------------------------------------------------------------------------------
+
+
+def test_qiao_ships_core_and_crm_as_entry_points() -> None:
+    from qiao.core.pluginmanager import available_plugins
+
+    installed = available_plugins()
+    assert installed["core"].value == "qiao.core.builtin"
+    assert installed["crm"].value == "qiao.plugins.crm"
+    assert create_plugins(["crm"]).names == ["core", "crm"]
+
+
+def test_the_crm_objects_come_through_the_same_hook_as_any_plugin() -> None:
+    entities, _ = create_plugins(["crm"]).entities()
+    sources = {e.name: e.source for e in entities}
+    assert sources["user"] == sources["team"] == "core"
+    assert {sources[n] for n in ("account", "contact", "lead", "opportunity")} == {"crm"}
+
+
+@pytest.mark.parametrize("enabled", [[], ["crm", "core"], ["core", "crm", "core"]])
+def test_core_is_always_loaded_first_and_once(entry_points: Any, enabled: list[str]) -> None:
+    names = create_plugins(enabled).names
+    assert names[0] == "core"
+    assert names.count("core") == 1
+
+
+def test_a_missing_plugin_is_named_with_what_is_installed(entry_points: Any) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins(["crm", "warranty"])
+    assert caught.value.message == (
+        "plugin 'warranty' is enabled but not installed (installed: core, crm)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "cause"),
+    [
+        (f"{plugin_fixtures.__name__}.broken", "qiao_warranty_backend"),
+        ("qiao_test_plugin_uninstalled", "qiao_test_plugin_uninstalled"),
+        (f"{warranty.__name__}:no_such_attribute", "no_such_attribute"),
+    ],
+    ids=["raises-on-import", "module-gone", "attribute-gone"],
+)
+def test_a_plugin_that_fails_to_load_is_named_in_one_line(
+    entry_points: dict[str, EntryPoint], target: str, cause: str
+) -> None:
+    entry_points["warranty"] = EntryPoint("warranty", target, ENTRY_POINT_GROUP)
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins(["crm", "warranty"])
+    message = caught.value.message
+    assert message.startswith("plugin 'warranty' failed to load: ")
+    assert cause in message
+    assert "\n" not in message
+
+
+def test_a_blocked_plugin_stops_start_up(install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
+    install("warranty")
+    monkeypatch.setenv(BLOCK_ENV, " erp , warranty")
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins(["crm", "warranty"])
+    assert caught.value.message == f"plugin 'warranty' is enabled but blocked by {BLOCK_ENV}"
+    assert create_plugins(["crm"]).names == ["core", "crm"], "blocking what is off is harmless"
+
+
+# -- Ordering -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "enabled",
+    [["service", "warranty", "crm"], ["crm", "warranty", "service"], ["warranty", "service"]],
+)
+def test_dependencies_load_first_whatever_the_enabled_order(
+    install: Install, enabled: list[str]
+) -> None:
+    install("service", depends=("warranty",))
+    install("warranty", depends=("crm",))
+    if "crm" not in enabled:
+        enabled = [*enabled, "crm"]
+    names = create_plugins(enabled).names
+    assert names.index("core") < names.index("crm") < names.index("warranty")
+    assert names.index("warranty") < names.index("service")
+
+
+def test_extra_plugins_come_after_the_installed_ones(install: Install) -> None:
+    install("warranty", depends=("crm",))
+
+    class Probe:
+        __name__ = "probe"
+
+    assert create_plugins(["warranty", "crm"], [Probe()]).names == [
+        "core",
+        "crm",
+        "warranty",
+        "probe",
+    ]
+
+
+def test_an_unmet_dependency_is_named(install: Install) -> None:
+    install("service", depends=("warranty",))
+    install("warranty", depends=("crm",))
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins(["service", "warranty"])
+    assert caught.value.message == "plugin 'warranty' depends on 'crm', which is not enabled"
+
+
+def test_a_dependency_cycle_is_refused_naming_the_chain(install: Install) -> None:
+    install("a", depends=("b",))
+    install("b", depends=("c",))
+    install("c", depends=("a",))
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins(["a", "b", "c"])
+    assert caught.value.message == "plugins depend on each other: a -> b -> c -> a"
+
+
+def test_hook_results_come_in_load_order(install: Install) -> None:
+    install("service", depends=("warranty",), qiao_routes=lambda: [_route("/service")])
+    install("warranty", depends=("crm",), qiao_routes=lambda: [_route("/warranty")])
+    plugins = create_plugins(["service", "warranty", "crm"])
+    assert [r.path for r in plugins.routes() if isinstance(r, Route)] == ["/warranty", "/service"]
+
+
+# -- Checking implementations -------------------------------------------------------------
+
+
+def test_a_misspelt_hook_is_refused_naming_the_plugin() -> None:
+    class Typo:
+        __name__ = "warranty"
+
+        @hookimpl
+        def qiao_entity_manifest(self) -> list[Path]:
+            return []
+
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins([], [Typo()])
+    assert caught.value.message.startswith("plugin 'warranty': ")
+    assert "qiao_entity_manifest" in caught.value.message
+
+
+def test_an_argument_the_hook_does_not_have_is_refused_naming_the_plugin() -> None:
+    class Extra:
+        __name__ = "warranty"
+
+        @hookimpl
+        def qiao_startup(self, runtime: Any, config: Any) -> None:
+            pass
+
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins([], [Extra()])
+    assert "'warranty'" in caught.value.message
+    assert "config" in caught.value.message
+
+
+def test_an_implementation_may_take_fewer_arguments_than_its_hook() -> None:
+    seen: list[set[str]] = []
+
+    class Lean:
+        __name__ = "lean"
+
+        @hookimpl
+        def qiao_extend_entities(self) -> None:
+            seen.append(set())
+
+        @hookimpl
+        def qiao_routes(self) -> list[BaseRoute]:
+            return [_route("/lean")]
+
+    plugins = create_plugins(["crm"], [Lean()])
+    plugins.entities()
+    assert seen == [set()]
+    assert [getattr(r, "path", None) for r in plugins.routes()] == ["/lean"]
+
+
+def test_an_unexpected_error_in_a_hook_names_the_plugin_and_the_hook() -> None:
+    class Faulty:
+        __name__ = "faulty"
+
+        @hookimpl
+        def qiao_routes(self) -> list[BaseRoute]:
+            raise KeyError("WARRANTY_API_KEY")
+
+    plugins = create_plugins([], [Faulty()])
+    with pytest.raises(ConfigurationError) as caught:
+        plugins.routes()
+    assert caught.value.message == "plugin 'faulty' failed in qiao_routes: 'WARRANTY_API_KEY'"
+
+
+# -- Entities from plugins ----------------------------------------------------------------
+
+
+def test_entities_carry_the_plugin_that_declared_them(install: Install) -> None:
+    install("warranty", depends=("crm",), qiao_entity_manifests=lambda: [warranty.MANIFEST])
+    registry = _build(create_plugins(["crm", "warranty"]))
+    claim = registry.entity("warranty_claim")
+    assert claim.source == "warranty"
+    assert [r.entity for r in registry.referencing("account")].count("warranty_claim") == 1
+
+
+def test_a_manifest_object_counts_as_declared_by_the_returning_plugin(install: Install) -> None:
+    manifest = Manifest.model_validate({"entities": [GADGET | {"source": "someone_else"}]})
+    install("gadgets", qiao_entity_manifests=lambda: [manifest])
+    assert _build(create_plugins(["gadgets"])).entity("gadget").source == "gadgets"
+
+
+def test_an_entity_declared_by_two_plugins_is_refused(install: Install, tmp_path: Path) -> None:
+    import yaml
+
+    first = _manifest(tmp_path, "first", yaml.safe_dump({"entities": [GADGET]}))
+    second = _manifest(tmp_path, "second", yaml.safe_dump({"entities": [GADGET]}))
+    install("first", qiao_entity_manifests=lambda: [first])
+    install("second", qiao_entity_manifests=lambda: [second])
+    with pytest.raises(MetadataError) as caught:
+        _build(create_plugins(["first", "second"]))
+    assert "'gadget'" in caught.value.message
+    assert {"'first'", "'second'"} <= set(caught.value.message.replace(",", " ").split())
+
+
+def test_a_plugin_adds_a_field_to_another_plugins_entity(install: Install) -> None:
+    seen: list[str] = []
+
+    def extend(entities: dict[str, Any]) -> dict[str, list[Any]]:
+        seen.extend(entities)
+        return {
+            "account": [
+                {
+                    "name": "dealer_level",
+                    "type": "enum",
+                    "label": {"en": "Dealer level"},
+                    "values": [{"value": "GOLD"}, {"value": "SILVER"}],
+                },
+                FieldDef.model_validate(
+                    {"name": "warranty_years", "type": "integer", "label": {"en": "Years"}}
+                ),
+            ]
+        }
+
+    install("dealers", depends=("crm",), qiao_extend_entities=extend)
+    account = _build(create_plugins(["crm", "dealers"])).entity("account")
+    assert {"account", "user", "team"} <= set(seen)
+    level = account.field("dealer_level")
+    assert level is not None
+    assert [v.value for v in level.values] == ["GOLD", "SILVER"]
+    assert account.field("warranty_years") is not None
+    assert account.field("name") is not None, "the declared fields stay"
+
+
+def test_a_manifest_extends_section_adds_fields_too(install: Install, tmp_path: Path) -> None:
+    path = _manifest(
+        tmp_path,
+        "dealers",
+        "extends:\n"
+        "  - entity: account\n"
+        "    fields:\n"
+        "      - {name: dealer_code, type: string, max_length: 12, label: {en: Dealer code}}\n",
+    )
+    install("dealers", depends=("crm",), qiao_entity_manifests=lambda: [path])
+    field = _build(create_plugins(["crm", "dealers"])).entity("account").field("dealer_code")
+    assert field is not None
+    assert field.max_length == 12
+
+
+@pytest.mark.parametrize(
+    ("declaration", "fragment"),
+    [
+        ({"name": "name", "type": "string", "label": {"en": "Name"}}, "account.name"),
+        ({"name": "level", "type": "colour", "label": {"en": "Level"}}, "extending 'account'"),
+    ],
+    ids=["existing-field", "invalid-field"],
+)
+def test_a_bad_extension_is_refused_naming_the_plugin(
+    install: Install, declaration: dict[str, Any], fragment: str
+) -> None:
+    install("dealers", depends=("crm",), qiao_extend_entities=lambda: {"account": [declaration]})
+    with pytest.raises(MetadataError) as caught:
+        _build(create_plugins(["crm", "dealers"]))
+    assert "'dealers'" in caught.value.message
+    assert fragment in caught.value.message
+
+
+def test_extending_an_entity_nobody_declares_is_refused(install: Install) -> None:
+    field = {"name": "level", "type": "string", "label": {"en": "Level"}}
+    install("dealers", qiao_extend_entities=lambda: {"dealer": [field]})
+    with pytest.raises(MetadataError) as caught:
+        _build(create_plugins(["dealers"]))
+    assert caught.value.message == "'dealers' extends unknown entity 'dealer'"
+
+
+# -- No global state ----------------------------------------------------------------------
+
+
+def test_each_create_plugins_call_is_independent() -> None:
+    class Routes:
+        __name__ = "routes"
+
+        @hookimpl
+        def qiao_routes(self) -> list[BaseRoute]:
+            return [_route("/routes")]
+
+    plugin = Routes()
+    with_routes = create_plugins(["crm"], [plugin])
+    without = create_plugins(["crm"])
+    assert with_routes.pm is not without.pm
+    assert with_routes.names == ["core", "crm", "routes"]
+    assert without.names == ["core", "crm"]
+    assert without.routes() == []
+    assert [getattr(r, "path", None) for r in with_routes.routes()] == ["/routes"]
+    # The same plugin object can serve two deployments in one process.
+    again = create_plugins(["crm"], [plugin])
+    assert len(again.routes()) == 1
+    assert len(with_routes.routes()) == 1
