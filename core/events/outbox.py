@@ -1,0 +1,75 @@
+"""Writing events into the outbox, and reading them back as :class:`Event` objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import insert
+
+from qiao.core.events.model import Event
+from qiao.core.ids import new_id
+from qiao.core.metadata.model import EntityDef
+from qiao.core.records.context import WriteContext
+from qiao.core.records.values import to_json
+from qiao.core.storage.system import event as event_table
+
+
+def changes_json(entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]) -> dict[str, list[Any]]:
+    """``{field: [old, new]}`` in the API's JSON form (exact decimals, ISO instants)."""
+    result: dict[str, list[Any]] = {}
+    for name, (old, new) in changes.items():
+        field = entity.field(name)
+        if field is None:
+            raise ValueError(f"{entity.name} has no field {name!r} (in an event's changes)")
+        result[name] = [to_json(field, old), to_json(field, new)]
+    return result
+
+
+def record_change(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    record_id: str,
+    changes: Mapping[str, tuple[Any, Any]],
+) -> str:
+    """Write a change's event on the write's own connection; returns the event id.
+
+    The event is stamped with the wall clock: it orders the outbox, while every
+    decision about time (retries, timers) uses the runtime's clock.
+    """
+    event_id = new_id()
+    context.connection.execute(
+        insert(event_table).values(
+            id=event_id,
+            entity=entity.name,
+            record_id=record_id,
+            operation=operation,
+            changes=changes_json(entity, changes),
+            actor_id=context.actor.user_id,
+            actor=context.actor.username,
+            source=str(context.source),
+            request_id=context.request_id,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    return event_id
+
+
+def from_row(row: Mapping[str, Any]) -> Event:
+    """An :class:`Event` from a ``qiao_event`` row."""
+    return Event(
+        id=row["id"],
+        entity=row["entity"],
+        record_id=row["record_id"],
+        operation=row["operation"],
+        changes=row["changes"],
+        actor=row["actor"],
+        actor_id=row["actor_id"],
+        source=row["source"],
+        request_id=row["request_id"],
+        created_at=row["created_at"],
+        timer=row["timer"],
+        payload=row["payload"],
+    )

@@ -1,0 +1,26 @@
+"""The built-in ``events`` plugin: every record change writes its event to the outbox.
+
+It is an ordinary ``qiao_after_record_write`` implementation, always enabled
+(``BUILTIN_PLUGINS``), so the event commits or rolls back with the change that
+caused it and no writer can skip it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qiao.core.events import outbox
+from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.model import EntityDef
+from qiao.core.records.context import WriteContext
+
+
+@hookimpl
+def qiao_after_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    record: dict[str, Any],
+    changes: dict[str, tuple[Any, Any]],
+) -> None:
+    outbox.record_change(context, entity, operation, record["id"], changes)

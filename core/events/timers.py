@@ -1,0 +1,105 @@
+"""Deadlines stored in the database: schedule, cancel, and fire what is due.
+
+A timer is a row (entity, record, name, due time, payload), written in the
+caller's transaction, so it exists exactly when the change that set it does.
+Workers fire due timers by turning each into an event of operation ``timer``
+and deleting it in one transaction: a timer fires once, and a worker that dies
+before committing leaves it in place for the next sweep. Nothing is kept in
+memory, so a restart loses none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from qiao.core.ids import new_id
+from qiao.core.records.context import Source
+from qiao.core.storage.system import event as event_table
+from qiao.core.storage.system import timer as timer_table
+
+
+def schedule(
+    conn: Connection,
+    entity: str,
+    record_id: str,
+    name: str,
+    due_at: dt.datetime,
+    payload: Any = None,
+) -> str:
+    """Set the timer ``name`` of a record to ``due_at``, replacing one of that name."""
+    if due_at.tzinfo is None:
+        raise ValueError("a timer's due time needs a time zone")
+    cancel(conn, entity, record_id, name)
+    timer_id = new_id()
+    conn.execute(
+        insert(timer_table).values(
+            id=timer_id,
+            entity=entity,
+            record_id=record_id,
+            name=name,
+            due_at=due_at,
+            payload=payload,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    return timer_id
+
+
+def cancel(conn: Connection, entity: str, record_id: str, name: str) -> bool:
+    """Remove the timer ``name`` of a record; returns whether there was one."""
+    t = timer_table
+    result = conn.execute(
+        delete(t).where(t.c.entity == entity, t.c.record_id == record_id, t.c.name == name)
+    )
+    return bool(result.rowcount)
+
+
+def pending(conn: Connection, entity: str, record_id: str) -> dict[str, dt.datetime]:
+    """The record's timers that have not fired: name -> due time."""
+    t = timer_table
+    rows = conn.execute(
+        select(t.c.name, t.c.due_at).where(t.c.entity == entity, t.c.record_id == record_id)
+    )
+    return {str(name): due_at for name, due_at in rows}
+
+
+def any_due(conn: Connection, now: dt.datetime) -> bool:
+    """Whether some timer is due (a read, so idle workers take no write lock)."""
+    t = timer_table
+    return conn.execute(select(t.c.id).where(t.c.due_at <= now).limit(1)).first() is not None
+
+
+def fire_due(conn: Connection, now: dt.datetime, limit: int) -> int:
+    """Turn up to ``limit`` due timers into events; returns how many fired.
+
+    Run in a write transaction. On PostgreSQL the due rows are locked with
+    ``SKIP LOCKED``, so concurrent workers fire disjoint timers.
+    """
+    t = timer_table
+    stmt = select(t).where(t.c.due_at <= now).order_by(t.c.due_at).limit(limit)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = [dict(r._mapping) for r in conn.execute(stmt)]
+    for row in rows:
+        conn.execute(
+            insert(event_table).values(
+                id=new_id(),
+                entity=row["entity"],
+                record_id=row["record_id"],
+                operation="timer",
+                changes={},
+                timer=row["name"],
+                payload=row["payload"],
+                actor_id=None,
+                actor="system",
+                source=str(Source.SYSTEM),
+                request_id=row["id"].replace("-", ""),
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    if rows:
+        conn.execute(delete(t).where(t.c.id.in_([r["id"] for r in rows])))
+    return len(rows)

@@ -1,0 +1,92 @@
+"""Helpers of the event tests: a controllable clock, a recording plugin, table reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from sqlalchemy import select
+
+from qiao.core.events.model import Delivery, EventHandler
+from qiao.core.events.worker import Worker, WorkerSettings
+from qiao.core.hookspecs import hookimpl
+from qiao.core.runtime import Runtime
+from qiao.core.storage.system import delivery, delivery_attempt
+
+START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+
+class ManualClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: dt.datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+class Recorder:
+    """A plugin whose handlers record what they receive; ``fail`` scripts failures."""
+
+    __name__ = "recorder"
+
+    def __init__(self) -> None:
+        self.seen: list[Delivery] = []
+        self.lock = threading.Lock()
+        #: handler name -> exceptions to raise, one per call, before succeeding
+        self.fail: dict[str, list[Exception]] = {}
+
+    def handle(self, item: Delivery) -> None:
+        with self.lock:
+            self.seen.append(item)
+            failures = self.fail.get(item.handler)
+            if failures:
+                raise failures.pop(0)
+
+    def by(self, handler: str) -> list[Delivery]:
+        return [d for d in self.seen if d.handler == handler]
+
+    @hookimpl
+    def qiao_event_handlers(self) -> list[EventHandler]:
+        return [
+            EventHandler("all", self.handle),
+            EventHandler("accounts", self.handle, entities=("account",)),
+            EventHandler("updates", self.handle, operations=("update",)),
+            EventHandler(
+                "big_accounts",
+                self.handle,
+                entities=("account",),
+                when=lambda e: "employees" in e.changes and (e.changes["employees"][1] or 0) > 100,
+            ),
+            EventHandler("timers", self.handle, operations=("timer",)),
+        ]
+
+
+SETTINGS = WorkerSettings(batch_size=50, poll_interval=0.01, backoff_base=10.0, max_attempts=3)
+
+
+def drain(worker: Worker, rounds: int = 20) -> None:
+    """Run passes until one finds nothing to do."""
+    for _ in range(rounds):
+        if worker.run_once() == 0:
+            return
+    raise AssertionError(f"the worker still had work after {rounds} passes")
+
+
+def deliveries(runtime: Runtime) -> list[dict[str, Any]]:
+    with runtime.db.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(delivery).order_by(delivery.c.id))]
+
+
+def attempts(runtime: Runtime, delivery_id: str) -> list[dict[str, Any]]:
+    a = delivery_attempt
+    with runtime.db.read() as conn:
+        rows = conn.execute(
+            select(a).where(a.c.delivery_id == delivery_id).order_by(a.c.number, a.c.started_at)
+        )
+        return [dict(r._mapping) for r in rows]

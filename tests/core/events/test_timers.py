@@ -1,0 +1,112 @@
+"""Timers are rows: they fire once when due, can be moved or cancelled, survive restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from qiao.core.config import Config
+from qiao.core.events import timers
+from qiao.core.events.worker import Worker
+from qiao.core.runtime import Runtime
+
+from .support import SETTINGS, ManualClock, Recorder, drain
+
+pytestmark = pytest.mark.storage
+
+
+def test_a_timer_fires_once_when_due_as_an_event_with_its_payload(
+    runtime: Runtime,
+    recorder: Recorder,
+    clock: ManualClock,
+    make_worker: Callable[..., Worker],
+    write: Callable[..., Any],
+) -> None:
+    worker = make_worker()
+    ticket = write(lambda r, ctx: r.create(ctx, "ticket", {"subject": "主轴异响"}))
+    due = clock() + dt.timedelta(hours=2)
+    write(
+        lambda r, ctx: timers.schedule(
+            ctx.connection, "ticket", ticket["id"], "escalate", due, {"to": "supervisor"}
+        )
+    )
+    with runtime.db.read() as conn:
+        assert timers.pending(conn, "ticket", ticket["id"]) == {"escalate": due}
+    clock.advance(2 * 3600 - 1)
+    drain(worker)
+    assert recorder.by("timers") == []
+    clock.advance(1)
+    drain(worker)
+    (fired,) = recorder.by("timers")
+    event = fired.event
+    assert (event.entity, event.record_id, event.operation) == ("ticket", ticket["id"], "timer")
+    assert (event.timer, event.payload, event.actor) == ("escalate", {"to": "supervisor"}, "system")
+    with runtime.db.read() as conn:
+        assert timers.pending(conn, "ticket", ticket["id"]) == {}
+    clock.advance(3600)
+    drain(worker)
+    assert len(recorder.by("timers")) == 1
+
+
+def test_scheduling_again_moves_a_timer_and_cancel_removes_it(
+    runtime: Runtime,
+    recorder: Recorder,
+    clock: ManualClock,
+    make_worker: Callable[..., Worker],
+    write: Callable[..., Any],
+) -> None:
+    worker = make_worker()
+    ticket = write(lambda r, ctx: r.create(ctx, "ticket", {"subject": "S"}))
+    tid = ticket["id"]
+    at = clock()
+    write(lambda r, ctx: timers.schedule(ctx.connection, "ticket", tid, "sla", at + _m(30)))
+    write(lambda r, ctx: timers.schedule(ctx.connection, "ticket", tid, "sla", at + _m(60)))
+    write(lambda r, ctx: timers.schedule(ctx.connection, "ticket", tid, "nudge", at + _m(5)))
+    assert write(lambda r, ctx: timers.cancel(ctx.connection, "ticket", tid, "nudge")) is True
+    assert write(lambda r, ctx: timers.cancel(ctx.connection, "ticket", tid, "nudge")) is False
+    clock.advance(45 * 60)
+    drain(worker)
+    assert recorder.by("timers") == []
+    clock.advance(15 * 60)
+    drain(worker)
+    assert [d.event.timer for d in recorder.by("timers")] == ["sla"]
+    with pytest.raises(ValueError, match="time zone"):
+        write(
+            lambda r, ctx: timers.schedule(
+                ctx.connection, "ticket", tid, "naive", dt.datetime(2026, 3, 2, 12, 0)
+            )
+        )
+
+
+def test_a_restart_loses_no_timer(
+    qiao_config: Config,
+    recorder: Recorder,
+    clock: ManualClock,
+    write: Callable[..., Any],
+    runtime: Runtime,
+) -> None:
+    ticket = write(lambda r, ctx: r.create(ctx, "ticket", {"subject": "S"}))
+    write(
+        lambda r, ctx: timers.schedule(
+            ctx.connection, "ticket", ticket["id"], "sla", clock() + _m(10)
+        )
+    )
+    runtime.close()  # the process that scheduled it is gone
+    clock.advance(11 * 60)
+    restarted = Runtime(qiao_config, extra_plugins=[recorder], clock=clock)
+    worker = Worker(restarted, SETTINGS)
+    try:
+        drain(worker)
+    finally:
+        worker.close()
+        restarted.close()
+    assert [(d.event.record_id, d.event.timer) for d in recorder.by("timers")] == [
+        (ticket["id"], "sla")
+    ]
+
+
+def _m(minutes: int) -> dt.timedelta:
+    return dt.timedelta(minutes=minutes)
