@@ -1,0 +1,46 @@
+"""The audit log: every change, append-only, chained by a keyed HMAC-SM3.
+
+* :mod:`.chain` defines what each MAC covers, and signed checkpoints.
+* :mod:`.log` appends entries inside the transaction of the change, stores
+  checkpoints and prunes old entries; :func:`record` and :func:`record_login`
+  are for changes that do not pass through the records service.
+* :mod:`.verify` walks the chain and names the first entry that does not verify.
+* :mod:`.trail` reads one record's history; :mod:`.graphql` serves it.
+* :mod:`.plugin` is the built-in ``audit`` plugin that records every write.
+
+docs/audit.md describes the format, the key and the guarantees.
+"""
+
+from qiao.core.audit.chain import Checkpoint, Entry
+from qiao.core.audit.log import (
+    AuditEvent,
+    AuditLog,
+    Pruned,
+    bind,
+    bound,
+    is_encrypted,
+    log_for,
+    record,
+    record_login,
+)
+from qiao.core.audit.settings import AuditSettings
+from qiao.core.audit.trail import can_read_trail
+from qiao.core.audit.verify import Problem, Report
+
+__all__ = [
+    "AuditEvent",
+    "AuditLog",
+    "AuditSettings",
+    "Checkpoint",
+    "Entry",
+    "Problem",
+    "Pruned",
+    "Report",
+    "bind",
+    "bound",
+    "can_read_trail",
+    "is_encrypted",
+    "log_for",
+    "record",
+    "record_login",
+]

@@ -1,0 +1,90 @@
+"""``auditTrail``: one record's history, through the GraphQL API."""
+
+from __future__ import annotations
+
+import json
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from qiao.core.audit.chain import Entry
+from qiao.core.audit.trail import can_read_trail, encode_cursor, read_trail
+from qiao.core.errors import BadUserInput, Forbidden
+from qiao.core.graphql import scalars
+from qiao.core.graphql.builder import PageInfo
+from qiao.core.graphql.context import RequestContext
+
+
+@strawberry.type(description="One change to a record, as the audit log holds it.")
+class AuditEntry:
+    sequence: int = strawberry.field(description="The entry's place in the audit chain.")
+    at: scalars.DateTime
+    actor: str = strawberry.field(description="The acting user's name ('system' for Qiao).")
+    actor_id: strawberry.ID | None
+    source: str = strawberry.field(description="graphql, cli, connector, automation, import...")
+    operation: str = strawberry.field(description="create, update or delete.")
+    changes: JSON = strawberry.field(
+        description='Field name -> {"old": ..., "new": ...}, or {"redacted": true} for a '
+        "field whose values the log does not keep (encrypted fields)."
+    )
+    request_id: str
+
+    @classmethod
+    def of(cls, entry: Entry) -> AuditEntry:
+        return cls(
+            sequence=entry.sequence,
+            at=scalars.DateTime(entry.at),
+            actor=entry.actor,
+            actor_id=strawberry.ID(entry.actor_id) if entry.actor_id else None,
+            source=entry.source,
+            operation=entry.operation,
+            changes=json.loads(entry.changes),
+            request_id=entry.request_id,
+        )
+
+
+@strawberry.type
+class AuditEntryEdge:
+    cursor: str
+    node: AuditEntry
+
+
+@strawberry.type(description="A page of a record's audit trail, oldest first.")
+class AuditEntryConnection:
+    edges: list[AuditEntryEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(name="Query")
+class AuditQuery:
+    @strawberry.field(
+        description="The history of one record (also after it was deleted), oldest first."
+    )
+    def audit_trail(
+        self,
+        info: Info,
+        entity: str,
+        id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> AuditEntryConnection:
+        ctx: RequestContext = info.context
+        with ctx.runtime.db.read() as conn:
+            if entity not in ctx.built.catalog.registry.entities:
+                raise BadUserInput(f"there is no entity {entity!r}", field="entity")
+            if not can_read_trail(ctx.access, conn, entity, str(id)):
+                raise Forbidden("you may not read this record's audit trail")
+            page = read_trail(conn, entity, str(id), first=first, after=after)
+        edges = [
+            AuditEntryEdge(cursor=encode_cursor(e), node=AuditEntry.of(e)) for e in page.entries
+        ]
+        return AuditEntryConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )

@@ -1,0 +1,381 @@
+"""Appending to the audit log, checkpointing it and pruning it.
+
+Every entry is appended inside the transaction of the change it records, so
+the entry and the change commit or roll back together. Appending locks the
+chain's head row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's
+``BEGIN IMMEDIATE`` already serialises writers), so concurrent writers get
+consecutive sequence numbers and each MAC covers its true predecessor.
+
+A process finds its :class:`AuditLog` through the database engine it writes
+with: :func:`bind` attaches one to a runtime's engine. A process without the
+key must not write to a database whose log is keyed, or its changes would go
+unrecorded; :func:`record` refuses that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from qiao.core.audit import verify as verification
+from qiao.core.audit.chain import (
+    Checkpoint,
+    Entry,
+    canonical_json,
+    checkpoint_signature,
+    entry_mac,
+    instant,
+)
+from qiao.core.audit.settings import AuditSettings
+from qiao.core.crypto.errors import KeyUnavailableError
+from qiao.core.crypto.keys import KeyProvider
+from qiao.core.errors import ConfigurationError, Conflict
+from qiao.core.metadata.model import EntityDef, FieldDef
+from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.storage import system
+
+if TYPE_CHECKING:
+    from qiao.core.runtime import Runtime
+
+log = logging.getLogger("qiao.audit")
+
+#: Decides whether a field's values stay out of the log (only the fact that it changed is kept).
+Redact = Callable[[EntityDef, FieldDef], bool]
+Clock = Callable[[], dt.datetime]
+
+REDACTED: Mapping[str, bool] = {"redacted": True}
+PRUNE = "audit.prune"
+LOGIN_SUCCEEDED = "login.success"
+LOGIN_FAILED = "login.failure"
+_KEY_SIZE = 32
+_FIRST_KEY_ID = "audit-1"
+
+
+def is_encrypted(entity: EntityDef, field: FieldDef) -> bool:
+    """Fields stored encrypted are redacted: the log must not hold their plain values."""
+    return bool(getattr(field, "encrypted", False))
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened, by whom, through which door: everything an entry records but its place."""
+
+    actor: Actor
+    source: str
+    request_id: str
+    operation: str
+    entity: str | None = None
+    record_id: str | None = None
+    changes: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What a prune removed, and the checkpoint verification now starts from."""
+
+    first: int
+    through: int
+    checkpoint: Checkpoint
+
+
+class AuditLog:
+    """One deployment's audit log, holding the provider that unwraps its key."""
+
+    def __init__(
+        self,
+        provider: KeyProvider,
+        settings: AuditSettings,
+        *,
+        clock: Clock = utcnow,
+        redact: Redact = is_encrypted,
+    ) -> None:
+        self.provider = provider
+        self.settings = settings
+        self.clock = clock
+        self.redact = redact
+        self._keys: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    # -- Appending ------------------------------------------------------------------------
+
+    def append(self, conn: Connection, event: AuditEvent) -> Entry:
+        """Add ``event`` at the end of the chain, in the caller's transaction."""
+        head = _lock_head(conn)
+        key_id = head["key_id"] or self._create_key(conn)
+        key = self.key(conn, key_id)
+        entry = Entry(
+            sequence=head["sequence"] + 1,
+            at=self.clock(),
+            key_id=key_id,
+            actor_id=event.actor.user_id,
+            actor=event.actor.username,
+            source=str(event.source),
+            request_id=event.request_id,
+            operation=event.operation,
+            entity=event.entity,
+            record_id=event.record_id,
+            changes=canonical_json(dict(event.changes or {})),
+            mac="",
+        )
+        entry = replace(entry, mac=entry_mac(key, bytes.fromhex(head["mac"]), entry).hex())
+        conn.execute(insert(system.audit_entry).values(**entry.__dict__))
+        conn.execute(
+            update(system.audit_head)
+            .where(system.audit_head.c.id == 1)
+            .values(sequence=entry.sequence, mac=entry.mac, key_id=key_id)
+        )
+        if entry.sequence % self.settings.checkpoint_every == 0:
+            self._store_checkpoint(conn, entry.sequence, entry.mac, key_id)
+        return entry
+
+    def record_write(
+        self,
+        context: WriteContext,
+        entity: EntityDef,
+        operation: str,
+        record: Mapping[str, Any],
+        changes: Mapping[str, tuple[Any, Any]],
+    ) -> Entry:
+        """A record's create, update or delete, field by field, redacted where required."""
+        fields: dict[str, Any] = {}
+        for name, (old, new) in changes.items():
+            field = entity.field(name)
+            redacted = field is not None and self.redact(entity, field)
+            fields[name] = dict(REDACTED) if redacted else {"old": old, "new": new}
+        event = AuditEvent(
+            actor=context.actor,
+            source=context.source,
+            request_id=context.request_id,
+            operation=operation,
+            entity=entity.name,
+            record_id=str(record["id"]),
+            changes=fields,
+        )
+        return self.append(context.connection, event)
+
+    # -- Checkpoints and pruning ----------------------------------------------------------
+
+    def checkpoint(self, conn: Connection) -> Checkpoint:
+        """A signed checkpoint of the chain as it is now (stored; the same one if unchanged)."""
+        head = _lock_head(conn)
+        if head["sequence"] == 0:
+            raise Conflict("the audit log is empty; there is nothing to checkpoint yet")
+        return self._store_checkpoint(conn, head["sequence"], head["mac"], head["key_id"])
+
+    def prune(self, conn: Connection, actor: Actor, source: str, request_id: str) -> Pruned | None:
+        """Remove the entries older than the retention period, keeping the chain verifiable.
+
+        The log is verified first, so tampered entries are never pruned away; then a
+        checkpoint is stored at the last entry removed, the entries are deleted, and
+        the prune itself is appended to the log. Returns None when nothing is old enough.
+        """
+        _lock_head(conn)
+        report = self.verify(conn)
+        if report.problem is not None:
+            raise Conflict(
+                f"the audit log does not verify ({report.problem}); nothing was pruned, "
+                "so the evidence stays"
+            )
+        entries = system.audit_entry
+        cutoff = self.clock() - dt.timedelta(days=self.settings.retention_days)
+        first = conn.execute(select(func.min(entries.c.sequence))).scalar()
+        young = conn.execute(
+            select(func.min(entries.c.sequence)).where(entries.c.at >= cutoff)
+        ).scalar()
+        through = (young - 1) if young is not None else report.last
+        if first is None or through is None or through < first:
+            return None
+        last_pruned = conn.execute(
+            select(entries.c.mac, entries.c.key_id).where(entries.c.sequence == through)
+        ).one()
+        checkpoint = self._store_checkpoint(conn, through, last_pruned.mac, last_pruned.key_id)
+        conn.execute(delete(entries).where(entries.c.sequence <= through))
+        checkpoints = system.audit_checkpoint
+        conn.execute(delete(checkpoints).where(checkpoints.c.sequence < through))
+        details = {
+            "first": first,
+            "through": through,
+            "cutoff": instant(cutoff),
+            "retention_days": self.settings.retention_days,
+        }
+        self.append(conn, AuditEvent(actor, source, request_id, PRUNE, changes=details))
+        return Pruned(first=first, through=through, checkpoint=checkpoint)
+
+    def verify(self, conn: Connection, anchor: Checkpoint | None = None) -> verification.Report:
+        """Check the whole chain (from ``anchor``, a checkpoint kept elsewhere, if given)."""
+        return verification.verify(conn, lambda key_id: self.key(conn, key_id), anchor)
+
+    # -- Keys -----------------------------------------------------------------------------
+
+    def key(self, conn: Connection, key_id: str) -> bytes:
+        """The MAC key ``key_id``, unwrapped by the provider once per process."""
+        with self._lock:
+            if key_id in self._keys:
+                return self._keys[key_id]
+        table = system.audit_key
+        wrapped = conn.execute(select(table.c.wrapped).where(table.c.id == key_id)).scalar()
+        if wrapped is None:
+            raise verification.UnknownKey(key_id)
+        try:
+            secret = self.provider.unwrap(wrapped)
+        except KeyUnavailableError as exc:
+            log.error("the audit key %s cannot be unwrapped: %s", key_id, exc)
+            raise ConfigurationError(
+                "the audit log's key cannot be unwrapped with the configured key provider; "
+                "the server log says why"
+            ) from None
+        with self._lock:
+            self._keys[key_id] = secret
+        return secret
+
+    def _create_key(self, conn: Connection) -> str:
+        """The first audited write makes the MAC key and stores it wrapped (head row locked)."""
+        secret = os.urandom(_KEY_SIZE)
+        conn.execute(
+            insert(system.audit_key).values(
+                id=_FIRST_KEY_ID,
+                kek_id=self.provider.kek_id,
+                wrapped=self.provider.wrap(secret),
+                created_at=self.clock(),
+            )
+        )
+        with self._lock:
+            self._keys[_FIRST_KEY_ID] = secret
+        return _FIRST_KEY_ID
+
+    def _store_checkpoint(
+        self, conn: Connection, sequence: int, mac: str, key_id: str
+    ) -> Checkpoint:
+        table = system.audit_checkpoint
+        row = conn.execute(select(table).where(table.c.sequence == sequence)).first()
+        if row is not None:
+            return Checkpoint(**row._mapping)
+        unsigned = Checkpoint(sequence, mac, self.clock(), key_id, signature="")
+        checkpoint = replace(
+            unsigned, signature=checkpoint_signature(self.key(conn, key_id), unsigned)
+        )
+        conn.execute(insert(table).values(**checkpoint.__dict__))
+        return checkpoint
+
+
+# -- Finding a process's audit log ----------------------------------------------------------
+
+_bound: weakref.WeakKeyDictionary[Engine, AuditLog] = weakref.WeakKeyDictionary()
+
+
+def bind(runtime: Runtime) -> AuditLog | None:
+    """Attach an audit log to ``runtime``'s database; None when no audit key is configured.
+
+    A configured key file that is missing or unsafe raises, naming it, so the
+    process does not start without its audit key.
+    """
+    try:
+        provider = runtime.config.audit.key_provider()
+    except KeyUnavailableError as exc:
+        raise ConfigurationError(f"the audit key provider cannot be used: {exc}") from None
+    if provider is None:
+        log.warning(
+            "no audit key is configured ([audit] key_file in qiao.toml, or QIAO_KEK for "
+            "development): changes are not recorded in the audit log"
+        )
+        return None
+    audit = AuditLog(provider, runtime.config.audit, clock=runtime.records.clock)
+    _bound[runtime.db.engine] = audit
+    return audit
+
+
+def bound(runtime: Runtime) -> AuditLog | None:
+    """The audit log :func:`bind` attached to ``runtime``'s database, if any."""
+    return _bound.get(runtime.db.engine)
+
+
+def log_for(conn: Connection) -> AuditLog | None:
+    """The audit log bound to the engine ``conn`` belongs to."""
+    return _bound.get(conn.engine)
+
+
+def record(
+    conn: Connection,
+    *,
+    actor: Actor,
+    source: Source | str,
+    request_id: str,
+    operation: str,
+    entity: str | None = None,
+    record_id: str | None = None,
+    changes: Mapping[str, Any] | None = None,
+) -> Entry | None:
+    """Record an event in the audit log, inside the caller's transaction on ``conn``.
+
+    For changes that do not go through the records service: metadata changes
+    (``operation="metadata.add_field"`` ...), permission changes, logins.
+    Returns None, writing nothing, only where the database has never been
+    audited and this process has no key; a keyed database refuses the change.
+    """
+    event = AuditEvent(actor, str(source), request_id, operation, entity, record_id, changes)
+    audit = log_for(conn)
+    if audit is None:
+        refuse_if_keyed(conn)
+        return None
+    return audit.append(conn, event)
+
+
+def record_login(
+    conn: Connection,
+    *,
+    username: str,
+    user_id: str | None,
+    succeeded: bool,
+    source: Source | str,
+    request_id: str,
+    reason: str | None = None,
+) -> Entry | None:
+    """Record a sign-in attempt; ``user_id`` is the account's, when one has that name.
+
+    A failed attempt is recorded with no acting user (nobody was authenticated)
+    and the name that was tried, so repeated failures against one account show.
+    """
+    actor = Actor(user_id=user_id if succeeded else None, username=username)
+    return record(
+        conn,
+        actor=actor,
+        source=source,
+        request_id=request_id,
+        operation=LOGIN_SUCCEEDED if succeeded else LOGIN_FAILED,
+        entity="user",
+        record_id=user_id,
+        changes={"username": username, **({"reason": reason} if reason else {})},
+    )
+
+
+def refuse_if_keyed(conn: Connection) -> None:
+    """Refuse a change by a process without the audit key to a database whose log is keyed."""
+    head = system.audit_head
+    if conn.execute(select(head.c.key_id).where(head.c.id == 1)).scalar() is not None:
+        raise ConfigurationError(
+            "this deployment keeps an audit log, but this process has no audit key; "
+            "configure [audit] key_file in qiao.toml (docs/audit.md)"
+        )
+
+
+def _lock_head(conn: Connection) -> dict[str, Any]:
+    head = system.audit_head
+    stmt = select(head).where(head.c.id == 1)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise ConfigurationError("the audit log is not set up; run 'qiao migrate'")
+    return dict(row._mapping)

@@ -1,0 +1,45 @@
+"""The built-in ``audit`` plugin: every record write enters the audit log.
+
+Always enabled (``BUILTIN_PLUGINS``), and wired through the same hooks any
+plugin uses: the write hook appends an entry inside the write's transaction,
+start-up binds the runtime's audit key, and ``auditTrail`` joins the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from qiao.core.audit import log
+from qiao.core.audit.graphql import AuditQuery
+from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.model import EntityDef
+from qiao.core.records.context import WriteContext
+
+if TYPE_CHECKING:
+    from qiao.core.runtime import Runtime
+
+
+@hookimpl
+def qiao_after_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    record: Mapping[str, Any],
+    changes: Mapping[str, tuple[Any, Any]],
+) -> None:
+    audit = log.log_for(context.connection)
+    if audit is None:
+        log.refuse_if_keyed(context.connection)
+        return
+    audit.record_write(context, entity, operation, record, changes)
+
+
+@hookimpl
+def qiao_graphql_types() -> list[type]:
+    return [AuditQuery]
+
+
+@hookimpl
+def qiao_startup(runtime: Runtime) -> None:
+    log.bind(runtime)
