@@ -1,0 +1,192 @@
+"""Rollup fields: COUNT, SUM, MIN, MAX or AVG over a parent's child records, in SQL.
+
+A rollup is a correlated subquery, computed when read, so it always equals a
+recomputation from scratch: there is no stored total for concurrent writes to
+child records to leave stale. Its optional filter is the filter language of
+list queries (:func:`qiao.core.records.query.compile_filter`), so "this
+quarter's paid purchases" means the same in a rollup and in a list.
+"""
+
+from __future__ import annotations
+
+import decimal
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    MetaData,
+    Numeric,
+    Table,
+    case,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
+
+from qiao.core.errors import BadUserInput
+from qiao.core.formula.checker import DIVISION_SCALE
+from qiao.core.formula.metadata import field_info
+from qiao.core.formula.types import INTEGER, MAX_PRECISION, FieldInfo, Kind, decimal_type
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
+from qiao.core.records.query import compile_filter
+from qiao.core.storage.tables import build_table
+from qiao.core.storage.types import ExactDecimal
+
+Function = Literal["count", "sum", "min", "max", "avg"]
+_NUMERIC_FIELDS = frozenset({FieldType.INTEGER, FieldType.DECIMAL})
+_ORDERED_FIELDS = _NUMERIC_FIELDS | {FieldType.DATE, FieldType.DATETIME}
+#: abs() of the smallest 64-bit integer is SQLite's one way to stop a query with an error.
+_SQLITE_INT_MIN = -(2**63)
+
+
+class RollupSpec(BaseModel):
+    """``{function: sum, entity: purchase, link: dealer, field: amount, filter: {...}}``.
+
+    ``link`` is the child's relation field pointing at the parent; ``field`` the child
+    field aggregated (none for COUNT); ``filter`` a list-query filter on the children.
+    ``precision`` is the number of digits a SUM may reach, scale included, as a
+    decimal field declares it. SQLite stops a query whose sum exceeds it, and the
+    formula compiler relies on it to prove SQLite arithmetic over the sum exact:
+    the smaller it is, the more formulas over the rollup compile to SQLite SQL.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    function: Function
+    entity: str
+    link: str
+    field: str | None = None
+    filter: dict[str, Any] | None = None
+    precision: int = Field(default=MAX_PRECISION, ge=1, le=MAX_PRECISION)
+
+    @model_validator(mode="after")
+    def _field_fits_function(self) -> Self:
+        if self.function == "count" and self.field is not None:
+            raise ValueError("count counts records; it takes no field")
+        if self.function != "count" and self.field is None:
+            raise ValueError(f"{self.function} needs the field it aggregates")
+        return self
+
+    def check(self, child: EntityDef, parent: str) -> None:
+        """Refuse a spec that does not fit the declarations (ValueError with the reason)."""
+        if child.name != self.entity:
+            raise ValueError(f"the rollup is over {self.entity}, not {child.name}")
+        link = child.field(self.link)
+        if link is None or link.type is not FieldType.RELATION or link.target != parent:
+            raise ValueError(f"{child.name}.{self.link} is not a relation to {parent}")
+        _check_filter(child, self.filter)
+        if self.field is None:
+            return
+        field = child.field(self.field)
+        allowed = _NUMERIC_FIELDS if self.function in {"sum", "avg"} else _ORDERED_FIELDS
+        if field is None or field.type not in allowed:
+            kinds = "number" if allowed is _NUMERIC_FIELDS else "number, date or date-time"
+            raise ValueError(f"{self.function} needs a {kinds} field of {child.name}")
+
+    def info(self, child: EntityDef) -> FieldInfo:
+        """What a formula reading this rollup needs to know about it."""
+        if self.field is None:
+            return FieldInfo(INTEGER)
+        field = _field(child, self.field)
+        own = field_info(field)
+        assert own is not None
+        if self.function == "sum":
+            if own.type.kind is Kind.INTEGER:
+                return FieldInfo(INTEGER, bound=10**self.precision - 1)
+            return FieldInfo(own.type, precision=self.precision)
+        if self.function == "avg":
+            # An average is no larger than the largest value, at more places.
+            scale = average_scale(field)
+            digits = field.effective_precision if field.type is FieldType.DECIMAL else 10
+            return FieldInfo(decimal_type(scale), precision=digits + scale - own.type.scale)
+        return own
+
+
+def _check_filter(child: EntityDef, spec: dict[str, Any] | None) -> None:
+    """A filter that list queries would refuse is refused when the rollup is defined."""
+    try:
+        compile_filter(child, build_table(child, MetaData(), with_fks=False), spec)
+    except BadUserInput as exc:
+        raise ValueError(f"filter: {exc.message}") from None
+
+
+def average_scale(field: FieldDef) -> int:
+    """AVG keeps the places of a quotient: at least six, more when the field has more."""
+    scale = field.effective_scale if field.type is FieldType.DECIMAL else 0
+    return max(DIVISION_SCALE, scale)
+
+
+def _field(child: EntityDef, name: str) -> FieldDef:
+    field = child.field(name)
+    assert field is not None, "check() the spec first"
+    return field
+
+
+def rollup_column(
+    spec: RollupSpec,
+    child: EntityDef,
+    child_table: Table,
+    parent_id: ColumnElement[Any],
+    dialect: str,
+) -> ColumnElement[Any]:
+    """The rollup as a correlated scalar subquery, for a parent whose id is ``parent_id``.
+
+    Selected, it yields Python values (int, Decimal at the field's scale, date);
+    as a column of :func:`~qiao.core.formula.sql.compile_formula` it is in stored
+    form, like any column. COUNT and SUM of no children are 0; MIN, MAX and AVG NULL.
+    The spec must have passed :meth:`RollupSpec.check` when it was defined.
+    """
+    link = _field(child, spec.link)
+    where = [
+        child_table.c[link.column] == parent_id,
+        compile_filter(child, child_table, spec.filter),
+    ]
+    if spec.field is None:
+        return select(func.count()).where(*where).scalar_subquery()
+    field = _field(child, spec.field)
+    column = child_table.c[field.column]
+    if spec.function in {"min", "max"}:
+        aggregate = func.min(column) if spec.function == "min" else func.max(column)
+        return select(aggregate).where(*where).scalar_subquery()
+    if spec.function == "sum":
+        total: ColumnElement[Any] = func.coalesce(func.sum(column), literal(0, column.type))
+        if dialect == "sqlite":
+            total = _within(total, 10**spec.precision - 1)
+        return select(type_coerce(total, column.type)).where(*where).scalar_subquery()
+    scale = average_scale(field)
+    stored = field.effective_scale if field.type is FieldType.DECIMAL else 0
+    average = _average(column, stored, scale, dialect == "sqlite")
+    result_type = ExactDecimal(MAX_PRECISION, scale)
+    return select(type_coerce(average, result_type)).where(*where).scalar_subquery()
+
+
+def _within(total: ColumnElement[Any], limit: int) -> ColumnElement[Any]:
+    """``total``, or an "integer overflow" error when it breaks the declared precision."""
+    raw = type_coerce(total, BigInteger())
+    overflow = func.abs(literal(_SQLITE_INT_MIN, BigInteger()))
+    return case((func.abs(raw) > literal(limit, BigInteger()), overflow), else_=raw)
+
+
+def _average(column: Any, stored: int, scale: int, sqlite: bool) -> ColumnElement[Any]:
+    """AVG as an exact SUM / COUNT rounded half-up, the way the formula language divides.
+
+    The databases' own AVG works in floating point on SQLite and with its own
+    number of places on PostgreSQL; neither would match a recomputation to the fen.
+    """
+    count = func.count(column)
+    if sqlite:
+        # Stored values are integers scaled by 10**stored; the quotient is wanted at 10**scale.
+        number = type_coerce(column, BigInteger())
+        n = func.sum(number) * literal(10 ** (scale - stored), BigInteger())
+        magnitude = (2 * func.abs(n) + count) // (2 * count)
+        value = case((n < 0, -magnitude), else_=magnitude)
+    else:
+        number = type_coerce(column, Numeric())
+        n = func.sum(number) * literal(decimal.Decimal(10) ** scale, Numeric())
+        magnitude = func.div(2 * func.abs(n) + count, 2 * count)
+        unit = literal(decimal.Decimal(1).scaleb(-scale), Numeric())
+        value = case((n < 0, -magnitude), else_=magnitude) * unit
+    return case((count == 0, None), else_=value)
