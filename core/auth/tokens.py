@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 
 from qiao.core.catalog import Catalog
-from qiao.core.errors import NotFound, Unauthenticated
+from qiao.core.errors import BadUserInput, NotFound, Unauthenticated
 from qiao.core.ids import new_id
 from qiao.core.records.context import Actor
 from qiao.core.storage import system
 from qiao.core.storage.database import Database
 
 PREFIX = "qiao_"
+SCOPES = ("write", "read")
 CACHE_SECONDS = 5.0
 
 
@@ -38,8 +39,14 @@ def create_token(
     username: str,
     name: str = "api",
     expires_in: dt.timedelta | None = dt.timedelta(days=90),
+    scope: str = "write",
 ) -> str:
-    """Issue a token for ``username``; returns the secret, which is never stored."""
+    """Issue a token for ``username``; returns the secret, which is never stored.
+
+    ``scope`` is ``"write"`` (everything the user may do) or ``"read"`` (queries only).
+    """
+    if scope not in SCOPES:
+        raise BadUserInput(f"a token's scope is one of {', '.join(SCOPES)}", field="scope")
     users = catalog.table("user")
     user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
     if user_id is None:
@@ -54,6 +61,7 @@ def create_token(
             token_hash=hash_token(token),
             created_at=now,
             expires_at=now + expires_in if expires_in else None,
+            scope=scope,
         )
     )
     return token
@@ -134,6 +142,7 @@ class Authenticator:
                     users.c.is_active,
                     t.c.expires_at,
                     t.c.revoked_at,
+                    t.c.scope,
                 )
                 .select_from(t.join(users, users.c.id == t.c.user_id))
                 .where(t.c.token_hash == digest)
@@ -144,4 +153,9 @@ class Authenticator:
             raise Unauthenticated("the token has expired; create a new one")
         if not row.is_active:
             raise Unauthenticated("the user is deactivated")
-        return Actor(user_id=row.id, username=row.username, is_admin=bool(row.is_admin))
+        return Actor(
+            user_id=row.id,
+            username=row.username,
+            is_admin=bool(row.is_admin),
+            read_only=row.scope == "read",
+        )

@@ -1,0 +1,182 @@
+"""A caller's access, as SQL: row filters per entity and right, and field checks.
+
+Every reader and writer asks the same :class:`Access`: the GraphQL compiler
+adds :meth:`Access.row_filter` to each table it reads (lists, single records,
+relations both ways, counts), and the records service checks writes with it.
+So every path sees the same rows, and nothing is filtered after the fact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, false, or_
+
+from qiao.core.catalog import Catalog
+from qiao.core.errors import Forbidden
+from qiao.core.metadata.model import EntityDef, FieldType
+from qiao.core.permissions.rights import FieldAccess, FilterScope, Right, Scope, ScopeValue
+from qiao.core.permissions.subject import Subject
+from qiao.core.records import query
+
+_ACCESS_ORDER = {FieldAccess.NONE: 0, FieldAccess.READ: 1, FieldAccess.WRITE: 2}
+
+
+class Access:
+    """What one caller may do; ``Access.unrestricted()`` for administrators and the system."""
+
+    def __init__(self, catalog: Catalog, subject: Subject | None) -> None:
+        self.catalog = catalog
+        self.subject = subject
+        #: Identifies the SQL this access produces, for caches of compiled queries.
+        self.key = "admin" if subject is None else _key(subject)
+
+    @classmethod
+    def unrestricted(cls, catalog: Catalog) -> Access:
+        return cls(catalog, None)
+
+    @property
+    def is_unrestricted(self) -> bool:
+        return self.subject is None
+
+    @property
+    def reads_audit(self) -> bool:
+        return self.subject is None or any(r.audit for r in self.subject.roles)
+
+    # -- Entities -----------------------------------------------------------------------
+
+    def scopes(self, entity: str, right: Right) -> list[ScopeValue]:
+        assert self.subject is not None
+        return [r.for_entity(entity).scope(right) for r in self.subject.roles]
+
+    def can(self, entity: str, right: Right) -> bool:
+        """Whether the caller may ``right`` at least some records of ``entity``."""
+        if self.subject is None:
+            return True
+        shared = right in {"read", "update"}
+        return shared or any(s != Scope.NONE for s in self.scopes(entity, right))
+
+    def require(self, entity: str, right: Right) -> None:
+        if not self.can(entity, right):
+            raise Forbidden(f"you may not {right} {entity} records", entity=entity)
+
+    def row_filter(
+        self, entity: str, table: FromClause, right: Right
+    ) -> ColumnElement[bool] | None:
+        """The condition a row of ``table`` must meet; None when every row qualifies."""
+        if self.subject is None:
+            return None
+        definition = self.catalog.entity(entity)
+        conditions = []
+        for scope in self.scopes(entity, right):
+            if scope == Scope.ALL:
+                return None
+            condition = self._scope_condition(definition, table, scope)
+            if condition is not None:
+                conditions.append(condition)
+        if right in {"read", "update"}:
+            shared = self._shared(entity, table, write=right == "update")
+            if shared is not None:
+                conditions.append(shared)
+        return or_(*conditions) if conditions else false()
+
+    def _scope_condition(
+        self, entity: EntityDef, table: FromClause, scope: ScopeValue
+    ) -> ColumnElement[bool] | None:
+        subject = self.subject
+        assert subject is not None
+        if isinstance(scope, FilterScope):
+            spec = _substitute(scope.filter, {"$me": subject.user_id, "$team": subject.team_id})
+            return query.compile_filter(entity, table, spec)  # type: ignore[arg-type]
+        owner = table.c[owner_column(entity)]
+        users = {
+            Scope.OWN: {subject.user_id},
+            Scope.TEAM: subject.team_users,
+            Scope.SUBTREE: subject.subtree_users,
+            Scope.REGION: subject.region_users,
+        }.get(Scope(scope))
+        if users is None:  # Scope.NONE
+            return None
+        if len(users) == 1:
+            return owner == next(iter(users))
+        return owner.in_(sorted(users))
+
+    def _shared(self, entity: str, table: FromClause, *, write: bool) -> ColumnElement[bool] | None:
+        """Records explicitly shared with the caller or a team above them."""
+        subject = self.subject
+        assert subject is not None
+        readable, writable = subject.shared.get(entity, (frozenset(), frozenset()))
+        ids = writable if write else readable
+        return table.c.id.in_(sorted(ids)) if ids else None
+
+    # -- Fields ---------------------------------------------------------------------------
+
+    def field_access(self, entity: str, field: str) -> FieldAccess:
+        """The most any of the caller's roles that reach ``entity`` allows on ``field``."""
+        if self.subject is None:
+            return FieldAccess.WRITE
+        field = self._field_name(entity, field)
+        if not self.subject.roles:
+            return FieldAccess.READ  # a role-less user sees only what is shared, read-only
+        granting = [
+            r for r in self.subject.roles if r.for_entity(entity).scope("read") != Scope.NONE
+        ]
+        best = FieldAccess.NONE
+        for rights in granting or self.subject.roles:
+            access = rights.fields.get(entity, {}).get(field, FieldAccess.WRITE)
+            if _ACCESS_ORDER[access] > _ACCESS_ORDER[best]:
+                best = access
+        return best
+
+    def _field_name(self, entity: str, name: str) -> str:
+        """A field's name given its name or its column (filters and orders use columns)."""
+        definition = self.catalog.entity(entity)
+        if definition.field(name) is not None:
+            return name
+        by_column = next((f for f in definition.fields if f.column == name), None)
+        return by_column.name if by_column is not None else name
+
+    def require_readable(self, entity: str, field: str) -> None:
+        if self.field_access(entity, field) is FieldAccess.NONE:
+            raise Forbidden(f"you may not read {entity}.{field}", field=field)
+
+    def require_writable(self, entity: str, fields: list[str]) -> None:
+        for name in fields:
+            if self.field_access(entity, name) is not FieldAccess.WRITE:
+                raise Forbidden(f"you may not change {entity}.{name}", field=name)
+
+
+def owner_column(entity: EntityDef) -> str:
+    """The column that says whose a record is: ``owner`` if declared, else its creator."""
+    if entity.name == "user":
+        return "id"
+    owner = entity.field("owner")
+    if owner is not None and owner.type is FieldType.RELATION and owner.target == "user":
+        return owner.column
+    return "created_by_id"
+
+
+def _substitute(spec: Any, values: dict[str, Any]) -> Any:
+    if isinstance(spec, dict):
+        return {k: _substitute(v, values) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [_substitute(v, values) for v in spec]
+    if isinstance(spec, str) and spec in values:
+        return values[spec]
+    return spec
+
+
+def _key(subject: Subject) -> str:
+    data = {
+        "me": subject.user_id,
+        "team": subject.team_id,
+        "t": sorted(subject.team_users),
+        "s": sorted(subject.subtree_users),
+        "r": sorted(subject.region_users),
+        "st": sorted(subject.share_teams),
+        "sh": {e: [sorted(r), sorted(w)] for e, (r, w) in sorted(subject.shared.items())},
+        "roles": [r.model_dump(mode="json") for r in subject.roles],
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

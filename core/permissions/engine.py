@@ -1,0 +1,52 @@
+"""Access per caller, cached briefly so a request costs no extra queries.
+
+A role change, a new team member or a new manager reaches every process within
+:data:`CACHE_SECONDS` (like a revoked token); the metadata version is part of
+the key, so a schema change takes effect at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from qiao.core.catalog import Catalog
+from qiao.core.permissions.access import Access
+from qiao.core.permissions.subject import load_subject
+from qiao.core.records.context import Actor
+from qiao.core.storage.database import Database
+
+CACHE_SECONDS = 5.0
+
+
+class Permissions:
+    """Builds and caches each caller's :class:`Access`."""
+
+    def __init__(self, db: Database, catalog: Callable[[], Catalog]) -> None:
+        self.db = db
+        self.catalog = catalog
+        self._cache: dict[tuple[str, int], tuple[float, Access]] = {}
+        self._lock = threading.Lock()
+
+    def access_for(self, actor: Actor) -> Access:
+        catalog = self.catalog()
+        if actor.is_admin or actor.user_id is None:
+            return Access.unrestricted(catalog)
+        key = (actor.user_id, catalog.version)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        with self.db.read() as conn:
+            access = Access(catalog, load_subject(conn, catalog, actor))
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now, access)
+        return access
+
+    def forget(self) -> None:
+        """Drop cached access (after roles or assignments changed in this process)."""
+        with self._lock:
+            self._cache.clear()

@@ -1,0 +1,195 @@
+"""Every read path returns exactly what a simple reference model of the rules allows.
+
+Hypothesis draws the accounts (owner, revenue), the shares and the viewer's
+roles; each example's records carry their own tag so examples share one
+database. The model below is written from docs/permissions.md, independently
+of the SQL it checks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+
+from qiao.core.records.context import Actor, Source
+
+from .conftest import TEAMS, USERS
+
+SCOPES = ["own", "team", "subtree", "region", "all", "big"]
+BIG = Decimal("5000")
+VIEWERS = ["zhang", "chen", "zhou", "wang", "zhao", "nobody"]
+OWNERS = ["zhang", "li", "chen", "wang", "zhao", "zhou", "qian"]
+_tags = itertools.count()
+
+
+def team_of(user: str) -> str | None:
+    return USERS[user][1]
+
+
+def teams_below(team: str) -> set[str]:
+    found = {team}
+    while True:
+        more = {code for code, (_, _, parent) in TEAMS.items() if parent in found} - found
+        if not more:
+            return found
+        found |= more
+
+
+def teams_above(team: str | None) -> set[str]:
+    found: set[str] = set()
+    while team is not None:
+        found.add(team)
+        team = TEAMS[team][2]
+    return found
+
+
+def reports_of(user: str) -> set[str]:
+    found: set[str] = set()
+    frontier = {user}
+    while frontier:
+        frontier = {u for u, row in USERS.items() if row[2] in frontier} - found - {user}
+        found |= frontier
+    return found
+
+
+def reached(viewer: str, scope: str) -> set[str]:
+    """The owners whose records ``scope`` lets ``viewer`` read."""
+    team = team_of(viewer)
+    if scope == "own":
+        return {viewer}
+    if scope == "team":
+        return {viewer} | {u for u in USERS if team and team_of(u) == team}
+    if scope == "subtree":
+        below = teams_below(team) if team else set()
+        return {viewer} | {u for u in USERS if team_of(u) in below} | reports_of(viewer)
+    if scope == "region":
+        above = teams_above(team)
+        region = next((t for t in above if TEAMS[t][1] == "REGION"), None)
+        if region is None:
+            return reached(viewer, "team")
+        below = teams_below(region)
+        return {viewer} | {u for u in USERS if team_of(u) in below}
+    raise AssertionError(scope)
+
+
+def visible(viewer, scopes, accounts, shares) -> set[str]:
+    names = set()
+    for name, owner, revenue in accounts:
+        for scope in scopes:
+            if (
+                scope == "all"
+                or (scope == "big" and revenue >= BIG)
+                or (scope not in {"all", "big"} and owner in reached(viewer, scope))
+            ):
+                names.add(name)
+        for shared_name, user, team in shares:
+            if shared_name == name and (user == viewer or team in teams_above(team_of(viewer))):
+                names.add(name)
+    return names
+
+
+def make_roles(org) -> dict[str, str]:
+    ids = {}
+    for scope in SCOPES:
+        read = {"filter": {"annual_revenue": {"gte": str(BIG)}}} if scope == "big" else scope
+        role = org.create(
+            "role",
+            name=f"read_{scope}",
+            rights={"entities": {"account": {"read": read}, "user": {"read": "all"}}},
+        )
+        ids[scope] = role["id"]
+    return ids
+
+
+examples = st.tuples(
+    st.sampled_from(VIEWERS),
+    st.sets(st.sampled_from(SCOPES), max_size=3),
+    st.lists(
+        st.tuples(st.sampled_from(OWNERS), st.sampled_from([Decimal("100"), Decimal("9000")])),
+        max_size=10,
+    ),
+    st.lists(
+        st.tuples(
+            st.integers(0, 9),
+            st.one_of(st.none(), st.sampled_from(VIEWERS)),
+            st.one_of(st.none(), st.sampled_from(sorted(TEAMS))),
+        ).filter(lambda s: (s[1] is None) != (s[2] is None)),
+        max_size=3,
+    ),
+)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(example=examples)
+def test_every_path_matches_the_model(org, client_for, example):
+    viewer, scopes, drawn, drawn_shares = example
+    roles = getattr(org, "_property_roles", None) or make_roles(org)
+    org._property_roles = roles
+    tag = f"t{next(_tags)}"
+    accounts = [(f"{tag}-{i}", owner, revenue) for i, (owner, revenue) in enumerate(drawn)]
+    ids = {}
+    for name, owner, revenue in accounts:
+        ids[name] = org.create(
+            "account", name=name, owner=org.users[owner], annual_revenue=revenue, industry=tag
+        )["id"]
+    shares = []
+    for index, user, team in drawn_shares:
+        if index < len(accounts):
+            name = accounts[index][0]
+            org.create(
+                "record_share",
+                entity="account",
+                record_id=ids[name],
+                user=org.users[user] if user else None,
+                team=org.teams[team] if team else None,
+            )
+            shares.append((name, user, team))
+    records = org.runtime.records
+    assignments = org.runtime.current().table("role_assignment")
+    viewer_id = org.users[viewer]
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        ctx.connection.execute(delete(assignments).where(assignments.c.user_id == viewer_id))
+        for scope in scopes:
+            records.create(ctx, "role_assignment", {"user": viewer_id, "role": roles[scope]})
+    records.permissions.forget()
+
+    expected = visible(viewer, scopes, accounts, shares)
+    client = client_for(viewer)
+    flt = {"industry": {"eq": tag}}
+    listed = client.data(
+        "query($f: AccountFilter) { accounts(filter: $f, first: 500) "
+        "{ totalCount edges { node { name } } } }",
+        {"f": flt},
+    )["accounts"]
+    assert {e["node"]["name"] for e in listed["edges"]} == expected
+    assert listed["totalCount"] == len(expected)
+
+    if ids:
+        aliases = " ".join(f'a{i}: account(id: "{ids[n]}") {{ name }}' for i, n in enumerate(ids))
+        single = client.data("{ " + aliases + " }")
+        assert {v["name"] for v in single.values() if v} == expected
+
+    if scopes:  # users are readable through these roles: walk the reverse relation
+        owners = client.data(
+            "query($f: AccountFilter) { users(first: 500) { edges { node { "
+            "ownedAccounts(filter: $f) { totalCount edges { node { name } } } } } } }",
+            {"f": flt},
+        )["users"]["edges"]
+        reverse = {e["node"]["name"] for u in owners for e in u["node"]["ownedAccounts"]["edges"]}
+        assert reverse == expected
+        assert sum(u["node"]["ownedAccounts"]["totalCount"] for u in owners) == len(expected)
+
+    with org.runtime.db.read() as conn:
+        page = records.list(
+            conn, "account", filter=flt, first=500, with_total=True, actor=org.actor(viewer)
+        )
+    assert {r["name"] for r in page.records} == expected
+    assert page.total_count == len(expected)
