@@ -1,0 +1,183 @@
+"""``qiao doctor``: check a deployment and say what to fix.
+
+Each check prints one line, ``ok``, ``FAIL`` or ``skip``, with what it found;
+a failure adds what to do about it. Checks that need an earlier one (the
+migrations need the database and the plugins) are skipped when it failed, so
+the first line to fix is the first FAIL. Any failure makes the exit code 1.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from qiao.cli.settings import SettingsFile
+from qiao.cli.state import CliState, pass_state
+from qiao.core.config import Config
+from qiao.core.crypto import CryptoError, FileKeyProvider
+from qiao.core.errors import QiaoError
+from qiao.core.pluginmanager import create_plugins
+from qiao.core.runtime import Runtime
+from qiao.core.storage.database import Database
+from qiao.core.storage.ddl import SchemaPlan
+from qiao.templates_market.market import Market
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # "ok", "FAIL" or "skip"
+    found: str
+    fix: str = ""
+
+
+def ok(found: str) -> Result:
+    return Result("ok", found)
+
+
+def fail(found: str, fix: str = "") -> Result:
+    return Result("FAIL", found, fix)
+
+
+def skip(found: str) -> Result:
+    return Result("skip", found)
+
+
+class Doctor:
+    """Runs the checks in order; each may read what the earlier ones found."""
+
+    def __init__(self, state: CliState) -> None:
+        self.state = state
+        self.config: Config | None = None
+        self.settings: SettingsFile | None = None
+        self.passed: set[str] = set()
+
+    def checks(self) -> list[tuple[str, Callable[[], Result]]]:
+        return [
+            ("config", self.check_config),
+            ("plugins", self.check_plugins),
+            ("database", self.check_database),
+            ("migrations", self.check_migrations),
+            ("key file", self.check_key_file),
+            ("templates", self.check_templates),
+        ]
+
+    def check_config(self) -> Result:
+        self.config = self.state.config()
+        if self.config.path is None:
+            return fail(
+                "no qiao.toml here",
+                "run in a deployment folder, pass --config PATH, or create one with 'qiao init'",
+            )
+        self.settings = SettingsFile.read(self.config.path)
+        return ok(str(self.config.path))
+
+    def check_plugins(self) -> Result:
+        if self.config is None:
+            return skip("needs the configuration")
+        plugins = create_plugins(self.config.plugins)
+        return ok(f"loaded {', '.join(plugins.names)}")
+
+    def check_database(self) -> Result:
+        if self.config is None:
+            return skip("needs the configuration")
+        url = make_url(self.config.database_url).render_as_string(hide_password=True)
+        db = Database(self.config.database_url)
+        try:
+            with db.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            return fail(
+                f"{url} cannot be reached: {reason}",
+                "start the database, or correct [database] url (or QIAO_DATABASE_URL)",
+            )
+        finally:
+            db.dispose()
+        return ok(f"{url} answers")
+
+    def check_migrations(self) -> Result:
+        if self.config is None or not {"plugins", "database"} <= self.passed:
+            return skip("needs the plugins and the database")
+        runtime = Runtime(self.config)
+        try:
+            kernel_current, plan = runtime.pending()
+        finally:
+            runtime.close()
+        if not kernel_current or plan is None or not plan.empty:
+            pending = "kernel tables" if plan is None else _describe(plan)
+            return fail(f"behind the metadata: {pending}", "run 'qiao migrate'")
+        return ok("the schema matches the metadata")
+
+    def check_key_file(self) -> Result:
+        path = self.settings.key_file() if self.settings else None
+        if path is None:
+            return skip("no [keys] file in qiao.toml; encrypted fields cannot be used")
+        if not path.exists():
+            return fail(f"{path} is missing", "restore it from your key backup (docs/deploy.md)")
+        try:
+            provider = FileKeyProvider(path)
+        except CryptoError as exc:
+            return fail(str(exc))  # the message says what to do
+        mode = stat.S_IMODE(path.stat().st_mode)
+        return ok(f"{path} (mode {mode:04o}, current KEK {provider.kek_id})")
+
+    def check_templates(self) -> Result:
+        recorded = self.settings.templates if self.settings else {}
+        if not recorded:
+            return ok("none installed")
+        market = Market.load()
+        behind = []
+        for name, version in sorted(recorded.items()):
+            if self.config is not None and name not in self.config.plugins:
+                return fail(
+                    f"{name} is recorded in [templates] but not enabled",
+                    f"run 'qiao template install {name}'",
+                )
+            package_version = market.package(name).manifest.version
+            if package_version != version:
+                behind.append(f"{name} {version} (package {package_version})")
+        if behind:
+            first = behind[0].split()[0]
+            return fail(
+                f"not at their package's version: {', '.join(behind)}",
+                f"run 'qiao template upgrade {first}'",
+            )
+        return ok(", ".join(f"{n} {v}" for n, v in sorted(recorded.items())))
+
+
+def _describe(plan: SchemaPlan) -> str:
+    return (
+        f"{len(plan.create_tables)} tables, {len(plan.add_columns)} columns, "
+        f"{len(plan.add_indexes)} indexes to create"
+    )
+
+
+@click.command()
+@pass_state
+def doctor(state: CliState) -> None:
+    """Check the deployment: config, plugins, database, migrations, key file, templates."""
+    doc = Doctor(state)
+    failed = 0
+    for name, check in doc.checks():
+        try:
+            result = check()
+        except QiaoError as exc:
+            result = fail(exc.message)
+        if result.status == "ok":
+            doc.passed.add(name)
+        failed += result.status == "FAIL"
+        click.echo(f"{result.status:<4}  {name:<10}  {result.found}")
+        if result.fix:
+            click.echo(f"{'':<4}  {'':<10}  fix: {result.fix}")
+    if failed:
+        raise click.ClickException(f"{failed} check{'s' if failed > 1 else ''} failed")
+    click.echo("The deployment is healthy.")
+
+
+COMMANDS: list[click.Command] = [doctor]

@@ -1,0 +1,114 @@
+"""What a template's plugin module is made of: its manifest, entity files and demo data.
+
+Every template, the four shipped here and those made with ``qiao template new``,
+is a folder holding ``template.yaml`` and a three-line plugin module that hands
+this class's answers to the hooks. Keeping the behaviour here keeps templates
+data-only, and lets the installer seed one template's demo data without
+calling every plugin's hook.
+
+Demo data is a YAML file: ``records``, each with an ``entity``, its ``values``
+and an optional ``key``; a value written ``"@key"`` is the id of the record
+seeded earlier under that key. Records are written through the records
+service, so validation and the write hooks apply as to any other write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Connection
+
+from qiao.core.errors import Conflict, MetadataError
+from qiao.core.metadata.model import describe_validation_error
+from qiao.core.records.context import WriteContext
+from qiao.core.records.service import RecordsService
+from qiao.templates_market.manifest import TemplateManifest, load_template_manifest
+
+
+class DemoRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entity: str
+    key: str | None = None
+    values: dict[str, Any]
+
+
+class DemoData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    records: tuple[DemoRecord, ...] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class TemplatePackage:
+    """A template's folder, read once when its plugin module is imported."""
+
+    folder: Path
+    manifest: TemplateManifest
+
+    @classmethod
+    def load(cls, folder: Path) -> TemplatePackage:
+        return cls(folder, load_template_manifest(folder))
+
+    @property
+    def depends(self) -> tuple[str, ...]:
+        """For the module's ``QIAO_DEPENDS``: the manifest is the one place it is written."""
+        return self.manifest.depends
+
+    def entity_manifests(self) -> list[Path]:
+        return [self.folder / name for name in self.manifest.entities]
+
+    @cached_property
+    def demo(self) -> DemoData | None:
+        if self.manifest.demo is None:
+            return None
+        path = self.folder / self.manifest.demo
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            return DemoData.model_validate(data)
+        except yaml.YAMLError as exc:
+            raise MetadataError(f"{path}: not valid YAML: {exc}") from None
+        except ValidationError as exc:
+            raise MetadataError(f"{path}: {describe_validation_error(exc, data)}") from None
+
+    def demo_present(self, records: RecordsService, conn: Connection) -> bool:
+        """Whether the first demo record is in the database already."""
+        if self.demo is None:
+            return False
+        first = self.demo.records[0]
+        plain = {
+            name: {"eq": value}
+            for name, value in first.values.items()
+            if isinstance(value, str) and not value.startswith("@")
+        }
+        return bool(records.list(conn, first.entity, filter=plain, first=1).records)
+
+    def seed_demo(self, records: RecordsService, context: WriteContext) -> None:
+        """Write the demo records in ``context``'s transaction; a second run is refused."""
+        if self.demo is None:
+            return
+        if self.demo_present(records, context.connection):
+            raise Conflict(
+                f"the {self.manifest.name} demo data is there already (it can be seeded once)"
+            )
+        ids: dict[str, str] = {}
+        for record in self.demo.records:
+            values = {name: _resolve(value, ids) for name, value in record.values.items()}
+            created = records.create(context, record.entity, values)
+            if record.key is not None:
+                ids[record.key] = created["id"]
+
+
+def _resolve(value: Any, ids: Mapping[str, str]) -> Any:
+    if isinstance(value, str) and value.startswith("@"):
+        try:
+            return ids[value[1:]]
+        except KeyError:
+            raise MetadataError(f"demo data refers to {value!r}, seeded nowhere before") from None
+    return value
