@@ -1,0 +1,89 @@
+"""Lead capture: web forms, signed webhooks and spreadsheet imports; de-duplication,
+intent tagging, routing, first-response and conversion figures.
+
+A built-in plugin that uses only the public hooks, as a third party's would.
+See docs/leads.md.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from starlette.routing import BaseRoute
+
+from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.model import EntityDef
+from qiao.core.records.context import WriteContext
+from qiao.core.runtime import Runtime
+from qiao.plugins.leads import binding, cli, graphql, lifecycle
+from qiao.plugins.leads.inbound import channels, routes
+from qiao.plugins.leads.intent import DEFAULT_DICTIONARY, KeywordClassifier
+
+QIAO_DEPENDS = ("crm",)
+MANIFEST = Path(__file__).with_name("entities.yaml")
+
+
+@functools.cache
+def default_classifier() -> KeywordClassifier:
+    """The manufacturing dictionary, built once per process (segmenter start-up takes ~1 s)."""
+    return KeywordClassifier.from_file(DEFAULT_DICTIONARY)
+
+
+@hookimpl
+def qiao_entity_manifests() -> list[Path]:
+    return [MANIFEST]
+
+
+@hookimpl
+def qiao_startup(runtime: Runtime) -> None:
+    binding.bind(runtime)
+    default_classifier()
+
+
+@hookimpl
+def qiao_before_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: dict[str, Any],
+    existing: dict[str, Any] | None,
+) -> None:
+    if entity.name == "lead":
+        lifecycle.before_lead_write(context, operation, values, existing)
+    elif entity.name == "account" and operation != "delete":
+        lifecycle.before_account_write(values)
+    elif entity.name == "lead_channel" and operation == "create":
+        channels.complete(values)
+
+
+@hookimpl
+def qiao_after_record_write(
+    context: WriteContext, entity: EntityDef, operation: str, record: dict[str, Any]
+) -> None:
+    if entity.name == "activity" and operation != "delete":
+        lifecycle.after_activity_write(context, record)
+
+
+@hookimpl
+def qiao_classify_lead(text: str) -> tuple[int, Sequence[str]]:
+    result = default_classifier().classify(text)
+    return result.score, result.tags
+
+
+@hookimpl
+def qiao_graphql_types() -> list[type]:
+    return graphql.TYPES
+
+
+@hookimpl
+def qiao_routes() -> list[BaseRoute]:
+    return routes.ROUTES
+
+
+@hookimpl
+def qiao_cli_commands() -> list[click.Command]:
+    return cli.COMMANDS

@@ -1,0 +1,311 @@
+"""Running an import: atomic batches through the records service, resumable, reported.
+
+Every row becomes a ``records.create`` call, so validation, intent tagging,
+routing and every other plugin's hooks apply exactly as for a form or an API
+call. Rows go in batches (500 by default), one transaction each; each row has
+a savepoint, so a refused row is reported and the rest of its batch is kept,
+while anything unexpected rolls the whole batch back and stops the import.
+
+An ``import_run`` record, updated in each batch's own transaction, holds the
+file's SHA-256, the mapping and the number of committed batches: importing
+the same file again resumes after the last committed batch, with the same
+mapping and batch size. A dry run does everything inside savepoints that are
+rolled back, so its report is what a real run would say, and nothing stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from qiao.core.errors import Conflict, QiaoError
+from qiao.core.metadata.model import EntityDef
+from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.runtime import Runtime
+from qiao.plugins.leads import dedupe
+from qiao.plugins.leads.importing import mapping as mappings
+from qiao.plugins.leads.importing.cleaning import cleaner
+from qiao.plugins.leads.importing.reader import Cell, Table, read_table
+
+DEFAULT_BATCH_SIZE = 500
+DUPLICATE_POLICIES = ("skip", "keep")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One line of the report: a refused row or a duplicate, with the row as it was."""
+
+    row: int
+    column: str | None
+    reason: str
+    kind: str  # "error" or "duplicate"
+    cells: tuple[Cell, ...] = ()
+
+
+@dataclass
+class Outcome:
+    """What an import did (or, dry, would do)."""
+
+    columns: dict[str, str]
+    rows: int = 0
+    created: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    run_id: str | None = None
+    resumed_after_batch: int = 0
+    dry_run: bool = False
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Column:
+    index: int
+    name: str
+    clean: Callable[[Cell], Any]
+
+
+class Importer:
+    """Imports one file into one entity for one actor."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        actor: Actor,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        duplicates: str = "skip",
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        if duplicates not in DUPLICATE_POLICIES:
+            raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}")
+        self.runtime = runtime
+        self.records = runtime.records
+        self.actor = actor
+        self.batch_size = batch_size
+        self.duplicates = duplicates
+        self.progress = progress
+
+    def read(
+        self, data: bytes, filename: str, entity_name: str, mapping: Mapping[str, Any] | None
+    ) -> tuple[Table, dict[str, str]]:
+        """The file's rows and the mapping to use (suggested when none is given)."""
+        entity = self.runtime.current().entity(entity_name)
+        suggester = mappings.Suggester(entity)
+        given = dict(mapping or {})
+
+        def recognise(header: str) -> bool:
+            return header.strip() in given or suggester.field_for(header) is not None
+
+        table = read_table(data, filename, recognise)
+        wanted = given or suggester.suggest(table.columns)
+        return table, mappings.check(entity, wanted, table.columns)
+
+    def run(
+        self,
+        data: bytes,
+        filename: str,
+        entity_name: str,
+        mapping: Mapping[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+        again: bool = False,
+    ) -> Outcome:
+        digest = hashlib.sha256(data).hexdigest()
+        run = None if dry_run else self._previous_run(digest, entity_name, again)
+        if run is not None:
+            mapping, self.batch_size = run["mapping"], run["batch_size"]
+        table, columns = self.read(data, filename, entity_name, mapping)
+        outcome = Outcome(columns=columns, rows=len(table.rows), dry_run=dry_run)
+        if run is None and not dry_run:
+            run = self._start_run(digest, filename, entity_name, columns, len(table.rows))
+        if run is not None:
+            outcome.run_id = run["id"]
+            outcome.resumed_after_batch = run["batches_done"]
+        entity = self.runtime.current().entity(entity_name)
+        plan = self._plan(entity, table, columns)
+        with self.runtime.db.read() as conn:
+            index = dedupe.Index.load(conn, self.runtime.current())
+        batches = math.ceil(len(table.rows) / self.batch_size)
+        start = outcome.resumed_after_batch
+        for number in range(start, batches):
+            rows = table.rows[number * self.batch_size : (number + 1) * self.batch_size]
+            self._batch(entity, plan, rows, index, outcome, run, number, dry_run)
+            if self.progress is not None:
+                self.progress(len(rows))
+        if run is not None and batches == start:
+            self._finish(run["id"], batches)
+        return outcome
+
+    # -- Runs -----------------------------------------------------------------------------
+
+    def _previous_run(self, digest: str, entity: str, again: bool) -> dict[str, Any] | None:
+        with self.runtime.db.read() as conn:
+            page = self.records.list(
+                conn,
+                "import_run",
+                filter={"file_hash": {"eq": digest}, "entity": {"eq": entity}},
+                order_by=[{"field": "created_at", "direction": "DESC"}],
+                first=1,
+            )
+        if not page.records or again:
+            return None
+        run = page.records[0]
+        if run["status"] == "DONE":
+            raise Conflict(
+                f"this file was imported completely already (import run {run['id']}, "
+                f"{run['created_count']} created); pass 'again' to import it once more"
+            )
+        return run
+
+    def _start_run(
+        self, digest: str, filename: str, entity: str, columns: dict[str, str], rows: int
+    ) -> dict[str, Any]:
+        values = {
+            "file_hash": digest,
+            "filename": filename[-500:],
+            "entity": entity,
+            "batch_size": self.batch_size,
+            "rows_total": rows,
+            "mapping": columns,
+        }
+        with self.records.transaction(self.actor, Source.IMPORT) as ctx:
+            return self.records.create(ctx, "import_run", values)
+
+    def _finish(self, run_id: str, batches: int) -> None:
+        """Close a run that had no batch left to do (an empty file, or resumed at its end)."""
+        with self.records.transaction(self.actor, Source.IMPORT) as ctx:
+            self.records.update(
+                ctx, "import_run", run_id, {"status": "DONE", "batches_done": batches}
+            )
+
+    # -- Rows -----------------------------------------------------------------------------
+
+    def _plan(
+        self, entity: EntityDef, table: Table, columns: dict[str, str]
+    ) -> dict[str, list[_Column]]:
+        """Field name -> the columns feeding it, in file order (first non-empty wins)."""
+        plan: dict[str, list[_Column]] = {}
+        for index, name in enumerate(table.columns):
+            target = columns.get(name)
+            if target is not None:
+                field_def = entity.field(target)
+                assert field_def is not None
+                plan.setdefault(target, []).append(_Column(index, name, cleaner(field_def)))
+        return plan
+
+    def _batch(
+        self,
+        entity: EntityDef,
+        plan: dict[str, list[_Column]],
+        rows: Sequence[tuple[int, list[Cell]]],
+        index: dedupe.Index,
+        outcome: Outcome,
+        run: dict[str, Any] | None,
+        number: int,
+        dry_run: bool,
+    ) -> None:
+        before = (outcome.created, outcome.duplicates, outcome.errors, len(outcome.problems))
+        try:
+            with self.records.transaction(self.actor, Source.IMPORT) as ctx:
+                conn = ctx.connection
+                undo = conn.begin_nested() if dry_run else None
+                for row_number, cells in rows:
+                    self._row(ctx, conn, entity, plan, row_number, cells, index, outcome)
+                if undo is not None:
+                    undo.rollback()
+                if run is not None:
+                    self.records.update(
+                        ctx,
+                        "import_run",
+                        run["id"],
+                        {
+                            "batches_done": number + 1,
+                            "created_count": run["created_count"] + outcome.created,
+                            "duplicate_count": run["duplicate_count"] + outcome.duplicates,
+                            "error_count": run["error_count"] + outcome.errors,
+                            "status": "DONE"
+                            if (number + 1) * self.batch_size >= outcome.rows
+                            else "RUNNING",
+                        },
+                    )
+        except BaseException:
+            outcome.created, outcome.duplicates, outcome.errors = before[:3]
+            del outcome.problems[before[3] :]
+            raise
+
+    def _row(
+        self,
+        ctx: WriteContext,
+        conn: Connection,
+        entity: EntityDef,
+        plan: dict[str, list[_Column]],
+        row_number: int,
+        cells: list[Cell],
+        index: dedupe.Index,
+        outcome: Outcome,
+    ) -> None:
+        values: dict[str, Any] = {}
+        source_column: dict[str, str] = {}
+        for target, feeding in plan.items():
+            for column in feeding:
+                try:
+                    value = column.clean(cells[column.index])
+                except ValueError as exc:
+                    self._problem(outcome, row_number, column.name, str(exc), "error", cells)
+                    return
+                if value is not None:
+                    values[target] = value
+                    source_column[target] = column.name
+                    break
+        is_lead = entity.name == "lead"
+        keys: dict[str, str] = {}
+        if is_lead:
+            if "source" not in values:
+                values["source"] = "IMPORT"
+            keys = dedupe.lead_keys(values)
+            found = index.matches(keys)
+            if found and self.duplicates == "skip":
+                reason = "; ".join(m.describe() for m in found)
+                self._problem(outcome, row_number, None, reason, "duplicate", cells)
+                outcome.duplicates += 1
+                return
+            values["duplicate_matches"] = [m.as_json() for m in found]
+            if found:
+                values["duplicate_of"] = dedupe.first_lead(found)
+                outcome.duplicates += 1
+                self._problem(
+                    outcome,
+                    row_number,
+                    None,
+                    "; ".join(m.describe() for m in found),
+                    "duplicate",
+                    cells,
+                )
+        try:
+            with conn.begin_nested():
+                self.records.create(ctx, entity.name, values)
+        except QiaoError as exc:
+            column = source_column.get(exc.field or "", exc.field)
+            self._problem(outcome, row_number, column, exc.message, "error", cells)
+            return
+        outcome.created += 1
+        if is_lead:
+            index.add_row(row_number, str(values.get("name") or ""), keys)
+
+    def _problem(
+        self,
+        outcome: Outcome,
+        row: int,
+        column: str | None,
+        reason: str,
+        kind: str,
+        cells: Sequence[Cell],
+    ) -> None:
+        if kind == "error":
+            outcome.errors += 1
+        outcome.problems.append(Problem(row, column, reason, kind, tuple(cells)))

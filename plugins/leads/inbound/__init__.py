@@ -1,0 +1,1 @@
+"""Inbound channels: a public web form and a signed webhook, both stored before answering."""

@@ -1,0 +1,31 @@
+"""Channel records: keys and secrets made when a channel is created, lookups by key."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any
+
+from qiao.core.records.service import Record, RecordsService
+
+SECRET_PREFIX = "whsec_"
+
+
+def complete(values: dict[str, Any]) -> None:
+    """Give a new channel a URL key and, for webhooks, a Standard Webhooks secret."""
+    if not values.get("key"):
+        values["key"] = secrets.token_urlsafe(12)
+    if values.get("kind") == "WEBHOOK" and not values.get("secret"):
+        values["secret"] = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def find(records: RecordsService, key: str, kind: str) -> Record | None:
+    """The active channel of this kind with this key."""
+    with records.db.read() as conn:
+        page = records.list(
+            conn,
+            "lead_channel",
+            filter={"key": {"eq": key}, "kind": {"eq": kind}, "is_active": {"eq": True}},
+            first=1,
+        )
+    return page.records[0] if page.records else None

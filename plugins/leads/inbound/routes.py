@@ -1,0 +1,229 @@
+"""HTTP endpoints: the public form, its embeddable script, and the signed webhook.
+
+Both endpoints answer only after the lead is committed (tagged, checked for
+duplicates and assigned by the write hooks in the same transaction), so a
+201 means the lead is stored. Errors are JSON ``{"error": ..., "field": ...}``
+with a status that says what to fix: 400 bad input, 401 bad signature,
+403 origin not allowed, 404 unknown channel, 413 too large, 429 too many.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from qiao.core.errors import BadUserInput, QiaoError
+from qiao.core.records.context import Actor, Source
+from qiao.core.records.service import Record
+from qiao.core.runtime import Runtime
+from qiao.plugins.leads.importing.mapping import Suggester
+from qiao.plugins.leads.inbound import channels, signatures
+from qiao.plugins.leads.inbound.ratelimit import RateLimiter
+from qiao.plugins.leads.inbound.snippet import embed_script
+
+MAX_BODY_BYTES = 64 * 1024
+#: The hidden form field that people leave empty and form-filling robots do not.
+HONEYPOT = "website_url"
+_limiter = RateLimiter()
+
+
+def _error(status: int, message: str, field: str | None = None, **headers: str) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def lead_values(channel: Record, payload: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """A submission's fields as lead values; fields no lead field takes go to the description."""
+    suggester = Suggester(runtime.current().entity("lead"))
+    values: dict[str, Any] = {**(channel["defaults"] or {})}
+    extra: list[str] = []
+    for key, value in payload.items():
+        if key == HONEYPOT or value in (None, ""):
+            continue
+        target = suggester.field_for(key)
+        if target is None or target in values or not isinstance(value, str | int | float):
+            extra.append(f"{key}: {value}")
+        else:
+            values[target] = str(value) if target != "intent_score" else value
+    if extra:
+        values["description"] = "\n".join([*filter(None, [values.get("description")]), *extra])
+    values["source"] = channel["source"]
+    values["channel"] = channel["id"]
+    return values
+
+
+def _store(runtime: Runtime, channel: Record, values: dict[str, Any]) -> Record:
+    records = runtime.records
+    actor = Actor(user_id=None, username=f"channel:{channel['key']}", is_admin=True)
+    with records.transaction(actor, Source.CONNECTOR) as ctx:
+        return records.create(ctx, "lead", values)
+
+
+# -- The form -----------------------------------------------------------------------------
+
+
+def _cors(channel: Record, origin: str | None) -> dict[str, str] | None:
+    """CORS headers for an allowed origin, ``{}`` without an Origin, None when refused."""
+    if origin is None:
+        return {}
+    allowed = channel["allowed_origins"] or []
+    if origin not in allowed and "*" not in allowed:
+        return None
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+async def form_submit(request: Request) -> Response:
+    runtime = _runtime(request)
+    channel = await run_in_threadpool(
+        channels.find, runtime.records, request.path_params["key"], "FORM"
+    )
+    if channel is None:
+        return _error(404, "no active form with this key")
+    headers = _cors(channel, request.headers.get("origin"))
+    if headers is None:
+        return _error(403, "this origin may not post to the form")
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=headers)
+    client = request.client.host if request.client else "unknown"
+    if not _limiter.allow(channel["id"], client, channel["rate_limit_per_minute"]):
+        return _error(
+            429, "too many submissions; try again in a minute", **headers, **{"Retry-After": "60"}
+        )
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _error(413, f"the submission is larger than {MAX_BODY_BYTES} bytes", **headers)
+    try:
+        payload = _parse_form(raw, request.headers.get("content-type", ""))
+    except BadUserInput as exc:
+        return _error(400, exc.message, **headers)
+    if payload.get(HONEYPOT):
+        # Answer a robot as if it succeeded, so it does not learn to leave the field empty.
+        return JSONResponse({"status": "received"}, status_code=201, headers=headers)
+    try:
+        lead = await run_in_threadpool(
+            lambda: _store(runtime, channel, lead_values(channel, payload, runtime))
+        )
+    except QiaoError as exc:
+        return _error(400, exc.message, exc.field, **headers)
+    return JSONResponse({"status": "received", "id": lead["id"]}, status_code=201, headers=headers)
+
+
+def _parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
+    text = raw.decode("utf-8", errors="replace")
+    if content_type.startswith("application/json"):
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            raise BadUserInput("the body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise BadUserInput("the body must be a JSON object")
+        return payload
+    if content_type.startswith("application/x-www-form-urlencoded") or not content_type:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    raise BadUserInput("send application/x-www-form-urlencoded or application/json")
+
+
+async def form_script(request: Request) -> Response:
+    key = request.path_params["key"]
+    channel = await run_in_threadpool(channels.find, _runtime(request).records, key, "FORM")
+    if channel is None:
+        return _error(404, "no active form with this key")
+    base = str(request.base_url).rstrip("/")
+    return Response(
+        embed_script(f"{base}/leads/forms/{key}", HONEYPOT),
+        media_type="application/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+# -- The webhook --------------------------------------------------------------------------
+
+
+async def webhook(request: Request) -> Response:
+    runtime = _runtime(request)
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _error(413, f"the payload is larger than {MAX_BODY_BYTES} bytes")
+    message_id = request.headers.get("webhook-id")
+    timestamp = request.headers.get("webhook-timestamp")
+    signature = request.headers.get("webhook-signature")
+    if not (message_id and timestamp and signature):
+        return _error(
+            400, "webhook-id, webhook-timestamp and webhook-signature headers are required"
+        )
+    channel = await run_in_threadpool(
+        channels.find, runtime.records, request.path_params["key"], "WEBHOOK"
+    )
+    if channel is None or not channel["secret"]:
+        return _error(404, "no active webhook with this key")
+    try:
+        signatures.verify(channel["secret"], message_id, timestamp, raw, signature, time.time())
+    except signatures.TimestampError as exc:
+        return _error(400, str(exc), "webhook-timestamp")
+    except signatures.SignatureError as exc:
+        return _error(401, str(exc), "webhook-signature")
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return _error(400, "the payload is not valid JSON")
+    if not isinstance(payload, dict):
+        return _error(400, "the payload must be a JSON object")
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else payload
+    try:
+        status, lead_id = await run_in_threadpool(_receive, runtime, channel, message_id, data)
+    except QiaoError as exc:
+        return _error(400, exc.message, exc.field)
+    body = {"status": status, "id": lead_id}
+    return JSONResponse(body, status_code=201 if status == "received" else 200)
+
+
+def _receive(
+    runtime: Runtime, channel: Record, message_id: str, data: dict[str, Any]
+) -> tuple[str, str | None]:
+    """Store the lead and its receipt together; a replayed webhook-id stores nothing."""
+    records = runtime.records
+    message_key = f"{channel['id']}:{message_id}"[:300]
+    actor = Actor(user_id=None, username=f"channel:{channel['key']}", is_admin=True)
+    with records.transaction(actor, Source.CONNECTOR) as ctx:
+        seen = records.list(
+            ctx.connection,
+            "lead_webhook_receipt",
+            filter={"message_key": {"eq": message_key}},
+            first=1,
+        )
+        if seen.records:
+            return "duplicate", seen.records[0]["lead_id"]
+        lead = records.create(ctx, "lead", lead_values(channel, data, runtime))
+        records.create(
+            ctx,
+            "lead_webhook_receipt",
+            {"message_key": message_key, "channel": channel["id"], "lead": lead["id"]},
+        )
+        return "received", lead["id"]
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/leads/forms/{key}", form_submit, methods=["POST", "OPTIONS"]),
+    Route("/leads/forms/{key}/embed.js", form_script, methods=["GET"]),
+    Route("/leads/webhooks/{key}", webhook, methods=["POST"]),
+]
