@@ -1,26 +1,33 @@
 """Commands that make and run a deployment: init, migrate, serve, demo, plugin list.
 
-A deployment is a folder holding qiao.toml (and, by default, its SQLite
-database). ``init`` writes the file directly rather than through a scaffold:
-it has four settings, and everything else a deployment needs (tables, the
-first administrator) is made through the same runtime every other command
-uses, so a new folder is never in a state the other commands cannot handle.
+A deployment is a folder holding qiao.toml, its key file, a systemd unit and
+(by default) its SQLite database. ``init`` renders the files from the
+deployment scaffold (:mod:`qiao.cli.folder`); everything else a deployment
+needs (tables, the first administrator, templates) is made through the same
+runtime and commands every other command uses, so a new folder is never in a
+state the other commands cannot handle.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
-import tomli_w
 import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 
+from qiao.cli import folder
 from qiao.cli.identity import ADMIN_ROLE, create_user
+from qiao.cli.jobs import background_worker
+from qiao.cli.migrating import migrate as migrate_schema
+from qiao.cli.migrating import require_current
+from qiao.cli.scaffolds import plugin_new
 from qiao.cli.state import CliState, pass_state
+from qiao.cli.templates import install_template
 from qiao.core.app import create_app
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import CONFIG_ENV, CONFIG_FILE, Config
@@ -28,16 +35,12 @@ from qiao.core.errors import ConfigurationError
 from qiao.core.pluginmanager import BUILTIN_PLUGINS, available_plugins, create_plugins
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
-from qiao.core.storage import ddl
+from qiao.templates_market.market import Market
 
 DEFAULT_DATABASE = "sqlite:///qiao.db"
 DEFAULT_PLUGINS = ("crm",)
 ADMIN_USERNAME = "admin"
 ADMIN_DISPLAY_NAME = "管理员"
-CONFIG_HEADER = (
-    "# Qiao deployment settings (docs/cli.md). Environment variables override them:\n"
-    "# QIAO_DATABASE_URL, QIAO_PLUGINS, QIAO_HOST, QIAO_PORT.\n\n"
-)
 
 
 @click.command(short_help="Create a new deployment folder.")
@@ -55,12 +58,25 @@ CONFIG_HEADER = (
     multiple=True,
     help="Plugin to enable (repeatable; default: crm).",
 )
+@click.option(
+    "--template",
+    "templates",
+    multiple=True,
+    help="Template of the market to install (repeatable; see 'qiao template list').",
+)
 @click.option("--demo", is_flag=True, help="Seed demo data and print an API token for admin.")
-@click.option("--force", is_flag=True, help="Overwrite an existing qiao.toml.")
+@click.option(
+    "--force", is_flag=True, help="Overwrite an existing qiao.toml (the key file is kept)."
+)
 def init(
-    directory: Path, database_url: str, plugins: tuple[str, ...], demo: bool, force: bool
+    directory: Path,
+    database_url: str,
+    plugins: tuple[str, ...],
+    templates: tuple[str, ...],
+    demo: bool,
+    force: bool,
 ) -> None:
-    """Create a deployment in DIRECTORY: qiao.toml, tables and the user 'admin'."""
+    """Create a deployment in DIRECTORY: qiao.toml, key file, systemd unit, tables, 'admin'."""
     path = directory / CONFIG_FILE
     if path.exists() and not force:
         raise click.ClickException(
@@ -68,46 +84,58 @@ def init(
         )
     enabled = list(plugins or DEFAULT_PLUGINS)
     create_plugins(enabled)  # refuse unknown plugins before anything is written
-    directory.mkdir(parents=True, exist_ok=True)
-    settings = {
-        "database": {"url": database_url},
-        "plugins": {"enabled": enabled},
-        "server": {"host": Config.host, "port": Config.port},
-    }
-    existed = path.exists()
-    path.write_text(CONFIG_HEADER + tomli_w.dumps(settings), encoding="utf-8")
+    market = Market.load()
+    for name in templates:
+        market.package(name)  # and unknown templates
+    made = folder.create(directory, database_url, enabled, force=force)
     try:
-        _set_up(Config.load(path), demo)
-    except BaseException:
-        if not existed:
-            path.unlink()  # a failed init leaves no half-made deployment behind
-        raise
-    click.echo(f"\nNext: cd {directory} && qiao serve")
-
-
-def _set_up(config: Config, demo: bool) -> None:
-    """Migrate a new deployment's database, add 'admin' and, if asked, the demo data."""
-    runtime = Runtime(config)
-    try:
-        click.echo(f"Deployment: {config.path}")
-        click.echo(f"Database:   {_display_url(config.database_url)}")
-        _migrate(runtime)
-        if _user_exists(runtime, ADMIN_USERNAME):
-            click.echo(f"User '{ADMIN_USERNAME}' exists already; kept.")
-        else:
-            create_user(runtime, ADMIN_USERNAME, ADMIN_DISPLAY_NAME, None, ADMIN_ROLE)
-            click.echo(f"Created the administrator '{ADMIN_USERNAME}'.")
+        config = Config.load(path)
+        _set_up(config)
+        for name in templates:
+            install_template(config, name)
         if demo:
-            _seed_demo(runtime)
-            _print_admin_token(runtime)
+            _with_runtime(Config.load(path), _seed_and_print_token)
         else:
             click.echo(f"Make an API token with: qiao token create --user {ADMIN_USERNAME}")
+    except BaseException:
+        folder.remove(made)  # a failed init leaves no half-made deployment behind
+        raise
+    click.echo(
+        f"\nNext: cd {directory} && qiao serve   (or install {folder.UNIT_FILE}: docs/deploy.md)"
+    )
+
+
+def _set_up(config: Config) -> None:
+    """Migrate a new deployment's database and add 'admin'."""
+    click.echo(f"Deployment: {config.path}")
+    click.echo(f"Database:   {_display_url(config.database_url)}")
+    _with_runtime(config, _migrate_and_add_admin)
+
+
+def _with_runtime(config: Config, work: Callable[[Runtime], None]) -> None:
+    runtime = Runtime(config)
+    try:
+        work(runtime)
     except OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         url = _display_url(config.database_url)
         raise ConfigurationError(f"cannot use the database {url}: {reason}") from None
     finally:
         runtime.close()
+
+
+def _migrate_and_add_admin(runtime: Runtime) -> None:
+    migrate_schema(runtime)
+    if _user_exists(runtime, ADMIN_USERNAME):
+        click.echo(f"User '{ADMIN_USERNAME}' exists already; kept.")
+    else:
+        create_user(runtime, ADMIN_USERNAME, ADMIN_DISPLAY_NAME, None, ADMIN_ROLE)
+        click.echo(f"Created the administrator '{ADMIN_USERNAME}'.")
+
+
+def _seed_and_print_token(runtime: Runtime) -> None:
+    _seed_demo(runtime)
+    _print_admin_token(runtime)
 
 
 def _print_admin_token(runtime: Runtime) -> None:
@@ -148,7 +176,7 @@ def _seed_demo(runtime: Runtime) -> None:
 def demo(state: CliState) -> None:
     """Seed the enabled plugins' demo data (once) into the deployment."""
     runtime = state.runtime()
-    _require_current(runtime)
+    require_current(runtime)
     _seed_demo(runtime)
 
 
@@ -156,34 +184,7 @@ def demo(state: CliState) -> None:
 @pass_state
 def migrate(state: CliState) -> None:
     """Create the tables, columns and indexes the metadata declares and the database lacks."""
-    _migrate(state.runtime())
-
-
-def _migrate(runtime: Runtime) -> None:
-    """Migrate and say what was done, one line per table, column and index."""
-    with runtime.db.read() as conn:
-        kernel_before = ddl.kernel_revision(conn)
-    plan = runtime.migrate()
-    head = ddl.kernel_head()
-    if kernel_before != head:
-        click.echo(f"kernel tables: at revision {head}")
-    for table in plan.create_tables:
-        click.echo(f"created table {table}")
-    for table, column in plan.add_columns:
-        click.echo(f"added column {table}.{column}")
-    for table, index in plan.add_indexes:
-        if table not in plan.create_tables:
-            click.echo(f"created index {index} on {table}")
-    if plan.empty and kernel_before == head:
-        click.echo("The database is up to date.")
-    for table, column in plan.orphan_columns:
-        click.echo(f"note: column {table}.{column} is not declared by any field (kept)")
-
-
-def _require_current(runtime: Runtime) -> None:
-    kernel_current, plan = runtime.pending()
-    if not kernel_current or plan is None or not plan.empty:
-        raise ConfigurationError("the database is behind the metadata; run 'qiao migrate' first")
+    migrate_schema(state.runtime())
 
 
 @click.command()
@@ -196,32 +197,42 @@ def _require_current(runtime: Runtime) -> None:
     show_default=True,
     help="Worker processes, each with its own runtime.",
 )
+@click.option(
+    "--with-worker/--no-worker",
+    "with_worker",
+    default=True,
+    show_default=True,
+    help="Also run an event worker (timers, automations, webhooks) in a thread.",
+)
 @pass_state
-def serve(state: CliState, host: str | None, port: int | None, workers: int) -> None:
-    """Serve the API (GraphQL at /graphql) until interrupted."""
+def serve(
+    state: CliState, host: str | None, port: int | None, workers: int, with_worker: bool
+) -> None:
+    """Serve the API (GraphQL at /graphql) and, unless --no-worker, a worker, until interrupted."""
     config = state.config()
     runtime = state.runtime()
-    _require_current(runtime)
+    require_current(runtime)
     host = host or config.host
     port = config.port if port is None else port
     base = f"http://{host}:{port}"
     click.echo(f"Qiao serves {base}; GraphiQL at {base}/graphql (Ctrl+C stops)")
     level = "debug" if state.debug else "info"
-    if workers == 1:
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level=level)
-        return
-    # Each worker process builds its own runtime, finding the configuration here.
-    state.close()
-    if config.path is not None:
-        os.environ[CONFIG_ENV] = str(config.path)
-    uvicorn.run(
-        f"{__name__}:worker_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=level,
-    )
+    with background_worker(config, with_worker):
+        if workers == 1:
+            uvicorn.run(create_app(runtime), host=host, port=port, log_level=level)
+            return
+        # Each worker process builds its own runtime, finding the configuration here.
+        state.close()
+        if config.path is not None:
+            os.environ[CONFIG_ENV] = str(config.path)
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=level,
+        )
 
 
 def worker_app() -> Starlette:
@@ -232,6 +243,9 @@ def worker_app() -> Starlette:
 @click.group()
 def plugin() -> None:
     """Plugins installed in this environment."""
+
+
+plugin.add_command(plugin_new)
 
 
 @plugin.command("list")

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 import click
 
 from qiao.cli.state import CliState, pass_state
+from qiao.core.auth.passwords import set_password
 from qiao.core.auth.tokens import create_token, list_tokens, revoke_token
 from qiao.core.errors import NotFound
 from qiao.core.ids import is_record_id
-from qiao.core.records.context import Actor, Source
+from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.runtime import Runtime
 
 ADMIN_ROLE = "admin"
@@ -29,13 +30,45 @@ DEFAULT_TOKEN_DAYS = 90
 def create_user(
     runtime: Runtime, username: str, display_name: str, email: str | None, role: str
 ) -> str:
-    """Store a user; returns its id. A taken username or e-mail raises CONFLICT."""
+    """Store a user; returns its id. A taken username or e-mail raises CONFLICT.
+
+    ``role`` is ``admin``, ``member`` (no rights until granted) or the name of a
+    role record, which is granted in the same transaction.
+    """
     values = {"username": username, "display_name": display_name, "is_admin": role == ADMIN_ROLE}
     if email:
         values["email"] = email
     with runtime.records.transaction(Actor.system(), Source.CLI) as ctx:
         record = runtime.records.create(ctx, "user", values)
+        if role not in {ADMIN_ROLE, MEMBER_ROLE}:
+            _grant(runtime, ctx, record["id"], role)
     return str(record["id"])
+
+
+def _grant(runtime: Runtime, ctx: WriteContext, user_id: str, role: str) -> None:
+    roles = runtime.records.list(ctx.connection, "role", filter={"name": {"eq": role}}, first=1)
+    if not roles.records:
+        with runtime.db.read() as conn:
+            names = [r["name"] for r in runtime.records.list(conn, "role", first=500).records]
+        raise NotFound(
+            f"no role named {role!r} (roles: {', '.join(names) or 'none'}; or admin, member)",
+            field="role",
+        )
+    runtime.records.create(
+        ctx, "role_assignment", {"user": user_id, "role": roles.records[0]["id"]}
+    )
+
+
+def _user_id(runtime: Runtime, username: str) -> str:
+    with runtime.db.read() as conn:
+        found = runtime.records.list(conn, "user", filter={"username": {"eq": username}}, first=1)
+    if not found.records:
+        raise NotFound(f"no user named {username!r}", field="user")
+    return str(found.records[0]["id"])
+
+
+def _ask_password() -> str:
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -68,19 +101,55 @@ def user() -> None:
 @click.option("--email", help="E-mail address (unique).")
 @click.option(
     "--role",
-    type=click.Choice([ADMIN_ROLE, MEMBER_ROLE]),
     default=MEMBER_ROLE,
     show_default=True,
-    help="'admin' may do everything, including changing metadata.",
+    help="'admin' may do everything; a role's name (e.g. sales_rep) grants that role; "
+    "'member' grants nothing yet.",
 )
+@click.option("--password", "ask_password", is_flag=True, help="Set a password (asked for).")
 @pass_state
 def create_user_command(
-    state: CliState, username: str, display_name: str | None, email: str | None, role: str
+    state: CliState,
+    username: str,
+    display_name: str | None,
+    email: str | None,
+    role: str,
+    ask_password: bool,
 ) -> None:
     """Create the user USERNAME."""
-    user_id = create_user(state.runtime(), username, display_name or username, email, role)
+    password = _ask_password() if ask_password else None
+    runtime = state.runtime()
+    user_id = create_user(runtime, username, display_name or username, email, role)
+    if password is not None:
+        with runtime.db.write() as conn:
+            set_password(conn, runtime.current(), username, password)
     click.echo(f"Created {role} '{username}' ({user_id}).")
     click.echo(f"Give them an API token with: qiao token create --user {username}")
+
+
+@user.command("grant")
+@click.argument("username")
+@click.argument("role")
+@pass_state
+def grant_command(state: CliState, username: str, role: str) -> None:
+    """Give USERNAME the role ROLE (see docs/permissions.md)."""
+    runtime = state.runtime()
+    user_id = _user_id(runtime, username)
+    with runtime.records.transaction(Actor.system(), Source.CLI) as ctx:
+        _grant(runtime, ctx, user_id, role)
+    click.echo(f"'{username}' now holds the role '{role}'.")
+
+
+@user.command("set-password")
+@click.argument("username")
+@pass_state
+def set_password_command(state: CliState, username: str) -> None:
+    """Set USERNAME's password (asked for) and lift any lockout."""
+    password = _ask_password()
+    runtime = state.runtime()
+    with runtime.db.write() as conn:
+        set_password(conn, runtime.current(), username, password)
+    click.echo(f"Password set for '{username}'.")
 
 
 @user.command("list")
@@ -129,9 +198,16 @@ def token() -> None:
     help=f"Days until it expires (default: {DEFAULT_TOKEN_DAYS}).",
 )
 @click.option("--no-expiry", is_flag=True, help="Never expires (revoke it when done).")
+@click.option(
+    "--scope",
+    type=click.Choice(["write", "read"]),
+    default="write",
+    show_default=True,
+    help="'read' tokens may only query.",
+)
 @pass_state
 def create_token_command(
-    state: CliState, username: str, name: str, days: int | None, no_expiry: bool
+    state: CliState, username: str, name: str, days: int | None, no_expiry: bool, scope: str
 ) -> None:
     """Issue a token for a user and print it (only the token, shown once)."""
     if days is not None and no_expiry:
@@ -139,7 +215,9 @@ def create_token_command(
     expires_in = None if no_expiry else dt.timedelta(days=days or DEFAULT_TOKEN_DAYS)
     runtime = state.runtime()
     with runtime.db.write() as conn:
-        secret = create_token(conn, runtime.current(), username, name=name, expires_in=expires_in)
+        secret = create_token(
+            conn, runtime.current(), username, name=name, expires_in=expires_in, scope=scope
+        )
     click.echo(secret)
 
 

@@ -23,9 +23,10 @@ class CliState:
         return Config.load(Path(self.config_path) if self.config_path else None)
 
     def runtime(self) -> Runtime:
-        """The deployment's runtime (plugins loaded; the schema is not migrated here)."""
+        """The deployment's runtime, started (plugins loaded; the schema is not migrated here)."""
         if self._runtime is None:
             self._runtime = Runtime(self.config())
+            self._runtime.start()
         return self._runtime
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,14 +20,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from strawberry.http.ides import get_graphql_ide_html
 
+from qiao.core.auth import passwords
 from qiao.core.auth.tokens import Authenticator
 from qiao.core.errors import BadUserInput, ConfigurationError, QiaoError
-from qiao.core.graphql.service import GraphQLService, error_body
+from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body
 from qiao.core.runtime import Runtime
 
 log = logging.getLogger("qiao.app")
 MAX_BODY_BYTES = 1_000_000
-RESERVED_PATHS = {"/graphql", "/healthz", "/readyz"}
+RESERVED_PATHS = {"/graphql", "/auth/sign-in", "/healthz", "/readyz"}
 
 
 def create_app(runtime: Runtime) -> Starlette:
@@ -38,9 +40,12 @@ def create_app(runtime: Runtime) -> Starlette:
         """Authenticate and execute in one worker-thread hop (each hop costs ~15%)."""
         try:
             actor = authenticator.actor_for(authorization)
+            return graphql.execute(actor, body)
         except QiaoError as exc:
             return error_body(exc)
-        return graphql.execute(actor, body)
+        except Exception:
+            log.exception("unexpected error answering a GraphQL request")
+            return {"data": None, "errors": [INTERNAL_ERROR]}
 
     async def graphql_endpoint(request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
@@ -53,6 +58,28 @@ def create_app(runtime: Runtime) -> Starlette:
         if isinstance(result, bytes):
             return Response(result, media_type="application/json")
         return JSONResponse(result)
+
+    async def sign_in(request: Request) -> Response:
+        """Exchange a user name and password for a session token (docs/graphql.md)."""
+        try:
+            body = await _request_body(request)
+            if not isinstance(body, dict) or not all(
+                isinstance(body.get(k), str) for k in ("username", "password")
+            ):
+                raise BadUserInput("send a JSON object with 'username' and 'password'")
+            session = await run_in_threadpool(
+                passwords.sign_in,
+                runtime.db,
+                runtime.current(),
+                body["username"],
+                body["password"],
+                uuid.uuid4().hex,
+            )
+        except BadUserInput as exc:
+            return JSONResponse(error_body(exc), status_code=400)
+        except QiaoError as exc:
+            return JSONResponse(error_body(exc), status_code=401)
+        return JSONResponse({"token": session.token, "expiresAt": session.expires_at.isoformat()})
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -71,6 +98,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        Route("/auth/sign-in", sign_in, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
@@ -82,7 +110,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await run_in_threadpool(runtime.plugins.startup, runtime)
+        await run_in_threadpool(runtime.start)
         await run_in_threadpool(graphql.schema)
         yield
 

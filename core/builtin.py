@@ -7,8 +7,11 @@ with the kernel, declared through the same hook any plugin uses.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.model import EntityDef
+from qiao.core.permissions.rights import Rights
 
 MANIFEST = Path(__file__).with_name("identity.yaml")
 
@@ -16,3 +19,10 @@ MANIFEST = Path(__file__).with_name("identity.yaml")
 @hookimpl
 def qiao_entity_manifests() -> list[Path]:
     return [MANIFEST]
+
+
+@hookimpl
+def qiao_before_record_write(entity: EntityDef, values: dict[str, Any]) -> None:
+    """A role's rights are data every later request depends on: refuse malformed ones."""
+    if entity.name == "role" and values.get("rights") is not None:
+        Rights.parse(values["rights"])

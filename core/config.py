@@ -3,7 +3,8 @@
 A deployment is a folder (see docs/deploy.md). Commands run inside it find its
 qiao.toml; ``--config PATH`` or ``QIAO_CONFIG`` names another. Environment
 variables override the file, so containers can be configured without editing
-it: QIAO_DATABASE_URL, QIAO_PLUGINS (comma-separated), QIAO_HOST, QIAO_PORT.
+it: QIAO_DATABASE_URL, QIAO_PLUGINS (comma-separated), QIAO_HOST, QIAO_PORT,
+QIAO_AUDIT_KEY_FILE.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from qiao.core.audit.settings import KEY_FILE_ENV, AuditSettings
 from qiao.core.errors import ConfigurationError
 
 CONFIG_FILE = "qiao.toml"
@@ -32,6 +34,7 @@ class Config:
     metadata_check_interval: float = 1.0
     root: Path = field(default_factory=Path.cwd)
     path: Path | None = None
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @classmethod
     def load(cls, path: Path | None = None, env: dict[str, str] | None = None) -> Config:
@@ -57,6 +60,7 @@ class Config:
         plugins = _table(data, "plugins", path)
         server = _table(data, "server", path)
         metadata = _table(data, "metadata", path)
+        audit = _table(data, "audit", path)
         try:
             return cls(
                 database_url=_absolute_sqlite(str(db.get("url", cls.database_url)), root),
@@ -68,6 +72,7 @@ class Config:
                 ),
                 root=root,
                 path=path.resolve(),
+                audit=AuditSettings.from_table(audit, root),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"{path}: {exc}") from None
@@ -80,6 +85,9 @@ class Config:
             changes["plugins"] = tuple(p.strip() for p in env["QIAO_PLUGINS"].split(",") if p)
         if env.get("QIAO_HOST"):
             changes["host"] = env["QIAO_HOST"]
+        if env.get(KEY_FILE_ENV):
+            key_file = (self.root / env[KEY_FILE_ENV]).resolve()
+            changes["audit"] = replace(self.audit, key_file=key_file)
         if env.get("QIAO_PORT"):
             try:
                 changes["port"] = int(env["QIAO_PORT"])

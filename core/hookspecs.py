@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from qiao.core.events.model import EventHandler
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
     from qiao.core.records.context import WriteContext
@@ -118,6 +119,41 @@ def qiao_after_record_write(
     :param changes: field name -> (old value, new value) for the fields the
         write changed (for creates the old value is ``None``).
     :returns: nothing; raising rolls the whole write back.
+    """
+
+
+@hookspec
+def qiao_classify_lead(text: str, lead: dict[str, Any]) -> tuple[int, Sequence[str]] | None:
+    """Judge a lead's buying intent from its words: a score and tags.
+
+    Called by the leads plugin inside the write's transaction, before a lead
+    is stored, whenever it is created or its description, company or industry
+    change. Keep it fast and local: it runs once per lead, imports included.
+
+    :param text: the lead's description, company and industry, joined by spaces.
+    :param lead: the values being written, by field name (read-only).
+    :returns: ``(score, tags)`` with a score from 0 to 100 and tags such as
+        ``["高意向", "工业客户"]``, or ``None`` to abstain. Results are collected:
+        the lead keeps the highest score and every tag, in load order.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Events: reacting to committed changes, in workers
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def qiao_event_handlers() -> Sequence[EventHandler]:
+    """Subscribe to record events and fired timers, to act on them in a worker.
+
+    Called once when a worker starts (``qiao worker``, or the worker that
+    ``qiao serve`` runs). Each event from the outbox gets one delivery per
+    handler whose entity, operation and ``when`` filters accept it; a worker
+    runs it after the change committed, retrying failures with back-off.
+
+    :returns: :class:`~qiao.core.events.model.EventHandler` objects, each with a
+        name unique across plugins. Results are collected from all plugins.
     """
 
 

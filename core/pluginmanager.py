@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError, QiaoError
-from qiao.core.metadata.manifest import Manifest, load_manifest
+from qiao.core.metadata.manifest import Manifest, RoleDecl, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
 
@@ -30,13 +30,14 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from qiao.core.events.model import EventHandler
     from qiao.core.records.context import WriteContext
     from qiao.core.records.service import RecordsService
     from qiao.core.runtime import Runtime
 
 ENTRY_POINT_GROUP = "qiao"
-#: Always enabled: users and teams, which identity and permissions need.
-BUILTIN_PLUGINS = ("core",)
+#: Always enabled: users and teams (identity, permissions) and the outbox of events.
+BUILTIN_PLUGINS = ("core", "events", "audit")
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"
 
@@ -158,6 +159,15 @@ class Plugins:
                 extensions.append(Extension(entity=entity, fields=checked, source=plugin))
         return entities, extensions
 
+    def roles(self) -> list[tuple[str, RoleDecl]]:
+        """Every role the plugins' manifests ship, with the declaring plugin."""
+        roles = []
+        for plugin, manifests in self._results("qiao_entity_manifests"):
+            for item in manifests or ():
+                manifest = item if isinstance(item, Manifest) else load_manifest(Path(item), plugin)
+                roles += [(plugin, role) for role in manifest.roles]
+        return roles
+
     def before_write(self, **kwargs: Any) -> None:
         self._in_order("qiao_before_record_write", **kwargs)
 
@@ -168,6 +178,20 @@ class Plugins:
         """Call a write hook in load order; its exceptions pass through unchanged."""
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+
+    def classify_lead(self, text: str, lead: dict[str, Any]) -> list[tuple[int, Sequence[str]]]:
+        """Every classifier's ``(score, tags)`` for a lead, in load order; abstentions dropped."""
+        results = []
+        for impl in self.pm.hook.qiao_classify_lead.get_hookimpls():
+            args = {"text": text, "lead": lead}
+            result = impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
+            if result is not None:
+                results.append(result)
+        return results
+
+    def event_handlers(self) -> list[tuple[str, EventHandler]]:
+        """Every plugin's event handlers with the plugin's name, in load order."""
+        return [(p, h) for p, hs in self._results("qiao_event_handlers") for h in hs or ()]
 
     def graphql_types(self) -> list[tuple[str, type]]:
         return [(p, t) for p, types in self._results("qiao_graphql_types") for t in types or ()]

@@ -17,9 +17,11 @@ from sqlalchemy import Connection, inspect
 
 from qiao.core.catalog import Catalog
 from qiao.core.config import Config
+from qiao.core.encryption import FieldEncryption, KeyStore, check_keys, provider_factory
 from qiao.core.errors import ConfigurationError
 from qiao.core.metadata import store
 from qiao.core.metadata.registry import Registry
+from qiao.core.permissions.roles import install_roles
 from qiao.core.pluginmanager import Plugins, create_plugins
 from qiao.core.records.service import Clock, RecordsService, utcnow
 from qiao.core.storage import ddl
@@ -39,10 +41,12 @@ class Runtime:
         self.config = config
         self.plugins: Plugins = create_plugins(config.plugins, extra_plugins)
         self.db = Database(config.database_url)
-        self.records = RecordsService(self.db, self.current, self.plugins, clock)
+        encryption = FieldEncryption(KeyStore(self.db, provider_factory(config)))
+        self.records = RecordsService(self.db, self.current, self.plugins, clock, encryption)
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
         self._checked_at = 0.0
+        self._started = False
 
     # -- Schema -----------------------------------------------------------------------
 
@@ -54,6 +58,7 @@ class Runtime:
             registry = self.build_registry(conn)
             plan = ddl.apply_entities(conn, registry)
         self._install(Catalog.of(registry))
+        install_roles(self.records, self.plugins)
         return plan
 
     def pending(self) -> tuple[bool, ddl.SchemaPlan | None]:
@@ -107,6 +112,19 @@ class Runtime:
     def _install(self, catalog: Catalog) -> None:
         self._catalog = catalog
         self._checked_at = time.monotonic()
+
+    def start(self) -> None:
+        """Run the plugins' start-up hooks, once per runtime, before serving anything.
+
+        The API's lifespan, every CLI command and the test fixtures call this,
+        so a plugin can rely on its ``qiao_startup`` having run.
+        """
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        check_keys(self.records.encryption, self.db, self._catalog)  # a wrong key stops here
+        self.plugins.startup(self)
 
     def close(self) -> None:
         self.db.dispose()

@@ -15,7 +15,7 @@ from qiao.core.graphql.context import RequestContext
 from qiao.core.metadata import store
 from qiao.core.metadata.changes import Change, MetadataChanges
 from qiao.core.metadata.model import EntityDef, FieldDef, Label
-from qiao.core.records.context import Actor
+from qiao.core.records.context import Actor, Source
 
 _DEFINITION_HELP = (
     "in the manifest format of docs/manifest.md, keys in snake_case, e.g. "
@@ -155,7 +155,7 @@ class CoreQuery:
 
 def _changes(info: Info) -> tuple[MetadataChanges, Actor]:
     ctx: RequestContext = info.context
-    return MetadataChanges(ctx.runtime), ctx.actor
+    return MetadataChanges(ctx.runtime, Source.GRAPHQL, ctx.request_id), ctx.actor
 
 
 @strawberry.type(name="Mutation")

@@ -43,6 +43,7 @@ from sqlalchemy import (
     true,
 )
 
+from qiao.core.encryption import FieldEncryption
 from qiao.core.errors import BadUserInput
 from qiao.core.graphql.builder import BuiltSchema
 from qiao.core.graphql.plan import (
@@ -55,6 +56,8 @@ from qiao.core.graphql.plan import (
 )
 from qiao.core.graphql.sqljson import JsonSQL, for_dialect, sql_text
 from qiao.core.ids import is_record_id
+from qiao.core.metadata.model import FieldDef
+from qiao.core.permissions.access import Access
 from qiao.core.records import query
 
 #: The most rows a query may ask for across all its connections (page sizes multiplied out).
@@ -70,6 +73,8 @@ class CompiledRead:
     sql: str
     params: tuple[Any, ...] | dict[str, Any]
     keys: tuple[str, ...]
+    #: Whether the JSON holds sealed values to open (FieldEncryption.reveal) before use.
+    sealed: bool = False
 
 
 def plain(value: Any) -> Any:
@@ -100,8 +105,15 @@ class ReadCompiler:
         dialect: Dialect,
         fragments: dict[str, FragmentDefinitionNode],
         variables: Any,
+        access: Access | None = None,
+        encryption: FieldEncryption | None = None,
     ) -> None:
         self.built = built
+        #: Opens encrypted fields after the query ran; without it they cannot be read.
+        self.encryption = encryption
+        self.sealed = False
+        #: The caller's access: row filters on every table read, checks on every field.
+        self.access = access or Access.unrestricted(built.catalog)
         self.plan = built.plan
         self.catalog = built.catalog
         self.graphql = built.schema._schema
@@ -183,12 +195,20 @@ class ReadCompiler:
         table = self.catalog.table(entity).alias()
         self._spend(1)
         obj = self.object(entity, table, self.subfields(nodes), 1)
-        return self.json.embed(select(obj).where(table.c.id == record_id).scalar_subquery())
+        found = select(obj).where(table.c.id == record_id, *self._readable(entity, table))
+        return self.json.embed(found.scalar_subquery())
+
+    def _readable(self, entity: str, table: FromClause) -> list[ColumnElement[bool]]:
+        """The caller's read rule for ``table`` (nothing for unrestricted callers)."""
+        self.access.require(entity, "read")
+        condition = self.access.row_filter(entity, table, "read")
+        return [] if condition is None else [condition]
 
     def compile_object(self, entity: str, record_id: str, nodes: list[FieldNode]) -> CompiledRead:
         """The JSON of one record, shaped by ``nodes``' selections (mutation results)."""
         expr = self.json.as_text(self.object_by_id(entity, record_id, nodes))
-        return _to_driver(select(expr), self.dialect, ("r",))
+        compiled = _to_driver(select(expr), self.dialect, ("r",))
+        return dataclasses.replace(compiled, sealed=self.sealed)
 
     def compile(self, roots: list[tuple[str, str, list[FieldNode]]]) -> CompiledRead:
         """One SELECT with a JSON text column per (response key, parent type, nodes)."""
@@ -196,7 +216,8 @@ class ReadCompiler:
             self.json.as_text(self.root_expression(type_name, nodes)).label(f"r{i}")
             for i, (_, type_name, nodes) in enumerate(roots)
         ]
-        return _to_driver(select(*columns), self.dialect, tuple(k for k, _, _ in roots))
+        compiled = _to_driver(select(*columns), self.dialect, tuple(k for k, _, _ in roots))
+        return dataclasses.replace(compiled, sealed=self.sealed)
 
     # -- Objects --------------------------------------------------------------------------
 
@@ -210,15 +231,24 @@ class ReadCompiler:
             meaning = meanings.get(nodes[0].name.value)
             match meaning:
                 case ColumnField(column=column, field=field):
+                    if field is not None:
+                        self.access.require_readable(entity_name, field.name)
+                    if field is not None and field.encrypted:
+                        pairs.append((key, self._sealed(entity_name, table, field)))
+                        continue
                     pairs.append((key, self.json.value(table.c[column], field, column)))
                 case TypenameField(type_name=name):
                     pairs.append((key, sql_text(name)))
                 case ToOneField(field=field):
                     assert field.target is not None
+                    self.access.require_readable(entity_name, field.name)
                     target = self.catalog.table(field.target).alias()
                     self._spend(self._fan_out)
                     sub = self.object(field.target, target, self.subfields(nodes), depth + 1)
-                    subquery = select(sub).where(target.c.id == table.c[field.column])
+                    subquery = select(sub).where(
+                        target.c.id == table.c[field.column],
+                        *self._readable(field.target, target),
+                    )
                     pairs.append((key, self.json.embed(subquery.scalar_subquery())))
                 case ToManyField(reverse=rev):
                     args = self.arguments(type_name, nodes)
@@ -238,6 +268,13 @@ class ReadCompiler:
                 case _:
                     raise BadUserInput(f"{type_name}.{nodes[0].name.value} cannot be compiled")
         return self.json.object(pairs)
+
+    def _sealed(self, entity: str, table: FromClause, field: FieldDef) -> ColumnElement[Any]:
+        """An encrypted field's sealed value, marked to be opened after the query ran."""
+        if self.encryption is None:
+            raise BadUserInput(f"{field.name} is encrypted and cannot be read here")
+        self.sealed = True
+        return self.encryption.marked(entity, field, table)
 
     # -- Connections ----------------------------------------------------------------------
 
@@ -262,11 +299,18 @@ class ReadCompiler:
         cursor = args.get("before") if backwards else args.get("after")
         cursor_values = query.decode_cursor(ordering, cursor) if cursor is not None else None
 
+        for name in _filtered_fields(args.get("filter")):
+            self.access.require_readable(entity_name, name)
+        for key in ordering.keys:
+            if key.column != "id":
+                self.access.require_readable(entity_name, key.field.name)
+
         def conditions(table: FromClause) -> list[ColumnElement[bool]]:
-            conds = [query.compile_filter(entity, table, args.get("filter"))]  # type: ignore[arg-type]
+            blind = self.encryption.index if self.encryption is not None else None
+            conds = [query.compile_filter(entity, table, args.get("filter"), blind=blind)]  # type: ignore[arg-type]
             if link is not None:
                 conds.append(link(table))
-            return conds
+            return conds + self._readable(entity_name, table)
 
         def walked(table: FromClause, cursor_at: list[Any] | None) -> Select[Any]:
             """Rows of this connection beyond ``cursor_at``, in walking order."""
@@ -378,6 +422,21 @@ class ReadCompiler:
                 f"this query could return more than {MAX_QUERY_COST} records; ask for smaller "
                 "pages or fewer nested connections"
             )
+
+
+def _filtered_fields(spec: Any) -> set[str]:
+    """Every field name a filter tests (a caller may only filter on fields they can read)."""
+    names: set[str] = set()
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key in {"and", "or"}:
+                for item in value or ():
+                    names |= _filtered_fields(item)
+            elif key == "not":
+                names |= _filtered_fields(value)
+            else:
+                names.add(key)
+    return names
 
 
 def correlated(stmt: Select[Any], parent: FromClause | None) -> Select[Any]:

@@ -9,6 +9,7 @@ from qiao.core.records.context import Actor
 
 if TYPE_CHECKING:
     from qiao.core.graphql.builder import BuiltSchema
+    from qiao.core.permissions.access import Access
     from qiao.core.runtime import Runtime
 
 
@@ -20,3 +21,4 @@ class RequestContext:
     actor: Actor
     built: BuiltSchema
     request_id: str
+    access: Access

@@ -33,13 +33,19 @@ def input_values(obj: Any) -> dict[str, Any]:
 
 def _compiler(info: Info, ctx: RequestContext, conn: Connection) -> ReadCompiler:
     raw = info._raw_info
-    return ReadCompiler(ctx.built, conn.dialect, raw.fragments, raw.variable_values)
+    encryption = ctx.runtime.records.encryption
+    return ReadCompiler(
+        ctx.built, conn.dialect, raw.fragments, raw.variable_values, ctx.access, encryption
+    )
 
 
-def _run_json(conn: Connection, compiled: Any) -> Any:
+def _run_json(conn: Connection, compiled: Any, ctx: RequestContext) -> Any:
     row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
     assert row is not None
-    return json.loads(row[0]) if row[0] is not None else None
+    data = json.loads(row[0]) if row[0] is not None else None
+    if compiled.sealed:  # encrypted fields: open them (docs/encryption.md)
+        data = ctx.runtime.records.encryption.reveal_data(data)
+    return data
 
 
 def read_root(info: Info, **_: Any) -> Any:
@@ -48,14 +54,14 @@ def read_root(info: Info, **_: Any) -> Any:
     with ctx.runtime.db.read() as conn:
         compiler = _compiler(info, ctx, conn)
         compiled = compiler.compile([(raw.path.key, raw.parent_type.name, list(raw.field_nodes))])
-        return _run_json(conn, compiled)
+        return _run_json(conn, compiled, ctx)
 
 
 def _written(info: Info, ctx: RequestContext, conn: Connection, entity: str, record_id: str) -> Any:
     compiled = _compiler(info, ctx, conn).compile_object(
         entity, record_id, list(info._raw_info.field_nodes)
     )
-    return _run_json(conn, compiled)
+    return _run_json(conn, compiled, ctx)
 
 
 def _entity(info: Info) -> str:

@@ -41,6 +41,7 @@ from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.limits import LIMIT_RULES, MAX_QUERY_BYTES, MAX_TOKENS
 from qiao.core.metadata.registry import camel
+from qiao.core.permissions.access import Access
 from qiao.core.records.context import Actor
 
 log = logging.getLogger("qiao.graphql")
@@ -149,7 +150,7 @@ class GraphQLService:
         self._build_lock = threading.Lock()
         self._documents: LRU[str, DocumentNode] = LRU(1000)
         self._validated: LRU[tuple[int, str], list[GraphQLError]] = LRU(1000)
-        self._compiled: LRU[tuple[int, str, str | None, str], Any] = LRU(2000)
+        self._compiled: LRU[tuple[int, str, str, str | None, str], Any] = LRU(2000)
 
     # -- Schema ---------------------------------------------------------------------------
 
@@ -204,21 +205,20 @@ class GraphQLService:
         operation = get_operation_ast(document, operation_name)
         if operation is None:
             return error_body(BadUserInput("name the operation to run with operationName"))
-        if not actor.is_admin:
-            return error_body(
-                Forbidden("only administrators may use the API until roles are granted")
-            )
+        if actor.read_only and operation.operation is not OperationType.QUERY:
+            return error_body(Forbidden("this token is read-only; use a token with write scope"))
+        access = self.runtime.records.permissions.access_for(actor)
         if operation.operation is OperationType.QUERY and self._compilable(built, operation):
             try:
                 return self._execute_compiled(
-                    built, document, operation, query, variables, operation_name
+                    built, document, operation, query, variables, operation_name, access
                 )
             except QiaoError as exc:
                 return error_body(exc)
             except Exception:
                 log.exception("unexpected error in a compiled GraphQL query")
                 return {"data": None, "errors": [INTERNAL_ERROR]}
-        context = RequestContext(self.runtime, actor, built, uuid.uuid4().hex)
+        context = RequestContext(self.runtime, actor, built, uuid.uuid4().hex, access)
         result = built.schema.execute_sync(
             query,
             variable_values=variables,
@@ -243,9 +243,11 @@ class GraphQLService:
         query: str,
         variables: dict[str, Any],
         operation_name: str | None,
+        access: Access,
     ) -> dict[str, Any] | bytes:
         key = (
             built.version,
+            access.key,
             query,
             operation_name,
             json.dumps(variables, sort_keys=True, default=str) if variables else "",
@@ -263,13 +265,18 @@ class GraphQLService:
                 for d in document.definitions
                 if d.__class__.__name__ == "FragmentDefinitionNode"
             }
-            compiler = ReadCompiler(built, db.engine.dialect, fragments, coerced)
+            encryption = self.runtime.records.encryption
+            compiler = ReadCompiler(
+                built, db.engine.dialect, fragments, coerced, access, encryption
+            )
             fields = compiler.collect([operation.selection_set])
             roots = [(k, "Query", nodes) for k, nodes in fields.items()]
             compiled = compiler.compile(roots)
             self._compiled.put(key, compiled)
         with db.read() as conn:
             row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
+        if compiled.sealed:  # encrypted fields: open them (docs/encryption.md)
+            row = tuple(self.runtime.records.encryption.reveal(v) for v in row)
         parts = [
             json.dumps(k).encode() + b":" + (v.encode() if v is not None else b"null")
             for k, v in zip(compiled.keys, row, strict=True)

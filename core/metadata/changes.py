@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -42,13 +43,14 @@ from sqlalchemy import (
 )
 from strawberry.exceptions import StrawberryException
 
+from qiao.core import audit
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError, Conflict, Forbidden, MetadataError, NotFound
 from qiao.core.metadata import store
 from qiao.core.metadata.manifest import describe_validation_error
 from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType
 from qiao.core.metadata.registry import Registry
-from qiao.core.records.context import Actor
+from qiao.core.records.context import Actor, Source
 from qiao.core.records.values import coerce, coerce_default
 from qiao.core.storage import ddl
 from qiao.core.storage.tables import Tables, column_type, index_specs
@@ -75,8 +77,13 @@ class Change:
 class MetadataChanges:
     """Applies admins' metadata changes to one runtime's database, then installs them."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self, runtime: Runtime, source: Source = Source.CLI, request_id: str | None = None
+    ) -> None:
         self.runtime = runtime
+        #: Where the changes come from and which request, for the audit log.
+        self.source = source
+        self.request_id = request_id or uuid.uuid4().hex
 
     # -- Entities -------------------------------------------------------------------------
 
@@ -264,6 +271,20 @@ class MetadataChanges:
                 definition=definition,
                 actor_id=actor.user_id,
                 note=note,
+            )
+            audit.record(
+                conn,
+                actor=actor,
+                source=self.source,
+                request_id=self.request_id,
+                operation=f"metadata.{operation}",
+                entity=entity,
+                changes={
+                    "field": field,
+                    "version": new_version,
+                    "definition": definition,
+                    "note": note,
+                },
             )
             # Built from what was stored, exactly as other processes will build it.
             registry = self.runtime.build_registry(conn)

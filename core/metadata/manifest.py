@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
+from qiao.core.permissions.rights import Rights
 
-__all__ = ["Manifest", "describe_validation_error", "load_manifest", "parse_manifest"]
+__all__ = ["Manifest", "RoleDecl", "describe_validation_error", "load_manifest", "parse_manifest"]
 
 
 class ExtensionDecl(BaseModel):
@@ -27,6 +28,17 @@ class ExtensionDecl(BaseModel):
     fields: tuple[FieldDef, ...]
 
 
+class RoleDecl(BaseModel):
+    """A role a plugin or template ships; installed once, then edited by admins as data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    title: str | None = None
+    description: str | None = None
+    rights: Rights
+
+
 class Manifest(BaseModel):
     """The contents of one manifest file."""
 
@@ -34,6 +46,7 @@ class Manifest(BaseModel):
 
     entities: tuple[EntityDef, ...] = ()
     extends: tuple[ExtensionDecl, ...] = ()
+    roles: tuple[RoleDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]

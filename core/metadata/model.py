@@ -259,8 +259,7 @@ def _option_problems(f: FieldDef) -> list[str]:
         problems.append(f"{t.value} fields cannot be unique or indexed")
     if f.formula is not None or f.rollup is not None:
         problems.append("formula and rollup fields are not available in this version")
-    if f.encrypted or f.searchable:
-        problems.append("encrypted fields are not available in this version")
+    problems += _encryption_problems(f)
     if f.default is not None:
         from qiao.core.records.values import coerce_default
 
@@ -268,6 +267,21 @@ def _option_problems(f: FieldDef) -> list[str]:
             coerce_default(f)
         except ValueError as exc:
             problems.append(f"default: {exc}")
+    return problems
+
+
+def _encryption_problems(f: FieldDef) -> list[str]:
+    """``encrypted`` and ``searchable`` (docs/encryption.md): sealed text, exact search only."""
+    problems: list[str] = []
+    if f.encrypted and f.type not in STRING_TYPES:
+        problems.append("encrypted applies to string, text, email, phone and url fields")
+    if f.encrypted and (f.unique or f.indexed):
+        problems.append(
+            "an encrypted field cannot be unique or indexed (its stored values are random); "
+            "use searchable: exact for equality lookups"
+        )
+    if f.searchable and not f.encrypted:
+        problems.append("searchable: exact applies to encrypted fields")
     return problems
 
 
@@ -296,7 +310,9 @@ class EntityDef(_Strict):
             raise ValueError("plural must differ from the entity name")
         seen: set[str] = set()
         for f in self.fields:
-            for n in {f.name, f.column}:
+            # A searchable encrypted field also stores its blind index in <column>_bidx.
+            bidx = {f"{f.column}_bidx"} if f.encrypted and f.searchable else set()
+            for n in {f.name, f.column} | bidx:
                 if n in seen:
                     raise ValueError(f"field name {n!r} is used twice")
                 seen.add(n)

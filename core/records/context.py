@@ -27,6 +27,8 @@ class Actor:
     user_id: str | None
     username: str
     is_admin: bool = False
+    #: Authenticated with a read-only token: queries only.
+    read_only: bool = False
 
     @classmethod
     def system(cls) -> Actor:

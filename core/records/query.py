@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -22,6 +22,10 @@ from qiao.core.errors import BadUserInput
 from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.records.values import coerce_for_query, to_json
+
+#: Computes the blind index of a value of an encrypted field: (connection or None,
+#: entity name, field, value) -> index (see qiao.core.encryption.fields).
+BlindIndex = Callable[[Any, str, FieldDef, Any], str]
 
 MAX_FILTER_CONDITIONS = 200
 MAX_FILTER_DEPTH = 10
@@ -89,9 +93,10 @@ def operators_for(field: FieldDef) -> list[str]:
 
 
 class _FilterCompiler:
-    def __init__(self, entity: EntityDef, table: Table) -> None:
+    def __init__(self, entity: EntityDef, table: Table, blind: BlindIndex | None = None) -> None:
         self.entity = entity
         self.table = table
+        self.blind = blind
         self.fields = queryable_fields(entity)
         self.count = 0
 
@@ -122,6 +127,8 @@ class _FilterCompiler:
             raise BadUserInput(f"{self.entity.name} has no field {name!r} to filter on", field=name)
         if not isinstance(ops, Mapping):
             raise BadUserInput("a field filter is an object of operators", field=name)
+        if field.encrypted:
+            return self.encrypted_condition(field, name, ops)
         column = self.table.c[name]
         allowed = operators_for(field)
         conditions: list[ColumnElement[bool]] = []
@@ -140,6 +147,44 @@ class _FilterCompiler:
                     field=name,
                 )
             conditions.append(self.operator(field, name, column, op, value))
+        return and_(true(), *conditions)
+
+    def encrypted_condition(
+        self, field: FieldDef, name: str, ops: Mapping[str, Any]
+    ) -> ColumnElement[bool]:
+        """``eq``/``in`` through the blind index; the database cannot compare sealed values."""
+        conditions: list[ColumnElement[bool]] = []
+        for op, value in ops.items():
+            if value is None and op != "is_null":
+                continue
+            self.count += 1
+            if self.count > MAX_FILTER_CONDITIONS:
+                raise BadUserInput(f"a filter has at most {MAX_FILTER_CONDITIONS} conditions")
+            if op == "is_null":
+                conditions.append(self.operator(field, name, self.table.c[name], op, value))
+                continue
+            if op not in {"eq", "in"} or not field.searchable or self.blind is None:
+                how = (
+                    "only eq and in work, through its blind index"
+                    if field.searchable
+                    else "declare it searchable: exact to look values up with eq and in"
+                )
+                raise BadUserInput(
+                    f"operator {op!r} does not apply to {name!r}: it is stored encrypted, so "
+                    f"the database cannot compare its values; {how}",
+                    field=name,
+                )
+            values = value if op == "in" else [value]
+            if not isinstance(values, Sequence) or isinstance(values, str):
+                raise BadUserInput(f"{op} takes a list", field=name)
+            if len(values) > MAX_IN_VALUES:
+                raise BadUserInput(f"{op} takes at most {MAX_IN_VALUES} values", field=name)
+            column = self.table.c[f"{field.column}_bidx"]
+            indexes = [
+                self.blind(None, self.entity.name, field, self.value(field, name, v))
+                for v in values
+            ]
+            conditions.append(column.in_(indexes) if indexes else false())
         return and_(true(), *conditions)
 
     def operator(
@@ -191,12 +236,19 @@ class _FilterCompiler:
 
 
 def compile_filter(
-    entity: EntityDef, table: Table, spec: Mapping[str, Any] | None
+    entity: EntityDef,
+    table: Table,
+    spec: Mapping[str, Any] | None,
+    *,
+    blind: BlindIndex | None = None,
 ) -> ColumnElement[bool]:
-    """The WHERE condition for a filter (``None`` or ``{}`` matches every row)."""
+    """The WHERE condition for a filter (``None`` or ``{}`` matches every row).
+
+    ``blind`` computes blind indexes, for ``eq``/``in`` on searchable encrypted fields.
+    """
     if not spec:
         return true()
-    return _FilterCompiler(entity, table).compile(spec, 1)
+    return _FilterCompiler(entity, table, blind).compile(spec, 1)
 
 
 # -- Order and keyset pagination ---------------------------------------------------------
@@ -277,6 +329,12 @@ def make_ordering(entity: EntityDef, order_by: Sequence[Mapping[str, Any]] | Non
         field = fields.get(name) if isinstance(name, str) else None
         if field is None or field.type not in _ORDERED_TYPES:
             raise BadUserInput(f"cannot order {entity.name} by {name!r}", field=str(name))
+        if field.encrypted:
+            raise BadUserInput(
+                f"cannot order {entity.name} by {name!r}: it is stored encrypted, so the "
+                "database cannot compare its values",
+                field=str(name),
+            )
         try:
             direction = Direction(str(getattr(direction, "value", direction)).upper())
         except ValueError:

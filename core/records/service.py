@@ -15,13 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qiao.core.catalog import Catalog
-from qiao.core.errors import BadUserInput, Conflict, NotFound
+from qiao.core.encryption import FieldEncryption, KeyStore
+from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from qiao.core.ids import is_record_id, new_id
 from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
+from qiao.core.permissions.access import Access, owner_column
+from qiao.core.permissions.engine import Permissions
+from qiao.core.permissions.rights import Right
 from qiao.core.pluginmanager import Plugins
 from qiao.core.records import query
 from qiao.core.records.context import Actor, Source, WriteContext
@@ -29,6 +33,8 @@ from qiao.core.records.values import coerce, coerce_default
 from qiao.core.storage.database import Database
 
 Record = dict[str, Any]
+#: Entities a caller's access is computed from (see qiao.core.permissions.subject).
+ACCESS_ENTITIES = frozenset({"user", "team", "role", "role_assignment", "record_share"})
 Clock = Callable[[], dt.datetime]
 
 
@@ -56,11 +62,15 @@ class RecordsService:
         catalog: Callable[[], Catalog],
         plugins: Plugins,
         clock: Clock = utcnow,
+        encryption: FieldEncryption | None = None,
     ) -> None:
         self.db = db
         self._catalog = catalog
         self.plugins = plugins
         self.clock = clock
+        self.permissions = Permissions(db, catalog)
+        #: Seals encrypted fields on write and opens them on read (docs/encryption.md).
+        self.encryption = encryption or FieldEncryption(KeyStore(db, lambda: None))
 
     @property
     def catalog(self) -> Catalog:
@@ -86,7 +96,14 @@ class RecordsService:
         catalog = self.catalog
         entity = catalog.entity(entity_name)
         table = catalog.table(entity_name)
+        access = self.permissions.access_for(ctx.actor)
+        access.require(entity.name, "create")
         checked = self._check_values(entity, values, creating=True)
+        access.require_writable(entity.name, [k for k in checked if k != "id"])
+        owner = entity.field("owner")
+        owned = owner is not None and owner_column(entity) == owner.column
+        if owned and ctx.actor.user_id is not None and "owner" not in checked:
+            checked["owner"] = ctx.actor.user_id  # records belong to their creator by default
         self.plugins.before_write(
             context=ctx, entity=entity, operation="create", values=checked, existing=None
         )
@@ -101,12 +118,14 @@ class RecordsService:
             "created_by_id": ctx.actor.user_id,
             "updated_by_id": ctx.actor.user_id,
             "version": 1,
-            **_columns(entity, checked),
+            **self.encryption.seal(ctx.connection, entity, record_id, _columns(entity, checked)),
         }
         self._execute(ctx.connection, entity, insert(table).values(row))
+        self._require_scope(ctx.connection, access, entity, record_id, "create")
         record = self._fetch(ctx.connection, table, record_id)
         assert record is not None
         changes = {name: (None, record[f.column]) for name, f in _by_name(entity, checked)}
+        self._written(entity)
         self.plugins.after_write(
             context=ctx, entity=entity, operation="create", record=record, changes=changes
         )
@@ -131,6 +150,8 @@ class RecordsService:
         existing = self._fetch(ctx.connection, table, record_id, lock=True)
         if existing is None:
             raise NotFound(f"no {entity.name} with id {record_id}", field="id")
+        access = self.permissions.access_for(ctx.actor)
+        self._require_scope(ctx.connection, access, entity, record_id, "update")
         if expected_version is not None and existing["version"] != expected_version:
             raise Conflict(
                 f"{entity.name} {record_id} was changed by someone else (version "
@@ -138,6 +159,7 @@ class RecordsService:
                 field="version",
             )
         checked = self._check_values(entity, values, creating=False, existing=existing)
+        access.require_writable(entity.name, list(checked))
         self.plugins.before_write(
             context=ctx, entity=entity, operation="update", values=checked, existing=existing
         )
@@ -153,7 +175,7 @@ class RecordsService:
             update(table)
             .where(table.c.id == record_id, table.c.version == existing["version"])
             .values(
-                **changed,
+                **self.encryption.seal(ctx.connection, entity, record_id, changed),
                 updated_at=self.clock(),
                 updated_by_id=ctx.actor.user_id,
                 version=existing["version"] + 1,
@@ -161,6 +183,7 @@ class RecordsService:
         )
         if result.rowcount != 1:
             raise Conflict(f"{entity.name} {record_id} was changed concurrently; try again")
+        self._require_scope(ctx.connection, access, entity, record_id, "update", moved=True)
         record = self._fetch(ctx.connection, table, record_id)
         assert record is not None
         changes = {
@@ -168,6 +191,7 @@ class RecordsService:
             for f in entity.fields
             if f.column in changed
         }
+        self._written(entity)
         self.plugins.after_write(
             context=ctx, entity=entity, operation="update", record=record, changes=changes
         )
@@ -181,6 +205,8 @@ class RecordsService:
         existing = self._fetch(ctx.connection, table, record_id, lock=True)
         if existing is None:
             raise NotFound(f"no {entity.name} with id {record_id}", field="id")
+        access = self.permissions.access_for(ctx.actor)
+        self._require_scope(ctx.connection, access, entity, record_id, "delete")
         self.plugins.before_write(
             context=ctx, entity=entity, operation="delete", values={}, existing=existing
         )
@@ -188,6 +214,7 @@ class RecordsService:
             self._apply_on_delete(ctx, catalog, rev.entity, rev.field, record_id)
         ctx.connection.execute(delete(table).where(table.c.id == record_id))
         changes = {f.name: (existing[f.column], None) for f in entity.fields}
+        self._written(entity)
         self.plugins.after_write(
             context=ctx, entity=entity, operation="delete", record=existing, changes=changes
         )
@@ -218,11 +245,72 @@ class RecordsService:
 
     # -- Reads ----------------------------------------------------------------------------
 
-    def get(self, conn: Connection, entity_name: str, record_id: str) -> Record | None:
-        """One record by id, or None."""
+    def get(
+        self, conn: Connection, entity_name: str, record_id: str, *, actor: Actor | None = None
+    ) -> Record | None:
+        """One record by id, or None (also when ``actor`` may not read it)."""
         if not is_record_id(record_id):
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
-        return self._fetch(conn, self.catalog.table(entity_name), record_id)
+        table = self.catalog.table(entity_name)
+        stmt = select(table).where(table.c.id == record_id)
+        if actor is not None:
+            stmt = stmt.where(*self._read_filter(actor, entity_name, table))
+        row = conn.execute(stmt).first()
+        return self._open(table, row._mapping) if row is not None else None
+
+    def _open(self, table: Table, row: Mapping[str, Any]) -> Record:
+        """A stored row as a record: encrypted fields opened (docs/encryption.md)."""
+        return self.encryption.open(self.catalog.entity(table.name), dict(row))
+
+    def _written(self, entity: EntityDef) -> None:
+        """Forget cached access when what it is built from changes (this process at once)."""
+        if entity.name in ACCESS_ENTITIES:
+            self.permissions.forget()
+
+    def _read_filter(self, actor: Actor, entity_name: str, table: Table) -> list[Any]:
+        access = self.permissions.access_for(actor)
+        access.require(entity_name, "read")
+        condition = access.row_filter(entity_name, table, "read")
+        return [] if condition is None else [condition]
+
+    def _require_scope(
+        self,
+        conn: Connection,
+        access: Access,
+        entity: EntityDef,
+        record_id: str,
+        right: Right,
+        *,
+        moved: bool = False,
+    ) -> None:
+        """Refuse a write to a record outside the caller's scope for ``right``.
+
+        Checked in SQL against the stored row, so every kind of rule (own, team,
+        a custom filter) means the same for writes as for reads. A record the
+        caller cannot even read is reported as not found.
+        """
+        access.require(entity.name, right)
+        table = self.catalog.table(entity.name)
+        condition = access.row_filter(entity.name, table, right)
+        if condition is None:
+            return
+        inside = conn.execute(select(table.c.id).where(table.c.id == record_id, condition)).first()
+        if inside is not None:
+            return
+        if moved:
+            raise Forbidden(
+                f"this change would move the {entity.name} out of the records you may change"
+            )
+        if right == "create":
+            raise Forbidden(f"you may not create this {entity.name}: it is outside your scope")
+        readable = access.row_filter(entity.name, table, "read")
+        visible = (
+            readable is None
+            or conn.execute(select(table.c.id).where(table.c.id == record_id, readable)).first()
+        )
+        if not visible:
+            raise NotFound(f"no {entity.name} with id {record_id}", field="id")
+        raise Forbidden(f"you may not {right} this {entity.name}")
 
     def list(
         self,
@@ -236,14 +324,20 @@ class RecordsService:
         last: int | None = None,
         before: str | None = None,
         with_total: bool = False,
+        actor: Actor | None = None,
     ) -> Page:
-        """A page of records: filter, order and keyset cursors as in docs/graphql.md."""
+        """A page of records: filter, order and keyset cursors as in docs/graphql.md.
+
+        With ``actor``, only the records that caller may read.
+        """
         catalog = self.catalog
         entity = catalog.entity(entity_name)
         table = catalog.table(entity_name)
         size = query.page_size(first, last)
         ordering = query.make_ordering(entity, order_by)
-        where = query.compile_filter(entity, table, filter)
+        where = query.compile_filter(entity, table, filter, blind=self.encryption.index)
+        if actor is not None:
+            where = and_(where, *self._read_filter(actor, entity_name, table))
         backwards = last is not None
         walk = ordering.reversed() if backwards else ordering
         stmt = select(table).where(where)
@@ -251,7 +345,7 @@ class RecordsService:
         if cursor is not None:
             stmt = stmt.where(walk.after(table, query.decode_cursor(ordering, cursor)))
         stmt = stmt.order_by(*walk.clauses(table)).limit(size + 1)
-        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        rows = [self._open(table, r._mapping) for r in conn.execute(stmt)]
         more = len(rows) > size
         rows = rows[:size]
         if backwards:
@@ -335,7 +429,7 @@ class RecordsService:
         if lock and conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).first()
-        return dict(row._mapping) if row is not None else None
+        return self._open(table, row._mapping) if row is not None else None
 
     def _execute(self, conn: Connection, entity: EntityDef, stmt: Any) -> Any:
         """Run a write; unique-constraint violations become CONFLICT naming the field.

@@ -21,7 +21,14 @@ from sqlalchemy import Connection, ForeignKeyConstraint, MetaData, inspect
 
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.metadata.registry import Registry
-from qiao.core.storage.tables import build_table, field_column, fk_name, index_specs
+from qiao.core.storage.tables import (
+    blind_index_column,
+    build_table,
+    field_column,
+    fk_name,
+    index_specs,
+    stored_columns,
+)
 
 
 def _alembic_config(conn: Connection | None = None) -> Config:
@@ -72,7 +79,7 @@ def plan_entities(conn: Connection, registry: Registry) -> SchemaPlan:
             plan.create_tables.append(entity.name)
             continue
         columns = {c["name"] for c in insp.get_columns(entity.name)}
-        declared = {f.column for f in entity.fields}
+        declared = set(stored_columns(entity))
         plan.add_columns += [(entity.name, c) for c in sorted(declared - columns)]
         system = {"id", "created_at", "updated_at", "created_by_id", "updated_by_id", "version"}
         plan.orphan_columns += [(entity.name, c) for c in sorted(columns - declared - system)]
@@ -103,8 +110,10 @@ def apply_entities(conn: Connection, registry: Registry) -> SchemaPlan:
             _add_foreign_keys(ops, entity, [f.column for f in entity.relations])
     for table_name, column in plan.add_columns:
         entity = registry.entity(table_name)
-        f = next(f for f in entity.fields if f.column == column)
-        if f.type is not FieldType.RELATION:
+        f = stored_columns(entity)[column]
+        if f.column != column:  # the blind index of a searchable encrypted field
+            ops.add_column(table_name, blind_index_column(f))  # type: ignore[arg-type]
+        elif f.type is not FieldType.RELATION:
             ops.add_column(table_name, field_column(entity, f))
         elif sqlite:
             _add_sqlite_relation(conn, entity, f)

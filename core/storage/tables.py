@@ -41,6 +41,8 @@ _ON_DELETE_SQL = {
 
 def column_type(field: FieldDef) -> TypeEngine[object]:
     """The SQL type of a field's column."""
+    if field.encrypted:
+        return Text()  # a sealed value (docs/encryption.md) is longer than its plaintext
     match field.type:
         case FieldType.STRING | FieldType.EMAIL | FieldType.PHONE | FieldType.URL:
             return String(field.effective_max_length)
@@ -78,6 +80,24 @@ def field_column(entity: EntityDef, field: FieldDef, *, with_fk: bool = True) ->
             )
         )
     return Column(field.column, column_type(field), *args, nullable=True)
+
+
+def blind_index_column(field: FieldDef) -> Column[object] | None:
+    """The blind-index column of a searchable encrypted field (``<column>_bidx``), if any."""
+    if not (field.encrypted and field.searchable):
+        return None
+    return Column(f"{field.column}_bidx", String(64), nullable=True)
+
+
+def stored_columns(entity: EntityDef) -> dict[str, FieldDef]:
+    """Every column the fields of ``entity`` store, blind indexes included, to its field."""
+    columns: dict[str, FieldDef] = {}
+    for f in entity.fields:
+        columns[f.column] = f
+        bidx = blind_index_column(f)
+        if bidx is not None:
+            columns[bidx.name] = f
+    return columns
 
 
 def fk_name(entity: str, field: FieldDef) -> str:
@@ -121,6 +141,10 @@ def index_specs(entity: EntityDef) -> list[IndexSpec]:
             cols = (f.column,)
             name = index_name(entity.name, cols, f.unique)
             specs[name] = IndexSpec(name, cols, f.unique)
+        if f.encrypted and f.searchable:
+            cols = (f"{f.column}_bidx",)
+            name = index_name(entity.name, cols, False)
+            specs[name] = IndexSpec(name, cols, False)
     for declared in entity.indexes:
         cols = tuple(entity.field(n).column for n in declared)  # type: ignore[union-attr]
         name = index_name(entity.name, cols, False)
@@ -134,6 +158,7 @@ def index_specs(entity: EntityDef) -> list[IndexSpec]:
 def build_table(entity: EntityDef, metadata: MetaData, *, with_fks: bool = True) -> Table:
     """The table of ``entity`` in ``metadata``, columns, keys and indexes included."""
     columns = system_columns() + [field_column(entity, f, with_fk=with_fks) for f in entity.fields]
+    columns += [c for f in entity.fields if (c := blind_index_column(f)) is not None]
     table = Table(entity.name, metadata, *columns)
     for spec in index_specs(entity):
         Index(spec.name, *(table.c[c] for c in spec.columns), unique=spec.unique)

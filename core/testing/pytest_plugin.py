@@ -157,6 +157,7 @@ def qiao_config(qiao_database_url: str, qiao_enabled_plugins: Sequence[str]) -> 
 def qiao_runtime(qiao_config: Config, qiao_extra_plugins: Sequence[Any]) -> Iterator[Runtime]:
     runtime = Runtime(qiao_config, extra_plugins=qiao_extra_plugins)
     runtime.current()
+    runtime.start()
     yield runtime
     runtime.close()
 

@@ -16,11 +16,12 @@ from qiao.plugins.crm import demo
 
 QIAO_DEPENDS = ("core",)
 MANIFEST = Path(__file__).with_name("entities.yaml")
+ROLES = Path(__file__).with_name("roles.yaml")
 
 
 @hookimpl
 def qiao_entity_manifests() -> list[Path]:
-    return [MANIFEST]
+    return [MANIFEST, ROLES]
 
 
 @hookimpl

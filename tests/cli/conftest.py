@@ -28,9 +28,9 @@ def write_config(path: Path, url: str, **server: Any) -> Path:
     return path
 
 
-def invoke(*args: str, expect: int = 0) -> Result:
-    """Run ``qiao ARGS``; fails the test when the exit code is not ``expect``."""
-    result = CliRunner().invoke(cli, list(args))
+def invoke(*args: str, expect: int = 0, input: str | None = None) -> Result:
+    """Run ``qiao ARGS`` (``input`` typed at its prompts); the exit code must be ``expect``."""
+    result = CliRunner().invoke(cli, list(args), input=input)
     assert result.exit_code == expect, result.output
     return result
 
@@ -63,7 +63,7 @@ def config_file(tmp_path: Path, qiao_database_url: str) -> Path:
 def run(config_file: Path) -> Run:
     """``qiao --config <the test deployment> ARGS``."""
 
-    def run(*args: str, expect: int = 0) -> Result:
-        return invoke("--config", str(config_file), *args, expect=expect)
+    def run(*args: str, expect: int = 0, input: str | None = None) -> Result:
+        return invoke("--config", str(config_file), *args, expect=expect, input=input)
 
     return run

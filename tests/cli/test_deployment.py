@@ -105,3 +105,28 @@ def test_plugin_list_marks_enabled_plugins(
     lines = qiao("--config", str(config), "plugin", "list").stdout.splitlines()
     assert any(line.startswith("* core ") and "built in" in line for line in lines)
     assert any(line.startswith("* crm ") for line in lines)
+
+
+def test_init_writes_key_file_unit_and_environment_file(qiao: Run, tmp_path: Path) -> None:
+    folder = tmp_path / "acme"
+    qiao("init", str(folder), "--template", "clinics")
+    settings = tomllib.loads((folder / "qiao.toml").read_text(encoding="utf-8"))
+    assert settings["keys"] == {"provider": "file", "file": "qiao-kek.json"}
+    assert settings["plugins"]["enabled"] == ["crm", "clinics"]
+    assert settings["templates"] == {"clinics": "0.1.0"}
+    for private in ("qiao-kek.json", "qiao.env"):
+        assert (folder / private).stat().st_mode & 0o777 == 0o600
+    unit = (folder / "qiao.service").read_text(encoding="utf-8")
+    assert f"EnvironmentFile={folder.resolve()}/qiao.env" in unit
+    assert "serve" in unit.split("ExecStart=")[1].splitlines()[0]
+    env = (folder / "qiao.env").read_text(encoding="utf-8")
+    assert f"QIAO_CONFIG={folder.resolve()}/qiao.toml" in env
+    key = (folder / "qiao-kek.json").read_bytes()
+    qiao("init", str(folder), "--force")
+    assert (folder / "qiao-kek.json").read_bytes() == key  # a key is never replaced
+
+
+def test_init_refuses_an_unknown_template_before_writing(qiao: Run, tmp_path: Path) -> None:
+    result = qiao("init", str(tmp_path / "x"), "--template", "bakery", expect=1)
+    assert "no template 'bakery' in the market" in result.stderr
+    assert not (tmp_path / "x").exists()

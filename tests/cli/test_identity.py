@@ -60,3 +60,22 @@ def test_token_errors_are_one_line(run: Run) -> None:
     assert run("token", "revoke", "not-an-id", expect=1).stderr.count("\n") == 1
     both = run("token", "create", "--user", "admin", "--days", "3", "--no-expiry", expect=2)
     assert "exclude each other" in both.stderr
+
+
+def test_users_get_roles_and_passwords(run: Run, qiao_runtime: Runtime) -> None:
+    run("user", "create", "zhang", "--display-name", "张三", "--role", "sales_rep")
+    run("user", "create", "li", "--password", input="苏州-精工-2026!\n苏州-精工-2026!\n")
+    run("user", "grant", "li", "finance")
+    refused = run("user", "grant", "li", "pirate", expect=1)
+    assert "no role named 'pirate'" in refused.stderr
+    with qiao_runtime.db.read() as conn:
+        rows = qiao_runtime.records.list(conn, "role_assignment", first=10).records
+        roles = {r["id"]: r["name"] for r in qiao_runtime.records.list(conn, "role").records}
+        users = {r["id"]: r["username"] for r in qiao_runtime.records.list(conn, "user").records}
+    assert sorted((users[r["user_id"]], roles[r["role_id"]]) for r in rows) == [
+        ("li", "finance"),
+        ("zhang", "sales_rep"),
+    ]
+    read_only = run("token", "create", "--user", "zhang", "--scope", "read").stdout.strip()
+    actor = Authenticator(qiao_runtime.db, qiao_runtime.current).actor_for("Bearer " + read_only)
+    assert actor.read_only and not actor.is_admin

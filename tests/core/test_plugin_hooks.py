@@ -446,7 +446,9 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(cli_main.cli, "commands", dict(cli_main.cli.commands))
     installed = {
-        n: ep for n, ep in pluginmanager.available_plugins().items() if n in {"core", "crm"}
+        n: ep
+        for n, ep in pluginmanager.available_plugins().items()
+        if n in {*pluginmanager.BUILTIN_PLUGINS, "crm"}
     }
     monkeypatch.setattr(pluginmanager, "available_plugins", lambda: installed)
 

@@ -24,12 +24,18 @@ from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.manifest import Manifest
 from qiao.core.metadata.model import FieldDef
 from qiao.core.metadata.registry import Registry
-from qiao.core.pluginmanager import BLOCK_ENV, ENTRY_POINT_GROUP, Plugins, create_plugins
+from qiao.core.pluginmanager import (
+    BLOCK_ENV,
+    BUILTIN_PLUGINS,
+    ENTRY_POINT_GROUP,
+    Plugins,
+    create_plugins,
+)
 
 from . import plugin_fixtures
 from .plugin_fixtures import warranty
 
-INSTALLED = ("core", "crm")
+INSTALLED = (*BUILTIN_PLUGINS, "crm")
 GADGET = {
     "name": "gadget",
     "plural": "gadgets",
@@ -102,7 +108,7 @@ def test_qiao_ships_core_and_crm_as_entry_points() -> None:
     installed = available_plugins()
     assert installed["core"].value == "qiao.core.builtin"
     assert installed["crm"].value == "qiao.plugins.crm"
-    assert create_plugins(["crm"]).names == ["core", "crm"]
+    assert create_plugins(["crm"]).names == [*BUILTIN_PLUGINS, "crm"]
 
 
 def test_the_crm_objects_come_through_the_same_hook_as_any_plugin() -> None:
@@ -122,8 +128,9 @@ def test_core_is_always_loaded_first_and_once(entry_points: Any, enabled: list[s
 def test_a_missing_plugin_is_named_with_what_is_installed(entry_points: Any) -> None:
     with pytest.raises(ConfigurationError) as caught:
         create_plugins(["crm", "warranty"])
+    installed = ", ".join(sorted(INSTALLED))
     assert caught.value.message == (
-        "plugin 'warranty' is enabled but not installed (installed: core, crm)"
+        f"plugin 'warranty' is enabled but not installed (installed: {installed})"
     )
 
 
@@ -154,7 +161,9 @@ def test_a_blocked_plugin_stops_start_up(install: Install, monkeypatch: pytest.M
     with pytest.raises(ConfigurationError) as caught:
         create_plugins(["crm", "warranty"])
     assert caught.value.message == f"plugin 'warranty' is enabled but blocked by {BLOCK_ENV}"
-    assert create_plugins(["crm"]).names == ["core", "crm"], "blocking what is off is harmless"
+    assert create_plugins(["crm"]).names == [*BUILTIN_PLUGINS, "crm"], (
+        "blocking what is off is harmless"
+    )
 
 
 # -- Ordering -----------------------------------------------------------------------------
@@ -183,7 +192,7 @@ def test_extra_plugins_come_after_the_installed_ones(install: Install) -> None:
         __name__ = "probe"
 
     assert create_plugins(["warranty", "crm"], [Probe()]).names == [
-        "core",
+        *BUILTIN_PLUGINS,
         "crm",
         "warranty",
         "probe",
@@ -394,8 +403,8 @@ def test_each_create_plugins_call_is_independent() -> None:
     with_routes = create_plugins(["crm"], [plugin])
     without = create_plugins(["crm"])
     assert with_routes.pm is not without.pm
-    assert with_routes.names == ["core", "crm", "routes"]
-    assert without.names == ["core", "crm"]
+    assert with_routes.names == [*BUILTIN_PLUGINS, "crm", "routes"]
+    assert without.names == [*BUILTIN_PLUGINS, "crm"]
     assert without.routes() == []
     assert [getattr(r, "path", None) for r in with_routes.routes()] == ["/routes"]
     # The same plugin object can serve two deployments in one process.

@@ -327,14 +327,27 @@ def test_inverse_names_obey_field_name_rules(inverse: str) -> None:
     [
         ({"formula": "amount * probability / 100"}, "formula and rollup fields are not available"),
         ({"rollup": {"relation": "items", "op": "sum"}}, "formula and rollup fields are not"),
-        ({"encrypted": True}, "encrypted fields are not available in this version"),
-        ({"searchable": "exact"}, "encrypted fields are not available in this version"),
     ],
 )
-def test_computed_and_encrypted_fields_are_reserved_for_later(
-    options: dict[str, Any], message: str
-) -> None:
+def test_computed_fields_are_reserved_for_later(options: dict[str, Any], message: str) -> None:
     refused(lambda: field("x", "string", **options), message)
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        ("integer", {"encrypted": True}, "encrypted applies to string, text, email, phone and url"),
+        ("string", {"searchable": "exact"}, "searchable: exact applies to encrypted fields"),
+        ("string", {"encrypted": True, "unique": True}, "cannot be unique or indexed"),
+    ],
+)
+def test_encrypted_options_fit_the_type(kind: str, options: dict[str, Any], message: str) -> None:
+    refused(lambda: field("x", kind, **options), message)
+
+
+def test_encrypted_text_fields_are_accepted() -> None:
+    phone = field("phone", "phone", encrypted=True, searchable="exact")
+    assert phone.encrypted and phone.searchable == "exact"
 
 
 # -- Entities -------------------------------------------------------------------------------

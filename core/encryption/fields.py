@@ -1,0 +1,176 @@
+"""Sealing and opening the values of encrypted fields, and their blind indexes.
+
+The records service calls :meth:`FieldEncryption.seal` on the column values it
+is about to write (already coerced and normalised) and :meth:`FieldEncryption.open`
+on every row it reads. Each value is sealed with its entity's active data key
+and bound to (entity, field, record id), so a value copied to another record
+or field no longer opens. A searchable field's ``<column>_bidx`` gets the
+HMAC-SM3 blind index of the same value.
+
+GraphQL reads are compiled to one SQL statement whose JSON the database builds;
+the database cannot open sealed values. The compiler emits each encrypted
+field as :meth:`FieldEncryption.marked` text (a per-process random marker, the
+field's context and the sealed value), and :meth:`FieldEncryption.reveal`
+replaces those strings with the opened values. A stored value cannot forge the
+marker: it is random, and never leaves the process.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, String, cast, literal
+
+from qiao.core.crypto import (
+    CryptoIntegrityError,
+    FieldContext,
+    IndexKind,
+    blind_index,
+    is_sealed,
+    open_text,
+    seal_text,
+)
+from qiao.core.encryption.keystore import KeyStore
+from qiao.core.errors import BadUserInput
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
+
+BIDX_SUFFIX = "_bidx"
+
+
+def encrypted_fields(entity: EntityDef) -> list[FieldDef]:
+    return [f for f in entity.fields if f.encrypted]
+
+
+def index_column(field: FieldDef) -> str:
+    """The column holding a searchable field's blind index."""
+    return field.column + BIDX_SUFFIX
+
+
+def index_kind(field: FieldDef) -> IndexKind:
+    """How a value is normalised before indexing: e-mail lower-cased, phones E.164."""
+    if field.type is FieldType.EMAIL:
+        return "email"
+    if field.type is FieldType.PHONE:
+        return "phone"
+    return "text"
+
+
+class FieldEncryption:
+    """Seals, opens and indexes encrypted field values for one deployment."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+        self.marker = f"qiao-sealed-{secrets.token_hex(16)}:"
+
+    # -- Writes -----------------------------------------------------------------------------
+
+    def seal(
+        self,
+        conn: Connection,
+        entity: EntityDef,
+        record_id: str,
+        columns: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """``columns`` with encrypted values sealed and blind indexes added."""
+        fields = [f for f in encrypted_fields(entity) if f.column in columns]
+        out = dict(columns)
+        if not fields:
+            return out
+        present = [f for f in fields if columns[f.column] is not None]
+        key = self.keys.reserve(conn, entity.name, len(present)) if present else None
+        for field in fields:
+            value = columns[field.column]
+            if field.searchable:
+                out[index_column(field)] = (
+                    None if value is None else self.index(conn, entity.name, field, value)
+                )
+            if value is None:
+                continue
+            assert key is not None
+            context = FieldContext(entity.name, field.name, record_id)
+            out[field.column] = seal_text(str(value), key, context)
+        return out
+
+    def index(self, conn: Connection | None, entity: str, field: FieldDef, value: Any) -> str:
+        """The blind index of ``value`` in ``entity.field``."""
+        key = self.keys.index_key(conn, entity, field.name)
+        try:
+            return blind_index(key, str(value), index_kind(field))
+        except ValueError as exc:
+            raise BadUserInput(f"{field.name}: {exc}", field=field.name) from None
+
+    # -- Reads ------------------------------------------------------------------------------
+
+    def open(self, entity: EntityDef, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` (stored columns) with encrypted values opened; blind indexes dropped."""
+        fields = encrypted_fields(entity)
+        if not fields:
+            return row
+        for field in fields:
+            row.pop(index_column(field), None)
+            token = row.get(field.column)
+            if token is not None:
+                row[field.column] = self.open_value(entity.name, field.name, row["id"], token)
+        return row
+
+    def open_value(self, entity: str, field: str, record_id: str, token: str) -> str:
+        context = FieldContext(entity, field, str(record_id))
+        if not is_sealed(token):
+            raise CryptoIntegrityError(
+                f"{context.describe()}: the stored value is not sealed; it was written "
+                "before the field was encrypted (run 'qiao keys rotate --data') or put "
+                "there by hand"
+            )
+        return open_text(token, self.keys, context)
+
+    # -- Compiled GraphQL reads -------------------------------------------------------------
+
+    def marked(self, entity: str, field: FieldDef, table: Any) -> Any:
+        """SQL text ``<marker><entity>:<field>:<id>:<sealed value>`` (NULL stays NULL)."""
+        prefix = literal(f"{self.marker}{entity}:{field.name}:", String)
+        record_id = cast(table.c.id, String)
+        return prefix + record_id + literal(":", String) + table.c[field.column]
+
+    def reveal(self, text: str | None) -> str | None:
+        """JSON text with every marked sealed value replaced by its plaintext."""
+        if text is None or self.marker not in text:
+            return text
+        return json.dumps(self._reveal(json.loads(text)), ensure_ascii=False)
+
+    def reveal_data(self, data: Any) -> Any:
+        """:meth:`reveal` for JSON already parsed."""
+        return self._reveal(data)
+
+    def _reveal(self, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.startswith(self.marker):
+                return value
+            entity, field, record_id, token = value[len(self.marker) :].split(":", 3)
+            return self.open_value(entity, field, record_id, token)
+        if isinstance(value, dict):
+            return {k: self._reveal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._reveal(v) for v in value]
+        return value
+
+
+def check_keys(encryption: FieldEncryption, db: Any, catalog: Any) -> None:
+    """At start-up: every stored key unwraps, and encrypted fields have a provider.
+
+    A missing or wrong KEK raises :class:`~qiao.core.errors.ConfigurationError`
+    before anything is served or written. A database not yet set up is skipped;
+    without a ``catalog`` (metadata not read yet) only the stored keys are checked.
+    """
+    from sqlalchemy import inspect
+
+    entities = catalog.registry.entities.values() if catalog is not None else ()
+    needed = any(encrypted_fields(e) for e in entities)
+    with db.read() as conn:
+        if "qiao_data_key" not in set(inspect(conn).get_table_names()):
+            return
+        if needed or encryption.keys.status(conn):
+            encryption.keys.provider  # noqa: B018 - raises when none is configured
+            encryption.keys.check(conn)

@@ -1,0 +1,205 @@
+"""Online key rotation: new KEK versions, re-sealing rows, retiring old data keys.
+
+* :func:`rotate_kek` adds a KEK version to the key file and re-wraps every
+  stored key under it, in one transaction. The old version stays in the file,
+  so other processes keep unwrapping until they restart.
+* :func:`rotate_data` gives each entity with encrypted fields a new active data
+  key and re-seals its rows in batches, each batch its own short transaction,
+  while reads and writes go on (every key stays readable). Run it again after a
+  crash: an entity whose rows still use an older key is finished first, without
+  another new key.
+* :func:`key_usage` counts the stored values sealed under each key, and
+  :func:`retire` deletes a data key only when no value uses it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, and_, func, select, update
+
+from qiao.core.catalog import Catalog
+from qiao.core.crypto import FileKeyProvider, add_kek_version, is_sealed, sealed_key_id
+from qiao.core.encryption.fields import FieldEncryption, encrypted_fields
+from qiao.core.encryption.keystore import ACTIVE, DATA
+from qiao.core.errors import BadUserInput, ConfigurationError
+from qiao.core.metadata.model import EntityDef
+from qiao.core.storage import system
+
+Progress = Callable[[str, int, int], None]
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Rotated:
+    """What :func:`rotate_data` did for one entity."""
+
+    entity: str
+    key_id: str
+    rows: int
+
+
+def rotate_kek(encryption: FieldEncryption, key_file: Path) -> tuple[str, int]:
+    """Add a KEK version to ``key_file`` and re-wrap every stored key under it."""
+    keys = encryption.keys
+    old = FileKeyProvider(key_file)
+    add_kek_version(key_file)
+    new = FileKeyProvider(key_file)
+    keys.forget()
+    keys._provider = new
+    with keys.db.write() as conn:
+        count = keys.rewrap(conn, old)
+    return new.kek_id, count
+
+
+def _entities(catalog: Catalog) -> list[EntityDef]:
+    return [e for e in catalog.registry.entities.values() if encrypted_fields(e)]
+
+
+def _batches(conn_factory: Callable[[], Iterator[Connection]], table, size: int):
+    """Record ids in id order, ``size`` at a time, each batch read afresh."""
+    last = None
+    while True:
+        with conn_factory() as conn:
+            stmt = select(table.c.id).order_by(table.c.id).limit(size)
+            if last is not None:
+                stmt = stmt.where(table.c.id > last)
+            ids = [r[0] for r in conn.execute(stmt)]
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def rotate_data(
+    encryption: FieldEncryption,
+    catalog: Catalog,
+    *,
+    batch: int = BATCH,
+    progress: Progress | None = None,
+) -> list[Rotated]:
+    """Re-seal every encrypted value under its entity's new active data key."""
+    keys = encryption.keys
+    done: list[Rotated] = []
+    for entity in _entities(catalog):
+        table = catalog.table(entity.name)
+        with keys.db.write() as conn:
+            active = keys.active_key(conn, entity.name).key_id
+        if not _stale_rows(encryption, catalog, entity, active):
+            with keys.db.write() as conn:
+                active = keys.rotate_data_key(conn, entity.name).key_id
+        total = _count(keys.db, table)
+        rows = 0
+        seen = 0
+        for ids in _batches(keys.db.read, table, batch):
+            with keys.db.write() as conn:
+                rows += _reseal(encryption, conn, entity, table, ids)
+            seen += len(ids)
+            if progress is not None:
+                progress(entity.name, seen, total)
+        done.append(Rotated(entity.name, keys.active_key_id(entity.name) or active, rows))
+    return done
+
+
+def _count(db, table) -> int:
+    with db.read() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _stale_rows(
+    encryption: FieldEncryption, catalog: Catalog, entity: EntityDef, active: str
+) -> bool:
+    usage = key_usage(encryption, catalog, entities=[entity])
+    return any(k != active for k in usage)
+
+
+def _reseal(
+    encryption: FieldEncryption, conn: Connection, entity: EntityDef, table, ids: list[str]
+) -> int:
+    """Re-seal the values of ``ids`` not sealed by the active key; returns rows changed."""
+    fields = encrypted_fields(entity)
+    stmt = select(table.c.id, *(table.c[f.column] for f in fields)).where(table.c.id.in_(ids))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    keys = encryption.keys
+    active = keys.active_key(conn, entity.name).key_id
+    changed = 0
+    for row in conn.execute(stmt).all():
+        m = row._mapping
+        plain: dict[str, str] = {}
+        for f in fields:
+            token = m[f.column]
+            if token is None or (is_sealed(token) and sealed_key_id(token) == active):
+                continue
+            if is_sealed(token):
+                plain[f.column] = encryption.open_value(entity.name, f.name, m["id"], token)
+            else:  # written before the field was encrypted
+                plain[f.column] = token
+        if not plain:
+            continue
+        sealed = encryption.seal(conn, entity, m["id"], plain)
+        unchanged = [table.c[c] == m[c] for c in plain]
+        result = conn.execute(
+            update(table).where(and_(table.c.id == m["id"], *unchanged)).values(sealed)
+        )
+        changed += result.rowcount
+    return changed
+
+
+def key_usage(
+    encryption: FieldEncryption, catalog: Catalog, *, entities: list[EntityDef] | None = None
+) -> Counter[str]:
+    """How many stored values each data key seals (``plaintext`` for unsealed ones)."""
+    usage: Counter[str] = Counter()
+    db = encryption.keys.db
+    for entity in entities if entities is not None else _entities(catalog):
+        table = catalog.table(entity.name)
+        columns = [table.c[f.column] for f in encrypted_fields(entity)]
+        with db.read() as conn:
+            for row in conn.execute(select(*columns)):
+                for token in row:
+                    if token is not None:
+                        usage[sealed_key_id(token) if is_sealed(token) else "plaintext"] += 1
+    return usage
+
+
+def retire(encryption: FieldEncryption, catalog: Catalog, key_id: str) -> None:
+    """Delete data key ``key_id`` for good; refused while anything still uses it."""
+    keys = encryption.keys
+    with keys.db.read() as conn:
+        row = conn.execute(
+            select(system.data_key).where(system.data_key.c.key_id == key_id)
+        ).first()
+    if row is None:
+        raise BadUserInput(f"there is no key {key_id!r}; 'qiao keys status' lists them")
+    if row.purpose != DATA:
+        raise BadUserInput(f"{key_id} is a blind-index key; it is retired with its entity only")
+    if row.state == ACTIVE:
+        raise BadUserInput(
+            f"{key_id} seals new values of {row.entity}; run 'qiao keys rotate --data' first"
+        )
+    used = key_usage(encryption, catalog).get(key_id, 0)
+    if used:
+        raise BadUserInput(
+            f"{key_id} still seals {used} stored values; run 'qiao keys rotate --data' to "
+            "re-seal them, then retire it"
+        )
+    with keys.db.write() as conn:
+        keys.delete_keys(conn, [key_id])
+
+
+def kek_versions_in_use(encryption: FieldEncryption) -> set[str]:
+    with encryption.keys.db.read() as conn:
+        return {r[0] for r in conn.execute(select(system.data_key.c.kek_id).distinct())}
+
+
+def require_file_provider(key_file: Path | None) -> Path:
+    if key_file is None:
+        raise ConfigurationError(
+            'rotating the KEK needs a key file: [keys] provider = "file" in qiao.toml '
+            "(the environment provider holds one fixed KEK, for development)"
+        )
+    return key_file

@@ -1,0 +1,76 @@
+"""Which key provider a deployment uses: the ``[keys]`` table of qiao.toml.
+
+``qiao init`` writes ``[keys] provider = "file", file = "qiao-kek.json"``; the file
+is relative to the deployment folder. ``provider = "env"`` takes the KEK from
+``QIAO_KEK`` and is for development only (docs/encryption.md). ``QIAO_KEY_FILE``
+overrides the file, so containers can mount it anywhere. Without a ``[keys]``
+table and without ``QIAO_KEY_FILE`` there is no provider, and encrypted fields
+stop with a :class:`~qiao.core.errors.ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from qiao.core.config import Config
+from qiao.core.crypto import CryptoError, EnvKeyProvider, FileKeyProvider, KeyProvider
+from qiao.core.errors import ConfigurationError
+
+KEY_FILE_ENV = "QIAO_KEY_FILE"
+PROVIDERS = ("file", "env")
+
+ProviderFactory = Callable[[], KeyProvider | None]
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """The ``[keys]`` table: a provider name and, for ``file``, the key file's path."""
+
+    provider: str | None = None
+    file: Path | None = None
+
+    @classmethod
+    def of(cls, config: Config, env: Mapping[str, str] | None = None) -> KeySettings:
+        env = os.environ if env is None else env
+        table: dict[str, object] = {}
+        if config.path is not None:
+            try:
+                data = tomllib.loads(config.path.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigurationError(f"{config.path}: {exc}") from None
+            table = data.get("keys", {})
+            if not isinstance(table, dict):
+                raise ConfigurationError(f"{config.path}: [keys] must be a table")
+        provider = table.get("provider", "file" if "file" in table else None)
+        file = table.get("file")
+        if env.get(KEY_FILE_ENV):
+            provider, file = "file", env[KEY_FILE_ENV]
+        if provider is not None and provider not in PROVIDERS:
+            raise ConfigurationError(
+                f"[keys] provider {provider!r} is unknown; use one of {', '.join(PROVIDERS)}"
+            )
+        if provider == "file" and not file:
+            raise ConfigurationError('[keys] provider = "file" needs file = "<path>"')
+        path = (config.root / str(file)).resolve() if file else None
+        return cls(provider=str(provider) if provider else None, file=path)
+
+    def make_provider(self) -> KeyProvider | None:
+        """The configured provider; a missing or unsafe key is a ConfigurationError."""
+        try:
+            if self.provider == "file":
+                assert self.file is not None
+                return FileKeyProvider(self.file)
+            if self.provider == "env":
+                return EnvKeyProvider()
+        except CryptoError as exc:
+            raise ConfigurationError(str(exc)) from None
+        return None
+
+
+def provider_factory(config: Config) -> ProviderFactory:
+    """A factory for ``config``'s key provider, read when encryption is first needed."""
+    return lambda: KeySettings.of(config).make_provider()

@@ -1,0 +1,172 @@
+"""``qiao keys``: status, KEK rotation, online data-key rotation (resumable), retire."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from qiao.core.config import Config
+from qiao.core.crypto import generate_key_file, sealed_key_id
+from qiao.core.encryption.rotation import key_usage, rotate_data
+from qiao.core.records.context import Actor, Source
+from qiao.core.runtime import Runtime
+
+from .conftest import Run
+
+PATIENT = Path(__file__).parents[1] / "core" / "encryption" / "patient.yaml"
+ALICE = {"name": "张三", "phone": "13800138000", "diagnosis": "高血压", "notes": "复查"}
+
+
+@pytest.fixture
+def deployment(config_file: Path, qiao: Run) -> Path:
+    """A deployment with a key file and a custom ``patient`` entity holding 3 records."""
+    generate_key_file(config_file.parent / "qiao-kek.json")
+    text = config_file.read_text(encoding="utf-8")
+    config_file.write_text(text + '\n[keys]\nprovider = "file"\nfile = "qiao-kek.json"\n')
+    qiao("--config", str(config_file), "entity", "create", str(PATIENT))
+    with runtime_of(config_file) as runtime:
+        for i in range(3):
+            write(runtime, {**ALICE, "name": f"患者{i}"})
+    return config_file
+
+
+class runtime_of:
+    def __init__(self, path: Path) -> None:
+        self.runtime = Runtime(Config.load(path))
+
+    def __enter__(self) -> Runtime:
+        self.runtime.current()
+        self.runtime.start()
+        return self.runtime
+
+    def __exit__(self, *_: object) -> None:
+        self.runtime.close()
+
+
+def write(runtime: Runtime, values: dict) -> dict:
+    with runtime.records.transaction(Actor.system(), Source.CLI) as ctx:
+        return runtime.records.create(ctx, "patient", values)
+
+
+def tokens(runtime: Runtime) -> Iterator[str]:
+    table = runtime.current().table("patient")
+    with runtime.db.read() as conn:
+        for (token,) in conn.execute(select(table.c.diagnosis)):
+            yield token
+
+
+def test_status_lists_keys_and_what_they_seal(deployment: Path, qiao: Run):
+    out = qiao("--config", str(deployment), "keys", "status").output
+    assert "key-encryption key: file:v1" in out
+    assert "dek-patient-1" in out and "9 values" in out  # 3 records x 3 encrypted values set
+    assert "bik-patient" in out
+
+
+def test_rotate_rewraps_every_key_under_a_new_kek_version(deployment: Path, qiao: Run):
+    out = qiao("--config", str(deployment), "keys", "rotate").output
+    assert "new key-encryption key file:v2; re-wrapped 2 keys" in out
+    document = json.loads((deployment.parent / "qiao-kek.json").read_text())
+    assert document["current"] == 2 and set(document["kek"]) == {"1", "2"}
+    assert "wrapped by file:v2" in qiao("--config", str(deployment), "keys", "status").output
+    with runtime_of(deployment) as runtime, runtime.db.read() as conn:
+        page = runtime.records.list(conn, "patient")
+    assert {r["diagnosis"] for r in page.records} == {"高血压"}
+
+
+def test_rotate_data_reseals_rows_and_retire_then_succeeds(deployment: Path, qiao: Run):
+    early = qiao("--config", str(deployment), "keys", "retire", "dek-patient-1", expect=1)
+    assert "run 'qiao keys rotate --data' first" in early.output
+    out = qiao("--config", str(deployment), "keys", "rotate", "--data", "--batch", "2").output
+    assert "patient: 3 rows re-sealed under dek-patient-2" in out
+    with runtime_of(deployment) as runtime:
+        assert {sealed_key_id(t) for t in tokens(runtime)} == {"dek-patient-2"}
+        with runtime.db.read() as conn:
+            found = runtime.records.list(conn, "patient", filter={"phone": {"eq": "13800138000"}})
+        assert len(found.records) == 3  # blind indexes did not change
+    qiao("--config", str(deployment), "keys", "retire", "dek-patient-1")
+    gone = qiao("--config", str(deployment), "keys", "retire", "dek-patient-1", expect=1)
+    assert "there is no key" in gone.output
+
+
+def test_retire_refuses_a_key_that_still_seals_values(deployment: Path, qiao: Run):
+    with runtime_of(deployment) as runtime, runtime.db.write() as conn:
+        runtime.records.encryption.keys.rotate_data_key(conn, "patient")
+    refused = qiao("--config", str(deployment), "keys", "retire", "dek-patient-1", expect=1)
+    assert "still seals 9 stored values" in refused.output
+
+
+def test_rotate_data_resumes_after_a_crash_without_another_key(deployment: Path):
+    with runtime_of(deployment) as runtime:
+        encryption = runtime.records.encryption
+        calls = []
+
+        def crash(entity: str, done: int, total: int) -> None:
+            calls.append(done)
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            rotate_data(encryption, runtime.current(), batch=2, progress=crash)
+        usage = key_usage(encryption, runtime.current())
+        assert usage == {"dek-patient-2": 6, "dek-patient-1": 3}  # first batch of 2 rows done
+        done = rotate_data(encryption, runtime.current(), batch=2)
+        assert [(d.key_id, d.rows) for d in done] == [("dek-patient-2", 1)]
+        assert key_usage(encryption, runtime.current()) == {"dek-patient-2": 9}
+
+
+def test_rotation_under_concurrent_writes_loses_nothing(deployment: Path):
+    with runtime_of(deployment) as runtime, runtime_of(deployment) as writer:
+        stop = threading.Event()
+        written: list[dict] = []
+        errors: list[BaseException] = []
+
+        def keep_writing() -> None:
+            try:
+                i = 0
+                while not stop.is_set() or i < 5:
+                    record = write(writer, {**ALICE, "name": f"并发{i}"})
+                    with writer.records.transaction(Actor.system(), Source.CLI) as ctx:
+                        writer.records.update(ctx, "patient", record["id"], {"notes": f"改{i}"})
+                    written.append(record)
+                    i += 1
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=keep_writing)
+        thread.start()
+        try:
+            rotate_data(runtime.records.encryption, runtime.current(), batch=1)
+        finally:
+            stop.set()
+            thread.join()
+        assert not errors, errors
+        rotate_data(runtime.records.encryption, runtime.current(), batch=5)  # finish stragglers
+        with runtime.db.read() as conn:
+            page = runtime.records.list(conn, "patient", first=500)
+        by_name = {r["name"]: r for r in page.records}
+        for i, record in enumerate(written):
+            assert by_name[record["name"]]["notes"] == f"改{i}"
+            assert by_name[record["name"]]["diagnosis"] == "高血压"
+        assert set(key_usage(runtime.records.encryption, runtime.current())) == {
+            runtime.records.encryption.keys.active_key_id("patient")
+        }
+
+
+def test_a_tampered_key_row_stops_start_up(deployment: Path, qiao: Run):
+    from qiao.core.storage import system
+
+    with runtime_of(deployment) as runtime, runtime.db.write() as conn:
+        wrapped = conn.execute(
+            select(system.data_key.c.wrapped).where(system.data_key.c.key_id == "bik-patient")
+        ).scalar_one()
+        conn.execute(
+            update(system.data_key)
+            .where(system.data_key.c.key_id == "dek-patient-1")
+            .values(wrapped=wrapped)
+        )
+    out = qiao("--config", str(deployment), "keys", "status", expect=1).output
+    assert "cannot unwrap dek-patient-1" in out

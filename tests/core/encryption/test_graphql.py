@@ -1,0 +1,58 @@
+"""Encrypted fields through GraphQL: compiled reads open them; filters use blind indexes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conftest import ALICE
+
+FIELDS = "id name phone email idNumber diagnosis notes"
+
+
+def create(client: Any, values: dict[str, Any]) -> dict[str, Any]:
+    data = client.data(
+        f"mutation($input: PatientCreateInput!) {{ createPatient(input: $input) {{ {FIELDS} }} }}",
+        {"input": values},
+    )
+    return data["createPatient"]
+
+
+def graphql_input(values: dict[str, Any]) -> dict[str, Any]:
+    return {("idNumber" if k == "id_number" else k): v for k, v in values.items()}
+
+
+def test_mutation_results_and_compiled_reads_hold_plaintext(qiao_client):
+    created = create(qiao_client, graphql_input(ALICE))
+    assert created["phone"] == "+8613800138000" and created["diagnosis"] == "高血压"
+    data = qiao_client.data(f"{{ patients {{ edges {{ node {{ {FIELDS} }} }} }} }}")
+    assert data["patients"]["edges"][0]["node"] == created
+    one = qiao_client.data(f'{{ patient(id: "{created["id"]}") {{ notes me: phone }} }}')
+    assert one == {"patient": {"notes": "每日复查血压。", "me": "+8613800138000"}}
+
+
+def test_eq_and_in_filters_find_records_by_blind_index(qiao_client):
+    create(qiao_client, graphql_input(ALICE))
+    create(qiao_client, {"name": "李四", "phone": "13900139000"})
+    query = "query($f: PatientFilter) { patients(filter: $f) { edges { node { name } } } }"
+
+    def names(spec: dict[str, Any]) -> list[str]:
+        data = qiao_client.data(query, {"f": spec})
+        return sorted(e["node"]["name"] for e in data["patients"]["edges"])
+
+    assert names({"phone": {"eq": "+86 138 0013 8000"}}) == ["张三"]
+    assert names({"email": {"eq": "ZHANG.SAN@example.cn"}}) == ["张三"]
+    assert names({"phone": {"in": ["13900139000", "13800138000"]}}) == ["张三", "李四"]
+    assert names({"or": [{"idNumber": {"eq": "11010519491231002X"}}, {"name": {"eq": "x"}}]}) == [
+        "张三"
+    ]
+
+
+def test_other_operators_and_ordering_are_bad_user_input(qiao_client):
+    for query in (
+        '{ patients(filter: {phone: {contains: "138"}}) { totalCount } }',
+        '{ patients(filter: {diagnosis: {eq: "高血压"}}) { totalCount } }',
+        "{ patients(orderBy: [{field: PHONE}]) { totalCount } }",
+    ):
+        errors = qiao_client.errors(query)
+        assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT", errors
+        assert "stored encrypted" in errors[0]["message"]
