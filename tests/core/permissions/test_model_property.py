@@ -1,4 +1,4 @@
-"""Every read path returns exactly what a simple reference model of the rules allows.
+"""Every read path returns exactly the rows and fields a reference model of the rules allows.
 
 Hypothesis draws the accounts (owner, revenue), the shares and the viewer's
 roles; each example's records carry their own tag so examples share one
@@ -19,7 +19,9 @@ from qiao.core.records.context import Actor, Source
 
 from .conftest import TEAMS, USERS
 
-SCOPES = ["own", "team", "subtree", "region", "all", "big"]
+SCOPES = ["own", "team", "subtree", "region", "all", "big", "team_hidden"]
+#: Roles that read accounts but hide their annual revenue.
+HIDING = {"team_hidden"}
 BIG = Decimal("5000")
 VIEWERS = ["zhang", "chen", "zhou", "wang", "zhao", "nobody"]
 OWNERS = ["zhang", "li", "chen", "wang", "zhao", "zhou", "qian"]
@@ -79,7 +81,8 @@ def reached(viewer: str, scope: str) -> set[str]:
 def visible(viewer, scopes, accounts, shares) -> set[str]:
     names = set()
     for name, owner, revenue in accounts:
-        for scope in scopes:
+        for role in scopes:
+            scope = "team" if role == "team_hidden" else role
             if (
                 scope == "all"
                 or (scope == "big" and revenue >= BIG)
@@ -96,11 +99,11 @@ def make_roles(org) -> dict[str, str]:
     ids = {}
     for scope in SCOPES:
         read = {"filter": {"annual_revenue": {"gte": str(BIG)}}} if scope == "big" else scope
-        role = org.create(
-            "role",
-            name=f"read_{scope}",
-            rights={"entities": {"account": {"read": read}, "user": {"read": "all"}}},
-        )
+        rights = {"entities": {"account": {"read": read}, "user": {"read": "all"}}}
+        if scope in HIDING:
+            rights["entities"]["account"]["read"] = "team"
+            rights["fields"] = {"account": {"annual_revenue": "none"}}
+        role = org.create("role", name=f"read_{scope}", rights=rights)
         ids[scope] = role["id"]
     return ids
 
@@ -186,6 +189,17 @@ def test_every_path_matches_the_model(org, client_for, example):
         reverse = {e["node"]["name"] for u in owners for e in u["node"]["ownedAccounts"]["edges"]}
         assert reverse == expected
         assert sum(u["node"]["ownedAccounts"]["totalCount"] for u in owners) == len(expected)
+
+    hidden = bool(scopes) and scopes <= HIDING
+    revenue = client.post(
+        "query($f: AccountFilter) { accounts(filter: $f) { edges { node { annualRevenue } } } }",
+        {"f": flt},
+    )
+    if hidden:
+        assert revenue["errors"][0]["extensions"] == {"code": "FORBIDDEN", "field": "annualRevenue"}
+    else:
+        assert "errors" not in revenue
+        assert len(revenue["data"]["accounts"]["edges"]) == len(expected)
 
     with org.runtime.db.read() as conn:
         page = records.list(

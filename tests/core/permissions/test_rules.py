@@ -205,3 +205,24 @@ def test_malformed_rights_are_refused_naming_the_field(org):
     assert caught.value.field == "rights"
     with org.runtime.db.read() as conn:
         assert not org.runtime.records.list(conn, "role", filter={"name": {"eq": "broken"}}).records
+
+
+TRAIL = (
+    'query($id: ID!) { auditTrail(entity: "account", id: $id) { edges { node { operation } } } }'
+)
+
+
+def test_audit_trails_follow_the_record_and_the_auditor_reads_all(org, accounts, client_for):
+    mine, other = accounts["苏州-张三"]["id"], accounts["北京-赵六"]["id"]
+    rep = client_for("zhang")
+    trail = rep.data(TRAIL, {"id": mine})["auditTrail"]["edges"]
+    assert [e["node"]["operation"] for e in trail] == ["create"]
+    assert rep.errors(TRAIL, {"id": other})[0]["extensions"]["code"] == "FORBIDDEN"
+
+    auditor = client_for("wu")
+    assert auditor.data(TRAIL, {"id": other})["auditTrail"]["edges"]
+    errors = auditor.errors(
+        'mutation($id: ID!) { updateAccount(id: $id, input: {city: "北京"}) { id } }',
+        {"id": other},
+    )
+    assert errors[0]["extensions"]["code"] in {"FORBIDDEN", "NOT_FOUND"}
