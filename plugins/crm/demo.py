@@ -956,6 +956,15 @@ PLAN: Sequence[tuple[str, Sequence[Row]]] = (
 )
 
 
+#: Who does what in the demo (docs/permissions.md): sign in as them to see the rules at work.
+ROLES: Sequence[tuple[str, str]] = (
+    ("u.wang", "sales_manager"),
+    ("u.li", "sales_rep"),
+    ("u.zhang", "sales_rep"),
+    ("u.chen", "service_engineer"),
+)
+
+
 def seed(records: RecordsService, context: WriteContext) -> None:
     """Create the demo records in ``context``'s transaction; refuses a second run."""
     marker = ACCOUNTS[0][1]["unified_credit_code"]
@@ -969,6 +978,12 @@ def seed(records: RecordsService, context: WriteContext) -> None:
         for key, values in rows:
             resolved = {name: _resolve(value, ids) for name, value in values.items()}
             ids[key] = records.create(context, entity, resolved)["id"]
+    roles = {
+        r["name"]: r["id"] for r in records.list(context.connection, "role", first=500).records
+    }
+    for user, role in ROLES:
+        if role in roles:  # the CRM's roles, installed by 'qiao migrate'
+            records.create(context, "role_assignment", {"user": ids[user], "role": roles[role]})
 
 
 def _resolve(value: Any, ids: Mapping[str, str]) -> Any:
