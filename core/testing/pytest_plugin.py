@@ -187,6 +187,16 @@ def qiao_anonymous_client(qiao_server: LiveServer) -> Iterator[GraphQLClient]:
     client.close()
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say at the top of every run whether the PostgreSQL half will run."""
+    url = postgres_admin_url()
+    reason = postgres_unreachable_reason(url)
+    if reason is None:
+        return f"qiao: storage tests run on SQLite and on PostgreSQL at {url}"
+    consequence = "they FAIL (CI=true)" if _in_ci() else "they are SKIPPED"
+    return f"qiao: PostgreSQL at {url} is UNREACHABLE ({reason}); {consequence}"
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for line in _postgres_notice:
         terminalreporter.write_sep("!", line, yellow=True, bold=True)
