@@ -18,7 +18,18 @@ from typing import Any
 import click
 from sqlalchemy.exc import OperationalError
 
-from qiao.cli import audit, deployment, doctor, identity, jobs, keys, metadata, schema, templates
+from qiao.cli import (
+    audit,
+    backup,
+    deployment,
+    doctor,
+    identity,
+    jobs,
+    keys,
+    metadata,
+    schema,
+    templates,
+)
 from qiao.cli.state import CliState
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError, QiaoError
@@ -80,7 +91,18 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for module in (deployment, identity, schema, metadata, audit, templates, doctor, jobs, keys):
+for module in (
+    deployment,
+    identity,
+    schema,
+    metadata,
+    audit,
+    templates,
+    doctor,
+    jobs,
+    keys,
+    backup,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, String, and_, cast, func, select, update
 
 from qiao.core.catalog import Catalog
 from qiao.core.crypto import FileKeyProvider, add_kek_version, is_sealed, sealed_key_id
@@ -59,12 +59,15 @@ def _entities(catalog: Catalog) -> list[EntityDef]:
     return [e for e in catalog.registry.entities.values() if encrypted_fields(e)]
 
 
-def _batches(conn_factory: Callable[[], Iterator[Connection]], table, size: int):
-    """Record ids in id order, ``size`` at a time, each batch read afresh."""
+def _batches(conn_factory: Callable[[], Iterator[Connection]], table, size: int, upto: str):
+    """Record ids up to ``upto`` in id order, ``size`` at a time, each batch read afresh.
+
+    Rows made after the new key became active are sealed with it already.
+    """
     last = None
     while True:
         with conn_factory() as conn:
-            stmt = select(table.c.id).order_by(table.c.id).limit(size)
+            stmt = select(table.c.id).where(table.c.id <= upto).order_by(table.c.id).limit(size)
             if last is not None:
                 stmt = stmt.where(table.c.id > last)
             ids = [r[0] for r in conn.execute(stmt)]
@@ -91,10 +94,12 @@ def rotate_data(
         if not _stale_rows(encryption, catalog, entity, active):
             with keys.db.write() as conn:
                 active = keys.rotate_data_key(conn, entity.name).key_id
-        total = _count(keys.db, table)
+        with keys.db.read() as conn:
+            newest = func.max(cast(table.c.id, String))  # PostgreSQL has no max(uuid)
+            total, upto = conn.execute(select(func.count(), newest)).one()
         rows = 0
         seen = 0
-        for ids in _batches(keys.db.read, table, batch):
+        for ids in _batches(keys.db.read, table, batch, upto) if upto is not None else ():
             with keys.db.write() as conn:
                 rows += _reseal(encryption, conn, entity, table, ids)
             seen += len(ids)
@@ -102,11 +107,6 @@ def rotate_data(
                 progress(entity.name, seen, total)
         done.append(Rotated(entity.name, keys.active_key_id(entity.name) or active, rows))
     return done
-
-
-def _count(db, table) -> int:
-    with db.read() as conn:
-        return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
 def _stale_rows(

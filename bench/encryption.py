@@ -1,0 +1,154 @@
+"""Cost of encrypted fields, and backup throughput.
+
+1. Writes and reads: records with five encrypted fields (three searchable)
+   against the same entity with the five fields in plain text, in one run, on
+   one SQLite database: creates through the records service (one transaction per
+   100 records), then list pages of 100 read back through the service.
+   Prints the medians and the ratio encrypted/plain (the aim is <= 1.3x).
+2. Backup: ``backup.create`` of the whole database (SQLite online backup API,
+   SM4-GCM stream), in MB of plaintext per second.
+
+    .venv/bin/python bench/encryption.py [--rows 5000] [--repeat 3]
+
+SQLite in a temporary folder; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qiao.core.config import Config
+from qiao.core.crypto import generate_key_file
+from qiao.core.encryption import backup
+from qiao.core.hookspecs import hookimpl
+from qiao.core.records.context import Actor, Source
+from qiao.core.runtime import Runtime
+
+FIELDS = [
+    ("phone", "phone", True),
+    ("email", "email", True),
+    ("id_number", "string", True),
+    ("diagnosis", "string", False),
+    ("notes", "text", False),
+]
+
+
+def manifest(folder: Path) -> Path:
+    def entity(name: str, encrypted: bool) -> dict[str, Any]:
+        fields = [{"name": "name", "type": "string", "label": {"en": "Name"}}]
+        for field, kind, searchable in FIELDS:
+            spec: dict[str, Any] = {"name": field, "type": kind, "label": {"en": field}}
+            if encrypted:
+                spec["encrypted"] = True
+                if searchable:
+                    spec["searchable"] = "exact"
+            fields.append(spec)
+        return {"name": name, "plural": name + "s", "label": {"en": name}, "fields": fields}
+
+    path = folder / "bench.yaml"
+    data = {"entities": [entity("sealed_patient", True), entity("plain_patient", False)]}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class Entities:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @hookimpl
+    def qiao_entity_manifests(self) -> list[Path]:
+        return [self.path]
+
+
+def runtime_at(folder: Path) -> Runtime:
+    generate_key_file(folder / "qiao-kek.json")
+    toml = folder / "qiao.toml"
+    toml.write_text('[keys]\nprovider = "file"\nfile = "qiao-kek.json"\n', encoding="utf-8")
+    config = Config(
+        database_url=f"sqlite:///{folder / 'bench.db'}", plugins=(), path=toml, root=folder
+    )
+    runtime = Runtime(config, extra_plugins=[Entities(manifest(folder))])
+    runtime.migrate()
+    runtime.start()
+    return runtime
+
+
+def values(i: int) -> dict[str, Any]:
+    return {
+        "name": f"患者{i}",
+        "phone": f"138{i:08d}",
+        "email": f"patient{i}@example.cn",
+        "id_number": f"110105{i:012d}",
+        "diagnosis": "高血压，需定期复查" * 2,
+        "notes": "每日早晚各测一次血压，记录后复诊时带来。" * 4,
+    }
+
+
+def write(runtime: Runtime, entity: str, rows: int, offset: int) -> float:
+    records = runtime.records
+    started = time.perf_counter()
+    for start in range(0, rows, 100):
+        with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+            for i in range(start, min(start + 100, rows)):
+                records.create(ctx, entity, values(offset + i))
+    return time.perf_counter() - started
+
+
+def read(runtime: Runtime, entity: str) -> float:
+    records = runtime.records
+    started = time.perf_counter()
+    with runtime.db.read() as conn:
+        after = None
+        while True:
+            page = records.list(conn, entity, first=100, after=after)
+            if not page.has_next_page:
+                break
+            after = page.cursors[-1]
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = runtime_at(Path(tmp))
+        times: dict[str, list[float]] = {k: [] for k in ("ws", "wp", "rs", "rp")}
+        for n in range(args.repeat):
+            offset = n * args.rows
+            times["wp"].append(write(runtime, "plain_patient", args.rows, offset))
+            times["ws"].append(write(runtime, "sealed_patient", args.rows, offset))
+            times["rp"].append(read(runtime, "plain_patient"))
+            times["rs"].append(read(runtime, "sealed_patient"))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"rows per round: {args.rows}, rounds: {args.repeat} (medians)")
+        for label, s, p in (("write", "ws", "wp"), ("read", "rs", "rp")):
+            print(
+                f"{label}: plain {med[p]:.2f} s, 5 encrypted fields {med[s]:.2f} s, "
+                f"ratio {med[s] / med[p]:.2f}x"
+            )
+        provider = runtime.records.encryption.keys.provider
+        rates = []
+        for _ in range(args.repeat):
+            out = io.BytesIO()
+            started = time.perf_counter()
+            info = backup.create(runtime.db.engine, provider, out)
+            rates.append(info.plaintext_bytes / 1e6 / (time.perf_counter() - started))
+        print(
+            f"backup: {info.rows} rows, {info.plaintext_bytes / 1e6:.1f} MB plaintext, "
+            f"{statistics.median(rates):.1f} MB/s (median)"
+        )
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()
