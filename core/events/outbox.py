@@ -15,15 +15,25 @@ from qiao.core.records.context import WriteContext
 from qiao.core.records.values import to_json
 from qiao.core.storage.system import event as event_table
 
+#: What an event says of an encrypted field's values: that they changed, never what to.
+REDACTED = {"redacted": True}
 
-def changes_json(entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]) -> dict[str, list[Any]]:
-    """``{field: [old, new]}`` in the API's JSON form (exact decimals, ISO instants)."""
-    result: dict[str, list[Any]] = {}
+
+def changes_json(entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """``{field: [old, new]}`` in the API's JSON form (exact decimals, ISO instants).
+
+    Encrypted fields are redacted: the outbox is a plain table, and handlers
+    that need the value read the record through the records service.
+    """
+    result: dict[str, Any] = {}
     for name, (old, new) in changes.items():
         field = entity.field(name)
         if field is None:
             raise ValueError(f"{entity.name} has no field {name!r} (in an event's changes)")
-        result[name] = [to_json(field, old), to_json(field, new)]
+        if field.encrypted:
+            result[name] = REDACTED
+        else:
+            result[name] = [to_json(field, old), to_json(field, new)]
     return result
 
 

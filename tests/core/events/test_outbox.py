@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from qiao.core.errors import BadUserInput
+from qiao.core.events import outbox
+from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import event
@@ -92,3 +94,27 @@ def test_an_update_that_changes_nothing_writes_no_event(
 def test_decimal_changes_are_exact_strings(runtime: Runtime, write: Callable[..., Any]) -> None:
     write(lambda r, ctx: r.create(ctx, "account", {"name": "D", "annual_revenue": Decimal("0.1")}))
     assert events(runtime)[-1]["changes"]["annual_revenue"] == [None, "0.10"]
+
+
+def test_encrypted_fields_are_redacted_in_events() -> None:
+    entity = EntityDef.model_validate(
+        {
+            "name": "patient",
+            "plural": "patients",
+            "label": {"en": "Patient", "zh-CN": "患者"},
+            "fields": [
+                {"name": "name", "type": "string", "label": {"en": "Name", "zh-CN": "姓名"}},
+                {
+                    "name": "id_card",
+                    "type": "string",
+                    "encrypted": True,
+                    "label": {"en": "ID card", "zh-CN": "身份证号"},
+                },
+            ],
+        }
+    )
+    changes = {"name": (None, "王芳"), "id_card": (None, "110101199003071234")}
+    assert outbox.changes_json(entity, changes) == {
+        "name": [None, "王芳"],
+        "id_card": {"redacted": True},
+    }
