@@ -15,11 +15,12 @@ from typing import Any
 import click
 from starlette.routing import BaseRoute
 
+from qiao.core.events.model import EventHandler
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 from qiao.core.runtime import Runtime
-from qiao.plugins.leads import binding, cli, graphql, lifecycle
+from qiao.plugins.leads import binding, cli, graphql, lifecycle, routing, sla
 from qiao.plugins.leads.inbound import channels, routes
 from qiao.plugins.leads.intent import DEFAULT_DICTIONARY, KeywordClassifier
 
@@ -62,10 +63,23 @@ def qiao_before_record_write(
 
 @hookimpl
 def qiao_after_record_write(
-    context: WriteContext, entity: EntityDef, operation: str, record: dict[str, Any]
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    record: dict[str, Any],
+    changes: dict[str, tuple[Any, Any]],
 ) -> None:
     if entity.name == "activity" and operation != "delete":
         lifecycle.after_activity_write(context, record)
+    elif entity.name == "lead":
+        if operation == "create":
+            routing.stored(context.connection, record)
+        sla.after_lead_write(context, operation, record, changes)
+
+
+@hookimpl
+def qiao_event_handlers() -> list[EventHandler]:
+    return sla.handlers()
 
 
 @hookimpl

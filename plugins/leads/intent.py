@@ -27,6 +27,8 @@ from qiao.core.records.values import normalise_width
 DEFAULT_DICTIONARY = Path(__file__).with_name("dictionaries") / "manufacturing.yaml"
 #: Lead fields whose text is classified.
 TEXT_FIELDS = ("description", "company", "industry")
+#: Segmented text parts kept per classifier (a plain dict, emptied when full).
+_CUT_CACHE = 10_000
 
 
 def _new_tokenizer() -> Any:
@@ -72,6 +74,7 @@ class KeywordClassifier:
             raise ConfigurationError(f"intent dictionary {name}: {exc!r} is malformed") from None
         self.levels.sort(key=lambda level: -level[1])
         self._tokenizer = _new_tokenizer()
+        self._cuts: dict[str, tuple[str, ...]] = {}
         for word in (*self.intent, *self.negative, *self.categories):
             # A high frequency makes the segmenter prefer the whole keyword.
             self._tokenizer.add_word(word, freq=100_000)
@@ -87,7 +90,19 @@ class KeywordClassifier:
         return cls(data, str(path))
 
     def words(self, text: str) -> list[str]:
-        return [w for w in self._tokenizer.lcut(_norm(text)) if w.strip()]
+        # The segmenter cuts at whitespace anyway; cutting each part alone gives the same
+        # words and lets repeated parts (a form's stock phrases, an import's industry) be
+        # looked up rather than segmented again.
+        return [w for part in _norm(text).split() for w in self._cut(part)]
+
+    def _cut(self, part: str) -> tuple[str, ...]:
+        found = self._cuts.get(part)
+        if found is None:
+            found = tuple(w for w in self._tokenizer.lcut(part) if w.strip())
+            if len(self._cuts) >= _CUT_CACHE:
+                self._cuts.clear()
+            self._cuts[part] = found
+        return found
 
     def classify(self, text: str) -> Classification:
         words = self.words(text)

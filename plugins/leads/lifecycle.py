@@ -10,15 +10,16 @@ webhook, an import row and a GraphQL mutation all get the same treatment:
 - the first activity linked to a lead sets the lead's ``first_touch_at`` and
   moves a new lead to contacted.
 
-Routing notifications and SLA reassignment wait on the durable events engine
-(see docs/leads.md); the first-touch deadline is already stored on the lead
-for its timers to sweep.
+The first-touch timer, its reassignment and the owner's notification are in
+:mod:`.sla` and :mod:`.notify`, run from the after-write hook.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+
+from sqlalchemy import select
 
 from qiao.core.catalog import Catalog
 from qiao.core.metadata.model import EntityDef
@@ -48,6 +49,7 @@ def before_lead_write(
     if operation == "create" or (_INTENT_INPUTS & values.keys() and "intent_score" not in values):
         _classify(runtime.plugins, values, {**merged, **values})
     if operation != "create":
+        _restart_deadline(context, catalog, values, existing, merged)
         return
     now = runtime.records.clock()
     _mark_duplicates(context, catalog, values)
@@ -62,6 +64,32 @@ def before_lead_write(
         values.setdefault("assigned_at", now)
     if values.get("first_touch_at") is None:
         values.setdefault("first_touch_due_at", now + dt.timedelta(minutes=minutes))
+
+
+def _restart_deadline(
+    context: WriteContext,
+    catalog: Catalog,
+    values: dict[str, Any],
+    existing: dict[str, Any] | None,
+    merged: dict[str, Any],
+) -> None:
+    """A lead handed to someone else by hand, untouched: the new owner's deadline starts now."""
+    owner = values.get("owner")
+    if owner is None or existing is None or owner == existing.get("owner_id"):
+        return
+    if merged.get("first_touch_at") is not None or "first_touch_due_at" in values:
+        return
+    minutes = routing.DEFAULT_FIRST_TOUCH_MINUTES
+    rule_id = values.get("assignment_rule", merged.get("assignment_rule"))
+    if rule_id is not None:
+        rules = catalog.table("lead_assignment_rule")
+        found = context.connection.execute(
+            select(rules.c.first_touch_minutes).where(rules.c.id == rule_id)
+        ).scalar()
+        minutes = found or minutes
+    now = runtime_for(context.connection).records.clock()
+    values.setdefault("assigned_at", now)
+    values["first_touch_due_at"] = now + dt.timedelta(minutes=minutes)
 
 
 def before_account_write(values: dict[str, Any]) -> None:

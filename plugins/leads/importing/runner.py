@@ -26,8 +26,9 @@ from sqlalchemy import Connection
 from qiao.core.errors import Conflict, QiaoError
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
-from qiao.plugins.leads import dedupe
+from qiao.plugins.leads import dedupe, notify, routing
 from qiao.plugins.leads.importing import mapping as mappings
 from qiao.plugins.leads.importing.cleaning import cleaner
 from qiao.plugins.leads.importing.reader import Cell, Table, read_table
@@ -214,8 +215,17 @@ class Importer:
             with self.records.transaction(self.actor, Source.IMPORT) as ctx:
                 conn = ctx.connection
                 undo = conn.begin_nested() if dry_run else None
-                for row_number, cells in rows:
-                    self._row(ctx, conn, entity, plan, row_number, cells, index, outcome)
+                assigned: dict[str, list[Record]] = {}
+                with routing.batch(conn, self.runtime.current()):
+                    for row_number, cells in rows:
+                        record = self._row(
+                            ctx, conn, entity, plan, row_number, cells, index, outcome
+                        )
+                        if record is not None and entity.name == "lead" and record["owner_id"]:
+                            assigned.setdefault(record["owner_id"], []).append(record)
+                run_id = run["id"] if run is not None else None
+                for owner, leads in assigned.items():
+                    notify.leads_imported(ctx, owner, leads, run_id)
                 if undo is not None:
                     undo.rollback()
                 if run is not None:
@@ -248,7 +258,8 @@ class Importer:
         cells: list[Cell],
         index: dedupe.Index,
         outcome: Outcome,
-    ) -> None:
+    ) -> Record | None:
+        """Create one row's record; None when it was refused or left out as a duplicate."""
         values: dict[str, Any] = {}
         source_column: dict[str, str] = {}
         for target, feeding in plan.items():
@@ -257,7 +268,7 @@ class Importer:
                     value = column.clean(cells[column.index])
                 except ValueError as exc:
                     self._problem(outcome, row_number, column.name, str(exc), "error", cells)
-                    return
+                    return None
                 if value is not None:
                     values[target] = value
                     source_column[target] = column.name
@@ -273,7 +284,7 @@ class Importer:
                 reason = "; ".join(m.describe() for m in found)
                 self._problem(outcome, row_number, None, reason, "duplicate", cells)
                 outcome.duplicates += 1
-                return
+                return None
             values["duplicate_matches"] = [m.as_json() for m in found]
             if found:
                 values["duplicate_of"] = dedupe.first_lead(found)
@@ -288,14 +299,15 @@ class Importer:
                 )
         try:
             with conn.begin_nested():
-                self.records.create(ctx, entity.name, values)
+                record = self.records.create(ctx, entity.name, values)
         except QiaoError as exc:
             column = source_column.get(exc.field or "", exc.field)
             self._problem(outcome, row_number, column, exc.message, "error", cells)
-            return
+            return None
         outcome.created += 1
         if is_lead:
             index.add_row(row_number, str(values.get("name") or ""), keys)
+        return record
 
     def _problem(
         self,

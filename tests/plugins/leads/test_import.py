@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from qiao.cli import main as cli_main
 from qiao.core.errors import Conflict
+from qiao.core.events import timers
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 from qiao.plugins.leads.importing.runner import Importer
@@ -119,6 +120,45 @@ def test_existing_contacts_and_accounts_are_duplicates_too(
     outcome = importer(qiao_runtime).run(xlsx(ROWS[:2]), "a.xlsx", "lead")
     assert outcome.created == 1
     assert "contact" in outcome.problems[0].reason
+
+
+def test_an_import_notifies_each_owner_once_per_batch_and_sets_first_touch_timers(
+    qiao_runtime: Runtime, create: Callable[..., Any]
+) -> None:
+    rep = create("user", username="show.rep", display_name="展会专员")
+    create("lead_assignment_rule", name="展会线索", strategy="USER", user=rep["id"])
+    outcome = importer(qiao_runtime, batch_size=2).run(xlsx(ROWS), "展会.xlsx", "lead")
+    assert outcome.created == 3
+    with qiao_runtime.db.read() as conn:
+        page = qiao_runtime.records.list(
+            conn, "notification", filter={"owner_id": {"eq": rep["id"]}}, first=50
+        )
+        stored = leads(qiao_runtime)
+        due = {lead["id"]: timers.pending(conn, "lead", lead["id"]) for lead in stored}
+    # Rows 3 and 4 make the first batch, row 6 the second (7 is refused, 8 a duplicate).
+    assert sorted(n["title"] for n in page.records) == [
+        "导入的 1 条线索分配给你",
+        "导入的 2 条线索分配给你",
+    ]
+    assert {(n["kind"], n["link_entity"], n["link_id"]) for n in page.records} == {
+        ("leads_imported", "import_run", outcome.run_id)
+    }
+    assert all(list(d) == ["first_touch_sla"] for d in due.values()) and len(due) == 3
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_rows_are_routed_in_a_batch_as_one_by_one(
+    qiao_runtime: Runtime,
+    create: Callable[..., Any],
+    sales_team: dict[str, Any],
+    batch_size: int,
+) -> None:
+    """The rules and round-robin state read once per batch give what per-row reads give."""
+    li, zhang = sales_team["li"]["id"], sales_team["zhang"]["id"]
+    assert create("lead", name="先到", mobile="0574-86901111")["owner_id"] == li
+    importer(qiao_runtime, batch_size=batch_size).run(xlsx(ROWS), "展会.xlsx", "lead")
+    owners = {lead["name"]: lead["owner_id"] for lead in leads(qiao_runtime)}
+    assert [owners[name] for name in ("周海峰", "徐丽", "顾晓东")] == [zhang, li, zhang]
 
 
 def test_a_dry_run_writes_nothing_and_reports_the_same(qiao_runtime: Runtime) -> None:

@@ -1,0 +1,95 @@
+"""Telling a salesperson that a lead is theirs: an in-app ``notification`` record.
+
+There is no notification-channel engine yet, so the message is a record,
+written through the records service in the assignment's own transaction: it
+exists exactly when the assignment does, and, like every record change, its
+creation is an event in the outbox (entity ``notification``, operation
+``create``), which external channels (WeCom, DingTalk ...) will consume with a
+``qiao_event_handlers`` handler.
+
+The record is written by the system (the person whose form or import caused
+the assignment need not be allowed to write notifications). Nobody is told
+about a lead they assigned to themselves. An import tells each owner once per
+batch (:func:`leads_imported`) rather than once per row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.records.service import Record
+from qiao.plugins.leads.binding import runtime_for
+
+KIND_ASSIGNED = "lead_assigned"
+KIND_REASSIGNED = "lead_reassigned"
+KIND_IMPORTED = "leads_imported"
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def lead_assigned(context: WriteContext, lead: Record, *, reassigned: bool) -> Record | None:
+    """Notify the lead's owner that it was assigned (or reassigned) to them."""
+    owner = lead["owner_id"]
+    if owner is None or owner == context.actor.user_id:
+        return None
+    if context.source == Source.IMPORT:
+        return None  # the importer notifies once per batch and owner
+    name = lead.get("name") or ""
+    company = lead.get("company") or ""
+    who = f"{name}（{company}）" if company and name else name or company
+    due = lead.get("first_touch_due_at")
+    lines = [f"意向分 {lead['intent_score']}" if lead.get("intent_score") is not None else ""]
+    if lead.get("mobile"):
+        lines.append(f"电话 {lead['mobile']}")
+    if due is not None:
+        lines.append(f"请在 {_local(due)} 前首次跟进")
+    if reassigned:
+        title = f"线索改派给你：{who}"
+        lines.append("原负责人未在时限内跟进")
+    else:
+        title = f"新线索分配给你：{who}"
+    return _write(
+        context,
+        {
+            "owner": owner,
+            "title": title[:200],
+            "body": "；".join(line for line in lines if line),
+            "kind": KIND_REASSIGNED if reassigned else KIND_ASSIGNED,
+            "link_entity": "lead",
+            "link_id": lead["id"],
+        },
+    )
+
+
+def leads_imported(
+    context: WriteContext, owner: str, leads: Sequence[Record], run_id: str | None
+) -> Record | None:
+    """One notification for the leads of one import batch assigned to ``owner``."""
+    if not leads or owner == context.actor.user_id:
+        return None
+    names = "、".join(str(lead.get("name") or "") for lead in leads[:5])
+    more = f" 等 {len(leads)} 条" if len(leads) > 5 else ""
+    return _write(
+        context,
+        {
+            "owner": owner,
+            "title": f"导入的 {len(leads)} 条线索分配给你",
+            "body": f"{names}{more}",
+            "kind": KIND_IMPORTED,
+            "link_entity": "import_run" if run_id else "lead",
+            "link_id": run_id or leads[0]["id"],
+        },
+    )
+
+
+def _write(context: WriteContext, values: dict[str, Any]) -> Record:
+    runtime = runtime_for(context.connection)
+    system = WriteContext(Actor.system(), context.source, context.connection, context.request_id)
+    return runtime.records.create(system, "notification", values)
+
+
+def _local(instant: dt.datetime) -> str:
+    return instant.astimezone(_SHANGHAI).strftime("%m-%d %H:%M")

@@ -1,0 +1,314 @@
+"""A lead untouched past its first-touch deadline moves to someone else; owners are notified.
+
+A runtime with a clock the test moves, and a worker driven pass by pass: the
+timer set at assignment fires as a ``timer`` event, which the leads plugin's
+handler turns into a reassignment, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from qiao.core.config import Config
+from qiao.core.events import timers
+from qiao.core.events.worker import Worker, WorkerSettings
+from qiao.core.records.context import Actor, Source
+from qiao.core.records.service import Record
+from qiao.core.runtime import Runtime
+from qiao.core.storage.system import event as event_table
+from qiao.plugins.leads import sla
+
+START = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
+SETTINGS = WorkerSettings(batch_size=50, poll_interval=0.01, max_attempts=3)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, minutes: float) -> None:
+        self.now += dt.timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def runtime(qiao_config: Config, clock: Clock) -> Iterator[Runtime]:
+    rt = Runtime(qiao_config, clock=clock)
+    rt.current()
+    rt.plugins.startup(rt)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def worker(runtime: Runtime) -> Iterator[Worker]:
+    w = Worker(runtime, SETTINGS)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def make(runtime: Runtime) -> Callable[..., Record]:
+    def _make(entity: str, actor: Actor | None = None, **values: Any) -> Record:
+        with runtime.records.transaction(actor or Actor.system(), Source.SYSTEM) as ctx:
+            return runtime.records.create(ctx, entity, values)
+
+    return _make
+
+
+@pytest.fixture
+def read(runtime: Runtime) -> Callable[[str, str], Record]:
+    def _read(entity: str, record_id: str) -> Record:
+        with runtime.db.read() as conn:
+            record = runtime.records.get(conn, entity, record_id)
+        assert record is not None
+        return record
+
+    return _read
+
+
+@pytest.fixture
+def team(make: Callable[..., Record]) -> dict[str, Record]:
+    """Two Ningbo reps taking turns, a manager as the fallback."""
+    group = make("team", name="宁波销售组", code="NB", region="华东")
+    li = make("user", username="li.na", display_name="李娜", team=group["id"])
+    zhang = make("user", username="zhang.wei", display_name="张伟", team=group["id"])
+    boss = make("user", username="chen.jl", display_name="陈经理")
+    rule = make(
+        "lead_assignment_rule",
+        name="华东轮流",
+        position=20,
+        conditions={"region": ["华东"]},
+        strategy="ROUND_ROBIN",
+        team=group["id"],
+        first_touch_minutes=30,
+        fallback_user=boss["id"],
+    )
+    return {"team": group, "li": li, "zhang": zhang, "boss": boss, "rule": rule}
+
+
+def drain(worker: Worker) -> None:
+    for _ in range(20):
+        if worker.run_once() == 0:
+            return
+    raise AssertionError("the worker still had work after 20 passes")
+
+
+def pending(runtime: Runtime, lead_id: str) -> dict[str, dt.datetime]:
+    with runtime.db.read() as conn:
+        return timers.pending(conn, "lead", lead_id)
+
+
+def notifications(runtime: Runtime, owner: str) -> list[Record]:
+    with runtime.db.read() as conn:
+        page = runtime.records.list(
+            conn,
+            "notification",
+            filter={"owner_id": {"eq": owner}},
+            order_by=[{"field": "created_at", "direction": "ASC"}],
+        )
+    return list(page.records)
+
+
+def test_an_assigned_lead_gets_a_timer_at_its_first_touch_deadline(
+    runtime: Runtime, make: Callable[..., Record], team: dict[str, Record]
+) -> None:
+    lead = make("lead", name="叶明", mobile="0574-86901158")
+    assert lead["owner_id"] == team["li"]["id"]
+    due = START + dt.timedelta(minutes=30)
+    assert lead["first_touch_due_at"] == due
+    assert pending(runtime, lead["id"]) == {sla.TIMER: due}
+
+
+def test_a_missed_first_touch_reassigns_by_the_rules_then_to_the_fallback(
+    runtime: Runtime,
+    clock: Clock,
+    worker: Worker,
+    make: Callable[..., Record],
+    read: Callable[[str, str], Record],
+    team: dict[str, Record],
+) -> None:
+    li, zhang, boss = team["li"]["id"], team["zhang"]["id"], team["boss"]["id"]
+    lead = make("lead", name="叶明", company="宁波东海液压", mobile="0574-86901158")
+    assert lead["owner_id"] == li
+    clock.advance(29)
+    drain(worker)
+    assert read("lead", lead["id"])["owner_id"] == li  # not yet due
+    clock.advance(1)
+    drain(worker)
+    moved = read("lead", lead["id"])
+    assert moved["owner_id"] == zhang  # the team's other rep, not li again
+    assert moved["reassignment_count"] == 1
+    assert moved["assigned_at"] == clock.now
+    assert moved["first_touch_due_at"] == clock.now + dt.timedelta(minutes=30)
+    (entry,) = moved["reassignments"]
+    assert (entry["from"], entry["to"], entry["reason"]) == (li, zhang, "first_touch_missed")
+    assert pending(runtime, lead["id"]) == {sla.TIMER: moved["first_touch_due_at"]}
+
+    # 张伟 misses it too: the rule, without him, offers li.na, who is not excluded now.
+    clock.advance(30)
+    drain(worker)
+    again = read("lead", lead["id"])
+    assert again["owner_id"] == li
+    assert again["reassignment_count"] == 2
+
+    # With only one rep left in the team, the rule finds nobody else: the fallback takes it.
+    with runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        runtime.records.update(ctx, "user", zhang, {"is_active": False})
+    clock.advance(30)
+    drain(worker)
+    last = read("lead", lead["id"])
+    assert last["owner_id"] == boss
+    assert [e["to"] for e in last["reassignments"]] == [zhang, li, boss]
+
+
+def test_the_first_touch_cancels_the_timer(
+    runtime: Runtime,
+    clock: Clock,
+    worker: Worker,
+    make: Callable[..., Record],
+    read: Callable[[str, str], Record],
+    team: dict[str, Record],
+) -> None:
+    lead = make("lead", name="叶明", mobile="0574-86901158")
+    clock.advance(10)
+    make("activity", subject="电话联系", kind="CALL", lead=lead["id"], occurred_at=clock.now)
+    touched = read("lead", lead["id"])
+    assert touched["first_touch_at"] == clock.now
+    assert pending(runtime, lead["id"]) == {}
+    clock.advance(60)
+    drain(worker)
+    assert read("lead", lead["id"])["owner_id"] == team["li"]["id"]
+    assert read("lead", lead["id"])["reassignment_count"] == 0
+
+
+def test_a_touch_between_firing_and_handling_keeps_the_owner(
+    runtime: Runtime,
+    clock: Clock,
+    worker: Worker,
+    make: Callable[..., Record],
+    read: Callable[[str, str], Record],
+    team: dict[str, Record],
+) -> None:
+    """The handler reads the lead: a timer event that arrives late changes nothing."""
+    lead = make("lead", name="叶明", mobile="0574-86901158")
+    clock.advance(31)
+    with runtime.db.write() as conn:
+        assert timers.fire_due(conn, clock.now, 10) == 1
+    make("activity", subject="回电", kind="CALL", lead=lead["id"], occurred_at=clock.now)
+    drain(worker)
+    assert read("lead", lead["id"])["owner_id"] == team["li"]["id"]
+
+
+def test_nobody_else_keeps_the_owner_and_records_the_miss_once(
+    runtime: Runtime,
+    clock: Clock,
+    worker: Worker,
+    make: Callable[..., Record],
+    read: Callable[[str, str], Record],
+) -> None:
+    rep = make("user", username="solo", display_name="独行")
+    make("lead_assignment_rule", name="全部给独行", strategy="USER", user=rep["id"])
+    lead = make("lead", name="散客")
+    clock.advance(31)
+    drain(worker)
+    kept = read("lead", lead["id"])
+    assert kept["owner_id"] == rep["id"] and kept["reassignment_count"] == 0
+    (entry,) = kept["reassignments"]
+    assert entry["to"] is None and entry["from"] == rep["id"]
+    assert pending(runtime, lead["id"]) == {}
+    # The same timer event handled again (a worker died before recording) adds nothing.
+    with runtime.db.read() as conn:
+        row = conn.execute(
+            select(event_table).where(
+                event_table.c.record_id == lead["id"], event_table.c.operation == "timer"
+            )
+        ).first()
+    assert row is not None
+    from qiao.core.events.model import Delivery
+    from qiao.core.events.outbox import from_row
+
+    sla.handle(Delivery("0" * 32, sla.HANDLER, 2, from_row(row._mapping), runtime))
+    assert len(read("lead", lead["id"])["reassignments"]) == 1
+
+
+def test_owners_are_notified_of_assignment_and_reassignment_in_app_and_in_the_outbox(
+    runtime: Runtime,
+    clock: Clock,
+    worker: Worker,
+    make: Callable[..., Record],
+    team: dict[str, Record],
+) -> None:
+    li, zhang = team["li"]["id"], team["zhang"]["id"]
+    lead = make("lead", name="叶明", company="宁波东海液压", mobile="0574-86901158")
+    (first,) = notifications(runtime, li)
+    assert first["title"] == "新线索分配给你：叶明（宁波东海液压）"
+    assert (first["kind"], first["link_entity"], first["link_id"]) == (
+        "lead_assigned",
+        "lead",
+        lead["id"],
+    )
+    assert first["read_at"] is None and "09:30" in first["body"]
+    clock.advance(30)
+    drain(worker)
+    (moved,) = notifications(runtime, zhang)
+    assert moved["kind"] == "lead_reassigned" and moved["link_id"] == lead["id"]
+    assert moved["title"].startswith("线索改派给你")
+    with runtime.db.read() as conn:
+        events = conn.execute(
+            select(event_table.c.record_id).where(
+                event_table.c.entity == "notification", event_table.c.operation == "create"
+            )
+        ).scalars()
+        assert set(events) == {first["id"], moved["id"]}
+
+
+def test_the_notification_commits_and_rolls_back_with_the_assignment(
+    runtime: Runtime, team: dict[str, Record]
+) -> None:
+    class Boom(Exception):
+        pass
+
+    records = runtime.records
+    with pytest.raises(Boom), records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        records.create(ctx, "lead", {"name": "叶明", "mobile": "0574-86901158"})
+        raise Boom
+    assert notifications(runtime, team["li"]["id"]) == []
+
+
+def test_a_lead_someone_assigns_to_themselves_notifies_nobody(
+    runtime: Runtime, make: Callable[..., Record], team: dict[str, Record]
+) -> None:
+    li = team["li"]
+    actor = Actor(user_id=li["id"], username="li.na", is_admin=True)
+    make("lead", actor=actor, name="自己的客户", owner=li["id"])
+    assert notifications(runtime, li["id"]) == []
+
+
+def test_a_lead_handed_over_by_hand_gives_the_new_owner_a_fresh_deadline(
+    runtime: Runtime,
+    clock: Clock,
+    make: Callable[..., Record],
+    team: dict[str, Record],
+) -> None:
+    lead = make("lead", name="叶明", mobile="0574-86901158")
+    clock.advance(45)  # overdue, the worker has not run yet
+    with runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        moved = runtime.records.update(ctx, "lead", lead["id"], {"owner": team["boss"]["id"]})
+    assert moved["assigned_at"] == clock.now
+    assert moved["first_touch_due_at"] == clock.now + dt.timedelta(minutes=30)
+    assert pending(runtime, lead["id"]) == {sla.TIMER: moved["first_touch_due_at"]}
+    (note,) = notifications(runtime, team["boss"]["id"])
+    assert note["kind"] == "lead_reassigned"
