@@ -8,6 +8,7 @@ machine.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,13 +19,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {name: f"qiao/{name}" for name in ("core", "cli", "plugins", "templates_market")}
 DATA_SUFFIXES = {".yaml", ".mako"}
+IGNORED = shutil.ignore_patterns(
+    ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", "demo"
+)
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools writes build/ into the source tree, and test
+    # processes running side by side would otherwise share it.
+    source = out / "source"
+    shutil.copytree(ROOT, source, ignore=IGNORED)
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)],
         check=True,
         capture_output=True,
         timeout=600,
