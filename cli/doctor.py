@@ -19,6 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from qiao.cli.settings import SettingsFile
 from qiao.cli.state import CliState, pass_state
+from qiao.core import audit as audit_log
+from qiao.core.audit.verify import verify as verify_chain
 from qiao.core.config import Config
 from qiao.core.crypto import CryptoError, FileKeyProvider
 from qiao.core.errors import QiaoError
@@ -64,6 +66,8 @@ class Doctor:
             ("database", self.check_database),
             ("migrations", self.check_migrations),
             ("key file", self.check_key_file),
+            ("audit key", self.check_audit_key),
+            ("audit log", self.check_audit_log),
             ("templates", self.check_templates),
         ]
 
@@ -127,6 +131,43 @@ class Doctor:
         mode = stat.S_IMODE(path.stat().st_mode)
         return ok(f"{path} (mode {mode:04o}, current KEK {provider.kek_id})")
 
+    def check_audit_key(self) -> Result:
+        path = self.config.audit.key_file if self.config else None
+        if path is None:
+            return skip("no [audit] key_file in qiao.toml; the audit log is not kept")
+        if not path.exists():
+            return fail(f"{path} is missing", "restore it from your key backup (docs/audit.md)")
+        try:
+            FileKeyProvider(path)  # owner, mode 0600 or 0400, and contents
+        except CryptoError as exc:
+            return fail(str(exc))  # the message says what to do
+        mode = stat.S_IMODE(path.stat().st_mode)
+        return ok(f"{path} (mode {mode:04o})")
+
+    def check_audit_log(self) -> Result:
+        """What ``qiao audit verify`` does: every entry's MAC and place in the chain."""
+        if self.config is None or not {"migrations", "audit key"} <= self.passed:
+            return skip("needs the migrations and the audit key")
+        runtime = Runtime(self.config)
+        try:
+            runtime.start()
+            log = audit_log.bound(runtime)
+            if log is None:
+                return skip("no audit key is bound")
+            with runtime.db.read() as conn:
+                report = verify_chain(conn, lambda key_id: log.key(conn, key_id))
+        finally:
+            runtime.close()
+        if report.problem is not None:
+            return fail(
+                f"does NOT verify: {report.problem}",
+                "the log was changed outside Qiao: keep the database as it is for "
+                "investigation, and see docs/audit.md",
+            )
+        if report.count == 0:
+            return ok(f"verified: no entries after entry {report.first - 1}")
+        return ok(f"verified: entries {report.first} to {report.last} ({report.count} entries)")
+
     def check_templates(self) -> Result:
         recorded = self.settings.templates if self.settings else {}
         if not recorded:
@@ -161,7 +202,7 @@ def _describe(plan: SchemaPlan) -> str:
 @click.command()
 @pass_state
 def doctor(state: CliState) -> None:
-    """Check the deployment: config, plugins, database, migrations, key file, templates."""
+    """Check the deployment: config, plugins, database, migrations, keys, audit log, templates."""
     doc = Doctor(state)
     failed = 0
     for name, check in doc.checks():

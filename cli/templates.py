@@ -89,13 +89,20 @@ def _declared_for_later(m: TemplateManifest) -> None:
     for role in m.roles:
         rights = ", ".join(f"{entity}:{letters}" for entity, letters in role.rights.items())
         click.echo(f"Role {role.name} ({role.label.text('zh-CN')}): {rights}")
+    if m.roles:
+        click.echo(
+            "  (installed as role records, each letter with scope 'all', when the template is "
+            "installed; a role that exists already under the same name is kept as it is)"
+        )
     for auto in m.automations:
         click.echo(
             f"Automation {auto.name} ({auto.label.text('zh-CN')}): "
             f"on {auto.when.event} of {auto.when.entity}"
         )
-    if m.roles or m.automations:
-        click.echo("  (roles and automations are declared only; this version does not apply them)")
+    if m.automations:
+        click.echo(
+            "  (automations are not applied yet: the automation rules engine does not exist)"
+        )
 
 
 @template.command("install")
@@ -146,10 +153,15 @@ def install_template(config: Config, name: str, *, demo: bool = False) -> None:
 
 
 def _declared_for_later_note(m: TemplateManifest) -> None:
-    if m.roles or m.automations:
+    if m.roles:
         click.echo(
-            f"note: {m.name} declares {len(m.roles)} roles and {len(m.automations)} "
-            "automations; this version does not apply them"
+            f"roles of {m.name}: {', '.join(r.name for r in m.roles)} (role records; one that "
+            "existed already under the same name was kept as it is)"
+        )
+    if m.automations:
+        click.echo(
+            f"note: {m.name} declares {len(m.automations)} automations; they are not applied: "
+            "the automation rules engine does not exist yet"
         )
 
 

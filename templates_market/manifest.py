@@ -3,9 +3,12 @@
 A vertical template is a plugin package whose behaviour is mostly data, in the
 shape of an Odoo industry module: this file names it, versions it, describes it
 in Chinese and English, lists the plugins it builds on, and points at its
-entity manifests (docs/manifest.md) and demo data. Roles and automations are
-part of the format so that templates can declare them now; this version of
-Qiao checks their shape and shows them, and applies neither (docs/templates.md).
+entity manifests (docs/manifest.md) and demo data. Its roles become ``role``
+records when the template is installed (:meth:`RoleDecl.to_role`, through the
+template plugin's manifests and ``install_roles``). Automations are part of the
+format so that templates can declare them now; this version of Qiao checks
+their shape and shows them, but does not apply them: the automation rules
+engine does not exist yet (docs/templates.md).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qiao.core.errors import MetadataError
+from qiao.core.metadata.manifest import RoleDecl as CoreRoleDecl
 from qiao.core.metadata.model import Label, check_name, describe_validation_error
+from qiao.core.permissions.rights import EntityRights, Rights, Scope
 
 MANIFEST_FILE = "template.yaml"
 VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
@@ -48,7 +53,7 @@ class Bilingual(_Strict):
 
 
 class RoleDecl(_Strict):
-    """A role the template proposes, with its rights per entity (declared, not applied)."""
+    """A role the template ships, with its rights per entity; installed as a ``role`` record."""
 
     name: str
     label: Label
@@ -68,6 +73,29 @@ class RoleDecl(_Strict):
                 raise ValueError(f"rights on {entity!r} must be letters of 'crud', not {letters!r}")
         return value
 
+    def to_role(self, template: str) -> CoreRoleDecl:
+        """The role in the kernel's format (docs/permissions.md).
+
+        Each letter grants its right on every record of the entity (scope
+        ``all``); an administrator narrows it by editing the role record, and
+        that edit is kept: installing again never overwrites a role.
+        """
+        zh, en = self.label.zh_cn, self.label.en
+        title = " / ".join(dict.fromkeys(t for t in (zh, en) if t))
+        entities = {
+            entity: EntityRights(**{_LETTERS[letter]: Scope.ALL for letter in letters})
+            for entity, letters in self.rights.items()
+        }
+        return CoreRoleDecl(
+            name=self.name,
+            title=title,
+            description=f"From the {template} template.",
+            rights=Rights(entities=entities),
+        )
+
+
+_LETTERS = {"c": "create", "r": "read", "u": "update", "d": "delete"}
+
 
 class TriggerDecl(_Strict):
     entity: str
@@ -75,7 +103,10 @@ class TriggerDecl(_Strict):
 
 
 class AutomationDecl(_Strict):
-    """An automation the template proposes: a trigger and its actions (declared, not applied)."""
+    """An automation the template proposes: a trigger and its actions.
+
+    Declared only: there is no automation rules engine yet to apply it.
+    """
 
     name: str
     label: Label

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection
 
 from qiao.core.errors import Conflict, MetadataError
+from qiao.core.metadata.manifest import Manifest
 from qiao.core.metadata.model import describe_validation_error
 from qiao.core.records.context import WriteContext
 from qiao.core.records.service import RecordsService
@@ -63,6 +64,19 @@ class TemplatePackage:
 
     def entity_manifests(self) -> list[Path]:
         return [self.folder / name for name in self.manifest.entities]
+
+    def roles_manifest(self) -> Manifest | None:
+        """The template's roles as a kernel manifest, or None when it declares none."""
+        if not self.manifest.roles:
+            return None
+        return Manifest(roles=tuple(r.to_role(self.manifest.name) for r in self.manifest.roles))
+
+    def manifests(self) -> list[Path | Manifest]:
+        """For ``qiao_entity_manifests``: the entity files, and the roles that
+        ``qiao migrate`` installs as ``role`` records (once; an existing role of
+        the same name, perhaps edited by an administrator, is left as it is)."""
+        roles = self.roles_manifest()
+        return [*self.entity_manifests(), *([roles] if roles else [])]
 
     @cached_property
     def demo(self) -> DemoData | None:

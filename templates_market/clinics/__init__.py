@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.manifest import Manifest
 from qiao.core.records.context import WriteContext
 from qiao.core.records.service import RecordsService
 from qiao.templates_market.package import TemplatePackage
@@ -18,8 +19,8 @@ QIAO_DEPENDS = TEMPLATE.depends
 
 
 @hookimpl
-def qiao_entity_manifests() -> list[Path]:
-    return TEMPLATE.entity_manifests()
+def qiao_entity_manifests() -> list[Path | Manifest]:
+    return TEMPLATE.manifests()
 
 
 @hookimpl

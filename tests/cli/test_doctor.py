@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from sqlalchemy import text
+
+from qiao.core.crypto import generate_key_file
+from qiao.core.storage.database import Database
 
 Run = Callable[..., Result]
 
@@ -19,9 +23,12 @@ def _line(output: str, check: str) -> str:
 def test_a_new_deployment_is_healthy(qiao: Run, tmp_path: Path) -> None:
     qiao("init", str(tmp_path))
     result = qiao("--config", str(tmp_path / "qiao.toml"), "doctor")
-    for check in ("config", "plugins", "database", "migrations", "key file", "templates"):
+    checks = ("config", "plugins", "database", "migrations", "key file", "audit key", "audit log")
+    for check in (*checks, "templates"):
         assert _line(result.stdout, check).startswith("ok ")
     assert "(mode 0600, current KEK file:v1)" in _line(result.stdout, "key file")
+    assert _line(result.stdout, "audit key").endswith(f"{tmp_path / 'qiao-kek.json'} (mode 0600)")
+    assert _line(result.stdout, "audit log").startswith("ok    audit log   verified: ")
     assert result.stdout.endswith("The deployment is healthy.\n")
 
 
@@ -33,7 +40,9 @@ def test_an_unsafe_or_missing_key_file_fails(qiao: Run, tmp_path: Path) -> None:
     line = _line(result.stdout, "key file")
     assert line.startswith("FAIL")
     assert "has mode 0644" in line and f"chmod 600 {key}" in line
-    assert result.stderr == "Error: 1 check failed\n"
+    # qiao init names the same file for [keys] and [audit]: both checks fail.
+    assert _line(result.stdout, "audit key").startswith("FAIL")
+    assert result.stderr == "Error: 2 checks failed\n"
     key.unlink()
     result = qiao("--config", str(tmp_path / "qiao.toml"), "doctor", expect=1)
     assert "is missing" in _line(result.stdout, "key file")
@@ -49,6 +58,8 @@ def test_pending_migrations_and_an_unreachable_database_fail(
     assert _line(result.stdout, "migrations").startswith("FAIL  migrations  behind the metadata")
     assert "fix: run 'qiao migrate'" in result.stdout
     assert _line(result.stdout, "key file").startswith("skip  key file    no [keys] file")
+    assert _line(result.stdout, "audit key").startswith("skip  audit key   no [audit] key_file")
+    assert _line(result.stdout, "audit log").startswith("skip  audit log   needs the migrations")
     make_config(config, "postgresql://nobody@127.0.0.1:9/none")
     result = qiao("--config", str(config), "doctor", expect=1)
     assert _line(result.stdout, "database").startswith("FAIL  database    postgresql://")
@@ -65,3 +76,58 @@ def test_no_deployment_and_a_missing_plugin_fail(
     (tmp_path / "qiao.toml").write_text('[plugins]\nenabled = ["crm", "bakery"]\n', "utf-8")
     result = qiao("doctor", expect=1)
     assert "plugin 'bakery' is enabled but not installed" in _line(result.stdout, "plugins")
+
+
+@pytest.fixture
+def audited(
+    tmp_path: Path, qiao_database_url: str, make_config: Callable[..., Path], qiao: Run
+) -> Path:
+    """A migrated deployment with an audit key file and two audited users; its qiao.toml."""
+    config = make_config(tmp_path / "qiao.toml", qiao_database_url)
+    generate_key_file(tmp_path / "audit.key")
+    config.write_text(config.read_text() + '\n[audit]\nkey_file = "audit.key"\n')
+    qiao("--config", str(config), "migrate")
+    for name in ("wang.fang", "li.na"):
+        qiao("--config", str(config), "user", "create", name)
+    return config
+
+
+def test_the_audit_key_must_be_0600_or_0400(qiao: Run, audited: Path) -> None:
+    key = audited.parent / "audit.key"
+    result = qiao("--config", str(audited), "doctor")
+    assert _line(result.stdout, "audit key") == f"ok    audit key   {key} (mode 0600)"
+    assert _line(result.stdout, "audit log") == (
+        "ok    audit log   verified: entries 1 to 2 (2 entries)"
+    )
+    key.chmod(0o400)
+    result = qiao("--config", str(audited), "doctor")
+    assert _line(result.stdout, "audit key") == f"ok    audit key   {key} (mode 0400)"
+    key.chmod(0o640)
+    result = qiao("--config", str(audited), "doctor", expect=1)
+    line = _line(result.stdout, "audit key")
+    assert line.startswith("FAIL") and "has mode 0640" in line and f"chmod 600 {key}" in line
+    assert _line(result.stdout, "audit log").startswith("skip  audit log   needs the migrations")
+    assert result.stderr == "Error: 1 check failed\n"
+    key.unlink()
+    result = qiao("--config", str(audited), "doctor", expect=1)
+    assert _line(result.stdout, "audit key") == f"FAIL  audit key   {key} is missing"
+    assert "fix: restore it from your key backup (docs/audit.md)" in result.stdout
+
+
+def test_a_tampered_audit_log_fails(qiao: Run, audited: Path, qiao_database_url: str) -> None:
+    database = Database(qiao_database_url)
+    try:
+        with database.write() as conn:
+            conn.execute(text("UPDATE qiao_audit_entry SET actor = 'nobody' WHERE sequence = 2"))
+    finally:
+        database.dispose()
+    result = qiao("--config", str(audited), "doctor", expect=1)
+    line = _line(result.stdout, "audit log")
+    assert (
+        line
+        == "FAIL  audit log   does NOT verify: entry 2 does not verify: it was altered, "
+        + ("forged, or moved from another place in the log")
+    )
+    assert "fix: the log was changed outside Qiao" in result.stdout
+    assert _line(result.stdout, "audit key").startswith("ok ")
+    assert result.stderr == "Error: 1 check failed\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +40,8 @@ def test_list_and_info_show_the_market(qiao: Run, tmp_path: Path) -> None:
     assert "Depends on: crm" in info
     assert "time_entry" in info and "工时记录 / Time entry" in info
     assert "Role partner (合伙人)" in info
-    assert "declared only; this version does not apply them" in info
+    assert "installed as role records, each letter with scope 'all'" in info
+    assert "automations are not applied yet: the automation rules engine does not exist" in info
     missing = qiao("--config", config, "template", "info", "bakery", expect=1)
     assert missing.stderr == "Error: no template 'bakery' in the market; see 'qiao template list'\n"
 
@@ -65,6 +67,80 @@ def test_install_enables_dependencies_first_and_is_idempotent(
     assert "template law_firms 0.1.0 is installed already" in again
     assert "demo data of law_firms is there already; kept" in again
     assert _settings(config) == written
+
+
+def _roles(config: Path) -> dict[str, tuple[str, dict[str, Any], str]]:
+    engine = create_engine(Config.load(config).database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, title, rights, source FROM role")).all()
+    finally:
+        engine.dispose()
+    return {
+        name: (title, rights if isinstance(rights, dict) else json.loads(rights), source)
+        for name, title, rights, source in rows
+    }
+
+
+def test_install_makes_the_templates_roles_once_and_keeps_edited_ones(
+    qiao: Run, tmp_path: Path, make_config: Callable[..., Path], qiao_database_url: str
+) -> None:
+    config = make_config(tmp_path / "qiao.toml", qiao_database_url)
+    qiao("--config", str(config), "migrate")
+    out = qiao("--config", str(config), "template", "install", "education").stdout
+    assert "roles of education: course_advisor, teacher (role records;" in out
+    assert "1 automations; they are not applied" in out
+    roles = _roles(config)
+    title, rights, source = roles["course_advisor"]
+    assert (title, source) == ("课程顾问 / Course advisor", "education")
+    assert rights == {
+        "entities": {
+            "student": {"read": "all", "create": "all", "update": "all"},
+            "enrollment": {"read": "all", "create": "all", "update": "all"},
+            "course": {"read": "all"},
+        }
+    }
+    assert roles["teacher"][1]["entities"]["enrollment"] == {"read": "all", "update": "all"}
+    # An administrator narrows the role; installing again (and migrating) keeps the edit.
+    narrowed = {"entities": {"student": {"read": "own"}}}
+    engine = create_engine(Config.load(config).database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE role SET rights = :rights WHERE name = 'course_advisor'"),
+                {"rights": json.dumps(narrowed)},
+            )
+    finally:
+        engine.dispose()
+    qiao("--config", str(config), "template", "install", "education")
+    qiao("--config", str(config), "migrate")
+    again = _roles(config)
+    assert again["course_advisor"][1] == narrowed
+    assert set(again) == set(roles)
+
+
+def test_every_templates_roles_are_valid_kernel_roles() -> None:
+    from qiao.templates_market.market import Market
+
+    market = Market.load()
+    for name in ("manufacturing_dealers", "education", "clinics", "law_firms"):
+        package = market.package(name)
+        manifest = package.roles_manifest()
+        assert manifest is not None, name
+        assert [r.name for r in manifest.roles] == [r.name for r in package.manifest.roles]
+        assert manifest in package.manifests()
+        entities = {e.name for e in _entities_of(package)} | _CRM_ENTITIES
+        for role in manifest.roles:
+            assert set(role.rights.entities) <= entities, (name, role.name)
+
+
+_CRM_ENTITIES = {"account", "contact", "lead", "opportunity", "product", "activity"}
+
+
+def _entities_of(package: Any) -> list[Any]:
+    from qiao.core.metadata.manifest import load_manifest
+
+    return [e for p in package.entity_manifests() for e in load_manifest(p, "x").entities]
 
 
 def test_uninstall_refuses_to_drop_records_unless_told(

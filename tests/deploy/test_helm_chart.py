@@ -27,6 +27,7 @@ from jsonschema import Draft7Validator
 from qiao.cli.main import cli
 from qiao.core.app import RESERVED_PATHS
 from qiao.core.config import Config
+from qiao.core.encryption.settings import KeySettings
 from qiao.core.pluginmanager import available_plugins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,10 +85,28 @@ def _text(path: Path) -> str:
 
 
 def _defines() -> dict[str, str]:
-    """The bodies of the named templates in _helpers.tpl."""
+    """The bodies of the named templates in _helpers.tpl, nested if/range blocks included."""
     helpers = _text(TEMPLATES / "_helpers.tpl")
-    found = re.findall(r'{{-? define "([^"]+)" -?}}\n?(.*?){{-? end }}', helpers, re.S)
-    return dict(found)
+    found: dict[str, str] = {}
+    name, start, depth = None, 0, 0
+    for match in re.finditer(r"{{-?\s*(.*?)\s*-?}}", helpers, re.S):
+        action = match.group(1)
+        if action.startswith("/*"):
+            continue
+        if name is None:
+            define = re.fullmatch(r'define "([^"]+)"', action)
+            if define:
+                name, depth = define.group(1), 1
+                start = match.end() + (helpers[match.end()] == "\n")
+            continue
+        if action.startswith(("if ", "range ", "with ", "define ", "block ")):
+            depth += 1
+        elif action == "end":
+            depth -= 1
+            if depth == 0:
+                found[name] = helpers[start : match.start()]
+                name = None
+    return found
 
 
 # --- Chart.yaml ---------------------------------------------------------------
@@ -144,8 +163,17 @@ def test_ci_values_satisfy_the_schema(validator: Draft7Validator, values: dict, 
         ({"service": {"port": 70000}}, "port out of range"),
         ({"api": {"autoscaling": {"targetCPUUtilizationPercentage": 0}}}, "0% CPU target"),
         ({"replicaCount": 3}, "a misplaced key (it is api.replicaCount)"),
-        ({"worker": {"enabled": True}}, "workers do not exist yet"),
-        ({"encryption": {"kek": "00"}}, "no key material is configured yet"),
+        ({"worker": {"replicaCount": -1}}, "negative worker count"),
+        ({"worker": {"enabled": "yes"}}, "worker switch not a boolean"),
+        ({"worker": {"replicas": 2}}, "a misplaced key (it is worker.replicaCount)"),
+        ({"encryption": {"kek": "00"}}, "a misplaced key (it is keys)"),
+        (
+            {"keys": {"keyFile": '{"current": 1}', "existingSecret": "qiao-keys"}},
+            "both a key file and an existing Secret: ambiguous",
+        ),
+        ({"keys": {"keyFile": "qiao-kek.json"}}, "a file name where the file's JSON belongs"),
+        ({"keys": {"existingSecret": "Not_A_Name"}}, "not a Kubernetes object name"),
+        ({"keys": {"secretKey": ""}}, "empty key for the key file in the Secret"),
         ({"config": {"plugins": ["Not A Plugin"]}}, "not a plugin name"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
@@ -313,12 +341,13 @@ def _container_args() -> list[tuple[str, list[str]]]:
 def test_containers_run_real_qiao_commands() -> None:
     """The image's ENTRYPOINT is `qiao`, so each container's args are a qiao command line."""
     found = _container_args()
-    assert {tuple(args[:1]) for _, args in found} == {("serve",), ("migrate",)}
+    assert {tuple(args[:1]) for _, args in found} == {("serve",), ("migrate",), ("worker",)}
     for name, args in found:
         _check_invocation(args, name)
     for path in TEMPLATE_FILES:
         text = _text(path)
-        overrides = re.findall(r"^\s*command:(?!\s*\[\"sleep\")", text, re.M)
+        # The preStop sleep, and the key file's init container (no Qiao process).
+        overrides = re.findall(r"^\s*command:(?!\s*\[\"(sleep|install)\")", text, re.M)
         assert not overrides, f"{path.name} replaces the entrypoint"
 
 
@@ -392,7 +421,7 @@ def test_pods_run_as_the_images_non_root_user(values: dict) -> None:
     assert container["allowPrivilegeEscalation"] is False
     assert container["readOnlyRootFilesystem"] is True
     assert container["capabilities"]["drop"] == ["ALL"]
-    for name in ("deployment-api.yaml", "job-migrate.yaml"):
+    for name in ("deployment-api.yaml", "deployment-worker.yaml", "job-migrate.yaml"):
         text = _text(TEMPLATES / name)
         assert 'include "qiao.podCommon"' in text, name
         assert "toYaml .Values.containerSecurityContext" in text, name
@@ -424,6 +453,11 @@ def _render_config_toml(values: dict) -> str:
         "{{ .Values.config.metadataCheckInterval }}", str(values["config"]["metadataCheckInterval"])
     )
     body = body.replace('{{ include "qiao.httpPort" . }}', _defines()["qiao.httpPort"].strip())
+    keys = re.search(r'{{- if include "qiao.keysEnabled" \. }}\n(.*?){{- end }}\n\Z', body, re.S)
+    assert keys, "the [keys] and [audit] tables are not behind qiao.keysEnabled"
+    enabled = bool(values["keys"]["keyFile"] or values["keys"]["existingSecret"])
+    inner = keys.group(1).replace('{{ include "qiao.keyFilePath" . }}', _key_file_path())
+    body = body[: keys.start()] + (inner if enabled else "")
     assert "{{" not in body, f"an action the test does not fill in: {body}"
     return body
 
@@ -439,6 +473,108 @@ def test_the_rendered_qiao_toml_is_what_qiao_reads(values: dict, tmp_path: Path)
     assert config.metadata_check_interval == values["config"]["metadataCheckInterval"]
     assert set(config.plugins) <= set(available_plugins())
     assert "url" not in tomllib.loads(path.read_text(encoding="utf-8"))["database"]
+
+
+def _key_file_path() -> str:
+    defines = _defines()
+    path = defines["qiao.keyFilePath"].strip()
+    return path.replace('{{ include "qiao.keyFileDir" . }}', defines["qiao.keyFileDir"].strip())
+
+
+def test_without_a_key_the_rendered_qiao_toml_names_none(values: dict, tmp_path: Path) -> None:
+    text = _render_config_toml(values)
+    assert "[keys]" not in text and "[audit]" not in text
+    path = tmp_path / "qiao.toml"
+    path.write_text(text, encoding="utf-8")
+    config = Config.load(env={"QIAO_CONFIG": str(path)})
+    assert config.audit.key_file is None
+    assert KeySettings.of(config, env={}).file is None
+
+
+@pytest.mark.parametrize("keys", [{"existingSecret": "qiao-keys"}, {"keyFile": '{"current": 1}'}])
+def test_with_a_key_qiao_toml_names_the_mounted_copy_for_keys_and_audit(
+    values: dict, tmp_path: Path, keys: dict
+) -> None:
+    """[keys] file and [audit] key_file both point at the copy the init container makes."""
+    path = tmp_path / "qiao.toml"
+    path.write_text(_render_config_toml(_merge(values, {"keys": keys})), encoding="utf-8")
+    config = Config.load(env={"QIAO_CONFIG": str(path)})
+    key_file = Path(_key_file_path())
+    assert key_file.is_absolute()
+    assert config.audit.key_file == key_file
+    settings = KeySettings.of(config, env={})
+    assert (settings.provider, settings.file) == ("file", key_file)
+
+
+def test_the_key_secret_is_mounted_read_only_0400_and_copied_for_the_pods_user() -> None:
+    defines = _defines()
+    volumes, mounts = defines["qiao.volumes"], defines["qiao.volumeMounts"]
+    init = defines["qiao.keysInitContainer"]
+    key_dir = defines["qiao.keyFileDir"].strip()
+    secret_dir = defines["qiao.keySecretDir"].strip()
+    assert _key_file_path() == f"{key_dir}/qiao-kek.json"
+    # The Secret: mode 0400, its key renamed to the file name the init container reads.
+    secret = volumes.split("- name: key-secret", 1)[1].split("- name: key-file", 1)[0]
+    assert "secretName: {{ .keysSecret }}" in secret
+    assert "defaultMode: 0400" in secret and "mode: 0400" in secret
+    assert "key: {{ .root.Values.keys.secretKey }}\n        path: qiao-kek.json" in secret
+    # The copy: memory-backed, mounted read-only into every Qiao container.
+    assert re.search(r"- name: key-file\n  emptyDir:\n    medium: Memory", volumes)
+    assert re.search(r"- name: key-file\n  mountPath: .*\n  readOnly: true", mounts)
+    assert 'include "qiao.keyFileDir"' in mounts
+    assert "key-secret" not in mounts, "only the init container reads the Secret itself"
+    # The init container reads the Secret read-only and writes a 0400 copy as the pod's user.
+    command = re.search(r"command: (\[.*\])", init)
+    assert command
+    argv = json.loads(re.sub(r'{{ include "(qiao\.\w+)" \.root }}', r"<\1>", command.group(1)))
+    assert argv == [
+        "install",
+        "-m",
+        "0400",
+        "<qiao.keySecretDir>/qiao-kek.json",
+        "<qiao.keyFilePath>",
+    ]
+    assert 'mountPath: {{ include "qiao.keySecretDir" .root }}\n      readOnly: true' in init
+    assert "toYaml .root.Values.containerSecurityContext" in init
+    assert 'fail "keys: podSecurityContext.fsGroup must be set' in init
+    assert secret_dir != key_dir
+    for name in ("deployment-api.yaml", "deployment-worker.yaml", "job-migrate.yaml"):
+        text = _text(TEMPLATES / name)
+        assert 'include "qiao.keysInitContainer"' in text, name
+        assert '"keysSecret" (include "qiao.' in text, name
+    assert 'include "qiao.hookKeysSecretName"' in _text(TEMPLATES / "job-migrate.yaml")
+
+
+def test_the_chart_makes_a_key_secret_only_for_an_inline_key_file() -> None:
+    for name in ("secret-keys.yaml", "hook-keys-secret.yaml"):
+        text = _text(TEMPLATES / name)
+        assert ".Values.keys.keyFile (not .Values.keys.existingSecret)" in text, name
+        assert 'include "qiao.keysSecretData"' in text, name
+    hook = _text(TEMPLATES / "hook-keys-secret.yaml")
+    assert '"helm.sh/hook": pre-install,pre-upgrade' in hook
+    assert '"helm.sh/hook-weight": "-10"' in hook
+    assert ".Values.keys.existingSecret | default" in _defines()["qiao.keysSecretName"]
+    assert ".Values.keys.existingSecret | default" in _defines()["qiao.hookKeysSecretName"]
+
+
+def test_the_worker_deployment_runs_qiao_worker_and_the_api_then_serves_without_one() -> None:
+    worker = _text(TEMPLATES / "deployment-worker.yaml")
+    assert worker.count("{{- if .Values.worker.enabled }}") == 1
+    assert re.search(r'^\s*args: \["worker"\]$', worker, re.M)
+    assert "replicas: {{ .Values.worker.replicaCount }}" in worker
+    assert "toYaml .Values.worker.resources" in worker
+    assert '"component" "worker"' in worker
+    assert "Probe" not in worker, "a worker serves no HTTP"
+    api = _text(TEMPLATES / "deployment-api.yaml")
+    branches = re.search(
+        r"{{- if \.Values\.worker\.enabled }}\n\s*args: (\[.*\])\n"
+        r"\s*{{- else }}\n\s*args: (\[.*\])\n\s*{{- end }}",
+        api,
+    )
+    assert branches, "the API's args do not depend on worker.enabled"
+    with_worker, without = (json.loads(re.sub(r"{{.*?}}", "X", b)) for b in branches.groups())
+    assert with_worker == [*without, "--no-worker"]
+    assert "--no-worker" in _options(cli.commands["serve"])
 
 
 def test_qiao_toml_is_mounted_where_qiao_config_points() -> None:

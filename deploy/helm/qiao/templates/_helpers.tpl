@@ -93,6 +93,90 @@ port = {{ include "qiao.httpPort" . }}
 
 [metadata]
 check_interval = {{ .Values.config.metadataCheckInterval }}
+{{- if include "qiao.keysEnabled" . }}
+
+# The key-encryption key file (docs/deploy-kubernetes.md, "Key file"): the
+# Secret's copy, owned by the pod's user with mode 0400.
+[keys]
+provider = "file"
+file = "{{ include "qiao.keyFilePath" . }}"
+
+# The audit log's MAC key is wrapped by the same key file (docs/audit.md).
+[audit]
+key_file = "{{ include "qiao.keyFilePath" . }}"
+{{- end }}
+{{- end }}
+
+{{/*
+The key-encryption key file. "true" when keys.keyFile or keys.existingSecret
+is given, empty otherwise.
+*/}}
+{{- define "qiao.keysEnabled" -}}
+{{- if or .Values.keys.keyFile .Values.keys.existingSecret -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/* Where the pods read the key file: a copy in a memory-backed emptyDir. */}}
+{{- define "qiao.keyFileDir" -}}
+/run/qiao-keys
+{{- end }}
+
+{{- define "qiao.keyFilePath" -}}
+{{ include "qiao.keyFileDir" . }}/qiao-kek.json
+{{- end }}
+
+{{/* Where the init container reads the Secret. */}}
+{{- define "qiao.keySecretDir" -}}
+/run/qiao-keys-secret
+{{- end }}
+
+{{- define "qiao.keysSecretName" -}}
+{{- .Values.keys.existingSecret | default (printf "%s-keys" (include "qiao.fullname" .)) -}}
+{{- end }}
+
+{{/* The key file as Secret data, when the chart owns the Secret. */}}
+{{- define "qiao.keysSecretData" -}}
+{{ .Values.keys.secretKey }}: {{ .Values.keys.keyFile | b64enc | quote }}
+{{- end }}
+
+{{- define "qiao.hookKeysSecretName" -}}
+{{- .Values.keys.existingSecret | default (printf "%s-keys" (include "qiao.hookName" .)) -}}
+{{- end }}
+
+{{/*
+The init container that puts the key file where Qiao reads it. Kubernetes
+mounts Secret files owned by root, and with an fsGroup it adds group read
+(0400 becomes 0440); Qiao refuses a key file that another user owns or that
+its group can read (docs/crypto.md). So the Secret is mounted read-only into
+this container only, and copied with `install -m 0400` into a memory-backed
+emptyDir, where the copy belongs to the pod's user. The application
+containers mount that emptyDir read-only.
+Takes: dict "root" $.
+*/}}
+{{- define "qiao.keysInitContainer" -}}
+{{- if not .root.Values.podSecurityContext.fsGroup }}
+{{- fail "keys: podSecurityContext.fsGroup must be set (to runAsGroup) so that the pod's user can read the key Secret" }}
+{{- end }}
+- name: key-file
+  image: {{ include "qiao.image" .root }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  command: ["install", "-m", "0400", "{{ include "qiao.keySecretDir" .root }}/qiao-kek.json", "{{ include "qiao.keyFilePath" .root }}"]
+  volumeMounts:
+    - name: key-secret
+      mountPath: {{ include "qiao.keySecretDir" .root }}
+      readOnly: true
+    - name: key-file
+      mountPath: {{ include "qiao.keyFileDir" .root }}
+  securityContext:
+    {{- toYaml .root.Values.containerSecurityContext | nindent 4 }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 16Mi
+    limits:
+      cpu: 100m
+      memory: 32Mi
 {{- end }}
 
 {{/* Names of the objects the API pods read. */}}
@@ -155,12 +239,18 @@ Takes: dict "root" $ "databaseSecret" NAME.
   readOnly: true
 - name: tmp
   mountPath: /tmp
+{{- if include "qiao.keysEnabled" . }}
+- name: key-file
+  mountPath: {{ include "qiao.keyFileDir" . }}
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{/*
-Volumes of every Qiao pod: qiao.toml, and a scratch /tmp (the root
-filesystem is read-only).
-Takes: dict "root" $ "configMap" NAME.
+Volumes of every Qiao pod: qiao.toml, a scratch /tmp (the root filesystem
+is read-only) and, when a key file is configured, its Secret (mode 0400,
+read by the init container only) and the memory-backed copy the containers read.
+Takes: dict "root" $ "configMap" NAME "keysSecret" NAME.
 */}}
 {{- define "qiao.volumes" -}}
 - name: config
@@ -172,6 +262,20 @@ Takes: dict "root" $ "configMap" NAME.
 - name: tmp
   emptyDir:
     sizeLimit: {{ .root.Values.tmpVolume.sizeLimit }}
+{{- if include "qiao.keysEnabled" .root }}
+- name: key-secret
+  secret:
+    secretName: {{ .keysSecret }}
+    defaultMode: 0400
+    items:
+      - key: {{ .root.Values.keys.secretKey }}
+        path: qiao-kek.json
+        mode: 0400
+- name: key-file
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- end }}
 {{- end }}
 
 {{/*
