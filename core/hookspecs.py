@@ -14,7 +14,7 @@ tests/core/test_hookspecs.py fails when a hook lacks its documentation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
@@ -213,6 +214,24 @@ def qiao_demo_data(records: RecordsService, context: WriteContext) -> None:
         :class:`~qiao.core.errors.QiaoError` (for example
         :class:`~qiao.core.errors.Conflict` when the data is there already) to
         refuse: every plugin's demo data is then rolled back.
+    """
+
+
+@hookspec
+def qiao_key_providers() -> Mapping[str, Callable[[Mapping[str, Any]], KeyProvider]]:
+    """Offer key providers that hold the key-encryption key elsewhere (an HSM, a KMS).
+
+    Called when a process first needs its key provider, with the plugins the
+    deployment enables. ``[keys] provider = "<name>"`` in qiao.toml picks one;
+    the KEK stays inside the device, which only wraps and unwraps data keys
+    (GB/T 39786 level 3 expects keys held in a certified crypto product).
+
+    :returns: a mapping from provider name to a factory; the factory receives
+        the ``[keys]`` table of qiao.toml and returns a
+        :class:`~qiao.core.crypto.KeyProvider`, raising
+        :class:`~qiao.core.errors.ConfigurationError` when the device cannot be
+        used. Results are collected; a name offered twice, or the built-in
+        ``file`` or ``env``, stops start-up.
     """
 
 

@@ -11,7 +11,7 @@ directly, so hook names appear in one place.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
     from qiao.core.records.context import WriteContext
     from qiao.core.records.service import RecordsService
@@ -222,6 +223,22 @@ class Plugins:
                 ) from exc
             seeded.append(impl.plugin_name)
         return seeded
+
+    def key_providers(self) -> dict[str, Callable[[Mapping[str, Any]], KeyProvider]]:
+        """Key providers plugins offer, by name; a name offered twice is refused."""
+        offered: dict[str, Callable[[Mapping[str, Any]], KeyProvider]] = {}
+        owners: dict[str, str] = {}
+        for plugin, providers in self._results("qiao_key_providers"):
+            for name, factory in (providers or {}).items():
+                if name in owners or name in {"file", "env"}:
+                    taken = owners.get(name, "qiao")
+                    raise ConfigurationError(
+                        f"plugin {plugin!r} offers the key provider {name!r}, "
+                        f"which {taken!r} offers already"
+                    )
+                owners[name] = plugin
+                offered[name] = factory
+        return offered
 
     def startup(self, runtime: Runtime) -> None:
         self._results("qiao_startup", runtime=runtime)

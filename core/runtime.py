@@ -41,7 +41,7 @@ class Runtime:
         self.config = config
         self.plugins: Plugins = create_plugins(config.plugins, extra_plugins)
         self.db = Database(config.database_url)
-        encryption = FieldEncryption(KeyStore(self.db, provider_factory(config)))
+        encryption = FieldEncryption(KeyStore(self.db, provider_factory(config, self.plugins)))
         self.records = RecordsService(self.db, self.current, self.plugins, clock, encryption)
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None

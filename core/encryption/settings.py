@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qiao.core.config import Config
 from qiao.core.crypto import CryptoError, EnvKeyProvider, FileKeyProvider, KeyProvider
 from qiao.core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from qiao.core.pluginmanager import Plugins
 
 KEY_FILE_ENV = "QIAO_KEY_FILE"
 PROVIDERS = ("file", "env")
@@ -32,9 +36,16 @@ class KeySettings:
 
     provider: str | None = None
     file: Path | None = None
+    #: The whole ``[keys]`` table, handed to a plugin's provider factory.
+    options: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, config: Config, env: Mapping[str, str] | None = None) -> KeySettings:
+    def of(
+        cls,
+        config: Config,
+        env: Mapping[str, str] | None = None,
+        plugin_providers: Iterable[str] = (),
+    ) -> KeySettings:
         env = os.environ if env is None else env
         table: dict[str, object] = {}
         if config.path is not None:
@@ -49,16 +60,18 @@ class KeySettings:
         file = table.get("file")
         if env.get(KEY_FILE_ENV):
             provider, file = "file", env[KEY_FILE_ENV]
-        if provider is not None and provider not in PROVIDERS:
+        known = (*PROVIDERS, *plugin_providers)
+        if provider is not None and provider not in known:
             raise ConfigurationError(
-                f"[keys] provider {provider!r} is unknown; use one of {', '.join(PROVIDERS)}"
+                f"[keys] provider {provider!r} is unknown; use one of {', '.join(known)} "
+                "(other providers come from plugins: docs/encryption.md)"
             )
         if provider == "file" and not file:
             raise ConfigurationError('[keys] provider = "file" needs file = "<path>"')
         path = (config.root / str(file)).resolve() if file else None
-        return cls(provider=str(provider) if provider else None, file=path)
+        return cls(provider=str(provider) if provider else None, file=path, options=dict(table))
 
-    def make_provider(self) -> KeyProvider | None:
+    def make_provider(self, plugins: Plugins | None = None) -> KeyProvider | None:
         """The configured provider; a missing or unsafe key is a ConfigurationError."""
         try:
             if self.provider == "file":
@@ -66,11 +79,18 @@ class KeySettings:
                 return FileKeyProvider(self.file)
             if self.provider == "env":
                 return EnvKeyProvider()
+            if self.provider is not None and plugins is not None:
+                return plugins.key_providers()[self.provider](self.options)
         except CryptoError as exc:
             raise ConfigurationError(str(exc)) from None
         return None
 
 
-def provider_factory(config: Config) -> ProviderFactory:
+def provider_factory(config: Config, plugins: Plugins | None = None) -> ProviderFactory:
     """A factory for ``config``'s key provider, read when encryption is first needed."""
-    return lambda: KeySettings.of(config).make_provider()
+
+    def make() -> KeyProvider | None:
+        offered = plugins.key_providers() if plugins is not None else {}
+        return KeySettings.of(config, plugin_providers=offered).make_provider(plugins)
+
+    return make
