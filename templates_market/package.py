@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection
 
 from qiao.core.errors import Conflict, MetadataError
+from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.manifest import Manifest
 from qiao.core.metadata.model import describe_validation_error
 from qiao.core.records.context import WriteContext
@@ -77,6 +78,17 @@ class TemplatePackage:
         the same name, perhaps edited by an administrator, is left as it is)."""
         roles = self.roles_manifest()
         return [*self.entity_manifests(), *([roles] if roles else [])]
+
+    # Each template module exposes these two as its hook implementations, so the
+    # four templates (and every generated one) share one definition.
+
+    @hookimpl
+    def qiao_entity_manifests(self) -> list[Path | Manifest]:
+        return self.manifests()
+
+    @hookimpl
+    def qiao_demo_data(self, records: RecordsService, context: WriteContext) -> None:
+        self.seed_demo(records, context)
 
     @cached_property
     def demo(self) -> DemoData | None:
