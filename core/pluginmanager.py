@@ -140,11 +140,9 @@ class Plugins:
         """Every plugin's entities and extensions, checked field by field."""
         entities: list[EntityDef] = []
         extensions: list[Extension] = []
-        for plugin, manifests in self._results("qiao_entity_manifests"):
-            for item in manifests or ():
-                manifest = item if isinstance(item, Manifest) else load_manifest(Path(item), plugin)
-                entities += [e.model_copy(update={"source": plugin}) for e in manifest.entities]
-                extensions += manifest.extensions(plugin)
+        for plugin, manifest in self.manifests():
+            entities += [e.model_copy(update={"source": plugin}) for e in manifest.entities]
+            extensions += manifest.extensions(plugin)
         by_name = {e.name: e for e in entities}
         for plugin, added in self._results("qiao_extend_entities", entities=dict(by_name)):
             for entity, fields in (added or {}).items():
@@ -153,21 +151,24 @@ class Plugins:
                         f if isinstance(f, FieldDef) else FieldDef.model_validate(f) for f in fields
                     )
                 except ValidationError as exc:
-                    reason = describe_validation_error(exc).removeprefix("(top): ")
+                    reason = describe_validation_error(exc)
                     raise MetadataError(
                         f"plugin {plugin!r} extending {entity!r}: {reason}"
                     ) from exc
                 extensions.append(Extension(entity=entity, fields=checked, source=plugin))
         return entities, extensions
 
+    def manifests(self) -> list[tuple[str, Manifest]]:
+        """Every plugin's manifests, read and checked, with the plugin's name."""
+        return [
+            (plugin, item if isinstance(item, Manifest) else load_manifest(Path(item), plugin))
+            for plugin, items in self._results("qiao_entity_manifests")
+            for item in items or ()
+        ]
+
     def roles(self) -> list[tuple[str, RoleDecl]]:
         """Every role the plugins' manifests ship, with the declaring plugin."""
-        roles = []
-        for plugin, manifests in self._results("qiao_entity_manifests"):
-            for item in manifests or ():
-                manifest = item if isinstance(item, Manifest) else load_manifest(Path(item), plugin)
-                roles += [(plugin, role) for role in manifest.roles]
-        return roles
+        return [(plugin, role) for plugin, manifest in self.manifests() for role in manifest.roles]
 
     def before_write(self, **kwargs: Any) -> None:
         self._in_order("qiao_before_record_write", **kwargs)

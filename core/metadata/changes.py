@@ -330,7 +330,7 @@ def parse_entity(definition: EntityInput) -> EntityDef:
     try:
         return EntityDef.model_validate({**data, "source": "custom"})
     except ValidationError as exc:
-        raise MetadataError(_described(exc), field=_error_field(exc, data)) from None
+        raise MetadataError(describe_validation_error(exc), field=_error_field(exc, data)) from None
 
 
 def parse_field(definition: FieldInput) -> FieldDef:
@@ -344,13 +344,8 @@ def parse_field(definition: FieldInput) -> FieldDef:
     except ValidationError as exc:
         name = definition.get("name")
         raise MetadataError(
-            _described(exc), field=name if isinstance(name, str) else "name"
+            describe_validation_error(exc), field=name if isinstance(name, str) else "name"
         ) from None
-
-
-def _described(exc: ValidationError) -> str:
-    """The problems of one definition, without the location of its top level."""
-    return describe_validation_error(exc).replace("(top): ", "")
 
 
 def _error_field(exc: ValidationError, data: Mapping[str, Any]) -> str | None:
@@ -410,7 +405,7 @@ def _edited(edit: Callable[[], EntityDef], field: str) -> EntityDef:
     try:
         return edit()
     except ValueError as exc:
-        message = _described(exc) if isinstance(exc, ValidationError) else str(exc)
+        message = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         raise MetadataError(message, field=field) from None
 
 

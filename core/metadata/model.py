@@ -370,7 +370,8 @@ def describe_validation_error(exc: ValidationError, data: Any = None) -> str:
     """One line per problem, each with the path of the offending item.
 
     Pydantic's own text adds input dumps and documentation links, which are
-    noise to someone fixing a manifest or an admin form. Given the validated
+    noise to someone fixing a manifest or an admin form. A problem with the
+    whole object (no path) is its message alone. Given the validated
     ``data``, list items are also named (``entities.2 (lead).fields.5 (source)``),
     so a person finds the entry without counting.
     """
@@ -386,9 +387,8 @@ def describe_validation_error(exc: ValidationError, data: Any = None) -> str:
                 if isinstance(name, str):
                     part = f"{part} ({name})"
             parts.append(part)
-        where = ".".join(parts) or "(top)"
         message = err["msg"].removeprefix("Value error, ").replace("a valid tuple", "a list")
-        lines.append(f"{where}: {message}")
+        lines.append(f"{'.'.join(parts)}: {message}" if parts else message)
     return "; ".join(lines)
 
 

@@ -86,7 +86,7 @@ class Registry:
                 except ValidationError as exc:
                     raise MetadataError(
                         f"{ext.source!r} extending {ext.entity!r}: "
-                        + describe_validation_error(exc).removeprefix("(top): ")
+                        + describe_validation_error(exc)
                     ) from None
             merged[ext.entity] = base
         registry = cls(entities=merged, version=version, reverses=_reverses(merged))

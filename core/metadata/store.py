@@ -49,7 +49,7 @@ def load_custom(conn: Connection) -> tuple[list[EntityDef], list[Extension]]:
         try:
             entities.append(EntityDef.model_validate({**definition, "source": "custom"}))
         except ValidationError as exc:
-            reason = describe_validation_error(exc).removeprefix("(top): ")
+            reason = describe_validation_error(exc)
             raise MetadataError(f"stored custom entity {name!r} is invalid: {reason}") from exc
     extensions = []
     rows = conn.execute(
@@ -63,7 +63,7 @@ def load_custom(conn: Connection) -> tuple[list[EntityDef], list[Extension]]:
         try:
             field = FieldDef.model_validate(definition)
         except ValidationError as exc:
-            reason = describe_validation_error(exc).removeprefix("(top): ")
+            reason = describe_validation_error(exc)
             raise MetadataError(
                 f"stored custom field {entity}.{name} is invalid: {reason}"
             ) from exc

@@ -98,5 +98,5 @@ class Rights(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            reason = describe_validation_error(exc, data).removeprefix("(top): ")
+            reason = describe_validation_error(exc, data)
             raise BadUserInput(f"{field}: {reason}", field=field) from None
