@@ -83,6 +83,12 @@ def deliveries(runtime: Runtime) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(select(delivery).order_by(delivery.c.id))]
 
 
+def delivery_for(runtime: Runtime, handler: str) -> dict[str, Any]:
+    """The one delivery to ``handler`` (the test fails if there are several)."""
+    (row,) = [r for r in deliveries(runtime) if r["handler"] == handler]
+    return row
+
+
 def attempts(runtime: Runtime, delivery_id: str) -> list[dict[str, Any]]:
     a = delivery_attempt
     with runtime.db.read() as conn:

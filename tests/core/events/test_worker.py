@@ -15,7 +15,7 @@ from qiao.core.events.worker import Worker, WorkerSettings
 from qiao.core.hookspecs import hookimpl
 from qiao.core.runtime import Runtime
 
-from .support import SETTINGS, ManualClock, Recorder, attempts, deliveries, drain
+from .support import SETTINGS, ManualClock, Recorder, attempts, deliveries, delivery_for, drain
 
 pytestmark = pytest.mark.storage
 
@@ -63,7 +63,7 @@ def test_a_failing_delivery_backs_off_keeps_each_attempt_and_goes_dead(
     recorder.fail["accounts"] = [RuntimeError(f"ERP down ({i})") for i in range(10)]
     write(lambda r, ctx: r.create(ctx, "account", {"name": "A"}))
     drain(worker)
-    (row,) = [r for r in deliveries(runtime) if r["handler"] == "accounts"]
+    row = delivery_for(runtime, "accounts")
     assert row["status"] == queue.PENDING
     # equal jitter: the first retry waits between half and all of backoff_base
     wait = (row["due_at"] - clock()).total_seconds()
@@ -74,12 +74,12 @@ def test_a_failing_delivery_backs_off_keeps_each_attempt_and_goes_dead(
     clock.advance(1)
     drain(worker)
     assert len(recorder.by("accounts")) == 2
-    (row,) = [r for r in deliveries(runtime) if r["handler"] == "accounts"]
+    row = delivery_for(runtime, "accounts")
     second_wait = (row["due_at"] - clock()).total_seconds()
     assert SETTINGS.backoff_base <= second_wait <= 2 * SETTINGS.backoff_base
     clock.advance(second_wait)
     drain(worker)
-    (row,) = [r for r in deliveries(runtime) if r["handler"] == "accounts"]
+    row = delivery_for(runtime, "accounts")
     assert row["status"] == queue.DEAD
     assert "ERP down (2)" in row["last_error"] and "dead letter" in row["last_error"]
     tries = attempts(runtime, row["id"])
@@ -97,14 +97,14 @@ def test_a_failing_delivery_backs_off_keeps_each_attempt_and_goes_dead(
     with runtime.db.write() as conn:
         assert queue.retry(conn, None, clock()) == 1
     drain(worker)
-    (row,) = [r for r in deliveries(runtime) if r["handler"] == "accounts"]
+    row = delivery_for(runtime, "accounts")
     assert row["status"] == queue.PENDING, "a replayed delivery gets a fresh budget"
     assert [a["number"] for a in attempts(runtime, row["id"])] == [1, 2, 3, 4]
     recorder.fail.clear()
     with runtime.db.write() as conn:
         assert queue.retry(conn, [row["id"]], clock()) == 1
     drain(worker)
-    (row,) = [r for r in deliveries(runtime) if r["handler"] == "accounts"]
+    row = delivery_for(runtime, "accounts")
     assert row["status"] == queue.DONE
 
 
