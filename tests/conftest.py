@@ -26,6 +26,19 @@ def create(qiao_runtime: Runtime) -> Callable[..., Record]:
 
 
 @pytest.fixture
+def get(qiao_runtime: Runtime) -> Callable[[str, str], Record]:
+    """``get("lead", id)``: a stored record, which must exist."""
+
+    def _get(entity: str, record_id: str) -> Record:
+        with qiao_runtime.db.read() as conn:
+            record = qiao_runtime.records.get(conn, entity, record_id)
+        assert record is not None
+        return record
+
+    return _get
+
+
+@pytest.fixture
 def count_rows(qiao_runtime: Runtime) -> Callable[[str], int]:
     """How many rows an entity's table holds, read straight from the database."""
 

@@ -32,6 +32,6 @@ def runtime_for(connection: Connection) -> Runtime:
     if runtime is None:
         raise ConfigurationError(
             "the leads plugin was not started for this database: call "
-            "runtime.plugins.startup(runtime) before writing (the app and 'qiao' commands do)"
+            "runtime.start() before writing (the app, 'qiao' commands and test fixtures do)"
         )
     return runtime

@@ -69,8 +69,7 @@ def import_file(
     Re-running a file whose import was interrupted resumes after its last
     committed batch.
     """
-    runtime = state.runtime()
-    runtime.plugins.startup(runtime)
+    runtime = state.runtime()  # started: the leads plugin is bound to its database
     actor = Actor.system()
     data = file.read_bytes()
     mapping = _mapping(runtime, mapping_arg)

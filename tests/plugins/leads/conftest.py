@@ -1,49 +1,17 @@
-"""Fixtures for the leads plugin's tests: crm and leads enabled, the plugin started."""
+"""Fixtures for the leads plugin's tests: crm and leads enabled (the fixture runtime is started)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import pytest
 
-from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
-from qiao.core.runtime import Runtime
 
 
 @pytest.fixture
 def qiao_enabled_plugins() -> Sequence[str]:
     return ("crm", "leads")
-
-
-@pytest.fixture
-def qiao_runtime(qiao_runtime: Runtime) -> Runtime:
-    """The runtime, started as the app and the CLI start it."""
-    qiao_runtime.plugins.startup(qiao_runtime)
-    return qiao_runtime
-
-
-@pytest.fixture
-def create(qiao_runtime: Runtime) -> Callable[..., Record]:
-    records = qiao_runtime.records
-
-    def _create(entity: str, **values: Any) -> Record:
-        with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
-            return records.create(ctx, entity, values)
-
-    return _create
-
-
-@pytest.fixture
-def get(qiao_runtime: Runtime) -> Callable[[str, str], Record]:
-    def _get(entity: str, record_id: str) -> Record:
-        with qiao_runtime.db.read() as conn:
-            record = qiao_runtime.records.get(conn, entity, record_id)
-        assert record is not None
-        return record
-
-    return _get
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def clock() -> Clock:
 def runtime(qiao_config: Config, clock: Clock) -> Iterator[Runtime]:
     rt = Runtime(qiao_config, clock=clock)
     rt.current()
-    rt.plugins.startup(rt)
+    rt.start()
     yield rt
     rt.close()
 
