@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -132,12 +132,7 @@ class _FilterCompiler:
         column = self.table.c[name]
         allowed = operators_for(field)
         conditions: list[ColumnElement[bool]] = []
-        for op, value in ops.items():
-            if value is None and op != "is_null":
-                continue
-            self.count += 1
-            if self.count > MAX_FILTER_CONDITIONS:
-                raise BadUserInput(f"a filter has at most {MAX_FILTER_CONDITIONS} conditions")
+        for op, value in self._counted(ops):
             if op not in _OPERATORS:
                 raise BadUserInput(f"unknown filter operator {op!r}", field=name)
             if op not in allowed:
@@ -149,17 +144,22 @@ class _FilterCompiler:
             conditions.append(self.operator(field, name, column, op, value))
         return and_(true(), *conditions)
 
-    def encrypted_condition(
-        self, field: FieldDef, name: str, ops: Mapping[str, Any]
-    ) -> ColumnElement[bool]:
-        """``eq``/``in`` through the blind index; the database cannot compare sealed values."""
-        conditions: list[ColumnElement[bool]] = []
+    def _counted(self, ops: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+        """The operators that apply (a null value means "not given"), within the limit."""
         for op, value in ops.items():
             if value is None and op != "is_null":
                 continue
             self.count += 1
             if self.count > MAX_FILTER_CONDITIONS:
                 raise BadUserInput(f"a filter has at most {MAX_FILTER_CONDITIONS} conditions")
+            yield op, value
+
+    def encrypted_condition(
+        self, field: FieldDef, name: str, ops: Mapping[str, Any]
+    ) -> ColumnElement[bool]:
+        """``eq``/``in`` through the blind index; the database cannot compare sealed values."""
+        conditions: list[ColumnElement[bool]] = []
+        for op, value in self._counted(ops):
             if op == "is_null":
                 conditions.append(self.operator(field, name, self.table.c[name], op, value))
                 continue
