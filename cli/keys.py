@@ -1,10 +1,11 @@
-"""``qiao keys``: what uses which key, KEK and data-key rotation, retiring old keys.
+"""``qiao keys``: what uses which key, KEK, data-key and index-key rotation, retiring keys.
 
 ``status`` reads only. ``rotate`` adds a KEK version to the key file and
 re-wraps every stored key; ``rotate --data`` re-seals stored values under new
-data keys in batches, online, and may be run again after a crash; ``retire``
-deletes an old data key once nothing uses it. docs/encryption.md describes the
-lifecycle.
+data keys in batches, online, and may be run again after a crash; ``rotate
+--index`` does the same for blind indexes under new index keys; ``retire``
+deletes an old data or index key once nothing uses it. docs/encryption.md
+describes the lifecycle.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import click
 from qiao.cli.progress import progress
 from qiao.cli.state import CliState, pass_state
 from qiao.core.encryption import KeySettings
+from qiao.core.encryption.keystore import INDEX_KEYS_TTL
 from qiao.core.encryption.rotation import (
     BATCH,
     key_usage,
     require_file_provider,
     retire,
     rotate_data,
+    rotate_index,
     rotate_kek,
 )
 
@@ -43,7 +46,8 @@ def status(state: CliState) -> None:
     if not infos:
         click.echo("no data keys yet (they are made when the first encrypted value is written)")
     for info in infos:
-        uses = "-" if info.purpose != "data" else f"{usage.get(info.key_id, 0)} values"
+        verb = "values" if info.purpose == "data" else "indexes"
+        uses = f"{usage.get(info.key_id, 0)} {verb}"
         click.echo(
             f"{info.key_id:<24} {info.entity:<20} {info.purpose:<6} {info.state:<9} "
             f"wrapped by {info.kek_id:<10} sealed {info.sealed}/{info.limit}  {uses}"
@@ -57,37 +61,53 @@ def status(state: CliState) -> None:
 
 @keys.command("rotate")
 @click.option("--data", is_flag=True, help="Re-seal stored values under new data keys.")
+@click.option("--index", is_flag=True, help="Recompute blind indexes under new index keys.")
 @click.option("--batch", default=BATCH, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--settle",
+    default=INDEX_KEYS_TTL,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="With --index: seconds to wait for running processes to pick up the new index key "
+    "before re-indexing (0 when no other process uses the database).",
+)
 @pass_state
-def rotate(state: CliState, data: bool, batch: int) -> None:
-    """Make a new KEK version and re-wrap the data keys (or, with --data, new data keys)."""
+def rotate(state: CliState, data: bool, index: bool, batch: int, settle: float) -> None:
+    """Make a new KEK version and re-wrap the keys (--data: new data keys; --index: new
+    blind-index keys)."""
+    if data and index:
+        raise click.UsageError("rotate data keys and index keys one at a time")
     runtime = state.runtime()
     encryption = runtime.records.encryption
-    if not data:
+    if not (data or index):
         key_file = require_file_provider(KeySettings.of(state.config()).file)
         kek_id, count = rotate_kek(encryption, key_file)
         click.echo(f"new key-encryption key {kek_id}; re-wrapped {count} keys")
         click.echo("older KEK versions stay in the key file until every process has restarted")
         return
     catalog = runtime.current()
-    with progress("re-sealing values") as steps:
+    with progress("re-sealing values" if data else "recomputing blind indexes") as steps:
 
         def advance(entity: str, done: int, total: int) -> None:
             steps.start(f"{entity}: {done}/{total} rows")
             steps.done()
 
-        done = rotate_data(encryption, catalog, batch=batch, progress=advance)
+        if data:
+            done = rotate_data(encryption, catalog, batch=batch, progress=advance)
+        else:
+            done = rotate_index(encryption, catalog, batch=batch, progress=advance, settle=settle)
     if not done:
-        click.echo("no entity has encrypted fields")
+        click.echo(f"no entity has {'encrypted' if data else 'searchable encrypted'} fields")
     for item in done:
-        click.echo(f"{item.entity}: {item.rows} rows re-sealed under {item.key_id}")
+        verb = "re-sealed" if data else "re-indexed"
+        click.echo(f"{item.entity}: {item.rows} rows {verb} under {item.key_id}")
 
 
 @keys.command("retire")
 @click.argument("key_id")
 @pass_state
 def retire_key(state: CliState, key_id: str) -> None:
-    """Destroy data key KEY_ID; refused while it seals new or stored values."""
+    """Destroy data or index key KEY_ID; refused while it seals or indexes any value."""
     runtime = state.runtime()
     retire(runtime.records.encryption, runtime.current(), key_id)
     click.echo(f"retired {key_id}")

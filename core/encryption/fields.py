@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,11 +34,23 @@ from qiao.core.crypto import (
     open_text,
     seal_text,
 )
-from qiao.core.encryption.keystore import KeyStore
+from qiao.core.encryption.keystore import IndexKey, KeyStore
 from qiao.core.errors import BadUserInput
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 
 BIDX_SUFFIX = "_bidx"
+#: Indexes made by index key version N > 1 read ``N:<hex>``, cut to the column's width;
+#: version 1's are the bare hex, as they were before index keys rotated.
+INDEX_TAG = ":"
+INDEX_WIDTH = 64
+#: How many lately sealed values a process remembers in plaintext (see FieldEncryption).
+RECENT_SEALS = 1024
+
+
+def index_version(stored: str) -> int:
+    """The version of the index key that made a stored blind index."""
+    tag, sep, _ = stored.partition(INDEX_TAG)
+    return int(tag) if sep else 1
 
 
 def encrypted_fields(entity: EntityDef) -> list[FieldDef]:
@@ -64,6 +77,10 @@ class FieldEncryption:
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
         self.marker = f"qiao-sealed-{secrets.token_hex(16)}:"
+        #: Values this process sealed lately, by (token, context): a write reads its
+        #: record back at once, and need not decrypt what it has just encrypted.
+        self._recent: dict[tuple[str, FieldContext], str] = {}
+        self._recent_lock = threading.Lock()
 
     # -- Writes -----------------------------------------------------------------------------
 
@@ -91,16 +108,41 @@ class FieldEncryption:
                 continue
             assert key is not None
             context = FieldContext(entity.name, field.name, record_id)
-            out[field.column] = seal_text(str(value), key, context)
+            token = seal_text(str(value), key, context)
+            self._remember(token, context, str(value))
+            out[field.column] = token
         return out
 
+    def _remember(self, token: str, context: FieldContext, plaintext: str) -> None:
+        with self._recent_lock:
+            if len(self._recent) >= RECENT_SEALS:
+                del self._recent[next(iter(self._recent))]
+            self._recent[(token, context)] = plaintext
+
     def index(self, conn: Connection | None, entity: str, field: FieldDef, value: Any) -> str:
-        """The blind index of ``value`` in ``entity.field``."""
-        key = self.keys.index_key(conn, entity, field.name)
+        """The blind index of ``value`` in ``entity.field``, under the active index key."""
+        return self._index(self.keys.index_keys(conn, entity)[0], field, value)
+
+    def lookup(
+        self, conn: Connection | None, entity: str, field: FieldDef, value: Any
+    ) -> list[str]:
+        """Every index ``value`` may be stored under: one per live index key.
+
+        While ``qiao keys rotate --index`` re-indexes an entity, its rows hold
+        indexes made by either key; a lookup must find both.
+        """
+        return [self._index(key, field, value) for key in self.keys.index_keys(conn, entity)]
+
+    @staticmethod
+    def _index(key: IndexKey, field: FieldDef, value: Any) -> str:
         try:
-            return blind_index(key, str(value), index_kind(field))
+            digest = blind_index(key.for_field(field.name), str(value), index_kind(field))
         except ValueError as exc:
             raise BadUserInput(f"{field.name}: {exc}", field=field.name) from None
+        if key.version == 1:
+            return digest
+        tag = f"{key.version}{INDEX_TAG}"
+        return tag + digest[: INDEX_WIDTH - len(tag)]
 
     # -- Reads ------------------------------------------------------------------------------
 
@@ -118,6 +160,12 @@ class FieldEncryption:
 
     def open_value(self, entity: str, field: str, record_id: str, token: str) -> str:
         context = FieldContext(entity, field, str(record_id))
+        with self._recent_lock:
+            # A token is only ever made once (random nonce), and its context is part of the
+            # key, so a token moved to another record or field is still opened, and refused.
+            recent = self._recent.pop((token, context), None)
+        if recent is not None:
+            return recent
         if not is_sealed(token):
             raise CryptoIntegrityError(
                 f"{context.describe()}: the stored value is not sealed; it was written "

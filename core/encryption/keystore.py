@@ -2,11 +2,16 @@
 
 One data key seals the values of one entity at a time (its *active* key);
 keys it replaced stay readable (*previous*) until ``qiao keys rotate --data``
-has re-sealed their values and ``qiao keys retire`` destroys them. One
-blind-index key per entity never rotates with the data: its indexes would all
-change. Per-field index keys are derived from it, so equal values in two
-fields give unrelated indexes. Everything is wrapped by the deployment's KEK
-(:mod:`qiao.core.encryption.settings`).
+has re-sealed their values and ``qiao keys retire`` destroys them. Each
+entity also has one active blind-index key; per-field index keys are derived
+from it, so equal values in two fields give unrelated indexes. Index keys
+rotate on their own (``qiao keys rotate --index``): while a previous one still
+indexes values, lookups compute the index under every live key. Everything is
+wrapped by the deployment's KEK (:mod:`qiao.core.encryption.settings`).
+
+Other processes learn of a new index key within :data:`INDEX_KEYS_TTL`
+seconds; re-indexing waits that long first, so no process still writes
+indexes under the old key once the pass begins.
 
 Counting. Random 96-bit nonces allow a bounded number of values per key
 (docs/crypto.md). Each process reserves *leases* of :data:`LEASE` seals with
@@ -21,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,6 +54,8 @@ ACTIVE = "active"
 PREVIOUS = "previous"
 #: Seals a process reserves at once from a data key's stored count.
 LEASE = 256
+#: Seconds a process keeps its list of an entity's blind-index keys.
+INDEX_KEYS_TTL = 5.0
 _INDEX_KEY_INFO = b"qiao blind index key v1\x00"
 
 
@@ -59,6 +67,24 @@ def key_name(prefix: str, entity: str, number: int | None = None) -> str:
     digest = hashlib.sha256(name.encode()).hexdigest()[:10]
     tail = f"-{number}" if number is not None else ""
     return f"{name[: 64 - len(tail) - 11]}-{digest}{tail}"
+
+
+def index_key_version(key_id: str, entity: str) -> int:
+    """The version of a blind-index key: ``bik-<entity>`` is 1, ``bik-<entity>-N`` is N."""
+    return 1 if key_id == key_name("bik", entity) else int(key_id.rsplit("-", 1)[1])
+
+
+@dataclass(frozen=True)
+class IndexKey:
+    """One live blind-index key of an entity; ``version`` tags the indexes it makes."""
+
+    key_id: str
+    version: int
+    secret: bytes
+
+    def for_field(self, field: str) -> bytes:
+        """The HMAC-SM3 key of one field's index, derived so fields do not share indexes."""
+        return hmac_sm3(self.secret, _INDEX_KEY_INFO + field.encode())
 
 
 @dataclass(frozen=True)
@@ -88,7 +114,8 @@ class KeyStore:
         self._lock = threading.RLock()
         self._keys: dict[str, DataKey] = {}
         self._active: dict[str, str] = {}
-        self._index: dict[str, bytes] = {}
+        #: Entity -> (monotonic expiry, live index keys with the active one first).
+        self._index: dict[str, tuple[float, list[IndexKey]]] = {}
         self._budget: dict[str, int] = {}
 
     # -- The provider ---------------------------------------------------------------------
@@ -286,31 +313,68 @@ class KeyStore:
 
     # -- Blind-index keys -------------------------------------------------------------------
 
-    def index_key(self, conn: Connection | None, entity: str, field: str) -> bytes:
-        """The HMAC-SM3 key of ``entity.field``'s blind index."""
-        secret = self._index.get(entity)
-        if secret is None:
-            secret = self._index_secret(conn, entity)
-        return hmac_sm3(secret, _INDEX_KEY_INFO + field.encode())
+    def index_keys(self, conn: Connection | None, entity: str) -> list[IndexKey]:
+        """The live blind-index keys of ``entity``, the active one first.
 
-    def _index_secret(self, conn: Connection | None, entity: str) -> bytes:
-        key_id = key_name("bik", entity)
-        if conn is None:
-            with self.db.read() as read:
-                row = read.execute(select(key_table).where(key_table.c.key_id == key_id)).first()
+        With a connection (a write), the first key is made when there is none;
+        without one (a lookup), an entity that never indexed anything gets a
+        throwaway key, which finds nothing, as it should.
+        """
+        cached = self._index.get(entity)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        rows = self._index_rows(conn, entity)
+        if not rows and conn is None:
+            return [IndexKey(key_name("bik", entity), 1, DataKey.generate("unused").secret)]
+        if not rows:
+            key = DataKey.generate(key_name("bik", entity))
+            self._insert(conn, entity, INDEX, key)  # type: ignore[arg-type]
+            live = [IndexKey(key.key_id, 1, key.secret)]
         else:
-            row = conn.execute(select(key_table).where(key_table.c.key_id == key_id)).first()
-        if row is not None:
-            key = self._load(row._mapping)
-        elif conn is None:
-            # Nothing was ever indexed: any index key finds nothing. Use a throwaway one.
-            return DataKey.generate(key_id).secret
-        else:
-            key = DataKey.generate(key_id)
-            self._insert(conn, entity, INDEX, key)
+            live = sorted(
+                (
+                    IndexKey(
+                        str(r["key_id"]),
+                        index_key_version(str(r["key_id"]), entity),
+                        self._load(r).secret,
+                    )
+                    for r in rows
+                ),
+                key=lambda k: -k.version,
+            )
+            active = [str(r["key_id"]) for r in rows if r["state"] == ACTIVE]
+            live.sort(key=lambda k: k.key_id not in active)
         with self._lock:
-            self._index[entity] = key.secret
-        return key.secret
+            self._index[entity] = (time.monotonic() + INDEX_KEYS_TTL, live)
+        return live
+
+    def _index_rows(self, conn: Connection | None, entity: str) -> list[dict[str, object]]:
+        stmt = select(key_table).where(key_table.c.entity == entity, key_table.c.purpose == INDEX)
+        if conn is not None:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+        with self.db.read() as read:
+            return [dict(r._mapping) for r in read.execute(stmt)]
+
+    def rotate_index_key(self, conn: Connection, entity: str) -> IndexKey:
+        """A new active blind-index key for ``entity``; the old one stays live for lookups."""
+        rows = self._index_rows(conn, entity)
+        versions = [index_key_version(str(r["key_id"]), entity) for r in rows]
+        conn.execute(
+            update(key_table)
+            .where(
+                key_table.c.entity == entity,
+                key_table.c.purpose == INDEX,
+                key_table.c.state == ACTIVE,
+            )
+            .values(state=PREVIOUS)
+        )
+        number = max(versions, default=0) + 1
+        name = key_name("bik", entity, number) if number > 1 else key_name("bik", entity)
+        key = DataKey.generate(name)
+        self._insert(conn, entity, INDEX, key)
+        with self._lock:
+            self._index.pop(entity, None)
+        return IndexKey(key.key_id, number, key.secret)
 
     # -- Status and rotation ----------------------------------------------------------------
 
@@ -345,3 +409,4 @@ class KeyStore:
             conn.execute(key_table.delete().where(key_table.c.key_id == key_id))
             with self._lock:
                 self._keys.pop(key_id, None)
+                self._index.clear()

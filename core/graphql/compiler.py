@@ -306,7 +306,7 @@ class ReadCompiler:
                 self.access.require_readable(entity_name, key.field.name)
 
         def conditions(table: FromClause) -> list[ColumnElement[bool]]:
-            blind = self.encryption.index if self.encryption is not None else None
+            blind = self.encryption.lookup if self.encryption is not None else None
             conds = [query.compile_filter(entity, table, args.get("filter"), blind=blind)]  # type: ignore[arg-type]
             if link is not None:
                 conds.append(link(table))

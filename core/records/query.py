@@ -23,9 +23,10 @@ from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.records.values import coerce_for_query, to_json
 
-#: Computes the blind index of a value of an encrypted field: (connection or None,
-#: entity name, field, value) -> index (see qiao.core.encryption.fields).
-BlindIndex = Callable[[Any, str, FieldDef, Any], str]
+#: The blind indexes a value of an encrypted field may be stored under: (connection or
+#: None, entity name, field, value) -> indexes, one per live index key (see
+#: qiao.core.encryption.fields).
+BlindIndex = Callable[[Any, str, FieldDef, Any], Sequence[str]]
 
 MAX_FILTER_CONDITIONS = 200
 MAX_FILTER_DEPTH = 10
@@ -181,8 +182,9 @@ class _FilterCompiler:
                 raise BadUserInput(f"{op} takes at most {MAX_IN_VALUES} values", field=name)
             column = self.table.c[f"{field.column}_bidx"]
             indexes = [
-                self.blind(None, self.entity.name, field, self.value(field, name, v))
+                index
                 for v in values
+                for index in self.blind(None, self.entity.name, field, self.value(field, name, v))
             ]
             conditions.append(column.in_(indexes) if indexes else false())
         return and_(true(), *conditions)

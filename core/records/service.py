@@ -335,7 +335,7 @@ class RecordsService:
         table = catalog.table(entity_name)
         size = query.page_size(first, last)
         ordering = query.make_ordering(entity, order_by)
-        where = query.compile_filter(entity, table, filter, blind=self.encryption.index)
+        where = query.compile_filter(entity, table, filter, blind=self.encryption.lookup)
         if actor is not None:
             where = and_(where, *self._read_filter(actor, entity_name, table))
         backwards = last is not None

@@ -90,7 +90,8 @@ class PostgresDatabases:
 
     def fresh(self, key: str, setup: Setup) -> tuple[str, object]:
         if key not in self._templates:
-            name = f"{self.prefix}_t{len(self._templates)}"
+            # A uuid, not a count: a template whose setup failed keeps its name taken.
+            name = f"{self.prefix}_t{uuid.uuid4().hex[:12]}"
             self._create(name)
             seeded = setup(self._url(name))
             self._templates[key] = (name, seeded)

@@ -2,9 +2,16 @@
 
 Two lookups share one notion of "the same": equal phone (E.164), equal e-mail
 (lower-cased) or equal company key (see :mod:`.keys`). :func:`find_existing`
-asks the database with indexed equality queries, for one lead at a time (web
+asks the records service with ``eq`` filters, for one lead at a time (web
 forms, webhooks, the API); :class:`Index` loads every key once, for imports of
 many rows, and also remembers the rows of the file itself.
+
+A deployment may store phones and e-mail addresses encrypted
+(docs/encryption.md). Their columns hold ciphertext, so both lookups compare
+blind indexes instead: the records service's ``eq`` filter does it for
+:func:`find_existing`, and :class:`Index` keeps the stored indexes and computes
+those of each new key. An encrypted field that is not ``searchable: exact``
+cannot be compared at all and takes no part in finding duplicates.
 
 Duplicates are never dropped silently: callers store the matches on the lead
 (``duplicate_matches``, ``duplicate_of``) or list them in the import report.
@@ -12,13 +19,15 @@ Duplicates are never dropped silently: callers store the matches on the lead
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, select
 
-from qiao.core.catalog import Catalog
+from qiao.core.encryption import index_column
+from qiao.core.metadata.model import FieldDef
+from qiao.core.records.service import RecordsService
 from qiao.plugins.leads.keys import company_key, email_key, phone_key
 
 #: Entity -> (column, key kind) pairs compared with a new lead's keys.
@@ -28,6 +37,12 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "account": (("phone", "phone"), ("name_key", "company")),
 }
 _LABELS = {"lead": "name", "contact": "name", "account": "name"}
+#: How a stored value becomes a comparison key of each kind.
+_KEY_OF: dict[str, Callable[[Any], str | None]] = {
+    "phone": phone_key,
+    "email": email_key,
+    "company": lambda value: value or None,
+}
 
 
 @dataclass(frozen=True)
@@ -58,58 +73,94 @@ def lead_keys(values: dict[str, Any]) -> dict[str, str]:
     return {kind: key for kind, key in keys.items() if key}
 
 
+def _comparable(records: RecordsService, entity: str) -> list[tuple[FieldDef, str]]:
+    """The (field, key kind) pairs of ``entity`` that can be compared in the database."""
+    declared = records.catalog.entity(entity)
+    pairs = []
+    for column, kind in _COLUMNS[entity]:
+        field = declared.field(column)
+        if field is not None and (not field.encrypted or field.searchable):
+            pairs.append((field, kind))
+    return pairs
+
+
 def find_existing(
-    conn: Connection, catalog: Catalog, keys: dict[str, str], exclude_id: str | None = None
+    conn: Connection, records: RecordsService, keys: dict[str, str], exclude_id: str | None = None
 ) -> list[Match]:
     """Stored leads, contacts and accounts sharing a key, leads first (at most 5 each)."""
     matches: list[Match] = []
-    for entity, columns in _COLUMNS.items():
-        table = catalog.table(entity)
-        tests = [(col, kind) for col, kind in columns if kind in keys]
+    for entity in _COLUMNS:
+        tests = [(f, kind) for f, kind in _comparable(records, entity) if kind in keys]
         if not tests:
             continue
-        stmt = (
-            select(table.c.id, table.c[_LABELS[entity]], *[table.c[c] for c, _ in tests])
-            .where(or_(*[table.c[c] == keys[kind] for c, kind in tests]))
-            .order_by(table.c.created_at)
-            .limit(5)
+        page = records.list(
+            conn,
+            entity,
+            filter={"or": [{f.column: {"eq": keys[kind]}} for f, kind in tests]},
+            order_by=[{"field": "created_at"}],
+            first=5,
         )
-        for row in conn.execute(stmt):
-            if row.id == exclude_id:
+        for record in page.records:
+            if record["id"] == exclude_id:
                 continue
-            by = next(kind for col, kind in tests if row._mapping[col] == keys[kind])
-            matches.append(Match(entity, row.id, by, row._mapping[_LABELS[entity]]))
+            by = next(
+                (kind for f, kind in tests if _KEY_OF[kind](record[f.column]) == keys[kind]),
+                tests[0][1],
+            )
+            matches.append(Match(entity, record["id"], by, record[_LABELS[entity]]))
     return matches
 
 
 class Index:
-    """Every stored key plus the keys of the rows seen so far; for imports."""
+    """Every stored key plus the keys of the rows seen so far; for imports.
 
-    def __init__(self) -> None:
+    Plain columns are remembered by key; encrypted ones by their stored blind
+    index, which :meth:`matches` computes for each new key with the entity's
+    live index keys.
+    """
+
+    def __init__(self, records: RecordsService) -> None:
         self._keys: dict[tuple[str, str], Match] = {}
+        self._records = records
+        #: Encrypted, searchable fields compared through blind indexes: (entity, field, kind).
+        self._blind: list[tuple[str, FieldDef, str]] = []
 
     @classmethod
-    def load(cls, conn: Connection, catalog: Catalog) -> Index:
-        index = cls()
-        for entity, columns in _COLUMNS.items():
-            table = catalog.table(entity)
-            stmt = select(table.c.id, table.c[_LABELS[entity]], *[table.c[c] for c, _ in columns])
+    def load(cls, conn: Connection, records: RecordsService) -> Index:
+        index = cls(records)
+        for entity in _COLUMNS:
+            table = records.catalog.table(entity)
+            pairs = _comparable(records, entity)
+            columns = [index_column(f) if f.encrypted else f.column for f, _ in pairs]
+            index._blind += [(entity, f, kind) for f, kind in pairs if f.encrypted]
+            stmt = select(table.c.id, table.c[_LABELS[entity]], *[table.c[c] for c in columns])
             for row in conn.execute(stmt):
-                for col, kind in columns:
-                    value = row._mapping[col]
+                for (field, kind), column in zip(pairs, columns, strict=True):
+                    value = row._mapping[column]
                     if value:
+                        slot = f"{entity}.{field.name}:{value}" if field.encrypted else value
                         index._keys.setdefault(
-                            (kind, value),
+                            (kind, slot),
                             Match(entity, row.id, kind, row._mapping[_LABELS[entity]]),
                         )
         return index
 
+    def _slots(self, kind: str, key: str) -> list[str]:
+        """Where ``key`` may be remembered: itself, and its blind indexes in encrypted fields."""
+        slots = [key]
+        for entity, field, blind_kind in self._blind:
+            if blind_kind == kind:
+                lookup = self._records.encryption.lookup(None, entity, field, key)
+                slots += [f"{entity}.{field.name}:{index}" for index in lookup]
+        return slots
+
     def matches(self, keys: dict[str, str]) -> list[Match]:
         found: dict[tuple[str, str | None, int | None], Match] = {}
         for kind, key in keys.items():
-            match = self._keys.get((kind, key))
-            if match is not None:
-                found.setdefault((match.entity, match.id, match.row), match)
+            for slot in self._slots(kind, key):
+                match = self._keys.get((kind, slot))
+                if match is not None:
+                    found.setdefault((match.entity, match.id, match.row), match)
         return list(found.values())
 
     def add_row(self, row: int, label: str, keys: dict[str, str]) -> None:

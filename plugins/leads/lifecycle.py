@@ -25,6 +25,7 @@ from qiao.core.catalog import Catalog
 from qiao.core.metadata.model import EntityDef
 from qiao.core.pluginmanager import Plugins
 from qiao.core.records.context import WriteContext
+from qiao.core.records.service import RecordsService
 from qiao.plugins.leads import dedupe, intent, regions, routing
 from qiao.plugins.leads.binding import runtime_for
 from qiao.plugins.leads.keys import company_key
@@ -52,7 +53,7 @@ def before_lead_write(
         _restart_deadline(context, catalog, values, existing, merged)
         return
     now = runtime.records.clock()
-    _mark_duplicates(context, catalog, values)
+    _mark_duplicates(context, runtime.records, values)
     minutes = routing.DEFAULT_FIRST_TOUCH_MINUTES
     if values.get("owner") is None:
         chosen = routing.assign(context.connection, catalog, values, now)
@@ -148,7 +149,9 @@ def _classify(plugins: Plugins, values: dict[str, Any], lead: dict[str, Any]) ->
         values.setdefault("intent_tags", list(result.tags))
 
 
-def _mark_duplicates(context: WriteContext, catalog: Catalog, values: dict[str, Any]) -> None:
+def _mark_duplicates(
+    context: WriteContext, records: RecordsService, values: dict[str, Any]
+) -> None:
     """Record what the new lead may duplicate; an importer that checked already says so.
 
     An importer passes ``duplicate_matches`` (possibly empty) after checking
@@ -158,7 +161,7 @@ def _mark_duplicates(context: WriteContext, catalog: Catalog, values: dict[str, 
         if not values["duplicate_matches"]:
             values["duplicate_matches"] = None
         return
-    found = dedupe.find_existing(context.connection, catalog, dedupe.lead_keys(values))
+    found = dedupe.find_existing(context.connection, records, dedupe.lead_keys(values))
     if found:
         values["duplicate_matches"] = [m.as_json() for m in found]
         values.setdefault("duplicate_of", dedupe.first_lead(found))

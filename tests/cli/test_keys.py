@@ -1,4 +1,4 @@
-"""``qiao keys``: status, KEK rotation, online data-key rotation (resumable), retire."""
+"""``qiao keys``: status, KEK rotation, online data- and index-key rotation (resumable), retire."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from sqlalchemy import select, update
 
 from qiao.core.config import Config
 from qiao.core.crypto import generate_key_file, sealed_key_id
-from qiao.core.encryption.rotation import key_usage, rotate_data
+from qiao.core.encryption.fields import index_version
+from qiao.core.encryption.rotation import key_usage, retire, rotate_data, rotate_index
+from qiao.core.errors import BadUserInput
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 
@@ -111,11 +113,11 @@ def test_rotate_data_resumes_after_a_crash_without_another_key(deployment: Path)
 
         with pytest.raises(KeyboardInterrupt):
             rotate_data(encryption, runtime.current(), batch=2, progress=crash)
-        usage = key_usage(encryption, runtime.current())
+        usage = key_usage(encryption, runtime.current(), indexes=False)
         assert usage == {"dek-patient-2": 6, "dek-patient-1": 3}  # first batch of 2 rows done
         done = rotate_data(encryption, runtime.current(), batch=2)
         assert [(d.key_id, d.rows) for d in done] == [("dek-patient-2", 1)]
-        assert key_usage(encryption, runtime.current()) == {"dek-patient-2": 9}
+        assert key_usage(encryption, runtime.current(), indexes=False) == {"dek-patient-2": 9}
 
 
 def test_rotation_under_concurrent_writes_loses_nothing(deployment: Path):
@@ -147,7 +149,7 @@ def test_rotation_under_concurrent_writes_loses_nothing(deployment: Path):
         for i, record in enumerate(written):
             assert by_name[record["name"]]["notes"] == f"改{i}"
             assert by_name[record["name"]]["diagnosis"] == "高血压"
-        assert set(key_usage(runtime.records.encryption, runtime.current())) == {
+        assert set(key_usage(runtime.records.encryption, runtime.current(), indexes=False)) == {
             runtime.records.encryption.keys.active_key_id("patient")
         }
 
@@ -166,3 +168,92 @@ def test_a_tampered_key_row_stops_start_up(deployment: Path, qiao: Run):
         )
     out = qiao("--config", str(deployment), "keys", "status", expect=1).output
     assert "cannot unwrap dek-patient-1" in out
+
+
+def lookup(runtime: Runtime, phone: str) -> set[str]:
+    with runtime.db.read() as conn:
+        page = runtime.records.list(conn, "patient", filter={"phone": {"eq": phone}}, first=500)
+    return {r["name"] for r in page.records}
+
+
+def index_versions(runtime: Runtime) -> set[str]:
+    table = runtime.current().table("patient")
+    with runtime.db.read() as conn:
+        return {index_version(i) for (i,) in conn.execute(select(table.c.phone_bidx))}
+
+
+def test_rotate_index_recomputes_blind_indexes_and_retire_then_succeeds(
+    deployment: Path, qiao: Run
+):
+    early = qiao("--config", str(deployment), "keys", "retire", "bik-patient", expect=1)
+    assert "run 'qiao keys rotate --index' first" in early.output
+    args = ("--config", str(deployment), "keys", "rotate", "--index", "--settle", "0")
+    out = qiao(*args, "--batch", "2").output
+    assert "patient: 3 rows re-indexed under bik-patient-2" in out
+    status = qiao("--config", str(deployment), "keys", "status").output
+    assert "bik-patient-2" in status and "3 indexes" in status  # one phone per patient
+    with runtime_of(deployment) as runtime:
+        assert index_versions(runtime) == {2}
+        assert lookup(runtime, "138 0013 8000") == {"患者0", "患者1", "患者2"}
+    qiao("--config", str(deployment), "keys", "retire", "bik-patient")
+    with runtime_of(deployment) as runtime:
+        assert lookup(runtime, "+8613800138000") == {"患者0", "患者1", "患者2"}
+        write(runtime, {**ALICE, "name": "新患者"})
+        assert "新患者" in lookup(runtime, "13800138000")
+
+
+def test_lookups_find_rows_under_either_index_key_while_rotation_runs(deployment: Path):
+    with runtime_of(deployment) as runtime:
+        with runtime.db.write() as conn:
+            runtime.records.encryption.keys.rotate_index_key(conn, "patient")
+        write(runtime, {**ALICE, "name": "轮换中"})
+        assert index_versions(runtime) == {1, 2}
+        assert lookup(runtime, "13800138000") == {"患者0", "患者1", "患者2", "轮换中"}
+        refused = runtime.records.encryption
+        with pytest.raises(BadUserInput, match="still indexes 3 stored values"):
+            retire(refused, runtime.current(), "bik-patient")
+
+
+def test_rotate_index_resumes_after_a_crash_without_another_key(deployment: Path):
+    with runtime_of(deployment) as runtime:
+        encryption = runtime.records.encryption
+
+        def crash(entity: str, done: int, total: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            rotate_index(encryption, runtime.current(), batch=2, progress=crash, settle=0)
+        assert index_versions(runtime) == {1, 2}
+        done = rotate_index(encryption, runtime.current(), batch=2, settle=0)
+        assert [(d.entity, d.key_id, d.rows) for d in done] == [("patient", "bik-patient-2", 1)]
+        assert index_versions(runtime) == {2}
+
+
+def test_index_rotation_under_concurrent_writes_keeps_every_row_findable(deployment: Path):
+    with runtime_of(deployment) as runtime, runtime_of(deployment) as writer:
+        errors: list[BaseException] = []
+        names: list[str] = []
+
+        def keep_writing() -> None:
+            try:
+                for i in range(12):
+                    record = write(writer, {**ALICE, "name": f"并发{i}"})
+                    with writer.records.transaction(Actor.system(), Source.CLI) as ctx:
+                        writer.records.update(
+                            ctx, "patient", record["id"], {"phone": "13900139000"}
+                        )
+                    names.append(record["name"])
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=keep_writing)
+        thread.start()
+        try:
+            rotate_index(runtime.records.encryption, runtime.current(), batch=1, settle=0.5)
+        finally:
+            thread.join()
+        assert not errors, errors
+        rotate_index(runtime.records.encryption, runtime.current(), batch=5, settle=0)
+        assert index_versions(runtime) == {2}
+        assert lookup(runtime, "13900139000") == set(names)
+        assert lookup(runtime, "13800138000") == {"患者0", "患者1", "患者2"}

@@ -130,7 +130,7 @@ class Importer:
         entity = self.runtime.current().entity(entity_name)
         plan = self._plan(entity, table, columns)
         with self.runtime.db.read() as conn:
-            index = dedupe.Index.load(conn, self.runtime.current())
+            index = dedupe.Index.load(conn, self.runtime.records)
         batches = math.ceil(len(table.rows) / self.batch_size)
         start = outcome.resumed_after_batch
         for number in range(start, batches):
