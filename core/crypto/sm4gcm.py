@@ -264,7 +264,7 @@ def open_field(token: str, keys: KeyLookup, context: FieldContext) -> bytes:
     belongs to another record or field, and :class:`KeyUnavailableError` when
     its data key is not available.
     """
-    parsed = _parse_field(token, context.describe())
+    parsed = _parse_field(token, context)
     key = keys.lookup(parsed.key_id)
     aad = parsed.header + context.encode()
     try:
@@ -311,9 +311,13 @@ class _ParsedField:
     sealed: bytes
 
 
-def _parse_field(token: str, where: str) -> _ParsedField:
+def _parse_field(token: str, where: str | FieldContext) -> _ParsedField:
+    """The parts of a sealed value; ``where`` names it in errors (a context is described
+    only then: this runs for every value read)."""
+
     def damaged(reason: str) -> CryptoIntegrityError:
-        return CryptoIntegrityError(f"{where}: {reason}")
+        place = where.describe() if isinstance(where, FieldContext) else where
+        return CryptoIntegrityError(f"{place}: {reason}")
 
     if not is_sealed(token):
         raise damaged(f"the stored text is not a sealed value (no {FIELD_PREFIX!r} prefix)")
