@@ -10,6 +10,7 @@ quarter's paid purchases" means the same in a rollup and in a list.
 from __future__ import annotations
 
 import decimal
+from collections.abc import Callable
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,14 +31,18 @@ from qiao.core.errors import BadUserInput
 from qiao.core.formula.checker import DIVISION_SCALE
 from qiao.core.formula.metadata import field_info
 from qiao.core.formula.types import INTEGER, MAX_PRECISION, FieldInfo, Kind, decimal_type
-from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
+from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType
 from qiao.core.records.query import compile_filter
 from qiao.core.storage.tables import build_table
 from qiao.core.storage.types import ExactDecimal
 
 Function = Literal["count", "sum", "min", "max", "avg"]
+ParentOperator = Literal["eq", "neq", "lt", "lte", "gt", "gte"]
+#: Gives a parent's column by field name (the parent's row of a correlated subquery).
+ParentColumns = Callable[[str], ColumnElement[Any]]
 _NUMERIC_FIELDS = frozenset({FieldType.INTEGER, FieldType.DECIMAL})
 _ORDERED_FIELDS = _NUMERIC_FIELDS | {FieldType.DATE, FieldType.DATETIME}
+_COMPARABLE_FIELDS = _ORDERED_FIELDS | STRING_TYPES | {FieldType.ENUM}
 #: abs() of the smallest 64-bit integer is SQLite's one way to stop a query with an error.
 _SQLITE_INT_MIN = -(2**63)
 
@@ -45,8 +50,13 @@ _SQLITE_INT_MIN = -(2**63)
 class RollupSpec(BaseModel):
     """``{function: sum, entity: purchase, link: dealer, field: amount, filter: {...}}``.
 
-    ``link`` is the child's relation field pointing at the parent; ``field`` the child
+    ``link`` is the child's relation field pointing at the parent; with ``via``, it
+    points where the parent's relation ``via`` points instead, so a dealer's quarter
+    (``via: dealer``) rolls up the purchase lines of its dealer. ``field`` is the child
     field aggregated (none for COUNT); ``filter`` a list-query filter on the children.
+    ``parent_filter`` compares children's fields with the parent's own, for rollups
+    over a window the parent defines: ``{ordered_on: {gte: period_start, lte:
+    period_end}}`` keeps the children ordered within the parent's period.
     ``precision`` is the number of digits a SUM may reach, scale included, as a
     decimal field declares it. SQLite stops a query whose sum exceeds it, and the
     formula compiler relies on it to prove SQLite arithmetic over the sum exact:
@@ -58,8 +68,10 @@ class RollupSpec(BaseModel):
     function: Function
     entity: str
     link: str
+    via: str | None = None
     field: str | None = None
     filter: dict[str, Any] | None = None
+    parent_filter: dict[str, dict[ParentOperator, str]] | None = None
     precision: int = Field(default=MAX_PRECISION, ge=1, le=MAX_PRECISION)
 
     @model_validator(mode="after")
@@ -70,14 +82,21 @@ class RollupSpec(BaseModel):
             raise ValueError(f"{self.function} needs the field it aggregates")
         return self
 
-    def check(self, child: EntityDef, parent: str) -> None:
+    def check(self, child: EntityDef, parent: EntityDef) -> None:
         """Refuse a spec that does not fit the declarations (ValueError with the reason)."""
         if child.name != self.entity:
             raise ValueError(f"the rollup is over {self.entity}, not {child.name}")
         link = child.field(self.link)
-        if link is None or link.type is not FieldType.RELATION or link.target != parent:
-            raise ValueError(f"{child.name}.{self.link} is not a relation to {parent}")
+        target = parent.name
+        if self.via is not None:
+            via = parent.field(self.via)
+            if via is None or via.type is not FieldType.RELATION:
+                raise ValueError(f"via: {parent.name}.{self.via} is not a relation")
+            target = str(via.target)
+        if link is None or link.type is not FieldType.RELATION or link.target != target:
+            raise ValueError(f"{child.name}.{self.link} is not a relation to {target}")
         _check_filter(child, self.filter)
+        _check_parent_filter(child, parent, self.parent_filter)
         if self.field is None:
             return
         field = child.field(self.field)
@@ -113,6 +132,36 @@ def _check_filter(child: EntityDef, spec: dict[str, Any] | None) -> None:
         raise ValueError(f"filter: {exc.message}") from None
 
 
+def _check_parent_filter(
+    child: EntityDef, parent: EntityDef, spec: dict[str, dict[ParentOperator, str]] | None
+) -> None:
+    """Each condition compares a stored child field with a stored parent field of its type."""
+    for child_name, conditions in (spec or {}).items():
+        mine = child.field(child_name)
+        if mine is None or mine.computed or mine.type not in _COMPARABLE_FIELDS:
+            raise ValueError(
+                f"parent_filter: {child.name}.{child_name} is not a stored number, date, "
+                "date-time or text field"
+            )
+        for parent_name in conditions.values():
+            theirs = parent.field(parent_name)
+            if theirs is None or theirs.computed or not _comparable(mine, theirs):
+                raise ValueError(
+                    f"parent_filter: {parent.name}.{parent_name} is not a stored field "
+                    f"comparable with {child.name}.{child_name}"
+                )
+
+
+def _comparable(a: FieldDef, b: FieldDef) -> bool:
+    if a.encrypted or b.encrypted:
+        return False
+    if a.type in _NUMERIC_FIELDS:
+        return b.type in _NUMERIC_FIELDS
+    if a.type in STRING_TYPES:
+        return b.type in STRING_TYPES
+    return a.type is b.type
+
+
 def average_scale(field: FieldDef) -> int:
     """AVG keeps the places of a quotient: at least six, more when the field has more."""
     scale = field.effective_scale if field.type is FieldType.DECIMAL else 0
@@ -131,19 +180,29 @@ def rollup_column(
     child_table: Table,
     parent_id: ColumnElement[Any],
     dialect: str,
+    parent: ParentColumns | None = None,
 ) -> ColumnElement[Any]:
     """The rollup as a correlated scalar subquery, for a parent whose id is ``parent_id``.
 
     Selected, it yields Python values (int, Decimal at the field's scale, date);
     as a column of :func:`~qiao.core.formula.sql.compile_formula` it is in stored
     form, like any column. COUNT and SUM of no children are 0; MIN, MAX and AVG NULL.
+    ``parent`` gives the parent's columns by field name, for ``via`` and ``parent_filter``.
     The spec must have passed :meth:`RollupSpec.check` when it was defined.
     """
     link = _field(child, spec.link)
+    if spec.via is not None:
+        assert parent is not None, "a rollup with via needs the parent's columns"
+        parent_id = parent(spec.via)
     where = [
         child_table.c[link.column] == parent_id,
         compile_filter(child, child_table, spec.filter),
     ]
+    for child_name, conditions in (spec.parent_filter or {}).items():
+        mine = child_table.c[_field(child, child_name).column]
+        assert parent is not None, "a parent_filter needs the parent's columns"
+        for op, parent_name in conditions.items():
+            where.append(_compare(op, mine, parent(parent_name)))
     if spec.field is None:
         return select(func.count()).where(*where).scalar_subquery()
     field = _field(child, spec.field)
@@ -161,6 +220,21 @@ def rollup_column(
     average = _average(column, stored, scale, dialect == "sqlite")
     result_type = ExactDecimal(MAX_PRECISION, scale)
     return select(type_coerce(average, result_type)).where(*where).scalar_subquery()
+
+
+def _compare(op: str, left: Any, right: Any) -> ColumnElement[bool]:
+    match op:
+        case "eq":
+            return left == right
+        case "neq":
+            return left != right
+        case "lt":
+            return left < right
+        case "lte":
+            return left <= right
+        case "gt":
+            return left > right
+    return left >= right
 
 
 def _within(total: ColumnElement[Any], limit: int) -> ColumnElement[Any]:

@@ -20,7 +20,8 @@ from qiao.core.records.context import Actor, Source
 _DEFINITION_HELP = (
     "in the manifest format of docs/manifest.md, keys in snake_case, e.g. "
     '{"name": "voltage", "type": "decimal", "scale": 1, '
-    '"label": {"en": "Voltage", "zh-CN": "电压"}}'
+    '"label": {"en": "Voltage", "zh-CN": "电压"}}; a formula field adds '
+    '"formula": "ROUND(amount * rate, 2)", a rollup field "rollup": {...} (docs/formulas.md)'
 )
 
 
@@ -56,6 +57,12 @@ class MetadataField:
     target: str | None
     inverse: str | None
     default: JSON | None
+    formula: str | None = strawberry.field(
+        description="The formula of a formula field (docs/formulas.md); null otherwise."
+    )
+    rollup: JSON | None = strawberry.field(
+        description="The rollup spec of a rollup field (docs/formulas.md); null otherwise."
+    )
     custom: bool = strawberry.field(
         description="Added by an administrator, so it may be altered or dropped."
     )
@@ -80,9 +87,20 @@ class MetadataField:
             target=field.target,
             inverse=field.inverse,
             default=data.get("default"),
+            formula=field.formula,
+            rollup=field.rollup,
             custom=custom,
             definition=data,
         )
+
+
+@strawberry.type(description="A validation rule: a formula every written record must satisfy.")
+class MetadataValidationRule:
+    name: str
+    formula: str
+    message: str
+    field: str | None
+    custom: bool = strawberry.field(description="Added by an administrator, so it may be removed.")
 
 
 @strawberry.type(description="An entity (object) with its fields.")
@@ -93,6 +111,7 @@ class MetadataEntity:
     plural_label: MetadataLabel | None
     source: str = strawberry.field(description="The declaring plugin, or 'custom'.")
     fields: list[MetadataField]
+    validation_rules: list[MetadataValidationRule]
 
 
 @strawberry.type(description="The deployment's metadata at one version.")
@@ -118,7 +137,9 @@ class MetadataChange:
         )
 
 
-def _entity(entity: EntityDef, custom_fields: set[tuple[str, str]]) -> MetadataEntity:
+def _entity(
+    entity: EntityDef, custom_fields: set[tuple[str, str]], custom_rules: set[tuple[str, str]]
+) -> MetadataEntity:
     custom = entity.source == "custom"
     return MetadataEntity(
         name=entity.name,
@@ -129,6 +150,16 @@ def _entity(entity: EntityDef, custom_fields: set[tuple[str, str]]) -> MetadataE
         fields=[
             MetadataField.of(f, custom or (entity.name, f.name) in custom_fields)
             for f in entity.fields
+        ],
+        validation_rules=[
+            MetadataValidationRule(
+                name=r.name,
+                formula=r.formula,
+                message=r.message,
+                field=r.field,
+                custom=custom or (entity.name, r.name) in custom_rules,
+            )
+            for r in entity.validation_rules
         ],
     )
 
@@ -147,9 +178,11 @@ class CoreQuery:
         registry = ctx.built.catalog.registry
         with ctx.runtime.db.read() as conn:
             custom_fields = store.custom_field_names(conn)
+            custom_rules = store.custom_rule_names(conn)
         entities = sorted(registry.entities.values(), key=lambda e: e.name)
         return Metadata(
-            version=registry.version, entities=[_entity(e, custom_fields) for e in entities]
+            version=registry.version,
+            entities=[_entity(e, custom_fields, custom_rules) for e in entities],
         )
 
 
@@ -207,6 +240,26 @@ class CoreMutation:
     ) -> MetadataChange:
         changes, actor = _changes(info)
         change = changes.drop_field(entity, name, actor=actor, force=force, note=note)
+        return MetadataChange.of(change)
+
+    @strawberry.mutation(
+        description="Add a validation rule to an entity: "
+        '{"name": "discount_cap", "formula": "discount <= 0.3", "message": "折扣不能超过 30%", '
+        '"field": "discount"} (docs/formulas.md). Writes that break it are refused from now on.'
+    )
+    def add_validation_rule(
+        self, info: Info, entity: str, definition: JSON, note: str | None = None
+    ) -> MetadataChange:
+        changes, actor = _changes(info)
+        change = changes.add_validation_rule(entity, definition, actor=actor, note=note)
+        return MetadataChange.of(change)
+
+    @strawberry.mutation(description="Remove a validation rule an administrator added.")
+    def drop_validation_rule(
+        self, info: Info, entity: str, name: str, note: str | None = None
+    ) -> MetadataChange:
+        changes, actor = _changes(info)
+        change = changes.drop_validation_rule(entity, name, actor=actor, note=note)
         return MetadataChange.of(change)
 
 

@@ -333,7 +333,7 @@ class SchemaBuilder:
                     f.name,
                     self._value_type(entity, f) | None,
                     ColumnField(f.column, f),
-                    description=label,
+                    description=_computed_description(f, label),
                 )
         for rev in self.registry.referencing(entity.name):
             conn = self._connections[rev.entity]
@@ -479,3 +479,12 @@ class SchemaBuilder:
             setattr(generated_cls, key, value)
         generated_cls = strawberry.type(generated_cls, name=name)
         return strawberry.type(type(name, (generated_cls, *bases), {}), name=name)
+
+
+def _computed_description(field: FieldDef, label: str) -> str:
+    """A field's label; for a computed field also how it is computed (read-only)."""
+    if field.formula is not None:
+        return f"{label} (formula, read-only): {field.formula}"
+    if field.rollup is not None:
+        return f"{label} (rollup, read-only)"
+    return label

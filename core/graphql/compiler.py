@@ -44,8 +44,11 @@ from sqlalchemy import (
 )
 
 from qiao.core.encryption import FieldEncryption
-from qiao.core.errors import BadUserInput
+from qiao.core.errors import BadUserInput, Forbidden
+from qiao.core.formula.columns import ComputedColumns, computed_columns
+from qiao.core.formula.evaluator import Clock
 from qiao.core.graphql.builder import BuiltSchema
+from qiao.core.graphql.evaluated import marked
 from qiao.core.graphql.plan import (
     ColumnField,
     RootGet,
@@ -58,6 +61,7 @@ from qiao.core.graphql.sqljson import JsonSQL, for_dialect, sql_text
 from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import FieldDef
 from qiao.core.permissions.access import Access
+from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records import query
 
 #: The most rows a query may ask for across all its connections (page sizes multiplied out).
@@ -75,6 +79,10 @@ class CompiledRead:
     keys: tuple[str, ...]
     #: Whether the JSON holds sealed values to open (FieldEncryption.reveal) before use.
     sealed: bool = False
+    #: Whether the JSON holds formula values to evaluate in Python (graphql/evaluated.py).
+    evaluated: bool = False
+    #: False when a formula read TODAY() or NOW(), bound as parameters when compiled.
+    cacheable: bool = True
 
 
 def plain(value: Any) -> Any:
@@ -107,8 +115,14 @@ class ReadCompiler:
         variables: Any,
         access: Access | None = None,
         encryption: FieldEncryption | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.built = built
+        #: TODAY() and NOW() of formula fields.
+        self.clock = clock or Clock()
+        self.evaluated = False
+        self.cacheable = True
+        self._computed: dict[tuple[str, int], tuple[FromClause, ComputedColumns]] = {}
         #: Opens encrypted fields after the query ran; without it they cannot be read.
         self.encryption = encryption
         self.sealed = False
@@ -207,8 +221,7 @@ class ReadCompiler:
     def compile_object(self, entity: str, record_id: str, nodes: list[FieldNode]) -> CompiledRead:
         """The JSON of one record, shaped by ``nodes``' selections (mutation results)."""
         expr = self.json.as_text(self.object_by_id(entity, record_id, nodes))
-        compiled = _to_driver(select(expr), self.dialect, ("r",))
-        return dataclasses.replace(compiled, sealed=self.sealed)
+        return self._flagged(_to_driver(select(expr), self.dialect, ("r",)))
 
     def compile(self, roots: list[tuple[str, str, list[FieldNode]]]) -> CompiledRead:
         """One SELECT with a JSON text column per (response key, parent type, nodes)."""
@@ -217,7 +230,54 @@ class ReadCompiler:
             for i, (_, type_name, nodes) in enumerate(roots)
         ]
         compiled = _to_driver(select(*columns), self.dialect, tuple(k for k, _, _ in roots))
-        return dataclasses.replace(compiled, sealed=self.sealed)
+        return self._flagged(compiled)
+
+    def _flagged(self, compiled: CompiledRead) -> CompiledRead:
+        return dataclasses.replace(
+            compiled, sealed=self.sealed, evaluated=self.evaluated, cacheable=self.cacheable
+        )
+
+    # -- Computed fields ------------------------------------------------------------------
+
+    def computed(self, entity: str, table: FromClause) -> ComputedColumns:
+        """The SQL of ``entity``'s formula and rollup fields over ``table``."""
+        key = (entity, id(table))
+        cached = self._computed.get(key)
+        if cached is not None:
+            return cached[1]
+        found = computed_columns(self.catalog, entity, table, self.dialect.name, self.clock)
+        # The table is kept with its columns, so its id is not reused while this compiler lives.
+        self._computed[key] = (table, found)
+        fields = self.catalog.registry.computed.of(entity).values()
+        if any(c.formula is not None and c.formula.uses_clock for c in fields):
+            self.cacheable = False
+        return found
+
+    def require_readable(self, entity: str, name: str) -> None:
+        """Refuse a field the caller may not read; a computed one also needs what it reads."""
+        self.access.require_readable(entity, name)
+        field = self.catalog.entity(entity).field(name)
+        if field is None or not field.computed:
+            return
+        for source, source_field in sorted(
+            self.catalog.registry.computed.field(entity, field.name).depends_on
+        ):
+            if self.access.field_access(source, source_field) is FieldAccess.NONE:
+                raise Forbidden(
+                    f"you may not read {entity}.{field.name}: it is computed from "
+                    f"{source}.{source_field}, which you may not read",
+                    field=field.name,
+                )
+
+    def _computed_value(
+        self, entity: str, table: FromClause, field: FieldDef
+    ) -> ColumnElement[Any]:
+        computed = self.computed(entity, table)
+        sql = computed.columns.get(field.name)
+        if sql is None:
+            self.evaluated = True
+            return marked(entity, field.name, table)
+        return self.json.value(sql, field, field.name)
 
     # -- Objects --------------------------------------------------------------------------
 
@@ -232,9 +292,12 @@ class ReadCompiler:
             match meaning:
                 case ColumnField(column=column, field=field):
                     if field is not None:
-                        self.access.require_readable(entity_name, field.name)
+                        self.require_readable(entity_name, field.name)
                     if field is not None and field.encrypted:
                         pairs.append((key, self._sealed(entity_name, table, field)))
+                        continue
+                    if field is not None and field.computed:
+                        pairs.append((key, self._computed_value(entity_name, table, field)))
                         continue
                     pairs.append((key, self.json.value(table.c[column], field, column)))
                 case TypenameField(type_name=name):
@@ -300,14 +363,22 @@ class ReadCompiler:
         cursor_values = query.decode_cursor(ordering, cursor) if cursor is not None else None
 
         for name in _filtered_fields(args.get("filter")):
-            self.access.require_readable(entity_name, name)
+            self.require_readable(entity_name, name)
         for key in ordering.keys:
             if key.column != "id":
-                self.access.require_readable(entity_name, key.field.name)
+                self.require_readable(entity_name, key.field.name)
 
         def conditions(table: FromClause) -> list[ColumnElement[bool]]:
             blind = self.encryption.lookup if self.encryption is not None else None
-            conds = [query.compile_filter(entity, table, args.get("filter"), blind=blind)]  # type: ignore[arg-type]
+            conds = [
+                query.compile_filter(
+                    entity,
+                    table,  # type: ignore[arg-type]
+                    args.get("filter"),
+                    blind=blind,
+                    computed=self.computed(entity_name, table),
+                )
+            ]
             if link is not None:
                 conds.append(link(table))
             return conds + self._readable(entity_name, table)
@@ -316,9 +387,10 @@ class ReadCompiler:
             """Rows of this connection beyond ``cursor_at``, in walking order."""
             stmt = select(table).select_from(table).where(*conditions(table))  # type: ignore[arg-type]
             stmt = correlated(stmt, parent)
+            computed = self.computed(entity_name, table)
             if cursor_at is not None:
-                stmt = stmt.where(walk.after(table, cursor_at))  # type: ignore[arg-type]
-            return stmt.order_by(*walk.clauses(table))  # type: ignore[arg-type]
+                stmt = stmt.where(walk.after(table, cursor_at, computed))  # type: ignore[arg-type]
+            return stmt.order_by(*walk.clauses(table, computed))  # type: ignore[arg-type]
 
         # The page is exactly ``size`` rows in walking order; a backward page is put
         # back in display order by an outer ORDER BY. Both keep a LIMIT, so SQLite
@@ -328,14 +400,20 @@ class ReadCompiler:
         # hand-written ``ORDER BY ... LIMIT n`` costs.
         rows = walked(base.alias(), cursor_values).limit(size).subquery()
         if backwards:
-            rows = select(rows).order_by(*ordering.clauses(rows)).limit(size).subquery()  # type: ignore[arg-type]
+            page = self.computed(entity_name, rows)
+            rows = select(rows).order_by(*ordering.clauses(rows, page)).limit(size).subquery()  # type: ignore[arg-type]
+        on_rows = self.computed(entity_name, rows)
 
         edge_fields = self._merge(fields, "edges")
         edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
         cursor_expr = self.json.cursor(
             ordering.signature,
             [
-                self.json.value(rows.c[k.column], k.field if k.column != "id" else None, k.column)
+                self.json.value(
+                    query.computed_or_column(rows, k.field, k.column, on_rows),
+                    k.field if k.column != "id" else None,
+                    k.column,
+                )
                 for k in ordering.keys
             ],
         )
@@ -354,7 +432,10 @@ class ReadCompiler:
                 edge_pairs.append((key, sql_text(f"{self.plan.type_names[entity_name]}Edge")))
         if not edge_pairs:
             edge_pairs.append(("cursor", cursor_expr))
-        edges = self.json.array_agg(self.json.object(edge_pairs), ordering.clauses(rows))
+        edges = self.json.array_agg(
+            self.json.object(edge_pairs),
+            ordering.clauses(rows, on_rows),  # type: ignore[arg-type]
+        )
         agg = select(edges.label("edges")).select_from(rows).subquery()
         edges_json = self.json.embed(agg.c.edges)
 
@@ -368,7 +449,8 @@ class ReadCompiler:
                 return false_()
             o = base.alias()
             probe = select(1).select_from(o)
-            probe = probe.where(*conditions(o), not_(walk.after(o, table_cursor)))  # type: ignore[arg-type]
+            computed = self.computed(entity_name, o)
+            probe = probe.where(*conditions(o), not_(walk.after(o, table_cursor, computed)))  # type: ignore[arg-type]
             return exists(correlated(probe, parent))
 
         pairs: list[tuple[str, ColumnElement[Any]]] = []
@@ -394,9 +476,9 @@ class ReadCompiler:
                         cond = overflow() if backwards else other_side(cursor_values)
                         info.append((ikey, self.json.boolean(cond)))
                     elif iname in {"startCursor", "endCursor"}:
-                        terms = ordering.clauses(rows)  # type: ignore[arg-type]
+                        terms = ordering.clauses(rows, on_rows)  # type: ignore[arg-type]
                         if iname == "endCursor":
-                            terms = ordering.reversed().clauses(rows)  # type: ignore[arg-type]
+                            terms = ordering.reversed().clauses(rows, on_rows)  # type: ignore[arg-type]
                         end = select(cursor_expr).select_from(rows).order_by(*terms).limit(1)
                         info.append((ikey, end.scalar_subquery()))
                     elif iname == "__typename":
@@ -405,10 +487,6 @@ class ReadCompiler:
             elif name == "__typename":
                 pairs.append((key, sql_text(f"{self.plan.type_names[entity_name]}Connection")))
         return self.json.embed(select(self.json.object(pairs)).select_from(agg).scalar_subquery())
-
-    def _key_value(self, table: FromClause, key: query.SortKey) -> ColumnElement[Any]:
-        field = None if key.column == "id" else key.field
-        return self.json.value(table.c[key.column], field, key.column)
 
     def _merge(self, fields: Fields, name: str) -> Fields:
         nodes = [n for group in fields.values() for n in group if n.name.value == name]

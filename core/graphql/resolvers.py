@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from qiao.core.graphql.compiler import ReadCompiler, plain
 from qiao.core.graphql.context import RequestContext
+from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.records.context import Source
 
 
@@ -33,9 +34,15 @@ def input_values(obj: Any) -> dict[str, Any]:
 
 def _compiler(info: Info, ctx: RequestContext, conn: Connection) -> ReadCompiler:
     raw = info._raw_info
-    encryption = ctx.runtime.records.encryption
+    records = ctx.runtime.records
     return ReadCompiler(
-        ctx.built, conn.dialect, raw.fragments, raw.variable_values, ctx.access, encryption
+        ctx.built,
+        conn.dialect,
+        raw.fragments,
+        raw.variable_values,
+        ctx.access,
+        records.encryption,
+        records.formula_clock(),
     )
 
 
@@ -43,6 +50,9 @@ def _run_json(conn: Connection, compiled: Any, ctx: RequestContext) -> Any:
     row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
     assert row is not None
     data = json.loads(row[0]) if row[0] is not None else None
+    if compiled.evaluated:  # formulas SQL cannot compute exactly (docs/formulas.md)
+        clock = ctx.runtime.records.formula_clock()
+        data = Evaluator(conn, ctx.built.catalog, clock).fill(data)
     if compiled.sealed:  # encrypted fields: open them (docs/encryption.md)
         data = ctx.runtime.records.encryption.reveal_data(data)
     return data

@@ -39,6 +39,7 @@ from qiao.core.graphql import resolvers
 from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder
 from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
+from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.limits import LIMIT_RULES, MAX_QUERY_BYTES, MAX_TOKENS
 from qiao.core.metadata.registry import camel
 from qiao.core.permissions.access import Access
@@ -265,16 +266,26 @@ class GraphQLService:
                 for d in document.definitions
                 if d.__class__.__name__ == "FragmentDefinitionNode"
             }
-            encryption = self.runtime.records.encryption
+            records = self.runtime.records
             compiler = ReadCompiler(
-                built, db.engine.dialect, fragments, coerced, access, encryption
+                built,
+                db.engine.dialect,
+                fragments,
+                coerced,
+                access,
+                records.encryption,
+                records.formula_clock(),
             )
             fields = compiler.collect([operation.selection_set])
             roots = [(k, "Query", nodes) for k, nodes in fields.items()]
             compiled = compiler.compile(roots)
-            self._compiled.put(key, compiled)
+            if compiled.cacheable:
+                self._compiled.put(key, compiled)
         with db.read() as conn:
             row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
+            if compiled.evaluated:  # formulas SQL cannot compute exactly (docs/formulas.md)
+                evaluator = Evaluator(conn, built.catalog, self.runtime.records.formula_clock())
+                row = tuple(evaluator.fill_text(v) for v in row)
         if compiled.sealed:  # encrypted fields: open them (docs/encryption.md)
             row = tuple(self.runtime.records.encryption.reveal(v) for v in row)
         parts = [

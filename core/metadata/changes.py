@@ -46,6 +46,7 @@ from strawberry.exceptions import StrawberryException
 from qiao.core import audit
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError, Conflict, Forbidden, MetadataError, NotFound
+from qiao.core.formula.validation import ValidationRule
 from qiao.core.metadata import store
 from qiao.core.metadata.manifest import describe_validation_error
 from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType
@@ -200,9 +201,11 @@ class MetadataChanges:
                     field=name,
                 )
             _check_relation_change(entity, old, field)
+            _check_computed_change(entity, old, field)
             updated = _edited(lambda: _with_replaced(base, field), name)
             registry = self._candidate(_replacing(current, updated), name)
-            _convert(conn, Tables(current)[entity], entity, old, field, force)
+            if not field.computed:
+                _convert(conn, Tables(current)[entity], entity, old, field, force)
             _drop_indexes(conn, entity, _index_names(base) - _index_names(updated))
             ddl.apply_entities(conn, registry)
             _store_field(conn, updated, field)
@@ -227,17 +230,8 @@ class MetadataChanges:
             _require_custom(conn, base, name)
             updated = _edited(lambda: base.without_field(name), name)
             self._candidate(_replacing(current, updated), name)
-            table = Tables(current)[entity]
-            filled = _count(conn, table, table.c[field.column].is_not(None))
-            if filled and not force:
-                raise Conflict(
-                    f"{filled} {entity} records have a value in {name}; "
-                    "pass force to drop the field and its data",
-                    field=name,
-                    records=filled,
-                )
-            _drop_indexes(conn, entity, _indexes_on(conn, entity, field.column))
-            _operations(conn).drop_column(entity, field.column)
+            if not field.computed:
+                _drop_column(conn, Tables(current)[entity], field, force)
             if updated.source == "custom":
                 store.save_custom_entity(conn, updated)
             else:
@@ -245,6 +239,59 @@ class MetadataChanges:
             return None
 
         return self._run(actor, "drop_field", entity, name, note, apply)
+
+    # -- Validation rules -----------------------------------------------------------------
+
+    def add_validation_rule(
+        self,
+        entity: str,
+        definition: ValidationRule | Mapping[str, Any],
+        *,
+        actor: Actor,
+        note: str | None = None,
+    ) -> Change:
+        """Add a validation rule to any entity; it applies to writes from now on."""
+        rule = parse_rule(definition)
+
+        def apply(conn: Connection, current: Registry) -> dict[str, Any] | None:
+            base = _entity(current, entity)
+            if any(r.name == rule.name for r in base.validation_rules):
+                raise MetadataError(f"{entity} has a rule {rule.name} already", field=rule.name)
+            rules = (*base.validation_rules, rule)
+            updated = _edited(lambda: _with_rules(base, rules), rule.name)
+            self._candidate(_replacing(current, updated), rule.name)
+            if updated.source == "custom":
+                store.save_custom_entity(conn, updated)
+            else:
+                store.save_custom_rule(conn, entity, rule)
+            return rule.model_dump(mode="json", exclude_none=True)
+
+        return self._run(actor, "add_validation_rule", entity, rule.name, note, apply)
+
+    def drop_validation_rule(
+        self, entity: str, name: str, *, actor: Actor, note: str | None = None
+    ) -> Change:
+        """Remove a validation rule admins added (or any rule of a custom entity)."""
+
+        def apply(conn: Connection, current: Registry) -> dict[str, Any] | None:
+            base = _entity(current, entity)
+            if not any(r.name == name for r in base.validation_rules):
+                raise NotFound(f"{entity} has no validation rule {name!r}", field=name)
+            if base.source == "custom":
+                rules = tuple(r for r in base.validation_rules if r.name != name)
+                updated = _edited(lambda: _with_rules(base, rules), name)
+                store.save_custom_entity(conn, updated)
+                return None
+            if (entity, name) not in store.custom_rule_names(conn):
+                raise MetadataError(
+                    f"{entity}.{name} is declared by a plugin; only rules added by "
+                    "administrators can be removed",
+                    field=name,
+                )
+            store.delete_custom_rule(conn, entity, name)
+            return None
+
+        return self._run(actor, "drop_validation_rule", entity, name, note, apply)
 
     # -- The transaction ------------------------------------------------------------------
 
@@ -296,7 +343,7 @@ class MetadataChanges:
         try:
             registry = Registry.build(entities)
         except MetadataError as exc:
-            raise MetadataError(exc.message, field=field) from None
+            raise MetadataError(exc.message, field=field, **exc.details) from None
         # Imported here because the GraphQL layer imports this module for its mutations.
         import strawberry
 
@@ -341,6 +388,21 @@ def parse_field(definition: FieldInput) -> FieldDef:
         raise MetadataError("a field definition is a mapping in the manifest format")
     try:
         return FieldDef.model_validate(dict(definition))
+    except ValidationError as exc:
+        name = definition.get("name")
+        raise MetadataError(
+            describe_validation_error(exc), field=name if isinstance(name, str) else "name"
+        ) from None
+
+
+def parse_rule(definition: ValidationRule | Mapping[str, Any]) -> ValidationRule:
+    """A validation rule from manifest data, or :class:`MetadataError` naming it."""
+    if isinstance(definition, ValidationRule):
+        return definition
+    if not isinstance(definition, Mapping):
+        raise MetadataError("a validation rule is a mapping of name, formula, message and field")
+    try:
+        return ValidationRule.model_validate(dict(definition))
     except ValidationError as exc:
         name = definition.get("name")
         raise MetadataError(
@@ -401,6 +463,20 @@ def _check_relation_change(entity: str, old: FieldDef, new: FieldDef) -> None:
         )
 
 
+def _check_computed_change(entity: str, old: FieldDef, new: FieldDef) -> None:
+    """A stored field stays stored and a computed one computed: one has a column, one not."""
+    if old.computed != new.computed:
+        raise MetadataError(
+            f"{entity}.{old.name}: a stored field cannot become computed or the other way "
+            "round; add a new field instead",
+            field=old.name,
+        )
+
+
+def _with_rules(entity: EntityDef, rules: tuple[ValidationRule, ...]) -> EntityDef:
+    return entity.model_copy(update={"validation_rules": rules}).revalidated()
+
+
 def _edited(edit: Callable[[], EntityDef], field: str) -> EntityDef:
     try:
         return edit()
@@ -431,6 +507,21 @@ def _store_field(conn: Connection, entity: EntityDef, field: FieldDef) -> None:
 
 def _count(conn: Connection, table: Table, *where: ColumnElement[bool]) -> int:
     return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+
+
+def _drop_column(conn: Connection, table: Table, field: FieldDef, force: bool) -> None:
+    """Drop a stored field's column; one holding values only with ``force``."""
+    entity = table.name
+    filled = _count(conn, table, table.c[field.column].is_not(None))
+    if filled and not force:
+        raise Conflict(
+            f"{filled} {entity} records have a value in {field.name}; "
+            "pass force to drop the field and its data",
+            field=field.name,
+            records=filled,
+        )
+    _drop_indexes(conn, entity, _indexes_on(conn, entity, field.column))
+    _operations(conn).drop_column(entity, field.column)
 
 
 def _as_input(value: Any, field: FieldDef) -> Any:

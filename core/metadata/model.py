@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from qiao.core.formula.validation import ValidationRule
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z][a-z0-9]*)*$")
 ENUM_VALUE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_NAME_LENGTH = 48
@@ -155,9 +157,10 @@ class FieldDef(_Strict):
     inverse: str | None = None
     inverse_label: Label | None = None
     on_delete: OnDelete = OnDelete.SET_NULL
-    # Reserved for computed and protected fields; their engines come with their own modules.
-    formula: str | None = None
+    # Computed fields (docs/formulas.md): no column; the value is derived when read.
+    formula: str | None = Field(default=None, min_length=1, max_length=10_000)
     rollup: dict[str, Any] | None = None
+    # Protected fields (docs/encryption.md)
     encrypted: bool = False
     searchable: Literal["exact"] | None = None
 
@@ -182,8 +185,17 @@ class FieldDef(_Strict):
     # Derived properties -------------------------------------------------------------
 
     @property
+    def computed(self) -> bool:
+        """A formula or rollup field: derived when read, with no column of its own."""
+        return self.formula is not None or self.rollup is not None
+
+    @property
     def column(self) -> str:
-        """The SQL column holding this field (relations store the target's id)."""
+        """The SQL column holding this field (relations store the target's id).
+
+        A computed field has none; its name stands for its SQL expression in filters
+        and orders, and for its value in returned records.
+        """
         return f"{self.name}_id" if self.type is FieldType.RELATION else self.name
 
     @property
@@ -257,8 +269,7 @@ def _option_problems(f: FieldDef) -> list[str]:
         problems.append("target, inverse and inverse_label apply to relation fields")
     if t in {FieldType.JSON, FieldType.TEXT} and (f.unique or f.indexed):
         problems.append(f"{t.value} fields cannot be unique or indexed")
-    if f.formula is not None or f.rollup is not None:
-        problems.append("formula and rollup fields are not available in this version")
+    problems += _computed_problems(f)
     problems += _encryption_problems(f)
     if f.default is not None:
         from qiao.core.records.values import coerce_default
@@ -267,6 +278,58 @@ def _option_problems(f: FieldDef) -> list[str]:
             coerce_default(f)
         except ValueError as exc:
             problems.append(f"default: {exc}")
+    return problems
+
+
+#: The types a formula or rollup field may declare: those a formula's value can have.
+COMPUTED_TYPES = frozenset(
+    {
+        FieldType.STRING,
+        FieldType.TEXT,
+        FieldType.INTEGER,
+        FieldType.DECIMAL,
+        FieldType.BOOLEAN,
+        FieldType.DATE,
+        FieldType.DATETIME,
+    }
+)
+
+
+def _computed_problems(f: FieldDef) -> list[str]:
+    """What a computed field may not declare; its formula is checked with the registry."""
+    if not f.computed:
+        return []
+    problems: list[str] = []
+    if f.formula is not None and f.rollup is not None:
+        problems.append("a field has a formula or a rollup, not both")
+    if f.type not in COMPUTED_TYPES:
+        kinds = ", ".join(sorted(t.value for t in COMPUTED_TYPES))
+        problems.append(f"a computed field is of type {kinds}; not {f.type.value}")
+    taken = [
+        option
+        for option, value in (
+            ("required", f.required),
+            ("unique", f.unique),
+            ("indexed", f.indexed),
+            ("default", f.default is not None),
+            ("encrypted", f.encrypted),
+            ("min", f.min is not None),
+            ("max", f.max is not None),
+            ("min_length", f.min_length is not None),
+        )
+        if value
+    ]
+    if taken:
+        problems.append(
+            f"a computed field cannot be {', '.join(taken)}: its value is derived, not written"
+        )
+    if f.rollup is not None:
+        from qiao.core.formula.rollup import RollupSpec
+
+        try:
+            RollupSpec.model_validate(f.rollup)
+        except ValidationError as exc:
+            problems.append(f"rollup: {describe_validation_error(exc)}")
     return problems
 
 
@@ -296,6 +359,8 @@ class EntityDef(_Strict):
     display_field: str | None = None
     fields: tuple[FieldDef, ...] = ()
     indexes: tuple[tuple[str, ...], ...] = ()
+    #: Formulas every record must satisfy when written (docs/formulas.md).
+    validation_rules: tuple[ValidationRule, ...] = ()
     #: Who declared it: a plugin name, or "custom" for admins' run-time entities.
     source: str = "custom"
 
@@ -322,6 +387,12 @@ class EntityDef(_Strict):
             unknown = [n for n in index if n not in seen]
             if unknown or not index:
                 raise ValueError(f"index {list(index)} names unknown fields {unknown}")
+            computed = [n for n in index if (f := self.field(n)) is not None and f.computed]
+            if computed:
+                raise ValueError(f"index {list(index)} names computed fields {computed}")
+        rule_names = [r.name for r in self.validation_rules]
+        if len(set(rule_names)) != len(rule_names):
+            raise ValueError("validation rule names repeat")
         return self
 
     def field(self, name: str) -> FieldDef | None:
@@ -329,6 +400,15 @@ class EntityDef(_Strict):
             if f.name == name:
                 return f
         return None
+
+    @property
+    def stored_fields(self) -> tuple[FieldDef, ...]:
+        """The fields with a column: all but formula and rollup fields."""
+        return tuple(f for f in self.fields if not f.computed)
+
+    @property
+    def computed_fields(self) -> tuple[FieldDef, ...]:
+        return tuple(f for f in self.fields if f.computed)
 
     @property
     def relations(self) -> tuple[FieldDef, ...]:

@@ -9,13 +9,19 @@ always consistent. A new snapshot is built for every metadata version.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from qiao.core.errors import MetadataError
+from qiao.core.formula.validation import ValidationRule
 from qiao.core.metadata.model import EntityDef, FieldDef, Label, describe_validation_error
+
+if TYPE_CHECKING:
+    from qiao.core.formula.computed import ComputedFields
 
 
 def type_name(entity_name: str) -> str:
@@ -41,11 +47,12 @@ class Reverse:
 
 @dataclass(frozen=True)
 class Extension:
-    """Fields one plugin adds to an entity declared by another."""
+    """Fields (and validation rules) one plugin, or admins, add to an entity declared by another."""
 
     entity: str
     fields: tuple[FieldDef, ...]
     source: str
+    validation_rules: tuple[ValidationRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,10 +95,30 @@ class Registry:
                         f"{ext.source!r} extending {ext.entity!r}: "
                         + describe_validation_error(exc)
                     ) from None
+            if ext.validation_rules:
+                base = _with_rules(base, ext)
             merged[ext.entity] = base
         registry = cls(entities=merged, version=version, reverses=_reverses(merged))
         registry._check_api_names()
+        registry._check_computed()
         return registry
+
+    @functools.cached_property
+    def computed(self) -> ComputedFields:
+        """The checked formula and rollup fields and validation rules of every entity."""
+        from qiao.core.formula.computed import ComputedFields
+
+        computed = ComputedFields(self.entities)
+        computed.check_all()
+        return computed
+
+    def _check_computed(self) -> None:
+        from qiao.core.formula.computed import ComputedFieldError
+
+        try:
+            self.computed  # noqa: B018 - checked now, when the metadata is defined
+        except ComputedFieldError as exc:
+            raise exc.as_metadata_error() from None
 
     def entity(self, name: str) -> EntityDef:
         try:
@@ -136,6 +163,19 @@ class Registry:
                         f"another 'inverse' name on {rev.entity}.{rev.field.name}"
                     )
                 graphql_names.add(camel(rev.name))
+
+
+def _with_rules(base: EntityDef, ext: Extension) -> EntityDef:
+    taken = {r.name for r in base.validation_rules}
+    for rule in ext.validation_rules:
+        if rule.name in taken:
+            raise MetadataError(
+                f"{ext.source!r} adds validation rule {ext.entity}.{rule.name}, which already "
+                "exists"
+            )
+        taken.add(rule.name)
+    rules = (*base.validation_rules, *ext.validation_rules)
+    return base.model_copy(update={"validation_rules": rules})
 
 
 def _reverses(entities: Mapping[str, EntityDef]) -> dict[str, tuple[Reverse, ...]]:

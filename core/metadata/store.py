@@ -2,6 +2,9 @@
 
 The version number is the single fact every process checks to know whether its
 GraphQL schema is current; each change also leaves a row in the change history.
+Validation rules admins add to an entity a plugin declares are kept beside the
+custom fields, in rows named ``rule:<name>`` (no field name contains a colon);
+a custom entity keeps its rules in its own definition.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from qiao.core.errors import MetadataError
+from qiao.core.formula.validation import ValidationRule
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
 from qiao.core.storage import system
@@ -40,6 +44,10 @@ def lock_version(conn: Connection) -> int:
     return int(row[0])
 
 
+#: The name prefix of stored validation rules in the custom field table.
+RULE_PREFIX = "rule:"
+
+
 def load_custom(conn: Connection) -> tuple[list[EntityDef], list[Extension]]:
     """Custom entities and custom fields (on any entity) as stored by admins."""
     entities = []
@@ -60,6 +68,9 @@ def load_custom(conn: Connection) -> tuple[list[EntityDef], list[Extension]]:
         ).order_by(system.custom_field.c.created_at, system.custom_field.c.name)
     )
     for entity, name, definition in rows:
+        if name.startswith(RULE_PREFIX):
+            extensions.append(_rule_extension(entity, name, definition))
+            continue
         try:
             field = FieldDef.model_validate(definition)
         except ValidationError as exc:
@@ -69,6 +80,17 @@ def load_custom(conn: Connection) -> tuple[list[EntityDef], list[Extension]]:
             ) from exc
         extensions.append(Extension(entity=entity, fields=(field,), source="custom"))
     return entities, extensions
+
+
+def _rule_extension(entity: str, name: str, definition: Any) -> Extension:
+    try:
+        rule = ValidationRule.model_validate(definition)
+    except ValidationError as exc:
+        reason = describe_validation_error(exc)
+        raise MetadataError(
+            f"stored validation rule {entity}.{name.removeprefix(RULE_PREFIX)} is invalid: {reason}"
+        ) from exc
+    return Extension(entity=entity, fields=(), source="custom", validation_rules=(rule,))
 
 
 def record_change(
@@ -115,7 +137,26 @@ def history(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
 def custom_field_names(conn: Connection) -> set[tuple[str, str]]:
     """(entity, field) of every field admins added to an entity a plugin declares."""
     t = system.custom_field
-    return {(e, n) for e, n in conn.execute(select(t.c.entity, t.c.name))}
+    rows = conn.execute(select(t.c.entity, t.c.name))
+    return {(e, n) for e, n in rows if not n.startswith(RULE_PREFIX)}
+
+
+def custom_rule_names(conn: Connection) -> set[tuple[str, str]]:
+    """(entity, rule) of every validation rule admins added to an entity a plugin declares."""
+    t = system.custom_field
+    rows = conn.execute(select(t.c.entity, t.c.name).where(t.c.name.startswith(RULE_PREFIX)))
+    return {(e, n.removeprefix(RULE_PREFIX)) for e, n in rows}
+
+
+def save_custom_rule(conn: Connection, entity: str, rule: ValidationRule) -> None:
+    """Store a validation rule admins add to an entity a plugin declares."""
+    key = {"entity": entity, "name": RULE_PREFIX + rule.name}
+    _save(conn, system.custom_field, key, rule.model_dump(mode="json", exclude_none=True))
+
+
+def delete_custom_rule(conn: Connection, entity: str, name: str) -> None:
+    t = system.custom_field
+    conn.execute(delete(t).where(t.c.entity == entity, t.c.name == RULE_PREFIX + name))
 
 
 def save_custom_entity(conn: Connection, entity: EntityDef) -> None:

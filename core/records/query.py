@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, true
 
@@ -22,6 +22,9 @@ from qiao.core.errors import BadUserInput
 from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.records.values import coerce_for_query, to_json
+
+if TYPE_CHECKING:
+    from qiao.core.formula.columns import ComputedColumns
 
 #: The blind indexes a value of an encrypted field may be stored under: (connection or
 #: None, entity name, field, value) -> indexes, one per live index key (see
@@ -94,10 +97,17 @@ def operators_for(field: FieldDef) -> list[str]:
 
 
 class _FilterCompiler:
-    def __init__(self, entity: EntityDef, table: Table, blind: BlindIndex | None = None) -> None:
+    def __init__(
+        self,
+        entity: EntityDef,
+        table: Table,
+        blind: BlindIndex | None = None,
+        computed: ComputedColumns | None = None,
+    ) -> None:
         self.entity = entity
         self.table = table
         self.blind = blind
+        self.computed = computed
         self.fields = queryable_fields(entity)
         self.count = 0
 
@@ -130,7 +140,7 @@ class _FilterCompiler:
             raise BadUserInput("a field filter is an object of operators", field=name)
         if field.encrypted:
             return self.encrypted_condition(field, name, ops)
-        column = self.table.c[name]
+        column = computed_or_column(self.table, field, name, self.computed)
         allowed = operators_for(field)
         conditions: list[ColumnElement[bool]] = []
         for op, value in self._counted(ops):
@@ -243,14 +253,29 @@ def compile_filter(
     spec: Mapping[str, Any] | None,
     *,
     blind: BlindIndex | None = None,
+    computed: ComputedColumns | None = None,
 ) -> ColumnElement[bool]:
     """The WHERE condition for a filter (``None`` or ``{}`` matches every row).
 
-    ``blind`` computes blind indexes, for ``eq``/``in`` on searchable encrypted fields.
+    ``blind`` computes blind indexes, for ``eq``/``in`` on searchable encrypted fields;
+    ``computed`` gives the SQL of formula and rollup fields (without it they are refused).
     """
     if not spec:
         return true()
-    return _FilterCompiler(entity, table, blind).compile(spec, 1)
+    return _FilterCompiler(entity, table, blind, computed).compile(spec, 1)
+
+
+def computed_or_column(
+    table: Any, field: FieldDef, name: str, computed: ComputedColumns | None
+) -> Any:
+    """The column of ``name``, or the SQL of a computed field (BAD_USER_INPUT if it has none)."""
+    if not field.computed:
+        return table.c[name]
+    if computed is None:
+        raise BadUserInput(
+            f"{name} is computed and cannot be filtered or sorted on here", field=name
+        )
+    return computed.column(name)
 
 
 # -- Order and keyset pagination ---------------------------------------------------------
@@ -290,23 +315,30 @@ class Ordering:
             self.entity, tuple(SortKey(k.column, k.field, flip[k.direction]) for k in self.keys)
         )
 
-    def clauses(self, table: Table) -> list[ColumnElement[Any]]:
-        """ORDER BY terms; NULLs sort last ascending, first descending, on every database."""
+    def clauses(
+        self, table: Table, computed: ComputedColumns | None = None
+    ) -> list[ColumnElement[Any]]:
+        """ORDER BY terms; NULLs sort last ascending, first descending, on every database.
+
+        ``computed`` gives the SQL of formula and rollup fields over ``table``.
+        """
         terms: list[ColumnElement[Any]] = []
         for key in self.keys:
-            column = table.c[key.column]
+            column = computed_or_column(table, key.field, key.column, computed)
             if key.nullable:
                 null_first = column.is_(None)
                 terms.append(null_first.desc() if key.direction is Direction.DESC else null_first)
             terms.append(column.desc() if key.direction is Direction.DESC else column.asc())
         return terms
 
-    def after(self, table: Table, values: Sequence[Any]) -> ColumnElement[bool]:
+    def after(
+        self, table: Table, values: Sequence[Any], computed: ComputedColumns | None = None
+    ) -> ColumnElement[bool]:
         """Rows strictly after the row whose sort values are ``values``."""
         alternatives: list[ColumnElement[bool]] = []
         equal: list[ColumnElement[bool]] = []
         for key, value in zip(self.keys, values, strict=True):
-            column = table.c[key.column]
+            column = computed_or_column(table, key.field, key.column, computed)
             alternatives.append(and_(true(), *equal, _beyond(key, column, value)))
             equal.append(column.is_(None) if value is None else column == value)
         return or_(*alternatives)

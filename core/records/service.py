@@ -15,12 +15,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, Table, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qiao.core.catalog import Catalog
 from qiao.core.encryption import FieldEncryption, KeyStore
 from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
+from qiao.core.formula.columns import ComputedColumns, computed_columns
+from qiao.core.formula.evaluator import Clock as FormulaClock
+from qiao.core.formula.record_values import evaluate_on_record, load_paths
+from qiao.core.formula.validation import enforce
 from qiao.core.ids import is_record_id, new_id
 from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
 from qiao.core.permissions.access import Access, owner_column
@@ -111,6 +115,8 @@ class RecordsService:
         self._check_targets(ctx.connection, catalog, entity, checked)
         now = self.clock()
         record_id = checked.pop("id", None) or new_id()
+        blank = {f.column: None for f in entity.stored_fields}
+        self._enforce_rules(ctx.connection, catalog, entity, blank | _columns(entity, checked))
         row = {
             "id": record_id,
             "created_at": now,
@@ -122,7 +128,7 @@ class RecordsService:
         }
         self._execute(ctx.connection, entity, insert(table).values(row))
         self._require_scope(ctx.connection, access, entity, record_id, "create")
-        record = self._fetch(ctx.connection, table, record_id)
+        record = self._fetch(ctx.connection, table, record_id, computed=True)
         assert record is not None
         changes = {name: (None, record[f.column]) for name, f in _by_name(entity, checked)}
         self._written(entity)
@@ -168,7 +174,8 @@ class RecordsService:
         columns = _columns(entity, checked)
         changed = {c: v for c, v in columns.items() if existing[c] != v}
         if not changed:
-            return existing
+            return self._computed(ctx.connection, catalog, entity, existing)
+        self._enforce_rules(ctx.connection, catalog, entity, existing | columns)
         result = self._execute(
             ctx.connection,
             entity,
@@ -184,11 +191,11 @@ class RecordsService:
         if result.rowcount != 1:
             raise Conflict(f"{entity.name} {record_id} was changed concurrently; try again")
         self._require_scope(ctx.connection, access, entity, record_id, "update", moved=True)
-        record = self._fetch(ctx.connection, table, record_id)
+        record = self._fetch(ctx.connection, table, record_id, computed=True)
         assert record is not None
         changes = {
             f.name: (existing[f.column], record[f.column])
-            for f in entity.fields
+            for f in entity.stored_fields
             if f.column in changed
         }
         self._written(entity)
@@ -213,7 +220,7 @@ class RecordsService:
         for rev in catalog.registry.referencing(entity.name):
             self._apply_on_delete(ctx, catalog, rev.entity, rev.field, record_id)
         ctx.connection.execute(delete(table).where(table.c.id == record_id))
-        changes = {f.name: (existing[f.column], None) for f in entity.fields}
+        changes = {f.name: (existing[f.column], None) for f in entity.stored_fields}
         self._written(entity)
         self.plugins.after_write(
             context=ctx, entity=entity, operation="delete", record=existing, changes=changes
@@ -251,16 +258,74 @@ class RecordsService:
         """One record by id, or None (also when ``actor`` may not read it)."""
         if not is_record_id(record_id):
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
-        table = self.catalog.table(entity_name)
-        stmt = select(table).where(table.c.id == record_id)
+        catalog = self.catalog
+        table = catalog.table(entity_name)
+        computed = self._computed_columns(conn, catalog, entity_name)
+        stmt = _with_computed(select(table), computed).where(table.c.id == record_id)
         if actor is not None:
             stmt = stmt.where(*self._read_filter(actor, entity_name, table))
         row = conn.execute(stmt).first()
-        return self._open(table, row._mapping) if row is not None else None
+        if row is None:
+            return None
+        return self._evaluated(
+            conn, catalog, entity_name, self._open(table, row._mapping), computed
+        )
 
     def _open(self, table: Table, row: Mapping[str, Any]) -> Record:
         """A stored row as a record: encrypted fields opened (docs/encryption.md)."""
         return self.encryption.open(self.catalog.entity(table.name), dict(row))
+
+    # -- Computed fields and validation rules (docs/formulas.md) -------------------------
+
+    def formula_clock(self) -> FormulaClock:
+        """TODAY() and NOW() of formulas and rules: this service's clock."""
+        return FormulaClock(now=self.clock)
+
+    def _computed_columns(
+        self, conn: Connection, catalog: Catalog, entity_name: str
+    ) -> ComputedColumns:
+        table = catalog.table(entity_name)
+        return computed_columns(
+            catalog, entity_name, table, conn.dialect.name, self.formula_clock()
+        )
+
+    def _evaluated(
+        self,
+        conn: Connection,
+        catalog: Catalog,
+        entity_name: str,
+        record: Record,
+        computed: ComputedColumns,
+    ) -> Record:
+        """``record`` with the formula fields SQL could not compute evaluated in Python."""
+        for name in computed.refused:
+            formula = catalog.registry.computed.field(entity_name, name).formula
+            assert formula is not None
+            record[name] = evaluate_on_record(
+                conn, catalog, entity_name, record, formula, self.formula_clock()
+            )
+        return record
+
+    def _computed(
+        self, conn: Connection, catalog: Catalog, entity: EntityDef, record: Record
+    ) -> Record:
+        """A stored record with its computed fields added."""
+        if not entity.computed_fields:
+            return record
+        found = self._fetch(conn, catalog.table(entity.name), record["id"], computed=True)
+        assert found is not None
+        return found
+
+    def _enforce_rules(
+        self, conn: Connection, catalog: Catalog, entity: EntityDef, after: Mapping[str, Any]
+    ) -> None:
+        """Refuse a write whose result breaks a validation rule (BAD_USER_INPUT naming it)."""
+        rules = catalog.registry.computed.rules(entity.name)
+        if not rules:
+            return
+        paths = list(dict.fromkeys(p for r in rules for p in r.formula.fields))
+        values = load_paths(conn, catalog, entity.name, after, paths)
+        enforce(rules, values, self.formula_clock())
 
     def _written(self, entity: EntityDef) -> None:
         """Forget cached access when what it is built from changes (this process at once)."""
@@ -335,17 +400,23 @@ class RecordsService:
         table = catalog.table(entity_name)
         size = query.page_size(first, last)
         ordering = query.make_ordering(entity, order_by)
-        where = query.compile_filter(entity, table, filter, blind=self.encryption.lookup)
+        computed = self._computed_columns(conn, catalog, entity_name)
+        where = query.compile_filter(
+            entity, table, filter, blind=self.encryption.lookup, computed=computed
+        )
         if actor is not None:
             where = and_(where, *self._read_filter(actor, entity_name, table))
         backwards = last is not None
         walk = ordering.reversed() if backwards else ordering
-        stmt = select(table).where(where)
+        stmt = _with_computed(select(table), computed).where(where)
         cursor = before if backwards else after
         if cursor is not None:
-            stmt = stmt.where(walk.after(table, query.decode_cursor(ordering, cursor)))
-        stmt = stmt.order_by(*walk.clauses(table)).limit(size + 1)
-        rows = [self._open(table, r._mapping) for r in conn.execute(stmt)]
+            stmt = stmt.where(walk.after(table, query.decode_cursor(ordering, cursor), computed))
+        stmt = stmt.order_by(*walk.clauses(table, computed)).limit(size + 1)
+        rows = [
+            self._evaluated(conn, catalog, entity_name, self._open(table, r._mapping), computed)
+            for r in conn.execute(stmt)
+        ]
         more = len(rows) > size
         rows = rows[:size]
         if backwards:
@@ -421,15 +492,30 @@ class RecordsService:
                 )
 
     def _fetch(
-        self, conn: Connection, table: Table, record_id: str, *, lock: bool = False
+        self,
+        conn: Connection,
+        table: Table,
+        record_id: str,
+        *,
+        lock: bool = False,
+        computed: bool = False,
     ) -> Record | None:
+        """One stored record; with ``computed``, its formula and rollup fields too."""
         if not is_record_id(record_id):
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
-        stmt = select(table).where(table.c.id == record_id)
+        catalog = self.catalog
+        columns = self._computed_columns(conn, catalog, table.name) if computed else None
+        stmt = select(table) if columns is None else _with_computed(select(table), columns)
+        stmt = stmt.where(table.c.id == record_id)
         if lock and conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).first()
-        return self._open(table, row._mapping) if row is not None else None
+        if row is None:
+            return None
+        record = self._open(table, row._mapping)
+        if columns is None:
+            return record
+        return self._evaluated(conn, catalog, table.name, record, columns)
 
     def _execute(self, conn: Connection, entity: EntityDef, stmt: Any) -> Any:
         """Run a write; unique-constraint violations become CONFLICT naming the field.
@@ -441,6 +527,11 @@ class RecordsService:
             return conn.execute(stmt)
         except IntegrityError as exc:
             raise _integrity_error(entity, exc) from None
+
+
+def _with_computed(stmt: Select[Any], computed: ComputedColumns) -> Select[Any]:
+    """``stmt`` also selecting the computed fields SQL can compute, labelled by name."""
+    return stmt.add_columns(*(sql.label(name) for name, sql in computed.columns.items()))
 
 
 def _columns(entity: EntityDef, checked: Mapping[str, Any]) -> dict[str, Any]:

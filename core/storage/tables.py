@@ -2,6 +2,7 @@
 
 One entity is one table, one field one column: ``account.name`` is the column
 ``account.name``, a relation ``contact.account`` is ``contact.account_id``.
+Formula and rollup fields have no column: they are computed when read.
 Every table also carries the system columns id, created_at, updated_at,
 created_by_id, updated_by_id and version (for optimistic concurrency).
 """
@@ -92,7 +93,7 @@ def blind_index_column(field: FieldDef) -> Column[object] | None:
 def stored_columns(entity: EntityDef) -> dict[str, FieldDef]:
     """Every column the fields of ``entity`` store, blind indexes included, to its field."""
     columns: dict[str, FieldDef] = {}
-    for f in entity.fields:
+    for f in entity.stored_fields:
         columns[f.column] = f
         bidx = blind_index_column(f)
         if bidx is not None:
@@ -136,7 +137,7 @@ class IndexSpec:
 def index_specs(entity: EntityDef) -> list[IndexSpec]:
     """Indexes a table needs: unique and indexed fields, relations, declared composites."""
     specs: dict[str, IndexSpec] = {}
-    for f in entity.fields:
+    for f in entity.stored_fields:
         if f.unique or f.indexed or f.type is FieldType.RELATION:
             cols = (f.column,)
             name = index_name(entity.name, cols, f.unique)
@@ -157,8 +158,9 @@ def index_specs(entity: EntityDef) -> list[IndexSpec]:
 
 def build_table(entity: EntityDef, metadata: MetaData, *, with_fks: bool = True) -> Table:
     """The table of ``entity`` in ``metadata``, columns, keys and indexes included."""
-    columns = system_columns() + [field_column(entity, f, with_fk=with_fks) for f in entity.fields]
-    columns += [c for f in entity.fields if (c := blind_index_column(f)) is not None]
+    fields = entity.stored_fields
+    columns = system_columns() + [field_column(entity, f, with_fk=with_fks) for f in fields]
+    columns += [c for f in fields if (c := blind_index_column(f)) is not None]
     table = Table(entity.name, metadata, *columns)
     for spec in index_specs(entity):
         Index(spec.name, *(table.c[c] for c in spec.columns), unique=spec.unique)

@@ -15,7 +15,7 @@ from qiao.templates_market.market import Market, load_index
 
 VERTICALS = ("manufacturing_dealers", "education", "clinics", "law_firms")
 ENTITIES = {
-    "manufacturing_dealers": {"dealer_tier", "rebate_agreement", "purchase_line"},
+    "manufacturing_dealers": {"dealer_tier", "rebate_agreement", "purchase_line", "dealer_quarter"},
     "education": {"course", "student", "enrollment"},
     "clinics": {"patient", "appointment"},
     "law_firms": {"matter", "client_engagement", "time_entry"},

@@ -119,7 +119,7 @@ def test_rollups_equal_a_recomputation(
         field=None if function == "count" else field,
         filter=spec_filter,
     )
-    rollup.check(PURCHASE, "ru_dealer")
+    rollup.check(PURCHASE, DEALER)
     ids = [new_id() for _ in range(3)]
     system = {"created_at": STAMP, "updated_at": STAMP}
     with tables.connect() as conn, conn.begin() as transaction:
@@ -199,13 +199,20 @@ def test_what_formulas_know_of_a_rollup() -> None:
             "ru_dealer",
             "filter: operator 'contains' does not apply",
         ),
+        ({"function": "count", "link": "dealer", "via": "name"}, "ru_dealer", "is not a relation"),
+        (
+            {"function": "count", "link": "dealer", "parent_filter": {"amount": {"eq": "nope"}}},
+            "ru_dealer",
+            "ru_dealer.nope is not a stored field comparable with ru_purchase.amount",
+        ),
     ],
 )
 def test_specs_that_do_not_fit_the_entities_are_refused(
     spec: dict[str, Any], parent: str, message: str
 ) -> None:
+    parent_entity = DEALER if parent == DEALER.name else DEALER.model_copy(update={"name": parent})
     with pytest.raises(ValueError, match=message):
-        RollupSpec(entity="ru_purchase", **spec).check(PURCHASE, parent)
+        RollupSpec(entity="ru_purchase", **spec).check(PURCHASE, parent_entity)
 
 
 def test_count_takes_no_field_and_the_others_need_one() -> None:

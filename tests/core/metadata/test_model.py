@@ -325,11 +325,13 @@ def test_inverse_names_obey_field_name_rules(inverse: str) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"formula": "amount * probability / 100"}, "formula and rollup fields are not available"),
-        ({"rollup": {"relation": "items", "op": "sum"}}, "formula and rollup fields are not"),
+        ({"formula": "name", "required": True}, "a computed field cannot be required"),
+        ({"formula": "name", "type": "enum"}, "a computed field is of type"),
+        ({"rollup": {"relation": "items", "op": "sum"}}, "rollup: function: Field required"),
+        ({"formula": ""}, "at least 1 character"),
     ],
 )
-def test_computed_fields_are_reserved_for_later(options: dict[str, Any], message: str) -> None:
+def test_computed_fields_refuse_what_does_not_fit(options: dict[str, Any], message: str) -> None:
     refused(lambda: field("x", "string", **options), message)
 
 
