@@ -1,17 +1,22 @@
-"""Events per second through the outbox, and the delay from commit to action.
+"""Events per second through the outbox and the rules engine, and the delay from commit to action.
 
-Ten rules subscribe to account events (ten ``qiao_event_handlers`` handlers,
-each with an entity filter and a predicate), so every event becomes ten
-deliveries. Two measurements per backend, on a fresh database each:
+Ten active automation rules (``automation_rule`` records, each with a trigger,
+a condition formula and a notify action) watch new accounts, so every event
+is one delivery to the engine, which runs the ten rules: ten conditions
+evaluated on the stored record and, for each, one transaction writing a
+notification and the run record that makes the delivery idempotent. Two
+measurements per backend, on a fresh database each:
 
 - **Throughput.** ``--events`` accounts are written first (100 per
-  transaction); then workers start and the clock runs until every delivery is
-  done. Events per second = events / elapsed; each event is ten actions.
+  transaction); then workers start and the clock runs until every rule has
+  run on every account. Events per second = events / elapsed; each event is
+  ten actions.
 - **Latency.** Workers run (``qiao worker``'s default settings: batch 20,
   polling every 0.2 s when idle) while accounts are written one per
   transaction at ``--rate`` per second. The delay of an action is the time its
-  handler ran minus the time its transaction committed; the median and the
-  99th percentile are over every action.
+  rule's transaction wrote its run record minus the time the account's
+  transaction committed; the median and the 99th percentile are over every
+  action.
 
 Workers run as threads of this process, like the worker of ``qiao serve``.
 ``--quick`` is a smoke test. PostgreSQL comes from ``--postgres`` (default
@@ -32,15 +37,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from qiao.core.config import Config
 from qiao.core.events import queue
-from qiao.core.events.model import Delivery, Event, EventHandler
 from qiao.core.events.worker import Worker, WorkerSettings
 from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.storage.database import normalise_url
@@ -50,29 +56,34 @@ RULES = 10
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-class Rules:
-    """Ten rules on accounts; each records when it acted on which record."""
+def rule(i: int) -> dict[str, Any]:
+    """Rule ``i``: on a new account with a name, tell the bench user."""
+    return {
+        "name": f"bench_rule_{i}",
+        "entity": "account",
+        "trigger": {"created": {}},
+        "condition": f'AND(NOT(ISBLANK(name)), BLANKVALUE(industry, "") <> "rule {i} off")',
+        "actions": [{"notify": {"users": ["bench"], "title": f"新客户 {{name}}（规则 {i}）"}}],
+    }
 
-    __name__ = "bench_rules"
+
+class Probe:
+    """Notes when each rule run is written (inside its transaction, just before commit)."""
+
+    __name__ = "bench_probe"
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.acted: list[tuple[str, float]] = []
 
-    def act(self, item: Delivery) -> None:
-        at = time.perf_counter()
-        with self.lock:
-            self.acted.append((item.event.record_id, at))
-
     @hookimpl
-    def qiao_event_handlers(self) -> list[EventHandler]:
-        def named(event: Event) -> bool:
-            return bool(event.changes.get("name"))
-
-        return [
-            EventHandler(f"rule_{i}", self.act, entities=("account",), when=named)
-            for i in range(RULES)
-        ]
+    def qiao_after_record_write(
+        self, entity: EntityDef, operation: str, record: dict[str, Any]
+    ) -> None:
+        if entity.name == "automation_run" and operation == "create":
+            at = time.perf_counter()
+            with self.lock:
+                self.acted.append((record["record_id"], at))
 
 
 @dataclass
@@ -110,12 +121,19 @@ def database(backend: str, postgres: str, folder: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def fresh_runtime(url: str, rules: Rules) -> Runtime:
+def fresh_runtime(url: str, probe: Probe) -> Runtime:
+    """A migrated, started runtime with the bench user and the ten rules."""
     runtime = Runtime(
         Config(database_url=url, plugins=("crm",), metadata_check_interval=5.0),
-        extra_plugins=[rules],
+        extra_plugins=[probe],
     )
     runtime.migrate()
+    runtime.start()
+    records = runtime.records
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        records.create(ctx, "user", {"username": "bench", "display_name": "压测"})
+        for i in range(RULES):
+            records.create(ctx, "automation_rule", rule(i))
     return runtime
 
 
@@ -143,8 +161,8 @@ def running(runtime: Runtime, settings: WorkerSettings, count: int) -> Iterator[
 
 
 def throughput(url: str, events: int, workers: int, batch: int) -> float:
-    rules = Rules()
-    runtime = fresh_runtime(url, rules)
+    probe = Probe()
+    runtime = fresh_runtime(url, probe)
     try:
         records = runtime.records
         for start in range(0, events, 100):
@@ -154,7 +172,7 @@ def throughput(url: str, events: int, workers: int, batch: int) -> float:
         settings = WorkerSettings(batch_size=batch, poll_interval=0.05)
         began = time.perf_counter()
         with running(runtime, settings, workers):
-            while len(rules.acted) < events * RULES:
+            while len(probe.acted) < events * RULES:
                 time.sleep(0.01)
         seconds = time.perf_counter() - began
         assert pending(runtime) == 0, "deliveries left after every action ran"
@@ -164,8 +182,8 @@ def throughput(url: str, events: int, workers: int, batch: int) -> float:
 
 
 def latency(url: str, events: int, rate: float) -> list[float]:
-    rules = Rules()
-    runtime = fresh_runtime(url, rules)
+    probe = Probe()
+    runtime = fresh_runtime(url, probe)
     committed: dict[str, float] = {}
     try:
         records = runtime.records
@@ -177,9 +195,9 @@ def latency(url: str, events: int, rate: float) -> list[float]:
                 committed[account["id"]] = time.perf_counter()
                 time.sleep(max(0.0, due - time.perf_counter()))
             deadline = time.monotonic() + 60
-            while len(rules.acted) < events * RULES and time.monotonic() < deadline:
+            while len(probe.acted) < events * RULES and time.monotonic() < deadline:
                 time.sleep(0.01)
-        return [(at - committed[rid]) * 1000 for rid, at in rules.acted if rid in committed]
+        return [(at - committed[rid]) * 1000 for rid, at in probe.acted if rid in committed]
     finally:
         runtime.close()
 
@@ -199,7 +217,8 @@ def run(backend: str, args: argparse.Namespace, folder: Path) -> list[Result]:
 
 def report(results: list[Result], args: argparse.Namespace) -> None:
     print(
-        f"\n{RULES} rules on accounts; throughput: {args.events} events, batch {args.batch}; "
+        f"\n{RULES} automation rules on accounts; "
+        f"throughput: {args.events} events, batch {args.batch}; "
         f"latency: {args.latency_events} events at {args.rate}/s, default worker settings\n"
     )
     print(

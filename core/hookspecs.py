@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from qiao.core.automation.channels import NotificationChannel
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
     from qiao.core.metadata.manifest import Manifest
@@ -155,6 +156,24 @@ def qiao_event_handlers() -> Sequence[EventHandler]:
 
     :returns: :class:`~qiao.core.events.model.EventHandler` objects, each with a
         name unique across plugins. Results are collected from all plugins.
+    """
+
+
+@hookspec
+def qiao_notification_channels() -> Sequence[NotificationChannel]:
+    """Deliver notifications beyond the app: e-mail, WeCom, DingTalk, SMS.
+
+    Called once when a worker starts. Every ``notification`` record (written
+    by rules, assignments, approvals ...) is also shown in the app; each
+    channel gets one delivery per new notification, run in a worker after the
+    notification committed, with its own retries and dead letters.
+
+    :returns: :class:`~qiao.core.automation.channels.NotificationChannel`
+        objects: a ``name`` unique across plugins (the handler is
+        ``notify.<name>``) and ``send(delivery, notification)``, which receives
+        the event's :class:`~qiao.core.events.model.Delivery` (its ``id`` is the
+        idempotency key to give the provider) and the notification record
+        (``owner_id`` is the recipient's user id). Results are collected.
     """
 
 

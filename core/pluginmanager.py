@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from qiao.core.automation.channels import NotificationChannel
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
     from qiao.core.records.context import WriteContext
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
     from qiao.core.runtime import Runtime
 
 ENTRY_POINT_GROUP = "qiao"
-#: Always enabled: users and teams (identity, permissions) and the outbox of events.
-BUILTIN_PLUGINS = ("core", "events", "audit")
+#: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
+#: rules and notifications (automation), and pipelines and approvals (workflow).
+BUILTIN_PLUGINS = ("core", "events", "audit", "automation", "workflow")
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"
 
@@ -192,8 +194,19 @@ class Plugins:
         return results
 
     def event_handlers(self) -> list[tuple[str, EventHandler]]:
-        """Every plugin's event handlers with the plugin's name, in load order."""
-        return [(p, h) for p, hs in self._results("qiao_event_handlers") for h in hs or ()]
+        """Every plugin's event handlers with the plugin's name, in load order.
+
+        Each notification channel a plugin offers comes with its handler
+        (``notify.<name>``), listed as that plugin's.
+        """
+        from qiao.core.automation.channels import channel_handler
+
+        handlers = [(p, h) for p, hs in self._results("qiao_event_handlers") for h in hs or ()]
+        return handlers + [(p, channel_handler(c)) for p, c in self.notification_channels()]
+
+    def notification_channels(self) -> list[tuple[str, NotificationChannel]]:
+        """Every plugin's notification channels with the plugin's name, in load order."""
+        return [(p, c) for p, cs in self._results("qiao_notification_channels") for c in cs or ()]
 
     def graphql_types(self) -> list[tuple[str, type]]:
         return [(p, t) for p, types in self._results("qiao_graphql_types") for t in types or ()]

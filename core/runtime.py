@@ -15,11 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect
 
+from qiao.core import binding
 from qiao.core.catalog import Catalog
 from qiao.core.config import Config
 from qiao.core.encryption import FieldEncryption, KeyStore, check_keys, provider_factory
 from qiao.core.errors import ConfigurationError
 from qiao.core.metadata import store
+from qiao.core.metadata.declared import install_declared
 from qiao.core.metadata.registry import Registry
 from qiao.core.permissions.roles import install_roles
 from qiao.core.pluginmanager import Plugins, create_plugins
@@ -124,7 +126,10 @@ class Runtime:
                 return
             self._started = True
         check_keys(self.records.encryption, self.db, self._catalog)  # a wrong key stops here
+        binding.bind(self)
         self.plugins.startup(self)
+        # After every plugin's start-up, so the hooks that check declared records are ready.
+        install_declared(self.records, self.plugins)
 
     def close(self) -> None:
         self.db.dispose()

@@ -18,7 +18,17 @@ from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_er
 from qiao.core.metadata.registry import Extension
 from qiao.core.permissions.rights import Rights
 
-__all__ = ["Manifest", "RoleDecl", "describe_validation_error", "load_manifest", "parse_manifest"]
+__all__ = [
+    "DECLARED_RECORDS",
+    "ApprovalProcessDecl",
+    "AutomationRuleDecl",
+    "Manifest",
+    "PipelineDecl",
+    "RoleDecl",
+    "describe_validation_error",
+    "load_manifest",
+    "parse_manifest",
+]
 
 
 class ExtensionDecl(BaseModel):
@@ -39,6 +49,63 @@ class RoleDecl(BaseModel):
     rights: Rights
 
 
+class AutomationRuleDecl(BaseModel):
+    """A rule a plugin or template ships (docs/automation.md).
+
+    Only its outline is checked here; the trigger, condition and actions are
+    checked against the metadata when the rule is installed as a record.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    entity: str
+    description: str | None = None
+    active: bool = True
+    trigger: dict[str, Any]
+    condition: str | None = None
+    actions: tuple[dict[str, Any], ...]
+
+
+class PipelineDecl(BaseModel):
+    """A pipeline a plugin or template ships (docs/workflow.md); checked when installed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    entity: str
+    field: str
+    description: str | None = None
+    active: bool = True
+    initial: tuple[str, ...] = ()
+    stages: tuple[dict[str, Any], ...]
+
+
+class ApprovalProcessDecl(BaseModel):
+    """An approval process a plugin or template ships (docs/workflow.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    entity: str
+    description: str | None = None
+    active: bool = True
+    entry_condition: str | None = None
+    steps: tuple[dict[str, Any], ...]
+    on_submitted: tuple[dict[str, Any], ...] = ()
+    on_approved: tuple[dict[str, Any], ...] = ()
+    on_rejected: tuple[dict[str, Any], ...] = ()
+
+
+#: Manifest sections whose items become records of an entity, keyed by their
+#: ``name`` and installed once (see :func:`qiao.core.metadata.declared.install_declared`).
+DECLARED_RECORDS: dict[str, str] = {
+    "automation_rules": "automation_rule",
+    "pipelines": "pipeline",
+    "approval_processes": "approval_process",
+}
+
+
 class Manifest(BaseModel):
     """The contents of one manifest file."""
 
@@ -47,9 +114,20 @@ class Manifest(BaseModel):
     entities: tuple[EntityDef, ...] = ()
     extends: tuple[ExtensionDecl, ...] = ()
     roles: tuple[RoleDecl, ...] = ()
+    automation_rules: tuple[AutomationRuleDecl, ...] = ()
+    pipelines: tuple[PipelineDecl, ...] = ()
+    approval_processes: tuple[ApprovalProcessDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
+
+    def declared_records(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(entity, values)`` of every item of the :data:`DECLARED_RECORDS` sections."""
+        return [
+            (entity, item.model_dump(mode="json"))
+            for section, entity in DECLARED_RECORDS.items()
+            for item in getattr(self, section)
+        ]
 
 
 def parse_manifest(data: Any, source: str, where: str) -> Manifest:

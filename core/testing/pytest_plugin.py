@@ -15,8 +15,15 @@ Fixtures (override the first two in a ``conftest.py`` to test a plugin):
     ``"sqlite"`` or ``"postgresql"``.
 ``qiao_database_url``
     a fresh, migrated database with an administrator ``admin``.
+``qiao_clock``
+    a :class:`~qiao.core.testing.clock.TestClock` the runtime, its worker and
+    timers read: it follows the wall clock until a test calls ``set`` or
+    ``advance``.
 ``qiao_runtime``
-    a :class:`~qiao.core.runtime.Runtime` on that database.
+    a :class:`~qiao.core.runtime.Runtime` on that database, on ``qiao_clock``.
+``qiao_worker``
+    an events worker on that runtime, run by hand:
+    ``qiao.core.testing.worker.drain(qiao_worker)`` runs passes until nothing is left.
 ``qiao_admin_token``
     a bearer token of the administrator.
 ``qiao_app`` / ``qiao_server``
@@ -42,9 +49,11 @@ from starlette.applications import Starlette
 from qiao.core.app import create_app
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import Config
+from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.clock import TestClock
 from qiao.core.testing.databases import (
     PostgresDatabases,
     SqliteDatabases,
@@ -52,6 +61,7 @@ from qiao.core.testing.databases import (
     postgres_unreachable_reason,
 )
 from qiao.core.testing.server import LiveServer
+from qiao.core.testing.worker import TEST_SETTINGS
 
 BACKENDS = ("sqlite", "postgresql")
 ADMIN = "admin"
@@ -154,12 +164,27 @@ def qiao_config(qiao_database_url: str, qiao_enabled_plugins: Sequence[str]) -> 
 
 
 @pytest.fixture
-def qiao_runtime(qiao_config: Config, qiao_extra_plugins: Sequence[Any]) -> Iterator[Runtime]:
-    runtime = Runtime(qiao_config, extra_plugins=qiao_extra_plugins)
+def qiao_clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture
+def qiao_runtime(
+    qiao_config: Config, qiao_extra_plugins: Sequence[Any], qiao_clock: TestClock
+) -> Iterator[Runtime]:
+    runtime = Runtime(qiao_config, extra_plugins=qiao_extra_plugins, clock=qiao_clock)
     runtime.current()
     runtime.start()
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def qiao_worker(qiao_runtime: Runtime) -> Iterator[Worker]:
+    """An events worker on ``qiao_runtime``, run by hand with ``drain`` (core/testing/worker.py)."""
+    worker = Worker(qiao_runtime, TEST_SETTINGS)
+    yield worker
+    worker.close()
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ Seeded by ``qiao init --demo`` and ``qiao demo`` so that a new deployment
 shows a believable pipeline at once: a sales region with two reps and a
 service engineer, customers across Jiangsu, Zhejiang, Shanghai, Guangdong,
 Shandong and Anhui, their buyers and plant managers, leads from trade shows
-and WeChat, a price list, opportunities at every stage, the visits, calls and
-messages that moved them, and service tickets. Everything is fixed (names,
+and WeChat, a price list, opportunities at every stage, two quotes, the
+visits, calls and messages that moved them, and service tickets. Everything is fixed (names,
 amounts, dates), so screenshots, docs and tests can rely on it.
 
 Rows are ``(key, values)``; a value written ``"@key"`` is the id of the row
@@ -942,6 +942,36 @@ TICKETS: Sequence[Row] = (
     ),
 )
 
+QUOTES: Sequence[Row] = (
+    (
+        "q.jinggong",
+        {
+            "name": "苏州精工 VMC850 ×6 报价",
+            "opportunity": "@o.jinggong",
+            "account": "@a.jinggong",
+            "product": "@p.vmc850",
+            "quantity": 6,
+            "list_price": "2208000.00",
+            "quoted_price": "2080000.00",
+            "status": "APPROVED",
+            "valid_until": "2026-12-31",
+            "owner": "@u.li",
+        },
+    ),
+    (
+        "q.kunshan",
+        {
+            "name": "昆山精工 电主轴备件报价",
+            "opportunity": "@o.kunshan",
+            "account": "@a.kunshan",
+            "list_price": "336000.00",
+            "quoted_price": "326000.00",
+            "valid_until": "2027-01-15",
+            "owner": "@u.li",
+        },
+    ),
+)
+
 #: Entities in the order they are seeded: every "@key" names a row seeded before it.
 PLAN: Sequence[tuple[str, Sequence[Row]]] = (
     ("team", TEAMS),
@@ -951,6 +981,7 @@ PLAN: Sequence[tuple[str, Sequence[Row]]] = (
     ("lead", LEADS),
     ("product", PRODUCTS),
     ("opportunity", OPPORTUNITIES),
+    ("quote", QUOTES),
     ("activity", ACTIVITIES),
     ("ticket", TICKETS),
 )

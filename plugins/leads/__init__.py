@@ -20,7 +20,7 @@ from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 from qiao.core.runtime import Runtime
-from qiao.plugins.leads import binding, cli, graphql, lifecycle, routing, sla
+from qiao.plugins.leads import cli, graphql, lifecycle, routing, sla
 from qiao.plugins.leads.inbound import channels, routes
 from qiao.plugins.leads.intent import DEFAULT_DICTIONARY, KeywordClassifier
 
@@ -41,7 +41,6 @@ def qiao_entity_manifests() -> list[Path]:
 
 @hookimpl
 def qiao_startup(runtime: Runtime) -> None:
-    binding.bind(runtime)
     default_classifier()
 
 

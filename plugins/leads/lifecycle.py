@@ -21,13 +21,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from qiao.core.binding import runtime_for
 from qiao.core.catalog import Catalog
 from qiao.core.metadata.model import EntityDef
 from qiao.core.pluginmanager import Plugins
 from qiao.core.records.context import WriteContext
 from qiao.core.records.service import RecordsService
 from qiao.plugins.leads import dedupe, intent, regions, routing
-from qiao.plugins.leads.binding import runtime_for
 from qiao.plugins.leads.keys import company_key
 
 _INTENT_INPUTS = {"description", "company", "industry"}

@@ -1,28 +1,22 @@
-"""Telling a salesperson that a lead is theirs: an in-app ``notification`` record.
+"""Telling a salesperson that a lead is theirs: an in-app notification.
 
-There is no notification-channel engine yet, so the message is a record,
-written through the records service in the assignment's own transaction: it
-exists exactly when the assignment does, and, like every record change, its
-creation is an event in the outbox (entity ``notification``, operation
-``create``), which external channels (WeCom, DingTalk ...) will consume with a
-``qiao_event_handlers`` handler.
-
-The record is written by the system (the person whose form or import caused
-the assignment need not be allowed to write notifications). Nobody is told
-about a lead they assigned to themselves. An import tells each owner once per
-batch (:func:`leads_imported`) rather than once per row.
+Written with :func:`qiao.core.automation.notifications.notify` in the
+assignment's own transaction, so it exists exactly when the assignment does;
+the notification channels plugins offer (WeCom, e-mail ...) deliver it from
+its create event. Nobody is told about a lead they assigned to themselves. An
+import tells each owner once per batch (:func:`leads_imported`) rather than
+once per row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.automation.notifications import notify
+from qiao.core.records.context import Source, WriteContext
 from qiao.core.records.service import Record
-from qiao.plugins.leads.binding import runtime_for
 
 KIND_ASSIGNED = "lead_assigned"
 KIND_REASSIGNED = "lead_reassigned"
@@ -51,17 +45,16 @@ def lead_assigned(context: WriteContext, lead: Record, *, reassigned: bool) -> R
         lines.append("原负责人未在时限内跟进")
     else:
         title = f"新线索分配给你：{who}"
-    return _write(
+    (written,) = notify(
         context,
-        {
-            "owner": owner,
-            "title": title[:200],
-            "body": "；".join(line for line in lines if line),
-            "kind": KIND_REASSIGNED if reassigned else KIND_ASSIGNED,
-            "link_entity": "lead",
-            "link_id": lead["id"],
-        },
+        users=[owner],
+        title=title,
+        body="；".join(line for line in lines if line),
+        kind=KIND_REASSIGNED if reassigned else KIND_ASSIGNED,
+        link_entity="lead",
+        link_id=lead["id"],
     )
+    return written
 
 
 def leads_imported(
@@ -72,23 +65,16 @@ def leads_imported(
         return None
     names = "、".join(str(lead.get("name") or "") for lead in leads[:5])
     more = f" 等 {len(leads)} 条" if len(leads) > 5 else ""
-    return _write(
+    (written,) = notify(
         context,
-        {
-            "owner": owner,
-            "title": f"导入的 {len(leads)} 条线索分配给你",
-            "body": f"{names}{more}",
-            "kind": KIND_IMPORTED,
-            "link_entity": "import_run" if run_id else "lead",
-            "link_id": run_id or leads[0]["id"],
-        },
+        users=[owner],
+        title=f"导入的 {len(leads)} 条线索分配给你",
+        body=f"{names}{more}",
+        kind=KIND_IMPORTED,
+        link_entity="import_run" if run_id else "lead",
+        link_id=run_id or leads[0]["id"],
     )
-
-
-def _write(context: WriteContext, values: dict[str, Any]) -> Record:
-    runtime = runtime_for(context.connection)
-    system = WriteContext(Actor.system(), context.source, context.connection, context.request_id)
-    return runtime.records.create(system, "notification", values)
+    return written
 
 
 def _local(instant: dt.datetime) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from qiao.core.events.model import Delivery, EventHandler
-from qiao.core.events.worker import Worker, WorkerSettings
+from qiao.core.events.worker import WorkerSettings
 from qiao.core.hookspecs import hookimpl
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import delivery, delivery_attempt
@@ -68,14 +68,6 @@ class Recorder:
 
 
 SETTINGS = WorkerSettings(batch_size=50, poll_interval=0.01, backoff_base=10.0, max_attempts=3)
-
-
-def drain(worker: Worker, rounds: int = 20) -> None:
-    """Run passes until one finds nothing to do."""
-    for _ in range(rounds):
-        if worker.run_once() == 0:
-            return
-    raise AssertionError(f"the worker still had work after {rounds} passes")
 
 
 def deliveries(runtime: Runtime) -> list[dict[str, Any]]:

@@ -12,8 +12,9 @@ from qiao.core.config import Config
 from qiao.core.events import timers
 from qiao.core.events.worker import Worker
 from qiao.core.runtime import Runtime
+from qiao.core.testing.worker import drain
 
-from .support import SETTINGS, ManualClock, Recorder, drain
+from .support import SETTINGS, ManualClock, Recorder
 
 pytestmark = pytest.mark.storage
 

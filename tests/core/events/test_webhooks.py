@@ -13,9 +13,10 @@ import pytest
 from qiao.core.events import queue, signing, webhooks
 from qiao.core.events.worker import Worker
 from qiao.core.runtime import Runtime
+from qiao.core.testing.worker import drain
 
 from .receiver import Receiver, receiver
-from .support import ManualClock, attempts, deliveries, drain
+from .support import ManualClock, attempts, deliveries
 
 pytestmark = pytest.mark.storage
 SECRET = signing.new_secret()

@@ -14,8 +14,9 @@ from qiao.core.events.model import EventHandler, GiveUp, RetryLater
 from qiao.core.events.worker import Worker, WorkerSettings
 from qiao.core.hookspecs import hookimpl
 from qiao.core.runtime import Runtime
+from qiao.core.testing.worker import drain
 
-from .support import SETTINGS, ManualClock, Recorder, attempts, deliveries, delivery_for, drain
+from .support import SETTINGS, ManualClock, Recorder, attempts, deliveries, delivery_for
 
 pytestmark = pytest.mark.storage
 

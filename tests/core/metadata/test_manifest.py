@@ -55,6 +55,7 @@ def test_the_shipped_manifests_declare_the_standard_objects(registry: Registry) 
         "activity",
         "ticket",
         "product",
+        "quote",
     }
     assert registry.entity("user").source == "core"
     assert registry.entity("account").source == "crm"
@@ -253,11 +254,19 @@ def test_every_problem_is_reported_at_once() -> None:
                         "name": "deal",
                         "plural": "deals",
                         "label": LABEL,
-                        "fields": [{"name": "x", "type": "string", "formula": "1", "label": LABEL}],
+                        "fields": [
+                            {
+                                "name": "x",
+                                "type": "string",
+                                "formula": "1",
+                                "label": LABEL,
+                                "unique": True,
+                            }
+                        ],
                     }
                 ]
             },
-            "entities.0 (deal).fields.0 (x): formula and rollup fields are not available",
+            "entities.0 (deal).fields.0 (x): a computed field cannot be unique",
         ),
     ],
 )

@@ -21,6 +21,7 @@ from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import event as event_table
+from qiao.core.testing.worker import drain
 from qiao.plugins.leads import sla
 
 START = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
@@ -97,13 +98,6 @@ def team(make: Callable[..., Record]) -> dict[str, Record]:
         fallback_user=boss["id"],
     )
     return {"team": group, "li": li, "zhang": zhang, "boss": boss, "rule": rule}
-
-
-def drain(worker: Worker) -> None:
-    for _ in range(20):
-        if worker.run_once() == 0:
-            return
-    raise AssertionError("the worker still had work after 20 passes")
 
 
 def pending(runtime: Runtime, lead_id: str) -> dict[str, dt.datetime]:

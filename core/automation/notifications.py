@@ -1,0 +1,87 @@
+"""In-app notifications: a ``notification`` record per recipient, and who the recipients are.
+
+A notification is written through the records service in the caller's own
+transaction, so it exists exactly when the change it reports does, and its
+creation is an outbox event: each notification channel (a plugin, see
+:mod:`qiao.core.automation.channels`) delivers it from that event in a worker.
+It is written by the system: whoever caused it need not be allowed to write
+notifications. Users read and mark their own through ``myNotifications`` and
+``markNotificationRead``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, select
+
+from qiao.core.binding import runtime_for
+from qiao.core.catalog import Catalog
+from qiao.core.records.context import Actor, WriteContext
+from qiao.core.records.service import Record
+
+#: Longer titles are cut to fit the field.
+MAX_TITLE = 200
+
+
+def notify(
+    ctx: WriteContext,
+    *,
+    users: Sequence[str],
+    title: str,
+    body: str = "",
+    kind: str,
+    link_entity: str | None = None,
+    link_id: str | None = None,
+) -> list[Record]:
+    """One notification per distinct user id in ``users``, in the caller's transaction."""
+    records = runtime_for(ctx.connection).records
+    system = WriteContext(Actor.system(), ctx.source, ctx.connection, ctx.request_id)
+    return [
+        records.create(
+            system,
+            "notification",
+            {
+                "owner": user,
+                "title": title[:MAX_TITLE],
+                "body": body,
+                "kind": kind,
+                "link_entity": link_entity,
+                "link_id": link_id,
+            },
+        )
+        for user in dict.fromkeys(users)
+    ]
+
+
+def users_with_role(conn: Connection, catalog: Catalog, role_name: str) -> list[str]:
+    """Ids of the active users holding the role ``role_name``, by username."""
+    users = catalog.table("user")
+    roles = catalog.table("role")
+    grants = catalog.table("role_assignment")
+    rows = conn.execute(
+        select(users.c.id)
+        .join(grants, grants.c.user_id == users.c.id)
+        .join(roles, roles.c.id == grants.c.role_id)
+        .where(roles.c.name == role_name, users.c.is_active.is_(True))
+        .order_by(users.c.username)
+    )
+    return list(dict.fromkeys(r[0] for r in rows))
+
+
+def user_ids(conn: Connection, catalog: Catalog, usernames: Sequence[str]) -> list[str]:
+    """Ids of the active users with these usernames (unknown ones are left out)."""
+    if not usernames:
+        return []
+    users = catalog.table("user")
+    rows = conn.execute(
+        select(users.c.id).where(users.c.username.in_(usernames), users.c.is_active.is_(True))
+    )
+    return [r[0] for r in rows]
+
+
+def manager_of(conn: Connection, catalog: Catalog, user_id: str | None) -> str | None:
+    if user_id is None:
+        return None
+    users = catalog.table("user")
+    return conn.execute(select(users.c.manager_id).where(users.c.id == user_id)).scalar()

@@ -1,0 +1,84 @@
+"""The built-in ``automation`` plugin: rules, their timers and runs, notifications.
+
+Always enabled (``BUILTIN_PLUGINS``). Its hooks check a rule when it is
+written, keep time-based rules' timers in step with the records they watch,
+run rules in workers, deliver notifications through the channels plugins offer
+and let users read their own notifications over GraphQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qiao.core import binding
+from qiao.core.automation import engine, graphql, timing, webhook_calls
+from qiao.core.automation.definitions import check_rule
+from qiao.core.automation.rules import role_names, rules_of
+from qiao.core.events.model import EventHandler
+from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.model import EntityDef
+from qiao.core.records.context import WriteContext
+
+QIAO_DEPENDS = ("core", "events")
+MANIFEST = Path(__file__).with_name("entities.yaml")
+RULE = "automation_rule"
+
+
+@hookimpl
+def qiao_entity_manifests() -> list[Path]:
+    return [MANIFEST]
+
+
+@hookimpl
+def qiao_before_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: dict[str, Any],
+    existing: dict[str, Any] | None,
+) -> None:
+    """A rule is checked whole against the metadata in force whenever it is written."""
+    if entity.name != RULE or operation == "delete":
+        return
+    rule = {**(existing or {}), **values}
+    catalog = binding.runtime_for(context.connection).current()
+    roles = role_names(context.connection, catalog)
+    check_rule(
+        catalog,
+        rule.get("entity") or "",
+        rule.get("trigger"),
+        rule.get("condition"),
+        rule.get("actions"),
+        roles.__contains__,
+    )
+
+
+@hookimpl
+def qiao_after_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    record: dict[str, Any],
+    changes: dict[str, tuple[Any, Any]],
+) -> None:
+    runtime = binding.bound(context.connection)
+    if runtime is None:
+        return  # not started (a bare migration): no rule can act yet
+    if entity.name == RULE:
+        rules_of(runtime).forget()
+        timing.rule_written(context.connection, operation, record)
+        return
+    rules = rules_of(runtime).get(context.connection)
+    if rules.timed(entity.name):
+        timing.after_write(context.connection, rules, entity.name, operation, record, changes)
+
+
+@hookimpl
+def qiao_event_handlers() -> list[EventHandler]:
+    return [*engine.handlers(), *webhook_calls.handlers()]
+
+
+@hookimpl
+def qiao_graphql_types() -> list[type]:
+    return graphql.TYPES

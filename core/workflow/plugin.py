@@ -1,0 +1,100 @@
+"""The built-in ``workflow`` plugin: pipelines and approvals on every write.
+
+Always enabled (``BUILTIN_PLUGINS``) and wired through the ordinary write
+hooks, so no writer (GraphQL, import, automation) can move a record past its
+pipeline or change a record that waits for approval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from qiao.core import binding
+from qiao.core.errors import BadUserInput
+from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.model import EntityDef
+from qiao.core.records.context import WriteContext
+from qiao.core.workflow import approvals, graphql, pipelines
+from qiao.core.workflow.approvers import check_named
+from qiao.core.workflow.definitions import (
+    WORKFLOW_ENTITIES,
+    check_actions,
+    merged,
+    parse_approval_process,
+    parse_pipeline,
+)
+
+if TYPE_CHECKING:
+    pass
+
+MANIFEST = Path(__file__).with_name("entities.yaml")
+
+
+@hookimpl
+def qiao_entity_manifests() -> list[Path]:
+    return [MANIFEST]
+
+
+@hookimpl
+def qiao_before_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: dict[str, Any],
+    existing: dict[str, Any] | None,
+) -> None:
+    if entity.name in WORKFLOW_ENTITIES:
+        if entity.name in {"pipeline", "approval_process"} and operation != "delete":
+            _check_definition(context, entity.name, merged(values, existing))
+        return
+    approvals.check_unlocked(context, entity, operation, existing)
+    pipelines.check_write(context, entity, operation, values, existing)
+
+
+def _check_definition(context: WriteContext, name: str, record: dict[str, Any]) -> None:
+    catalog = binding.runtime_for(context.connection).records.catalog
+    roles = catalog.table("role")
+    names = {n for (n,) in context.connection.execute(select(roles.c.name))}
+    if name == "approval_process":
+        process = parse_approval_process(catalog, record)
+        check_named(context.connection, catalog, process)
+        check_actions(catalog, process, names.__contains__)
+        return
+    spec = parse_pipeline(catalog, record)
+    check_actions(catalog, spec, names.__contains__)
+    t = catalog.table("pipeline")
+    clash = context.connection.execute(
+        select(t.c.name).where(
+            t.c.entity == spec.entity,
+            t.c.field == spec.field,
+            t.c.active.is_(True),
+            t.c.id != record.get("id"),
+        )
+    ).first()
+    if clash is not None and record.get("active", True):
+        raise BadUserInput(
+            f"{spec.entity}.{spec.field} already follows the active pipeline {clash.name}",
+            field="field",
+        )
+
+
+@hookimpl
+def qiao_after_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    record: dict[str, Any],
+    changes: dict[str, tuple[Any, Any]],
+) -> None:
+    if entity.name in WORKFLOW_ENTITIES:
+        return
+    pipelines.record_move(context, entity, operation, record, changes)
+    approvals.auto_submit(context, entity, operation, record, changes)
+
+
+@hookimpl
+def qiao_graphql_types() -> list[type]:
+    return graphql.TYPES
