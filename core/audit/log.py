@@ -130,7 +130,7 @@ class AuditLog:
             mac="",
         )
         entry = replace(entry, mac=entry_mac(key, bytes.fromhex(head["mac"]), entry).hex())
-        conn.execute(insert(system.audit_entry).values(**entry.__dict__))
+        conn.execute(insert(system.audit_entry), dict(entry.__dict__))
         conn.execute(
             update(system.audit_head)
             .where(system.audit_head.c.id == 1)

@@ -51,18 +51,19 @@ def record_change(
     """
     event_id = new_id()
     context.connection.execute(
-        insert(event_table).values(
-            id=event_id,
-            entity=entity.name,
-            record_id=record_id,
-            operation=operation,
-            changes=changes_json(entity, changes),
-            actor_id=context.actor.user_id,
-            actor=context.actor.username,
-            source=str(context.source),
-            request_id=context.request_id,
-            created_at=dt.datetime.now(dt.UTC),
-        )
+        insert(event_table),
+        {
+            "id": event_id,
+            "entity": entity.name,
+            "record_id": record_id,
+            "operation": operation,
+            "changes": changes_json(entity, changes),
+            "actor_id": context.actor.user_id,
+            "actor": context.actor.username,
+            "source": str(context.source),
+            "request_id": context.request_id,
+            "created_at": dt.datetime.now(dt.UTC),
+        },
     )
     return event_id
 

@@ -126,7 +126,7 @@ class RecordsService:
             "version": 1,
             **self.encryption.seal(ctx.connection, entity, record_id, _columns(entity, checked)),
         }
-        self._execute(ctx.connection, entity, insert(table).values(row))
+        self._execute(ctx.connection, entity, insert(table), row)
         self._require_scope(ctx.connection, access, entity, record_id, "create")
         record = self._fetch(ctx.connection, table, record_id, computed=True)
         assert record is not None
@@ -517,14 +517,22 @@ class RecordsService:
             return record
         return self._evaluated(conn, catalog, table.name, record, columns)
 
-    def _execute(self, conn: Connection, entity: EntityDef, stmt: Any) -> Any:
+    def _execute(
+        self,
+        conn: Connection,
+        entity: EntityDef,
+        stmt: Any,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
         """Run a write; unique-constraint violations become CONFLICT naming the field.
 
         A refused write ends its transaction (PostgreSQL aborts it), which is what
-        every caller wants: the whole unit of work is rolled back.
+        every caller wants: the whole unit of work is rolled back. Values given as
+        ``params`` rather than in the statement let SQLAlchemy reuse its compiled
+        form (an INSERT with values built in costs more to prepare than to run).
         """
         try:
-            return conn.execute(stmt)
+            return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
         except IntegrityError as exc:
             raise _integrity_error(entity, exc) from None
 
