@@ -17,7 +17,7 @@ from qiao.core.errors import BadUserInput
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
-from qiao.core.workflow import approvals, graphql, pipelines
+from qiao.core.workflow import approvals, graphql, pipelines, store
 from qiao.core.workflow.approvers import check_named
 from qiao.core.workflow.definitions import (
     WORKFLOW_ENTITIES,
@@ -90,6 +90,8 @@ def qiao_after_record_write(
     changes: dict[str, tuple[Any, Any]],
 ) -> None:
     if entity.name in WORKFLOW_ENTITIES:
+        if entity.name in {"pipeline", "approval_process"}:
+            store.forget()
         return
     pipelines.record_move(context, entity, operation, record, changes)
     approvals.auto_submit(context, entity, operation, record, changes)

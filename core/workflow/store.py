@@ -1,20 +1,23 @@
 """Reading the definitions and requests that apply to a write.
 
-Every write asks whether its entity has an active pipeline or approval process,
-so the first question is one cheap indexed query on the entity's name, made
-with plain table constructs: it needs no catalog, which keeps writes working
-in a runtime that has not started (``qiao migrate`` seeding roles and users)
-as long as no definitions exist. Parsed definitions are cached by record id and
-version: a definition is re-checked only when its record or the metadata changes.
+Every write asks whether its entity has an active pipeline or approval process.
+Each process answers from the set of entities that have one, read with plain
+table constructs (no catalog needed, which keeps writes working in a runtime
+that has not started, such as ``qiao migrate`` seeding roles and users) and
+kept for :data:`ACTIVE_TTL` seconds; a definition written in this process
+clears it at once, and other processes see it within that time, as they see
+metadata changes. Parsed definitions are cached by record id and version: a
+definition is re-checked only when its record or the metadata changes.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Boolean, Connection, String, and_, column, select, table
+from sqlalchemy import URL, Boolean, Connection, String, column, select, table
 
 from qiao.core.catalog import Catalog
 from qiao.core.records.service import Record
@@ -33,11 +36,30 @@ _lock = threading.Lock()
 _CACHE_LIMIT = 1000
 
 
+#: Seconds a process trusts its sets of entities with active definitions.
+ACTIVE_TTL = 1.0
+_active: dict[tuple[URL, str], tuple[float, frozenset[str]]] = {}
+
+
 def _defined(conn: Connection, name: str, entity: str) -> bool:
     """Whether ``name`` (pipeline or approval_process) has an active row for ``entity``."""
-    t = table(name, column("id"), column("entity", String), column("active", Boolean))
-    stmt = select(t.c.id).where(and_(t.c.entity == entity, t.c.active.is_(True))).limit(1)
-    return conn.execute(stmt).first() is not None
+    key = (conn.engine.url, name)
+    cached = _active.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return entity in cached[1]
+    t = table(name, column("entity", String), column("active", Boolean))
+    entities = frozenset(
+        conn.execute(select(t.c.entity).where(t.c.active.is_(True)).distinct()).scalars()
+    )
+    with _lock:
+        _active[key] = (time.monotonic() + ACTIVE_TTL, entities)
+    return entity in entities
+
+
+def forget() -> None:
+    """Re-read which entities have definitions on the next write (one was written)."""
+    with _lock:
+        _active.clear()
 
 
 def _load(
