@@ -28,7 +28,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, event, insert, select, update
 
@@ -81,10 +81,14 @@ class IndexKey:
     key_id: str
     version: int
     secret: bytes
+    _fields: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
-    def for_field(self, field: str) -> bytes:
+    def for_field(self, name: str) -> bytes:
         """The HMAC-SM3 key of one field's index, derived so fields do not share indexes."""
-        return hmac_sm3(self.secret, _INDEX_KEY_INFO + field.encode())
+        derived = self._fields.get(name)
+        if derived is None:
+            derived = self._fields[name] = hmac_sm3(self.secret, _INDEX_KEY_INFO + name.encode())
+        return derived
 
 
 @dataclass(frozen=True)
