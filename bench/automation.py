@@ -244,7 +244,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workers", type=int, nargs="+", default=[1], help="worker threads (several runs)"
     )
     parser.add_argument("--latency-events", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=20.0, help="writes per second (latency)")
+    parser.add_argument("--rate", type=float, default=10.0, help="writes per second (latency)")
     parser.add_argument("--quick", action="store_true", help="a smoke test")
     args = parser.parse_args(argv)
     if args.quick:
