@@ -27,6 +27,7 @@ from qiao.core.automation.notifications import notify
 from qiao.core.binding import runtime_for
 from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from qiao.core.formula import Clock
+from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, WriteContext
 from qiao.core.records.service import Record, RecordsService
@@ -292,6 +293,19 @@ def cancel(ctx: WriteContext, request_id: str) -> Record:
 def _load(
     ctx: WriteContext, records: RecordsService, request_id: str
 ) -> tuple[Record, ApprovalSpec, Record]:
+    """The pending request, its process and its record, the request locked first.
+
+    Two approvers deciding at once would each write a decision (which holds a
+    key-share lock on the request through its foreign key) and then wait for
+    the other to update the request: a deadlock on PostgreSQL. Locking the
+    request before anything else makes the second wait, then see the step
+    already decided.
+    """
+    if not is_record_id(request_id):
+        raise BadUserInput(f"{request_id!r} is not a record id", field="id")
+    if ctx.connection.dialect.name == "postgresql":
+        table = records.catalog.table("approval_request")
+        ctx.connection.execute(select(table.c.id).where(table.c.id == request_id).with_for_update())
     request = records.get(ctx.connection, "approval_request", request_id)
     if request is None:
         raise NotFound(f"no approval request with id {request_id}", field="id")

@@ -7,6 +7,7 @@ the named director.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -308,3 +309,53 @@ def test_an_entry_condition_submits_when_a_write_makes_it_true(
     assert (rejected["status"], str(rejected["quoted_price"])) == ("REJECTED", "1.00")
     with qiao_runtime.db.read() as conn:
         assert pending(conn, "quote", within["id"]) is None
+
+
+def test_two_approvers_deciding_one_step_at_once_record_one_decision(
+    qiao_runtime: Runtime,
+    team: Team,
+    quote: Record,
+    as_user: Any,
+    create: Callable[..., Record],
+    get: Any,
+) -> None:
+    with qiao_runtime.db.read() as conn:
+        finance = next(
+            r["id"]
+            for r in qiao_runtime.records.list(conn, "role").records
+            if r["name"] == "finance"
+        )
+    sun = create("user", username="sun", display_name="孙会计")
+    create("role_assignment", user=sun["id"], role=finance)
+    request = as_user(team.rep, approvals.start_approval, "quote_discount", "quote", quote["id"])
+    as_user(team.manager, approvals.decide, request["id"], "APPROVED", None)
+
+    start = threading.Barrier(2)
+    outcomes: dict[str, Any] = {}
+
+    def decide(actor: Actor, decision: str) -> None:
+        start.wait()
+        try:
+            outcomes[actor.username] = as_user(
+                actor, approvals.decide, request["id"], decision, None
+            )
+        except (Conflict, Forbidden) as exc:
+            outcomes[actor.username] = exc
+
+    threads = [
+        threading.Thread(target=decide, args=(team.finance, "APPROVED")),
+        threading.Thread(target=decide, args=(_actor(sun), "REJECTED")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    won = [name for name, result in outcomes.items() if isinstance(result, dict)]
+    assert len(won) == 1, outcomes
+    step2 = [d for d in _decisions(qiao_runtime, request["id"]) if d["step"] == 2]
+    assert len(step2) == 1
+    winner = team.finance if won == ["qian"] else _actor(sun)
+    assert step2[0]["approver_id"] == winner.user_id
+    expected = "PENDING_APPROVAL" if won == ["qian"] else "REJECTED"
+    assert get("quote", quote["id"])["status"] == expected
