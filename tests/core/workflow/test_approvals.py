@@ -359,3 +359,31 @@ def test_two_approvers_deciding_one_step_at_once_record_one_decision(
     assert step2[0]["approver_id"] == winner.user_id
     expected = "PENDING_APPROVAL" if won == ["qian"] else "REJECTED"
     assert get("quote", quote["id"])["status"] == expected
+
+
+def test_two_submissions_at_once_make_one_request(
+    qiao_runtime: Runtime, team: Team, quote: Record, as_user: Any
+) -> None:
+    start = threading.Barrier(2)
+    outcomes: list[Any] = []
+
+    def submit() -> None:
+        start.wait()
+        try:
+            outcomes.append(
+                as_user(team.rep, approvals.start_approval, "quote_discount", "quote", quote["id"])
+            )
+        except Conflict as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "dict"], outcomes
+    table = qiao_runtime.current().table("approval_request")
+    with qiao_runtime.db.read() as conn:
+        pending = conn.execute(select(table.c.id).where(table.c.record_id == quote["id"])).all()
+    assert len(pending) == 1
