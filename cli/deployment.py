@@ -163,6 +163,7 @@ def _user_exists(runtime: Runtime, username: str) -> bool:
 
 
 def _seed_demo(runtime: Runtime) -> None:
+    runtime.start()  # demo records go through every plugin's write hooks, which need start-up
     with runtime.records.transaction(Actor.system(), Source.CLI) as ctx:
         seeded = runtime.plugins.demo_data(runtime.records, ctx)
     if seeded:

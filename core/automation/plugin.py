@@ -9,7 +9,7 @@ and let users read their own notifications over GraphQL.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qiao.core import binding
 from qiao.core.automation import engine, graphql, timing, webhook_calls
@@ -20,6 +20,9 @@ from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 
+if TYPE_CHECKING:
+    from qiao.core.runtime import Runtime
+
 QIAO_DEPENDS = ("core", "events")
 MANIFEST = Path(__file__).with_name("entities.yaml")
 RULE = "automation_rule"
@@ -28,6 +31,14 @@ RULE = "automation_rule"
 @hookimpl
 def qiao_entity_manifests() -> list[Path]:
     return [MANIFEST]
+
+
+@hookimpl
+def qiao_startup(runtime: Runtime) -> None:
+    # The events fan-out asks the rule caches of started runtimes which entities rules
+    # watch; a process that only runs workers (``qiao worker``) writes nothing that would
+    # make the cache, and without it every event would pass the engine by.
+    rules_of(runtime)
 
 
 @hookimpl

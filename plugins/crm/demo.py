@@ -5,8 +5,9 @@ shows a believable pipeline at once: a sales region with two reps and a
 service engineer, customers across Jiangsu, Zhejiang, Shanghai, Guangdong,
 Shandong and Anhui, their buyers and plant managers, leads from trade shows
 and WeChat, a price list, opportunities at every stage, two quotes, the
-visits, calls and messages that moved them, and service tickets. Everything is fixed (names,
-amounts, dates), so screenshots, docs and tests can rely on it.
+visits, calls and messages that moved them, service tickets, and two service
+rules. Everything is fixed (names, amounts, dates), so screenshots, docs and
+tests can rely on it.
 
 Rows are ``(key, values)``; a value written ``"@key"`` is the id of the row
 seeded earlier under that key, which is how the rows refer to each other.
@@ -996,6 +997,42 @@ ROLES: Sequence[tuple[str, str]] = (
 )
 
 
+#: Two service rules (docs/automation.md), so the demo shows automation at work: the service
+#: engineers hear of an urgent ticket at once, and a ticket nobody accepts in two hours goes to
+#: its owner's manager.
+RULES: Sequence[Row] = (
+    (
+        "r.urgent",
+        {
+            "name": "紧急工单通知服务工程师",
+            "entity": "ticket",
+            "trigger": {"created": {}},
+            "condition": 'priority = "URGENT"',
+            "actions": [
+                {
+                    "notify": {
+                        "roles": ["service_engineer"],
+                        "title": "紧急工单：{subject}",
+                        "body": "客户 {account.name}，设备序列号 {serial_number}",
+                        "kind": "ticket_urgent",
+                    }
+                }
+            ],
+        },
+    ),
+    (
+        "r.escalate",
+        {
+            "name": "两小时未受理升级主管",
+            "entity": "ticket",
+            "trigger": {"after": {"field": "created_at", "minutes": 120}},
+            "condition": 'status = "OPEN"',
+            "actions": [{"escalate": {"to": "manager", "title": "工单超时未受理：{subject}"}}],
+        },
+    ),
+)
+
+
 def seed(records: RecordsService, context: WriteContext) -> None:
     """Create the demo records in ``context``'s transaction; refuses a second run."""
     marker = ACCOUNTS[0][1]["unified_credit_code"]
@@ -1015,6 +1052,9 @@ def seed(records: RecordsService, context: WriteContext) -> None:
     for user, role in ROLES:
         if role in roles:  # the CRM's roles, installed by 'qiao migrate'
             records.create(context, "role_assignment", {"user": ids[user], "role": roles[role]})
+    if "service_engineer" in roles:  # a rule that notifies a role needs the role
+        for _, rule in RULES:
+            records.create(context, "automation_rule", dict(rule))
 
 
 def _resolve(value: Any, ids: Mapping[str, str]) -> Any:

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import Result
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from qiao.core.config import Config
+from qiao.core.events.worker import Worker
 from qiao.core.runtime import Runtime
+from qiao.core.testing.worker import TEST_SETTINGS, drain
 
 Run = Callable[..., Result]
 
@@ -24,6 +26,29 @@ def _count(config_path: Path, entity: str) -> int:
         runtime.close()
     assert page.total_count is not None
     return page.total_count
+
+
+def _urgent_ticket_notices(config_path: Path) -> list[str]:
+    """What the demo's service engineer is told once a worker has run the demo's rules."""
+    runtime = Runtime(Config.load(config_path))
+    try:
+        runtime.start()
+        worker = Worker(runtime, TEST_SETTINGS)
+        try:
+            drain(worker)
+        finally:
+            worker.close()
+        users = runtime.current().table("user")
+        with runtime.db.read() as conn:
+            chen = conn.execute(select(users.c.id).where(users.c.username == "chen.lei")).scalar()
+            page = runtime.records.list(
+                conn,
+                "notification",
+                filter={"owner_id": {"eq": chen}, "kind": {"eq": "ticket_urgent"}},
+            )
+    finally:
+        runtime.close()
+    return [n["title"] for n in page.records]
 
 
 def test_init_makes_a_deployment(qiao: Run, tmp_path: Path) -> None:
@@ -67,6 +92,8 @@ def test_init_demo_seeds_once_and_prints_a_token(
     config = folder / "qiao.toml"
     assert _count(config, "account") == 12
     assert _count(config, "opportunity") >= 8
+    assert _count(config, "automation_rule") == 2
+    assert _urgent_ticket_notices(config) == ["紧急工单：伺服驱动器 AL.16 报警"]
     again = qiao("--config", str(config), "demo", expect=1)
     assert (
         again.stderr.strip() == "Error: the CRM demo data is there already (it can be seeded once)"
