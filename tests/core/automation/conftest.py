@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from qiao.core.events.model import Delivery
-from qiao.core.events.worker import Worker, WorkerSettings
+from qiao.core.events.worker import Worker
 from qiao.core.hookspecs import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
@@ -19,7 +19,6 @@ from qiao.core.testing.clock import TestClock
 
 #: Monday 2 March 2026, 09:00 in Shanghai.
 START = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
-SETTINGS = WorkerSettings(batch_size=50, poll_interval=0.01, backoff_base=10.0, max_attempts=3)
 
 
 class FakeChannel:
@@ -74,10 +73,8 @@ def clock(qiao_clock: TestClock) -> TestClock:
 
 
 @pytest.fixture
-def worker(qiao_runtime: Runtime, clock: TestClock) -> Iterator[Worker]:
-    w = Worker(qiao_runtime, SETTINGS)
-    yield w
-    w.close()
+def worker(qiao_worker: Worker, clock: TestClock) -> Worker:
+    return qiao_worker
 
 
 @pytest.fixture

@@ -11,8 +11,10 @@ from qiao.core.config import Config
 from qiao.core.events.worker import Worker, WorkerSettings
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
+from qiao.core.testing.clock import TestClock
+from qiao.core.testing.worker import TEST_SETTINGS
 
-from .support import SETTINGS, ManualClock, Recorder
+from .support import START, Recorder
 
 
 @pytest.fixture(scope="session")
@@ -33,12 +35,13 @@ def qiao_extra_plugins(recorder_plugin: Recorder) -> Sequence[Any]:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock(qiao_clock: TestClock) -> TestClock:
+    qiao_clock.set(START)
+    return qiao_clock
 
 
 @pytest.fixture
-def runtime(qiao_config: Config, recorder: Recorder, clock: ManualClock) -> Iterator[Runtime]:
+def runtime(qiao_config: Config, recorder: Recorder, clock: TestClock) -> Iterator[Runtime]:
     rt = Runtime(qiao_config, extra_plugins=[recorder], clock=clock)
     rt.current()
     yield rt
@@ -49,7 +52,7 @@ def runtime(qiao_config: Config, recorder: Recorder, clock: ManualClock) -> Iter
 def make_worker(runtime: Runtime) -> Iterator[Callable[..., Worker]]:
     made: list[Worker] = []
 
-    def make(settings: WorkerSettings = SETTINGS, name: str | None = None) -> Worker:
+    def make(settings: WorkerSettings = TEST_SETTINGS, name: str | None = None) -> Worker:
         worker = Worker(runtime, settings, name)
         made.append(worker)
         return worker

@@ -1,4 +1,4 @@
-"""Helpers of the event tests: a controllable clock, a recording plugin, table reads."""
+"""Helpers of the event tests: a recording plugin and table reads."""
 
 from __future__ import annotations
 
@@ -9,25 +9,11 @@ from typing import Any
 from sqlalchemy import select
 
 from qiao.core.events.model import Delivery, EventHandler
-from qiao.core.events.worker import WorkerSettings
 from qiao.core.hookspecs import hookimpl
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import delivery, delivery_attempt
 
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
-
-
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: dt.datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
 
 
 class Recorder:
@@ -65,9 +51,6 @@ class Recorder:
             ),
             EventHandler("timers", self.handle, operations=("timer",)),
         ]
-
-
-SETTINGS = WorkerSettings(batch_size=50, poll_interval=0.01, backoff_base=10.0, max_attempts=3)
 
 
 def deliveries(runtime: Runtime) -> list[dict[str, Any]]:

@@ -12,9 +12,10 @@ from qiao.core.config import Config
 from qiao.core.events import timers
 from qiao.core.events.worker import Worker
 from qiao.core.runtime import Runtime
-from qiao.core.testing.worker import drain
+from qiao.core.testing.clock import TestClock
+from qiao.core.testing.worker import TEST_SETTINGS, drain
 
-from .support import SETTINGS, ManualClock, Recorder
+from .support import Recorder
 
 pytestmark = pytest.mark.storage
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.storage
 def test_a_timer_fires_once_when_due_as_an_event_with_its_payload(
     runtime: Runtime,
     recorder: Recorder,
-    clock: ManualClock,
+    clock: TestClock,
     make_worker: Callable[..., Worker],
     write: Callable[..., Any],
 ) -> None:
@@ -36,10 +37,10 @@ def test_a_timer_fires_once_when_due_as_an_event_with_its_payload(
     )
     with runtime.db.read() as conn:
         assert timers.pending(conn, "ticket", ticket["id"]) == {"escalate": due}
-    clock.advance(2 * 3600 - 1)
+    clock.advance(seconds=2 * 3600 - 1)
     drain(worker)
     assert recorder.by("timers") == []
-    clock.advance(1)
+    clock.advance(seconds=1)
     drain(worker)
     (fired,) = recorder.by("timers")
     event = fired.event
@@ -47,7 +48,7 @@ def test_a_timer_fires_once_when_due_as_an_event_with_its_payload(
     assert (event.timer, event.payload, event.actor) == ("escalate", {"to": "supervisor"}, "system")
     with runtime.db.read() as conn:
         assert timers.pending(conn, "ticket", ticket["id"]) == {}
-    clock.advance(3600)
+    clock.advance(seconds=3600)
     drain(worker)
     assert len(recorder.by("timers")) == 1
 
@@ -55,7 +56,7 @@ def test_a_timer_fires_once_when_due_as_an_event_with_its_payload(
 def test_scheduling_again_moves_a_timer_and_cancel_removes_it(
     runtime: Runtime,
     recorder: Recorder,
-    clock: ManualClock,
+    clock: TestClock,
     make_worker: Callable[..., Worker],
     write: Callable[..., Any],
 ) -> None:
@@ -68,10 +69,10 @@ def test_scheduling_again_moves_a_timer_and_cancel_removes_it(
     write(lambda r, ctx: timers.schedule(ctx.connection, "ticket", tid, "nudge", at + _m(5)))
     assert write(lambda r, ctx: timers.cancel(ctx.connection, "ticket", tid, "nudge")) is True
     assert write(lambda r, ctx: timers.cancel(ctx.connection, "ticket", tid, "nudge")) is False
-    clock.advance(45 * 60)
+    clock.advance(seconds=45 * 60)
     drain(worker)
     assert recorder.by("timers") == []
-    clock.advance(15 * 60)
+    clock.advance(seconds=15 * 60)
     drain(worker)
     assert [d.event.timer for d in recorder.by("timers")] == ["sla"]
     with pytest.raises(ValueError, match="time zone"):
@@ -85,7 +86,7 @@ def test_scheduling_again_moves_a_timer_and_cancel_removes_it(
 def test_a_restart_loses_no_timer(
     qiao_config: Config,
     recorder: Recorder,
-    clock: ManualClock,
+    clock: TestClock,
     write: Callable[..., Any],
     runtime: Runtime,
 ) -> None:
@@ -96,9 +97,9 @@ def test_a_restart_loses_no_timer(
         )
     )
     runtime.close()  # the process that scheduled it is gone
-    clock.advance(11 * 60)
+    clock.advance(seconds=11 * 60)
     restarted = Runtime(qiao_config, extra_plugins=[recorder], clock=clock)
-    worker = Worker(restarted, SETTINGS)
+    worker = Worker(restarted, TEST_SETTINGS)
     try:
         drain(worker)
     finally:

@@ -13,10 +13,11 @@ import pytest
 from qiao.core.events import queue, signing, webhooks
 from qiao.core.events.worker import Worker
 from qiao.core.runtime import Runtime
+from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
 from .receiver import Receiver, receiver
-from .support import ManualClock, attempts, deliveries
+from .support import attempts, deliveries
 
 pytestmark = pytest.mark.storage
 SECRET = signing.new_secret()
@@ -68,7 +69,7 @@ def test_a_delivery_is_signed_to_the_standard_and_carries_the_event(
 def test_failures_are_retried_with_back_off_under_the_same_id(
     runtime: Runtime,
     hook: Receiver,
-    clock: ManualClock,
+    clock: TestClock,
     make_worker: Callable[..., Worker],
     write: Callable[..., Any],
 ) -> None:
@@ -81,9 +82,9 @@ def test_failures_are_retried_with_back_off_under_the_same_id(
     (row,) = webhook_rows(runtime)
     assert row["status"] == queue.PENDING
     assert row["last_error"] == f"WebhookFailed: HTTP 500 from {hook.url}"
-    clock.advance((row["due_at"] - clock()).total_seconds())
+    clock.advance(seconds=(row["due_at"] - clock()).total_seconds())
     drain(worker)
-    clock.advance(3600)
+    clock.advance(seconds=3600)
     drain(worker)
     assert len(hook.requests) == 3
     assert len(set(hook.ids())) == 1, "webhook-id is stable across retries"
@@ -103,7 +104,7 @@ def test_retry_after_in_seconds_or_as_a_date_is_honoured(
     status: int,
     runtime: Runtime,
     hook: Receiver,
-    clock: ManualClock,
+    clock: TestClock,
     make_worker: Callable[..., Worker],
     write: Callable[..., Any],
 ) -> None:
@@ -115,14 +116,14 @@ def test_retry_after_in_seconds_or_as_a_date_is_honoured(
     drain(worker)
     (row,) = webhook_rows(runtime)
     assert row["due_at"] == clock() + dt.timedelta(seconds=120)
-    clock.advance(119)
+    clock.advance(seconds=119)
     drain(worker)
     assert len(hook.requests) == 1
-    clock.advance(1)
+    clock.advance(seconds=1)
     drain(worker)
     (row,) = webhook_rows(runtime)
     assert row["due_at"] == clock() + dt.timedelta(seconds=780)
-    clock.advance(780)
+    clock.advance(seconds=780)
     drain(worker)
     assert len(hook.requests) == 3
     assert webhook_rows(runtime)[0]["status"] == queue.DONE

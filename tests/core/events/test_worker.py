@@ -14,9 +14,10 @@ from qiao.core.events.model import EventHandler, GiveUp, RetryLater
 from qiao.core.events.worker import Worker, WorkerSettings
 from qiao.core.hookspecs import hookimpl
 from qiao.core.runtime import Runtime
-from qiao.core.testing.worker import drain
+from qiao.core.testing.clock import TestClock
+from qiao.core.testing.worker import TEST_SETTINGS, drain
 
-from .support import SETTINGS, ManualClock, Recorder, attempts, deliveries, delivery_for
+from .support import Recorder, attempts, deliveries, delivery_for
 
 pytestmark = pytest.mark.storage
 
@@ -55,7 +56,7 @@ def test_each_interested_handler_gets_one_delivery_per_event(
 def test_a_failing_delivery_backs_off_keeps_each_attempt_and_goes_dead(
     runtime: Runtime,
     recorder: Recorder,
-    clock: ManualClock,
+    clock: TestClock,
     make_worker: Callable[..., Worker],
     write: Callable[..., Any],
 ) -> None:
@@ -68,17 +69,17 @@ def test_a_failing_delivery_backs_off_keeps_each_attempt_and_goes_dead(
     assert row["status"] == queue.PENDING
     # equal jitter: the first retry waits between half and all of backoff_base
     wait = (row["due_at"] - clock()).total_seconds()
-    assert SETTINGS.backoff_base / 2 <= wait <= SETTINGS.backoff_base
-    clock.advance(wait - 0.5)
+    assert TEST_SETTINGS.backoff_base / 2 <= wait <= TEST_SETTINGS.backoff_base
+    clock.advance(seconds=wait - 0.5)
     drain(worker)
     assert len(recorder.by("accounts")) == 1, "retried before its time"
-    clock.advance(1)
+    clock.advance(seconds=1)
     drain(worker)
     assert len(recorder.by("accounts")) == 2
     row = delivery_for(runtime, "accounts")
     second_wait = (row["due_at"] - clock()).total_seconds()
-    assert SETTINGS.backoff_base <= second_wait <= 2 * SETTINGS.backoff_base
-    clock.advance(second_wait)
+    assert TEST_SETTINGS.backoff_base <= second_wait <= 2 * TEST_SETTINGS.backoff_base
+    clock.advance(seconds=second_wait)
     drain(worker)
     row = delivery_for(runtime, "accounts")
     assert row["status"] == queue.DEAD
@@ -112,7 +113,7 @@ def test_a_failing_delivery_backs_off_keeps_each_attempt_and_goes_dead(
 def test_retry_later_sets_the_time_and_give_up_goes_dead_at_once(
     runtime: Runtime,
     recorder: Recorder,
-    clock: ManualClock,
+    clock: TestClock,
     make_worker: Callable[..., Worker],
     write: Callable[..., Any],
 ) -> None:
@@ -143,7 +144,7 @@ def test_a_faulty_filter_parks_its_delivery_without_blocking_others(
     try:
         with rt.records.transaction(*_system()) as ctx:
             rt.records.create(ctx, "account", {"name": "B"})
-        worker = Worker(rt, SETTINGS)
+        worker = Worker(rt, TEST_SETTINGS)
         try:
             drain(worker)
         finally:
@@ -196,7 +197,7 @@ def test_several_workers_never_run_a_delivery_twice(
 def test_a_lease_that_expires_is_claimed_again_and_the_cut_attempt_recorded(
     runtime: Runtime,
     recorder: Recorder,
-    clock: ManualClock,
+    clock: TestClock,
     make_worker: Callable[..., Worker],
     write: Callable[..., Any],
 ) -> None:
@@ -208,11 +209,11 @@ def test_a_lease_that_expires_is_claimed_again_and_the_cut_attempt_recorded(
     with runtime.db.write() as conn:
         queue.dispatch(conn, list(crashed.handlers.values()), clock(), 10)
         # claimed, then the process died: no outcome is ever recorded
-        held = queue.claim(conn, crashed.name, clock(), _lease(SETTINGS), 10)
+        held = queue.claim(conn, crashed.name, clock(), _lease(TEST_SETTINGS), 10)
     assert held, "the crashed worker held deliveries"
     drain(survivor)
     assert not recorder.by("all"), "a live lease is respected"
-    clock.advance(SETTINGS.lease_seconds + 1)
+    clock.advance(seconds=TEST_SETTINGS.lease_seconds + 1)
     drain(survivor)
     assert {d.id for d in recorder.by("all")} == {c.id for c in held if c.handler == "all"}
     for item in held:

@@ -8,56 +8,39 @@ handler turns into a reassignment, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from qiao.core.config import Config
 from qiao.core.events import timers
-from qiao.core.events.worker import Worker, WorkerSettings
+from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import event as event_table
+from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 from qiao.plugins.leads import sla
 
 START = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
-SETTINGS = WorkerSettings(batch_size=50, poll_interval=0.01, max_attempts=3)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, minutes: float) -> None:
-        self.now += dt.timedelta(minutes=minutes)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock(qiao_clock: TestClock) -> TestClock:
+    qiao_clock.set(START)
+    return qiao_clock
 
 
 @pytest.fixture
-def runtime(qiao_config: Config, clock: Clock) -> Iterator[Runtime]:
-    rt = Runtime(qiao_config, clock=clock)
-    rt.current()
-    rt.start()
-    yield rt
-    rt.close()
+def runtime(qiao_runtime: Runtime, clock: TestClock) -> Runtime:
+    return qiao_runtime
 
 
 @pytest.fixture
-def worker(runtime: Runtime) -> Iterator[Worker]:
-    w = Worker(runtime, SETTINGS)
-    yield w
-    w.close()
+def worker(qiao_worker: Worker) -> Worker:
+    return qiao_worker
 
 
 @pytest.fixture
@@ -128,7 +111,7 @@ def test_an_assigned_lead_gets_a_timer_at_its_first_touch_deadline(
 
 def test_a_missed_first_touch_reassigns_by_the_rules_then_to_the_fallback(
     runtime: Runtime,
-    clock: Clock,
+    clock: TestClock,
     worker: Worker,
     make: Callable[..., Record],
     read: Callable[[str, str], Record],
@@ -137,22 +120,22 @@ def test_a_missed_first_touch_reassigns_by_the_rules_then_to_the_fallback(
     li, zhang, boss = team["li"]["id"], team["zhang"]["id"], team["boss"]["id"]
     lead = make("lead", name="叶明", company="宁波东海液压", mobile="0574-86901158")
     assert lead["owner_id"] == li
-    clock.advance(29)
+    clock.advance(minutes=29)
     drain(worker)
     assert read("lead", lead["id"])["owner_id"] == li  # not yet due
-    clock.advance(1)
+    clock.advance(minutes=1)
     drain(worker)
     moved = read("lead", lead["id"])
     assert moved["owner_id"] == zhang  # the team's other rep, not li again
     assert moved["reassignment_count"] == 1
-    assert moved["assigned_at"] == clock.now
-    assert moved["first_touch_due_at"] == clock.now + dt.timedelta(minutes=30)
+    assert moved["assigned_at"] == clock()
+    assert moved["first_touch_due_at"] == clock() + dt.timedelta(minutes=30)
     (entry,) = moved["reassignments"]
     assert (entry["from"], entry["to"], entry["reason"]) == (li, zhang, "first_touch_missed")
     assert pending(runtime, lead["id"]) == {sla.TIMER: moved["first_touch_due_at"]}
 
     # 张伟 misses it too: the rule, without him, offers li.na, who is not excluded now.
-    clock.advance(30)
+    clock.advance(minutes=30)
     drain(worker)
     again = read("lead", lead["id"])
     assert again["owner_id"] == li
@@ -161,7 +144,7 @@ def test_a_missed_first_touch_reassigns_by_the_rules_then_to_the_fallback(
     # With only one rep left in the team, the rule finds nobody else: the fallback takes it.
     with runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
         runtime.records.update(ctx, "user", zhang, {"is_active": False})
-    clock.advance(30)
+    clock.advance(minutes=30)
     drain(worker)
     last = read("lead", lead["id"])
     assert last["owner_id"] == boss
@@ -170,19 +153,19 @@ def test_a_missed_first_touch_reassigns_by_the_rules_then_to_the_fallback(
 
 def test_the_first_touch_cancels_the_timer(
     runtime: Runtime,
-    clock: Clock,
+    clock: TestClock,
     worker: Worker,
     make: Callable[..., Record],
     read: Callable[[str, str], Record],
     team: dict[str, Record],
 ) -> None:
     lead = make("lead", name="叶明", mobile="0574-86901158")
-    clock.advance(10)
-    make("activity", subject="电话联系", kind="CALL", lead=lead["id"], occurred_at=clock.now)
+    clock.advance(minutes=10)
+    make("activity", subject="电话联系", kind="CALL", lead=lead["id"], occurred_at=clock())
     touched = read("lead", lead["id"])
-    assert touched["first_touch_at"] == clock.now
+    assert touched["first_touch_at"] == clock()
     assert pending(runtime, lead["id"]) == {}
-    clock.advance(60)
+    clock.advance(minutes=60)
     drain(worker)
     assert read("lead", lead["id"])["owner_id"] == team["li"]["id"]
     assert read("lead", lead["id"])["reassignment_count"] == 0
@@ -190,7 +173,7 @@ def test_the_first_touch_cancels_the_timer(
 
 def test_a_touch_between_firing_and_handling_keeps_the_owner(
     runtime: Runtime,
-    clock: Clock,
+    clock: TestClock,
     worker: Worker,
     make: Callable[..., Record],
     read: Callable[[str, str], Record],
@@ -198,17 +181,17 @@ def test_a_touch_between_firing_and_handling_keeps_the_owner(
 ) -> None:
     """The handler reads the lead: a timer event that arrives late changes nothing."""
     lead = make("lead", name="叶明", mobile="0574-86901158")
-    clock.advance(31)
+    clock.advance(minutes=31)
     with runtime.db.write() as conn:
-        assert timers.fire_due(conn, clock.now, 10) == 1
-    make("activity", subject="回电", kind="CALL", lead=lead["id"], occurred_at=clock.now)
+        assert timers.fire_due(conn, clock(), 10) == 1
+    make("activity", subject="回电", kind="CALL", lead=lead["id"], occurred_at=clock())
     drain(worker)
     assert read("lead", lead["id"])["owner_id"] == team["li"]["id"]
 
 
 def test_nobody_else_keeps_the_owner_and_records_the_miss_once(
     runtime: Runtime,
-    clock: Clock,
+    clock: TestClock,
     worker: Worker,
     make: Callable[..., Record],
     read: Callable[[str, str], Record],
@@ -216,7 +199,7 @@ def test_nobody_else_keeps_the_owner_and_records_the_miss_once(
     rep = make("user", username="solo", display_name="独行")
     make("lead_assignment_rule", name="全部给独行", strategy="USER", user=rep["id"])
     lead = make("lead", name="散客")
-    clock.advance(31)
+    clock.advance(minutes=31)
     drain(worker)
     kept = read("lead", lead["id"])
     assert kept["owner_id"] == rep["id"] and kept["reassignment_count"] == 0
@@ -240,7 +223,7 @@ def test_nobody_else_keeps_the_owner_and_records_the_miss_once(
 
 def test_owners_are_notified_of_assignment_and_reassignment_in_app_and_in_the_outbox(
     runtime: Runtime,
-    clock: Clock,
+    clock: TestClock,
     worker: Worker,
     make: Callable[..., Record],
     team: dict[str, Record],
@@ -255,7 +238,7 @@ def test_owners_are_notified_of_assignment_and_reassignment_in_app_and_in_the_ou
         lead["id"],
     )
     assert first["read_at"] is None and "09:30" in first["body"]
-    clock.advance(30)
+    clock.advance(minutes=30)
     drain(worker)
     (moved,) = notifications(runtime, zhang)
     assert moved["kind"] == "lead_reassigned" and moved["link_id"] == lead["id"]
@@ -293,16 +276,16 @@ def test_a_lead_someone_assigns_to_themselves_notifies_nobody(
 
 def test_a_lead_handed_over_by_hand_gives_the_new_owner_a_fresh_deadline(
     runtime: Runtime,
-    clock: Clock,
+    clock: TestClock,
     make: Callable[..., Record],
     team: dict[str, Record],
 ) -> None:
     lead = make("lead", name="叶明", mobile="0574-86901158")
-    clock.advance(45)  # overdue, the worker has not run yet
+    clock.advance(minutes=45)  # overdue, the worker has not run yet
     with runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
         moved = runtime.records.update(ctx, "lead", lead["id"], {"owner": team["boss"]["id"]})
-    assert moved["assigned_at"] == clock.now
-    assert moved["first_touch_due_at"] == clock.now + dt.timedelta(minutes=30)
+    assert moved["assigned_at"] == clock()
+    assert moved["first_touch_due_at"] == clock() + dt.timedelta(minutes=30)
     assert pending(runtime, lead["id"]) == {sla.TIMER: moved["first_touch_due_at"]}
     (note,) = notifications(runtime, team["boss"]["id"])
     assert note["kind"] == "lead_reassigned"
