@@ -8,13 +8,14 @@ stay the caller's: events caused by a rule carry the rule run's request id,
 which is how the loop guard recognises them (see :mod:`.engine`).
 
 :func:`run_actions` is the entry point for other code (a pipeline's actions
-on entering a state, for instance); the engine calls :func:`execute` with the
-rule's already checked actions.
+on entering a state, an approval's outcome); the engine calls :func:`execute`
+with the rule's already checked actions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -66,15 +67,31 @@ def run_actions(
 ) -> None:
     """Check ``actions`` (the format of a rule's ``actions``) and run them on ``record``.
 
-    Raises BAD_USER_INPUT for an action list that does not check, and
-    :class:`ActionFailed` for one that cannot be done; either way the caller's
-    transaction should roll back.
+    An empty list does nothing. Raises BAD_USER_INPUT for an action list that
+    does not check, and :class:`ActionFailed` for one that cannot be done;
+    either way the caller's transaction should roll back. A list is checked
+    once per metadata version and process: pipelines and approvals run the
+    same few lists on every move.
     """
+    if not actions:
+        return
     runtime = runtime_for(ctx.connection)
     catalog = runtime.current()
-    roles = role_names(ctx.connection, catalog)
-    checked = check_actions(catalog, entity_name, actions, roles.__contains__)
+    key = (catalog.version, entity_name, json.dumps(actions, sort_keys=True, default=str))
+    checked = _checked.get(key)
+    if checked is None:
+        roles = role_names(ctx.connection, catalog)
+        checked = check_actions(catalog, entity_name, actions, roles.__contains__)
+        if len(_checked) >= _CHECKED_LIMIT:
+            _checked.clear()
+        _checked[key] = checked
     execute(runtime, ctx, entity_name, record, checked, reason=reason)
+
+
+#: Checked action lists by (metadata version, entity, the list as JSON).
+_checked: dict[tuple[int, str, str], tuple[Action, ...]] = {}
+#: Far above the number of action lists any deployment declares.
+_CHECKED_LIMIT = 1000
 
 
 def execute(

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from qiao.core.automation.actions import run_actions
 from qiao.core.automation.notifications import notify
 from qiao.core.binding import runtime_for
 from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
@@ -32,7 +33,6 @@ from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, WriteContext
 from qiao.core.records.service import Record, RecordsService
 from qiao.core.workflow import store
-from qiao.core.workflow.actions import run
 from qiao.core.workflow.approvers import approvers, describe
 from qiao.core.workflow.authority import on_behalf
 from qiao.core.workflow.definitions import WORKFLOW_ENTITIES, ApprovalSpec, holds
@@ -146,12 +146,12 @@ def _submit(
         },
     )
     with _acting_on(spec.entity, record["id"]):
-        run(
+        run_actions(
             on_behalf(ctx),
             spec.entity,
             record,
             spec.on_submitted,
-            f"approval {spec.name}: submitted",
+            reason=f"approval {spec.name}: submitted",
         )
     _notify_approvers(ctx, records, spec, request, first)
     return request
@@ -283,7 +283,8 @@ def decide(ctx: WriteContext, request_id: str, decision: str, comment: str | Non
     )
     actions = spec.on_approved if decision == "APPROVED" else spec.on_rejected
     with _acting_on(spec.entity, record["id"]):
-        run(bookkeeping, spec.entity, record, actions, f"approval {spec.name}: {decision.lower()}")
+        reason = f"approval {spec.name}: {decision.lower()}"
+        run_actions(bookkeeping, spec.entity, record, actions, reason=reason)
     _notify_submitter(ctx, spec, request, decision, comment)
     return request
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from qiao.core.automation.actions import run_actions
 from qiao.core.binding import runtime_for
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput
@@ -29,7 +30,6 @@ from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 from qiao.core.records.service import Record
 from qiao.core.workflow import store
-from qiao.core.workflow.actions import run
 from qiao.core.workflow.authority import on_behalf
 from qiao.core.workflow.definitions import PipelineSpec, holds
 
@@ -185,4 +185,5 @@ def record_move(
             },
         )
         actions = spec.stages[new].on_enter
-        run(bookkeeping, entity.name, record, actions, f"pipeline {spec.name}: entered {new}")
+        reason = f"pipeline {spec.name}: entered {new}"
+        run_actions(bookkeeping, entity.name, record, actions, reason=reason)
