@@ -253,13 +253,26 @@ class RecordsService:
     # -- Reads ----------------------------------------------------------------------------
 
     def get(
-        self, conn: Connection, entity_name: str, record_id: str, *, actor: Actor | None = None
+        self,
+        conn: Connection,
+        entity_name: str,
+        record_id: str,
+        *,
+        actor: Actor | None = None,
+        lock: bool = False,
     ) -> Record | None:
-        """One record by id, or None (also when ``actor`` may not read it)."""
+        """One record by id, or None (also when ``actor`` may not read it).
+
+        With ``lock``, the record is held until the transaction ends, so a
+        decision taken on it (one approval request per record) cannot race
+        another transaction's; SQLite's single writer holds everything anyway.
+        """
         if not is_record_id(record_id):
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
         catalog = self.catalog
         table = catalog.table(entity_name)
+        if lock and conn.dialect.name == "postgresql":
+            conn.execute(select(table.c.id).where(table.c.id == record_id).with_for_update())
         computed = self._computed_columns(conn, catalog, entity_name)
         stmt = _with_computed(select(table), computed).where(table.c.id == record_id)
         if actor is not None:

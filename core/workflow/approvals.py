@@ -28,7 +28,6 @@ from qiao.core.automation.notifications import notify
 from qiao.core.binding import runtime_for
 from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from qiao.core.formula import Clock
-from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, WriteContext
 from qiao.core.records.service import Record, RecordsService
@@ -77,8 +76,8 @@ def start_approval(ctx: WriteContext, process: str, entity: str, record_id: str)
         raise BadUserInput(
             f"there is no active approval process {process!r} for {entity}", field="process"
         )
-    _lock_record(ctx, records, entity, record_id)
-    record = records.get(ctx.connection, entity, record_id, actor=ctx.actor)
+    # Held, so that two submissions at once make one request.
+    record = records.get(ctx.connection, entity, record_id, actor=ctx.actor, lock=True)
     if record is None:
         raise NotFound(f"no {entity} with id {record_id}", field="id")
     _require_changeable(ctx, records, entity, record_id)
@@ -89,18 +88,6 @@ def start_approval(ctx: WriteContext, process: str, entity: str, record_id: str)
             field="id",
         )
     return _submit(ctx, records, spec, record)
-
-
-def _lock_record(ctx: WriteContext, records: RecordsService, entity: str, record_id: str) -> None:
-    """Hold the record (PostgreSQL) so that two submissions at once make one request.
-
-    SQLite runs one write transaction at a time, which does the same.
-    """
-    if not is_record_id(record_id):
-        raise BadUserInput(f"{record_id!r} is not a record id", field="id")
-    if ctx.connection.dialect.name == "postgresql":
-        table = records.catalog.table(entity)
-        ctx.connection.execute(select(table.c.id).where(table.c.id == record_id).with_for_update())
 
 
 def _require_changeable(
@@ -315,8 +302,7 @@ def _load(
     request before anything else makes the second wait, then see the step
     already decided.
     """
-    _lock_record(ctx, records, "approval_request", request_id)
-    request = records.get(ctx.connection, "approval_request", request_id)
+    request = records.get(ctx.connection, "approval_request", request_id, lock=True)
     if request is None:
         raise NotFound(f"no approval request with id {request_id}", field="id")
     if request["status"] != "PENDING":
