@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,3 +39,18 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState)
+
+
+def pass_runtime(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the deployment's started runtime as its first argument.
+
+    For plugin commands (``qiao_cli_commands``): the runtime is built from the
+    configuration the ``qiao`` group chose and closed when the command ends.
+    """
+
+    @pass_state
+    @functools.wraps(command)
+    def run(state: CliState, *args: Any, **kwargs: Any) -> Any:
+        return command(state.runtime(), *args, **kwargs)
+
+    return run

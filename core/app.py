@@ -102,7 +102,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    for route in runtime.plugins.routes():
+    for route in runtime.plugins.routes(runtime):
         path = getattr(route, "path", None)
         if path in RESERVED_PATHS:
             raise ConfigurationError(f"a plugin route claims {path}, which Qiao serves itself")

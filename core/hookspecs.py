@@ -14,9 +14,9 @@ tests/core/test_hookspecs.py fails when a hook lacks its documentation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pluggy
 
@@ -35,7 +35,47 @@ if TYPE_CHECKING:
 
 PROJECT = "qiao"
 hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
+#: The attribute ``hookimpl(entities=...)`` sets on an implementation.
+ENTITIES_ATTRIBUTE = "qiao_entities"
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+class HookimplMarker:
+    """pluggy's implementation marker, plus the entity subscription of the write hooks.
+
+    ``@hookimpl`` and ``@hookimpl(tryfirst=True, wrapper=True, ...)`` mean what
+    they mean in pluggy. ``@hookimpl(entities=["lead", "account"])`` on a
+    record write hook asks to be called for writes of those entities only, so
+    a plugin does not test ``entity.name`` on every write of every entity. The
+    subscription is per plugin and hook: a plugin with several implementations
+    of one hook is called when any of them subscribes to the entity.
+    """
+
+    def __init__(self, project: str) -> None:
+        self._mark = pluggy.HookimplMarker(project)
+
+    @overload
+    def __call__(self, function: _F) -> _F: ...
+
+    @overload
+    def __call__(
+        self, function: None = None, *, entities: Iterable[str] | None = None, **options: Any
+    ) -> Callable[[_F], _F]: ...
+
+    def __call__(
+        self, function: _F | None = None, *, entities: Iterable[str] | None = None, **options: Any
+    ) -> _F | Callable[[_F], _F]:
+        def mark(fn: _F) -> _F:
+            if entities is not None:
+                names = frozenset([entities] if isinstance(entities, str) else entities)
+                setattr(fn, ENTITIES_ATTRIBUTE, names)
+            marked: _F = self._mark(fn, **options)
+            return marked
+
+        return mark if function is None else mark(function)
+
+
+hookimpl = HookimplMarker(PROJECT)
 
 
 # -------------------------------------------------------------------------------------
@@ -124,35 +164,21 @@ def qiao_after_record_write(
     """
 
 
-@hookspec
-def qiao_classify_lead(text: str, lead: dict[str, Any]) -> tuple[int, Sequence[str]] | None:
-    """Judge a lead's buying intent from its words: a score and tags.
-
-    Called by the leads plugin inside the write's transaction, before a lead
-    is stored, whenever it is created or its description, company or industry
-    change. Keep it fast and local: it runs once per lead, imports included.
-
-    :param text: the lead's description, company and industry, joined by spaces.
-    :param lead: the values being written, by field name (read-only).
-    :returns: ``(score, tags)`` with a score from 0 to 100 and tags such as
-        ``["高意向", "工业客户"]``, or ``None`` to abstain. Results are collected:
-        the lead keeps the highest score and every tag, in load order.
-    """
-
-
 # -------------------------------------------------------------------------------------
 # Events: reacting to committed changes, in workers
 # -------------------------------------------------------------------------------------
 
 
 @hookspec
-def qiao_event_handlers() -> Sequence[EventHandler]:
+def qiao_event_handlers(runtime: Runtime) -> Sequence[EventHandler]:
     """Subscribe to record events and fired timers, to act on them in a worker.
 
     Called once when a worker starts (``qiao worker``, or the worker that
     ``qiao serve`` runs). Each event from the outbox gets one delivery per
     handler whose entity, operation and ``when`` filters accept it; a worker
     runs it after the change committed, retrying failures with back-off.
+
+    :param runtime: the worker's runtime (its plugins, records service, clock).
 
     :returns: :class:`~qiao.core.events.model.EventHandler` objects, each with a
         name unique across plugins. Results are collected from all plugins.
@@ -196,10 +222,13 @@ def qiao_graphql_types() -> Sequence[type]:
 
 
 @hookspec
-def qiao_routes() -> Sequence[BaseRoute]:
+def qiao_routes(runtime: Runtime) -> Sequence[BaseRoute]:
     """Add HTTP routes (Starlette) to the application.
 
     Called once, when the application is built.
+
+    :param runtime: the runtime the application serves; endpoints use it
+        (bound with ``functools.partial`` or a closure) to reach the records.
 
     :returns: Starlette routes. Results are collected; paths must not clash
         with Qiao's own (``/graphql``, ``/healthz``, ``/readyz``).

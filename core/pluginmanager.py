@@ -2,10 +2,17 @@
 
 The plugin manager is built by :func:`create_plugins` for one deployment (no
 global): it loads the plugins named in qiao.toml from the ``qiao`` entry-point
-group, orders them by their declared ``QIAO_DEPENDS``, registers them and
-checks that every implementation matches a hook. The rest of Qiao calls
-plugins through the typed :class:`Plugins` facade, never through pluggy
-directly, so hook names appear in one place.
+group, orders them by their declared ``QIAO_DEPENDS``, adds the hook
+specifications plugins declare (``QIAO_HOOKSPECS``), registers them and checks
+that every implementation matches a hook.
+
+pluggy does all the calling, so wrappers, ``tryfirst``/``trylast``,
+``firstresult`` and historic hooks behave as pluggy documents them. Plugins are
+registered dependents first: pluggy calls the last registered implementation
+first, so implementations run in load order, dependencies before the plugins
+that build on them. The :class:`Plugins` facade adds what pluggy does not know
+of: which plugin contributed each result (entities remember their plugin), the
+plugin's name in errors, and the entity subscriptions of the write hooks.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pydantic import ValidationError
 
 from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError, QiaoError
+from qiao.core.hookspecs import ENTITIES_ATTRIBUTE
 from qiao.core.metadata.manifest import Manifest, RoleDecl, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
@@ -43,6 +51,8 @@ ENTRY_POINT_GROUP = "qiao"
 BUILTIN_PLUGINS = ("core", "events", "audit", "automation", "workflow")
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"
+#: A plugin module's attribute naming the hook specifications it adds (a module or class).
+HOOKSPECS_ATTRIBUTE = "QIAO_HOOKSPECS"
 
 
 def available_plugins() -> dict[str, EntryPoint]:
@@ -73,18 +83,26 @@ def create_plugins(enabled: Iterable[str], extra: Sequence[ModuleType | object] 
             modules[name] = installed[name].load()
         except Exception as exc:
             raise ConfigurationError(f"plugin {name!r} failed to load: {exc}") from exc
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
     named = [(name, modules[name]) for name in _dependency_order(modules)]
     named += [(getattr(obj, "__name__", None) or f"extra-{i}", obj) for i, obj in enumerate(extra)]
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
     try:
-        for name, obj in named:
+        for _, obj in named:
+            specs = getattr(obj, HOOKSPECS_ATTRIBUTE, None)
+            if specs is not None:
+                pm.add_hookspecs(specs)
+        for name, obj in reversed(named):
             pm.register(obj, name=name)
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         name = pm.get_name(exc.plugin) or getattr(exc.plugin, "__name__", repr(exc.plugin))
         raise ConfigurationError(f"plugin {name!r}: {exc}") from exc
-    return Plugins(pm)
+    except ValueError as exc:  # a hook specified twice, or a plugin name taken
+        raise ConfigurationError(f"plugins: {exc}") from exc
+    plugins = Plugins(pm, [name for name, _ in named])
+    plugins.check_subscriptions()
+    return plugins
 
 
 def _dependency_order(modules: dict[str, ModuleType]) -> list[str]:
@@ -113,30 +131,100 @@ def _dependency_order(modules: dict[str, ModuleType]) -> list[str]:
 
 
 class Plugins:
-    """A typed facade over the plugin manager: one method per hook."""
+    """A typed facade over the plugin manager: one method per core hook.
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
+    Hooks a plugin declares itself are called through :attr:`hook`, pluggy's
+    own hook relay (``plugins.hook.leads_classify(text=...)``).
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, names: Sequence[str]) -> None:
         self.pm = pm
+        self._names = list(names)
+        self._callers: dict[tuple[str, frozenset[str]], pluggy.HookCaller] = {}
+        self._write_callers: dict[tuple[str, str], pluggy.HookCaller] = {}
 
     @property
     def names(self) -> list[str]:
-        return [name for name, _ in self.pm.list_name_plugin()]
+        """Every registered plugin's name, in load order."""
+        return list(self._names)
 
-    def _results(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Each implementation's result with its plugin's name, in load order."""
-        caller = getattr(self.pm.hook, hook)
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        """pluggy's hook relay: every hook, the plugins' own included."""
+        return self.pm.hook
+
+    # -- Calling ------------------------------------------------------------------------
+
+    def _by_plugin(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Each plugin's result of a collecting hook, with the plugin's name, in load order.
+
+        pluggy calls each plugin's implementations on their own (with every
+        plugin's wrappers around them), so a result is known by its plugin and
+        an unexpected error names the plugin and the hook.
+        """
         results = []
-        for impl in caller.get_hookimpls():
-            args = {k: v for k, v in kwargs.items() if k in impl.argnames}
+        for name in self._implementers(hook):
             try:
-                results.append((impl.plugin_name, impl.function(**args)))
+                for result in self._caller_of(hook, name)(**kwargs):
+                    results.append((name, result))
             except (ConfigurationError, MetadataError):
                 raise
             except Exception as exc:
-                raise ConfigurationError(
-                    f"plugin {impl.plugin_name!r} failed in {hook}: {exc}"
-                ) from exc
+                raise ConfigurationError(f"plugin {name!r} failed in {hook}: {exc}") from exc
         return results
+
+    def _implementers(self, hook: str) -> list[str]:
+        """The plugins with an implementation (not only a wrapper) of ``hook``, in load order."""
+        caller: pluggy.HookCaller = getattr(self.pm.hook, hook)
+        own = {i.plugin_name for i in caller.get_hookimpls() if not _is_wrapper(i)}
+        return [name for name in self._names if name in own]
+
+    def _caller_of(self, hook: str, plugin: str) -> pluggy.HookCaller:
+        return self._subset(hook, frozenset(self._implementers(hook)) - {plugin})
+
+    def _subset(self, hook: str, removed: frozenset[str]) -> pluggy.HookCaller:
+        """pluggy's caller of ``hook`` without the named plugins (wrappers of the others stay)."""
+        key = (hook, removed)
+        caller = self._callers.get(key)
+        if caller is None:
+            plugins = [self.pm.get_plugin(name) for name in removed]
+            caller = self.pm.subset_hook_caller(
+                hook, remove_plugins=[p for p in plugins if p is not None]
+            )
+            self._callers[key] = caller
+        return caller
+
+    def check_subscriptions(self) -> None:
+        """Refuse ``entities=`` on a hook that is not about one entity's records."""
+        for name in vars(self.pm.hook):
+            caller = getattr(self.pm.hook, name)
+            if not isinstance(caller, pluggy.HookCaller) or caller.spec is None:
+                continue
+            for impl in caller.get_hookimpls():
+                wanted = getattr(impl.function, ENTITIES_ATTRIBUTE, None)
+                if wanted is not None and "entity" not in caller.spec.argnames:
+                    raise ConfigurationError(
+                        f"plugin {impl.plugin_name!r}: {name} has no entity to subscribe to "
+                        "(entities= is for the record write hooks)"
+                    )
+
+    def _for_entity(self, hook: str, entity: str) -> pluggy.HookCaller:
+        """``hook`` without the plugins whose implementations subscribe to other entities."""
+        key = (hook, entity)
+        caller = self._write_callers.get(key)
+        if caller is None:
+            impls = getattr(self.pm.hook, hook).get_hookimpls()
+            subscribed: dict[str, bool] = {}
+            for impl in impls:
+                wanted = getattr(impl.function, ENTITIES_ATTRIBUTE, None)
+                accepts = wanted is None or entity in wanted
+                subscribed[impl.plugin_name] = subscribed.get(impl.plugin_name, False) or accepts
+            others = frozenset(name for name, accepts in subscribed.items() if not accepts)
+            caller = self._subset(hook, others)
+            self._write_callers[key] = caller
+        return caller
+
+    # -- Metadata -----------------------------------------------------------------------
 
     def entities(self) -> tuple[list[EntityDef], list[Extension]]:
         """Every plugin's entities and extensions, checked field by field."""
@@ -146,7 +234,7 @@ class Plugins:
             entities += [e.model_copy(update={"source": plugin}) for e in manifest.entities]
             extensions += manifest.extensions(plugin)
         by_name = {e.name: e for e in entities}
-        for plugin, added in self._results("qiao_extend_entities", entities=dict(by_name)):
+        for plugin, added in self._by_plugin("qiao_extend_entities", entities=dict(by_name)):
             for entity, fields in (added or {}).items():
                 try:
                     checked = tuple(
@@ -164,7 +252,7 @@ class Plugins:
         """Every plugin's manifests, read and checked, with the plugin's name."""
         return [
             (plugin, item if isinstance(item, Manifest) else load_manifest(Path(item), plugin))
-            for plugin, items in self._results("qiao_entity_manifests")
+            for plugin, items in self._by_plugin("qiao_entity_manifests")
             for item in items or ()
         ]
 
@@ -172,50 +260,45 @@ class Plugins:
         """Every role the plugins' manifests ship, with the declaring plugin."""
         return [(plugin, role) for plugin, manifest in self.manifests() for role in manifest.roles]
 
-    def before_write(self, **kwargs: Any) -> None:
-        self._in_order("qiao_before_record_write", **kwargs)
+    # -- Records ------------------------------------------------------------------------
 
-    def after_write(self, **kwargs: Any) -> None:
-        self._in_order("qiao_after_record_write", **kwargs)
+    def before_write(self, *, entity: EntityDef, **kwargs: Any) -> None:
+        """``qiao_before_record_write`` for the plugins subscribed to ``entity``.
 
-    def _in_order(self, hook: str, **kwargs: Any) -> None:
-        """Call a write hook in load order; its exceptions pass through unchanged."""
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
-
-    def classify_lead(self, text: str, lead: dict[str, Any]) -> list[tuple[int, Sequence[str]]]:
-        """Every classifier's ``(score, tags)`` for a lead, in load order; abstentions dropped."""
-        results = []
-        for impl in self.pm.hook.qiao_classify_lead.get_hookimpls():
-            args = {"text": text, "lead": lead}
-            result = impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
-            if result is not None:
-                results.append(result)
-        return results
-
-    def event_handlers(self) -> list[tuple[str, EventHandler]]:
-        """Every plugin's event handlers with the plugin's name, in load order.
-
-        Each notification channel a plugin offers comes with its handler
-        (``notify.<name>``), listed as that plugin's.
+        Exceptions pass through unchanged: a plugin's refusal is the caller's answer.
         """
-        from qiao.core.automation.channels import channel_handler
+        self._for_entity("qiao_before_record_write", entity.name)(entity=entity, **kwargs)
 
-        handlers = [(p, h) for p, hs in self._results("qiao_event_handlers") for h in hs or ()]
-        return handlers + [(p, channel_handler(c)) for p, c in self.notification_channels()]
+    def after_write(self, *, entity: EntityDef, **kwargs: Any) -> None:
+        """``qiao_after_record_write`` for the plugins subscribed to ``entity``."""
+        self._for_entity("qiao_after_record_write", entity.name)(entity=entity, **kwargs)
+
+    # -- Events -------------------------------------------------------------------------
+
+    def event_handlers(self, runtime: Runtime) -> list[tuple[str, EventHandler]]:
+        """Every plugin's event handlers with the plugin's name, in load order."""
+        return [
+            (p, h)
+            for p, hs in self._by_plugin("qiao_event_handlers", runtime=runtime)
+            for h in hs or ()
+        ]
 
     def notification_channels(self) -> list[tuple[str, NotificationChannel]]:
         """Every plugin's notification channels with the plugin's name, in load order."""
-        return [(p, c) for p, cs in self._results("qiao_notification_channels") for c in cs or ()]
+        return [(p, c) for p, cs in self._by_plugin("qiao_notification_channels") for c in cs or ()]
+
+    # -- Application --------------------------------------------------------------------
 
     def graphql_types(self) -> list[tuple[str, type]]:
-        return [(p, t) for p, types in self._results("qiao_graphql_types") for t in types or ()]
+        return [(p, t) for p, types in self._by_plugin("qiao_graphql_types") for t in types or ()]
 
-    def routes(self) -> list[BaseRoute]:
-        return [r for _, routes in self._results("qiao_routes") for r in routes or ()]
+    def routes(self, runtime: Runtime) -> list[BaseRoute]:
+        return [
+            r for _, routes in self._by_plugin("qiao_routes", runtime=runtime) for r in routes or ()
+        ]
 
     def cli_commands(self) -> list[tuple[str, click.Command]]:
-        return [(p, c) for p, cmds in self._results("qiao_cli_commands") for c in cmds or ()]
+        return [(p, c) for p, cmds in self._by_plugin("qiao_cli_commands") for c in cmds or ()]
 
     def demo_data(self, records: RecordsService, context: WriteContext) -> list[str]:
         """Seed every plugin's demo data in load order; returns the plugins that have some.
@@ -225,24 +308,23 @@ class Plugins:
         command needs to read.
         """
         seeded = []
-        for impl in self.pm.hook.qiao_demo_data.get_hookimpls():
-            args = {"records": records, "context": context}
+        for name in self._implementers("qiao_demo_data"):
             try:
-                impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
+                self._caller_of("qiao_demo_data", name)(records=records, context=context)
             except QiaoError:
                 raise
             except Exception as exc:
                 raise ConfigurationError(
-                    f"plugin {impl.plugin_name!r} failed in qiao_demo_data: {exc}"
+                    f"plugin {name!r} failed in qiao_demo_data: {exc}"
                 ) from exc
-            seeded.append(impl.plugin_name)
+            seeded.append(name)
         return seeded
 
     def key_providers(self) -> dict[str, Callable[[Mapping[str, Any]], KeyProvider]]:
         """Key providers plugins offer, by name; a name offered twice is refused."""
         offered: dict[str, Callable[[Mapping[str, Any]], KeyProvider]] = {}
         owners: dict[str, str] = {}
-        for plugin, providers in self._results("qiao_key_providers"):
+        for plugin, providers in self._by_plugin("qiao_key_providers"):
             for name, factory in (providers or {}).items():
                 if name in owners or name in {"file", "env"}:
                     taken = owners.get(name, "qiao")
@@ -255,4 +337,8 @@ class Plugins:
         return offered
 
     def startup(self, runtime: Runtime) -> None:
-        self._results("qiao_startup", runtime=runtime)
+        self._by_plugin("qiao_startup", runtime=runtime)
+
+
+def _is_wrapper(impl: pluggy.HookImpl) -> bool:
+    return bool(impl.wrapper or impl.hookwrapper)

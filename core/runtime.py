@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect
 
-from qiao.core import binding
 from qiao.core.catalog import Catalog
 from qiao.core.config import Config
 from qiao.core.encryption import FieldEncryption, KeyStore, check_keys, provider_factory
@@ -23,8 +22,10 @@ from qiao.core.errors import ConfigurationError
 from qiao.core.metadata import store
 from qiao.core.metadata.declared import install_declared
 from qiao.core.metadata.registry import Registry
+from qiao.core.permissions.access import Access
 from qiao.core.permissions.roles import install_roles
 from qiao.core.pluginmanager import Plugins, create_plugins
+from qiao.core.records.context import Actor
 from qiao.core.records.service import Clock, RecordsService, utcnow
 from qiao.core.storage import ddl
 from qiao.core.storage.database import Database
@@ -44,7 +45,7 @@ class Runtime:
         self.plugins: Plugins = create_plugins(config.plugins, extra_plugins)
         self.db = Database(config.database_url)
         encryption = FieldEncryption(KeyStore(self.db, provider_factory(config, self.plugins)))
-        self.records = RecordsService(self.db, self.current, self.plugins, clock, encryption)
+        self.records = RecordsService(self, self.db, self.current, self.plugins, clock, encryption)
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
         self._checked_at = 0.0
@@ -126,10 +127,18 @@ class Runtime:
                 return
             self._started = True
         check_keys(self.records.encryption, self.db, self._catalog)  # a wrong key stops here
-        binding.bind(self)
         self.plugins.startup(self)
         # After every plugin's start-up, so the hooks that check declared records are ready.
         install_declared(self.records, self.plugins)
+
+    def access_for(self, actor: Actor) -> Access:
+        """What ``actor`` may do, as checks and SQL conditions (cached a few seconds)."""
+        return self.records.permissions.access_for(actor)
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` ran: plugins are ready and rules may act."""
+        return self._started
 
     def close(self) -> None:
         self.db.dispose()

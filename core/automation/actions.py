@@ -38,7 +38,6 @@ from qiao.core.automation.definitions import (
     user_path,
 )
 from qiao.core.automation.rules import role_names
-from qiao.core.binding import runtime_for
 from qiao.core.errors import BadUserInput, Conflict
 from qiao.core.formula import Clock, Formula
 from qiao.core.formula.record_values import evaluate_on_record
@@ -75,7 +74,7 @@ def run_actions(
     """
     if not actions:
         return
-    runtime = runtime_for(ctx.connection)
+    runtime = ctx.runtime
     catalog = runtime.current()
     key = (catalog.version, entity_name, json.dumps(actions, sort_keys=True, default=str))
     checked = _checked.get(key)
@@ -123,7 +122,7 @@ class _Step:
         self.records = runtime.records
         self.catalog = runtime.current()
         self.conn = ctx.connection
-        self.ctx = WriteContext(Actor.system(), ctx.source, ctx.connection, ctx.request_id)
+        self.ctx = ctx.as_actor(Actor.system())
         self.entity = entity
         self.reason = reason
         self.rule_id = rule_id

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, select
 
-from qiao.core.binding import runtime_for
 from qiao.core.catalog import Catalog
 from qiao.core.records.context import Actor, WriteContext
 from qiao.core.records.service import Record
@@ -35,8 +34,8 @@ def notify(
     link_id: str | None = None,
 ) -> list[Record]:
     """One notification per distinct user id in ``users``, in the caller's transaction."""
-    records = runtime_for(ctx.connection).records
-    system = WriteContext(Actor.system(), ctx.source, ctx.connection, ctx.request_id)
+    records = ctx.records
+    system = ctx.as_actor(Actor.system())
     return [
         records.create(
             system,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qiao.core import binding
 from qiao.core.automation import engine, graphql, timing, webhook_calls
+from qiao.core.automation.channels import channel_handler
 from qiao.core.automation.definitions import check_rule
 from qiao.core.automation.rules import role_names, rules_of
 from qiao.core.events.model import EventHandler
@@ -53,7 +53,7 @@ def qiao_before_record_write(
     if entity.name != RULE or operation == "delete":
         return
     rule = {**(existing or {}), **values}
-    catalog = binding.runtime_for(context.connection).current()
+    catalog = context.catalog
     roles = role_names(context.connection, catalog)
     check_rule(
         catalog,
@@ -73,9 +73,9 @@ def qiao_after_record_write(
     record: dict[str, Any],
     changes: dict[str, tuple[Any, Any]],
 ) -> None:
-    runtime = binding.bound(context.connection)
-    if runtime is None:
-        return  # not started (a bare migration): no rule can act yet
+    runtime = context.runtime
+    if not runtime.started:
+        return  # a bare migration: no rule can act yet
     if entity.name == RULE:
         rules_of(runtime).forget()
         timing.rule_written(context.connection, operation, record)
@@ -86,8 +86,10 @@ def qiao_after_record_write(
 
 
 @hookimpl
-def qiao_event_handlers() -> list[EventHandler]:
-    return [*engine.handlers(), *webhook_calls.handlers()]
+def qiao_event_handlers(runtime: Runtime) -> list[EventHandler]:
+    """The rules engine, webhook calls, and one handler per notification channel."""
+    channels = [channel_handler(c) for _, c in runtime.plugins.notification_channels()]
+    return [*engine.handlers(), *webhook_calls.handlers(), *channels]
 
 
 @hookimpl

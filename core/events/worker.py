@@ -80,7 +80,7 @@ class Worker:
         self.runtime = runtime
         self.settings = settings or WorkerSettings()
         self.name = name or worker_name()
-        self.handlers = _handlers_by_name(runtime.plugins.event_handlers())
+        self.handlers = _handlers_by_name(runtime.plugins.event_handlers(runtime))
         self.sender = WebhookSender(self.settings.webhook_timeout)
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Select, Table, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +35,9 @@ from qiao.core.records import query
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.values import coerce, coerce_default
 from qiao.core.storage.database import Database
+
+if TYPE_CHECKING:
+    from qiao.core.runtime import Runtime
 
 Record = dict[str, Any]
 #: Entities a caller's access is computed from (see qiao.core.permissions.subject).
@@ -62,12 +65,14 @@ class RecordsService:
 
     def __init__(
         self,
+        runtime: Runtime,
         db: Database,
         catalog: Callable[[], Catalog],
         plugins: Plugins,
         clock: Clock = utcnow,
         encryption: FieldEncryption | None = None,
     ) -> None:
+        self.runtime = runtime
         self.db = db
         self._catalog = catalog
         self.plugins = plugins
@@ -89,9 +94,9 @@ class RecordsService:
         """A write transaction: pass the context to several calls to make them atomic."""
         with self.db.write() as conn:
             if request_id is None:
-                yield WriteContext(actor=actor, source=source, connection=conn)
+                yield WriteContext(actor, source, conn, self.runtime)
             else:
-                yield WriteContext(actor, source, conn, request_id)
+                yield WriteContext(actor, source, conn, self.runtime, request_id)
 
     # -- Writes ---------------------------------------------------------------------------
 

@@ -25,7 +25,6 @@ from sqlalchemy import Connection, select
 
 from qiao.core.automation.actions import run_actions
 from qiao.core.automation.notifications import notify
-from qiao.core.binding import runtime_for
 from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from qiao.core.formula import Clock
 from qiao.core.metadata.model import EntityDef
@@ -65,7 +64,7 @@ def start_approval(ctx: WriteContext, process: str, entity: str, record_id: str)
     process or one of another entity, NOT_FOUND for a record the caller cannot
     see, CONFLICT when the record already waits for an approval.
     """
-    records = runtime_for(ctx.connection).records
+    records = ctx.records
     catalog = records.catalog
     if entity not in catalog.registry.entities:
         raise BadUserInput(f"there is no entity {entity!r}", field="entity")
@@ -162,7 +161,7 @@ def auto_submit(
         return
     if not store.has_processes(ctx.connection, entity.name):
         return
-    runtime = runtime_for(ctx.connection)
+    runtime = ctx.runtime
     records = runtime.records
     for spec in store.processes(ctx.connection, records.catalog, entity.name):
         condition = spec.entry_condition
@@ -223,7 +222,7 @@ def decide(ctx: WriteContext, request_id: str, decision: str, comment: str | Non
     it and runs ``on_rejected``.
     """
     assert decision in {"APPROVED", "REJECTED"}
-    records = runtime_for(ctx.connection).records
+    records = ctx.records
     request, spec, record = _load(ctx, records, request_id)
     step_no = int(request["step"])
     step = spec.steps[step_no - 1]
@@ -278,7 +277,7 @@ def decide(ctx: WriteContext, request_id: str, decision: str, comment: str | Non
 
 def cancel(ctx: WriteContext, request_id: str) -> Record:
     """Withdraw a pending request: its submitter or an administrator; unlocks the record."""
-    records = runtime_for(ctx.connection).records
+    records = ctx.records
     request, _, _ = _load(ctx, records, request_id)
     if not ctx.actor.is_admin and ctx.actor.user_id != request["owner_id"]:
         raise Forbidden("only the submitter or an administrator may cancel an approval request")

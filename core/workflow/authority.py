@@ -16,4 +16,4 @@ from qiao.core.records.context import Actor, WriteContext
 def on_behalf(ctx: WriteContext) -> WriteContext:
     """``ctx`` on the same connection, its actor unrestricted but still named."""
     actor = Actor(user_id=ctx.actor.user_id, username=ctx.actor.username, is_admin=True)
-    return WriteContext(actor, ctx.source, ctx.connection, ctx.request_id)
+    return ctx.as_actor(actor)

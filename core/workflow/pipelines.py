@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import select
 
 from qiao.core.automation.actions import run_actions
-from qiao.core.binding import runtime_for
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput
 from qiao.core.formula import Clock
@@ -59,7 +58,7 @@ def check_write(
     """Refuse a state change its pipeline does not allow (BAD_USER_INPUT naming the field)."""
     if operation == "delete" or not store.has_pipelines(ctx.connection, entity.name):
         return
-    runtime = runtime_for(ctx.connection)
+    runtime = ctx.runtime
     catalog = runtime.records.catalog
     for spec in store.pipelines(ctx.connection, catalog, entity.name):
         if spec.field not in values:
@@ -143,7 +142,7 @@ def record_move(
     """Close the stay that ended, open the one that began, run the stage's on-enter actions."""
     if operation == "delete" or not store.has_pipelines(ctx.connection, entity.name):
         return
-    runtime = runtime_for(ctx.connection)
+    runtime = ctx.runtime
     records = runtime.records
     for spec in store.pipelines(ctx.connection, records.catalog, entity.name):
         if spec.field not in changes:

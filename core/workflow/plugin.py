@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from qiao.core import binding
 from qiao.core.errors import BadUserInput
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
@@ -55,7 +54,7 @@ def qiao_before_record_write(
 
 
 def _check_definition(context: WriteContext, name: str, record: dict[str, Any]) -> None:
-    catalog = binding.runtime_for(context.connection).records.catalog
+    catalog = context.catalog
     roles = catalog.table("role")
     names = {n for (n,) in context.connection.execute(select(roles.c.name))}
     if name == "approval_process":

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qiao.core.hookspecs import hookimpl
-from qiao.core.records.context import WriteContext
-from qiao.core.records.service import RecordsService
+from qiao.api import Records, WriteContext, hookimpl
 from qiao.plugins.crm import demo
 
 QIAO_DEPENDS = ("core",)
@@ -25,5 +23,5 @@ def qiao_entity_manifests() -> list[Path]:
 
 
 @hookimpl
-def qiao_demo_data(records: RecordsService, context: WriteContext) -> None:
+def qiao_demo_data(records: Records, context: WriteContext) -> None:
     demo.seed(records, context)

@@ -18,9 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qiao.core.errors import Conflict
-from qiao.core.records.context import WriteContext
-from qiao.core.records.service import RecordsService
+from qiao.api import Conflict, Records, WriteContext
 
 Row = tuple[str, Mapping[str, Any]]
 
@@ -1033,7 +1031,7 @@ RULES: Sequence[Row] = (
 )
 
 
-def seed(records: RecordsService, context: WriteContext) -> None:
+def seed(records: Records, context: WriteContext) -> None:
     """Create the demo records in ``context``'s transaction; refuses a second run."""
     marker = ACCOUNTS[0][1]["unified_credit_code"]
     found = records.list(

@@ -15,16 +15,13 @@ from typing import Any
 import click
 from starlette.routing import BaseRoute
 
-from qiao.core.events.model import EventHandler
-from qiao.core.hookspecs import hookimpl
-from qiao.core.metadata.model import EntityDef
-from qiao.core.records.context import WriteContext
-from qiao.core.runtime import Runtime
-from qiao.plugins.leads import cli, graphql, lifecycle, routing, sla
+from qiao.api import EntityDef, EventHandler, Runtime, WriteContext, hookimpl
+from qiao.plugins.leads import cli, graphql, hookspecs, lifecycle, routing, sla
 from qiao.plugins.leads.inbound import channels, routes
 from qiao.plugins.leads.intent import DEFAULT_DICTIONARY, KeywordClassifier
 
 QIAO_DEPENDS = ("crm",)
+QIAO_HOOKSPECS = hookspecs
 MANIFEST = Path(__file__).with_name("entities.yaml")
 
 
@@ -44,7 +41,7 @@ def qiao_startup(runtime: Runtime) -> None:
     default_classifier()
 
 
-@hookimpl
+@hookimpl(entities=["lead", "account", "lead_channel"])
 def qiao_before_record_write(
     context: WriteContext,
     entity: EntityDef,
@@ -60,7 +57,7 @@ def qiao_before_record_write(
         channels.complete(values)
 
 
-@hookimpl
+@hookimpl(entities=["lead", "activity"])
 def qiao_after_record_write(
     context: WriteContext,
     entity: EntityDef,
@@ -93,8 +90,8 @@ def qiao_graphql_types() -> list[type]:
 
 
 @hookimpl
-def qiao_routes() -> list[BaseRoute]:
-    return routes.ROUTES
+def qiao_routes(runtime: Runtime) -> list[BaseRoute]:
+    return routes.routes(runtime)
 
 
 @hookimpl

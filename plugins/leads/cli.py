@@ -13,8 +13,7 @@ from typing import Any
 
 import click
 
-from qiao.cli.state import CliState, pass_state
-from qiao.core.records.context import Actor, Source
+from qiao.api import Actor, Runtime, Source, pass_runtime
 from qiao.plugins.leads.importing import mapping as mappings
 from qiao.plugins.leads.importing import report
 from qiao.plugins.leads.importing.runner import DEFAULT_BATCH_SIZE, DUPLICATE_POLICIES, Importer
@@ -50,9 +49,9 @@ from qiao.plugins.leads.importing.runner import DEFAULT_BATCH_SIZE, DUPLICATE_PO
 )
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=DEFAULT_BATCH_SIZE)
 @click.option("--again", is_flag=True, help="Import a file that was imported completely before.")
-@pass_state
+@pass_runtime
 def import_file(
-    state: CliState,
+    runtime: Runtime,
     file: Path,
     entity: str,
     mapping_arg: str | None,
@@ -69,7 +68,6 @@ def import_file(
     Re-running a file whose import was interrupted resumes after its last
     committed batch.
     """
-    runtime = state.runtime()  # started: the leads plugin is bound to its database
     actor = Actor.system()
     data = file.read_bytes()
     mapping = _mapping(runtime, mapping_arg)
@@ -107,7 +105,7 @@ def import_file(
     )
 
 
-def _mapping(runtime: Any, arg: str | None) -> dict[str, Any] | None:
+def _mapping(runtime: Runtime, arg: str | None) -> dict[str, Any] | None:
     if arg is None:
         return None
     path = Path(arg)

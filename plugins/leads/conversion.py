@@ -17,9 +17,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from qiao.core.errors import BadUserInput, Conflict, NotFound
-from qiao.core.records.context import WriteContext
-from qiao.core.records.service import Record, RecordsService
+from qiao.api import BadUserInput, Conflict, NotFound, Record, Records, WriteContext
 from qiao.plugins.leads.keys import company_key
 
 
@@ -34,7 +32,7 @@ class Conversion:
 
 
 def convert_lead(
-    records: RecordsService,
+    records: Records,
     ctx: WriteContext,
     lead_id: str,
     *,
@@ -81,7 +79,7 @@ def convert_lead(
 
 
 def _account(
-    records: RecordsService, ctx: WriteContext, lead: Record, account_id: str | None
+    records: Records, ctx: WriteContext, lead: Record, account_id: str | None
 ) -> tuple[Record, bool]:
     if account_id is not None:
         found = records.get(ctx.connection, "account", account_id)
@@ -114,7 +112,7 @@ def _account(
 
 
 def _contact(
-    records: RecordsService,
+    records: Records,
     ctx: WriteContext,
     lead: Record,
     account_id: str,

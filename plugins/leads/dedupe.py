@@ -25,9 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from qiao.core.encryption import index_column
-from qiao.core.metadata.model import FieldDef
-from qiao.core.records.service import RecordsService
+from qiao.api import FieldDef, Records, blind_index_column
 from qiao.plugins.leads.keys import company_key, email_key, phone_key
 
 #: Entity -> (column, key kind) pairs compared with a new lead's keys.
@@ -73,7 +71,7 @@ def lead_keys(values: dict[str, Any]) -> dict[str, str]:
     return {kind: key for kind, key in keys.items() if key}
 
 
-def _comparable(records: RecordsService, entity: str) -> list[tuple[FieldDef, str]]:
+def _comparable(records: Records, entity: str) -> list[tuple[FieldDef, str]]:
     """The (field, key kind) pairs of ``entity`` that can be compared in the database."""
     declared = records.catalog.entity(entity)
     pairs = []
@@ -85,7 +83,7 @@ def _comparable(records: RecordsService, entity: str) -> list[tuple[FieldDef, st
 
 
 def find_existing(
-    conn: Connection, records: RecordsService, keys: dict[str, str], exclude_id: str | None = None
+    conn: Connection, records: Records, keys: dict[str, str], exclude_id: str | None = None
 ) -> list[Match]:
     """Stored leads, contacts and accounts sharing a key, leads first (at most 5 each)."""
     matches: list[Match] = []
@@ -119,19 +117,19 @@ class Index:
     live index keys.
     """
 
-    def __init__(self, records: RecordsService) -> None:
+    def __init__(self, records: Records) -> None:
         self._keys: dict[tuple[str, str], Match] = {}
         self._records = records
         #: Encrypted, searchable fields compared through blind indexes: (entity, field, kind).
         self._blind: list[tuple[str, FieldDef, str]] = []
 
     @classmethod
-    def load(cls, conn: Connection, records: RecordsService) -> Index:
+    def load(cls, conn: Connection, records: Records) -> Index:
         index = cls(records)
         for entity in _COLUMNS:
             table = records.catalog.table(entity)
             pairs = _comparable(records, entity)
-            columns = [index_column(f) if f.encrypted else f.column for f, _ in pairs]
+            columns = [blind_index_column(f) if f.encrypted else f.column for f, _ in pairs]
             index._blind += [(entity, f, kind) for f, kind in pairs if f.encrypted]
             stmt = select(table.c.id, table.c[_LABELS[entity]], *[table.c[c] for c in columns])
             for row in conn.execute(stmt):

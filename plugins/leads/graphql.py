@@ -16,10 +16,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from qiao.core.errors import BadUserInput
-from qiao.core.graphql.context import RequestContext
-from qiao.core.graphql.scalars import DateTime
-from qiao.core.records.context import Source
+from qiao.api import BadUserInput, DateTime, RequestContext, Source
 from qiao.plugins.leads import stats
 from qiao.plugins.leads.conversion import convert_lead
 from qiao.plugins.leads.importing.runner import Importer

@@ -21,8 +21,7 @@ from typing import Any
 
 import yaml
 
-from qiao.core.errors import ConfigurationError
-from qiao.core.records.values import normalise_width
+from qiao.api import ConfigurationError, normalise_width
 
 DEFAULT_DICTIONARY = Path(__file__).with_name("dictionaries") / "manufacturing.yaml"
 #: Lead fields whose text is classified.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from qiao.core.records.values import normalise_phone, normalise_width
+from qiao.api import normalise_phone, normalise_width
 
 #: Chinese legal-form suffixes that say nothing about which company it is; longest first.
 _CHINESE_SUFFIXES = (

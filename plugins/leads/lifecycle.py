@@ -21,12 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from qiao.core.binding import runtime_for
-from qiao.core.catalog import Catalog
-from qiao.core.metadata.model import EntityDef
-from qiao.core.pluginmanager import Plugins
-from qiao.core.records.context import WriteContext
-from qiao.core.records.service import RecordsService
+from qiao.api import Catalog, EntityDef, Plugins, Records, WriteContext
 from qiao.plugins.leads import dedupe, intent, regions, routing
 from qiao.plugins.leads.keys import company_key
 
@@ -41,8 +36,8 @@ def before_lead_write(
 ) -> None:
     if operation == "delete":
         return
-    runtime = runtime_for(context.connection)
-    catalog = runtime.current()
+    runtime = context.runtime
+    catalog = context.catalog
     merged = {**_by_field(catalog.entity("lead"), existing), **values}
     if "company" in values:
         values["company_key"] = company_key(values["company"])
@@ -88,7 +83,7 @@ def _restart_deadline(
             select(rules.c.first_touch_minutes).where(rules.c.id == rule_id)
         ).scalar()
         minutes = found or minutes
-    now = runtime_for(context.connection).records.clock()
+    now = context.now()
     values.setdefault("assigned_at", now)
     values["first_touch_due_at"] = now + dt.timedelta(minutes=minutes)
 
@@ -103,8 +98,7 @@ def after_activity_write(context: WriteContext, record: dict[str, Any]) -> None:
     lead_id = record.get("lead_id")
     if lead_id is None:
         return
-    runtime = runtime_for(context.connection)
-    records = runtime.records
+    records = context.records
     lead = records.get(context.connection, "lead", lead_id)
     if lead is None:
         return
@@ -143,15 +137,13 @@ def _locate(values: dict[str, Any], merged: dict[str, Any]) -> None:
 
 def _classify(plugins: Plugins, values: dict[str, Any], lead: dict[str, Any]) -> None:
     text = intent.lead_text(lead)
-    result = intent.combine(plugins.classify_lead(text=text, lead=dict(lead)))
+    result = intent.combine(plugins.hook.qiao_classify_lead(text=text, lead=dict(lead)))
     if result is not None:
         values.setdefault("intent_score", result.score)
         values.setdefault("intent_tags", list(result.tags))
 
 
-def _mark_duplicates(
-    context: WriteContext, records: RecordsService, values: dict[str, Any]
-) -> None:
+def _mark_duplicates(context: WriteContext, records: Records, values: dict[str, Any]) -> None:
     """Record what the new lead may duplicate; an importer that checked already says so.
 
     An importer passes ``duplicate_matches`` (possibly empty) after checking

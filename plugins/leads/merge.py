@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qiao.core.errors import BadUserInput, NotFound
-from qiao.core.records.context import WriteContext
-from qiao.core.records.service import RecordsService
-from qiao.core.records.values import to_json
+from qiao.api import BadUserInput, NotFound, Records, WriteContext, to_json
 
 #: Fields that describe the lead's own bookkeeping, not the party it is about.
 _NOT_COPIED = {"duplicate_of", "duplicate_matches", "merged_from", "company_key", "status"}
@@ -23,9 +20,7 @@ _NOT_COPIED = {"duplicate_of", "duplicate_matches", "merged_from", "company_key"
 _FOLLOWERS = ("activity", "opportunity")
 
 
-def merge_leads(
-    records: RecordsService, ctx: WriteContext, keep_id: str, merge_id: str
-) -> dict[str, Any]:
+def merge_leads(records: Records, ctx: WriteContext, keep_id: str, merge_id: str) -> dict[str, Any]:
     """Merge ``merge_id`` into ``keep_id``; returns the kept lead as stored."""
     if keep_id == merge_id:
         raise BadUserInput("a lead cannot be merged into itself", field="mergeId")
@@ -74,9 +69,7 @@ def merge_leads(
     return kept
 
 
-def _ids(
-    records: RecordsService, ctx: WriteContext, entity: str, column: str, value: str
-) -> list[str]:
+def _ids(records: Records, ctx: WriteContext, entity: str, column: str, value: str) -> list[str]:
     table = records.catalog.table(entity)
     rows = ctx.connection.execute(table.select().where(table.c[column] == value))
     return [r.id for r in rows]

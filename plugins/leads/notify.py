@@ -14,9 +14,7 @@ import datetime as dt
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from qiao.core.automation.notifications import notify
-from qiao.core.records.context import Source, WriteContext
-from qiao.core.records.service import Record
+from qiao.api import Record, Source, WriteContext, notify
 
 KIND_ASSIGNED = "lead_assigned"
 KIND_REASSIGNED = "lead_reassigned"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import phonenumbers
 from phonenumbers import geocoder
 
-from qiao.core.records.values import DEFAULT_PHONE_REGION
+from qiao.api import DEFAULT_PHONE_REGION
 
 #: Short province names (as stored on leads and accounts) by sales region.
 REGIONS: dict[str, tuple[str, ...]] = {

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, func, select
 
-from qiao.core.catalog import Catalog
+from qiao.api import Catalog
 
 OPEN_STATUSES = ("NEW", "CONTACTED", "QUALIFIED")
 DEFAULT_FIRST_TOUCH_MINUTES = 30

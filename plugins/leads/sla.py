@@ -21,10 +21,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from qiao.core.events import timers
-from qiao.core.events.model import Delivery, Event, EventHandler
-from qiao.core.records.context import Actor, Source, WriteContext
-from qiao.core.records.service import Record
+from qiao.api import (
+    Actor,
+    Delivery,
+    Event,
+    EventHandler,
+    Record,
+    Source,
+    WriteContext,
+    cancel_timer,
+    schedule_timer,
+)
 from qiao.plugins.leads import notify, routing
 
 TIMER = "first_touch_sla"
@@ -37,7 +44,7 @@ def after_lead_write(
 ) -> None:
     """Keep the lead's timer in step with its owner, deadline and first touch; notify."""
     if operation == "delete":
-        timers.cancel(context.connection, "lead", record["id"], TIMER)
+        cancel_timer(context.connection, "lead", record["id"], TIMER)
         return
     owner = record["owner_id"]
     due = record["first_touch_due_at"]
@@ -46,10 +53,10 @@ def after_lead_write(
         if operation == "update" and _touches(
             changes, "owner", "first_touch_due_at", "first_touch_at", "status"
         ):
-            timers.cancel(context.connection, "lead", record["id"], TIMER)
+            cancel_timer(context.connection, "lead", record["id"], TIMER)
     elif operation == "create" or _touches(changes, "owner", "first_touch_due_at", "status"):
         payload = {"owner": owner, "due_at": _instant(due)}
-        timers.schedule(context.connection, "lead", record["id"], TIMER, due, payload)
+        schedule_timer(context.connection, "lead", record["id"], TIMER, due, payload)
     if owner is not None and (operation == "create" or "owner" in changes):
         notify.lead_assigned(context, record, reassigned=_reassigned(changes))
 

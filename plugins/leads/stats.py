@@ -14,8 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, select
 
-from qiao.core.catalog import Catalog
-from qiao.core.permissions.access import Access
+from qiao.api import Access, Catalog
 
 TOUCH_WITHIN = dt.timedelta(minutes=30)
 

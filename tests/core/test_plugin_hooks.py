@@ -9,6 +9,7 @@ effect and the arguments.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import EntryPoint
@@ -79,6 +80,7 @@ class WarrantyProbe:
         self.__name__ = "warranty_probe"
         self.started: list[Runtime] = []
         self.written: list[tuple[str, Changes, Source, str]] = []
+        self.contexts: list[WriteContext] = []
 
     @hookimpl
     def qiao_entity_manifests(self) -> list[Path]:
@@ -92,10 +94,10 @@ class WarrantyProbe:
     def qiao_routes(self) -> list[BaseRoute]:
         return [Route("/warranty/ping", ping, methods=["GET"])]
 
-    @hookimpl
-    def qiao_before_record_write(self, entity: EntityDef, values: dict[str, Any]) -> None:
+    @hookimpl(entities=["warranty_claim"])
+    def qiao_before_record_write(self, values: dict[str, Any]) -> None:
         """Upper-case codes; refuse VOID; turn LONG into a code too long for its field."""
-        if entity.name != "warranty_claim" or not isinstance(values.get("code"), str):
+        if not isinstance(values.get("code"), str):
             return
         values["code"] = values["code"].upper()
         if values["code"] == "VOID":
@@ -103,17 +105,15 @@ class WarrantyProbe:
         if values["code"] == "LONG":
             values["code"] = "WC-" + "9" * 30
 
-    @hookimpl
+    @hookimpl(entities=["warranty_claim"])
     def qiao_after_record_write(
         self,
         context: WriteContext,
-        entity: EntityDef,
         operation: str,
         record: dict[str, Any],
         changes: Changes,
     ) -> None:
-        if entity.name != "warranty_claim":
-            return
+        self.contexts.append(context)
         self.written.append((operation, dict(changes), context.source, context.actor.username))
         if record["title"] == "explode":
             raise RuntimeError("the ERP refused the claim")
@@ -405,6 +405,77 @@ def test_raising_after_an_update_keeps_the_stored_record(
         stored = records.get(conn, "warranty_claim", claim["id"])
     assert stored is not None
     assert (stored["title"], stored["version"]) == ("calm", 1)
+
+
+def test_a_subscribed_write_hook_hears_only_its_entities(
+    qiao_client: GraphQLClient, probe: WarrantyProbe
+) -> None:
+    qiao_client.data('mutation { createAccount(input: {name: "常州轴承"}) { id } }')
+    assert probe.written == []
+    _create_claim(qiao_client, code="wc-0200", title="异响")
+    assert [w[0] for w in probe.written] == ["create"]
+
+
+def test_write_hooks_reach_the_runtime_through_their_context(
+    qiao_runtime: Runtime, probe: WarrantyProbe, qiao_clock: Any
+) -> None:
+    records = qiao_runtime.records
+    _write(qiao_runtime, lambda ctx: records.create(ctx, "warranty_claim", {"code": "WC-3"}))
+    (context,) = probe.contexts
+    assert context.runtime is qiao_runtime
+    assert context.records is records
+    assert context.catalog is qiao_runtime.current()
+    qiao_clock.set(dt.datetime(2026, 5, 1, 9, 30, tzinfo=dt.UTC))
+    assert context.now() == dt.datetime(2026, 5, 1, 9, 30, tzinfo=dt.UTC)
+
+
+def test_write_hooks_run_in_load_order_with_wrappers_around_them(
+    bare_runtime: Callable[..., Runtime],
+) -> None:
+    heard: list[str] = []
+
+    def before(name: str) -> Callable[..., None]:
+        def hook(entity: EntityDef) -> None:
+            heard.append(f"{name}:{entity.name}")
+            if name == "late" and entity.name == "team":
+                raise BadUserInput("no teams today", field="name")
+
+        return hook
+
+    def around(entity: EntityDef) -> Any:
+        heard.append(f"wrap:{entity.name}")
+        try:
+            return (yield)
+        except BadUserInput as exc:
+            heard.append(f"refused:{exc.message}")
+            raise
+
+    wrapper = type("Wrapper", (), {"__name__": "wrapper"})()
+    wrapper.qiao_before_record_write = hookimpl(  # type: ignore[attr-defined]
+        around, wrapper=True, specname="qiao_before_record_write"
+    )
+    runtime = bare_runtime(
+        _named("early", qiao_before_record_write=before("early")),
+        _named("late", qiao_before_record_write=before("late")),
+        wrapper,
+    )
+    runtime.start()
+    records = runtime.records
+    _write(
+        runtime,
+        lambda ctx: records.create(ctx, "user", {"username": "wang.wu", "display_name": "王五"}),
+    )
+    with pytest.raises(BadUserInput, match="no teams today"):
+        _write(runtime, lambda ctx: records.create(ctx, "team", {"name": "华东"}))
+    assert heard == [
+        "wrap:user",
+        "early:user",
+        "late:user",
+        "wrap:team",
+        "early:team",
+        "late:team",
+        "refused:no teams today",
+    ]
 
 
 # -- Start-up -----------------------------------------------------------------------------

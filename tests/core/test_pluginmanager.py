@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
 from qiao.core.errors import ConfigurationError, MetadataError
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookspecs import hookimpl, hookspec
 from qiao.core.metadata.manifest import Manifest
 from qiao.core.metadata.model import FieldDef
 from qiao.core.metadata.registry import Registry
@@ -44,6 +44,8 @@ GADGET = {
 }
 
 Install = Callable[..., ModuleType]
+#: The routes of these plugins need no runtime, so none is built.
+NO_RUNTIME: Any = object()
 
 
 def _route(path: str) -> Route:
@@ -220,7 +222,8 @@ def test_hook_results_come_in_load_order(install: Install) -> None:
     install("service", depends=("warranty",), qiao_routes=lambda: [_route("/service")])
     install("warranty", depends=("crm",), qiao_routes=lambda: [_route("/warranty")])
     plugins = create_plugins(["service", "warranty", "crm"])
-    assert [r.path for r in plugins.routes() if isinstance(r, Route)] == ["/warranty", "/service"]
+    paths = [r.path for r in plugins.routes(NO_RUNTIME) if isinstance(r, Route)]
+    assert paths == ["/warranty", "/service"]
 
 
 # -- Checking implementations -------------------------------------------------------------
@@ -271,7 +274,7 @@ def test_an_implementation_may_take_fewer_arguments_than_its_hook() -> None:
     plugins = create_plugins(["crm"], [Lean()])
     plugins.entities()
     assert seen == [set()]
-    assert [getattr(r, "path", None) for r in plugins.routes()] == ["/lean"]
+    assert [getattr(r, "path", None) for r in plugins.routes(NO_RUNTIME)] == ["/lean"]
 
 
 def test_an_unexpected_error_in_a_hook_names_the_plugin_and_the_hook() -> None:
@@ -284,7 +287,7 @@ def test_an_unexpected_error_in_a_hook_names_the_plugin_and_the_hook() -> None:
 
     plugins = create_plugins([], [Faulty()])
     with pytest.raises(ConfigurationError) as caught:
-        plugins.routes()
+        plugins.routes(NO_RUNTIME)
     assert caught.value.message == "plugin 'faulty' failed in qiao_routes: 'WARRANTY_API_KEY'"
 
 
@@ -405,9 +408,157 @@ def test_each_create_plugins_call_is_independent() -> None:
     assert with_routes.pm is not without.pm
     assert with_routes.names == [*BUILTIN_PLUGINS, "crm", "routes"]
     assert without.names == [*BUILTIN_PLUGINS, "crm"]
-    assert without.routes() == []
-    assert [getattr(r, "path", None) for r in with_routes.routes()] == ["/routes"]
+    assert without.routes(NO_RUNTIME) == []
+    assert [getattr(r, "path", None) for r in with_routes.routes(NO_RUNTIME)] == ["/routes"]
     # The same plugin object can serve two deployments in one process.
     again = create_plugins(["crm"], [plugin])
-    assert len(again.routes()) == 1
-    assert len(with_routes.routes()) == 1
+    assert len(again.routes(NO_RUNTIME)) == 1
+    assert len(with_routes.routes(NO_RUNTIME)) == 1
+
+
+# -- Calling through pluggy ---------------------------------------------------------------
+
+
+class _Specs:
+    """Hooks a plugin declares for itself (``QIAO_HOOKSPECS``)."""
+
+    @hookspec(firstresult=True)
+    def qiao_test_price(self, product: str) -> int | None:
+        """The first plugin that knows a product's price answers."""
+
+    @hookspec(historic=True)
+    def qiao_test_configured(self, settings: dict[str, Any]) -> None:
+        """Settings announced once, also to plugins registered later."""
+
+    @hookspec
+    def qiao_test_collect(self) -> str:
+        """Every plugin's word."""
+
+
+def _plugin(name: str, specs: Any = None, **hooks: Any) -> Any:
+    """A plugin object named ``name`` with ``hooks`` as its (already marked) implementations."""
+    namespace: dict[str, Any] = {"__name__": name, "QIAO_HOOKSPECS": specs}
+    return type(f"Plugin_{name}", (), namespace | {k: staticmethod(v) for k, v in hooks.items()})()
+
+
+def test_a_plugin_declares_its_own_hooks_and_others_implement_them() -> None:
+    plugins = create_plugins(
+        [],
+        [
+            _plugin("pricing", _Specs),
+            _plugin("seller", qiao_test_collect=hookimpl(lambda: "seller")),
+        ],
+    )
+    assert plugins.hook.qiao_test_collect() == ["seller"]
+
+
+def test_a_hook_nobody_declares_is_still_refused() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins([], [_plugin("seller", qiao_test_collect=hookimpl(lambda: "seller"))])
+    assert "'seller'" in caught.value.message
+    assert "qiao_test_collect" in caught.value.message
+
+
+def test_firstresult_stops_at_the_first_answer_in_load_order() -> None:
+    calls: list[str] = []
+
+    def price(name: str, value: int | None) -> Any:
+        def answer(product: str) -> int | None:
+            calls.append(name)
+            return value
+
+        return hookimpl(answer, specname="qiao_test_price")
+
+    plugins = create_plugins(
+        [],
+        [
+            _plugin("pricing", _Specs),
+            _plugin("unknown", qiao_test_price=price("unknown", None)),
+            _plugin("list_price", qiao_test_price=price("list_price", 100)),
+            _plugin("discount", qiao_test_price=price("discount", 90)),
+        ],
+    )
+    assert plugins.hook.qiao_test_price(product="lathe") == 100
+    assert calls == ["unknown", "list_price"]
+
+
+def test_tryfirst_and_trylast_move_an_implementation_whatever_the_load_order() -> None:
+    order: list[str] = []
+
+    def word(name: str, **options: Any) -> Any:
+        def collect() -> str:
+            order.append(name)
+            return name
+
+        return hookimpl(collect, specname="qiao_test_collect", **options)
+
+    plugins = create_plugins(
+        [],
+        [
+            _plugin("pricing", _Specs),
+            _plugin("last", qiao_test_collect=word("last", trylast=True)),
+            _plugin("plain", qiao_test_collect=word("plain")),
+            _plugin("first", qiao_test_collect=word("first", tryfirst=True)),
+        ],
+    )
+    assert plugins.hook.qiao_test_collect() == ["first", "plain", "last"]
+    assert order == ["first", "plain", "last"]
+
+
+def test_a_wrapper_runs_around_the_other_implementations_and_sees_their_outcome() -> None:
+    seen: list[Any] = []
+
+    def around() -> Any:
+        seen.append("before")
+        try:
+            words = yield
+        except ValueError as exc:
+            seen.append(f"failed: {exc}")
+            raise
+        seen.append(list(words))
+        return [*words, "wrapped"]
+
+    def word() -> str:
+        seen.append("word")
+        if seen.count("word") == 2:
+            raise ValueError("no second word")
+        return "plain"
+
+    plugins = create_plugins(
+        [],
+        [
+            _plugin("pricing", _Specs),
+            _plugin("plain", qiao_test_collect=hookimpl(word, specname="qiao_test_collect")),
+            _plugin(
+                "tracer",
+                qiao_test_collect=hookimpl(around, wrapper=True, specname="qiao_test_collect"),
+            ),
+        ],
+    )
+    assert plugins.hook.qiao_test_collect() == ["plain", "wrapped"]
+    with pytest.raises(ValueError, match="no second word"):
+        plugins.hook.qiao_test_collect()
+    assert seen == ["before", "word", ["plain"], "before", "word", "failed: no second word"]
+
+
+def test_a_historic_hook_reaches_plugins_registered_after_the_call() -> None:
+    received: list[tuple[str, dict[str, Any]]] = []
+
+    def listener(name: str) -> Any:
+        def configured(settings: dict[str, Any]) -> None:
+            received.append((name, settings))
+
+        return hookimpl(configured, specname="qiao_test_configured")
+
+    plugins = create_plugins(
+        [], [_plugin("pricing", _Specs), _plugin("early", qiao_test_configured=listener("early"))]
+    )
+    plugins.hook.qiao_test_configured.call_historic(kwargs={"settings": {"currency": "CNY"}})
+    plugins.pm.register(_plugin("late", qiao_test_configured=listener("late")), name="late")
+    assert received == [("early", {"currency": "CNY"}), ("late", {"currency": "CNY"})]
+
+
+def test_subscribing_a_hook_that_has_no_entity_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins([], [_plugin("routes", qiao_routes=hookimpl(list, entities=["x"]))])
+    assert caught.value.message.startswith("plugin 'routes': qiao_routes has no entity")

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from qiao.core.metadata.model import FieldDef, FieldType
-from qiao.core.records.values import normalise_phone, normalise_width
+from qiao.api import FieldDef, FieldType, normalise_phone, normalise_width
 from qiao.plugins.leads.importing.reader import Cell, is_empty
 
 #: Excel's day zero (1900 date system, including its phantom 29 February 1900).

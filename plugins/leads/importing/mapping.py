@@ -21,11 +21,15 @@ from typing import Any
 import yaml
 from sqlalchemy import Connection
 
-from qiao.core.errors import BadUserInput, NotFound
-from qiao.core.metadata.model import EntityDef, FieldType
-from qiao.core.records.context import WriteContext
-from qiao.core.records.service import RecordsService
-from qiao.core.records.values import normalise_width
+from qiao.api import (
+    BadUserInput,
+    EntityDef,
+    FieldType,
+    NotFound,
+    Records,
+    WriteContext,
+    normalise_width,
+)
 
 #: Headers people use for a field, beyond its name and labels (compared normalised).
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -191,7 +195,7 @@ def write_file(path: Path, entity: str, mapping: Mapping[str, str | None]) -> No
     path.write_text(header + text, encoding="utf-8")
 
 
-def load_saved(records: RecordsService, conn: Connection, name: str) -> dict[str, Any]:
+def load_saved(records: Records, conn: Connection, name: str) -> dict[str, Any]:
     page = records.list(conn, "import_mapping", filter={"name": {"eq": name}}, first=1)
     if not page.records:
         raise NotFound(f"no saved import mapping named {name!r}", field="mapping")
@@ -200,7 +204,7 @@ def load_saved(records: RecordsService, conn: Connection, name: str) -> dict[str
 
 
 def save(
-    records: RecordsService, ctx: WriteContext, name: str, entity: str, mapping: Mapping[str, str]
+    records: Records, ctx: WriteContext, name: str, entity: str, mapping: Mapping[str, str]
 ) -> None:
     """Create or replace the saved mapping ``name``."""
     page = records.list(ctx.connection, "import_mapping", filter={"name": {"eq": name}}, first=1)

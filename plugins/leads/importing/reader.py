@@ -19,7 +19,7 @@ from typing import Any
 
 from python_calamine import CalamineError, CalamineWorkbook
 
-from qiao.core.errors import BadUserInput
+from qiao.api import BadUserInput
 
 Cell = str | int | float | bool | dt.date | dt.datetime | dt.time | dt.timedelta | None
 #: How far down a header row is looked for.

@@ -23,11 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from qiao.core.errors import Conflict, QiaoError
-from qiao.core.metadata.model import EntityDef
-from qiao.core.records.context import Actor, Source, WriteContext
-from qiao.core.records.service import Record
-from qiao.core.runtime import Runtime
+from qiao.api import Actor, Conflict, EntityDef, QiaoError, Record, Runtime, Source, WriteContext
 from qiao.plugins.leads import dedupe, notify, routing
 from qiao.plugins.leads.importing import mapping as mappings
 from qiao.plugins.leads.importing.cleaning import cleaner

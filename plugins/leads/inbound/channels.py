@@ -6,7 +6,7 @@ import base64
 import secrets
 from typing import Any
 
-from qiao.core.records.service import Record, RecordsService
+from qiao.api import Record, Records
 
 SECRET_PREFIX = "whsec_"
 
@@ -19,7 +19,7 @@ def complete(values: dict[str, Any]) -> None:
         values["secret"] = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def find(records: RecordsService, key: str, kind: str) -> Record | None:
+def find(records: Records, key: str, kind: str) -> Record | None:
     """The active channel of this kind with this key."""
     with records.db.read() as conn:
         page = records.list(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,10 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from qiao.core.errors import BadUserInput, QiaoError
-from qiao.core.records.context import Actor, Source
-from qiao.core.records.service import Record
-from qiao.core.runtime import Runtime
+from qiao.api import Actor, BadUserInput, QiaoError, Record, Runtime, Source
 from qiao.plugins.leads.importing.mapping import Suggester
 from qiao.plugins.leads.inbound import channels, signatures
 from qiao.plugins.leads.inbound.ratelimit import RateLimiter
@@ -39,11 +37,6 @@ def _error(status: int, message: str, field: str | None = None, **headers: str) 
     if field is not None:
         body["field"] = field
     return JSONResponse(body, status_code=status, headers=headers or None)
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def lead_values(channel: Record, payload: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
@@ -92,8 +85,7 @@ def _cors(channel: Record, origin: str | None) -> dict[str, str] | None:
     }
 
 
-async def form_submit(request: Request) -> Response:
-    runtime = _runtime(request)
+async def form_submit(runtime: Runtime, request: Request) -> Response:
     channel = await run_in_threadpool(
         channels.find, runtime.records, request.path_params["key"], "FORM"
     )
@@ -143,9 +135,9 @@ def _parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
     raise BadUserInput("send application/x-www-form-urlencoded or application/json")
 
 
-async def form_script(request: Request) -> Response:
+async def form_script(runtime: Runtime, request: Request) -> Response:
     key = request.path_params["key"]
-    channel = await run_in_threadpool(channels.find, _runtime(request).records, key, "FORM")
+    channel = await run_in_threadpool(channels.find, runtime.records, key, "FORM")
     if channel is None:
         return _error(404, "no active form with this key")
     base = str(request.base_url).rstrip("/")
@@ -159,8 +151,7 @@ async def form_script(request: Request) -> Response:
 # -- The webhook --------------------------------------------------------------------------
 
 
-async def webhook(request: Request) -> Response:
-    runtime = _runtime(request)
+async def webhook(runtime: Runtime, request: Request) -> Response:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         return _error(413, f"the payload is larger than {MAX_BODY_BYTES} bytes")
@@ -222,8 +213,10 @@ def _receive(
         return "received", lead["id"]
 
 
-ROUTES: list[BaseRoute] = [
-    Route("/leads/forms/{key}", form_submit, methods=["POST", "OPTIONS"]),
-    Route("/leads/forms/{key}/embed.js", form_script, methods=["GET"]),
-    Route("/leads/webhooks/{key}", webhook, methods=["POST"]),
-]
+def routes(runtime: Runtime) -> list[BaseRoute]:
+    """The public lead routes, bound to ``runtime``."""
+    return [
+        Route("/leads/forms/{key}", partial(form_submit, runtime), methods=["POST", "OPTIONS"]),
+        Route("/leads/forms/{key}/embed.js", partial(form_script, runtime), methods=["GET"]),
+        Route("/leads/webhooks/{key}", partial(webhook, runtime), methods=["POST"]),
+    ]

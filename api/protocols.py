@@ -1,0 +1,147 @@
+"""The shapes of the objects Qiao hands to plugins, as protocols.
+
+A plugin types its code against these, not against Qiao's classes: the classes
+may change in any release, while these change only as docs/plugins.md's
+versioning policy allows. Each protocol lists exactly what a plugin may use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import ColumnElement, Connection, FromClause, Table
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from qiao.core.config import Config
+    from qiao.core.metadata.model import EntityDef
+    from qiao.core.records.context import Actor, Source, WriteContext
+    from qiao.core.records.service import Page
+
+Record = dict[str, Any]
+
+
+class Catalog(Protocol):
+    """The metadata in force: entities, their fields and their tables."""
+
+    @property
+    def version(self) -> int: ...
+
+    def entity(self, name: str) -> EntityDef: ...
+
+    def table(self, name: str) -> Table: ...
+
+
+class Database(Protocol):
+    """Connections to the deployment's database, one transaction each."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    def read(self) -> AbstractContextManager[Connection]: ...
+
+    def write(self) -> AbstractContextManager[Connection]: ...
+
+
+class Records(Protocol):
+    """The records service: the one door to record data (docs/plugins.md).
+
+    Writes take a :class:`WriteContext` from :meth:`transaction` (or a hook's
+    ``context``); reads take a connection and the actor whose rules apply.
+    """
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def clock(self) -> dt.datetime: ...
+
+    def transaction(
+        self, actor: Actor, source: Source, request_id: str | None = None
+    ) -> AbstractContextManager[WriteContext]: ...
+
+    def create(self, ctx: WriteContext, entity_name: str, values: Mapping[str, Any]) -> Record: ...
+
+    def update(
+        self,
+        ctx: WriteContext,
+        entity_name: str,
+        record_id: str,
+        values: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> Record: ...
+
+    def delete(self, ctx: WriteContext, entity_name: str, record_id: str) -> Record: ...
+
+    def get(
+        self,
+        conn: Connection,
+        entity_name: str,
+        record_id: str,
+        *,
+        actor: Actor | None = None,
+        lock: bool = False,
+    ) -> Record | None: ...
+
+    def list(
+        self,
+        conn: Connection,
+        entity_name: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        order_by: Sequence[Mapping[str, Any]] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        with_total: bool = False,
+        actor: Actor | None = None,
+    ) -> Page: ...
+
+
+class Access(Protocol):
+    """What one caller may do, as checks and as SQL (docs/permissions.md)."""
+
+    def can(self, entity: str, right: str) -> bool: ...
+
+    def require(self, entity: str, right: str) -> None: ...
+
+    def row_filter(
+        self, entity: str, table: FromClause, right: str
+    ) -> ColumnElement[bool] | None: ...
+
+
+class Plugins(Protocol):
+    """The deployment's plugins: their names, and pluggy's hook relay for plugin hooks."""
+
+    @property
+    def names(self) -> list[str]: ...
+
+    @property
+    def hook(self) -> pluggy.HookRelay: ...
+
+
+class Runtime(Protocol):
+    """One deployment in one process: its settings, database, metadata, plugins and records."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def records(self) -> Records: ...
+
+    @property
+    def plugins(self) -> Plugins: ...
+
+    @property
+    def started(self) -> bool: ...
+
+    def current(self) -> Catalog: ...
+
+    def access_for(self, actor: Actor) -> Access: ...
