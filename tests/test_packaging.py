@@ -8,10 +8,12 @@ machine.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,23 @@ def test_entry_points_register_the_cli_the_plugins_and_the_fixtures(
 
 def test_no_test_or_benchmark_code_is_shipped(wheel: zipfile.ZipFile) -> None:
     assert not [n for n in wheel.namelist() if n.startswith(("tests/", "bench/", "qiao/tests"))]
+
+
+def test_time_zones_work_without_the_systems_time_zone_data() -> None:
+    """Minimal images (python:3.11-slim) have no /usr/share/zoneinfo; tzdata ships with Qiao."""
+    assert any(r.startswith("tzdata") for r in metadata.requires("qiao-crm") or [])
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import zoneinfo; assert zoneinfo.TZPATH == (); "
+            "import qiao.plugins.leads.notify, qiao.core.formula.evaluator; "
+            "print(zoneinfo.ZoneInfo('Asia/Shanghai').key)",
+        ],
+        env={**os.environ, "PYTHONTZPATH": ""},  # no system folders searched
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout == "Asia/Shanghai\n"
