@@ -16,15 +16,16 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from strawberry.http.ides import get_graphql_ide_html
 
 from qiao.core.auth import passwords
 from qiao.core.auth.tokens import Authenticator
 from qiao.core.errors import BadUserInput, ConfigurationError, QiaoError
 from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body
 from qiao.core.runtime import Runtime
+from qiao.core.web import assets
+from qiao.core.web.graphiql import graphiql_page
 
 log = logging.getLogger("qiao.app")
 MAX_BODY_BYTES = 1_000_000
@@ -32,7 +33,7 @@ RESERVED_PATHS = {"/graphql", "/auth/sign-in", "/healthz", "/readyz"}
 
 
 def create_app(runtime: Runtime) -> Starlette:
-    """The Qiao API for ``runtime``: /graphql, /healthz, /readyz and plugins' routes."""
+    """The Qiao API for ``runtime``: /graphql, /healthz, /readyz, /static/ and plugins' routes."""
     graphql = GraphQLService(runtime)
     authenticator = Authenticator(runtime.db, runtime.current)
 
@@ -49,7 +50,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def graphql_endpoint(request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-            return HTMLResponse(get_graphql_ide_html())
+            return await run_in_threadpool(graphiql_page)
         try:
             body = await _request_body(request)
         except BadUserInput as exc:
@@ -101,10 +102,11 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/auth/sign-in", sign_in, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route(assets.ROUTE, assets.FILES.endpoint, methods=["GET"]),
     ]
     for route in runtime.plugins.routes(runtime):
         path = getattr(route, "path", None)
-        if path in RESERVED_PATHS:
+        if path in RESERVED_PATHS or str(path).startswith(assets.PREFIX):
             raise ConfigurationError(f"a plugin route claims {path}, which Qiao serves itself")
         routes.append(route)
 

@@ -20,7 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {name: f"qiao/{name}" for name in ("core", "cli", "plugins", "templates_market")}
-DATA_SUFFIXES = {".yaml", ".mako"}
+#: Data files shipped next to the code: manifests, templates, and the browser files
+#: (GraphiQL's page and its scripts and styles, docs/web-assets.md).
+DATA_SUFFIXES = {".yaml", ".mako", ".html", ".js", ".css", ".json", ".txt"}
 IGNORED = shutil.ignore_patterns(
     ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", "demo"
 )
