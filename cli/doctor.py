@@ -1,13 +1,16 @@
 """``qiao doctor``: check a deployment and say what to fix.
 
-Each check prints one line, ``ok``, ``FAIL`` or ``skip``, with what it found;
-a failure adds what to do about it. Checks that need an earlier one (the
-migrations need the database and the plugins) are skipped when it failed, so
-the first line to fix is the first FAIL. Any failure makes the exit code 1.
+Each check prints one line, ``ok``, ``FAIL``, ``warn`` or ``skip``, with what
+it found; a failure or a warning adds what to do about it. Checks that need an
+earlier one (the migrations need the database and the plugins) are skipped
+when it failed, so the first line to fix is the first FAIL. Any failure makes
+the exit code 1; a warning (a setting that may be right on one network and
+wrong on another) does not.
 """
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from qiao.cli.reach import outside_settings
 from qiao.cli.settings import SettingsFile
 from qiao.cli.state import CliState, pass_state
 from qiao.core import audit as audit_log
@@ -33,7 +37,7 @@ from qiao.templates_market.market import Market
 
 @dataclass(frozen=True)
 class Result:
-    status: str  # "ok", "FAIL" or "skip"
+    status: str  # "ok", "FAIL", "warn" or "skip"
     found: str
     fix: str = ""
 
@@ -44,6 +48,10 @@ def ok(found: str) -> Result:
 
 def fail(found: str, fix: str = "") -> Result:
     return Result("FAIL", found, fix)
+
+
+def warn(found: str, fix: str) -> Result:
+    return Result("warn", found, fix)
 
 
 def skip(found: str) -> Result:
@@ -69,6 +77,7 @@ class Doctor:
             ("audit key", self.check_audit_key),
             ("audit log", self.check_audit_log),
             ("templates", self.check_templates),
+            ("network", self.check_network),
         ]
 
     def check_config(self) -> Result:
@@ -191,6 +200,20 @@ class Doctor:
             )
         return ok(", ".join(f"{n} {v}" for n, v in sorted(recorded.items())))
 
+    def check_network(self) -> Result:
+        """Settings naming public hosts: unreachable where there is no way out."""
+        if self.config is None:
+            return skip("needs the configuration")
+        settings = self.settings.data if self.settings else {}
+        outside = outside_settings(self.config, settings, os.environ)
+        if not outside:
+            return ok("no setting names a host outside this network")
+        return warn(
+            f"settings name hosts outside this network: {'; '.join(outside)}",
+            "on a network with no way out, point them at hosts inside it; ignore this if "
+            "your own DNS resolves these names inside (docs/deploy-airgapped.md)",
+        )
+
 
 def _describe(plan: SchemaPlan) -> str:
     return (
@@ -202,9 +225,9 @@ def _describe(plan: SchemaPlan) -> str:
 @click.command()
 @pass_state
 def doctor(state: CliState) -> None:
-    """Check the deployment: config, plugins, database, migrations, keys, audit log, templates."""
+    """Check the deployment, from its configuration to settings naming outside hosts."""
     doc = Doctor(state)
-    failed = 0
+    failed = warned = 0
     for name, check in doc.checks():
         try:
             result = check()
@@ -213,12 +236,13 @@ def doctor(state: CliState) -> None:
         if result.status == "ok":
             doc.passed.add(name)
         failed += result.status == "FAIL"
+        warned += result.status == "warn"
         click.echo(f"{result.status:<4}  {name:<10}  {result.found}")
         if result.fix:
             click.echo(f"{'':<4}  {'':<10}  fix: {result.fix}")
     if failed:
         raise click.ClickException(f"{failed} check{'s' if failed > 1 else ''} failed")
-    click.echo("The deployment is healthy.")
+    click.echo("The deployment is healthy" + (" (see the warnings above)." if warned else "."))
 
 
 COMMANDS: list[click.Command] = [doctor]

@@ -131,3 +131,42 @@ def test_a_tampered_audit_log_fails(qiao: Run, audited: Path, qiao_database_url:
     assert "fix: the log was changed outside Qiao" in result.stdout
     assert _line(result.stdout, "audit key").startswith("ok ")
     assert result.stderr == "Error: 1 check failed\n"
+
+
+def test_settings_naming_outside_hosts_are_warned_about(
+    qiao: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qiao("init", str(tmp_path))
+    config = tmp_path / "qiao.toml"
+    result = qiao("--config", str(config), "doctor")
+    assert _line(result.stdout, "network") == (
+        "ok    network     no setting names a host outside this network"
+    )
+    with config.open("a", encoding="utf-8") as settings:
+        settings.write(
+            '\n[leads.notify]\nurl = "https://hooks.example.com/notify"\n'
+            'mirror = "http://10.2.3.4/pkgs"\n'
+            '\n[connectors.wecom]\nbase_url = "https://qyapi.weixin.qq.com"\n'
+        )
+    monkeypatch.setenv("QIAO_EXPORT_URL", "https://8.8.8.8/upload")
+    result = qiao("--config", str(config), "doctor")  # a warning does not fail
+    line = _line(result.stdout, "network")
+    assert line == (
+        "warn  network     settings name hosts outside this network: "
+        "[leads.notify] url -> hooks.example.com; QIAO_EXPORT_URL -> 8.8.8.8"
+    )
+    assert "fix: on a network with no way out, point them at hosts inside it" in result.stdout
+    assert result.stdout.endswith("The deployment is healthy (see the warnings above).\n")
+
+
+def test_the_database_is_reported_as_the_process_would_reach_it(
+    qiao: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qiao("init", str(tmp_path))
+    monkeypatch.setenv("QIAO_DATABASE_URL", "postgresql://qiao@pg.example.net:9/qiao")
+    result = qiao("--config", str(tmp_path / "qiao.toml"), "doctor", expect=1)
+    assert _line(result.stdout, "network").endswith("QIAO_DATABASE_URL -> pg.example.net")
+    for inside in ("postgres", "qiao-pg.db.svc.cluster.local", "db.internal", "192.168.1.20"):
+        monkeypatch.setenv("QIAO_DATABASE_URL", f"postgresql://qiao@{inside}:9/qiao")
+        result = qiao("--config", str(tmp_path / "qiao.toml"), "doctor", expect=1)
+        assert _line(result.stdout, "network").startswith("ok "), inside
