@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +15,12 @@ from sqlalchemy import func, select
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
+
+#: Where tests keep files for a person to look at after the run (screenshots).
+ARTEFACTS = Path(
+    os.environ.get("QIAO_TEST_ARTEFACTS")
+    or Path(__file__).resolve().parents[1] / "build" / "test-artefacts"
+)
 
 
 @pytest.fixture
@@ -48,3 +58,27 @@ def count_rows(qiao_runtime: Runtime) -> Callable[[str], int]:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
     return _count
+
+
+@pytest.fixture
+def artefacts(request: pytest.FixtureRequest, record_property: Callable[..., None]) -> Path:
+    """An empty folder of this test's under ARTEFACTS, kept after the run and listed at its end."""
+    folder = ARTEFACTS / re.sub(r"[^\w.-]+", "_", request.node.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    record_property("artefacts", str(folder))
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    folders = {
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == "artefacts"
+    }
+    if folders:
+        terminalreporter.write_sep("-", "test artefacts")
+        for folder in sorted(folders):
+            terminalreporter.write_line(folder)
