@@ -7,7 +7,8 @@ namespace of its own that has nothing but a loopback interface (``unshare
 ``qiao init --demo`` with the leads plugin (whose intent tagging loads jieba's
 dictionary), ``qiao serve`` without any system time zone data, and headless
 Chromium, which loads /graphql, pastes the token into GraphiQL's Headers tab,
-types a mutation into the editor and presses the run button. Anything that
+reloads the schema into the documentation explorer, types a mutation into the
+editor and presses the run button. Anything that
 tried to reach another host would fail in there; the test also checks that
 the page asked for nothing but Qiao's own addresses and logged no error. The
 screenshot is kept in build/test-artefacts/ (or $QIAO_TEST_ARTEFACTS).
@@ -256,6 +257,14 @@ def use_graphiql(
         )
         browser.click(".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror-lines")
         browser.type_text(json.dumps({"Authorization": f"Bearer {token}"}))
+        time.sleep(1)  # GraphiQL takes edits of the Headers tab in after 500 ms
+        browser.click("button[aria-label='Re-fetch GraphQL schema']")
+        browser.click("button[aria-label='Show Documentation Explorer']")
+        browser.wait_until(
+            "document.querySelector('.graphiql-doc-explorer')?.innerText.includes("
+            "'mutation: Mutation')",
+            "the schema in the documentation explorer",
+        )
         browser.click(".graphiql-query-editor .CodeMirror-lines")
         browser.select_all()
         browser.type_text(MUTATION)
