@@ -69,13 +69,14 @@ def main() -> int:
             f"--python-version {target.python_version} needs --platform too "
             f"(or --python naming a Python {target.python_version})"
         )
-    name = f"qiao-{version}-offline-{_label(python, target)}"
+    label = _label(python, target)
+    name = f"qiao-{version}-offline-{label}"
     out = Path(args.out).resolve()
     bundle = out / name
     shutil.rmtree(bundle, ignore_errors=True)
     bundle.mkdir(parents=True)
 
-    print(f"==> wheels of qiao-crm {version} and its dependencies for {_label(python, target)}")
+    print(f"==> wheels of qiao-crm {version} and its dependencies for {label}")
     wheelhouse(python, target, bundle / "wheels", version)
     print("==> the Helm chart")
     chart = package_chart(bundle / "helm")
@@ -86,7 +87,7 @@ def main() -> int:
     (bundle / "BUNDLE.txt").write_text(
         f"Qiao {version}, offline bundle\n"
         f"Python: {target.python_version}\n"
-        f"Platform: {_label(python, target)}\n"
+        f"Platform: {label}\n"
         f"Helm chart: helm/{chart.name}\n"
         f"Container image: {image_note}\n"
         f"Wheels ({len(wheels)}):\n" + "".join(f"  {w}\n" for w in wheels),
@@ -96,7 +97,7 @@ def main() -> int:
     print(f"==> {bundle}")
     if not args.no_archive:
         archive = out / f"{name}.tar.gz"
-        make_archive(bundle, archive)
+        _tar(bundle, bundle.name, archive)
         print(f"==> {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -111,7 +112,8 @@ def _arguments() -> argparse.Namespace:
         "--platform",
         action="append",
         default=[],
-        help="pip platform tag of the target, e.g. manylinux2014_aarch64 (repeatable)",
+        help="pip platform tag of the target (repeatable); manylinux_2_28_aarch64 means "
+        "64-bit ARM with glibc 2.28 or newer",
     )
     parser.add_argument("--python-version", help="the target's Python, e.g. 3.12")
     parser.add_argument("--no-image", action="store_true", help="leave the container image out")
@@ -312,10 +314,6 @@ def write_checksums(bundle: Path) -> None:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         lines.append(f"{digest}  {path.relative_to(bundle).as_posix()}\n")
     (bundle / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
-
-
-def make_archive(folder: Path, archive: Path) -> None:
-    _tar(folder, folder.name, archive)
 
 
 def _tar(folder: Path, top: str, archive: Path) -> None:
