@@ -37,8 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "deploy" / "helm" / "qiao"
 DOC = ROOT / "docs" / "deploy-airgapped.md"
-#: What the wheel is built from (as deploy/Dockerfile copies it).
-SOURCES = ("pyproject.toml", "README.md", "cli", "core", "plugins", "templates_market")
+#: Files the wheel is built from besides the package folders pyproject.toml maps.
+PROJECT_FILES = ("pyproject.toml", "README.md")
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.py[cod]", "*.egg-info")
 #: Fixed timestamps keep the archives of one tree identical from build to build.
 EPOCH = 0
@@ -167,11 +167,10 @@ def wheelhouse(python: str, target: Target, dest: Path, version: str) -> None:
         source, built = Path(tmp) / "source", Path(tmp) / "built"
         # Built from a copy, so the working tree gets no build/ or .egg-info folders.
         source.mkdir()
-        for name in SOURCES:
-            if (ROOT / name).is_dir():
-                shutil.copytree(ROOT / name, source / name, ignore=SKIPPED)
-            else:
-                shutil.copy2(ROOT / name, source / name)
+        for name in PROJECT_FILES:
+            shutil.copy2(ROOT / name, source / name)
+        for name in _package_folders():
+            shutil.copytree(ROOT / name, source / name, ignore=SKIPPED)
         _run([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(built), str(source)])
         (qiao,) = built.glob(f"qiao_crm-{version}-*.whl")
         if not target.platforms:
@@ -199,6 +198,12 @@ def wheelhouse(python: str, target: Target, dest: Path, version: str) -> None:
                 str(qiao),
             ]
         )
+
+
+def _package_folders() -> set[str]:
+    """The folders pyproject.toml installs under ``qiao`` (``[tool.setuptools.package-dir]``)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return set(project["tool"]["setuptools"]["package-dir"].values())
 
 
 def package_chart(dest: Path) -> Path:

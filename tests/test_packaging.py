@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {name: f"qiao/{name}" for name in ("core", "cli", "plugins", "templates_market")}
+FOLDERS = {name: f"qiao/{name}" for name in ("api", "core", "cli", "plugins", "templates_market")}
 #: Data files shipped next to the code: manifests, templates, and the browser files
 #: (GraphiQL's page and its scripts and styles, docs/web-assets.md).
 DATA_SUFFIXES = {".yaml", ".mako", ".html", ".js", ".css", ".json", ".txt"}
@@ -46,7 +46,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
 
 
 def source_files() -> set[str]:
-    """Every module and data file of the four folders, as the wheel should name it."""
+    """Every module and data file of the package folders, as the wheel should name it."""
     expected = set()
     for folder, package in FOLDERS.items():
         for path in (ROOT / folder).rglob("*"):
