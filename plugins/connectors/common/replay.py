@@ -9,10 +9,20 @@ A database-backed store (same method) shares this between processes.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 DEFAULT_TTL = 24 * 3600.0
 """Longer than any vendor's re-delivery window."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A decrypted callback; ``first`` is false for a replay of one already processed."""
+
+    message: dict[str, Any]
+    key: str
+    first: bool
 
 
 class SeenKeys(Protocol):

@@ -12,23 +12,13 @@ from __future__ import annotations
 import json
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
 from qiao.plugins.connectors.common.errors import CallbackDecryptError
 from qiao.plugins.connectors.common.msgcrypt import MessageCrypt
-from qiao.plugins.connectors.common.replay import MemorySeenKeys, SeenKeys
+from qiao.plugins.connectors.common.replay import Inbound, MemorySeenKeys, SeenKeys
 from qiao.plugins.connectors.common.tokens import Clock
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """A decrypted callback message; ``first`` is false for a replay already processed."""
-
-    message: dict[str, Any]
-    key: str
-    first: bool
 
 
 def replay_key(message: dict[str, Any]) -> str:

@@ -14,13 +14,14 @@ from typing import Any
 
 import httpx
 
-from qiao.plugins.connectors.common.caller import Caller, Wiring
+from qiao.plugins.connectors.common.caller import Wiring
+from qiao.plugins.connectors.common.client import VendorClient
 from qiao.plugins.connectors.common.errcode import ErrcodeRules
 from qiao.plugins.connectors.common.errors import ProtocolError
 from qiao.plugins.connectors.common.http import request_json
 from qiao.plugins.connectors.common.ratelimit import Rate, RateLimits
 from qiao.plugins.connectors.common.retry import RetryPolicy
-from qiao.plugins.connectors.common.tokens import Token, TokenCache
+from qiao.plugins.connectors.common.tokens import Token
 from qiao.plugins.connectors.wecom.messages import Message, Recipients, SendOptions, SendResult
 
 VENDOR = "wecom"
@@ -58,8 +59,11 @@ class ExternalContact:
     follow_users: tuple[dict[str, Any], ...]
 
 
-class WeComClient:
+class WeComClient(VendorClient):
     """One self-built app (corp id, its secret and agent id) on one HTTP client."""
+
+    vendor = VENDOR
+    default_rates = DEFAULT_RATES
 
     def __init__(
         self,
@@ -73,25 +77,17 @@ class WeComClient:
         retry: RetryPolicy | None = None,
         limits: RateLimits | None = None,
     ) -> None:
-        self._wiring = wiring = wiring or Wiring()
         self._corp_id = corp_id
         self._secret = corp_secret
         self.agent_id = agent_id
-        self._http = http
         self._base = base_url.rstrip("/")
-        self._caller = Caller(
-            VENDOR,
-            wiring,
+        super().__init__(
+            http=http,
+            token_key=f"{corp_id}:{agent_id}",
+            wiring=wiring,
             retry=retry,
-            limits=limits or RateLimits(wiring.clock, wiring.sleep, DEFAULT_RATES),
+            limits=limits,
         )
-        self._tokens = TokenCache(
-            wiring.tokens, f"{VENDOR}:{corp_id}:{agent_id}", self._fetch_token, wiring.clock
-        )
-
-    def access_token(self) -> str:
-        """The current access token, fetched or refreshed as needed."""
-        return self._tokens.get()
 
     def send_message(
         self, recipients: Recipients, message: Message, options: SendOptions | None = None
