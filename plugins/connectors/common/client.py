@@ -9,7 +9,7 @@ import httpx
 from qiao.plugins.connectors.common.caller import Caller, Wiring
 from qiao.plugins.connectors.common.ratelimit import Rate, RateLimits
 from qiao.plugins.connectors.common.retry import RetryPolicy
-from qiao.plugins.connectors.common.tokens import Token, TokenCache
+from qiao.plugins.connectors.common.tokens import Token, TokenCache, TokenStore
 
 
 class VendorClient:
@@ -17,7 +17,8 @@ class VendorClient:
 
     Subclasses name their ``vendor`` and published ``default_rates``, pass the key their
     token is stored under (an account's identity, never its secret) and implement
-    :meth:`_fetch_token`.
+    :meth:`_fetch_token`. ``token_store`` overrides the shared store for tokens bound to
+    this process (a CSRF token tied to this HTTP client's session cookies).
     """
 
     vendor: ClassVar[str]
@@ -31,6 +32,7 @@ class VendorClient:
         wiring: Wiring | None = None,
         retry: RetryPolicy | None = None,
         limits: RateLimits | None = None,
+        token_store: TokenStore | None = None,
     ) -> None:
         self._wiring = wiring = wiring or Wiring()
         self._http = http
@@ -41,7 +43,10 @@ class VendorClient:
             limits=limits or RateLimits(wiring.clock, wiring.sleep, self.default_rates),
         )
         self._tokens = TokenCache(
-            wiring.tokens, f"{self.vendor}:{token_key}", self._fetch_token, wiring.clock
+            token_store or wiring.tokens,
+            f"{self.vendor}:{token_key}",
+            self._fetch_token,
+            wiring.clock,
         )
 
     def access_token(self) -> str:

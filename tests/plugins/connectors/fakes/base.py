@@ -24,6 +24,7 @@ class Seen:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    raw_query: str = ""
 
 
 class FakeVendor:
@@ -55,6 +56,7 @@ class FakeVendor:
             dict(request.query_params),
             {k.lower(): v for k, v in request.headers.items()},
             body,
+            request.url.query,
         )
         with self.lock:
             self.requests.append(entry)
@@ -70,6 +72,10 @@ class FakeVendor:
         """``(method, path) -> handler`` of the vendor's endpoints."""
         raise NotImplementedError
 
+    def other(self, seen: Seen) -> Response:
+        """Requests no route matched (paths with keys in them, for instance)."""
+        return JSONResponse({"error": f"no {seen.method} {seen.path}"}, status_code=404)
+
     def app(self) -> Starlette:
         routes = self.routes()
 
@@ -77,9 +83,7 @@ class FakeVendor:
             entry, scripted = await self.seen(request)
             if scripted is not None:
                 return scripted
-            handler = routes.get((entry.method, entry.path))
-            if handler is None:
-                return JSONResponse({"error": f"no {entry.method} {entry.path}"}, status_code=404)
+            handler = routes.get((entry.method, entry.path), self.other)
             with self.lock:
                 return handler(entry)
 
