@@ -42,7 +42,7 @@ FORM = [("合同编号", "HT-9"), ("金额", "128000.00")]
 @pytest.fixture
 def server(fake_time: FakeTime) -> Iterator[fake.FakeDingTalk]:
     with fake.FakeDingTalk(fake_time.clock).serve() as running:
-        yield running  # type: ignore[misc]
+        yield running
 
 
 def make_client(url: str, http: httpx.Client, wiring: Wiring, **options: Any) -> DingTalkClient:

@@ -55,8 +55,10 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[arg-type]
-        self.received.append((list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
+        content = envelope.original_content or b""
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.received.append((list(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
 
 

@@ -27,7 +27,7 @@ ADMIN = PasswordLogin(fake.USER, fake.PASSWORD)
 @pytest.fixture
 def server(fake_time: FakeTime) -> Iterator[fake.FakeKingdee]:
     with fake.FakeKingdee(fake_time.clock).serve() as running:
-        yield running  # type: ignore[misc]
+        yield running
 
 
 def make_client(

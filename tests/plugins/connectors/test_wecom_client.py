@@ -41,7 +41,7 @@ TO_ZHANGSAN = Recipients(users=("zhangsan",))
 @pytest.fixture
 def server(fake_time: FakeTime) -> Iterator[fake.FakeWeCom]:
     with fake.FakeWeCom(fake_time.clock).serve() as running:
-        yield running  # type: ignore[misc]
+        yield running
 
 
 def make_client(url: str, http: httpx.Client, wiring: Wiring, **options: Any) -> WeComClient:

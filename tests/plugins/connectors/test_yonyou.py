@@ -27,7 +27,7 @@ from .fakes import yonyou as fake
 @pytest.fixture
 def server(fake_time: FakeTime) -> Iterator[fake.FakeYonyou]:
     with fake.FakeYonyou(fake_time.clock).serve() as running:
-        yield running  # type: ignore[misc]
+        yield running
 
 
 @pytest.fixture

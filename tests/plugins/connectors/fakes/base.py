@@ -7,7 +7,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -91,7 +91,7 @@ class FakeVendor:
         return Starlette(routes=[Route("/{path:path}", dispatch, methods=methods)])
 
     @contextmanager
-    def serve(self) -> Iterator[FakeVendor]:
+    def serve(self) -> Iterator[Self]:
         with LiveServer(self.app()) as server:
             self.url = server.url
             yield self
