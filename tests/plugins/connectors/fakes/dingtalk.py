@@ -1,0 +1,128 @@
+"""A DingTalk server: both token endpoints, work notices and approvals, as published.
+
+The new family (``/v1.0/...``) answers errors as HTTP 4xx ``{code, message, requestid}``,
+the old one as HTTP 200 ``{errcode, errmsg}``. ``block_page(times)`` answers with the HTML
+page DingTalk shows an IP over its limit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from itertools import count
+from typing import Any
+
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from . import wxcrypt
+from .base import FakeVendor, Seen
+
+APP_KEY = "dingappkey0001"
+APP_SECRET = "dingsecret0001"
+AGENT_ID = 2_000_001
+LIFETIME = 7200
+BLOCK_PAGE = "<html><body><h1>访问被拒绝</h1><p>您的请求过于频繁，请稍后再试。</p></body></html>"
+
+
+def failure(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, "requestid": "req-1"}, status)
+
+
+def old(errcode: int = 0, errmsg: str = "ok", **fields: Any) -> JSONResponse:
+    return JSONResponse({"errcode": errcode, "errmsg": errmsg, **fields})
+
+
+class FakeDingTalk(FakeVendor):
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock)
+        self.tokens: dict[str, float] = {}
+        self.issued = 0
+        self.notices: list[dict[str, Any]] = []
+        self.instances: dict[str, dict[str, Any]] = {}
+        self._ids = count(1)
+
+    def routes(self) -> dict[tuple[str, str], Callable[[Seen], Response]]:
+        return {
+            ("POST", "/v1.0/oauth2/accessToken"): self.new_token,
+            ("GET", "/gettoken"): self.old_token,
+            ("POST", "/topapi/message/corpconversation/asyncsend_v2"): self.notice,
+            ("POST", "/v1.0/workflow/processInstances"): self.create_instance,
+            ("GET", "/v1.0/workflow/processInstances"): self.get_instance,
+        }
+
+    def block_page(self, path: str, times: int = 1) -> None:
+        self.fail(path, HTMLResponse(BLOCK_PAGE, status_code=403), times)
+
+    def expire_tokens(self) -> None:
+        for token in self.tokens:
+            self.tokens[token] = self.clock() - 1
+
+    def finish(self, instance_id: str, status: str, result: str = "") -> None:
+        self.instances[instance_id].update(status=status, result=result)
+
+    def _issue(self) -> str:
+        self.issued += 1
+        token = f"dt-token-{self.issued}"
+        self.tokens[token] = self.clock() + LIFETIME
+        return token
+
+    def _valid(self, token: str | None) -> bool:
+        return token is not None and self.tokens.get(token, 0) > self.clock()
+
+    def new_token(self, seen: Seen) -> Response:
+        body = json.loads(seen.body)
+        if body.get("appKey") != APP_KEY or body.get("appSecret") != APP_SECRET:
+            return failure(400, "InvalidAuthentication", "appKey or appSecret is wrong")
+        return JSONResponse({"accessToken": self._issue(), "expireIn": LIFETIME})
+
+    def old_token(self, seen: Seen) -> Response:
+        if seen.query.get("appkey") != APP_KEY or seen.query.get("appsecret") != APP_SECRET:
+            return old(40089, "不合法的corpid或corpsecret")
+        return old(access_token=self._issue(), expires_in=LIFETIME)
+
+    def notice(self, seen: Seen) -> Response:
+        if not self._valid(seen.query.get("access_token")):
+            return old(42001, "access_token超时")
+        body = json.loads(seen.body)
+        if body.get("agent_id") != AGENT_ID or "msgtype" not in body.get("msg", {}):
+            return old(40035, "不合法的参数")
+        task = next(self._ids)
+        self.notices.append({"task_id": task, **body})
+        return old(task_id=task, request_id=f"r{task}")
+
+    def create_instance(self, seen: Seen) -> Response:
+        if not self._valid(seen.headers.get("x-acs-dingtalk-access-token")):
+            return failure(401, "InvalidAuthentication", "不合法的access_token")
+        body = json.loads(seen.body)
+        if not body.get("processCode") or not body.get("originatorUserId"):
+            return failure(400, "invalidParameter", "processCode and originatorUserId required")
+        instance = f"inst-{next(self._ids)}"
+        self.instances[instance] = {"status": "RUNNING", "result": "", "request": body}
+        return JSONResponse({"instanceId": instance})
+
+    def get_instance(self, seen: Seen) -> Response:
+        if not self._valid(seen.headers.get("x-acs-dingtalk-access-token")):
+            return failure(401, "InvalidAuthentication", "不合法的access_token")
+        instance = self.instances.get(seen.query.get("processInstanceId", ""))
+        if instance is None:
+            return failure(400, "instanceNotExist", "审批实例不存在")
+        result = {
+            "title": "合同用印",
+            "status": instance["status"],
+            "result": instance["result"],
+            "formComponentValues": instance["request"]["formComponentValues"],
+        }
+        return JSONResponse({"success": True, "result": result})
+
+
+def push(
+    token: str, aes_key: str, owner: str, event: dict[str, Any], ts: str, nonce: str
+) -> tuple[dict[str, str], bytes]:
+    """The query and body DingTalk POSTs to an HTTP callback URL for ``event``."""
+    encrypted = wxcrypt.encrypt(aes_key, owner, json.dumps(event, ensure_ascii=False).encode())
+    query = {
+        "signature": wxcrypt.sign(token, ts, nonce, encrypted),
+        "timestamp": ts,
+        "nonce": nonce,
+    }
+    return query, json.dumps({"encrypt": encrypted}).encode()
