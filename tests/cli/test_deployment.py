@@ -83,10 +83,10 @@ def test_init_refuses_unknown_plugins_before_writing(qiao: Run, tmp_path: Path) 
 
 
 def test_init_demo_seeds_once_and_prints_a_token(
-    qiao: Run, tmp_path: Path, qiao_backend: str, qiao_database_url: str
+    qiao: Run, tmp_path: Path, qiao_backend: str, qiao_empty_database_url: str
 ) -> None:
     folder = tmp_path / "demo"
-    database = [] if qiao_backend == "sqlite" else ["--database", qiao_database_url]
+    database = [] if qiao_backend == "sqlite" else ["--database", qiao_empty_database_url]
     result = qiao("init", str(folder), "--demo", *database)
     assert "Authorization: Bearer qiao_" in result.stdout
     config = folder / "qiao.toml"
