@@ -25,17 +25,14 @@ from qiao.cli.identity import ADMIN_ROLE, create_user
 from qiao.cli.jobs import background_worker
 from qiao.cli.migrating import migrate as migrate_schema
 from qiao.cli.migrating import require_current
-from qiao.cli.scaffolds import plugin_new
 from qiao.cli.state import CliState, pass_state
-from qiao.cli.templates import install_template
 from qiao.core.app import create_app
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import CONFIG_ENV, CONFIG_FILE, Config
 from qiao.core.errors import ConfigurationError
-from qiao.core.pluginmanager import BUILTIN_PLUGINS, available_plugins, create_plugins
-from qiao.core.records.context import Actor, Source
+from qiao.core.market.index import Market
+from qiao.core.pluginmanager import BUILTIN_PLUGINS, create_plugins
 from qiao.core.runtime import Runtime
-from qiao.templates_market.market import Market
 
 DEFAULT_DATABASE = "sqlite:///qiao.db"
 DEFAULT_PLUGINS = ("crm",)
@@ -82,19 +79,23 @@ def init(
         raise click.ClickException(
             f"{path} exists already; use another folder, or --force to overwrite it"
         )
-    enabled = list(plugins or DEFAULT_PLUGINS)
-    create_plugins(enabled)  # refuse unknown plugins before anything is written
     market = Market.load()
+    enabled = list(plugins or DEFAULT_PLUGINS)
     for name in templates:
-        market.package(name)  # and unknown templates
+        market.package(name)  # refuse unknown templates before anything is written
+        enabled += market.to_enable(name, enabled)
+    create_plugins(enabled)  # refuse unknown plugins before anything is written
     made = folder.create(directory, database_url, enabled, force=force)
     try:
         config = Config.load(path)
-        _set_up(config)
+        click.echo(f"Deployment: {config.path}")
+        click.echo(f"Database:   {_display_url(config.database_url)}")
+        demo_of = [*BUILTIN_PLUGINS, *enabled] if demo else []
+        _with_runtime(config, lambda runtime: _set_up(runtime, demo_of))
         for name in templates:
-            install_template(config, name)
+            click.echo(f"installed template {name} {market.package(name).manifest.version}")
         if demo:
-            _with_runtime(Config.load(path), _seed_and_print_token)
+            _with_runtime(config, _print_admin_token)
         else:
             click.echo(f"Make an API token with: qiao token create --user {ADMIN_USERNAME}")
     except BaseException:
@@ -105,11 +106,14 @@ def init(
     )
 
 
-def _set_up(config: Config) -> None:
-    """Migrate a new deployment's database and add 'admin'."""
-    click.echo(f"Deployment: {config.path}")
-    click.echo(f"Database:   {_display_url(config.database_url)}")
-    _with_runtime(config, _migrate_and_add_admin)
+def _set_up(runtime: Runtime, demo_of: list[str]) -> None:
+    """Migrate a new deployment's database, add 'admin' and seed the demo data asked for."""
+    migrate_schema(runtime, demo_of=demo_of)
+    if _user_exists(runtime, ADMIN_USERNAME):
+        click.echo(f"User '{ADMIN_USERNAME}' exists already; kept.")
+    else:
+        create_user(runtime, ADMIN_USERNAME, ADMIN_DISPLAY_NAME, None, ADMIN_ROLE)
+        click.echo(f"Created the administrator '{ADMIN_USERNAME}'.")
 
 
 def _with_runtime(config: Config, work: Callable[[Runtime], None]) -> None:
@@ -122,20 +126,6 @@ def _with_runtime(config: Config, work: Callable[[Runtime], None]) -> None:
         raise ConfigurationError(f"cannot use the database {url}: {reason}") from None
     finally:
         runtime.close()
-
-
-def _migrate_and_add_admin(runtime: Runtime) -> None:
-    migrate_schema(runtime)
-    if _user_exists(runtime, ADMIN_USERNAME):
-        click.echo(f"User '{ADMIN_USERNAME}' exists already; kept.")
-    else:
-        create_user(runtime, ADMIN_USERNAME, ADMIN_DISPLAY_NAME, None, ADMIN_ROLE)
-        click.echo(f"Created the administrator '{ADMIN_USERNAME}'.")
-
-
-def _seed_and_print_token(runtime: Runtime) -> None:
-    _seed_demo(runtime)
-    _print_admin_token(runtime)
 
 
 def _print_admin_token(runtime: Runtime) -> None:
@@ -162,30 +152,27 @@ def _user_exists(runtime: Runtime, username: str) -> bool:
     return bool(page.records)
 
 
-def _seed_demo(runtime: Runtime) -> None:
-    runtime.start()  # demo records go through every plugin's write hooks, which need start-up
-    with runtime.records.transaction(Actor.system(), Source.CLI) as ctx:
-        seeded = runtime.plugins.demo_data(runtime.records, ctx)
-    if seeded:
-        click.echo(f"Seeded demo data of: {', '.join(seeded)}.")
-    else:
-        click.echo("No enabled plugin has demo data.")
-
-
 @click.command()
 @pass_state
 def demo(state: CliState) -> None:
     """Seed the enabled plugins' demo data (once) into the deployment."""
     runtime = state.runtime()
     require_current(runtime)
-    _seed_demo(runtime)
+    result = runtime.migrate(demo_of=runtime.plugins.names)
+    if result.plan.empty:
+        click.echo("No enabled plugin has demo data.")
+    for line in result.plan.render():
+        click.echo(line)
 
 
-@click.command(short_help="Bring the database schema to the metadata.")
+@click.command(short_help="Bring the database to the metadata and the enabled plugins.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
 @pass_state
-def migrate(state: CliState) -> None:
-    """Create the tables, columns and indexes the metadata declares and the database lacks."""
-    migrate_schema(state.runtime())
+def migrate(state: CliState, dry_run: bool) -> None:
+    """Create the tables, columns and indexes the metadata declares and the database lacks,
+    migrate data to the installed versions of the plugins, and bring the records they
+    declare (roles, rules, pipelines, approvals) in step, in one transaction."""
+    migrate_schema(state.runtime(), dry_run=dry_run)
 
 
 @click.command()
@@ -218,7 +205,7 @@ def serve(
     base = f"http://{host}:{port}"
     click.echo(f"Qiao serves {base}; GraphiQL at {base}/graphql (Ctrl+C stops)")
     level = "debug" if state.debug else "info"
-    with background_worker(config, with_worker):
+    with background_worker(runtime, with_worker):
         if workers == 1:
             uvicorn.run(create_app(runtime), host=host, port=port, log_level=level)
             return
@@ -241,27 +228,4 @@ def worker_app() -> Starlette:
     return create_app(Runtime(Config.load()))
 
 
-@click.group()
-def plugin() -> None:
-    """Plugins installed in this environment."""
-
-
-plugin.add_command(plugin_new)
-
-
-@plugin.command("list")
-@pass_state
-def list_plugins(state: CliState) -> None:
-    """List installed plugins; '*' marks those the deployment enables."""
-    enabled = {*BUILTIN_PLUGINS, *state.config().plugins}
-    installed = available_plugins()
-    width = max(map(len, [*installed, *enabled]), default=0)
-    for name in sorted(installed):
-        mark = "*" if name in enabled else " "
-        note = " (built in)" if name in BUILTIN_PLUGINS else ""
-        click.echo(f"{mark} {name:<{width}}  {installed[name].value}{note}")
-    for name in sorted(enabled - installed.keys()):
-        click.echo(f"! {name:<{width}}  enabled but not installed")
-
-
-COMMANDS: list[click.Command] = [init, migrate, serve, demo, plugin]
+COMMANDS: list[click.Command] = [init, migrate, serve, demo]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,11 +28,12 @@ from qiao.core.audit.verify import verify as verify_chain
 from qiao.core.config import Config
 from qiao.core.crypto import CryptoError, FileKeyProvider
 from qiao.core.errors import QiaoError
+from qiao.core.market.index import Market
+from qiao.core.packages import versions
 from qiao.core.pluginmanager import create_plugins
 from qiao.core.runtime import Runtime
 from qiao.core.storage.database import Database
 from qiao.core.storage.ddl import SchemaPlan
-from qiao.templates_market.market import Market
 
 
 @dataclass(frozen=True)
@@ -178,27 +179,32 @@ class Doctor:
         return ok(f"verified: entries {report.first} to {report.last} ({report.count} entries)")
 
     def check_templates(self) -> Result:
-        recorded = self.settings.templates if self.settings else {}
-        if not recorded:
+        if self.config is None:
             return ok("none installed")
         market = Market.load()
+        templates = [p for p in self.config.plugins if market.is_template(p)]
+        if not templates:
+            return ok("none installed")
+        runtime = Runtime(self.config)
+        try:
+            with runtime.db.read() as conn:
+                applied = inspect(conn).has_table(versions.package.name)
+                recorded = versions.recorded(conn) if applied else {}
+        finally:
+            runtime.close()
         behind = []
-        for name, version in sorted(recorded.items()):
-            if self.config is not None and name not in self.config.plugins:
-                return fail(
-                    f"{name} is recorded in [templates] but not enabled",
-                    f"run 'qiao template install {name}'",
-                )
-            package_version = market.package(name).manifest.version
-            if package_version != version:
-                behind.append(f"{name} {version} (package {package_version})")
+        for name in templates:
+            package_version = market.package(name).version
+            if recorded.get(name) != package_version:
+                have = recorded.get(name) or "not applied"
+                behind.append(f"{name} {have} (package {package_version})")
         if behind:
             first = behind[0].split()[0]
             return fail(
                 f"not at their package's version: {', '.join(behind)}",
                 f"run 'qiao template upgrade {first}'",
             )
-        return ok(", ".join(f"{n} {v}" for n, v in sorted(recorded.items())))
+        return ok(", ".join(f"{n} {recorded[n]}" for n in templates))
 
     def check_network(self) -> Result:
         """Settings naming public hosts: unreachable where there is no way out."""

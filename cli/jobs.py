@@ -19,7 +19,6 @@ from typing import Any
 import click
 
 from qiao.cli.state import CliState, pass_state
-from qiao.core.config import Config
 from qiao.core.errors import BadUserInput, ConfigurationError, NotFound
 from qiao.core.events import queue, signing, webhooks
 from qiao.core.events.worker import Worker, WorkerSettings, WorkerThread
@@ -108,24 +107,26 @@ def worker(
 
 
 @contextmanager
-def background_worker(config: Config, enabled: bool) -> Iterator[None]:
-    """A worker thread for ``qiao serve``, stopped when the server stops.
+def background_worker(runtime: Runtime, enabled: bool) -> Iterator[None]:
+    """A worker thread for ``qiao serve`` on the server's started runtime, stopped with it.
 
-    It has a runtime of its own, so it works the same whether uvicorn serves
-    in this process or in several (``--workers``), and one worker per ``serve``
-    keeps SQLite to a single writer of the queue. With separate worker pods
-    (the Helm chart), serve with ``--no-worker``.
+    One worker per ``serve`` (also with ``--workers``, whose processes only
+    answer requests) keeps SQLite to a single writer of the queue. With
+    separate worker pods (the Helm chart), serve with ``--no-worker``. What
+    would make every delivery fail (an audit key that cannot be used, keys
+    that do not open the data) stops ``serve`` here, at start-up, rather than
+    sending each delivery through its retries into the dead letters.
     """
     if not enabled:
         yield
         return
-    runtime = Runtime(config)
+    runtime.start()
+    runtime.audit_log()
     thread = WorkerThread(runtime).start()
     try:
         yield
     finally:
         thread.stop()
-        runtime.close()
 
 
 @click.group()

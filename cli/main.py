@@ -27,19 +27,35 @@ from qiao.cli import (
     jobs,
     keys,
     metadata,
+    plugins,
     schema,
     templates,
 )
 from qiao.cli.state import CliState
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError, QiaoError
-from qiao.core.pluginmanager import create_plugins
+from qiao.core.market.index import Market
+from qiao.core.pluginmanager import BUILTIN_PLUGINS, available_plugins, create_plugins
 
 log = logging.getLogger("qiao.cli")
 
 
 class QiaoGroup(click.Group):
     """A click group that turns errors into one line and adds plugins' commands."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """A command of a plugin the deployment does not enable says how to enable it."""
+        name = args[0] if args else ""
+        if name and self.get_command(ctx, name) is None:
+            owner = _disabled_owner(ctx, name)
+            if owner is not None:
+                ctx.fail(
+                    f"{name!r} is a command of the {owner} plugin, which this deployment "
+                    f"does not enable: enable the {owner} plugin: qiao plugin enable {owner}"
+                )
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -98,6 +114,7 @@ for module in (
     metadata,
     audit,
     templates,
+    plugins,
     doctor,
     jobs,
     keys,
@@ -122,6 +139,24 @@ def _add_plugin_commands(argv: Sequence[str]) -> None:
                 f"plugin {plugin!r} adds the command {command.name!r}, which exists already"
             )
         cli.add_command(command)
+
+
+def _disabled_owner(ctx: click.Context, command: str) -> str | None:
+    """The installed plugin offering ``command``, among those the deployment does not enable."""
+    state = ctx.find_object(CliState)
+    try:
+        enabled = {*BUILTIN_PLUGINS, *(state.config().plugins if state else ())}
+    except QiaoError:
+        enabled = set(BUILTIN_PLUGINS)
+    market = Market.load()
+    for name in sorted(available_plugins().keys() - enabled):
+        try:
+            offered = create_plugins(market.to_enable(name, [])).cli_commands()
+        except QiaoError:
+            continue  # a plugin that cannot load offers nothing to enable
+        if any(c.name == command for plugin, c in offered if plugin == name):
+            return name
+    return None
 
 
 def _config_arg(argv: Sequence[str]) -> Path | None:

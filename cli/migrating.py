@@ -6,35 +6,26 @@ report the same lines, and show a progress bar meanwhile on a terminal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import click
 
 from qiao.cli.progress import progress
 from qiao.core.errors import ConfigurationError
+from qiao.core.packages.apply import Migration
 from qiao.core.runtime import Runtime
-from qiao.core.storage import ddl
 
 
-def migrate(runtime: Runtime) -> ddl.SchemaPlan:
-    """Migrate and say what was done, one line per table, column and index."""
-    with runtime.db.read() as conn:
-        kernel_before = ddl.kernel_revision(conn)
-    with progress("Migrating the database schema"):
-        plan = runtime.migrate()
-    head = ddl.kernel_head()
-    if kernel_before != head:
-        click.echo(f"kernel tables: at revision {head}")
-    for table in plan.create_tables:
-        click.echo(f"created table {table}")
-    for table, column in plan.add_columns:
-        click.echo(f"added column {table}.{column}")
-    for table, index in plan.add_indexes:
-        if table not in plan.create_tables:
-            click.echo(f"created index {index} on {table}")
-    if plan.empty and kernel_before == head:
+def migrate(runtime: Runtime, *, demo_of: Iterable[str] = (), dry_run: bool = False) -> Migration:
+    """Migrate (see :meth:`Runtime.migrate`) and say what was done, one line per item."""
+    label = "Planning the migration" if dry_run else "Migrating the database"
+    with progress(label):
+        result = runtime.migrate(demo_of=demo_of, dry_run=dry_run)
+    for line in result.plan.render(done=not dry_run):
+        click.echo(line)
+    if result.plan.empty:
         click.echo("The database is up to date.")
-    for table, column in plan.orphan_columns:
-        click.echo(f"note: column {table}.{column} is not declared by any field (kept)")
-    return plan
+    return result
 
 
 def require_current(runtime: Runtime) -> None:

@@ -2,7 +2,7 @@
 
 :class:`~qiao.core.config.Config` reads what a running process needs and
 ignores the rest; the commands that change the file (``template install``,
-``uninstall``, ``upgrade``) need every table kept as written. The file is
+``uninstall``, ``plugin enable``) need every table kept as written. The file is
 rewritten with tomli_w, keeping its leading comment block, atomically and with
 its permission bits, so a crash never leaves half a configuration behind.
 """
@@ -21,8 +21,6 @@ import tomli_w
 from qiao.core.config import CONFIG_FILE, Config
 from qiao.core.errors import ConfigurationError
 
-#: ``[templates]`` maps each installed template to the version its tables were made for.
-TEMPLATES_TABLE = "templates"
 #: ``[keys]`` names the key provider and its key file, relative to the deployment folder.
 KEYS_TABLE = "keys"
 
@@ -44,6 +42,20 @@ class SettingsFile:
         return cls.read(config.path)
 
     @classmethod
+    def to_change(cls, config: Config) -> SettingsFile:
+        """The file, for a command that changes the plugins it enables.
+
+        Refused when ``QIAO_PLUGINS`` overrides the list, since what would be
+        written is not what runs.
+        """
+        settings = cls.of(config)
+        if tuple(settings.enabled) != config.plugins:
+            raise ConfigurationError(
+                "QIAO_PLUGINS overrides the plugins of qiao.toml; unset it to change them"
+            )
+        return settings
+
+    @classmethod
     def read(cls, path: Path) -> SettingsFile:
         try:
             text = path.read_text(encoding="utf-8")
@@ -63,21 +75,6 @@ class SettingsFile:
     @enabled.setter
     def enabled(self, names: list[str]) -> None:
         self.data.setdefault("plugins", {})["enabled"] = names
-
-    @property
-    def templates(self) -> dict[str, str]:
-        """Installed templates and their recorded versions."""
-        return dict(self.data.get(TEMPLATES_TABLE, {}))
-
-    def record_template(self, name: str, version: str | None) -> None:
-        """Record ``name`` at ``version``; ``None`` forgets it."""
-        table = self.data.setdefault(TEMPLATES_TABLE, {})
-        if version is None:
-            table.pop(name, None)
-            if not table:
-                del self.data[TEMPLATES_TABLE]
-        else:
-            table[name] = version
 
     def key_file(self) -> Path | None:
         """The key file of the ``[keys]`` table, or ``None`` when the deployment names none."""

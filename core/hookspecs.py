@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from qiao.core.events.model import EventHandler
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
+    from qiao.core.packages.demo import DemoData
     from qiao.core.records.context import WriteContext
-    from qiao.core.records.service import RecordsService
     from qiao.core.runtime import Runtime
 
 PROJECT = "qiao"
@@ -247,21 +247,18 @@ def qiao_cli_commands() -> Sequence[click.Command]:
 
 
 @hookspec
-def qiao_demo_data(records: RecordsService, context: WriteContext) -> None:
-    """Seed example records that show a plugin at work.
+def qiao_demo_data() -> Sequence[Path | DemoData]:
+    """Ship example records that show a plugin at work.
 
-    Called by ``qiao init --demo`` and ``qiao demo``, once per command, for
-    every enabled plugin in load order (so a plugin finds the demo records of
-    the plugins it depends on), all inside one transaction.
+    Called by ``qiao init --demo``, ``qiao demo`` and ``qiao template install
+    --demo``, which seed the demo data of the plugins they name in load order,
+    in one transaction (so a plugin's demo data may refer to the records of
+    the plugins it depends on).
 
-    :param records: the records service; write through it so that validation
-        and the write hooks apply as for any other record.
-    :param context: the transaction's write context (the system actor, source
-        ``cli``); pass it to every ``records.create`` call.
-    :returns: nothing; results are ignored. Raise a
-        :class:`~qiao.core.errors.QiaoError` (for example
-        :class:`~qiao.core.errors.Conflict` when the data is there already) to
-        refuse: every plugin's demo data is then rolled back.
+    :returns: demo files (YAML, see docs/manifest.md) or already built
+        :class:`~qiao.core.packages.demo.DemoData`. Results are collected; the
+        records are written through the records service as the system, and a
+        refused record rolls back every plugin's demo data.
     """
 
 

@@ -28,11 +28,12 @@ import pluggy
 from pydantic import ValidationError
 
 from qiao.core import hookspecs
-from qiao.core.errors import ConfigurationError, MetadataError, QiaoError
+from qiao.core.errors import ConfigurationError, MetadataError
 from qiao.core.hookspecs import ENTITIES_ATTRIBUTE
 from qiao.core.metadata.manifest import Manifest, RoleDecl, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
+from qiao.core.packages.demo import DemoData, load_demo
 
 if TYPE_CHECKING:
     import click
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from qiao.core.automation.channels import NotificationChannel
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
-    from qiao.core.records.context import WriteContext
-    from qiao.core.records.service import RecordsService
     from qiao.core.runtime import Runtime
 
 ENTRY_POINT_GROUP = "qiao"
@@ -100,9 +99,19 @@ def create_plugins(enabled: Iterable[str], extra: Sequence[ModuleType | object] 
         raise ConfigurationError(f"plugin {name!r}: {exc}") from exc
     except ValueError as exc:  # a hook specified twice, or a plugin name taken
         raise ConfigurationError(f"plugins: {exc}") from exc
-    plugins = Plugins(pm, [name for name, _ in named])
+    versions = {name: _version(obj, installed.get(name)) for name, obj in named}
+    plugins = Plugins(pm, [name for name, _ in named], versions)
     plugins.check_subscriptions()
     return plugins
+
+
+def _version(plugin: object, entry_point: EntryPoint | None) -> str:
+    """A plugin's ``QIAO_VERSION``, else its distribution's version (``0`` when it has none)."""
+    declared = getattr(plugin, "QIAO_VERSION", None)
+    if declared is not None:
+        return str(declared)
+    dist = entry_point.dist if entry_point is not None else None
+    return dist.version if dist is not None else "0"
 
 
 def _dependency_order(modules: dict[str, ModuleType]) -> list[str]:
@@ -137,9 +146,15 @@ class Plugins:
     own hook relay (``plugins.hook.leads_classify(text=...)``).
     """
 
-    def __init__(self, pm: pluggy.PluginManager, names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        names: Sequence[str],
+        versions: Mapping[str, str] | None = None,
+    ) -> None:
         self.pm = pm
         self._names = list(names)
+        self._versions = dict(versions or {})
         self._callers: dict[tuple[str, frozenset[str]], pluggy.HookCaller] = {}
         self._write_callers: dict[tuple[str, str], pluggy.HookCaller] = {}
 
@@ -147,6 +162,10 @@ class Plugins:
     def names(self) -> list[str]:
         """Every registered plugin's name, in load order."""
         return list(self._names)
+
+    def version(self, name: str) -> str:
+        """The version of plugin ``name`` (a template's from its template.yaml)."""
+        return self._versions.get(name, "0")
 
     @property
     def hook(self) -> pluggy.HookRelay:
@@ -300,25 +319,15 @@ class Plugins:
     def cli_commands(self) -> list[tuple[str, click.Command]]:
         return [(p, c) for p, cmds in self._by_plugin("qiao_cli_commands") for c in cmds or ()]
 
-    def demo_data(self, records: RecordsService, context: WriteContext) -> list[str]:
-        """Seed every plugin's demo data in load order; returns the plugins that have some.
-
-        Unlike other hooks, a plugin's own refusal (a :class:`QiaoError`) is
-        passed on unchanged: its message is what the person running the
-        command needs to read.
-        """
-        seeded = []
-        for name in self._implementers("qiao_demo_data"):
-            try:
-                self._caller_of("qiao_demo_data", name)(records=records, context=context)
-            except QiaoError:
-                raise
-            except Exception as exc:
-                raise ConfigurationError(
-                    f"plugin {name!r} failed in qiao_demo_data: {exc}"
-                ) from exc
-            seeded.append(name)
-        return seeded
+    def demo_data(self, only: Iterable[str] | None = None) -> list[tuple[str, DemoData]]:
+        """Each plugin's demo data, read and checked, in load order (``only`` these plugins)."""
+        wanted = None if only is None else set(only)
+        return [
+            (plugin, item if isinstance(item, DemoData) else load_demo(Path(item)))
+            for plugin, items in self._by_plugin("qiao_demo_data")
+            if wanted is None or plugin in wanted
+            for item in items or ()
+        ]
 
     def key_providers(self) -> dict[str, Callable[[Mapping[str, Any]], KeyProvider]]:
         """Key providers plugins offer, by name; a name offered twice is refused."""

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, inspect
 
+from qiao.core.audit import AuditLog
+from qiao.core.audit import log as audit_log
 from qiao.core.catalog import Catalog
 from qiao.core.config import Config
 from qiao.core.encryption import FieldEncryption, KeyStore, check_keys, provider_factory
 from qiao.core.errors import ConfigurationError
 from qiao.core.metadata import store
-from qiao.core.metadata.declared import install_declared
 from qiao.core.metadata.registry import Registry
+from qiao.core.packages import apply
+from qiao.core.packages.apply import Migration
 from qiao.core.permissions.access import Access
-from qiao.core.permissions.roles import install_roles
 from qiao.core.pluginmanager import Plugins, create_plugins
 from qiao.core.records.context import Actor
 from qiao.core.records.service import Clock, RecordsService, utcnow
@@ -50,19 +53,20 @@ class Runtime:
         self._catalog: Catalog | None = None
         self._checked_at = 0.0
         self._started = False
+        self._pin = threading.local()
+        self._audit_bound = False
 
     # -- Schema -----------------------------------------------------------------------
 
-    def migrate(self) -> ddl.SchemaPlan:
-        """Bring kernel tables to head and entity tables to the metadata, atomically."""
-        with self.db.write() as conn:
-            ddl.upgrade_kernel(conn)
-            store.lock_version(conn)
-            registry = self.build_registry(conn)
-            plan = ddl.apply_entities(conn, registry)
-        self._install(Catalog.of(registry))
-        install_roles(self.records, self.plugins)
-        return plan
+    def migrate(self, *, demo_of: Iterable[str] = (), dry_run: bool = False) -> Migration:
+        """Bring the database to the plugins in one transaction (see qiao.core.packages.apply).
+
+        Kernel tables, entity tables, data migrations, declared records, package
+        versions and the demo data of ``demo_of``; with ``dry_run``, all of it is
+        done and rolled back, so the plan says exactly what a real run would do.
+        """
+        self._bind_audit()
+        return apply.migrate(self, demo_of=demo_of, dry_run=dry_run)
 
     def pending(self) -> tuple[bool, ddl.SchemaPlan | None]:
         """Whether kernel migrations are current, and what entity tables lack."""
@@ -83,8 +87,27 @@ class Runtime:
 
     # -- Current metadata ---------------------------------------------------------------
 
+    @contextmanager
+    def pinned(self, catalog: Catalog) -> Iterator[Catalog]:
+        """Make :meth:`current` answer ``catalog`` in this thread while the block runs.
+
+        A transaction that changes the metadata (a migration, a template install)
+        reads and writes records under the new metadata before it commits; other
+        threads keep the committed catalog, as their transactions see the
+        committed tables.
+        """
+        before = getattr(self._pin, "catalog", None)
+        self._pin.catalog = catalog
+        try:
+            yield catalog
+        finally:
+            self._pin.catalog = before
+
     def current(self) -> Catalog:
         """The catalog of the current metadata version (re-checked at most every interval)."""
+        pinned: Catalog | None = getattr(self._pin, "catalog", None)
+        if pinned is not None:
+            return pinned
         catalog = self._catalog
         now = time.monotonic()
         if catalog is not None and now - self._checked_at < self.config.metadata_check_interval:
@@ -127,9 +150,20 @@ class Runtime:
                 return
             self._started = True
         check_keys(self.records.encryption, self.db, self._catalog)  # a wrong key stops here
+        self._bind_audit()
         self.plugins.startup(self)
-        # After every plugin's start-up, so the hooks that check declared records are ready.
-        install_declared(self.records, self.plugins)
+
+    def _bind_audit(self) -> None:
+        """Attach the deployment's audit log before this runtime writes anything."""
+        with self._lock:
+            if not self._audit_bound:
+                audit_log.bind(self)
+                self._audit_bound = True
+
+    def audit_log(self) -> AuditLog | None:
+        """The deployment's audit log (bound on first use); None when it has no audit key."""
+        self._bind_audit()
+        return audit_log.bound(self)
 
     def access_for(self, actor: Actor) -> Access:
         """What ``actor`` may do, as checks and SQL conditions (cached a few seconds)."""

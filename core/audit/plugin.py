@@ -1,23 +1,21 @@
 """The built-in ``audit`` plugin: every record write enters the audit log.
 
 Always enabled (``BUILTIN_PLUGINS``), and wired through the same hooks any
-plugin uses: the write hook appends an entry inside the write's transaction,
-start-up binds the runtime's audit key, and ``auditTrail`` joins the schema.
+plugin uses: the write hook appends an entry inside the write's transaction
+(the runtime binds its audit key before it writes), and ``auditTrail`` joins
+the schema.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qiao.core.audit import log
 from qiao.core.audit.graphql import AuditQuery
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
-
-if TYPE_CHECKING:
-    from qiao.core.runtime import Runtime
 
 
 @hookimpl
@@ -28,7 +26,7 @@ def qiao_after_record_write(
     record: Mapping[str, Any],
     changes: Mapping[str, tuple[Any, Any]],
 ) -> None:
-    audit = log.log_for(context.connection)
+    audit = context.runtime.audit_log()
     if audit is None:
         log.refuse_if_keyed(context.connection)
         return
@@ -38,8 +36,3 @@ def qiao_after_record_write(
 @hookimpl
 def qiao_graphql_types() -> list[type]:
     return [AuditQuery]
-
-
-@hookimpl
-def qiao_startup(runtime: Runtime) -> None:
-    log.bind(runtime)

@@ -74,8 +74,6 @@ def qiao_after_record_write(
     changes: dict[str, tuple[Any, Any]],
 ) -> None:
     runtime = context.runtime
-    if not runtime.started:
-        return  # a bare migration: no rule can act yet
     if entity.name == RULE:
         rules_of(runtime).forget()
         timing.rule_written(context.connection, operation, record)

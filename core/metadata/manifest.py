@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
@@ -23,6 +23,8 @@ __all__ = [
     "ApprovalProcessDecl",
     "AutomationRuleDecl",
     "Manifest",
+    "MigrationDecl",
+    "MigrationStep",
     "PipelineDecl",
     "RoleDecl",
     "describe_validation_error",
@@ -47,6 +49,15 @@ class RoleDecl(BaseModel):
     title: str | None = None
     description: str | None = None
     rights: Rights
+
+    def values(self) -> dict[str, Any]:
+        """The ``role`` record this declaration makes."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "rights": self.rights.model_dump(mode="json", exclude_defaults=True),
+        }
 
 
 class AutomationRuleDecl(BaseModel):
@@ -97,8 +108,58 @@ class ApprovalProcessDecl(BaseModel):
     on_rejected: tuple[dict[str, Any], ...] = ()
 
 
+class RenameField(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    entity: str
+    from_: str = Field(alias="from")
+    to: str
+
+
+class MapValues(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entity: str
+    field: str
+    values: dict[str, str] = Field(min_length=1)
+
+
+class Backfill(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entity: str
+    field: str
+    formula: str
+
+
+class MigrationStep(BaseModel):
+    """One step of a migration: exactly one of its keys (docs/manifest.md, migrations)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rename_field: RenameField | None = None
+    map_values: MapValues | None = None
+    backfill: Backfill | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> MigrationStep:
+        given = [k for k in ("rename_field", "map_values", "backfill") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("a step has exactly one of rename_field, map_values, backfill")
+        return self
+
+
+class MigrationDecl(BaseModel):
+    """What upgrading to ``version`` of the declaring package does to data written before."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    steps: tuple[MigrationStep, ...] = Field(min_length=1)
+
+
 #: Manifest sections whose items become records of an entity, keyed by their
-#: ``name`` and installed once (see :func:`qiao.core.metadata.declared.install_declared`).
+#: ``name`` and kept in step with the manifest (see :mod:`qiao.core.packages.declared`).
 DECLARED_RECORDS: dict[str, str] = {
     "automation_rules": "automation_rule",
     "pipelines": "pipeline",
@@ -117,13 +178,15 @@ class Manifest(BaseModel):
     automation_rules: tuple[AutomationRuleDecl, ...] = ()
     pipelines: tuple[PipelineDecl, ...] = ()
     approval_processes: tuple[ApprovalProcessDecl, ...] = ()
+    migrations: tuple[MigrationDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
 
     def declared_records(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(entity, values)`` of every item of the :data:`DECLARED_RECORDS` sections."""
-        return [
+        """``(entity, values)`` of every role and item of the :data:`DECLARED_RECORDS` sections."""
+        roles = [("role", role.values()) for role in self.roles]
+        return roles + [
             (entity, item.model_dump(mode="json"))
             for section, entity in DECLARED_RECORDS.items()
             for item in getattr(self, section)

@@ -242,3 +242,25 @@ data_key = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Index("ix_qiao_data_key_entity", "entity", "purpose", "state"),
 )
+
+#: The records manifests declare (roles, rules, pipelines ...), with what was shipped and
+#: what was written, to tell a template's changes from an administrator's on upgrade.
+declared = Table(
+    "qiao_declared",
+    metadata,
+    Column("entity", String(64), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("plugin", String(64), nullable=False),
+    Column("shipped_digest", String(64), nullable=False),
+    Column("written_digest", String(64), nullable=False),
+    Column("keys", _json, nullable=False),
+)
+
+#: The version of each plugin and template whose content the database holds.
+package = Table(
+    "qiao_package",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("version", String(32), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

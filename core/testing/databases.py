@@ -63,6 +63,10 @@ class SqliteDatabases:
         shutil.copyfile(path, copy)
         return f"sqlite:///{copy}", seeded
 
+    def empty(self) -> str:
+        """The URL of a database nothing was written to yet (SQLite makes the file)."""
+        return f"sqlite:///{self.folder / f'empty-{uuid.uuid4().hex}.db'}"
+
     def cleanup(self) -> None:
         """Files live in pytest's temporary folder, which pytest prunes itself."""
 
@@ -99,6 +103,12 @@ class PostgresDatabases:
         name = f"{self.prefix}_{uuid.uuid4().hex[:12]}"
         self._create(name, template)
         return self._url(name), seeded
+
+    def empty(self) -> str:
+        """The URL of a new, empty database of this run."""
+        name = f"{self.prefix}_e{uuid.uuid4().hex[:12]}"
+        self._create(name)
+        return self._url(name)
 
     def cleanup(self) -> None:
         with self._engine.connect() as conn:

@@ -13,8 +13,16 @@ Fixtures (override the first two in a ``conftest.py`` to test a plugin):
     plugin objects that are not installed as entry points (default: none).
 ``qiao_backend``
     ``"sqlite"`` or ``"postgresql"``.
+``qiao_key_file``
+    the session's key file; the deployments of the fixtures use it for their
+    encrypted fields and their audit key, as ``qiao init`` sets them up.
 ``qiao_database_url``
     a fresh, migrated database with an administrator ``admin``.
+``qiao_config``
+    a qiao.toml in a folder of the test's own naming that database and the key file.
+``qiao_empty_database_url`` / ``qiao_deployment``
+    a new empty database, and a deployment ``qiao init`` made on it (in a
+    subprocess), driven through ``qiao`` processes (``.run``, ``.serve``).
 ``qiao_clock``
     a :class:`~qiao.core.testing.clock.TestClock` the runtime, its worker and
     timers read: it follows the wall clock until a test calls ``set`` or
@@ -41,14 +49,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 from starlette.applications import Starlette
 
 from qiao.core.app import create_app
 from qiao.core.auth.tokens import create_token
-from qiao.core.config import Config
+from qiao.core.config import CONFIG_FILE, Config
+from qiao.core.crypto import generate_key_file
 from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
@@ -60,6 +71,8 @@ from qiao.core.testing.databases import (
     postgres_admin_url,
     postgres_unreachable_reason,
 )
+from qiao.core.testing.deployment import Deployment
+from qiao.core.testing.deployment import init as init_deployment
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import TEST_SETTINGS
 
@@ -72,15 +85,40 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def _config(url: str, plugins: Sequence[str]) -> Config:
-    # Every process re-reads the metadata version on each request in tests, so a
-    # change made through one runtime is seen at once by the others.
-    return Config(database_url=url, plugins=tuple(plugins), metadata_check_interval=0)
+def _config(
+    url: str, plugins: Sequence[str], folder: Path, key_file: Path, *, audited: bool = True
+) -> Config:
+    """A deployment as ``qiao init`` makes it: a qiao.toml naming the key file (which
+    also wraps the audit key), in a folder of its own.
+
+    Every process re-reads the metadata version on each request in tests, so a
+    change made through one runtime is seen at once by the others.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "database": {"url": url},
+        "plugins": {"enabled": list(plugins)},
+        "metadata": {"check_interval": 0},
+        "keys": {"provider": "file", "file": str(key_file)},
+    }
+    if audited:
+        settings["audit"] = {"key_file": str(key_file)}
+    path = folder / CONFIG_FILE
+    path.write_text(tomli_w.dumps(settings), encoding="utf-8")
+    return Config.load(path, env={})
 
 
-def _seed_template(url: str, plugins: Sequence[str], extra: Sequence[Any]) -> str:
+def _seed_template(
+    url: str,
+    plugins: Sequence[str],
+    extra: Sequence[Any],
+    folder: Path,
+    key_file: Path,
+    audited: bool,
+) -> str:
     """Migrate a template database and give it an administrator; returns its token."""
-    runtime = Runtime(_config(url, plugins), extra_plugins=extra)
+    config = _config(url, plugins, folder, key_file, audited=audited)
+    runtime = Runtime(config, extra_plugins=extra)
     try:
         runtime.migrate()
         records = runtime.records
@@ -91,6 +129,15 @@ def _seed_template(url: str, plugins: Sequence[str], extra: Sequence[Any]) -> st
             return create_token(ctx.connection, runtime.current(), ADMIN, name="tests")
     finally:
         runtime.close()
+
+
+@pytest.fixture(scope="session")
+def qiao_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's key file (0600), as ``qiao init`` writes one: it wraps the data
+    keys and the audit key of every test database of the session."""
+    path = tmp_path_factory.mktemp("qiao-keys") / "qiao-kek.json"
+    generate_key_file(path)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +171,16 @@ def qiao_extra_plugins() -> Sequence[Any]:
     return ()
 
 
+@pytest.fixture
+def qiao_audited_setup() -> bool:
+    """Whether the test database's setup is audited, as ``qiao init``'s is (the default).
+
+    Tests of the audit log's own mechanics override it to False, to start from
+    an empty log that their first write keys.
+    """
+    return True
+
+
 @pytest.fixture(params=BACKENDS)
 def qiao_backend(request: pytest.FixtureRequest) -> str:
     backend: str = request.param
@@ -139,12 +196,19 @@ def _qiao_fresh(
 ) -> tuple[str, str]:
     """A fresh database URL and the administrator's token in it."""
     databases = request.getfixturevalue(f"_qiao_{qiao_backend}")
-    key = repr(
-        (tuple(qiao_enabled_plugins), [getattr(p, "__name__", repr(p)) for p in qiao_extra_plugins])
-    )
-    url, token = databases.fresh(
-        key, lambda u: _seed_template(u, qiao_enabled_plugins, qiao_extra_plugins)
-    )
+    key_file: Path = request.getfixturevalue("qiao_key_file")
+    audited: bool = request.getfixturevalue("qiao_audited_setup")
+    folders: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+    names = [getattr(p, "__name__", repr(p)) for p in qiao_extra_plugins]
+    key = repr((tuple(qiao_enabled_plugins), names, audited))
+
+    def seed(url: str) -> str:
+        folder = folders.mktemp("qiao-template")
+        return _seed_template(
+            url, qiao_enabled_plugins, qiao_extra_plugins, folder, key_file, audited
+        )
+
+    url, token = databases.fresh(key, seed)
     return url, str(token)
 
 
@@ -159,8 +223,28 @@ def qiao_admin_token(_qiao_fresh: tuple[str, str]) -> str:
 
 
 @pytest.fixture
-def qiao_config(qiao_database_url: str, qiao_enabled_plugins: Sequence[str]) -> Config:
-    return _config(qiao_database_url, qiao_enabled_plugins)
+def qiao_config(
+    qiao_database_url: str,
+    qiao_enabled_plugins: Sequence[str],
+    qiao_key_file: Path,
+    tmp_path: Path,
+) -> Config:
+    return _config(qiao_database_url, qiao_enabled_plugins, tmp_path / "deployment", qiao_key_file)
+
+
+@pytest.fixture
+def qiao_empty_database_url(request: pytest.FixtureRequest, qiao_backend: str) -> str:
+    """A new, empty database on the test's backend, for ``qiao init`` to set up."""
+    databases = request.getfixturevalue(f"_qiao_{qiao_backend}")
+    url: str = databases.empty()
+    return url
+
+
+@pytest.fixture
+def qiao_deployment(qiao_empty_database_url: str, tmp_path: Path) -> Deployment:
+    """A deployment made by ``qiao init`` (as a subprocess) on a new database of the
+    test's backend; drive it with ``.run(...)`` and ``.serve()`` (core/testing/deployment.py)."""
+    return init_deployment(tmp_path / "deployment", qiao_empty_database_url)
 
 
 @pytest.fixture

@@ -2,26 +2,27 @@
 tickets and products.
 
 Shipped as a plugin that uses only the public hooks, exactly as a vertical
-template would, so the hooks stay sufficient for real work.
+template would, so the hooks stay sufficient for real work: its entities and
+roles are manifests, its demo data a YAML file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from qiao.api import Records, WriteContext, hookimpl
-from qiao.plugins.crm import demo
+from qiao.api import hookimpl
 
 QIAO_DEPENDS = ("core",)
-MANIFEST = Path(__file__).with_name("entities.yaml")
-ROLES = Path(__file__).with_name("roles.yaml")
+HERE = Path(__file__).parent
+MANIFESTS = (HERE / "entities.yaml", HERE / "roles.yaml")
+DEMO = HERE / "demo.yaml"
 
 
 @hookimpl
 def qiao_entity_manifests() -> list[Path]:
-    return [MANIFEST, ROLES]
+    return list(MANIFESTS)
 
 
 @hookimpl
-def qiao_demo_data(records: Records, context: WriteContext) -> None:
-    demo.seed(records, context)
+def qiao_demo_data() -> list[Path]:
+    return [DEMO]

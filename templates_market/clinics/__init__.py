@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qiao.templates_market.package import TemplatePackage
+from qiao.api.templates import Template
 
-TEMPLATE = TemplatePackage.load(Path(__file__).parent)
+TEMPLATE = Template.load(Path(__file__).parent)
 QIAO_DEPENDS = TEMPLATE.depends
+QIAO_VERSION = TEMPLATE.version
 # Pluggy finds the template's hook implementations among this module's attributes.
 qiao_entity_manifests = TEMPLATE.qiao_entity_manifests
 qiao_demo_data = TEMPLATE.qiao_demo_data

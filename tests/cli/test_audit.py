@@ -17,6 +17,8 @@ from qiao.core.crypto import generate_key_file
 from qiao.core.runtime import Runtime
 from qiao.core.storage.database import Database
 
+from .conftest import write_config
+
 
 def create_users(config: Path, *names: str, days_ago: int = 0) -> None:
     """Users created (at a chosen time) by a process that holds the audit key."""
@@ -31,11 +33,15 @@ def create_users(config: Path, *names: str, days_ago: int = 0) -> None:
 
 
 @pytest.fixture
+def qiao_audited_setup() -> bool:
+    """These commands are shown on a log that starts empty, keyed by its first write."""
+    return False
+
+
+@pytest.fixture
 def audited(tmp_path: Path, qiao_database_url: str, make_config, qiao) -> Path:
     """A deployment with an audit key file and two audited users; returns its qiao.toml."""
     config = make_config(tmp_path / "qiao.toml", qiao_database_url)
-    generate_key_file(tmp_path / "audit.key")
-    config.write_text(config.read_text() + '\n[audit]\nkey_file = "audit.key"\n')
     for name in ("wang.fang", "li.na"):
         qiao("--config", str(config), "user", "create", name)
     return config
@@ -120,8 +126,9 @@ def test_prune_removes_old_entries_and_verification_goes_on(tmp_path, qiao_datab
     assert result.output == "audit log verified: entries 3 to 4 (2 entries)\n"
 
 
-def test_commands_need_an_audit_key(run):
-    result = run("audit", "verify", expect=1)
+def test_commands_need_an_audit_key(tmp_path, qiao_database_url, qiao):
+    config = write_config(tmp_path / "qiao.toml", qiao_database_url)
+    result = qiao("--config", str(config), "audit", "verify", expect=1)
     assert "no audit key is configured" in result.output
 
 

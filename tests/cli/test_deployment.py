@@ -83,10 +83,10 @@ def test_init_refuses_unknown_plugins_before_writing(qiao: Run, tmp_path: Path) 
 
 
 def test_init_demo_seeds_once_and_prints_a_token(
-    qiao: Run, tmp_path: Path, qiao_backend: str, qiao_database_url: str
+    qiao: Run, tmp_path: Path, qiao_backend: str, qiao_empty_database_url: str
 ) -> None:
     folder = tmp_path / "demo"
-    database = [] if qiao_backend == "sqlite" else ["--database", qiao_database_url]
+    database = [] if qiao_backend == "sqlite" else ["--database", qiao_empty_database_url]
     result = qiao("init", str(folder), "--demo", *database)
     assert "Authorization: Bearer qiao_" in result.stdout
     config = folder / "qiao.toml"
@@ -96,7 +96,7 @@ def test_init_demo_seeds_once_and_prints_a_token(
     assert _urgent_ticket_notices(config) == ["紧急工单：伺服驱动器 AL.16 报警"]
     again = qiao("--config", str(config), "demo", expect=1)
     assert (
-        again.stderr.strip() == "Error: the CRM demo data is there already (it can be seeded once)"
+        again.stderr.strip() == "Error: the crm demo data is there already (it can be seeded once)"
     )
     assert _count(config, "account") == 12
 
@@ -104,7 +104,7 @@ def test_init_demo_seeds_once_and_prints_a_token(
 def test_migrate_is_idempotent(qiao: Run, tmp_path: Path, make_config: Callable[..., Path]) -> None:
     config = make_config(tmp_path / "qiao.toml", f"sqlite:///{tmp_path / 'new.db'}")
     first = qiao("--config", str(config), "migrate").stdout
-    assert "kernel tables: at revision" in first
+    assert "migrated kernel tables to revision" in first
     assert "created table opportunity" in first
     assert qiao("--config", str(config), "migrate").stdout == "The database is up to date.\n"
 
@@ -136,11 +136,12 @@ def test_plugin_list_marks_enabled_plugins(
 
 def test_init_writes_key_file_unit_and_environment_file(qiao: Run, tmp_path: Path) -> None:
     folder = tmp_path / "acme"
-    qiao("init", str(folder), "--template", "clinics")
+    made = qiao("init", str(folder), "--template", "clinics").stdout
+    assert "installed template clinics 0.1.0" in made
     settings = tomllib.loads((folder / "qiao.toml").read_text(encoding="utf-8"))
     assert settings["keys"] == {"provider": "file", "file": "qiao-kek.json"}
+    assert settings["audit"] == {"key_file": "qiao-kek.json"}
     assert settings["plugins"]["enabled"] == ["crm", "clinics"]
-    assert settings["templates"] == {"clinics": "0.1.0"}
     for private in ("qiao-kek.json", "qiao.env"):
         assert (folder / private).stat().st_mode & 0o777 == 0o600
     unit = (folder / "qiao.service").read_text(encoding="utf-8")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import tomli_w
 from click.testing import Result
 from sqlalchemy import text
 
 from qiao.core.crypto import generate_key_file
 from qiao.core.storage.database import Database
+
+from .conftest import write_config
 
 Run = Callable[..., Result]
 
@@ -52,7 +56,7 @@ def test_an_unsafe_or_missing_key_file_fails(qiao: Run, tmp_path: Path) -> None:
 def test_pending_migrations_and_an_unreachable_database_fail(
     qiao: Run, tmp_path: Path, make_config: Callable[..., Path]
 ) -> None:
-    config = make_config(tmp_path / "qiao.toml", f"sqlite:///{tmp_path / 'new.db'}")
+    config = write_config(tmp_path / "qiao.toml", f"sqlite:///{tmp_path / 'new.db'}")
     result = qiao("--config", str(config), "doctor", expect=1)
     assert _line(result.stdout, "database").startswith("ok ")
     assert _line(result.stdout, "migrations").startswith("FAIL  migrations  behind the metadata")
@@ -79,13 +83,21 @@ def test_no_deployment_and_a_missing_plugin_fail(
 
 
 @pytest.fixture
+def qiao_audited_setup() -> bool:
+    """The log starts empty here, keyed by the audit key file of the test's own."""
+    return False
+
+
+@pytest.fixture
 def audited(
     tmp_path: Path, qiao_database_url: str, make_config: Callable[..., Path], qiao: Run
 ) -> Path:
-    """A migrated deployment with an audit key file and two audited users; its qiao.toml."""
+    """A migrated deployment with an audit key file of its own and two audited users."""
     config = make_config(tmp_path / "qiao.toml", qiao_database_url)
     generate_key_file(tmp_path / "audit.key")
-    config.write_text(config.read_text() + '\n[audit]\nkey_file = "audit.key"\n')
+    settings = tomllib.loads(config.read_text(encoding="utf-8"))
+    settings["audit"] = {"key_file": "audit.key"}
+    config.write_text(tomli_w.dumps(settings), encoding="utf-8")
     qiao("--config", str(config), "migrate")
     for name in ("wang.fang", "li.na"):
         qiao("--config", str(config), "user", "create", name)

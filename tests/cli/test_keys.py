@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from qiao.core.config import Config
-from qiao.core.crypto import generate_key_file, sealed_key_id
+from qiao.core.crypto import sealed_key_id
 from qiao.core.encryption.fields import index_version
 from qiao.core.encryption.rotation import key_usage, retire, rotate_data, rotate_index
 from qiao.core.errors import BadUserInput
@@ -27,9 +27,6 @@ ALICE = {"name": "张三", "phone": "13800138000", "diagnosis": "高血压", "no
 @pytest.fixture
 def deployment(config_file: Path, qiao: Run) -> Path:
     """A deployment with a key file and a custom ``patient`` entity holding 3 records."""
-    generate_key_file(config_file.parent / "qiao-kek.json")
-    text = config_file.read_text(encoding="utf-8")
-    config_file.write_text(text + '\n[keys]\nprovider = "file"\nfile = "qiao-kek.json"\n')
     qiao("--config", str(config_file), "entity", "create", str(PATIENT))
     with runtime_of(config_file) as runtime:
         for i in range(3):

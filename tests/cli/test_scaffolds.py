@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from qiao.templates_market.package import TemplatePackage
+from qiao.core.market.package import TemplatePackage
 
 Run = Callable[..., Result]
 

@@ -8,8 +8,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.deployment import init as init_deployment
 
 QIAO = [sys.executable, "-c", "from qiao.cli.main import main; main()"]
 
@@ -34,7 +38,7 @@ def test_serve_answers_health_checks(
     ) as server:
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 60
             while True:
                 assert server.poll() is None, server.communicate()
                 try:
@@ -49,3 +53,51 @@ def test_serve_answers_health_checks(
             server.terminate()
             out, _ = server.communicate(timeout=10)
     assert f"GraphiQL at {base}/graphql" in out
+
+
+TITLE = "紧急工单：主轴过热停机"
+
+
+def test_serve_alone_runs_the_demo_rules_with_a_clean_log(
+    qiao_empty_database_url: str, tmp_path: Path
+) -> None:
+    """A new user's first start: ``qiao init --demo``, then ``qiao serve`` and nothing else.
+
+    The demo's rule notifies the service engineers of an urgent ticket; the worker inside
+    ``serve`` must run it on the deployment ``init`` made (its key file and audit key).
+    """
+    site = init_deployment(tmp_path / "site", qiao_empty_database_url, "--demo")
+    token = site.run("token", "create", "--user", "admin", "--name", "test").stdout.strip()
+    with site.serve() as served:
+        client = GraphQLClient(served.url, token)
+        try:
+            client.data(
+                'mutation { createTicket(input: {subject: "主轴过热停机", priority: URGENT, '
+                'serialNumber: "HT-VMC850-0042"}) { id } }'
+            )
+            notified = _wait_for(
+                lambda: client.data(
+                    '{ notifications(filter: {kind: {eq: "ticket_urgent"}}) '
+                    "{ totalCount edges { node { title owner { username } } } } }"
+                )["notifications"],
+                lambda found: TITLE in [e["node"]["title"] for e in found["edges"]],
+            )
+        finally:
+            client.close()
+    mine = [edge["node"] for edge in notified["edges"] if edge["node"]["title"] == TITLE]
+    assert [n["owner"]["username"] for n in mine] == ["chen.lei"]
+    complaints = [
+        line
+        for line in served.log.splitlines()
+        if any(word in line for word in ("Traceback", "ERROR", "WARNING", " failed"))
+    ]
+    assert complaints == [], served.log
+
+
+def _wait_for(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = read()
+        if done(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)

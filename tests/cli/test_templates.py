@@ -1,27 +1,41 @@
-"""qiao template list, info, install, uninstall and upgrade."""
+"""``qiao template`` and ``qiao plugin`` as a user runs them: subprocesses on a deployment
+made by ``qiao init`` (its key file, its audit key), on SQLite and PostgreSQL.
+
+Each of the four templates goes through its life: a dry run that changes nothing, an install
+with demo data, an administrator's customisations, an upgrade that keeps them, and an
+uninstall that refuses to lose records until told to purge them, after a backup.
+"""
 
 from __future__ import annotations
 
-import json
-import tomllib
-from collections.abc import Callable
+import stat
 from pathlib import Path
-from typing import Any
 
-from click.testing import Result
+import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from qiao.core.config import Config
+from qiao.core.market.index import Market
+from qiao.core.records.context import Actor, Source
+from qiao.core.runtime import Runtime
+from qiao.core.testing.deployment import Deployment
+from qiao.core.testing.deployment import init as init_deployment
 
-Run = Callable[..., Result]
+VERTICALS = ("manufacturing_dealers", "education", "clinics", "law_firms")
 
 
-def _settings(config: Path) -> dict[str, Any]:
-    return tomllib.loads(config.read_text(encoding="utf-8"))
+def _sql(deployment: Deployment, query: str, **params: object) -> list[tuple[object, ...]]:
+    engine = create_engine(Config.load(deployment.config).database_url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(query), params)
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
 
 
-def _tables(config: Path) -> set[str]:
-    engine = create_engine(Config.load(config).database_url)
+def _tables(deployment: Deployment) -> set[str]:
+    engine = create_engine(Config.load(deployment.config).database_url)
     try:
         with engine.connect() as conn:
             return set(inspect(conn).get_table_names())
@@ -29,186 +43,137 @@ def _tables(config: Path) -> set[str]:
         engine.dispose()
 
 
-def test_list_and_info_show_the_market(qiao: Run, tmp_path: Path) -> None:
-    qiao("init", str(tmp_path), "--template", "clinics")
-    config = str(tmp_path / "qiao.toml")
-    listed = qiao("--config", config, "template", "list").stdout
+@pytest.mark.parametrize("name", VERTICALS)
+def test_a_template_is_installed_customised_upgraded_and_uninstalled(
+    qiao_deployment: Deployment, name: str
+) -> None:
+    site = qiao_deployment
+    package = Market.load().package(name)
+    entities = [e.name for manifest in package.manifests for e in manifest.entities]
+    roles = [r.name for manifest in package.manifests for r in manifest.roles]
+
+    planned = site.run("template", "install", name, "--demo", "--dry-run").stdout
+    assert f"would create table {entities[0]}" in planned
+    assert f"would create role {roles[0]!r} (from {name})" in planned
+    assert not set(entities) & _tables(site), "a dry run changes nothing"
+    assert name not in site.config.read_text(encoding="utf-8")
+
+    installed = site.run("template", "install", name, "--demo").stdout
+    assert f"created table {entities[0]}" in installed
+    assert f"created {len(package.demo.records)} demo records (from {name})" in installed  # type: ignore[union-attr]
+    assert f"installed template {name} {package.version}" in installed
+    assert set(entities) <= _tables(site)
+    again = site.run("template", "install", name).stdout
+    assert "The database is up to date." in again, "installing again changes nothing"
+
+    # An administrator narrows a role and adds a field of their own to a template entity.
+    _sql(site, "UPDATE role SET title = :t WHERE name = :n", t="本厂定制", n=roles[0])
+    site.run("field", "add", entities[0], "--name", "site_note", "--type", "string",
+             "--label-zh", "现场备注", "--label-en", "Site note")  # fmt: skip
+
+    # The database holds an older version: upgrading brings it to the package's.
+    _sql(site, "UPDATE qiao_package SET version = '0.0.9' WHERE name = :n", n=name)
+    assert "run 'qiao template upgrade" in site.run("doctor", expect=1).stdout
+    upgraded = site.run("template", "upgrade", name).stdout
+    assert f"migrated {name} from 0.0.9 to {package.version}" in upgraded
+    assert f"upgraded template {name} from 0.0.9 to {package.version}" in upgraded
+    assert _sql(site, "SELECT title FROM role WHERE name = :n", n=roles[0]) == [("本厂定制",)]
+    assert "site_note" in {c["name"] for c in _columns(site, entities[0])}
+
+    refused = site.run("template", "uninstall", name, expect=1).stderr
+    assert refused.startswith(f"Error: the tables of {name} hold records (")
+    assert "rerun with --purge" in refused
+    planned = site.run("template", "uninstall", name, "--purge", "--dry-run").stdout
+    assert f"would drop table {entities[0]} (" in planned
+    assert set(entities) <= _tables(site)
+    purged = site.run("template", "uninstall", name, "--purge").stdout
+    backup = Path(purged.split("backed up the database to ")[1].split(" before purging")[0])
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600 and backup.stat().st_size > 0
+    assert f"dropped role {roles[0]!r}" in purged
+    assert not set(entities) & _tables(site)
+    assert name not in site.config.read_text(encoding="utf-8")
+    assert _sql(site, "SELECT name FROM role WHERE name = :n", n=roles[0]) == []
+    assert "The deployment is healthy." in site.run("doctor").stdout
+
+
+def _columns(deployment: Deployment, table: str) -> list[dict[str, object]]:
+    engine = create_engine(Config.load(deployment.config).database_url)
+    try:
+        with engine.connect() as conn:
+            return list(inspect(conn).get_columns(table))
+    finally:
+        engine.dispose()
+
+
+def test_init_with_several_templates_installs_them_all_in_one_go(
+    qiao_empty_database_url: str, tmp_path: Path
+) -> None:
+    site = init_deployment(
+        tmp_path / "site", qiao_empty_database_url, "--template", "clinics",
+        "--template", "law_firms", "--demo",
+    )  # fmt: skip
+    enabled = Config.load(site.config).plugins
+    assert enabled == ("crm", "clinics", "law_firms")
+    assert {"patient", "matter"} <= _tables(site)
+    counts = _sql(site, "SELECT count(*) FROM matter")
+    assert counts[0][0] > 0
+
+
+def test_a_failed_install_leaves_nothing_behind(qiao_deployment: Deployment) -> None:
+    site = qiao_deployment
+    # An account holding the credit code of the law firm's first demo client: seeding the
+    # demo meets the unique code, and the whole install rolls back with it.
+    runtime = Runtime(Config.load(site.config))
+    try:
+        with runtime.records.transaction(Actor.system(), Source.CLI) as ctx:
+            runtime.records.create(
+                ctx,
+                "account",
+                {"name": "云帆（旧档）", "unified_credit_code": "91440300MA5FQ8RX2K"},
+            )
+    finally:
+        runtime.close()
+    before = _tables(site)
+    failed = site.run("template", "install", "law_firms", "--demo", expect=1)
+    assert failed.stderr.startswith("Error: law_firms demo data, record 1 (account): ")
+    assert _tables(site) == before
+    assert _sql(site, "SELECT name FROM role WHERE name = 'partner'") == []
+    assert "law_firms" not in site.config.read_text(encoding="utf-8")
+
+
+def test_plugin_enable_and_disable_edit_the_deployment(qiao_deployment: Deployment) -> None:
+    site = qiao_deployment
+    hint = site.run("import", "leads.xlsx", expect=2).stderr
+    assert "enable the leads plugin: qiao plugin enable leads" in hint
+    enabled = site.run("plugin", "enable", "leads").stdout
+    assert "created table lead_channel" in enabled and "enabled plugin leads" in enabled
+    assert "leads" in Config.load(site.config).plugins
+    assert "Import FILE" in site.run("import", "--help").stdout
+    refused = site.run("plugin", "disable", "crm", expect=1).stderr
+    assert "plugin 'leads' depends on 'crm'; disable it first" in refused
+    site.run("plugin", "disable", "leads")
+    assert "leads" not in Config.load(site.config).plugins
+    assert "lead_channel" in _tables(site), "disabling keeps the plugin's tables"
+    site.run("plugin", "enable", "leads")
+    assert "lead_channel" in _tables(site)
+
+
+def test_the_market_lists_and_describes_templates(qiao_deployment: Deployment) -> None:
+    site = qiao_deployment
+    site.run("template", "install", "clinics")
+    listed = site.run("template", "list").stdout
     assert "* clinics " in listed
     assert "  law_firms " in listed and "律师事务所 / Law firms" in listed
-    info = qiao("--config", config, "template", "info", "law_firms").stdout
+    info = site.run("template", "info", "law_firms").stdout
     assert "law_firms 0.1.0: 律师事务所 / Law firms" in info
+    assert "Supports Qiao: >=0.1" in info
     assert "Depends on: crm" in info
     assert "time_entry" in info and "工时记录 / Time entry" in info
-    assert "Role partner (合伙人)" in info
-    assert "installed as role records, each letter with scope 'all'" in info
-    assert "automations are not applied yet: the automation rules engine does not exist" in info
-    missing = qiao("--config", config, "template", "info", "bakery", expect=1)
+    assert "Role partner (合伙人 / Partner): matter:read=all/create=all" in info
+    missing = site.run("template", "info", "bakery", expect=1)
     assert missing.stderr == "Error: no template 'bakery' in the market; see 'qiao template list'\n"
 
 
-def test_install_enables_dependencies_first_and_is_idempotent(
-    qiao: Run, tmp_path: Path, make_config: Callable[..., Path], qiao_database_url: str
-) -> None:
-    config = make_config(tmp_path / "qiao.toml", qiao_database_url)
-    settings = _settings(config)
-    settings["plugins"]["enabled"] = []
-    config.write_text("# kept comment\n" + __import__("tomli_w").dumps(settings), "utf-8")
-    first = qiao("--config", str(config), "template", "install", "law_firms", "--demo").stdout
-    assert first.index("enabled plugin crm") < first.index("enabled plugin law_firms")
-    assert "created table matter" in first
-    assert "seeded demo data of law_firms (9 records)" in first
-    written = _settings(config)
-    assert written["plugins"]["enabled"] == ["crm", "law_firms"]
-    assert written["templates"] == {"law_firms": "0.1.0"}
-    assert written["metadata"] == {"check_interval": 0}  # other settings are kept
-    assert config.read_text(encoding="utf-8").startswith("# kept comment\n")
-    again = qiao("--config", str(config), "template", "install", "law_firms", "--demo").stdout
-    assert "The database is up to date." in again
-    assert "template law_firms 0.1.0 is installed already" in again
-    assert "demo data of law_firms is there already; kept" in again
-    assert _settings(config) == written
-
-
-def _roles(config: Path) -> dict[str, tuple[str, dict[str, Any], str]]:
-    engine = create_engine(Config.load(config).database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT name, title, rights, source FROM role")).all()
-    finally:
-        engine.dispose()
-    return {
-        name: (title, rights if isinstance(rights, dict) else json.loads(rights), source)
-        for name, title, rights, source in rows
-    }
-
-
-def test_install_makes_the_templates_roles_once_and_keeps_edited_ones(
-    qiao: Run, tmp_path: Path, make_config: Callable[..., Path], qiao_database_url: str
-) -> None:
-    config = make_config(tmp_path / "qiao.toml", qiao_database_url)
-    qiao("--config", str(config), "migrate")
-    out = qiao("--config", str(config), "template", "install", "education").stdout
-    assert "roles of education: course_advisor, teacher (role records;" in out
-    assert "1 automations; they are not applied" in out
-    roles = _roles(config)
-    title, rights, source = roles["course_advisor"]
-    assert (title, source) == ("课程顾问 / Course advisor", "education")
-    assert rights == {
-        "entities": {
-            "student": {"read": "all", "create": "all", "update": "all"},
-            "enrollment": {"read": "all", "create": "all", "update": "all"},
-            "course": {"read": "all"},
-        }
-    }
-    assert roles["teacher"][1]["entities"]["enrollment"] == {"read": "all", "update": "all"}
-    # An administrator narrows the role; installing again (and migrating) keeps the edit.
-    narrowed = {"entities": {"student": {"read": "own"}}}
-    engine = create_engine(Config.load(config).database_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                text("UPDATE role SET rights = :rights WHERE name = 'course_advisor'"),
-                {"rights": json.dumps(narrowed)},
-            )
-    finally:
-        engine.dispose()
-    qiao("--config", str(config), "template", "install", "education")
-    qiao("--config", str(config), "migrate")
-    again = _roles(config)
-    assert again["course_advisor"][1] == narrowed
-    assert set(again) == set(roles)
-
-
-def test_every_templates_roles_are_valid_kernel_roles() -> None:
-    from qiao.templates_market.market import Market
-
-    market = Market.load()
-    for name in ("manufacturing_dealers", "education", "clinics", "law_firms"):
-        package = market.package(name)
-        manifest = package.roles_manifest()
-        assert manifest is not None, name
-        assert [r.name for r in manifest.roles] == [r.name for r in package.manifest.roles]
-        assert manifest in package.manifests()
-        entities = {e.name for e in _entities_of(package)} | _CRM_ENTITIES
-        for role in manifest.roles:
-            assert set(role.rights.entities) <= entities, (name, role.name)
-
-
-_CRM_ENTITIES = {"account", "contact", "lead", "opportunity", "product", "activity"}
-
-
-def _entities_of(package: Any) -> list[Any]:
-    from qiao.core.metadata.manifest import load_manifest
-
-    return [e for p in package.entity_manifests() for e in load_manifest(p, "x").entities]
-
-
-def test_uninstall_refuses_to_drop_records_unless_told(
-    qiao: Run, tmp_path: Path, make_config: Callable[..., Path], qiao_database_url: str
-) -> None:
-    config = make_config(tmp_path / "qiao.toml", qiao_database_url)
-    run = lambda *args, expect=0: qiao("--config", str(config), *args, expect=expect)  # noqa: E731
-    run("template", "install", "education", "--demo")
-    refused = run("template", "uninstall", "education", expect=1)
-    assert refused.stderr == (
-        "Error: the tables of education hold records (enrollment: 3, course: 3, student: 3); "
-        "rerun with --drop-data to delete them\n"
-    )
-    assert {"course", "student", "enrollment"} <= _tables(config)
-    dropped = run("template", "uninstall", "education", "--drop-data").stdout
-    assert "dropped table enrollment" in dropped
-    assert not {"course", "student", "enrollment"} & _tables(config)
-    assert "account" in _tables(config)
-    written = _settings(config)
-    assert written["plugins"]["enabled"] == ["crm"]
-    assert "templates" not in written
-    assert "The deployment is healthy." in run("doctor").stdout
-    again = run("template", "uninstall", "education", expect=1)
-    assert "template 'education' is not installed in this deployment" in again.stderr
-
-
-def test_uninstall_without_records_needs_no_flag(qiao: Run, tmp_path: Path) -> None:
-    qiao("init", str(tmp_path), "--template", "clinics")
-    config = str(tmp_path / "qiao.toml")
-    result = qiao("--config", config, "template", "uninstall", "clinics").stdout
-    assert "dropped table appointment" in result and "dropped table patient" in result
-
-
-def test_uninstall_refuses_a_plugin_that_is_not_a_template(qiao: Run, tmp_path: Path) -> None:
-    qiao("init", str(tmp_path), "--template", "education")
-    result = qiao("--config", str(tmp_path / "qiao.toml"), "template", "uninstall", "crm", expect=1)
-    assert result.stderr == "Error: plugin 'crm' is not a template (no template.yaml)\n"
-
-
-def test_upgrade_migrates_and_records_the_new_version(qiao: Run, tmp_path: Path) -> None:
-    qiao("init", str(tmp_path), "--template", "education")
-    config = tmp_path / "qiao.toml"
-    assert (
-        "at 0.1.0 already"
-        in qiao("--config", str(config), "template", "upgrade", "education").stdout
-    )
-    # An older version without enrollments: its table is missing and its version recorded.
-    engine = create_engine(Config.load(config).database_url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE enrollment"))
-    engine.dispose()
-    text_ = config.read_text(encoding="utf-8").replace('education = "0.1.0"', 'education = "0.0.9"')
-    config.write_text(text_, encoding="utf-8")
-    doctor = qiao("--config", str(config), "doctor", expect=1).stdout
-    assert "run 'qiao template upgrade education'" in doctor
-    upgraded = qiao("--config", str(config), "template", "upgrade", "education").stdout
-    assert "created table enrollment" in upgraded
-    assert "upgraded template education from 0.0.9 to 0.1.0" in upgraded
-    assert _settings(config)["templates"] == {"education": "0.1.0"}
-    newer = config.read_text(encoding="utf-8").replace('"0.1.0"', '"0.2.0"')
-    config.write_text(newer, encoding="utf-8")
-    refused = qiao("--config", str(config), "template", "upgrade", "education", expect=1)
-    assert "newer than the installed package (0.1.0)" in refused.stderr
-
-
-def test_commands_that_change_templates_need_a_deployment_file(
-    qiao: Run, tmp_path: Path, monkeypatch: Any
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = qiao("template", "install", "clinics", expect=1)
+def test_commands_that_change_templates_need_a_deployment_file(tmp_path: Path) -> None:
+    result = Deployment(tmp_path).run("template", "install", "clinics", expect=1)
     assert result.stderr.startswith("Error: no qiao.toml here;")

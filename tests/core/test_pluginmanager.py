@@ -559,6 +559,9 @@ def test_a_historic_hook_reaches_plugins_registered_after_the_call() -> None:
 
 
 def test_subscribing_a_hook_that_has_no_entity_is_refused() -> None:
+    def routes() -> list[BaseRoute]:
+        return []
+
     with pytest.raises(ConfigurationError) as caught:
-        create_plugins([], [_plugin("routes", qiao_routes=hookimpl(list, entities=["x"]))])
+        create_plugins([], [_plugin("routes", qiao_routes=hookimpl(routes, entities=["x"]))])
     assert caught.value.message.startswith("plugin 'routes': qiao_routes has no entity")

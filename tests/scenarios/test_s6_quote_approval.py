@@ -16,18 +16,13 @@ stopped at a known instant:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qiao.core.audit import AuditSettings
 from qiao.core.auth.tokens import create_token
-from qiao.core.config import Config
-from qiao.core.crypto import generate_key_file
 from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
@@ -80,14 +75,6 @@ query($id: ID!) {
   auditTrail(entity: "approval_decision", id: $id) { edges { node { actor operation } } }
 }
 """
-
-
-@pytest.fixture
-def qiao_config(qiao_config: Config, tmp_path: Path) -> Config:
-    """Audited, so the decisions' trail can be read back."""
-    key_file = tmp_path / "audit.key"
-    generate_key_file(key_file)
-    return dataclasses.replace(qiao_config, audit=AuditSettings(key_file=key_file))
 
 
 @pytest.fixture

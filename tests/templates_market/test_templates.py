@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from qiao.core.errors import Conflict, MetadataError
-from qiao.core.records.context import Actor, Source
+from qiao.core.errors import ConfigurationError, Conflict, MetadataError
+from qiao.core.market.index import Market, load_index
+from qiao.core.market.manifest import load_template_manifest, qiao_version
+from qiao.core.market.package import TemplatePackage
 from qiao.core.runtime import Runtime
-from qiao.templates_market.manifest import load_template_manifest
-from qiao.templates_market.market import Market, load_index
 
 VERTICALS = ("manufacturing_dealers", "education", "clinics", "law_firms")
 ENTITIES = {
@@ -45,19 +45,15 @@ def test_every_template_declares_its_vertical_entities(qiao_runtime: Runtime) ->
 
 
 def test_demo_data_seeds_once_per_template(qiao_runtime: Runtime) -> None:
-    market = Market.load()
     records = qiao_runtime.records
+    plan = qiao_runtime.migrate(demo_of=VERTICALS).plan
+    assert [line for line in plan.render() if "demo records" in line] == [
+        f"created {len(Market.load().package(name).demo.records)} demo records (from {name})"  # type: ignore[union-attr]
+        for name in VERTICALS
+    ]
     for name in VERTICALS:
-        package = market.package(name)
-        with records.transaction(Actor.system(), Source.CLI) as ctx:
-            package.seed_demo(records, ctx)
-        with qiao_runtime.db.read() as conn:
-            assert package.demo_present(records, conn)
-        with (
-            pytest.raises(Conflict, match="there already"),
-            records.transaction(Actor.system(), Source.CLI) as ctx,
-        ):
-            package.seed_demo(records, ctx)
+        with pytest.raises(Conflict, match="there already"):
+            qiao_runtime.migrate(demo_of=[name])
     with qiao_runtime.db.read() as conn:
         hours = records.list(conn, "time_entry", first=10, with_total=True)
         lines = records.list(conn, "purchase_line", first=10, with_total=True)
@@ -65,24 +61,42 @@ def test_demo_data_seeds_once_per_template(qiao_runtime: Runtime) -> None:
     assert {str(r["amount"]) for r in lines.records} == {"143664.00", "60680.00", "69379.20"}
 
 
+def test_each_template_ships_its_roles_as_role_records(qiao_runtime: Runtime) -> None:
+    with qiao_runtime.db.read() as conn:
+        roles = {r["name"]: r for r in qiao_runtime.records.list(conn, "role", first=100).records}
+    assert roles["partner"]["source"] == "law_firms"
+    assert roles["partner"]["rights"]["entities"]["matter"]["delete"] == "all"
+    assert roles["front_desk"]["source"] == "clinics"
+
+
+def _write_template(folder: Path, text: str) -> None:
+    head = "name: x\ntitle: {en: X, zh-CN: X}\ndescription: {en: X, zh-CN: X}\n"
+    (folder / "template.yaml").write_text(head + text, encoding="utf-8")
+
+
 def test_a_manifest_error_names_the_file_and_the_item(tmp_path: Path) -> None:
-    (tmp_path / "template.yaml").write_text(
-        "name: x\nversion: '1.0'\ntitle: {en: X, zh-CN: X}\ndescription: {en: X, zh-CN: X}\n"
-        "roles: [{name: r, label: {en: R}, rights: {account: rwx}}]\n",
-        encoding="utf-8",
-    )
+    _write_template(tmp_path, "version: '1.0'\nautomations: []\n")
     with pytest.raises(MetadataError) as raised:
         load_template_manifest(tmp_path)
     message = raised.value.message
+    assert str(tmp_path / "template.yaml") in message
     assert "version '1.0' must be MAJOR.MINOR.PATCH" in message
-    assert "roles.0 (r).rights" in message and "letters of 'crud'" in message
+    assert "automations" in message
 
 
 def test_a_manifest_naming_a_missing_file_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "template.yaml").write_text(
-        "name: x\nversion: 1.0.0\ntitle: {en: X, zh-CN: X}\ndescription: {en: X, zh-CN: X}\n"
-        "entities: [entities.yaml]\n",
-        encoding="utf-8",
-    )
+    _write_template(tmp_path, "version: 1.0.0\nmanifests: [entities.yaml]\n")
     with pytest.raises(MetadataError, match=r"names 'entities\.yaml', which is not in"):
+        load_template_manifest(tmp_path)
+
+
+def test_a_template_for_another_qiao_is_refused_naming_both_versions(tmp_path: Path) -> None:
+    _write_template(tmp_path, "version: 1.0.0\nqiao: '>=99'\n")
+    with pytest.raises(ConfigurationError) as raised:
+        TemplatePackage.load(tmp_path)
+    assert raised.value.message == (
+        f"template x 1.0.0 supports Qiao >=99; this is Qiao {qiao_version()}"
+    )
+    _write_template(tmp_path, "version: 1.0.0\nqiao: 'soon'\n")
+    with pytest.raises(MetadataError, match="'soon' is not a version specifier"):
         load_template_manifest(tmp_path)

@@ -1,4 +1,4 @@
-"""A deployment whose audit log is keyed by its own key file, checkpointed every 5 entries."""
+"""A deployment whose audit log is keyed as ``qiao init`` keys it, checkpointed every 5 entries."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from sqlalchemy import select
 from qiao.core import audit
 from qiao.core.audit import AuditLog, AuditSettings, Entry
 from qiao.core.config import Config
-from qiao.core.crypto import generate_key_file
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
@@ -23,10 +22,15 @@ CHECKPOINT_EVERY = 5
 
 
 @pytest.fixture
-def audit_key_file(tmp_path: Path) -> Path:
-    path = tmp_path / "audit.key"
-    generate_key_file(path)
-    return path
+def qiao_audited_setup() -> bool:
+    """The log's mechanics are tested from an empty log, which the first write keys."""
+    return False
+
+
+@pytest.fixture
+def audit_key_file(qiao_key_file: Path) -> Path:
+    """The key file ``qiao init`` names for the audit log too (the session's)."""
+    return qiao_key_file
 
 
 @pytest.fixture

@@ -63,14 +63,14 @@ def test_a_declared_rule_is_installed_once_and_edits_win(
     again = Runtime(qiao_config, extra_plugins=[ServicePack(DECLARED)])
     try:
         again.current()
-        again.start()
+        again.migrate()
     finally:
         again.close()
     (kept,) = rows("automation_rule", name="急单告知工程师")
     assert (kept["condition"], kept["active"]) == ('priority = "HIGH"', False)
 
 
-def test_a_bad_declared_rule_stops_start_up_naming_the_plugin(
+def test_a_bad_declared_rule_stops_the_migration_naming_the_plugin(
     qiao_config: Config, qiao_runtime: Runtime
 ) -> None:
     broken = parse_manifest(
@@ -92,7 +92,7 @@ def test_a_bad_declared_rule_stops_start_up_naming_the_plugin(
     try:
         runtime.current()
         with pytest.raises(BadUserInput) as caught:
-            runtime.start()
+            runtime.migrate()
     finally:
         runtime.close()
     assert "plugin 'service_pack' declares the automation_rule '坏规则'" in caught.value.message

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from qiao.core.audit import AuditSettings
 from qiao.core.config import Config
 from qiao.core.crypto import generate_key_file, sealed_key_id
 from qiao.core.errors import ConfigurationError
@@ -120,11 +119,8 @@ def test_a_rolled_back_write_leaves_no_key_and_no_lease_behind(qiao_runtime: Run
         assert conn.execute(select(func.count()).select_from(system.data_key)).scalar() == 2
 
 
-def test_the_audit_log_redacts_encrypted_fields(qiao_config: Config, tmp_path: Path):
-    audit_key = tmp_path / "audit.key"
-    generate_key_file(audit_key)
-    config = dataclasses.replace(qiao_config, audit=AuditSettings(key_file=audit_key))
-    runtime = Runtime(config, extra_plugins=[PATIENTS])
+def test_the_audit_log_redacts_encrypted_fields(qiao_config: Config):
+    runtime = Runtime(qiao_config, extra_plugins=[PATIENTS])
     try:
         runtime.current()
         runtime.start()

@@ -22,7 +22,7 @@ LABEL = {"en": "Label", "zh-CN": "标签"}
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     core = load_manifest(builtin.MANIFEST, "core")
-    standard = load_manifest(crm.MANIFEST, "crm")
+    standard = load_manifest(crm.MANIFESTS[0], "crm")
     return Registry.build([*core.entities, *standard.entities])
 
 
@@ -288,7 +288,7 @@ def test_the_example_in_the_manifest_docs_builds_with_the_standard_objects(
     (example,) = [b.split("```")[0] for b in blocks if "service_contract" in b.split("```")[0]]
     manifest = load_manifest(write(tmp_path, example), "service_contracts")
     core = load_manifest(builtin.MANIFEST, "core")
-    standard = load_manifest(crm.MANIFEST, "crm")
+    standard = load_manifest(crm.MANIFESTS[0], "crm")
     registry = Registry.build(
         [*core.entities, *standard.entities, *manifest.entities],
         manifest.extensions("service_contracts"),

@@ -11,18 +11,13 @@ service engineer 孙工 (苏州组), finance 钱会计, security auditor 吴审�
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qiao.core.audit import AuditSettings
 from qiao.core.auth.tokens import create_token
-from qiao.core.config import Config
-from qiao.core.crypto import generate_key_file
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
@@ -70,14 +65,6 @@ class Org:
     def token(self, username: str) -> str:
         with self.runtime.db.write() as conn:
             return create_token(conn, self.runtime.current(), username)
-
-
-@pytest.fixture
-def qiao_config(qiao_config: Config, tmp_path: Path) -> Config:
-    """Audited, so the trail's permissions can be checked too."""
-    key_file = tmp_path / "audit.key"
-    generate_key_file(key_file)
-    return dataclasses.replace(qiao_config, audit=AuditSettings(key_file=key_file))
 
 
 @pytest.fixture

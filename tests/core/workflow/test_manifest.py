@@ -73,7 +73,7 @@ def test_declared_definitions_are_installed_and_enforced(qiao_runtime: Runtime) 
         records.update(ctx, "ticket", ticket["id"], {"status": "ACCEPTED"})
 
 
-def test_a_second_start_keeps_what_an_administrator_changed(qiao_runtime: Runtime) -> None:
+def test_a_second_migration_keeps_what_an_administrator_changed(qiao_runtime: Runtime) -> None:
     records = qiao_runtime.records
     with qiao_runtime.db.read() as conn:
         (pipeline,) = records.list(conn, "pipeline").records
@@ -81,7 +81,7 @@ def test_a_second_start_keeps_what_an_administrator_changed(qiao_runtime: Runtim
         records.update(ctx, "pipeline", pipeline["id"], {"active": False})
     again = Runtime(qiao_runtime.config, extra_plugins=[DeclaresWorkflow(DECLARED)])
     try:
-        again.start()
+        again.migrate()
     finally:
         again.close()
     with qiao_runtime.db.read() as conn:
@@ -89,12 +89,12 @@ def test_a_second_start_keeps_what_an_administrator_changed(qiao_runtime: Runtim
     assert kept["active"] is False
 
 
-def test_a_bad_declaration_stops_start_up_naming_the_plugin(qiao_runtime: Runtime) -> None:
+def test_a_bad_declaration_stops_the_migration_naming_the_plugin(qiao_runtime: Runtime) -> None:
     bad = {"pipelines": [DECLARED["pipelines"][0] | {"name": "broken", "field": "subject"}]}
     runtime = Runtime(qiao_runtime.config, extra_plugins=[DeclaresWorkflow(bad)])
     try:
         with pytest.raises(BadUserInput) as stopped:
-            runtime.start()
+            runtime.migrate()
     finally:
         runtime.close()
     assert stopped.value.message == (

@@ -8,7 +8,6 @@ imports, through the blind indexes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ import yaml
 from sqlalchemy import select
 
 import qiao.plugins.crm
-from qiao.core.config import Config
-from qiao.core.crypto import generate_key_file, is_sealed
+from qiao.core.crypto import is_sealed
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.plugins.leads.importing.runner import Importer
@@ -37,7 +35,7 @@ class EncryptedContacts:
 
 def encrypted_manifest(folder: Path) -> Path:
     """The CRM manifest with the contact details of leads and contacts encrypted."""
-    data = yaml.safe_load(qiao.plugins.crm.MANIFEST.read_text(encoding="utf-8"))
+    data = yaml.safe_load(qiao.plugins.crm.MANIFESTS[0].read_text(encoding="utf-8"))
     for entity in data["entities"]:
         for field in entity["fields"]:
             if (entity["name"], field["name"]) in ENCRYPTED:
@@ -55,16 +53,9 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def qiao_extra_plugins(manifest: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sequence[Any]]:
-    monkeypatch.setattr(qiao.plugins.crm, "MANIFEST", manifest)
+    crm = qiao.plugins.crm
+    monkeypatch.setattr(crm, "MANIFESTS", (manifest, *crm.MANIFESTS[1:]))
     yield [EncryptedContacts()]
-
-
-@pytest.fixture
-def qiao_config(qiao_config: Config, tmp_path: Path) -> Config:
-    generate_key_file(tmp_path / "qiao-kek.json")
-    toml = tmp_path / "qiao.toml"
-    toml.write_text('[keys]\nprovider = "file"\nfile = "qiao-kek.json"\n', encoding="utf-8")
-    return dataclasses.replace(qiao_config, path=toml, root=tmp_path)
 
 
 def stored(runtime: Runtime, entity: str, column: str) -> list[Any]:

@@ -10,10 +10,10 @@ from typing import Any
 
 import openpyxl
 import pytest
-import tomli_w
 from click.testing import CliRunner
 
 from qiao.cli import main as cli_main
+from qiao.core.config import Config
 from qiao.core.errors import Conflict
 from qiao.core.events import timers
 from qiao.core.records.context import Actor
@@ -229,13 +229,11 @@ def test_a_failing_batch_leaves_nothing_and_the_rerun_resumes(
 
 
 def test_cli_import_with_mapping_report_and_saved_mapping(
-    qiao_runtime: Runtime, qiao_database_url: str, tmp_path: Path
+    qiao_runtime: Runtime, qiao_config: Config, tmp_path: Path
 ) -> None:
-    settings = {"database": {"url": qiao_database_url}, "plugins": {"enabled": ["crm", "leads"]}}
-    (tmp_path / "qiao.toml").write_text(tomli_w.dumps(settings), encoding="utf-8")
     sheet = tmp_path / "show.xlsx"
     sheet.write_bytes(xlsx(ROWS))
-    config = ["--config", str(tmp_path / "qiao.toml")]
+    config = ["--config", str(qiao_config.path)]
     cli_main._add_plugin_commands(config)
     cli = cli_main.cli
     runner = CliRunner()

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from qiao.core.errors import Conflict
-from qiao.core.records.context import Actor, Source
+from qiao.api import Conflict
 from {{ cookiecutter.package }} import TEMPLATE
 
 
@@ -29,11 +28,11 @@ def test_records_are_created_through_the_api(qiao_client: Any) -> None:
 
 
 def test_demo_data_is_seeded_once(qiao_runtime: Any) -> None:
-    records = qiao_runtime.records
-    with records.transaction(Actor.system(), Source.CLI) as ctx:
-        TEMPLATE.seed_demo(records, ctx)
+    qiao_runtime.migrate(demo_of=["{{ cookiecutter.name }}"])
     with qiao_runtime.db.read() as conn:
-        page = records.list(conn, "{{ cookiecutter.entity }}", first=10, with_total=True)
+        page = qiao_runtime.records.list(
+            conn, "{{ cookiecutter.entity }}", first=10, with_total=True
+        )
     assert page.total_count == 1
-    with pytest.raises(Conflict), records.transaction(Actor.system(), Source.CLI) as ctx:
-        TEMPLATE.seed_demo(records, ctx)
+    with pytest.raises(Conflict):
+        qiao_runtime.migrate(demo_of=["{{ cookiecutter.name }}"])

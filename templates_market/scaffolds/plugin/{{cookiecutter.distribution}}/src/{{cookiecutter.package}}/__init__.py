@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qiao.core.errors import BadUserInput
-from qiao.core.hookspecs import hookimpl
+from qiao.api import BadUserInput, hookimpl
 
 QIAO_DEPENDS = ("crm",)
 
@@ -16,10 +15,10 @@ def qiao_entity_manifests() -> list[Path]:
     return [Path(__file__).with_name("entities.yaml")]
 
 
-@hookimpl
-def qiao_before_record_write(entity: Any, values: dict[str, Any]) -> None:
+@hookimpl(entities=["{{ cookiecutter.entity }}"])
+def qiao_before_record_write(values: dict[str, Any]) -> None:
     """Titles are stored without surrounding spaces, and a blank title is refused."""
-    if entity.name == "{{ cookiecutter.entity }}" and isinstance(values.get("title"), str):
+    if isinstance(values.get("title"), str):
         values["title"] = values["title"].strip()
         if not values["title"]:
             raise BadUserInput("a title needs more than spaces", field="title")

@@ -1,4 +1,4 @@
-"""The market: the templates Qiao ships (``index.yaml``) and those installed beside it.
+"""The market: the templates Qiao ships (``templates_market/index.yaml``) and those installed.
 
 The index lists the shipped templates with their versions and summaries, so
 that ``qiao template list`` reads one small file. Any installed plugin whose
@@ -20,10 +20,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qiao.core.errors import ConfigurationError, MetadataError, NotFound
+from qiao.core.market.manifest import MANIFEST_FILE, Bilingual, load_template_manifest
+from qiao.core.market.package import TemplatePackage
 from qiao.core.metadata.model import describe_validation_error
 from qiao.core.pluginmanager import BUILTIN_PLUGINS, available_plugins
-from qiao.templates_market.manifest import MANIFEST_FILE, Bilingual
-from qiao.templates_market.package import TemplatePackage
 
 INDEX_FILE = "index.yaml"
 
@@ -84,7 +84,7 @@ class Market:
         for name in sorted(self.plugins.keys() - self.index.keys()):
             folder = self._folder(name)
             if folder is not None:
-                manifest = TemplatePackage.load(folder).manifest
+                manifest = load_template_manifest(folder)
                 found.append(
                     Listing(name, manifest.version, manifest.title, manifest.description, True)
                 )

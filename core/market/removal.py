@@ -1,0 +1,157 @@
+"""Taking a template out of a database, for ``qiao template uninstall``.
+
+Uninstalling must not lose data by surprise: :func:`row_counts` tells what the
+template's tables hold, and the command refuses unless told to purge it (and
+then writes a backup first). The removal itself is one transaction, so either
+every table goes (with the admins' custom fields on them), with the records
+the template declared, and the metadata version moves on, or nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import Connection, delete, func, inspect, select, table
+
+from qiao.core.catalog import Catalog
+from qiao.core.errors import ConfigurationError
+from qiao.core.metadata import store
+from qiao.core.metadata.manifest import DECLARED_RECORDS
+from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.registry import Registry
+from qiao.core.packages import versions
+from qiao.core.packages.plan import Plan
+from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.storage.system import declared as declared_table
+
+if TYPE_CHECKING:
+    from qiao.core.runtime import Runtime
+
+#: Records that define behaviour on an entity (by their ``entity`` field).
+DEFINITIONS = tuple(DECLARED_RECORDS.values())
+
+
+def template_entities(registry: Registry, plugin: str) -> list[EntityDef]:
+    """The entities ``plugin`` declares, each before the entities it points at."""
+    own = {e.name: e for e in registry.entities.values() if e.source == plugin}
+    order: list[str] = []
+
+    def visit(name: str, seen: tuple[str, ...]) -> None:
+        if name in order or name in seen:
+            return
+        for rev in registry.referencing(name):
+            if rev.entity in own and rev.entity != name:
+                visit(rev.entity, (*seen, name))
+        order.append(name)
+
+    for name in own:
+        visit(name, ())
+    return [own[name] for name in order]
+
+
+def row_counts(conn: Connection, entities: Sequence[EntityDef]) -> dict[str, int]:
+    """Records per table, for the tables that exist."""
+    existing = set(inspect(conn).get_table_names())
+    return {
+        e.name: conn.execute(select(func.count()).select_from(table(e.name))).scalar_one()
+        for e in entities
+        if e.name in existing
+    }
+
+
+def check_unreferenced(registry: Registry, plugin: str, entities: Sequence[EntityDef]) -> None:
+    """Refuse when an entity of another origin points at one of the template's entities."""
+    names = {e.name for e in entities}
+    for name in names:
+        for rev in registry.referencing(name):
+            if rev.entity not in names:
+                raise ConfigurationError(
+                    f"{rev.entity}.{rev.field.name} points at {name}, which template "
+                    f"{plugin!r} declares; drop that field first"
+                )
+
+
+def drop_tables(conn: Connection, plugin: str, entities: Sequence[EntityDef]) -> None:
+    """Drop the tables and their custom fields on ``conn``; the caller's transaction commits."""
+    version = store.lock_version(conn)
+    existing = set(inspect(conn).get_table_names())
+    ops = Operations(MigrationContext.configure(conn))
+    custom = store.custom_field_names(conn)
+    for entity in entities:
+        for owner, field in custom:
+            if owner == entity.name:
+                store.delete_custom_field(conn, owner, field)
+        if entity.name in existing:
+            ops.drop_table(entity.name)
+    store.record_change(
+        conn,
+        version=version,
+        operation="uninstall_template",
+        entity=plugin,
+        note=f"dropped {', '.join(e.name for e in entities) or 'no tables'}",
+    )
+
+
+class _RollBack(Exception):
+    """Raised inside a dry run's transaction so that nothing it did is kept."""
+
+
+def uninstall(runtime: Runtime, plugin: str, *, dry_run: bool = False) -> Plan:
+    """Take template ``plugin`` out of the database in one transaction; returns the plan.
+
+    Its tables go with their records and the admins' custom fields on them,
+    the records it declared go (through the records service, audited), and so
+    do rules, pipelines and approval processes about its entities, which
+    could never run again. The caller checked that dropping records is wanted.
+    """
+    plan = Plan()
+    try:
+        with runtime.db.write() as conn:
+            registry = runtime.build_registry(conn)
+            entities = template_entities(registry, plugin)
+            check_unreferenced(registry, plugin, entities)
+            dropped = {e.name for e in entities}
+            with runtime.pinned(Catalog.of(registry)):
+                ctx = WriteContext(Actor.system(), Source.CLI, conn, runtime)
+                _delete_declared(ctx, plugin, dropped, plan)
+                _delete_orphaned_definitions(ctx, dropped, plan)
+            for entity in entities:
+                count = row_counts(conn, [entity]).get(entity.name, 0)
+                plan.dropped(f"table {entity.name} ({count} records)")
+            drop_tables(conn, plugin, entities)
+            versions.forget(conn, plugin)
+            if dry_run:
+                raise _RollBack
+    except _RollBack:
+        pass
+    return plan
+
+
+def _delete_declared(ctx: WriteContext, plugin: str, dropped: set[str], plan: Plan) -> None:
+    t = declared_table
+    rows = ctx.connection.execute(select(t.c.entity, t.c.name).where(t.c.plugin == plugin))
+    for entity, name in list(rows):
+        if entity not in dropped:
+            _delete_named(ctx, entity, name, plan)
+    ctx.connection.execute(delete(t).where(t.c.plugin == plugin))
+
+
+def _delete_orphaned_definitions(ctx: WriteContext, dropped: set[str], plan: Plan) -> None:
+    for definition in DEFINITIONS:
+        if definition not in ctx.catalog.registry.entities:
+            continue
+        page = ctx.records.list(
+            ctx.connection, definition, filter={"entity": {"in": sorted(dropped)}}, first=500
+        )
+        for record in page.records:
+            _delete_named(ctx, definition, record["name"], plan)
+
+
+def _delete_named(ctx: WriteContext, entity: str, name: str, plan: Plan) -> None:
+    page = ctx.records.list(ctx.connection, entity, filter={"name": {"eq": name}}, first=1)
+    if page.records:
+        ctx.records.delete(ctx, entity, page.records[0]["id"])
+        plan.dropped(f"{entity} {name!r}")

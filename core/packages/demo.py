@@ -1,0 +1,112 @@
+"""Demo data as YAML: example records a plugin ships, seeded through the records service.
+
+A demo file holds ``records``, each with an ``entity``, its ``values`` and an
+optional ``key``. A value written ``"@key"`` is the id of the record seeded
+earlier under that key (by this file or by a plugin seeded before it); a
+value written ``{lookup: ENTITY, where: {FIELD: VALUE, ...}}`` is the id of
+the one record of ENTITY that matches, such as a role installed by the
+plugin's manifest. Records are written through the records service, so
+validation and the write hooks apply to them as to any other write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qiao.core.errors import BadUserInput, Conflict, MetadataError, QiaoError
+from qiao.core.metadata.model import describe_validation_error
+from qiao.core.records.context import WriteContext
+
+
+class DemoRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entity: str
+    key: str | None = None
+    values: dict[str, Any]
+
+
+class DemoData(BaseModel):
+    """The contents of one demo file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    records: tuple[DemoRecord, ...] = Field(min_length=1)
+
+
+def load_demo(path: Path) -> DemoData:
+    """Read and check a demo file; every problem names the file and the place in it."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MetadataError(f"cannot read demo data {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise MetadataError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return DemoData.model_validate(data)
+    except ValidationError as exc:
+        raise MetadataError(f"{path}: {describe_validation_error(exc, data)}") from None
+
+
+def is_seeded(ctx: WriteContext, demo: DemoData) -> bool:
+    """Whether the first record of ``demo`` is in the database already."""
+    first = demo.records[0]
+    plain = {
+        name: {"eq": value}
+        for name, value in first.values.items()
+        if isinstance(value, str) and not value.startswith("@")
+    }
+    found = ctx.records.list(ctx.connection, first.entity, filter=plain, first=1)
+    return bool(found.records)
+
+
+def seed(
+    ctx: WriteContext, demo: DemoData, owner: str, keys: MutableMapping[str, str] | None = None
+) -> int:
+    """Write ``demo``'s records in ``ctx``'s transaction; returns how many were written.
+
+    ``keys`` maps the keys of records seeded so far to their ids and gains
+    this file's; pass the same mapping to seed several plugins' demo data that
+    refer to each other. A second run is refused with CONFLICT.
+    """
+    if is_seeded(ctx, demo):
+        raise Conflict(f"the {owner} demo data is there already (it can be seeded once)")
+    ids = keys if keys is not None else {}
+    for number, record in enumerate(demo.records, start=1):
+        try:
+            values = {name: _resolve(ctx, value, ids) for name, value in record.values.items()}
+            created = ctx.records.create(ctx, record.entity, values)
+        except QiaoError as exc:
+            raise type(exc)(
+                f"{owner} demo data, record {number} ({record.entity}): {exc.message}",
+                field=exc.field,
+            ) from None
+        if record.key is not None:
+            ids[record.key] = created["id"]
+    return len(demo.records)
+
+
+def _resolve(ctx: WriteContext, value: Any, ids: Mapping[str, str]) -> Any:
+    if isinstance(value, str) and value.startswith("@"):
+        try:
+            return ids[value[1:]]
+        except KeyError:
+            raise MetadataError(f"{value!r} names no record seeded before it") from None
+    if isinstance(value, dict) and set(value) == {"lookup", "where"}:
+        return _lookup(ctx, value["lookup"], value["where"])
+    return value
+
+
+def _lookup(ctx: WriteContext, entity: str, where: Mapping[str, Any]) -> str:
+    condition = {name: {"eq": v} for name, v in where.items()}
+    page = ctx.records.list(ctx.connection, entity, filter=condition, first=2)
+    if len(page.records) != 1:
+        found = "no" if not page.records else "more than one"
+        raise BadUserInput(f"{found} {entity} matches {dict(where)}")
+    record_id: str = page.records[0]["id"]
+    return record_id

@@ -1,0 +1,75 @@
+"""The import contracts of pyproject.toml hold, and really catch what they forbid.
+
+``lint-imports`` runs in scripts/test over the whole tree; these tests show that
+the plugin contract fails on a deliberate import of the core, by running the
+project's own contract over a small tree shaped like Qiao's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).with_name("lint-imports")
+PLUGIN_CONTRACT = "plugins-use-the-api"
+
+
+def _contract(contract_id: str) -> dict[str, object]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    linter = config["tool"]["importlinter"]
+    (contract,) = [c for c in linter["contracts"] if c["id"] == contract_id]
+    return {"root_packages": linter["root_packages"], "contracts": [contract]}
+
+
+def _lint(tree: Path, settings: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    config = tree / "contracts.toml"
+    config.write_text(tomli_w.dumps({"tool": {"importlinter": settings}}), encoding="utf-8")
+    return subprocess.run(
+        [str(LINT), "--no-cache", str(config)],
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _module(tree: Path, dotted: str, text: str = "") -> None:
+    path = tree.joinpath(*dotted.split("."))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for parent in path.relative_to(tree).parents:
+        if parent.parts and parent.parts != ("qiao",):
+            (tree / parent / "__init__.py").touch()
+    path.with_suffix(".py").write_text(text, encoding="utf-8")
+
+
+def _qiao_like(tree: Path) -> None:
+    """The packages of Qiao, each with one module: plugins reach the core through the API."""
+    _module(tree, "qiao.core.records", "RECORDS = 1\n")
+    _module(tree, "qiao.cli.main", "from qiao.core import records\n")
+    _module(tree, "qiao.api.surface", "from qiao.core.records import RECORDS\n")
+    _module(tree, "qiao.plugins.crm.hooks", "from qiao.api.surface import RECORDS\n")
+    _module(tree, "qiao.templates_market.clinics.hooks", "from qiao.api import surface\n")
+
+
+def test_the_plugin_contract_holds_for_imports_through_the_api(tmp_path: Path) -> None:
+    _qiao_like(tmp_path)
+    result = _lint(tmp_path, _contract(PLUGIN_CONTRACT))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_the_plugin_contract_fails_on_a_core_import(tmp_path: Path) -> None:
+    _qiao_like(tmp_path)
+    _module(tmp_path, "qiao.plugins.crm.sneaky", "from qiao.core.records import RECORDS\n")
+    _module(tmp_path, "qiao.templates_market.clinics.cli", "import qiao.cli.main\n")
+    result = _lint(tmp_path, _contract(PLUGIN_CONTRACT))
+    assert result.returncode != 0
+    assert "0 kept, 1 broken" in result.stdout
+    assert "qiao.plugins.crm.sneaky -> qiao.core.records" in result.stdout
+    assert "qiao.templates_market.clinics.cli -> qiao.cli.main" in result.stdout
