@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -357,6 +358,32 @@ def record_login(
         entity="user",
         record_id=user_id,
         changes={"username": username, **({"reason": reason} if reason else {})},
+    )
+
+
+def record_security(
+    conn: Connection,
+    operation: str,
+    *,
+    user_id: str,
+    details: Mapping[str, Any],
+    actor: Actor | None = None,
+    source: Source | str = Source.SYSTEM,
+) -> Entry | None:
+    """Record a token, password or key operation in the trail of the user it concerns.
+
+    Such entries are security events: only auditors and that user read them
+    (:mod:`qiao.core.audit.trail`).
+    """
+    return record(
+        conn,
+        actor=actor or Actor.system(),
+        source=source,
+        request_id=uuid.uuid4().hex,
+        operation=operation,
+        entity="user",
+        record_id=user_id,
+        changes=details,
     )
 
 

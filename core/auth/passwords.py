@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, insert, select, update
 
-from qiao.core.audit.log import record_login
+from qiao.core.audit.log import record_login, record_security
 from qiao.core.auth.tokens import create_token
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput, NotFound, Unauthenticated
@@ -33,6 +33,7 @@ MIN_LENGTH = 10
 LOCK_AFTER = 5
 LOCK_FOR = dt.timedelta(minutes=15)
 SESSION = dt.timedelta(hours=12)
+PASSWORD_SET = "password.set"
 #: Seconds to wait before answering the n-th failure in a row: 0.2, 0.4, 0.8 ... at most 3.
 MAX_DELAY = 3.0
 
@@ -62,6 +63,7 @@ def set_password(conn: Connection, catalog: Catalog, username: str, password: st
         conn.execute(insert(c).values(user_id=user_id, **values))
     else:
         conn.execute(update(c).where(c.c.user_id == user_id).values(**values))
+    record_security(conn, PASSWORD_SET, user_id=user_id, details={"username": username})
 
 
 def sign_in(
