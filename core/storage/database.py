@@ -10,7 +10,7 @@ PostgreSQL sessions run in UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,21 @@ from sqlalchemy.exc import ArgumentError
 from qiao.core.errors import ConfigurationError
 
 _WRITE = "qiao_write"
+_AFTER_COMMIT = "qiao_after_commit"
+
+
+def after_commit(conn: Connection, action: Callable[[], None]) -> bool:
+    """Run ``action`` once the write transaction of ``conn`` has committed.
+
+    For effects outside the database that must never describe a change that was
+    rolled back (a file written, a message sent). Returns False, and does nothing,
+    when ``conn`` is not a :meth:`Database.write` transaction.
+    """
+    pending = conn.info.get(_AFTER_COMMIT)
+    if pending is None:
+        return False
+    pending.append(action)
+    return True
 
 
 def normalise_url(url: str) -> str:
@@ -56,8 +71,15 @@ class Database:
         """A transaction that may write; committed on success, rolled back on error."""
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE: True})
-            with conn.begin():
-                yield conn
+            pending: list[Callable[[], None]] = []
+            conn.info[_AFTER_COMMIT] = pending
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_AFTER_COMMIT, None)
+        for action in pending:
+            action()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
