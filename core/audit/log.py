@@ -482,6 +482,17 @@ def initialize(runtime: Runtime, *, existing_ok: bool = False) -> str | None:
         return audit.create_key(conn)
 
 
+def checkpoint_if_due(runtime: Runtime) -> Checkpoint | None:
+    """The periodic checkpoint of ``runtime``'s log (:meth:`AuditLog.checkpoint_if_due`)."""
+    audit = bound(runtime)
+    if audit is None:
+        return None
+    with runtime.db.write() as conn:
+        if not has_key(conn):
+            return None
+        return audit.checkpoint_if_due(conn)
+
+
 def _latest_checkpoint(conn: Connection) -> Checkpoint | None:
     table = system.audit_checkpoint
     row = conn.execute(select(table).order_by(table.c.sequence.desc()).limit(1)).first()

@@ -25,6 +25,7 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     GraphQLError,
+    NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     OperationType,
     get_operation_ast,
@@ -34,13 +35,13 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
-from qiao.core.errors import BadUserInput, Forbidden, QiaoError
+from qiao.core.errors import BadUserInput, Forbidden, MethodNotAllowed, QiaoError
 from qiao.core.graphql import resolvers
 from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder
 from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
-from qiao.core.graphql.limits import LIMIT_RULES, MAX_QUERY_BYTES, MAX_TOKENS
+from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document
 from qiao.core.metadata.registry import camel
 from qiao.core.permissions.access import Access
 from qiao.core.records.context import Actor
@@ -152,6 +153,12 @@ class GraphQLService:
         self._documents: LRU[str, DocumentNode] = LRU(1000)
         self._validated: LRU[tuple[int, str], list[GraphQLError]] = LRU(1000)
         self._compiled: LRU[tuple[int, str, str, str | None, str], Any] = LRU(2000)
+        introspection = runtime.config.introspection_enabled
+        #: Validation rules: the specified ones, less introspection where the deployment says so.
+        self.rules = [
+            *specified_rules,
+            *([] if introspection else [NoSchemaIntrospectionCustomRule]),
+        ]
 
     # -- Schema ---------------------------------------------------------------------------
 
@@ -183,8 +190,14 @@ class GraphQLService:
 
     # -- Execution ------------------------------------------------------------------------
 
-    def execute(self, actor: Actor, body: Any) -> dict[str, Any] | bytes:
-        """Answer one request body; returns JSON bytes (fast path) or a response dict."""
+    def execute(
+        self, actor: Actor, body: Any, *, read_only: bool = False
+    ) -> dict[str, Any] | bytes:
+        """Answer one request body; returns JSON bytes (fast path) or a response dict.
+
+        ``read_only`` (GraphQL over GET) runs queries only: another operation
+        raises :class:`MethodNotAllowed`, answered 405 by the HTTP layer.
+        """
         try:
             query, variables, operation_name = _read_body(body)
         except QiaoError as exc:
@@ -194,18 +207,25 @@ class GraphQLService:
         if document is None:
             try:
                 document = parse(query, max_tokens=MAX_TOKENS)
+                check_document(document)  # before validation, whose cost it bounds
             except GraphQLError as exc:
                 return {"data": None, "errors": [format_error(exc)]}
+            except QiaoError as exc:
+                return error_body(exc)
             self._documents.put(query, document)
         errors = self._validated.get((built.version, query))
         if errors is None:
-            errors = validate(built.schema._schema, document, [*specified_rules, *LIMIT_RULES])
+            errors = validate(built.schema._schema, document, self.rules)
             self._validated.put((built.version, query), errors)
         if errors:
             return {"data": None, "errors": [format_error(e) for e in errors]}
         operation = get_operation_ast(document, operation_name)
         if operation is None:
             return error_body(BadUserInput("name the operation to run with operationName"))
+        if read_only and operation.operation is not OperationType.QUERY:
+            raise MethodNotAllowed(
+                f"a {operation.operation.value} cannot be sent with GET; send it with POST"
+            )
         if actor.read_only and operation.operation is not OperationType.QUERY:
             return error_body(Forbidden("this token is read-only; use a token with write scope"))
         access = self.runtime.records.permissions.access_for(actor)
