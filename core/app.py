@@ -33,7 +33,7 @@ from qiao.core.edge.errors import HANDLERS, error_response, status_of
 from qiao.core.edge.headers import SecurityHeaders
 from qiao.core.edge.limits import BodyLimit
 from qiao.core.errors import BadUserInput, ConfigurationError, QiaoError
-from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body
+from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body, read_body
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 from qiao.core.web import assets
@@ -71,6 +71,7 @@ def create_app(runtime: Runtime) -> Starlette:
         if get and "text/html" in request.headers.get("accept", ""):
             return await run_in_threadpool(graphiql_page)
         body = graphql_get_parameters(request) if get else await json_body(request)
+        read_body(body)  # not a GraphQL request at all: 400, before any work
         user = request.user
         actor = user.actor if isinstance(user, QiaoUser) else None
         status, result = await run_in_threadpool(

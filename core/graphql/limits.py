@@ -110,10 +110,13 @@ class _Gate:
                 for argument in selection.arguments or ():
                     _check_value(argument.value)
                 inner = self.measure(selection.selection_set, inside)
+                # Introspection nests by the schema's type wrappers, not by data: its
+                # depth is not the caller's to choose, so it is not counted.
+                introspection = selection.name.value.startswith("__")
                 size = size + Size(
                     inner.fields + 1,
                     inner.aliases + (selection.alias is not None),
-                    inner.depth + 1,
+                    0 if introspection else inner.depth + 1,
                 )
             elif isinstance(selection, InlineFragmentNode):
                 size = size + self.measure(selection.selection_set, inside)

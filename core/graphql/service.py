@@ -199,7 +199,7 @@ class GraphQLService:
         raises :class:`MethodNotAllowed`, answered 405 by the HTTP layer.
         """
         try:
-            query, variables, operation_name = _read_body(body)
+            query, variables, operation_name = read_body(body)
         except QiaoError as exc:
             return error_body(exc)
         built = self.schema()
@@ -315,7 +315,8 @@ class GraphQLService:
         return b'{"data":{' + b",".join(parts) + b"}}"
 
 
-def _read_body(body: Any) -> tuple[str, dict[str, Any], str | None]:
+def read_body(body: Any) -> tuple[str, dict[str, Any], str | None]:
+    """The query, variables and operation name of a GraphQL request body, checked."""
     if not isinstance(body, dict):
         raise BadUserInput("the request body must be a JSON object with a 'query'")
     query = body.get("query")
