@@ -41,9 +41,12 @@ from qiao.core.web.graphiql import graphiql_page
 
 log = logging.getLogger("qiao.app")
 RESERVED_PATHS = {"/graphql", "/auth/sign-in", "/healthz", "/readyz"}
-#: Sign-ins checking a password at once: argon2 is slow on purpose, and must not take
-#: every core while others' requests wait.
-SIGN_IN_CONCURRENCY = 2
+#: Sign-ins checking a password at once: argon2 is slow on purpose (and runs lanes in
+#: threads of its own), and must not take every core while others' requests wait.
+SIGN_IN_CONCURRENCY = 1
+#: GraphQL documents not seen before, parsed and validated at once: the costly part
+#: of a request, and what a stranger can vary at will.
+NEW_DOCUMENT_CONCURRENCY = 2
 
 
 def create_app(runtime: Runtime) -> Starlette:
@@ -51,6 +54,7 @@ def create_app(runtime: Runtime) -> Starlette:
     graphql = GraphQLService(runtime)
     authenticator = Authenticator(runtime.db, runtime.current)
     sign_ins = anyio.CapacityLimiter(SIGN_IN_CONCURRENCY)
+    new_documents = anyio.CapacityLimiter(NEW_DOCUMENT_CONCURRENCY)
 
     def answer(
         actor: Actor | None, authorization: str | None, body: Any, read_only: bool
@@ -74,8 +78,13 @@ def create_app(runtime: Runtime) -> Starlette:
         read_body(body)  # not a GraphQL request at all: 400, before any work
         user = request.user
         actor = user.actor if isinstance(user, QiaoUser) else None
-        status, result = await run_in_threadpool(
-            answer, actor, request.headers.get("authorization"), body, get
+        status, result = await anyio.to_thread.run_sync(
+            answer,
+            actor,
+            request.headers.get("authorization"),
+            body,
+            get,
+            limiter=None if graphql.knows(body) else new_documents,
         )
         headers = {"Allow": "POST"} if status == 405 else None
         if isinstance(result, bytes):

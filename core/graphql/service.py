@@ -41,7 +41,7 @@ from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder
 from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
-from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document
+from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document, check_source
 from qiao.core.metadata.registry import camel
 from qiao.core.permissions.access import Access
 from qiao.core.records.context import Actor
@@ -190,6 +190,18 @@ class GraphQLService:
 
     # -- Execution ------------------------------------------------------------------------
 
+    def knows(self, body: Any) -> bool:
+        """Whether the body's document was parsed and validated already (cheap to answer).
+
+        The HTTP layer runs documents not seen before one or two at a time, so
+        strangers sending new, costly documents cannot take every thread and core.
+        """
+        query = body.get("query") if isinstance(body, dict) else None
+        if not isinstance(query, str) or self._documents.get(query) is None:
+            return False
+        built = self._built
+        return built is not None and self._validated.get((built.version, query)) is not None
+
     def execute(
         self, actor: Actor, body: Any, *, read_only: bool = False
     ) -> dict[str, Any] | bytes:
@@ -206,6 +218,7 @@ class GraphQLService:
         document = self._documents.get(query)
         if document is None:
             try:
+                check_source(query)  # before parsing, whose cost it bounds
                 document = parse(query, max_tokens=MAX_TOKENS)
                 check_document(document)  # before validation, whose cost it bounds
             except GraphQLError as exc:
