@@ -25,7 +25,7 @@ from qiao.core.auth import throttle
 from qiao.core.auth.tokens import create_token
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput, NotFound, QiaoError, Unauthenticated
-from qiao.core.records.context import Source
+from qiao.core.records.context import Actor, Source
 from qiao.core.storage import system
 from qiao.core.storage.database import Database
 
@@ -144,7 +144,13 @@ def sign_in(
     return Attempt(None, Unauthenticated("the user name or password is wrong"), delay)
 
 
-def unlock(conn: Connection, catalog: Catalog, username: str) -> int:
+def unlock(
+    conn: Connection,
+    catalog: Catalog,
+    username: str,
+    actor: Actor | None = None,
+    source: Source = Source.CLI,
+) -> int:
     """Lift every lockout of ``username`` and reset its failure counts (an administrator's).
 
     Returns how many addresses were locked out of it or had failures counted.
@@ -157,7 +163,8 @@ def unlock(conn: Connection, catalog: Catalog, username: str) -> int:
         update(c).where(c.c.user_id == row.id).values(failed_attempts=0, locked_until=None)
     )
     cleared = throttle.forget_name(conn, username[:255])
-    record_security(conn, UNLOCKED, user_id=row.id, details={"addresses": cleared})
+    details = {"addresses": cleared}
+    record_security(conn, UNLOCKED, user_id=row.id, details=details, actor=actor, source=source)
     return cleared
 
 

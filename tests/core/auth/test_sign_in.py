@@ -207,3 +207,18 @@ def test_a_read_only_token_cannot_change_data(qiao_server, qiao_runtime):
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
     assert client.data("{ accounts { totalCount } }") == {"accounts": {"totalCount": 0}}
     client.close()
+
+
+def test_an_administrator_unlocks_a_name_over_graphql(
+    rep, attempt, qiao_client, qiao_server, qiao_runtime
+):
+    for _ in range(throttle.LOCK_AFTER):
+        attempt("zhang", "guess")
+    with qiao_runtime.db.write() as conn:
+        token = create_token(conn, qiao_runtime.current(), "zhang")
+    user = GraphQLClient(qiao_server.url, token)
+    mutation = 'mutation { unlockUser(username: "zhang") }'
+    assert user.errors(mutation)[0]["extensions"]["code"] == "FORBIDDEN"
+    user.close()
+    assert qiao_client.data(mutation) == {"unlockUser": 1}
+    assert attempt("zhang", PASSWORD).session is not None
