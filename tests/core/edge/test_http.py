@@ -103,6 +103,10 @@ def test_the_cost_gate_refuses_before_validation_runs(qiao_client, monkeypatch):
     monkeypatch.setattr(service, "validate", lambda *a, **k: validated.append(1) or real(*a, **k))
     (error,) = qiao_client.errors("{" + " me { username }" * 1200 + " }")
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "more than 2000 tokens" in error["message"]
+    (error,) = qiao_client.errors("{" + " me { username }" * 11 + " }")
+    assert "'me' more than 10 times" in error["message"]
+    (error,) = qiao_client.errors("{ ...F } fragment F on Query {" + " me { id }" * 11 + " }")
     assert "'me' more than 10 times" in error["message"]
     fragments = "fragment F0 on Query { me { username } }\n" + "\n".join(
         f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, 12)
