@@ -10,6 +10,7 @@ PostgreSQL sessions run in UTC.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 
 from qiao.core.errors import ConfigurationError
 
+log = logging.getLogger("qiao.storage")
 _WRITE = "qiao_write"
 _AFTER_COMMIT = "qiao_after_commit"
 
@@ -28,7 +30,8 @@ def after_commit(conn: Connection, action: Callable[[], None]) -> bool:
     """Run ``action`` once the write transaction of ``conn`` has committed.
 
     For effects outside the database that must never describe a change that was
-    rolled back (a file written, a message sent). Returns False, and does nothing,
+    rolled back (a file written, a message sent). An action that fails is logged
+    as an error; the committed change stands. Returns False, and does nothing,
     when ``conn`` is not a :meth:`Database.write` transaction.
     """
     pending = conn.info.get(_AFTER_COMMIT)
@@ -79,7 +82,12 @@ class Database:
             finally:
                 conn.info.pop(_AFTER_COMMIT, None)
         for action in pending:
-            action()
+            try:
+                action()
+            except Exception:
+                # The change is committed: failing the caller now would report a write
+                # that happened as one that did not. The server log says what was lost.
+                log.exception("an action after a committed transaction failed")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

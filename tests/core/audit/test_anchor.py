@@ -6,6 +6,7 @@ rewind the chain head, drop the stored checkpoints and the wrapped key.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 
@@ -121,3 +122,15 @@ def test_a_rolled_back_write_leaves_no_checkpoint_in_the_file(
 def test_the_key_is_made_once(audit_log, qiao_runtime):
     with qiao_runtime.db.write() as conn, pytest.raises(Conflict, match="has its key already"):
         audit_log.create_key(conn)
+
+
+def test_a_checkpoint_file_that_cannot_be_written_fails_no_committed_write(
+    accounts, audit_log, qiao_runtime, tmp_path, caplog
+):
+    audit_log.settings = dataclasses.replace(
+        audit_log.settings, checkpoint_file=tmp_path / "no such folder" / "checkpoints.jsonl"
+    )
+    (made,) = accounts(1)  # entry 1 is checkpointed: the file cannot be appended to
+    with qiao_runtime.db.read() as conn:
+        assert qiao_runtime.records.get(conn, "account", made["id"]) is not None
+    assert "an action after a committed transaction failed" in caplog.text
