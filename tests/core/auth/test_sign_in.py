@@ -53,7 +53,7 @@ def attempt(qiao_runtime):
 
 
 def sign_in(server, username, password):
-    with httpx.Client(base_url=server.url) as http:
+    with httpx.Client(base_url=server.url, timeout=120) as http:
         return http.post("/auth/sign-in", json={"username": username, "password": password})
 
 
