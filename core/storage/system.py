@@ -227,7 +227,7 @@ credential = Table(
 )
 
 #: Failed sign-ins per client address and user name typed (known or not), within a window;
-#: a pair locked out locks only that address out of that name (revision k0006_sign_in).
+#: a pair locked out locks only that address out of that name (revision k0007_sign_in).
 sign_in_failure = Table(
     "qiao_sign_in_failure",
     metadata,

@@ -1,7 +1,7 @@
 """Failed sign-ins per client address and user name, for throttling and lockout.
 
-Revision ID: k0006_sign_in
-Revises: k0005_encryption
+Revision ID: k0007_sign_in
+Revises: k0006_packages
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from qiao.core.storage.types import UtcDateTime
 
-revision = "k0006_sign_in"
-down_revision = "k0005_encryption"
+revision = "k0007_sign_in"
+down_revision = "k0006_packages"
 branch_labels = None
 depends_on = None
 
