@@ -120,10 +120,10 @@ def prune(state: CliState) -> None:
 def init_key(state: CliState) -> None:
     """Make the audit log's MAC key in the database, wrapped by [audit] key_file.
 
-    'qiao init' does this for a new deployment. It is done once: a write never
-    makes a key, so a log erased together with its key stops recording instead
-    of starting over, and this command refuses while the checkpoint file
-    vouches for an earlier log.
+    The migration that creates a new deployment's tables ('qiao init') does this
+    already. It is done once: a write never makes a key, so a log erased
+    together with its key stops recording instead of starting over, and this
+    command refuses while the checkpoint file vouches for an earlier log.
     """
     log = _bound(state)
     with state.runtime().db.write() as conn:

@@ -116,9 +116,9 @@ class AuditLog:
     def append(self, conn: Connection, event: AuditEvent) -> Entry:
         """Add ``event`` at the end of the chain, in the caller's transaction.
 
-        A log without a key refuses: the key is made once, by ``qiao init`` or
-        ``qiao audit init-key`` (:meth:`create_key`), never by a write, so a log
-        erased together with its key cannot quietly start over.
+        A log without a key refuses: the key is made once, with the kernel tables
+        (``qiao init``) or by ``qiao audit init-key`` (:meth:`create_key`), never by
+        a write, so a log erased together with its key cannot quietly start over.
         """
         head = _lock_head(conn)
         key_id = head["key_id"]
