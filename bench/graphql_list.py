@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import multiprocessing
 import os
 import platform
 import random
@@ -34,17 +33,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from serving import DEFAULT_POSTGRES_ADMIN_URL, database, server_process
 
-DEFAULT_POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PAGE = 50
 
 QUERY = (
@@ -169,29 +164,6 @@ def seed(url: str, rows: int) -> Seeded:
     return Seeded(url=url, token=token)
 
 
-@contextlib.contextmanager
-def database(backend: str, workdir: Path, admin_url: str) -> Iterator[str]:
-    """A fresh, empty database for one backend, removed afterwards."""
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'bench.db'}"
-        return
-    from qiao.core.storage.database import normalise_url
-
-    name = f"qiao_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        base, _, _ = admin_url.rpartition("/")
-        try:
-            yield f"{base}/{name}"
-        finally:
-            with engine.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
-
-
 # -- The server process -----------------------------------------------------------------------
 
 
@@ -223,54 +195,6 @@ def build_app(url: str, token: str) -> Any:
     # Appended last, so Qiao's /graphql is matched first and pays no extra routing.
     app.router.routes.append(Route("/raw/opportunities", raw_opportunities, methods=["GET"]))
     return app
-
-
-def serve(url: str, token: str, pipe: Pipe) -> None:
-    """Entry point of the server process: bind a free loopback port, report it, serve."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    app = build_app(url, token)
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, ws="none", lifespan="on", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    pipe.send(sock.getsockname()[1])
-    pipe.close()
-    server.run(sockets=[sock])
-
-
-@contextlib.contextmanager
-def server_process(seeded: Seeded) -> Iterator[int]:
-    """Runs :func:`serve` in a separate process; yields its port once it answers."""
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=serve, args=(seeded.url, seeded.token, child), daemon=True)
-    proc.start()
-    child.close()
-    try:
-        if not parent.poll(60):
-            raise RuntimeError("the benchmark server did not start within 60 s")
-        port: int = parent.recv()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if not proc.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the benchmark server stopped or never answered")
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.join(10)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
 
 
 # -- Load generation --------------------------------------------------------------------------
@@ -379,7 +303,7 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> Result
         print(
             f"[{backend}] seeded {args.rows} opportunities in {time.perf_counter() - started:.1f} s"
         )
-        with server_process(seeded) as port:
+        with server_process(build_app, seeded.url, seeded.token) as port:
             size = check_same_answer(port, seeded.token)
             print(f"[{backend}] both targets return the same JSON ({size} bytes)")
             result = Result(backend, size, {"qiao": [], "raw": []})

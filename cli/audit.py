@@ -1,4 +1,4 @@
-"""``qiao audit``: verify the audit log, checkpoint it, prune it, make its key.
+"""``qiao audit``: verify the audit log, checkpoint it, prune it, make its keys.
 
 None of these commands changes or removes an entry other than by pruning
 entries older than the retention period, which first verifies the log and
@@ -47,13 +47,23 @@ def audit() -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Start from an exported checkpoint, and require every entry it vouches for.",
 )
+@click.option(
+    "--ignore-checkpoint-file",
+    is_flag=True,
+    help="Do not require the latest checkpoint of [audit] checkpoint_file.",
+)
 @pass_state
-def verify(state: CliState, checkpoint_file: Path | None) -> None:
-    """Check every entry's MAC and order; name the first entry that does not verify."""
+def verify(state: CliState, checkpoint_file: Path | None, ignore_checkpoint_file: bool) -> None:
+    """Check every entry's MAC and order; name the first entry that does not verify.
+
+    The log must also reach the latest checkpoint of the checkpoint file kept
+    outside the database, with the same MAC and key, so an erased or truncated
+    log does not verify.
+    """
     log = _bound(state)
     anchor = _read_checkpoint(checkpoint_file) if checkpoint_file else None
     with state.runtime().db.read() as conn:
-        report = log.verify(conn, anchor)
+        report = log.verify(conn, anchor, external=not ignore_checkpoint_file)
     if report.problem is not None:
         click.echo(f"audit log does NOT verify: {report.problem}", err=True)
         raise SystemExit(1)
@@ -103,6 +113,22 @@ def prune(state: CliState) -> None:
         f"pruned entries {pruned.first} to {pruned.through} (older than {days} days); "
         f"verification now starts from the checkpoint at entry {pruned.checkpoint.sequence}"
     )
+
+
+@audit.command("init-key")
+@pass_state
+def init_key(state: CliState) -> None:
+    """Make the audit log's MAC key in the database, wrapped by [audit] key_file.
+
+    The migration that creates a new deployment's tables ('qiao init') does this
+    already. It is done once: a write never makes a key, so a log erased
+    together with its key stops recording instead of starting over, and this
+    command refuses while the checkpoint file vouches for an earlier log.
+    """
+    log = _bound(state)
+    with state.runtime().db.write() as conn:
+        key_id = log.create_key(conn)
+    click.echo(f"created the audit key {key_id}; the audit log now records every change")
 
 
 @audit.command("create-key")

@@ -130,6 +130,7 @@ def _with_runtime(config: Config, work: Callable[[Runtime], None]) -> None:
 
 def _print_admin_token(runtime: Runtime) -> None:
     """A demo is explored through the API at once, so it comes with a token to do it."""
+    runtime.audit_log()  # the token's creation is audited, as every token's is
     with runtime.db.write() as conn:
         token = create_token(conn, runtime.current(), ADMIN_USERNAME, name="demo")
     base = f"http://{runtime.config.host}:{runtime.config.port}"

@@ -24,7 +24,6 @@ from qiao.cli.reach import outside_settings
 from qiao.cli.settings import SettingsFile
 from qiao.cli.state import CliState, pass_state
 from qiao.core import audit as audit_log
-from qiao.core.audit.verify import verify as verify_chain
 from qiao.core.config import Config
 from qiao.core.crypto import CryptoError, FileKeyProvider
 from qiao.core.errors import QiaoError
@@ -165,7 +164,13 @@ class Doctor:
             if log is None:
                 return skip("no audit key is bound")
             with runtime.db.read() as conn:
-                report = verify_chain(conn, lambda key_id: log.key(conn, key_id))
+                if not audit_log.has_key(conn):
+                    return fail(
+                        "the audit log has no key, so changes cannot be recorded",
+                        "if this deployment never had one, run 'qiao audit init-key'; "
+                        "otherwise the log and its key were erased: see docs/audit.md",
+                    )
+                report = log.verify(conn)
         finally:
             runtime.close()
         if report.problem is not None:

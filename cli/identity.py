@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import click
 
 from qiao.cli.state import CliState, pass_state
-from qiao.core.auth.passwords import set_password
+from qiao.core.auth.passwords import set_password, unlock
 from qiao.core.auth.tokens import create_token, list_tokens, revoke_token
 from qiao.core.errors import NotFound
 from qiao.core.ids import is_record_id
@@ -150,6 +150,22 @@ def set_password_command(state: CliState, username: str) -> None:
     with runtime.db.write() as conn:
         set_password(conn, runtime.current(), username, password)
     click.echo(f"Password set for '{username}'.")
+
+
+@user.command("unlock")
+@click.argument("username")
+@pass_state
+def unlock_command(state: CliState, username: str) -> None:
+    """Lift every sign-in lockout of USERNAME, from every client address.
+
+    A lockout only keeps out the address that failed too often for that name;
+    this is for the case where that address is the user's own (a shared office
+    address, say).
+    """
+    runtime = state.runtime()
+    with runtime.db.write() as conn:
+        cleared = unlock(conn, runtime.current(), username)
+    click.echo(f"'{username}' is unlocked (failure counts cleared for {cleared} addresses).")
 
 
 @user.command("list")

@@ -6,80 +6,114 @@ runtime, and nothing is attached after start-up.
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from qiao.core import audit
 from qiao.core.auth import passwords
 from qiao.core.auth.tokens import Authenticator
+from qiao.core.edge.auth import QiaoUser, TokenBackend
+from qiao.core.edge.body import graphql_get_parameters, json_body
+from qiao.core.edge.errors import HANDLERS, error_response, status_of
+from qiao.core.edge.headers import SecurityHeaders
+from qiao.core.edge.limits import BodyLimit
 from qiao.core.errors import BadUserInput, ConfigurationError, QiaoError
-from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body
+from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body, read_body
+from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 from qiao.core.web import assets
 from qiao.core.web.graphiql import graphiql_page
 
 log = logging.getLogger("qiao.app")
-MAX_BODY_BYTES = 1_000_000
 RESERVED_PATHS = {"/graphql", "/auth/sign-in", "/healthz", "/readyz"}
+#: Sign-ins checking a password at once: argon2 is slow on purpose (and runs lanes in
+#: threads of its own), and must not take every core while others' requests wait.
+SIGN_IN_CONCURRENCY = 1
+#: GraphQL documents not seen before, parsed and validated at once: the costly part
+#: of a request, and what a stranger can vary at will.
+NEW_DOCUMENT_CONCURRENCY = 2
 
 
 def create_app(runtime: Runtime) -> Starlette:
     """The Qiao API for ``runtime``: /graphql, /healthz, /readyz, /static/ and plugins' routes."""
     graphql = GraphQLService(runtime)
     authenticator = Authenticator(runtime.db, runtime.current)
+    sign_ins = anyio.CapacityLimiter(SIGN_IN_CONCURRENCY)
+    new_documents = anyio.CapacityLimiter(NEW_DOCUMENT_CONCURRENCY)
 
-    def answer(authorization: str | None, body: Any) -> dict[str, Any] | bytes:
+    def answer(
+        actor: Actor | None, authorization: str | None, body: Any, read_only: bool
+    ) -> tuple[int, dict[str, Any] | bytes]:
         """Authenticate and execute in one worker-thread hop (each hop costs ~15%)."""
         try:
-            actor = authenticator.actor_for(authorization)
-            return graphql.execute(actor, body)
+            actor = actor or authenticator.actor_for(authorization)
+            return 200, graphql.execute(actor, body, read_only=read_only)
         except QiaoError as exc:
-            return error_body(exc)
+            status = status_of(exc)
+            return (status if status in {405, 500} else 200), error_body(exc)
         except Exception:
             log.exception("unexpected error answering a GraphQL request")
-            return {"data": None, "errors": [INTERNAL_ERROR]}
+            return 200, {"data": None, "errors": [INTERNAL_ERROR]}
 
     async def graphql_endpoint(request: Request) -> Response:
-        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+        get = request.method == "GET"
+        if get and "text/html" in request.headers.get("accept", ""):
             return await run_in_threadpool(graphiql_page)
-        try:
-            body = await _request_body(request)
-        except BadUserInput as exc:
-            return JSONResponse(error_body(exc), status_code=400)
-        result = await run_in_threadpool(answer, request.headers.get("authorization"), body)
+        body = graphql_get_parameters(request) if get else await json_body(request)
+        read_body(body)  # not a GraphQL request at all: 400, before any work
+        user = request.user
+        actor = user.actor if isinstance(user, QiaoUser) else None
+        status, result = await anyio.to_thread.run_sync(
+            answer,
+            actor,
+            request.headers.get("authorization"),
+            body,
+            get,
+            limiter=None if graphql.knows(body) else new_documents,
+        )
+        headers = {"Allow": "POST"} if status == 405 else None
         if isinstance(result, bytes):
-            return Response(result, media_type="application/json")
-        return JSONResponse(result)
+            return Response(result, status, headers, media_type="application/json")
+        return JSONResponse(result, status, headers)
 
     async def sign_in(request: Request) -> Response:
         """Exchange a user name and password for a session token (docs/graphql.md)."""
-        try:
-            body = await _request_body(request)
-            if not isinstance(body, dict) or not all(
-                isinstance(body.get(k), str) for k in ("username", "password")
-            ):
-                raise BadUserInput("send a JSON object with 'username' and 'password'")
-            session = await run_in_threadpool(
-                passwords.sign_in,
-                runtime.db,
-                runtime.current(),
-                body["username"],
-                body["password"],
-                uuid.uuid4().hex,
-            )
-        except BadUserInput as exc:
-            return JSONResponse(error_body(exc), status_code=400)
-        except QiaoError as exc:
-            return JSONResponse(error_body(exc), status_code=401)
+        body = await json_body(request)
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str) for k in ("username", "password")
+        ):
+            raise BadUserInput("send a JSON object with 'username' and 'password'")
+        address = request.client.host if request.client else "unknown"
+        attempt = await anyio.to_thread.run_sync(
+            passwords.sign_in,
+            runtime.db,
+            runtime.current(),
+            body["username"],
+            body["password"],
+            uuid.uuid4().hex,
+            address,
+            limiter=sign_ins,
+        )
+        await asyncio.sleep(attempt.delay)  # slowed without holding a thread
+        if attempt.error is not None:
+            return error_response(attempt.error)
+        assert attempt.session is not None
+        session = attempt.session
         return JSONResponse({"token": session.token, "expiresAt": session.expires_at.isoformat()})
 
     async def healthz(_: Request) -> Response:
@@ -114,32 +148,48 @@ def create_app(runtime: Runtime) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(runtime.start)
         await run_in_threadpool(graphql.schema)
+        checkpoints = asyncio.create_task(_checkpoint_periodically(runtime))
         yield
+        checkpoints.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checkpoints
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    config = runtime.config
+    middleware = [Middleware(SecurityHeaders)]
+    if config.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
+    middleware += [
+        Middleware(BodyLimit, max_bytes=config.max_body_bytes),
+        Middleware(AuthenticationMiddleware, backend=TokenBackend(authenticator)),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
     app.state.runtime = runtime
     app.state.graphql = graphql
     return app
 
 
-async def _request_body(request: Request) -> Any:
-    if request.method == "GET":
-        params = request.query_params
-        variables = params.get("variables")
+async def _checkpoint_periodically(runtime: Runtime) -> None:
+    """Anchor the audit log's last entries outside the database after a quiet spell too."""
+    bound = audit.bound(runtime)
+    if bound is None:
+        return
+    every = min(60.0, bound.settings.checkpoint_minutes * 60)
+    while True:
+        await asyncio.sleep(every)
         try:
-            parsed = json.loads(variables) if variables else None
-        except ValueError:
-            raise BadUserInput("'variables' is not valid JSON") from None
-        return {
-            "query": params.get("query"),
-            "variables": parsed,
-            "operationName": params.get("operationName"),
-            "_get": True,
-        }
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise BadUserInput(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise BadUserInput("the request body is not valid JSON") from None
+            await run_in_threadpool(audit.checkpoint_if_due, runtime)
+        except Exception:
+            log.exception("the periodic audit checkpoint failed")

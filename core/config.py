@@ -35,6 +35,18 @@ class Config:
     root: Path = field(default_factory=Path.cwd)
     path: Path | None = None
     audit: AuditSettings = field(default_factory=AuditSettings)
+    #: ``[server] production``: a deployment serving real users (introspection off by default).
+    production: bool = False
+    #: ``[server] introspection``: None follows ``production`` (on in development only).
+    introspection: bool | None = None
+    #: ``[server] cors_origins``: browser origins allowed to call the API (none by default).
+    cors_origins: tuple[str, ...] = ()
+    #: ``[server] max_body_bytes``: larger request bodies are refused while they stream in.
+    max_body_bytes: int = 1_000_000
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return (not self.production) if self.introspection is None else self.introspection
 
     @classmethod
     def load(cls, path: Path | None = None, env: dict[str, str] | None = None) -> Config:
@@ -67,6 +79,14 @@ class Config:
                 plugins=tuple(plugins.get("enabled", cls.plugins)),
                 host=str(server.get("host", cls.host)),
                 port=int(server.get("port", cls.port)),
+                production=_flag(server, "production", cls.production, path),
+                introspection=(
+                    _flag(server, "introspection", False, path)
+                    if "introspection" in server
+                    else None
+                ),
+                cors_origins=_origins(server.get("cors_origins", []), path),
+                max_body_bytes=int(server.get("max_body_bytes", cls.max_body_bytes)),
                 metadata_check_interval=float(
                     metadata.get("check_interval", cls.metadata_check_interval)
                 ),
@@ -101,6 +121,27 @@ def _table(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigurationError(f"{path}: [{name}] must be a table")
     return value
+
+
+def _flag(table: dict[str, Any], name: str, default: bool, path: Path) -> bool:
+    value = table.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{path}: [server] {name} must be true or false")
+    return value
+
+
+def _origins(value: Any, path: Path) -> tuple[str, ...]:
+    """``cors_origins``: full origins such as "https://crm.example.cn" (no paths, no "*")."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(f"{path}: [server] cors_origins must be a list of origins")
+    for origin in value:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in {"http", "https"} or not rest or "/" in rest:
+            raise ConfigurationError(
+                f"{path}: [server] cors_origins: {origin!r} is not an origin like "
+                "'https://crm.example.cn'"
+            )
+    return tuple(value)
 
 
 def _absolute_sqlite(url: str, root: Path) -> str:

@@ -69,3 +69,27 @@ class ConfigurationError(QiaoError):
 
 class MetadataError(BadUserInput):
     """An entity or field declaration is invalid."""
+
+
+class TooManyRequests(QiaoError):
+    """The caller is over a rate limit; trying again later may succeed (HTTP 429)."""
+
+    code = "TOO_MANY_REQUESTS"
+
+
+class MethodNotAllowed(QiaoError):
+    """The HTTP method cannot do this (a mutation over GET, say; HTTP 405)."""
+
+    code = "METHOD_NOT_ALLOWED"
+
+
+class PayloadTooLarge(QiaoError):
+    """The request body is larger than the deployment accepts (HTTP 413)."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(QiaoError):
+    """The request body is not of a type the endpoint reads (HTTP 415)."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"

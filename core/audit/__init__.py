@@ -1,6 +1,7 @@
 """The audit log: every change, append-only, chained by a keyed HMAC-SM3.
 
 * :mod:`.chain` defines what each MAC covers, and signed checkpoints.
+* :mod:`.anchor` keeps checkpoints outside the database, in an append-only file.
 * :mod:`.log` appends entries inside the transaction of the change, stores
   checkpoints and prunes old entries; :func:`record` and :func:`record_login`
   are for changes that do not pass through the records service.
@@ -18,6 +19,9 @@ from qiao.core.audit.log import (
     Pruned,
     bind,
     bound,
+    checkpoint_if_due,
+    has_key,
+    initialize,
     is_encrypted,
     log_for,
     record,
@@ -39,6 +43,9 @@ __all__ = [
     "bind",
     "bound",
     "can_read_trail",
+    "checkpoint_if_due",
+    "has_key",
+    "initialize",
     "is_encrypted",
     "log_for",
     "record",

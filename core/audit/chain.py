@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qiao.core.crypto.sm3 import hmac_sm3
-from qiao.core.storage.types import UTC_FORMAT
+from qiao.core.storage.types import utc_text
 
 MAC_SIZE = 32
 GENESIS_MAC = bytes(MAC_SIZE)
@@ -127,7 +127,7 @@ def checkpoint_signature(key: bytes, checkpoint: Checkpoint) -> str:
 
 def instant(at: dt.datetime) -> str:
     """An instant in the one text form both databases round-trip exactly (microseconds, UTC)."""
-    return at.astimezone(dt.UTC).strftime(UTC_FORMAT)
+    return utc_text(at)
 
 
 def canonical_json(value: Any) -> str:

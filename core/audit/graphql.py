@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from qiao.core.audit.chain import Entry
-from qiao.core.audit.trail import can_read_trail, encode_cursor, read_trail
+from qiao.core.audit.trail import TrailEntry, can_read_trail, encode_cursor, read_trail
 from qiao.core.errors import BadUserInput, Forbidden
 from qiao.core.graphql import scalars
 from qiao.core.graphql.builder import PageInfo
@@ -26,12 +23,14 @@ class AuditEntry:
     operation: str = strawberry.field(description="create, update or delete.")
     changes: JSON = strawberry.field(
         description='Field name -> {"old": ..., "new": ...}, or {"redacted": true} for a '
-        "field whose values the log does not keep (encrypted fields)."
+        "field whose values the log does not keep (encrypted fields) or the caller may not "
+        "read."
     )
     request_id: str
 
     @classmethod
-    def of(cls, entry: Entry) -> AuditEntry:
+    def of(cls, seen: TrailEntry) -> AuditEntry:
+        entry = seen.entry
         return cls(
             sequence=entry.sequence,
             at=scalars.DateTime(entry.at),
@@ -39,7 +38,7 @@ class AuditEntry:
             actor_id=strawberry.ID(entry.actor_id) if entry.actor_id else None,
             source=entry.source,
             operation=entry.operation,
-            changes=json.loads(entry.changes),
+            changes=seen.changes,
             request_id=entry.request_id,
         )
 
@@ -59,7 +58,9 @@ class AuditEntryConnection:
 @strawberry.type(name="Query")
 class AuditQuery:
     @strawberry.field(
-        description="The history of one record (also after it was deleted), oldest first."
+        description="The history of one record (also after it was deleted), oldest first; "
+        "fields the caller may not read are redacted, and security events (sign-ins, tokens, "
+        "passwords, keys) are shown only to auditors and the user they are about."
     )
     def audit_trail(
         self,
@@ -75,9 +76,10 @@ class AuditQuery:
                 raise BadUserInput(f"there is no entity {entity!r}", field="entity")
             if not can_read_trail(ctx.access, conn, entity, str(id)):
                 raise Forbidden("you may not read this record's audit trail")
-            page = read_trail(conn, entity, str(id), first=first, after=after)
+            page = read_trail(conn, ctx.access, entity, str(id), first=first, after=after)
         edges = [
-            AuditEntryEdge(cursor=encode_cursor(e), node=AuditEntry.of(e)) for e in page.entries
+            AuditEntryEdge(cursor=encode_cursor(e.entry), node=AuditEntry.of(e))
+            for e in page.entries
         ]
         return AuditEntryConnection(
             edges=edges,

@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from qiao.core.audit import verify as verification
+from qiao.core.audit.anchor import CheckpointFile
 from qiao.core.audit.chain import (
     Checkpoint,
     Entry,
@@ -41,6 +43,7 @@ from qiao.core.errors import ConfigurationError, Conflict
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.storage import system
+from qiao.core.storage.database import after_commit
 
 if TYPE_CHECKING:
     from qiao.core.runtime import Runtime
@@ -111,9 +114,19 @@ class AuditLog:
     # -- Appending ------------------------------------------------------------------------
 
     def append(self, conn: Connection, event: AuditEvent) -> Entry:
-        """Add ``event`` at the end of the chain, in the caller's transaction."""
+        """Add ``event`` at the end of the chain, in the caller's transaction.
+
+        A log without a key refuses: the key is made once, with the kernel tables
+        (``qiao init``) or by ``qiao audit init-key`` (:meth:`create_key`), never by
+        a write, so a log erased together with its key cannot quietly start over.
+        """
         head = _lock_head(conn)
-        key_id = head["key_id"] or self._create_key(conn)
+        key_id = head["key_id"]
+        if key_id is None:
+            raise ConfigurationError(
+                "the audit log has no key, so nothing can be recorded; make it with "
+                "'qiao audit init-key' (docs/audit.md)"
+            )
         key = self.key(conn, key_id)
         entry = Entry(
             sequence=head["sequence"] + 1,
@@ -136,7 +149,7 @@ class AuditLog:
             .where(system.audit_head.c.id == 1)
             .values(sequence=entry.sequence, mac=entry.mac, key_id=key_id)
         )
-        if entry.sequence % self.settings.checkpoint_every == 0:
+        if entry.sequence % self.settings.checkpoint_every == 0 or self._checkpoint_due(conn):
             self._store_checkpoint(conn, entry.sequence, entry.mac, key_id)
         return entry
 
@@ -173,6 +186,30 @@ class AuditLog:
         if head["sequence"] == 0:
             raise Conflict("the audit log is empty; there is nothing to checkpoint yet")
         return self._store_checkpoint(conn, head["sequence"], head["mac"], head["key_id"])
+
+    def checkpoint_if_due(self, conn: Connection) -> Checkpoint | None:
+        """A checkpoint of entries written since the last one, once it is old enough.
+
+        The server calls this periodically, so the last entries before a quiet
+        spell are anchored outside the database too.
+        """
+        head = _lock_head(conn)
+        latest = _latest_checkpoint(conn)
+        behind = head["sequence"] > (latest.sequence if latest else 0)
+        if not behind or not self._checkpoint_due(conn, latest):
+            return None
+        return self._store_checkpoint(conn, head["sequence"], head["mac"], head["key_id"])
+
+    def _checkpoint_due(self, conn: Connection, latest: Checkpoint | None = None) -> bool:
+        latest = latest or _latest_checkpoint(conn)
+        if latest is None:
+            return True
+        return self.clock() - latest.at >= dt.timedelta(minutes=self.settings.checkpoint_minutes)
+
+    @property
+    def checkpoint_file(self) -> CheckpointFile | None:
+        path = self.settings.checkpoint_file
+        return CheckpointFile(path) if path is not None else None
 
     def prune(self, conn: Connection, actor: Actor, source: str, request_id: str) -> Pruned | None:
         """Remove the entries older than the retention period, keeping the chain verifiable.
@@ -213,9 +250,17 @@ class AuditLog:
         self.append(conn, AuditEvent(actor, source, request_id, PRUNE, changes=details))
         return Pruned(first=first, through=through, checkpoint=checkpoint)
 
-    def verify(self, conn: Connection, anchor: Checkpoint | None = None) -> verification.Report:
-        """Check the whole chain (from ``anchor``, a checkpoint kept elsewhere, if given)."""
-        return verification.verify(conn, lambda key_id: self.key(conn, key_id), anchor)
+    def verify(
+        self, conn: Connection, anchor: Checkpoint | None = None, *, external: bool = True
+    ) -> verification.Report:
+        """Check the whole chain (from ``anchor``, a checkpoint kept elsewhere, if given).
+
+        With ``external`` the latest checkpoint of the checkpoint file must be
+        met too: the log must still reach it, with the same MAC and key.
+        """
+        file = self.checkpoint_file if external else None
+        latest = file.latest() if file is not None else None
+        return verification.verify(conn, lambda key_id: self.key(conn, key_id), anchor, latest)
 
     # -- Keys -----------------------------------------------------------------------------
 
@@ -240,8 +285,23 @@ class AuditLog:
             self._keys[key_id] = secret
         return secret
 
-    def _create_key(self, conn: Connection) -> str:
-        """The first audited write makes the MAC key and stores it wrapped (head row locked)."""
+    def create_key(self, conn: Connection) -> str:
+        """Make the log's MAC key and store it wrapped; done once, by an administrator.
+
+        Refused when the log has a key, and when the checkpoint file vouches for
+        entries already: a log erased with its key must not start over unnoticed.
+        """
+        head = _lock_head(conn)
+        if head["key_id"] is not None:
+            raise Conflict(f"the audit log has its key already ({head['key_id']})")
+        file = self.checkpoint_file
+        latest = file.latest() if file is not None else None
+        if latest is not None:
+            raise Conflict(
+                f"the checkpoint file {file.path} vouches for {latest.sequence} entries of a log "
+                "that had a key: the audit log or its key was erased. Restore the database; "
+                "only to start a new log on purpose, move that file aside first"
+            )
         secret = os.urandom(_KEY_SIZE)
         conn.execute(
             insert(system.audit_key).values(
@@ -251,6 +311,8 @@ class AuditLog:
                 created_at=self.clock(),
             )
         )
+        head_row = system.audit_head.c.id == 1
+        conn.execute(update(system.audit_head).where(head_row).values(key_id=_FIRST_KEY_ID))
         with self._lock:
             self._keys[_FIRST_KEY_ID] = secret
         return _FIRST_KEY_ID
@@ -261,12 +323,16 @@ class AuditLog:
         table = system.audit_checkpoint
         row = conn.execute(select(table).where(table.c.sequence == sequence)).first()
         if row is not None:
-            return Checkpoint(**row._mapping)
-        unsigned = Checkpoint(sequence, mac, self.clock(), key_id, signature="")
-        checkpoint = replace(
-            unsigned, signature=checkpoint_signature(self.key(conn, key_id), unsigned)
-        )
-        conn.execute(insert(table).values(**checkpoint.__dict__))
+            checkpoint = Checkpoint(**row._mapping)
+        else:
+            unsigned = Checkpoint(sequence, mac, self.clock(), key_id, signature="")
+            checkpoint = replace(
+                unsigned, signature=checkpoint_signature(self.key(conn, key_id), unsigned)
+            )
+            conn.execute(insert(table).values(**checkpoint.__dict__))
+        file = self.checkpoint_file
+        if file is not None:
+            after_commit(conn, lambda: file.append(checkpoint))
         return checkpoint
 
 
@@ -360,14 +426,77 @@ def record_login(
     )
 
 
+def record_security(
+    conn: Connection,
+    operation: str,
+    *,
+    user_id: str,
+    details: Mapping[str, Any],
+    actor: Actor | None = None,
+    source: Source | str = Source.SYSTEM,
+) -> Entry | None:
+    """Record a token, password or key operation in the trail of the user it concerns.
+
+    Such entries are security events: only auditors and that user read them
+    (:mod:`qiao.core.audit.trail`).
+    """
+    return record(
+        conn,
+        actor=actor or Actor.system(),
+        source=source,
+        request_id=uuid.uuid4().hex,
+        operation=operation,
+        entity="user",
+        record_id=user_id,
+        changes=details,
+    )
+
+
+def has_key(conn: Connection) -> bool:
+    """Whether the log has its MAC key (made by ``qiao init`` or ``qiao audit init-key``)."""
+    head = system.audit_head
+    return conn.execute(select(head.c.key_id).where(head.c.id == 1)).scalar() is not None
+
+
 def refuse_if_keyed(conn: Connection) -> None:
     """Refuse a change by a process without the audit key to a database whose log is keyed."""
-    head = system.audit_head
-    if conn.execute(select(head.c.key_id).where(head.c.id == 1)).scalar() is not None:
+    if has_key(conn):
         raise ConfigurationError(
             "this deployment keeps an audit log, but this process has no audit key; "
             "configure [audit] key_file in qiao.toml (docs/audit.md)"
         )
+
+
+def initialize(runtime: Runtime, *, existing_ok: bool = False) -> str | None:
+    """Make the audit key of ``runtime``'s deployment (``qiao init``, ``qiao audit init-key``).
+
+    Returns the new key's id, or None when the deployment configures no audit
+    key (or, with ``existing_ok``, when the log has its key already).
+    """
+    audit = bound(runtime) or bind(runtime)
+    if audit is None:
+        return None
+    with runtime.db.write() as conn:
+        if existing_ok and has_key(conn):
+            return None
+        return audit.create_key(conn)
+
+
+def checkpoint_if_due(runtime: Runtime) -> Checkpoint | None:
+    """The periodic checkpoint of ``runtime``'s log (:meth:`AuditLog.checkpoint_if_due`)."""
+    audit = bound(runtime)
+    if audit is None:
+        return None
+    with runtime.db.write() as conn:
+        if not has_key(conn):
+            return None
+        return audit.checkpoint_if_due(conn)
+
+
+def _latest_checkpoint(conn: Connection) -> Checkpoint | None:
+    table = system.audit_checkpoint
+    row = conn.execute(select(table).order_by(table.c.sequence.desc()).limit(1)).first()
+    return Checkpoint(**row._mapping) if row is not None else None
 
 
 def _lock_head(conn: Connection) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The ``[audit]`` table of qiao.toml: where the audit key is, how long entries stay.
+"""The ``[audit]`` table of qiao.toml: where the audit key is, how long entries stay,
+how often the chain is checkpointed and where checkpoints are kept outside the database.
 
 The key that chains the audit log must not live in the database it protects:
 whoever can write the table could otherwise recompute every MAC. It is a Qiao
@@ -20,6 +21,15 @@ from qiao.core.crypto.keys import KEK_ENV_VAR, EnvKeyProvider, FileKeyProvider, 
 from qiao.core.errors import ConfigurationError
 
 KEY_FILE_ENV = "QIAO_AUDIT_KEY_FILE"
+#: The checkpoint file's name in the deployment folder, unless ``checkpoint_file`` names another.
+CHECKPOINT_FILE = "audit-checkpoints.jsonl"
+_SETTINGS = {
+    "key_file",
+    "retention_days",
+    "checkpoint_every",
+    "checkpoint_minutes",
+    "checkpoint_file",
+}
 #: GB/T 39786 and most regulators expect at least six months of audit records.
 MIN_RETENTION_DAYS = 180
 
@@ -32,7 +42,11 @@ class AuditSettings:
     #: Entries younger than this are never pruned.
     retention_days: int = MIN_RETENTION_DAYS
     #: A checkpoint is stored after every this many entries (and on demand).
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 100
+    #: ... and at the first entry, or by the server when idle, this many minutes after the last.
+    checkpoint_minutes: float = 10.0
+    #: Where checkpoints are also appended, outside the database (None: nowhere).
+    checkpoint_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.retention_days < MIN_RETENTION_DAYS:
@@ -42,11 +56,17 @@ class AuditSettings:
             )
         if self.checkpoint_every < 1:
             raise ConfigurationError("[audit] checkpoint_every must be at least 1")
+        if self.checkpoint_minutes <= 0:
+            raise ConfigurationError("[audit] checkpoint_minutes must be more than 0")
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], root: Path) -> AuditSettings:
-        """Settings from qiao.toml's ``[audit]``; a relative key file is in the deployment."""
-        unknown = set(table) - {"key_file", "retention_days", "checkpoint_every"}
+        """Settings from qiao.toml's ``[audit]``; relative files are in the deployment.
+
+        A deployment keeps its checkpoints in :data:`CHECKPOINT_FILE` unless
+        ``checkpoint_file`` names another file.
+        """
+        unknown = set(table) - _SETTINGS
         if unknown:
             raise ConfigurationError(f"[audit] has unknown settings: {', '.join(sorted(unknown))}")
         key_file = table.get("key_file")
@@ -54,6 +74,8 @@ class AuditSettings:
             key_file=(root / str(key_file)).resolve() if key_file else None,
             retention_days=int(table.get("retention_days", cls.retention_days)),
             checkpoint_every=int(table.get("checkpoint_every", cls.checkpoint_every)),
+            checkpoint_minutes=float(table.get("checkpoint_minutes", cls.checkpoint_minutes)),
+            checkpoint_file=(root / str(table.get("checkpoint_file", CHECKPOINT_FILE))).resolve(),
         )
 
     def key_provider(self, env: Mapping[str, str] | None = None) -> KeyProvider | None:

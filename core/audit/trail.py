@@ -1,21 +1,41 @@
-"""One record's history from the audit log, a page at a time, for those allowed to read it."""
+"""One record's history from the audit log, a page at a time, under the caller's rules.
+
+Reading a trail must not show more than reading the record does: a field the
+caller may not read appears in each entry's ``changes`` only as
+``{"redacted": true}`` (the fact that it changed, not its values), exactly as
+the log itself keeps encrypted fields. Security events (sign-ins and their
+failures, token, password and key operations) are readable only by those who
+read the whole audit log (administrators and roles with ``audit``, such as the
+security auditor) and by the user they are about.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, not_, or_, select
 
 from qiao.core.audit.chain import Entry
+from qiao.core.audit.log import REDACTED
 from qiao.core.errors import BadUserInput
 from qiao.core.permissions.access import Access
+from qiao.core.permissions.rights import FieldAccess
 from qiao.core.storage import system
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 _CURSOR_PREFIX = "audit:"
+#: Operations whose entries are security events (see :func:`is_security_event`).
+SECURITY_PREFIXES = ("login.", "token.", "password.", "key.")
+
+
+def is_security_event(operation: str) -> bool:
+    """Sign-ins, token, password and key operations: readable by the auditor and the user."""
+    return operation.startswith(SECURITY_PREFIXES)
 
 
 def can_read_trail(access: Access, conn: Connection, entity: str, record_id: str) -> bool:
@@ -37,30 +57,75 @@ def can_read_trail(access: Access, conn: Connection, entity: str, record_id: str
 
 
 @dataclass(frozen=True)
+class TrailEntry:
+    """An entry as the caller may see it: ``changes`` parsed, hidden fields redacted."""
+
+    entry: Entry
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class TrailPage:
-    entries: list[Entry]
+    entries: list[TrailEntry]
     has_next_page: bool
 
 
 def read_trail(
     conn: Connection,
+    access: Access,
     entity: str,
     record_id: str,
     *,
     first: int | None = None,
     after: str | None = None,
 ) -> TrailPage:
-    """The record's entries, oldest first, after the cursor ``after``."""
+    """The record's entries ``access`` may see, oldest first, after the cursor ``after``.
+
+    The caller must have passed :func:`can_read_trail`; this applies the field
+    rules and keeps security events from those who may not read them.
+    """
     size = DEFAULT_PAGE if first is None else first
     if not 1 <= size <= MAX_PAGE:
         raise BadUserInput(f"first must be between 1 and {MAX_PAGE}", field="first")
     table = system.audit_entry
     stmt = select(table).where(table.c.entity == entity, table.c.record_id == record_id)
+    hidden = _hidden_security_events(access, entity, record_id)
+    if hidden is not None:
+        stmt = stmt.where(not_(hidden))
     if after is not None:
         stmt = stmt.where(table.c.sequence > decode_cursor(after))
     rows = conn.execute(stmt.order_by(table.c.sequence).limit(size + 1)).all()
     entries = [Entry.of(row._mapping) for row in rows[:size]]
-    return TrailPage(entries=entries, has_next_page=len(rows) > size)
+    return TrailPage(
+        entries=[TrailEntry(e, visible_changes(access, e)) for e in entries],
+        has_next_page=len(rows) > size,
+    )
+
+
+def visible_changes(access: Access, entry: Entry) -> dict[str, Any]:
+    """The entry's changes with every field the caller may not read redacted."""
+    changes: dict[str, Any] = json.loads(entry.changes)
+    if access.is_unrestricted or entry.entity is None or is_security_event(entry.operation):
+        return changes
+    return {
+        name: dict(REDACTED)
+        if access.field_access(entry.entity, name) is FieldAccess.NONE
+        else change
+        for name, change in changes.items()
+    }
+
+
+def _hidden_security_events(
+    access: Access, entity: str, record_id: str
+) -> ColumnElement[bool] | None:
+    """The condition of entries this caller may not see; None when they see them all."""
+    if access.reads_audit:
+        return None
+    subject = access.subject
+    if subject is not None and entity == "user" and record_id == subject.user_id:
+        return None
+    operation = system.audit_entry.c.operation
+    return or_(*[operation.startswith(prefix, autoescape=True) for prefix in SECURITY_PREFIXES])
 
 
 def encode_cursor(entry: Entry) -> str:

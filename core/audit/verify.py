@@ -10,8 +10,9 @@ where it shows:
 - a deleted entry leaves a gap in the sequence numbers;
 - entries deleted from the end leave the chain head, a stored checkpoint or an
   exported one (``--from-checkpoint``) naming entries that are not there. An
-  attacker who can also rewrite the head and the stored checkpoints can only
-  be caught by a checkpoint kept outside the database: export them.
+  attacker who can also rewrite the head and the stored checkpoints is caught
+  by the checkpoint file kept outside the database (:mod:`.anchor`): its latest
+  checkpoint names entries, a MAC and a key the log must still hold.
 
 Entries may be missing from the start only where a prune recorded in the
 chain removed them, starting from the checkpoint it stored.
@@ -71,8 +72,16 @@ class Report:
         return max(0, self.last - self.first + 1)
 
 
-def verify(conn: Connection, key_for: KeyFor, anchor: Checkpoint | None = None) -> Report:
+def verify(
+    conn: Connection,
+    key_for: KeyFor,
+    anchor: Checkpoint | None = None,
+    external: Checkpoint | None = None,
+) -> Report:
     """Check the chain from its start, or from ``anchor`` (a checkpoint kept elsewhere).
+
+    ``external`` is the latest checkpoint of the checkpoint file: the chain
+    must reach it and agree with it.
 
     Only entries committed when the chain head was read are checked, so
     writers appending meanwhile do not disturb the result.
@@ -82,13 +91,18 @@ def verify(conn: Connection, key_for: KeyFor, anchor: Checkpoint | None = None) 
     checkpoints = _stored_checkpoints(conn)
     head = conn.execute(select(system.audit_head).where(system.audit_head.c.id == 1)).one()
     start, previous, problem, anchored = _start(conn, key_for, anchor, checkpoints)
+    if problem is None and external is not None:
+        problem = _signature_problem(external, key_for, "the checkpoint file")
     if problem is not None:
         return Report(start + 1, start, problem)
-    walk = _Walk(conn, key_for, start, previous, set(checkpoints))
+    remember = set(checkpoints) | ({external.sequence} if external else set())
+    walk = _Walk(conn, key_for, start, previous, remember)
     problem = walk.run(head.sequence)
     last = walk.last
     if problem is None:
         problem = _check_end(head.sequence, head.mac, walk, checkpoints, key_for)
+    if problem is None and external is not None:
+        problem = _check_external(external, walk, start)
     if problem is None and not anchored and start > 0 and walk.pruned_through != start:
         problem = Problem(
             walk.pruned_through + 1,
@@ -160,6 +174,7 @@ class _Walk:
         self.key_for = key_for
         self.last = start
         self.previous = previous
+        self.previous_at_start = previous.hex()
         self.remember = remember
         #: The MAC of each entry a checkpoint names, to compare with the checkpoint.
         self.macs: dict[int, str] = {}
@@ -243,6 +258,24 @@ def _check_end(
             return problem
         if walk.macs[sequence] != checkpoint.mac:
             return Problem(sequence, "differs from the checkpoint stored for it")
+    return None
+
+
+def _check_external(external: Checkpoint, walk: _Walk, start: int) -> Problem | None:
+    """The chain must reach the checkpoint file's latest checkpoint, with the same MAC.
+
+    A checkpoint older than the walk's start (entries pruned since) says nothing more.
+    """
+    if external.sequence > walk.last:
+        return Problem(
+            walk.last + 1,
+            f"is missing: the log ends at entry {walk.last}, but the checkpoint file vouches "
+            f"for entries up to {external.sequence}",
+        )
+    if external.sequence in walk.macs and walk.macs[external.sequence] != external.mac:
+        return Problem(external.sequence, "differs from the checkpoint file")
+    if external.sequence == start and walk.previous_at_start != external.mac:
+        return Problem(external.sequence, "differs from the checkpoint file")
     return None
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, update
 
+from qiao.core.audit.log import record_security
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput, NotFound, Unauthenticated
 from qiao.core.ids import new_id
@@ -27,6 +28,8 @@ from qiao.core.storage.database import Database
 PREFIX = "qiao_"
 SCOPES = ("write", "read")
 CACHE_SECONDS = 5.0
+TOKEN_CREATED = "token.create"
+TOKEN_REVOKED = "token.revoke"
 
 
 def hash_token(token: str) -> str:
@@ -53,9 +56,10 @@ def create_token(
         raise NotFound(f"no user named {username!r}", field="user")
     token = PREFIX + secrets.token_urlsafe(32)
     now = dt.datetime.now(dt.UTC)
+    token_id = new_id()
     conn.execute(
         insert(system.api_token).values(
-            id=new_id(),
+            id=token_id,
             user_id=user_id,
             name=name,
             token_hash=hash_token(token),
@@ -64,17 +68,23 @@ def create_token(
             scope=scope,
         )
     )
+    details = {"token_id": token_id, "name": name, "scope": scope}
+    record_security(conn, TOKEN_CREATED, user_id=user_id, details=details)
     return token
 
 
 def revoke_token(conn: Connection, token_id: str) -> bool:
     t = system.api_token
-    result = conn.execute(
+    user_id = conn.execute(
         update(t)
         .where(t.c.id == token_id, t.c.revoked_at.is_(None))
         .values(revoked_at=dt.datetime.now(dt.UTC))
-    )
-    return result.rowcount == 1
+        .returning(t.c.user_id)
+    ).scalar()
+    if user_id is None:
+        return False
+    record_security(conn, TOKEN_REVOKED, user_id=user_id, details={"token_id": token_id})
+    return True
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,14 @@ class Authenticator:
         self.catalog = catalog
         self._cache: dict[str, tuple[float, Actor]] = {}
         self._lock = threading.Lock()
+
+    def cached(self, authorization: str) -> Actor | None:
+        """The actor of a bearer header answered within :data:`CACHE_SECONDS`, if any."""
+        _, _, token = authorization.partition(" ")
+        hit = self._cache.get(hash_token(token.strip()))
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        return None
 
     def actor_for(self, authorization: str | None) -> Actor:
         if not authorization:

@@ -30,7 +30,10 @@ def _parse_datetime(value: Any) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("DateTime needs a time-zone offset, such as +08:00 or Z")
-    return parsed
+    try:
+        return parsed.astimezone(dt.UTC)  # in range in UTC too, or refused here
+    except OverflowError:
+        raise ValueError(f"{value!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def _parse_date(value: Any) -> dt.date:

@@ -25,6 +25,7 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     GraphQLError,
+    NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     OperationType,
     get_operation_ast,
@@ -34,13 +35,13 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
-from qiao.core.errors import BadUserInput, Forbidden, QiaoError
+from qiao.core.errors import BadUserInput, Forbidden, MethodNotAllowed, QiaoError
 from qiao.core.graphql import resolvers
 from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder
 from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
-from qiao.core.graphql.limits import LIMIT_RULES, MAX_QUERY_BYTES, MAX_TOKENS
+from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document, check_source
 from qiao.core.metadata.registry import camel
 from qiao.core.permissions.access import Access
 from qiao.core.records.context import Actor
@@ -152,6 +153,12 @@ class GraphQLService:
         self._documents: LRU[str, DocumentNode] = LRU(1000)
         self._validated: LRU[tuple[int, str], list[GraphQLError]] = LRU(1000)
         self._compiled: LRU[tuple[int, str, str, str | None, str], Any] = LRU(2000)
+        introspection = runtime.config.introspection_enabled
+        #: Validation rules: the specified ones, less introspection where the deployment says so.
+        self.rules = [
+            *specified_rules,
+            *([] if introspection else [NoSchemaIntrospectionCustomRule]),
+        ]
 
     # -- Schema ---------------------------------------------------------------------------
 
@@ -183,29 +190,55 @@ class GraphQLService:
 
     # -- Execution ------------------------------------------------------------------------
 
-    def execute(self, actor: Actor, body: Any) -> dict[str, Any] | bytes:
-        """Answer one request body; returns JSON bytes (fast path) or a response dict."""
+    def knows(self, body: Any) -> bool:
+        """Whether the body's document was parsed and validated already (cheap to answer).
+
+        The HTTP layer runs documents not seen before one or two at a time, so
+        strangers sending new, costly documents cannot take every thread and core.
+        """
+        query = body.get("query") if isinstance(body, dict) else None
+        if not isinstance(query, str) or self._documents.get(query) is None:
+            return False
+        built = self._built
+        return built is not None and self._validated.get((built.version, query)) is not None
+
+    def execute(
+        self, actor: Actor, body: Any, *, read_only: bool = False
+    ) -> dict[str, Any] | bytes:
+        """Answer one request body; returns JSON bytes (fast path) or a response dict.
+
+        ``read_only`` (GraphQL over GET) runs queries only: another operation
+        raises :class:`MethodNotAllowed`, answered 405 by the HTTP layer.
+        """
         try:
-            query, variables, operation_name = _read_body(body)
+            query, variables, operation_name = read_body(body)
         except QiaoError as exc:
             return error_body(exc)
         built = self.schema()
         document = self._documents.get(query)
         if document is None:
             try:
+                check_source(query)  # before parsing, whose cost it bounds
                 document = parse(query, max_tokens=MAX_TOKENS)
+                check_document(document)  # before validation, whose cost it bounds
             except GraphQLError as exc:
                 return {"data": None, "errors": [format_error(exc)]}
+            except QiaoError as exc:
+                return error_body(exc)
             self._documents.put(query, document)
         errors = self._validated.get((built.version, query))
         if errors is None:
-            errors = validate(built.schema._schema, document, [*specified_rules, *LIMIT_RULES])
+            errors = validate(built.schema._schema, document, self.rules)
             self._validated.put((built.version, query), errors)
         if errors:
             return {"data": None, "errors": [format_error(e) for e in errors]}
         operation = get_operation_ast(document, operation_name)
         if operation is None:
             return error_body(BadUserInput("name the operation to run with operationName"))
+        if read_only and operation.operation is not OperationType.QUERY:
+            raise MethodNotAllowed(
+                f"a {operation.operation.value} cannot be sent with GET; send it with POST"
+            )
         if actor.read_only and operation.operation is not OperationType.QUERY:
             return error_body(Forbidden("this token is read-only; use a token with write scope"))
         access = self.runtime.records.permissions.access_for(actor)
@@ -295,7 +328,8 @@ class GraphQLService:
         return b'{"data":{' + b",".join(parts) + b"}}"
 
 
-def _read_body(body: Any) -> tuple[str, dict[str, Any], str | None]:
+def read_body(body: Any) -> tuple[str, dict[str, Any], str | None]:
+    """The query, variables and operation name of a GraphQL request body, checked."""
     if not isinstance(body, dict):
         raise BadUserInput("the request body must be a JSON object with a 'query'")
     query = body.get("query")

@@ -33,6 +33,8 @@ from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.storage import ddl
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from qiao.core.runtime import Runtime
 
 
@@ -65,6 +67,8 @@ def migrate(
             result.kernel_before = ddl.kernel_revision(conn)
             ddl.upgrade_kernel(conn)
             result.kernel_after = ddl.kernel_head()
+            if result.kernel_before is None:
+                _make_audit_key(runtime, conn)
             if result.kernel_before != result.kernel_after:
                 result.plan.migrated(f"kernel tables to revision {result.kernel_after}")
             store.lock_version(conn)
@@ -89,6 +93,17 @@ def migrate(
     assert catalog is not None
     runtime.install(catalog)
     return result
+
+
+def _make_audit_key(runtime: Runtime, conn: Connection) -> None:
+    """A new database's audit log gets its key with its tables, as ``qiao init`` makes them.
+
+    Only here, where the kernel tables are created, and by ``qiao audit
+    init-key``: a log that lost its key later is never keyed anew by a write.
+    """
+    log = runtime.audit_log()
+    if log is not None:
+        log.create_key(conn)
 
 
 def _due_steps(

@@ -10,7 +10,8 @@ PostgreSQL sessions run in UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,7 +21,24 @@ from sqlalchemy.exc import ArgumentError
 
 from qiao.core.errors import ConfigurationError
 
+log = logging.getLogger("qiao.storage")
 _WRITE = "qiao_write"
+_AFTER_COMMIT = "qiao_after_commit"
+
+
+def after_commit(conn: Connection, action: Callable[[], None]) -> bool:
+    """Run ``action`` once the write transaction of ``conn`` has committed.
+
+    For effects outside the database that must never describe a change that was
+    rolled back (a file written, a message sent). An action that fails is logged
+    as an error; the committed change stands. Returns False, and does nothing,
+    when ``conn`` is not a :meth:`Database.write` transaction.
+    """
+    pending = conn.info.get(_AFTER_COMMIT)
+    if pending is None:
+        return False
+    pending.append(action)
+    return True
 
 
 def normalise_url(url: str) -> str:
@@ -56,8 +74,20 @@ class Database:
         """A transaction that may write; committed on success, rolled back on error."""
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE: True})
-            with conn.begin():
-                yield conn
+            pending: list[Callable[[], None]] = []
+            conn.info[_AFTER_COMMIT] = pending
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_AFTER_COMMIT, None)
+        for action in pending:
+            try:
+                action()
+            except Exception:
+                # The change is committed: failing the caller now would report a write
+                # that happened as one that did not. The server log says what was lost.
+                log.exception("an action after a committed transaction failed")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

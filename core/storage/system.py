@@ -226,6 +226,19 @@ credential = Table(
     Column("changed_at", UtcDateTime(), nullable=False),
 )
 
+#: Failed sign-ins per client address and user name typed (known or not), within a window;
+#: a pair locked out locks only that address out of that name (revision k0007_sign_in).
+sign_in_failure = Table(
+    "qiao_sign_in_failure",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("username", String(255), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("first_at", UtcDateTime(), nullable=False),
+    Column("locked_until", UtcDateTime(), nullable=True),
+    Index("ix_qiao_sign_in_failure_username", "username"),
+)
+
 #: Data keys and blind-index keys of encrypted fields, wrapped by the deployment's KEK
 #: (qiao.core.encryption). ``sealed`` counts the values a data key may have sealed.
 data_key = Table(

@@ -20,6 +20,16 @@ from sqlalchemy.types import TypeEngine
 UTC_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
 
+def utc_text(value: dt.datetime) -> str:
+    """An instant as fixed-width UTC ISO text: :data:`UTC_FORMAT`, the year always 4 digits.
+
+    (``%Y`` writes the year 999 as "999" on some platforms, which then neither
+    parses back nor sorts with the others.)
+    """
+    value = value.astimezone(dt.UTC)
+    return f"{value.year:04d}" + value.strftime(UTC_FORMAT.removeprefix("%Y"))
+
+
 class ExactDecimal(TypeDecorator[decimal.Decimal]):
     """A fixed-point decimal: NUMERIC(p, s) on PostgreSQL, scaled BIGINT on SQLite."""
 
@@ -76,7 +86,7 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             raise ValueError("a datetime needs a time zone")
         value = value.astimezone(dt.UTC)
-        return value.strftime(UTC_FORMAT) if dialect.name == "sqlite" else value
+        return utc_text(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:

@@ -56,6 +56,7 @@ import pytest
 import tomli_w
 from starlette.applications import Starlette
 
+from qiao.core import audit
 from qiao.core.app import create_app
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import CONFIG_FILE, Config
@@ -259,6 +260,8 @@ def qiao_runtime(
     runtime = Runtime(qiao_config, extra_plugins=qiao_extra_plugins, clock=qiao_clock)
     runtime.current()
     runtime.start()
+    if audit.bound(runtime) is not None:  # the audit key made, as 'qiao init' does
+        audit.initialize(runtime, existing_ok=True)
     yield runtime
     runtime.close()
 

@@ -34,7 +34,7 @@ def create_users(config: Path, *names: str, days_ago: int = 0) -> None:
 
 @pytest.fixture
 def qiao_audited_setup() -> bool:
-    """These commands are shown on a log that starts empty, keyed by its first write."""
+    """These commands are shown on a log that starts empty, keyed by 'qiao audit init-key'."""
     return False
 
 
@@ -42,6 +42,7 @@ def qiao_audited_setup() -> bool:
 def audited(tmp_path: Path, qiao_database_url: str, make_config, qiao) -> Path:
     """A deployment with an audit key file and two audited users; returns its qiao.toml."""
     config = make_config(tmp_path / "qiao.toml", qiao_database_url)
+    qiao("--config", str(config), "audit", "init-key")
     for name in ("wang.fang", "li.na"):
         qiao("--config", str(config), "user", "create", name)
     return config
@@ -115,6 +116,7 @@ def test_prune_removes_old_entries_and_verification_goes_on(tmp_path, qiao_datab
         )
     )
     generate_key_file(tmp_path / "audit.key")
+    qiao("--config", str(config), "audit", "init-key")
     create_users(config, "wang.fang", "li.na", days_ago=400)
     create_users(config, "zhao.lei")
     result = qiao("--config", str(config), "audit", "prune")
@@ -140,3 +142,47 @@ def test_create_key_makes_a_private_key_file_and_never_overwrites(qiao, tmp_path
     result = qiao("audit", "create-key", str(path), expect=1)
     assert "exists already" in result.output
     assert path.read_bytes() == before
+
+
+def erase_the_log(url: str) -> None:
+    """What someone with write access to the database alone can do to the log."""
+    database = Database(url)
+    with database.write() as conn:
+        for table in ("qiao_audit_entry", "qiao_audit_checkpoint", "qiao_audit_key"):
+            conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(
+            text("UPDATE qiao_audit_head SET sequence = 0, mac = :mac, key_id = NULL"),
+            {"mac": "00" * 32},
+        )
+    database.dispose()
+
+
+def test_an_erased_log_stops_writes_and_fails_verify_and_doctor(audited, qiao, qiao_database_url):
+    checkpoints = audited.parent / "audit-checkpoints.jsonl"
+    assert stat.S_IMODE(checkpoints.stat().st_mode) == 0o600
+    assert json.loads(checkpoints.read_text().splitlines()[0])["sequence"] == 1
+    erase_the_log(qiao_database_url)
+
+    result = qiao("--config", str(audited), "user", "create", "zhao.lei", expect=1)
+    assert "the audit log has no key" in result.output  # no key is minted by the write
+    result = qiao("--config", str(audited), "audit", "verify", expect=1)
+    assert "named by the checkpoint file, whose audit key is unknown" in result.output
+    result = qiao("--config", str(audited), "doctor", expect=1)
+    assert "the audit log has no key" in result.output
+    result = qiao("--config", str(audited), "audit", "init-key", expect=1)
+    assert "the audit log or its key was erased" in result.output
+
+
+def test_a_cut_tail_and_a_rewound_head_fail_verify(audited, qiao, qiao_database_url):
+    qiao("--config", str(audited), "audit", "checkpoint")  # as the periodic checkpoint does
+    database = Database(qiao_database_url)
+    with database.write() as conn:
+        mac = conn.execute(text("SELECT mac FROM qiao_audit_entry WHERE sequence = 1")).scalar()
+        conn.execute(text("DELETE FROM qiao_audit_entry WHERE sequence > 1"))
+        conn.execute(text("DELETE FROM qiao_audit_checkpoint WHERE sequence > 1"))
+        conn.execute(text("UPDATE qiao_audit_head SET sequence = 1, mac = :mac"), {"mac": mac})
+    database.dispose()
+    result = qiao("--config", str(audited), "audit", "verify", expect=1)
+    assert "the checkpoint file vouches for entries up to 2" in result.output
+    result = qiao("--config", str(audited), "audit", "verify", "--ignore-checkpoint-file")
+    assert result.output == "audit log verified: entries 1 to 1 (1 entries)\n"

@@ -57,7 +57,12 @@ def test_init_makes_a_deployment(qiao: Run, tmp_path: Path) -> None:
     settings = tomllib.loads((folder / "qiao.toml").read_text(encoding="utf-8"))
     assert settings["database"]["url"] == "sqlite:///qiao.db"
     assert settings["plugins"]["enabled"] == ["crm"]
-    assert settings["server"] == {"host": "127.0.0.1", "port": 8000}
+    assert settings["server"] == {
+        "host": "127.0.0.1",
+        "port": 8000,
+        "production": False,
+        "cors_origins": [],
+    }
     assert (folder / "qiao.db").is_file()
     assert "created table account" in result.stdout
     assert "qiao token create --user admin" in result.stdout

@@ -99,6 +99,7 @@ def audited(
     settings["audit"] = {"key_file": "audit.key"}
     config.write_text(tomli_w.dumps(settings), encoding="utf-8")
     qiao("--config", str(config), "migrate")
+    qiao("--config", str(config), "audit", "init-key")
     for name in ("wang.fang", "li.na"):
         qiao("--config", str(config), "user", "create", name)
     return config

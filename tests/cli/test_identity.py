@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from click.testing import Result
 
+from qiao.core.auth import passwords, throttle
 from qiao.core.auth.tokens import Authenticator
 from qiao.core.errors import Unauthenticated
 from qiao.core.runtime import Runtime
@@ -79,3 +80,20 @@ def test_users_get_roles_and_passwords(run: Run, qiao_runtime: Runtime) -> None:
     read_only = run("token", "create", "--user", "zhang", "--scope", "read").stdout.strip()
     actor = Authenticator(qiao_runtime.db, qiao_runtime.current).actor_for("Bearer " + read_only)
     assert actor.read_only and not actor.is_admin
+
+
+def test_user_unlock_lifts_a_lockout_from_every_address(run: Run, qiao_runtime: Runtime) -> None:
+    run("user", "create", "li", "--password", input="苏州-精工-2026!\n苏州-精工-2026!\n")
+    for _ in range(throttle.LOCK_AFTER):
+        passwords.sign_in(qiao_runtime.db, qiao_runtime.current(), "li", "guess", "r", "10.9.8.7")
+    locked = passwords.sign_in(
+        qiao_runtime.db, qiao_runtime.current(), "li", "苏州-精工-2026!", "r", "10.9.8.7"
+    )
+    assert locked.error is not None and locked.error.code == "TOO_MANY_REQUESTS"
+    result = run("user", "unlock", "li")
+    assert result.stdout == "'li' is unlocked (failure counts cleared for 1 addresses).\n"
+    again = passwords.sign_in(
+        qiao_runtime.db, qiao_runtime.current(), "li", "苏州-精工-2026!", "r", "10.9.8.7"
+    )
+    assert again.session is not None
+    assert "no user named 'ghost'" in run("user", "unlock", "ghost", expect=1).stderr

@@ -1,4 +1,5 @@
-"""A deployment whose audit log is keyed as ``qiao init`` keys it, checkpointed every 5 entries."""
+"""A deployment whose audit log is keyed as ``qiao init`` keys it, checkpointed every 5 entries
+into the database and into a checkpoint file in the deployment."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ CHECKPOINT_EVERY = 5
 
 @pytest.fixture
 def qiao_audited_setup() -> bool:
-    """The log's mechanics are tested from an empty log, which the first write keys."""
+    """The log's mechanics are tested from an empty log, keyed by the test runtime."""
     return False
 
 
@@ -34,8 +35,17 @@ def audit_key_file(qiao_key_file: Path) -> Path:
 
 
 @pytest.fixture
-def qiao_config(qiao_config: Config, audit_key_file: Path) -> Config:
-    settings = AuditSettings(key_file=audit_key_file, checkpoint_every=CHECKPOINT_EVERY)
+def checkpoint_file(tmp_path: Path) -> Path:
+    return tmp_path / "audit-checkpoints.jsonl"
+
+
+@pytest.fixture
+def qiao_config(qiao_config: Config, audit_key_file: Path, checkpoint_file: Path) -> Config:
+    settings = AuditSettings(
+        key_file=audit_key_file,
+        checkpoint_every=CHECKPOINT_EVERY,
+        checkpoint_file=checkpoint_file,
+    )
     return dataclasses.replace(qiao_config, audit=settings)
 
 

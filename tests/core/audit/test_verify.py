@@ -43,9 +43,9 @@ def sql(qiao_runtime):
 
 @pytest.fixture
 def verify(qiao_runtime, audit_log):
-    def _verify(anchor=None):
+    def _verify(anchor=None, external=True):
         with qiao_runtime.db.read() as conn:
-            return audit_log.verify(conn, anchor)
+            return audit_log.verify(conn, anchor, external=external)
 
     return _verify
 
@@ -123,10 +123,12 @@ def test_a_cut_end_with_head_and_checkpoints_rewritten_is_named_by_an_exported_c
     sql("DELETE FROM qiao_audit_entry WHERE sequence >= 6")
     sql("DELETE FROM qiao_audit_checkpoint WHERE sequence >= 6")
     _move_head(sql, logged[4])
-    assert verify().ok  # inside the database, nothing shows
-    problem = verify(exported).problem
+    assert verify(external=False).ok  # inside the database, nothing shows
+    problem = verify(exported, external=False).problem
     assert problem.sequence == 6
     assert "exported checkpoint vouches for entries up to 7" in problem.reason
+    # The checkpoint file beside the deployment caught it without being asked.
+    assert "checkpoint file vouches for entries up to 7" in verify().problem.reason
 
 
 def test_a_forged_entry_with_a_recomputed_plain_hash_chain_is_named(logged, sql, verify):

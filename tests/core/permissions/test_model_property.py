@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
@@ -132,6 +132,8 @@ examples = st.tuples(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(example=examples)
+# A role that hides annual revenue, and an account of another team: always tried.
+@example(example=("zhang", {"team_hidden"}, [("li", BIG), ("zhao", BIG)], []))
 def test_every_path_matches_the_model(org, client_for, example):
     viewer, scopes, drawn, drawn_shares = example
     roles = getattr(org, "_property_roles", None) or make_roles(org)
@@ -201,9 +203,34 @@ def test_every_path_matches_the_model(org, client_for, example):
         assert "errors" not in revenue
         assert len(revenue["data"]["accounts"]["edges"]) == len(expected)
 
+    check_audit_trails(client, accounts, ids, expected, hidden)
+
     with org.runtime.db.read() as conn:
         page = records.list(
             conn, "account", filter=flt, first=500, with_total=True, actor=org.actor(viewer)
         )
     assert {r["name"] for r in page.records} == expected
     assert page.total_count == len(expected)
+
+
+TRAIL = (
+    'query($id: ID!) { auditTrail(entity: "account", id: $id) '
+    "{ edges { node { operation changes } } } }"
+)
+
+
+def check_audit_trails(client, accounts, ids, expected, hidden) -> None:
+    """A trail is readable exactly where the record is, and hides what the record hides."""
+    readable = [name for name, _, _ in accounts if name in expected][:2]
+    unreadable = [name for name, _, _ in accounts if name not in expected][:1]
+    revenue = {name: revenue for name, _, revenue in accounts}
+    for name in readable:
+        (entry,) = client.data(TRAIL, {"id": ids[name]})["auditTrail"]["edges"]
+        change = entry["node"]["changes"]["annual_revenue"]
+        if hidden:
+            assert change == {"redacted": True}
+        else:
+            assert Decimal(change["new"]) == revenue[name]
+    for name in unreadable:
+        (error,) = client.errors(TRAIL, {"id": ids[name]})
+        assert error["extensions"]["code"] == "FORBIDDEN"
