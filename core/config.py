@@ -17,6 +17,7 @@ from typing import Any
 
 from qiao.core.audit.settings import KEY_FILE_ENV, AuditSettings
 from qiao.core.errors import ConfigurationError
+from qiao.core.storage.database import PoolSettings
 
 CONFIG_FILE = "qiao.toml"
 CONFIG_ENV = "QIAO_CONFIG"
@@ -30,6 +31,10 @@ class Config:
     plugins: tuple[str, ...] = ("crm",)
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Whether ``qiao serve`` logs every request ([server] access_log); off costs less CPU.
+    access_log: bool = False
+    #: Connections each process keeps ([database] pool_size, max_overflow; docs/deploy.md).
+    pool: PoolSettings = field(default_factory=PoolSettings)
     #: Seconds between checks of the metadata version by each process (0: every request).
     metadata_check_interval: float = 1.0
     root: Path = field(default_factory=Path.cwd)
@@ -67,6 +72,13 @@ class Config:
                 plugins=tuple(plugins.get("enabled", cls.plugins)),
                 host=str(server.get("host", cls.host)),
                 port=int(server.get("port", cls.port)),
+                access_log=_boolean(server.get("access_log", cls.access_log), "access_log"),
+                pool=PoolSettings(
+                    size=_whole(db.get("pool_size", PoolSettings.size), "[database] pool_size"),
+                    overflow=_whole(
+                        db.get("max_overflow", PoolSettings.overflow), "[database] max_overflow"
+                    ),
+                ),
                 metadata_check_interval=float(
                     metadata.get("check_interval", cls.metadata_check_interval)
                 ),
@@ -94,6 +106,18 @@ class Config:
             except ValueError:
                 raise ConfigurationError("QIAO_PORT must be a number") from None
         return replace(self, **changes)
+
+
+def _whole(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a whole number")
+    return value
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"[server] {name} must be true or false")
+    return value
 
 
 def _table(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
