@@ -34,11 +34,13 @@ from sqlalchemy import (
     ColumnElement,
     Dialect,
     FromClause,
+    Integer,
     Select,
     and_,
     case,
     exists,
     func,
+    literal,
     literal_column,
     not_,
     null,
@@ -417,10 +419,12 @@ class ReadCompiler:
         # json_group_array receives rows in that order. PostgreSQL orders inside
         # json_agg. No window function and no count: the page costs what a
         # hand-written ``ORDER BY ... LIMIT n`` costs.
-        rows = walked(base.alias(), cursor_values).limit(size).subquery()
+        rows = walked(base.alias(), cursor_values).limit(inline(size)).subquery()
         if backwards:
             page = self.computed(entity_name, rows)
-            rows = select(rows).order_by(*ordering.clauses(rows, page)).limit(size).subquery()  # type: ignore[arg-type]
+            rows = (
+                select(rows).order_by(*ordering.clauses(rows, page)).limit(inline(size)).subquery()
+            )  # type: ignore[arg-type]
         on_rows = self.computed(entity_name, rows)
 
         edge_fields = self._merge(fields, "edges")
@@ -463,7 +467,7 @@ class ReadCompiler:
 
         def overflow() -> ColumnElement[bool]:
             """Whether rows remain beyond this page in the walking direction."""
-            beyond = walked(base.alias(), cursor_values).limit(1).offset(size)
+            beyond = walked(base.alias(), cursor_values).limit(inline(1)).offset(inline(size))
             return exists(beyond.with_only_columns(literal_column("1")))
 
         def other_side(table_cursor: list[Any] | None) -> ColumnElement[bool]:
@@ -501,7 +505,9 @@ class ReadCompiler:
                         terms = ordering.clauses(rows, on_rows)  # type: ignore[arg-type]
                         if iname == "endCursor":
                             terms = ordering.reversed().clauses(rows, on_rows)  # type: ignore[arg-type]
-                        end = select(cursor_expr).select_from(rows).order_by(*terms).limit(1)
+                        end = (
+                            select(cursor_expr).select_from(rows).order_by(*terms).limit(inline(1))
+                        )
                         info.append((ikey, end.scalar_subquery()))
                     elif iname == "__typename":
                         info.append((ikey, sql_text("PageInfo")))
@@ -546,6 +552,17 @@ def correlated(stmt: Select[Any], parent: FromClause | None) -> Select[Any]:
     a nested connection's page sits several levels below its parent's row.
     """
     return stmt if parent is None else stmt.correlate(parent)
+
+
+def inline(count: int) -> ColumnElement[int]:
+    """A page size written into the SQL text rather than sent as a parameter.
+
+    PostgreSQL plans a prepared statement whose LIMIT is a parameter anew on
+    every execution (a generic plan cannot know how many rows are wanted),
+    which doubled the database's CPU per request. Page sizes are validated
+    integers from a small range, so the texts stay few and cacheable.
+    """
+    return literal(int(count), Integer, literal_execute=True)
 
 
 def outer_joined(table: FromClause, joins: Joins) -> FromClause:
