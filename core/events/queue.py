@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
+from qiao.core.events import wake
 from qiao.core.events.model import Event, EventHandler
 from qiao.core.events.outbox import from_row
 from qiao.core.events.webhooks import active_endpoints, handler_name
@@ -74,6 +75,16 @@ def has_due_deliveries(conn: Connection, now: dt.datetime) -> bool:
     return conn.execute(_claimable(now).limit(1)).first() is not None
 
 
+def next_due(conn: Connection) -> dt.datetime | None:
+    """When a waiting delivery next becomes claimable: due, or its lease run out (None if none)."""
+    d = delivery_table
+    free = select(func.min(d.c.due_at)).where(d.c.status == PENDING, d.c.locked_until.is_(None))
+    leased = select(func.min(d.c.locked_until)).where(d.c.status == PENDING)
+    both = conn.execute(select(free.scalar_subquery(), leased.scalar_subquery())).one()
+    found = [t for t in both if t is not None]
+    return min(found) if found else None
+
+
 def _claimable(now: dt.datetime) -> Any:
     d = delivery_table
     return select(d.c.id).where(
@@ -113,6 +124,7 @@ def dispatch(
                 deliveries.append(_new_delivery(event.id, handler_name(endpoint["id"]), now))
     if deliveries:
         conn.execute(insert(delivery_table), deliveries)
+        wake.notify(conn)  # other workers may share the batch
     conn.execute(update(e).where(e.c.id.in_([r["id"] for r in rows])).values(dispatched_at=now))
     return len(rows)
 
@@ -308,7 +320,10 @@ def retry(conn: Connection, ids: Sequence[str] | None, now: dt.datetime) -> int:
             locked_until=None,
         )
     )
-    return changed + int(revived.rowcount)
+    changed += int(revived.rowcount)
+    if changed:
+        wake.notify(conn)
+    return changed
 
 
 def counts(conn: Connection) -> dict[str, int]:

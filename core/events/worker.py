@@ -5,6 +5,9 @@ One :class:`Worker` per thread; run as many as needed, in one process or many
 transaction, so workers share nothing but the database. Handlers run outside
 any transaction, after the change they react to has committed.
 
+An idle worker waits for the database to say that something changed
+(LISTEN/NOTIFY on PostgreSQL, see :mod:`wake`), or polls (SQLite).
+
 Outcomes of a batch are written together (at the end of the batch, or every
 ``flush_seconds`` while it runs), which keeps the cost per delivery low. A
 worker that dies before writing them leaves those deliveries leased; once the
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import OperationalError
 
 from qiao.core.errors import ConfigurationError
-from qiao.core.events import queue, timers
+from qiao.core.events import queue, timers, wake
 from qiao.core.events.model import Delivery, EventHandler, GiveUp, RetryLater
 from qiao.core.events.webhooks import HANDLER_PREFIX, WebhookFailed, WebhookSender
 from qiao.core.ids import new_id
@@ -36,6 +39,8 @@ from qiao.core.runtime import Runtime
 log = logging.getLogger("qiao.events.worker")
 #: Seconds a worker waits before trying a database it could not reach.
 UNREACHABLE_PAUSE = 5.0
+#: The shortest idle wait, so that a deadline just passing cannot make a worker spin.
+MIN_WAIT = 0.01
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,10 @@ class WorkerSettings:
     """
 
     batch_size: int = 20
+    #: Seconds an idle worker waits between passes where nothing wakes it (SQLite).
     poll_interval: float = 0.2
+    #: On PostgreSQL, where commits wake workers, seconds between passes all the same.
+    listen_fallback: float = 5.0
     lease_seconds: float = 300.0
     max_attempts: int = 8
     backoff_base: float = 10.0
@@ -115,19 +123,41 @@ class Worker:
         return done
 
     def run(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set; sleep ``poll_interval`` whenever idle."""
+        """Work until ``stop`` is set; when idle, wait to be woken (or poll)."""
         log.info("worker %s started", self.name)
-        while not stop.is_set():
-            try:
-                idle = self.run_once(stop) == 0
-            except OperationalError as exc:
-                # The database went away: say so, wait, and carry on once it is back.
-                log.error("worker %s cannot reach the database: %s", self.name, exc.orig or exc)
-                stop.wait(UNREACHABLE_PAUSE)
-                continue
-            if idle:
-                stop.wait(self.settings.poll_interval)
+        settings = self.settings
+        waiter = wake.waiter_for(self.runtime.db, settings.poll_interval, settings.listen_fallback)
+        try:
+            while not stop.is_set():
+                try:
+                    if self.run_once(stop) > 0:
+                        continue
+                    seconds = self._idle_seconds(waiter)
+                except OperationalError as exc:
+                    # The database went away: say so, wait, and carry on once it is back.
+                    log.error("worker %s cannot reach the database: %s", self.name, exc.orig or exc)
+                    stop.wait(UNREACHABLE_PAUSE)
+                    continue
+                waiter.wait(seconds, stop)
+        finally:
+            waiter.close()
         log.info("worker %s stopped", self.name)
+
+    def _idle_seconds(self, waiter: wake.Waiter) -> float:
+        """How long to wait: the waiter's idle time, or less if a timer or retry is due sooner.
+
+        Only a waiter woken by commits waits longer than ``poll_interval``; it
+        must not sleep past a deadline that no commit will announce.
+        """
+        seconds = waiter.idle_seconds
+        if seconds <= self.settings.poll_interval:
+            return seconds
+        with self.runtime.db.read() as conn:
+            due = [d for d in (timers.next_due(conn), queue.next_due(conn)) if d is not None]
+        if due:
+            until = (min(due) - self.clock()).total_seconds()
+            seconds = min(seconds, max(MIN_WAIT, until))
+        return seconds
 
     def _run_batch(self, stop: threading.Event | None) -> int:
         now = self.clock()
