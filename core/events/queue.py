@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, exists, func, insert, or_, select, update
 
 from qiao.core.events import wake
 from qiao.core.events.model import Event, EventHandler
@@ -62,17 +62,15 @@ def _skip_locked(conn: Connection, stmt: Any) -> Any:
     return stmt
 
 
-def has_new_events(conn: Connection) -> bool:
-    """Whether some event awaits fan-out (a read, so idle workers take no write lock)."""
+def new_events_waiting() -> ColumnElement[bool]:
+    """Whether some event awaits fan-out (for a read, so idle workers take no write lock)."""
     e = event_table
-    return (
-        conn.execute(select(e.c.id).where(e.c.dispatched_at.is_(None)).limit(1)).first() is not None
-    )
+    return exists(select(e.c.id).where(e.c.dispatched_at.is_(None)))
 
 
-def has_due_deliveries(conn: Connection, now: dt.datetime) -> bool:
+def deliveries_due(now: dt.datetime) -> ColumnElement[bool]:
     """Whether some delivery could be claimed now."""
-    return conn.execute(_claimable(now).limit(1)).first() is not None
+    return exists(_claimable(now))
 
 
 def next_due(conn: Connection) -> dt.datetime | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, exists, func, insert, select
 
 from qiao.core.events import wake
 from qiao.core.ids import new_id
@@ -68,10 +68,10 @@ def pending(conn: Connection, entity: str, record_id: str) -> dict[str, dt.datet
     return {str(name): due_at for name, due_at in rows}
 
 
-def any_due(conn: Connection, now: dt.datetime) -> bool:
-    """Whether some timer is due (a read, so idle workers take no write lock)."""
+def due(now: dt.datetime) -> ColumnElement[bool]:
+    """Whether some timer is due (for a read, so idle workers take no write lock)."""
     t = timer_table
-    return conn.execute(select(t.c.id).where(t.c.due_at <= now).limit(1)).first() is not None
+    return exists(select(t.c.id).where(t.c.due_at <= now))
 
 
 def next_due(conn: Connection) -> dt.datetime | None:

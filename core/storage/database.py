@@ -91,11 +91,19 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction that may write; committed on success, rolled back on error."""
+    def write(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A transaction that may write; committed on success, rolled back on error.
+
+        ``durable=False`` is for bookkeeping that a server crash may undo
+        harmlessly because it is redone (the outbox's claims and outcomes, which
+        are at-least-once anyway): PostgreSQL then commits without waiting for
+        the WAL to reach the disk, a few milliseconds less per transaction.
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE: True})
             with conn.begin():
+                if not durable and self.dialect == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 yield conn
 
     @contextmanager
