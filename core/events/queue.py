@@ -122,7 +122,6 @@ def dispatch(
                 deliveries.append(_new_delivery(event.id, handler_name(endpoint["id"]), now))
     if deliveries:
         conn.execute(insert(delivery_table), deliveries)
-        wake.notify(conn)  # other workers may share the batch
     conn.execute(update(e).where(e.c.id.in_([r["id"] for r in rows])).values(dispatched_at=now))
     return len(rows)
 
@@ -149,16 +148,19 @@ def claim(
 ) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries to ``worker`` and open an attempt for each."""
     d = delivery_table
-    stmt = _claimable(now).order_by(d.c.due_at).limit(limit)
-    ids = [r[0] for r in conn.execute(_skip_locked(conn, stmt))]
+    stmt = _claimable(now).add_columns(d.c.locked_by).order_by(d.c.due_at).limit(limit)
+    found = conn.execute(_skip_locked(conn, stmt)).all()
+    ids = [r[0] for r in found]
     if not ids:
         return []
     a = attempt_table
-    conn.execute(
-        update(a)
-        .where(a.c.delivery_id.in_(ids), a.c.finished_at.is_(None))
-        .values(finished_at=now, outcome="interrupted", error=INTERRUPTED)
-    )
+    expired = [r[0] for r in found if r[1] is not None]  # a worker's lease ran out
+    if expired:
+        conn.execute(
+            update(a)
+            .where(a.c.delivery_id.in_(expired), a.c.finished_at.is_(None))
+            .values(finished_at=now, outcome="interrupted", error=INTERRUPTED)
+        )
     conn.execute(
         update(d)
         .where(d.c.id.in_(ids))

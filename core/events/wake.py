@@ -1,6 +1,7 @@
 """Waking idle workers: PostgreSQL's LISTEN/NOTIFY, with polling as the fallback.
 
-A transaction that writes to the outbox (an event, a timer, new deliveries)
+A transaction that writes to the outbox (an event, a timer, a replay, or a
+claim that leaves more deliveries than one batch)
 calls :func:`notify`; PostgreSQL delivers the notification when, and only if,
 the transaction commits, and delivers one however many times the transaction
 asked. An idle worker waits on a :class:`Listener`: its own connection, which

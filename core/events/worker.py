@@ -130,6 +130,8 @@ class Worker:
                 done += queue.dispatch(conn, list(self.handlers.values()), self.clock(), limit)
             claimed_at = self.clock()
             claimed = queue.claim(conn, self.name, claimed_at, self._lease, limit)
+            if len(claimed) == limit:
+                wake.notify(conn)  # more may wait: other workers share them
         return done + self._run_batch(claimed, claimed_at, stop)
 
     def run(self, stop: threading.Event) -> None:

@@ -151,3 +151,22 @@ def test_connections_closed_by_the_server_are_replaced_at_checkout(
     for _ in range(3):
         with db.write() as conn:
             assert _backend_pid(conn) not in pids
+
+
+def test_bookkeeping_writes_skip_the_wait_for_the_disk_only_in_their_transaction(
+    qiao_database_url: str, qiao_backend: str
+) -> None:
+    if qiao_backend != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    db = Database(qiao_database_url, PoolSettings(size=1, overflow=0))
+    show = "SHOW synchronous_commit"
+    try:
+        with db.write() as conn:
+            default = conn.exec_driver_sql(show).scalar()
+        assert default != "off"
+        with db.write(durable=False) as conn:
+            assert conn.exec_driver_sql(show).scalar() == "off"
+        with db.write() as conn:
+            assert conn.exec_driver_sql(show).scalar() == default
+    finally:
+        db.dispose()
