@@ -1,28 +1,36 @@
-"""Requests per second of a compiled GraphQL list query against a hand-written route.
+"""``qiao serve`` against a lean hand-written route, both on PostgreSQL, side by side.
 
-Qiao answers ``opportunities(first: 50)`` with each opportunity's account and
-owner by compiling the query into one SQL statement whose JSON the database
-builds. The claim worth checking is that this costs little next to what a
-developer would write by hand for the same page: one SQL statement producing
-the same JSON, returned as bytes from a Starlette route. Both are served by the
-same uvicorn process, from the same application and the same engine, so the
-only difference between the two targets is the request path through Qiao.
+The page is "50 opportunities ordered by creation, each with its account and
+owner", over 100,000 opportunities, 200 accounts and 201 users.
 
-The server runs in its own process (one uvicorn worker, as deployed), and the
-load comes from this process through a minimal HTTP/1.1 keep-alive client on
-raw asyncio sockets: a heavier client (httpx) would compete with the server for
-the machine's cores and flatten the difference being measured. Rounds
-alternate the two targets so that drift on the machine affects both alike.
+- **Qiao**: ``qiao serve`` as a real subprocess (its own configuration file,
+  its default serving stack), answering ``POST /graphql`` with a bearer token.
+- **Lean route**: this script in another process, Starlette plus a psycopg 3
+  connection pool (plus uvloop and httptools where installed), answering
+  ``GET /lean/opportunities`` with one hand-written statement whose JSON
+  PostgreSQL builds (joins to account and user, ``ORDER BY id LIMIT 50``).
 
-Run ``python bench/graphql_list.py --help`` for the options; ``--quick`` is a
-smoke test that finishes in well under half a minute.
+Before any figure, both answers must be the same JSON with 50 opportunities.
+Then, for each connection count (1 and 8), rounds alternate the two targets;
+a separate client process (wrk, or Python processes when wrk is missing) sends
+the requests over keep-alive connections. Per target the script prints the
+medians of the rounds: requests per second, p50 and p99 latency, CPU per
+request of the server process and of its PostgreSQL backends (from /proc),
+and the client's CPU per request (to show the client was not the limit).
+SQL statements and round trips per request are counted on the wire by a
+proxy (bench/pgwire.py), in a separate phase with fresh server processes, so
+the proxy costs the timed rounds nothing. Finally the plan of Qiao's
+statement is checked under default planner settings and with
+``random_page_cost = 1.1``: no table may be scanned once per row.
+
+``--quick`` is a short smoke run; ``--help`` lists the options.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import datetime as dt
 import hmac
 import json
 import os
@@ -30,350 +38,601 @@ import platform
 import random
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from serving import DEFAULT_POSTGRES_ADMIN_URL, database, server_process
+import psycopg
+from httpload import LoadResult, Request, find_wrk, load
+from pgwire import CountingProxy
+from procstat import total_cpu
 
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PAGE = 50
+TARGETS = ("qiao", "lean")
 
 QUERY = (
     f"query OpportunityList {{ opportunities(first: {PAGE}) {{ edges {{ node {{"
     " id name amount stage account { id name } owner { id displayName } } } } }"
 )
 
-# The hand-written statements: what a developer would write for this one page,
-# with the same fields, order and formatting as the GraphQL answer (amounts are
-# strings with two decimals; SQLite stores them as integers scaled by 100).
-RAW_SQL = {
-    "sqlite": f"""
-SELECT json_object('data', json_object('opportunities', json_object('edges',
-  json_group_array(json_object('node', json_object(
-    'id', p.id,
-    'name', p.name,
-    'amount', CASE WHEN p.amount IS NULL THEN NULL ELSE printf('%s%d.%02d',
-      CASE WHEN p.amount < 0 THEN '-' ELSE '' END, abs(p.amount) / 100, abs(p.amount) % 100) END,
-    'stage', p.stage,
-    'account', CASE WHEN p.account_id IS NULL THEN NULL
-      ELSE json_object('id', p.account_id, 'name', p.account_name) END,
-    'owner', CASE WHEN p.owner_id IS NULL THEN NULL
-      ELSE json_object('id', p.owner_id, 'displayName', p.owner_name) END
-  )))
-)))
-FROM (
-  SELECT o.id, o.name, o.amount, o.stage,
-         a.id AS account_id, a.name AS account_name,
-         u.id AS owner_id, u.display_name AS owner_name
-  FROM opportunity AS o
-  LEFT JOIN account AS a ON a.id = o.account_id
-  LEFT JOIN "user" AS u ON u.id = o.owner_id
-  ORDER BY o.id
-  LIMIT {PAGE}
-) AS p
-""",
-    "postgresql": f"""
+# What a developer would write by hand for this page: the same fields, order and
+# wire forms (amounts as strings) as the GraphQL answer.
+LEAN_SQL = f"""
 SELECT json_build_object('data', json_build_object('opportunities', json_build_object('edges',
   coalesce(json_agg(json_build_object('node', json_build_object(
-    'id', p.id,
-    'name', p.name,
-    'amount', p.amount::text,
-    'stage', p.stage,
-    'account', CASE WHEN p.account_id IS NULL THEN NULL
-      ELSE json_build_object('id', p.account_id, 'name', p.account_name) END,
-    'owner', CASE WHEN p.owner_id IS NULL THEN NULL
-      ELSE json_build_object('id', p.owner_id, 'displayName', p.owner_name) END
-  )) ORDER BY p.id), '[]'::json)
-)))::text
-FROM (
-  SELECT o.id, o.name, o.amount, o.stage,
-         a.id AS account_id, a.name AS account_name,
-         u.id AS owner_id, u.display_name AS owner_name
-  FROM opportunity AS o
-  LEFT JOIN account AS a ON a.id = o.account_id
-  LEFT JOIN "user" AS u ON u.id = o.owner_id
-  ORDER BY o.id
-  LIMIT {PAGE}
-) AS p
-""",
-}
+    'id', p.id, 'name', p.name, 'amount', p.amount::text, 'stage', p.stage,
+    'account', CASE WHEN a.id IS NULL THEN NULL
+      ELSE json_build_object('id', a.id, 'name', a.name) END,
+    'owner', CASE WHEN u.id IS NULL THEN NULL
+      ELSE json_build_object('id', u.id, 'displayName', u.display_name) END
+  )) ORDER BY p.id), '[]'::json))))::text
+FROM (SELECT id, name, amount, stage, account_id, owner_id FROM opportunity
+      ORDER BY id LIMIT {PAGE}) AS p
+LEFT JOIN account AS a ON a.id = p.account_id
+LEFT JOIN "user" AS u ON u.id = p.owner_id
+"""
 
 STAGES = ("QUALIFICATION", "NEEDS_ANALYSIS", "PROPOSAL", "NEGOTIATION", "CLOSED_WON", "CLOSED_LOST")
 
 
-# -- Database set-up --------------------------------------------------------------------------
+# -- Database ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Seeded:
-    """What the server and the load generator need from a seeded database."""
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; yields its URL."""
+    name = f"qiao_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    url: str
-    token: str
 
+def seed(url: str, opportunities: int, accounts: int, reps: int) -> str:
+    """Migrate, add the admin through the records service, COPY the rest; returns a token.
 
-def seed(url: str, rows: int) -> Seeded:
-    """Migrate a fresh database and fill it with ``rows`` opportunities.
-
-    Rows go through the records service, as an application's would, so the
-    tables hold exactly what Qiao itself writes (scaled decimals, ids, defaults).
+    Rows are written as Qiao writes them (UUIDv7 ids in creation order, UTC
+    instants, two-decimal amounts); the counts are checked afterwards.
     """
     from qiao.core.auth.tokens import create_token
     from qiao.core.config import Config
+    from qiao.core.ids import new_id
     from qiao.core.records.context import Actor, Source
     from qiao.core.runtime import Runtime
 
-    rt = Runtime(Config(database_url=url, plugins=("crm",)))
+    runtime = Runtime(Config(database_url=url, plugins=("crm",)))
     try:
-        rt.migrate()
-        rng = random.Random(20261126)
-        records = rt.records
+        runtime.migrate()
+        records = runtime.records
         with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
             records.create(
                 ctx, "user", {"username": "admin", "display_name": "Admin", "is_admin": True}
             )
-            owners = [
-                records.create(
-                    ctx, "user", {"username": f"rep{i:03d}", "display_name": f"Sales rep {i}"}
-                )["id"]
-                for i in range(max(2, rows // 100))
-            ]
-            accounts = [
-                records.create(ctx, "account", {"name": f"Account {i:05d}"})["id"]
-                for i in range(max(2, rows // 10))
-            ]
-            for i in range(rows):
-                records.create(
-                    ctx,
-                    "opportunity",
-                    {
-                        "name": f"Opportunity {i:06d}",
-                        "account": rng.choice(accounts),
-                        "owner": rng.choice(owners),
-                        "stage": rng.choice(STAGES),
-                        "amount": f"{rng.randint(0, 5_000_000)}.{rng.randint(0, 99):02d}",
-                    },
-                )
-            token = create_token(ctx.connection, rt.current(), "admin")
+            token = create_token(ctx.connection, runtime.current(), "admin")
     finally:
-        rt.close()
-    return Seeded(url=url, token=token)
+        runtime.close()
+
+    rng = random.Random(20261126)
+    now = dt.datetime.now(dt.UTC)
+    user_ids = [new_id() for _ in range(reps)]
+    account_ids = [new_id() for _ in range(accounts)]
+    with psycopg.connect(url) as conn:
+        with conn.cursor().copy(
+            'COPY "user" (id, created_at, updated_at, username, display_name, is_active, is_admin)'
+            " FROM STDIN"
+        ) as copy:
+            for i, uid in enumerate(user_ids):
+                copy.write_row((uid, now, now, f"rep{i:03d}", f"Sales rep {i}", True, False))
+        with conn.cursor().copy(
+            "COPY account (id, created_at, updated_at, name) FROM STDIN"
+        ) as copy:
+            for i, aid in enumerate(account_ids):
+                copy.write_row((aid, now, now, f"Account {i:05d}"))
+        with conn.cursor().copy(
+            "COPY opportunity (id, created_at, updated_at, name, account_id, owner_id, stage,"
+            " amount) FROM STDIN"
+        ) as copy:
+            for i in range(opportunities):
+                at = now + dt.timedelta(microseconds=i)
+                amount = f"{rng.randint(0, 5_000_000)}.{rng.randint(0, 99):02d}"
+                copy.write_row(
+                    (
+                        new_id(),
+                        at,
+                        at,
+                        f"Opportunity {i:06d}",
+                        rng.choice(account_ids),
+                        rng.choice(user_ids),
+                        rng.choice(STAGES),
+                        amount,
+                    )
+                )
+        conn.commit()
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM opportunity), (SELECT count(*) FROM account),"
+            ' (SELECT count(*) FROM "user")'
+        ).fetchone()
+        assert counts == (opportunities, accounts, reps + 1), f"seeded rows: {counts}"
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    return token
 
 
-# -- The server process -----------------------------------------------------------------------
+# -- The lean server (this script, in its own process) ----------------------------------------
 
 
-def build_app(url: str, token: str) -> Any:
-    """Qiao's own application plus the hand-written route, sharing one runtime and engine."""
-    from starlette.requests import Request
+def serve_lean(url: str, port: int, token: str, pool_size: int) -> None:
+    """Starlette + psycopg_pool's async pool, one autocommit statement per request."""
+    import uvicorn
+    from psycopg_pool import AsyncConnectionPool
+    from starlette.applications import Starlette
+    from starlette.requests import Request as HttpRequest
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from qiao.core.app import create_app
-    from qiao.core.config import Config
-    from qiao.core.runtime import Runtime
-
-    runtime = Runtime(Config(database_url=url, plugins=("crm",)))
-    app = create_app(runtime)
-    db = runtime.db
-    sql = RAW_SQL[db.dialect]
+    pool = AsyncConnectionPool(
+        url, min_size=pool_size, max_size=pool_size, open=False, kwargs={"autocommit": True}
+    )
     expected = f"Bearer {token}"
 
-    # A plain function endpoint: Starlette runs it in its thread pool, which is how a
-    # hand-written route over synchronous database access would be served.
-    def raw_opportunities(request: Request) -> Response:
+    async def opportunities(request: HttpRequest) -> Response:
         if not hmac.compare_digest(request.headers.get("authorization", ""), expected):
             return JSONResponse({"error": "unauthorised"}, status_code=401)
-        with db.read() as conn:
-            body = conn.exec_driver_sql(sql).scalar_one()
-        return Response(body.encode(), media_type="application/json")
+        async with pool.connection() as conn:
+            cursor = await conn.execute(LEAN_SQL)
+            row = await cursor.fetchone()
+        assert row is not None
+        return Response(row[0].encode(), media_type="application/json")
 
-    # Appended last, so Qiao's /graphql is matched first and pays no extra routing.
-    app.router.routes.append(Route("/raw/opportunities", raw_opportunities, methods=["GET"]))
-    return app
+    async def healthz(_: HttpRequest) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> Any:
+        await pool.open(wait=True)
+        yield
+        await pool.close()
+
+    app = Starlette(
+        routes=[
+            Route("/lean/opportunities", opportunities, methods=["GET"]),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 
 
-# -- Load generation --------------------------------------------------------------------------
+# -- Servers as subprocesses ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
-    """One endpoint under load, as the exact request bytes sent on every iteration."""
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def with_params(url: str, **params: str) -> str:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+@dataclass
+class Server:
+    """A target's server process and what its load generator needs."""
 
     name: str
-    request: bytes
+    process: subprocess.Popen[bytes]
+    application_name: str
+    request: Request
 
 
-def targets(port: int, token: str) -> list[Target]:
-    host = f"127.0.0.1:{port}"
-    body = json.dumps({"query": QUERY}).encode()
-    graphql = (
-        f"POST /graphql HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    raw = (
-        f"GET /raw/opportunities HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"
-    ).encode()
-    return [Target("qiao", graphql), Target("raw", raw)]
+def qiao_command() -> list[str]:
+    script = Path(sys.executable).with_name("qiao")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from qiao.cli.main import main; main()"]
 
 
-def check_same_answer(port: int, token: str) -> int:
-    """Both targets must return the same JSON; returns the response size in bytes."""
-    headers = {"Authorization": f"Bearer {token}"}
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(headers=headers, timeout=30) as client:
-        qiao = client.post(f"{base}/graphql", json={"query": QUERY})
-        raw = client.get(f"{base}/raw/opportunities")
-    qiao.raise_for_status()
-    raw.raise_for_status()
-    qiao_json, raw_json = qiao.json(), raw.json()
-    edges = qiao_json["data"]["opportunities"]["edges"]
+@contextlib.contextmanager
+def servers(
+    url: str, token: str, folder: Path, tag: str, pool_size: int, serve_options: list[str]
+) -> Iterator[list[Server]]:
+    """Start ``qiao serve`` and the lean route on ``url``; stop both afterwards."""
+    apps = {name: f"qiao_bench_{name}_{tag}" for name in TARGETS}
+    qiao_port, lean_port = free_port(), free_port()
+    config = folder / f"qiao-{tag}.toml"
+    config.write_text(
+        f'[database]\nurl = "{with_params(url, application_name=apps["qiao"])}"\n'
+        f"pool_size = {pool_size}\n\n"
+        f'[plugins]\nenabled = ["crm"]\n\n[server]\nhost = "127.0.0.1"\nport = {qiao_port}\n',
+        encoding="utf-8",
+    )
+    log = (folder / f"server-{tag}.log").open("wb")
+    qiao = subprocess.Popen(
+        [*qiao_command(), "--config", str(config), "serve", "--no-worker", *serve_options],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    lean = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve-lean",
+            with_params(url, application_name=apps["lean"]),
+            str(lean_port),
+            token,
+            str(pool_size),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    started = [
+        Server(
+            "qiao",
+            qiao,
+            apps["qiao"],
+            Request(
+                "POST",
+                f"http://127.0.0.1:{qiao_port}/graphql",
+                {**auth, "Content-Type": "application/json"},
+                json.dumps({"query": QUERY}).encode(),
+            ),
+        ),
+        Server(
+            "lean",
+            lean,
+            apps["lean"],
+            Request("GET", f"http://127.0.0.1:{lean_port}/lean/opportunities", auth),
+        ),
+    ]
+    try:
+        for server in started:
+            wait_healthy(server, folder / f"server-{tag}.log")
+        yield started
+    finally:
+        for server in started:
+            server.process.terminate()
+        for server in started:
+            try:
+                server.process.wait(15)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
+        log.close()
+
+
+def wait_healthy(server: Server, log: Path) -> None:
+    base = server.request.url.rsplit("/", 1)[0].removesuffix("/lean")
+    deadline = time.monotonic() + 60
+    while True:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the {server.name} server stopped:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {server.name} server did not answer within 60 s")
+        time.sleep(0.1)
+
+
+def send(server: Server, client: httpx.Client) -> httpx.Response:
+    r = server.request
+    answer = client.request(r.method, r.url, headers=r.headers, content=r.body or None)
+    answer.raise_for_status()
+    return answer
+
+
+def check_same_answer(pair: list[Server]) -> int:
+    """Both targets must return the same JSON and 50 opportunities; returns the size."""
+    with httpx.Client(timeout=30) as client:
+        qiao, lean = (send(server, client) for server in pair)
+    edges = qiao.json()["data"]["opportunities"]["edges"]
     assert len(edges) == PAGE, f"expected {PAGE} opportunities, got {len(edges)}"
-    assert qiao_json == raw_json, "the GraphQL answer and the hand-written route differ"
+    assert all(e["node"]["account"] and e["node"]["owner"] for e in edges), "missing relations"
+    assert qiao.json() == lean.json(), "the GraphQL answer and the lean route differ"
     return len(qiao.content)
 
 
-async def _connection(port: int, request: bytes, deadline: float, counts: list[int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    done = 0
-    try:
-        while time.perf_counter() < deadline:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = head[9:12]
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-                    break
-            await reader.readexactly(length)
-            if status != b"200":
-                raise RuntimeError(f"the server answered {status.decode()}")
-            done += 1
-    finally:
-        counts.append(done)
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+# -- Per-request costs ------------------------------------------------------------------------
 
 
-async def _load(port: int, target: Target, seconds: float, concurrency: int) -> float:
-    counts: list[int] = []
-    start = time.perf_counter()
-    deadline = start + seconds
-    await asyncio.gather(
-        *(_connection(port, target.request, deadline, counts) for _ in range(concurrency))
+def backends(admin: psycopg.Connection[Any], application_name: str) -> set[int]:
+    rows = admin.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+    ).fetchall()
+    return {int(pid) for (pid,) in rows}
+
+
+@dataclass
+class Round:
+    load: LoadResult
+    server_cpu: float
+    database_cpu: float
+
+    def per_request_us(self, seconds: float) -> float:
+        return seconds / self.load.requests * 1e6
+
+
+def measured(
+    server: Server, admin: psycopg.Connection[Any], wrk: str | None, conns: int, secs: float
+) -> Round:
+    """One round of load on ``server``, with the CPU its process and backends used."""
+    pids = backends(admin, server.application_name)
+    server_before = total_cpu({server.process.pid})
+    db_before = total_cpu(pids)
+    result = load(wrk, server.request, conns, secs)
+    pids |= backends(admin, server.application_name)
+    server_after = total_cpu({server.process.pid})
+    db_after = total_cpu(pids)
+    return Round(
+        result,
+        sum(server_after.values()) - sum(server_before.values()),
+        sum(db_after[p] - db_before.get(p, 0.0) for p in pids),
     )
-    return sum(counts) / (time.perf_counter() - start)
 
 
-def load(port: int, target: Target, seconds: float, concurrency: int) -> float:
-    """Requests per second of ``target`` with ``concurrency`` keep-alive connections."""
-    return asyncio.run(_load(port, target, seconds, concurrency))
+@dataclass
+class Wire:
+    statements: float
+    round_trips: float
+    texts: dict[str, int]
+
+
+def count_wire(
+    url: str, token: str, folder: Path, requests: int, serve_options: list[str]
+) -> dict[str, Wire]:
+    """Statements and round trips per request, counted through the proxy."""
+    host, port = "127.0.0.1", 5432
+    proxy = CountingProxy(host, port)
+    result: dict[str, Wire] = {}
+    with proxy.running():
+        proxied = url.replace(f"{host}:{port}", f"{host}:{proxy.port}")
+        proxied = with_params(proxied, sslmode="disable", gssencmode="disable")
+        pair_of = servers(proxied, token, folder, "wire", 10, serve_options)
+        with pair_of as pair, httpx.Client() as client:
+            for server in pair:
+                for _ in range(20):  # warm: token cache, schema, prepared statements
+                    send(server, client)
+                proxy.reset()
+                for _ in range(requests):
+                    send(server, client)
+                counts = proxy.counts()
+                result[server.name] = Wire(
+                    counts.statements / requests,
+                    counts.round_trips / requests,
+                    dict(counts.texts.most_common(6)),
+                )
+    return result
+
+
+# -- Plans ------------------------------------------------------------------------------------
+
+
+def qiao_statement(url: str, token: str) -> tuple[str, Any]:
+    """The SQL and parameters Qiao runs for the query (captured in this process)."""
+    from sqlalchemy import event
+
+    from qiao.core.auth.tokens import Authenticator
+    from qiao.core.config import Config
+    from qiao.core.graphql.service import GraphQLService
+    from qiao.core.runtime import Runtime
+
+    runtime = Runtime(Config(database_url=url, plugins=("crm",)))
+    seen: list[tuple[str, Any]] = []
+    try:
+        runtime.start()
+        actor = Authenticator(runtime.db, runtime.current).actor_for(f"Bearer {token}")
+        service = GraphQLService(runtime)
+        service.schema()
+
+        def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+            seen.append((statement, parameters))
+
+        event.listen(runtime.db.engine, "before_cursor_execute", capture)
+        body = service.execute(actor, {"query": QUERY})
+        assert isinstance(body, bytes), body
+    finally:
+        runtime.close()
+    return next((s, p) for s, p in seen if "opportunity" in s)
+
+
+@dataclass
+class Plan:
+    setting: str
+    milliseconds: float
+    scans_per_row: list[str] = field(default_factory=list)
+
+
+def plans(url: str, token: str) -> list[Plan]:
+    """Qiao's statement under default settings and with index scans made cheap."""
+    sql, params = qiao_statement(url, token)
+    found = []
+    with psycopg.connect(url) as conn:
+        for setting in ("default", "random_page_cost = 1.1"):
+            if setting != "default":
+                conn.execute(f"SET {setting}")
+            best = None
+            for _ in range(5):
+                (plan,) = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params).fetchone()  # type: ignore[misc]
+                elapsed = plan[0]["Execution Time"]
+                best = elapsed if best is None else min(best, elapsed)
+            found.append(Plan(setting, best or 0.0, per_row_scans(plan[0]["Plan"])))
+            conn.rollback()
+    return found
+
+
+def per_row_scans(node: dict[str, Any]) -> list[str]:
+    """Sequential scans run more than once (a table read again for every outer row)."""
+    found = []
+    if node.get("Node Type") == "Seq Scan" and node.get("Actual Loops", 1) > 1:
+        found.append(f"{node['Relation Name']} x{node['Actual Loops']}")
+    for child in node.get("Plans", ()):
+        found += per_row_scans(child)
+    return found
 
 
 # -- Driver -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
-    """Per-round rates of each target on one backend."""
-
-    backend: str
-    response_bytes: int
-    rounds: dict[str, list[float]] = field(default_factory=dict)
-
-    def median(self, target: str) -> float:
-        return statistics.median(self.rounds[target])
-
-    @property
-    def ratio(self) -> float:
-        return self.median("qiao") / self.median("raw")
-
-
-def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> Result:
-    with database(backend, workdir, args.postgres_url) as url:
-        started = time.perf_counter()
-        seeded = seed(url, args.rows)
+def run(args: argparse.Namespace) -> int:
+    wrk = None if args.python_client else find_wrk(install=not args.no_install)
+    client = "wrk 1 thread" if wrk else "Python (httpx, 2 processes)"
+    print(f"client: {client}")
+    with (
+        tempfile.TemporaryDirectory(prefix="qiao-bench-") as tmp,
+        fresh_database(args.postgres_url) as url,
+    ):
+        folder = Path(tmp)
+        began = time.perf_counter()
+        token = seed(url, args.rows, args.accounts, args.users - 1)
         print(
-            f"[{backend}] seeded {args.rows} opportunities in {time.perf_counter() - started:.1f} s"
+            f"seeded {args.rows} opportunities, {args.accounts} accounts, {args.users} users "
+            f"in {time.perf_counter() - began:.1f} s (counts checked)"
         )
-        with server_process(build_app, seeded.url, seeded.token) as port:
-            size = check_same_answer(port, seeded.token)
-            print(f"[{backend}] both targets return the same JSON ({size} bytes)")
-            result = Result(backend, size, {"qiao": [], "raw": []})
-            pair = targets(port, seeded.token)
-            for target in pair:
-                load(port, target, args.warmup, args.concurrency)
-            for i in range(args.rounds):
-                # Alternate which target goes first, so neither always follows the other.
-                for target in pair if i % 2 == 0 else pair[::-1]:
-                    rate = load(port, target, args.seconds, args.concurrency)
-                    result.rounds[target.name].append(rate)
-                print(
-                    f"[{backend}] round {i + 1}/{args.rounds}: "
-                    f"qiao {result.rounds['qiao'][-1]:8.0f} req/s   "
-                    f"raw {result.rounds['raw'][-1]:8.0f} req/s"
-                )
-    return result
+        rounds: dict[tuple[int, str], list[Round]] = {}
+        with (
+            servers(url, token, folder, "load", args.pool_size, args.serve_options) as pair,
+            psycopg.connect(args.postgres_url, autocommit=True) as admin,
+        ):
+            size = check_same_answer(pair)
+            print(f"both targets return the same {PAGE} opportunities ({size} bytes of JSON)")
+            for conns in args.connections:
+                for server in pair:
+                    load(wrk, server.request, conns, args.warmup)
+                for i in range(args.rounds):
+                    for server in pair if i % 2 == 0 else pair[::-1]:
+                        r = measured(server, admin, wrk, conns, args.seconds)
+                        rounds.setdefault((conns, server.name), []).append(r)
+                    q, lean = rounds[conns, "qiao"][-1], rounds[conns, "lean"][-1]
+                    print(
+                        f"  {conns} conn round {i + 1}/{args.rounds}: qiao {q.load.rate:6.0f} "
+                        f"req/s, lean {lean.load.rate:6.0f} req/s"
+                    )
+        wire = count_wire(url, token, folder, args.wire_requests, args.serve_options)
+        found = plans(url, token)
+    report(args, client, rounds, wire, found)
+    return 0
 
 
-def report(results: list[Result], args: argparse.Namespace) -> None:
+def median(rounds: list[Round], value: Any) -> float:
+    return statistics.median(value(r) for r in rounds)
+
+
+def report(
+    args: argparse.Namespace,
+    client: str,
+    rounds: dict[tuple[int, str], list[Round]],
+    wire: dict[str, Wire],
+    found: list[Plan],
+) -> None:
     print()
     print(
-        f"opportunities(first: {PAGE}) with account and owner; {args.rows} rows; "
-        f"{args.rounds} rounds x {args.seconds:g} s; concurrency {args.concurrency}; "
-        f"{os.cpu_count()} CPUs; Python {platform.python_version()}"
+        f"{PAGE} opportunities with account and owner; {args.rows} opportunities, "
+        f"{args.accounts} accounts, {args.users} users; medians of {args.rounds} alternating "
+        f"rounds x {args.seconds:g} s; client {client}; {os.cpu_count()} CPUs; "
+        f"Python {platform.python_version()}; {dt.date.today()}"
     )
-    header = f"{'backend':<11} {'target':<6} {'median req/s':>12}   per-round req/s"
+    header = (
+        f"{'conns':>5} {'target':<6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'server us/req':>13} {'pg us/req':>9} {'client us/req':>13} {'stmts':>5} {'trips':>5}"
+    )
     print(header)
-    print("-" * max(len(header), 60))
-    for r in results:
-        for name in ("qiao", "raw"):
-            rounds = " ".join(f"{x:6.0f}" for x in r.rounds[name])
-            print(f"{r.backend:<11} {name:<6} {r.median(name):12.0f}   {rounds}")
-        print(f"{r.backend:<11} {'ratio':<6} {r.ratio:12.2f}   qiao / raw (aim: >= 0.80)")
-    print()
+    print("-" * len(header))
+    for conns in args.connections:
+        for name in TARGETS:
+            rs = rounds[conns, name]
+            print(
+                f"{conns:>5} {name:<6} {median(rs, lambda r: r.load.rate):7.0f} "
+                f"{median(rs, lambda r: r.load.p50_ms):7.2f} "
+                f"{median(rs, lambda r: r.load.p99_ms):7.2f} "
+                f"{median(rs, lambda r: r.per_request_us(r.server_cpu)):13.0f} "
+                f"{median(rs, lambda r: r.per_request_us(r.database_cpu)):9.0f} "
+                f"{median(rs, lambda r: r.per_request_us(r.load.client_cpu)):13.0f} "
+                f"{wire[name].statements:5.2f} {wire[name].round_trips:5.2f}"
+            )
+        q, lean = rounds[conns, "qiao"], rounds[conns, "lean"]
+        ratio = median(q, lambda r: r.load.rate) / median(lean, lambda r: r.load.rate)
+        pg = median(q, lambda r: r.per_request_us(r.database_cpu)) / median(
+            lean, lambda r: r.per_request_us(r.database_cpu)
+        )
+        print(
+            f"{conns:>5} qiao/lean: req/s {ratio:.2f} (aim >= 0.6), "
+            f"PostgreSQL CPU per request {pg:.2f}x (aim <= 1.3)"
+        )
+    for name in TARGETS:
+        texts = ", ".join(f"{t!r} x{n}" for t, n in wire[name].texts.items())
+        print(f"wire, {name} ({args.wire_requests} requests): {texts}")
+    for plan in found:
+        scans = ", ".join(plan.scans_per_row) or "none"
+        print(
+            f"plan of qiao's statement, {plan.setting}: {plan.milliseconds:.2f} ms; "
+            f"tables scanned per row: {scans}"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--rows", type=int, default=5000, help="opportunities to seed")
+    parser.add_argument("--rows", type=int, default=100_000, help="opportunities")
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--users", type=int, default=201, help="users, the admin included")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each round")
-    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per target")
-    parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per target")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per target")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--pool-size", type=int, default=10, help="each server's pool")
+    parser.add_argument("--wire-requests", type=int, default=200)
+    parser.add_argument(
+        "--serve-options",
+        type=str.split,
+        default=[],
+        help="more options for qiao serve, e.g. '--loop asyncio --http h11'",
+    )
+    parser.add_argument("--python-client", action="store_true", help="do not use wrk")
+    parser.add_argument("--no-install", action="store_true", help="do not apt-get wrk")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("QIAO_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL),
+        default=os.environ.get("QIAO_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
         help="server URL whose user may create and drop databases",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="a short smoke run: few rows, three 1 s rounds"
-    )
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rows, args.seconds, args.rounds, args.warmup = 300, 1.0, 3, 0.3
+        args.rows, args.rounds, args.seconds, args.warmup, args.wire_requests = (
+            20_000,
+            2,
+            2.0,
+            1.0,
+            50,
+        )
     if args.rows < PAGE:
         parser.error(f"--rows must be at least {PAGE}, the page size")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    results = []
-    with tempfile.TemporaryDirectory(prefix="qiao-bench-") as tmp:
-        for backend in backends:
-            results.append(run_backend(backend, args, Path(tmp)))
-    report(results, args)
-    return 0
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve-lean"]:
+        url, port, token, pool_size = argv[1:5]
+        serve_lean(url, int(port), token, int(pool_size))
+        return 0
+    return run(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
@@ -176,6 +177,17 @@ def migrate(state: CliState, dry_run: bool) -> None:
     migrate_schema(state.runtime(), dry_run=dry_run)
 
 
+def _stack_option(name: str, what: str, plain: str, fast: str) -> Callable[..., Any]:
+    """A choice of uvicorn's parts: ``auto`` takes the fast one where installed."""
+    return click.option(
+        f"--{name}",
+        type=click.Choice(["auto", plain, fast]),
+        default="auto",
+        show_default=True,
+        help=f"{what}; auto takes {fast} where it is installed (docs/decisions.md).",
+    )
+
+
 @click.command()
 @click.option("--host", help="Address to listen on (default: [server] host of qiao.toml).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default: [server] port).")
@@ -184,20 +196,39 @@ def migrate(state: CliState, dry_run: bool) -> None:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Worker processes, each with its own runtime.",
+    help="Server processes, each with its own runtime and pool (docs/deploy.md).",
 )
 @click.option(
     "--with-worker/--no-worker",
     "with_worker",
     default=True,
     show_default=True,
-    help="Also run an event worker (timers, automations, webhooks) in a thread.",
+    help="Also run one event worker (timers, automations, webhooks) in a thread.",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    "access_log",
+    default=None,
+    help="Log every request (default: [server] access_log, off).",
+)
+@_stack_option("loop", "Event loop", "asyncio", "uvloop")
+@_stack_option("http", "HTTP parser", "h11", "httptools")
 @pass_state
 def serve(
-    state: CliState, host: str | None, port: int | None, workers: int, with_worker: bool
+    state: CliState,
+    host: str | None,
+    port: int | None,
+    workers: int,
+    with_worker: bool,
+    access_log: bool | None,
+    loop: str,
+    http: str,
 ) -> None:
-    """Serve the API (GraphQL at /graphql) and, unless --no-worker, a worker, until interrupted."""
+    """Serve the API (GraphQL at /graphql) and, unless --no-worker, a worker, until interrupted.
+
+    With --workers N, N processes share the port and the event worker stays a
+    single thread of this (the supervising) process.
+    """
     config = state.config()
     runtime = state.runtime()
     require_current(runtime)
@@ -205,23 +236,24 @@ def serve(
     port = config.port if port is None else port
     base = f"http://{host}:{port}"
     click.echo(f"Qiao serves {base}; GraphiQL at {base}/graphql (Ctrl+C stops)")
-    level = "debug" if state.debug else "info"
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": "debug" if state.debug else "info",
+        "access_log": config.access_log if access_log is None else access_log,
+        "loop": loop,
+        "http": http,
+        "ws": "none",
+    }
     with background_worker(runtime, with_worker):
         if workers == 1:
-            uvicorn.run(create_app(runtime), host=host, port=port, log_level=level)
+            uvicorn.run(create_app(runtime), **options)
             return
-        # Each worker process builds its own runtime, finding the configuration here.
+        # Each server process builds its own runtime, finding the configuration here.
         state.close()
         if config.path is not None:
             os.environ[CONFIG_ENV] = str(config.path)
-        uvicorn.run(
-            f"{__name__}:worker_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=level,
-        )
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
 
 
 def worker_app() -> Starlette:

@@ -46,7 +46,14 @@ def _ready(state: CliState) -> Runtime:
     type=click.FloatRange(min=0.01),
     default=DEFAULTS.poll_interval,
     show_default=True,
-    help="Seconds to wait when there is nothing to do.",
+    help="Seconds to wait when there is nothing to do (SQLite).",
+)
+@click.option(
+    "--listen-fallback",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULTS.listen_fallback,
+    show_default=True,
+    help="On PostgreSQL, where commits wake workers: seconds between passes all the same.",
 )
 @click.option(
     "--lease",
@@ -70,6 +77,7 @@ def worker(
     state: CliState,
     batch_size: int,
     poll_interval: float,
+    listen_fallback: float,
     lease: float,
     max_attempts: int,
     webhook_timeout: float,
@@ -83,6 +91,7 @@ def worker(
     settings = WorkerSettings(
         batch_size=batch_size,
         poll_interval=poll_interval,
+        listen_fallback=listen_fallback,
         lease_seconds=lease,
         max_attempts=max_attempts,
         webhook_timeout=webhook_timeout,

@@ -17,6 +17,7 @@ from typing import Any
 
 from qiao.core.audit.settings import KEY_FILE_ENV, AuditSettings
 from qiao.core.errors import ConfigurationError
+from qiao.core.storage.database import PoolSettings
 
 CONFIG_FILE = "qiao.toml"
 CONFIG_ENV = "QIAO_CONFIG"
@@ -30,6 +31,10 @@ class Config:
     plugins: tuple[str, ...] = ("crm",)
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Whether ``qiao serve`` logs every request ([server] access_log); off costs less CPU.
+    access_log: bool = False
+    #: Connections each process keeps ([database] pool_size, max_overflow; docs/deploy.md).
+    pool: PoolSettings = field(default_factory=PoolSettings)
     #: Seconds between checks of the metadata version by each process (0: every request).
     metadata_check_interval: float = 1.0
     root: Path = field(default_factory=Path.cwd)
@@ -87,6 +92,13 @@ class Config:
                 ),
                 cors_origins=_origins(server.get("cors_origins", []), path),
                 max_body_bytes=int(server.get("max_body_bytes", cls.max_body_bytes)),
+                access_log=_flag(server, "access_log", cls.access_log, path),
+                pool=PoolSettings(
+                    size=_whole(db.get("pool_size", PoolSettings.size), "[database] pool_size"),
+                    overflow=_whole(
+                        db.get("max_overflow", PoolSettings.overflow), "[database] max_overflow"
+                    ),
+                ),
                 metadata_check_interval=float(
                     metadata.get("check_interval", cls.metadata_check_interval)
                 ),
@@ -114,6 +126,12 @@ class Config:
             except ValueError:
                 raise ConfigurationError("QIAO_PORT must be a number") from None
         return replace(self, **changes)
+
+
+def _whole(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a whole number")
+    return value
 
 
 def _table(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class Runtime:
     ) -> None:
         self.config = config
         self.plugins: Plugins = create_plugins(config.plugins, extra_plugins)
-        self.db = Database(config.database_url)
+        self.db = Database(config.database_url, config.pool)
         encryption = FieldEncryption(KeyStore(self.db, provider_factory(config, self.plugins)))
         self.records = RecordsService(self, self.db, self.current, self.plugins, clock, encryption)
         self._lock = threading.Lock()

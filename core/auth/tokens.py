@@ -151,8 +151,8 @@ class Authenticator:
     def _lookup(self, digest: str) -> Actor:
         t = system.api_token
         users = self.catalog().table("user")
-        with self.db.read() as conn:
-            row = conn.execute(
+        row = self.db.run_read(
+            lambda conn: conn.execute(
                 select(
                     users.c.id,
                     users.c.username,
@@ -165,6 +165,7 @@ class Authenticator:
                 .select_from(t.join(users, users.c.id == t.c.user_id))
                 .where(t.c.token_hash == digest)
             ).first()
+        )
         if row is None or row.revoked_at is not None:
             raise Unauthenticated("the token is unknown or revoked")
         if row.expires_at is not None and row.expires_at <= dt.datetime.now(dt.UTC):

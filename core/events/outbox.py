@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from qiao.core.events import wake
 from qiao.core.events.model import Event
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
@@ -46,6 +47,7 @@ def record_change(
 ) -> str:
     """Write a change's event on the write's own connection; returns the event id.
 
+    Listening workers are woken when the write commits (:func:`wake.notify`).
     The event is stamped with the wall clock: it orders the outbox, while every
     decision about time (retries, timers) uses the runtime's clock.
     """
@@ -65,6 +67,7 @@ def record_change(
             "created_at": dt.datetime.now(dt.UTC),
         },
     )
+    wake.notify(context.connection)
     return event_id
 
 

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, exists, func, insert, or_, select, update
 
+from qiao.core.events import wake
 from qiao.core.events.model import Event, EventHandler
 from qiao.core.events.outbox import from_row
 from qiao.core.events.webhooks import active_endpoints, handler_name
@@ -61,17 +62,25 @@ def _skip_locked(conn: Connection, stmt: Any) -> Any:
     return stmt
 
 
-def has_new_events(conn: Connection) -> bool:
-    """Whether some event awaits fan-out (a read, so idle workers take no write lock)."""
+def new_events_waiting() -> ColumnElement[bool]:
+    """Whether some event awaits fan-out (for a read, so idle workers take no write lock)."""
     e = event_table
-    return (
-        conn.execute(select(e.c.id).where(e.c.dispatched_at.is_(None)).limit(1)).first() is not None
-    )
+    return exists(select(e.c.id).where(e.c.dispatched_at.is_(None)))
 
 
-def has_due_deliveries(conn: Connection, now: dt.datetime) -> bool:
+def deliveries_due(now: dt.datetime) -> ColumnElement[bool]:
     """Whether some delivery could be claimed now."""
-    return conn.execute(_claimable(now).limit(1)).first() is not None
+    return exists(_claimable(now))
+
+
+def next_due(conn: Connection) -> dt.datetime | None:
+    """When a waiting delivery next becomes claimable: due, or its lease run out (None if none)."""
+    d = delivery_table
+    free = select(func.min(d.c.due_at)).where(d.c.status == PENDING, d.c.locked_until.is_(None))
+    leased = select(func.min(d.c.locked_until)).where(d.c.status == PENDING)
+    both = conn.execute(select(free.scalar_subquery(), leased.scalar_subquery())).one()
+    found = [t for t in both if t is not None]
+    return min(found) if found else None
 
 
 def _claimable(now: dt.datetime) -> Any:
@@ -139,16 +148,19 @@ def claim(
 ) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries to ``worker`` and open an attempt for each."""
     d = delivery_table
-    stmt = _claimable(now).order_by(d.c.due_at).limit(limit)
-    ids = [r[0] for r in conn.execute(_skip_locked(conn, stmt))]
+    stmt = _claimable(now).add_columns(d.c.locked_by).order_by(d.c.due_at).limit(limit)
+    found = conn.execute(_skip_locked(conn, stmt)).all()
+    ids = [r[0] for r in found]
     if not ids:
         return []
     a = attempt_table
-    conn.execute(
-        update(a)
-        .where(a.c.delivery_id.in_(ids), a.c.finished_at.is_(None))
-        .values(finished_at=now, outcome="interrupted", error=INTERRUPTED)
-    )
+    expired = [r[0] for r in found if r[1] is not None]  # a worker's lease ran out
+    if expired:
+        conn.execute(
+            update(a)
+            .where(a.c.delivery_id.in_(expired), a.c.finished_at.is_(None))
+            .values(finished_at=now, outcome="interrupted", error=INTERRUPTED)
+        )
     conn.execute(
         update(d)
         .where(d.c.id.in_(ids))
@@ -308,7 +320,10 @@ def retry(conn: Connection, ids: Sequence[str] | None, now: dt.datetime) -> int:
             locked_until=None,
         )
     )
-    return changed + int(revived.rowcount)
+    changed += int(revived.rowcount)
+    if changed:
+        wake.notify(conn)
+    return changed
 
 
 def counts(conn: Connection) -> dict[str, int]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, exists, func, insert, select
 
+from qiao.core.events import wake
 from qiao.core.ids import new_id
 from qiao.core.records.context import Source
 from qiao.core.storage.system import event as event_table
@@ -45,6 +46,7 @@ def schedule(
             created_at=dt.datetime.now(dt.UTC),
         )
     )
+    wake.notify(conn)  # an idle worker recomputes when to wake
     return timer_id
 
 
@@ -66,10 +68,16 @@ def pending(conn: Connection, entity: str, record_id: str) -> dict[str, dt.datet
     return {str(name): due_at for name, due_at in rows}
 
 
-def any_due(conn: Connection, now: dt.datetime) -> bool:
-    """Whether some timer is due (a read, so idle workers take no write lock)."""
+def due(now: dt.datetime) -> ColumnElement[bool]:
+    """Whether some timer is due (for a read, so idle workers take no write lock)."""
     t = timer_table
-    return conn.execute(select(t.c.id).where(t.c.due_at <= now).limit(1)).first() is not None
+    return exists(select(t.c.id).where(t.c.due_at <= now))
+
+
+def next_due(conn: Connection) -> dt.datetime | None:
+    """When the earliest timer is due (None without timers)."""
+    due: dt.datetime | None = conn.execute(select(func.min(timer_table.c.due_at))).scalar()
+    return due
 
 
 def fire_due(conn: Connection, now: dt.datetime, limit: int) -> int:
@@ -102,4 +110,5 @@ def fire_due(conn: Connection, now: dt.datetime, limit: int) -> int:
         )
     if rows:
         conn.execute(delete(t).where(t.c.id.in_([r["id"] for r in rows])))
+        wake.notify(conn)
     return len(rows)

@@ -5,6 +5,14 @@ One :class:`Worker` per thread; run as many as needed, in one process or many
 transaction, so workers share nothing but the database. Handlers run outside
 any transaction, after the change they react to has committed.
 
+An idle worker waits for the database to say that something changed
+(LISTEN/NOTIFY on PostgreSQL, see :mod:`wake`), or polls (SQLite).
+
+The worker's own transactions (firing timers, fan-out, claims, outcomes)
+commit without waiting for the disk (``Database.write(durable=False)``): a
+server crash can only undo the latest of them, which the next pass redoes, as
+it redoes any work whose outcome was not recorded.
+
 Outcomes of a batch are written together (at the end of the batch, or every
 ``flush_seconds`` while it runs), which keeps the cost per delivery low. A
 worker that dies before writing them leaves those deliveries leased; once the
@@ -24,10 +32,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from qiao.core.errors import ConfigurationError
-from qiao.core.events import queue, timers
+from qiao.core.events import queue, timers, wake
 from qiao.core.events.model import Delivery, EventHandler, GiveUp, RetryLater
 from qiao.core.events.webhooks import HANDLER_PREFIX, WebhookFailed, WebhookSender
 from qiao.core.ids import new_id
@@ -36,6 +45,8 @@ from qiao.core.runtime import Runtime
 log = logging.getLogger("qiao.events.worker")
 #: Seconds a worker waits before trying a database it could not reach.
 UNREACHABLE_PAUSE = 5.0
+#: The shortest idle wait, so that a deadline just passing cannot make a worker spin.
+MIN_WAIT = 0.01
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,10 @@ class WorkerSettings:
     """
 
     batch_size: int = 20
+    #: Seconds an idle worker waits between passes where nothing wakes it (SQLite).
     poll_interval: float = 0.2
+    #: On PostgreSQL, where commits wake workers, seconds between passes all the same.
+    listen_fallback: float = 5.0
     lease_seconds: float = 300.0
     max_attempts: int = 8
     backoff_base: float = 10.0
@@ -93,54 +107,84 @@ class Worker:
     def run_once(self, stop: threading.Event | None = None) -> int:
         """One pass: fire due timers, fan out new events, run one batch.
 
-        A read first finds which steps have work, so an idle worker never takes
-        the write lock (SQLite has only one). Returns how much was done
-        (timers, events and deliveries), 0 when idle.
+        One read statement first finds which steps have work, so an idle worker
+        never takes the write lock (SQLite has only one). Fan-out and the claim
+        of the batch share a transaction, so a new event reaches its handler
+        after two commits of the worker's. Returns how much was done (timers,
+        events and deliveries), 0 when idle.
         """
         limit = self.settings.batch_size
         now = self.clock()
-        with self.runtime.db.read() as conn:
-            timers_due = timers.any_due(conn, now)
-            new_events = queue.has_new_events(conn)
-            deliveries_due = queue.has_due_deliveries(conn, now)
+        waiting = select(timers.due(now), queue.new_events_waiting(), queue.deliveries_due(now))
+        timers_due, new_events, deliveries_due = self.runtime.db.run_read(
+            lambda conn: conn.execute(waiting).one()
+        )
         done = 0
         if timers_due:
-            with self.runtime.db.write() as conn:
+            with self.runtime.db.write(durable=False) as conn:
                 done += timers.fire_due(conn, self.clock(), limit)
-        if new_events or timers_due:
-            with self.runtime.db.write() as conn:
+        if not (deliveries_due or new_events or timers_due):
+            return done
+        with self.runtime.db.write(durable=False) as conn:
+            if new_events or timers_due:
                 done += queue.dispatch(conn, list(self.handlers.values()), self.clock(), limit)
-        if deliveries_due or new_events or timers_due:
-            done += self._run_batch(stop)
-        return done
+            claimed_at = self.clock()
+            claimed = queue.claim(conn, self.name, claimed_at, self._lease, limit)
+            if len(claimed) == limit:
+                wake.notify(conn)  # more may wait: other workers share them
+        return done + self._run_batch(claimed, claimed_at, stop)
 
     def run(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set; sleep ``poll_interval`` whenever idle."""
+        """Work until ``stop`` is set; when idle, wait to be woken (or poll)."""
         log.info("worker %s started", self.name)
-        while not stop.is_set():
-            try:
-                idle = self.run_once(stop) == 0
-            except OperationalError as exc:
-                # The database went away: say so, wait, and carry on once it is back.
-                log.error("worker %s cannot reach the database: %s", self.name, exc.orig or exc)
-                stop.wait(UNREACHABLE_PAUSE)
-                continue
-            if idle:
-                stop.wait(self.settings.poll_interval)
+        settings = self.settings
+        waiter = wake.waiter_for(self.runtime.db, settings.poll_interval, settings.listen_fallback)
+        try:
+            while not stop.is_set():
+                try:
+                    if self.run_once(stop) > 0:
+                        continue
+                    seconds = self._idle_seconds(waiter)
+                except OperationalError as exc:
+                    # The database went away: say so, wait, and carry on once it is back.
+                    log.error("worker %s cannot reach the database: %s", self.name, exc.orig or exc)
+                    stop.wait(UNREACHABLE_PAUSE)
+                    continue
+                waiter.wait(seconds, stop)
+        finally:
+            waiter.close()
         log.info("worker %s stopped", self.name)
 
-    def _run_batch(self, stop: threading.Event | None) -> int:
-        now = self.clock()
-        lease = dt.timedelta(seconds=self.settings.lease_seconds)
-        with self.runtime.db.write() as conn:
-            claimed = queue.claim(conn, self.name, now, lease, self.settings.batch_size)
-        deadline = now + lease
+    def _idle_seconds(self, waiter: wake.Waiter) -> float:
+        """How long to wait: the waiter's idle time, or less if a timer or retry is due sooner.
+
+        Only a waiter woken by commits waits longer than ``poll_interval``; it
+        must not sleep past a deadline that no commit will announce.
+        """
+        seconds = waiter.idle_seconds
+        if seconds <= self.settings.poll_interval:
+            return seconds
+        with self.runtime.db.read() as conn:
+            due = [d for d in (timers.next_due(conn), queue.next_due(conn)) if d is not None]
+        if due:
+            until = (min(due) - self.clock()).total_seconds()
+            seconds = min(seconds, max(MIN_WAIT, until))
+        return seconds
+
+    @property
+    def _lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.settings.lease_seconds)
+
+    def _run_batch(
+        self, claimed: list[queue.Claimed], claimed_at: dt.datetime, stop: threading.Event | None
+    ) -> int:
+        deadline = claimed_at + self._lease
         outcomes: list[queue.Outcome] = []
         flushed = time.monotonic()
         for i, item in enumerate(claimed):
             if (stop is not None and stop.is_set()) or self.clock() >= deadline:
                 self._flush(outcomes)
-                with self.runtime.db.write() as conn:
+                with self.runtime.db.write(durable=False) as conn:
                     queue.release(conn, self.name, claimed[i:])
                 return i
             outcomes.append(self._run_one(item))
@@ -153,7 +197,7 @@ class Worker:
 
     def _flush(self, outcomes: list[queue.Outcome]) -> None:
         if outcomes:
-            with self.runtime.db.write() as conn:
+            with self.runtime.db.write(durable=False) as conn:
                 queue.complete(conn, self.name, outcomes, self.clock())
 
     def _run_one(self, item: queue.Claimed) -> queue.Outcome:

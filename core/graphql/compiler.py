@@ -3,7 +3,7 @@
 A GraphQL read such as ``opportunities(first: 50) { edges { node { name account
 { name } owner { displayName } } } }`` becomes a single SELECT: the page is
 chosen by a keyset subquery (filter, order, cursor, LIMIT n+1), to-one
-relations become correlated subqueries, reverse relations nested connections,
+relations become LEFT JOINs on the key, reverse relations nested connections,
 and the response JSON is assembled by the database (see :mod:`sqljson`). So the
 number of statements depends on the query's shape, never on the number of
 rows, and the Python side only concatenates the database's JSON text.
@@ -34,11 +34,16 @@ from sqlalchemy import (
     ColumnElement,
     Dialect,
     FromClause,
+    Integer,
     Select,
+    and_,
+    case,
     exists,
     func,
+    literal,
     literal_column,
     not_,
+    null,
     select,
     true,
 )
@@ -68,6 +73,8 @@ from qiao.core.records import query
 MAX_QUERY_COST = 100_000
 
 Fields = dict[str, list[FieldNode]]
+#: Tables LEFT JOINed to a row for its to-one relations, each with its ON clause, in order.
+Joins = list[tuple[FromClause, ColumnElement[bool]]]
 
 
 @dataclass(frozen=True)
@@ -208,8 +215,13 @@ class ReadCompiler:
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
         table = self.catalog.table(entity).alias()
         self._spend(1)
-        obj = self.object(entity, table, self.subfields(nodes), 1)
-        found = select(obj).where(table.c.id == record_id, *self._readable(entity, table))
+        joins: Joins = []
+        obj = self.object(entity, table, self.subfields(nodes), 1, joins)
+        found = (
+            select(obj)
+            .select_from(outer_joined(table, joins))
+            .where(table.c.id == record_id, *self._readable(entity, table))
+        )
         return self.json.embed(found.scalar_subquery())
 
     def _readable(self, entity: str, table: FromClause) -> list[ColumnElement[bool]]:
@@ -282,8 +294,15 @@ class ReadCompiler:
     # -- Objects --------------------------------------------------------------------------
 
     def object(
-        self, entity_name: str, table: FromClause, fields: Fields, depth: int
+        self, entity_name: str, table: FromClause, fields: Fields, depth: int, joins: Joins
     ) -> ColumnElement[Any]:
+        """The JSON object of ``table``'s row; to-one relations are added to ``joins``.
+
+        A to-one relation is a LEFT JOIN of its target on the key (the caller's
+        row filter in the ON clause), so PostgreSQL looks targets up by key or
+        hashes them once per page; a correlated subquery per row would be
+        planned on its own, and on a small table as a scan for every row.
+        """
         type_name = self.plan.type_names[entity_name]
         _, meanings = self.plan.objects[type_name]
         pairs: list[tuple[str, ColumnElement[Any]]] = []
@@ -307,12 +326,14 @@ class ReadCompiler:
                     self.access.require_readable(entity_name, field.name)
                     target = self.catalog.table(field.target).alias()
                     self._spend(self._fan_out)
-                    sub = self.object(field.target, target, self.subfields(nodes), depth + 1)
-                    subquery = select(sub).where(
+                    on = and_(
                         target.c.id == table.c[field.column],
                         *self._readable(field.target, target),
                     )
-                    pairs.append((key, self.json.embed(subquery.scalar_subquery())))
+                    joins.append((target, on))
+                    sub = self.object(field.target, target, self.subfields(nodes), depth + 1, joins)
+                    found = case((target.c.id.is_(None), null()), else_=sub)
+                    pairs.append((key, self.json.embed(found)))
                 case ToManyField(reverse=rev):
                     args = self.arguments(type_name, nodes)
                     fk = rev.field.column
@@ -398,14 +419,17 @@ class ReadCompiler:
         # json_group_array receives rows in that order. PostgreSQL orders inside
         # json_agg. No window function and no count: the page costs what a
         # hand-written ``ORDER BY ... LIMIT n`` costs.
-        rows = walked(base.alias(), cursor_values).limit(size).subquery()
+        rows = walked(base.alias(), cursor_values).limit(inline(size)).subquery()
         if backwards:
             page = self.computed(entity_name, rows)
-            rows = select(rows).order_by(*ordering.clauses(rows, page)).limit(size).subquery()  # type: ignore[arg-type]
+            rows = (
+                select(rows).order_by(*ordering.clauses(rows, page)).limit(inline(size)).subquery()
+            )  # type: ignore[arg-type]
         on_rows = self.computed(entity_name, rows)
 
         edge_fields = self._merge(fields, "edges")
         edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
+        node_joins: Joins = []
         cursor_expr = self.json.cursor(
             ordering.signature,
             [
@@ -424,7 +448,9 @@ class ReadCompiler:
             elif name == "node":
                 outer, self._fan_out = self._fan_out, self._fan_out * max(size, 1)
                 try:
-                    node = self.object(entity_name, rows, self.subfields(nodes), depth + 1)
+                    node = self.object(
+                        entity_name, rows, self.subfields(nodes), depth + 1, node_joins
+                    )
                 finally:
                     self._fan_out = outer
                 edge_pairs.append((key, node))
@@ -436,12 +462,12 @@ class ReadCompiler:
             self.json.object(edge_pairs),
             ordering.clauses(rows, on_rows),  # type: ignore[arg-type]
         )
-        agg = select(edges.label("edges")).select_from(rows).subquery()
+        agg = select(edges.label("edges")).select_from(outer_joined(rows, node_joins)).subquery()
         edges_json = self.json.embed(agg.c.edges)
 
         def overflow() -> ColumnElement[bool]:
             """Whether rows remain beyond this page in the walking direction."""
-            beyond = walked(base.alias(), cursor_values).limit(1).offset(size)
+            beyond = walked(base.alias(), cursor_values).limit(inline(1)).offset(inline(size))
             return exists(beyond.with_only_columns(literal_column("1")))
 
         def other_side(table_cursor: list[Any] | None) -> ColumnElement[bool]:
@@ -479,7 +505,9 @@ class ReadCompiler:
                         terms = ordering.clauses(rows, on_rows)  # type: ignore[arg-type]
                         if iname == "endCursor":
                             terms = ordering.reversed().clauses(rows, on_rows)  # type: ignore[arg-type]
-                        end = select(cursor_expr).select_from(rows).order_by(*terms).limit(1)
+                        end = (
+                            select(cursor_expr).select_from(rows).order_by(*terms).limit(inline(1))
+                        )
                         info.append((ikey, end.scalar_subquery()))
                     elif iname == "__typename":
                         info.append((ikey, sql_text("PageInfo")))
@@ -524,6 +552,25 @@ def correlated(stmt: Select[Any], parent: FromClause | None) -> Select[Any]:
     a nested connection's page sits several levels below its parent's row.
     """
     return stmt if parent is None else stmt.correlate(parent)
+
+
+def inline(count: int) -> ColumnElement[int]:
+    """A page size written into the SQL text rather than sent as a parameter.
+
+    PostgreSQL plans a prepared statement whose LIMIT is a parameter anew on
+    every execution (a generic plan cannot know how many rows are wanted),
+    which doubled the database's CPU per request. Page sizes are validated
+    integers from a small range, so the texts stay few and cacheable.
+    """
+    return literal(int(count), Integer, literal_execute=True)
+
+
+def outer_joined(table: FromClause, joins: Joins) -> FromClause:
+    """``table`` LEFT JOIN each of ``joins`` in turn (each ON may use the ones before)."""
+    joined = table
+    for target, on in joins:
+        joined = joined.outerjoin(target, on)
+    return joined
 
 
 def false_() -> ColumnElement[bool]:

@@ -34,6 +34,7 @@ from graphql import (
     validate,
 )
 from graphql.execution.values import get_variable_values
+from sqlalchemy import Connection
 
 from qiao.core.errors import BadUserInput, Forbidden, MethodNotAllowed, QiaoError
 from qiao.core.graphql import resolvers
@@ -314,11 +315,16 @@ class GraphQLService:
             compiled = compiler.compile(roots)
             if compiled.cacheable:
                 self._compiled.put(key, compiled)
-        with db.read() as conn:
+
+        def run(conn: Connection) -> Any:
             row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
             if compiled.evaluated:  # formulas SQL cannot compute exactly (docs/formulas.md)
                 evaluator = Evaluator(conn, built.catalog, self.runtime.records.formula_clock())
                 row = tuple(evaluator.fill_text(v) for v in row)
+            return row
+
+        # One statement needs no transaction of its own; formulas read more in one snapshot.
+        row = db.run_read(run, snapshot=compiled.evaluated)
         if compiled.sealed:  # encrypted fields: open them (docs/encryption.md)
             row = tuple(self.runtime.records.encryption.reveal(v) for v in row)
         parts = [

@@ -6,22 +6,36 @@ one code path, and on the API side the work per request is a single statement
 foreign keys on; write transactions start with ``BEGIN IMMEDIATE`` so that two
 writers queue on the lock instead of failing when a reader upgrades.
 PostgreSQL sessions run in UTC.
+
+A request should cost one round trip to PostgreSQL, so the pool does not
+"pre-ping" a connection before handing it out. Instead a checkout looks,
+without a round trip, whether the server has closed the connection (its
+socket turns readable when a backend is terminated or the server restarts),
+and :meth:`Database.run_read` retries a read once on a fresh connection when
+the one it had turns out dead anyway (a connection dropped silently by the
+network). Single-statement reads run in autocommit (:meth:`Database.run_read`),
+so they send no BEGIN and no ROLLBACK. docs/deploy.md says how to size the
+pool ([database] pool_size and max_overflow).
 """
 
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
 from qiao.core.errors import ConfigurationError
 
 log = logging.getLogger("qiao.storage")
+T = TypeVar("T")
 _WRITE = "qiao_write"
 _AFTER_COMMIT = "qiao_after_commit"
 
@@ -41,6 +55,25 @@ def after_commit(conn: Connection, action: Callable[[], None]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class PoolSettings:
+    """Connections one process keeps open (``size``) and may add for bursts (``overflow``).
+
+    The rule (docs/deploy.md): ``size`` at least the requests one process serves
+    at once, and every process's ``size + overflow`` together, plus two for
+    each worker, below PostgreSQL's ``max_connections``.
+    """
+
+    size: int = 10
+    overflow: int = 10
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ConfigurationError("[database] pool_size must be at least 1")
+        if self.overflow < 0:
+            raise ConfigurationError("[database] max_overflow must be 0 or more")
+
+
 def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` URLs and pick the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -52,7 +85,7 @@ def normalise_url(url: str) -> str:
 class Database:
     """An engine plus the two kinds of transaction Qiao uses: read and write."""
 
-    def __init__(self, url: str, **engine_options: Any) -> None:
+    def __init__(self, url: str, pool: PoolSettings | None = None, **engine_options: Any) -> None:
         url = normalise_url(url)
         try:
             parsed = make_url(url)
@@ -63,21 +96,33 @@ class Database:
                 f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
             )
         self.url = url
-        self.engine: Engine = _make_engine(url, **engine_options)
+        self.pool = pool or PoolSettings()
+        options = {"pool_size": self.pool.size, "max_overflow": self.pool.overflow}
+        if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+            options = {}  # an in-memory database lives in one connection (SingletonThreadPool)
+        self.engine: Engine = _make_engine(url, **{**options, **engine_options})
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction that may write; committed on success, rolled back on error."""
+    def write(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A transaction that may write; committed on success, rolled back on error.
+
+        ``durable=False`` is for bookkeeping that a server crash may undo
+        harmlessly because it is redone (the outbox's claims and outcomes, which
+        are at-least-once anyway): PostgreSQL then commits without waiting for
+        the WAL to reach the disk, a few milliseconds less per transaction.
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE: True})
             pending: list[Callable[[], None]] = []
             conn.info[_AFTER_COMMIT] = pending
             try:
                 with conn.begin():
+                    if not durable and self.dialect == "postgresql":
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                     yield conn
             finally:
                 conn.info.pop(_AFTER_COMMIT, None)
@@ -91,10 +136,36 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only unit of work (a deferred transaction, rolled back at the end)."""
+        """A read-only unit of work (a deferred transaction, rolled back at the end).
+
+        Its statements share one snapshot on PostgreSQL; a single statement
+        needs none, and :meth:`run_read` saves it the BEGIN and ROLLBACK.
+        """
         with self.engine.connect() as conn, conn.begin() as tx:
             yield conn
             tx.rollback()
+
+    def run_read(self, work: Callable[[Connection], T], *, snapshot: bool = False) -> T:
+        """``work(conn)`` as a read, retried once on a fresh connection if this one is dead.
+
+        Without ``snapshot``, PostgreSQL runs each statement in its own
+        autocommit transaction: no BEGIN and no ROLLBACK round trip, which
+        suits the common single-statement read (a compiled GraphQL query).
+        ``work`` must have no effect besides its result, since it may run twice.
+        """
+        for attempt in (1, 2):
+            try:
+                if snapshot or self.dialect != "postgresql":
+                    with self.read() as conn:
+                        return work(conn)
+                with self.engine.connect() as conn:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    return work(conn)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+                log.warning("a pooled database connection was dead; retrying on a new one")
+        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -108,7 +179,27 @@ def _make_engine(url: str, **options: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     connect_args = {"options": "-c timezone=UTC"}
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True, **options)
+    engine = create_engine(url, connect_args=connect_args, **options)
+    event.listen(engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Make the pool replace a connection the server has closed, with no round trip.
+
+    An idle PostgreSQL connection receives nothing unless the server ends it
+    (a terminated backend, a restart) or sends a rare notice; either way its
+    socket turns readable, and a fresh connection is the safe answer. Raising
+    DisconnectionError here makes SQLAlchemy's pool connect anew.
+    """
+    try:
+        socket = dbapi_conn.pgconn.socket
+    except psycopg.OperationalError:  # libpq has closed it already
+        raise DisconnectionError("the database connection is closed") from None
+    poller = select.poll()
+    poller.register(socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the database server closed this connection")
 
 
 def _configure_sqlite(engine: Engine) -> None:

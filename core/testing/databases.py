@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,38 @@ def postgres_unreachable_reason(url: str) -> str | None:
     finally:
         engine.dispose()
     return None
+
+
+def terminate_sessions(url: str, pids: set[int] | None = None) -> int:
+    """End sessions on ``url``'s PostgreSQL database as a failover or an administrator would.
+
+    Ends ``pids``, or every session but this one's, and waits until they are
+    gone; returns how many were ended.
+    """
+    engine = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+
+            def alive() -> set[int]:
+                rows = conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                return {int(pid) for (pid,) in rows}
+
+            ended = alive() if pids is None else pids
+            for pid in ended:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            deadline = time.monotonic() + 10
+            while alive() & ended:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"sessions {sorted(alive() & ended)} did not end")
+                time.sleep(0.02)
+    finally:
+        engine.dispose()
+    return len(ended)
 
 
 class SqliteDatabases:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import select
 
+from qiao.core.storage.database import Database
+from qiao.core.storage.system import delivery_attempt
 from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.databases import terminate_sessions
 from qiao.core.testing.deployment import init as init_deployment
+from tests.core.events.receiver import receiver
 
 QIAO = [sys.executable, "-c", "from qiao.cli.main import main; main()"]
+CREATE = "mutation($input: AccountCreateInput!) { createAccount(input: $input) { id name } }"
+LIST = "{ accounts(first: 50) { edges { node { id name owner { username } } } } }"
 
 
 def _free_port() -> int:
@@ -25,34 +35,130 @@ def _free_port() -> int:
         return port
 
 
-def test_serve_answers_health_checks(
-    tmp_path: Path, qiao_database_url: str, make_config: Callable[..., Path]
-) -> None:
-    port = _free_port()
-    config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=port)
+@dataclass
+class Served:
+    base: str
+    process: subprocess.Popen[str]
+    output: list[str]
+
+
+@contextlib.contextmanager
+def serving(config: Path, port: int, *options: str) -> Iterator[Served]:
+    """``qiao serve`` until the block ends; ``output`` holds stdout and stderr afterwards."""
+    output: list[str] = []
     with subprocess.Popen(
-        [*QIAO, "--config", str(config), "serve"],
+        [*QIAO, "--config", str(config), "serve", *options],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     ) as server:
+        served = Served(f"http://127.0.0.1:{port}", server, output)
         try:
-            base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
             while True:
                 assert server.poll() is None, server.communicate()
                 try:
-                    health = httpx.get(f"{base}/healthz", timeout=1)
+                    httpx.get(f"{served.base}/healthz", timeout=1)
                     break
                 except httpx.TransportError:
                     assert time.monotonic() < deadline, "qiao serve did not answer in time"
                     time.sleep(0.05)
-            assert health.json() == {"status": "ok"}
-            assert httpx.get(f"{base}/readyz", timeout=5).json() == {"status": "ready"}
+            yield served
         finally:
             server.terminate()
-            out, _ = server.communicate(timeout=10)
-    assert f"GraphiQL at {base}/graphql" in out
+            output.append(server.communicate(timeout=30)[0])
+
+
+def _server_processes(pid: int) -> list[int]:
+    """The processes ``pid`` spawned to serve (not multiprocessing's resource tracker)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+    return found
+
+
+def test_serve_answers_health_checks_without_an_access_log(
+    tmp_path: Path, qiao_database_url: str, make_config: Callable[..., Path]
+) -> None:
+    port = _free_port()
+    config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=port)
+    with serving(config, port) as served:
+        assert httpx.get(f"{served.base}/healthz", timeout=5).json() == {"status": "ok"}
+        assert httpx.get(f"{served.base}/readyz", timeout=5).json() == {"status": "ready"}
+    out = "".join(served.output)
+    assert f"GraphiQL at {served.base}/graphql" in out
+    assert "GET /readyz" not in out  # the access log is off unless asked for
+
+
+def test_serve_recovers_when_postgresql_ends_its_connections(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    qiao_backend: str,
+    qiao_database_url: str,
+    qiao_admin_token: str,
+    make_config: Callable[..., Path],
+) -> None:
+    if qiao_backend != "postgresql":
+        pytest.skip("pg_terminate_backend is PostgreSQL's")
+    port = _free_port()
+    config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=port)
+    with serving(config, port, "--no-worker") as served:
+        client = GraphQLClient(served.base, qiao_admin_token)
+        request.addfinalizer(client.close)
+        created = client.data(CREATE, {"input": {"name": "Before"}})["createAccount"]
+        assert client.data(LIST)["accounts"]["edges"][0]["node"]["id"] == created["id"]
+
+        assert terminate_sessions(qiao_database_url) >= 1
+        # The very next read succeeds: its dead connection is replaced, or retried once.
+        edges = client.data(LIST)["accounts"]["edges"]
+        assert [e["node"]["name"] for e in edges] == ["Before"]
+
+        assert terminate_sessions(qiao_database_url) >= 1
+        after = client.data(CREATE, {"input": {"name": "After"}})["createAccount"]
+        names = {e["node"]["name"] for e in client.data(LIST)["accounts"]["edges"]}
+        assert after["name"] == "After" and names == {"Before", "After"}
+
+
+def test_serve_with_several_workers_shares_the_port_and_runs_one_event_worker(
+    tmp_path: Path,
+    qiao_database_url: str,
+    qiao_admin_token: str,
+    make_config: Callable[..., Path],
+    qiao: Callable[..., object],
+) -> None:
+    port = _free_port()
+    config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=port)
+    with receiver() as hook:
+        qiao("--config", str(config), "webhook", "add", hook.url, "--entity", "account")
+        with serving(config, port, "--workers", "2", "--access-log") as served:
+            servers = _server_processes(served.process.pid)
+            assert len(servers) == 2, servers
+            clients = [GraphQLClient(served.base, qiao_admin_token) for _ in range(4)]
+            ids = {
+                c.data(CREATE, {"input": {"name": f"Account {i}"}})["createAccount"]["id"]
+                for i, c in enumerate(clients * 3)
+            }
+            for c in clients:
+                assert len(c.data(LIST)["accounts"]["edges"]) == 12
+                c.close()
+            deadline = time.monotonic() + 30
+            while len(hook.requests) < len(ids):
+                assert time.monotonic() < deadline, f"{len(hook.requests)} of {len(ids)} sent"
+                time.sleep(0.05)
+            time.sleep(0.5)  # a second event worker would send some events twice
+            assert len(set(hook.ids())) == len(hook.requests) == len(ids)
+    out = "".join(served.output)
+    assert out.count("POST /graphql") == 16  # --access-log logs every request
+    # The one event worker is a thread of the supervising process, not of a server.
+    db = Database(qiao_database_url)
+    try:
+        with db.read() as conn:
+            workers = set(conn.execute(select(delivery_attempt.c.worker).distinct()).scalars())
+    finally:
+        db.dispose()
+    assert [w.split(":")[1] for w in workers] == [str(served.process.pid)]
 
 
 TITLE = "紧急工单：主轴过热停机"

@@ -1,0 +1,172 @@
+"""Connections: no ping round trip, recovery from dead connections, autocommit reads, pool size."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, text
+
+from qiao.core.errors import ConfigurationError
+from qiao.core.storage.database import Database, PoolSettings
+from qiao.core.testing.databases import terminate_sessions
+
+pytestmark = pytest.mark.storage
+
+
+@pytest.fixture
+def db(qiao_database_url: str) -> Iterator[Database]:
+    database = Database(qiao_database_url, PoolSettings(size=3, overflow=2))
+    yield database
+    database.dispose()
+
+
+def _frontend_messages(db: Database, work: Any) -> list[str]:
+    """What the client sends to PostgreSQL while ``work`` runs (libpq's protocol trace).
+
+    ``db`` must have a pool of one connection, so the traced one is the one used.
+    """
+    with db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+    assert raw is not None
+    with tempfile.TemporaryFile() as trace:
+        raw.pgconn.trace(trace.fileno())
+        raw.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            work()
+        finally:
+            raw.pgconn.untrace()
+        trace.seek(0)
+        lines = trace.read().decode().splitlines()
+    return [" ".join(line.split("\t")[2:4]).strip() for line in lines if line.startswith("F")]
+
+
+def _backend_pid(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def test_pool_follows_its_settings(db: Database) -> None:
+    assert db.engine.pool.size() == 3  # type: ignore[attr-defined]
+    assert db.engine.pool._max_overflow == 2  # type: ignore[attr-defined]
+
+
+def test_pool_settings_refuse_nonsense() -> None:
+    with pytest.raises(ConfigurationError, match="pool_size"):
+        PoolSettings(size=0)
+    with pytest.raises(ConfigurationError, match="max_overflow"):
+        PoolSettings(overflow=-1)
+
+
+def test_run_read_is_one_round_trip_on_postgresql(
+    qiao_database_url: str, qiao_backend: str
+) -> None:
+    if qiao_backend != "postgresql":
+        pytest.skip("the wire protocol is PostgreSQL's")
+    db = Database(qiao_database_url, PoolSettings(size=1, overflow=0))
+    try:
+        db.run_read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())  # connected
+        result: list[int] = []
+        sent = _frontend_messages(
+            db,
+            lambda: result.append(
+                db.run_read(lambda conn: conn.execute(text("SELECT 41 + 1")).scalar_one())
+            ),
+        )
+        with_snapshot = _frontend_messages(
+            db,
+            lambda: db.run_read(lambda conn: conn.execute(text("SELECT 1")).all(), snapshot=True),
+        )
+    finally:
+        db.dispose()
+    assert result == [42]
+    # No ping, no BEGIN, no ROLLBACK: the statement alone, in one round trip.
+    assert all("BEGIN" not in m and "ROLLBACK" not in m for m in sent), sent
+    assert sum(m.startswith(("Query", "Sync")) for m in sent) == 1, sent
+    assert any("BEGIN" in m for m in with_snapshot), with_snapshot
+
+
+def test_autocommit_reads_leave_pooled_connections_transactional(
+    db: Database, qiao_backend: str
+) -> None:
+    if qiao_backend != "postgresql":
+        pytest.skip("autocommit reads are a PostgreSQL feature")
+    for _ in range(5):
+        db.run_read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
+    with db.engine.connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError), db.write() as conn:
+        conn.execute(text("CREATE TABLE rolled_back (x int)"))
+        raise RuntimeError("undo")
+    with db.read() as conn:
+        assert conn.execute(text("SELECT to_regclass('rolled_back')")).scalar() is None
+
+
+def test_a_read_is_retried_once_when_its_connection_dies(
+    db: Database, qiao_backend: str, qiao_database_url: str
+) -> None:
+    if qiao_backend != "postgresql":
+        pytest.skip("an SQLite connection cannot be killed from outside")
+    calls: list[int] = []
+
+    def work(conn: Connection) -> int:
+        pid = _backend_pid(conn)
+        calls.append(pid)
+        if len(calls) == 1:
+            # Ended after the checkout, so only the retry can save the read.
+            terminate_sessions(qiao_database_url, {pid})
+        return int(conn.execute(text("SELECT 7")).scalar_one())
+
+    assert db.run_read(work) == 7
+    assert len(calls) == 2 and calls[0] != calls[1]
+
+
+def test_a_read_fails_if_the_retry_dies_too(
+    db: Database, qiao_backend: str, qiao_database_url: str
+) -> None:
+    if qiao_backend != "postgresql":
+        pytest.skip("an SQLite connection cannot be killed from outside")
+
+    def work(conn: Connection) -> int:
+        terminate_sessions(qiao_database_url, {_backend_pid(conn)})
+        return int(conn.execute(text("SELECT 7")).scalar_one())
+
+    with pytest.raises(Exception, match=r"terminat|closed|lost"):
+        db.run_read(work)
+
+
+def test_connections_closed_by_the_server_are_replaced_at_checkout(
+    db: Database, qiao_backend: str, qiao_database_url: str
+) -> None:
+    if qiao_backend != "postgresql":
+        pytest.skip("an SQLite connection cannot be killed from outside")
+    held = [db.engine.connect() for _ in range(3)]
+    pids = {_backend_pid(c) for c in held}
+    for c in held:
+        c.close()  # back to the pool, idle
+    terminate_sessions(qiao_database_url, pids)
+    # A write is not retried; it succeeds because the checkout saw the closed socket.
+    for _ in range(3):
+        with db.write() as conn:
+            assert _backend_pid(conn) not in pids
+
+
+def test_bookkeeping_writes_skip_the_wait_for_the_disk_only_in_their_transaction(
+    qiao_database_url: str, qiao_backend: str
+) -> None:
+    if qiao_backend != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    db = Database(qiao_database_url, PoolSettings(size=1, overflow=0))
+    show = "SHOW synchronous_commit"
+    try:
+        with db.write() as conn:
+            default = conn.exec_driver_sql(show).scalar()
+        assert default != "off"
+        with db.write(durable=False) as conn:
+            assert conn.exec_driver_sql(show).scalar() == "off"
+        with db.write() as conn:
+            assert conn.exec_driver_sql(show).scalar() == default
+    finally:
+        db.dispose()
