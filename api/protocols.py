@@ -83,7 +83,7 @@ class Records(Protocol):
         entity_name: str,
         record_id: str,
         *,
-        actor: Actor | None = None,
+        actor: Actor,
         lock: bool = False,
     ) -> Record | None: ...
 
@@ -99,7 +99,7 @@ class Records(Protocol):
         last: int | None = None,
         before: str | None = None,
         with_total: bool = False,
-        actor: Actor | None = None,
+        actor: Actor,
     ) -> Page: ...
 
 

@@ -147,7 +147,7 @@ def _run(
         pending = [r for r in rules if keys[r.id] not in done]
         if not pending:
             return
-        record = records.get(conn, pending[0].entity, record_id)
+        record = records.get(conn, pending[0].entity, record_id, actor=Actor.system())
         if record is None:
             return  # deleted since: nothing to act on
         if due is not None and timing.due_at(pending[0], record) != due:
@@ -283,7 +283,7 @@ def _records(records: RecordsService, conn: Connection, entity: str) -> Iterator
     """Every record of ``entity`` by id, a page at a time."""
     after = None
     while True:
-        page = records.list(conn, entity, first=_PAGE, after=after)
+        page = records.list(conn, entity, first=_PAGE, after=after, actor=Actor.system())
         yield from page.records
         if not page.has_next_page:
             return

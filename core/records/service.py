@@ -263,10 +263,13 @@ class RecordsService:
         entity_name: str,
         record_id: str,
         *,
-        actor: Actor | None = None,
+        actor: Actor,
         lock: bool = False,
     ) -> Record | None:
         """One record by id, or None (also when ``actor`` may not read it).
+
+        The actor is always named: ``Actor.system()`` reads every record, and
+        says so at the call, so no read escapes the rules by forgetting one.
 
         With ``lock``, the record is held until the transaction ends, so a
         decision taken on it (one approval request per record) cannot race
@@ -280,8 +283,7 @@ class RecordsService:
             conn.execute(select(table.c.id).where(table.c.id == record_id).with_for_update())
         computed = self._computed_columns(conn, catalog, entity_name)
         stmt = _with_computed(select(table), computed).where(table.c.id == record_id)
-        if actor is not None:
-            stmt = stmt.where(*self._read_filter(actor, entity_name, table))
+        stmt = stmt.where(*self._read_filter(actor, entity_name, table))
         row = conn.execute(stmt).first()
         if row is None:
             return None
@@ -407,12 +409,10 @@ class RecordsService:
         last: int | None = None,
         before: str | None = None,
         with_total: bool = False,
-        actor: Actor | None = None,
+        actor: Actor,
     ) -> Page:
-        """A page of records: filter, order and keyset cursors as in docs/graphql.md.
-
-        With ``actor``, only the records that caller may read.
-        """
+        """A page of the records ``actor`` may read: filter, order and keyset cursors as in
+        docs/graphql.md. ``Actor.system()`` reads every record, named at the call."""
         catalog = self.catalog
         entity = catalog.entity(entity_name)
         table = catalog.table(entity_name)
@@ -422,8 +422,7 @@ class RecordsService:
         where = query.compile_filter(
             entity, table, filter, blind=self.encryption.lookup, computed=computed
         )
-        if actor is not None:
-            where = and_(where, *self._read_filter(actor, entity_name, table))
+        where = and_(where, *self._read_filter(actor, entity_name, table))
         backwards = last is not None
         walk = ordering.reversed() if backwards else ordering
         stmt = _with_computed(select(table), computed).where(where)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qiao.core.errors import BadUserInput, Forbidden, NotFound
-from qiao.core.records.context import Source
+from qiao.core.records.context import Actor, Source
 
 ACCOUNT_OWNERS = {
     "苏州-张三": "zhang",
@@ -115,8 +115,8 @@ def test_writes_stay_inside_the_scope(org, accounts):
     with pytest.raises(Forbidden, match="delete"):
         write(org, "zhang", "delete", "account", mine["id"])
     with org.runtime.db.read() as conn:
-        stored = records.get(conn, "account", mine["id"])
-        beijing = records.get(conn, "account", accounts["北京-赵六"]["id"])
+        stored = records.get(conn, "account", mine["id"], actor=Actor.system())
+        beijing = records.get(conn, "account", accounts["北京-赵六"]["id"], actor=Actor.system())
     assert stored["owner_id"] == org.users["zhang"]
     assert beijing["city"] is None
 
@@ -145,7 +145,12 @@ def test_field_rules_refuse_reading_and_writing_naming_the_field(org, accounts, 
     )[0]
     assert error["extensions"]["code"] in {"FORBIDDEN", "NOT_FOUND"}
     with org.runtime.db.read() as conn:
-        assert org.runtime.records.get(conn, "user", org.users["zhang"])["is_admin"] is False
+        assert (
+            org.runtime.records.get(conn, "user", org.users["zhang"], actor=Actor.system())[
+                "is_admin"
+            ]
+            is False
+        )
 
 
 def test_shared_records_are_visible_and_write_shares_writable(org, accounts, client_for):
@@ -190,7 +195,9 @@ def test_a_custom_filter_rule(org, accounts, client_for):
         },
     )
     with org.runtime.db.read() as conn:
-        role = org.runtime.records.list(conn, "role", filter={"name": {"eq": "east_key_accounts"}})
+        role = org.runtime.records.list(
+            conn, "role", filter={"name": {"eq": "east_key_accounts"}}, actor=Actor.system()
+        )
     org.create("role_assignment", user=org.users["nobody"], role=role.records[0]["id"])
     org.create("account", name="大客户", annual_revenue="8000.00", owner=org.users["zhao"])
     client = client_for("nobody")
@@ -204,7 +211,9 @@ def test_malformed_rights_are_refused_naming_the_field(org):
         org.create("role", name="broken", rights={"entities": {"account": {"read": "everyone"}}})
     assert caught.value.field == "rights"
     with org.runtime.db.read() as conn:
-        assert not org.runtime.records.list(conn, "role", filter={"name": {"eq": "broken"}}).records
+        assert not org.runtime.records.list(
+            conn, "role", filter={"name": {"eq": "broken"}}, actor=Actor.system()
+        ).records
 
 
 TRAIL = (
