@@ -235,3 +235,39 @@ def test_audit_trails_follow_the_record_and_the_auditor_reads_all(org, accounts,
         {"id": other},
     )
     assert errors[0]["extensions"]["code"] in {"FORBIDDEN", "NOT_FOUND"}
+
+
+def test_a_relation_may_only_point_at_a_record_the_writer_may_read(org, accounts, client_for):
+    """Linking is reading: zhang may not hang his contact on an account he cannot see."""
+    hidden = accounts["北京-赵六"]["id"]
+    visible = accounts["苏州-李四"]["id"]  # his team's: readable
+    zhang = client_for("zhang")
+    create = 'mutation($a: ID) { createContact(input: {name: "王工", accountId: $a}) { id } }'
+    refused = zhang.errors(create, {"a": hidden})
+    assert refused[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "account"}
+    assert refused[0]["message"] == f"account: no account with id {hidden}"
+    assert refused[0]["message"].replace(hidden, "X") == zhang.errors(
+        create, {"a": "01936a00-0000-7000-8000-0000000000ff"}
+    )[0]["message"].replace("01936a00-0000-7000-8000-0000000000ff", "X"), (
+        "a record he may not read answers exactly as one that does not exist"
+    )
+    assert zhang.data(create, {"a": visible})["createContact"]["id"]
+    records = org.runtime.records
+    with records.db.read() as conn:
+        linked = records.list(
+            conn, "contact", filter={"account_id": {"eq": hidden}}, actor=Actor.system()
+        )
+    assert linked.records == [], "nothing was linked to the hidden account"
+
+
+def test_ids_are_made_by_the_server(org, client_for):
+    zhang = client_for("zhang")
+    chosen = "01936a00-0000-7000-8000-000000000042"
+    errors = zhang.errors(
+        'mutation($id: ID) { createAccount(input: {id: $id, name: "x"}) { id } }', {"id": chosen}
+    )
+    assert errors[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "'id'" in errors[0]["message"], "AccountCreateInput has no id to choose"
+    with pytest.raises(BadUserInput, match="ids are made by Qiao") as refused:
+        write(org, "zhang", "create", "account", {"id": chosen, "name": "x"})
+    assert refused.value.field == "id"
