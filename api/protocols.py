@@ -8,9 +8,9 @@ versioning policy allows. Each protocol lists exactly what a plugin may use.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, FromClause, Table
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from qiao.core.records.service import Page
 
 Record = dict[str, Any]
+_T = TypeVar("_T")
 
 
 class Catalog(Protocol):
@@ -82,7 +83,7 @@ class Records(Protocol):
         entity_name: str,
         record_id: str,
         *,
-        actor: Actor | None = None,
+        actor: Actor,
         lock: bool = False,
     ) -> Record | None: ...
 
@@ -98,7 +99,7 @@ class Records(Protocol):
         last: int | None = None,
         before: str | None = None,
         with_total: bool = False,
-        actor: Actor | None = None,
+        actor: Actor,
     ) -> Page: ...
 
 
@@ -145,3 +146,7 @@ class Runtime(Protocol):
     def current(self) -> Catalog: ...
 
     def access_for(self, actor: Actor) -> Access: ...
+
+    def state(self, key: str, make: Callable[[Any], _T]) -> _T:
+        """This runtime's one ``key`` object (a plugin's cache or client), made on first use."""
+        ...

@@ -114,7 +114,7 @@ def read(runtime: Runtime, entity: str) -> float:
     with runtime.db.read() as conn:
         after = None
         while True:
-            page = records.list(conn, entity, first=100, after=after)
+            page = records.list(conn, entity, first=100, after=after, actor=Actor.system())
             if not page.has_next_page:
                 break
             after = page.cursors[-1]

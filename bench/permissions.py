@@ -38,7 +38,9 @@ def seed(runtime: Runtime, rows: int) -> tuple[Actor, Actor]:
     """Teams, users, the rep's role, and ``rows`` accounts spread evenly over the users."""
     records = runtime.records
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
-        roles = records.list(ctx.connection, "role", filter={"name": {"eq": "sales_rep"}})
+        roles = records.list(
+            ctx.connection, "role", filter={"name": {"eq": "sales_rep"}}, actor=Actor.system()
+        )
         users = []
         for t in range(TEAMS):
             team = records.create(ctx, "team", {"name": f"销售{t}组", "code": f"T{t}"})

@@ -33,6 +33,7 @@ from qiao.core.config import CONFIG_ENV, CONFIG_FILE, Config
 from qiao.core.errors import ConfigurationError
 from qiao.core.market.index import Market
 from qiao.core.pluginmanager import BUILTIN_PLUGINS, create_plugins
+from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 
 DEFAULT_DATABASE = "sqlite:///qiao.db"
@@ -150,7 +151,9 @@ def _display_url(url: str) -> str:
 
 def _user_exists(runtime: Runtime, username: str) -> bool:
     with runtime.db.read() as conn:
-        page = runtime.records.list(conn, "user", filter={"username": {"eq": username}}, first=1)
+        page = runtime.records.list(
+            conn, "user", filter={"username": {"eq": username}}, first=1, actor=Actor.system()
+        )
     return bool(page.records)
 
 

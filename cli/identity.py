@@ -46,10 +46,15 @@ def create_user(
 
 
 def _grant(runtime: Runtime, ctx: WriteContext, user_id: str, role: str) -> None:
-    roles = runtime.records.list(ctx.connection, "role", filter={"name": {"eq": role}}, first=1)
+    roles = runtime.records.list(
+        ctx.connection, "role", filter={"name": {"eq": role}}, first=1, actor=Actor.system()
+    )
     if not roles.records:
         with runtime.db.read() as conn:
-            names = [r["name"] for r in runtime.records.list(conn, "role", first=500).records]
+            names = [
+                r["name"]
+                for r in runtime.records.list(conn, "role", first=500, actor=Actor.system()).records
+            ]
         raise NotFound(
             f"no role named {role!r} (roles: {', '.join(names) or 'none'}; or admin, member)",
             field="role",
@@ -61,7 +66,9 @@ def _grant(runtime: Runtime, ctx: WriteContext, user_id: str, role: str) -> None
 
 def _user_id(runtime: Runtime, username: str) -> str:
     with runtime.db.read() as conn:
-        found = runtime.records.list(conn, "user", filter={"username": {"eq": username}}, first=1)
+        found = runtime.records.list(
+            conn, "user", filter={"username": {"eq": username}}, first=1, actor=Actor.system()
+        )
     if not found.records:
         raise NotFound(f"no user named {username!r}", field="user")
     return str(found.records[0]["id"])
@@ -183,6 +190,7 @@ def list_users(state: CliState) -> None:
                 order_by=[{"field": "username", "direction": "ASC"}],
                 first=500,
                 after=after,
+                actor=Actor.system(),
             )
             rows += [
                 [

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, inspect
 
@@ -32,6 +32,8 @@ from qiao.core.records.context import Actor
 from qiao.core.records.service import Clock, RecordsService, utcnow
 from qiao.core.storage import ddl
 from qiao.core.storage.database import Database
+
+_T = TypeVar("_T")
 
 
 class Runtime:
@@ -54,6 +56,7 @@ class Runtime:
         self._checked_at = 0.0
         self._started = False
         self._pin = threading.local()
+        self._state: dict[str, Any] = {}
         self._audit_bound = False
 
     # -- Schema -----------------------------------------------------------------------
@@ -164,6 +167,20 @@ class Runtime:
         """The deployment's audit log (bound on first use); None when it has no audit key."""
         self._bind_audit()
         return audit_log.bound(self)
+
+    def state(self, key: str, make: Callable[[Runtime], _T]) -> _T:
+        """This runtime's one ``key`` object, made by ``make(runtime)`` on first use.
+
+        Where a plugin keeps what belongs to one deployment in one process (a
+        cache, a client): it lives and dies with the runtime, so two runtimes in
+        one process (tests, embedding programs) never share it. Prefix keys with
+        the plugin's name.
+        """
+        with self._lock:
+            if key not in self._state:
+                self._state[key] = make(self)
+            found: _T = self._state[key]
+            return found
 
     def access_for(self, actor: Actor) -> Access:
         """What ``actor`` may do, as checks and SQL conditions (cached a few seconds)."""

@@ -41,7 +41,7 @@ def get(qiao_runtime: Runtime) -> Callable[[str, str], Record]:
 
     def _get(entity: str, record_id: str) -> Record:
         with qiao_runtime.db.read() as conn:
-            record = qiao_runtime.records.get(conn, entity, record_id)
+            record = qiao_runtime.records.get(conn, entity, record_id, actor=Actor.system())
         assert record is not None
         return record
 

@@ -210,7 +210,7 @@ class _Step:
             if target_id is None or relation.target == "user":
                 return target_id
             entity = self.catalog.entity(relation.target)
-            current = self.records.get(self.conn, relation.target, target_id)
+            current = self.records.get(self.conn, relation.target, target_id, actor=Actor.system())
             if current is None:
                 return None
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from qiao.core.events.model import Delivery, EventHandler
+from qiao.core.records.context import Actor
 from qiao.core.records.service import Record
 
 HANDLER_PREFIX = "notify."
@@ -39,7 +40,9 @@ def channel_handler(channel: NotificationChannel) -> EventHandler:
     def handle(delivery: Delivery) -> None:
         records = delivery.runtime.records
         with delivery.runtime.db.read() as conn:
-            notification = records.get(conn, "notification", delivery.event.record_id)
+            notification = records.get(
+                conn, "notification", delivery.event.record_id, actor=Actor.system()
+            )
         if notification is not None:  # deleted before it could be sent: nothing to say
             channel.send(delivery, notification)
 

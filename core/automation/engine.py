@@ -37,7 +37,7 @@ from sqlalchemy import Connection, select
 
 from qiao.core.automation import timing
 from qiao.core.automation.actions import execute
-from qiao.core.automation.rules import Rule, all_caches, rules_of
+from qiao.core.automation.rules import Rule, rules_of
 from qiao.core.errors import Conflict, QiaoError
 from qiao.core.events.model import Delivery, Event, EventHandler
 from qiao.core.events.outbox import REDACTED
@@ -63,17 +63,17 @@ SCHEDULE_SCAN_LIMIT = 10_000
 _PAGE = 200
 
 
-def handlers() -> list[EventHandler]:
+def handlers(runtime: Runtime) -> list[EventHandler]:
+    """The engine's handler for the worker of ``runtime``."""
+    rules = rules_of(runtime)
+
+    def wants(event: Event) -> bool:
+        """Timers the engine set, and changes of entities that some rule watches."""
+        if event.operation == "timer":
+            return (event.timer or "").startswith(timing.PREFIX)
+        return event.entity in rules.get(min_age=FAN_OUT_MIN_AGE).event_entities
+
     return [EventHandler(HANDLER, handle, operations=("create", "update", "timer"), when=wants)]
-
-
-def wants(event: Event) -> bool:
-    """Timers the engine set, and changes of entities that some rule watches."""
-    if event.operation == "timer":
-        return (event.timer or "").startswith(timing.PREFIX)
-    return any(
-        event.entity in cache.get(min_age=FAN_OUT_MIN_AGE).event_entities for cache in all_caches()
-    )
 
 
 def handle(delivery: Delivery) -> None:
@@ -147,7 +147,7 @@ def _run(
         pending = [r for r in rules if keys[r.id] not in done]
         if not pending:
             return
-        record = records.get(conn, pending[0].entity, record_id)
+        record = records.get(conn, pending[0].entity, record_id, actor=Actor.system())
         if record is None:
             return  # deleted since: nothing to act on
         if due is not None and timing.due_at(pending[0], record) != due:
@@ -283,7 +283,7 @@ def _records(records: RecordsService, conn: Connection, entity: str) -> Iterator
     """Every record of ``entity`` by id, a page at a time."""
     after = None
     while True:
-        page = records.list(conn, entity, first=_PAGE, after=after)
+        page = records.list(conn, entity, first=_PAGE, after=after, actor=Actor.system())
         yield from page.records
         if not page.has_next_page:
             return

@@ -71,6 +71,7 @@ class NotificationsQuery:
                 filter=where,
                 order_by=[{"field": "created_at", "direction": "DESC"}],
                 first=max(1, min(first, MAX_NOTIFICATIONS)),
+                actor=Actor.system(),
             )
         return [_shown(r) for r in page.records]
 
@@ -83,7 +84,7 @@ class NotificationsMutation:
         user = _user(ctx)
         records = ctx.runtime.records
         with records.transaction(Actor.system(), Source.GRAPHQL, ctx.request_id) as wctx:
-            note = records.get(wctx.connection, "notification", str(id))
+            note = records.get(wctx.connection, "notification", str(id), actor=Actor.system())
             if note is None or note["owner_id"] != user:
                 raise NotFound(f"no notification with id {id}", field="id")
             if note["read_at"] is None:

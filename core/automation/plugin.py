@@ -87,7 +87,7 @@ def qiao_after_record_write(
 def qiao_event_handlers(runtime: Runtime) -> list[EventHandler]:
     """The rules engine, webhook calls, and one handler per notification channel."""
     channels = [channel_handler(c) for _, c in runtime.plugins.notification_channels()]
-    return [*engine.handlers(), *webhook_calls.handlers(), *channels]
+    return [*engine.handlers(runtime), *webhook_calls.handlers(), *channels]
 
 
 @hookimpl

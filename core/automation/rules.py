@@ -154,20 +154,6 @@ def role_names(conn: Connection, catalog: Catalog) -> set[str]:
     return {name for (name,) in conn.execute(select(roles.c.name))}
 
 
-_caches: weakref.WeakKeyDictionary[Runtime, RuleCache] = weakref.WeakKeyDictionary()
-_caches_lock = threading.Lock()
-
-
 def rules_of(runtime: Runtime) -> RuleCache:
     """The rule cache of ``runtime`` (one per runtime, made on first use)."""
-    with _caches_lock:
-        cache = _caches.get(runtime)
-        if cache is None:
-            cache = _caches[runtime] = RuleCache(runtime)
-        return cache
-
-
-def all_caches() -> list[RuleCache]:
-    """The caches of every live runtime of this process."""
-    with _caches_lock:
-        return [c for c in _caches.values() if c.runtime is not None and not c.closed]
+    return runtime.state("automation.rules", RuleCache)

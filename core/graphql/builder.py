@@ -402,12 +402,6 @@ class SchemaBuilder:
         name = f"{type_name(entity.name)}{suffix}"
         annotations: dict[str, Any] = {}
         namespace: dict[str, Any] = {}
-        if creating:
-            annotations["id"] = strawberry.ID | None
-            namespace["id"] = strawberry.field(
-                default=strawberry.UNSET,
-                description="An id chosen by the client (UUID); generated when omitted.",
-            )
         for f in entity.fields:
             if f.formula or f.rollup:
                 continue
@@ -449,6 +443,28 @@ class SchemaBuilder:
         )
         for op in ("create", "update", "delete"):
             self.plan.mutations[f"{op}{tname}"] = (op, entity.name)
+        keys = [f.name for f in entity.fields if f.external_id]
+        if keys:
+            key_enum = strawberry.enum(
+                enum.Enum(f"{tname}ExternalKey", {k.upper(): k for k in keys}),  # type: ignore[misc]
+                name=f"{tname}ExternalKey",
+                description=f"The external-id fields a {tname} is found by in upsert{tname}.",
+            )
+            ns[f"upsert_{entity.name}"] = strawberry.field(
+                resolver=_resolver(
+                    self.resolvers.upsert,
+                    {
+                        "key": (key_enum, strawberry.UNSET),
+                        "input": (create_input, strawberry.UNSET),
+                    },
+                    obj,
+                ),
+                description=(
+                    f"Create the {tname} whose external-id field `key` has the value in "
+                    "`input`, or update the one that has it (imports and integrations)."
+                ),
+            )
+            self.plan.mutations[f"upsert{tname}"] = ("upsert", entity.name)
 
     def _merge_roots(self, name: str, generated: dict[str, Any]) -> type:
         owners = {camel(key): "generated from metadata" for key in generated}

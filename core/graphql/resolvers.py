@@ -88,6 +88,15 @@ def create(info: Info, input: Any) -> Any:
         return _written(info, ctx, wctx.connection, entity, record["id"])
 
 
+def upsert(info: Info, key: Any, input: Any) -> Any:
+    ctx: RequestContext = info.context
+    entity = _entity(info)
+    records = ctx.runtime.records
+    with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
+        record, _ = records.upsert(wctx, entity, key.value, input_values(input))
+        return _written(info, ctx, wctx.connection, entity, record["id"])
+
+
 def update(info: Info, id: str, input: Any, expected_version: int | None = None) -> Any:
     ctx: RequestContext = info.context
     entity = _entity(info)

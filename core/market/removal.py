@@ -144,14 +144,20 @@ def _delete_orphaned_definitions(ctx: WriteContext, dropped: set[str], plan: Pla
         if definition not in ctx.catalog.registry.entities:
             continue
         page = ctx.records.list(
-            ctx.connection, definition, filter={"entity": {"in": sorted(dropped)}}, first=500
+            ctx.connection,
+            definition,
+            filter={"entity": {"in": sorted(dropped)}},
+            first=500,
+            actor=Actor.system(),
         )
         for record in page.records:
             _delete_named(ctx, definition, record["name"], plan)
 
 
 def _delete_named(ctx: WriteContext, entity: str, name: str, plan: Plan) -> None:
-    page = ctx.records.list(ctx.connection, entity, filter={"name": {"eq": name}}, first=1)
+    page = ctx.records.list(
+        ctx.connection, entity, filter={"name": {"eq": name}}, first=1, actor=Actor.system()
+    )
     if page.records:
         ctx.records.delete(ctx, entity, page.records[0]["id"])
         plan.dropped(f"{entity} {name!r}")

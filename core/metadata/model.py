@@ -163,6 +163,9 @@ class FieldDef(_Strict):
     # Protected fields (docs/encryption.md)
     encrypted: bool = False
     searchable: Literal["exact"] | None = None
+    #: Another system's key for the record (an ERP number, an import's row key): unique,
+    #: and what ``upsert`` finds a record by. Record ids themselves are made by Qiao.
+    external_id: bool = False
 
     @field_validator("name")
     @classmethod
@@ -271,6 +274,7 @@ def _option_problems(f: FieldDef) -> list[str]:
         problems.append(f"{t.value} fields cannot be unique or indexed")
     problems += _computed_problems(f)
     problems += _encryption_problems(f)
+    problems += _external_id_problems(f)
     if f.default is not None:
         from qiao.core.records.values import coerce_default
 
@@ -331,6 +335,12 @@ def _computed_problems(f: FieldDef) -> list[str]:
         except ValidationError as exc:
             problems.append(f"rollup: {describe_validation_error(exc)}")
     return problems
+
+
+def _external_id_problems(f: FieldDef) -> list[str]:
+    if f.external_id and (f.type is not FieldType.STRING or not f.unique):
+        return ["an external-id field is a string field with unique: true"]
+    return []
 
 
 def _encryption_problems(f: FieldDef) -> list[str]:

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from qiao.core.errors import Conflict, QiaoError
 from qiao.core.packages.plan import Plan
-from qiao.core.records.context import WriteContext
+from qiao.core.records.context import Actor, WriteContext
 from qiao.core.storage.system import declared as declared_table
 
 
@@ -77,7 +77,9 @@ def _known(conn: Connection) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def _current(ctx: WriteContext, entity: str, name: str) -> dict[str, Any] | None:
-    page = ctx.records.list(ctx.connection, entity, filter={"name": {"eq": name}}, first=1)
+    page = ctx.records.list(
+        ctx.connection, entity, filter={"name": {"eq": name}}, first=1, actor=Actor.system()
+    )
     return page.records[0] if page.records else None
 
 

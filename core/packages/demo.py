@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qiao.core.errors import BadUserInput, Conflict, MetadataError, QiaoError
 from qiao.core.metadata.model import describe_validation_error
-from qiao.core.records.context import WriteContext
+from qiao.core.records.context import Actor, WriteContext
 
 
 class DemoRecord(BaseModel):
@@ -61,7 +61,9 @@ def is_seeded(ctx: WriteContext, demo: DemoData) -> bool:
         for name, value in first.values.items()
         if isinstance(value, str) and not value.startswith("@")
     }
-    found = ctx.records.list(ctx.connection, first.entity, filter=plain, first=1)
+    found = ctx.records.list(
+        ctx.connection, first.entity, filter=plain, first=1, actor=Actor.system()
+    )
     return bool(found.records)
 
 
@@ -104,7 +106,7 @@ def _resolve(ctx: WriteContext, value: Any, ids: Mapping[str, str]) -> Any:
 
 def _lookup(ctx: WriteContext, entity: str, where: Mapping[str, Any]) -> str:
     condition = {name: {"eq": v} for name, v in where.items()}
-    page = ctx.records.list(ctx.connection, entity, filter=condition, first=2)
+    page = ctx.records.list(ctx.connection, entity, filter=condition, first=2, actor=Actor.system())
     if len(page.records) != 1:
         found = "no" if not page.records else "more than one"
         raise BadUserInput(f"{found} {entity} matches {dict(where)}")

@@ -34,7 +34,7 @@ from qiao.core.formula.metadata import entity_resolver
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.metadata.manifest import Backfill, MapValues, MigrationDecl, MigrationStep
 from qiao.core.packages.plan import Plan
-from qiao.core.records.context import WriteContext
+from qiao.core.records.context import Actor, WriteContext
 
 BATCH = 500
 
@@ -127,7 +127,7 @@ def _rewrite(
             stmt = stmt.where(table.c.id > after)
         ids = ctx.connection.execute(stmt).scalars().all()
         for record_id in ids:
-            record = ctx.records.get(ctx.connection, entity, str(record_id))
+            record = ctx.records.get(ctx.connection, entity, str(record_id), actor=Actor.system())
             assert record is not None  # found by id in this transaction
             values = {k: v for k, v in change(record).items() if v is not None}
             if values:

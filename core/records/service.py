@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select, Table, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, Table, and_, delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qiao.core.catalog import Catalog
@@ -108,7 +108,7 @@ class RecordsService:
         access = self.permissions.access_for(ctx.actor)
         access.require(entity.name, "create")
         checked = self._check_values(entity, values, creating=True)
-        access.require_writable(entity.name, [k for k in checked if k != "id"])
+        access.require_writable(entity.name, list(checked))
         owner = entity.field("owner")
         owned = owner is not None and owner_column(entity) == owner.column
         if owned and ctx.actor.user_id is not None and "owner" not in checked:
@@ -117,9 +117,9 @@ class RecordsService:
             context=ctx, entity=entity, operation="create", values=checked, existing=None
         )
         checked = self._check_values(entity, checked, creating=True)
-        self._check_targets(ctx.connection, catalog, entity, checked)
+        self._check_targets(ctx.connection, catalog, entity, checked, access)
         now = self.clock()
-        record_id = checked.pop("id", None) or new_id()
+        record_id = new_id()
         blank = {f.column: None for f in entity.stored_fields}
         self._enforce_rules(ctx.connection, catalog, entity, blank | _columns(entity, checked))
         row = {
@@ -175,7 +175,7 @@ class RecordsService:
             context=ctx, entity=entity, operation="update", values=checked, existing=existing
         )
         checked = self._check_values(entity, checked, creating=False, existing=existing)
-        self._check_targets(ctx.connection, catalog, entity, checked)
+        self._check_targets(ctx.connection, catalog, entity, checked, access)
         columns = _columns(entity, checked)
         changed = {c: v for c, v in columns.items() if existing[c] != v}
         if not changed:
@@ -263,10 +263,13 @@ class RecordsService:
         entity_name: str,
         record_id: str,
         *,
-        actor: Actor | None = None,
+        actor: Actor,
         lock: bool = False,
     ) -> Record | None:
         """One record by id, or None (also when ``actor`` may not read it).
+
+        The actor is always named: ``Actor.system()`` reads every record, and
+        says so at the call, so no read escapes the rules by forgetting one.
 
         With ``lock``, the record is held until the transaction ends, so a
         decision taken on it (one approval request per record) cannot race
@@ -280,8 +283,7 @@ class RecordsService:
             conn.execute(select(table.c.id).where(table.c.id == record_id).with_for_update())
         computed = self._computed_columns(conn, catalog, entity_name)
         stmt = _with_computed(select(table), computed).where(table.c.id == record_id)
-        if actor is not None:
-            stmt = stmt.where(*self._read_filter(actor, entity_name, table))
+        stmt = stmt.where(*self._read_filter(actor, entity_name, table))
         row = conn.execute(stmt).first()
         if row is None:
             return None
@@ -407,12 +409,10 @@ class RecordsService:
         last: int | None = None,
         before: str | None = None,
         with_total: bool = False,
-        actor: Actor | None = None,
+        actor: Actor,
     ) -> Page:
-        """A page of records: filter, order and keyset cursors as in docs/graphql.md.
-
-        With ``actor``, only the records that caller may read.
-        """
+        """A page of the records ``actor`` may read: filter, order and keyset cursors as in
+        docs/graphql.md. ``Actor.system()`` reads every record, named at the call."""
         catalog = self.catalog
         entity = catalog.entity(entity_name)
         table = catalog.table(entity_name)
@@ -422,8 +422,7 @@ class RecordsService:
         where = query.compile_filter(
             entity, table, filter, blind=self.encryption.lookup, computed=computed
         )
-        if actor is not None:
-            where = and_(where, *self._read_filter(actor, entity_name, table))
+        where = and_(where, *self._read_filter(actor, entity_name, table))
         backwards = last is not None
         walk = ordering.reversed() if backwards else ordering
         stmt = _with_computed(select(table), computed).where(where)
@@ -464,11 +463,12 @@ class RecordsService:
         checked: dict[str, Any] = {}
         by_column = {f.column: f for f in entity.fields}
         for key, value in values.items():
-            if key == "id" and creating:
-                if not is_record_id(value):
-                    raise BadUserInput(f"{value!r} is not a record id (a UUID)", field="id")
-                checked["id"] = value
-                continue
+            if key == "id":
+                raise BadUserInput(
+                    "ids are made by Qiao; keep another system's key in an external-id field "
+                    "and find the record by it (upsert)",
+                    field="id",
+                )
             field = entity.field(key) or by_column.get(key)
             if field is None:
                 raise BadUserInput(f"{entity.name} has no field {key!r}", field=key)
@@ -494,20 +494,64 @@ class RecordsService:
         return checked
 
     def _check_targets(
-        self, conn: Connection, catalog: Catalog, entity: EntityDef, values: Mapping[str, Any]
+        self,
+        conn: Connection,
+        catalog: Catalog,
+        entity: EntityDef,
+        values: Mapping[str, Any],
+        access: Access,
     ) -> None:
-        """Refuse a relation to a record that does not exist, naming the field."""
+        """Refuse a relation to a record that does not exist or the caller may not read.
+
+        Linking a record is reading its target (a formula or a rollup over the
+        relation would show it), so the target must be inside the caller's read
+        scope, as Salesforce requires of a lookup. A target the caller cannot
+        see is reported exactly like one that does not exist.
+        """
         for field in entity.relations:
             target_id = values.get(field.name)
             if target_id is None:
                 continue
             assert field.target is not None
             target = catalog.table(field.target)
-            found = conn.execute(select(target.c.id).where(target.c.id == target_id)).first()
-            if found is None:
+            stmt = select(target.c.id).where(target.c.id == target_id)
+            if field.target != "user":  # assigning a user needs no read right on users
+                readable = access.row_filter(field.target, target, "read")
+                if readable is not None or not access.can(field.target, "read"):
+                    stmt = stmt.where(readable if readable is not None else false())
+            if conn.execute(stmt).first() is None:
                 raise BadUserInput(
                     f"{field.name}: no {field.target} with id {target_id}", field=field.name
                 )
+
+    def upsert(
+        self, ctx: WriteContext, entity_name: str, key: str, values: Mapping[str, Any]
+    ) -> tuple[Record, bool]:
+        """Create the record whose external-id field ``key`` has ``values[key]``, or update it.
+
+        For imports and integrations that carry another system's key. Returns the
+        record and whether it was created. The lookup is the caller's: a record the
+        caller may not read is not found, and creating it then meets the unique key
+        (CONFLICT), as any duplicate would.
+        """
+        entity = self.catalog.entity(entity_name)
+        field = entity.field(key)
+        if field is None or not field.external_id:
+            keys = ", ".join(f.name for f in entity.fields if f.external_id) or "none"
+            raise BadUserInput(
+                f"{key!r} is not an external-id field of {entity.name} (they are: {keys})",
+                field=key,
+            )
+        value = values.get(key)
+        if value in (None, ""):
+            raise BadUserInput(f"{key} is required to find the record by", field=key)
+        found = self.list(
+            ctx.connection, entity.name, filter={key: {"eq": value}}, first=1, actor=ctx.actor
+        )
+        if found.records:
+            changes = {k: v for k, v in values.items() if k != key}
+            return self.update(ctx, entity.name, found.records[0]["id"], changes), False
+        return self.create(ctx, entity.name, values), True
 
     def _fetch(
         self,

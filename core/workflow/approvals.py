@@ -301,7 +301,9 @@ def _load(
     request before anything else makes the second wait, then see the step
     already decided.
     """
-    request = records.get(ctx.connection, "approval_request", request_id, lock=True)
+    request = records.get(
+        ctx.connection, "approval_request", request_id, lock=True, actor=Actor.system()
+    )
     if request is None:
         raise NotFound(f"no approval request with id {request_id}", field="id")
     if request["status"] != "PENDING":
@@ -310,7 +312,9 @@ def _load(
             field="id",
         )
     spec = store.process_by_id(ctx.connection, records.catalog, request["process_id"])
-    record = records.get(ctx.connection, request["entity"], request["record_id"])
+    record = records.get(
+        ctx.connection, request["entity"], request["record_id"], actor=Actor.system()
+    )
     if record is None:
         raise NotFound(f"the record of approval request {request_id} no longer exists", field="id")
     return request, spec, record
@@ -342,7 +346,7 @@ def awaiting(conn: Connection, records: RecordsService, actor: Actor) -> list[Wa
     for row in rows:
         request = dict(row._mapping)
         spec = store.process_by_id(conn, records.catalog, request["process_id"])
-        record = records.get(conn, request["entity"], request["record_id"])
+        record = records.get(conn, request["entity"], request["record_id"], actor=Actor.system())
         if record is None:
             continue
         step = spec.steps[int(request["step"]) - 1]

@@ -43,7 +43,7 @@ def convert_lead(
     create_opportunity: bool = True,
 ) -> Conversion:
     conn = ctx.connection
-    lead = records.get(conn, "lead", lead_id)
+    lead = records.get(conn, "lead", lead_id, actor=ctx.actor)
     if lead is None:
         raise NotFound(f"no lead with id {lead_id}", field="id")
     if lead["status"] == "CONVERTED":
@@ -82,7 +82,7 @@ def _account(
     records: Records, ctx: WriteContext, lead: Record, account_id: str | None
 ) -> tuple[Record, bool]:
     if account_id is not None:
-        found = records.get(ctx.connection, "account", account_id)
+        found = records.get(ctx.connection, "account", account_id, actor=ctx.actor)
         if found is None:
             raise NotFound(f"no account with id {account_id}", field="accountId")
         return found, False
@@ -96,7 +96,7 @@ def _account(
         select(table.c.id).where(table.c.name_key == key).order_by(table.c.created_at).limit(1)
     ).first()
     if row is not None:
-        found = records.get(ctx.connection, "account", row.id)
+        found = records.get(ctx.connection, "account", row.id, actor=ctx.actor)
         assert found is not None
         return found, False
     values: dict[str, Any] = {
@@ -119,7 +119,7 @@ def _contact(
     contact_id: str | None,
 ) -> tuple[Record, bool]:
     if contact_id is not None:
-        found = records.get(ctx.connection, "contact", contact_id)
+        found = records.get(ctx.connection, "contact", contact_id, actor=ctx.actor)
         if found is None:
             raise NotFound(f"no contact with id {contact_id}", field="contactId")
         return found, False
@@ -132,7 +132,7 @@ def _contact(
             select(table.c.id).where(table.c.account_id == account_id, or_(*same)).limit(1)
         ).first()
         if row is not None:
-            found = records.get(ctx.connection, "contact", row.id)
+            found = records.get(ctx.connection, "contact", row.id, actor=ctx.actor)
             assert found is not None
             return found, False
     values = {

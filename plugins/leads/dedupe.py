@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from qiao.api import FieldDef, Records, blind_index_column
+from qiao.api import Actor, FieldDef, Records, blind_index_column
 from qiao.plugins.leads.keys import company_key, email_key, phone_key
 
 #: Entity -> (column, key kind) pairs compared with a new lead's keys.
@@ -97,6 +97,7 @@ def find_existing(
             filter={"or": [{f.column: {"eq": keys[kind]}} for f, kind in tests]},
             order_by=[{"field": "created_at"}],
             first=5,
+            actor=Actor.system(),
         )
         for record in page.records:
             if record["id"] == exclude_id:

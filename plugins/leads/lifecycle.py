@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from qiao.api import Catalog, EntityDef, Plugins, Records, WriteContext
+from qiao.api import Actor, Catalog, EntityDef, Plugins, Records, WriteContext
 from qiao.plugins.leads import dedupe, intent, regions, routing
 from qiao.plugins.leads.keys import company_key
 
@@ -99,7 +99,7 @@ def after_activity_write(context: WriteContext, record: dict[str, Any]) -> None:
     if lead_id is None:
         return
     records = context.records
-    lead = records.get(context.connection, "lead", lead_id)
+    lead = records.get(context.connection, "lead", lead_id, actor=Actor.system())
     if lead is None:
         return
     touched = record["occurred_at"]

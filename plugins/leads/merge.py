@@ -25,8 +25,8 @@ def merge_leads(records: Records, ctx: WriteContext, keep_id: str, merge_id: str
     if keep_id == merge_id:
         raise BadUserInput("a lead cannot be merged into itself", field="mergeId")
     conn = ctx.connection
-    keep = records.get(conn, "lead", keep_id)
-    merged = records.get(conn, "lead", merge_id)
+    keep = records.get(conn, "lead", keep_id, actor=ctx.actor)
+    merged = records.get(conn, "lead", merge_id, actor=ctx.actor)
     if keep is None:
         raise NotFound(f"no lead with id {keep_id}", field="keepId")
     if merged is None:
@@ -64,7 +64,7 @@ def merge_leads(records: Records, ctx: WriteContext, keep_id: str, merge_id: str
         fill["duplicate_of"] = None
     records.update(ctx, "lead", keep_id, {**fill, "merged_from": history})
     records.delete(ctx, "lead", merge_id)
-    kept = records.get(conn, "lead", keep_id)
+    kept = records.get(conn, "lead", keep_id, actor=ctx.actor)
     assert kept is not None
     return kept
 

@@ -68,7 +68,7 @@ def handle(delivery: Delivery) -> None:
     event = delivery.event
     request_id = delivery.id.replace("-", "")
     with records.transaction(Actor.system(), Source.AUTOMATION, request_id) as ctx:
-        lead = records.get(ctx.connection, "lead", event.record_id)
+        lead = records.get(ctx.connection, "lead", event.record_id, actor=Actor.system())
         now = records.clock()
         if lead is None or not _still_due(lead, event, now):
             return

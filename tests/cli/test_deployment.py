@@ -11,6 +11,7 @@ from sqlalchemy import inspect, select
 
 from qiao.core.config import Config
 from qiao.core.events.worker import Worker
+from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 from qiao.core.testing.worker import TEST_SETTINGS, drain
 
@@ -21,7 +22,9 @@ def _count(config_path: Path, entity: str) -> int:
     runtime = Runtime(Config.load(config_path))
     try:
         with runtime.db.read() as conn:
-            page = runtime.records.list(conn, entity, first=1, with_total=True)
+            page = runtime.records.list(
+                conn, entity, first=1, with_total=True, actor=Actor.system()
+            )
     finally:
         runtime.close()
     assert page.total_count is not None
@@ -45,6 +48,7 @@ def _urgent_ticket_notices(config_path: Path) -> list[str]:
                 conn,
                 "notification",
                 filter={"owner_id": {"eq": chen}, "kind": {"eq": "ticket_urgent"}},
+                actor=Actor.system(),
             )
     finally:
         runtime.close()

@@ -10,6 +10,7 @@ from click.testing import Result
 from qiao.core.auth import passwords, throttle
 from qiao.core.auth.tokens import Authenticator
 from qiao.core.errors import Unauthenticated
+from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 
 Run = Callable[..., Result]
@@ -70,9 +71,17 @@ def test_users_get_roles_and_passwords(run: Run, qiao_runtime: Runtime) -> None:
     refused = run("user", "grant", "li", "pirate", expect=1)
     assert "no role named 'pirate'" in refused.stderr
     with qiao_runtime.db.read() as conn:
-        rows = qiao_runtime.records.list(conn, "role_assignment", first=10).records
-        roles = {r["id"]: r["name"] for r in qiao_runtime.records.list(conn, "role").records}
-        users = {r["id"]: r["username"] for r in qiao_runtime.records.list(conn, "user").records}
+        rows = qiao_runtime.records.list(
+            conn, "role_assignment", first=10, actor=Actor.system()
+        ).records
+        roles = {
+            r["id"]: r["name"]
+            for r in qiao_runtime.records.list(conn, "role", actor=Actor.system()).records
+        }
+        users = {
+            r["id"]: r["username"]
+            for r in qiao_runtime.records.list(conn, "user", actor=Actor.system()).records
+        }
     assert sorted((users[r["user_id"]], roles[r["role_id"]]) for r in rows) == [
         ("li", "finance"),
         ("zhang", "sales_rep"),

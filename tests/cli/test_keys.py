@@ -73,7 +73,7 @@ def test_rotate_rewraps_every_key_under_a_new_kek_version(deployment: Path, qiao
     assert document["current"] == 2 and set(document["kek"]) == {"1", "2"}
     assert "wrapped by file:v2" in qiao("--config", str(deployment), "keys", "status").output
     with runtime_of(deployment) as runtime, runtime.db.read() as conn:
-        page = runtime.records.list(conn, "patient")
+        page = runtime.records.list(conn, "patient", actor=Actor.system())
     assert {r["diagnosis"] for r in page.records} == {"高血压"}
 
 
@@ -85,7 +85,9 @@ def test_rotate_data_reseals_rows_and_retire_then_succeeds(deployment: Path, qia
     with runtime_of(deployment) as runtime:
         assert {sealed_key_id(t) for t in tokens(runtime)} == {"dek-patient-2"}
         with runtime.db.read() as conn:
-            found = runtime.records.list(conn, "patient", filter={"phone": {"eq": "13800138000"}})
+            found = runtime.records.list(
+                conn, "patient", filter={"phone": {"eq": "13800138000"}}, actor=Actor.system()
+            )
         assert len(found.records) == 3  # blind indexes did not change
     qiao("--config", str(deployment), "keys", "retire", "dek-patient-1")
     gone = qiao("--config", str(deployment), "keys", "retire", "dek-patient-1", expect=1)
@@ -141,7 +143,7 @@ def test_rotation_under_concurrent_writes_loses_nothing(deployment: Path):
         assert not errors, errors
         rotate_data(runtime.records.encryption, runtime.current(), batch=5)  # finish stragglers
         with runtime.db.read() as conn:
-            page = runtime.records.list(conn, "patient", first=500)
+            page = runtime.records.list(conn, "patient", first=500, actor=Actor.system())
         by_name = {r["name"]: r for r in page.records}
         for i, record in enumerate(written):
             assert by_name[record["name"]]["notes"] == f"改{i}"
@@ -169,7 +171,9 @@ def test_a_tampered_key_row_stops_start_up(deployment: Path, qiao: Run):
 
 def lookup(runtime: Runtime, phone: str) -> set[str]:
     with runtime.db.read() as conn:
-        page = runtime.records.list(conn, "patient", filter={"phone": {"eq": phone}}, first=500)
+        page = runtime.records.list(
+            conn, "patient", filter={"phone": {"eq": phone}}, first=500, actor=Actor.system()
+        )
     return {r["name"] for r in page.records}
 
 

@@ -89,7 +89,9 @@ def org(qiao_runtime: Runtime, qiao_clock: TestClock) -> dict[str, Any]:
     qiao_clock.set(OPENED)
     records = qiao_runtime.records
     with records.db.read() as conn:
-        roles = {r["name"]: r["id"] for r in records.list(conn, "role").records}
+        roles = {
+            r["name"]: r["id"] for r in records.list(conn, "role", actor=Actor.system()).records
+        }
     org: dict[str, Any] = {"id": {}, "token": {}}
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
         teams = {

@@ -83,7 +83,9 @@ def people(qiao_runtime: Runtime, qiao_clock: TestClock) -> dict[str, str]:
     qiao_clock.set(NOW)
     records = qiao_runtime.records
     with records.db.read() as conn:
-        roles = {r["name"]: r["id"] for r in records.list(conn, "role").records}
+        roles = {
+            r["name"]: r["id"] for r in records.list(conn, "role", actor=Actor.system()).records
+        }
     tokens: dict[str, str] = {}
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
         ids: dict[str, str] = {}

@@ -11,6 +11,7 @@ from qiao.core.errors import ConfigurationError, Conflict, MetadataError
 from qiao.core.market.index import Market, load_index
 from qiao.core.market.manifest import load_template_manifest, qiao_version
 from qiao.core.market.package import TemplatePackage
+from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 
 VERTICALS = ("manufacturing_dealers", "education", "clinics", "law_firms")
@@ -55,15 +56,20 @@ def test_demo_data_seeds_once_per_template(qiao_runtime: Runtime) -> None:
         with pytest.raises(Conflict, match="there already"):
             qiao_runtime.migrate(demo_of=[name])
     with qiao_runtime.db.read() as conn:
-        hours = records.list(conn, "time_entry", first=10, with_total=True)
-        lines = records.list(conn, "purchase_line", first=10, with_total=True)
+        hours = records.list(conn, "time_entry", first=10, with_total=True, actor=Actor.system())
+        lines = records.list(conn, "purchase_line", first=10, with_total=True, actor=Actor.system())
     assert hours.total_count == 3
     assert {str(r["amount"]) for r in lines.records} == {"143664.00", "60680.00", "69379.20"}
 
 
 def test_each_template_ships_its_roles_as_role_records(qiao_runtime: Runtime) -> None:
     with qiao_runtime.db.read() as conn:
-        roles = {r["name"]: r for r in qiao_runtime.records.list(conn, "role", first=100).records}
+        roles = {
+            r["name"]: r
+            for r in qiao_runtime.records.list(
+                conn, "role", first=100, actor=Actor.system()
+            ).records
+        }
     assert roles["partner"]["source"] == "law_firms"
     assert roles["partner"]["rights"]["entities"]["matter"]["delete"] == "all"
     assert roles["front_desk"]["source"] == "clinics"

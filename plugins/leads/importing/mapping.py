@@ -22,6 +22,7 @@ import yaml
 from sqlalchemy import Connection
 
 from qiao.api import (
+    Actor,
     BadUserInput,
     EntityDef,
     FieldType,
@@ -196,7 +197,9 @@ def write_file(path: Path, entity: str, mapping: Mapping[str, str | None]) -> No
 
 
 def load_saved(records: Records, conn: Connection, name: str) -> dict[str, Any]:
-    page = records.list(conn, "import_mapping", filter={"name": {"eq": name}}, first=1)
+    page = records.list(
+        conn, "import_mapping", filter={"name": {"eq": name}}, first=1, actor=Actor.system()
+    )
     if not page.records:
         raise NotFound(f"no saved import mapping named {name!r}", field="mapping")
     columns: dict[str, Any] = page.records[0]["columns"]
@@ -207,7 +210,13 @@ def save(
     records: Records, ctx: WriteContext, name: str, entity: str, mapping: Mapping[str, str]
 ) -> None:
     """Create or replace the saved mapping ``name``."""
-    page = records.list(ctx.connection, "import_mapping", filter={"name": {"eq": name}}, first=1)
+    page = records.list(
+        ctx.connection,
+        "import_mapping",
+        filter={"name": {"eq": name}},
+        first=1,
+        actor=Actor.system(),
+    )
     values = {"name": name, "entity": entity, "columns": dict(mapping)}
     if page.records:
         records.update(ctx, "import_mapping", page.records[0]["id"], values)

@@ -148,6 +148,7 @@ class Importer:
                 filter={"file_hash": {"eq": digest}, "entity": {"eq": entity}},
                 order_by=[{"field": "created_at", "direction": "DESC"}],
                 first=1,
+                actor=Actor.system(),
             )
         if not page.records or again:
             return None

@@ -6,7 +6,7 @@ import base64
 import secrets
 from typing import Any
 
-from qiao.api import Record, Records
+from qiao.api import Actor, Record, Records
 
 SECRET_PREFIX = "whsec_"
 
@@ -27,5 +27,6 @@ def find(records: Records, key: str, kind: str) -> Record | None:
             "lead_channel",
             filter={"key": {"eq": key}, "kind": {"eq": kind}, "is_active": {"eq": True}},
             first=1,
+            actor=Actor.system(),
         )
     return page.records[0] if page.records else None

@@ -201,6 +201,7 @@ def _receive(
             "lead_webhook_receipt",
             filter={"message_key": {"eq": message_key}},
             first=1,
+            actor=Actor.system(),
         )
         if seen.records:
             return "duplicate", seen.records[0]["lead_id"]

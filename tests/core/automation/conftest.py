@@ -124,6 +124,7 @@ def rows(qiao_runtime: Runtime) -> Callable[..., list[Record]]:
                 filter={k: {"eq": v} for k, v in where.items()},
                 order_by=[{"field": "created_at"}],
                 first=200,
+                actor=Actor.system(),
             )
         return page.records
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from qiao.core.automation import engine
-from qiao.core.automation.rules import all_caches, rules_of
+from qiao.core.automation.rules import rules_of
 from qiao.core.config import Config
 from qiao.core.events.model import Delivery
 from qiao.core.events.outbox import from_row
@@ -307,17 +307,16 @@ def test_a_rule_starts_an_approval(
     assert rows("automation_run", record_id=small["id"]) == []
 
 
-def test_a_closed_runtimes_rules_are_not_consulted_any_more(
-    qiao_config: Config, rule: Callable[..., Record]
+def test_each_runtime_keeps_its_own_rules_and_a_closed_ones_has_none(
+    qiao_config: Config, qiao_runtime: Runtime, rule: Callable[..., Record]
 ) -> None:
-    """Events are fanned out against the rules of the runtimes that are still open."""
+    """A worker fans events out against its own runtime's rules, never another's."""
     rule("任意", "ticket", {"created": {}}, [{"set": {"priority": "HIGH"}}])
     other = Runtime(qiao_config)
     other.current()
     other.start()
     cache = rules_of(other)
+    assert cache is rules_of(other) and cache is not rules_of(qiao_runtime)
     assert cache.get().event_entities == {"ticket"}
-    assert cache in all_caches()
     other.close()
-    assert cache not in all_caches()
     assert cache.get().rules == ()

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from qiao.core.crypto import CryptoIntegrityError, is_sealed, sealed_key_id
 from qiao.core.errors import BadUserInput
+from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 
 from .conftest import ALICE
@@ -35,8 +36,8 @@ def test_values_are_sealed_at_rest_and_opened_on_read(qiao_runtime: Runtime, wri
     assert "高血压" not in row["diagnosis"] and "13800138000" not in row["phone"]
     assert len(row["phone_bidx"]) == 64 and "diagnosis_bidx" not in row
     with qiao_runtime.db.read() as conn:
-        got = qiao_runtime.records.get(conn, "patient", created["id"])
-        page = qiao_runtime.records.list(conn, "patient")
+        got = qiao_runtime.records.get(conn, "patient", created["id"], actor=Actor.system())
+        page = qiao_runtime.records.list(conn, "patient", actor=Actor.system())
     assert got is not None and {k: got[k] for k in ENCRYPTED} == {k: created[k] for k in ENCRYPTED}
     assert "phone_bidx" not in got
     assert page.records[0]["notes"] == "每日复查血压。"
@@ -63,7 +64,7 @@ def test_a_value_copied_to_another_record_does_not_open(qiao_runtime: Runtime, w
     with qiao_runtime.db.write() as conn:
         conn.execute(update(table).where(table.c.id == b["id"]).values(diagnosis=secret))
     with qiao_runtime.db.read() as conn, pytest.raises(CryptoIntegrityError) as caught:
-        qiao_runtime.records.get(conn, "patient", b["id"])
+        qiao_runtime.records.get(conn, "patient", b["id"], actor=Actor.system())
     assert f"patient.diagnosis of record {b['id']}" in str(caught.value)
     assert "copied from another record or field" in str(caught.value)
 
@@ -80,7 +81,7 @@ def test_a_value_moved_to_another_field_or_altered_does_not_open(
         with qiao_runtime.db.write() as conn:
             conn.execute(update(table).where(table.c.id == a["id"]).values({column: value}))
         with qiao_runtime.db.read() as conn, pytest.raises(CryptoIntegrityError):
-            qiao_runtime.records.get(conn, "patient", a["id"])
+            qiao_runtime.records.get(conn, "patient", a["id"], actor=Actor.system())
         with qiao_runtime.db.write() as conn:
             conn.execute(update(table).where(table.c.id == a["id"]).values({column: row[column]}))
 
@@ -91,7 +92,7 @@ def test_plaintext_in_an_encrypted_column_is_refused(qiao_runtime: Runtime, writ
     with qiao_runtime.db.write() as conn:
         conn.execute(update(table).where(table.c.id == a["id"]).values(diagnosis="planted"))
     with qiao_runtime.db.read() as conn, pytest.raises(CryptoIntegrityError, match="not sealed"):
-        qiao_runtime.records.get(conn, "patient", a["id"])
+        qiao_runtime.records.get(conn, "patient", a["id"], actor=Actor.system())
 
 
 def test_eq_and_in_use_the_blind_index_after_normalising(qiao_runtime: Runtime, write: Callable):
@@ -101,7 +102,10 @@ def test_eq_and_in_use_the_blind_index_after_normalising(qiao_runtime: Runtime, 
 
     def names(spec: dict[str, Any]) -> list[str]:
         with qiao_runtime.db.read() as conn:
-            return [r["name"] for r in records.list(conn, "patient", filter=spec).records]
+            return [
+                r["name"]
+                for r in records.list(conn, "patient", filter=spec, actor=Actor.system()).records
+            ]
 
     assert names({"phone": {"eq": "+86 138 0013 8000"}}) == ["张三"]
     assert names({"phone": {"eq": "１３８００１３８０００"}}) == ["张三"]  # full-width digits
@@ -125,13 +129,15 @@ def test_other_operators_on_encrypted_fields_are_refused(
     qiao_runtime: Runtime, spec: dict[str, Any], why: str
 ):
     with qiao_runtime.db.read() as conn, pytest.raises(BadUserInput) as caught:
-        qiao_runtime.records.list(conn, "patient", filter=spec)
+        qiao_runtime.records.list(conn, "patient", filter=spec, actor=Actor.system())
     assert "stored encrypted" in caught.value.message and why in caught.value.message
 
 
 def test_ordering_by_an_encrypted_field_is_refused(qiao_runtime: Runtime):
     with qiao_runtime.db.read() as conn, pytest.raises(BadUserInput, match="stored encrypted"):
-        qiao_runtime.records.list(conn, "patient", order_by=[{"field": "phone"}])
+        qiao_runtime.records.list(
+            conn, "patient", order_by=[{"field": "phone"}], actor=Actor.system()
+        )
 
 
 def test_an_invalid_phone_is_refused_before_anything_is_written(
@@ -140,4 +146,4 @@ def test_an_invalid_phone_is_refused_before_anything_is_written(
     with pytest.raises(BadUserInput):
         write(lambda r, ctx: r.create(ctx, "patient", {"name": "x", "phone": "not a phone"}))
     with qiao_runtime.db.read() as conn:
-        assert qiao_runtime.records.list(conn, "patient").records == []
+        assert qiao_runtime.records.list(conn, "patient", actor=Actor.system()).records == []

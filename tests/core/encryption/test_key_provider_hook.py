@@ -81,7 +81,10 @@ def test_fields_are_sealed_under_keys_the_device_wraps(qiao_runtime: Runtime) ->
     with records.transaction(Actor.system(), Source.CLI) as ctx:
         patient = records.create(ctx, "patient", ALICE)
     with qiao_runtime.db.read() as conn:
-        assert records.get(conn, "patient", patient["id"])["diagnosis"] == "高血压"
+        assert (
+            records.get(conn, "patient", patient["id"], actor=Actor.system())["diagnosis"]
+            == "高血压"
+        )
         stored = conn.execute(select(system.data_key.c.kek_id)).scalars().all()
     assert stored and set(stored) == {"device:7"}
     assert DEVICE.devices[0].wrapped >= 1

@@ -152,7 +152,7 @@ def at(qiao_config: Config, tmp_path: Path) -> Iterator[Callable[[str], Runtime]
 
 def _records(runtime: Runtime, entity: str) -> dict[str, Record]:
     with runtime.db.read() as conn:
-        page = runtime.records.list(conn, entity, first=500)
+        page = runtime.records.list(conn, entity, first=500, actor=Actor.system())
     return {r.get("name") or r["id"]: r for r in page.records}
 
 

@@ -71,7 +71,9 @@ class Org:
 def org(qiao_runtime: Runtime) -> Org:
     records = qiao_runtime.records
     with records.db.read() as conn:
-        roles = {r["name"]: r["id"] for r in records.list(conn, "role").records}
+        roles = {
+            r["name"]: r["id"] for r in records.list(conn, "role", actor=Actor.system()).records
+        }
     teams: dict[str, str] = {}
     users: dict[str, str] = {}
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qiao.core.errors import BadUserInput, Forbidden, NotFound
-from qiao.core.records.context import Source
+from qiao.core.records.context import Actor, Source
 
 ACCOUNT_OWNERS = {
     "苏州-张三": "zhang",
@@ -115,8 +115,8 @@ def test_writes_stay_inside_the_scope(org, accounts):
     with pytest.raises(Forbidden, match="delete"):
         write(org, "zhang", "delete", "account", mine["id"])
     with org.runtime.db.read() as conn:
-        stored = records.get(conn, "account", mine["id"])
-        beijing = records.get(conn, "account", accounts["北京-赵六"]["id"])
+        stored = records.get(conn, "account", mine["id"], actor=Actor.system())
+        beijing = records.get(conn, "account", accounts["北京-赵六"]["id"], actor=Actor.system())
     assert stored["owner_id"] == org.users["zhang"]
     assert beijing["city"] is None
 
@@ -145,7 +145,12 @@ def test_field_rules_refuse_reading_and_writing_naming_the_field(org, accounts, 
     )[0]
     assert error["extensions"]["code"] in {"FORBIDDEN", "NOT_FOUND"}
     with org.runtime.db.read() as conn:
-        assert org.runtime.records.get(conn, "user", org.users["zhang"])["is_admin"] is False
+        assert (
+            org.runtime.records.get(conn, "user", org.users["zhang"], actor=Actor.system())[
+                "is_admin"
+            ]
+            is False
+        )
 
 
 def test_shared_records_are_visible_and_write_shares_writable(org, accounts, client_for):
@@ -190,7 +195,9 @@ def test_a_custom_filter_rule(org, accounts, client_for):
         },
     )
     with org.runtime.db.read() as conn:
-        role = org.runtime.records.list(conn, "role", filter={"name": {"eq": "east_key_accounts"}})
+        role = org.runtime.records.list(
+            conn, "role", filter={"name": {"eq": "east_key_accounts"}}, actor=Actor.system()
+        )
     org.create("role_assignment", user=org.users["nobody"], role=role.records[0]["id"])
     org.create("account", name="大客户", annual_revenue="8000.00", owner=org.users["zhao"])
     client = client_for("nobody")
@@ -204,7 +211,9 @@ def test_malformed_rights_are_refused_naming_the_field(org):
         org.create("role", name="broken", rights={"entities": {"account": {"read": "everyone"}}})
     assert caught.value.field == "rights"
     with org.runtime.db.read() as conn:
-        assert not org.runtime.records.list(conn, "role", filter={"name": {"eq": "broken"}}).records
+        assert not org.runtime.records.list(
+            conn, "role", filter={"name": {"eq": "broken"}}, actor=Actor.system()
+        ).records
 
 
 TRAIL = (
@@ -226,3 +235,39 @@ def test_audit_trails_follow_the_record_and_the_auditor_reads_all(org, accounts,
         {"id": other},
     )
     assert errors[0]["extensions"]["code"] in {"FORBIDDEN", "NOT_FOUND"}
+
+
+def test_a_relation_may_only_point_at_a_record_the_writer_may_read(org, accounts, client_for):
+    """Linking is reading: zhang may not hang his contact on an account he cannot see."""
+    hidden = accounts["北京-赵六"]["id"]
+    visible = accounts["苏州-李四"]["id"]  # his team's: readable
+    zhang = client_for("zhang")
+    create = 'mutation($a: ID) { createContact(input: {name: "王工", accountId: $a}) { id } }'
+    refused = zhang.errors(create, {"a": hidden})
+    assert refused[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "account"}
+    assert refused[0]["message"] == f"account: no account with id {hidden}"
+    assert refused[0]["message"].replace(hidden, "X") == zhang.errors(
+        create, {"a": "01936a00-0000-7000-8000-0000000000ff"}
+    )[0]["message"].replace("01936a00-0000-7000-8000-0000000000ff", "X"), (
+        "a record he may not read answers exactly as one that does not exist"
+    )
+    assert zhang.data(create, {"a": visible})["createContact"]["id"]
+    records = org.runtime.records
+    with records.db.read() as conn:
+        linked = records.list(
+            conn, "contact", filter={"account_id": {"eq": hidden}}, actor=Actor.system()
+        )
+    assert linked.records == [], "nothing was linked to the hidden account"
+
+
+def test_ids_are_made_by_the_server(org, client_for):
+    zhang = client_for("zhang")
+    chosen = "01936a00-0000-7000-8000-000000000042"
+    errors = zhang.errors(
+        'mutation($id: ID) { createAccount(input: {id: $id, name: "x"}) { id } }', {"id": chosen}
+    )
+    assert errors[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "'id'" in errors[0]["message"], "AccountCreateInput has no id to choose"
+    with pytest.raises(BadUserInput, match="ids are made by Qiao") as refused:
+        write(org, "zhang", "create", "account", {"id": chosen, "name": "x"})
+    assert refused.value.field == "id"

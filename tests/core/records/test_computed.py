@@ -48,7 +48,7 @@ def make(records: Any, entity: str, **values: Any) -> dict[str, Any]:
 
 def listed(records: Any, entity: str, **options: Any) -> list[dict[str, Any]]:
     with records.db.read() as conn:
-        return records.list(conn, entity, **options).records
+        return records.list(conn, entity, **options, actor=Actor.system()).records
 
 
 def test_created_records_carry_their_formula_values(records: Any) -> None:
@@ -68,7 +68,7 @@ def test_created_records_carry_their_formula_values(records: Any) -> None:
     assert deal["share"] == Decimal("0.875000")  # 1080.24 / 1234.56
     assert deal["huge_square"] == Decimal("9.0000")
     with records.db.read() as conn:
-        assert records.get(conn, "cf_deal", deal["id"]) == deal
+        assert records.get(conn, "cf_deal", deal["id"], actor=Actor.system()) == deal
 
 
 def test_rollups_follow_every_write_to_the_children(records: Any) -> None:
@@ -82,7 +82,7 @@ def test_rollups_follow_every_write_to_the_children(records: Any) -> None:
     make(records, "cf_deal", name="b", account=account["id"], amount="1000.00")
     write(records, lambda ctx: records.update(ctx, "cf_deal", first["id"], {"amount": "0.01"}))
     with records.db.read() as conn:
-        again = records.get(conn, "cf_account", account["id"])
+        again = records.get(conn, "cf_account", account["id"], actor=Actor.system())
     assert again is not None
     assert (again["deal_total"], again["deal_count"], again["big_deals"]) == (
         Decimal("1000.01"),
@@ -128,6 +128,7 @@ def test_lists_filter_and_sort_by_formulas_and_rollups_with_keyset_cursors(recor
                 order_by=[{"field": "deal_total", "direction": "DESC"}],
                 first=2,
                 after=after,
+                actor=Actor.system(),
             )
         seen += [r["id"] for r in page.records]
         if not page.has_next_page:
@@ -185,7 +186,7 @@ def test_a_broken_rule_refuses_the_write_and_names_rule_and_field(
     with pytest.raises(BadUserInput, match="折扣"):
         write(records, lambda ctx: records.update(ctx, "cf_deal", deal["id"], {"discount": "0.5"}))
     with records.db.read() as conn:
-        kept = records.get(conn, "cf_deal", deal["id"])
+        kept = records.get(conn, "cf_deal", deal["id"], actor=Actor.system())
     assert kept is not None and kept["discount"] == Decimal("0.3000")
 
 

@@ -35,7 +35,7 @@ def test_create_stores_normalised_values_and_system_fields(records, create):
     assert account["phone"] == "+8651265328888"
     assert account["annual_revenue"] == Decimal("12500000.50")
     with records.db.read() as conn:
-        again = records.get(conn, "account", account["id"])
+        again = records.get(conn, "account", account["id"], actor=Actor.system())
     assert again == account
 
 
@@ -125,7 +125,7 @@ def test_stale_update_is_refused_and_nothing_is_overwritten(records, create):
         )
     assert "reload" in caught.value.message
     with records.db.read() as conn:
-        assert records.get(conn, "account", account["id"])["name"] == "甲改"
+        assert records.get(conn, "account", account["id"], actor=Actor.system())["name"] == "甲改"
 
 
 def test_update_and_delete_of_missing_records_are_not_found(records):
@@ -162,7 +162,9 @@ def test_delete_follows_on_delete_rules(records, create, count_rows):
     write(records, lambda ctx: records.delete(ctx, "account", account["id"]))
     assert count_rows("activity") == 0  # cascade
     with records.db.read() as conn:
-        assert records.get(conn, "contact", contact["id"])["account_id"] is None  # set null
+        assert (
+            records.get(conn, "contact", contact["id"], actor=Actor.system())["account_id"] is None
+        )  # set null
 
 
 def test_datetimes_are_stored_as_instants(records, create):
@@ -187,6 +189,7 @@ def test_list_filters_orders_and_pages_with_keyset_cursors(records, create):
             order_by=[{"field": "employees", "direction": "DESC"}],
             first=2,
             with_total=True,
+            actor=Actor.system(),
         )
         assert first.total_count == 3
         assert [r["employees"] for r in first.records] == [2, 1]
@@ -198,6 +201,7 @@ def test_list_filters_orders_and_pages_with_keyset_cursors(records, create):
             order_by=[{"field": "employees", "direction": "DESC"}],
             first=2,
             after=first.cursors[-1],
+            actor=Actor.system(),
         )
         assert [r["employees"] for r in rest.records] == [0]
         assert not rest.has_next_page and rest.has_previous_page
@@ -208,6 +212,7 @@ def test_list_filters_orders_and_pages_with_keyset_cursors(records, create):
             order_by=[{"field": "employees", "direction": "DESC"}],
             last=2,
             before=rest.cursors[0],
+            actor=Actor.system(),
         )
         assert [r["id"] for r in back.records] == [r["id"] for r in first.records]
 
@@ -227,7 +232,7 @@ def test_list_filters_orders_and_pages_with_keyset_cursors(records, create):
 )
 def test_list_refuses_bad_arguments(records, kwargs, fragment):
     with records.db.read() as conn, pytest.raises(BadUserInput) as caught:
-        records.list(conn, "account", **kwargs)
+        records.list(conn, "account", **kwargs, actor=Actor.system())
     assert fragment in caught.value.message
 
 
@@ -235,6 +240,12 @@ def test_a_cursor_from_another_order_is_refused(records, create):
     create("account", name="甲")
     create("account", name="乙")
     with records.db.read() as conn:
-        page = records.list(conn, "account", first=1)
+        page = records.list(conn, "account", first=1, actor=Actor.system())
         with pytest.raises(BadUserInput, match="another query order"):
-            records.list(conn, "account", order_by=[{"field": "name"}], after=page.cursors[0])
+            records.list(
+                conn,
+                "account",
+                order_by=[{"field": "name"}],
+                after=page.cursors[0],
+                actor=Actor.system(),
+            )

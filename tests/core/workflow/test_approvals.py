@@ -51,7 +51,10 @@ def _actor(user: Record) -> Actor:
 @pytest.fixture
 def team(create: Callable[..., Record], define: Any, qiao_runtime: Runtime) -> Team:
     with qiao_runtime.db.read() as conn:
-        roles = {r["name"]: r["id"] for r in qiao_runtime.records.list(conn, "role").records}
+        roles = {
+            r["name"]: r["id"]
+            for r in qiao_runtime.records.list(conn, "role", actor=Actor.system()).records
+        }
     chen = create("user", username="chen", display_name="陈经理")
     zhang = create("user", username="zhang", display_name="张三", manager=chen["id"])
     qian = create("user", username="qian", display_name="钱会计")
@@ -94,7 +97,7 @@ def quote(qiao_runtime: Runtime, team: Team, create: Callable[..., Record]) -> R
 def _notified(runtime: Runtime, actor: Actor) -> list[Record]:
     with runtime.db.read() as conn:
         return runtime.records.list(
-            conn, "notification", filter={"owner_id": {"eq": actor.user_id}}
+            conn, "notification", filter={"owner_id": {"eq": actor.user_id}}, actor=Actor.system()
         ).records
 
 
@@ -322,7 +325,7 @@ def test_two_approvers_deciding_one_step_at_once_record_one_decision(
     with qiao_runtime.db.read() as conn:
         finance = next(
             r["id"]
-            for r in qiao_runtime.records.list(conn, "role").records
+            for r in qiao_runtime.records.list(conn, "role", actor=Actor.system()).records
             if r["name"] == "finance"
         )
     sun = create("user", username="sun", display_name="孙会计")

@@ -60,8 +60,8 @@ def qiao_extra_plugins() -> Sequence[Any]:
 def test_declared_definitions_are_installed_and_enforced(qiao_runtime: Runtime) -> None:
     records = qiao_runtime.records
     with qiao_runtime.db.read() as conn:
-        (pipeline,) = records.list(conn, "pipeline").records
-        (process,) = records.list(conn, "approval_process").records
+        (pipeline,) = records.list(conn, "pipeline", actor=Actor.system()).records
+        (process,) = records.list(conn, "approval_process", actor=Actor.system()).records
     assert (pipeline["name"], pipeline["source"]) == ("service_tickets", "service_template")
     assert (process["name"], process["source"]) == ("big_deals", "service_template")
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
@@ -76,7 +76,7 @@ def test_declared_definitions_are_installed_and_enforced(qiao_runtime: Runtime) 
 def test_a_second_migration_keeps_what_an_administrator_changed(qiao_runtime: Runtime) -> None:
     records = qiao_runtime.records
     with qiao_runtime.db.read() as conn:
-        (pipeline,) = records.list(conn, "pipeline").records
+        (pipeline,) = records.list(conn, "pipeline", actor=Actor.system()).records
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
         records.update(ctx, "pipeline", pipeline["id"], {"active": False})
     again = Runtime(qiao_runtime.config, extra_plugins=[DeclaresWorkflow(DECLARED)])
@@ -85,7 +85,7 @@ def test_a_second_migration_keeps_what_an_administrator_changed(qiao_runtime: Ru
     finally:
         again.close()
     with qiao_runtime.db.read() as conn:
-        (kept,) = records.list(conn, "pipeline").records
+        (kept,) = records.list(conn, "pipeline", actor=Actor.system()).records
     assert kept["active"] is False
 
 

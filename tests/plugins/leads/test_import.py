@@ -70,7 +70,9 @@ def importer(runtime: Runtime, **options: Any) -> Importer:
 
 def leads(runtime: Runtime) -> list[dict[str, Any]]:
     with runtime.db.read() as conn:
-        return runtime.records.list(conn, "lead", order_by=[{"field": "name"}], first=500).records
+        return runtime.records.list(
+            conn, "lead", order_by=[{"field": "name"}], first=500, actor=Actor.system()
+        ).records
 
 
 def test_mapping_is_suggested_from_chinese_headers(qiao_runtime: Runtime) -> None:
@@ -131,7 +133,11 @@ def test_an_import_notifies_each_owner_once_per_batch_and_sets_first_touch_timer
     assert outcome.created == 3
     with qiao_runtime.db.read() as conn:
         page = qiao_runtime.records.list(
-            conn, "notification", filter={"owner_id": {"eq": rep["id"]}}, first=50
+            conn,
+            "notification",
+            filter={"owner_id": {"eq": rep["id"]}},
+            first=50,
+            actor=Actor.system(),
         )
         stored = leads(qiao_runtime)
         due = {lead["id"]: timers.pending(conn, "lead", lead["id"]) for lead in stored}

@@ -56,7 +56,7 @@ def make(runtime: Runtime) -> Callable[..., Record]:
 def read(runtime: Runtime) -> Callable[[str, str], Record]:
     def _read(entity: str, record_id: str) -> Record:
         with runtime.db.read() as conn:
-            record = runtime.records.get(conn, entity, record_id)
+            record = runtime.records.get(conn, entity, record_id, actor=Actor.system())
         assert record is not None
         return record
 
@@ -95,6 +95,7 @@ def notifications(runtime: Runtime, owner: str) -> list[Record]:
             "notification",
             filter={"owner_id": {"eq": owner}},
             order_by=[{"field": "created_at", "direction": "ASC"}],
+            actor=Actor.system(),
         )
     return list(page.records)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from qiao.api import Conflict
+from qiao.api import Actor, Conflict
 from {{ cookiecutter.package }} import TEMPLATE
 
 
@@ -31,7 +31,7 @@ def test_demo_data_is_seeded_once(qiao_runtime: Any) -> None:
     qiao_runtime.migrate(demo_of=["{{ cookiecutter.name }}"])
     with qiao_runtime.db.read() as conn:
         page = qiao_runtime.records.list(
-            conn, "{{ cookiecutter.entity }}", first=10, with_total=True
+            conn, "{{ cookiecutter.entity }}", first=10, with_total=True, actor=Actor.system()
         )
     assert page.total_count == 1
     with pytest.raises(Conflict):
