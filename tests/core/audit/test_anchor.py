@@ -132,5 +132,7 @@ def test_a_checkpoint_file_that_cannot_be_written_fails_no_committed_write(
     )
     (made,) = accounts(1)  # entry 1 is checkpointed: the file cannot be appended to
     with qiao_runtime.db.read() as conn:
-        assert qiao_runtime.records.get(conn, "account", made["id"]) is not None
+        assert (
+            qiao_runtime.records.get(conn, "account", made["id"], actor=Actor.system()) is not None
+        )
     assert "an action after a committed transaction failed" in caplog.text
