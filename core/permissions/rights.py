@@ -13,8 +13,8 @@ Every right takes a *scope*: ``none``, ``own``, ``team``, ``subtree``,
 ``region``, ``all``, or ``{"filter": {...}}`` in the GraphQL filter language
 (snake_case field names; ``"$me"`` and ``"$team"`` stand for the caller's user
 and team ids). Rights left out are ``none``; the entity ``"*"`` sets defaults
-for entities not named. Field access is ``write`` (the default), ``read`` or
-``none``.
+for entities not named. Field access is ``write`` (the default), ``read``,
+``masked`` (read as ``138****5678``, see docs/privacy.md) or ``none``.
 """
 
 from __future__ import annotations
@@ -53,8 +53,11 @@ ScopeValue = Scope | FilterScope
 
 
 class FieldAccess(StrEnum):
+    """What a role may do with a field; ``masked`` reads it masked (docs/privacy.md)."""
+
     WRITE = "write"
     READ = "read"
+    MASKED = "masked"
     NONE = "none"
 
 
