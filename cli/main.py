@@ -28,6 +28,7 @@ from qiao.cli import (
     keys,
     metadata,
     plugins,
+    privacy,
     schema,
     templates,
 )
@@ -119,6 +120,7 @@ for module in (
     jobs,
     keys,
     backup,
+    privacy,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

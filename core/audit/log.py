@@ -163,9 +163,10 @@ class AuditLog:
     ) -> Entry:
         """A record's create, update or delete, field by field, redacted where required."""
         fields: dict[str, Any] = {}
+        erasing = context.source is Source.ERASURE  # the log must not keep what was erased
         for name, (old, new) in changes.items():
             field = entity.field(name)
-            redacted = field is not None and self.redact(entity, field)
+            redacted = erasing or (field is not None and self.redact(entity, field))
             fields[name] = dict(REDACTED) if redacted else {"old": old, "new": new}
         event = AuditEvent(
             actor=context.actor,

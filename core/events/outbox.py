@@ -12,7 +12,7 @@ from qiao.core.events import wake
 from qiao.core.events.model import Event
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
-from qiao.core.records.context import WriteContext
+from qiao.core.records.context import Source, WriteContext
 from qiao.core.records.values import to_json
 from qiao.core.storage.system import event as event_table
 
@@ -20,18 +20,21 @@ from qiao.core.storage.system import event as event_table
 REDACTED = {"redacted": True}
 
 
-def changes_json(entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]) -> dict[str, Any]:
+def changes_json(
+    entity: EntityDef, changes: Mapping[str, tuple[Any, Any]], *, erased: bool = False
+) -> dict[str, Any]:
     """``{field: [old, new]}`` in the API's JSON form (exact decimals, ISO instants).
 
     Encrypted fields are redacted: the outbox is a plain table, and handlers
-    that need the value read the record through the records service.
+    that need the value read the record through the records service. An
+    erasure (``erased``) redacts every field: what was erased is not passed on.
     """
     result: dict[str, Any] = {}
     for name, (old, new) in changes.items():
         field = entity.field(name)
         if field is None:
             raise ValueError(f"{entity.name} has no field {name!r} (in an event's changes)")
-        if field.encrypted:
+        if field.encrypted or erased:
             result[name] = REDACTED
         else:
             result[name] = [to_json(field, old), to_json(field, new)]
@@ -59,7 +62,7 @@ def record_change(
             "entity": entity.name,
             "record_id": record_id,
             "operation": operation,
-            "changes": changes_json(entity, changes),
+            "changes": changes_json(entity, changes, erased=context.source is Source.ERASURE),
             "actor_id": context.actor.user_id,
             "actor": context.actor.username,
             "source": str(context.source),

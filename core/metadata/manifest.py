@@ -17,6 +17,7 @@ from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
 from qiao.core.permissions.rights import Rights
+from qiao.core.privacy.rules import ConsentRuleDecl, RetentionRuleDecl
 
 __all__ = [
     "DECLARED_RECORDS",
@@ -164,6 +165,8 @@ DECLARED_RECORDS: dict[str, str] = {
     "automation_rules": "automation_rule",
     "pipelines": "pipeline",
     "approval_processes": "approval_process",
+    "consent_rules": "consent_rule",
+    "retention_rules": "retention_rule",
 }
 
 
@@ -179,6 +182,9 @@ class Manifest(BaseModel):
     pipelines: tuple[PipelineDecl, ...] = ()
     approval_processes: tuple[ApprovalProcessDecl, ...] = ()
     migrations: tuple[MigrationDecl, ...] = ()
+    #: Personal data (docs/privacy.md).
+    consent_rules: tuple[ConsentRuleDecl, ...] = ()
+    retention_rules: tuple[RetentionRuleDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]

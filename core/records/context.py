@@ -25,6 +25,9 @@ class Source(StrEnum):
     AUTOMATION = "automation"
     IMPORT = "import"
     SYSTEM = "system"
+    #: Lawful erasure and retention (docs/privacy.md): the audit log and the outbox
+    #: record which fields changed, never their values.
+    ERASURE = "erasure"
 
 
 @dataclass(frozen=True)
