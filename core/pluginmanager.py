@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
 #: rules and notifications (automation), pipelines and approvals (workflow), and consent,
-#: retention and erasure of personal data (privacy).
-BUILTIN_PLUGINS = ("core", "events", "audit", "automation", "workflow", "privacy")
+#: retention and erasure of personal data (privacy), and public intake forms (intake).
+BUILTIN_PLUGINS = ("core", "events", "audit", "automation", "workflow", "privacy", "intake")
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"
 #: A plugin module's attribute naming the hook specifications it adds (a module or class).

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qiao.core.errors import MetadataError
+from qiao.core.intake.forms import IntakeFormDecl
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
 from qiao.core.permissions.rights import Rights
@@ -167,6 +168,7 @@ DECLARED_RECORDS: dict[str, str] = {
     "approval_processes": "approval_process",
     "consent_rules": "consent_rule",
     "retention_rules": "retention_rule",
+    "intake_forms": "intake_form",
 }
 
 
@@ -185,6 +187,8 @@ class Manifest(BaseModel):
     #: Personal data (docs/privacy.md).
     consent_rules: tuple[ConsentRuleDecl, ...] = ()
     retention_rules: tuple[RetentionRuleDecl, ...] = ()
+    #: Public intake pages (docs/intake.md).
+    intake_forms: tuple[IntakeFormDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
