@@ -47,8 +47,18 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
 #: rules and notifications (automation), pipelines and approvals (workflow), and consent,
-#: retention and erasure of personal data (privacy), and public intake forms (intake).
-BUILTIN_PLUGINS = ("core", "events", "audit", "automation", "workflow", "privacy", "intake")
+#: retention and erasure of personal data (privacy), public intake forms (intake), and
+#: documents and QR codes rendered from records (documents).
+BUILTIN_PLUGINS = (
+    "core",
+    "events",
+    "audit",
+    "automation",
+    "workflow",
+    "privacy",
+    "intake",
+    "documents",
+)
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"
 #: A plugin module's attribute naming the hook specifications it adds (a module or class).

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from qiao.core.documents.templates import DocumentTemplateDecl
 from qiao.core.errors import MetadataError
 from qiao.core.intake.forms import IntakeFormDecl
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
@@ -169,6 +170,7 @@ DECLARED_RECORDS: dict[str, str] = {
     "consent_rules": "consent_rule",
     "retention_rules": "retention_rule",
     "intake_forms": "intake_form",
+    "document_templates": "document_template",
 }
 
 
@@ -189,6 +191,8 @@ class Manifest(BaseModel):
     retention_rules: tuple[RetentionRuleDecl, ...] = ()
     #: Public intake pages (docs/intake.md).
     intake_forms: tuple[IntakeFormDecl, ...] = ()
+    #: Documents rendered from records (docs/documents.md).
+    document_templates: tuple[DocumentTemplateDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
