@@ -8,6 +8,7 @@ autoescaping; an undefined name is an error rather than a blank in a report.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +18,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from qiao.core.catalog import Catalog
-from qiao.core.documents.qr import qr_svg
+from qiao.core.documents.pdf import html_to_pdf
+from qiao.core.documents.qr import qr_png, qr_svg
 from qiao.core.documents.templates import DocumentTemplateDecl, find_template
 from qiao.core.errors import BadUserInput, NotFound
 from qiao.core.intake.forms import find_form
@@ -27,6 +29,7 @@ from qiao.core.records.context import WriteContext
 
 ZONE = ZoneInfo("Asia/Shanghai")
 HTML = "text/html; charset=utf-8"
+PDF = "application/pdf"
 _ENV = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
 
 
@@ -49,6 +52,10 @@ def render_document(
         raise BadUserInput(f"document template {template.name}: {exc}", field="template") from None
     if not filename or "/" in filename or "\\" in filename:
         raise BadUserInput(f"document template {template.name}: bad file name {filename!r}")
+    content_type = HTML
+    if template.format == "pdf":
+        content = base64.b64encode(html_to_pdf(content, template.title)).decode("ascii")
+        content_type = PDF
     return context.records.create(
         context,
         "document",
@@ -57,7 +64,7 @@ def render_document(
             "entity": template.entity,
             "record_id": record_id,
             "filename": filename,
-            "content_type": HTML,
+            "content_type": content_type,
             "content": content,
         },
     )
@@ -100,6 +107,9 @@ def _variables(
 
     def qr(form: str) -> Markup:
         url = intake_url(context, form, entity.name, record["id"], base_url)
+        if template.format == "pdf":  # PDF layout takes images, not inline SVG
+            png = base64.b64encode(qr_png(url)).decode("ascii")
+            return Markup(f'<img src="data:image/png;base64,{png}" width="120" height="120">')
         return Markup(qr_svg(url))  # segno's SVG of our own link: nothing a user typed
 
     def link(form: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
@@ -20,6 +20,8 @@ class DocumentTemplateDecl(BaseModel):
     entity: str
     body: str
     filename: str
+    #: html, or pdf: the HTML laid out as a PDF with a CJK font (docs/documents.md).
+    format: Literal["html", "pdf"] = "html"
     active: bool = True
 
 
@@ -30,5 +32,5 @@ def find_template(conn: Connection, catalog: Catalog, name: str) -> DocumentTemp
     if row is None:
         return None
     keys = DocumentTemplateDecl.model_fields
-    values: dict[str, Any] = {k: v for k, v in row._mapping.items() if k in keys}
+    values: dict[str, Any] = {k: v for k, v in row._mapping.items() if k in keys and v is not None}
     return DocumentTemplateDecl.model_validate(values)

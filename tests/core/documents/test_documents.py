@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import re
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from pypdf import PdfReader
 
 from qiao.core.documents.qr import qr_png, qr_svg
 from qiao.core.documents.render import render_document
@@ -56,6 +58,27 @@ def test_a_trial_report_is_rendered_kept_and_carries_a_working_repair_code(
     assert (kept["record_id"], kept["filename"]) == (machine, doc["filename"])
     page = httpx.get(url, timeout=30.0)  # the code opens the machine's repair form
     assert page.status_code == 200 and "HT-2026-0042" in page.text
+
+
+def test_a_pdf_report_carries_chinese_text_and_the_code(qiao_client, qiao_clock, qiao_server):
+    qiao_clock.set(dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC))
+    machine = _machine(qiao_client)
+    variables = {"t": "trial_report_pdf", "id": machine, "base": qiao_server.url}
+    doc = qiao_client.data(RENDER, variables)["renderDocument"]
+    assert (doc["filename"], doc["contentType"]) == ("试机报告-HT-2026-0042.pdf", "application/pdf")
+    pdf = PdfReader(io.BytesIO(base64.b64decode(doc["content"])))
+    (page,) = pdf.pages
+    text = page.extract_text()
+    for line in (
+        "设备试机报告",
+        "出厂编号：HT-2026-0042",
+        "客户：宁波<东海>机械",
+        "出具日期：2026-03-02",
+    ):
+        assert line in text
+    assert len(page.images) == 1  # the repair QR code
+    fonts = {f["/BaseFont"] for f in page["/Resources"]["/Font"].values()}
+    assert any("WenQuanYi" in str(f) or "CJK" in str(f) for f in fonts)  # embedded, not assumed
 
 
 def test_intake_codes_come_as_svg_and_png(qiao_client, qiao_server):
