@@ -327,6 +327,13 @@ class Plugins:
             r for _, routes in self._by_plugin("qiao_routes", runtime=runtime) for r in routes or ()
         ]
 
+    def intake_challenge(self, form: str, fields: Mapping[str, Any], client: str) -> str | None:
+        """The first plugin's refusal of a public intake submission, or None (docs/intake.md)."""
+        refusal: str | None = self.pm.hook.qiao_intake_challenge(
+            form=form, fields=fields, client=client
+        )
+        return refusal
+
     def cli_commands(self) -> list[tuple[str, click.Command]]:
         return [(p, c) for p, cmds in self._by_plugin("qiao_cli_commands") for c in cmds or ()]
 

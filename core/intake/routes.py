@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from qiao.core.runtime import Runtime
 
 MAX_BODY_BYTES = 64 * 1024
+#: Fields for the ``qiao_intake_challenge`` hook (a CAPTCHA token): checked, never stored.
+CHALLENGE = "challenge_"
 
 
 class _Refused(Exception):
@@ -66,6 +68,11 @@ async def submit(runtime: Runtime, limiter: RateLimiter, request: Request) -> Re
         payload = _parse(raw, request.headers.get("content-type", ""))
         if payload.get(HONEYPOT):  # a robot: answered as if stored, so it does not learn
             return _received(form, None, wants_json)
+        challenged = await run_in_threadpool(
+            runtime.plugins.intake_challenge, form.name, payload, client
+        )
+        if challenged is not None:
+            raise _Refused(400, challenged, "challenge")
         record = await run_in_threadpool(_store, runtime, form, record_id, payload)
     except _Refused as refused:
         return _refusal(runtime, form, request, refused, payload, record_id, shown, wants_json)
@@ -113,7 +120,7 @@ def _store(
 ) -> dict[str, Any]:
     values: dict[str, Any] = dict(form.defaults)
     for key, value in payload.items():
-        if key == HONEYPOT:
+        if key == HONEYPOT or key.startswith(CHALLENGE):
             continue
         if key not in form.fields:
             raise BadUserInput(f"this form has no field {key!r}", field=key)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
+from qiao.core.hookspecs import hookimpl
 from qiao.core.intake import links
 from qiao.core.records.context import Actor, Source
 from qiao.core.storage import system
+
+from .conftest import SERVICE
 
 FORM = {"contact_name": "刘师傅", "mobile": "13812345678", "description": "主轴异响，无法启动"}
 
@@ -74,3 +78,30 @@ def test_links_cannot_be_altered_and_submissions_are_limited(qiao_runtime, brows
     records = qiao_runtime.records
     with records.db.read() as conn:
         assert len(records.list(conn, "repair_request", actor=Actor.system()).records) == 2
+
+
+class Captcha:
+    """Lets a submission through only with the token a CAPTCHA widget would add."""
+
+    __name__ = "captcha"
+
+    @hookimpl
+    def qiao_intake_challenge(self, form, fields, client):
+        if fields.get("challenge_token") == "solved" and client:
+            return None
+        return "请先完成人机验证"
+
+
+@pytest.mark.parametrize("qiao_extra_plugins", [[SERVICE, Captcha()]])
+def test_a_plugin_can_ask_for_proof_of_a_person(qiao_runtime, browser):
+    _, link = _device_and_link(qiao_runtime)
+    refused = browser.post(link, json=FORM)
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "请先完成人机验证", "field": "challenge"}
+    page = browser.post(link, data=FORM)
+    assert page.status_code == 400 and "请先完成人机验证" in page.text
+    assert browser.post(link, data=FORM | {"challenge_token": "solved"}).status_code == 201
+    records = qiao_runtime.records
+    with records.db.read() as conn:
+        (stored,) = records.list(conn, "repair_request", actor=Actor.system()).records
+    assert stored["description"] == FORM["description"]
