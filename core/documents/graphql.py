@@ -37,15 +37,21 @@ class IntakeCode:
 class DocumentsMutation:
     @strawberry.mutation(
         description="Render a document template for a record, as the caller reads it, and keep "
-        "it as a document of the record. baseUrl makes QR codes and links in it absolute."
+        "it as a document of the record. baseUrl makes QR codes and links in it absolute; "
+        "sendTo (usernames) get a notification of it, delivered by the notification channels."
     )
     def render_document(
-        self, info: Info, template: str, id: strawberry.ID, base_url: str | None = None
+        self,
+        info: Info,
+        template: str,
+        id: strawberry.ID,
+        base_url: str | None = None,
+        send_to: list[str] | None = None,
     ) -> RenderedDocument:
         ctx: RequestContext = info.context
         records = ctx.runtime.records
         with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
-            doc = render_document(wctx, template, str(id), base_url)
+            doc = render_document(wctx, template, str(id), base_url, send_to or ())
         return RenderedDocument(
             id=strawberry.ID(doc["id"]),
             filename=doc["filename"],

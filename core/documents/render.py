@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from qiao.core.automation.notifications import notify, user_ids
 from qiao.core.catalog import Catalog
 from qiao.core.documents.pdf import html_to_pdf
 from qiao.core.documents.qr import qr_png, qr_svg
@@ -34,9 +36,17 @@ _ENV = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
 
 
 def render_document(
-    context: WriteContext, template_name: str, record_id: str, base_url: str | None = None
+    context: WriteContext,
+    template_name: str,
+    record_id: str,
+    base_url: str | None = None,
+    send_to: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Render ``template_name`` for the record and store it; returns the ``document`` record."""
+    """Render ``template_name`` for the record and store it; returns the ``document`` record.
+
+    ``send_to`` (usernames) each get a notification linking the document, which
+    the deployment's notification channels (WeCom, e-mail...) deliver.
+    """
     conn, catalog = context.connection, context.catalog
     template = find_template(conn, catalog, template_name)
     if template is None:
@@ -56,7 +66,10 @@ def render_document(
     if template.format == "pdf":
         content = base64.b64encode(html_to_pdf(content, template.title)).decode("ascii")
         content_type = PDF
-    return context.records.create(
+    recipients = user_ids(conn, catalog, send_to)
+    if len(recipients) != len(set(send_to)):
+        raise BadUserInput("sendTo: every recipient must be an active user's name", field="sendTo")
+    document = context.records.create(
         context,
         "document",
         {
@@ -68,6 +81,15 @@ def render_document(
             "content": content,
         },
     )
+    notify(
+        context,
+        users=recipients,
+        title=f"{template.title}：{filename}",
+        kind="document",
+        link_entity="document",
+        link_id=document["id"],
+    )
+    return document
 
 
 def intake_url(

@@ -81,6 +81,29 @@ def test_a_pdf_report_carries_chinese_text_and_the_code(qiao_client, qiao_clock,
     assert any("WenQuanYi" in str(f) or "CJK" in str(f) for f in fonts)  # embedded, not assumed
 
 
+def test_a_document_is_sent_through_the_notification_channels(qiao_client, qiao_runtime):
+    machine = _machine(qiao_client)
+    sent = qiao_client.data(
+        'mutation($id: ID!) { renderDocument(template: "trial_report_pdf", id: $id, '
+        'sendTo: ["admin"]) { id filename } }',
+        {"id": machine},
+    )["renderDocument"]
+    with qiao_runtime.db.read() as conn:
+        (note,) = qiao_runtime.records.list(conn, "notification", actor=Actor.system()).records
+    assert (note["kind"], note["link_entity"], note["link_id"]) == (
+        "document",
+        "document",
+        sent["id"],
+    )
+    assert note["title"] == "设备试机报告：试机报告-HT-2026-0042.pdf"
+    (error,) = qiao_client.errors(
+        'mutation($id: ID!) { renderDocument(template: "trial_report", id: $id, '
+        'sendTo: ["nobody"]) { id } }',
+        {"id": machine},
+    )
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "sendTo"}
+
+
 def test_intake_codes_come_as_svg_and_png(qiao_client, qiao_server):
     machine = _machine(qiao_client)
     code = qiao_client.data(
