@@ -23,6 +23,8 @@ from qiao.core.privacy.consent import _years_after, today
 from qiao.core.privacy.rules import RetentionRuleDecl, retention_rules
 from qiao.core.records.context import Actor, Source, WriteContext
 
+#: Records read per page by the retention sweep.
+PAGE = 200
 #: What a required text field holds once anonymised.
 ANONYMISED = "已匿名"
 Report = dict[str, list[dict[str, Any]]]
@@ -61,32 +63,48 @@ def erase_subject(
 
 
 def apply_retention(context: WriteContext) -> Report:
-    """Delete or anonymise every record whose retention period has ended."""
+    """Delete or anonymise every record whose retention period has ended.
+
+    The period may count from a stored date or a computed one ("15 years after
+    the last visit": a rollup of the visits' dates), since records are found
+    through the records service's filters, which compute them.
+    """
     report: Report = {"erased": [], "kept": []}
     erasing = replace(context, source=Source.ERASURE)
     for rule in retention_rules(context.connection, context.catalog):
         if not rule.after or rule.years is None:
             continue
-        table = context.catalog.table(rule.entity)
         entity = context.catalog.entity(rule.entity)
         after = entity.field(rule.after)
         assert after is not None
         cutoff: dt.date | dt.datetime = _years_after(today(context), -rule.years)
         if after.type is FieldType.DATETIME:
             cutoff = dt.datetime.combine(cutoff, dt.time(), tzinfo=dt.UTC)
-        ids = [
-            r[0]
-            for r in context.connection.execute(
-                select(table.c.id).where(table.c[after.column] < cutoff).order_by(table.c.id)
-            )
-        ]
-        for record_id in ids:
-            found = context.records.get(
-                context.connection, rule.entity, record_id, actor=Actor.system()
-            )
-            if found is not None and not _already_settled(entity, rule, found):
+        for found in _expired(context, rule.entity, rule.after, cutoff):
+            if not _already_settled(entity, rule, found):
                 _settle(erasing, rule, found, report)
     return report
+
+
+def _expired(
+    context: WriteContext, entity: str, after: str, cutoff: dt.date | dt.datetime
+) -> list[dict[str, Any]]:
+    """Every record of ``entity`` whose ``after`` date is before ``cutoff``, page by page."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = context.records.list(
+            context.connection,
+            entity,
+            filter={after: {"lt": cutoff.isoformat()}},
+            first=PAGE,
+            after=cursor,
+            actor=Actor.system(),
+        )
+        found += page.records
+        if not page.has_next_page:
+            return found
+        cursor = page.cursors[-1]
 
 
 def _reaches(context: WriteContext, rule: RetentionRuleDecl, entity: str) -> bool:
@@ -122,7 +140,7 @@ def _kept_until(
     if not rule.after or rule.years is None:
         return None
     field = entity.field(rule.after)
-    start = record.get(field.column) if field is not None else None
+    start = None if field is None else record.get(field.column, record.get(field.name))
     if start is None:
         return None
     if isinstance(start, dt.datetime):
