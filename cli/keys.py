@@ -15,7 +15,7 @@ import click
 from qiao.cli.progress import progress
 from qiao.cli.state import CliState, pass_state
 from qiao.core.encryption import KeySettings
-from qiao.core.encryption.keystore import INDEX_KEYS_TTL
+from qiao.core.encryption.keystore import KEYS_TTL
 from qiao.core.encryption.rotation import (
     BATCH,
     key_usage,
@@ -65,11 +65,11 @@ def status(state: CliState) -> None:
 @click.option("--batch", default=BATCH, show_default=True, help="Rows per transaction.")
 @click.option(
     "--settle",
-    default=INDEX_KEYS_TTL,
+    default=KEYS_TTL,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="With --index: seconds to wait for running processes to pick up the new index key "
-    "before re-indexing (0 when no other process uses the database).",
+    help="With --data or --index: seconds to wait for running processes to pick up the new "
+    "keys before re-sealing or re-indexing (0 when no other process uses the database).",
 )
 @pass_state
 def rotate(state: CliState, data: bool, index: bool, batch: int, settle: float) -> None:
@@ -83,7 +83,10 @@ def rotate(state: CliState, data: bool, index: bool, batch: int, settle: float) 
         key_file = require_file_provider(KeySettings.of(state.config()).file)
         kek_id, count = rotate_kek(encryption, key_file)
         click.echo(f"new key-encryption key {kek_id}; re-wrapped {count} keys")
-        click.echo("older KEK versions stay in the key file until every process has restarted")
+        click.echo(
+            f"running processes take up {kek_id} within {KEYS_TTL:g} s; older KEK versions "
+            "stay in the key file"
+        )
         return
     catalog = runtime.current()
     with progress("re-sealing values" if data else "recomputing blind indexes") as steps:
@@ -93,7 +96,7 @@ def rotate(state: CliState, data: bool, index: bool, batch: int, settle: float) 
             steps.done()
 
         if data:
-            done = rotate_data(encryption, catalog, batch=batch, progress=advance)
+            done = rotate_data(encryption, catalog, batch=batch, progress=advance, settle=settle)
         else:
             done = rotate_index(encryption, catalog, batch=batch, progress=advance, settle=settle)
     if not done:
