@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 from sqlalchemy import inspect, text
@@ -26,6 +27,7 @@ from qiao.cli.state import CliState, pass_state
 from qiao.core import audit as audit_log
 from qiao.core.config import Config
 from qiao.core.crypto import CryptoError, FileKeyProvider
+from qiao.core.encryption.backup import MAGIC as BACKUP_MAGIC
 from qiao.core.errors import QiaoError
 from qiao.core.market.index import Market
 from qiao.core.packages import versions
@@ -76,6 +78,7 @@ class Doctor:
             ("key file", self.check_key_file),
             ("audit key", self.check_audit_key),
             ("audit log", self.check_audit_log),
+            ("file modes", self.check_file_modes),
             ("templates", self.check_templates),
             ("network", self.check_network),
         ]
@@ -183,6 +186,22 @@ class Doctor:
             return ok(f"verified: no entries after entry {report.first - 1}")
         return ok(f"verified: entries {report.first} to {report.last} ({report.count} entries)")
 
+    def check_file_modes(self) -> Result:
+        """Files holding data or secrets that users other than the owner may read."""
+        if self.config is None:
+            return skip("needs the configuration")
+        loose = [
+            f"{path} ({mode:04o})"
+            for path in _private_files(self.config)
+            if (mode := stat.S_IMODE(path.stat().st_mode)) & 0o077
+        ]
+        if loose:
+            return warn(
+                f"readable by other users: {', '.join(loose)}",
+                "chmod 600 each of them (Qiao creates them 0600; they were copied or made by hand)",
+            )
+        return ok("the database, backups and audit checkpoints are private (0600)")
+
     def check_templates(self) -> Result:
         if self.config is None:
             return ok("none installed")
@@ -224,6 +243,28 @@ class Doctor:
             "on a network with no way out, point them at hosts inside it; ignore this if "
             "your own DNS resolves these names inside (docs/deploy-airgapped.md)",
         )
+
+
+def _private_files(config: Config) -> list[Path]:
+    """The SQLite database with its -wal and -shm, backups in the folder, audit checkpoints."""
+    found: list[Path] = []
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        found += [Path(f"{url.database}{suffix}") for suffix in ("", "-wal", "-shm")]
+    if config.audit.checkpoint_file is not None:
+        found.append(config.audit.checkpoint_file)
+    for path in sorted(config.root.iterdir()) if config.root.is_dir() else ():
+        if path.is_file() and path not in found and _is_backup(path):
+            found.append(path)
+    return [p for p in found if p.is_file()]
+
+
+def _is_backup(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(BACKUP_MAGIC)) == BACKUP_MAGIC
+    except OSError:
+        return False
 
 
 def _describe(plan: SchemaPlan) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,33 @@ def test_a_new_deployment_is_healthy(qiao: Run, tmp_path: Path) -> None:
     assert _line(result.stdout, "audit key").endswith(f"{tmp_path / 'qiao-kek.json'} (mode 0600)")
     assert _line(result.stdout, "audit log").startswith("ok    audit log   verified: ")
     assert result.stdout.endswith("The deployment is healthy.\n")
+
+
+def test_data_files_are_private_and_doctor_warns_about_looser_modes(
+    qiao: Run, tmp_path: Path
+) -> None:
+    qiao("init", str(tmp_path))
+    database = tmp_path / "qiao.db"
+    db = Database(f"sqlite:///{database}")
+    with db.write() as conn:  # the -wal and -shm files exist while a connection is open
+        conn.execute(text("CREATE TABLE probe (id INTEGER)"))
+        files = [database, tmp_path / "qiao.db-wal", tmp_path / "qiao.db-shm"]
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: 0o600 for f in files
+        }
+    db.dispose()
+    config = str(tmp_path / "qiao.toml")
+    qiao("--config", config, "backup", "create", str(tmp_path / "nightly.bak"))
+    assert stat.S_IMODE((tmp_path / "nightly.bak").stat().st_mode) == 0o600
+    result = qiao("--config", config, "doctor")
+    assert _line(result.stdout, "file modes").startswith("ok ")
+    database.chmod(0o644)
+    (tmp_path / "nightly.bak").chmod(0o640)
+    result = qiao("--config", config, "doctor")  # a warning, not a failure
+    line = _line(result.stdout, "file modes")
+    assert line.startswith("warn") and f"{database} (0644)" in line
+    assert f"{tmp_path / 'nightly.bak'} (0640)" in line
+    assert "fix: chmod 600" in result.stdout
 
 
 def test_an_unsafe_or_missing_key_file_fails(qiao: Run, tmp_path: Path) -> None:
