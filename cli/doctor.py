@@ -27,6 +27,7 @@ from qiao.cli.state import CliState, pass_state
 from qiao.core import audit as audit_log
 from qiao.core.config import Config
 from qiao.core.crypto import CryptoError, FileKeyProvider
+from qiao.core.encryption import KeySettings
 from qiao.core.encryption.backup import MAGIC as BACKUP_MAGIC
 from qiao.core.errors import QiaoError
 from qiao.core.market.index import Market
@@ -76,6 +77,7 @@ class Doctor:
             ("database", self.check_database),
             ("migrations", self.check_migrations),
             ("key file", self.check_key_file),
+            ("key provider", self.check_key_provider),
             ("audit key", self.check_audit_key),
             ("audit log", self.check_audit_log),
             ("file modes", self.check_file_modes),
@@ -142,6 +144,25 @@ class Doctor:
             return fail(str(exc))  # the message says what to do
         mode = stat.S_IMODE(path.stat().st_mode)
         return ok(f"{path} (mode {mode:04o}, current KEK {provider.kek_id})")
+
+    def check_key_provider(self) -> Result:
+        """The ``[keys]`` provider exists, opens, and wraps and unwraps a probe key."""
+        if self.config is None:
+            return skip("needs the configuration")
+        plugins = create_plugins(self.config.plugins)
+        settings = KeySettings.of(self.config, plugin_providers=plugins.key_providers())
+        if settings.provider is None:
+            return skip("no [keys] provider in qiao.toml; encrypted fields cannot be used")
+        provider = settings.make_provider(plugins)  # unknown or unreachable: FAIL
+        if provider is None:
+            return fail(f"the provider {settings.provider!r} could not be made")
+        probe = os.urandom(32)
+        try:
+            if provider.unwrap(provider.wrap(probe)) != probe:
+                return fail(f"{settings.provider}: a probe key came back changed")
+        except (CryptoError, QiaoError) as exc:
+            return fail(f"{settings.provider}: {exc}")
+        return ok(f"{settings.provider}: {provider.kek_id} wraps and unwraps")
 
     def check_audit_key(self) -> Result:
         path = self.config.audit.key_file if self.config else None

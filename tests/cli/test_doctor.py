@@ -32,6 +32,7 @@ def test_a_new_deployment_is_healthy(qiao: Run, tmp_path: Path) -> None:
     for check in (*checks, "templates"):
         assert _line(result.stdout, check).startswith("ok ")
     assert "(mode 0600, current KEK file:v1)" in _line(result.stdout, "key file")
+    assert _line(result.stdout, "key provider").endswith("file: file:v1 wraps and unwraps")
     assert _line(result.stdout, "audit key").endswith(f"{tmp_path / 'qiao-kek.json'} (mode 0600)")
     assert _line(result.stdout, "audit log").startswith("ok    audit log   verified: ")
     assert result.stdout.endswith("The deployment is healthy.\n")
@@ -72,9 +73,11 @@ def test_an_unsafe_or_missing_key_file_fails(qiao: Run, tmp_path: Path) -> None:
     line = _line(result.stdout, "key file")
     assert line.startswith("FAIL")
     assert "has mode 0644" in line and f"chmod 600 {key}" in line
-    # qiao init names the same file for [keys] and [audit]: both checks fail.
+    # qiao init names the same file for [keys] and [audit]: both checks fail, and the
+    # provider, which reads it, too.
     assert _line(result.stdout, "audit key").startswith("FAIL")
-    assert result.stderr == "Error: 2 checks failed\n"
+    assert _line(result.stdout, "key provider").startswith("FAIL")
+    assert result.stderr == "Error: 3 checks failed\n"
     key.unlink()
     result = qiao("--config", str(tmp_path / "qiao.toml"), "doctor", expect=1)
     assert "is missing" in _line(result.stdout, "key file")
@@ -211,3 +214,14 @@ def test_the_database_is_reported_as_the_process_would_reach_it(
         monkeypatch.setenv("QIAO_DATABASE_URL", f"postgresql://qiao@{inside}:9/qiao")
         result = qiao("--config", str(tmp_path / "qiao.toml"), "doctor", expect=1)
         assert _line(result.stdout, "network").startswith("ok "), inside
+
+
+def test_an_unknown_key_provider_fails(qiao: Run, tmp_path: Path) -> None:
+    qiao("init", str(tmp_path))
+    config = tmp_path / "qiao.toml"
+    settings = tomllib.loads(config.read_text(encoding="utf-8"))
+    settings["keys"] = {"provider": "sdf", "device": "/etc/sdf.conf"}
+    config.write_text(tomli_w.dumps(settings), encoding="utf-8")
+    result = qiao("--config", str(config), "doctor", expect=1)
+    line = _line(result.stdout, "key provider")
+    assert line.startswith("FAIL") and "'sdf' is unknown; use one of file, env, pkcs11" in line
