@@ -81,6 +81,9 @@ class FieldEncryption:
         #: record back at once, and need not decrypt what it has just encrypted.
         self._recent: dict[tuple[str, FieldContext], str] = {}
         self._recent_lock = threading.Lock()
+        #: Standard fields declared encrypted by the deployment (core/encryption/declared.py),
+        #: whose values stored before their conversion are plaintext and read as they are.
+        self.converting: frozenset[tuple[str, str]] = frozenset()
 
     # -- Writes -----------------------------------------------------------------------------
 
@@ -167,6 +170,8 @@ class FieldEncryption:
         if recent is not None:
             return recent
         if not is_sealed(token):
+            if (entity, field) in self.converting:
+                return token  # stored before 'qiao keys encrypt-field' converted the field
             raise CryptoIntegrityError(
                 f"{context.describe()}: the stored value is not sealed; it was written "
                 "before the field was encrypted (run 'qiao keys rotate --data') or put "

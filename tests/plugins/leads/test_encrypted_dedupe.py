@@ -20,6 +20,7 @@ import qiao.plugins.crm
 from qiao.core.crypto import is_sealed
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
+from qiao.plugins.leads.conversion import convert_lead
 from qiao.plugins.leads.importing.runner import Importer
 
 from .test_import import xlsx
@@ -111,3 +112,20 @@ def test_lookups_keep_working_while_the_index_key_rotates(
         keys.rotate_index_key(ctx.connection, "lead")
     again = create("lead", name="林小姐", mobile="13857412096")
     assert {m["id"] for m in again["duplicate_matches"]} == {first["id"]}
+
+
+def test_converting_a_lead_finds_the_account_contact_with_the_same_encrypted_mobile(
+    qiao_runtime: Runtime, create: Callable[..., dict[str, Any]]
+) -> None:
+    account = create("account", name="东海精密")
+    contact = create("contact", name="叶明", mobile="13857412096", account=account["id"])
+    lead = create("lead", name="叶明", mobile="+86 138 5741 2096", company="东海精密")
+    with qiao_runtime.records.transaction(Actor.system(), Source.CLI) as ctx:
+        done = convert_lead(
+            qiao_runtime.records,
+            ctx,
+            lead["id"],
+            account_id=account["id"],
+            create_opportunity=False,
+        )
+    assert (done.contact["id"], done.contact_created) == (contact["id"], False)
