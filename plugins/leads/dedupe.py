@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from qiao.api import Actor, FieldDef, Records, blind_index_column
+from qiao.api import Actor, FieldDef, Records, blind_index_column, scrub
 from qiao.plugins.leads.keys import company_key, email_key, phone_key
 
 #: Entity -> (column, key kind) pairs compared with a new lead's keys.
@@ -54,11 +54,13 @@ class Match:
     row: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The match as kept in ``duplicate_matches``: an encrypted label stays out."""
+        return scrub({k: v for k, v in asdict(self).items() if v is not None})
 
     def describe(self) -> str:
+        """The match in an import report's words (an encrypted label redacted)."""
         where = f"row {self.row}" if self.row is not None else f"{self.entity} {self.id}"
-        return f"same {self.by} as {where} ({self.label})"
+        return f"same {self.by} as {where} ({scrub(self.label)})"
 
 
 def lead_keys(values: dict[str, Any]) -> dict[str, str]:

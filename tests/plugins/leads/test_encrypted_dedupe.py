@@ -24,7 +24,9 @@ from qiao.plugins.leads.importing.runner import Importer
 
 from .test_import import xlsx
 
-ENCRYPTED = {("lead", "mobile"), ("lead", "email"), ("contact", "mobile"), ("contact", "email")}
+ENCRYPTED = frozenset(
+    {("lead", "mobile"), ("lead", "email"), ("contact", "mobile"), ("contact", "email")}
+)
 
 
 class EncryptedContacts:
@@ -33,15 +35,15 @@ class EncryptedContacts:
     __name__ = "encrypted_contacts"
 
 
-def encrypted_manifest(folder: Path) -> Path:
-    """The CRM manifest with the contact details of leads and contacts encrypted."""
+def encrypted_manifest(folder: Path, fields: frozenset[tuple[str, str]] = ENCRYPTED) -> Path:
+    """The CRM manifest with ``fields`` (the contact details of leads and contacts) encrypted."""
     data = yaml.safe_load(qiao.plugins.crm.MANIFESTS[0].read_text(encoding="utf-8"))
     for entity in data["entities"]:
         for field in entity["fields"]:
-            if (entity["name"], field["name"]) in ENCRYPTED:
+            if (entity["name"], field["name"]) in fields:
                 field.pop("indexed", None)
                 field.update(encrypted=True, searchable="exact")
-    path = folder / "crm-encrypted.yaml"
+    path = folder / f"crm-encrypted-{len(fields)}.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
 
