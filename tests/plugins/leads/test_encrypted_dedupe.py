@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import qiao.plugins.crm
 from qiao.core.crypto import is_sealed
@@ -113,3 +113,24 @@ def test_lookups_keep_working_while_the_index_key_rotates(
         keys.rotate_index_key(ctx.connection, "lead")
     again = create("lead", name="林小姐", mobile="13857412096")
     assert {m["id"] for m in again["duplicate_matches"]} == {first["id"]}
+
+
+def test_a_forged_blind_index_is_no_duplicate(
+    qiao_runtime: Runtime, create: Callable[..., dict[str, Any]]
+) -> None:
+    contact = create("contact", name="周海峰", mobile="13862231456")
+    records = qiao_runtime.records
+    mobile = qiao_runtime.current().entity("contact").field("mobile")
+    table = qiao_runtime.current().table("contact")
+    with qiao_runtime.db.write() as conn:  # the index of another number, written by hand
+        forged = records.encryption.index(conn, "contact", mobile, "13700001111")
+        conn.execute(update(table).where(table.c.id == contact["id"]).values(mobile_bidx=forged))
+    lead = create("lead", name="陌生人", mobile="13700001111")
+    assert lead["duplicate_matches"] is None
+    rows = [["路人", "137 0000 1111", None, None, None, None, None, None]]
+    outcome = Importer(qiao_runtime, Actor.system(), duplicates="skip").run(
+        xlsx(rows), "b.xlsx", "lead"
+    )
+    assert (outcome.created, outcome.duplicates) == (0, 1)
+    (problem,) = outcome.problems
+    assert problem.reason == f"same phone as lead {lead['id']} (陌生人)"  # not the contact
