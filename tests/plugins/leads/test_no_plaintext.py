@@ -1,6 +1,6 @@
 """No plaintext through side doors: a lead's life with every personal field encrypted.
 
-Leads come in through a signed webhook, GraphQL and an import with a duplicate; one is
+Leads come in through a signed webhook, a web form, GraphQL and an import with a duplicate; one is
 edited, merged with its duplicate and converted; the worker runs an automation rule that
 notifies and calls a webhook with the lead, timers, and an outbound webhook of every event.
 Then every table (read with raw SQL, the outbox and the audit log among them), the SQLite
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
@@ -58,6 +59,8 @@ SECRETS = (
     "lin.xy@donghai.example.cn",
     "lin.xy",
     "hy-sales-0574",
+    "13952741180",
+    "zhao.min",
 )
 
 
@@ -153,6 +156,13 @@ def test_personal_values_are_nowhere_in_clear(
         {"姓名": "陈工", "手机": "0574-8690 1158", "公司": "宁波甬液液压件有限公司"},
     )
     assert inbound.status_code == 201, inbound.text
+    site = create("lead_channel", name="官网", allowed_origins=["https://www.example.com"])
+    form = httpx.post(
+        f"{qiao_server.url}/leads/forms/{site['key']}",
+        data={"name": "赵敏", "mobile": "13952741180", "email": "zhao.min@shuguang.example.cn"},
+        headers={"origin": "https://www.example.com"},
+    )
+    assert form.status_code == 201, form.text
 
     kept = qiao_client.data(
         "mutation($i: LeadCreateInput!) { createLead(input: $i) { id mobile } }",
