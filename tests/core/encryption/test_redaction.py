@@ -10,6 +10,7 @@ from qiao.core.errors import BadUserInput
 from qiao.core.records.context import Actor
 from qiao.core.redaction import REDACTED, Sensitive, redacted_snapshot
 from qiao.core.runtime import Runtime
+from qiao.core.testing.plaintext import plaintext_hits
 
 from .conftest import ALICE
 
@@ -71,3 +72,12 @@ def test_a_refused_copy_does_not_repeat_the_value_when_it_does_not_fit(
     with pytest.raises(BadUserInput) as refused:
         write(lambda r, ctx: r.update(ctx, "patient", created["id"], {"phone": got["notes"]}))
     assert "每日复查" not in str(refused.value) and refused.value.field == "phone"
+
+
+def test_plaintext_is_found_in_plain_fields_and_not_in_encrypted_ones(
+    qiao_runtime: Runtime, write: Callable
+):
+    write(lambda r, ctx: r.create(ctx, "patient", ALICE))
+    hits = plaintext_hits(qiao_runtime, ["张三", "高血压", "11010519491231002X"])
+    assert hits["patient"] == ["张三"]  # the name is not encrypted
+    assert all(found == ["张三"] for found in hits.values()), hits

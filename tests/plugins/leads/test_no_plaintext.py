@@ -19,8 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,6 +31,7 @@ from qiao.core.records.context import Actor, Source
 from qiao.core.redaction import REDACTED, install_log_scrubber
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.plaintext import found_in, plaintext_hits
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
 
@@ -109,20 +109,7 @@ def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]
 
 
 def hits(haystack: str) -> list[str]:
-    lowered = haystack.lower()
-    return [s for s in SECRETS if s in lowered]
-
-
-def scan_tables(runtime: Runtime) -> dict[str, list[str]]:
-    """Each table's rows as raw SQL returns them, searched for the personal values."""
-    found: dict[str, list[str]] = {}
-    with runtime.db.read() as conn:
-        for name in inspect(conn).get_table_names():
-            rows = conn.execute(select(text("*")).select_from(text(f'"{name}"'))).all()
-            words = hits(" ".join(repr(tuple(r)) for r in rows))
-            if words:
-                found[name] = words
-    return found
+    return found_in(haystack, SECRETS)
 
 
 def test_personal_values_are_nowhere_in_clear(
@@ -223,15 +210,10 @@ def test_personal_values_are_nowhere_in_clear(
     assert f"跟进 陈工 (展会)：{REDACTED}" in titles
     logging.getLogger("qiao.test").info("converted lead %s", get("lead", kept["id"])["mobile"])
 
-    assert scan_tables(qiao_runtime) == {}
+    assert plaintext_hits(qiao_runtime, SECRETS) == {}
     with qiao_runtime.db.read() as conn:
         for table in ("qiao_event", "qiao_audit_entry"):
             count = conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
             assert count > 0, f"{table} holds the scenario's changes"
     assert [hits(b.decode()) for b in bodies if hits(b.decode())] == []
     assert hits(logs.text) == []
-    database = make_url(qiao_runtime.config.database_url).database
-    if qiao_runtime.db.engine.dialect.name == "sqlite" and database:
-        for path in (Path(database), Path(database + "-wal")):
-            if path.exists():
-                assert hits(path.read_bytes().decode("utf-8", "replace")) == [], path
