@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from qiao.core.metadata.model import EntityDef, FieldDef
+from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records.values import to_json
 
 if TYPE_CHECKING:
@@ -134,8 +135,6 @@ def redacted_snapshot(
     :data:`REDACTED` (the copy says the field had a value, not which); the copy
     holds no sensitive value, so it may be stored in a plain field.
     """
-    from qiao.core.permissions.rights import FieldAccess
-
     snapshot: dict[str, Any] = {}
     for field in entity.fields:
         value = record.get(field.column, record.get(field.name))

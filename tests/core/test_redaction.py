@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
 from qiao.core.metadata.model import EntityDef
+from qiao.core.permissions.rights import FieldAccess
 from qiao.core.redaction import (
     REDACTED,
     LogScrubber,
@@ -127,3 +129,13 @@ def test_installed_scrubber_reaches_every_handler(caplog: pytest.LogCaptureFixtu
 def test_prose_about_tokens_is_left_alone():
     text = "invalid token: signature mismatch; the password was wrong"
     assert scrub_text(text) == text
+
+
+def test_a_snapshot_for_a_reader_leaves_out_what_they_may_not_read():
+    hidden = {"fee"}
+    reader = SimpleNamespace(
+        is_unrestricted=False,
+        field_access=lambda entity, field: FieldAccess.NONE if field in hidden else "read",
+    )
+    record = {"name": "张三", "fee": Decimal("12.50")}
+    assert redacted_snapshot(record, patient(), reader) == {"name": "张三", "fee": REDACTED}
