@@ -88,7 +88,10 @@ class Access:
         subject = self.subject
         assert subject is not None
         if isinstance(scope, FilterScope):
-            spec = _substitute(scope.filter, {"$me": subject.user_id, "$team": subject.team_id})
+            values: dict[str, Any] = {"$me": subject.user_id, "$team": subject.team_id}
+            # A relation the caller's user record leaves empty matches no record.
+            values.update({f"$me.{k}": v or "" for k, v in subject.links.items()})
+            spec = _substitute(scope.filter, values)
             return query.compile_filter(entity, table, spec)  # type: ignore[arg-type]
         owner = table.c[owner_column(entity)]
         users = {
@@ -176,6 +179,7 @@ def _key(subject: Subject) -> str:
         "s": sorted(subject.subtree_users),
         "r": sorted(subject.region_users),
         "st": sorted(subject.share_teams),
+        "links": subject.links,
         "sh": {e: [sorted(r), sorted(w)] for e, (r, w) in sorted(subject.shared.items())},
         "roles": [r.model_dump(mode="json") for r in subject.roles],
     }

@@ -56,6 +56,7 @@ def line(
         "dealerId": dealer,
         "productId": product,
         "orderedOn": on,
+        "recordedOn": on,
         "quantity": 1,
         "unitPrice": amount,
         "amount": amount,

@@ -16,7 +16,24 @@ from qiao.core.runtime import Runtime
 
 VERTICALS = ("manufacturing_dealers", "education", "clinics", "law_firms")
 ENTITIES = {
-    "manufacturing_dealers": {"dealer_tier", "rebate_agreement", "purchase_line", "dealer_quarter"},
+    "manufacturing_dealers": {
+        "dealer_tier",
+        "rebate_agreement",
+        "purchase_line",
+        "dealer_quarter",
+        "rebate_program",
+        "erp_sales_line",
+        "grading_policy",
+        "dealer_grade_change",
+        "sales_agreement",
+        "agreement_line",
+        "device",
+        "service_ticket",
+        "maintenance_plan",
+        "mould_trial",
+        "follow_up_task",
+        "playbook_step",
+    },
     "education": {"course", "student", "enrollment"},
     "clinics": {"patient", "appointment"},
     "law_firms": {"matter", "client_engagement", "time_entry"},
