@@ -76,7 +76,7 @@ def test_demo_data_seeds_once_per_template(qiao_runtime: Runtime) -> None:
         hours = records.list(conn, "time_entry", first=10, with_total=True, actor=Actor.system())
         lines = records.list(conn, "purchase_line", first=10, with_total=True, actor=Actor.system())
     assert hours.total_count == 3
-    assert {str(r["amount"]) for r in lines.records} == {"143664.00", "60680.00", "69379.20"}
+    assert lines.total_count == 40  # a quarter of a dealer network's shipments and one return
 
 
 def test_each_template_ships_its_roles_as_role_records(qiao_runtime: Runtime) -> None:
