@@ -22,8 +22,8 @@ from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
-
 from tests.scenarios.conftest import RecordingChannel
+
 from .conftest import People, create, read, rearm, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
