@@ -31,7 +31,7 @@ OPENED = dt.datetime(2026, 6, 1, 9, 15, tzinfo=SHANGHAI)  # a Monday morning
 TICKET = """id status owner { username } escalatedAt reportedOn inWarranty labourCharge
   totalCharge completedOn firstTimeFix
   device { serialNumber saleOrderNumber soldOn serviceTickets { totalCount } }
-  followUpTasks { edges { node { subject kind } } }"""
+  followUpTasks { edges { node { subject kind owner { username } account { name } } } }"""
 
 
 @pytest.fixture
@@ -166,7 +166,12 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
         "serviceTickets": {"totalCount": 1},
     }
     assert [e["node"] for e in done["followUpTasks"]["edges"]] == [
-        {"subject": "回访：主轴异响，加工面有振纹", "kind": "CALLBACK"}
+        {
+            "subject": "回访：主轴异响，加工面有振纹",
+            "kind": "CALLBACK",
+            "owner": {"username": engineer[spindle]},
+            "account": {"name": "昆山华通模具有限公司"},
+        }
     ]
     (suggestion,) = client_for("xu").data("{ myNotifications { title kind } }")["myNotifications"]
     assert suggestion == {
@@ -182,7 +187,7 @@ def maintenance_tickets(client: GraphQLClient) -> list[dict[str, Any]]:
     found = client.data(
         """{ serviceTickets(filter: {ticketType: {eq: MAINTENANCE}}, orderBy: [{field: DUE_ON}])
            { edges { node { id subject status dueOn serialNumber onTime
-             owner { username } } } } }"""
+             owner { username } device { serialNumber } customer { name } } } } }"""
     )
     return [e["node"] for e in found["serviceTickets"]["edges"]]
 
@@ -223,6 +228,10 @@ def test_a_maintenance_plan_opens_one_ticket_per_due_date(
         "serialNumber": "HR2605-0520",
     }
     assert first["owner"]["username"] in {"zhou", "wu"}
+    assert (first["device"], first["customer"]) == (
+        {"serialNumber": "HR2605-0520"},
+        {"name": "昆山华通模具有限公司"},
+    )
 
     # Done two days late: the next one counts from the completion.
     qiao_clock.set(dt.datetime(2026, 8, 20, 15, 0, tzinfo=SHANGHAI))
