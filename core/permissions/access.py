@@ -90,7 +90,7 @@ class Access:
         if isinstance(scope, FilterScope):
             values: dict[str, Any] = {"$me": subject.user_id, "$team": subject.team_id}
             # A relation the caller's user record leaves empty matches no record.
-            values.update({f"$me.{k}": v or "" for k, v in subject.links.items()})
+            values.update({f"$me.{k}": v or NO_RECORD for k, v in subject.links.items()})
             spec = _substitute(scope.filter, values)
             return query.compile_filter(entity, table, spec)  # type: ignore[arg-type]
         owner = table.c[owner_column(entity)]
@@ -149,6 +149,10 @@ class Access:
         for name in fields:
             if self.field_access(entity, name) is not FieldAccess.WRITE:
                 raise Forbidden(f"you may not change {entity}.{name}", field=name)
+
+
+#: An id no record has (the nil UUID): what ``"$me.<relation>"`` stands for when it is empty.
+NO_RECORD = "00000000-0000-0000-0000-000000000000"
 
 
 def owner_column(entity: EntityDef) -> str:

@@ -191,3 +191,8 @@ def test_dealers_are_graded_each_quarter_with_their_history(
         "苏州锐达数控设备有限公司"
     }
     assert [e["node"]["name"] for e in seen["accounts"]["edges"]] == ["苏州锐达数控设备有限公司"]
+    # A portal user whose record names no dealer sees nothing.
+    people.user("portal.nobody", "未绑定经销商", "dealer_portal")
+    assert client_for("portal.nobody").data("{ purchaseLines { totalCount } }") == {
+        "purchaseLines": {"totalCount": 0}
+    }
