@@ -154,10 +154,31 @@ class _Step:
         return evaluate_on_record(self.conn, self.catalog, self.entity, record, formula, self.clock)
 
     def values(self, values: Mapping[str, Value], record: Record) -> dict[str, Any]:
-        return {
-            name: value.literal if value.formula is None else self.evaluate(value.formula, record)
-            for name, value in values.items()
-        }
+        return {name: self.value(value, record) for name, value in values.items()}
+
+    def value(self, value: Value, record: Record) -> Any:
+        if value.path is not None:
+            return self.related_id(record, value.path)
+        if value.formula is not None:
+            return self.evaluate(value.formula, record)
+        return value.literal
+
+    def related_id(self, record: Record, steps: Sequence[str]) -> str | None:
+        """The id at the end of a path of relations from the record (None where it breaks)."""
+        entity = self.catalog.entity(self.entity)
+        current: Mapping[str, Any] | None = record
+        for i, step in enumerate(steps):
+            relation = entity.field(step)
+            assert relation is not None and relation.target is not None
+            assert current is not None
+            target_id = current.get(relation.column)
+            if target_id is None or i == len(steps) - 1:
+                return target_id
+            entity = self.catalog.entity(relation.target)
+            current = self.records.get(self.conn, relation.target, target_id, actor=Actor.system())
+            if current is None:
+                return None
+        return None
 
     def render(self, template: Template | None, record: Record) -> str:
         """The template's text with each placeholder replaced by its value on the record."""
