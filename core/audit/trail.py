@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, not_, or_, select
 
 from qiao.core.audit.chain import Entry
-from qiao.core.audit.log import REDACTED
 from qiao.core.errors import BadUserInput
 from qiao.core.masking import apply_mask
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
+from qiao.core.redaction import redacted_change
 from qiao.core.storage import system
 
 DEFAULT_PAGE = 50
@@ -110,10 +110,9 @@ def visible_changes(access: Access, entry: Entry) -> dict[str, Any]:
         return changes
     shown: dict[str, Any] = {}
     for name, change in changes.items():
-        field_access = access.field_access(entry.entity, name)
         mask = access.masked(entry.entity, name)
-        if field_access is FieldAccess.NONE:
-            shown[name] = dict(REDACTED)
+        if access.field_access(entry.entity, name) is FieldAccess.NONE:
+            shown[name] = redacted_change()
         elif mask is not None and isinstance(change, dict) and "old" in change:
             shown[name] = {k: apply_mask(mask, v) for k, v in change.items()}
         else:
