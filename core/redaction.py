@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from qiao.core.masking import apply_mask
+from qiao.core.masking import apply_mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records.values import to_json
@@ -147,7 +147,12 @@ def redacted_snapshot(
             and not access.is_unrestricted
             and access.field_access(entity.name, field.name) is FieldAccess.NONE
         )
-        mask = None if access is None else access.masked(entity.name, field.name)
+        reads_masked = (
+            access is not None
+            and not access.is_unrestricted
+            and access.field_access(entity.name, field.name) is FieldAccess.MASKED
+        )
+        mask = mask_of(field) if reads_masked else None
         if hidden:
             snapshot[field.name] = REDACTED
         elif mask is not None:  # shown to this reader masked (docs/privacy.md)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from sqlalchemy import String, literal, select
 
 from qiao.core.masking import Mask, apply_mask, sql_mask
+from qiao.core.metadata.model import EntityDef
+from qiao.core.permissions.rights import FieldAccess
+from qiao.core.redaction import redacted_snapshot
 
 EXAMPLES = [
     (Mask.PHONE, "13812345678", "138****5678"),
@@ -40,3 +45,20 @@ def test_sql_masks_match_python(qiao_runtime):
             assert conn.execute(select(expr)).scalar_one() == shown, (mask, value)
             null = sql_mask(mask, literal(None, String), conn.dialect.name)
             assert conn.execute(select(null)).scalar_one() is None
+
+
+def test_a_snapshot_for_a_masked_reader_keeps_the_masks():
+    entity = EntityDef.model_validate(
+        {
+            "name": "patient",
+            "plural": "patients",
+            "label": {"en": "Patient"},
+            "fields": [
+                {"name": "name", "type": "string", "mask": "name", "label": {"en": "Name"}},
+                {"name": "mobile", "type": "phone", "label": {"en": "Mobile"}},
+            ],
+        }
+    )
+    reader = SimpleNamespace(is_unrestricted=False, field_access=lambda e, f: FieldAccess.MASKED)
+    record = {"name": "张三", "mobile": "+8613812345678"}
+    assert redacted_snapshot(record, entity, reader) == {"name": "张*", "mobile": "138****5678"}
