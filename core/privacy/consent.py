@@ -26,12 +26,24 @@ GUARDIAN_AGE = 14
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
-def check_consent(context: WriteContext, entity: EntityDef, values: dict[str, Any]) -> None:
-    """Refuse creating a record of ``entity`` whose person lacks a consent a rule requires."""
+def check_consent(
+    context: WriteContext,
+    entity: EntityDef,
+    values: dict[str, Any],
+    existing: dict[str, Any] | None = None,
+) -> None:
+    """Refuse a record of ``entity`` whose person lacks a consent a rule requires.
+
+    Checked when the record is created and when an update moves it to another
+    person; editing a record whose person has since withdrawn is not refused
+    (withdrawal stops new processing, it does not freeze what was done).
+    """
     for rule in consent_rules(context.connection, context.catalog, entity.name):
         subject_id = values.get(rule.subject)
         field = entity.field(rule.subject)
         if subject_id is None or field is None or field.target is None:
+            continue
+        if existing is not None and existing.get(field.column) == subject_id:
             continue
         if not _consented(context, rule, field.target, subject_id):
             raise BadUserInput(

@@ -39,8 +39,8 @@ def qiao_before_record_write(
         return
     if entity.name in {"consent_rule", "retention_rule"}:
         _check_rule(context, entity.name, (existing or {}) | values)
-    elif operation == "create":
-        check_consent(context, entity, values)
+    else:
+        check_consent(context, entity, values, existing)
 
 
 @hookimpl

@@ -62,7 +62,19 @@ def test_records_that_need_consent_wait_for_it_and_stop_when_it_is_withdrawn(clo
     assert withdrawn["updateConsent"]["withdrawnAt"]
     assert qiao_client.errors(MESSAGE, message)[0]["extensions"]["field"] == "patient"
     assert consent  # the treatment consent still stands
-    assert qiao_client.data(VISIT, visit)["createVisit"]["id"]
+    first = qiao_client.data(VISIT, visit)["createVisit"]["id"]
+    stranger = _patient(qiao_client, "陌生人")
+    moved = qiao_client.errors(
+        "mutation($id: ID!, $p: ID!) { updateVisit(id: $id, input: {patientId: $p}) { id } }",
+        {"id": first, "p": stranger},
+    )
+    assert moved[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "patient"}
+    edited = qiao_client.data(
+        "mutation($id: ID!, $p: ID!) { updateVisit(id: $id, input: {patientId: $p, "
+        'notes: "复诊"}) { notes } }',
+        {"id": first, "p": patient},
+    )
+    assert edited == {"updateVisit": {"notes": "复诊"}}
 
 
 def test_a_child_under_14_needs_a_guardians_consent_until_their_birthday(clock, qiao_client):
