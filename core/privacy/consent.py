@@ -57,10 +57,11 @@ def today(context: WriteContext) -> dt.date:
 
 def is_minor(birth: dt.date | None, on: dt.date) -> bool:
     """Whether someone born on ``birth`` is under :data:`GUARDIAN_AGE` on ``on``."""
-    return birth is not None and on < _years_after(birth, GUARDIAN_AGE)
+    return birth is not None and on < years_after(birth, GUARDIAN_AGE)
 
 
-def _years_after(day: dt.date, years: int) -> dt.date:
+def years_after(day: dt.date, years: int) -> dt.date:
+    """The same day ``years`` later (or earlier); 29 February becomes the 28th."""
     try:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February in a year without one

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from qiao.core.errors import BadUserInput, NotFound
 from qiao.core.metadata.model import EntityDef, FieldType
-from qiao.core.privacy.consent import _years_after, today
+from qiao.core.privacy.consent import today, years_after
 from qiao.core.privacy.rules import RetentionRuleDecl, retention_rules
 from qiao.core.records.context import Actor, Source, WriteContext
 
@@ -77,7 +77,7 @@ def apply_retention(context: WriteContext) -> Report:
         entity = context.catalog.entity(rule.entity)
         after = entity.field(rule.after)
         assert after is not None
-        cutoff: dt.date | dt.datetime = _years_after(today(context), -rule.years)
+        cutoff: dt.date | dt.datetime = years_after(today(context), -rule.years)
         if after.type is FieldType.DATETIME:
             cutoff = dt.datetime.combine(cutoff, dt.time(), tzinfo=dt.UTC)
         for found in _expired(context, rule.entity, rule.after, cutoff):
@@ -145,7 +145,7 @@ def _kept_until(
         return None
     if isinstance(start, dt.datetime):
         start = start.date()
-    return _years_after(start, rule.years)
+    return years_after(start, rule.years)
 
 
 def _settle(
