@@ -28,6 +28,7 @@ from qiao.cli import (
     keys,
     metadata,
     plugins,
+    privacy,
     schema,
     templates,
 )
@@ -121,6 +122,7 @@ for module in (
     jobs,
     keys,
     backup,
+    privacy,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -13,10 +13,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from qiao.core.documents.templates import DocumentTemplateDecl
 from qiao.core.errors import MetadataError
+from qiao.core.intake.forms import IntakeFormDecl
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
 from qiao.core.permissions.rights import Rights
+from qiao.core.privacy.rules import ConsentRuleDecl, RetentionRuleDecl
 
 __all__ = [
     "DECLARED_RECORDS",
@@ -164,6 +167,10 @@ DECLARED_RECORDS: dict[str, str] = {
     "automation_rules": "automation_rule",
     "pipelines": "pipeline",
     "approval_processes": "approval_process",
+    "consent_rules": "consent_rule",
+    "retention_rules": "retention_rule",
+    "intake_forms": "intake_form",
+    "document_templates": "document_template",
 }
 
 
@@ -179,6 +186,13 @@ class Manifest(BaseModel):
     pipelines: tuple[PipelineDecl, ...] = ()
     approval_processes: tuple[ApprovalProcessDecl, ...] = ()
     migrations: tuple[MigrationDecl, ...] = ()
+    #: Personal data (docs/privacy.md).
+    consent_rules: tuple[ConsentRuleDecl, ...] = ()
+    retention_rules: tuple[RetentionRuleDecl, ...] = ()
+    #: Public intake pages (docs/intake.md).
+    intake_forms: tuple[IntakeFormDecl, ...] = ()
+    #: Documents rendered from records (docs/documents.md).
+    document_templates: tuple[DocumentTemplateDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
