@@ -234,7 +234,7 @@ class FieldEncryption:
             return sensitive(recent)
         if not is_sealed(token):
             if (entity, field) in self.converting:
-                return token  # stored before 'qiao keys encrypt-field' converted the field
+                return sensitive(token)  # stored before 'qiao keys encrypt-field' sealed it
             raise CryptoIntegrityError(
                 f"{context.describe()}: the stored value is not sealed; it was written "
                 "before the field was encrypted (run 'qiao keys rotate --data') or put "
