@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
+from qiao.core.numbering.declaration import NumberingDecl
 from qiao.core.permissions.rights import Rights
 
 __all__ = [
@@ -179,6 +180,8 @@ class Manifest(BaseModel):
     pipelines: tuple[PipelineDecl, ...] = ()
     approval_processes: tuple[ApprovalProcessDecl, ...] = ()
     migrations: tuple[MigrationDecl, ...] = ()
+    #: Record numbers from patterns (docs/numbering.md).
+    numbering: tuple[NumberingDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
