@@ -21,12 +21,14 @@ from sqlalchemy.exc import OperationalError
 from qiao.cli import (
     audit,
     backup,
+    calendars,
     deployment,
     doctor,
     identity,
     jobs,
     keys,
     metadata,
+    numbering,
     plugins,
     schema,
     templates,
@@ -112,6 +114,7 @@ for module in (
     identity,
     schema,
     metadata,
+    numbering,
     audit,
     templates,
     plugins,
@@ -119,6 +122,8 @@ for module in (
     jobs,
     keys,
     backup,
+    calendars,
+    numbering,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

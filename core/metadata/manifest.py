@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from qiao.core.calendars.declaration import CalendarDecl
 from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
@@ -182,18 +183,26 @@ class Manifest(BaseModel):
     migrations: tuple[MigrationDecl, ...] = ()
     #: Record numbers from patterns (docs/numbering.md).
     numbering: tuple[NumberingDecl, ...] = ()
+    #: Business calendars and their years (docs/calendars.md).
+    calendars: tuple[CalendarDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
 
     def declared_records(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(entity, values)`` of every role and item of the :data:`DECLARED_RECORDS` sections."""
+        """``(entity, values)`` of every role, calendar (and its years) and item of the
+        :data:`DECLARED_RECORDS` sections."""
         roles = [("role", role.values()) for role in self.roles]
-        return roles + [
-            (entity, item.model_dump(mode="json"))
-            for section, entity in DECLARED_RECORDS.items()
-            for item in getattr(self, section)
-        ]
+        calendars = [record for calendar in self.calendars for record in calendar.records()]
+        return (
+            roles
+            + calendars
+            + [
+                (entity, item.model_dump(mode="json"))
+                for section, entity in DECLARED_RECORDS.items()
+                for item in getattr(self, section)
+            ]
+        )
 
 
 def parse_manifest(data: Any, source: str, where: str) -> Manifest:

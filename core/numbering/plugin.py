@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-
-from qiao.cli.state import pass_runtime
 from qiao.core.errors import BadUserInput, ConfigurationError
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef, FieldType
@@ -101,27 +98,3 @@ def next_number(context: WriteContext, decl: NumberingDecl) -> str:
     day = decl.local_date(context.now())
     value = sequence.take(context.connection, decl.sequence_name, pattern.period(day))
     return pattern.render(day, value)
-
-
-@click.group("numbering")
-def numbering_group() -> None:
-    """Record numbers from declared patterns (docs/numbering.md)."""
-
-
-@numbering_group.command("list")
-@pass_runtime
-def list_sequences(runtime: Runtime) -> None:
-    """Each declared numbering and the last number taken per period."""
-    with runtime.db.read() as conn:
-        taken = sequence.current(conn)
-    for entity, decls in sorted(declarations(runtime).items()):
-        for decl in decls:
-            click.echo(f"{entity}.{decl.field}  {decl.pattern}  ({decl.parsed.resets})")
-            for name, period, value in taken:
-                if name == decl.sequence_name:
-                    click.echo(f"  {period or '-'}  {value}")
-
-
-@hookimpl
-def qiao_cli_commands() -> list[click.Command]:
-    return [numbering_group]
