@@ -47,8 +47,18 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
 #: rules and notifications (automation), pipelines and approvals (workflow), record
-#: numbers from declared patterns (numbering), and business calendars (calendars).
-BUILTIN_PLUGINS = ("core", "events", "audit", "automation", "workflow", "numbering", "calendars")
+#: numbers from declared patterns (numbering), business calendars (calendars) and booking
+#: overlaps (bookings).
+BUILTIN_PLUGINS = (
+    "core",
+    "events",
+    "audit",
+    "automation",
+    "workflow",
+    "numbering",
+    "calendars",
+    "bookings",
+)
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"
 #: A plugin module's attribute naming the hook specifications it adds (a module or class).

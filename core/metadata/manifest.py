@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from qiao.core.bookings.declaration import BookingDecl
 from qiao.core.calendars.declaration import CalendarDecl
 from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
@@ -185,6 +186,8 @@ class Manifest(BaseModel):
     numbering: tuple[NumberingDecl, ...] = ()
     #: Business calendars and their years (docs/calendars.md).
     calendars: tuple[CalendarDecl, ...] = ()
+    #: Time ranges that may not overlap per key (docs/bookings.md).
+    bookings: tuple[BookingDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
