@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
 #: rules and notifications (automation), pipelines and approvals (workflow), record
-#: numbers from declared patterns (numbering), business calendars (calendars) and booking
-#: overlaps (bookings).
+#: numbers from declared patterns (numbering), business calendars (calendars), booking
+#: overlaps (bookings) and recurring plans (recurrence).
 BUILTIN_PLUGINS = (
     "core",
     "events",
@@ -58,6 +58,7 @@ BUILTIN_PLUGINS = (
     "numbering",
     "calendars",
     "bookings",
+    "recurrence",
 )
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"

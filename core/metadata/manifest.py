@@ -20,6 +20,7 @@ from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_er
 from qiao.core.metadata.registry import Extension
 from qiao.core.numbering.declaration import NumberingDecl
 from qiao.core.permissions.rights import Rights
+from qiao.core.recurrence.declaration import PlanDecl
 
 __all__ = [
     "DECLARED_RECORDS",
@@ -188,6 +189,8 @@ class Manifest(BaseModel):
     calendars: tuple[CalendarDecl, ...] = ()
     #: Time ranges that may not overlap per key (docs/bookings.md).
     bookings: tuple[BookingDecl, ...] = ()
+    #: Records created on a schedule from a date of another (docs/recurrence.md).
+    recurring_plans: tuple[PlanDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
