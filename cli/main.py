@@ -22,6 +22,7 @@ from qiao.cli import (
     audit,
     backup,
     calendars,
+    clock,
     deployment,
     doctor,
     identity,
@@ -123,6 +124,7 @@ for module in (
     keys,
     backup,
     calendars,
+    clock,
     numbering,
 ):
     for command in module.COMMANDS:

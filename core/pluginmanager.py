@@ -48,7 +48,7 @@ ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
 #: rules and notifications (automation), pipelines and approvals (workflow), record
 #: numbers from declared patterns (numbering), business calendars (calendars), booking
-#: overlaps (bookings) and recurring plans (recurrence).
+#: overlaps (bookings), recurring plans (recurrence) and the replay clock (clock).
 BUILTIN_PLUGINS = (
     "core",
     "events",
@@ -59,6 +59,7 @@ BUILTIN_PLUGINS = (
     "calendars",
     "bookings",
     "recurrence",
+    "clock",
 )
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"

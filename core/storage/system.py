@@ -286,3 +286,12 @@ number_sequence = Table(
     Column("period", String(16), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+#: The replay clock's offset from real time (docs/clock.md); one row, when it was ever set.
+clock_offset = Table(
+    "qiao_clock",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("offset_us", BigInteger, nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+)
