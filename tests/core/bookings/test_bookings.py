@@ -56,7 +56,7 @@ def at(hour: str) -> str:
 
 
 class Declares:
-    __name__ = "school_template"
+    __name__ = "bookings_fixture"
 
     def __init__(self, bookings: list[dict[str, Any]]) -> None:
         self.bookings = bookings

@@ -54,7 +54,7 @@ MATTER = {
 
 
 class Declares:
-    __name__ = "law_template"
+    __name__ = "calendars_fixture"
 
     @hookimpl
     def qiao_entity_manifests(self) -> list[Manifest]:

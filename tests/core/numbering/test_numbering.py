@@ -46,7 +46,7 @@ CREATE = "mutation($s: String!) { createWorkOrder(input: {subject: $s}) { id num
 
 
 class Declares:
-    __name__ = "service_template"
+    __name__ = "numbering_fixture"
 
     def __init__(self, manifest: dict[str, Any]) -> None:
         self.manifest = manifest

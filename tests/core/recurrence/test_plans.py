@@ -99,7 +99,7 @@ TICKETS = """query($id: ID!) { device(id: $id) {
 
 
 class Declares:
-    __name__ = "service_template"
+    __name__ = "recurrence_fixture"
 
     @hookimpl
     def qiao_entity_manifests(self) -> list[Manifest]:
