@@ -55,6 +55,13 @@ from qiao.core.records.values import (
     normalise_width,
     to_json,
 )
+from qiao.core.redaction import (
+    REDACTED,
+    Sensitive,
+    contains_sensitive,
+    redacted_snapshot,
+    scrub,
+)
 from qiao.core.runtime import Runtime as CoreRuntime
 
 #: The version of this API (not of Qiao): see the module's docstring.
@@ -78,6 +85,7 @@ def business_calendar(runtime: Runtime, name: str) -> BusinessCalendar:
 __all__: Sequence[str] = (
     "API_VERSION",
     "DEFAULT_PHONE_REGION",
+    "REDACTED",
     "Access",
     "Actor",
     "BadUserInput",
@@ -111,12 +119,14 @@ __all__: Sequence[str] = (
     "RequestContext",
     "RetryLater",
     "Runtime",
+    "Sensitive",
     "Source",
     "Unauthenticated",
     "WriteContext",
     "blind_index_column",
     "business_calendar",
     "cancel_timer",
+    "contains_sensitive",
     "hookimpl",
     "hookspec",
     "load_manifest",
@@ -125,6 +135,8 @@ __all__: Sequence[str] = (
     "notify",
     "pass_runtime",
     "pending_timers",
+    "redacted_snapshot",
     "schedule_timer",
+    "scrub",
     "to_json",
 )
