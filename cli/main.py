@@ -21,12 +21,15 @@ from sqlalchemy.exc import OperationalError
 from qiao.cli import (
     audit,
     backup,
+    calendars,
+    clock,
     deployment,
     doctor,
     identity,
     jobs,
     keys,
     metadata,
+    numbering,
     plugins,
     privacy,
     schema,
@@ -115,6 +118,7 @@ for module in (
     identity,
     schema,
     metadata,
+    numbering,
     audit,
     templates,
     plugins,
@@ -123,6 +127,8 @@ for module in (
     keys,
     backup,
     privacy,
+    calendars,
+    clock,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -46,9 +46,11 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
-#: rules and notifications (automation), pipelines and approvals (workflow), and consent,
-#: retention and erasure of personal data (privacy), public intake forms (intake), and
-#: documents and QR codes rendered from records (documents).
+#: rules and notifications (automation), pipelines and approvals (workflow), consent,
+#: retention and erasure of personal data (privacy), public intake forms (intake),
+#: documents and QR codes rendered from records (documents), record numbers from
+#: declared patterns (numbering), business calendars (calendars), booking overlaps
+#: (bookings), recurring plans (recurrence) and the replay clock (clock).
 BUILTIN_PLUGINS = (
     "core",
     "events",
@@ -58,6 +60,11 @@ BUILTIN_PLUGINS = (
     "privacy",
     "intake",
     "documents",
+    "numbering",
+    "calendars",
+    "bookings",
+    "recurrence",
+    "clock",
 )
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"

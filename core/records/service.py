@@ -40,6 +40,7 @@ from qiao.core.redaction import contains_sensitive
 from qiao.core.storage.database import Database
 
 if TYPE_CHECKING:
+    from qiao.core.calendars import BusinessCalendar
     from qiao.core.runtime import Runtime
 
 Record = dict[str, Any]
@@ -310,8 +311,14 @@ class RecordsService:
     # -- Computed fields and validation rules (docs/formulas.md) -------------------------
 
     def formula_clock(self) -> FormulaClock:
-        """TODAY() and NOW() of formulas and rules: this service's clock."""
-        return FormulaClock(now=self.clock)
+        """TODAY() and NOW() of formulas and rules (this service's clock), and the
+        business calendars WORKDAY and its kin read (docs/calendars.md)."""
+        return FormulaClock(now=self.clock, calendars=self._calendar)
+
+    def _calendar(self, name: str) -> BusinessCalendar:
+        from qiao.core.calendars.store import calendars  # the store reads through this service
+
+        return calendars(self.runtime).get(name)
 
     def _computed_columns(
         self, conn: Connection, catalog: Catalog, entity_name: str
