@@ -7,6 +7,7 @@ Templates and stored documents are records (``documentTemplates``,
 from __future__ import annotations
 
 import base64
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -20,15 +21,15 @@ from qiao.core.records.context import Source
 
 @strawberry.type(description="A document rendered from a record and kept as its attachment.")
 class RenderedDocument:
-    id: strawberry.ID
-    filename: str
-    content_type: str
-    content: str
+    id: strawberry.ID = strawberry.field(description="The document record's id.")
+    filename: str = strawberry.field(description="Its file name.")
+    content_type: str = strawberry.field(description="text/html or application/pdf.")
+    content: str = strawberry.field(description="HTML as text; a PDF base64-encoded.")
 
 
 @strawberry.type(description="A record's signed intake link and its QR code.")
 class IntakeCode:
-    url: str
+    url: str = strawberry.field(description="The signed link to the form.")
     svg: str = strawberry.field(description="The QR code as an SVG document.")
     png_base64: str = strawberry.field(description="The QR code as a PNG, base64-encoded.")
 
@@ -43,10 +44,14 @@ class DocumentsMutation:
     def render_document(
         self,
         info: Info,
-        template: str,
-        id: strawberry.ID,
-        base_url: str | None = None,
-        send_to: list[str] | None = None,
+        template: Annotated[str, strawberry.argument(description="The document template.")],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The record's id.")],
+        base_url: Annotated[
+            str | None, strawberry.argument(description="Where the deployment is served.")
+        ] = None,
+        send_to: Annotated[
+            list[str] | None, strawberry.argument(description="Usernames to notify of it.")
+        ] = None,
     ) -> RenderedDocument:
         ctx: RequestContext = info.context
         records = ctx.runtime.records
@@ -64,7 +69,14 @@ class DocumentsMutation:
         "form), with its QR code; the caller must be able to read the record."
     )
     def intake_code(
-        self, info: Info, form: str, entity: str, id: strawberry.ID, base_url: str
+        self,
+        info: Info,
+        form: Annotated[str, strawberry.argument(description="The intake form.")],
+        entity: Annotated[str, strawberry.argument(description="The record's entity.")],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The record's id.")],
+        base_url: Annotated[
+            str, strawberry.argument(description="Where the deployment is served.")
+        ],
     ) -> IntakeCode:
         ctx: RequestContext = info.context
         records = ctx.runtime.records

@@ -6,7 +6,7 @@ Consents and the rules are records, read and written through the generated API
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -26,7 +26,13 @@ class PrivacyMutation:
         "the record stays; the report is kept as an erasure request."
     )
     def erase_subject(
-        self, info: Info, entity: str, id: strawberry.ID, reason: str | None = None
+        self,
+        info: Info,
+        entity: Annotated[str, strawberry.argument(description="The person's entity.")],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The person's record.")],
+        reason: Annotated[
+            str | None, strawberry.argument(description="Why: kept with the erasure request.")
+        ] = None,
     ) -> JSON:
         ctx = _admin(info)
         records = ctx.runtime.records

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
@@ -14,7 +16,7 @@ from qiao.core.replay.clock import ReplayClock, parse_duration
 
 @strawberry.type(description="The deployment's clock, which every date-driven behaviour reads.")
 class ClockState:
-    now: DateTime
+    now: DateTime = strawberry.field(description="The deployment's time now.")
     controllable: bool = strawberry.field(
         description="Whether administrators may set it ([clock] controllable in qiao.toml)."
     )
@@ -49,13 +51,21 @@ class ClockQuery:
 @strawberry.type(name="Mutation")
 class ClockMutation:
     @strawberry.mutation(description="Set the clock to an instant; it runs on from there.")
-    def set_clock(self, info: Info, to: DateTime) -> ClockState:
+    def set_clock(
+        self,
+        info: Info,
+        to: Annotated[DateTime, strawberry.argument(description="The instant to set.")],
+    ) -> ClockState:
         ctx: RequestContext = info.context
         _controllable(ctx).set(to, ctx.actor, Source.GRAPHQL)
         return _state(ctx)
 
     @strawberry.mutation(description='Move the clock forward: "1d", "2h30m", "1w".')
-    def advance_clock(self, info: Info, by: str) -> ClockState:
+    def advance_clock(
+        self,
+        info: Info,
+        by: Annotated[str, strawberry.argument(description='How far: "1d", "2h30m", "1w".')],
+    ) -> ClockState:
         ctx: RequestContext = info.context
         _controllable(ctx).advance(parse_duration(by), ctx.actor, Source.GRAPHQL)
         return _state(ctx)

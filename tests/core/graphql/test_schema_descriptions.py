@@ -22,8 +22,14 @@ from graphql import (
 from qiao.core.graphql.service import GraphQLService
 from qiao.core.runtime import Runtime
 
-#: Enum values that predate the all-caps naming rule and are part of the API contract.
-KNOWN_LOWER_CASE = {"UserLocale.zh_CN", "UserLocale.en"}
+#: Enum values stored in lower case that clients and manifests already use; the
+#: compiled reads return stored values, so renaming them is a data migration.
+KNOWN_LOWER_CASE = {
+    "UserLocale.zh_CN",
+    "UserLocale.en",
+    "DocumentTemplateFormat.html",
+    "DocumentTemplateFormat.pdf",
+}
 
 
 @pytest.fixture
