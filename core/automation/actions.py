@@ -45,6 +45,7 @@ from qiao.core.metadata.model import FieldType
 from qiao.core.records.context import Actor, WriteContext
 from qiao.core.records.service import Record
 from qiao.core.records.values import to_json
+from qiao.core.redaction import REDACTED, Sensitive, is_hidden, scrub
 
 if TYPE_CHECKING:
     from qiao.core.runtime import Runtime
@@ -190,9 +191,15 @@ class _Step:
         return text
 
     def show(self, formula: Formula, value: Any) -> str:
-        """A value as a person reads it: enum labels in Chinese, local times, plain numbers."""
+        """A value as a person reads it: enum labels in Chinese, local times, plain numbers.
+
+        An encrypted field's value is shown as ``[redacted]``: the rendered text is kept in
+        plain fields (notifications) and sent out (docs/encryption.md).
+        """
         if value is None:
             return ""
+        if isinstance(value, Sensitive):
+            return REDACTED
         if formula.fields == (formula.source.strip(),):
             field = self._field(formula.source.strip())
             if field is not None and field.type is FieldType.ENUM:
@@ -324,11 +331,13 @@ class _Step:
     def webhook(self, settings: WebhookAction, record: Record) -> dict[str, Any]:
         now = self.records.clock().astimezone(dt.UTC).isoformat(timespec="microseconds")
         entity = self.catalog.entity(self.entity)
-        data = {
-            f.name: to_json(f, record.get(f.column))
-            for f in entity.fields
-            if not f.encrypted and not f.computed
-        }
+        data = scrub(
+            {
+                f.name: to_json(f, record.get(f.column))
+                for f in entity.fields
+                if not is_hidden(f) and not f.computed
+            }
+        )
         body = {
             "type": f"automation.{self.entity}",
             "timestamp": now,
