@@ -166,6 +166,10 @@ class FieldDef(_Strict):
     #: Another system's key for the record (an ERP number, an import's row key): unique,
     #: and what ``upsert`` finds a record by. Record ids themselves are made by Qiao.
     external_id: bool = False
+    #: A secret that can be set and never read back through the API: left out of the GraphQL
+    #: types, filters and orders, refused in formulas; plugins read it with the records
+    #: service. Requires ``encrypted`` (docs/encryption.md#write-only-fields).
+    write_only: bool = False
 
     @field_validator("name")
     @classmethod
@@ -355,6 +359,11 @@ def _encryption_problems(f: FieldDef) -> list[str]:
         )
     if f.searchable and not f.encrypted:
         problems.append("searchable: exact applies to encrypted fields")
+    if f.write_only and (not f.encrypted or f.searchable or f.required):
+        problems.append(
+            "a write-only field is encrypted, not searchable and not required "
+            "(it is set after the record exists)"
+        )
     return problems
 
 
