@@ -1,0 +1,60 @@
+"""Protocol clients built from a connector's settings and a piece of work's wiring."""
+
+from __future__ import annotations
+
+from qiao.api import ConfigurationError, Runtime
+from qiao.plugins.connectors import host
+from qiao.plugins.connectors.common.caller import Wiring
+from qiao.plugins.connectors.dingtalk.client import API_BASE, OAPI_BASE, DingTalkClient
+from qiao.plugins.connectors.kingdee.client import AppSecretLogin, KingdeeClient, PasswordLogin
+from qiao.plugins.connectors.settings import Connector
+from qiao.plugins.connectors.wecom.client import BASE_URL, WeComClient
+
+
+def wecom(runtime: Runtime, connector: Connector, wiring: Wiring) -> WeComClient:
+    return WeComClient(
+        str(connector.setting("corp_id")),
+        connector.secret("app_secret"),
+        int(connector.setting("agent_id")),
+        http=host.http_client(runtime, connector.id),
+        wiring=wiring,
+        base_url=connector.base_url or BASE_URL,
+        retry=host.IN_CALL_RETRY,
+        limits=host.limits(runtime, connector, WeComClient.default_rates),
+    )
+
+
+def dingtalk(runtime: Runtime, connector: Connector, wiring: Wiring) -> DingTalkClient:
+    """``base_url``, when set, serves both the new API and the old ``oapi`` (a gateway, a test)."""
+    return DingTalkClient(
+        str(connector.setting("app_key")),
+        connector.secret("app_secret"),
+        http=host.http_client(runtime, connector.id),
+        wiring=wiring,
+        api_base=connector.base_url or API_BASE,
+        oapi_base=connector.base_url or OAPI_BASE,
+        retry=host.IN_CALL_RETRY,
+        limits=host.limits(runtime, connector, DingTalkClient.default_rates),
+    )
+
+
+def kingdee(runtime: Runtime, connector: Connector, wiring: Wiring) -> KingdeeClient:
+    """Logs in with ``app_id`` and the app secret when ``app_id`` is set, else with the password."""
+    username = str(connector.setting("username"))
+    app_id = connector.settings.get("app_id")
+    login: PasswordLogin | AppSecretLogin = (
+        AppSecretLogin(username, str(app_id), connector.secret("app_secret"))
+        if app_id
+        else PasswordLogin(username, connector.secret("app_secret"))
+    )
+    if not connector.base_url:
+        raise ConfigurationError(f"connector {connector.name!r} needs base_url (…/k3cloud/)")
+    return KingdeeClient(
+        connector.base_url,
+        str(connector.setting("acct_id")),
+        login,
+        http=host.http_client(runtime, connector.id),
+        wiring=wiring,
+        retry=host.IN_CALL_RETRY,
+        limits=host.limits(runtime, connector, KingdeeClient.default_rates),
+    )
