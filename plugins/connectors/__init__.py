@@ -18,8 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qiao.api import EntityDef, NotificationChannel, hookimpl
-from qiao.plugins.connectors import channels, settings
+import click
+
+from qiao.api import EntityDef, EventHandler, NotificationChannel, WriteContext, hookimpl
+from qiao.plugins.connectors import channels, cli, graphql, settings, sync
 
 QIAO_DEPENDS = ("crm",)
 MANIFEST = Path(__file__).with_name("entities.yaml")
@@ -40,6 +42,35 @@ def qiao_before_record_write(
     settings.check(str(merged.get("vendor")), merged.get("settings"))
 
 
+@hookimpl(entities=["connector"])
+def qiao_after_record_write(
+    context: WriteContext,
+    operation: str,
+    record: dict[str, Any],
+    changes: dict[str, tuple[Any, Any]],
+) -> None:
+    """A connector made active with a sync interval syncs at once, then on its interval."""
+    if operation == "delete" or not record.get("active") or not record.get("sync_minutes"):
+        return
+    if operation == "create" or "active" in changes or "sync_minutes" in changes:
+        sync.request(context, str(record["id"]))
+
+
+@hookimpl
+def qiao_event_handlers() -> list[EventHandler]:
+    return sync.handlers()
+
+
 @hookimpl
 def qiao_notification_channels() -> list[NotificationChannel]:
     return [channels.WeComChannel(), channels.DingTalkChannel()]
+
+
+@hookimpl
+def qiao_graphql_types() -> list[type]:
+    return graphql.TYPES
+
+
+@hookimpl
+def qiao_cli_commands() -> list[click.Command]:
+    return cli.COMMANDS

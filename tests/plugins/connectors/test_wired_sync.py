@@ -1,0 +1,147 @@
+"""Sync jobs through the worker: Kingdee customers into accounts, WeCom customers into contacts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from qiao.core.events.queue import list_deliveries
+from qiao.core.testing.clock import TestClock
+from qiao.core.testing.worker import drain
+
+from .deployment import add_connector, admin_id, calls, set_user
+from .fakes import kingdee as kingdee_fake
+from .fakes import wecom as wecom_fake
+from .fakes.kingdee import FakeKingdee
+from .fakes.wecom import FakeWeCom
+
+ACCOUNTS = "{ accounts(orderBy: [{field: ERP_CODE}]) { edges { node { erpCode name } } } }"
+STATUS = "{ connectorStatus { name lastSyncAt lagSeconds callsLastHour errorsLastHour lastError } }"
+
+
+def add_kingdee(client: Any, fake: FakeKingdee, password: str = kingdee_fake.PASSWORD) -> str:
+    return add_connector(
+        client,
+        name="金蝶",
+        vendor="kingdee",
+        baseUrl=fake.url + kingdee_fake.PREFIX,
+        settings={"acct_id": kingdee_fake.ACCT, "username": kingdee_fake.USER},
+        appSecret=password,
+        syncMinutes=60,
+    )
+
+
+def accounts(client: Any) -> list[tuple[str, str]]:
+    edges = client.data(ACCOUNTS)["accounts"]["edges"]
+    return [(e["node"]["erpCode"], e["node"]["name"]) for e in edges]
+
+
+def filters_sent(fake: FakeKingdee) -> list[str]:
+    return [
+        json.loads(r.body)["data"]["FilterString"] for r in fake.hits(kingdee_fake.QUERY) if r.body
+    ]
+
+
+def test_customers_arrive_then_only_changes_with_an_overlap(
+    qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee, clock: TestClock
+) -> None:
+    kingdee.add_customers(3)
+    add_kingdee(qiao_client, kingdee)
+    drain(qiao_worker)
+    assert accounts(qiao_client) == [
+        ("CUST0000", "客户0"),
+        ("CUST0001", "客户1"),
+        ("CUST0002", "客户2"),
+    ]
+    status = qiao_client.data(STATUS)["connectorStatus"][0]
+    assert status["lagSeconds"] == 0 and status["errorsLastHour"] == 0
+
+    rows = kingdee.forms["BD_Customer"]
+    rows[1].update(FName="客户1（更名）", FModifyDate="2026-01-10T09:00:00")
+    rows.append(
+        {
+            "FCUSTID": 9,
+            "FNumber": "CUST0099",
+            "FName": "新客户",
+            "FModifyDate": "2026-01-10T09:30:00",
+        }
+    )
+    clock.advance(minutes=30)
+    drain(qiao_worker)
+    assert len(accounts(qiao_client)) == 3  # not due yet: the interval is an hour
+    clock.advance(minutes=30)
+    drain(qiao_worker)
+    assert accounts(qiao_client) == [
+        ("CUST0000", "客户0"),
+        ("CUST0001", "客户1（更名）"),
+        ("CUST0002", "客户2"),
+        ("CUST0099", "新客户"),
+    ]
+    assert filters_sent(kingdee) == ["", "FModifyDate >= '2026-01-03T07:55:00'"]
+    clock.advance(hours=1)
+    drain(qiao_worker)
+    assert filters_sent(kingdee)[-1] == "FModifyDate >= '2026-01-10T09:25:00'"
+
+
+def test_a_lost_session_logs_in_again(
+    qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee, clock: TestClock
+) -> None:
+    kingdee.add_customers(1)
+    add_kingdee(qiao_client, kingdee)
+    drain(qiao_worker)
+    kingdee.drop_sessions()
+    kingdee.forms["BD_Customer"][0].update(FName="改名", FModifyDate="2026-02-01T00:00:00")
+    qiao_client.data('mutation { syncConnector(name: "金蝶") }')
+    drain(qiao_worker)
+    assert accounts(qiao_client) == [("CUST0000", "改名")]
+    assert kingdee.logins == 2
+
+
+def test_refused_rows_are_listed_and_the_others_arrive(
+    qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee
+) -> None:
+    kingdee.add_customers(2)
+    kingdee.forms["BD_Customer"][0]["FName"] = ""
+    add_kingdee(qiao_client, kingdee)
+    drain(qiao_worker)
+    assert accounts(qiao_client) == [("CUST0001", "客户1")]
+    assert ("upsert account", "ERROR", None) in calls(qiao_client)
+    assert "CUST0000" in qiao_client.data(STATUS)["connectorStatus"][0]["lastError"]
+
+
+def test_wrong_credentials_wait_in_the_outbox_and_show_in_the_status(
+    qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee, qiao_runtime: Any
+) -> None:
+    add_kingdee(qiao_client, kingdee, password="wrong")
+    drain(qiao_worker)
+    with qiao_runtime.db.read() as conn:
+        waiting = list_deliveries(conn, statuses=("pending", "failed"))
+    assert [d["handler"] for d in waiting] == ["connectors.sync"]
+    status = qiao_client.data(STATUS)["connectorStatus"][0]
+    assert status["errorsLastHour"] == 1 and status["lastSyncAt"] is None
+    assert "用户名或密码错误" in status["lastError"]
+
+
+def test_wecom_customers_become_contacts_of_their_followers(
+    qiao_client: Any, qiao_worker: Any, wecom: FakeWeCom
+) -> None:
+    wecom.add_customer("wmA001", "王经理", ["zhangsan", "lisi"])
+    wecom.add_customer("wmB002", "李工", ["lisi"])
+    admin = admin_id(qiao_client)
+    set_user(qiao_client, admin, wecomUserid="zhangsan")
+    add_connector(
+        qiao_client,
+        name="企业微信",
+        vendor="wecom",
+        baseUrl=wecom.url,
+        settings={"corp_id": wecom_fake.CORP_ID, "agent_id": wecom_fake.AGENT_ID},
+        appSecret=wecom_fake.SECRET,
+    )
+    qiao_client.data('mutation { syncConnector(name: "企业微信") }')
+    drain(qiao_worker)
+    edges = qiao_client.data(
+        "{ contacts { edges { node { name wecomExternalUserid owner { username } } } } }"
+    )["contacts"]["edges"]
+    assert [e["node"] for e in edges] == [
+        {"name": "王经理", "wecomExternalUserid": "wmA001", "owner": {"username": "admin"}}
+    ]
