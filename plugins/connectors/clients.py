@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from qiao.api import ConfigurationError, Runtime
 from qiao.plugins.connectors import host
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.dingtalk.client import API_BASE, OAPI_BASE, DingTalkClient
 from qiao.plugins.connectors.kingdee.client import AppSecretLogin, KingdeeClient, PasswordLogin
+from qiao.plugins.connectors.sap.odata import ODataClient
 from qiao.plugins.connectors.settings import Connector
 from qiao.plugins.connectors.wecom.client import BASE_URL, WeComClient
+from qiao.plugins.connectors.yonyou.client import DISCOVERY_URL, YonyouClient
 
 
 def wecom(runtime: Runtime, connector: Connector, wiring: Wiring) -> WeComClient:
@@ -57,4 +61,34 @@ def kingdee(runtime: Runtime, connector: Connector, wiring: Wiring) -> KingdeeCl
         wiring=wiring,
         retry=host.IN_CALL_RETRY,
         limits=host.limits(runtime, connector, KingdeeClient.default_rates),
+    )
+
+
+def yonyou(runtime: Runtime, connector: Connector, wiring: Wiring) -> YonyouClient:
+    """``tenant_id`` discovers the tenant's gateway; ``base_url`` replaces the discovery host."""
+    return YonyouClient(
+        str(connector.setting("app_key")),
+        connector.secret("app_secret"),
+        http=host.http_client(runtime, connector.id),
+        tenant_id=str(connector.setting("tenant_id")),
+        discovery_url=connector.base_url or DISCOVERY_URL,
+        wiring=wiring,
+        retry=host.IN_CALL_RETRY,
+        limits=host.limits(runtime, connector, YonyouClient.default_rates),
+    )
+
+
+def sap(runtime: Runtime, connector: Connector, wiring: Wiring) -> ODataClient:
+    """``base_url`` is the service root (…/API_BUSINESS_PARTNER/); HTTP basic authentication."""
+    if not connector.base_url:
+        raise ConfigurationError(f"connector {connector.name!r} needs base_url (the service root)")
+    auth = (str(connector.setting("username")), connector.secret("app_secret"))
+    version: Literal[2, 4] = 4 if str(connector.settings.get("odata_version")) == "4" else 2
+    return ODataClient(
+        connector.base_url,
+        http=host.http_client(runtime, connector.id, auth),
+        version=version,
+        wiring=wiring,
+        retry=host.IN_CALL_RETRY,
+        limits=host.limits(runtime, connector, ODataClient.default_rates),
     )

@@ -22,7 +22,7 @@ import httpx
 
 from qiao.api import Actor, GiveUp, RetryLater, Runtime, Source
 from qiao.plugins.connectors.common.caller import Wiring
-from qiao.plugins.connectors.common.calls import CallRecord
+from qiao.plugins.connectors.common.calls import CallRecord, payload_hash
 from qiao.plugins.connectors.common.errors import (
     AuthenticationError,
     ConnectorError,
@@ -150,12 +150,16 @@ def limits(runtime: Runtime, connector: Any, rates: tuple[Rate, ...]) -> RateLim
     )
 
 
-def http_client(runtime: Runtime, connector_id: str) -> httpx.Client:
+def http_client(
+    runtime: Runtime, connector_id: str, auth: tuple[str, str] | None = None
+) -> httpx.Client:
     """This process's HTTP client for one connector: pooled connections, and its own cookie
-    jar, since some vendors (Kingdee, SAP's CSRF token) bind a session to cookies."""
-    return runtime.state(
-        f"connectors.http.{connector_id}", lambda _rt: httpx.Client(timeout=HTTP_TIMEOUT)
-    )
+    jar, since some vendors (Kingdee, SAP's CSRF token) bind a session to cookies. With
+    ``auth`` (HTTP basic), a changed password gets a client of its own."""
+    key = f"connectors.http.{connector_id}"
+    if auth is not None:
+        key += "." + payload_hash(list(auth))[:16]
+    return runtime.state(key, lambda _rt: httpx.Client(timeout=HTTP_TIMEOUT, auth=auth))
 
 
 def outbox_error(error: ConnectorError) -> Exception:

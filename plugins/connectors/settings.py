@@ -20,7 +20,7 @@ REQUIRED: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "wecom": (("corp_id", "agent_id"), ("app_secret",)),
     "dingtalk": (("app_key", "agent_id"), ("app_secret",)),
     "kingdee": (("acct_id", "username"), ("app_secret",)),
-    "yonyou": (("app_key",), ("app_secret",)),
+    "yonyou": (("app_key", "tenant_id"), ("app_secret",)),
     "sap": (("username",), ("app_secret",)),
 }
 

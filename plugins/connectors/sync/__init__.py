@@ -35,6 +35,8 @@ Sync = Callable[[Runtime, Connector], Mapping[str, int]]
 SYNCS: Mapping[str, Sync] = {
     "wecom": wecom.external_contacts,
     "kingdee": erp.kingdee_customers,
+    "yonyou": erp.yonyou_customers,
+    "sap": erp.sap_customers,
 }
 
 

@@ -21,7 +21,9 @@ from qiao.plugins.connectors.common.calls import CallRecord
 
 from .fakes.dingtalk import FakeDingTalk
 from .fakes.kingdee import FakeKingdee
+from .fakes.sap import FakeSap
 from .fakes.wecom import FakeWeCom
+from .fakes.yonyou import FakeYonyou
 
 
 class FakeTime:
@@ -108,4 +110,16 @@ def dingtalk(clock: TestClock) -> Iterator[FakeDingTalk]:
 @pytest.fixture
 def kingdee(clock: TestClock) -> Iterator[FakeKingdee]:
     with FakeKingdee(epoch_of(clock)).serve() as fake:
+        yield fake
+
+
+@pytest.fixture
+def yonyou(clock: TestClock) -> Iterator[FakeYonyou]:
+    with FakeYonyou(epoch_of(clock)).serve() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sap(clock: TestClock) -> Iterator[FakeSap]:
+    with FakeSap(epoch_of(clock)).serve() as fake:
         yield fake
