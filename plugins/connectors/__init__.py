@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from starlette.routing import BaseRoute
 
-from qiao.api import EntityDef, EventHandler, NotificationChannel, WriteContext, hookimpl
-from qiao.plugins.connectors import channels, cli, graphql, settings, sync
+from qiao.api import EntityDef, EventHandler, NotificationChannel, Runtime, WriteContext, hookimpl
+from qiao.plugins.connectors import callbacks, channels, cli, graphql, inbound, settings, sync
 
 QIAO_DEPENDS = ("crm",)
 MANIFEST = Path(__file__).with_name("entities.yaml")
@@ -58,7 +59,7 @@ def qiao_after_record_write(
 
 @hookimpl
 def qiao_event_handlers() -> list[EventHandler]:
-    return sync.handlers()
+    return [*sync.handlers(), *inbound.handlers()]
 
 
 @hookimpl
@@ -69,6 +70,11 @@ def qiao_notification_channels() -> list[NotificationChannel]:
 @hookimpl
 def qiao_graphql_types() -> list[type]:
     return graphql.TYPES
+
+
+@hookimpl
+def qiao_routes(runtime: Runtime) -> list[BaseRoute]:
+    return callbacks.routes(runtime)
 
 
 @hookimpl
