@@ -22,7 +22,16 @@ import click
 from starlette.routing import BaseRoute
 
 from qiao.api import EntityDef, EventHandler, NotificationChannel, Runtime, WriteContext, hookimpl
-from qiao.plugins.connectors import callbacks, channels, cli, graphql, inbound, settings, sync
+from qiao.plugins.connectors import (
+    approvals,
+    callbacks,
+    channels,
+    cli,
+    graphql,
+    inbound,
+    settings,
+    sync,
+)
 
 QIAO_DEPENDS = ("crm",)
 MANIFEST = Path(__file__).with_name("entities.yaml")
@@ -59,7 +68,7 @@ def qiao_after_record_write(
 
 @hookimpl
 def qiao_event_handlers() -> list[EventHandler]:
-    return [*sync.handlers(), *inbound.handlers()]
+    return [*sync.handlers(), *inbound.handlers(), *approvals.handlers()]
 
 
 @hookimpl

@@ -3,8 +3,9 @@
 WeCom: a text message becomes an activity (kind MESSAGE, channel WeCom) owned by the
 member who sent it, or a lead when the connector's ``settings.inbound_messages`` is
 ``lead``; a 客户联系 event adding or editing a customer (``change_external_contact``)
-brings that customer into contacts at once. DingTalk: events are kept and marked; none is
-acted on yet. Each callback record ends ``handled`` with its outcome.
+brings that customer into contacts at once. DingTalk: a finished ``bpms_instance_change``
+decides the Qiao approval step delegated to that instance (:mod:`.approvals`); other
+events are kept and marked. Each callback record ends ``handled`` with its outcome.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from typing import Any
 
 from qiao.api import Actor, Delivery, EventHandler, Runtime, Source
-from qiao.plugins.connectors import clients, host, settings
+from qiao.plugins.connectors import approvals, clients, host, settings
 from qiao.plugins.connectors.common.errors import ConnectorError
 from qiao.plugins.connectors.settings import Connector
 from qiao.plugins.connectors.sync import wecom as wecom_sync
@@ -89,6 +90,12 @@ def act(runtime: Runtime, connector: Connector, message: dict[str, Any]) -> str:
             message.get("ChangeType") in CONTACT_CHANGES
         ):
             return wecom_contact(runtime, connector, message)
+    if (
+        connector.vendor == "dingtalk"
+        and message.get("EventType") == "bpms_instance_change"
+        and message.get("type") in ("finish", "terminate")
+    ):
+        return approvals.finished(runtime, connector, message)
     return "kept"
 
 
