@@ -29,6 +29,7 @@ from qiao.plugins.connectors import (
     cli,
     graphql,
     inbound,
+    push,
     settings,
     sync,
 )
@@ -68,7 +69,7 @@ def qiao_after_record_write(
 
 @hookimpl
 def qiao_event_handlers() -> list[EventHandler]:
-    return [*sync.handlers(), *inbound.handlers(), *approvals.handlers()]
+    return [*sync.handlers(), *inbound.handlers(), *approvals.handlers(), *push.handlers()]
 
 
 @hookimpl

@@ -24,7 +24,7 @@ from qiao.api import (
 from qiao.plugins.connectors import host, settings
 from qiao.plugins.connectors.common.errors import ConnectorError
 from qiao.plugins.connectors.settings import Connector
-from qiao.plugins.connectors.sync import erp, wecom
+from qiao.plugins.connectors.sync import directory, erp, wecom
 
 SYSTEM = Actor.system()
 TIMER = "sync"
@@ -33,7 +33,8 @@ HANDLER = "connectors.sync"
 #: What a sync of each vendor does; it returns how many records it wrote, by stream.
 Sync = Callable[[Runtime, Connector], Mapping[str, int]]
 SYNCS: Mapping[str, Sync] = {
-    "wecom": wecom.external_contacts,
+    "wecom": wecom.members_and_customers,
+    "dingtalk": directory.dingtalk_users,
     "kingdee": erp.kingdee_customers,
     "yonyou": erp.yonyou_customers,
     "sap": erp.sap_customers,

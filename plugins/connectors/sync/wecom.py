@@ -1,4 +1,5 @@
-"""WeCom's external contacts (客户联系) into contacts, owned by the member who follows them.
+"""WeCom's members matched to users, then its external contacts (客户联系) into contacts,
+owned by the member who follows them.
 
 Members are the Qiao users with a ``wecom_userid``; their customers are read 100 members
 at a time (``batch/get_by_user``, paged to the end) and upserted by
@@ -12,6 +13,7 @@ from typing import Any
 from qiao.api import Actor, Runtime
 from qiao.plugins.connectors import clients, host
 from qiao.plugins.connectors.settings import Connector
+from qiao.plugins.connectors.sync import directory
 from qiao.plugins.connectors.sync.writing import upsert_all
 from qiao.plugins.connectors.wecom.client import BATCH_USERS
 
@@ -72,3 +74,9 @@ def external_contacts(runtime: Runtime, connector: Connector) -> dict[str, int]:
         contacts.values(),
     )
     return {STREAM: written}
+
+
+def members_and_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
+    """Members first, so that the customers' followers are mapped to their users."""
+    matched = directory.wecom_members(runtime, connector)
+    return {directory.STREAM: matched, **external_contacts(runtime, connector)}

@@ -10,8 +10,10 @@ from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
 from .deployment import add_connector, admin_id, calls, set_user
+from .fakes import dingtalk as dingtalk_fake
 from .fakes import kingdee as kingdee_fake
 from .fakes import wecom as wecom_fake
+from .fakes.dingtalk import FakeDingTalk
 from .fakes.kingdee import FakeKingdee
 from .fakes.wecom import FakeWeCom
 
@@ -145,3 +147,120 @@ def test_wecom_customers_become_contacts_of_their_followers(
     assert [e["node"] for e in edges] == [
         {"name": "王经理", "wecomExternalUserid": "wmA001", "owner": {"username": "admin"}}
     ]
+
+
+def user(client: Any, username: str, **values: Any) -> None:
+    client.data(
+        "mutation($input: UserCreateInput!) { createUser(input: $input) { id } }",
+        {"input": {"username": username, "displayName": username, **values}},
+    )
+
+
+USERS = (
+    "{ users(orderBy: [{field: USERNAME}]) "
+    "{ edges { node { username wecomUserid dingtalkUserid } } } }"
+)
+
+
+def mapped(client: Any) -> dict[str, tuple[str | None, str | None]]:
+    edges = client.data(USERS)["users"]["edges"]
+    return {
+        e["node"]["username"]: (e["node"]["wecomUserid"], e["node"]["dingtalkUserid"])
+        for e in edges
+    }
+
+
+def test_wecom_members_are_matched_to_users_by_email_before_customers_arrive(
+    qiao_client: Any, qiao_worker: Any, wecom: FakeWeCom
+) -> None:
+    user(qiao_client, "zhang", email="ZhangSan@example.cn")
+    user(qiao_client, "nobody", email="nobody@example.cn")
+    wecom.add_customer("wmC003", "钱总", ["zhangsan"])
+    add_connector(
+        qiao_client,
+        name="企业微信",
+        vendor="wecom",
+        baseUrl=wecom.url,
+        settings={"corp_id": wecom_fake.CORP_ID, "agent_id": wecom_fake.AGENT_ID},
+        appSecret=wecom_fake.SECRET,
+        syncMinutes=1440,
+    )
+    drain(qiao_worker)
+    assert mapped(qiao_client)["zhang"] == ("zhangsan", None)
+    assert mapped(qiao_client)["nobody"] == (None, None)
+    edges = qiao_client.data("{ contacts { edges { node { name owner { username } } } } }")
+    assert [e["node"] for e in edges["contacts"]["edges"]] == [
+        {"name": "钱总", "owner": {"username": "zhang"}}
+    ]
+
+
+def test_dingtalk_users_of_every_department_are_matched_page_by_page(
+    qiao_client: Any, qiao_worker: Any, dingtalk: FakeDingTalk
+) -> None:
+    user(qiao_client, "sun", email="sun@example.cn")
+    user(qiao_client, "u2", email="u2@example.cn")
+    user(qiao_client, "zhou", phone="138 0013 8000")
+    add_connector(
+        qiao_client,
+        name="钉钉",
+        vendor="dingtalk",
+        baseUrl=dingtalk.url,
+        settings={"app_key": dingtalk_fake.APP_KEY, "agent_id": dingtalk_fake.AGENT_ID},
+        appSecret=dingtalk_fake.APP_SECRET,
+    )
+    qiao_client.data('mutation { syncConnector(name: "钉钉") }')
+    drain(qiao_worker)
+    assert mapped(qiao_client)["sun"] == (None, "manager1")
+    assert mapped(qiao_client)["u2"] == (None, "u2")  # on the second page of department 2
+    assert mapped(qiao_client)["zhou"] == (None, None)  # matched by e-mail unless told
+    connector = qiao_client.data("{ connectors { edges { node { id } } } }")
+    settings = {
+        "app_key": dingtalk_fake.APP_KEY,
+        "agent_id": dingtalk_fake.AGENT_ID,
+        "match_users_by": "phone",
+    }
+    qiao_client.data(
+        "mutation($id: ID!, $s: JSON) { updateConnector(id: $id, input: {settings: $s}) { id } }",
+        {"id": connector["connectors"]["edges"][0]["node"]["id"], "s": settings},
+    )
+    qiao_client.data('mutation { syncConnector(name: "钉钉") }')
+    drain(qiao_worker)
+    assert mapped(qiao_client)["zhou"] == (None, "zhou1")
+
+
+def test_a_new_account_is_pushed_to_kingdee_once_and_gets_its_code(
+    qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee
+) -> None:
+    add_connector(
+        qiao_client,
+        name="金蝶",
+        vendor="kingdee",
+        baseUrl=kingdee.url + kingdee_fake.PREFIX,
+        settings={
+            "acct_id": kingdee_fake.ACCT,
+            "username": kingdee_fake.USER,
+            "push_customers": True,
+        },
+        appSecret=kingdee_fake.PASSWORD,
+    )
+    created = qiao_client.data('mutation { createAccount(input: {name: "温州精密"}) { id } }')
+    account = created["createAccount"]["id"]
+    # Kingdee saved it before, and the worker died before Qiao stored the code.
+    kingdee.forms["BD_Customer"].append(
+        {
+            "FCUSTID": 7,
+            "FNumber": "CUST0777",
+            "FName": "温州精密",
+            "F_QIAO_ID": account,
+            "FModifyDate": "2026-02-01T00:00:00",
+        }
+    )
+    drain(qiao_worker)
+    assert accounts(qiao_client) == [("CUST0777", "温州精密")]
+    assert kingdee.hits(kingdee_fake.SAVE) == []
+    qiao_client.data('mutation { createAccount(input: {name: "台州机床"}) { id } }')
+    drain(qiao_worker)
+    assert len(kingdee.hits(kingdee_fake.SAVE)) == 1
+    saved = kingdee.forms["BD_Customer"][-1]
+    assert (saved["FName"], accounts(qiao_client)[-1][1]) == ("台州机床", "台州机床")
+    assert accounts(qiao_client)[-1][0] == saved["FNumber"]
