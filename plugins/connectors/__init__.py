@@ -74,7 +74,7 @@ def qiao_event_handlers() -> list[EventHandler]:
 
 @hookimpl
 def qiao_notification_channels() -> list[NotificationChannel]:
-    return [channels.WeComChannel(), channels.DingTalkChannel()]
+    return [channels.WeComChannel(), channels.DingTalkChannel(), channels.EmailChannel()]
 
 
 @hookimpl

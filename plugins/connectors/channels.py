@@ -1,4 +1,4 @@
-"""WeCom app messages and DingTalk work notices as notification channels.
+"""WeCom app messages, DingTalk work notices and e-mail as notification channels.
 
 Every ``notification`` record (written by automation rules' ``notify`` and ``escalate``
 actions, lead assignments, approvals ...) is delivered by each channel in a worker, with
@@ -16,6 +16,7 @@ from typing import Any
 from qiao.api import Actor, Delivery, Runtime
 from qiao.plugins.connectors import clients, host, settings
 from qiao.plugins.connectors.common.errors import ConnectorError
+from qiao.plugins.connectors.email.smtp import Mail
 from qiao.plugins.connectors.wecom.messages import Recipients, SendOptions, Text, TextCard
 
 SYSTEM = Actor.system()
@@ -115,5 +116,30 @@ class DingTalkChannel:
             client = clients.dingtalk(runtime, connector, wiring)
             try:
                 client.send_work_notice(int(connector.setting("agent_id")), msg, users=(userid,))
+            except ConnectorError as error:
+                raise host.outbox_error(error) from error
+
+
+class EmailChannel:
+    """Mail to the recipient's ``email``, through the first active ``email`` connector."""
+
+    name = "email"
+
+    def send(self, delivery: Delivery, notification: Mapping[str, Any]) -> None:
+        runtime = delivery.runtime
+        connectors = settings.active_of(runtime, "email")
+        if not connectors:
+            return
+        address = vendor_user(runtime, str(notification["owner_id"]), "email")
+        if address is None:
+            return
+        connector = connectors[0]
+        title, body = str(notification.get("title") or ""), str(notification.get("body") or "")
+        url = link_of(connector, notification)
+        text = "\n\n".join(p for p in (body or title, url) if p)
+        with host.wired(runtime, connector.id, connector.vendor) as wiring:
+            sender = clients.smtp(runtime, connector, wiring)
+            try:
+                sender.send(Mail(to=(address,), subject=title, text=text))
             except ConnectorError as error:
                 raise host.outbox_error(error) from error

@@ -8,11 +8,14 @@ from qiao.api import ConfigurationError, Runtime
 from qiao.plugins.connectors import host
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.dingtalk.client import API_BASE, OAPI_BASE, DingTalkClient
+from qiao.plugins.connectors.email.smtp import Security, SmtpSender, SmtpSettings
 from qiao.plugins.connectors.kingdee.client import AppSecretLogin, KingdeeClient, PasswordLogin
 from qiao.plugins.connectors.sap.odata import ODataClient
 from qiao.plugins.connectors.settings import Connector
 from qiao.plugins.connectors.wecom.client import BASE_URL, WeComClient
 from qiao.plugins.connectors.yonyou.client import DISCOVERY_URL, YonyouClient
+
+SECURITY: dict[str, Security] = {"starttls": "starttls", "ssl": "ssl", "none": "none"}
 
 
 def wecom(runtime: Runtime, connector: Connector, wiring: Wiring) -> WeComClient:
@@ -91,4 +94,26 @@ def sap(runtime: Runtime, connector: Connector, wiring: Wiring) -> ODataClient:
         wiring=wiring,
         retry=host.IN_CALL_RETRY,
         limits=host.limits(runtime, connector, ODataClient.default_rates),
+    )
+
+
+def smtp(runtime: Runtime, connector: Connector, wiring: Wiring) -> SmtpSender:
+    """``host``, ``port``, ``sender``, optional ``username`` (the password is ``app_secret``)
+    and ``security`` (``starttls`` by default, ``ssl`` or ``none``)."""
+    chosen = str(connector.settings.get("security") or "starttls")
+    security = SECURITY.get(chosen)
+    if security is None:
+        raise ConfigurationError(f"connector {connector.name!r}: security is starttls, ssl or none")
+    return SmtpSender(
+        SmtpSettings(
+            host=str(connector.setting("host")),
+            port=int(connector.setting("port")),
+            sender=str(connector.setting("sender")),
+            username=connector.settings.get("username") or None,
+            password=connector.secrets.get("app_secret"),
+            security=security,
+        ),
+        wiring=wiring,
+        retry=host.IN_CALL_RETRY,
+        limits=host.limits(runtime, connector, ()),
     )

@@ -22,6 +22,7 @@ REQUIRED: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "kingdee": (("acct_id", "username"), ("app_secret",)),
     "yonyou": (("app_key", "tenant_id"), ("app_secret",)),
     "sap": (("username",), ("app_secret",)),
+    "email": (("host", "port", "sender"), ()),
 }
 
 SECRETS = ("app_secret", "callback_token", "callback_aes_key")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiosmtpd.controller import Controller
+
 from qiao.core.events.queue import list_deliveries
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
@@ -13,6 +15,7 @@ from .fakes import dingtalk as dingtalk_fake
 from .fakes import wecom as wecom_fake
 from .fakes.dingtalk import FakeDingTalk
 from .fakes.wecom import FakeWeCom
+from .test_email import Inbox, authenticate, free_port
 
 
 def add_wecom(client: Any, fake: FakeWeCom, **extra: Any) -> str:
@@ -128,3 +131,37 @@ def test_a_notification_reaches_the_users_dingtalk(
         ("oauth2/accessToken", "OK"),
         ("message/corpconversation/asyncsend_v2", "OK"),
     ]
+
+
+def test_a_notification_reaches_the_users_mailbox(qiao_client: Any, qiao_worker: Any) -> None:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False
+    )
+    controller.start()
+    try:
+        add_connector(
+            qiao_client,
+            name="邮件",
+            vendor="email",
+            settings={
+                "host": "127.0.0.1",
+                "port": port,
+                "sender": "crm@example.cn",
+                "username": "crm",
+                "security": "none",
+                "link_base": "https://crm.example.cn/app",
+            },
+            appSecret="pw",
+        )
+        admin = admin_id(qiao_client)
+        set_user(qiao_client, admin, email="li.na@example.cn")
+        notify(qiao_client, admin, "报价待审批", "宁波精工 Q-2026-001")
+        drain(qiao_worker)
+    finally:
+        controller.stop()
+    [(to, message)] = inbox.received
+    assert to == ["li.na@example.cn"] and message["Subject"] == "报价待审批"
+    assert message.get_content().strip() == "宁波精工 Q-2026-001"
+    assert [c[:2] for c in calls(qiao_client)] == [("send", "OK")]
