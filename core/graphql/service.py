@@ -43,6 +43,8 @@ from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document, check_source
+from qiao.core.graphql.strawberry_internals import forget_type_lookups, graphql_schema
+from qiao.core.graphql.trusted import TrustedDocuments
 from qiao.core.metadata.registry import camel
 from qiao.core.permissions.access import Access
 from qiao.core.records.context import Actor
@@ -154,6 +156,15 @@ class GraphQLService:
         self._documents: LRU[str, DocumentNode] = LRU(1000)
         self._validated: LRU[tuple[int, str], list[GraphQLError]] = LRU(1000)
         self._compiled: LRU[tuple[int, str, str, str | None, str], Any] = LRU(2000)
+        settings = runtime.config.graphql
+        #: The clients' trusted documents (docs/graphql.md); a bad manifest stops start-up.
+        self.trusted = (
+            TrustedDocuments.load(
+                settings.trusted_documents, required=settings.require_trusted_documents
+            )
+            if settings.trusted_documents is not None
+            else TrustedDocuments.none()
+        )
         introspection = runtime.config.introspection_enabled
         #: Validation rules: the specified ones, less introspection where the deployment says so.
         self.rules = [
@@ -182,8 +193,7 @@ class GraphQLService:
                 schema_class=QiaoSchema,
             )
             built = builder.build()
-            # Strawberry memoises type lookups per schema object on the class; drop them.
-            strawberry.Schema.get_type_by_name.cache_clear()  # type: ignore[attr-defined]
+            forget_type_lookups()
             self._validated.clear()
             self._compiled.clear()
             self._built = built
@@ -212,7 +222,7 @@ class GraphQLService:
         raises :class:`MethodNotAllowed`, answered 405 by the HTTP layer.
         """
         try:
-            query, variables, operation_name = read_body(body)
+            query, variables, operation_name = read_body(self.trusted.resolve(body))
         except QiaoError as exc:
             return error_body(exc)
         built = self.schema()
@@ -229,7 +239,7 @@ class GraphQLService:
             self._documents.put(query, document)
         errors = self._validated.get((built.version, query))
         if errors is None:
-            errors = validate(built.schema._schema, document, self.rules)
+            errors = validate(graphql_schema(built.schema), document, self.rules)
             self._validated.put((built.version, query), errors)
         if errors:
             return {"data": None, "errors": [format_error(e) for e in errors]}
@@ -291,7 +301,7 @@ class GraphQLService:
         db = self.runtime.db
         if compiled is None:
             coerced = get_variable_values(
-                built.schema._schema, operation.variable_definitions or (), variables
+                graphql_schema(built.schema), operation.variable_definitions or (), variables
             )
             if isinstance(coerced, list):
                 return {"data": None, "errors": [format_error(e) for e in coerced]}
