@@ -16,6 +16,7 @@ from typing import Any
 from qiao.api import Actor, Delivery, Runtime
 from qiao.plugins.connectors import clients, host, settings
 from qiao.plugins.connectors.common.errors import ConnectorError
+from qiao.plugins.connectors.common.ratelimit import Rate, RateLimits
 from qiao.plugins.connectors.email.smtp import Mail
 from qiao.plugins.connectors.wecom.messages import Recipients, SendOptions, Text, TextCard
 
@@ -24,6 +25,17 @@ SYSTEM = Actor.system()
 #: WeCom drops a repeat of the same content to the same user within this window, which
 #: makes a retried delivery (a worker that died after sending) safe.
 DUPLICATE_CHECK_SECONDS = 4 * 3600
+
+#: WeCom silently drops app messages to a member past 30 a minute or 1,000 an hour; the
+#: channel holds them back instead (per process), and the outbox sends them later.
+MEMBER_RATES = (Rate(30, 60), Rate(1000, 3600))
+
+
+def member_limits(runtime: Runtime, connector: settings.Connector) -> RateLimits:
+    return runtime.state(
+        f"connectors.members.{connector.id}",
+        lambda rt: RateLimits(lambda: host.epoch(rt), host.never_wait("wecom"), MEMBER_RATES),
+    )
 
 
 def clip(text: str, limit: int) -> str:
@@ -74,6 +86,7 @@ class WeComChannel:
         with host.wired(runtime, connector.id, connector.vendor) as wiring:
             client = clients.wecom(runtime, connector, wiring)
             try:
+                member_limits(runtime, connector).acquire(userid)
                 client.send_message(
                     Recipients(users=(userid,)),
                     message,

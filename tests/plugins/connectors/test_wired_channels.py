@@ -165,3 +165,18 @@ def test_a_notification_reaches_the_users_mailbox(qiao_client: Any, qiao_worker:
     assert to == ["li.na@example.cn"] and message["Subject"] == "报价待审批"
     assert message.get_content().strip() == "宁波精工 Q-2026-001"
     assert [c[:2] for c in calls(qiao_client)] == [("send", "OK")]
+
+
+def test_a_members_per_minute_limit_holds_messages_back_instead_of_losing_them(
+    qiao_client: Any, qiao_worker: Any, wecom: FakeWeCom, clock: TestClock
+) -> None:
+    add_wecom(qiao_client, wecom)
+    admin = admin_id(qiao_client)
+    set_user(qiao_client, admin, wecomUserid="zhangsan")
+    for i in range(16):
+        notify(qiao_client, admin, f"第{i}条")
+    drain(qiao_worker)
+    assert len(wecom.sent) == 15  # never more than 30 in any minute (half, sustained)
+    clock.advance(seconds=5)
+    drain(qiao_worker)
+    assert len(wecom.sent) == 16
