@@ -12,6 +12,11 @@ from strawberry.types import Info
 from qiao.api import DateTime, NotFound, Source
 from qiao.plugins.connectors import settings, status, sync
 
+#: Who may see connectors' status and sync them: whoever may create connectors
+#: (administrators, unless a role grants the entity). Not "read": shared records make
+#: reading possible for anyone in principle, so it says nothing about managing.
+MANAGE = "create"
+
 
 @strawberry.type(name="ConnectorStatus")
 class ConnectorStatusType:
@@ -36,7 +41,7 @@ class Query:
     @strawberry.field(description="Connectors' health from the sync log (administrators).")
     def connector_status(self, info: Info, name: str | None = None) -> list[ConnectorStatusType]:
         context = info.context
-        context.runtime.access_for(context.actor).require("connector", "read")
+        context.runtime.access_for(context.actor).require("connector", MANAGE)
         found = status.all_of(context.runtime, name)
         if name and not found:
             raise NotFound(f"no connector named {name!r}")
@@ -49,7 +54,7 @@ class Mutation:
     def sync_connector(self, info: Info, name: str) -> str:
         context = info.context
         runtime = context.runtime
-        runtime.access_for(context.actor).require("connector", "update")
+        runtime.access_for(context.actor).require("connector", MANAGE)
         connector = settings.by_name(runtime, name)
         with runtime.records.transaction(context.actor, Source.GRAPHQL) as ctx:
             sync.request(ctx, connector.id)

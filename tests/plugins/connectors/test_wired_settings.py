@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qiao.api import Actor
+from qiao.api import Actor, Source
+from qiao.core.auth.tokens import create_token
+from qiao.core.testing.client import GraphQLClient
 from qiao.plugins.connectors import settings
 
 from .deployment import add_connector
@@ -38,3 +40,32 @@ def test_a_connector_without_its_vendors_settings_is_refused(qiao_client: Any) -
     assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "settings"}
     assert "agent_id" in errors[0]["message"]
     assert qiao_client.data("{ connectors { totalCount } }") == {"connectors": {"totalCount": 0}}
+
+
+def test_only_administrators_see_and_sync_connectors(
+    qiao_client: Any, qiao_runtime: Any, qiao_server: Any
+) -> None:
+    add_connector(
+        qiao_client,
+        name="erp",
+        vendor="kingdee",
+        baseUrl="https://erp.example.cn/k3cloud/",
+        settings={"acct_id": "64f1", "username": "api"},
+        appSecret="口令",
+    )
+    records = qiao_runtime.records
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        records.create(ctx, "user", {"username": "rep", "display_name": "销售"})
+        token = create_token(ctx.connection, qiao_runtime.current(), "rep")
+    rep = GraphQLClient(qiao_server.url, token)
+    try:
+        for query in (
+            "{ connectorStatus { name } }",
+            'mutation { syncConnector(name: "erp") }',
+        ):
+            assert rep.errors(query)[0]["extensions"]["code"] == "FORBIDDEN", query
+        assert rep.data("{ connectors { totalCount } }") == {"connectors": {"totalCount": 0}}
+    finally:
+        rep.close()
+    status = qiao_client.data("{ connectorStatus { name secretsSet } }")
+    assert status == {"connectorStatus": [{"name": "erp", "secretsSet": ["app_secret"]}]}
