@@ -28,13 +28,17 @@ SAP_CUSTOMER_FIELDS = {"BusinessPartner": "erp_code", "BusinessPartnerFullName":
 SAP_CHANGED = "LastChangeDate"
 DEFAULT_OVERLAP_MINUTES = 5
 STREAM = "customers"
+PRODUCTS = "products"
+KINGDEE_PRODUCT_FIELDS = {"FNumber": "erp_code", "FName": "name"}
 
 
-def mapping_of(connector: Connector, default: Mapping[str, str]) -> dict[str, str]:
-    mapping = dict(connector.settings.get("customer_fields") or default)
+def mapping_of(
+    connector: Connector, default: Mapping[str, str], key: str = "customer_fields"
+) -> dict[str, str]:
+    mapping = dict(connector.settings.get(key) or default)
     if "erp_code" not in mapping.values():
         raise ConfigurationError(
-            f"connector {connector.name!r}: customer_fields must map a field to erp_code"
+            f"connector {connector.name!r}: {key} must map a field to erp_code"
         )
     return mapping
 
@@ -45,25 +49,47 @@ def since(mark: str, overlap_minutes: int) -> str:
     return moved.isoformat(timespec="seconds")
 
 
-def kingdee_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
-    """Pull ``BD_Customer`` rows changed since the watermark into accounts."""
-    mapping = mapping_of(connector, KINGDEE_CUSTOMER_FIELDS)
-    mark = cursors.watermark(runtime, connector.id, STREAM)
+def kingdee_pull(
+    runtime: Runtime,
+    connector: Connector,
+    stream: str,
+    form: str,
+    entity: str,
+    default: Mapping[str, str],
+) -> int:
+    """Rows of a Kingdee form changed since the stream's watermark, upserted by erp_code."""
+    mapping = mapping_of(connector, default, f"{stream[:-1]}_fields")
+    mark = cursors.watermark(runtime, connector.id, stream)
     overlap = int(connector.settings.get("overlap_minutes") or DEFAULT_OVERLAP_MINUTES)
     where = f"{KINGDEE_CHANGED} >= '{since(mark, overlap)}'" if mark else ""
     fields = [*mapping, KINGDEE_CHANGED] if KINGDEE_CHANGED not in mapping else [*mapping]
     with host.wired(runtime, connector.id, connector.vendor) as wiring:
         client = clients.kingdee(runtime, connector, wiring)
         rows = list(
-            client.query(
-                "BD_Customer", fields, order=f"{KINGDEE_CHANGED} ASC,FNumber ASC", filter=where
-            )
+            client.query(form, fields, order=f"{KINGDEE_CHANGED} ASC,FNumber ASC", filter=where)
         )
-    accounts = [mapped(row, mapping) for row in rows]
-    written = upsert_all(runtime, connector.id, connector.vendor, "account", "erp_code", accounts)
+    values = [mapped(row, mapping) for row in rows]
+    if entity == "product":
+        values = [{"sku": v.get("erp_code"), **v} for v in values]
+    written = upsert_all(runtime, connector.id, connector.vendor, entity, "erp_code", values)
     newest = max((str(row[KINGDEE_CHANGED]) for row in rows), default=None)
-    cursors.advance(runtime, connector.id, STREAM, max(filter(None, (newest, mark))), len(rows))
-    return {STREAM: written}
+    cursors.advance(runtime, connector.id, stream, latest(newest, mark), len(rows))
+    return written
+
+
+def kingdee_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
+    """``BD_Customer`` into accounts and, with ``settings.sync_products``, ``BD_MATERIAL``
+    into products (their ``sku`` is the material number unless the mapping names one)."""
+    out = {
+        STREAM: kingdee_pull(
+            runtime, connector, STREAM, "BD_Customer", "account", KINGDEE_CUSTOMER_FIELDS
+        )
+    }
+    if connector.settings.get("sync_products"):
+        out[PRODUCTS] = kingdee_pull(
+            runtime, connector, PRODUCTS, "BD_MATERIAL", "product", KINGDEE_PRODUCT_FIELDS
+        )
+    return out
 
 
 def mapped(row: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
@@ -101,7 +127,7 @@ def sap_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
     written = upsert_all(runtime, connector.id, connector.vendor, "account", "erp_code", accounts)
     changed = [changed_at(row.get(SAP_CHANGED)) for row in rows]
     newest = max((c for c in changed if c), default=None)
-    cursors.advance(runtime, connector.id, STREAM, max(filter(None, (newest, mark))), len(rows))
+    cursors.advance(runtime, connector.id, STREAM, latest(newest, mark), len(rows))
     return {STREAM: written}
 
 
@@ -115,3 +141,8 @@ def changed_at(value: Any) -> str | None:
     if instant.tzinfo is not None:
         instant = instant.astimezone(dt.UTC).replace(tzinfo=None)
     return instant.isoformat(timespec="seconds")
+
+
+def latest(*marks: str | None) -> str | None:
+    """The later of two watermarks (ISO texts compare in time order), or None for none."""
+    return max((m for m in marks if m), default=None)

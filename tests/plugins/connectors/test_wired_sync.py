@@ -264,3 +264,54 @@ def test_a_new_account_is_pushed_to_kingdee_once_and_gets_its_code(
     saved = kingdee.forms["BD_Customer"][-1]
     assert (saved["FName"], accounts(qiao_client)[-1][1]) == ("台州机床", "台州机床")
     assert accounts(qiao_client)[-1][0] == saved["FNumber"]
+
+
+def test_kingdee_materials_become_products_with_prices_mapped_as_data(
+    qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee
+) -> None:
+    kingdee.forms["BD_MATERIAL"] = [
+        {
+            "FNumber": "OJ-ISG65",
+            "FName": "ISG65-160 立式管道离心泵",
+            "F_PRICE": "3280.00",
+            "FModifyDate": "2026-01-05T10:00:00",
+        },
+        {
+            "FNumber": "OJ-IRG80",
+            "FName": "IRG80-160 热水循环泵",
+            "F_PRICE": "4150.50",
+            "FModifyDate": "2026-01-06T10:00:00",
+        },
+    ]
+    add_connector(
+        qiao_client,
+        name="金蝶",
+        vendor="kingdee",
+        baseUrl=kingdee.url + kingdee_fake.PREFIX,
+        settings={
+            "acct_id": kingdee_fake.ACCT,
+            "username": kingdee_fake.USER,
+            "sync_products": True,
+            "product_fields": {"FNumber": "erp_code", "FName": "name", "F_PRICE": "list_price"},
+        },
+        appSecret=kingdee_fake.PASSWORD,
+        syncMinutes=60,
+    )
+    drain(qiao_worker)
+    edges = qiao_client.data(
+        "{ products(orderBy: [{field: SKU}]) { edges { node { sku erpCode name listPrice } } } }"
+    )["products"]["edges"]
+    assert [e["node"] for e in edges] == [
+        {
+            "sku": "OJ-IRG80",
+            "erpCode": "OJ-IRG80",
+            "name": "IRG80-160 热水循环泵",
+            "listPrice": "4150.50",
+        },
+        {
+            "sku": "OJ-ISG65",
+            "erpCode": "OJ-ISG65",
+            "name": "ISG65-160 立式管道离心泵",
+            "listPrice": "3280.00",
+        },
+    ]
