@@ -52,6 +52,13 @@ from qiao.core.records.values import (
     normalise_width,
     to_json,
 )
+from qiao.core.redaction import (
+    REDACTED,
+    Sensitive,
+    contains_sensitive,
+    redacted_snapshot,
+    scrub,
+)
 from qiao.core.workflow.approvals import decide as _decide
 
 #: The version of this API (not of Qiao): see the module's docstring.
@@ -82,6 +89,7 @@ def blind_index_column(field: FieldDef) -> str:
 __all__: Sequence[str] = (
     "API_VERSION",
     "DEFAULT_PHONE_REGION",
+    "REDACTED",
     "Access",
     "Actor",
     "BadUserInput",
@@ -113,11 +121,13 @@ __all__: Sequence[str] = (
     "RequestContext",
     "RetryLater",
     "Runtime",
+    "Sensitive",
     "Source",
     "Unauthenticated",
     "WriteContext",
     "blind_index_column",
     "cancel_timer",
+    "contains_sensitive",
     "decide_approval",
     "hookimpl",
     "hookspec",
@@ -127,6 +137,8 @@ __all__: Sequence[str] = (
     "notify",
     "pass_runtime",
     "pending_timers",
+    "redacted_snapshot",
     "schedule_timer",
+    "scrub",
     "to_json",
 )
