@@ -63,9 +63,26 @@ from qiao.core.redaction import (
     scrub,
 )
 from qiao.core.runtime import Runtime as CoreRuntime
+from qiao.core.workflow.approvals import decide as _decide
 
 #: The version of this API (not of Qiao): see the module's docstring.
 API_VERSION = "1.0"
+
+
+def decide_approval(
+    ctx: WriteContext, request_id: str, decision: str, comment: str | None = None
+) -> Record:
+    """Approve (``"APPROVED"``) or reject (``"REJECTED"``) the current step of an approval
+    request as ``ctx.actor``, in the caller's transaction; returns the request.
+
+    For plugins that carry a decision taken elsewhere (a DingTalk approval instance) into
+    Qiao: the actor must be one of the step's approvers (FORBIDDEN otherwise), and a
+    request that no longer waits is CONFLICT, exactly as ``approveRequest`` and
+    ``rejectRequest`` in GraphQL (docs/workflow.md).
+    """
+    if decision not in {"APPROVED", "REJECTED"}:
+        raise BadUserInput("decision is APPROVED or REJECTED", field="decision")
+    return _decide(ctx, request_id, decision, comment)
 
 
 def blind_index_column(field: FieldDef) -> str:
@@ -127,6 +144,7 @@ __all__: Sequence[str] = (
     "business_calendar",
     "cancel_timer",
     "contains_sensitive",
+    "decide_approval",
     "hookimpl",
     "hookspec",
     "load_manifest",

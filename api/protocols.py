@@ -148,5 +148,8 @@ class Runtime(Protocol):
     def access_for(self, actor: Actor) -> Access: ...
 
     def state(self, key: str, make: Callable[[Any], _T]) -> _T:
-        """This runtime's one ``key`` object (a plugin's cache or client), made on first use."""
+        """This runtime's one ``key`` object (a plugin's cache or client), made on first use.
+
+        An object with a ``close()`` method is closed when the runtime closes.
+        """
         ...

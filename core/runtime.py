@@ -192,7 +192,8 @@ class Runtime:
         Where a plugin keeps what belongs to one deployment in one process (a
         cache, a client): it lives and dies with the runtime, so two runtimes in
         one process (tests, embedding programs) never share it. Prefix keys with
-        the plugin's name.
+        the plugin's name. An object with a ``close()`` method (an HTTP client) is
+        closed when the runtime is.
         """
         with self._lock:
             if key not in self._state:
@@ -210,4 +211,11 @@ class Runtime:
         return self._started
 
     def close(self) -> None:
+        """Close what plugins keep in :meth:`state` (objects with ``close()``), then the pool."""
+        with self._lock:
+            kept, self._state = list(self._state.values()), {}
+        for value in kept:
+            close = getattr(value, "close", None)
+            if callable(close):
+                close()
         self.db.dispose()

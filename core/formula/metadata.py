@@ -61,6 +61,8 @@ def entity_resolver(entities: Mapping[str, EntityDef], entity: str) -> Resolver:
         field = current.field(path[-1])
         if field is None:
             return None
+        if field.write_only:
+            raise LookupError(f"{path[-1]} is write-only; formulas cannot read it")
         if field.type is FieldType.RELATION:
             raise LookupError(
                 f"{path[-1]} is a relation; read one of its fields, such as {path[-1]}.name"

@@ -411,6 +411,8 @@ class SchemaBuilder:
             description="Increases with every change; send it as expectedVersion to update safely.",
         )
         for f in entity.fields:
+            if f.write_only:
+                continue  # set through the input types, never read back
             label = describe(f.label, f.name)
             if f.type is FieldType.RELATION:
                 assert f.target is not None

@@ -23,13 +23,17 @@ from qiao.core.records.context import Source
 
 
 def input_values(obj: Any) -> dict[str, Any]:
-    """A mutation input as field values: unset fields left out, explicit nulls kept."""
+    """A mutation input as field values: unset fields left out, explicit nulls kept.
+
+    A JSON field's value (a dict or list) is data and is kept as given: its keys are not
+    snake-cased (an ERP's ``FNumber`` stays ``FNumber``) and its nulls stay.
+    """
     values = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if value.__class__.__name__ == "UnsetType":
             continue
-        values[f.name] = None if value is None else plain(value)
+        values[f.name] = value if value is None or isinstance(value, dict | list) else plain(value)
     return values
 
 

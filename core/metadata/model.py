@@ -169,6 +169,10 @@ class FieldDef(_Strict):
     #: How a role granted a masked read sees the value (docs/privacy.md): phone, name,
     #: id_number, email or full; phones and e-mail addresses have one by default.
     mask: Literal["phone", "name", "id_number", "email", "full"] | None = None
+    #: A secret that can be set and never read back through the API: left out of the GraphQL
+    #: types, filters and orders, refused in formulas; plugins read it with the records
+    #: service. Requires ``encrypted`` (docs/encryption.md#write-only-fields).
+    write_only: bool = False
 
     @field_validator("name")
     @classmethod
@@ -360,6 +364,11 @@ def _encryption_problems(f: FieldDef) -> list[str]:
         )
     if f.searchable and not f.encrypted:
         problems.append("searchable: exact applies to encrypted fields")
+    if f.write_only and (not f.encrypted or f.searchable or f.required):
+        problems.append(
+            "a write-only field is encrypted, not searchable and not required "
+            "(it is set after the record exists)"
+        )
     return problems
 
 

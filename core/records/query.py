@@ -62,7 +62,7 @@ SYSTEM_QUERY_FIELDS = {
 def queryable_fields(entity: EntityDef) -> dict[str, FieldDef]:
     """Fields a filter or order may name, by column name (``account_id`` for relations)."""
     fields = dict(SYSTEM_QUERY_FIELDS)
-    fields.update({f.column: f for f in entity.fields})
+    fields.update({f.column: f for f in entity.fields if not f.write_only})
     return fields
 
 

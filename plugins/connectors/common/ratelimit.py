@@ -60,6 +60,10 @@ class TokenBucket:
             return 0.0
         return -self._tokens / self._per_second
 
+    def refund(self) -> None:
+        """Give back a token :meth:`reserve` took for a call that was not made."""
+        self._tokens = min(self._capacity, self._tokens + 1.0)
+
 
 class RateLimits:
     """The buckets and pauses of one vendor account.
@@ -97,7 +101,16 @@ class RateLimits:
                     break
             self._sleep(held - now)
         if wait > 0:
-            self._sleep(wait)
+            try:
+                self._sleep(wait)
+            except BaseException:
+                # The wait was not taken (a host that never sleeps hands it to a queue):
+                # the call is not made now, so its tokens go back, or every retry would
+                # push the next one further out.
+                with self._lock:
+                    for bucket in buckets:
+                        bucket.refund()
+                raise
 
     def pause(self, operation: str | None, seconds: float) -> None:
         """Hold ``operation`` (every operation when ``None``) for ``seconds`` from now."""

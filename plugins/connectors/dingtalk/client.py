@@ -13,7 +13,7 @@ retries after a pause.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -122,6 +122,31 @@ class DingTalkClient(VendorClient):
         if task is None:
             raise ProtocolError(VENDOR, "asyncsend_v2 answered without task_id")
         return str(task)
+
+    def departments(self, root: int = 1) -> list[int]:
+        """The ids of ``root`` and every department below it (``department/listsub``)."""
+        found, queue = [root], [root]
+        while queue:
+            answer = self._call_oapi(
+                "department/listsub", "/topapi/v2/department/listsub", {"dept_id": queue.pop(0)}
+            )
+            children = [int(d["dept_id"]) for d in answer.get("result") or []]
+            found.extend(children)
+            queue.extend(children)
+        return found
+
+    def users(self, dept_id: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """The users of one department (``user/list``, paged by ``next_cursor`` to the end):
+        ``userid``, ``name`` and, where the app may read them, ``mobile`` and ``email``."""
+        cursor = 0
+        while True:
+            body = {"dept_id": dept_id, "cursor": cursor, "size": page_size}
+            answer = self._call_oapi("user/list", "/topapi/v2/user/list", body)
+            result = answer.get("result") or {}
+            yield from result.get("list") or []
+            if not result.get("has_more"):
+                return
+            cursor = int(result["next_cursor"])
 
     def create_approval(
         self,

@@ -112,6 +112,18 @@ class WeComClient(VendorClient):
         )
         return _send_result(answer)
 
+    def members(self, department_id: int = 1) -> list[dict[str, Any]]:
+        """Every member of a department and the departments below it (``user/list`` with
+        ``fetch_child``): ``userid``, ``name``, ``department`` and, where the app may read
+        them, ``mobile`` and ``email``."""
+        answer = self._api(
+            "user/list",
+            "GET",
+            "/cgi-bin/user/list",
+            params={"department_id": department_id, "fetch_child": 1},
+        )
+        return list(answer.get("userlist") or [])
+
     def external_contact_ids(self, userid: str) -> list[str]:
         """The external user ids of a member's customers (empty when there are none)."""
         answer = self._api(

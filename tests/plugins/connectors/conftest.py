@@ -1,4 +1,5 @@
-"""Fixtures of the connector tests: a movable clock whose sleep advances it, and a sink.
+"""Fixtures of the connector tests: a movable clock whose sleep advances it, and a sink;
+for tests inside a deployment, the connectors plugin enabled and fakes on its clock.
 
 Connectors sleep through the injected ``sleep``; here it moves the clock instead, so
 back-off, Retry-After and token expiry run instantly and every wait is recorded.
@@ -6,14 +7,23 @@ back-off, Retry-After and token expiry run instantly and every wait is recorded.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
+from qiao.core.testing.clock import TestClock
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.common.calls import CallRecord
+
+from .fakes.dingtalk import FakeDingTalk
+from .fakes.kingdee import FakeKingdee
+from .fakes.sap import FakeSap
+from .fakes.wecom import FakeWeCom
+from .fakes.yonyou import FakeYonyou
 
 
 class FakeTime:
@@ -63,3 +73,53 @@ def statuses(records: list[CallRecord], operation: str) -> list[str]:
         for r in records
         if r.operation == operation
     ]
+
+
+# -- Inside a deployment -----------------------------------------------------------------
+
+START = dt.datetime(2026, 6, 1, 1, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def qiao_enabled_plugins() -> tuple[str, ...]:
+    return ("crm", "connectors")
+
+
+@pytest.fixture
+def clock(qiao_clock: TestClock) -> TestClock:
+    qiao_clock.set(START)
+    return qiao_clock
+
+
+def epoch_of(clock: TestClock) -> Any:
+    return lambda: clock().timestamp()
+
+
+@pytest.fixture
+def wecom(clock: TestClock) -> Iterator[FakeWeCom]:
+    with FakeWeCom(epoch_of(clock)).serve() as fake:
+        yield fake
+
+
+@pytest.fixture
+def dingtalk(clock: TestClock) -> Iterator[FakeDingTalk]:
+    with FakeDingTalk(epoch_of(clock)).serve() as fake:
+        yield fake
+
+
+@pytest.fixture
+def kingdee(clock: TestClock) -> Iterator[FakeKingdee]:
+    with FakeKingdee(epoch_of(clock)).serve() as fake:
+        yield fake
+
+
+@pytest.fixture
+def yonyou(clock: TestClock) -> Iterator[FakeYonyou]:
+    with FakeYonyou(epoch_of(clock)).serve() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sap(clock: TestClock) -> Iterator[FakeSap]:
+    with FakeSap(epoch_of(clock)).serve() as fake:
+        yield fake

@@ -45,6 +45,25 @@ def test_operations_have_their_own_buckets(fake_time: FakeTime) -> None:
     assert fake_time.sleeps == [pytest.approx(10.0)]
 
 
+def test_a_wait_handed_back_returns_its_tokens(fake_time: FakeTime) -> None:
+    """A host that never sleeps raises instead; retrying after the wait must then pass."""
+    waits: list[float] = []
+
+    def hand_back(seconds: float) -> None:
+        waits.append(seconds)
+        raise RateLimitedError("v", "wait", retry_after=seconds)
+
+    limits = RateLimits(fake_time.clock, hand_back, [Rate(2, 10)])
+    limits.acquire("a")
+    for _ in range(3):  # retried too early, again and again: the wait does not grow
+        with pytest.raises(RateLimitedError):
+            limits.acquire("a")
+    assert waits == [pytest.approx(10.0)] * 3
+    fake_time.advance(waits[-1])
+    limits.acquire("a")
+    assert len(waits) == 3
+
+
 def test_a_pause_holds_one_operation_or_all(fake_time: FakeTime) -> None:
     limits = RateLimits(fake_time.clock, fake_time.sleep)
     limits.pause("a", 5)

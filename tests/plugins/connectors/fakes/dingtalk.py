@@ -40,12 +40,24 @@ class FakeDingTalk(FakeVendor):
         self.notices: list[dict[str, Any]] = []
         self.instances: dict[str, dict[str, Any]] = {}
         self._ids = count(1)
+        self.tree = {1: [2, 3], 2: [], 3: []}
+        self.staff = {
+            1: [{"userid": "manager1", "name": "孙主管", "email": "sun@example.cn"}],
+            2: [
+                {"userid": f"u{i}", "name": f"员工{i}", "email": f"u{i}@example.cn"}
+                for i in range(3)
+            ],
+            3: [{"userid": "zhou1", "name": "周工", "mobile": "13800138000"}],
+        }
+        self.user_page = 2
 
     def routes(self) -> dict[tuple[str, str], Callable[[Seen], Response]]:
         return {
             ("POST", "/v1.0/oauth2/accessToken"): self.new_token,
             ("GET", "/gettoken"): self.old_token,
             ("POST", "/topapi/message/corpconversation/asyncsend_v2"): self.notice,
+            ("POST", "/topapi/v2/department/listsub"): self.listsub,
+            ("POST", "/topapi/v2/user/list"): self.user_list,
             ("POST", "/v1.0/workflow/processInstances"): self.create_instance,
             ("GET", "/v1.0/workflow/processInstances"): self.get_instance,
         }
@@ -89,6 +101,30 @@ class FakeDingTalk(FakeVendor):
         task = next(self._ids)
         self.notices.append({"task_id": task, **body})
         return old(task_id=task, request_id=f"r{task}")
+
+    def listsub(self, seen: Seen) -> Response:
+        if not self._valid(seen.query.get("access_token")):
+            return old(42001, "access_token超时")
+        dept = int(json.loads(seen.body)["dept_id"])
+        if dept not in self.tree:
+            return old(60003, "部门不存在")
+        return old(result=[{"dept_id": d, "name": f"部门{d}"} for d in self.tree[dept]])
+
+    def user_list(self, seen: Seen) -> Response:
+        if not self._valid(seen.query.get("access_token")):
+            return old(42001, "access_token超时")
+        body = json.loads(seen.body)
+        size = int(body.get("size") or 0)
+        if not 0 < size <= 100:
+            return old(40035, "不合法的参数")
+        staff = self.staff.get(int(body["dept_id"]), [])
+        start = int(body.get("cursor") or 0)
+        page = staff[start : start + min(size, self.user_page)]
+        more = start + len(page) < len(staff)
+        result = {"list": page, "has_more": more}
+        if more:
+            result["next_cursor"] = start + len(page)
+        return old(result=result)
 
     def create_instance(self, seen: Seen) -> Response:
         if not self._valid(seen.headers.get("x-acs-dingtalk-access-token")):

@@ -122,19 +122,26 @@ class FakeKingdee(FakeVendor):
         if rows is None:
             return JSONResponse([[status(False, (f"业务对象{data['FormId']}不存在",))]])
         fields = data["FieldKeys"].split(",")
-        unknown = [f for f in fields if rows and f not in rows[0]]
+        unknown = [f for f in fields if rows and f not in rows[0] and not f.startswith("F_")]
         if unknown:
             return JSONResponse([[status(False, (f"字段{unknown[0]}不存在",))]])
         if data.get("FilterString"):
-            match = re.fullmatch(r"(\w+) >= '([^']*)'", data["FilterString"])
+            match = re.fullmatch(r"(\w+) (>=|=) '([^']*)'", data["FilterString"])
             if match is None:
                 return JSONResponse([[status(False, ("过滤条件不合法",))]])
-            rows = [r for r in rows if str(r[match.group(1)]) >= match.group(2)]
+            field, op, value = match.groups()
+            rows = [
+                r
+                for r in rows
+                if (
+                    str(r.get(field, "")) >= value if op == ">=" else str(r.get(field, "")) == value
+                )
+            ]
         if data.get("OrderString"):
             rows = sorted(rows, key=lambda r: r[data["OrderString"].split()[0]])
         start, limit = int(data.get("StartRow") or 0), int(data.get("Limit") or 0)
         page = rows[start : start + limit] if limit else rows[start:]
-        return JSONResponse([[r[f] for f in fields] for r in page])
+        return JSONResponse([[r.get(f) for f in fields] for r in page])
 
     def save(self, seen: Seen) -> Response:
         if not self._session_ok(seen):
@@ -151,6 +158,8 @@ class FakeKingdee(FakeVendor):
                 "FNumber": number,
                 "FName": model["FName"],
                 "FModifyDate": "2026-02-01T00:00:00",
+                # Custom fields (F_ prefix: 自定义字段) are kept as given.
+                **{k: v for k, v in model.items() if k.startswith("F_")},
             }
         )
         entity = {"Id": new_id, "Number": number, "DIndex": 0}

@@ -42,11 +42,17 @@ class FakeWeCom(FakeVendor):
         self.customers: dict[str, dict[str, Any]] = {}
         self.followers: dict[str, list[dict[str, Any]]] = {}
         self.follow_page = 2
+        self.profiles = {
+            "zhangsan": {"name": "张三", "email": "zhangsan@example.cn", "department": [2]},
+            "lisi": {"name": "李四", "email": "lisi@example.cn", "department": [1]},
+            "wangwu": {"name": "王五", "email": "", "department": [3]},
+        }
 
     def routes(self) -> dict[tuple[str, str], Callable[[Seen], Response]]:
         return {
             ("GET", "/cgi-bin/gettoken"): self.gettoken,
             ("POST", "/cgi-bin/message/send"): self.send,
+            ("GET", "/cgi-bin/user/list"): self.user_list,
             ("GET", "/cgi-bin/externalcontact/list"): self.contact_list,
             ("GET", "/cgi-bin/externalcontact/get"): self.contact_get,
             ("POST", "/cgi-bin/externalcontact/batch/get_by_user"): self.by_user,
@@ -122,6 +128,16 @@ class FakeWeCom(FakeVendor):
         if msgtype == "template_card":
             fields["response_code"] = f"rc-{msgid}"
         return answer(**fields)
+
+    def user_list(self, seen: Seen) -> Response:
+        """Every member when asked for department 1 with fetch_child (the fake's tree is flat)."""
+        error = self._token_error(seen)
+        if error is not None:
+            return error
+        if seen.query.get("department_id") != "1" or seen.query.get("fetch_child") != "1":
+            return answer(60003, "department not found")
+        users = [{"userid": u, **self.profiles[u]} for u in sorted(self.members)]
+        return answer(userlist=users)
 
     def contact_list(self, seen: Seen) -> Response:
         error = self._token_error(seen)

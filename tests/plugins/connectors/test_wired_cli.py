@@ -1,0 +1,62 @@
+"""``qiao connector``: add with a secret asked without echo, set a secret, sync, status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from qiao.cli import main as cli_main
+from qiao.core.testing.worker import drain
+
+from .fakes import kingdee as kingdee_fake
+from .fakes.kingdee import FakeKingdee
+
+
+@pytest.fixture
+def kingdee() -> Iterator[FakeKingdee]:
+    """On the wall clock: the command runs in a runtime of its own, on the real time."""
+    with FakeKingdee(time.time).serve() as fake:
+        yield fake
+
+
+def test_add_sync_and_status(
+    qiao_runtime: Any, qiao_config: Any, qiao_worker: Any, kingdee: FakeKingdee
+) -> None:
+    kingdee.add_customers(2)
+    config = ["--config", str(qiao_config.path)]
+    cli_main._add_plugin_commands(config)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> str:
+        result = runner.invoke(cli_main.cli, [*config, "connector", *args], input=input)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    added = run(
+        "add",
+        "kingdee",
+        "erp",
+        "--setting",
+        f"acct_id={kingdee_fake.ACCT}",
+        "--setting",
+        f"username={kingdee_fake.USER}",
+        "--base-url",
+        kingdee.url + kingdee_fake.PREFIX,
+        "--secret",
+        "app_secret",
+        input=f"{kingdee_fake.PASSWORD}\n",
+    )
+    assert kingdee_fake.PASSWORD not in added
+    run("set-secret", "erp", "callback_token", input="tok\n")
+    assert "sync of erp requested" in run("sync", "erp")
+    drain(qiao_worker)
+    status = run("status", "erp")
+    assert status.startswith("erp (kingdee) active  secrets: app_secret, callback_token")
+    assert "errors/h: 0" in status and "last success: -" not in status
+    refused = runner.invoke(cli_main.cli, [*config, "connector", "add", "wecom", "wx"])
+    assert refused.exit_code == 1
+    assert "needs the settings corp_id, agent_id" in refused.output
