@@ -134,7 +134,8 @@ class FieldEncryption:
         While ``qiao keys rotate --index`` re-indexes an entity, its rows hold
         indexes made by either key; a lookup must find both.
         """
-        return [self._index(key, field, value) for key in self.keys.index_keys(conn, entity)]
+        keys = self.keys.index_keys(conn, entity, create=False)
+        return [self._index(key, field, value) for key in keys]
 
     @staticmethod
     def _index(key: IndexKey, field: FieldDef, value: Any) -> str:

@@ -421,9 +421,11 @@ class RecordsService:
             entity, order_by, first=first, after=after, last=last, before=before
         )
         computed = self._computed_columns(conn, catalog, entity_name)
-        where = query.compile_filter(
-            entity, table, filter, blind=self.encryption.lookup, computed=computed
-        )
+
+        def blind(_: Connection | None, of: str, field: FieldDef, value: Any) -> list[str]:
+            return self.encryption.lookup(conn, of, field, value)  # in this transaction
+
+        where = query.compile_filter(entity, table, filter, blind=blind, computed=computed)
         where = and_(where, *self._read_filter(actor, entity_name, table))
         stmt = (
             _with_computed(select(table), computed)
