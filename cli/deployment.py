@@ -26,12 +26,14 @@ from qiao.cli.identity import ADMIN_ROLE, create_user
 from qiao.cli.jobs import background_worker
 from qiao.cli.migrating import migrate as migrate_schema
 from qiao.cli.migrating import require_current
+from qiao.cli.settings import SettingsFile
 from qiao.cli.state import CliState, pass_state
 from qiao.core.app import create_app
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import CONFIG_ENV, CONFIG_FILE, Config
 from qiao.core.errors import ConfigurationError
 from qiao.core.market.index import Market
+from qiao.core.market.manifest import TemplateManifest
 from qiao.core.pluginmanager import BUILTIN_PLUGINS, create_plugins
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
@@ -89,6 +91,7 @@ def init(
     create_plugins(enabled)  # refuse unknown plugins before anything is written
     made = folder.create(directory, database_url, enabled, force=force)
     try:
+        _encrypt_template_fields(path, [market.package(n).manifest for n in templates])
         config = Config.load(path)
         click.echo(f"Deployment: {config.path}")
         click.echo(f"Database:   {_display_url(config.database_url)}")
@@ -106,6 +109,18 @@ def init(
     click.echo(
         f"\nNext: cd {directory} && qiao serve   (or install {folder.UNIT_FILE}: docs/deploy.md)"
     )
+
+
+def _encrypt_template_fields(path: Path, manifests: list[TemplateManifest]) -> None:
+    """Add the templates' ``encrypted_fields`` to ``[encryption] fields``, before any table."""
+    wanted = [f for m in manifests for f in m.encrypted_fields]
+    if not wanted:
+        return
+    settings = SettingsFile.read(path)
+    table = settings.data.setdefault("encryption", {})
+    names = list(table.get("fields", []))
+    table["fields"] = names + [f for f in dict.fromkeys(wanted) if f not in names]
+    settings.save()
 
 
 def _set_up(runtime: Runtime, demo_of: list[str]) -> None:

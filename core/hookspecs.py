@@ -286,13 +286,17 @@ def qiao_key_providers() -> Mapping[str, Callable[[Mapping[str, Any]], KeyProvid
     deployment enables. ``[keys] provider = "<name>"`` in qiao.toml picks one;
     the KEK stays inside the device, which only wraps and unwraps data keys
     (GB/T 39786 level 3 expects keys held in a certified crypto product).
+    Each process calls the factory again every 5 seconds and after an unwrap
+    fails (so a rotated KEK is taken up without a restart): keep the device's
+    session open across calls, as the built-in ``pkcs11`` provider does.
+    docs/encryption.md documents the GM/T 0018 SDF provider such a plugin makes.
 
     :returns: a mapping from provider name to a factory; the factory receives
         the ``[keys]`` table of qiao.toml and returns a
         :class:`~qiao.core.crypto.KeyProvider`, raising
         :class:`~qiao.core.errors.ConfigurationError` when the device cannot be
         used. Results are collected; a name offered twice, or the built-in
-        ``file`` or ``env``, stops start-up.
+        ``file``, ``env`` or ``pkcs11``, stops start-up.
     """
 
 

@@ -8,8 +8,9 @@ stores them encrypted is its own choice. ``qiao init`` writes::
     fields = ["contact.mobile", "contact.phone", "contact.email", "contact.wechat",
               "lead.mobile", "lead.email"]
 
-Each named field is made ``encrypted: true, searchable: exact`` (and no longer
-``indexed`` or ``unique``, which ciphertext cannot be) when a process builds its
+Each named field is made ``encrypted: true, searchable: exact`` (a long ``text``
+field is not searchable; and none is
+``indexed`` or ``unique`` any more, which ciphertext cannot be) when a process builds its
 registry, so equality filters and de-duplication keep working through the
 blind index. Fields of entities no enabled plugin declares are passed over (a
 deployment without the leads plugin has no leads); an unknown field of a known
@@ -29,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from qiao.core.errors import ConfigurationError
-from qiao.core.metadata.model import STRING_TYPES, EntityDef
+from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldType
 
 TABLE = "encryption"
 #: What ``qiao init`` declares: the personal contact details of contacts and leads.
@@ -93,8 +94,9 @@ def apply_declared(
             )
         if field.encrypted:
             continue
+        searchable = None if field.type is FieldType.TEXT else "exact"
         sealed = field.model_copy(
-            update={"encrypted": True, "searchable": "exact", "indexed": False, "unique": False}
+            update={"encrypted": True, "searchable": searchable, "indexed": False, "unique": False}
         )
         fields = tuple(sealed if f.name == field_name else f for f in entity.fields)
         out[index] = entity.model_copy(update={"fields": fields}).revalidated()

@@ -140,7 +140,8 @@ class FieldEncryption:
         While ``qiao keys rotate --index`` re-indexes an entity, its rows hold
         indexes made by either key; a lookup must find both.
         """
-        return [self._index(key, field, value) for key in self.keys.index_keys(conn, entity)]
+        keys = self.keys.index_keys(conn, entity, create=False)
+        return [self._index(key, field, value) for key in keys]
 
     def matching(
         self,
@@ -159,7 +160,7 @@ class FieldEncryption:
         alias (compiled GraphQL reads); without ``conn`` a read connection of
         the deployment's database is used.
         """
-        indexes = [i for v in values for i in self.lookup(None, entity, field, v)]
+        indexes = [i for v in values for i in self.lookup(conn, entity, field, v)]
         if not indexes:
             return []
         kind = index_kind(field)

@@ -361,18 +361,22 @@ class KeyStore:
 
     # -- Blind-index keys -------------------------------------------------------------------
 
-    def index_keys(self, conn: Connection | None, entity: str) -> list[IndexKey]:
+    def index_keys(
+        self, conn: Connection | None, entity: str, *, create: bool = True
+    ) -> list[IndexKey]:
         """The live blind-index keys of ``entity``, the active one first.
 
-        With a connection (a write), the first key is made when there is none;
-        without one (a lookup), an entity that never indexed anything gets a
-        throwaway key, which finds nothing, as it should.
+        With a connection and ``create`` (a write), the first key is made when
+        there is none; otherwise (a lookup), an entity that never indexed
+        anything gets a throwaway key, which finds nothing, as it should. A
+        lookup given its transaction's connection also sees a key table that
+        transaction made (a template installed with its demo data).
         """
         cached = self._index.get(entity)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         rows = self._index_rows(conn, entity)
-        if not rows and conn is None:
+        if not rows and (conn is None or not create):
             return [IndexKey(key_name("bik", entity), 1, DataKey.generate("unused").secret)]
         if not rows:
             key = DataKey.generate(key_name("bik", entity))

@@ -75,6 +75,18 @@ class TemplateManifest(_Strict):
     manifests: tuple[str, ...] = ()
     #: Demo data file (docs/manifest.md), relative to the template's folder.
     demo: str | None = None
+    #: Personal fields ("entity.field") a deployment should store encrypted: ``qiao init
+    #: --template`` adds them to ``[encryption] fields`` (docs/encryption.md).
+    encrypted_fields: tuple[str, ...] = ()
+
+    @field_validator("encrypted_fields")
+    @classmethod
+    def _encrypted_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            entity, dot, field = name.partition(".")
+            if not (entity and dot and field) or "." in field:
+                raise ValueError(f'{name!r} is not an "entity.field" name')
+        return value
 
     @field_validator("name")
     @classmethod

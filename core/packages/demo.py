@@ -56,10 +56,16 @@ def load_demo(path: Path) -> DemoData:
 def is_seeded(ctx: WriteContext, demo: DemoData) -> bool:
     """Whether the first record of ``demo`` is in the database already."""
     first = demo.records[0]
+    entity = ctx.records.catalog.entity(first.entity)
+
+    def comparable(name: str) -> bool:  # an encrypted field only through its blind index
+        field = entity.field(name)
+        return field is None or not field.encrypted or field.searchable is not None
+
     plain = {
         name: {"eq": value}
         for name, value in first.values.items()
-        if isinstance(value, str) and not value.startswith("@")
+        if isinstance(value, str) and not value.startswith("@") and comparable(name)
     }
     found = ctx.records.list(
         ctx.connection, first.entity, filter=plain, first=1, actor=Actor.system()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from sqlalchemy import MetaData, Table, select
@@ -72,3 +73,19 @@ def test_encrypt_field_converts_a_plain_standard_field_online_and_resumably(
         ).records
     assert sorted(a["name"] for a in found) == [f"客户{i}" for i in range(5)]
     assert {a["phone"] for a in found} == {"+862151234567"}
+
+
+def test_init_with_the_clinics_template_encrypts_patients_phone_and_allergies(
+    qiao_empty_database_url: str, tmp_path: Path
+) -> None:
+    site = init(tmp_path / "site", qiao_empty_database_url, "--template", "clinics", "--demo")
+    fields = tomllib.loads(site.config.read_text(encoding="utf-8"))["encryption"]["fields"]
+    assert fields[-2:] == ["patient.phone", "patient.allergies"] and "lead.mobile" in fields
+    phones = [p for p in column(site, "patient", "phone") if p is not None]
+    allergies = [a for a in column(site, "patient", "allergies") if a is not None]
+    assert phones and allergies and all(is_sealed(v) for v in [*phones, *allergies])
+    with runtime_of(site.config) as runtime, runtime.db.read() as conn:
+        found = runtime.records.list(
+            conn, "patient", filter={"phone": {"eq": "136 8801 2345"}}, actor=SYSTEM
+        ).records
+    assert [(p["name"], p["allergies"]) for p in found] == [("刘晓梅", "青霉素过敏")]
