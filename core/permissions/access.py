@@ -89,7 +89,7 @@ class Access:
         assert subject is not None
         if isinstance(scope, FilterScope):
             spec = _substitute(scope.filter, {"$me": subject.user_id, "$team": subject.team_id})
-            return query.compile_filter(entity, table, spec)  # type: ignore[arg-type]
+            return query.compile_filter(entity, table, spec, relations=self.catalog)  # type: ignore[arg-type]
         owner = table.c[owner_column(entity)]
         users = {
             Scope.OWN: {subject.user_id},
