@@ -19,7 +19,19 @@ ENTITIES = {
     "manufacturing_dealers": {"dealer_tier", "rebate_agreement", "purchase_line", "dealer_quarter"},
     "education": {"course", "student", "enrollment"},
     "clinics": {"patient", "appointment"},
-    "law_firms": {"matter", "client_engagement", "time_entry"},
+    "law_firms": {
+        "matter",
+        "matter_member",
+        "matter_party",
+        "conflict_check",
+        "conflict_hit",
+        "conflict_waiver",
+        "deadline",
+        "counselling_session",
+        "client_engagement",
+        "time_entry",
+        "billing_statement",
+    },
 }
 
 
@@ -71,7 +83,7 @@ def test_each_template_ships_its_roles_as_role_records(qiao_runtime: Runtime) ->
             ).records
         }
     assert roles["partner"]["source"] == "law_firms"
-    assert roles["partner"]["rights"]["entities"]["matter"]["delete"] == "all"
+    assert roles["partner"]["rights"]["entities"]["matter"]["create"] == "all"
     assert roles["front_desk"]["source"] == "clinics"
 
 
