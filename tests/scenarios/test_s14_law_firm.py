@@ -155,7 +155,8 @@ def test_conflicts_absolute_relative_waived_and_walled(
         "consentingParties": "某电子",
     }
     errors = officer.errors(
-        "mutation($input: ConflictWaiverCreateInput!) { createConflictWaiver(input: $input) { id } }",
+        "mutation($input: ConflictWaiverCreateInput!) "
+        "{ createConflictWaiver(input: $input) { id } }",
         {"input": waiver},
     )
     assert "第51条" in errors[0]["message"] and errors[0]["extensions"]["field"] == "matter"
@@ -198,7 +199,8 @@ def test_conflicts_absolute_relative_waived_and_walled(
     }
     assert he.data("{ timeEntries { totalCount } }")["timeEntries"]["totalCount"] == 0
     legal = he.data(
-        "query($id: ID!) { account(id: $id) { legalMatters { totalCount } legalPartyRecords { totalCount } } }",
+        "query($id: ID!) { account(id: $id) "
+        "{ legalMatters { totalCount } legalPartyRecords { totalCount } } }",
         {"id": moudian},
     )["account"]
     assert legal == {"legalMatters": {"totalCount": 1}, "legalPartyRecords": {"totalCount": 1}}
@@ -224,3 +226,241 @@ def test_conflicts_absolute_relative_waived_and_walled(
 
 def _numbers(client: GraphQLClient, query: str) -> set[str]:
     return {e["node"]["matterNumber"] for e in client.data(query)["matters"]["edges"]}
+
+
+# -- Deadlines and reminders --------------------------------------------------------------
+
+DEADLINE_FIELDS = "id dueOn rolledFrom days recordedOn"
+REMINDERS = (
+    '{ notifications(filter: {kind: {eq: "deadline_reminder"}}) '
+    "{ edges { node { title createdAt } } } }"
+)
+
+
+def _open_matter(client: GraphQLClient, firm: dict[str, Any], number: str, **values: Any) -> str:
+    account = create(client, "account", {"name": f"{number}委托人有限公司"})["id"]
+    made = matter(client, number, account, responsibleLawyerId=firm["id"]["he"], **values)
+    return str(made["id"])
+
+
+def _reminders(client: GraphQLClient) -> list[tuple[str, str]]:
+    edges = client.data(REMINDERS)["notifications"]["edges"]
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    return sorted(
+        (
+            dt.datetime.fromisoformat(e["node"]["createdAt"])
+            .astimezone(shanghai)
+            .strftime("%m-%d %H:%M"),
+            e["node"]["title"],
+        )
+        for e in edges
+    )
+
+
+def test_an_appeal_deadline_rolls_past_days_off_and_reminds_at_the_offsets_ahead(
+    qiao_client: GraphQLClient,
+    client_for: Callable[[str], GraphQLClient],
+    firm: dict[str, Any],
+    qiao_clock: TestClock,
+    qiao_worker: Worker,
+) -> None:
+    he = client_for("he")
+    matter_id = _open_matter(qiao_client, firm, "PC-2026-LT-101")
+    # A ruling served on Wednesday 4 March: 10 days from the next day end on Saturday 14
+    # March, a day off, so the deadline is Monday 16 March.
+    ruling = create(
+        he, "deadline",
+        {"matterId": matter_id, "title": "不服管辖裁定上诉", "kind": "APPEAL_RULING",
+         "eventDate": "2026-03-04", "responsibleId": firm["id"]["he"]},
+        DEADLINE_FIELDS,
+    )  # fmt: skip
+    assert {k: ruling[k] for k in ("dueOn", "rolledFrom", "days", "recordedOn")} == {
+        "dueOn": "2026-03-16", "rolledFrom": "2026-03-14", "days": 10, "recordedOn": "2026-03-02"
+    }  # fmt: skip
+    # A judgment served the same day: 15 days end on Thursday 19 March, a working day.
+    judgment = create(
+        he, "deadline",
+        {"matterId": matter_id, "title": "不服一审判决上诉", "kind": "APPEAL_JUDGMENT",
+         "eventDate": "2026-03-04", "responsibleId": firm["id"]["he"]},
+        DEADLINE_FIELDS,
+    )  # fmt: skip
+    assert (judgment["dueOn"], judgment["rolledFrom"]) == ("2026-03-19", None)
+    # A rule's days are the law's.
+    wrong = he.errors(
+        "mutation($input: DeadlineCreateInput!) { createDeadline(input: $input) { id } }",
+        {
+            "input": {
+                "matterId": matter_id,
+                "title": "x",
+                "kind": "APPEAL_JUDGMENT",
+                "eventDate": "2026-03-04",
+                "days": 20,
+            }
+        },
+    )
+    assert wrong[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "days"}
+
+    # Recorded 14 and 17 days ahead: no 30-day reminder for either. The judgment is met on
+    # 17 March, so its 1-day reminder never comes.
+    for day in range(2, 20):
+        qiao_clock.set(dt.datetime(2026, 3, day, 1, 30, tzinfo=dt.UTC))
+        drain(qiao_worker)
+        if day == 17:
+            update(he, "deadline", judgment["id"], {"satisfied": True, "satisfiedOn": "2026-03-17"})
+    assert _reminders(qiao_client) == [
+        ("03-02 09:30", "期限提醒（还有14日）：不服管辖裁定上诉"),
+        ("03-05 09:30", "期限提醒（还有14日）：不服一审判决上诉"),
+        ("03-09 09:30", "期限提醒（还有7日）：不服管辖裁定上诉"),
+        ("03-12 09:30", "期限提醒（还有7日）：不服一审判决上诉"),
+        ("03-13 09:30", "期限提醒（还有3日）：不服管辖裁定上诉"),
+        ("03-15 09:30", "期限提醒（还有1日）：不服管辖裁定上诉"),
+        ("03-16 09:30", "期限提醒（还有3日）：不服一审判决上诉"),
+    ]
+    # Never dropped: a deadline is closed by meeting it.
+    errors = qiao_client.errors(
+        "mutation($id: ID!) { deleteDeadline(id: $id) }", {"id": ruling["id"]}
+    )
+    assert errors[0]["extensions"]["code"] == "CONFLICT" and "已完成" in errors[0]["message"]
+
+
+# -- Bankruptcy ---------------------------------------------------------------------------
+
+
+def test_a_bankruptcy_timeline_is_held_to_the_windows_of_the_law(
+    qiao_client: GraphQLClient, firm: dict[str, Any], qiao_clock: TestClock
+) -> None:
+    admin = qiao_client
+    matter_id = _open_matter(
+        admin, firm, "PC-2026-BK-201", practiceArea="BANKRUPTCY", acceptedOn="2026-06-22",
+        announcedOn="2026-06-30",
+    )  # fmt: skip
+
+    def refused_with(values: dict[str, Any], field: str) -> str:
+        error = refused(admin, "matter", matter_id, values)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
+        return str(error["message"])
+
+    # art. 14: known creditors within 25 days of acceptance (22 June -> 17 July).
+    assert "第14条" in refused_with({"creditorsNotifiedOn": "2026-07-18"}, "creditorsNotifiedOn")
+    update(admin, "matter", matter_id, {"creditorsNotifiedOn": "2026-07-17"})
+    # art. 45: the claim period from the announcement, 30 days to 3 months.
+    message = refused_with({"claimsDeadline": "2026-07-29"}, "claimsDeadline")
+    assert "第45条" in message and "2026-07-30 至 2026-09-30" in message
+    assert "2026-07-30 至 2026-09-30" in refused_with(
+        {"claimsDeadline": "2026-10-01"}, "claimsDeadline"
+    )
+    update(admin, "matter", matter_id, {"claimsDeadline": "2026-09-30"})
+    # art. 62: the first meeting within 15 days after the period ends.
+    message = refused_with({"firstMeetingOn": "2026-10-16"}, "firstMeetingOn")
+    assert "第62条" in message and "2026-10-01 至 2026-10-15" in message
+    assert "第62条" in refused_with({"firstMeetingOn": "2026-09-30"}, "firstMeetingOn")
+    update(admin, "matter", matter_id, {"firstMeetingOn": "2026-10-15"})
+    # art. 63: notice at least 15 days before the meeting.
+    assert "不晚于 2026-09-30" in refused_with({"meetingNoticeOn": "2026-10-01"}, "meetingNoticeOn")
+    # Moving an anchor re-checks what depends on it.
+    assert "第62条" in refused_with({"claimsDeadline": "2026-09-15"}, "firstMeetingOn")
+    done = update(
+        admin, "matter", matter_id, {"meetingNoticeOn": "2026-09-30"},
+        "claimsDeadline firstMeetingOn meetingNoticeOn daysToFirstMeeting",
+    )  # fmt: skip
+    # The countdown to the creditors' meeting follows the clock (2 March -> 15 October).
+    assert done["daysToFirstMeeting"] == 227
+    qiao_clock.set(dt.datetime(2026, 10, 5, 1, 0, tzinfo=dt.UTC))
+    countdown = admin.data(
+        "query($id: ID!) { matter(id: $id) { daysToFirstMeeting } }", {"id": matter_id}
+    )
+    assert countdown == {"matter": {"daysToFirstMeeting": 10}}
+
+
+# -- Practice-area flows ------------------------------------------------------------------
+
+
+def test_family_matters_book_counselling_and_ip_matters_search(
+    qiao_client: GraphQLClient,
+    client_for: Callable[[str], GraphQLClient],
+    firm: dict[str, Any],
+    qiao_worker: Worker,
+) -> None:
+    he = client_for("he")
+    family = _open_matter(qiao_client, firm, "PC-2026-FM-301", practiceArea="FAMILY")
+    ip = _open_matter(qiao_client, firm, "PC-2026-IP-302", practiceArea="IP")
+    drain(qiao_worker)
+    sessions = he.data(
+        "query($id: ID!) { matter(id: $id) { counsellingSessions { edges { node { status } } } } }",
+        {"id": family},
+    )
+    assert sessions["matter"]["counsellingSessions"]["edges"] == [{"node": {"status": "TO_BOOK"}}]
+    searches = he.data(
+        "query($id: ID!) "
+        "{ matter(id: $id) { deadlines { edges { node { title eventDate dueOn } } } } }",
+        {"id": ip},
+    )["matter"]["deadlines"]["edges"]
+    # Recorded Monday 2 March, due 7 days later.
+    assert searches == [
+        {
+            "node": {
+                "title": "完成专利数据库在先技术检索或商标近似检索",
+                "eventDate": "2026-03-02",
+                "dueOn": "2026-03-09",
+            }
+        }
+    ]
+    told = {n["kind"] for n in he.data("{ myNotifications { kind } }")["myNotifications"]}
+    assert {"counselling_to_book", "ip_search"} <= told
+
+
+# -- Time and billing ---------------------------------------------------------------------
+
+
+def test_time_is_billed_in_tenths_rounded_up_at_the_rate_on_the_matter(
+    qiao_client: GraphQLClient, client_for: Callable[[str], GraphQLClient], firm: dict[str, Any]
+) -> None:
+    admin, ids = qiao_client, firm["id"]
+    he, finance = client_for("he"), client_for("liang")
+    matter_id = _open_matter(admin, firm, "PC-2026-CO-401", practiceArea="CORPORATE")
+    create(
+        admin,
+        "client_engagement",
+        {
+            "letterNumber": "WT-401",
+            "matterId": matter_id,
+            "feeArrangement": "HOURLY",
+            "hourlyRate": "1800.00",
+        },
+    )
+    members = admin.data(
+        "query($id: ID!) "
+        "{ matter(id: $id) { members { edges { node { id user { username } } } } } }",
+        {"id": matter_id},
+    )["matter"]["members"]["edges"]
+    assert [m["node"]["user"]["username"] for m in members] == ["he"]
+    update(finance, "matter_member", members[0]["node"]["id"], {"hourlyRate": "2500.00"})
+    create(
+        admin,
+        "matter_member",
+        {"matterId": matter_id, "userId": ids["wang"], "memberRole": "ASSOCIATE"},
+    )
+    wang = client_for("wang")
+    fields = "billedHours rate amount"
+    entry = {"matterId": matter_id, "description": "起草股权转让协议"}
+    # 1.01 h bills 1.1 h at 何静's rate on the matter.
+    billed = create(he, "time_entry", {**entry, "workedOn": "2026-03-03", "hours": "1.01"}, fields)
+    assert billed == {"billedHours": "1.1", "rate": "2500.00", "amount": "2750.00"}
+    # 0.25 h bills 0.3 h; 王磊 has no rate on the matter, so the engagement's applies.
+    billed = create(
+        wang, "time_entry", {**entry, "workedOn": "2026-03-10", "hours": "0.25"}, fields
+    )
+    assert billed == {"billedHours": "0.3", "rate": "1800.00", "amount": "540.00"}
+    billed = create(he, "time_entry", {**entry, "workedOn": "2026-03-31", "hours": "2.00"}, fields)
+    assert billed == {"billedHours": "2.0", "rate": "2500.00", "amount": "5000.00"}
+    create(
+        he, "time_entry", {**entry, "workedOn": "2026-03-12", "hours": "0.40", "billable": False}
+    )
+    create(he, "time_entry", {**entry, "workedOn": "2026-04-01", "hours": "3.00"})
+    statement = create(
+        finance, "billing_statement",
+        {"statementNumber": "ZD-2026-03", "matterId": matter_id,
+         "periodStart": "2026-03-01", "periodEnd": "2026-03-31"},
+        "totalHours totalAmount",
+    )  # fmt: skip
+    assert statement == {"totalHours": "3.4", "totalAmount": "8290.00"}
