@@ -47,6 +47,8 @@ def qiao_before_record_write(
     if name == "deadline":
         deadlines.prepare(context, operation, values, existing)
     if operation == "delete":
+        if name in {"conflict_check", "conflict_waiver"}:
+            conflicts.refuse_delete(name)
         return
     if name == "matter":
         conflicts.check_opening(values, existing)

@@ -24,7 +24,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from qiao.api import Actor, BadUserInput, WriteContext
+from qiao.api import Actor, BadUserInput, Conflict, WriteContext
 
 from . import names
 
@@ -217,6 +217,11 @@ def prepare_check(context: WriteContext, values: dict[str, Any]) -> None:
         values.pop(name, None)
     if values.get("requested_by") is None and context.actor.user_id is not None:
         values["requested_by"] = context.actor.user_id
+
+
+def refuse_delete(entity: str) -> None:
+    """Checks and waivers are the firm's record of its conflict decisions (律师法 art. 23)."""
+    raise Conflict("利益冲突审查与豁免记录须永久保留，不能删除", entity=entity)
 
 
 # -- Waivers and opening -------------------------------------------------------------------

@@ -222,6 +222,8 @@ def test_conflicts_absolute_relative_waived_and_walled(
     # Every check and decision is kept.
     checks = officer.data("{ conflictChecks { totalCount } conflictWaivers { totalCount } }")
     assert checks == {"conflictChecks": {"totalCount": 3}, "conflictWaivers": {"totalCount": 1}}
+    gone = admin.errors("mutation($id: ID!) { deleteConflictCheck(id: $id) }", {"id": found["id"]})
+    assert gone[0]["extensions"]["code"] == "CONFLICT" and "永久保留" in gone[0]["message"]
 
 
 def _numbers(client: GraphQLClient, query: str) -> set[str]:
