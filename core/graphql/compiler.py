@@ -63,11 +63,13 @@ from qiao.core.graphql.plan import (
     TypenameField,
 )
 from qiao.core.graphql.sqljson import JsonSQL, for_dialect, sql_text
+from qiao.core.graphql.strawberry_internals import graphql_schema
 from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import FieldDef
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records import query
+from qiao.core.storage.sqlalchemy_internals import bind_processors
 
 #: The most rows a query may ask for across all its connections (page sizes multiplied out).
 MAX_QUERY_COST = 100_000
@@ -137,7 +139,7 @@ class ReadCompiler:
         self.access = access or Access.unrestricted(built.catalog)
         self.plan = built.plan
         self.catalog = built.catalog
-        self.graphql = built.schema._schema
+        self.graphql = graphql_schema(built.schema)
         self.dialect = dialect
         self.json: JsonSQL = for_dialect(dialect.name)
         self.fragments = fragments
@@ -591,7 +593,7 @@ def _to_driver(stmt: Any, dialect: Dialect, keys: tuple[str, ...]) -> CompiledRe
     """Compile once to the driver's SQL text and parameters (bind processors applied)."""
     compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     raw = compiled.construct_params()
-    processors = compiled._bind_processors
+    processors = bind_processors(compiled)
     values = {k: processors[k](v) if k in processors else v for k, v in raw.items()}
     if compiled.positional:
         return CompiledRead(str(compiled), tuple(values[k] for k in compiled.positiontup), keys)
