@@ -51,7 +51,6 @@ def qiao_before_record_write(
             conflicts.refuse_delete(name)
         return
     if name == "matter":
-        conflicts.check_opening(values, existing)
         bankruptcy.check(values, existing)
     elif name in NAMED:
         conflicts.write_name_keys(name, values, existing)

@@ -262,20 +262,6 @@ def apply_waiver(context: WriteContext, waiver: dict[str, Any]) -> None:
     )
 
 
-def check_opening(values: dict[str, Any], existing: dict[str, Any] | None) -> None:
-    """A matter opens only when its conflict check is clear or its conflict waived."""
-    if values.get("status") != "OPEN" or (existing and existing["status"] == "OPEN"):
-        return
-    status = values.get("conflict_status") or (existing or {}).get("conflict_status")
-    if status in {"CLEAR", "WAIVED"}:
-        return
-    reason = {
-        "ABSOLUTE": f"{ART_51}：存在绝对利益冲突，不得代理，且不可豁免",
-        "RELATIVE": f"{ART_52}：存在相对利益冲突，须登记当事人签署的知情同意书后方可立案",
-    }.get(status or "", "立案前须完成利益冲突审查（律师法第23条）")
-    raise BadUserInput(reason, field="status")
-
-
 def reset_on_party_change(context: WriteContext, party: dict[str, Any]) -> None:
     """A changed party list needs a new check before an intake matter opens."""
     matter = context.records.get(context.connection, "matter", party["matter_id"], actor=SYSTEM)

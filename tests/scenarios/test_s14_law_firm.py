@@ -147,7 +147,9 @@ def test_conflicts_absolute_relative_waived_and_walled(
         "severity": "ABSOLUTE",
     } in [{k: h[k] for k in ("matchedName", "matchKind", "severity")} for h in hits]
     error = refused(wang, "matter", absolute["id"], {"status": "OPEN"})
-    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "status"}
+    assert error["extensions"] == {
+        "code": "BAD_USER_INPUT", "field": "status", "guard": 'conflict_status <> "ABSOLUTE"'
+    }  # fmt: skip
     assert "第51条" in error["message"] and "不可豁免" in error["message"]
     waiver = {
         "matterId": absolute["id"],
@@ -175,9 +177,11 @@ def test_conflicts_absolute_relative_waived_and_walled(
         {**waiver, "matterId": relative["id"], "documentNumber": "ZQ-2026-01"},
     )
     opened = update(
-        wang, "matter", relative["id"], {"status": "OPEN"}, "status conflictStatus walled"
+        wang, "matter", relative["id"], {"status": "OPEN"}, "status conflictStatus walled openedOn"
     )
-    assert opened == {"status": "OPEN", "conflictStatus": "WAIVED", "walled": True}
+    assert opened == {
+        "status": "OPEN", "conflictStatus": "WAIVED", "walled": True, "openedOn": "2026-03-02"
+    }  # fmt: skip
     create(
         wang,
         "time_entry",
