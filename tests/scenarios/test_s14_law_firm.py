@@ -413,6 +413,25 @@ def test_family_matters_book_counselling_and_ip_matters_search(
     ]
     told = {n["kind"] for n in he.data("{ myNotifications { kind } }")["myNotifications"]}
     assert {"counselling_to_book", "ip_search"} <= told
+    # Each new matter was checked for conflicts as soon as it was recorded.
+    checked = he.data(
+        "{ matters { edges { node { conflictStatus conflictChecks { totalCount } } } } }"
+    )
+    assert [e["node"] for e in checked["matters"]["edges"]] == [
+        {"conflictStatus": "CLEAR", "conflictChecks": {"totalCount": 1}}
+    ] * 2
+    # A party added during intake calls for a new check, which runs by itself.
+    create(
+        he,
+        "matter_party",
+        {"matterId": family, "name": "赵某某", "partyRole": "THIRD_PARTY", "kind": "PERSON"},
+    )
+    status = "query($id: ID!) { matter(id: $id) { conflictStatus conflictChecks { totalCount } } }"
+    assert he.data(status, {"id": family})["matter"]["conflictStatus"] == "NOT_CHECKED"
+    drain(qiao_worker)
+    assert he.data(status, {"id": family}) == {
+        "matter": {"conflictStatus": "CLEAR", "conflictChecks": {"totalCount": 2}}
+    }
 
 
 # -- Time and billing ---------------------------------------------------------------------
