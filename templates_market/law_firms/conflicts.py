@@ -208,7 +208,10 @@ def run_check(context: WriteContext, check: dict[str, Any]) -> None:
             "checked_at": context.now(),
         },
     )
-    records.update(system, "matter", matter["id"], {"conflict_status": result})
+    # A waiver stands for the parties it was given for: a later check that finds the same kind
+    # of conflict keeps it (a change of parties puts the matter back to NOT_CHECKED first).
+    if not (matter["conflict_status"] == "WAIVED" and result != "ABSOLUTE"):
+        records.update(system, "matter", matter["id"], {"conflict_status": result})
 
 
 def prepare_check(context: WriteContext, values: dict[str, Any]) -> None:

@@ -223,9 +223,13 @@ def test_conflicts_absolute_relative_waived_and_walled(
     assert wang.data("{ timeEntries { totalCount } }")["timeEntries"]["totalCount"] == 1
     wang_sees = wang.data('{ conflictSearch(name: "某电子科技") { matterId } }')["conflictSearch"]
     assert relative["id"] in {h["matterId"] for h in wang_sees}
+    # A later check finds the same relative conflict and keeps the waiver.
+    assert check(officer, relative["id"])["result"] == "RELATIVE"
+    kept = "query($id: ID!) { matter(id: $id) { conflictStatus } }"
+    assert wang.data(kept, {"id": relative["id"]}) == {"matter": {"conflictStatus": "WAIVED"}}
     # Every check and decision is kept.
     checks = officer.data("{ conflictChecks { totalCount } conflictWaivers { totalCount } }")
-    assert checks == {"conflictChecks": {"totalCount": 3}, "conflictWaivers": {"totalCount": 1}}
+    assert checks == {"conflictChecks": {"totalCount": 4}, "conflictWaivers": {"totalCount": 1}}
     gone = admin.errors("mutation($id: ID!) { deleteConflictCheck(id: $id) }", {"id": found["id"]})
     assert gone[0]["extensions"]["code"] == "CONFLICT" and "永久保留" in gone[0]["message"]
 
