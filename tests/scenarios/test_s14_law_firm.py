@@ -216,7 +216,11 @@ def test_conflicts_absolute_relative_waived_and_walled(
         first["id"],
         absolute["id"],
     }
-    # The check on the absolute matter keeps its hit on the open matter, visible to both.
+    trail = (
+        'query($id: ID!) { auditTrail(entity: "matter", id: $id) { edges { node { operation } } } }'
+    )
+    assert he.errors(trail, {"id": relative["id"]})[0]["extensions"]["code"] == "FORBIDDEN"
+    assert wang.data(trail, {"id": relative["id"]})["auditTrail"]["edges"]
     assert wang.data("query($id: ID!) { matter(id: $id) { walled } }", {"id": relative["id"]}) == {
         "matter": {"walled": True}
     }
