@@ -51,8 +51,9 @@ def side(role: str | None) -> str | None:
 # -- Keys on the records that hold names --------------------------------------------------
 
 
-def write_name_keys(entity: str, values: dict[str, Any], existing: dict[str, Any] | None) -> None:
-    """Keep ``name_keys`` in step with ``name`` and ``former_names`` on every write."""
+def write_name_keys(values: dict[str, Any], existing: dict[str, Any] | None) -> None:
+    """Keep ``name_keys`` in step with ``name`` and ``former_names``; nobody writes it by hand."""
+    values.pop("name_keys", None)
     if "name" not in values and "former_names" not in values:
         return
     merged = {**(existing or {}), **values}
