@@ -1,5 +1,5 @@
 """Law firms: matters and their teams, conflict checks with information walls, deadlines,
-bankruptcy timelines, time entries and billing statements (docs/templates/law-firms.md).
+bankruptcy timelines, time entries and billing statements (docs/templates/law_firms.md).
 
 The template is data: template.yaml, its entities, roles, rules and demo data. The Python
 here does what data cannot say, through ``qiao.api``: name keys and conflict checks

@@ -1,6 +1,6 @@
 """S14: a law firm's practice flows, through GraphQL on the real server, on both databases.
 
-鹏程律师事务所 runs the law_firms template (docs/templates/law-firms.md):
+鹏程律师事务所 runs the law_firms template (docs/templates/law_firms.md):
 
 - conflict checks before a matter opens: an absolute conflict (the other side of the same
   dispute) blocks it for good; a relative one blocks it until the client's informed consent
