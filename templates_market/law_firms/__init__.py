@@ -53,7 +53,7 @@ def qiao_before_record_write(
     if name == "matter":
         bankruptcy.check(values, existing)
     elif name in NAMED:
-        conflicts.write_name_keys(values, existing)
+        conflicts.write_name_keys(entity, values, existing)
     elif name == "conflict_check" and operation == "create":
         conflicts.prepare_check(context, values)
     elif name == "conflict_waiver" and operation == "create":

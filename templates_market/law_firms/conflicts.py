@@ -24,7 +24,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from qiao.api import Actor, BadUserInput, Conflict, WriteContext
+from qiao.api import Actor, BadUserInput, Conflict, EntityDef, WriteContext
 
 from . import names
 
@@ -51,9 +51,17 @@ def side(role: str | None) -> str | None:
 # -- Keys on the records that hold names --------------------------------------------------
 
 
-def write_name_keys(values: dict[str, Any], existing: dict[str, Any] | None) -> None:
-    """Keep ``name_keys`` in step with ``name`` and ``former_names``; nobody writes it by hand."""
+def write_name_keys(
+    entity: EntityDef, values: dict[str, Any], existing: dict[str, Any] | None
+) -> None:
+    """Keep ``name_keys`` in step with ``name`` and ``former_names``; nobody writes it by hand.
+
+    A deployment that stores the name encrypted keeps no keys: they would be its plaintext.
+    """
     values.pop("name_keys", None)
+    name = entity.field("name")
+    if name is not None and name.encrypted:
+        return
     if "name" not in values and "former_names" not in values:
         return
     merged = {**(existing or {}), **values}
