@@ -227,13 +227,33 @@ def test_conflicts_absolute_relative_waived_and_walled(
     assert wang.data("{ timeEntries { totalCount } }")["timeEntries"]["totalCount"] == 1
     wang_sees = wang.data('{ conflictSearch(name: "某电子科技") { matterId } }')["conflictSearch"]
     assert relative["id"] in {h["matterId"] for h in wang_sees}
+    # 何静 checks a matter of her own against 某电子: she learns of the conflict with the walled
+    # matter (the result, the count), never which matter it is.
+    probe = matter(
+        he, "PC-2026-IP-004", yunfan, dispute="商标许可",
+        opposingParty="某电子科技有限公司", responsibleLawyerId=ids["he"],
+    )  # fmt: skip
+    probed = create(
+        he,
+        "conflict_check",
+        {"matterId": probe["id"]},
+        "result hitCount hits { totalCount edges { node { matchedMatter { id } } } }",
+    )
+    assert probed["result"] == "RELATIVE"
+    seen = {
+        e["node"]["matchedMatter"]["id"]
+        for e in probed["hits"]["edges"]
+        if e["node"]["matchedMatter"]
+    }
+    assert seen == {first["id"], absolute["id"]}
+    assert probed["hitCount"] > probed["hits"]["totalCount"]
     # A later check finds the same relative conflict and keeps the waiver.
     assert check(officer, relative["id"])["result"] == "RELATIVE"
     kept = "query($id: ID!) { matter(id: $id) { conflictStatus } }"
     assert wang.data(kept, {"id": relative["id"]}) == {"matter": {"conflictStatus": "WAIVED"}}
     # Every check and decision is kept.
     checks = officer.data("{ conflictChecks { totalCount } conflictWaivers { totalCount } }")
-    assert checks == {"conflictChecks": {"totalCount": 4}, "conflictWaivers": {"totalCount": 1}}
+    assert checks == {"conflictChecks": {"totalCount": 5}, "conflictWaivers": {"totalCount": 1}}
     gone = admin.errors("mutation($id: ID!) { deleteConflictCheck(id: $id) }", {"id": found["id"]})
     assert gone[0]["extensions"]["code"] == "CONFLICT" and "永久保留" in gone[0]["message"]
 
