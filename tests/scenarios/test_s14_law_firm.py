@@ -517,3 +517,52 @@ def test_time_is_billed_in_tenths_rounded_up_at_the_rate_on_the_matter(
         "totalHours totalAmount",
     )  # fmt: skip
     assert statement == {"totalHours": "3.4", "totalAmount": "8290.00"}
+
+
+def test_an_appeal_deadline_across_national_day_ends_on_the_first_working_day_after(
+    qiao_client: GraphQLClient,
+    client_for: Callable[[str], GraphQLClient],
+    firm: dict[str, Any],
+    qiao_clock: TestClock,
+    qiao_worker: Worker,
+) -> None:
+    qiao_clock.set(dt.datetime(2026, 9, 22, 1, 0, tzinfo=dt.UTC))  # Tuesday 09:00 in Beijing
+    he = client_for("he")
+    matter_id = _open_matter(qiao_client, firm, "PC-2026-LT-501")
+    # A judgment served on Monday 21 September: 15 days end on Tuesday 6 October, inside the
+    # National Day holiday (1-7 October 2026), so the appeal is due Thursday 8 October.
+    judgment = create(
+        he, "deadline",
+        {"matterId": matter_id, "title": "不服一审判决上诉", "kind": "APPEAL_JUDGMENT",
+         "eventDate": "2026-09-21", "responsibleId": firm["id"]["he"]},
+        DEADLINE_FIELDS,
+    )  # fmt: skip
+    assert (judgment["dueOn"], judgment["rolledFrom"]) == ("2026-10-08", "2026-10-06")
+    # A ruling served on Friday 25 September (中秋节): 10 days end on Monday 5 October, also a
+    # holiday; Saturday 10 October is a make-up working day but comes later.
+    ruling = create(
+        he, "deadline",
+        {"matterId": matter_id, "title": "不服管辖裁定上诉", "kind": "APPEAL_RULING",
+         "eventDate": "2026-09-25", "responsibleId": firm["id"]["he"]},
+        DEADLINE_FIELDS,
+    )  # fmt: skip
+    assert (ruling["dueOn"], ruling["rolledFrom"]) == ("2026-10-08", "2026-10-05")
+    # An unknown calendar is refused on its field.
+    errors = he.errors(
+        "mutation($input: DeadlineCreateInput!) { createDeadline(input: $input) { id } }",
+        {"input": {"matterId": matter_id, "title": "x", "kind": "APPEAL_RULING",
+                   "eventDate": "2026-09-25", "calendar": "mars"}},
+    )  # fmt: skip
+    assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "calendar"}
+    # Recorded 16 days ahead: reminders at 14, 7, 3 and 1 days, holidays or not.
+    for day in [*range(22, 31), *range(1, 9)]:
+        month = 9 if day >= 22 else 10
+        qiao_clock.set(dt.datetime(2026, month, day, 1, 30, tzinfo=dt.UTC))
+        drain(qiao_worker)
+    judged = [r for r in _reminders(qiao_client) if r[1].endswith("不服一审判决上诉")]
+    assert judged == [
+        ("09-24 09:30", "期限提醒（还有14日）：不服一审判决上诉"),
+        ("10-01 09:30", "期限提醒（还有7日）：不服一审判决上诉"),
+        ("10-05 09:30", "期限提醒（还有3日）：不服一审判决上诉"),
+        ("10-07 09:30", "期限提醒（还有1日）：不服一审判决上诉"),
+    ]
