@@ -517,6 +517,13 @@ def test_time_is_billed_in_tenths_rounded_up_at_the_rate_on_the_matter(
         "totalHours totalAmount",
     )  # fmt: skip
     assert statement == {"totalHours": "3.4", "totalAmount": "8290.00"}
+    # Numbers come from the year's sequence when none is given.
+    numbered = create(
+        finance, "billing_statement",
+        {"matterId": matter_id, "periodStart": "2026-04-01", "periodEnd": "2026-04-30"},
+        "statementNumber totalAmount",
+    )  # fmt: skip
+    assert numbered == {"statementNumber": "ZD-2026-0001", "totalAmount": "7500.00"}
 
 
 def test_an_appeal_deadline_across_national_day_ends_on_the_first_working_day_after(
