@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Table
 
-from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.metadata.registry import Registry
 from qiao.core.storage.tables import Tables
 
@@ -31,3 +31,8 @@ class Catalog:
 
     def table(self, name: str) -> Table:
         return self.tables[name]
+
+    def reverse_relation(self, entity: str, name: str) -> tuple[str, FieldDef] | None:
+        """The entity and relation field behind ``entity``'s reverse relation ``name``."""
+        reverse = self.registry.reverse(entity, name)
+        return None if reverse is None else (reverse.entity, reverse.field)

@@ -98,7 +98,7 @@ class Access:
             # A relation the caller's user record leaves empty matches no record.
             values.update({f"$me.{k}": v or NO_RECORD for k, v in subject.links.items()})
             spec = _substitute(scope.filter, values)
-            return query.compile_filter(entity, table, spec)  # type: ignore[arg-type]
+            return query.compile_filter(entity, table, spec, relations=self.catalog)  # type: ignore[arg-type]
         owner = table.c[owner_column(entity)]
         users = {
             Scope.OWN: {subject.user_id},

@@ -14,9 +14,9 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, true
+from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, select, true
 
 from qiao.core.errors import BadUserInput
 from qiao.core.ids import is_record_id
@@ -31,6 +31,22 @@ if TYPE_CHECKING:
 #: candidate's value (qiao.core.encryption.FieldEncryption.matching), so a forged or
 #: colliding index never matches.
 BlindMatch = Callable[[Any, str, FieldDef, Sequence[Any]], Sequence[str]]
+
+
+class RelationTables(Protocol):
+    """What a filter needs to follow relations: entities, their tables and reverse sides.
+
+    :class:`qiao.core.catalog.Catalog` is one. Only role scopes pass it (docs/permissions.md,
+    "Scopes through relations"): a client's filters stay on the entity's own fields, so they
+    cannot probe records the caller may not read.
+    """
+
+    def entity(self, name: str) -> EntityDef: ...
+
+    def table(self, name: str) -> Table: ...
+
+    def reverse_relation(self, entity: str, name: str) -> tuple[str, FieldDef] | None: ...
+
 
 MAX_FILTER_CONDITIONS = 200
 MAX_FILTER_DEPTH = 10
@@ -104,11 +120,13 @@ class _FilterCompiler:
         table: Table,
         blind: BlindMatch | None = None,
         computed: ComputedColumns | None = None,
+        relations: RelationTables | None = None,
     ) -> None:
         self.entity = entity
         self.table = table
         self.blind = blind
         self.computed = computed
+        self.relations = relations
         self.fields = queryable_fields(entity)
         self.count = 0
 
@@ -129,9 +147,41 @@ class _FilterCompiler:
                     parts.append(and_(*inner) if key == "and" else or_(*inner))
             elif key == "not":
                 parts.append(not_(self.compile(value, depth + 1)))
+            elif key not in self.fields and self.relations is not None:
+                parts.append(self.relation_condition(key, value, depth))
             else:
                 parts.append(self.field_condition(key, value))
         return and_(true(), *parts) if parts else true()
+
+    def relation_condition(self, name: str, spec: Any, depth: int) -> ColumnElement[bool]:
+        """A filter on related records, as ``IN (SELECT ...)`` over an alias of their table.
+
+        ``{"matter": {...}}`` (a many-to-one relation) holds when the record's matter matches;
+        ``{"members": {...}}`` (a reverse relation) when at least one member matches. The
+        subquery's table is a fresh alias, so it never correlates with the reader's own joins.
+        """
+        assert self.relations is not None
+        field = self.entity.field(name)
+        if field is not None and field.type is FieldType.RELATION and field.target:
+            target = self.relations.entity(field.target)
+            alias = self.relations.table(field.target).alias()
+            inner = self._nested(target, alias, spec, depth)
+            return self.table.c[field.column].in_(select(alias.c.id).where(inner))
+        reverse = self.relations.reverse_relation(self.entity.name, name)
+        if reverse is None:
+            raise BadUserInput(f"{self.entity.name} has no field {name!r} to filter on", field=name)
+        child_name, link = reverse
+        child = self.relations.entity(child_name)
+        alias = self.relations.table(child_name).alias()
+        inner = self._nested(child, alias, spec, depth)
+        return self.table.c.id.in_(select(alias.c[link.column]).where(inner))
+
+    def _nested(self, entity: EntityDef, table: Any, spec: Any, depth: int) -> ColumnElement[bool]:
+        nested = _FilterCompiler(entity, table, relations=self.relations)
+        nested.count = self.count
+        condition = nested.compile(spec, depth + 1)
+        self.count = nested.count
+        return condition
 
     def field_condition(self, name: str, ops: Any) -> ColumnElement[bool]:
         field = self.fields.get(name)
@@ -255,15 +305,18 @@ def compile_filter(
     *,
     blind: BlindMatch | None = None,
     computed: ComputedColumns | None = None,
+    relations: RelationTables | None = None,
 ) -> ColumnElement[bool]:
     """The WHERE condition for a filter (``None`` or ``{}`` matches every row).
 
     ``blind`` finds rows by value, for ``eq``/``in`` on searchable encrypted fields;
-    ``computed`` gives the SQL of formula and rollup fields (without it they are refused).
+    ``computed`` gives the SQL of formula and rollup fields (without it they are refused);
+    ``relations`` lets the filter name relations, both ways, with a filter on the related
+    records (role scopes only, see :class:`RelationTables`).
     """
     if not spec:
         return true()
-    return _FilterCompiler(entity, table, blind, computed).compile(spec, 1)
+    return _FilterCompiler(entity, table, blind, computed, relations).compile(spec, 1)
 
 
 def filtered_fields(spec: Any) -> set[str]:

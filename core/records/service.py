@@ -112,7 +112,9 @@ class RecordsService:
         access = self.permissions.access_for(ctx.actor)
         access.require(entity.name, "create")
         checked = self._check_values(entity, values, creating=True)
-        access.require_writable(entity.name, list(checked))
+        # Declared defaults are the declaration's, not the caller's: a read-only field with a
+        # default (a status only a hook moves) does not stop the caller creating records.
+        access.require_writable(entity.name, [name for name in checked if name in values])
         owner = entity.field("owner")
         owned = owner is not None and owner_column(entity) == owner.column
         if owned and ctx.actor.user_id is not None and "owner" not in checked:

@@ -165,11 +165,11 @@ def test_the_market_lists_and_describes_templates(qiao_deployment: Deployment) -
     assert "* clinics " in listed
     assert "  law_firms " in listed and "律师事务所 / Law firms" in listed
     info = site.run("template", "info", "law_firms").stdout
-    assert "law_firms 0.1.0: 律师事务所 / Law firms" in info
+    assert "law_firms 0.2.0: 律师事务所 / Law firms" in info
     assert "Supports Qiao: >=0.1" in info
     assert "Depends on: crm" in info
     assert "time_entry" in info and "工时记录 / Time entry" in info
-    assert "Role partner (合伙人 / Partner): matter:read=all/create=all" in info
+    assert "Role partner (合伙人 / Partner): matter:read=filter/create=all" in info
     missing = site.run("template", "info", "bakery", expect=1)
     assert missing.stderr == "Error: no template 'bakery' in the market; see 'qiao template list'\n"
 

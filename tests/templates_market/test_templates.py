@@ -36,7 +36,19 @@ ENTITIES = {
     },
     "education": {"course", "student", "enrollment"},
     "clinics": {"patient", "appointment"},
-    "law_firms": {"matter", "client_engagement", "time_entry"},
+    "law_firms": {
+        "matter",
+        "matter_member",
+        "matter_party",
+        "conflict_check",
+        "conflict_hit",
+        "conflict_waiver",
+        "deadline",
+        "counselling_session",
+        "client_engagement",
+        "time_entry",
+        "billing_statement",
+    },
 }
 
 
@@ -88,7 +100,7 @@ def test_each_template_ships_its_roles_as_role_records(qiao_runtime: Runtime) ->
             ).records
         }
     assert roles["partner"]["source"] == "law_firms"
-    assert roles["partner"]["rights"]["entities"]["matter"]["delete"] == "all"
+    assert roles["partner"]["rights"]["entities"]["matter"]["create"] == "all"
     assert roles["front_desk"]["source"] == "clinics"
 
 
