@@ -17,7 +17,20 @@ from qiao.core.runtime import Runtime
 VERTICALS = ("manufacturing_dealers", "education", "clinics", "law_firms")
 ENTITIES = {
     "manufacturing_dealers": {"dealer_tier", "rebate_agreement", "purchase_line", "dealer_quarter"},
-    "education": {"course", "student", "enrollment"},
+    "education": {
+        "course",
+        "classroom",
+        "school_class",
+        "student",
+        "guardian",
+        "inquiry",
+        "lesson",
+        "enrollment",
+        "fee_payment",
+        "attendance",
+        "prepaid_rule",
+        "edu_task",
+    },
     "clinics": {"patient", "appointment"},
     "law_firms": {"matter", "client_engagement", "time_entry"},
 }
