@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Select, Table, and_, delete, false, func, insert, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from qiao.core.catalog import Catalog
@@ -291,7 +292,7 @@ class RecordsService:
             conn, catalog, entity_name, self._open(table, row._mapping), computed
         )
 
-    def _open(self, table: Table, row: Mapping[str, Any]) -> Record:
+    def _open(self, table: Table, row: RowMapping) -> Record:
         """A stored row as a record: encrypted fields opened (docs/encryption.md)."""
         return self.encryption.open(self.catalog.entity(table.name), dict(row))
 

@@ -111,9 +111,10 @@ def tokens(people: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def account(qiao_client: GraphQLClient, people: dict[str, str]) -> str:
+def account(qiao_client: GraphQLClient, client_for: Callable[[str], GraphQLClient]) -> str:
+    """张三's own account: quoting for an account needs read access to it."""
     qiao_client.data(DEFINE, {"input": PROCESS})
-    data = qiao_client.data(
+    data = client_for("zhang").data(
         'mutation { createAccount(input: {name: "常州数控设备服务有限公司"}) { id } }'
     )
     return str(data["createAccount"]["id"])
@@ -263,8 +264,8 @@ def test_a_rule_may_start_the_approval_instead_of_an_entry_condition(
         "actions": [{"start_approval": {"process": "quote_discount_by_rule"}}],
     }
     qiao_client.data(RULE, {"input": rule})
-    account = qiao_client.data('mutation { createAccount(input: {name: "无锡压缩机"}) { id } }')
     zhang, chen = client_for("zhang"), client_for("chen")
+    account = zhang.data('mutation { createAccount(input: {name: "无锡压缩机"}) { id } }')
     deep = _quote(zhang, account["createAccount"]["id"], "压缩机大修", "180000.00")
     at_limit = _quote(zhang, account["createAccount"]["id"], "压缩机保养", "190000.00")
     assert deep["status"] == at_limit["status"] == "DRAFT"  # the rule acts after the commit

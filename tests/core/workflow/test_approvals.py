@@ -80,7 +80,7 @@ def as_user(qiao_runtime: Runtime) -> Callable[..., Any]:
 
 @pytest.fixture
 def quote(qiao_runtime: Runtime, team: Team, create: Callable[..., Record]) -> Record:
-    account = create("account", name="宁波海天注塑")
+    account = create("account", name="宁波海天注塑", owner=team.rep.user_id)
     with qiao_runtime.records.transaction(team.rep, Source.GRAPHQL) as ctx:
         return qiao_runtime.records.create(
             ctx,
@@ -239,7 +239,7 @@ def test_only_someone_who_may_change_the_record_may_submit_it(
 def test_a_step_without_an_approver_refuses_to_start(
     qiao_runtime: Runtime, team: Team, create: Callable[..., Record], as_user: Any
 ) -> None:
-    account = create("account", name="无主客户")
+    account = create("account", name="无主客户", owner=team.manager.user_id)
     with qiao_runtime.records.transaction(team.manager, Source.GRAPHQL) as ctx:
         orphan = qiao_runtime.records.create(
             ctx,
@@ -286,7 +286,7 @@ def test_an_entry_condition_submits_when_a_write_makes_it_true(
             "on_rejected": [{"set": {"status": "REJECTED", "quoted_price": "1.00"}}],
         },
     )
-    account = create("account", name="杭州汽配")
+    account = create("account", name="杭州汽配", owner=team.rep.user_id)
     with qiao_runtime.records.transaction(team.rep, Source.GRAPHQL) as ctx:
         within = qiao_runtime.records.create(
             ctx,
