@@ -56,7 +56,7 @@ class TeacherLoad:
     teacher_id: strawberry.ID
     teacher_name: str
     lessons: int
-    hours: DecimalScalar  # type: ignore[valid-type]
+    hours: DecimalScalar
 
 
 @strawberry.type
@@ -66,8 +66,8 @@ class Query:
         self,
         info: Info,
         text: str,
-        starts_at: DateTimeScalar | None = None,  # type: ignore[valid-type]
-        ends_at: DateTimeScalar | None = None,  # type: ignore[valid-type]
+        starts_at: DateTimeScalar | None = None,
+        ends_at: DateTimeScalar | None = None,
     ) -> list[CourseMatch]:
         context: RequestContext = info.context
         if len(text) > 500:
@@ -91,8 +91,8 @@ class Query:
     def course_demand(
         self,
         info: Info,
-        since: DateTimeScalar,  # type: ignore[valid-type]
-        until: DateTimeScalar,  # type: ignore[valid-type]
+        since: DateTimeScalar,
+        until: DateTimeScalar,
     ) -> list[DemandCell]:
         context: RequestContext = info.context
         cells: Counter[tuple[str, int, int, str]] = Counter()
@@ -122,8 +122,8 @@ class Query:
     def teacher_load(
         self,
         info: Info,
-        since: DateTimeScalar,  # type: ignore[valid-type]
-        until: DateTimeScalar,  # type: ignore[valid-type]
+        since: DateTimeScalar,
+        until: DateTimeScalar,
     ) -> list[TeacherLoad]:
         context: RequestContext = info.context
         lessons: Counter[str] = Counter()
@@ -139,7 +139,7 @@ class Query:
                 teacher_id=strawberry.ID(teacher),
                 teacher_name=names.get(teacher, ""),
                 lessons=lessons[teacher],
-                hours=hours[teacher],
+                hours=DecimalScalar(hours[teacher]),
             )
             for teacher in sorted(lessons, key=lambda t: (-hours[t], names.get(t, "")))
         ]

@@ -31,7 +31,14 @@ ENTITIES = {
         "prepaid_rule",
         "edu_task",
     },
-    "clinics": {"patient", "appointment"},
+    "clinics": {
+        "patient",
+        "patient_guardian",
+        "appointment",
+        "visit",
+        "followup_template",
+        "followup_task",
+    },
     "law_firms": {"matter", "client_engagement", "time_entry"},
 }
 
