@@ -73,3 +73,28 @@ def test_the_plugin_contract_fails_on_a_core_import(tmp_path: Path) -> None:
     assert "0 kept, 1 broken" in result.stdout
     assert "qiao.plugins.crm.sneaky -> qiao.core.records" in result.stdout
     assert "qiao.templates_market.clinics.cli -> qiao.cli.main" in result.stdout
+
+
+#: Private attributes of strawberry and SQLAlchemy, and the one module allowed each.
+PRIVATE_REACH = {
+    "_raw_info": "core/graphql/strawberry_internals.py",
+    "._schema": "core/graphql/strawberry_internals.py",
+    "get_type_by_name": "core/graphql/strawberry_internals.py",
+    "_bind_processors": "core/storage/sqlalchemy_internals.py",
+}
+
+
+def test_library_internals_are_reached_from_one_adapter_module_each() -> None:
+    offenders = []
+    for folder in ("api", "cli", "core", "plugins", "templates_market"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            relative = path.relative_to(ROOT).as_posix()
+            offenders += [
+                f"{relative} reaches {name}"
+                for name, allowed in PRIVATE_REACH.items()
+                if name in text and relative != allowed
+            ]
+    assert offenders == []
+    for name, allowed in PRIVATE_REACH.items():
+        assert name in (ROOT / allowed).read_text(encoding="utf-8")

@@ -63,11 +63,13 @@ from qiao.core.graphql.plan import (
     TypenameField,
 )
 from qiao.core.graphql.sqljson import JsonSQL, for_dialect, sql_text
+from qiao.core.graphql.strawberry_internals import graphql_schema
 from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import FieldDef
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records import query
+from qiao.core.storage.sqlalchemy_internals import bind_processors
 
 #: The most rows a query may ask for across all its connections (page sizes multiplied out).
 MAX_QUERY_COST = 100_000
@@ -137,7 +139,7 @@ class ReadCompiler:
         self.access = access or Access.unrestricted(built.catalog)
         self.plan = built.plan
         self.catalog = built.catalog
-        self.graphql = built.schema._schema
+        self.graphql = graphql_schema(built.schema)
         self.dialect = dialect
         self.json: JsonSQL = for_dialect(dialect.name)
         self.fragments = fragments
@@ -374,14 +376,16 @@ class ReadCompiler:
         """A Relay connection: edges, pageInfo and totalCount as selected."""
         entity = self.catalog.entity(entity_name)
         base = self.catalog.table(entity_name)
-        first, last = args.get("first"), args.get("last")
-        size = query.page_size(first, last)
+        window = query.Window.of(
+            entity,
+            args.get("order_by"),
+            first=args.get("first"),
+            after=args.get("after"),
+            last=args.get("last"),
+            before=args.get("before"),
+        )
+        size, ordering = window.size, window.ordering
         self._spend(size * self._fan_out)
-        ordering = query.make_ordering(entity, args.get("order_by"))
-        backwards = last is not None
-        walk = ordering.reversed() if backwards else ordering
-        cursor = args.get("before") if backwards else args.get("after")
-        cursor_values = query.decode_cursor(ordering, cursor) if cursor is not None else None
 
         for name in _filtered_fields(args.get("filter")):
             self.require_readable(entity_name, name)
@@ -404,14 +408,12 @@ class ReadCompiler:
                 conds.append(link(table))
             return conds + self._readable(entity_name, table)
 
-        def walked(table: FromClause, cursor_at: list[Any] | None) -> Select[Any]:
-            """Rows of this connection beyond ``cursor_at``, in walking order."""
-            stmt = select(table).select_from(table).where(*conditions(table))  # type: ignore[arg-type]
-            stmt = correlated(stmt, parent)
+        def walked(table: FromClause) -> Select[Any]:
+            """Rows of this connection beyond the cursor, in walking order."""
             computed = self.computed(entity_name, table)
-            if cursor_at is not None:
-                stmt = stmt.where(walk.after(table, cursor_at, computed))  # type: ignore[arg-type]
-            return stmt.order_by(*walk.clauses(table, computed))  # type: ignore[arg-type]
+            stmt = select(table).select_from(table).where(*conditions(table))  # type: ignore[arg-type]
+            stmt = correlated(stmt, parent).where(window.beyond(table, computed))  # type: ignore[arg-type]
+            return stmt.order_by(*window.walk.clauses(table, computed))  # type: ignore[arg-type]
 
         # The page is exactly ``size`` rows in walking order; a backward page is put
         # back in display order by an outer ORDER BY. Both keep a LIMIT, so SQLite
@@ -419,8 +421,8 @@ class ReadCompiler:
         # json_group_array receives rows in that order. PostgreSQL orders inside
         # json_agg. No window function and no count: the page costs what a
         # hand-written ``ORDER BY ... LIMIT n`` costs.
-        rows = walked(base.alias(), cursor_values).limit(inline(size)).subquery()
-        if backwards:
+        rows = walked(base.alias()).limit(inline(size)).subquery()
+        if window.backwards:
             page = self.computed(entity_name, rows)
             rows = (
                 select(rows).order_by(*ordering.clauses(rows, page)).limit(inline(size)).subquery()
@@ -467,16 +469,16 @@ class ReadCompiler:
 
         def overflow() -> ColumnElement[bool]:
             """Whether rows remain beyond this page in the walking direction."""
-            beyond = walked(base.alias(), cursor_values).limit(inline(1)).offset(inline(size))
+            beyond = walked(base.alias()).limit(inline(1)).offset(inline(size))
             return exists(beyond.with_only_columns(literal_column("1")))
 
-        def other_side(table_cursor: list[Any] | None) -> ColumnElement[bool]:
-            if table_cursor is None:
+        def behind() -> ColumnElement[bool]:
+            """Whether rows lie on the other side of the cursor."""
+            if window.cursor is None:
                 return false_()
             o = base.alias()
-            probe = select(1).select_from(o)
             computed = self.computed(entity_name, o)
-            probe = probe.where(*conditions(o), not_(walk.after(o, table_cursor, computed)))  # type: ignore[arg-type]
+            probe = select(1).select_from(o).where(*conditions(o), window.behind(o, computed))  # type: ignore[arg-type]
             return exists(correlated(probe, parent))
 
         pairs: list[tuple[str, ColumnElement[Any]]] = []
@@ -493,14 +495,13 @@ class ReadCompiler:
                 pairs.append((key, count))
             elif name == "pageInfo":
                 info: list[tuple[str, ColumnElement[Any]]] = []
+                has_next, has_previous = window.page_info(overflow=overflow, behind=behind)
                 for ikey, inodes in self.subfields(nodes).items():
                     iname = inodes[0].name.value
                     if iname == "hasNextPage":
-                        cond = other_side(cursor_values) if backwards else overflow()
-                        info.append((ikey, self.json.boolean(cond)))
+                        info.append((ikey, self.json.boolean(has_next())))
                     elif iname == "hasPreviousPage":
-                        cond = overflow() if backwards else other_side(cursor_values)
-                        info.append((ikey, self.json.boolean(cond)))
+                        info.append((ikey, self.json.boolean(has_previous())))
                     elif iname in {"startCursor", "endCursor"}:
                         terms = ordering.clauses(rows, on_rows)  # type: ignore[arg-type]
                         if iname == "endCursor":
@@ -591,7 +592,7 @@ def _to_driver(stmt: Any, dialect: Dialect, keys: tuple[str, ...]) -> CompiledRe
     """Compile once to the driver's SQL text and parameters (bind processors applied)."""
     compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     raw = compiled.construct_params()
-    processors = compiled._bind_processors
+    processors = bind_processors(compiled)
     values = {k: processors[k](v) if k in processors else v for k, v in raw.items()}
     if compiled.positional:
         return CompiledRead(str(compiled), tuple(values[k] for k in compiled.positiontup), keys)

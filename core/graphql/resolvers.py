@@ -18,6 +18,7 @@ from strawberry.types import Info
 from qiao.core.graphql.compiler import ReadCompiler, plain
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
+from qiao.core.graphql.strawberry_internals import resolve_info
 from qiao.core.records.context import Source
 
 
@@ -33,7 +34,7 @@ def input_values(obj: Any) -> dict[str, Any]:
 
 
 def _compiler(info: Info, ctx: RequestContext, conn: Connection) -> ReadCompiler:
-    raw = info._raw_info
+    raw = resolve_info(info)
     records = ctx.runtime.records
     return ReadCompiler(
         ctx.built,
@@ -60,7 +61,7 @@ def _run_json(conn: Connection, compiled: Any, ctx: RequestContext) -> Any:
 
 def read_root(info: Info, **_: Any) -> Any:
     ctx: RequestContext = info.context
-    raw = info._raw_info
+    raw = resolve_info(info)
     with ctx.runtime.db.read() as conn:
         compiler = _compiler(info, ctx, conn)
         compiled = compiler.compile([(raw.path.key, raw.parent_type.name, list(raw.field_nodes))])
@@ -69,14 +70,14 @@ def read_root(info: Info, **_: Any) -> Any:
 
 def _written(info: Info, ctx: RequestContext, conn: Connection, entity: str, record_id: str) -> Any:
     compiled = _compiler(info, ctx, conn).compile_object(
-        entity, record_id, list(info._raw_info.field_nodes)
+        entity, record_id, list(resolve_info(info).field_nodes)
     )
     return _run_json(conn, compiled, ctx)
 
 
 def _entity(info: Info) -> str:
     ctx: RequestContext = info.context
-    return ctx.built.plan.mutations[info._raw_info.field_name][1]
+    return ctx.built.plan.mutations[resolve_info(info).field_name][1]
 
 
 def create(info: Info, input: Any) -> Any:

@@ -43,6 +43,7 @@ from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document, check_source
+from qiao.core.graphql.strawberry_internals import forget_type_lookups, graphql_schema
 from qiao.core.metadata.registry import camel
 from qiao.core.permissions.access import Access
 from qiao.core.records.context import Actor
@@ -182,8 +183,7 @@ class GraphQLService:
                 schema_class=QiaoSchema,
             )
             built = builder.build()
-            # Strawberry memoises type lookups per schema object on the class; drop them.
-            strawberry.Schema.get_type_by_name.cache_clear()  # type: ignore[attr-defined]
+            forget_type_lookups()
             self._validated.clear()
             self._compiled.clear()
             self._built = built
@@ -229,7 +229,7 @@ class GraphQLService:
             self._documents.put(query, document)
         errors = self._validated.get((built.version, query))
         if errors is None:
-            errors = validate(built.schema._schema, document, self.rules)
+            errors = validate(graphql_schema(built.schema), document, self.rules)
             self._validated.put((built.version, query), errors)
         if errors:
             return {"data": None, "errors": [format_error(e) for e in errors]}
@@ -291,7 +291,7 @@ class GraphQLService:
         db = self.runtime.db
         if compiled is None:
             coerced = get_variable_values(
-                built.schema._schema, operation.variable_definitions or (), variables
+                graphql_schema(built.schema), operation.variable_definitions or (), variables
             )
             if isinstance(coerced, list):
                 return {"data": None, "errors": [format_error(e) for e in coerced]}

@@ -47,6 +47,7 @@ from qiao.core import audit
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError, Conflict, Forbidden, MetadataError, NotFound
 from qiao.core.formula.validation import ValidationRule
+from qiao.core.graphql.strawberry_internals import forget_type_lookups
 from qiao.core.metadata import store
 from qiao.core.metadata.manifest import describe_validation_error
 from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType
@@ -345,7 +346,6 @@ class MetadataChanges:
         except MetadataError as exc:
             raise MetadataError(exc.message, field=field, **exc.details) from None
         # Imported here because the GraphQL layer imports this module for its mutations.
-        import strawberry
 
         from qiao.core.graphql import admin, resolvers
         from qiao.core.graphql.builder import SchemaBuilder
@@ -362,7 +362,7 @@ class MetadataChanges:
             message = getattr(exc, "message", None) or str(exc)
             raise MetadataError(f"{message}; choose another name", field=field) from None
         finally:
-            strawberry.Schema.get_type_by_name.cache_clear()  # type: ignore[attr-defined]
+            forget_type_lookups()
         return registry
 
 

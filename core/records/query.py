@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, true
 
@@ -430,6 +430,71 @@ def _cursor_value(field: FieldDef, value: Any) -> Any:
     if field.type is FieldType.BOOLEAN and isinstance(value, int) and not isinstance(value, bool):
         return bool(value)
     return coerce_for_query(field, value)
+
+
+#: A page-info flag: a Python bool, or the SQL condition a compiled read computes it with.
+_Flag = TypeVar("_Flag")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One page request of a Relay connection: the paginator of every list in Qiao.
+
+    The records service and the compiled GraphQL reads both take their page
+    size, walking order, cursor and page-info rule from here, so a page and
+    its ``hasNextPage``/``hasPreviousPage`` mean the same on either path. A
+    backward page (``last``/``before``) walks the order reversed and is put
+    back in display order by the caller.
+    """
+
+    ordering: Ordering
+    size: int
+    backwards: bool
+    #: The sort values of the row the page starts beyond, or None for the first page.
+    cursor: list[Any] | None
+
+    @classmethod
+    def of(
+        cls,
+        entity: EntityDef,
+        order_by: Sequence[Mapping[str, Any]] | None,
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Window:
+        """Check the arguments of a connection field (docs/graphql.md) into a window."""
+        size = page_size(first, last)
+        ordering = make_ordering(entity, order_by)
+        backwards = last is not None
+        cursor = before if backwards else after
+        values = decode_cursor(ordering, cursor) if cursor is not None else None
+        return cls(ordering, size, backwards, values)
+
+    @property
+    def walk(self) -> Ordering:
+        """The order rows are read in: the requested one, reversed for a backward page."""
+        return self.ordering.reversed() if self.backwards else self.ordering
+
+    def beyond(self, table: Table, computed: ComputedColumns | None = None) -> ColumnElement[bool]:
+        """Rows past the cursor in walking order (every row on the first page)."""
+        if self.cursor is None:
+            return true()
+        return self.walk.after(table, self.cursor, computed)
+
+    def behind(self, table: Table, computed: ComputedColumns | None = None) -> ColumnElement[bool]:
+        """Rows on the other side of the cursor: what a page in the opposite direction shows."""
+        if self.cursor is None:
+            return false()
+        return not_(self.walk.after(table, self.cursor, computed))
+
+    def page_info(self, *, overflow: _Flag, behind: _Flag) -> tuple[_Flag, _Flag]:
+        """``(hasNextPage, hasPreviousPage)`` from whether rows remain past the page in
+        walking order (``overflow``) and whether any lie behind the cursor (``behind``)."""
+        if self.backwards:
+            return behind, overflow
+        return overflow, behind
 
 
 def page_size(first: int | None, last: int | None) -> int:

@@ -417,36 +417,43 @@ class RecordsService:
         catalog = self.catalog
         entity = catalog.entity(entity_name)
         table = catalog.table(entity_name)
-        size = query.page_size(first, last)
-        ordering = query.make_ordering(entity, order_by)
+        window = query.Window.of(
+            entity, order_by, first=first, after=after, last=last, before=before
+        )
         computed = self._computed_columns(conn, catalog, entity_name)
         where = query.compile_filter(
             entity, table, filter, blind=self.encryption.lookup, computed=computed
         )
         where = and_(where, *self._read_filter(actor, entity_name, table))
-        backwards = last is not None
-        walk = ordering.reversed() if backwards else ordering
-        stmt = _with_computed(select(table), computed).where(where)
-        cursor = before if backwards else after
-        if cursor is not None:
-            stmt = stmt.where(walk.after(table, query.decode_cursor(ordering, cursor), computed))
-        stmt = stmt.order_by(*walk.clauses(table, computed)).limit(size + 1)
+        stmt = (
+            _with_computed(select(table), computed)
+            .where(where, window.beyond(table, computed))
+            .order_by(*window.walk.clauses(table, computed))
+            .limit(window.size + 1)
+        )
         rows = [
             self._evaluated(conn, catalog, entity_name, self._open(table, r._mapping), computed)
             for r in conn.execute(stmt)
         ]
-        more = len(rows) > size
-        rows = rows[:size]
-        if backwards:
+        overflow = len(rows) > window.size
+        rows = rows[: window.size]
+        if window.backwards:
             rows.reverse()
+        behind = window.cursor is not None and (
+            conn.execute(
+                select(table.c.id).where(where, window.behind(table, computed)).limit(1)
+            ).first()
+            is not None
+        )
+        has_next, has_previous = window.page_info(overflow=overflow, behind=behind)
         total = None
         if with_total:
             total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
         return Page(
             records=rows,
-            cursors=[query.encode_cursor(ordering, r) for r in rows],
-            has_next_page=more if not backwards else before is not None,
-            has_previous_page=more if backwards else after is not None,
+            cursors=[query.encode_cursor(window.ordering, r) for r in rows],
+            has_next_page=has_next,
+            has_previous_page=has_previous,
             total_count=total,
         )
 

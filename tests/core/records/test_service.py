@@ -249,3 +249,57 @@ def test_a_cursor_from_another_order_is_refused(records, create):
                 after=page.cursors[0],
                 actor=Actor.system(),
             )
+
+
+def test_the_records_service_and_graphql_agree_on_page_boundaries(records, create, qiao_client):
+    """One paginator: a cursor with nothing behind it under this filter has no previous page,
+    whether the list is read through the records service or a compiled GraphQL query."""
+    for name, city in [("A", "无锡"), ("B", "苏州"), ("C", "苏州"), ("D", "苏州")]:
+        create("account", name=name, city=city)
+    order = [{"field": "name", "direction": "ASC"}]
+    with records.db.read() as conn:
+        everyone = records.list(conn, "account", order_by=order, actor=Actor.system())
+        from_a = everyone.cursors[0]  # 无锡's A: before every 苏州 account
+        pages = {}
+        for label, args in {
+            "after A": {"first": 2, "after": from_a},
+            "after B": {"first": 2, "after": everyone.cursors[1]},
+            "before D": {"last": 1, "before": everyone.cursors[3]},
+            "before B": {"last": 5, "before": everyone.cursors[1]},
+        }.items():
+            page = records.list(
+                conn,
+                "account",
+                filter={"city": {"eq": "苏州"}},
+                order_by=order,
+                **args,
+                actor=Actor.system(),
+            )
+            pages[label] = (
+                [r["name"] for r in page.records],
+                page.has_previous_page,
+                page.has_next_page,
+            )
+    assert pages == {
+        "after A": (["B", "C"], False, True),
+        "after B": (["C", "D"], True, False),
+        "before D": (["C"], True, True),
+        "before B": ([], False, True),
+    }
+    query = """query($first: Int, $after: String, $last: Int, $before: String) {
+      accounts(filter: {city: {eq: "苏州"}}, orderBy: [{field: NAME}], first: $first,
+               after: $after, last: $last, before: $before) {
+        pageInfo { hasPreviousPage hasNextPage }
+        edges { node { name } }
+      }
+    }"""
+    for label, args in {
+        "after A": {"first": 2, "after": from_a},
+        "after B": {"first": 2, "after": everyone.cursors[1]},
+        "before D": {"last": 1, "before": everyone.cursors[3]},
+        "before B": {"last": 5, "before": everyone.cursors[1]},
+    }.items():
+        result = qiao_client.data(query, args)["accounts"]
+        info = result["pageInfo"]
+        names = [e["node"]["name"] for e in result["edges"]]
+        assert (names, info["hasPreviousPage"], info["hasNextPage"]) == pages[label], label
