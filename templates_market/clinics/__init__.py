@@ -2,8 +2,9 @@
 
 The template is data: template.yaml, its entities, roles, pipeline and rules,
 and demo data (docs/templates/clinics.md). This module hands them to the hooks,
-and adds through ``qiao.api`` what data cannot say: the follow-up tasks a closed
-visit's plans call for, and the calls counted on a task.
+and adds through ``qiao.api`` what data cannot say: an appointment's default
+length, the follow-up tasks a closed visit's plans call for, and the calls
+counted on a task.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from qiao.api import EntityDef, Record, WriteContext, hookimpl
 from qiao.api.templates import Template
 
-from . import followup
+from . import booking, followup
 
 TEMPLATE = Template.load(Path(__file__).parent)
 QIAO_DEPENDS = TEMPLATE.depends
@@ -24,13 +25,16 @@ qiao_entity_manifests = TEMPLATE.qiao_entity_manifests
 qiao_demo_data = TEMPLATE.qiao_demo_data
 
 
-@hookimpl(entities=["followup_task", "followup_template"])
+@hookimpl(entities=["appointment", "followup_task", "followup_template"])
 def qiao_before_record_write(
     entity: EntityDef, operation: str, values: dict[str, Any], existing: Record | None
 ) -> None:
     if operation == "delete":
         return
-    if entity.name == "followup_task":
+    if entity.name == "appointment":
+        if operation == "create":
+            booking.fill_end(values)
+    elif entity.name == "followup_task":
         followup.count_call(values, existing)
     elif "days_after" in values:
         followup.days_after(values["days_after"])

@@ -74,3 +74,14 @@ def test_unanswered_calls_are_retried_twice_then_left_as_they_are(
         (edge,) = qiao_client.data(TASKS)["followupTasks"]["edges"]
         seen.append((edge["node"]["status"], edge["node"]["attempts"]))
     assert seen == [("PENDING", 1), ("PENDING", 2), ("NO_ANSWER", 3)]
+
+
+def test_an_appointment_booked_without_an_end_takes_half_an_hour(
+    qiao_client: GraphQLClient, visit_values: dict[str, Any]
+) -> None:
+    booked = qiao_client.data(
+        """mutation($p: ID!) { createAppointment(input: {patientId: $p, department: DENTAL,
+             startsAt: "2026-05-06T09:00:00+08:00"}) { endsAt } }""",
+        {"p": visit_values["patientId"]},
+    )
+    assert booked == {"createAppointment": {"endsAt": "2026-05-06T01:30:00.000000+00:00"}}
