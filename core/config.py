@@ -24,6 +24,42 @@ CONFIG_ENV = "QIAO_CONFIG"
 
 
 @dataclass(frozen=True)
+class GraphQLSettings:
+    """``[graphql]``: what the /graphql endpoint accepts (docs/graphql.md)."""
+
+    #: ``trusted_documents``: the clients' manifest of documents by SHA-256, if any.
+    trusted_documents: Path | None = None
+    #: ``require_trusted_documents``: refuse every query not in that manifest.
+    require_trusted_documents: bool = False
+    #: ``max_batch``: operations one batched request (a JSON array) may carry.
+    max_batch: int = 10
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], root: Path, path: Path) -> GraphQLSettings:
+        manifest = table.get("trusted_documents")
+        if manifest is not None and not isinstance(manifest, str):
+            raise ConfigurationError(f"{path}: [graphql] trusted_documents must be a file path")
+        required = table.get("require_trusted_documents", cls.require_trusted_documents)
+        if not isinstance(required, bool):
+            raise ConfigurationError(
+                f"{path}: [graphql] require_trusted_documents must be true or false"
+            )
+        if required and manifest is None:
+            raise ConfigurationError(
+                f"{path}: [graphql] require_trusted_documents needs trusted_documents, the "
+                "manifest of the documents to allow"
+            )
+        max_batch = _whole(table.get("max_batch", cls.max_batch), "[graphql] max_batch")
+        if max_batch < 1:
+            raise ConfigurationError(f"{path}: [graphql] max_batch must be at least 1")
+        return cls(
+            trusted_documents=(root / manifest).resolve() if manifest is not None else None,
+            require_trusted_documents=required,
+            max_batch=max_batch,
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a Qiao process needs to know about its deployment."""
 
@@ -48,6 +84,8 @@ class Config:
     cors_origins: tuple[str, ...] = ()
     #: ``[server] max_body_bytes``: larger request bodies are refused while they stream in.
     max_body_bytes: int = 1_000_000
+    #: ``[graphql]``: batches and trusted documents.
+    graphql: GraphQLSettings = field(default_factory=GraphQLSettings)
 
     @property
     def introspection_enabled(self) -> bool:
@@ -78,6 +116,7 @@ class Config:
         server = _table(data, "server", path)
         metadata = _table(data, "metadata", path)
         audit = _table(data, "audit", path)
+        graphql = _table(data, "graphql", path)
         try:
             return cls(
                 database_url=_absolute_sqlite(str(db.get("url", cls.database_url)), root),
@@ -105,6 +144,7 @@ class Config:
                 root=root,
                 path=path.resolve(),
                 audit=AuditSettings.from_table(audit, root),
+                graphql=GraphQLSettings.from_table(graphql, root, path),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"{path}: {exc}") from None

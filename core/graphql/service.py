@@ -44,6 +44,7 @@ from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document, check_source
 from qiao.core.graphql.strawberry_internals import forget_type_lookups, graphql_schema
+from qiao.core.graphql.trusted import TrustedDocuments
 from qiao.core.metadata.registry import camel
 from qiao.core.permissions.access import Access
 from qiao.core.records.context import Actor
@@ -155,6 +156,15 @@ class GraphQLService:
         self._documents: LRU[str, DocumentNode] = LRU(1000)
         self._validated: LRU[tuple[int, str], list[GraphQLError]] = LRU(1000)
         self._compiled: LRU[tuple[int, str, str, str | None, str], Any] = LRU(2000)
+        settings = runtime.config.graphql
+        #: The clients' trusted documents (docs/graphql.md); a bad manifest stops start-up.
+        self.trusted = (
+            TrustedDocuments.load(
+                settings.trusted_documents, required=settings.require_trusted_documents
+            )
+            if settings.trusted_documents is not None
+            else TrustedDocuments.none()
+        )
         introspection = runtime.config.introspection_enabled
         #: Validation rules: the specified ones, less introspection where the deployment says so.
         self.rules = [
@@ -212,7 +222,7 @@ class GraphQLService:
         raises :class:`MethodNotAllowed`, answered 405 by the HTTP layer.
         """
         try:
-            query, variables, operation_name = read_body(body)
+            query, variables, operation_name = read_body(self.trusted.resolve(body))
         except QiaoError as exc:
             return error_body(exc)
         built = self.schema()
