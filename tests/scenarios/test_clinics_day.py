@@ -248,7 +248,12 @@ def test_reminder_check_in_and_no_show(
     assert he.data("query($id: ID!) { visit(id: $id) { visitedOn } }", {"id": visit}) == {
         "visit": {"visitedOn": "2026-04-08"}
     }
-    # Marketing reads names and phones, nothing medical.
+    # Marketing reads names and phones, and keeps its own profiles; nothing medical.
+    profile = {"patientId": patients["liu"], "channel": "WECHAT", "interests": "牙齿美白"}
+    assert create(ma, "marketingProfile", profile, "channel interests") == {
+        "channel": "WECHAT",
+        "interests": "牙齿美白",
+    }
     nothing = ma.data("{ visits { totalCount } appointments { totalCount } }")
     assert nothing == {"visits": {"totalCount": 0}, "appointments": {"totalCount": 0}}
     assert (

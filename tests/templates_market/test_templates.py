@@ -34,6 +34,7 @@ ENTITIES = {
     "clinics": {
         "patient",
         "patient_guardian",
+        "marketing_profile",
         "appointment",
         "visit",
         "followup_template",
