@@ -52,6 +52,13 @@ from qiao.core.records.values import (
     normalise_width,
     to_json,
 )
+from qiao.core.redaction import (
+    REDACTED,
+    Sensitive,
+    contains_sensitive,
+    redacted_snapshot,
+    scrub,
+)
 
 #: The version of this API (not of Qiao): see the module's docstring.
 API_VERSION = "1.0"
@@ -65,6 +72,7 @@ def blind_index_column(field: FieldDef) -> str:
 __all__: Sequence[str] = (
     "API_VERSION",
     "DEFAULT_PHONE_REGION",
+    "REDACTED",
     "Access",
     "Actor",
     "BadUserInput",
@@ -96,11 +104,13 @@ __all__: Sequence[str] = (
     "RequestContext",
     "RetryLater",
     "Runtime",
+    "Sensitive",
     "Source",
     "Unauthenticated",
     "WriteContext",
     "blind_index_column",
     "cancel_timer",
+    "contains_sensitive",
     "hookimpl",
     "hookspec",
     "load_manifest",
@@ -109,6 +119,8 @@ __all__: Sequence[str] = (
     "notify",
     "pass_runtime",
     "pending_timers",
+    "redacted_snapshot",
     "schedule_timer",
+    "scrub",
     "to_json",
 )

@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 from sqlalchemy import inspect, text
@@ -26,6 +27,8 @@ from qiao.cli.state import CliState, pass_state
 from qiao.core import audit as audit_log
 from qiao.core.config import Config
 from qiao.core.crypto import CryptoError, FileKeyProvider
+from qiao.core.encryption import KeySettings
+from qiao.core.encryption.backup import MAGIC as BACKUP_MAGIC
 from qiao.core.errors import QiaoError
 from qiao.core.market.index import Market
 from qiao.core.packages import versions
@@ -74,8 +77,10 @@ class Doctor:
             ("database", self.check_database),
             ("migrations", self.check_migrations),
             ("key file", self.check_key_file),
+            ("key provider", self.check_key_provider),
             ("audit key", self.check_audit_key),
             ("audit log", self.check_audit_log),
+            ("file modes", self.check_file_modes),
             ("templates", self.check_templates),
             ("network", self.check_network),
         ]
@@ -140,6 +145,25 @@ class Doctor:
         mode = stat.S_IMODE(path.stat().st_mode)
         return ok(f"{path} (mode {mode:04o}, current KEK {provider.kek_id})")
 
+    def check_key_provider(self) -> Result:
+        """The ``[keys]`` provider exists, opens, and wraps and unwraps a probe key."""
+        if self.config is None:
+            return skip("needs the configuration")
+        plugins = create_plugins(self.config.plugins)
+        settings = KeySettings.of(self.config, plugin_providers=plugins.key_providers())
+        if settings.provider is None:
+            return skip("no [keys] provider in qiao.toml; encrypted fields cannot be used")
+        provider = settings.make_provider(plugins)  # unknown or unreachable: FAIL
+        if provider is None:
+            return fail(f"the provider {settings.provider!r} could not be made")
+        probe = os.urandom(32)
+        try:
+            if provider.unwrap(provider.wrap(probe)) != probe:
+                return fail(f"{settings.provider}: a probe key came back changed")
+        except (CryptoError, QiaoError) as exc:
+            return fail(f"{settings.provider}: {exc}")
+        return ok(f"{settings.provider}: {provider.kek_id} wraps and unwraps")
+
     def check_audit_key(self) -> Result:
         path = self.config.audit.key_file if self.config else None
         if path is None:
@@ -183,6 +207,22 @@ class Doctor:
             return ok(f"verified: no entries after entry {report.first - 1}")
         return ok(f"verified: entries {report.first} to {report.last} ({report.count} entries)")
 
+    def check_file_modes(self) -> Result:
+        """Files holding data or secrets that users other than the owner may read."""
+        if self.config is None:
+            return skip("needs the configuration")
+        loose = [
+            f"{path} ({mode:04o})"
+            for path in _private_files(self.config)
+            if (mode := stat.S_IMODE(path.stat().st_mode)) & 0o077
+        ]
+        if loose:
+            return warn(
+                f"readable by other users: {', '.join(loose)}",
+                "chmod 600 each of them (Qiao creates them 0600; they were copied or made by hand)",
+            )
+        return ok("the database, backups and audit checkpoints are private (0600)")
+
     def check_templates(self) -> Result:
         if self.config is None:
             return ok("none installed")
@@ -224,6 +264,28 @@ class Doctor:
             "on a network with no way out, point them at hosts inside it; ignore this if "
             "your own DNS resolves these names inside (docs/deploy-airgapped.md)",
         )
+
+
+def _private_files(config: Config) -> list[Path]:
+    """The SQLite database with its -wal and -shm, backups in the folder, audit checkpoints."""
+    found: list[Path] = []
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        found += [Path(f"{url.database}{suffix}") for suffix in ("", "-wal", "-shm")]
+    if config.audit.checkpoint_file is not None:
+        found.append(config.audit.checkpoint_file)
+    for path in sorted(config.root.iterdir()) if config.root.is_dir() else ():
+        if path.is_file() and path not in found and _is_backup(path):
+            found.append(path)
+    return [p for p in found if p.is_file()]
+
+
+def _is_backup(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(BACKUP_MAGIC)) == BACKUP_MAGIC
+    except OSError:
+        return False
 
 
 def _describe(plan: SchemaPlan) -> str:

@@ -1,21 +1,29 @@
-"""``qiao keys``: what uses which key, KEK, data-key and index-key rotation, retiring keys.
+"""``qiao keys``: key status, KEK / data-key / index-key rotation, retiring, encrypting fields.
 
 ``status`` reads only. ``rotate`` adds a KEK version to the key file and
 re-wraps every stored key; ``rotate --data`` re-seals stored values under new
 data keys in batches, online, and may be run again after a crash; ``rotate
 --index`` does the same for blind indexes under new index keys; ``retire``
-deletes an old data or index key once nothing uses it. docs/encryption.md
-describes the lifecycle.
+deletes an old data or index key once nothing uses it. ``encrypt-field`` makes
+a standard field encrypted (adding it to ``[encryption] fields``) and seals its
+stored values online. docs/encryption.md describes the lifecycle.
 """
 
 from __future__ import annotations
 
+import time
+
 import click
+from sqlalchemy import inspect
 
 from qiao.cli.progress import progress
+from qiao.cli.settings import SettingsFile
 from qiao.cli.state import CliState, pass_state
 from qiao.core.encryption import KeySettings
-from qiao.core.encryption.keystore import INDEX_KEYS_TTL
+from qiao.core.encryption.conversion import encrypt_values, plaintext_left
+from qiao.core.encryption.declared import TABLE, parse_name
+from qiao.core.encryption.fields import index_column
+from qiao.core.encryption.keystore import KEYS_TTL
 from qiao.core.encryption.rotation import (
     BATCH,
     key_usage,
@@ -25,6 +33,8 @@ from qiao.core.encryption.rotation import (
     rotate_index,
     rotate_kek,
 )
+from qiao.core.metadata.changes import MetadataChanges
+from qiao.core.records.context import Actor
 
 
 @click.group("keys")
@@ -65,11 +75,11 @@ def status(state: CliState) -> None:
 @click.option("--batch", default=BATCH, show_default=True, help="Rows per transaction.")
 @click.option(
     "--settle",
-    default=INDEX_KEYS_TTL,
+    default=KEYS_TTL,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="With --index: seconds to wait for running processes to pick up the new index key "
-    "before re-indexing (0 when no other process uses the database).",
+    help="With --data or --index: seconds to wait for running processes to pick up the new "
+    "keys before re-sealing or re-indexing (0 when no other process uses the database).",
 )
 @pass_state
 def rotate(state: CliState, data: bool, index: bool, batch: int, settle: float) -> None:
@@ -83,7 +93,10 @@ def rotate(state: CliState, data: bool, index: bool, batch: int, settle: float) 
         key_file = require_file_provider(KeySettings.of(state.config()).file)
         kek_id, count = rotate_kek(encryption, key_file)
         click.echo(f"new key-encryption key {kek_id}; re-wrapped {count} keys")
-        click.echo("older KEK versions stay in the key file until every process has restarted")
+        click.echo(
+            f"running processes take up {kek_id} within {KEYS_TTL:g} s; older KEK versions "
+            "stay in the key file"
+        )
         return
     catalog = runtime.current()
     with progress("re-sealing values" if data else "recomputing blind indexes") as steps:
@@ -93,7 +106,7 @@ def rotate(state: CliState, data: bool, index: bool, batch: int, settle: float) 
             steps.done()
 
         if data:
-            done = rotate_data(encryption, catalog, batch=batch, progress=advance)
+            done = rotate_data(encryption, catalog, batch=batch, progress=advance, settle=settle)
         else:
             done = rotate_index(encryption, catalog, batch=batch, progress=advance, settle=settle)
     if not done:
@@ -111,6 +124,64 @@ def retire_key(state: CliState, key_id: str) -> None:
     runtime = state.runtime()
     retire(runtime.records.encryption, runtime.current(), key_id)
     click.echo(f"retired {key_id}")
+
+
+@keys.command("encrypt-field")
+@click.argument("name", metavar="ENTITY.FIELD")
+@click.option("--batch", default=BATCH, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for running processes to take up the change before the stored "
+    "values are sealed (default: [metadata] check_interval + 1; 0 when none runs).",
+)
+@pass_state
+def encrypt_field(state: CliState, name: str, batch: int, settle: float | None) -> None:
+    """Encrypt the standard field ENTITY.FIELD (e.g. account.phone) and seal its stored values.
+
+    Online and resumable: run it again after a crash. The change is recorded in the
+    metadata history and the audit log.
+    """
+    entity, field = parse_name(name)
+    runtime = state.runtime()
+    runtime.records.encryption.keys.provider  # noqa: B018 - no provider stops it here
+    catalog = runtime.current()
+    declared = catalog.registry.entities.get(entity)
+    if declared is None or declared.field(field) is None:
+        raise click.BadParameter(f"there is no field {name}", param_hint="ENTITY.FIELD")
+    settings = SettingsFile.of(state.config())
+    table = settings.data.setdefault(TABLE, {})
+    names = list(table.get("fields", []))
+    if name not in names:
+        table["fields"] = [*names, name]
+        settings.save()
+    with runtime.db.read() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns(catalog.table(entity).name)}
+    if index_column(declared.field(field)) not in columns:  # type: ignore[arg-type]
+        try:
+            change = MetadataChanges(runtime).encrypt_field(
+                entity, field, actor=Actor.system(), note=f"qiao keys encrypt-field {name}"
+            )
+        except BaseException:
+            table["fields"] = names
+            settings.save()
+            raise
+        click.echo(f"{name} is encrypted from now on (metadata version {change.version})")
+        wait = runtime.config.metadata_check_interval + 1 if settle is None else settle
+        time.sleep(wait)
+    catalog = runtime.current()
+    encryption = runtime.records.encryption
+    with progress(f"sealing {name}") as steps:
+
+        def advance(done: int, total: int) -> None:
+            steps.start(f"{done}/{total} rows")
+            steps.done()
+
+        count = encrypt_values(encryption, catalog, entity, field, batch=batch, progress=advance)
+        if plaintext_left(encryption, catalog, entity, field):  # written by a slower process
+            count += encrypt_values(encryption, catalog, entity, field, batch=batch)
+    left = plaintext_left(encryption, catalog, entity, field)
+    click.echo(f"{name}: {count} values sealed; {left} left in plaintext")
 
 
 COMMANDS = (keys,)

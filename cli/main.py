@@ -36,6 +36,7 @@ from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError, QiaoError
 from qiao.core.market.index import Market
 from qiao.core.pluginmanager import BUILTIN_PLUGINS, available_plugins, create_plugins
+from qiao.core.redaction import install_log_scrubber
 
 log = logging.getLogger("qiao.cli")
 
@@ -103,6 +104,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     qiao.toml with --config or QIAO_CONFIG.
     """
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    install_log_scrubber()  # no log line of any command holds a decrypted value or a secret
     ctx.obj = CliState(config_path=config_path, debug=debug)
     ctx.call_on_close(ctx.obj.close)
 

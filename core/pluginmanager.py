@@ -335,7 +335,7 @@ class Plugins:
         owners: dict[str, str] = {}
         for plugin, providers in self._by_plugin("qiao_key_providers"):
             for name, factory in (providers or {}).items():
-                if name in owners or name in {"file", "env"}:
+                if name in owners or name in {"file", "env", "pkcs11"}:
                     taken = owners.get(name, "qiao")
                     raise ConfigurationError(
                         f"plugin {plugin!r} offers the key provider {name!r}, "

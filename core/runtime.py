@@ -21,6 +21,7 @@ from qiao.core.audit import log as audit_log
 from qiao.core.catalog import Catalog
 from qiao.core.config import Config
 from qiao.core.encryption import FieldEncryption, KeyStore, check_keys, provider_factory
+from qiao.core.encryption.declared import apply_declared, read_declared
 from qiao.core.errors import ConfigurationError
 from qiao.core.metadata import store
 from qiao.core.metadata.registry import Registry
@@ -79,8 +80,15 @@ class Runtime:
             return True, ddl.plan_entities(conn, self.build_registry(conn))
 
     def build_registry(self, conn: Connection) -> Registry:
-        """Plugins' entities plus admins' custom metadata, at the database's version."""
+        """Plugins' entities plus admins' custom metadata, at the database's version.
+
+        The standard fields qiao.toml's ``[encryption] fields`` names are made
+        encrypted (core/encryption/declared.py); the file is read again each time.
+        """
         entities, extensions = self.plugins.entities()
+        declared = read_declared(self.config.path)
+        entities = apply_declared(entities, declared)
+        self.records.encryption.converting = declared
         custom_entities, custom_fields = store.load_custom(conn)
         return Registry.build(
             [*entities, *custom_entities],

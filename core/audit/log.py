@@ -42,6 +42,7 @@ from qiao.core.crypto.keys import KeyProvider
 from qiao.core.errors import ConfigurationError, Conflict
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.redaction import changes_entry, is_hidden
 from qiao.core.storage import system
 from qiao.core.storage.database import after_commit
 
@@ -54,7 +55,6 @@ log = logging.getLogger("qiao.audit")
 Redact = Callable[[EntityDef, FieldDef], bool]
 Clock = Callable[[], dt.datetime]
 
-REDACTED: Mapping[str, bool] = {"redacted": True}
 PRUNE = "audit.prune"
 LOGIN_SUCCEEDED = "login.success"
 LOGIN_FAILED = "login.failure"
@@ -64,7 +64,7 @@ _FIRST_KEY_ID = "audit-1"
 
 def is_encrypted(entity: EntityDef, field: FieldDef) -> bool:
     """Fields stored encrypted are redacted: the log must not hold their plain values."""
-    return bool(getattr(field, "encrypted", False))
+    return is_hidden(field)
 
 
 def utcnow() -> dt.datetime:
@@ -165,8 +165,9 @@ class AuditLog:
         fields: dict[str, Any] = {}
         for name, (old, new) in changes.items():
             field = entity.field(name)
-            redacted = field is not None and self.redact(entity, field)
-            fields[name] = dict(REDACTED) if redacted else {"old": old, "new": new}
+            hidden = field is not None and self.redact(entity, field)
+            change = changes_entry(field, old, new, hidden=hidden)
+            fields[name] = change if hidden else {"old": change[0], "new": change[1]}
         event = AuditEvent(
             actor=context.actor,
             source=context.source,

@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, not_, or_, select
 
 from qiao.core.audit.chain import Entry
-from qiao.core.audit.log import REDACTED
 from qiao.core.errors import BadUserInput
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
+from qiao.core.redaction import redacted_change
 from qiao.core.storage import system
 
 DEFAULT_PAGE = 50
@@ -108,7 +108,7 @@ def visible_changes(access: Access, entry: Entry) -> dict[str, Any]:
     if access.is_unrestricted or entry.entity is None or is_security_event(entry.operation):
         return changes
     return {
-        name: dict(REDACTED)
+        name: redacted_change()
         if access.field_access(entry.entity, name) is FieldAccess.NONE
         else change
         for name, change in changes.items()

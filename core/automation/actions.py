@@ -45,6 +45,7 @@ from qiao.core.metadata.model import FieldType
 from qiao.core.records.context import Actor, WriteContext
 from qiao.core.records.service import Record
 from qiao.core.records.values import to_json
+from qiao.core.redaction import REDACTED, Sensitive, is_hidden, scrub
 
 if TYPE_CHECKING:
     from qiao.core.runtime import Runtime
@@ -153,10 +154,31 @@ class _Step:
         return evaluate_on_record(self.conn, self.catalog, self.entity, record, formula, self.clock)
 
     def values(self, values: Mapping[str, Value], record: Record) -> dict[str, Any]:
-        return {
-            name: value.literal if value.formula is None else self.evaluate(value.formula, record)
-            for name, value in values.items()
-        }
+        return {name: self.value(value, record) for name, value in values.items()}
+
+    def value(self, value: Value, record: Record) -> Any:
+        if value.path is not None:
+            return self.related_id(record, value.path)
+        if value.formula is not None:
+            return self.evaluate(value.formula, record)
+        return value.literal
+
+    def related_id(self, record: Record, steps: Sequence[str]) -> str | None:
+        """The id at the end of a path of relations from the record (None where it breaks)."""
+        entity = self.catalog.entity(self.entity)
+        current: Mapping[str, Any] | None = record
+        for i, step in enumerate(steps):
+            relation = entity.field(step)
+            assert relation is not None and relation.target is not None
+            assert current is not None
+            target_id = current.get(relation.column)
+            if target_id is None or i == len(steps) - 1:
+                return target_id
+            entity = self.catalog.entity(relation.target)
+            current = self.records.get(self.conn, relation.target, target_id, actor=Actor.system())
+            if current is None:
+                return None
+        return None
 
     def render(self, template: Template | None, record: Record) -> str:
         """The template's text with each placeholder replaced by its value on the record."""
@@ -169,9 +191,15 @@ class _Step:
         return text
 
     def show(self, formula: Formula, value: Any) -> str:
-        """A value as a person reads it: enum labels in Chinese, local times, plain numbers."""
+        """A value as a person reads it: enum labels in Chinese, local times, plain numbers.
+
+        An encrypted field's value is shown as ``[redacted]``: the rendered text is kept in
+        plain fields (notifications) and sent out (docs/encryption.md).
+        """
         if value is None:
             return ""
+        if isinstance(value, Sensitive):
+            return REDACTED
         if formula.fields == (formula.source.strip(),):
             field = self._field(formula.source.strip())
             if field is not None and field.type is FieldType.ENUM:
@@ -303,11 +331,13 @@ class _Step:
     def webhook(self, settings: WebhookAction, record: Record) -> dict[str, Any]:
         now = self.records.clock().astimezone(dt.UTC).isoformat(timespec="microseconds")
         entity = self.catalog.entity(self.entity)
-        data = {
-            f.name: to_json(f, record.get(f.column))
-            for f in entity.fields
-            if not f.encrypted and not f.computed
-        }
+        data = scrub(
+            {
+                f.name: to_json(f, record.get(f.column))
+                for f in entity.fields
+                if not is_hidden(f) and not f.computed
+            }
+        )
         body = {
             "type": f"automation.{self.entity}",
             "timestamp": now,

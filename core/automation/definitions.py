@@ -26,7 +26,7 @@ from qiao.core.errors import BadUserInput
 from qiao.core.events import signing
 from qiao.core.formula import Formula, FormulaError, Kind, check
 from qiao.core.formula.metadata import entity_resolver
-from qiao.core.metadata.model import EntityDef, FieldType, describe_validation_error
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, describe_validation_error
 from qiao.core.records.values import coerce
 
 #: Entities rules may not act on: the engine's own bookkeeping (a rule on its runs would loop).
@@ -221,10 +221,13 @@ ACTION_KINDS = ("set", *ACTION_MODELS)
 
 @dataclass(frozen=True)
 class Value:
-    """A value to write: a literal (already in stored form) or a formula on the record."""
+    """A value to write: a literal (already in stored form), a formula on the record, or
+    for a relation, a path of relations from the record (``"@customer.owner"``) whose end
+    it points at too."""
 
     literal: Any = None
     formula: Formula | None = None
+    path: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -407,6 +410,10 @@ def _values(
         field = entity.field(name)
         if field is None or field.computed:
             raise _bad("actions", f"{where}.{name}: {entity.name} has no field {name!r} to set")
+        if _is_path(field, value):
+            path = relation_path(catalog, entity, field, value, f"{where}.{name}")
+            values[name] = Value(path=path)
+            continue
         if isinstance(value, str) and value.startswith(FORMULA_PREFIX):
             accepts = _ACCEPTS.get(field.type)
             if accepts is None:
@@ -447,6 +454,10 @@ def _create(catalog: Catalog, source: EntityDef, settings: CreateAction, where: 
         field = target.field(name)
         if field is None or field.computed:
             raise _bad("actions", f"{where}.values.{name}: {target.name} has no field {name!r}")
+        if _is_path(field, value):
+            path = relation_path(catalog, source, field, value, f"{where}.values.{name}")
+            values[name] = Value(path=path)
+            continue
         if isinstance(value, str) and value.startswith(FORMULA_PREFIX):
             formula = _formula(
                 catalog, source.name, value[1:], None, "actions", f"{where}.values.{name}"
@@ -474,6 +485,35 @@ def _recipients(
     for kind, paths in (("fields", who.fields), ("managers", who.managers)):
         for path in paths:
             user_path(catalog, entity, path, f"{where}.{kind}")
+
+
+#: What starts a relation path among the values of ``set`` and ``create``.
+PATH_PREFIX = "@"
+
+
+def _is_path(field: FieldDef, value: Any) -> bool:
+    return (
+        field.type is FieldType.RELATION
+        and isinstance(value, str)
+        and value.startswith(PATH_PREFIX)
+    )
+
+
+def relation_path(
+    catalog: Catalog, entity: EntityDef, field: FieldDef, value: str, where: str
+) -> tuple[str, ...]:
+    """The steps of ``"@device"`` or ``"@customer.owner"``: relations from ``entity`` whose
+    last one points where ``field`` does."""
+    path = value[len(PATH_PREFIX) :]
+    current = entity
+    for step in path.split("."):
+        relation = current.field(step)
+        if relation is None or relation.type is not FieldType.RELATION or relation.target is None:
+            raise _bad("actions", f"{where}: {value!r}: {current.name} has no relation {step!r}")
+        current = catalog.entity(relation.target)
+    if current.name != field.target:
+        raise _bad("actions", f"{where}: {value!r} leads to {current.name}, not to {field.target}")
+    return tuple(path.split("."))
 
 
 def user_path(catalog: Catalog, entity: EntityDef, path: str, where: str) -> list[str]:

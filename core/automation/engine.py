@@ -40,12 +40,12 @@ from qiao.core.automation.actions import execute
 from qiao.core.automation.rules import Rule, rules_of
 from qiao.core.errors import Conflict, QiaoError
 from qiao.core.events.model import Delivery, Event, EventHandler
-from qiao.core.events.outbox import REDACTED
 from qiao.core.formula import Clock, FormulaError
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.ids import new_id
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.service import Record, RecordsService
+from qiao.core.redaction import is_redacted_change
 from qiao.core.runtime import Runtime
 
 log = logging.getLogger("qiao.automation")
@@ -110,7 +110,7 @@ def matches(rule: Rule, event: Event) -> bool:
     if state is None or state.field not in event.changes:
         return False
     change = event.changes[state.field]
-    if change == REDACTED:
+    if is_redacted_change(change):
         return True  # encrypted: the condition must tell, on the record
     return change[1] is not None and (state.value is None or change[1] == state.value)
 

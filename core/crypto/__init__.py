@@ -30,7 +30,7 @@ from qiao.core.crypto.keys import (
     unwrap_data_key,
     wrap_data_key,
 )
-from qiao.core.crypto.sm3 import IndexKind, blind_index, hmac_sm3
+from qiao.core.crypto.sm3 import IndexKind, blind_index, hmac_sm3, normalised
 from qiao.core.crypto.sm4gcm import (
     DataKey,
     FieldContext,
@@ -68,6 +68,7 @@ __all__ = [
     "generate_key_file",
     "hmac_sm3",
     "is_sealed",
+    "normalised",
     "open_field",
     "open_text",
     "seal_field",

@@ -53,6 +53,21 @@ _NORMALISERS: Mapping[str, Callable[[str], str]] = MappingProxyType(
 )
 
 
+def normalised(value: str, kind: IndexKind = "text") -> str:
+    """``value`` as :func:`blind_index` sees it: equal blind indexes mean equal forms.
+
+    A blind-index hit is confirmed by comparing the opened value's form with the
+    sought value's, so a forged or colliding index never returns a row.
+    """
+    try:
+        normalise = _NORMALISERS[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown blind-index kind {kind!r}; use one of {list(_NORMALISERS)}"
+        ) from None
+    return normalise(value)
+
+
 def blind_index(key: bytes, value: str, kind: IndexKind = "text") -> str:
     """The blind index of ``value``: hex HMAC-SM3 of its normalised form.
 
@@ -64,11 +79,5 @@ def blind_index(key: bytes, value: str, kind: IndexKind = "text") -> str:
     """
     if len(key) < MIN_INDEX_KEY_SIZE:
         raise ValueError(f"a blind-index key is at least {MIN_INDEX_KEY_SIZE} bytes")
-    try:
-        normalise = _NORMALISERS[kind]
-    except KeyError:
-        raise ValueError(
-            f"unknown blind-index kind {kind!r}; use one of {list(_NORMALISERS)}"
-        ) from None
-    message = kind.encode("ascii") + b"\x00" + normalise(value).encode("utf-8")
+    message = kind.encode("ascii") + b"\x00" + normalised(value, kind).encode("utf-8")
     return hmac_sm3(key, message).hex()

@@ -8,7 +8,13 @@ The header names the dialect and holds a fresh backup data key wrapped by the
 deployment's KEK. The stream (:func:`qiao.core.crypto.encrypt_stream`) holds
 JSON lines: a preamble with the SHA-256 of the header (so the header cannot be
 swapped), then each table's columns and rows in primary-key order, then the row
-count and SHA-256 of every table. :func:`restore` decrypts everything into a
+count and SHA-256 of every table.
+
+Format 2 hashes each row as a JSON object keyed by column name, so a restore
+whose tables order their columns otherwise (a run-time field puts its blind
+index beside it, a new table puts them last) still verifies. Format 1 hashed
+the rows as written, column by column; it is still read: its file is checked
+by position, and the restored rows by name. :func:`restore` decrypts everything into a
 temporary file and checks all of it before it writes a single row, into an
 empty database only, in one transaction; it then recomputes the checksums of
 what it wrote and rolls back unless they match.
@@ -49,7 +55,9 @@ from qiao.core.errors import BadUserInput, ConfigurationError
 from qiao.core.storage import ddl
 
 MAGIC = b"QIAOBAK1"
-FORMAT = 1
+#: The format :func:`create` writes; :data:`READABLE` are those :func:`restore` reads.
+FORMAT = 2
+READABLE = (1, 2)
 _MAX_HEADER = 64 * 1024
 ALEMBIC_TABLE = "qiao_alembic_version"
 
@@ -112,20 +120,26 @@ def _tables(conn: Connection) -> list[Table]:
 
 
 def _rows(conn: Connection, table: Table) -> Iterator[list[Any]]:
-    order = list(table.primary_key.columns) or list(table.columns)
+    order = list(table.primary_key.columns) or sorted(table.columns, key=lambda c: c.name)
     stmt = select(table).order_by(*order)
     for row in conn.execute(stmt):
         yield [_encode(v) for v in row]
 
 
+def _keyed(columns: list[str], row: list[Any]) -> bytes:
+    """A row as hashed: a JSON object by column name, whatever the columns' order."""
+    return _line(dict(zip(columns, row, strict=True))) + b"\n"
+
+
 def checksums(conn: Connection) -> dict[str, list[Any]]:
-    """Row count and SHA-256 of every table's rows in primary-key order."""
+    """Row count and SHA-256 of every table's rows (keyed by column) in primary-key order."""
     out: dict[str, list[Any]] = {}
     for table in _tables(conn):
         digest = hashlib.sha256()
         count = 0
+        columns = [c.name for c in table.columns]
         for row in _rows(conn, table):
-            digest.update(_line(row) + b"\n")
+            digest.update(_keyed(columns, row))
             count += 1
         out[table.name] = [count, digest.hexdigest()]
     return out
@@ -137,13 +151,13 @@ def _dump(conn: Connection, out: IO[bytes], header_digest: str) -> tuple[int, in
     sums: dict[str, list[Any]] = {}
     rows = 0
     for table in tables:
-        out.write(_line({"table": table.name, "columns": [c.name for c in table.columns]}) + b"\n")
+        columns = [c.name for c in table.columns]
+        out.write(_line({"table": table.name, "columns": columns}) + b"\n")
         digest = hashlib.sha256()
         count = 0
         for row in _rows(conn, table):
-            line = _line(row)
-            out.write(line + b"\n")
-            digest.update(line + b"\n")
+            out.write(_line(row) + b"\n")
+            digest.update(_keyed(columns, row))
             count += 1
         sums[table.name] = [count, digest.hexdigest()]
         rows += count
@@ -232,8 +246,14 @@ def _read_header(src: BinaryIO) -> tuple[bytes, dict[str, Any]]:
         header = json.loads(raw)
     except ValueError:
         raise CryptoIntegrityError("backup header is damaged (not JSON)") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CryptoIntegrityError("backup header is damaged or of an unknown format")
+    if not isinstance(header, dict) or not isinstance(header.get("format"), int):
+        raise CryptoIntegrityError("backup header is damaged (no format version)")
+    if header["format"] not in READABLE:
+        raise CryptoIntegrityError(
+            f"backup format {header['format']} is unknown to this version of Qiao, which "
+            f"reads formats {', '.join(map(str, READABLE))}; restore it with the version "
+            "that wrote it"
+        )
     return raw, header
 
 
@@ -252,7 +272,8 @@ def _check(src: BinaryIO, provider: KeyProvider, workdir: Path) -> _Checked:
     with os.fdopen(fd, "wb") as plain:
         decrypt_stream(src, plain, Keyring([key]))
     tables: dict[str, list[str]] = {}
-    digests: dict[str, Any] = {}
+    written: dict[str, Any] = {}  # format 1: the lines as written
+    keyed: dict[str, Any] = {}  # every format: the rows by column name
     counts: dict[str, int] = {}
     sums: dict[str, list[Any]] | None = None
     current: str | None = None
@@ -269,20 +290,27 @@ def _check(src: BinaryIO, provider: KeyProvider, workdir: Path) -> _Checked:
             if isinstance(item, list):
                 if current is None:
                     raise CryptoIntegrityError("backup has rows outside a table")
-                digests[current].update(line)
+                written[current].update(line)
+                try:
+                    keyed[current].update(_keyed(tables[current], item))
+                except ValueError:
+                    raise CryptoIntegrityError(f"backup has a damaged row in {current}") from None
                 counts[current] += 1
             elif "table" in item:
                 current = item["table"]
                 tables[current] = item["columns"]
-                digests[current] = hashlib.sha256()
+                written[current] = hashlib.sha256()
+                keyed[current] = hashlib.sha256()
                 counts[current] = 0
             elif "end" in item:
                 sums = item["end"]
     if sums is None:
         raise CryptoIntegrityError("backup is truncated (no end record)")
-    found = {t: [counts[t], digests[t].hexdigest()] for t in tables}
-    if found != sums:
+    by_name = {t: [counts[t], keyed[t].hexdigest()] for t in tables}
+    as_written = {t: [counts[t], written[t].hexdigest()] for t in tables}
+    if (as_written if header["format"] == 1 else by_name) != sums:
         raise CryptoIntegrityError("backup rows do not match their checksums")
+    sums = by_name
     return _Checked(header["dialect"], tables, sums, plain_path)
 
 
@@ -319,10 +347,10 @@ def restore(runtime: Any, src: BinaryIO, provider: KeyProvider) -> BackupInfo:
                 conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
             ddl.upgrade_kernel(conn)
             kernel = [t for t in checked.tables if t.startswith("qiao")]
-            _load(conn, checked, kernel, clear=True)
+            rows = _load(conn, checked, kernel, clear=True)
             ddl.apply_entities(conn, runtime.build_registry(conn))
             others = [t for t in checked.tables if not t.startswith("qiao")]
-            rows = _load(conn, checked, others, clear=False)
+            rows += _load(conn, checked, others, clear=False)
             if checksums(conn) != checked.sums:
                 raise BadUserInput(
                     "the restored rows do not match the backup's checksums (the target "

@@ -18,12 +18,13 @@ marker: it is random, and never leaves the process.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, String, cast, literal
+from sqlalchemy import Connection, String, cast, literal, select
 
 from qiao.core.crypto import (
     CryptoIntegrityError,
@@ -31,12 +32,16 @@ from qiao.core.crypto import (
     IndexKind,
     blind_index,
     is_sealed,
+    normalised,
     open_text,
     seal_text,
 )
 from qiao.core.encryption.keystore import IndexKey, KeyStore
 from qiao.core.errors import BadUserInput
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
+from qiao.core.redaction import Sensitive, sensitive
+
+log = logging.getLogger("qiao.encryption")
 
 BIDX_SUFFIX = "_bidx"
 #: Indexes made by index key version N > 1 read ``N:<hex>``, cut to the column's width;
@@ -81,6 +86,9 @@ class FieldEncryption:
         #: record back at once, and need not decrypt what it has just encrypted.
         self._recent: dict[tuple[str, FieldContext], str] = {}
         self._recent_lock = threading.Lock()
+        #: Standard fields declared encrypted by the deployment (core/encryption/declared.py),
+        #: whose values stored before their conversion are plaintext and read as they are.
+        self.converting: frozenset[tuple[str, str]] = frozenset()
 
     # -- Writes -----------------------------------------------------------------------------
 
@@ -133,6 +141,59 @@ class FieldEncryption:
         """
         return [self._index(key, field, value) for key in self.keys.index_keys(conn, entity)]
 
+    def matching(
+        self,
+        conn: Connection | None,
+        table: Any,
+        entity: str,
+        field: FieldDef,
+        values: Sequence[Any],
+    ) -> list[str]:
+        """The ids of rows of ``table`` whose ``field`` holds one of ``values``.
+
+        Rows are found through the blind index, then each candidate's value is
+        opened and compared with the sought ones (normalised as the index
+        normalises): an index value written by hand, copied from another row or
+        colliding never returns a row whose value differs. ``table`` may be an
+        alias (compiled GraphQL reads); without ``conn`` a read connection of
+        the deployment's database is used.
+        """
+        indexes = [i for v in values for i in self.lookup(None, entity, field, v)]
+        if not indexes:
+            return []
+        kind = index_kind(field)
+        wanted = {normalised(str(v), kind) for v in values}
+        stmt = select(table.c.id, table.c[field.column]).where(
+            table.c[index_column(field)].in_(indexes)
+        )
+        if conn is None:
+            with self.keys.db.read() as read:
+                candidates = read.execute(stmt).all()
+        else:
+            candidates = conn.execute(stmt).all()
+        found = []
+        for record_id, token in candidates:
+            if token is None:
+                continue
+            try:
+                value = self.open_value(entity, field.name, str(record_id), token)
+            except CryptoIntegrityError:
+                log.warning(
+                    "%s.%s of %s does not open; it is not a match", entity, field.name, record_id
+                )
+                continue
+            if normalised(value, kind) in wanted:
+                found.append(str(record_id))
+            else:
+                log.warning(
+                    "%s.%s of %s: its blind index matches a value it does not hold "
+                    "(a forged or colliding index); it is not a match",
+                    entity,
+                    field.name,
+                    record_id,
+                )
+        return found
+
     @staticmethod
     def _index(key: IndexKey, field: FieldDef, value: Any) -> str:
         try:
@@ -158,21 +219,27 @@ class FieldEncryption:
                 row[field.column] = self.open_value(entity.name, field.name, row["id"], token)
         return row
 
-    def open_value(self, entity: str, field: str, record_id: str, token: str) -> str:
+    def open_value(self, entity: str, field: str, record_id: str, token: str) -> Sensitive:
+        """The plaintext of one stored value, tagged :class:`~qiao.core.redaction.Sensitive`.
+
+        The tag is what every copy of record data redacts (docs/encryption.md).
+        """
         context = FieldContext(entity, field, str(record_id))
         with self._recent_lock:
             # A token is only ever made once (random nonce), and its context is part of the
             # key, so a token moved to another record or field is still opened, and refused.
             recent = self._recent.pop((token, context), None)
         if recent is not None:
-            return recent
+            return sensitive(recent)
         if not is_sealed(token):
+            if (entity, field) in self.converting:
+                return token  # stored before 'qiao keys encrypt-field' converted the field
             raise CryptoIntegrityError(
                 f"{context.describe()}: the stored value is not sealed; it was written "
                 "before the field was encrypted (run 'qiao keys rotate --data') or put "
                 "there by hand"
             )
-        return open_text(token, self.keys, context)
+        return sensitive(open_text(token, self.keys, context))
 
     # -- Compiled GraphQL reads -------------------------------------------------------------
 

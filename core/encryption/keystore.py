@@ -9,9 +9,13 @@ rotate on their own (``qiao keys rotate --index``): while a previous one still
 indexes values, lookups compute the index under every live key. Everything is
 wrapped by the deployment's KEK (:mod:`qiao.core.encryption.settings`).
 
-Other processes learn of a new index key within :data:`INDEX_KEYS_TTL`
-seconds; re-indexing waits that long first, so no process still writes
-indexes under the old key once the pass begins.
+Other processes see a key change within :data:`KEYS_TTL` seconds, without a
+restart: each process re-reads the KEK provider (a new version in the key
+file), the active data key and the index keys of an entity at most that long
+after it last read them, and an unwrap that fails is retried once with a
+freshly made provider. ``qiao keys rotate --data`` and ``--index`` wait that
+long after making their new key, so no process still seals or indexes under
+the old one once their pass begins.
 
 Counting. Random 96-bit nonces allow a bounded number of values per key
 (docs/crypto.md). Each process reserves *leases* of :data:`LEASE` seals with
@@ -54,8 +58,9 @@ ACTIVE = "active"
 PREVIOUS = "previous"
 #: Seals a process reserves at once from a data key's stored count.
 LEASE = 256
-#: Seconds a process keeps its list of an entity's blind-index keys.
-INDEX_KEYS_TTL = 5.0
+#: Seconds a process keeps its KEK provider, an entity's active data key and its list of
+#: blind-index keys before reading them again: the bound on how late it sees a rotation.
+KEYS_TTL = 5.0
 _INDEX_KEY_INFO = b"qiao blind index key v1\x00"
 
 
@@ -113,11 +118,13 @@ class KeyStore:
         self.db = db
         self._provider_factory = provider
         self._provider: KeyProvider | None = None
+        self._provider_expiry = 0.0
         #: The message limit given to data keys made by this process.
         self.limit = limit
         self._lock = threading.RLock()
         self._keys: dict[str, DataKey] = {}
-        self._active: dict[str, str] = {}
+        #: Entity -> (monotonic expiry, id of its active data key).
+        self._active: dict[str, tuple[float, str]] = {}
         #: Entity -> (monotonic expiry, live index keys with the active one first).
         self._index: dict[str, tuple[float, list[IndexKey]]] = {}
         self._budget: dict[str, int] = {}
@@ -126,17 +133,30 @@ class KeyStore:
 
     @property
     def provider(self) -> KeyProvider:
-        """The deployment's KEK provider; none configured is a ConfigurationError."""
-        if self._provider is None:
-            provider = self._provider_factory()
-            if provider is None:
-                raise ConfigurationError(
-                    'encrypted fields need a key provider: add [keys] provider = "file" and '
-                    'file = "qiao-kek.json" to qiao.toml (qiao init writes both), or set '
-                    "QIAO_KEY_FILE (docs/encryption.md)"
-                )
-            self._provider = provider
+        """The deployment's KEK provider, made again every :data:`KEYS_TTL` seconds.
+
+        None configured is a ConfigurationError.
+        """
+        if self._provider is None or time.monotonic() >= self._provider_expiry:
+            self.use_provider(self._make_provider())
+        assert self._provider is not None
         return self._provider
+
+    def _make_provider(self) -> KeyProvider:
+        provider = self._provider_factory()
+        if provider is None:
+            raise ConfigurationError(
+                'encrypted fields need a key provider: add [keys] provider = "file" and '
+                'file = "qiao-kek.json" to qiao.toml (qiao init writes both), or set '
+                "QIAO_KEY_FILE (docs/encryption.md)"
+            )
+        return provider
+
+    def use_provider(self, provider: KeyProvider) -> None:
+        """Use ``provider`` from now on (for :data:`KEYS_TTL` seconds)."""
+        with self._lock:
+            self._provider = provider
+            self._provider_expiry = time.monotonic() + KEYS_TTL
 
     @property
     def configured(self) -> bool:
@@ -150,6 +170,7 @@ class KeyStore:
         """Drop every loaded key and the provider (after a KEK rotation)."""
         with self._lock:
             self._provider = None
+            self._provider_expiry = 0.0
             self._keys.clear()
             self._active.clear()
             self._index.clear()
@@ -172,12 +193,24 @@ class KeyStore:
         return self._load(row._mapping)
 
     def _load(self, row: object) -> DataKey:
+        """Unwrap a key-table row; on failure, once more with a provider made afresh.
+
+        Another process may have added a KEK version and re-wrapped the key
+        since this process made its provider.
+        """
         m = dict(row)  # type: ignore[call-overload]
         stored = WrappedDataKey(m["key_id"], m["kek_id"], bytes(m["wrapped"]))
+        provider = self.provider
         try:
-            key = unwrap_data_key(self.provider, stored)
-        except CryptoError as exc:
-            raise ConfigurationError(f"cannot unwrap {m['key_id']}: {exc}") from None
+            key = unwrap_data_key(provider, stored)
+        except CryptoError:
+            try:
+                fresh = self._make_provider()
+                key = unwrap_data_key(fresh, stored)
+            except CryptoError as exc:
+                raise ConfigurationError(f"cannot unwrap {m['key_id']}: {exc}") from None
+            if self._provider is provider:
+                self.use_provider(fresh)
         with self._lock:
             return self._keys.setdefault(key.key_id, key)
 
@@ -204,9 +237,9 @@ class KeyStore:
 
     def active_key(self, conn: Connection, entity: str) -> DataKey:
         """The data key new values of ``entity`` are sealed with; made on first need."""
-        key_id = self._active.get(entity)
-        if key_id is not None:
-            return self.lookup(key_id)
+        cached = self._active.get(entity)
+        if cached is not None and cached[0] > time.monotonic():
+            return self.lookup(cached[1])
         row = conn.execute(
             select(key_table).where(
                 key_table.c.entity == entity,
@@ -214,9 +247,14 @@ class KeyStore:
                 key_table.c.state == ACTIVE,
             )
         ).first()
-        key = self._load(row._mapping) if row is not None else self._create(conn, entity)
+        if row is None:
+            key = self._create(conn, entity)
+        else:
+            key = self._keys.get(row.key_id) or self._load(row._mapping)
         with self._lock:
-            self._active[entity] = key.key_id
+            if cached is not None and cached[1] != key.key_id:
+                self._budget.pop(cached[1], None)
+            self._active[entity] = (time.monotonic() + KEYS_TTL, key.key_id)
         return key
 
     def reserve(self, conn: Connection, entity: str, count: int) -> DataKey:
@@ -277,12 +315,18 @@ class KeyStore:
         return self.active_key(conn, entity)
 
     def _create(self, conn: Connection, entity: str) -> DataKey:
-        numbers = conn.execute(
+        """A new active data key numbered after every key of ``entity`` still stored.
+
+        Retired keys are gone from the table, so the count of stored keys would
+        give a number in use; the highest number is always the active key's.
+        """
+        names = conn.execute(
             select(key_table.c.key_id).where(
                 key_table.c.entity == entity, key_table.c.purpose == DATA
             )
-        ).all()
-        key = DataKey.generate(key_name("dek", entity, len(numbers) + 1), limit=self.limit)
+        ).scalars()
+        number = max((int(name.rsplit("-", 1)[1]) for name in names), default=0) + 1
+        key = DataKey.generate(key_name("dek", entity, number), limit=self.limit)
         self._insert(conn, entity, DATA, key)
         return key
 
@@ -305,7 +349,7 @@ class KeyStore:
         def drop(_conn: Connection) -> None:
             with self._lock:
                 self._keys.pop(key.key_id, None)
-                for name, active in list(self._active.items()):
+                for name, (_, active) in list(self._active.items()):
                     if active == key.key_id:
                         del self._active[name]
                 if purpose == INDEX:
@@ -349,7 +393,7 @@ class KeyStore:
             active = [str(r["key_id"]) for r in rows if r["state"] == ACTIVE]
             live.sort(key=lambda k: k.key_id not in active)
         with self._lock:
-            self._index[entity] = (time.monotonic() + INDEX_KEYS_TTL, live)
+            self._index[entity] = (time.monotonic() + KEYS_TTL, live)
         return live
 
     def _index_rows(self, conn: Connection | None, entity: str) -> list[dict[str, object]]:

@@ -1,11 +1,14 @@
 """Online key rotation: new KEK versions, re-sealing rows, retiring old data keys.
 
 * :func:`rotate_kek` adds a KEK version to the key file and re-wraps every
-  stored key under it, in one transaction. The old version stays in the file,
-  so other processes keep unwrapping until they restart.
+  stored key under it, in one transaction. The old version stays in the file;
+  other processes take up the new one within :data:`~.keystore.KEYS_TTL`
+  seconds, and unwrap keys re-wrapped under it at once (a failed unwrap is
+  retried with the key file read again).
 * :func:`rotate_data` gives each entity with encrypted fields a new active data
-  key and re-seals its rows in batches, each batch its own short transaction,
-  while reads and writes go on (every key stays readable). Run it again after a
+  key, waits until every process seals with it, and re-seals its rows in
+  batches, each batch its own short transaction, while reads and writes go on
+  (every key stays readable). Run it again after a
   crash: an entity whose rows still use an older key is finished first, without
   another new key.
 * :func:`rotate_index` gives each entity with searchable fields a new
@@ -35,7 +38,7 @@ from qiao.core.encryption.fields import (
     index_column,
     index_version,
 )
-from qiao.core.encryption.keystore import ACTIVE, DATA, INDEX_KEYS_TTL, key_name
+from qiao.core.encryption.keystore import ACTIVE, DATA, KEYS_TTL, key_name
 from qiao.core.errors import BadUserInput, ConfigurationError
 from qiao.core.metadata.model import EntityDef
 from qiao.core.storage import system
@@ -60,7 +63,7 @@ def rotate_kek(encryption: FieldEncryption, key_file: Path) -> tuple[str, int]:
     add_kek_version(key_file)
     new = FileKeyProvider(key_file)
     keys.forget()
-    keys._provider = new
+    keys.use_provider(new)
     with keys.db.write() as conn:
         count = keys.rewrap(conn, old)
     return new.kek_id, count
@@ -94,17 +97,30 @@ def rotate_data(
     *,
     batch: int = BATCH,
     progress: Progress | None = None,
+    settle: float = KEYS_TTL,
 ) -> list[Rotated]:
-    """Re-seal every encrypted value under its entity's new active data key."""
+    """Re-seal every encrypted value under its entity's new active data key.
+
+    ``settle`` is how long other processes may keep sealing with the data keys
+    they loaded before the new ones became active; the pass starts after it, so
+    the old keys seal nothing the pass has already gone by.
+    """
     keys = encryption.keys
     done: list[Rotated] = []
+    fresh = False
     for entity in _entities(catalog):
-        table = catalog.table(entity.name)
         with keys.db.write() as conn:
             active = keys.active_key(conn, entity.name).key_id
         if not _stale_rows(encryption, catalog, entity, active):
             with keys.db.write() as conn:
-                active = keys.rotate_data_key(conn, entity.name).key_id
+                keys.rotate_data_key(conn, entity.name)
+            fresh = True
+    if fresh and settle > 0:
+        time.sleep(settle)
+    for entity in _entities(catalog):
+        table = catalog.table(entity.name)
+        with keys.db.write() as conn:
+            active = keys.active_key(conn, entity.name).key_id
         with keys.db.read() as conn:
             newest = func.max(cast(table.c.id, String))  # PostgreSQL has no max(uuid)
             total, upto = conn.execute(select(func.count(), newest)).one()
@@ -204,7 +220,7 @@ def rotate_index(
     *,
     batch: int = BATCH,
     progress: Progress | None = None,
-    settle: float = INDEX_KEYS_TTL,
+    settle: float = KEYS_TTL,
 ) -> list[Rotated]:
     """Recompute every blind index under its entity's new index key.
 

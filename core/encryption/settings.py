@@ -2,10 +2,12 @@
 
 ``qiao init`` writes ``[keys] provider = "file", file = "qiao-kek.json"``; the file
 is relative to the deployment folder. ``provider = "env"`` takes the KEK from
-``QIAO_KEK`` and is for development only (docs/encryption.md). ``QIAO_KEY_FILE``
-overrides the file, so containers can mount it anywhere. Without a ``[keys]``
-table and without ``QIAO_KEY_FILE`` there is no provider, and encrypted fields
-stop with a :class:`~qiao.core.errors.ConfigurationError`.
+``QIAO_KEK`` and is for development only (docs/encryption.md). ``provider =
+"pkcs11"`` keeps the KEK inside a hardware security module
+(:mod:`qiao.core.crypto.hsm`). ``QIAO_KEY_FILE`` overrides the file, so
+containers can mount it anywhere. Without a ``[keys]`` table and without
+``QIAO_KEY_FILE`` there is no provider, and encrypted fields stop with a
+:class:`~qiao.core.errors.ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from qiao.core.pluginmanager import Plugins
 
 KEY_FILE_ENV = "QIAO_KEY_FILE"
-PROVIDERS = ("file", "env")
+PROVIDERS = ("file", "env", "pkcs11")
 
 ProviderFactory = Callable[[], KeyProvider | None]
 
@@ -79,11 +81,28 @@ class KeySettings:
                 return FileKeyProvider(self.file)
             if self.provider == "env":
                 return EnvKeyProvider()
+            if self.provider == "pkcs11":
+                return _pkcs11_provider(self.options)
             if self.provider is not None and plugins is not None:
                 return plugins.key_providers()[self.provider](self.options)
         except CryptoError as exc:
             raise ConfigurationError(str(exc)) from None
         return None
+
+
+def _pkcs11_provider(options: Mapping[str, object]) -> KeyProvider:
+    try:
+        from qiao.core.crypto.hsm import make_provider
+    except ImportError:  # pragma: no cover - the hsm extra is not installed
+        raise ConfigurationError(
+            '[keys] provider = "pkcs11" needs python-pkcs11: pip install "qiao-crm[hsm]"'
+        ) from None
+    try:
+        return make_provider(options)
+    except ModuleNotFoundError:
+        raise ConfigurationError(
+            '[keys] provider = "pkcs11" needs python-pkcs11: pip install "qiao-crm[hsm]"'
+        ) from None
 
 
 def provider_factory(config: Config, plugins: Plugins | None = None) -> ProviderFactory:

@@ -14,27 +14,27 @@ from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 from qiao.core.records.values import to_json
+from qiao.core.redaction import changes_entry, is_hidden, redacted_change
 from qiao.core.storage.system import event as event_table
-
-#: What an event says of an encrypted field's values: that they changed, never what to.
-REDACTED = {"redacted": True}
 
 
 def changes_json(entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]) -> dict[str, Any]:
     """``{field: [old, new]}`` in the API's JSON form (exact decimals, ISO instants).
 
-    Encrypted fields are redacted: the outbox is a plain table, and handlers
-    that need the value read the record through the records service.
+    Encrypted fields are redacted (:mod:`qiao.core.redaction`): the outbox is a
+    plain table, automation and webhooks copy it, and handlers that need the
+    value read the record through the records service.
     """
     result: dict[str, Any] = {}
     for name, (old, new) in changes.items():
         field = entity.field(name)
         if field is None:
             raise ValueError(f"{entity.name} has no field {name!r} (in an event's changes)")
-        if field.encrypted:
-            result[name] = REDACTED
-        else:
-            result[name] = [to_json(field, old), to_json(field, new)]
+        result[name] = (
+            redacted_change()
+            if is_hidden(field)
+            else list(changes_entry(field, old, new, hidden=False, form=to_json))
+        )
     return result
 
 

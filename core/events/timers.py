@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, delete, exists, func, insert, 
 from qiao.core.events import wake
 from qiao.core.ids import new_id
 from qiao.core.records.context import Source
+from qiao.core.redaction import contains_sensitive
 from qiao.core.storage.system import event as event_table
 from qiao.core.storage.system import timer as timer_table
 
@@ -30,9 +31,18 @@ def schedule(
     due_at: dt.datetime,
     payload: Any = None,
 ) -> str:
-    """Set the timer ``name`` of a record to ``due_at``, replacing one of that name."""
+    """Set the timer ``name`` of a record to ``due_at``, replacing one of that name.
+
+    The payload is stored in clear, so a value opened from an encrypted field is
+    refused in it (ValueError): the handler reads the record when the timer fires.
+    """
     if due_at.tzinfo is None:
         raise ValueError("a timer's due time needs a time zone")
+    if contains_sensitive(payload):
+        raise ValueError(
+            "a timer's payload is stored in clear and may not hold an encrypted field's "
+            "value; keep the record id and read the record when the timer fires"
+        )
     cancel(conn, entity, record_id, name)
     timer_id = new_id()
     conn.execute(

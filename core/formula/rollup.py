@@ -1,4 +1,4 @@
-"""Rollup fields: COUNT, SUM, MIN, MAX or AVG over a parent's child records, in SQL.
+"""Rollup fields: COUNT, COUNT DISTINCT, SUM, MIN, MAX or AVG over a parent's child records, in SQL.
 
 A rollup is a correlated subquery, computed when read, so it always equals a
 recomputation from scratch: there is no stored total for concurrent writes to
@@ -36,7 +36,7 @@ from qiao.core.records.query import compile_filter
 from qiao.core.storage.tables import build_table
 from qiao.core.storage.types import ExactDecimal
 
-Function = Literal["count", "sum", "min", "max", "avg"]
+Function = Literal["count", "count_distinct", "sum", "min", "max", "avg"]
 ParentOperator = Literal["eq", "neq", "lt", "lte", "gt", "gte"]
 #: Gives a parent's column by field name (the parent's row of a correlated subquery).
 ParentColumns = Callable[[str], ColumnElement[Any]]
@@ -100,14 +100,23 @@ class RollupSpec(BaseModel):
         if self.field is None:
             return
         field = child.field(self.field)
-        allowed = _NUMERIC_FIELDS if self.function in {"sum", "avg"} else _ORDERED_FIELDS
-        if field is None or field.type not in allowed:
-            kinds = "number" if allowed is _NUMERIC_FIELDS else "number, date or date-time"
+        if self.function == "count_distinct":
+            allowed = _COMPARABLE_FIELDS | {FieldType.RELATION}
+        elif self.function in {"sum", "avg"}:
+            allowed = _NUMERIC_FIELDS
+        else:
+            allowed = _ORDERED_FIELDS
+        if field is None or field.computed or field.encrypted or field.type not in allowed:
+            kinds = {
+                "count_distinct": "stored, unencrypted",
+                "sum": "number",
+                "avg": "number",
+            }.get(self.function, "number, date or date-time")
             raise ValueError(f"{self.function} needs a {kinds} field of {child.name}")
 
     def info(self, child: EntityDef) -> FieldInfo:
         """What a formula reading this rollup needs to know about it."""
-        if self.field is None:
+        if self.field is None or self.function == "count_distinct":
             return FieldInfo(INTEGER)
         field = _field(child, self.field)
         own = field_info(field)
@@ -207,6 +216,8 @@ def rollup_column(
         return select(func.count()).where(*where).scalar_subquery()
     field = _field(child, spec.field)
     column = child_table.c[field.column]
+    if spec.function == "count_distinct":
+        return select(func.count(column.distinct())).where(*where).scalar_subquery()
     if spec.function in {"min", "max"}:
         aggregate = func.min(column) if spec.function == "min" else func.max(column)
         return select(aggregate).where(*where).scalar_subquery()

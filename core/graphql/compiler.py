@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Dialect,
     FromClause,
     Integer,
@@ -125,8 +126,13 @@ class ReadCompiler:
         access: Access | None = None,
         encryption: FieldEncryption | None = None,
         clock: Clock | None = None,
+        connection: Connection | None = None,
     ) -> None:
         self.built = built
+        #: Where encrypted filters are confirmed (FieldEncryption.matching); None: a read
+        #: connection of their own, before the compiled statement runs.
+        self.confirming = connection
+        self._matched: dict[tuple[str, str, tuple[Any, ...]], list[str]] = {}
         #: TODAY() and NOW() of formula fields.
         self.clock = clock or Clock()
         self.evaluated = False
@@ -153,6 +159,22 @@ class ReadCompiler:
         self.cost = 0
         #: How many parent rows the field being compiled may repeat for (product of page sizes).
         self._fan_out = 1
+
+    def _blind_match(
+        self, table: FromClause, entity: str, field: FieldDef, values: Sequence[Any]
+    ) -> list[str]:
+        """Rows whose encrypted field holds one of ``values``, confirmed by decryption.
+
+        The ids found are part of the SQL, so the compiled read is not cached.
+        """
+        assert self.encryption is not None
+        self.cacheable = False
+        key = (entity, field.name, tuple(values))
+        if key not in self._matched:
+            self._matched[key] = self.encryption.matching(
+                self.confirming, table, entity, field, values
+            )
+        return self._matched[key]
 
     # -- Field collection -----------------------------------------------------------------
 
@@ -394,7 +416,7 @@ class ReadCompiler:
                 self.require_readable(entity_name, key.field.name)
 
         def conditions(table: FromClause) -> list[ColumnElement[bool]]:
-            blind = self.encryption.lookup if self.encryption is not None else None
+            blind = self._blind_match if self.encryption is not None else None
             conds = [
                 query.compile_filter(
                     entity,

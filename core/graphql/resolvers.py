@@ -44,6 +44,7 @@ def _compiler(info: Info, ctx: RequestContext, conn: Connection) -> ReadCompiler
         ctx.access,
         records.encryption,
         records.formula_clock(),
+        conn,
     )
 
 

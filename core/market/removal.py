@@ -5,6 +5,8 @@ template's tables hold, and the command refuses unless told to purge it (and
 then writes a backup first). The removal itself is one transaction, so either
 every table goes (with the admins' custom fields on them), with the records
 the template declared, and the metadata version moves on, or nothing changes.
+Relations the template added to other plugins' entities that point at its own
+(a dealer's grading policy on ``account``) go with the tables they point at.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
 from qiao.core.metadata import store
 from qiao.core.metadata.manifest import DECLARED_RECORDS
-from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.metadata.registry import Registry
 from qiao.core.packages import versions
 from qiao.core.packages.plan import Plan
@@ -62,11 +64,35 @@ def row_counts(conn: Connection, entities: Sequence[EntityDef]) -> dict[str, int
     }
 
 
-def check_unreferenced(registry: Registry, plugin: str, entities: Sequence[EntityDef]) -> None:
-    """Refuse when an entity of another origin points at one of the template's entities."""
+def own_relations(
+    runtime: Runtime, plugin: str, entities: Sequence[EntityDef]
+) -> list[tuple[str, str]]:
+    """(entity, column) of the relations ``plugin`` added to other entities that point at
+    its own: they would point nowhere once its tables are gone, so they go with them."""
+    names = {e.name for e in entities}
+    _, extensions = runtime.plugins.entities()
+    return [
+        (ext.entity, f.column)
+        for ext in extensions
+        if ext.source == plugin and ext.entity not in names
+        for f in ext.fields
+        if f.type is FieldType.RELATION and f.target in names
+    ]
+
+
+def check_unreferenced(
+    registry: Registry,
+    plugin: str,
+    entities: Sequence[EntityDef],
+    own: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Refuse when an entity of another origin points at one of the template's entities
+    (other than through the template's own relations, ``own``)."""
     names = {e.name for e in entities}
     for name in names:
         for rev in registry.referencing(name):
+            if (rev.entity, rev.field.column) in own:
+                continue
             if rev.entity not in names:
                 raise ConfigurationError(
                     f"{rev.entity}.{rev.field.name} points at {name}, which template "
@@ -74,11 +100,26 @@ def check_unreferenced(registry: Registry, plugin: str, entities: Sequence[Entit
                 )
 
 
-def drop_tables(conn: Connection, plugin: str, entities: Sequence[EntityDef]) -> None:
-    """Drop the tables and their custom fields on ``conn``; the caller's transaction commits."""
+def drop_tables(
+    conn: Connection,
+    plugin: str,
+    entities: Sequence[EntityDef],
+    own: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Drop the tables and their custom fields on ``conn``, and the template's relations
+    ``own`` to them; the caller's transaction commits."""
     version = store.lock_version(conn)
     existing = set(inspect(conn).get_table_names())
     ops = Operations(MigrationContext.configure(conn))
+    for entity_name, column in own:
+        inspector = inspect(conn)
+        if column not in {c["name"] for c in inspector.get_columns(entity_name)}:
+            continue
+        # SQLite drops no column an index names; PostgreSQL drops them together anyway.
+        for index in inspector.get_indexes(entity_name):
+            if column in index["column_names"] and index["name"]:
+                ops.drop_index(index["name"], table_name=entity_name)
+        ops.drop_column(entity_name, column)
     custom = store.custom_field_names(conn)
     for entity in entities:
         for owner, field in custom:
@@ -112,16 +153,19 @@ def uninstall(runtime: Runtime, plugin: str, *, dry_run: bool = False) -> Plan:
         with runtime.db.write() as conn:
             registry = runtime.build_registry(conn)
             entities = template_entities(registry, plugin)
-            check_unreferenced(registry, plugin, entities)
+            own = own_relations(runtime, plugin, entities)
+            check_unreferenced(registry, plugin, entities, own)
             dropped = {e.name for e in entities}
             with runtime.pinned(Catalog.of(registry)):
                 ctx = WriteContext(Actor.system(), Source.CLI, conn, runtime)
                 _delete_declared(ctx, plugin, dropped, plan)
                 _delete_orphaned_definitions(ctx, dropped, plan)
+            for entity_name, column in own:
+                plan.dropped(f"column {entity_name}.{column}")
             for entity in entities:
                 count = row_counts(conn, [entity]).get(entity.name, 0)
                 plan.dropped(f"table {entity.name} ({count} records)")
-            drop_tables(conn, plugin, entities)
+            drop_tables(conn, plugin, entities, own)
             versions.forget(conn, plugin)
             if dry_run:
                 raise _RollBack

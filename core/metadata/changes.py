@@ -214,6 +214,37 @@ class MetadataChanges:
 
         return self._run(actor, "alter_field", entity, name, note, apply)
 
+    def encrypt_field(
+        self, entity: str, name: str, *, actor: Actor, note: str | None = None
+    ) -> Change:
+        """Make a standard field's column ready for ciphertext, after qiao.toml declared it.
+
+        The caller has added ``entity.name`` to ``[encryption] fields``, so the
+        registry built here has the field encrypted and searchable. Its indexes
+        go (ciphertext is random), its column becomes TEXT (a sealed value is
+        longer than the plaintext's limit), and its blind-index column is added.
+        Moving the metadata version on makes every running process rebuild its
+        registry, and so seal the field's new values, at its next check. The
+        stored values are sealed afterwards, in batches
+        (:func:`qiao.core.encryption.conversion.encrypt_values`).
+        """
+
+        def apply(conn: Connection, current: Registry) -> dict[str, Any]:
+            field = _field(_entity(current, entity), name)
+            if not (field.encrypted and field.searchable):
+                raise MetadataError(
+                    f"{entity}.{name} is not declared in [encryption] fields of qiao.toml",
+                    field=name,
+                )
+            table = Tables(current)[entity].name
+            _drop_indexes(conn, table, _indexes_on(conn, table, field.column))
+            if conn.dialect.name == "postgresql":
+                _operations(conn).alter_column(table, field.column, type_=column_type(field))
+            ddl.apply_entities(conn, current)
+            return field.as_data()
+
+        return self._run(actor, "encrypt_field", entity, name, note, apply)
+
     def drop_field(
         self,
         entity: str,

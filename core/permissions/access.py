@@ -88,7 +88,10 @@ class Access:
         subject = self.subject
         assert subject is not None
         if isinstance(scope, FilterScope):
-            spec = _substitute(scope.filter, {"$me": subject.user_id, "$team": subject.team_id})
+            values: dict[str, Any] = {"$me": subject.user_id, "$team": subject.team_id}
+            # A relation the caller's user record leaves empty matches no record.
+            values.update({f"$me.{k}": v or NO_RECORD for k, v in subject.links.items()})
+            spec = _substitute(scope.filter, values)
             return query.compile_filter(entity, table, spec)  # type: ignore[arg-type]
         owner = table.c[owner_column(entity)]
         users = {
@@ -148,6 +151,10 @@ class Access:
                 raise Forbidden(f"you may not change {entity}.{name}", field=name)
 
 
+#: An id no record has (the nil UUID): what ``"$me.<relation>"`` stands for when it is empty.
+NO_RECORD = "00000000-0000-0000-0000-000000000000"
+
+
 def owner_column(entity: EntityDef) -> str:
     """The column that says whose a record is: ``owner`` if declared, else its creator."""
     if entity.name == "user":
@@ -176,6 +183,7 @@ def _key(subject: Subject) -> str:
         "s": sorted(subject.subtree_users),
         "r": sorted(subject.region_users),
         "st": sorted(subject.share_teams),
+        "links": subject.links,
         "sh": {e: [sorted(r), sorted(w)] for e, (r, w) in sorted(subject.shared.items())},
         "roles": [r.model_dump(mode="json") for r in subject.roles],
     }

@@ -12,9 +12,10 @@ Example::
 Every right takes a *scope*: ``none``, ``own``, ``team``, ``subtree``,
 ``region``, ``all``, or ``{"filter": {...}}`` in the GraphQL filter language
 (snake_case field names; ``"$me"`` and ``"$team"`` stand for the caller's user
-and team ids). Rights left out are ``none``; the entity ``"*"`` sets defaults
-for entities not named. Field access is ``write`` (the default), ``read`` or
-``none``.
+and team ids, ``"$me.<relation>"`` for the id the caller's user record points at
+through that relation, such as a dealer portal user's ``"$me.dealer"``). Rights
+left out are ``none``; the entity ``"*"`` sets defaults for entities not named.
+Field access is ``write`` (the default), ``read`` or ``none``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, or_, select
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
+from qiao.core.metadata.model import FieldType
 from qiao.core.permissions.rights import Rights
 from qiao.core.records.context import Actor
 
@@ -37,6 +38,9 @@ class Subject:
     roles: tuple[Rights, ...] = field(default=())
     #: Records shared with the caller or those teams: entity -> (readable ids, writable ids).
     shared: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+    #: The ids the caller's own user record points at, by relation: ``{"dealer": "0193..."}``,
+    #: for filter scopes such as ``{"dealer_id": {"eq": "$me.dealer"}}``.
+    links: dict[str, str | None] = field(default_factory=dict)
 
 
 def load_subject(conn: Connection, catalog: Catalog, actor: Actor) -> Subject:
@@ -74,6 +78,7 @@ def load_subject(conn: Connection, catalog: Catalog, actor: Actor) -> Subject:
         )
     )
     return Subject(
+        links=_links(conn, catalog, me),
         shared=_shared(conn, catalog, me, share_teams),
         user_id=me,
         team_id=my_team,
@@ -83,6 +88,18 @@ def load_subject(conn: Connection, catalog: Catalog, actor: Actor) -> Subject:
         share_teams=frozenset(share_teams),
         roles=rights,
     )
+
+
+def _links(conn: Connection, catalog: Catalog, me: str) -> dict[str, str | None]:
+    """The caller's relations to other records (a portal user's dealer, their manager)."""
+    users = catalog.table("user")
+    relations = [f for f in catalog.entity("user").fields if f.type is FieldType.RELATION]
+    row = conn.execute(
+        select(*(users.c[f.column] for f in relations)).where(users.c.id == me)
+    ).first()
+    if row is None:
+        return {}
+    return {f.name: value for f, value in zip(relations, row, strict=True)}
 
 
 def _members(user_team: dict[str, str | None]) -> dict[str, set[str]]:

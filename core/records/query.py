@@ -26,10 +26,11 @@ from qiao.core.records.values import coerce_for_query, to_json
 if TYPE_CHECKING:
     from qiao.core.formula.columns import ComputedColumns
 
-#: The blind indexes a value of an encrypted field may be stored under: (connection or
-#: None, entity name, field, value) -> indexes, one per live index key (see
-#: qiao.core.encryption.fields).
-BlindIndex = Callable[[Any, str, FieldDef, Any], Sequence[str]]
+#: The ids of the rows whose encrypted field holds one of the values: (table, entity name,
+#: field, values) -> ids. Found through the blind index and confirmed by opening each
+#: candidate's value (qiao.core.encryption.FieldEncryption.matching), so a forged or
+#: colliding index never matches.
+BlindMatch = Callable[[Any, str, FieldDef, Sequence[Any]], Sequence[str]]
 
 MAX_FILTER_CONDITIONS = 200
 MAX_FILTER_DEPTH = 10
@@ -101,7 +102,7 @@ class _FilterCompiler:
         self,
         entity: EntityDef,
         table: Table,
-        blind: BlindIndex | None = None,
+        blind: BlindMatch | None = None,
         computed: ComputedColumns | None = None,
     ) -> None:
         self.entity = entity
@@ -168,7 +169,11 @@ class _FilterCompiler:
     def encrypted_condition(
         self, field: FieldDef, name: str, ops: Mapping[str, Any]
     ) -> ColumnElement[bool]:
-        """``eq``/``in`` through the blind index; the database cannot compare sealed values."""
+        """``eq``/``in`` through the blind index; the database cannot compare sealed values.
+
+        The condition is on ids: those of the rows the blind index finds whose opened
+        value is confirmed equal, so it composes with ``or``, ``not`` and counts.
+        """
         conditions: list[ColumnElement[bool]] = []
         for op, value in self._counted(ops):
             if op == "is_null":
@@ -190,13 +195,9 @@ class _FilterCompiler:
                 raise BadUserInput(f"{op} takes a list", field=name)
             if len(values) > MAX_IN_VALUES:
                 raise BadUserInput(f"{op} takes at most {MAX_IN_VALUES} values", field=name)
-            column = self.table.c[f"{field.column}_bidx"]
-            indexes = [
-                index
-                for v in values
-                for index in self.blind(None, self.entity.name, field, self.value(field, name, v))
-            ]
-            conditions.append(column.in_(indexes) if indexes else false())
+            sought = [self.value(field, name, v) for v in values]
+            ids = self.blind(self.table, self.entity.name, field, sought) if sought else []
+            conditions.append(self.table.c.id.in_(sorted(ids)) if ids else false())
         return and_(true(), *conditions)
 
     def operator(
@@ -252,12 +253,12 @@ def compile_filter(
     table: Table,
     spec: Mapping[str, Any] | None,
     *,
-    blind: BlindIndex | None = None,
+    blind: BlindMatch | None = None,
     computed: ComputedColumns | None = None,
 ) -> ColumnElement[bool]:
     """The WHERE condition for a filter (``None`` or ``{}`` matches every row).
 
-    ``blind`` computes blind indexes, for ``eq``/``in`` on searchable encrypted fields;
+    ``blind`` finds rows by value, for ``eq``/``in`` on searchable encrypted fields;
     ``computed`` gives the SQL of formula and rollup fields (without it they are refused).
     """
     if not spec:

@@ -35,6 +35,7 @@ from qiao.core.pluginmanager import Plugins
 from qiao.core.records import query
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.values import coerce, coerce_default
+from qiao.core.redaction import contains_sensitive
 from qiao.core.storage.database import Database
 
 if TYPE_CHECKING:
@@ -422,7 +423,7 @@ class RecordsService:
         )
         computed = self._computed_columns(conn, catalog, entity_name)
         where = query.compile_filter(
-            entity, table, filter, blind=self.encryption.lookup, computed=computed
+            entity, table, filter, blind=self._blind_match(conn), computed=computed
         )
         where = and_(where, *self._read_filter(actor, entity_name, table))
         stmt = (
@@ -459,6 +460,14 @@ class RecordsService:
 
     # -- Internals ------------------------------------------------------------------------
 
+    def _blind_match(self, conn: Connection) -> query.BlindMatch:
+        """Encrypted ``eq``/``in`` filters, confirmed on ``conn`` (sees this transaction)."""
+
+        def match(table: Any, entity: str, field: FieldDef, values: Sequence[Any]) -> list[str]:
+            return self.encryption.matching(conn, table, entity, field, values)
+
+        return match
+
     def _check_values(
         self,
         entity: EntityDef,
@@ -482,10 +491,20 @@ class RecordsService:
                 raise BadUserInput(f"{entity.name} has no field {key!r}", field=key)
             if field.formula or field.rollup:
                 raise BadUserInput(f"{field.name} is computed and cannot be set", field=key)
+            held = contains_sensitive(value)
+            if held and not field.encrypted:
+                raise BadUserInput(
+                    f"{field.name}: the value is the plaintext of an encrypted field, and "
+                    f"{entity.name}.{field.name} is not encrypted, so it would be stored in "
+                    "clear; copy it into an encrypted field, or keep a redacted copy",
+                    field=field.name,
+                )
             try:
                 checked[field.name] = coerce(field, value)
             except ValueError as exc:
-                raise BadUserInput(f"{field.name}: {exc}", field=field.name) from None
+                # A refused copy of an encrypted value must not repeat it in the error.
+                reason = "the value (from an encrypted field) does not fit" if held else exc
+                raise BadUserInput(f"{field.name}: {reason}", field=field.name) from None
         if creating:
             for field in entity.fields:
                 if field.name not in checked and field.default is not None:

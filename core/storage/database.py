@@ -21,10 +21,12 @@ pool ([database] pool_size and max_overflow).
 from __future__ import annotations
 
 import logging
+import os
 import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -100,6 +102,8 @@ class Database:
         options = {"pool_size": self.pool.size, "max_overflow": self.pool.overflow}
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             options = {}  # an in-memory database lives in one connection (SingletonThreadPool)
+        elif parsed.get_backend_name() == "sqlite" and not parsed.query.get("mode"):
+            create_private_file(Path(parsed.database))
         self.engine: Engine = _make_engine(url, **{**options, **engine_options})
 
     @property
@@ -169,6 +173,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: Permission bits of files holding data or secrets: the owner alone reads and writes them.
+PRIVATE_MODE = 0o600
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty SQLite database file at ``path`` with mode 0600, if there is none.
+
+    SQLite would create it with the umask's mode (0644 usually), readable by
+    every local user, and gives its -wal and -shm files the database file's
+    mode: creating the file first keeps all three private. An existing file is
+    left as it is (``qiao doctor`` warns about a loose mode).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_MODE)
+    except (FileExistsError, FileNotFoundError, NotADirectoryError):
+        return  # there already, or a folder SQLite will name in its own error
+    os.fchmod(fd, PRIVATE_MODE)
+    os.close(fd)
 
 
 def _make_engine(url: str, **options: Any) -> Engine:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from qiao.api import BadUserInput, Conflict, NotFound, Record, Records, WriteContext
 from qiao.plugins.leads.keys import company_key
@@ -123,18 +123,21 @@ def _contact(
         if found is None:
             raise NotFound(f"no contact with id {contact_id}", field="contactId")
         return found, False
-    table = records.catalog.table("contact")
-    same = [table.c.mobile == lead["mobile"]] if lead["mobile"] else []
+    # Through the records service: with encrypted contact details the columns hold
+    # ciphertext, and only its eq filter (the blind index) finds an equal value.
+    same = [{"mobile": {"eq": lead["mobile"]}}] if lead["mobile"] else []
     if lead["email"]:
-        same.append(table.c.email == lead["email"])
+        same.append({"email": {"eq": lead["email"]}})
     if same:
-        row = ctx.connection.execute(
-            select(table.c.id).where(table.c.account_id == account_id, or_(*same)).limit(1)
-        ).first()
-        if row is not None:
-            found = records.get(ctx.connection, "contact", row.id, actor=ctx.actor)
-            assert found is not None
-            return found, False
+        page = records.list(
+            ctx.connection,
+            "contact",
+            filter={"account_id": {"eq": account_id}, "or": same},
+            first=1,
+            actor=ctx.actor,
+        )
+        if page.records:
+            return page.records[0], False
     values = {
         "name": lead["name"],
         "mobile": lead["mobile"],

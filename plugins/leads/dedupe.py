@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from qiao.api import Actor, FieldDef, Records, blind_index_column
+from qiao.api import Actor, FieldDef, Records, blind_index_column, scrub
 from qiao.plugins.leads.keys import company_key, email_key, phone_key
 
 #: Entity -> (column, key kind) pairs compared with a new lead's keys.
@@ -54,11 +54,13 @@ class Match:
     row: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The match as kept in ``duplicate_matches``: an encrypted label stays out."""
+        return scrub({k: v for k, v in asdict(self).items() if v is not None})
 
     def describe(self) -> str:
+        """The match in an import report's words (an encrypted label redacted)."""
         where = f"row {self.row}" if self.row is not None else f"{self.entity} {self.id}"
-        return f"same {self.by} as {where} ({self.label})"
+        return f"same {self.by} as {where} ({scrub(self.label)})"
 
 
 def lead_keys(values: dict[str, Any]) -> dict[str, str]:
@@ -115,7 +117,8 @@ class Index:
 
     Plain columns are remembered by key; encrypted ones by their stored blind
     index, which :meth:`matches` computes for each new key with the entity's
-    live index keys.
+    live index keys, and confirms by reading the record (its value opened): a
+    forged or colliding index is no duplicate.
     """
 
     def __init__(self, records: Records) -> None:
@@ -144,23 +147,37 @@ class Index:
                         )
         return index
 
-    def _slots(self, kind: str, key: str) -> list[str]:
-        """Where ``key`` may be remembered: itself, and its blind indexes in encrypted fields."""
-        slots = [key]
+    def _slots(self, kind: str, key: str) -> list[tuple[str, FieldDef | None]]:
+        """Where ``key`` may be remembered: itself, and its blind indexes in encrypted
+        fields (with the field, whose value confirms a hit)."""
+        slots: list[tuple[str, FieldDef | None]] = [(key, None)]
         for entity, field, blind_kind in self._blind:
             if blind_kind == kind:
                 lookup = self._records.encryption.lookup(None, entity, field, key)
-                slots += [f"{entity}.{field.name}:{index}" for index in lookup]
+                slots += [(f"{entity}.{field.name}:{index}", field) for index in lookup]
         return slots
 
-    def matches(self, keys: dict[str, str]) -> list[Match]:
+    def matches(self, keys: dict[str, str], conn: Connection) -> list[Match]:
+        """The stored records and earlier rows sharing one of ``keys``."""
         found: dict[tuple[str, str | None, int | None], Match] = {}
         for kind, key in keys.items():
-            for slot in self._slots(kind, key):
+            for slot, field in self._slots(kind, key):
                 match = self._keys.get((kind, slot))
-                if match is not None:
-                    found.setdefault((match.entity, match.id, match.row), match)
+                if match is None:
+                    continue
+                if field is not None and not self._confirmed(conn, match, field, kind, key):
+                    continue
+                found.setdefault((match.entity, match.id, match.row), match)
         return list(found.values())
+
+    def _confirmed(
+        self, conn: Connection, match: Match, field: FieldDef, kind: str, key: str
+    ) -> bool:
+        """Whether the matched record's opened value has ``key``: a blind-index hit alone
+        may be a forged or colliding index."""
+        assert match.id is not None
+        record = self._records.get(conn, match.entity, match.id, actor=Actor.system())
+        return record is not None and _KEY_OF[kind](record[field.column]) == key
 
     def add_row(self, row: int, label: str, keys: dict[str, str]) -> None:
         for kind, key in keys.items():

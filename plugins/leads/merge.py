@@ -2,8 +2,12 @@
 
 The merged lead's activities and opportunities move to the kept lead, leads
 marked as its duplicates point at the kept lead, the kept lead's empty fields
-take the merged lead's values, and a snapshot of the merged lead (every value,
-when, by whom) is appended to the kept lead's ``merged_from``. Then the merged
+take the merged lead's values, and a snapshot of the merged lead (its values,
+when, by whom) is appended to the kept lead's ``merged_from``. The snapshot is
+a redacted copy (:func:`qiao.api.redacted_snapshot`): ``merged_from`` is a plain
+JSON field, so encrypted values (a phone, an e-mail address) are kept there
+only as the fact that there was one; the kept lead takes the values themselves
+into its own encrypted fields. Then the merged
 lead is deleted. Every step is a write through the records service in one
 transaction, so audit and events see each of them, and a failure undoes all.
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qiao.api import BadUserInput, NotFound, Records, WriteContext, to_json
+from qiao.api import BadUserInput, NotFound, Records, WriteContext, redacted_snapshot
 
 #: Fields that describe the lead's own bookkeeping, not the party it is about.
 _NOT_COPIED = {"duplicate_of", "duplicate_matches", "merged_from", "company_key", "status"}
@@ -41,9 +45,7 @@ def merge_leads(records: Records, ctx: WriteContext, keep_id: str, merge_id: str
         if record_id != keep_id:
             records.update(ctx, "lead", record_id, {"duplicate_of": keep_id})
     lead = records.catalog.entity("lead")
-    snapshot = {
-        f.name: to_json(f, merged[f.column]) for f in lead.fields if merged[f.column] is not None
-    }
+    snapshot = redacted_snapshot(merged, lead)
     fill = {
         f.name: merged[f.column]
         for f in lead.fields

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +32,37 @@ def test_a_new_deployment_is_healthy(qiao: Run, tmp_path: Path) -> None:
     for check in (*checks, "templates"):
         assert _line(result.stdout, check).startswith("ok ")
     assert "(mode 0600, current KEK file:v1)" in _line(result.stdout, "key file")
+    assert _line(result.stdout, "key provider").endswith("file: file:v1 wraps and unwraps")
     assert _line(result.stdout, "audit key").endswith(f"{tmp_path / 'qiao-kek.json'} (mode 0600)")
     assert _line(result.stdout, "audit log").startswith("ok    audit log   verified: ")
     assert result.stdout.endswith("The deployment is healthy.\n")
+
+
+def test_data_files_are_private_and_doctor_warns_about_looser_modes(
+    qiao: Run, tmp_path: Path
+) -> None:
+    qiao("init", str(tmp_path))
+    database = tmp_path / "qiao.db"
+    db = Database(f"sqlite:///{database}")
+    with db.write() as conn:  # the -wal and -shm files exist while a connection is open
+        conn.execute(text("CREATE TABLE probe (id INTEGER)"))
+        files = [database, tmp_path / "qiao.db-wal", tmp_path / "qiao.db-shm"]
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: 0o600 for f in files
+        }
+    db.dispose()
+    config = str(tmp_path / "qiao.toml")
+    qiao("--config", config, "backup", "create", str(tmp_path / "nightly.bak"))
+    assert stat.S_IMODE((tmp_path / "nightly.bak").stat().st_mode) == 0o600
+    result = qiao("--config", config, "doctor")
+    assert _line(result.stdout, "file modes").startswith("ok ")
+    database.chmod(0o644)
+    (tmp_path / "nightly.bak").chmod(0o640)
+    result = qiao("--config", config, "doctor")  # a warning, not a failure
+    line = _line(result.stdout, "file modes")
+    assert line.startswith("warn") and f"{database} (0644)" in line
+    assert f"{tmp_path / 'nightly.bak'} (0640)" in line
+    assert "fix: chmod 600" in result.stdout
 
 
 def test_an_unsafe_or_missing_key_file_fails(qiao: Run, tmp_path: Path) -> None:
@@ -44,9 +73,11 @@ def test_an_unsafe_or_missing_key_file_fails(qiao: Run, tmp_path: Path) -> None:
     line = _line(result.stdout, "key file")
     assert line.startswith("FAIL")
     assert "has mode 0644" in line and f"chmod 600 {key}" in line
-    # qiao init names the same file for [keys] and [audit]: both checks fail.
+    # qiao init names the same file for [keys] and [audit]: both checks fail, and the
+    # provider, which reads it, too.
     assert _line(result.stdout, "audit key").startswith("FAIL")
-    assert result.stderr == "Error: 2 checks failed\n"
+    assert _line(result.stdout, "key provider").startswith("FAIL")
+    assert result.stderr == "Error: 3 checks failed\n"
     key.unlink()
     result = qiao("--config", str(tmp_path / "qiao.toml"), "doctor", expect=1)
     assert "is missing" in _line(result.stdout, "key file")
@@ -183,3 +214,14 @@ def test_the_database_is_reported_as_the_process_would_reach_it(
         monkeypatch.setenv("QIAO_DATABASE_URL", f"postgresql://qiao@{inside}:9/qiao")
         result = qiao("--config", str(tmp_path / "qiao.toml"), "doctor", expect=1)
         assert _line(result.stdout, "network").startswith("ok "), inside
+
+
+def test_an_unknown_key_provider_fails(qiao: Run, tmp_path: Path) -> None:
+    qiao("init", str(tmp_path))
+    config = tmp_path / "qiao.toml"
+    settings = tomllib.loads(config.read_text(encoding="utf-8"))
+    settings["keys"] = {"provider": "sdf", "device": "/etc/sdf.conf"}
+    config.write_text(tomli_w.dumps(settings), encoding="utf-8")
+    result = qiao("--config", str(config), "doctor", expect=1)
+    line = _line(result.stdout, "key provider")
+    assert line.startswith("FAIL") and "'sdf' is unknown; use one of file, env, pkcs11" in line

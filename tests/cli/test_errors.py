@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import Result
+
+from qiao.core.redaction import REDACTED, Sensitive
 
 Run = Callable[..., Result]
 
@@ -51,3 +54,16 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert loud.returncode == 1
     assert "Traceback (most recent call last)" in loud.stderr
     assert "ConfigurationError" in loud.stderr
+
+
+def test_every_command_scrubs_its_logs(qiao: Run, tmp_path: Path) -> None:
+    factory = logging.getLogRecordFactory()
+    try:
+        qiao("--config", str(_broken_config(tmp_path)), "migrate", expect=1)
+        assert getattr(logging.getLogRecordFactory(), "scrubbed", False)
+        made = logging.getLogger("qiao.cli").makeRecord(
+            "qiao.cli", logging.ERROR, __file__, 1, "at %s", (Sensitive("13800138000"),), None
+        )
+        assert made.getMessage() == f"at {REDACTED}"
+    finally:
+        logging.setLogRecordFactory(factory)

@@ -13,7 +13,13 @@ from sqlalchemy import select, update
 from qiao.core.config import Config
 from qiao.core.crypto import sealed_key_id
 from qiao.core.encryption.fields import index_version
-from qiao.core.encryption.rotation import key_usage, retire, rotate_data, rotate_index
+from qiao.core.encryption.rotation import (
+    key_usage,
+    retire,
+    rotate_data,
+    rotate_index,
+    rotate_kek,
+)
 from qiao.core.errors import BadUserInput
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
@@ -80,7 +86,9 @@ def test_rotate_rewraps_every_key_under_a_new_kek_version(deployment: Path, qiao
 def test_rotate_data_reseals_rows_and_retire_then_succeeds(deployment: Path, qiao: Run):
     early = qiao("--config", str(deployment), "keys", "retire", "dek-patient-1", expect=1)
     assert "run 'qiao keys rotate --data' first" in early.output
-    out = qiao("--config", str(deployment), "keys", "rotate", "--data", "--batch", "2").output
+    out = qiao(
+        "--config", str(deployment), "keys", "rotate", "--data", "--batch", "2", "--settle", "0"
+    ).output
     assert "patient: 3 rows re-sealed under dek-patient-2" in out
     with runtime_of(deployment) as runtime:
         assert {sealed_key_id(t) for t in tokens(runtime)} == {"dek-patient-2"}
@@ -92,6 +100,37 @@ def test_rotate_data_reseals_rows_and_retire_then_succeeds(deployment: Path, qia
     qiao("--config", str(deployment), "keys", "retire", "dek-patient-1")
     gone = qiao("--config", str(deployment), "keys", "retire", "dek-patient-1", expect=1)
     assert "there is no key" in gone.output
+
+
+def test_rotate_data_after_retire_numbers_the_new_key_after_the_retired_one(
+    deployment: Path, qiao: Run
+):
+    rotate = ("--config", str(deployment), "keys", "rotate", "--data", "--settle", "0")
+    qiao(*rotate)
+    qiao("--config", str(deployment), "keys", "retire", "dek-patient-1")
+    out = qiao(*rotate).output
+    assert "patient: 3 rows re-sealed under dek-patient-3" in out
+    qiao("--config", str(deployment), "keys", "retire", "dek-patient-2")
+    with runtime_of(deployment) as runtime:
+        assert {sealed_key_id(t) for t in tokens(runtime)} == {"dek-patient-3"}
+
+
+def test_a_process_unwraps_keys_wrapped_under_a_kek_version_made_after_it_started(
+    deployment: Path,
+):
+    with runtime_of(deployment) as running, runtime_of(deployment) as admin:
+        assert running.records.encryption.keys.provider.kek_id == "file:v1"
+        rotate_kek(admin.records.encryption, deployment.parent / "qiao-kek.json")
+        with admin.db.write() as conn:
+            admin.records.encryption.keys.rotate_data_key(conn, "patient")
+        # dek-patient-2 is wrapped under file:v2, which the running process's provider lacks
+        key = running.records.encryption.keys.lookup("dek-patient-2")
+        assert key.key_id == "dek-patient-2"
+        assert running.records.encryption.keys.provider.kek_id == "file:v2"
+        record = write(running, {**ALICE, "name": "轮换后"})
+        with admin.db.read() as conn:
+            read = admin.records.get(conn, "patient", record["id"], actor=Actor.system())
+        assert read["diagnosis"] == "高血压"
 
 
 def test_retire_refuses_a_key_that_still_seals_values(deployment: Path, qiao: Run):
@@ -111,10 +150,10 @@ def test_rotate_data_resumes_after_a_crash_without_another_key(deployment: Path)
             raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):
-            rotate_data(encryption, runtime.current(), batch=2, progress=crash)
+            rotate_data(encryption, runtime.current(), batch=2, progress=crash, settle=0)
         usage = key_usage(encryption, runtime.current(), indexes=False)
         assert usage == {"dek-patient-2": 6, "dek-patient-1": 3}  # first batch of 2 rows done
-        done = rotate_data(encryption, runtime.current(), batch=2)
+        done = rotate_data(encryption, runtime.current(), batch=2, settle=0)
         assert [(d.key_id, d.rows) for d in done] == [("dek-patient-2", 1)]
         assert key_usage(encryption, runtime.current(), indexes=False) == {"dek-patient-2": 9}
 
@@ -137,11 +176,11 @@ def test_rotation_under_concurrent_writes_loses_nothing(deployment: Path):
         thread = threading.Thread(target=keep_writing)
         thread.start()
         try:
-            rotate_data(runtime.records.encryption, runtime.current(), batch=1)
+            rotate_data(runtime.records.encryption, runtime.current(), batch=1, settle=0)
         finally:
             thread.join()
         assert not errors, errors
-        rotate_data(runtime.records.encryption, runtime.current(), batch=5)  # finish stragglers
+        rotate_data(runtime.records.encryption, runtime.current(), batch=5, settle=0)  # stragglers
         with runtime.db.read() as conn:
             page = runtime.records.list(conn, "patient", first=500, actor=Actor.system())
         by_name = {r["name"]: r for r in page.records}

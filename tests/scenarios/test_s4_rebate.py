@@ -4,7 +4,7 @@ Everything goes through GraphQL on the real HTTP server: purchase lines are
 written, a ``dealer_quarter`` rolls them up (purchases, paid, new-product
 purchases within its period) and its formulas give the payment rate, the
 new-product share, the rebate coefficient and the rebate. Each case sits on a
-boundary of the tiers of templates_market/manufacturing_dealers/README.md, and every value is
+boundary of the tiers of docs/templates/manufacturing_dealers.md, and every value is
 compared with a recomputation from scratch in Python.
 """
 
@@ -56,6 +56,7 @@ def line(
         "dealerId": dealer,
         "productId": product,
         "orderedOn": on,
+        "recordedOn": on,
         "quantity": 1,
         "unitPrice": amount,
         "amount": amount,

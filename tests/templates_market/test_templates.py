@@ -16,7 +16,24 @@ from qiao.core.runtime import Runtime
 
 VERTICALS = ("manufacturing_dealers", "education", "clinics", "law_firms")
 ENTITIES = {
-    "manufacturing_dealers": {"dealer_tier", "rebate_agreement", "purchase_line", "dealer_quarter"},
+    "manufacturing_dealers": {
+        "dealer_tier",
+        "rebate_agreement",
+        "purchase_line",
+        "dealer_quarter",
+        "rebate_program",
+        "erp_sales_line",
+        "grading_policy",
+        "dealer_grade_change",
+        "sales_agreement",
+        "agreement_line",
+        "device",
+        "service_ticket",
+        "maintenance_plan",
+        "mould_trial",
+        "follow_up_task",
+        "playbook_step",
+    },
     "education": {
         "course",
         "classroom",
@@ -80,7 +97,7 @@ def test_demo_data_seeds_once_per_template(qiao_runtime: Runtime) -> None:
         hours = records.list(conn, "time_entry", first=10, with_total=True, actor=Actor.system())
         lines = records.list(conn, "purchase_line", first=10, with_total=True, actor=Actor.system())
     assert hours.total_count == 3
-    assert {str(r["amount"]) for r in lines.records} == {"143664.00", "60680.00", "69379.20"}
+    assert lines.total_count == 40  # a quarter of a dealer network's shipments and one return
 
 
 def test_each_template_ships_its_roles_as_role_records(qiao_runtime: Runtime) -> None:

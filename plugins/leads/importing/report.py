@@ -3,12 +3,14 @@
 Each line has the row number as the spreadsheet shows it, the column, the
 reason and the row's own cells, so the report can be corrected and imported
 again as it is. CSV is written with a BOM, which Excel needs to show Chinese.
+The report holds the rows' personal data, so its file is created mode 0600.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,12 +35,21 @@ def write(path: Path, problems: Sequence[Problem], columns: Sequence[str]) -> No
         sheet.append(header)
         for row in rows:
             sheet.append(row)
-        book.save(path)
+        with _private(path).open("wb") as out:
+            book.save(out)
         return
-    with path.open("w", encoding="utf-8-sig", newline="") as out:
+    with _private(path).open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(header)
         writer.writerows(rows)
+
+
+def _private(path: Path) -> Path:
+    """``path`` emptied, or created, with mode 0600 before anything is written to it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+    return path
 
 
 def _plain(cell: Cell) -> str | int | float | bool | dt.date | None:

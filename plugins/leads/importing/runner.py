@@ -276,7 +276,7 @@ class Importer:
             if "source" not in values:
                 values["source"] = "IMPORT"
             keys = dedupe.lead_keys(values)
-            found = index.matches(keys)
+            found = index.matches(keys, conn)
             if found and self.duplicates == "skip":
                 reason = "; ".join(m.describe() for m in found)
                 self._problem(outcome, row_number, None, reason, "duplicate", cells)

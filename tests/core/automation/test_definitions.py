@@ -90,6 +90,16 @@ def test_a_good_rule_is_stored(qiao_client: GraphQLClient) -> None:
             "actions",
             "no relation 'owner' to ticket",
         ),
+        (
+            {"actions": [{"set": {"owner": "@account"}}]},
+            "actions",
+            "actions[0].set.owner: '@account' leads to account, not to user",
+        ),
+        (
+            {"actions": [{"create": {"entity": "activity", "values": {"account": "@acount"}}}]},
+            "actions",
+            "'@acount': ticket has no relation 'acount'",
+        ),
         ({"actions": [{"webhook": {"url": "ftp://x", "secret": "s"}}]}, "actions", "url"),
         (
             {"actions": [{"webhook": {"url": "https://erp.example.com", "secret": "s"}}]},

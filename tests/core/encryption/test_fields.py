@@ -147,3 +147,30 @@ def test_an_invalid_phone_is_refused_before_anything_is_written(
         write(lambda r, ctx: r.create(ctx, "patient", {"name": "x", "phone": "not a phone"}))
     with qiao_runtime.db.read() as conn:
         assert qiao_runtime.records.list(conn, "patient", actor=Actor.system()).records == []
+
+
+def test_a_forged_blind_index_does_not_return_the_row(qiao_runtime: Runtime, write: Callable):
+    alice = write(lambda r, ctx: r.create(ctx, "patient", ALICE))
+    bob = write(lambda r, ctx: r.create(ctx, "patient", {"name": "李四", "phone": "13900139000"}))
+    table = qiao_runtime.current().table("patient")
+    with qiao_runtime.db.write() as conn:  # Bob's index replaced by Alice's, by hand
+        conn.execute(
+            update(table)
+            .where(table.c.id == bob["id"])
+            .values(phone_bidx=stored(qiao_runtime, alice["id"])["phone_bidx"])
+        )
+
+    def found(spec: dict[str, Any]) -> tuple[list[str], int | None]:
+        with qiao_runtime.db.read() as conn:
+            page = qiao_runtime.records.list(
+                conn, "patient", filter=spec, with_total=True, actor=Actor.system()
+            )
+        return [r["name"] for r in page.records], page.total_count
+
+    assert found({"phone": {"eq": "13800138000"}}) == (["张三"], 1)
+    assert found({"phone": {"eq": "13900139000"}}) == ([], 0)
+    assert found({"or": [{"phone": {"eq": "13800138000"}}, {"name": {"eq": "王五"}}]}) == (
+        ["张三"],
+        1,
+    )
+    assert found({"not": {"phone": {"eq": "13800138000"}}}) == (["李四"], 1)

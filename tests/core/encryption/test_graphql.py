@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select, update
+
 from .conftest import ALICE
 
 FIELDS = "id name phone email idNumber diagnosis notes"
@@ -56,3 +58,26 @@ def test_other_operators_and_ordering_are_bad_user_input(qiao_client):
         errors = qiao_client.errors(query)
         assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT", errors
         assert "stored encrypted" in errors[0]["message"]
+
+
+def test_a_forged_blind_index_does_not_return_the_row_from_a_compiled_read(
+    qiao_client, qiao_runtime
+):
+    alice = create(qiao_client, graphql_input(ALICE))
+    bob = create(qiao_client, {"name": "李四", "phone": "13900139000"})
+    table = qiao_runtime.current().table("patient")
+    with qiao_runtime.db.write() as conn:  # Bob's index replaced by Alice's, by hand
+        forged = conn.execute(select(table.c.phone_bidx).where(table.c.id == alice["id"]))
+        conn.execute(
+            update(table).where(table.c.id == bob["id"]).values(phone_bidx=forged.scalar_one())
+        )
+    query = (
+        "query($f: PatientFilter) { patients(filter: $f) "
+        "{ totalCount edges { node { name phone } } } }"
+    )
+    for _ in range(2):  # the second time as well: confirmed ids are never cached
+        data = qiao_client.data(query, {"f": {"phone": {"eq": "13800138000"}}})["patients"]
+        assert data["totalCount"] == 1
+        assert [e["node"] for e in data["edges"]] == [{"name": "张三", "phone": "+8613800138000"}]
+    nobody = qiao_client.data(query, {"f": {"phone": {"eq": "13900139000"}}})["patients"]
+    assert nobody == {"totalCount": 0, "edges": []}

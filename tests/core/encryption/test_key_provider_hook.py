@@ -94,6 +94,6 @@ def test_an_unknown_provider_names_the_choices(qiao_config: Config, tmp_path: Pa
     toml = tmp_path / "qiao.toml"
     toml.write_text('[keys]\nprovider = "hsm9000"\n', encoding="utf-8")
     runtime = Runtime(dataclasses.replace(qiao_config, path=toml), extra_plugins=[PATIENTS, DEVICE])
-    with pytest.raises(ConfigurationError, match="file, env, device"):
+    with pytest.raises(ConfigurationError, match="file, env, pkcs11, device"):
         runtime.records.encryption.keys.provider()
     runtime.close()

@@ -11,6 +11,7 @@ import pytest
 from qiao.core.config import Config
 from qiao.core.events import timers
 from qiao.core.events.worker import Worker
+from qiao.core.redaction import Sensitive
 from qiao.core.runtime import Runtime
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import TEST_SETTINGS, drain
@@ -112,3 +113,18 @@ def test_a_restart_loses_no_timer(
 
 def _m(minutes: int) -> dt.timedelta:
     return dt.timedelta(minutes=minutes)
+
+
+def test_a_payload_holding_an_encrypted_fields_value_is_refused(
+    runtime: Runtime, write: Callable[..., Any]
+) -> None:
+    ticket = write(lambda r, ctx: r.create(ctx, "ticket", {"subject": "主轴异响"}))
+    due = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match="stored in clear"):
+        write(
+            lambda r, ctx: timers.schedule(
+                ctx.connection, "ticket", ticket["id"], "call", due, {"to": Sensitive("138")}
+            )
+        )
+    with runtime.db.read() as conn:
+        assert timers.pending(conn, "ticket", ticket["id"]) == {}

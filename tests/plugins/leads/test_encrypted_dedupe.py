@@ -14,17 +14,20 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import qiao.plugins.crm
 from qiao.core.crypto import is_sealed
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
+from qiao.plugins.leads.conversion import convert_lead
 from qiao.plugins.leads.importing.runner import Importer
 
 from .test_import import xlsx
 
-ENCRYPTED = {("lead", "mobile"), ("lead", "email"), ("contact", "mobile"), ("contact", "email")}
+ENCRYPTED = frozenset(
+    {("lead", "mobile"), ("lead", "email"), ("contact", "mobile"), ("contact", "email")}
+)
 
 
 class EncryptedContacts:
@@ -33,15 +36,15 @@ class EncryptedContacts:
     __name__ = "encrypted_contacts"
 
 
-def encrypted_manifest(folder: Path) -> Path:
-    """The CRM manifest with the contact details of leads and contacts encrypted."""
+def encrypted_manifest(folder: Path, fields: frozenset[tuple[str, str]] = ENCRYPTED) -> Path:
+    """The CRM manifest with ``fields`` (the contact details of leads and contacts) encrypted."""
     data = yaml.safe_load(qiao.plugins.crm.MANIFESTS[0].read_text(encoding="utf-8"))
     for entity in data["entities"]:
         for field in entity["fields"]:
-            if (entity["name"], field["name"]) in ENCRYPTED:
+            if (entity["name"], field["name"]) in fields:
                 field.pop("indexed", None)
                 field.update(encrypted=True, searchable="exact")
-    path = folder / "crm-encrypted.yaml"
+    path = folder / f"crm-encrypted-{len(fields)}.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
 
@@ -111,3 +114,41 @@ def test_lookups_keep_working_while_the_index_key_rotates(
         keys.rotate_index_key(ctx.connection, "lead")
     again = create("lead", name="林小姐", mobile="13857412096")
     assert {m["id"] for m in again["duplicate_matches"]} == {first["id"]}
+
+
+def test_converting_a_lead_finds_the_account_contact_with_the_same_encrypted_mobile(
+    qiao_runtime: Runtime, create: Callable[..., dict[str, Any]]
+) -> None:
+    account = create("account", name="东海精密")
+    contact = create("contact", name="叶明", mobile="13857412096", account=account["id"])
+    lead = create("lead", name="叶明", mobile="+86 138 5741 2096", company="东海精密")
+    with qiao_runtime.records.transaction(Actor.system(), Source.CLI) as ctx:
+        done = convert_lead(
+            qiao_runtime.records,
+            ctx,
+            lead["id"],
+            account_id=account["id"],
+            create_opportunity=False,
+        )
+    assert (done.contact["id"], done.contact_created) == (contact["id"], False)
+
+
+def test_a_forged_blind_index_is_no_duplicate(
+    qiao_runtime: Runtime, create: Callable[..., dict[str, Any]]
+) -> None:
+    contact = create("contact", name="周海峰", mobile="13862231456")
+    records = qiao_runtime.records
+    mobile = qiao_runtime.current().entity("contact").field("mobile")
+    table = qiao_runtime.current().table("contact")
+    with qiao_runtime.db.write() as conn:  # the index of another number, written by hand
+        forged = records.encryption.index(conn, "contact", mobile, "13700001111")
+        conn.execute(update(table).where(table.c.id == contact["id"]).values(mobile_bidx=forged))
+    lead = create("lead", name="陌生人", mobile="13700001111")
+    assert lead["duplicate_matches"] is None
+    rows = [["路人", "137 0000 1111", None, None, None, None, None, None]]
+    outcome = Importer(qiao_runtime, Actor.system(), duplicates="skip").run(
+        xlsx(rows), "b.xlsx", "lead"
+    )
+    assert (outcome.created, outcome.duplicates) == (0, 1)
+    (problem,) = outcome.problems
+    assert problem.reason == f"same phone as lead {lead['id']} (陌生人)"  # not the contact

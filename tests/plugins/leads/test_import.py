@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,7 @@ def test_cli_import_with_mapping_report_and_saved_mapping(
     lines = list(openpyxl.load_workbook(report).active.iter_rows(values_only=True))  # type: ignore[union-attr]
     assert lines[0][:5] == ("行号 row", "列 column", "类型 kind", "原因 reason", "姓名")
     assert [line[0] for line in lines[1:]] == [7, 8]
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600  # it holds the rows' personal data
     assert all(lead["description"] is None for lead in leads(qiao_runtime))
     other = tmp_path / "next.csv"
     other.write_text("姓名,手机,备注\n新客户,13700001111,x\n", encoding="utf-8")

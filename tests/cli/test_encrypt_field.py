@@ -1,0 +1,74 @@
+"""Standard personal fields encrypted at rest: declared by ``qiao init``, converted online."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import MetaData, Table, select
+
+from qiao.core.crypto import is_sealed
+from qiao.core.records.context import Actor, Source
+from qiao.core.storage.database import Database
+from qiao.core.testing.deployment import Deployment, init
+
+from .test_backup import tomllib_url
+from .test_keys import runtime_of
+
+SYSTEM = Actor.system()
+
+
+def column(site: Deployment, table: str, name: str) -> list[str | None]:
+    """The stored values of one column, as the database holds them."""
+    db = Database(tomllib_url(site.config))
+    try:
+        with db.read() as conn:
+            stored = Table(table, MetaData(), autoload_with=conn)
+            return [r[0] for r in conn.execute(select(stored.c[name]))]
+    finally:
+        db.dispose()
+
+
+def test_init_encrypts_contact_details_and_import_still_finds_duplicates(
+    qiao_empty_database_url: str, tmp_path: Path
+) -> None:
+    site = init(tmp_path / "site", qiao_empty_database_url, "--plugin", "crm", "--plugin", "leads")
+    assert '"lead.mobile"' in site.config.read_text(encoding="utf-8")
+    sheet = tmp_path / "show.csv"
+    sheet.write_text(
+        "姓名,手机,邮箱\n王芳,13800138000,wang@example.cn\n李强,13900139000,li@example.cn\n",
+        encoding="utf-8",
+    )
+    assert "created 2" in site.run("import", str(sheet)).stdout
+    again = tmp_path / "again.csv"
+    again.write_text("姓名,手机,邮箱\n王芳,138 0013 8000,WANG@example.cn\n", encoding="utf-8")
+    out = site.run("import", str(again)).stdout
+    assert "created 0" in out and "1 duplicates" in out
+    mobiles = column(site, "lead", "mobile")
+    assert len(mobiles) == 2 and all(is_sealed(m) for m in mobiles)
+    assert all(is_sealed(e) for e in column(site, "lead", "email"))
+
+
+def test_encrypt_field_converts_a_plain_standard_field_online_and_resumably(
+    qiao_deployment: Deployment,
+) -> None:
+    site = qiao_deployment
+    with runtime_of(site.config) as runtime, runtime.records.transaction(SYSTEM, Source.CLI) as ctx:
+        for i in range(5):
+            runtime.records.create(ctx, "account", {"name": f"客户{i}", "phone": "02151234567"})
+        runtime.records.create(ctx, "account", {"name": "无电话"})
+    assert column(site, "account", "phone").count("+862151234567") == 5
+    out = site.run("keys", "encrypt-field", "account.phone", "--batch", "2", "--settle", "0")
+    assert "account.phone: 5 values sealed; 0 left in plaintext" in out.stdout
+    assert '"account.phone"' in site.config.read_text(encoding="utf-8")
+    phones = [p for p in column(site, "account", "phone") if p is not None]
+    assert len(phones) == 5 and all(is_sealed(p) for p in phones)
+    again = site.run("keys", "encrypt-field", "account.phone", "--settle", "0").stdout
+    assert "account.phone: 0 values sealed; 0 left in plaintext" in again
+    history = site.run("metadata", "history").stdout
+    assert "encrypt_field" in history and "account" in history
+    with runtime_of(site.config) as runtime, runtime.db.read() as conn:
+        found = runtime.records.list(
+            conn, "account", filter={"phone": {"eq": "021-5123 4567"}}, actor=SYSTEM
+        ).records
+    assert sorted(a["name"] for a in found) == [f"客户{i}" for i in range(5)]
+    assert {a["phone"] for a in found} == {"+862151234567"}

@@ -1,0 +1,115 @@
+"""S13: mould trials T0, T1 ... whose states each ask for their own fields, with a
+notification to the trial engineer and the customer's owner at every change.
+
+The template ships what the S13 mould factory built by hand: the entity ``mould_trial``,
+its pipeline (图纸确认 -> 备料完成 -> 首件检验 -> 客户签样, or 未通过) and the rule
+试模状态通知. A failed round is followed by a trial of the next round; the pass rate is
+a count of trials by their ``passed`` formula.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from qiao.core.events.worker import Worker
+from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.clock import TestClock
+from qiao.core.testing.worker import drain
+from tests.scenarios.conftest import RecordingChannel
+
+from .conftest import People, create
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+MOVE = """mutation($id: ID!, $input: MouldTrialUpdateInput!) {
+  updateMouldTrial(id: $id, input: $input) { status } }"""
+
+
+def move(client: GraphQLClient, worker: Worker, trial: str, values: dict[str, str]) -> None:
+    """A change of state, and the worker's pass seconds later that tells everyone of it."""
+    client.data(MOVE, {"id": trial, "input": values})
+    drain(worker)
+
+
+def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
+    qiao_client: GraphQLClient,
+    qiao_clock: TestClock,
+    qiao_worker: Worker,
+    wecom: RecordingChannel,
+    people: People,
+    client_for: Callable[[str], GraphQLClient],
+) -> None:
+    qiao_clock.set(dt.datetime(2026, 9, 7, 8, 30, tzinfo=SHANGHAI))
+    people.team("恒锐华东大区", "华东")
+    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
+    people.user("lin", "林晓梅", "trial_engineer")
+    lin, xu = client_for("lin"), client_for("xu")
+    customer = create(xu, "account", {"name": "昆山华通模具有限公司"})["id"]
+    trial = {
+        "title": "汽车门板注塑模试模",
+        "mouldNumber": "HT-M2609-017",
+        "customerId": customer,
+        "machineNumber": "海天 MA3800 #7",
+    }
+    (refused,) = lin.errors(
+        "mutation($input: MouldTrialCreateInput!) { createMouldTrial(input: $input) { id } }",
+        {"input": trial},
+    )
+    assert refused["extensions"]["field"] == "drawingVersion"
+    t0 = create(lin, "mould_trial", {**trial, "drawingVersion": "B"}, "id status trialRound")
+    drain(qiao_worker)
+    assert (t0["status"], t0["trialRound"]) == ("DRAWING_CONFIRMED", "T0")
+
+    (missing,) = lin.errors(MOVE, {"id": t0["id"], "input": {"status": "MATERIALS_READY"}})
+    assert missing["extensions"]["field"] == "material"
+    assert (
+        missing["message"]
+        == "entering MATERIALS_READY needs material, trial_on (pipeline mould_trials)"
+    )
+    ready = {"status": "MATERIALS_READY", "material": "PP+EPDM-T20", "trialOn": "2026-09-08"}
+    move(lin, qiao_worker, t0["id"], ready)
+    (skipped,) = lin.errors(MOVE, {"id": t0["id"], "input": {"status": "CUSTOMER_SIGN_OFF"}})
+    assert skipped["extensions"]["allowed"] == ["FIRST_ARTICLE_INSPECTION", "FAILED"]
+    inspect = {
+        "status": "FIRST_ARTICLE_INSPECTION",
+        "inspectionResult": "卡扣处缩痕 0.3 mm，超差",
+        "cycleSeconds": "48.5",
+    }
+    move(lin, qiao_worker, t0["id"], inspect)
+    move(lin, qiao_worker, t0["id"], {"status": "FAILED", "failureReason": "缩痕超差"})
+
+    t1 = create(lin, "mould_trial", {**trial, "drawingVersion": "C", "trialRound": "T1"})
+    drain(qiao_worker)
+    for step in (
+        ready,
+        {**inspect, "inspectionResult": "尺寸合格", "cycleSeconds": "46.0"},
+        {"status": "CUSTOMER_SIGN_OFF", "signedOffBy": "华通 质量部 顾晓东"},
+    ):
+        move(lin, qiao_worker, t1["id"], step)
+
+    expected = [
+        "试模 HT-M2609-017 T0：图纸确认",
+        "试模 HT-M2609-017 T0：备料完成",
+        "试模 HT-M2609-017 T0：首件检验",
+        "试模 HT-M2609-017 T0：未通过",
+        "试模 HT-M2609-017 T1：图纸确认",
+        "试模 HT-M2609-017 T1：备料完成",
+        "试模 HT-M2609-017 T1：首件检验",
+        "试模 HT-M2609-017 T1：客户签样",
+    ]
+    for username, client in (("lin", lin), ("xu", xu)):
+        told = client.data("{ myNotifications(first: 50) { title kind } }")["myNotifications"]
+        assert sorted(n["title"] for n in told) == sorted(expected)
+        assert {n["kind"] for n in told} == {"mould_trial"}
+        pushed = sorted(title for owner, title in wecom.pushed if owner == people.ids[username])
+        assert pushed == sorted(expected)
+
+    rate = lin.data(
+        "{ all: mouldTrials { totalCount } passed: mouldTrials(filter: {passed: {eq: true}}) "
+        "{ totalCount edges { node { trialRound signedOffBy } } } }"
+    )
+    assert rate["all"]["totalCount"] == 2
+    assert rate["passed"] == {
+        "totalCount": 1,
+        "edges": [{"node": {"trialRound": "T1", "signedOffBy": "华通 质量部 顾晓东"}}],
+    }

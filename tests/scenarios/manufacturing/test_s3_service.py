@@ -1,0 +1,252 @@
+"""S3: a scanned machine's ticket is dispatched in seconds, escalated after two hours,
+charged by its warranty, called back after completion; maintenance plans open exactly one
+保养 ticket per due date.
+
+The template's rules, pipeline and formulas do it all: 新工单派给区域工程师 picks the
+region's field engineer with the fewest tickets and tells them (in the app and on a
+WeCom-like channel); 两小时未接单升级主管 hands a ticket nobody started to the region's
+service supervisor; labour is free while the device is under warranty on the day the
+fault was reported; 完工回访 creates the callback task and pushes a maintenance
+suggestion to the customer's owner; 保养工单生成 runs daily at 01:00.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from qiao.core.events.worker import Worker
+from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.clock import TestClock
+from qiao.core.testing.worker import drain
+from tests.scenarios.conftest import RecordingChannel
+
+from .conftest import People, create, read, rearm, update
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+OPENED = dt.datetime(2026, 6, 1, 9, 15, tzinfo=SHANGHAI)  # a Monday morning
+TICKET = """id status owner { username } escalatedAt reportedOn inWarranty labourCharge
+  totalCharge completedOn firstTimeFix
+  device { serialNumber saleOrderNumber soldOn serviceTickets { totalCount } }
+  followUpTasks { edges { node { subject kind owner { username } account { name } } } }"""
+
+
+@pytest.fixture
+def site(people: People, qiao_client: GraphQLClient) -> dict[str, Any]:
+    """华东 service staff, a customer of 苏州锐达 and two of its machines."""
+    people.team("恒锐华东大区", "华东")
+    people.team("华东服务站", "华东", kind="TEAM", parent="恒锐华东大区")
+    people.team("华南服务站", "华南")
+    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
+    people.user("sun", "孙国强", "service_supervisor", team="华东服务站")
+    people.user("zhou", "周建华", "field_engineer", team="华东服务站", manager="sun")
+    people.user("wu", "吴磊", "field_engineer", team="华东服务站", manager="sun")
+    people.user("liang", "梁志伟", "field_engineer", team="华南服务站")
+    admin = qiao_client
+    model = create(admin, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})
+    dealer = create(admin, "account", {"name": "苏州锐达数控设备有限公司", "kind": "DEALER"})
+    customer = create(
+        admin, "account", {"name": "昆山华通模具有限公司", "ownerId": people.ids["xu"]}
+    )
+    devices = {}
+    for serial, installed, warranty in (
+        ("HR2605-0520", "2026-05-20", "2027-05-19"),
+        ("HR2409-0321", "2024-09-12", "2025-09-11"),
+    ):
+        values = {
+            "serialNumber": serial,
+            "modelId": model["id"],
+            "dealerId": dealer["id"],
+            "customerId": customer["id"],
+            "region": "华东",
+            "saleOrderNumber": f"SO-{serial}",
+            "soldOn": installed,
+            "installedOn": installed,
+            "warrantyEndsOn": warranty,
+        }
+        devices[serial] = create(admin, "device", values)["id"]
+    return {"devices": devices, "customer": customer["id"], "dealer": dealer["id"]}
+
+
+def scan(client: GraphQLClient, site: dict[str, Any], serial: str, subject: str) -> str:
+    """What the device's repair-request page writes: a ticket waiting for dispatch."""
+    values = {
+        "subject": subject,
+        "ticketType": "REPAIR",
+        "status": "TO_DISPATCH",
+        "deviceId": site["devices"][serial],
+        "serialNumber": serial,
+        "customerId": site["customer"],
+        "dealerId": site["dealer"],
+        "region": "华东",
+        "contactName": "陆工",
+        "contactPhone": "13757436621",
+    }
+    return create(client, "service_ticket", values)["id"]
+
+
+def test_tickets_are_dispatched_escalated_charged_and_called_back(
+    qiao_client: GraphQLClient,
+    qiao_clock: TestClock,
+    qiao_worker: Worker,
+    wecom: RecordingChannel,
+    people: People,
+    site: dict[str, Any],
+    client_for: Callable[[str], GraphQLClient],
+) -> None:
+    admin = qiao_client
+    qiao_clock.set(OPENED)
+    spindle = scan(admin, site, "HR2605-0520", "主轴异响，加工面有振纹")
+    old = scan(admin, site, "HR2409-0321", "刀库换刀卡刀")
+    qiao_clock.advance(seconds=5)
+    drain(qiao_worker)
+    owners = {t: read(admin, "service_ticket", t, "owner { username }") for t in (spindle, old)}
+    # The two 华东 engineers get one each (fewest tickets first); 华南's gets none.
+    assert sorted(o["owner"]["username"] for o in owners.values()) == ["wu", "zhou"]
+    engineer = {t: o["owner"]["username"] for t, o in owners.items()}
+    for username in engineer.values():
+        told = client_for(username).data("{ myNotifications { title body kind } }")
+        (note,) = told["myNotifications"]
+        assert note["kind"] == "service_ticket_assigned"
+        assert (people.ids[username], note["title"]) in wecom.pushed
+    first = client_for(engineer[spindle])
+    assert first.data("{ myNotifications { body } }")["myNotifications"][0]["body"] == (
+        "客户 昆山华通模具有限公司，设备出厂编号 HR2605-0520，类型 维修"
+    )
+
+    # The spindle is started within the hour; the other ticket waits two hours.
+    qiao_clock.advance(minutes=40)
+    update(first, "service_ticket", spindle, {"status": "IN_PROGRESS"})
+    qiao_clock.set(OPENED + dt.timedelta(hours=2))
+    drain(qiao_worker)
+    escalated = read(admin, "service_ticket", old, TICKET)
+    assert escalated["owner"] == {"username": "sun"}
+    assert dt.datetime.fromisoformat(escalated["escalatedAt"]) == OPENED + dt.timedelta(hours=2)
+    assert read(admin, "service_ticket", spindle, "escalatedAt owner { username }") == {
+        "escalatedAt": None,
+        "owner": {"username": engineer[spindle]},
+    }
+    (alert,) = client_for("sun").data("{ myNotifications { title kind } }")["myNotifications"]
+    assert alert == {"title": "工单超时未接单，已升级给你：刀库换刀卡刀", "kind": "escalation"}
+
+    # Work is recorded; acceptance asks for the resolution.
+    work = {"labourHours": "3.0", "partsAmount": "2680.00"}
+    update(first, "service_ticket", spindle, work)
+    (refused,) = first.errors(
+        "mutation($id: ID!) { updateServiceTicket(id: $id, input: {status: TO_ACCEPT}) { id } }",
+        {"id": spindle},
+    )
+    assert refused["extensions"]["field"] == "resolution"
+    update(first, "service_ticket", spindle, {"status": "TO_ACCEPT", "resolution": "更换主轴轴承"})
+    update(first, "service_ticket", spindle, {"status": "COMPLETED"})
+    update(admin, "service_ticket", old, {"ownerId": people.ids["wu"], "status": "IN_PROGRESS"})
+    update(admin, "service_ticket", old, {**work, "visits": 2})
+    drain(qiao_worker)
+
+    done = read(admin, "service_ticket", spindle, TICKET)
+    assert {k: done[k] for k in ("status", "reportedOn", "inWarranty", "completedOn")} == {
+        "status": "COMPLETED",
+        "reportedOn": "2026-06-01",
+        "inWarranty": True,
+        "completedOn": "2026-06-01",
+    }
+    # Under warranty labour is free; parts are charged.
+    assert (done["labourCharge"], done["totalCharge"], done["firstTimeFix"]) == (
+        "0.00",
+        "2680.00",
+        True,
+    )
+    assert done["device"] == {
+        "serialNumber": "HR2605-0520",
+        "saleOrderNumber": "SO-HR2605-0520",
+        "soldOn": "2026-05-20",
+        "serviceTickets": {"totalCount": 1},
+    }
+    assert [e["node"] for e in done["followUpTasks"]["edges"]] == [
+        {
+            "subject": "回访：主轴异响，加工面有振纹",
+            "kind": "CALLBACK",
+            "owner": {"username": engineer[spindle]},
+            "account": {"name": "昆山华通模具有限公司"},
+        }
+    ]
+    (suggestion,) = client_for("xu").data("{ myNotifications { title kind } }")["myNotifications"]
+    assert suggestion == {
+        "title": "保养建议：昆山华通模具有限公司 的 立式加工中心 HR-VMC850",
+        "kind": "maintenance_suggestion",
+    }
+    # Out of warranty since 2025-09-11: three hours at 300.00.
+    charged = read(admin, "service_ticket", old, "inWarranty labourCharge totalCharge")
+    assert charged == {"inWarranty": False, "labourCharge": "900.00", "totalCharge": "3580.00"}
+
+
+def maintenance_tickets(client: GraphQLClient) -> list[dict[str, Any]]:
+    found = client.data(
+        """{ serviceTickets(filter: {ticketType: {eq: MAINTENANCE}}, orderBy: [{field: DUE_ON}])
+           { edges { node { id subject status dueOn serialNumber onTime
+             owner { username } device { serialNumber } customer { name } } } } }"""
+    )
+    return [e["node"] for e in found["serviceTickets"]["edges"]]
+
+
+def test_a_maintenance_plan_opens_one_ticket_per_due_date(
+    qiao_client: GraphQLClient,
+    qiao_clock: TestClock,
+    qiao_worker: Worker,
+    site: dict[str, Any],
+) -> None:
+    admin = qiao_client
+    qiao_clock.set(OPENED)
+    rearm(admin, "保养工单生成")
+    plan = {
+        "name": "HR2605-0520 季度保养",
+        "deviceId": site["devices"]["HR2605-0520"],
+        "interval": 90,
+        "intervalUnit": "DAY",
+        "horizonDays": 7,
+    }
+    plan_id = create(admin, "maintenance_plan", plan, "nextDueOn anchorOn id")
+    # Installed 2026-05-20: due 90 days later, opened 7 days ahead.
+    assert (plan_id["anchorOn"], plan_id["nextDueOn"]) == ("2026-05-20", "2026-08-18")
+
+    qiao_clock.set(dt.datetime(2026, 8, 10, 1, 0, tzinfo=SHANGHAI))
+    drain(qiao_worker)
+    assert maintenance_tickets(admin) == []
+    for day in (11, 12, 13):  # the daily job runs on, and reruns, without a second ticket
+        qiao_clock.set(dt.datetime(2026, 8, day, 1, 0, tzinfo=SHANGHAI))
+        drain(qiao_worker)
+        rearm(admin, "保养工单生成")
+        drain(qiao_worker)
+    (first,) = maintenance_tickets(admin)
+    assert {k: first[k] for k in ("subject", "status", "dueOn", "serialNumber")} == {
+        "subject": "保养：HR2605-0520 季度保养",
+        "status": "TO_DISPATCH",
+        "dueOn": "2026-08-18",
+        "serialNumber": "HR2605-0520",
+    }
+    assert first["owner"]["username"] in {"zhou", "wu"}
+    assert (first["device"], first["customer"]) == (
+        {"serialNumber": "HR2605-0520"},
+        {"name": "昆山华通模具有限公司"},
+    )
+
+    # Done two days late: the next one counts from the completion.
+    qiao_clock.set(dt.datetime(2026, 8, 20, 15, 0, tzinfo=SHANGHAI))
+    for step in (
+        {"status": "IN_PROGRESS"},
+        {"status": "TO_ACCEPT", "resolution": "更换导轨润滑油"},
+    ):
+        update(admin, "service_ticket", first["id"], step)
+    update(admin, "service_ticket", first["id"], {"status": "COMPLETED"})
+    assert read(admin, "maintenance_plan", plan_id["id"], "lastDoneOn nextDueOn") == {
+        "lastDoneOn": "2026-08-20",
+        "nextDueOn": "2026-11-18",
+    }
+    qiao_clock.set(dt.datetime(2026, 11, 11, 1, 0, tzinfo=SHANGHAI))
+    drain(qiao_worker)
+    done, due = maintenance_tickets(admin)
+    assert (done["dueOn"], done["onTime"]) == ("2026-08-18", False)
+    assert (due["dueOn"], due["status"]) == ("2026-11-18", "TO_DISPATCH")

@@ -1,0 +1,176 @@
+"""S4 and S5: a quarter's rebate with grace days, returns, the cap, finance's approval,
+settlement by red-letter invoice, and the monthly check against the ERP's sales lines.
+
+The program 2026 季度返利 gives 15 grace days: a return booked by 15 April still nets
+against Q1, one booked later does not. The day after the grace days the daily rule
+freezes the rebate (within the program's cap) and submits it to finance (approval
+process ``rebate_payout``). ERP lines of the period are compared with the template's own
+lines; the first of each month finance is told of every period that differs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from qiao.core.events.worker import Worker
+from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.clock import TestClock
+from qiao.core.testing.worker import drain
+
+from .conftest import People, create, rearm, update
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+QUARTER = """query($id: ID!) { dealerQuarter(id: $id) {
+  countsUntil purchases returns paid newPurchases rebateCoefficient rebate payoutStatus
+  calculatedAmount approvedAmount erpAmount erpDifference } }"""
+
+
+def line(
+    client: GraphQLClient,
+    dealer: str,
+    product: str,
+    amount: str,
+    *,
+    booked: str = "2026-02-01",
+    new: bool = False,
+    kind: str = "SHIPMENT",
+) -> None:
+    paid = amount if kind == "SHIPMENT" else "0.00"
+    values: dict[str, Any] = {
+        "orderNumber": f"SO-{booked}",
+        "dealerId": dealer,
+        "productId": product,
+        "orderedOn": "2026-02-01",
+        "recordedOn": booked,
+        "quantity": 1,
+        "unitPrice": amount.lstrip("-"),
+        "amount": amount,
+        "paidAmount": paid,
+        "newProduct": new,
+        "lineType": kind,
+    }
+    create(client, "purchase_line", values)
+
+
+def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
+    qiao_client: GraphQLClient,
+    qiao_clock: TestClock,
+    qiao_worker: Worker,
+    people: People,
+    client_for: Callable[[str], GraphQLClient],
+) -> None:
+    admin = qiao_client
+    qiao_clock.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
+    for rule in ("返利期到期核算", "ERP 月度对账"):
+        rearm(admin, rule)
+    people.user("qian", "钱淑华", "dealer_finance")
+    program = {
+        "code": "HR-RB-2026Q",
+        "name": "2026 季度返利",
+        "frequency": "QUARTERLY",
+        "graceDays": 15,
+        "cap": "60000.00",
+    }
+    program_id = create(admin, "rebate_program", program)["id"]
+    product = create(admin, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})
+    quarters = {}
+    for name in ("苏州锐达", "宁波甬精"):
+        dealer = create(admin, "account", {"name": name, "kind": "DEALER"})["id"]
+        line(admin, dealer, product["id"], "1100000.00")
+        line(admin, dealer, product["id"], "500000.00", new=True)
+        values = {
+            "name": f"{name} 2026Q1",
+            "dealerId": dealer,
+            "programId": program_id,
+            "periodStart": "2026-01-01",
+            "periodEnd": "2026-03-31",
+        }
+        quarters[name] = (dealer, create(admin, "dealer_quarter", values)["id"])
+    suzhou, suzhou_q = quarters["苏州锐达"]
+    ningbo, ningbo_q = quarters["宁波甬精"]
+    # 苏州锐达 returns a new machine within the grace days, and another after them.
+    line(admin, suzhou, product["id"], "-100000.00", booked="2026-04-10", new=True, kind="RETURN")
+    line(admin, suzhou, product["id"], "-50000.00", booked="2026-04-20", new=True, kind="RETURN")
+    # The ERP (U8) has 苏州锐达 net of its counted return, and 宁波甬精 one thousand short.
+    for erp_id, dealer, amount in (
+        ("U8-2603-0001", suzhou, "1600000.00"),
+        ("U8-2604-0002", suzhou, "-100000.00"),
+        ("U8-2603-0003", ningbo, "1599000.00"),
+    ):
+        values = {"erpLineId": erp_id, "dealerId": dealer, "postedOn": "2026-03-30"}
+        create(admin, "erp_sales_line", {**values, "amount": amount})
+
+    qiao_clock.set(dt.datetime(2026, 4, 15, 23, 0, tzinfo=SHANGHAI))
+    drain(qiao_worker)
+    interim = admin.data(QUARTER, {"id": suzhou_q})["dealerQuarter"]
+    # 1,500,000.00 net is not over 1.5M; 400,000.00 new is under 30 %: 0.025.
+    assert interim == {
+        "countsUntil": "2026-04-15",
+        "purchases": "1500000.00",
+        "returns": "-100000.00",
+        "paid": "1600000.00",
+        "newPurchases": "400000.00",
+        "rebateCoefficient": "0.025",
+        "rebate": "37500.00",
+        "payoutStatus": "INTERIM",
+        "calculatedAmount": None,
+        "approvedAmount": None,
+        "erpAmount": "1500000.00",
+        "erpDifference": "0.00",
+    }
+    qian = client_for("qian")
+    told = qian.data("{ myNotifications { title body kind } }")["myNotifications"]
+    assert [n for n in told if n["kind"] == "erp_mismatch"] == [
+        {
+            "title": "对账差异：宁波甬精 宁波甬精 2026Q1",
+            "body": "返利口径 1600000.00，ERP 1599000.00，差异 -1000.00",
+            "kind": "erp_mismatch",
+        }
+    ]
+
+    # 01:00 on 16 April: the grace days are over; the rebates are frozen and submitted.
+    qiao_clock.set(dt.datetime(2026, 4, 16, 1, 0, tzinfo=SHANGHAI))
+    drain(qiao_worker)
+    frozen = admin.data(QUARTER, {"id": suzhou_q})["dealerQuarter"]
+    assert (frozen["payoutStatus"], frozen["calculatedAmount"]) == ("PENDING", "37500.00")
+    capped = admin.data(QUARTER, {"id": ningbo_q})["dealerQuarter"]
+    # 1,600,000.00 x 0.042 = 67,200.00, capped at 60,000.00.
+    assert (capped["rebate"], capped["calculatedAmount"]) == ("67200.00", "60000.00")
+
+    queue = qian.data("{ pendingApprovals { id process recordId stepName } }")
+    requests = {r["recordId"]: r for r in queue["pendingApprovals"]}
+    assert set(requests) == {suzhou_q, ningbo_q}
+    assert requests[suzhou_q]["stepName"] == "渠道财务审批"
+    qian.data(
+        'mutation($id: ID!) { approveRequest(id: $id, comment: "核对无误") { status } }',
+        {"id": requests[suzhou_q]["id"]},
+    )
+    approved = admin.data(QUARTER, {"id": suzhou_q})["dealerQuarter"]
+    assert (approved["payoutStatus"], approved["approvedAmount"]) == ("APPROVED", "37500.00")
+
+    settle = {
+        "payoutStatus": "SETTLED",
+        "settlement": "RED_LETTER_INVOICE",
+        "settledOn": "2026-04-28",
+        "paidAmount": "37500.00",
+    }
+    (error,) = admin.errors(
+        "mutation($id: ID!, $input: DealerQuarterUpdateInput!) "
+        "{ updateDealerQuarter(id: $id, input: $input) { id } }",
+        {"id": suzhou_q, "input": settle},
+    )
+    assert error["message"] == "兑付须选择兑付方式；以红字发票兑付须填写红字发票号码"
+    done = update(
+        admin,
+        "dealer_quarter",
+        suzhou_q,
+        {**settle, "redInvoiceNumber": "32000261100012345678"},
+        "payoutStatus settlement paidAmount",
+    )
+    assert done == {
+        "payoutStatus": "SETTLED",
+        "settlement": "RED_LETTER_INVOICE",
+        "paidAmount": "37500.00",
+    }
