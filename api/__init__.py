@@ -19,11 +19,14 @@ arguments than its hook), so implement hooks with the arguments you use.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from qiao.api.protocols import Access, Catalog, Database, Plugins, Record, Records, Runtime
 from qiao.cli.state import pass_runtime
 from qiao.core.automation.channels import NotificationChannel
 from qiao.core.automation.notifications import notify
+from qiao.core.calendars import BusinessCalendar, CalendarError
+from qiao.core.calendars.store import calendars as _calendars
 from qiao.core.encryption import index_column
 from qiao.core.errors import (
     BadUserInput,
@@ -59,6 +62,7 @@ from qiao.core.redaction import (
     redacted_snapshot,
     scrub,
 )
+from qiao.core.runtime import Runtime as CoreRuntime
 
 #: The version of this API (not of Qiao): see the module's docstring.
 API_VERSION = "1.0"
@@ -69,6 +73,15 @@ def blind_index_column(field: FieldDef) -> str:
     return index_column(field)
 
 
+def business_calendar(runtime: Runtime, name: str) -> BusinessCalendar:
+    """The business calendar ``name`` of the deployment (docs/calendars.md).
+
+    Working days, holidays, make-up days and working hours, as the records say
+    (re-read when they change). Raises :class:`NotFound` for an unknown name.
+    """
+    return _calendars(cast(CoreRuntime, runtime)).get(name)
+
+
 __all__: Sequence[str] = (
     "API_VERSION",
     "DEFAULT_PHONE_REGION",
@@ -76,6 +89,8 @@ __all__: Sequence[str] = (
     "Access",
     "Actor",
     "BadUserInput",
+    "BusinessCalendar",
+    "CalendarError",
     "Catalog",
     "ConfigurationError",
     "Conflict",
@@ -109,6 +124,7 @@ __all__: Sequence[str] = (
     "Unauthenticated",
     "WriteContext",
     "blind_index_column",
+    "business_calendar",
     "cancel_timer",
     "contains_sensitive",
     "hookimpl",

@@ -83,6 +83,7 @@ class Doctor:
             ("file modes", self.check_file_modes),
             ("templates", self.check_templates),
             ("network", self.check_network),
+            ("clock", self.check_clock),
         ]
 
     def check_config(self) -> Result:
@@ -250,6 +251,22 @@ class Doctor:
                 f"run 'qiao template upgrade {first}'",
             )
         return ok(", ".join(f"{n} {recorded[n]}" for n in templates))
+
+    def check_clock(self) -> Result:
+        """A controllable clock is for acceptance runs: say so wherever it is on."""
+        if self.config is None:
+            return skip("needs the configuration")
+        if not self.config.clock_controllable:
+            return ok("follows real time")
+        if self.config.production:
+            return fail(
+                "[clock] controllable with [server] production = true",
+                "remove [clock] controllable; the server refuses to start with both",
+            )
+        return warn(
+            "[clock] controllable = true: administrators can set the time",
+            "fine for acceptance and test deployments; never for real users (docs/clock.md)",
+        )
 
     def check_network(self) -> Result:
         """Settings naming public hosts: unreachable where there is no way out."""

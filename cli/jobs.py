@@ -196,6 +196,36 @@ def show_job(state: CliState, delivery_id: str) -> None:
         click.echo(line + (f"\n      {a['error']}" if a["error"] else ""))
 
 
+@jobs.command("run-due")
+@click.option(
+    "--max-passes",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Stop after this many worker passes even if work remains.",
+)
+@pass_state
+def run_due(state: CliState, max_passes: int) -> None:
+    """Run every timer and delivery due now, then return (acceptance replays, docs/clock.md).
+
+    Due as the deployment's clock says: after 'qiao clock advance 1d', what
+    fell due during that day. Deliveries that failed wait for their retry.
+    """
+    runtime = _ready(state)
+    worker = Worker(runtime)
+    total = 0
+    try:
+        for _ in range(max_passes):
+            done = worker.run_once()
+            if done == 0:
+                click.echo(f"done: {total} timers, events and deliveries as of {worker.clock()}")
+                return
+            total += done
+    finally:
+        worker.close()
+    raise ConfigurationError(f"work remained after {max_passes} passes ({total} done)")
+
+
 @jobs.command("retry")
 @click.argument("delivery_ids", nargs=-1)
 @click.option("--all-dead", is_flag=True, help="Every dead letter.")

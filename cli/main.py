@@ -21,13 +21,17 @@ from sqlalchemy.exc import OperationalError
 from qiao.cli import (
     audit,
     backup,
+    calendars,
+    clock,
     deployment,
     doctor,
     identity,
     jobs,
     keys,
     metadata,
+    numbering,
     plugins,
+    privacy,
     schema,
     templates,
 )
@@ -114,6 +118,7 @@ for module in (
     identity,
     schema,
     metadata,
+    numbering,
     audit,
     templates,
     plugins,
@@ -121,6 +126,9 @@ for module in (
     jobs,
     keys,
     backup,
+    privacy,
+    calendars,
+    clock,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -84,6 +84,9 @@ class Config:
     cors_origins: tuple[str, ...] = ()
     #: ``[server] max_body_bytes``: larger request bodies are refused while they stream in.
     max_body_bytes: int = 1_000_000
+    #: ``[clock] controllable``: admins may set and advance the clock (acceptance runs;
+    #: docs/clock.md). Refused at start-up together with ``production``.
+    clock_controllable: bool = False
     #: ``[graphql]``: batches and trusted documents.
     graphql: GraphQLSettings = field(default_factory=GraphQLSettings)
 
@@ -116,6 +119,7 @@ class Config:
         server = _table(data, "server", path)
         metadata = _table(data, "metadata", path)
         audit = _table(data, "audit", path)
+        clock = _table(data, "clock", path)
         graphql = _table(data, "graphql", path)
         try:
             return cls(
@@ -144,6 +148,7 @@ class Config:
                 root=root,
                 path=path.resolve(),
                 audit=AuditSettings.from_table(audit, root),
+                clock_controllable=_flag(clock, "controllable", False, path, "clock"),
                 graphql=GraphQLSettings.from_table(graphql, root, path),
             )
         except (TypeError, ValueError) as exc:
@@ -181,10 +186,12 @@ def _table(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
     return value
 
 
-def _flag(table: dict[str, Any], name: str, default: bool, path: Path) -> bool:
+def _flag(
+    table: dict[str, Any], name: str, default: bool, path: Path, section: str = "server"
+) -> bool:
     value = table.get(name, default)
     if not isinstance(value, bool):
-        raise ConfigurationError(f"{path}: [server] {name} must be true or false")
+        raise ConfigurationError(f"{path}: [{section}] {name} must be true or false")
     return value
 
 

@@ -235,6 +235,22 @@ def qiao_routes(runtime: Runtime) -> Sequence[BaseRoute]:
     """
 
 
+@hookspec(firstresult=True)
+def qiao_intake_challenge(form: str, fields: Mapping[str, Any], client: str) -> str | None:
+    """Check that a public intake submission comes from a person (a CAPTCHA, an SMS code).
+
+    Called for every submission to a public intake form (docs/intake.md), after
+    its origin and rate limit are checked and before anything is stored.
+
+    :param form: the intake form's name.
+    :param fields: everything posted, including ``challenge_*`` fields that
+        carry the answer (a CAPTCHA provider's token); those are never stored.
+    :param client: the client's address.
+    :returns: a message refusing the submission (answered 400 and shown beside
+        the form), or None to let it through. The first result wins (None does not count).
+    """
+
+
 @hookspec
 def qiao_cli_commands() -> Sequence[click.Command]:
     """Add commands to the ``qiao`` command line.

@@ -46,8 +46,26 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
-#: rules and notifications (automation), and pipelines and approvals (workflow).
-BUILTIN_PLUGINS = ("core", "events", "audit", "automation", "workflow")
+#: rules and notifications (automation), pipelines and approvals (workflow), consent,
+#: retention and erasure of personal data (privacy), public intake forms (intake),
+#: documents and QR codes rendered from records (documents), record numbers from
+#: declared patterns (numbering), business calendars (calendars), booking overlaps
+#: (bookings), recurring plans (recurrence) and the replay clock (clock).
+BUILTIN_PLUGINS = (
+    "core",
+    "events",
+    "audit",
+    "automation",
+    "workflow",
+    "privacy",
+    "intake",
+    "documents",
+    "numbering",
+    "calendars",
+    "bookings",
+    "recurrence",
+    "clock",
+)
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"
 #: A plugin module's attribute naming the hook specifications it adds (a module or class).
@@ -315,6 +333,13 @@ class Plugins:
         return [
             r for _, routes in self._by_plugin("qiao_routes", runtime=runtime) for r in routes or ()
         ]
+
+    def intake_challenge(self, form: str, fields: Mapping[str, Any], client: str) -> str | None:
+        """The first plugin's refusal of a public intake submission, or None (docs/intake.md)."""
+        refusal: str | None = self.pm.hook.qiao_intake_challenge(
+            form=form, fields=fields, client=client
+        )
+        return refusal
 
     def cli_commands(self) -> list[tuple[str, click.Command]]:
         return [(p, c) for p, cmds in self._by_plugin("qiao_cli_commands") for c in cmds or ()]

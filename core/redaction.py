@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from qiao.core.masking import apply_mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records.values import to_json
@@ -132,8 +133,9 @@ def redacted_snapshot(
     """A copy of ``record`` to keep elsewhere: field name -> JSON value, nulls left out.
 
     Encrypted fields, and with ``access`` the fields it may not read, are
-    :data:`REDACTED` (the copy says the field had a value, not which); the copy
-    holds no sensitive value, so it may be stored in a plain field.
+    :data:`REDACTED` (the copy says the field had a value, not which), and the
+    fields it reads masked are masked; the copy holds no sensitive value, so it
+    may be stored in a plain field.
     """
     snapshot: dict[str, Any] = {}
     for field in entity.fields:
@@ -145,7 +147,18 @@ def redacted_snapshot(
             and not access.is_unrestricted
             and access.field_access(entity.name, field.name) is FieldAccess.NONE
         )
-        snapshot[field.name] = REDACTED if hidden else scrub(to_json(field, value))
+        reads_masked = (
+            access is not None
+            and not access.is_unrestricted
+            and access.field_access(entity.name, field.name) is FieldAccess.MASKED
+        )
+        mask = mask_of(field) if reads_masked else None
+        if hidden:
+            snapshot[field.name] = REDACTED
+        elif mask is not None:  # shown to this reader masked (docs/privacy.md)
+            snapshot[field.name] = apply_mask(mask, value)
+        else:
+            snapshot[field.name] = scrub(to_json(field, value))
     return snapshot
 
 

@@ -31,6 +31,7 @@ from qiao.core.permissions.access import Access
 from qiao.core.pluginmanager import Plugins, create_plugins
 from qiao.core.records.context import Actor
 from qiao.core.records.service import Clock, RecordsService, utcnow
+from qiao.core.replay.clock import ReplayClock
 from qiao.core.storage import ddl
 from qiao.core.storage.database import Database
 
@@ -50,6 +51,15 @@ class Runtime:
         self.config = config
         self.plugins: Plugins = create_plugins(config.plugins, extra_plugins)
         self.db = Database(config.database_url, config.pool)
+        #: The clock administrators set and advance, where qiao.toml allows it (docs/clock.md).
+        self.replay_clock: ReplayClock | None = None
+        if config.clock_controllable:
+            if config.production:
+                raise ConfigurationError(
+                    "[clock] controllable is for acceptance and test deployments; "
+                    "it is refused with [server] production = true"
+                )
+            clock = self.replay_clock = ReplayClock(clock, self.db)
         encryption = FieldEncryption(KeyStore(self.db, provider_factory(config, self.plugins)))
         self.records = RecordsService(self, self.db, self.current, self.plugins, clock, encryption)
         self._lock = threading.Lock()

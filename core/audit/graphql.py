@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -16,9 +18,11 @@ from qiao.core.graphql.context import RequestContext
 @strawberry.type(description="One change to a record, as the audit log holds it.")
 class AuditEntry:
     sequence: int = strawberry.field(description="The entry's place in the audit chain.")
-    at: scalars.DateTime
+    at: scalars.DateTime = strawberry.field(description="When it happened.")
     actor: str = strawberry.field(description="The acting user's name ('system' for Qiao).")
-    actor_id: strawberry.ID | None
+    actor_id: strawberry.ID | None = strawberry.field(
+        description="The acting user's id; null for Qiao itself."
+    )
     source: str = strawberry.field(description="graphql, cli, connector, automation, import...")
     operation: str = strawberry.field(description="create, update or delete.")
     changes: JSON = strawberry.field(
@@ -26,7 +30,9 @@ class AuditEntry:
         "field whose values the log does not keep (encrypted fields) or the caller may not "
         "read."
     )
-    request_id: str
+    request_id: str = strawberry.field(
+        description="The request or job that made the change; entries of one write share it."
+    )
 
     @classmethod
     def of(cls, seen: TrailEntry) -> AuditEntry:
@@ -43,16 +49,16 @@ class AuditEntry:
         )
 
 
-@strawberry.type
+@strawberry.type(description="One entry in a page of an audit trail.")
 class AuditEntryEdge:
-    cursor: str
-    node: AuditEntry
+    cursor: str = strawberry.field(description="Pass it as after to read on from here.")
+    node: AuditEntry = strawberry.field(description="The entry.")
 
 
 @strawberry.type(description="A page of a record's audit trail, oldest first.")
 class AuditEntryConnection:
-    edges: list[AuditEntryEdge]
-    page_info: PageInfo
+    edges: list[AuditEntryEdge] = strawberry.field(description="The page, oldest first.")
+    page_info: PageInfo = strawberry.field(description="Where the page lies in the trail.")
 
 
 @strawberry.type(name="Query")
@@ -65,10 +71,14 @@ class AuditQuery:
     def audit_trail(
         self,
         info: Info,
-        entity: str,
-        id: strawberry.ID,
-        first: int | None = None,
-        after: str | None = None,
+        entity: Annotated[str, strawberry.argument(description="The record's entity.")],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The record's id.")],
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size (50 by default).")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Read on from this cursor.")
+        ] = None,
     ) -> AuditEntryConnection:
         ctx: RequestContext = info.context
         with ctx.runtime.db.read() as conn:

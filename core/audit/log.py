@@ -163,9 +163,10 @@ class AuditLog:
     ) -> Entry:
         """A record's create, update or delete, field by field, redacted where required."""
         fields: dict[str, Any] = {}
+        erasing = context.source is Source.ERASURE  # the log must not keep what was erased
         for name, (old, new) in changes.items():
             field = entity.field(name)
-            hidden = field is not None and self.redact(entity, field)
+            hidden = erasing or (field is not None and self.redact(entity, field))
             change = changes_entry(field, old, new, hidden=hidden)
             fields[name] = change if hidden else {"old": change[0], "new": change[1]}
         event = AuditEvent(

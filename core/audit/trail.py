@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Connection, not_, or_, select
 
 from qiao.core.audit.chain import Entry
 from qiao.core.errors import BadUserInput
+from qiao.core.masking import apply_mask
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.redaction import redacted_change
@@ -103,16 +104,20 @@ def read_trail(
 
 
 def visible_changes(access: Access, entry: Entry) -> dict[str, Any]:
-    """The entry's changes with every field the caller may not read redacted."""
+    """The entry's changes: fields the caller may not read redacted, masked ones masked."""
     changes: dict[str, Any] = json.loads(entry.changes)
     if access.is_unrestricted or entry.entity is None or is_security_event(entry.operation):
         return changes
-    return {
-        name: redacted_change()
-        if access.field_access(entry.entity, name) is FieldAccess.NONE
-        else change
-        for name, change in changes.items()
-    }
+    shown: dict[str, Any] = {}
+    for name, change in changes.items():
+        mask = access.masked(entry.entity, name)
+        if access.field_access(entry.entity, name) is FieldAccess.NONE:
+            shown[name] = redacted_change()
+        elif mask is not None and isinstance(change, dict) and "old" in change:
+            shown[name] = {k: apply_mask(mask, v) for k, v in change.items()}
+        else:
+            shown[name] = change
+    return shown
 
 
 def _hidden_security_events(

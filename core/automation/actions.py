@@ -39,7 +39,7 @@ from qiao.core.automation.definitions import (
 )
 from qiao.core.automation.rules import role_names
 from qiao.core.errors import BadUserInput, Conflict
-from qiao.core.formula import Clock, Formula
+from qiao.core.formula import Formula
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.metadata.model import FieldType
 from qiao.core.records.context import Actor, WriteContext
@@ -127,7 +127,7 @@ class _Step:
         self.entity = entity
         self.reason = reason
         self.rule_id = rule_id
-        self.clock = Clock(now=self.records.clock)
+        self.clock = self.records.formula_clock()
 
     def run(self, action: Action, record: Record) -> tuple[Record, dict[str, Any]]:
         match action.settings:

@@ -78,10 +78,15 @@ class StateEnteredTrigger(_Strict):
 
 
 class OffsetTrigger(_Strict):
-    """``minutes`` after (or before) the instant in a datetime field."""
+    """``minutes`` after (or before) the instant in a datetime field.
+
+    With ``calendar`` (``after`` only), the minutes are working time of that
+    business calendar: "escalate after 4 working hours" (docs/calendars.md).
+    """
 
     field: str
     minutes: int = Field(ge=0, le=525_600)
+    calendar: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class Trigger(_Strict):
@@ -102,6 +107,8 @@ class Trigger(_Strict):
             raise ValueError(f"give exactly one of {', '.join(TRIGGER_KINDS)}")
         if self.timezone is not None and self.schedule is None:
             raise ValueError("timezone goes with schedule only")
+        if self.before is not None and self.before.calendar is not None:
+            raise ValueError("working time counts forward: calendar goes with after only")
         return self
 
     @property

@@ -38,9 +38,10 @@ from sqlalchemy import Connection, select
 from qiao.core.automation import timing
 from qiao.core.automation.actions import execute
 from qiao.core.automation.rules import Rule, rules_of
+from qiao.core.calendars.store import calendars
 from qiao.core.errors import Conflict, QiaoError
 from qiao.core.events.model import Delivery, Event, EventHandler
-from qiao.core.formula import Clock, FormulaError
+from qiao.core.formula import FormulaError
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.ids import new_id
 from qiao.core.records.context import Actor, Source, WriteContext
@@ -150,7 +151,7 @@ def _run(
         record = records.get(conn, pending[0].entity, record_id, actor=Actor.system())
         if record is None:
             return  # deleted since: nothing to act on
-        if due is not None and timing.due_at(pending[0], record) != due:
+        if due is not None and timing.due_at(pending[0], record, calendars(runtime).get) != due:
             return  # the deadline moved; the timer set for the new one stands for it
         for rule in pending:
             run = {
@@ -216,7 +217,7 @@ def condition_holds(runtime: Runtime, conn: Connection, rule: Rule, record: Reco
     formula = rule.definition.condition
     if formula is None:
         return True
-    clock = Clock(now=runtime.records.clock)
+    clock = runtime.records.formula_clock()
     value = evaluate_on_record(conn, runtime.current(), rule.entity, record, formula, clock)
     return value is True
 

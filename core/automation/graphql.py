@@ -8,6 +8,8 @@ records whose recipient (``owner``) is the caller. The generic
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
@@ -23,14 +25,16 @@ MAX_NOTIFICATIONS = 200
 
 @strawberry.type(description="An in-app notification addressed to the signed-in user.")
 class InAppNotification:
-    id: strawberry.ID
-    title: str
-    body: str | None
-    kind: str | None
+    id: strawberry.ID = strawberry.field(description="The notification's id.")
+    title: str = strawberry.field(description="Its title.")
+    body: str | None = strawberry.field(description="Its text, if it has more than a title.")
+    kind: str | None = strawberry.field(
+        description="What raised it: a rule, an approval, an assignment..."
+    )
     link_entity: str | None = strawberry.field(description="The entity of the record it is about.")
     link_id: str | None = strawberry.field(description="The id of the record it is about.")
-    created_at: DateTime
-    read_at: DateTime | None
+    created_at: DateTime = strawberry.field(description="When it was raised.")
+    read_at: DateTime | None = strawberry.field(description="When it was read; null while unread.")
 
 
 def _shown(record: Record) -> InAppNotification:
@@ -56,7 +60,12 @@ def _user(ctx: RequestContext) -> str:
 class NotificationsQuery:
     @strawberry.field(description="Your notifications, newest first.")
     def my_notifications(
-        self, info: Info, unread_only: bool = False, first: int = 50
+        self,
+        info: Info,
+        unread_only: Annotated[
+            bool, strawberry.argument(description="Only those not read yet.")
+        ] = False,
+        first: Annotated[int, strawberry.argument(description="How many, newest first.")] = 50,
     ) -> list[InAppNotification]:
         ctx: RequestContext = info.context
         user = _user(ctx)
@@ -79,7 +88,11 @@ class NotificationsQuery:
 @strawberry.type(name="Mutation")
 class NotificationsMutation:
     @strawberry.mutation(description="Mark one of your notifications read (again: no change).")
-    def mark_notification_read(self, info: Info, id: strawberry.ID) -> InAppNotification:
+    def mark_notification_read(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The notification's id.")],
+    ) -> InAppNotification:
         ctx: RequestContext = info.context
         user = _user(ctx)
         records = ctx.runtime.records

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from qiao.core.automation import engine, graphql, timing, webhook_calls
 from qiao.core.automation.channels import channel_handler
-from qiao.core.automation.definitions import check_rule
+from qiao.core.automation.definitions import Trigger, check_rule
 from qiao.core.automation.rules import role_names, rules_of
+from qiao.core.calendars.store import calendars
 from qiao.core.events.model import EventHandler
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
@@ -63,6 +64,9 @@ def qiao_before_record_write(
         rule.get("actions"),
         roles.__contains__,
     )
+    offset = Trigger.model_validate(rule["trigger"]).offset
+    if offset is not None and offset.calendar is not None:
+        calendars(context.runtime).get(offset.calendar)  # NotFound names the calendars there are
 
 
 @hookimpl
@@ -80,7 +84,15 @@ def qiao_after_record_write(
         return
     rules = rules_of(runtime).get(context.connection)
     if rules.timed(entity.name):
-        timing.after_write(context.connection, rules, entity.name, operation, record, changes)
+        timing.after_write(
+            context.connection,
+            rules,
+            entity.name,
+            operation,
+            record,
+            changes,
+            calendars(runtime).get,
+        )
 
 
 @hookimpl

@@ -15,6 +15,7 @@ is written (active) and re-armed each time it fires.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
@@ -25,6 +26,7 @@ from qiao.core.events import timers
 
 if TYPE_CHECKING:
     from qiao.core.automation.rules import Rule, RuleSet
+    from qiao.core.calendars import BusinessCalendar
 
 PREFIX = "automation:"
 SCHEDULE_TIMER = "automation:schedule"
@@ -34,8 +36,14 @@ def timer_name(rule_id: str) -> str:
     return PREFIX + rule_id
 
 
-def due_at(rule: Rule, record: dict[str, Any]) -> dt.datetime | None:
-    """When the rule's timer for ``record`` is due, or None when its field is empty."""
+def due_at(
+    rule: Rule, record: dict[str, Any], calendars: Callable[[str], BusinessCalendar]
+) -> dt.datetime | None:
+    """When the rule's timer for ``record`` is due, or None when its field is empty.
+
+    An offset with a ``calendar`` counts working time of that calendar
+    (``calendars`` finds it by name).
+    """
     offset = rule.definition.trigger.offset
     assert offset is not None
     field = offset.field
@@ -43,6 +51,8 @@ def due_at(rule: Rule, record: dict[str, Any]) -> dt.datetime | None:
     if base is None:
         return None
     step = dt.timedelta(minutes=offset.minutes)
+    if offset.calendar is not None:
+        return calendars(offset.calendar).add_working_time(base, step)
     due: dt.datetime = base + step if rule.definition.trigger.after is not None else base - step
     return due
 
@@ -54,6 +64,7 @@ def after_write(
     operation: str,
     record: dict[str, Any],
     changes: dict[str, tuple[Any, Any]],
+    calendars: Callable[[str], BusinessCalendar],
 ) -> None:
     """Set, move or remove the timers of ``entity``'s time-based rules for this record."""
     for rule in rules.timed(entity):
@@ -66,7 +77,7 @@ def after_write(
         moved = offset.field in changes or offset.field == "updated_at"
         if operation == "update" and not moved:
             continue
-        due = due_at(rule, record)
+        due = due_at(rule, record, calendars)
         if due is None:
             timers.cancel(conn, entity, record["id"], name)
         else:

@@ -38,6 +38,7 @@ from qiao.core.crypto import (
 )
 from qiao.core.encryption.keystore import IndexKey, KeyStore
 from qiao.core.errors import BadUserInput
+from qiao.core.masking import Mask, apply_mask
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.redaction import Sensitive, sensitive
 
@@ -233,7 +234,7 @@ class FieldEncryption:
             return sensitive(recent)
         if not is_sealed(token):
             if (entity, field) in self.converting:
-                return token  # stored before 'qiao keys encrypt-field' converted the field
+                return sensitive(token)  # stored before 'qiao keys encrypt-field' sealed it
             raise CryptoIntegrityError(
                 f"{context.describe()}: the stored value is not sealed; it was written "
                 "before the field was encrypted (run 'qiao keys rotate --data') or put "
@@ -243,9 +244,13 @@ class FieldEncryption:
 
     # -- Compiled GraphQL reads -------------------------------------------------------------
 
-    def marked(self, entity: str, field: FieldDef, table: Any) -> Any:
-        """SQL text ``<marker><entity>:<field>:<id>:<sealed value>`` (NULL stays NULL)."""
-        prefix = literal(f"{self.marker}{entity}:{field.name}:", String)
+    def marked(self, entity: str, field: FieldDef, table: Any, mask: Mask | None = None) -> Any:
+        """SQL text ``<marker><entity>:<field>[~<mask>]:<id>:<sealed value>`` (NULL stays NULL).
+
+        With ``mask``, :meth:`reveal` gives the masked value (docs/privacy.md).
+        """
+        masked = f"~{mask.value}" if mask is not None else ""
+        prefix = literal(f"{self.marker}{entity}:{field.name}{masked}:", String)
         record_id = cast(table.c.id, String)
         return prefix + record_id + literal(":", String) + table.c[field.column]
 
@@ -264,7 +269,9 @@ class FieldEncryption:
             if not value.startswith(self.marker):
                 return value
             entity, field, record_id, token = value[len(self.marker) :].split(":", 3)
-            return self.open_value(entity, field, record_id, token)
+            field, _, mask = field.partition("~")
+            opened = self.open_value(entity, field, record_id, token)
+            return apply_mask(Mask(mask), opened) if mask else opened
         if isinstance(value, dict):
             return {k: self._reveal(v) for k, v in value.items()}
         if isinstance(value, list):

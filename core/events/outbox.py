@@ -12,18 +12,21 @@ from qiao.core.events import wake
 from qiao.core.events.model import Event
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
-from qiao.core.records.context import WriteContext
+from qiao.core.records.context import Source, WriteContext
 from qiao.core.records.values import to_json
 from qiao.core.redaction import changes_entry, is_hidden, redacted_change
 from qiao.core.storage.system import event as event_table
 
 
-def changes_json(entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]) -> dict[str, Any]:
+def changes_json(
+    entity: EntityDef, changes: Mapping[str, tuple[Any, Any]], *, erased: bool = False
+) -> dict[str, Any]:
     """``{field: [old, new]}`` in the API's JSON form (exact decimals, ISO instants).
 
     Encrypted fields are redacted (:mod:`qiao.core.redaction`): the outbox is a
     plain table, automation and webhooks copy it, and handlers that need the
-    value read the record through the records service.
+    value read the record through the records service. An erasure (``erased``)
+    redacts every field: what was erased is not passed on.
     """
     result: dict[str, Any] = {}
     for name, (old, new) in changes.items():
@@ -32,7 +35,7 @@ def changes_json(entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]) -> d
             raise ValueError(f"{entity.name} has no field {name!r} (in an event's changes)")
         result[name] = (
             redacted_change()
-            if is_hidden(field)
+            if erased or is_hidden(field)
             else list(changes_entry(field, old, new, hidden=False, form=to_json))
         )
     return result
@@ -59,7 +62,7 @@ def record_change(
             "entity": entity.name,
             "record_id": record_id,
             "operation": operation,
-            "changes": changes_json(entity, changes),
+            "changes": changes_json(entity, changes, erased=context.source is Source.ERASURE),
             "actor_id": context.actor.user_id,
             "actor": context.actor.username,
             "source": str(context.source),

@@ -396,6 +396,44 @@ def _date_part(call: Call, args: tuple[Node, ...]) -> FormulaType:
     return INTEGER
 
 
+def _calendar_name(call: Call, arg: Node) -> None:
+    if not (isinstance(arg, Literal) and isinstance(arg.value, str) and arg.value):
+        raise FormulaTypeError(
+            f'{call.name}\'s calendar is the name of a business calendar in quotes, like "cn"',
+            arg.position,
+        )
+
+
+def _workday(call: Call, args: tuple[Node, ...]) -> FormulaType:
+    date, days, calendar = args
+    _need(call, date, {Kind.DATE}, "a date")
+    _need(call, days, {Kind.INTEGER}, "a whole number of working days")
+    _calendar_name(call, calendar)
+    return DATE
+
+
+def _networkdays(call: Call, args: tuple[Node, ...]) -> FormulaType:
+    for arg in args[:2]:
+        _need(call, arg, {Kind.DATE}, "dates")
+    _calendar_name(call, args[2])
+    return INTEGER
+
+
+def _isworkday(call: Call, args: tuple[Node, ...]) -> FormulaType:
+    _need(call, args[0], {Kind.DATE}, "a date")
+    _calendar_name(call, args[1])
+    return BOOLEAN
+
+
+def _nextworkday(call: Call, args: tuple[Node, ...]) -> FormulaType:
+    _need(call, args[0], {Kind.DATE}, "a date")
+    _calendar_name(call, args[1])
+    return DATE
+
+
+#: Functions over business calendars (docs/calendars.md): computed in Python, never in SQL.
+CALENDAR_FUNCTIONS = frozenset({"WORKDAY", "NETWORKDAYS", "ISWORKDAY", "NEXTWORKDAY"})
+
 FUNCTIONS: dict[str, FunctionSpec] = {
     "IF": FunctionSpec((3, 3), _if),
     "AND": FunctionSpec((1, None), _logic),
@@ -416,4 +454,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     "QUARTER": FunctionSpec((1, 1), _date_part),
     "MONTH": FunctionSpec((1, 1), _date_part),
     "DAY": FunctionSpec((1, 1), _date_part),
+    "WORKDAY": FunctionSpec((3, 3), _workday),
+    "NETWORKDAYS": FunctionSpec((3, 3), _networkdays),
+    "ISWORKDAY": FunctionSpec((2, 2), _isworkday),
+    "NEXTWORKDAY": FunctionSpec((2, 2), _nextworkday),
 }

@@ -14,13 +14,16 @@ import decimal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from qiao.core.formula.checker import Formula
 from qiao.core.formula.errors import FormulaEvaluationError
 from qiao.core.formula.nodes import Binary, Call, Field, Literal, Node, Unary
 from qiao.core.formula.types import Kind
+
+if TYPE_CHECKING:
+    from qiao.core.calendars import BusinessCalendar
 
 #: TODAY() is the date on the wall clocks of this zone unless a Clock says otherwise.
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
@@ -45,6 +48,14 @@ class Clock:
 
     now: Callable[[], dt.datetime] = _utc_now
     timezone: dt.tzinfo = field(default=DEFAULT_TIMEZONE)
+    #: Business calendars by name, for WORKDAY and its kin (the runtime's calendars).
+    calendars: Callable[[str], BusinessCalendar] | None = None
+
+    def calendar(self, name: str) -> BusinessCalendar:
+        """The business calendar ``name``; an evaluation error where none are known."""
+        if self.calendars is None:
+            raise FormulaEvaluationError(f"no business calendars here to find {name!r} in")
+        return self.calendars(name)
 
     def instant(self) -> dt.datetime:
         """NOW(): the current instant, in UTC."""
@@ -251,6 +262,30 @@ class _Evaluator:
     def f_day(self, node: Call) -> int | None:
         value = self.eval(node.args[0])
         return None if value is None else value.day
+
+    def _calendar_of(self, node: Node) -> BusinessCalendar:
+        assert isinstance(node, Literal) and isinstance(node.value, str)
+        return self.clock.calendar(node.value)
+
+    def f_workday(self, node: Call) -> dt.date | None:
+        day, count = self.eval(node.args[0]), self.eval(node.args[1])
+        if day is None or count is None:
+            return None
+        return self._calendar_of(node.args[2]).add_working_days(day, count)
+
+    def f_networkdays(self, node: Call) -> int | None:
+        start, end = self.eval(node.args[0]), self.eval(node.args[1])
+        if start is None or end is None:
+            return None
+        return self._calendar_of(node.args[2]).working_days_between(start, end)
+
+    def f_isworkday(self, node: Call) -> bool | None:
+        day = self.eval(node.args[0])
+        return None if day is None else self._calendar_of(node.args[1]).is_working_day(day)
+
+    def f_nextworkday(self, node: Call) -> dt.date | None:
+        day = self.eval(node.args[0])
+        return None if day is None else self._calendar_of(node.args[1]).next_working_day(day)
 
 
 def datediff(unit: str, start: dt.date, end: dt.date) -> int:

@@ -464,6 +464,14 @@ class _Compiler:
             sql = sql.concat(part)
         return _Sql(sql)
 
+    def _calendar(self, node: Call) -> _Sql:
+        raise NotCompilable(
+            f"{node.name} reads a business calendar, which is data: it is computed in Python",
+            node.position,
+        )
+
+    f_workday = f_networkdays = f_isworkday = f_nextworkday = _calendar
+
     def f_today(self, node: Call) -> _Sql:
         return _Sql(literal(self.clock.today(self.now), Date()))
 

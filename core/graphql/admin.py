@@ -7,6 +7,8 @@ in this process at once and in the others after their next version check.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -27,17 +29,35 @@ _DEFINITION_HELP = (
 )
 
 
+Note = Annotated[
+    str | None,
+    strawberry.argument(description="Why: kept with the change in the metadata history."),
+]
+Force = Annotated[
+    bool,
+    strawberry.argument(description="Go ahead although stored values or records will be lost."),
+]
+Definition = Annotated[
+    JSON, strawberry.argument(description="The declaration, in the manifest format.")
+]
+EntityName = Annotated[str, strawberry.argument(description="The entity's name.")]
+FieldName = Annotated[str, strawberry.argument(description="The field's name.")]
+RuleName = Annotated[str, strawberry.argument(description="The validation rule's name.")]
+
+
 @strawberry.type(description="The authenticated caller.")
 class Viewer:
-    user_id: strawberry.ID | None
-    username: str
-    is_admin: bool
+    user_id: strawberry.ID | None = strawberry.field(
+        description="The user's id; null for the system."
+    )
+    username: str = strawberry.field(description="The user's sign-in name.")
+    is_admin: bool = strawberry.field(description="Whether the caller is an administrator.")
 
 
 @strawberry.type(description="A label in English and Simplified Chinese.")
 class MetadataLabel:
-    en: str | None
-    zh_cn: str | None = strawberry.field(name="zhCN")
+    en: str | None = strawberry.field(description="The English text.")
+    zh_cn: str | None = strawberry.field(name="zhCN", description="The Simplified Chinese text.")
 
     @classmethod
     def of(cls, label: Label | None) -> MetadataLabel | None:
@@ -46,19 +66,28 @@ class MetadataLabel:
 
 @strawberry.type(description="One field of an entity, as declared.")
 class MetadataField:
-    name: str
-    type: str
-    label: MetadataLabel
-    required: bool
-    unique: bool
-    indexed: bool
-    max_length: int | None
-    precision: int | None
-    scale: int | None
-    values: list[str]
-    target: str | None
-    inverse: str | None
-    default: JSON | None
+    name: str = strawberry.field(description="The field's name (snake_case; camelCase in the API).")
+    type: str = strawberry.field(
+        description="Its type: string, text, integer, decimal, boolean, date, datetime, "
+        "enum, relation, email, phone, url or json."
+    )
+    label: MetadataLabel = strawberry.field(description="Its label.")
+    required: bool = strawberry.field(description="Whether a record must have a value.")
+    unique: bool = strawberry.field(description="Whether no two records may share a value.")
+    indexed: bool = strawberry.field(description="Whether the database indexes it for lookups.")
+    max_length: int | None = strawberry.field(
+        description="The longest text it holds, in characters."
+    )
+    precision: int | None = strawberry.field(description="A decimal's total digits.")
+    scale: int | None = strawberry.field(description="A decimal's digits after the point.")
+    values: list[str] = strawberry.field(description="An enum's values, in order.")
+    target: str | None = strawberry.field(description="The entity a relation points to.")
+    inverse: str | None = strawberry.field(
+        description="The name of the relation's list on its target."
+    )
+    default: JSON | None = strawberry.field(
+        description="The value a new record gets when none is given."
+    )
     formula: str | None = strawberry.field(
         description="The formula of a formula field (docs/formulas.md); null otherwise."
     )
@@ -98,36 +127,42 @@ class MetadataField:
 
 @strawberry.type(description="A validation rule: a formula every written record must satisfy.")
 class MetadataValidationRule:
-    name: str
-    formula: str
-    message: str
-    field: str | None
+    name: str = strawberry.field(description="The rule's name.")
+    formula: str = strawberry.field(description="The condition every written record must satisfy.")
+    message: str = strawberry.field(description="What a refused write is told.")
+    field: str | None = strawberry.field(description="The field the message is shown on, if any.")
     custom: bool = strawberry.field(description="Added by an administrator, so it may be removed.")
 
 
 @strawberry.type(description="An entity (object) with its fields.")
 class MetadataEntity:
-    name: str
-    plural: str
-    label: MetadataLabel
-    plural_label: MetadataLabel | None
+    name: str = strawberry.field(description="The entity's name (snake_case).")
+    plural: str = strawberry.field(description="Its plural, the name of its list in the API.")
+    label: MetadataLabel = strawberry.field(description="Its label.")
+    plural_label: MetadataLabel | None = strawberry.field(description="Its plural label.")
     source: str = strawberry.field(description="The declaring plugin, or 'custom'.")
-    fields: list[MetadataField]
-    validation_rules: list[MetadataValidationRule]
+    fields: list[MetadataField] = strawberry.field(description="Its fields, as declared.")
+    validation_rules: list[MetadataValidationRule] = strawberry.field(
+        description="Its validation rules."
+    )
 
 
 @strawberry.type(description="The deployment's metadata at one version.")
 class Metadata:
-    version: int
-    entities: list[MetadataEntity]
+    version: int = strawberry.field(description="The metadata version: it rises with every change.")
+    entities: list[MetadataEntity] = strawberry.field(description="Every entity, by name.")
 
 
 @strawberry.type(description="The result of a metadata change.")
 class MetadataChange:
     version: int = strawberry.field(description="The metadata version the change created.")
-    operation: str
-    entity: str
-    field: str | None
+    operation: str = strawberry.field(
+        description="What was done: create_entity, add_field, alter_field..."
+    )
+    entity: str = strawberry.field(description="The entity changed.")
+    field: str | None = strawberry.field(
+        description="The field changed, if the change was to a field."
+    )
 
     @classmethod
     def of(cls, change: Change) -> MetadataChange:
@@ -197,7 +232,7 @@ def _changes(info: Info) -> tuple[MetadataChanges, Actor]:
 class CoreMutation:
     @strawberry.mutation(description=f"Create a custom entity; definition {_DEFINITION_HELP}.")
     def create_entity(
-        self, info: Info, definition: JSON, note: str | None = None
+        self, info: Info, definition: Definition, note: Note = None
     ) -> MetadataChange:
         changes, actor = _changes(info)
         return MetadataChange.of(changes.create_entity(definition, actor=actor, note=note))
@@ -206,14 +241,14 @@ class CoreMutation:
         description="Drop a custom entity, its table and its records (records need force)."
     )
     def drop_entity(
-        self, info: Info, name: str, force: bool = False, note: str | None = None
+        self, info: Info, name: EntityName, force: Force = False, note: Note = None
     ) -> MetadataChange:
         changes, actor = _changes(info)
         return MetadataChange.of(changes.drop_entity(name, actor=actor, force=force, note=note))
 
     @strawberry.mutation(description=f"Add a field to an entity; definition {_DEFINITION_HELP}.")
     def add_field(
-        self, info: Info, entity: str, definition: JSON, note: str | None = None
+        self, info: Info, entity: EntityName, definition: Definition, note: Note = None
     ) -> MetadataChange:
         changes, actor = _changes(info)
         return MetadataChange.of(changes.add_field(entity, definition, actor=actor, note=note))
@@ -226,11 +261,11 @@ class CoreMutation:
     def alter_field(
         self,
         info: Info,
-        entity: str,
-        name: str,
-        definition: JSON,
-        force: bool = False,
-        note: str | None = None,
+        entity: EntityName,
+        name: FieldName,
+        definition: Definition,
+        force: Force = False,
+        note: Note = None,
     ) -> MetadataChange:
         changes, actor = _changes(info)
         change = changes.alter_field(entity, name, definition, actor=actor, force=force, note=note)
@@ -238,7 +273,12 @@ class CoreMutation:
 
     @strawberry.mutation(description="Drop a custom field and its column (values need force).")
     def drop_field(
-        self, info: Info, entity: str, name: str, force: bool = False, note: str | None = None
+        self,
+        info: Info,
+        entity: EntityName,
+        name: FieldName,
+        force: Force = False,
+        note: Note = None,
     ) -> MetadataChange:
         changes, actor = _changes(info)
         change = changes.drop_field(entity, name, actor=actor, force=force, note=note)
@@ -250,7 +290,7 @@ class CoreMutation:
         '"field": "discount"} (docs/formulas.md). Writes that break it are refused from now on.'
     )
     def add_validation_rule(
-        self, info: Info, entity: str, definition: JSON, note: str | None = None
+        self, info: Info, entity: EntityName, definition: Definition, note: Note = None
     ) -> MetadataChange:
         changes, actor = _changes(info)
         change = changes.add_validation_rule(entity, definition, actor=actor, note=note)
@@ -258,7 +298,7 @@ class CoreMutation:
 
     @strawberry.mutation(description="Remove a validation rule an administrator added.")
     def drop_validation_rule(
-        self, info: Info, entity: str, name: str, note: str | None = None
+        self, info: Info, entity: EntityName, name: RuleName, note: Note = None
     ) -> MetadataChange:
         changes, actor = _changes(info)
         change = changes.drop_validation_rule(entity, name, actor=actor, note=note)
@@ -268,7 +308,11 @@ class CoreMutation:
         description="Lift every sign-in lockout of a user, from every client address "
         "(administrators); returns how many addresses had failures counted."
     )
-    def unlock_user(self, info: Info, username: str) -> int:
+    def unlock_user(
+        self,
+        info: Info,
+        username: Annotated[str, strawberry.argument(description="The user to unlock.")],
+    ) -> int:
         ctx: RequestContext = info.context
         if not ctx.actor.is_admin:
             raise Forbidden("only administrators may unlock users")

@@ -18,7 +18,7 @@ import enum
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
@@ -37,7 +37,7 @@ from qiao.core.graphql.plan import (
     ToOneField,
     TypenameField,
 )
-from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.metadata.registry import camel, type_name
 from qiao.core.records.query import operators_for, queryable_fields
 
@@ -60,16 +60,64 @@ _KEYWORDS = {"in", "and", "or", "not"}
 
 @strawberry.enum(description="Sort direction.")
 class OrderDirection(enum.Enum):
-    ASC = "ASC"
-    DESC = "DESC"
+    ASC = strawberry.enum_value("ASC", description="Smallest first; empty values last.")
+    DESC = strawberry.enum_value("DESC", description="Largest first; empty values first.")
 
 
 @strawberry.type(description="Relay page information.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="Whether rows remain past this page in its direction."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Whether rows lie on the other side of the cursor the page started from."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The cursor of the page's first edge; null on an empty page."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the page's last edge; null on an empty page."
+    )
+
+
+#: The root types' descriptions.
+ROOTS = {
+    "Query": "What the caller may read: records under their rules, and the deployment's metadata.",
+    "Mutation": "What the caller may change: records through the records service, and metadata.",
+}
+#: What each filter operator means, for the generated filter inputs.
+OPERATOR_DESCRIPTIONS = {
+    "eq": "Equal to the value.",
+    "neq": "Not equal to the value (empty values do not match).",
+    "in": "Equal to one of the values.",
+    "nin": "Equal to none of the values (empty values do not match).",
+    "lt": "Less than the value.",
+    "lte": "Less than or equal to the value.",
+    "gt": "Greater than the value.",
+    "gte": "Greater than or equal to the value.",
+    "contains": "Contains the text (case-insensitive).",
+    "starts_with": "Starts with the text (case-insensitive).",
+    "is_null": "true: the value is empty; false: it is set.",
+}
+#: The arguments every connection field takes.
+CONNECTION_ARGUMENTS = {
+    "filter": "Conditions the records must meet; fields you may not read cannot be used.",
+    "order_by": "Sort keys, most significant first; the order is made total by id.",
+    "first": "Page size when paging forward (50 by default, at most 500).",
+    "after": "Page forward from this cursor.",
+    "last": "Page size when paging backward (at most 500).",
+    "before": "Page backward from this cursor.",
+}
+
+
+def describe(label: Label | None, fallback: str = "") -> str:
+    """A label as a description: the English text, with the Chinese one when it differs."""
+    if label is None:
+        return fallback
+    english, chinese = label.text("en"), label.text("zh-CN")
+    if chinese and chinese != english:
+        return f"{english} ({chinese})"
+    return english or fallback
 
 
 @dataclass(frozen=True)
@@ -110,18 +158,21 @@ def _resolver(
     if root:
         params.append(inspect.Parameter("root", inspect.Parameter.POSITIONAL_OR_KEYWORD))
     params.append(inspect.Parameter("info", inspect.Parameter.KEYWORD_ONLY, annotation=Info))
-    for arg_name, (annotation, default) in arguments.items():
+    annotated = {
+        arg_name: Annotated[annotation, strawberry.argument(description=text)]
+        for arg_name, (annotation, _, text) in arguments.items()
+    }
+    for arg_name, (_, default, _) in arguments.items():
         params.append(
             inspect.Parameter(
-                arg_name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+                arg_name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=annotated[arg_name],
+                default=default,
             )
         )
     resolve.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
-    resolve.__annotations__ = {
-        **{n: a for n, (a, _) in arguments.items()},
-        "info": Info,
-        "return": returns,
-    }
+    resolve.__annotations__ = {**annotated, "info": Info, "return": returns}
     return resolve
 
 
@@ -184,15 +235,13 @@ class SchemaBuilder:
         if key not in self._enums:
             name = f"{type_name(entity.name)}{type_name(field.name)}"
             members = {
-                v.value: strawberry.enum_value(
-                    v.value, description=v.label.text("zh-CN") if v.label else None
-                )
+                v.value: strawberry.enum_value(v.value, description=describe(v.label, v.value))
                 for v in field.values
             }
             self._enums[key] = strawberry.enum(
                 enum.Enum(name, members),  # type: ignore[misc]
                 name=name,
-                description=field.label.text("en"),
+                description=f"The values of {describe(field.label)}.",
             )
         return self._enums[key]
 
@@ -216,8 +265,14 @@ class SchemaBuilder:
                 annotations[py_name] = bool | None
             else:
                 annotations[py_name] = value_type | None
-            namespace[py_name] = strawberry.field(default=None, name=camel(op))
-        return strawberry.input(_make_class(name, annotations, namespace), name=name)
+            namespace[py_name] = strawberry.field(
+                default=None, name=camel(op), description=OPERATOR_DESCRIPTIONS[op]
+            )
+        return strawberry.input(
+            _make_class(name, annotations, namespace),
+            name=name,
+            description="Conditions on one value; all that are given must hold.",
+        )
 
     def _field_filter(self, entity: EntityDef, column: str, field: FieldDef) -> type:
         ops = operators_for(field)
@@ -251,42 +306,71 @@ class SchemaBuilder:
         cls = _make_class(name, annotations, namespace)
         for column, field in queryable_fields(entity).items():
             annotations[column] = self._field_filter(entity, column, field) | None
-            namespace[column] = None
-        for op in ("and", "or"):
+            namespace[column] = strawberry.field(
+                default=None, description=f"Conditions on {_field_label(column, field)}."
+            )
+        for op, text in (
+            ("and", "Every one of these filters holds."),
+            ("or", "At least one of these filters holds."),
+        ):
             annotations[f"{op}_"] = list[cls] | None  # type: ignore[valid-type]
-            namespace[f"{op}_"] = strawberry.field(default=None, name=op)
+            namespace[f"{op}_"] = strawberry.field(default=None, name=op, description=text)
         annotations["not_"] = cls | None  # type: ignore[valid-type]
-        namespace["not_"] = strawberry.field(default=None, name="not")
+        namespace["not_"] = strawberry.field(
+            default=None, name="not", description="This filter does not hold."
+        )
         for key, value in namespace.items():
             setattr(cls, key, value)
         cls.__annotations__ = annotations
-        return strawberry.input(cls, name=name)
+        plural = describe(entity.plural_label or entity.label)
+        return strawberry.input(
+            cls, name=name, description=f"Which {plural} to return; all conditions must hold."
+        )
 
     def _order_type(self, entity: EntityDef) -> type:
-        sortable = [c for c, f in queryable_fields(entity).items() if f.type is not FieldType.JSON]
+        sortable = {
+            c: f for c, f in queryable_fields(entity).items() if f.type is not FieldType.JSON
+        }
+        label = describe(entity.label)
         field_enum = strawberry.enum(
-            enum.Enum(f"{type_name(entity.name)}OrderField", {c.upper(): c for c in sortable}),  # type: ignore[misc]
+            enum.Enum(  # type: ignore[misc]
+                f"{type_name(entity.name)}OrderField",
+                {
+                    c.upper(): strawberry.enum_value(c, description=_field_label(c, f))
+                    for c, f in sortable.items()
+                },
+            ),
             name=f"{type_name(entity.name)}OrderField",
+            description=f"The fields a {label} list can be sorted by.",
         )
         name = f"{type_name(entity.name)}OrderBy"
         return strawberry.input(
             _make_class(
                 name,
                 {"field": field_enum, "direction": OrderDirection},
-                {"direction": OrderDirection.ASC},
+                {
+                    "field": strawberry.field(description="The field to sort by."),
+                    "direction": strawberry.field(
+                        default=OrderDirection.ASC, description="ASC (the default) or DESC."
+                    ),
+                },
             ),
             name=name,
+            description=f"One sort key of a {label} list.",
         )
 
-    def _connection_args(self, filter_type: type, order_type: type) -> dict[str, Any]:
-        return {
-            "filter": (filter_type | None, None),
-            "order_by": (list[order_type] | None, None),  # type: ignore[valid-type]
-            "first": (int | None, None),
-            "after": (str | None, None),
-            "last": (int | None, None),
-            "before": (str | None, None),
+    def _connection_args(
+        self, filter_type: type, order_type: type
+    ) -> dict[str, tuple[Any, Any, str]]:
+        types = {
+            "filter": filter_type | None,
+            "order_by": list[order_type] | None,  # type: ignore[valid-type]
+            "first": int | None,
+            "after": str | None,
+            "last": int | None,
+            "before": str | None,
         }
+        return {k: (t, None, CONNECTION_ARGUMENTS[k]) for k, t in types.items()}
 
     # -- Object types ---------------------------------------------------------------------
 
@@ -307,9 +391,19 @@ class SchemaBuilder:
             )
             meanings[camel(py_name)] = meaning
 
-        add("id", strawberry.ID, ColumnField("id", None))
-        add("created_at", scalars.DateTime, ColumnField("created_at", None))
-        add("updated_at", scalars.DateTime, ColumnField("updated_at", None))
+        add("id", strawberry.ID, ColumnField("id", None), description="The id Qiao gave it.")
+        add(
+            "created_at",
+            scalars.DateTime,
+            ColumnField("created_at", None),
+            description="When it was created.",
+        )
+        add(
+            "updated_at",
+            scalars.DateTime,
+            ColumnField("updated_at", None),
+            description="When it last changed.",
+        )
         add(
             "version",
             int,
@@ -317,7 +411,7 @@ class SchemaBuilder:
             description="Increases with every change; send it as expectedVersion to update safely.",
         )
         for f in entity.fields:
-            label = f.label.text("en")
+            label = describe(f.label, f.name)
             if f.type is FieldType.RELATION:
                 assert f.target is not None
                 target = self._objects[f.target]
@@ -344,34 +438,50 @@ class SchemaBuilder:
                 rev.name,
                 strawberry.field(
                     resolver=_resolver(from_key, args, conn, root=True),
-                    description=rev.label.text("en"),
+                    description=describe(rev.label, rev.name),
                 ),
             )
             meanings[camel(rev.name)] = ToManyField(rev)
         cls.__annotations__ = annotations
-        strawberry.type(cls, name=tname, description=entity.label.text("en"))
+        strawberry.type(cls, name=tname, description=describe(entity.label, tname))
         self.plan.objects[tname] = (entity.name, meanings)
 
     def _fill_connection(self, entity: EntityDef) -> None:
         tname = type_name(entity.name)
         edge = _make_class(f"{tname}Edge", {}, {})
+        label = describe(entity.label, tname)
         edge.__annotations__ = {"cursor": str, "node": self._objects[entity.name]}
-        for key in ("cursor", "node"):
+        for key, text in (
+            ("cursor", "Where this edge is: pass it as after or before to page from here."),
+            ("node", f"The {label}."),
+        ):
             setattr(
                 edge,
                 key,
                 strawberry.field(
-                    resolver=_resolver(from_key, {}, edge.__annotations__[key], root=True)
+                    resolver=_resolver(from_key, {}, edge.__annotations__[key], root=True),
+                    description=text,
                 ),
             )
-        strawberry.type(edge, name=f"{tname}Edge")
+        strawberry.type(edge, name=f"{tname}Edge", description=f"One {label} in a page.")
         conn = self._connections[entity.name]
         conn.__annotations__ = {"edges": list[edge], "page_info": PageInfo, "total_count": int}  # type: ignore[valid-type]
+        texts = {
+            "edges": "The page, in order.",
+            "page_info": "Where the page lies in the whole list.",
+            "total_count": "How many records the whole list holds (costs a count; ask only "
+            "when shown).",
+        }
         for key, annotation in conn.__annotations__.items():
             setattr(
-                conn, key, strawberry.field(resolver=_resolver(from_key, {}, annotation, root=True))
+                conn,
+                key,
+                strawberry.field(
+                    resolver=_resolver(from_key, {}, annotation, root=True),
+                    description=texts[key],
+                ),
             )
-        strawberry.type(conn, name=f"{tname}Connection")
+        strawberry.type(conn, name=f"{tname}Connection", description=f"A page of {label} records.")
 
     # -- Root fields ----------------------------------------------------------------------
 
@@ -383,16 +493,16 @@ class SchemaBuilder:
         ns[entity.name] = strawberry.field(
             resolver=_resolver(
                 self.resolvers.read_root,
-                {"id": (strawberry.ID, strawberry.UNSET)},
+                {"id": (strawberry.ID, strawberry.UNSET, "Its id.")},
                 obj | None,
             ),
-            description=f"One {entity.label.text('en')} by id, or null.",
+            description=f"One {describe(entity.label)} by id, or null.",
         )
         ns[entity.plural] = strawberry.field(
             resolver=_resolver(
                 self.resolvers.read_root, self._connection_args(filter_type, order_type), conn
             ),
-            description=f"{(entity.plural_label or entity.label).text('en')}, paginated.",
+            description=f"{describe(entity.plural_label or entity.label)}, paginated.",
         )
         self.plan.roots[camel(entity.name)] = RootGet(entity.name)
         self.plan.roots[camel(entity.plural)] = RootList(entity.name)
@@ -409,44 +519,74 @@ class SchemaBuilder:
             needed = creating and f.required and f.default is None
             annotations[f.column] = value_type if needed else value_type | None
             namespace[f.column] = (
-                strawberry.field(default=strawberry.UNSET, description=f.label.text("en"))
+                strawberry.field(default=strawberry.UNSET, description=describe(f.label, f.name))
                 if not needed
-                else strawberry.field(description=f.label.text("en"))
+                else strawberry.field(description=describe(f.label, f.name))
             )
-        return strawberry.input(_make_class(name, annotations, namespace), name=name)
+        label = describe(entity.label, name)
+        text = (
+            f"A new {label}: required fields must be given, defaults fill the rest."
+            if creating
+            else f"Changes to a {label}: fields left out stay as they are, null clears one."
+        )
+        return strawberry.input(
+            _make_class(name, annotations, namespace), name=name, description=text
+        )
 
     def _mutation_fields(self, entity: EntityDef, ns: dict[str, Any]) -> None:
         tname = type_name(entity.name)
         obj = self._objects[entity.name]
         create_input = self._input_type(entity, creating=True)
         update_input = self._input_type(entity, creating=False)
+        label = describe(entity.label, tname)
         ns[f"create_{entity.name}"] = strawberry.field(
             resolver=_resolver(
-                self.resolvers.create, {"input": (create_input, strawberry.UNSET)}, obj
-            )
+                self.resolvers.create,
+                {"input": (create_input, strawberry.UNSET, "Its fields.")},
+                obj,
+            ),
+            description=f"Create a {label}; you become its owner unless the input names one.",
         )
         ns[f"update_{entity.name}"] = strawberry.field(
             resolver=_resolver(
                 self.resolvers.update,
                 {
-                    "id": (strawberry.ID, strawberry.UNSET),
-                    "input": (update_input, strawberry.UNSET),
-                    "expected_version": (int | None, None),
+                    "id": (strawberry.ID, strawberry.UNSET, "The record to change."),
+                    "input": (update_input, strawberry.UNSET, "The fields to change."),
+                    "expected_version": (
+                        int | None,
+                        None,
+                        "The version you read: if it changed since, nothing is written and "
+                        "the answer is CONFLICT.",
+                    ),
                 },
                 obj,
-            )
+            ),
+            description=f"Change a {label}.",
         )
         ns[f"delete_{entity.name}"] = strawberry.field(
             resolver=_resolver(
-                self.resolvers.delete, {"id": (strawberry.ID, strawberry.UNSET)}, strawberry.ID
-            )
+                self.resolvers.delete,
+                {"id": (strawberry.ID, strawberry.UNSET, "The record to delete.")},
+                strawberry.ID,
+            ),
+            description=f"Delete a {label}; returns its id. Relations to it follow their "
+            "on_delete rule.",
         )
         for op in ("create", "update", "delete"):
             self.plan.mutations[f"{op}{tname}"] = (op, entity.name)
         keys = [f.name for f in entity.fields if f.external_id]
         if keys:
             key_enum = strawberry.enum(
-                enum.Enum(f"{tname}ExternalKey", {k.upper(): k for k in keys}),  # type: ignore[misc]
+                enum.Enum(  # type: ignore[misc]
+                    f"{tname}ExternalKey",
+                    {
+                        k.upper(): strawberry.enum_value(
+                            k, description=describe(entity.field(k).label, k)
+                        )
+                        for k in keys
+                    },
+                ),
                 name=f"{tname}ExternalKey",
                 description=f"The external-id fields a {tname} is found by in upsert{tname}.",
             )
@@ -454,8 +594,12 @@ class SchemaBuilder:
                 resolver=_resolver(
                     self.resolvers.upsert,
                     {
-                        "key": (key_enum, strawberry.UNSET),
-                        "input": (create_input, strawberry.UNSET),
+                        "key": (key_enum, strawberry.UNSET, "The field that identifies it."),
+                        "input": (
+                            create_input,
+                            strawberry.UNSET,
+                            "Its fields, the key's included.",
+                        ),
                     },
                     obj,
                 ),
@@ -494,7 +638,15 @@ class SchemaBuilder:
         for key, value in generated.items():
             setattr(generated_cls, key, value)
         generated_cls = strawberry.type(generated_cls, name=name)
-        return strawberry.type(type(name, (generated_cls, *bases), {}), name=name)
+        return strawberry.type(
+            type(name, (generated_cls, *bases), {}), name=name, description=ROOTS[name]
+        )
+
+
+def _field_label(column: str, field: FieldDef) -> str:
+    """How a filter or sort key names its field (the id column of a relation says so)."""
+    text = describe(field.label, column)
+    return f"the id of {text}" if column != field.name and column.endswith("_id") else text
 
 
 def _computed_description(field: FieldDef, label: str) -> str:

@@ -66,12 +66,15 @@ from qiao.core.graphql.plan import (
 from qiao.core.graphql.sqljson import JsonSQL, for_dialect, sql_text
 from qiao.core.graphql.strawberry_internals import graphql_schema
 from qiao.core.ids import is_record_id
+from qiao.core.masking import Mask, sql_mask
 from qiao.core.metadata.model import FieldDef
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records import query
 from qiao.core.storage.sqlalchemy_internals import bind_processors
 
+#: Field access that does not show a value in clear (a computed field cannot be built on it).
+_UNCLEAR = frozenset({FieldAccess.NONE, FieldAccess.MASKED})
 #: The most rows a query may ask for across all its connections (page sizes multiplied out).
 MAX_QUERY_COST = 100_000
 
@@ -298,7 +301,7 @@ class ReadCompiler:
         for source, source_field in sorted(
             self.catalog.registry.computed.field(entity, field.name).depends_on
         ):
-            if self.access.field_access(source, source_field) is FieldAccess.NONE:
+            if self.access.field_access(source, source_field) in _UNCLEAR:
                 raise Forbidden(
                     f"you may not read {entity}.{field.name}: it is computed from "
                     f"{source}.{source_field}, which you may not read",
@@ -336,13 +339,17 @@ class ReadCompiler:
                 case ColumnField(column=column, field=field):
                     if field is not None:
                         self.require_readable(entity_name, field.name)
+                    mask = None if field is None else self.access.masked(entity_name, field.name)
                     if field is not None and field.encrypted:
-                        pairs.append((key, self._sealed(entity_name, table, field)))
+                        pairs.append((key, self._sealed(entity_name, table, field, mask)))
                         continue
                     if field is not None and field.computed:
                         pairs.append((key, self._computed_value(entity_name, table, field)))
                         continue
-                    pairs.append((key, self.json.value(table.c[column], field, column)))
+                    value = table.c[column]
+                    if mask is not None:  # the database never sends the clear value
+                        value = sql_mask(mask, value, self.dialect.name)
+                    pairs.append((key, self.json.value(value, field, column)))
                 case TypenameField(type_name=name):
                     pairs.append((key, sql_text(name)))
                 case ToOneField(field=field):
@@ -377,12 +384,14 @@ class ReadCompiler:
                     raise BadUserInput(f"{type_name}.{nodes[0].name.value} cannot be compiled")
         return self.json.object(pairs)
 
-    def _sealed(self, entity: str, table: FromClause, field: FieldDef) -> ColumnElement[Any]:
-        """An encrypted field's sealed value, marked to be opened after the query ran."""
+    def _sealed(
+        self, entity: str, table: FromClause, field: FieldDef, mask: Mask | None
+    ) -> ColumnElement[Any]:
+        """An encrypted field's sealed value, marked to be opened (and masked) after the query."""
         if self.encryption is None:
             raise BadUserInput(f"{field.name} is encrypted and cannot be read here")
         self.sealed = True
-        return self.encryption.marked(entity, field, table)
+        return self.encryption.marked(entity, field, table, mask)
 
     # -- Connections ----------------------------------------------------------------------
 
@@ -409,10 +418,12 @@ class ReadCompiler:
         size, ordering = window.size, window.ordering
         self._spend(size * self._fan_out)
 
-        for name in _filtered_fields(args.get("filter")):
+        for name in query.filtered_fields(args.get("filter")):
+            self.access.require_clear(entity_name, name, "filter by")
             self.require_readable(entity_name, name)
         for key in ordering.keys:
             if key.column != "id":
+                self.access.require_clear(entity_name, key.field.name, "order by")
                 self.require_readable(entity_name, key.field.name)
 
         def conditions(table: FromClause) -> list[ColumnElement[bool]]:
@@ -551,21 +562,6 @@ class ReadCompiler:
                 f"this query could return more than {MAX_QUERY_COST} records; ask for smaller "
                 "pages or fewer nested connections"
             )
-
-
-def _filtered_fields(spec: Any) -> set[str]:
-    """Every field name a filter tests (a caller may only filter on fields they can read)."""
-    names: set[str] = set()
-    if isinstance(spec, dict):
-        for key, value in spec.items():
-            if key in {"and", "or"}:
-                for item in value or ():
-                    names |= _filtered_fields(item)
-            elif key == "not":
-                names |= _filtered_fields(value)
-            else:
-                names.add(key)
-    return names
 
 
 def correlated(stmt: Select[Any], parent: FromClause | None) -> Select[Any]:

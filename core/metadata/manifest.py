@@ -13,10 +13,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from qiao.core.bookings.declaration import BookingDecl
+from qiao.core.calendars.declaration import CalendarDecl
+from qiao.core.documents.templates import DocumentTemplateDecl
 from qiao.core.errors import MetadataError
+from qiao.core.intake.forms import IntakeFormDecl
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
+from qiao.core.numbering.declaration import NumberingDecl
 from qiao.core.permissions.rights import Rights
+from qiao.core.privacy.rules import ConsentRuleDecl, RetentionRuleDecl
+from qiao.core.recurrence.declaration import PlanDecl
 
 __all__ = [
     "DECLARED_RECORDS",
@@ -164,6 +171,10 @@ DECLARED_RECORDS: dict[str, str] = {
     "automation_rules": "automation_rule",
     "pipelines": "pipeline",
     "approval_processes": "approval_process",
+    "consent_rules": "consent_rule",
+    "retention_rules": "retention_rule",
+    "intake_forms": "intake_form",
+    "document_templates": "document_template",
 }
 
 
@@ -179,18 +190,39 @@ class Manifest(BaseModel):
     pipelines: tuple[PipelineDecl, ...] = ()
     approval_processes: tuple[ApprovalProcessDecl, ...] = ()
     migrations: tuple[MigrationDecl, ...] = ()
+    #: Personal data (docs/privacy.md).
+    consent_rules: tuple[ConsentRuleDecl, ...] = ()
+    retention_rules: tuple[RetentionRuleDecl, ...] = ()
+    #: Public intake pages (docs/intake.md).
+    intake_forms: tuple[IntakeFormDecl, ...] = ()
+    #: Documents rendered from records (docs/documents.md).
+    document_templates: tuple[DocumentTemplateDecl, ...] = ()
+    #: Record numbers from patterns (docs/numbering.md).
+    numbering: tuple[NumberingDecl, ...] = ()
+    #: Business calendars and their years (docs/calendars.md).
+    calendars: tuple[CalendarDecl, ...] = ()
+    #: Time ranges that may not overlap per key (docs/bookings.md).
+    bookings: tuple[BookingDecl, ...] = ()
+    #: Records created on a schedule from a date of another (docs/recurrence.md).
+    recurring_plans: tuple[PlanDecl, ...] = ()
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
 
     def declared_records(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(entity, values)`` of every role and item of the :data:`DECLARED_RECORDS` sections."""
+        """``(entity, values)`` of every role, calendar (and its years) and item of the
+        :data:`DECLARED_RECORDS` sections."""
         roles = [("role", role.values()) for role in self.roles]
-        return roles + [
-            (entity, item.model_dump(mode="json"))
-            for section, entity in DECLARED_RECORDS.items()
-            for item in getattr(self, section)
-        ]
+        calendars = [record for calendar in self.calendars for record in calendar.records()]
+        return (
+            roles
+            + calendars
+            + [
+                (entity, item.model_dump(mode="json"))
+                for section, entity in DECLARED_RECORDS.items()
+                for item in getattr(self, section)
+            ]
+        )
 
 
 def parse_manifest(data: Any, source: str, where: str) -> Manifest:

@@ -166,6 +166,9 @@ class FieldDef(_Strict):
     #: Another system's key for the record (an ERP number, an import's row key): unique,
     #: and what ``upsert`` finds a record by. Record ids themselves are made by Qiao.
     external_id: bool = False
+    #: How a role granted a masked read sees the value (docs/privacy.md): phone, name,
+    #: id_number, email or full; phones and e-mail addresses have one by default.
+    mask: Literal["phone", "name", "id_number", "email", "full"] | None = None
 
     @field_validator("name")
     @classmethod
@@ -253,6 +256,8 @@ def _option_problems(f: FieldDef) -> list[str]:
         problems.append("precision, scale and currency apply to decimal fields")
     if t is FieldType.DECIMAL and f.effective_scale > f.effective_precision:
         problems.append("scale is greater than precision")
+    if f.mask is not None and (t not in STRING_TYPES or f.computed):
+        problems.append("a mask applies to stored string, text, email, phone and url fields")
     if t is FieldType.ENUM:
         if not f.values:
             problems.append("an enum field needs 'values'")

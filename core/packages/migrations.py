@@ -29,7 +29,6 @@ from sqlalchemy import ColumnElement, Connection, Table, inspect, select
 
 from qiao.core.errors import MetadataError
 from qiao.core.formula.checker import check
-from qiao.core.formula.evaluator import Clock
 from qiao.core.formula.metadata import entity_resolver
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.metadata.manifest import Backfill, MapValues, MigrationDecl, MigrationStep
@@ -98,7 +97,7 @@ def _map_values(ctx: WriteContext, m: MapValues, plan: Plan) -> None:
 
 def _backfill(ctx: WriteContext, b: Backfill, plan: Plan) -> None:
     formula = check(b.formula, entity_resolver(ctx.catalog.registry.entities, b.entity))
-    clock = Clock(now=ctx.now)
+    clock = ctx.records.formula_clock()
 
     def value(record: Mapping[str, Any]) -> dict[str, Any]:
         found = evaluate_on_record(ctx.connection, ctx.catalog, b.entity, record, formula, clock)

@@ -16,12 +16,18 @@ from sqlalchemy import ColumnElement, FromClause, false, or_
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import Forbidden
+from qiao.core.masking import Mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.permissions.rights import FieldAccess, FilterScope, Right, Scope, ScopeValue
 from qiao.core.permissions.subject import Subject
 from qiao.core.records import query
 
-_ACCESS_ORDER = {FieldAccess.NONE: 0, FieldAccess.READ: 1, FieldAccess.WRITE: 2}
+_ACCESS_ORDER = {
+    FieldAccess.NONE: 0,
+    FieldAccess.MASKED: 1,
+    FieldAccess.READ: 2,
+    FieldAccess.WRITE: 3,
+}
 
 
 class Access:
@@ -131,7 +137,31 @@ class Access:
             access = rights.fields.get(entity, {}).get(field, FieldAccess.WRITE)
             if _ACCESS_ORDER[access] > _ACCESS_ORDER[best]:
                 best = access
+        if best is FieldAccess.MASKED and self.mask(entity, field) is None:
+            return FieldAccess.NONE  # a field no mask fits is hidden rather than shown
         return best
+
+    def mask(self, entity: str, field: str) -> Mask | None:
+        """The mask of ``entity.field`` (by name or column), or None when it has none."""
+        definition = self.catalog.entity(entity).field(self._field_name(entity, field))
+        return mask_of(definition) if definition is not None else None
+
+    def masked(self, entity: str, field: str) -> Mask | None:
+        """The mask this caller reads ``field`` through; None when they read it plainly."""
+        if self.field_access(entity, field) is not FieldAccess.MASKED:
+            return None
+        return self.mask(entity, field)
+
+    def masks(self, entity: str) -> dict[str, Mask]:
+        """Column -> mask of every field of ``entity`` this caller reads masked."""
+        if self.subject is None:
+            return {}
+        found: dict[str, Mask] = {}
+        for f in self.catalog.entity(entity).fields:
+            mask = self.masked(entity, f.name)
+            if mask is not None:
+                found[f.column] = mask
+        return found
 
     def _field_name(self, entity: str, name: str) -> str:
         """A field's name given its name or its column (filters and orders use columns)."""
@@ -143,6 +173,20 @@ class Access:
 
     def require_readable(self, entity: str, field: str) -> None:
         if self.field_access(entity, field) is FieldAccess.NONE:
+            raise Forbidden(f"you may not read {entity}.{field}", field=field)
+
+    def require_clear(self, entity: str, field: str, use: str) -> None:
+        """Refuse ``use`` (filtering, ordering, computing) of a field not readable in clear.
+
+        Filtering or ordering by a masked field would tell its value a character
+        at a time, so it needs the same right as reading it unmasked.
+        """
+        access = self.field_access(entity, field)
+        if access is FieldAccess.MASKED:
+            raise Forbidden(
+                f"you read {entity}.{field} masked, so you may not {use} it", field=field
+            )
+        if access is FieldAccess.NONE:
             raise Forbidden(f"you may not read {entity}.{field}", field=field)
 
     def require_writable(self, entity: str, fields: list[str]) -> None:

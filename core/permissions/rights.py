@@ -15,7 +15,8 @@ Every right takes a *scope*: ``none``, ``own``, ``team``, ``subtree``,
 and team ids, ``"$me.<relation>"`` for the id the caller's user record points at
 through that relation, such as a dealer portal user's ``"$me.dealer"``). Rights
 left out are ``none``; the entity ``"*"`` sets defaults for entities not named.
-Field access is ``write`` (the default), ``read`` or ``none``.
+Field access is ``write`` (the default), ``read``, ``masked`` (read as
+``138****5678``, see docs/privacy.md) or ``none``.
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ ScopeValue = Scope | FilterScope
 
 
 class FieldAccess(StrEnum):
+    """What a role may do with a field; ``masked`` reads it masked (docs/privacy.md)."""
+
     WRITE = "write"
     READ = "read"
+    MASKED = "masked"
     NONE = "none"
 
 

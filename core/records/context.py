@@ -25,6 +25,11 @@ class Source(StrEnum):
     AUTOMATION = "automation"
     IMPORT = "import"
     SYSTEM = "system"
+    #: A public intake form (docs/intake.md), written as the form's declared actor.
+    INTAKE = "intake"
+    #: Lawful erasure and retention (docs/privacy.md): the audit log and the outbox
+    #: record which fields changed, never their values.
+    ERASURE = "erasure"
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,21 @@ def compile_filter(
     return _FilterCompiler(entity, table, blind, computed).compile(spec, 1)
 
 
+def filtered_fields(spec: Any) -> set[str]:
+    """Every field name a filter tests (a caller may only filter on fields they can read)."""
+    names: set[str] = set()
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key in {"and", "or"}:
+                for item in value or ():
+                    names |= filtered_fields(item)
+            elif key == "not":
+                names |= filtered_fields(value)
+            else:
+                names.add(key)
+    return names
+
+
 def computed_or_column(
     table: Any, field: FieldDef, name: str, computed: ComputedColumns | None
 ) -> Any:

@@ -27,6 +27,7 @@ from qiao.core.formula.evaluator import Clock as FormulaClock
 from qiao.core.formula.record_values import evaluate_on_record, load_paths
 from qiao.core.formula.validation import enforce
 from qiao.core.ids import is_record_id, new_id
+from qiao.core.masking import apply_mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
@@ -39,6 +40,7 @@ from qiao.core.redaction import contains_sensitive
 from qiao.core.storage.database import Database
 
 if TYPE_CHECKING:
+    from qiao.core.calendars import BusinessCalendar
     from qiao.core.runtime import Runtime
 
 Record = dict[str, Any]
@@ -171,6 +173,7 @@ class RecordsService:
                 f"{existing['version']}, you had {expected_version}); reload and try again",
                 field="version",
             )
+        _refuse_masks(entity, values, existing)
         checked = self._check_values(entity, values, creating=False, existing=existing)
         access.require_writable(entity.name, list(checked))
         self.plugins.before_write(
@@ -289,9 +292,17 @@ class RecordsService:
         row = conn.execute(stmt).first()
         if row is None:
             return None
-        return self._evaluated(
+        record = self._evaluated(
             conn, catalog, entity_name, self._open(table, row._mapping), computed
         )
+        return self._masked(actor, entity_name, record)
+
+    def _masked(self, actor: Actor, entity_name: str, record: Record) -> Record:
+        """``record`` with the fields ``actor`` reads masked replaced by their masks."""
+        for column, mask in self.permissions.access_for(actor).masks(entity_name).items():
+            if column in record:
+                record[column] = apply_mask(mask, record[column])
+        return record
 
     def _open(self, table: Table, row: RowMapping) -> Record:
         """A stored row as a record: encrypted fields opened (docs/encryption.md)."""
@@ -300,8 +311,14 @@ class RecordsService:
     # -- Computed fields and validation rules (docs/formulas.md) -------------------------
 
     def formula_clock(self) -> FormulaClock:
-        """TODAY() and NOW() of formulas and rules: this service's clock."""
-        return FormulaClock(now=self.clock)
+        """TODAY() and NOW() of formulas and rules (this service's clock), and the
+        business calendars WORKDAY and its kin read (docs/calendars.md)."""
+        return FormulaClock(now=self.clock, calendars=self._calendar)
+
+    def _calendar(self, name: str) -> BusinessCalendar:
+        from qiao.core.calendars.store import calendars  # the store reads through this service
+
+        return calendars(self.runtime).get(name)
 
     def _computed_columns(
         self, conn: Connection, catalog: Catalog, entity_name: str
@@ -421,6 +438,7 @@ class RecordsService:
         window = query.Window.of(
             entity, order_by, first=first, after=after, last=last, before=before
         )
+        self._require_clear(actor, entity, filter, window.ordering)
         computed = self._computed_columns(conn, catalog, entity_name)
         where = query.compile_filter(
             entity, table, filter, blind=self._blind_match(conn), computed=computed
@@ -440,6 +458,8 @@ class RecordsService:
         rows = rows[: window.size]
         if window.backwards:
             rows.reverse()
+        cursors = [query.encode_cursor(window.ordering, r) for r in rows]
+        rows = [self._masked(actor, entity_name, r) for r in rows]
         behind = window.cursor is not None and (
             conn.execute(
                 select(table.c.id).where(where, window.behind(table, computed)).limit(1)
@@ -452,11 +472,28 @@ class RecordsService:
             total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
         return Page(
             records=rows,
-            cursors=[query.encode_cursor(window.ordering, r) for r in rows],
+            cursors=cursors,
             has_next_page=has_next,
             has_previous_page=has_previous,
             total_count=total,
         )
+
+    def _require_clear(
+        self,
+        actor: Actor,
+        entity: EntityDef,
+        filter: Mapping[str, Any] | None,
+        ordering: query.Ordering,
+    ) -> None:
+        """Refuse filtering or ordering by a field ``actor`` reads masked (docs/privacy.md)."""
+        access = self.permissions.access_for(actor)
+        if access.is_unrestricted:
+            return
+        uses = [(n, "filter by") for n in sorted(query.filtered_fields(filter))]
+        uses += [(k.field.name, "order by") for k in ordering.keys if k.column != "id"]
+        for name, use in uses:
+            if access.masked(entity.name, name) is not None:
+                access.require_clear(entity.name, name, use)
 
     # -- Internals ------------------------------------------------------------------------
 
@@ -624,6 +661,28 @@ class RecordsService:
             return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
         except IntegrityError as exc:
             raise _integrity_error(entity, exc) from None
+
+
+def _refuse_masks(entity: EntityDef, values: Mapping[str, Any], existing: Record) -> None:
+    """Refuse writing a field's masked form over its value (a form sent back as it was shown).
+
+    ``138****5678`` over ``+8613812345678`` would destroy the number while
+    looking like no change; whoever writes it means "unchanged" or made a
+    mistake. Checked before values are coerced, so the error says why.
+    """
+    for field in entity.fields:
+        new = values.get(field.name, values.get(field.column))
+        mask = mask_of(field)
+        old = existing.get(field.column)
+        if mask is None or not isinstance(new, str) or old is None or new == old:
+            continue
+        if new == apply_mask(mask, old):
+            name = field.name
+            raise BadUserInput(
+                f"{name}: this is the masked form of the stored value; send the real value "
+                "or leave the field out",
+                field=name,
+            )
 
 
 def _with_computed(stmt: Select[Any], computed: ComputedColumns) -> Select[Any]:

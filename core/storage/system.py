@@ -277,3 +277,21 @@ package = Table(
     Column("version", String(32), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+#: Counters of declared number patterns, per sequence and period (docs/numbering.md).
+number_sequence = Table(
+    "qiao_number_sequence",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+#: The replay clock's offset from real time (docs/clock.md); one row, when it was ever set.
+clock_offset = Table(
+    "qiao_clock",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("offset_us", BigInteger, nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+)

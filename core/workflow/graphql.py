@@ -11,6 +11,8 @@ caller, checked by the workflow itself (docs/workflow.md).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
@@ -20,12 +22,17 @@ from qiao.core.records.context import Source
 from qiao.core.records.service import Record
 from qiao.core.workflow import approvals
 
+RequestId = Annotated[strawberry.ID, strawberry.argument(description="The approval request's id.")]
+Comment = Annotated[
+    str | None, strawberry.argument(description="Why; kept with the decision and shown to all.")
+]
+
 
 @strawberry.type(description="An approval request after a submission or a decision.")
 class ApprovalOutcome:
-    id: strawberry.ID
-    entity: str
-    record_id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The approval request's id.")
+    entity: str = strawberry.field(description="The entity of the record it is about.")
+    record_id: strawberry.ID = strawberry.field(description="The id of the record it is about.")
     status: str = strawberry.field(description="PENDING, APPROVED, REJECTED or CANCELLED.")
     step: int = strawberry.field(description="The step waiting for a decision (1-based).")
 
@@ -42,14 +49,16 @@ class ApprovalOutcome:
 
 @strawberry.type(description="A pending approval request the caller may decide now.")
 class ApprovalTask:
-    id: strawberry.ID
-    process: str
-    entity: str
-    record_id: strawberry.ID
-    step: int
-    step_name: str
-    submitted_at: DateTime
-    submitted_by_id: strawberry.ID | None
+    id: strawberry.ID = strawberry.field(description="The approval request's id.")
+    process: str = strawberry.field(description="The approval process's name.")
+    entity: str = strawberry.field(description="The entity of the record it is about.")
+    record_id: strawberry.ID = strawberry.field(description="The id of the record it is about.")
+    step: int = strawberry.field(description="The step waiting for a decision (1-based).")
+    step_name: str = strawberry.field(description="That step's name.")
+    submitted_at: DateTime = strawberry.field(description="When the record was submitted.")
+    submitted_by_id: strawberry.ID | None = strawberry.field(
+        description="Who submitted it; null when a rule or an entry condition did."
+    )
 
 
 @strawberry.type(name="Query")
@@ -80,7 +89,11 @@ class WorkflowQuery:
 class WorkflowMutation:
     @strawberry.mutation(description="Submit a record to an approval process; it is locked.")
     def submit_for_approval(
-        self, info: Info, entity: str, id: strawberry.ID, process: str
+        self,
+        info: Info,
+        entity: Annotated[str, strawberry.argument(description="The record's entity.")],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The record's id.")],
+        process: Annotated[str, strawberry.argument(description="The approval process's name.")],
     ) -> ApprovalOutcome:
         ctx: RequestContext = info.context
         records = ctx.runtime.records
@@ -90,18 +103,16 @@ class WorkflowMutation:
 
     @strawberry.mutation(description="Approve the current step of a request, with a comment.")
     def approve_request(
-        self, info: Info, id: strawberry.ID, comment: str | None = None
+        self, info: Info, id: RequestId, comment: Comment = None
     ) -> ApprovalOutcome:
         return _decide(info, str(id), "APPROVED", comment)
 
     @strawberry.mutation(description="Reject a request at its current step, with a comment.")
-    def reject_request(
-        self, info: Info, id: strawberry.ID, comment: str | None = None
-    ) -> ApprovalOutcome:
+    def reject_request(self, info: Info, id: RequestId, comment: Comment = None) -> ApprovalOutcome:
         return _decide(info, str(id), "REJECTED", comment)
 
     @strawberry.mutation(description="Withdraw a pending request (its submitter or an admin).")
-    def cancel_approval_request(self, info: Info, id: strawberry.ID) -> ApprovalOutcome:
+    def cancel_approval_request(self, info: Info, id: RequestId) -> ApprovalOutcome:
         ctx: RequestContext = info.context
         records = ctx.runtime.records
         with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:

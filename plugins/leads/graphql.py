@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -29,20 +30,28 @@ MAX_PROBLEMS = 1000
 @strawberry.type(description="A refused or duplicate row of an import.")
 class ImportProblem:
     row: int = strawberry.field(description="The row number as the spreadsheet shows it.")
-    column: str | None
+    column: str | None = strawberry.field(
+        description="The column's header, when the problem is in one cell."
+    )
     kind: str = strawberry.field(description="error or duplicate")
-    reason: str
+    reason: str = strawberry.field(description="What is wrong, or which record it duplicates.")
 
 
 @strawberry.type(description="What an import did, or (dry run) would do.")
 class ImportResult:
-    run_id: strawberry.ID | None
-    dry_run: bool
-    rows: int
-    created: int
-    duplicates: int
-    errors: int
-    resumed_after_batch: int
+    run_id: strawberry.ID | None = strawberry.field(
+        description="The import run, to resume it; null for a dry run."
+    )
+    dry_run: bool = strawberry.field(description="Whether nothing was written.")
+    rows: int = strawberry.field(description="Data rows read from the file.")
+    created: int = strawberry.field(description="Leads created.")
+    duplicates: int = strawberry.field(
+        description="Rows skipped as duplicates of existing leads or contacts."
+    )
+    errors: int = strawberry.field(description="Rows refused for bad values.")
+    resumed_after_batch: int = strawberry.field(
+        description="Batches an earlier, interrupted run of the same file had written."
+    )
     mapping: JSON = strawberry.field(description="Column header -> field, as used.")
     problems: list[ImportProblem] = strawberry.field(
         description=f"Refused and duplicate rows (the first {MAX_PROBLEMS})."
@@ -51,29 +60,37 @@ class ImportResult:
 
 @strawberry.type(description="The records a lead was converted into.")
 class LeadConversion:
-    lead_id: strawberry.ID
-    account_id: strawberry.ID
-    contact_id: strawberry.ID
-    opportunity_id: strawberry.ID | None
-    account_created: bool
-    contact_created: bool
+    lead_id: strawberry.ID = strawberry.field(description="The converted lead.")
+    account_id: strawberry.ID = strawberry.field(description="The account it went to.")
+    contact_id: strawberry.ID = strawberry.field(
+        description="The contact it became or was linked to."
+    )
+    opportunity_id: strawberry.ID | None = strawberry.field(
+        description="The opportunity opened, if one was."
+    )
+    account_created: bool = strawberry.field(description="Whether the account is new.")
+    contact_created: bool = strawberry.field(description="Whether the contact is new.")
 
 
 @strawberry.enum(description="How lead figures are grouped.")
 class LeadStatsGroup(enum.Enum):
-    SOURCE = "source"
-    OWNER = "owner_id"
+    SOURCE = strawberry.enum_value("source", description="By the lead's source.")
+    OWNER = strawberry.enum_value("owner_id", description="By the lead's owner.")
 
 
 @strawberry.type(description="First response and conversion for one group of leads.")
 class LeadFigures:
     key: str | None = strawberry.field(description="The source value or the owner's id.")
-    leads: int
-    touched: int
-    touched_within_30_minutes: int
-    touched_within_30_minutes_share: float
+    leads: int = strawberry.field(description="Leads in the group.")
+    touched: int = strawberry.field(description="Leads with a first activity logged.")
+    touched_within_30_minutes: int = strawberry.field(
+        description="Leads first touched within 30 minutes of arriving."
+    )
+    touched_within_30_minutes_share: float = strawberry.field(
+        description="That count over all leads, 0 to 1."
+    )
     converted: int = strawberry.field(description="Leads with at least one opportunity.")
-    conversion_rate: float
+    conversion_rate: float = strawberry.field(description="Converted leads over all leads, 0 to 1.")
 
 
 def _decode(file_base64: str) -> bytes:
@@ -89,9 +106,13 @@ class LeadsQuery:
     def lead_stats(
         self,
         info: Info,
-        group_by: LeadStatsGroup,
-        since: DateTime | None = None,
-        until: DateTime | None = None,
+        group_by: Annotated[LeadStatsGroup, strawberry.argument(description="How to group.")],
+        since: Annotated[
+            DateTime | None, strawberry.argument(description="Leads created at or after this.")
+        ] = None,
+        until: Annotated[
+            DateTime | None, strawberry.argument(description="Leads created before this.")
+        ] = None,
     ) -> list[LeadFigures]:
         ctx: RequestContext = info.context
         with ctx.runtime.db.read() as conn:
@@ -120,11 +141,23 @@ class LeadsMutation:
     def import_leads(
         self,
         info: Info,
-        file_base64: str,
-        filename: str,
-        mapping: JSON | None = None,
-        dry_run: bool = False,
-        again: bool = False,
+        file_base64: Annotated[
+            str, strawberry.argument(description="The xlsx or csv file, base64-encoded.")
+        ],
+        filename: Annotated[
+            str, strawberry.argument(description="Its name; the extension tells its format.")
+        ],
+        mapping: Annotated[
+            JSON | None,
+            strawberry.argument(description="Column header -> field; guessed when left out."),
+        ] = None,
+        dry_run: Annotated[
+            bool, strawberry.argument(description="Check every row and write nothing.")
+        ] = False,
+        again: Annotated[
+            bool,
+            strawberry.argument(description="Import a file already imported, as a new run."),
+        ] = False,
     ) -> ImportResult:
         ctx: RequestContext = info.context
         if mapping is not None and not isinstance(mapping, dict):
@@ -151,7 +184,14 @@ class LeadsMutation:
     @strawberry.mutation(
         description="Merge a lead into another: activities, opportunities and history move."
     )
-    def merge_leads(self, info: Info, keep_id: strawberry.ID, merge_id: strawberry.ID) -> JSON:
+    def merge_leads(
+        self,
+        info: Info,
+        keep_id: Annotated[strawberry.ID, strawberry.argument(description="The lead to keep.")],
+        merge_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The lead merged into it and removed.")
+        ],
+    ) -> JSON:
         ctx: RequestContext = info.context
         records = ctx.runtime.records
         with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
@@ -164,12 +204,24 @@ class LeadsMutation:
     def convert_lead(
         self,
         info: Info,
-        id: strawberry.ID,
-        account_id: strawberry.ID | None = None,
-        contact_id: strawberry.ID | None = None,
-        opportunity_name: str | None = None,
-        amount: str | None = None,
-        create_opportunity: bool = True,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The lead to convert.")],
+        account_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="An existing account; one is made when left out."),
+        ] = None,
+        contact_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="An existing contact; one is found or made."),
+        ] = None,
+        opportunity_name: Annotated[
+            str | None, strawberry.argument(description="The opportunity's name.")
+        ] = None,
+        amount: Annotated[
+            str | None, strawberry.argument(description="The opportunity's amount (decimal).")
+        ] = None,
+        create_opportunity: Annotated[
+            bool, strawberry.argument(description="Whether to open an opportunity.")
+        ] = True,
     ) -> LeadConversion:
         ctx: RequestContext = info.context
         records = ctx.runtime.records

@@ -203,6 +203,25 @@ def test_settings_naming_outside_hosts_are_warned_about(
     assert result.stdout.endswith("The deployment is healthy (see the warnings above).\n")
 
 
+def test_a_controllable_clock_is_a_warning_and_with_production_a_failure(
+    qiao: Run, tmp_path: Path
+) -> None:
+    qiao("init", str(tmp_path))
+    config = tmp_path / "qiao.toml"
+    assert _line(qiao("--config", str(config), "doctor").stdout, "clock") == (
+        "ok    clock       follows real time"
+    )
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + "\n[clock]\ncontrollable = true\n", encoding="utf-8")
+    result = qiao("--config", str(config), "doctor")
+    assert _line(result.stdout, "clock").startswith("warn  clock       [clock] controllable")
+    assert "never for real users" in result.stdout
+    changed = text.replace("production = false", "production = true")
+    config.write_text(changed + "\n[clock]\ncontrollable = true\n", encoding="utf-8")
+    result = qiao("--config", str(config), "doctor", expect=1)
+    assert _line(result.stdout, "clock").startswith("FAIL  clock")
+
+
 def test_the_database_is_reported_as_the_process_would_reach_it(
     qiao: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import update
 
 from qiao.core.errors import BadUserInput
 from qiao.core.records.context import Actor
@@ -81,3 +82,15 @@ def test_plaintext_is_found_in_plain_fields_and_not_in_encrypted_ones(
     hits = plaintext_hits(qiao_runtime, ["张三", "高血压", "11010519491231002X"])
     assert hits["patient"] == ["张三"]  # the name is not encrypted
     assert all(found == ["张三"] for found in hits.values()), hits
+
+
+def test_a_value_not_yet_sealed_by_a_conversion_is_sensitive_too(
+    qiao_runtime: Runtime, write: Callable
+):
+    created = write(lambda r, ctx: r.create(ctx, "patient", ALICE))
+    table = qiao_runtime.current().table("patient")
+    with qiao_runtime.db.write() as conn:  # as stored before the field was encrypted
+        conn.execute(update(table).where(table.c.id == created["id"]).values(diagnosis="糖尿病"))
+    qiao_runtime.records.encryption.converting = frozenset({("patient", "diagnosis")})
+    got = read(qiao_runtime, created["id"])
+    assert got["diagnosis"] == "糖尿病" and isinstance(got["diagnosis"], Sensitive)

@@ -174,3 +174,57 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
         "settlement": "RED_LETTER_INVOICE",
         "paidAmount": "37500.00",
     }
+
+
+def test_tiered_programs_pay_whole_amount_or_marginal_tiers(
+    qiao_client: GraphQLClient, qiao_clock: TestClock, qiao_worker: Worker, people: People
+) -> None:
+    admin = qiao_client
+    qiao_clock.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
+    rearm(admin, "返利期到期核算")
+    people.user("qian", "钱淑华", "dealer_finance")  # the approval needs an approver
+    tiers = {
+        "tier1From": "0.00",
+        "tier1Rate": "0.0100",
+        "tier2From": "1000000.00",
+        "tier2Rate": "0.0200",
+        "tier3From": "2000000.00",
+        "tier3Rate": "0.0300",
+    }
+    product = create(admin, "product", {"name": "数控车床 HR-CK6150", "sku": "HR-CK6150"})["id"]
+    cases = [
+        # 1% of the first million, 2% of the second, 3% of the last half million.
+        ("MARGINAL", {}, "2500000.00", "75000.00", "45000.00", "45000.00"),
+        # The second tier reached: its fixed amount for the whole period.
+        ("WHOLE", {"tier2Amount": "20000.00"}, "1200000.00", "20000.00", "14000.00", "20000.00"),
+        # Exactly at a tier's start is in that tier.
+        ("WHOLE", {}, "2000000.00", "60000.00", "30000.00", "60000.00"),
+    ]
+    quarters = []
+    for i, (basis, extra, amount, *_) in enumerate(cases):
+        program = {"code": f"P-{i}", "name": f"阶梯 {i}", "basis": basis, **tiers, **extra}
+        program_id = create(admin, "rebate_program", program)["id"]
+        dealer = create(admin, "account", {"name": f"经销商{i}", "kind": "DEALER"})["id"]
+        line(admin, dealer, product, amount)
+        values = {
+            "name": f"2026Q1-{i}",
+            "dealerId": dealer,
+            "programId": program_id,
+            "periodStart": "2026-01-01",
+            "periodEnd": "2026-03-31",
+        }
+        quarters.append(create(admin, "dealer_quarter", values)["id"])
+    qiao_clock.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))
+    drain(qiao_worker)
+    for quarter, (_, _, _, whole, marginal, frozen) in zip(quarters, cases, strict=True):
+        got = admin.data(
+            "query($id: ID!) { dealerQuarter(id: $id) "
+            "{ wholeTierRebate marginalTierRebate calculatedAmount payoutStatus } }",
+            {"id": quarter},
+        )["dealerQuarter"]
+        assert got == {
+            "wholeTierRebate": whole,
+            "marginalTierRebate": marginal,
+            "calculatedAmount": frozen,
+            "payoutStatus": "PENDING",
+        }

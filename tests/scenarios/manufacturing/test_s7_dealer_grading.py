@@ -191,6 +191,16 @@ def test_dealers_are_graded_each_quarter_with_their_history(
         "苏州锐达数控设备有限公司"
     }
     assert [e["node"]["name"] for e in seen["accounts"]["edges"]] == ["苏州锐达数控设备有限公司"]
+    # They open tickets for their own dealer, and for no other.
+    ticket = {"subject": "主轴异响", "ticketType": "REPAIR", "status": "TO_DISPATCH"}
+    mine = create(portal, "service_ticket", {**ticket, "dealerId": suzhou}, "dealer { name }")
+    assert mine == {"dealer": {"name": "苏州锐达数控设备有限公司"}}
+    (refused,) = portal.errors(
+        "mutation($input: ServiceTicketCreateInput!) { createServiceTicket(input: $input) { id } }",
+        {"input": {**ticket, "dealerId": ningbo}},
+    )
+    assert refused["extensions"]["code"] == "BAD_USER_INPUT"
+    assert refused["extensions"]["field"] == "dealer"
     # A portal user whose record names no dealer sees nothing.
     people.user("portal.nobody", "未绑定经销商", "dealer_portal")
     assert client_for("portal.nobody").data("{ purchaseLines { totalCount } }") == {

@@ -1,0 +1,81 @@
+"""The built-in ``bookings`` plugin: refuses overlapping bookings on every write.
+
+Always enabled (``BUILTIN_PLUGINS``). Declarations come from the enabled
+plugins' manifests and are checked against the metadata at start-up and
+whenever the metadata changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qiao.core.bookings.check import Booking
+from qiao.core.bookings.declaration import BookingDecl
+from qiao.core.catalog import Catalog
+from qiao.core.errors import ConfigurationError
+from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.model import EntityDef
+from qiao.core.records.context import WriteContext
+from qiao.core.runtime import Runtime
+
+_STATE = "bookings:declarations"
+
+
+def declarations(runtime: Runtime) -> dict[str, list[BookingDecl]]:
+    """Every declared booking constraint of the runtime's plugins, by entity (read once)."""
+
+    def read(rt: Runtime) -> dict[str, list[BookingDecl]]:
+        found: dict[str, list[BookingDecl]] = {}
+        for _plugin, manifest in rt.plugins.manifests():
+            for decl in manifest.bookings:
+                found.setdefault(decl.entity, []).append(decl)
+        return found
+
+    return runtime.state(_STATE, read)
+
+
+def bookings(catalog: Catalog, decls: list[BookingDecl]) -> list[Booking]:
+    """The declarations checked against ``catalog`` (ConfigurationError when one does not fit)."""
+    return [Booking.of(catalog, decl) for decl in decls]
+
+
+@hookimpl
+def qiao_startup(runtime: Runtime) -> None:
+    try:
+        catalog = runtime.current()
+    except ConfigurationError:  # no tables yet: 'qiao migrate' runs before any record
+        return
+    for decls in declarations(runtime).values():
+        bookings(catalog, decls)
+
+
+@hookimpl
+def qiao_before_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: dict[str, Any],
+    existing: dict[str, Any] | None,
+) -> None:
+    decls = declarations(context.runtime).get(entity.name)
+    if not decls or operation == "delete":
+        return
+    record = {
+        f.name: values[f.name] if f.name in values else (existing or {}).get(f.column)
+        for f in entity.stored_fields
+    }
+    catalog = context.catalog
+    for booking in bookings(catalog, decls):
+        if operation == "update":
+            watched = {booking.key.name, booking.start.name, booking.end.name}
+            if booking.ignore_when is not None:
+                watched |= set(booking.ignore_when.fields)
+            if not watched & set(values):
+                continue
+        booking.enforce(
+            context.connection,
+            catalog,
+            entity,
+            record,
+            existing["id"] if existing else None,
+        )

@@ -1,0 +1,39 @@
+"""The built-in ``documents`` plugin: document templates, rendered documents, QR codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qiao.core.documents import graphql
+from qiao.core.errors import BadUserInput
+from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.model import EntityDef
+from qiao.core.records.context import WriteContext
+
+MANIFEST = Path(__file__).with_name("entities.yaml")
+
+
+@hookimpl
+def qiao_entity_manifests() -> list[Path]:
+    return [MANIFEST]
+
+
+@hookimpl
+def qiao_graphql_types() -> list[type]:
+    return graphql.TYPES
+
+
+@hookimpl
+def qiao_before_record_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: dict[str, Any],
+    existing: dict[str, Any] | None,
+) -> None:
+    if entity.name != "document_template" or operation == "delete":
+        return
+    target = ((existing or {}) | values).get("entity")
+    if target not in context.catalog.registry.entities:
+        raise BadUserInput(f"no entity {target!r}", field="entity")
