@@ -3,8 +3,9 @@
 The template is data: template.yaml, its entities, roles, pipeline and rules,
 and demo data (docs/templates/clinics.md). This module hands them to the hooks,
 and adds through ``qiao.api`` what data cannot say: an appointment's default
-length, the follow-up tasks a closed visit's plans call for, and the calls
-counted on a task.
+length, the follow-up tasks a closed visit's plans call for (with the patient's
+consent), the calls counted on a task, the patient's last visit, and the
+consents an erasure ends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from qiao.api import EntityDef, Record, WriteContext, hookimpl
 from qiao.api.templates import Template
 
-from . import booking, followup
+from . import booking, consents, followup
 
 TEMPLATE = Template.load(Path(__file__).parent)
 QIAO_DEPENDS = TEMPLATE.depends
@@ -40,9 +41,19 @@ def qiao_before_record_write(
         followup.days_after(values["days_after"])
 
 
-@hookimpl(entities=["visit"])
+@hookimpl(entities=["visit", "erasure_request"])
 def qiao_after_record_write(
-    context: WriteContext, operation: str, record: Record, changes: dict[str, tuple[Any, Any]]
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    record: Record,
+    changes: dict[str, tuple[Any, Any]],
 ) -> None:
-    if operation != "delete":
-        followup.plan_visit(context, record, changes)
+    if operation == "delete":
+        return
+    if entity.name == "erasure_request":
+        if operation == "create":
+            consents.erased(context, record)
+        return
+    consents.visit_dated(context, record, changes)
+    followup.plan_visit(context, record, changes)

@@ -3,9 +3,10 @@
 A ``followup_template`` names an ICD-10 prefix and the days after the visit to
 call (``3, 7, 30``). When a visit is closed with a diagnosis, every active plan
 whose prefix starts the diagnosis code gives one task per day, due that many days
-after the visit, for the visit's doctor. Writing a call's outcome on a task
-(无人接听, 家属接听 ...) counts the call in ``attempts``; the template's rules then
-retry unanswered calls the next day and expire tasks not done in time.
+after the visit, for the visit's doctor, if the patient consented to follow-up.
+Writing a call's outcome on a task (无人接听, 家属接听 ...) counts the call in
+``attempts``; the template's rules then retry unanswered calls the next day and
+expire tasks not done in time.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import re
 from typing import Any
 
 from qiao.api import Actor, BadUserInput, Record, WriteContext
+
+from . import consents
 
 SYSTEM = Actor.system()
 #: Statuses that are not the outcome of a call.
@@ -53,7 +56,9 @@ def plan_visit(context: WriteContext, record: Record, changes: dict[str, Any]) -
         conn, "followup_template", filter={"active": {"eq": True}}, first=500, actor=SYSTEM
     ).records
     patient = records.get(conn, "patient", record["patient_id"], actor=SYSTEM)
-    name = patient["name"] if patient else ""
+    if patient is None or not consents.follow_up_allowed(context, patient):
+        return
+    name = patient["name"]
     system = context.as_actor(SYSTEM)
     for plan in plans:
         if not code.startswith(plan["diagnosis_prefix"].upper()):

@@ -10,9 +10,11 @@ driven by the test (docs/templates/clinics.md):
   on the notification channels; the evening job marks the appointment nobody came
   to as 爽约; the front desk sees the visit without its diagnosis, marketing sees
   no medical data;
-- a closed visit's diagnosis starts its follow-up plan (+3 / +7 / +30 days); an
-  unanswered call is retried the next day, and a task not done in time expires
-  with its doctor told.
+- a closed visit's diagnosis starts its follow-up plan (+3 / +7 / +30 days) for a
+  patient who consented to follow-up; an unanswered call is retried the next day,
+  and a task not done in time expires with its doctor told;
+- a patient's erasure request deletes the marketing profile and the marketing and
+  follow-up consents, and keeps the medical record, reported with its date.
 """
 
 from __future__ import annotations
@@ -119,10 +121,19 @@ def patients(client_for: Callable[[str], GraphQLClient], org: dict[str, Any]) ->
         "allergies": "青霉素过敏",
     }
     tang = {"recordNumber": "JH-000305", "name": "唐建国", "phone": "18180023456"}
-    return {
-        "liu": create(he, "patient", liu)["id"],
-        "tang": create(he, "patient", tang)["id"],
-    }
+    made = {"liu": create(he, "patient", liu)["id"], "tang": create(he, "patient", tang)["id"]}
+    # Both consent to treatment (health data: separate consent); only 刘晓梅 to follow-up.
+    for who, purpose in (("liu", "treatment"), ("liu", "follow_up"), ("tang", "treatment")):
+        consent = {
+            "subjectEntity": "patient",
+            "subjectId": made[who],
+            "purpose": purpose,
+            "sensitive": True,
+            "givenBy": "SUBJECT",
+            "grantedAt": "2026-04-07T08:00:00+08:00",
+        }
+        create(he, "consent", consent)
+    return made
 
 
 def test_reminder_check_in_and_no_show(
@@ -250,6 +261,14 @@ def test_reminder_check_in_and_no_show(
     }
     # Marketing reads names and phones, and keeps its own profiles; nothing medical.
     profile = {"patientId": patients["liu"], "channel": "WECHAT", "interests": "牙齿美白"}
+    (refusal,) = ma.errors(
+        "mutation($i: MarketingProfileCreateInput!) { createMarketingProfile(input: $i) { id } }",
+        {"i": profile},
+    )
+    assert refusal["extensions"] == {"code": "BAD_USER_INPUT", "field": "patient"}
+    opt_in = {"subjectEntity": "patient", "subjectId": patients["liu"], "purpose": "marketing",
+              "givenBy": "SUBJECT", "grantedAt": at(4, 8, 10).isoformat()}  # fmt: skip
+    create(ma, "consent", opt_in)
     assert create(ma, "marketingProfile", profile, "channel interests") == {
         "channel": "WECHAT",
         "interests": "牙齿美白",
@@ -309,6 +328,11 @@ def test_follow_up_plan_with_a_retry_and_an_expiry(
         ("拔牙术后随访：刘晓梅 第 30 天", 30, "2026-05-08", "PENDING"),
     ]
     assert {t["doctor"]["username"] for t in planned} == {"zhang"}
+    # 唐建国 consented to treatment only: his extraction plans no follow-up.
+    tang = {"patientId": patients["tang"], "doctorId": ids["zhang"], "visitedOn": "2026-04-08",
+            "diagnosisCode": "K08.2", "status": "CLOSED"}  # fmt: skip
+    create(zhang, "visit", tang)
+    assert len(luo.data(tasks)["followupTasks"]["edges"]) == 3
     first, second = planned[0]["id"], planned[1]["id"]
     assert zhang.data(
         "query($id: ID!) { visit(id: $id) { followupTasks { totalCount } } }", {"id": visit}
@@ -358,3 +382,79 @@ def test_follow_up_plan_with_a_retry_and_an_expiry(
         "dueOn": "2026-04-15",
         "attempts": 1,
     }
+
+
+def test_an_erasure_request_keeps_the_medical_record_until_its_date(
+    qiao_client: GraphQLClient,
+    client_for: Callable[[str], GraphQLClient],
+    qiao_clock: TestClock,
+    org: dict[str, Any],
+    patients: dict[str, str],
+) -> None:
+    zhang, ma = client_for("zhang"), client_for("ma")
+    liu = patients["liu"]
+    qiao_clock.set(at(4, 8, 10))
+    visit = {
+        "patientId": liu,
+        "doctorId": org["id"]["zhang"],
+        "visitedOn": "2026-04-08",
+        "complaint": "右下后牙肿痛三天",
+        "diagnosisCode": "K05.2",
+        "status": "CLOSED",
+    }
+    create(zhang, "visit", visit)
+    opt_in = {
+        "subjectEntity": "patient",
+        "subjectId": liu,
+        "purpose": "marketing",
+        "givenBy": "SUBJECT",
+        "grantedAt": at(4, 8, 10).isoformat(),
+    }
+    create(ma, "consent", opt_in)
+    create(ma, "marketingProfile", {"patientId": liu, "interests": "牙齿美白"})
+
+    qiao_clock.set(at(6, 1, 10))
+    report = qiao_client.data(
+        'mutation($id: ID!) { eraseSubject(entity: "patient", id: $id, reason: "本人申请删除") }',
+        {"id": liu},
+    )["eraseSubject"]
+    erased = sorted((e["entity"], e["rule"], e["action"]) for e in report["erased"])
+    kept = sorted((k["entity"], k["rule"], k["until"]) for k in report["kept"])
+    assert erased == [("marketing_profile", "营销档案", "DELETED")]
+    assert kept == [
+        ("patient", "患者身份信息", "2041-04-08"),
+        ("visit", "门诊病历", "2041-04-08"),
+    ]
+    reasons = {k["rule"]: k["reason"] for k in report["kept"]}
+    assert (
+        reasons["门诊病历"]
+        == "《医疗机构病历管理规定》门诊病历自患者最后一次就诊之日起保存不少于15年"
+    )
+
+    # The marketing profile and the marketing and follow-up consents are gone; the medical
+    # record, the patient's identity and the treatment consent it rests on stay.
+    assert qiao_client.data("{ marketingProfiles { totalCount } }") == {
+        "marketingProfiles": {"totalCount": 0}
+    }
+    consents = qiao_client.data(
+        "query($id: String!) { consents(filter: {subjectId: {eq: $id}}) "
+        "{ edges { node { purpose } } } }",
+        {"id": liu},
+    )
+    assert [e["node"]["purpose"] for e in consents["consents"]["edges"]] == ["treatment"]
+    record = zhang.data(
+        "query($id: ID!) { patient(id: $id) { name lastVisitOn "
+        "visits { edges { node { complaint } } } } }",
+        {"id": liu},
+    )
+    assert record == {
+        "patient": {
+            "name": "刘晓梅",
+            "lastVisitOn": "2026-04-08",
+            "visits": {"edges": [{"node": {"complaint": "右下后牙肿痛三天"}}]},
+        }
+    }
+    requests = qiao_client.data("{ erasureRequests { edges { node { subjectId reason } } } }")
+    assert requests["erasureRequests"]["edges"] == [
+        {"node": {"subjectId": liu, "reason": "本人申请删除"}}
+    ]

@@ -9,7 +9,7 @@ the worker driven by the test (docs/templates/education.md):
   已试听 and gives the consultant a task due the next day; an inquiry nobody
   followed for 7 days goes back to the shared pool without its consultant;
 - a child under 14 is refused until a guardian's consent is recorded; teachers
-  read the students of their classes only, and never a guardian's phone;
+  read the students of their classes only, and a guardian's phone masked;
 - fee payments for an academic course are refused when they break Hangzhou's
   prepaid-fee rule, naming the rule and the limit; present deducts hours, leave
   does not; the consultant gets one renewal task when the balance reaches 5 hours;
@@ -367,7 +367,7 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
         {"studentId": other["id"], "courseId": centre["eng"], "enrolledOn": "2026-03-09"},
     )["id"]
 
-    # Teachers read their classes' students, and the guardians without their phones.
+    # Teachers read their classes' students, and the guardians with their phones masked.
     students = "{ students { totalCount edges { node { name } } } }"
     assert lin.data(students)["students"] == {
         "totalCount": 1,
@@ -377,8 +377,13 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
     assert lin.data("{ guardians { edges { node { name relationship } } } }")["guardians"][
         "edges"
     ] == [{"node": {"name": "周丽", "relationship": "MOTHER"}}]
-    (error,) = lin.errors("{ guardians { edges { node { phone } } } }")
+    assert lin.data("{ guardians { edges { node { phone } } } }")["guardians"]["edges"] == [
+        {"node": {"phone": "138****2468"}}
+    ]
+    (error,) = lin.errors("{ guardians { edges { node { wechat } } } }")
     assert error["extensions"]["code"] == "FORBIDDEN"
+    (error,) = lin.errors('{ guardians(filter: {phone: {eq: "13857102468"}}) { totalCount } }')
+    assert error["extensions"]["code"] == "FORBIDDEN", "a masked field cannot be searched"
 
     # Hangzhou's rule: at most 60 hours or three months per purchase, no earlier than a month
     # before the course starts, no renewal while more than 20 hours remain.

@@ -36,6 +36,18 @@ def visit_values(qiao_runtime: Runtime) -> dict[str, Any]:
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
         doctor = records.create(ctx, "user", {"username": "zhang", "display_name": "张医生"})
         patient = records.create(ctx, "patient", {"record_number": "P1", "name": "刘晓梅"})
+        for purpose in ("treatment", "follow_up"):
+            records.create(
+                ctx,
+                "consent",
+                {
+                    "subject_entity": "patient",
+                    "subject_id": patient["id"],
+                    "purpose": purpose,
+                    "sensitive": True,
+                    "granted_at": "2026-01-01T09:00:00+08:00",
+                },
+            )
         records.create(
             ctx, "followup_template", {"name": "拔牙", "diagnosis_prefix": "K08", "days_after": "3"}
         )
