@@ -26,7 +26,8 @@ qiao_entity_manifests = TEMPLATE.qiao_entity_manifests
 qiao_demo_data = TEMPLATE.qiao_demo_data
 
 
-@hookimpl(entities=["appointment", "followup_task", "followup_template"])
+# First, so that the end it fills in is there when the booking check runs.
+@hookimpl(tryfirst=True, entities=["appointment", "followup_task", "followup_template"])
 def qiao_before_record_write(
     entity: EntityDef, operation: str, values: dict[str, Any], existing: Record | None
 ) -> None:

@@ -185,6 +185,14 @@ def test_reminder_check_in_and_no_show(
         },
     )["id"]
 
+    # 张医生 is booked 09:30-10:00 and 10:00-10:30: a slot across them is refused.
+    (clash,) = he.errors(
+        "mutation($i: AppointmentCreateInput!) { createAppointment(input: $i) { id } }",
+        {"i": {**booking, "patientId": patients["tang"], "startsAt": at(4, 8, 9, 45).isoformat()}},
+    )
+    assert clash["extensions"]["code"] == "CONFLICT"
+    assert clash["message"].startswith("该医生在此时间已有预约")
+
     qiao_clock.set(at(4, 7, 9, 29, 59))
     drain(qiao_worker)
     assert zhang.data("{ myNotifications { title } }")["myNotifications"] == []

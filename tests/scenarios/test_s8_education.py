@@ -256,6 +256,15 @@ def test_inquiry_to_trial_to_pool(
         {"s": at(7, 14, 30), "e": at(7, 16)},
     )["matchCourses"]
     assert busy == [{"code": "QM-MATH-601", "teacherFree": False}]
+    # The timetable refuses a second lesson of 林老师 during the trial; touching it is fine.
+    regular = {"courseId": centre["math"], "teacherId": ids["lin"], "classroomId": centre["a101"]}
+    (clash,) = qiao_client.errors(
+        "mutation($i: LessonCreateInput!) { createLesson(input: $i) { id } }",
+        {"i": {**regular, "startsAt": at(7, 14, 30), "endsAt": at(7, 15, 30)}},
+    )
+    assert clash["extensions"]["code"] == "CONFLICT"
+    assert clash["message"].startswith("该老师在此时间已有课")
+    create(qiao_client, "lesson", {**regular, "startsAt": at(7, 15), "endsAt": at(7, 16)})
 
     qiao_clock.set(dt.datetime(2026, 3, 7, 15, 5, tzinfo=SHANGHAI))
     assert update(lin, "lesson", trial["id"], {"status": "HELD"}, "status") == {"status": "HELD"}
