@@ -154,6 +154,8 @@ def _schema_lines(schema: ddl.SchemaPlan, plan: Plan) -> None:
         plan.created(f"table {table}")
     for table, column in schema.add_columns:
         plan.created(f"column {table}.{column}")
+    for table, column in schema.widen_columns:
+        plan.changed(f"column {table}.{column} to TEXT, for its sealed values")
     for table, index in schema.add_indexes:
         if table not in schema.create_tables:
             plan.created(f"index {index} on {table}")

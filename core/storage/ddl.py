@@ -2,14 +2,17 @@
 
 Kernel tables follow Alembic revision scripts. Entity tables are reconciled
 with the registry using Alembic's operations: missing tables, columns and
-indexes are created; nothing is dropped or narrowed here. Changes that could
+indexes are created, and a column whose field became encrypted is widened to
+TEXT (its sealed values are longer); nothing is dropped or narrowed here. Changes that could
 lose data go through :mod:`qiao.core.metadata.changes`, which checks first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 from alembic.command import upgrade
 from alembic.config import Config
@@ -17,7 +20,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.operations.ops import CreateTableOp
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, ForeignKeyConstraint, MetaData, inspect
+from sqlalchemy import Connection, ForeignKeyConstraint, MetaData, String, Text, inspect
 
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.metadata.registry import Registry
@@ -61,12 +64,17 @@ class SchemaPlan:
     create_tables: list[str] = field(default_factory=list)
     add_columns: list[tuple[str, str]] = field(default_factory=list)
     add_indexes: list[tuple[str, str]] = field(default_factory=list)
+    #: Columns of fields that became encrypted, still of a bounded text type: sealed values are
+    #: longer than their plaintext, so they become TEXT (PostgreSQL; SQLite does not bound).
+    widen_columns: list[tuple[str, str]] = field(default_factory=list)
     #: Columns in the database that no field declares (left in place; see changes.drop_field).
     orphan_columns: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.create_tables or self.add_columns or self.add_indexes)
+        return not (
+            self.create_tables or self.add_columns or self.add_indexes or self.widen_columns
+        )
 
 
 def plan_entities(conn: Connection, registry: Registry) -> SchemaPlan:
@@ -78,8 +86,13 @@ def plan_entities(conn: Connection, registry: Registry) -> SchemaPlan:
         if entity.name not in existing:
             plan.create_tables.append(entity.name)
             continue
-        columns = {c["name"] for c in insp.get_columns(entity.name)}
+        described = insp.get_columns(entity.name)
+        columns = {c["name"] for c in described}
         declared = set(stored_columns(entity))
+        if conn.dialect.name != "sqlite":
+            plan.widen_columns += [
+                (entity.name, c["name"]) for c in described if _bounded_but_sealed(entity, c)
+            ]
         plan.add_columns += [(entity.name, c) for c in sorted(declared - columns)]
         system = {"id", "created_at", "updated_at", "created_by_id", "updated_by_id", "version"}
         plan.orphan_columns += [(entity.name, c) for c in sorted(columns - declared - system)]
@@ -120,11 +133,23 @@ def apply_entities(conn: Connection, registry: Registry) -> SchemaPlan:
         else:
             ops.add_column(table_name, field_column(entity, f, with_fk=False))
             _add_foreign_keys(ops, entity, [column])
+    for table_name, column in plan.widen_columns:
+        ops.alter_column(table_name, column, type_=Text(), existing_nullable=True)
     for table_name, index in plan.add_indexes:
         spec = next(s for s in index_specs(registry.entity(table_name)) if s.name == index)
         if table_name not in plan.create_tables:
             ops.create_index(spec.name, table_name, list(spec.columns), unique=spec.unique)
     return plan
+
+
+def _bounded_but_sealed(entity: EntityDef, column: Mapping[str, Any]) -> bool:
+    """Whether ``column`` holds an encrypted field but is still a VARCHAR of its plaintext."""
+    declared = next((f for f in entity.fields if f.column == column["name"]), None)
+    if declared is None or not declared.encrypted:
+        return False
+    return (
+        isinstance(column["type"], String) and getattr(column["type"], "length", None) is not None
+    )
 
 
 def _add_foreign_keys(ops: Operations, entity: EntityDef, columns: list[str]) -> None:

@@ -1,0 +1,70 @@
+"""A clinic on version 0.1.0 of the template, with its records, upgraded to the current one.
+
+0.1.0 (kept beside this test, as it shipped) stored phones and allergies in plain text, booked
+appointments at ``scheduled_at`` with a duration, and named statuses BOOKED and COMPLETED. The
+upgrade must keep every patient and appointment, move the data to the new fields and values,
+and leave the personal data encrypted and still found by phone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+import qiao.templates_market.clinics as clinics
+from qiao.core.config import Config
+from qiao.core.encryption.rotation import rotate_data
+from qiao.core.market.package import TemplatePackage
+from qiao.core.records.context import Actor
+from qiao.core.runtime import Runtime
+
+OLD = Path(__file__).with_name("clinics_0_1_0")
+NEW = Path(clinics.__file__).parent
+
+
+@pytest.fixture
+def qiao_enabled_plugins() -> Sequence[str]:
+    return ()
+
+
+@pytest.fixture
+def runtimes(qiao_config: Config) -> Iterator[list[Runtime]]:
+    made: list[Runtime] = []
+    yield made
+    for runtime in made:
+        runtime.close()
+
+
+def test_an_old_clinic_keeps_its_records_and_gets_them_encrypted(
+    qiao_config: Config, qiao_backend: str, runtimes: list[Runtime]
+) -> None:
+    old = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(OLD)])
+    runtimes.append(old)
+    old.migrate(demo_of=["clinics"])
+    new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
+    runtimes.append(new)
+    plan = new.migrate().plan.render()
+    assert "migrated clinics from 0.1.0 to 0.2.0" in plan
+    widened = "changed column patient.phone to TEXT, for its sealed values"
+    assert (widened in plan) == (qiao_backend == "postgresql"), "SQLite does not bound text"
+    # As docs/encryption.md says for fields that became encrypted: qiao keys rotate --data.
+    rotate_data(new.records.encryption, new.current())
+    records = new.records
+    with new.db.read() as conn:
+        found = records.list(
+            conn, "patient", filter={"phone": {"eq": "136 8801 2345"}}, actor=Actor.system()
+        ).records
+        appointments = records.list(
+            conn, "appointment", order_by=[{"field": "starts_at"}], actor=Actor.system()
+        ).records
+        stored = conn.execute(text("SELECT phone, allergies FROM patient")).all()
+    assert [(p["name"], p["allergies"]) for p in found] == [("刘晓梅", "青霉素过敏")]
+    assert all(v is None or v.startswith("sm4g:") for row in stored for v in row)
+    assert [(a["status"], a["starts_at"].isoformat(), a["ends_at"]) for a in appointments] == [
+        ("CLOSED", "2026-04-08T01:30:00+00:00", None),
+        ("SCHEDULED", "2026-04-09T06:00:00+00:00", None),
+        ("SCHEDULED", "2026-04-10T02:15:00+00:00", None),
+    ]
