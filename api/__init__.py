@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
+from sqlalchemy import Connection
+
 from qiao.api.protocols import Access, Catalog, Database, Plugins, Record, Records, Runtime
 from qiao.cli.state import pass_runtime
 from qiao.core.automation.channels import NotificationChannel
@@ -90,13 +92,17 @@ def blind_index_column(field: FieldDef) -> str:
     return index_column(field)
 
 
-def business_calendar(runtime: Runtime, name: str) -> BusinessCalendar:
+def business_calendar(
+    runtime: Runtime, name: str, *, connection: Connection | None = None
+) -> BusinessCalendar:
     """The business calendar ``name`` of the deployment (docs/calendars.md).
 
     Working days, holidays, make-up days and working hours, as the records say
     (re-read when they change). Raises :class:`NotFound` for an unknown name.
+    A write hook passes its ``context.connection``, so calendars written in the
+    same transaction (a template install with demo data) are found.
     """
-    return _calendars(cast(CoreRuntime, runtime)).get(name)
+    return _calendars(cast(CoreRuntime, runtime)).get(name, connection)
 
 
 __all__: Sequence[str] = (

@@ -38,21 +38,29 @@ class Calendars:
         self._loaded: dict[str, BusinessCalendar] | None = None
         self._at = 0.0
 
-    def get(self, name: str) -> BusinessCalendar:
-        """The calendar ``name``; NotFound names the calendars there are."""
-        known = self.all()
+    def get(self, name: str, connection: Connection | None = None) -> BusinessCalendar:
+        """The calendar ``name``; NotFound names the calendars there are.
+
+        ``connection`` reads through the caller's transaction, which sees
+        calendars it wrote itself (a template install declaring ``cn`` and
+        seeding records that need it, in one transaction).
+        """
+        known = self.all(connection)
         if name not in known:
             have = ", ".join(sorted(known)) or "none"
             raise NotFound(f"no business calendar {name!r} (there are: {have})", field="calendar")
         return known[name]
 
-    def all(self) -> dict[str, BusinessCalendar]:
+    def all(self, connection: Connection | None = None) -> dict[str, BusinessCalendar]:
         with self._lock:
             fresh = time.monotonic() - self._at < REFRESH_SECONDS
             if self._loaded is not None and fresh:
                 return self._loaded
-        with self.runtime.db.read() as conn:
-            loaded = read(conn, self.runtime)
+        if connection is not None:
+            loaded = read(connection, self.runtime)
+        else:
+            with self.runtime.db.read() as conn:
+                loaded = read(conn, self.runtime)
         with self._lock:
             self._loaded, self._at = loaded, time.monotonic()
         return loaded

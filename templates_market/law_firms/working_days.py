@@ -16,7 +16,8 @@ from qiao.api import BadUserInput, CalendarError, NotFound, WriteContext, busine
 def roll_forward(context: WriteContext, calendar: str, day: dt.date) -> dt.date:
     """``day`` when it is a working day on ``calendar``, else the next working day."""
     try:
-        return business_calendar(context.runtime, calendar).next_working_day(day)
+        found = business_calendar(context.runtime, calendar, connection=context.connection)
+        return found.next_working_day(day)
     except NotFound:
         raise BadUserInput(f"没有名为 {calendar!r} 的节假日日历", field="calendar") from None
     except CalendarError as exc:
