@@ -29,6 +29,7 @@ from qiao.core.automation.channels import NotificationChannel
 from qiao.core.automation.notifications import notify
 from qiao.core.calendars import BusinessCalendar, CalendarError
 from qiao.core.calendars.store import calendars as _calendars
+from qiao.core.edge.ratelimit import RateLimiter
 from qiao.core.encryption import index_column
 from qiao.core.errors import (
     BadUserInput,
@@ -137,6 +138,7 @@ __all__: Sequence[str] = (
     "Page",
     "Plugins",
     "QiaoError",
+    "RateLimiter",
     "Record",
     "Records",
     "RequestContext",

@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from qiao.core.edge.ratelimit import RateLimiter
 from qiao.core.errors import BadUserInput, QiaoError
 from qiao.core.intake import links
 from qiao.core.intake.forms import IntakeForm, find_form
 from qiao.core.intake.page import HONEYPOT, form_page, message_page, thanks_page
-from qiao.core.intake.ratelimit import RateLimiter
 from qiao.core.records.context import Actor, Source
 
 if TYPE_CHECKING:

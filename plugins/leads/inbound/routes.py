@@ -20,10 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from qiao.api import Actor, BadUserInput, QiaoError, Record, Runtime, Source
+from qiao.api import Actor, BadUserInput, QiaoError, RateLimiter, Record, Runtime, Source
 from qiao.plugins.leads.importing.mapping import Suggester
 from qiao.plugins.leads.inbound import channels, signatures
-from qiao.plugins.leads.inbound.ratelimit import RateLimiter
 from qiao.plugins.leads.inbound.snippet import embed_script
 
 MAX_BODY_BYTES = 64 * 1024

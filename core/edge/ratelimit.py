@@ -1,7 +1,10 @@
-"""Submissions per form and client address in the last minute, counted in this process.
+"""A per-process sliding-window limit on public submissions, per form and client address.
 
-Enough to stop a script hammering a public form; N API processes allow up to
-N times the limit. Each runtime's routes have their own counter.
+Public routes (intake pages, the leads plugin's web forms and webhooks) count
+each client's submissions of the last minute here. Kept in memory: each API
+process counts its own clients, so N processes allow up to N times the limit,
+which is enough to stop a script hammering a form. Plugins reach it as
+``qiao.api.RateLimiter``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ WINDOW_SECONDS = 60.0
 
 
 class RateLimiter:
+    """Submissions per (form, client) in the last :data:`WINDOW_SECONDS`."""
+
     def __init__(self) -> None:
         self._hits: dict[tuple[str, str], deque[float]] = {}
         self._lock = threading.Lock()
@@ -29,7 +34,10 @@ class RateLimiter:
                 return False
             hits.append(now)
             if len(self._hits) > 100_000:
-                stale = [k for k, v in self._hits.items() if now - v[-1] >= WINDOW_SECONDS]
-                for key in stale:
-                    del self._hits[key]
+                self._forget_idle(now)
             return True
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [k for k, v in self._hits.items() if not v or now - v[-1] >= WINDOW_SECONDS]
+        for key in idle:
+            del self._hits[key]
