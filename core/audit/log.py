@@ -113,6 +113,18 @@ class AuditLog:
 
     # -- Appending ------------------------------------------------------------------------
 
+    def hold(self, conn: Connection) -> None:
+        """Take the chain's head lock now, at the start of a write transaction.
+
+        Every audited write locks the head until commit. A transaction that
+        took it after other row locks (a unique insert, a counter) can deadlock
+        with one that holds the head and wants those rows; taking the head
+        first gives every write transaction one lock order. SQLite serialises
+        writers anyway, so this only matters on PostgreSQL.
+        """
+        if conn.dialect.name == "postgresql":
+            _lock_head(conn)
+
     def append(self, conn: Connection, event: AuditEvent) -> Entry:
         """Add ``event`` at the end of the chain, in the caller's transaction.
 

@@ -95,8 +95,15 @@ class RecordsService:
     def transaction(
         self, actor: Actor, source: Source, request_id: str | None = None
     ) -> Iterator[WriteContext]:
-        """A write transaction: pass the context to several calls to make them atomic."""
+        """A write transaction: pass the context to several calls to make them atomic.
+
+        With an audit log, the transaction takes the log's head lock first
+        (:meth:`~qiao.core.audit.log.AuditLog.hold`), so writers lock in one order.
+        """
+        audit = self.runtime.audit_log()
         with self.db.write() as conn:
+            if audit is not None:
+                audit.hold(conn)
             if request_id is None:
                 yield WriteContext(actor, source, conn, self.runtime)
             else:

@@ -6,9 +6,11 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
 from click.testing import Result
 from sqlalchemy import inspect, select
 
+import qiao.templates_market as qiao_templates
 from qiao.core.config import Config
 from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor
@@ -146,7 +148,9 @@ def test_plugin_list_marks_enabled_plugins(
 def test_init_writes_key_file_unit_and_environment_file(qiao: Run, tmp_path: Path) -> None:
     folder = tmp_path / "acme"
     made = qiao("init", str(folder), "--template", "clinics").stdout
-    assert "installed template clinics 0.1.0" in made
+    shipped = Path(qiao_templates.__file__).parent / "clinics" / "template.yaml"
+    version = yaml.safe_load(shipped.read_text(encoding="utf-8"))["version"]
+    assert f"installed template clinics {version}" in made
     settings = tomllib.loads((folder / "qiao.toml").read_text(encoding="utf-8"))
     assert settings["keys"] == {"provider": "file", "file": "qiao-kek.json"}
     assert settings["audit"] == {"key_file": "qiao-kek.json"}
