@@ -14,6 +14,7 @@ from qiao.core.bookings.declaration import BookingDecl
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
 from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.manifest import by_entity
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 from qiao.core.runtime import Runtime
@@ -25,11 +26,7 @@ def declarations(runtime: Runtime) -> dict[str, list[BookingDecl]]:
     """Every declared booking constraint of the runtime's plugins, by entity (read once)."""
 
     def read(rt: Runtime) -> dict[str, list[BookingDecl]]:
-        found: dict[str, list[BookingDecl]] = {}
-        for _plugin, manifest in rt.plugins.manifests():
-            for decl in manifest.bookings:
-                found.setdefault(decl.entity, []).append(decl)
-        return found
+        return by_entity(d for _, manifest in rt.plugins.manifests() for d in manifest.bookings)
 
     return runtime.state(_STATE, read)
 

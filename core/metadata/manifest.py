@@ -7,8 +7,9 @@ declaration and reports each problem with its location in the file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -236,6 +237,22 @@ def parse_manifest(data: Any, source: str, where: str) -> Manifest:
         return Manifest.model_validate({**data, "entities": entities})
     except ValidationError as exc:
         raise MetadataError(f"{where}: {describe_validation_error(exc, data)}") from None
+
+
+class _PerEntity(Protocol):
+    @property
+    def entity(self) -> str: ...
+
+
+_D = TypeVar("_D", bound=_PerEntity)
+
+
+def by_entity(declarations: Iterable[_D]) -> dict[str, list[_D]]:
+    """Declarations of one manifest section from every plugin, grouped by their entity."""
+    found: dict[str, list[_D]] = {}
+    for decl in declarations:
+        found.setdefault(decl.entity, []).append(decl)
+    return found
 
 
 def load_manifest(path: Path, source: str) -> Manifest:

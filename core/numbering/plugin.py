@@ -12,6 +12,7 @@ from typing import Any
 
 from qiao.core.errors import BadUserInput, ConfigurationError
 from qiao.core.hookspecs import hookimpl
+from qiao.core.metadata.manifest import by_entity
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.numbering import sequence
 from qiao.core.numbering.declaration import NumberingDecl
@@ -25,11 +26,7 @@ def declarations(runtime: Runtime) -> dict[str, list[NumberingDecl]]:
     """Every declared numbering of the runtime's plugins, by entity (read once)."""
 
     def read(rt: Runtime) -> dict[str, list[NumberingDecl]]:
-        found: dict[str, list[NumberingDecl]] = {}
-        for _plugin, manifest in rt.plugins.manifests():
-            for decl in manifest.numbering:
-                found.setdefault(decl.entity, []).append(decl)
-        return found
+        return by_entity(d for _, manifest in rt.plugins.manifests() for d in manifest.numbering)
 
     return runtime.state(_STATE, read)
 
