@@ -244,10 +244,12 @@ def serve(
 ) -> None:
     """Serve the API (GraphQL at /graphql) and, unless --no-worker, a worker, until interrupted.
 
-    With --workers N, N processes share the port and the event worker stays a
-    single thread of this (the supervising) process.
+    With --workers N (PostgreSQL only), N processes share the port and the event
+    worker stays a single thread of this (the supervising) process.
     """
     config = state.config()
+    if workers > 1:
+        _refuse_several_processes(config)
     runtime = state.runtime()
     require_current(runtime)
     host = host or config.host
@@ -272,6 +274,28 @@ def serve(
         if config.path is not None:
             os.environ[CONFIG_ENV] = str(config.path)
         uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+def _refuse_several_processes(config: Config) -> None:
+    """Say why ``--workers N`` cannot serve this deployment, before anything starts.
+
+    SQLite lets one process write at a time and makes the others poll its lock,
+    so more processes add waits, not throughput. A controllable clock's changes
+    reach other processes only within a second, so a request right after
+    ``setClock`` could be answered at the old time by another process.
+    """
+    if make_url(config.database_url).get_backend_name() == "sqlite":
+        raise click.UsageError(
+            "--workers needs PostgreSQL: SQLite lets one process write at a time, so "
+            "serve a SQLite deployment with one process (drop --workers), or move it "
+            "to PostgreSQL (docs/deploy.md, 'Scaling out')"
+        )
+    if config.clock_controllable:
+        raise click.UsageError(
+            "--workers cannot serve a controllable clock ([clock] controllable = true): "
+            "a change reaches other processes only within a second, so serve acceptance "
+            "runs with one process (docs/clock.md)"
+        )
 
 
 def worker_app() -> Starlette:

@@ -77,25 +77,33 @@ class ReplayClock:
         """Make it ``instant`` now (the clock runs on from there); returns the new time."""
         if instant.tzinfo is None:
             raise BadUserInput("the clock needs a time with its offset, like +08:00", field="to")
-        return self._store(instant - self.base(), actor, source, "clock.set")
+        return self._store(lambda _stored: instant - self.base(), actor, source, "clock.set")
 
     def advance(self, step: dt.timedelta, actor: Actor, source: Source | str) -> dt.datetime:
         """Move the clock forward by ``step``; returns the new time."""
         if step <= dt.timedelta():
             raise BadUserInput("the clock only moves forward", field="by")
-        return self._store(self.offset() + step, actor, source, "clock.advance")
+        # From the stored offset, not this process's copy: another process may have
+        # moved the clock within the last REFRESH_SECONDS.
+        return self._store(lambda stored: stored + step, actor, source, "clock.advance")
 
     def reset(self, actor: Actor, source: Source | str) -> dt.datetime:
         """Back to real time."""
-        return self._store(dt.timedelta(), actor, source, "clock.reset")
+        return self._store(lambda _stored: dt.timedelta(), actor, source, "clock.reset")
 
     def _store(
-        self, offset: dt.timedelta, actor: Actor, source: Source | str, operation: str
+        self,
+        change: Callable[[dt.timedelta], dt.timedelta],
+        actor: Actor,
+        source: Source | str,
+        operation: str,
     ) -> dt.datetime:
-        micros = offset // dt.timedelta(microseconds=1)
+        """Write ``change(stored offset)`` under the row's lock, audited in the same transaction."""
         t = clock_offset
         with self.db.write() as conn:
             before = conn.execute(select(t.c.offset_us).with_for_update()).scalar()
+            offset = change(dt.timedelta(microseconds=before or 0))
+            micros = offset // dt.timedelta(microseconds=1)
             values = {"offset_us": micros, "changed_at": dt.datetime.now(dt.UTC)}
             if before is None:
                 conn.execute(t.insert().values(id=1, **values))

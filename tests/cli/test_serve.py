@@ -123,11 +123,14 @@ def test_serve_recovers_when_postgresql_ends_its_connections(
 
 def test_serve_with_several_workers_shares_the_port_and_runs_one_event_worker(
     tmp_path: Path,
+    qiao_backend: str,
     qiao_database_url: str,
     qiao_admin_token: str,
     make_config: Callable[..., Path],
     qiao: Callable[..., object],
 ) -> None:
+    if qiao_backend != "postgresql":
+        pytest.skip("--workers needs PostgreSQL (SQLite is refused, tested below)")
     port = _free_port()
     config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=port)
     with receiver() as hook:
@@ -159,6 +162,33 @@ def test_serve_with_several_workers_shares_the_port_and_runs_one_event_worker(
     finally:
         db.dispose()
     assert [w.split(":")[1] for w in workers] == [str(served.process.pid)]
+
+
+@pytest.mark.parametrize(
+    ("url", "extra", "message"),
+    [
+        ("sqlite:///qiao.db", "", "--workers needs PostgreSQL"),
+        (
+            "postgresql://qiao@127.0.0.1:1/none",
+            "\n[clock]\ncontrollable = true\n",
+            "--workers cannot serve a controllable clock",
+        ),
+    ],
+    ids=["sqlite", "controllable-clock"],
+)
+def test_serve_refuses_several_workers_it_cannot_keep_consistent(
+    tmp_path: Path,
+    make_config: Callable[..., Path],
+    qiao: Callable[..., Any],
+    url: str,
+    extra: str,
+    message: str,
+) -> None:
+    config = make_config(tmp_path / "qiao.toml", url, host="127.0.0.1", port=_free_port())
+    config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    result = qiao("--config", str(config), "serve", "--workers", "2", expect=2)
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "qiao.db").exists()  # refused before anything was opened
 
 
 TITLE = "紧急工单：主轴过热停机"

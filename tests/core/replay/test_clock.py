@@ -12,6 +12,7 @@ from sqlalchemy import select
 from qiao.cli.main import cli
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError
+from qiao.core.records.context import Actor, Source
 from qiao.core.replay import clock as replay
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import audit_entry
@@ -87,6 +88,22 @@ def test_the_cli_replays_a_deadline_on_a_live_server(
     shown = qiao_client.data("{ clock { now } }")["clock"]["now"]
     assert instant(shown) >= instant("2025-05-27T10:00:00+08:00")
     assert qiao("clock", "show").startswith("2025-05-27T")
+
+
+def test_advancing_starts_from_the_stored_time_not_a_stale_copy(
+    qiao_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes' clocks: one advances right after the other set the time."""
+    monkeypatch.setattr(replay, "REFRESH_SECONDS", 3600.0)
+
+    def real() -> dt.datetime:
+        return dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    here, there = (replay.ReplayClock(real, qiao_runtime.db) for _ in range(2))
+    assert here() == real()  # this process now holds the offset for an hour
+    there.set(instant("2026-03-01T00:00:00+00:00"), Actor.system(), Source.SYSTEM)
+    advanced = here.advance(dt.timedelta(days=1), Actor.system(), Source.SYSTEM)
+    assert advanced == instant("2026-03-02T00:00:00+00:00")
 
 
 def test_a_production_deployment_refuses_a_controllable_clock(qiao_config: Config) -> None:
