@@ -138,14 +138,18 @@ class Runtime:
                 self.config.metadata_check_interval
             ):
                 return self._catalog
+            # The check is one autocommit statement: a transaction's ROLLBACK would
+            # also make psycopg drop the connection's prepared statements.
+            if self._catalog is not None and (
+                self.db.run_read(store.read_version) == self._catalog.version
+            ):
+                self._checked_at = now
+                return self._catalog
             with self.db.read() as conn:
                 if self._catalog is None and "qiao_metadata_version" not in set(
                     inspect(conn).get_table_names()
                 ):
                     raise ConfigurationError("the database is not set up; run 'qiao migrate'")
-                if self._catalog is not None and store.read_version(conn) == self._catalog.version:
-                    self._checked_at = now
-                    return self._catalog
                 registry = self.build_registry(conn)
             self._install(Catalog.of(registry))
             assert self._catalog is not None

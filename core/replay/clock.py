@@ -64,8 +64,9 @@ class ReplayClock:
             if time.monotonic() - self._read_at < REFRESH_SECONDS:
                 return self._offset
         try:
-            with self.db.read() as conn:
-                micros = conn.execute(select(clock_offset.c.offset_us)).scalar()
+            micros = self.db.run_read(
+                lambda conn: conn.execute(select(clock_offset.c.offset_us)).scalar()
+            )
         except SQLAlchemyError:  # not migrated yet: real time
             micros = None
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -10,7 +11,9 @@ import psycopg
 import pytest
 from sqlalchemy import Connection, text
 
+from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError
+from qiao.core.runtime import Runtime
 from qiao.core.storage.database import Database, PoolSettings
 from qiao.core.testing.databases import terminate_sessions
 
@@ -86,6 +89,30 @@ def test_run_read_is_one_round_trip_on_postgresql(
     assert all("BEGIN" not in m and "ROLLBACK" not in m for m in sent), sent
     assert sum(m.startswith(("Query", "Sync")) for m in sent) == 1, sent
     assert any("BEGIN" in m for m in with_snapshot), with_snapshot
+
+
+def test_the_metadata_check_keeps_prepared_statements_and_costs_one_round_trip(
+    qiao_config: Config, qiao_backend: str
+) -> None:
+    """Each process re-reads the metadata version every second or so, between requests.
+
+    In a transaction its ROLLBACK would also make psycopg send DEALLOCATE ALL,
+    so the next request would prepare its statement again.
+    """
+    if qiao_backend != "postgresql":
+        pytest.skip("the wire protocol is PostgreSQL's")
+    settings = dataclasses.replace(
+        qiao_config, pool=PoolSettings(size=1, overflow=0), metadata_check_interval=0.0
+    )
+    runtime = Runtime(settings)
+    try:
+        catalog = runtime.current()
+        sent = _frontend_messages(runtime.db, runtime.current)
+        assert runtime.current() is catalog  # unchanged, so kept
+    finally:
+        runtime.close()
+    assert not [m for m in sent if any(w in m for w in ("BEGIN", "ROLLBACK", "DEALLOCATE"))], sent
+    assert sum(m.startswith(("Query", "Sync")) for m in sent) == 1, sent
 
 
 def test_autocommit_reads_leave_pooled_connections_transactional(
