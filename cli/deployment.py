@@ -39,6 +39,10 @@ from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 
 DEFAULT_DATABASE = "sqlite:///qiao.db"
+#: Seconds a ``serve --workers`` process may take to answer its supervisor's health check.
+#: A new process imports Qiao before it can answer; on a busy machine that takes longer
+#: than uvicorn's 5 s, and the supervisor would kill and restart it forever.
+WORKER_HEALTHCHECK_SECONDS = 60
 DEFAULT_PLUGINS = ("crm",)
 ADMIN_USERNAME = "admin"
 ADMIN_DISPLAY_NAME = "管理员"
@@ -273,7 +277,13 @@ def serve(
         state.close()
         if config.path is not None:
             os.environ[CONFIG_ENV] = str(config.path)
-        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
 
 
 def _refuse_several_processes(config: Config) -> None:

@@ -54,7 +54,7 @@ def serving(config: Path, port: int, *options: str) -> Iterator[Served]:
     ) as server:
         served = Served(f"http://127.0.0.1:{port}", server, output)
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120  # a busy machine starts processes slowly
             while True:
                 assert server.poll() is None, server.communicate()
                 try:
@@ -66,7 +66,7 @@ def serving(config: Path, port: int, *options: str) -> Iterator[Served]:
             yield served
         finally:
             server.terminate()
-            output.append(server.communicate(timeout=30)[0])
+            output.append(server.communicate(timeout=60)[0])
 
 
 def _server_processes(pid: int) -> list[int]:
