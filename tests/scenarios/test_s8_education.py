@@ -1,18 +1,22 @@
 """S8: a tutoring centre from a parent's inquiry to hours running low, on the education template.
 
 Everything happens through GraphQL on the real server, as the centre's people, on
-SQLite and PostgreSQL, with the runtime's clock stopped at the story's times and
-the worker driven by the test (docs/templates/education.md):
+SQLite and PostgreSQL. The administrator sets and advances the deployment's replay
+clock (``setClock``, ``advanceClock``) to the story's times and runs what fell due,
+as an integrator replays it (docs/templates/education.md, docs/clock.md):
 
 - a parent's words are matched to the three best courses, with the teacher's
   availability; a trial lesson is booked and held, which moves the inquiry to
   已试听 and gives the consultant a task due the next day; an inquiry nobody
-  followed for 7 days goes back to the shared pool without its consultant;
+  followed for 7 working days (of the ``cn`` calendar) goes back to the shared
+  pool without its consultant;
 - a child under 14 is refused until a guardian's consent is recorded; teachers
   read the students of their classes only, and a guardian's phone masked;
 - fee payments for an academic course are refused when they break Hangzhou's
   prepaid-fee rule, naming the rule and the limit; present deducts hours, leave
   does not; the consultant gets one renewal task when the balance reaches 5 hours;
+  enrolments get monthly contract numbers and accepted payments yearly receipt
+  numbers, refused payments taking none;
 - the dashboard's demand by hour and teacher load count exactly what happened.
 """
 
@@ -25,12 +29,13 @@ from typing import Any
 import pytest
 
 from qiao.core.auth.tokens import create_token
-from qiao.core.events.worker import Worker
+from qiao.core.config import Config
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
-from qiao.core.testing.worker import drain
+
+from .conftest import Replay, controllable, standstill
 
 pytestmark = pytest.mark.storage
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -50,9 +55,19 @@ def qiao_enabled_plugins() -> Sequence[str]:
 
 
 @pytest.fixture
-def org(qiao_runtime: Runtime, qiao_clock: TestClock) -> dict[str, Any]:
-    """The centre's people with their roles; returns their ids and tokens."""
-    qiao_clock.set(MONDAY)
+def qiao_config(qiao_config: Config) -> Config:
+    return controllable(qiao_config)
+
+
+@pytest.fixture
+def qiao_clock() -> TestClock:
+    return standstill()
+
+
+@pytest.fixture
+def org(qiao_runtime: Runtime, replay: Replay) -> dict[str, Any]:
+    """The centre's people with their roles, on Monday 2 March 2026; their ids and tokens."""
+    replay.set(MONDAY)
     records = qiao_runtime.records
     with records.db.read() as conn:
         roles = {
@@ -190,8 +205,7 @@ def centre(qiao_client: GraphQLClient, org: dict[str, Any]) -> dict[str, str]:
 def test_inquiry_to_trial_to_pool(
     qiao_client: GraphQLClient,
     client_for: Callable[[str], GraphQLClient],
-    qiao_clock: TestClock,
-    qiao_worker: Worker,
+    replay: Replay,
     org: dict[str, Any],
     centre: dict[str, str],
 ) -> None:
@@ -266,7 +280,7 @@ def test_inquiry_to_trial_to_pool(
     assert clash["message"].startswith("该老师在此时间已有课")
     create(qiao_client, "lesson", {**regular, "startsAt": at(7, 15), "endsAt": at(7, 16)})
 
-    qiao_clock.set(dt.datetime(2026, 3, 7, 15, 5, tzinfo=SHANGHAI))
+    replay.advance("5d6h5m", dt.datetime(2026, 3, 7, 15, 5, tzinfo=SHANGHAI))
     assert update(lin, "lesson", trial["id"], {"status": "HELD"}, "status") == {"status": "HELD"}
     assert gu.data(inquiry, {"id": zhou["id"]})["inquiry"] == {
         "stage": "TRIAL_DONE",
@@ -284,12 +298,13 @@ def test_inquiry_to_trial_to_pool(
         }
     ]
 
-    # 8 March 02:00: six days without a follow-up; 9 March 02:00: seven.
-    qiao_clock.set(dt.datetime(2026, 3, 8, 2, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    # Followed on Monday 2 March: 7 working days later is Wednesday the 11th. On Tuesday the
+    # 10th at 02:00, eight days on but six working days, it stays; on the 11th it goes.
+    replay.advance("2d10h55m", dt.datetime(2026, 3, 10, 2, 0, tzinfo=SHANGHAI))
+    replay.run_due()
     assert gu.data(inquiry, {"id": quiet["id"]})["inquiry"]["stage"] == "NEW"
-    qiao_clock.set(dt.datetime(2026, 3, 9, 2, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    replay.advance("1d", dt.datetime(2026, 3, 11, 2, 0, tzinfo=SHANGHAI))
+    replay.run_due()
     assert gu.data(inquiry, {"id": quiet["id"]})["inquiry"] == {
         "stage": "POOL",
         "lastFollowUpOn": "2026-03-02",
@@ -306,7 +321,7 @@ def test_inquiry_to_trial_to_pool(
         {"stage": "CONTACTED", "ownerId": ids["gu"]},
         "stage lastFollowUpOn",
     )
-    assert claimed == {"stage": "CONTACTED", "lastFollowUpOn": "2026-03-09"}
+    assert claimed == {"stage": "CONTACTED", "lastFollowUpOn": "2026-03-11"}
 
     # The principal's heat map: the inquiry came on Monday at 9, the trial on Saturday at 14.
     demand = client_for("qian").data(
@@ -323,13 +338,13 @@ def test_inquiry_to_trial_to_pool(
 def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
     qiao_client: GraphQLClient,
     client_for: Callable[[str], GraphQLClient],
-    qiao_clock: TestClock,
+    replay: Replay,
     org: dict[str, Any],
     centre: dict[str, str],
 ) -> None:
     gu, lin, xu, qian = (client_for(u) for u in ("gu", "lin", "xu", "qian"))
     ids = org["id"]
-    qiao_clock.set(dt.datetime(2026, 3, 9, 10, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 3, 9, 10, 0, tzinfo=SHANGHAI))
     child = {
         "studentNumber": "QM2026010",
         "name": "周雨桐",
@@ -359,7 +374,7 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
         gu, "student", {"studentNumber": "QM2026011", "name": "王子涵", "birthDate": "2010-01-05"}
     )
 
-    enrolment = create(
+    signed = create(
         gu,
         "enrollment",
         {
@@ -369,12 +384,17 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
             "consultantId": ids["gu"],
             "enrolledOn": "2026-03-09",
         },
-    )["id"]
-    english_enrolment = create(
+        "id contractNumber",
+    )
+    english = create(
         gu,
         "enrollment",
         {"studentId": other["id"], "courseId": centre["eng"], "enrolledOn": "2026-03-09"},
-    )["id"]
+        "id contractNumber",
+    )
+    # Contracts are numbered by the month they are signed in.
+    assert (signed["contractNumber"], english["contractNumber"]) == ("HT2603-0001", "HT2603-0002")
+    enrolment, english_enrolment = signed["id"], english["id"]
 
     # Teachers read their classes' students, and the guardians with their phones masked.
     students = "{ students { totalCount edges { node { name } } } }"
@@ -437,10 +457,12 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
         f"{RULE}课程 2026-05-01 开始，最早 2026-04-01 方可收费（开课前 30 天内），"
         "本次收费日 2026-03-09",
     )
-    create(gu, "feePayment", {**payment, "hours": "12.0"})
-    english = {**payment, "enrollmentId": english_enrolment, "hours": "30.0", "amount": "4500.00"}
-    create(gu, "feePayment", english)
-    renew_now = refused(gu, "feePayment", {**english, "hours": "10.0", "amount": "1500.00"})
+    # The refused purchases took no receipt number: the first accepted one is the year's first.
+    receipt = create(gu, "feePayment", {**payment, "hours": "12.0"}, "receiptNumber")
+    assert receipt == {"receiptNumber": "SJ-2026-000001"}
+    fees = {**payment, "enrollmentId": english_enrolment, "hours": "30.0", "amount": "4500.00"}
+    create(gu, "feePayment", fees)
+    renew_now = refused(gu, "feePayment", {**fees, "hours": "10.0", "amount": "1500.00"})
     assert (renew_now["field"], renew_now["message"]) == (
         "hours",
         f"{RULE}剩余 30.0 课时，须剩余不超过 20.0 课时方可续费",
@@ -463,7 +485,7 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
     marks = ["PRESENT", "PRESENT", "LEAVE", "PRESENT", "PRESENT"]
     remaining = []
     for day, mark in zip(range(10, 15), marks, strict=True):
-        qiao_clock.set(dt.datetime(2026, 3, day, 20, 0, tzinfo=SHANGHAI))
+        replay.set(dt.datetime(2026, 3, day, 20, 0, tzinfo=SHANGHAI))
         lesson = create(
             qiao_client,
             "lesson",
@@ -506,9 +528,8 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
         }
     ]
     # At 4 hours left the renewal is allowed.
-    create(
-        gu, "feePayment", {**payment, "hours": "20.0", "amount": "3000.00", "paidOn": "2026-03-14"}
-    )
+    renewal = {**payment, "hours": "20.0", "amount": "3000.00", "paidOn": "2026-03-14"}
+    assert create(gu, "feePayment", renewal, "receiptNumber") == {"receiptNumber": "SJ-2026-000004"}
     assert qiao_client.data(balance, {"id": enrolment})["enrollment"]["hoursRemaining"] == "24.0"
 
     load = qian.data(
