@@ -20,11 +20,14 @@ from typing import Any
 
 import pytest
 
+from qiao.core.auth.tokens import create_token
 from qiao.core.config import Config
 from qiao.core.events.model import Delivery
 from qiao.core.events.worker import Worker
 from qiao.core.hookspecs import hookimpl
+from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
+from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
@@ -143,3 +146,27 @@ class Replay:
 @pytest.fixture
 def replay(qiao_client: GraphQLClient, qiao_worker: Worker) -> Replay:
     return Replay(qiao_client, qiao_worker)
+
+
+def staff(
+    admin: GraphQLClient, runtime: Runtime, people: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """Users made by the administrator through GraphQL, each with a role (username ->
+    (display name, role name)), and their bearer tokens issued as ``qiao user token`` does."""
+    roles = admin.data("{ roles(first: 100) { edges { node { id name } } } }")["roles"]["edges"]
+    role_ids = {edge["node"]["name"]: edge["node"]["id"] for edge in roles}
+    made: dict[str, Any] = {"id": {}, "token": {}}
+    for username, (name, role) in people.items():
+        user = admin.data(
+            "mutation($i: UserCreateInput!) { createUser(input: $i) { id } }",
+            {"i": {"username": username, "displayName": name}},
+        )["createUser"]
+        admin.data(
+            "mutation($i: RoleAssignmentCreateInput!) { createRoleAssignment(input: $i) { id } }",
+            {"i": {"userId": user["id"], "roleId": role_ids[role]}},
+        )
+        made["id"][username] = user["id"]
+    with runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        for username in people:
+            made["token"][username] = create_token(ctx.connection, runtime.current(), username)
+    return made

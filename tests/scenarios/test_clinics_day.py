@@ -29,14 +29,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from qiao.core.auth.tokens import create_token
 from qiao.core.config import Config
-from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 
-from .conftest import RecordingChannel, Replay, controllable, standstill
+from .conftest import RecordingChannel, Replay, controllable, staff, standstill
 
 pytestmark = pytest.mark.storage
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -69,22 +67,10 @@ def at(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> dt.
 
 
 @pytest.fixture
-def org(qiao_runtime: Runtime, replay: Replay) -> dict[str, Any]:
+def org(qiao_client: GraphQLClient, qiao_runtime: Runtime, replay: Replay) -> dict[str, Any]:
     """The clinic's people with their roles, on 7 April 2026; returns their ids and tokens."""
     replay.set(at(4, 7, 8))
-    records = qiao_runtime.records
-    with records.db.read() as conn:
-        roles = {
-            r["name"]: r["id"] for r in records.list(conn, "role", actor=Actor.system()).records
-        }
-    org: dict[str, Any] = {"id": {}, "token": {}}
-    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
-        for username, (name, role) in PEOPLE.items():
-            user = records.create(ctx, "user", {"username": username, "display_name": name})
-            records.create(ctx, "role_assignment", {"user": user["id"], "role": roles[role]})
-            org["id"][username] = user["id"]
-            org["token"][username] = create_token(ctx.connection, qiao_runtime.current(), username)
-    return org
+    return staff(qiao_client, qiao_runtime, PEOPLE)
 
 
 @pytest.fixture

@@ -28,14 +28,12 @@ from typing import Any
 
 import pytest
 
-from qiao.core.auth.tokens import create_token
 from qiao.core.config import Config
-from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 
-from .conftest import Replay, controllable, standstill
+from .conftest import Replay, controllable, staff, standstill
 
 pytestmark = pytest.mark.storage
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -65,22 +63,10 @@ def qiao_clock() -> TestClock:
 
 
 @pytest.fixture
-def org(qiao_runtime: Runtime, replay: Replay) -> dict[str, Any]:
+def org(qiao_client: GraphQLClient, qiao_runtime: Runtime, replay: Replay) -> dict[str, Any]:
     """The centre's people with their roles, on Monday 2 March 2026; their ids and tokens."""
     replay.set(MONDAY)
-    records = qiao_runtime.records
-    with records.db.read() as conn:
-        roles = {
-            r["name"]: r["id"] for r in records.list(conn, "role", actor=Actor.system()).records
-        }
-    org: dict[str, Any] = {"id": {}, "token": {}}
-    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
-        for username, (name, role) in PEOPLE.items():
-            user = records.create(ctx, "user", {"username": username, "display_name": name})
-            records.create(ctx, "role_assignment", {"user": user["id"], "role": roles[role]})
-            org["id"][username] = user["id"]
-            org["token"][username] = create_token(ctx.connection, qiao_runtime.current(), username)
-    return org
+    return staff(qiao_client, qiao_runtime, PEOPLE)
 
 
 @pytest.fixture
@@ -247,6 +233,13 @@ def test_inquiry_to_trial_to_pool(
         {"code": "QM-MATH-601", "score": 10, "keywords": ["小升初", "数学"], "teacherFree": True},
         {"code": "QM-MATH-301", "score": 4, "keywords": ["数学"], "teacherFree": True},
     ]
+    # Words fitting all four courses propose the three best, ties by course code.
+    broad = gu.data('{ matchCourses(text: "数学、英语和少儿编程都想了解") { code score } }')
+    assert broad["matchCourses"] == [
+        {"code": "QM-PRG-101", "score": 8},
+        {"code": "QM-ENG-201", "score": 4},
+        {"code": "QM-MATH-301", "score": 4},
+    ]
 
     trial = create(
         gu,
@@ -279,6 +272,23 @@ def test_inquiry_to_trial_to_pool(
     assert clash["extensions"]["code"] == "CONFLICT"
     assert clash["message"].startswith("该老师在此时间已有课")
     create(qiao_client, "lesson", {**regular, "startsAt": at(7, 15), "endsAt": at(7, 16)})
+    # The trial's room is taken for 徐老师 too; and a class holds one lesson at a time.
+    (taken,) = qiao_client.errors(
+        "mutation($i: LessonCreateInput!) { createLesson(input: $i) { id } }",
+        {"i": {**regular, "teacherId": ids["xu"], "classroomId": centre["b203"],
+               "startsAt": at(7, 14, 30), "endsAt": at(7, 15, 30)}},
+    )  # fmt: skip
+    assert taken["extensions"]["code"] == "CONFLICT"
+    assert taken["message"].startswith("该教室在此时间已被占用")
+    klass = {"courseId": centre["math"], "schoolClassId": centre["k.math"]}
+    create(qiao_client, "lesson", {**klass, "teacherId": ids["xu"], "classroomId": centre["a101"],
+                                   "startsAt": at(7, 16), "endsAt": at(7, 17)})  # fmt: skip
+    (busy_class,) = qiao_client.errors(
+        "mutation($i: LessonCreateInput!) { createLesson(input: $i) { id } }",
+        {"i": {**klass, "teacherId": ids["lin"], "startsAt": at(7, 16, 30), "endsAt": at(7, 17)}},
+    )
+    assert busy_class["extensions"]["code"] == "CONFLICT"
+    assert busy_class["message"].startswith("该班级在此时间已有课")
 
     replay.advance("5d6h5m", dt.datetime(2026, 3, 7, 15, 5, tzinfo=SHANGHAI))
     assert update(lin, "lesson", trial["id"], {"status": "HELD"}, "status") == {"status": "HELD"}
