@@ -188,6 +188,15 @@ def centre(qiao_client: GraphQLClient, org: dict[str, Any]) -> dict[str, str]:
     return made
 
 
+def rearm_pool(admin: GraphQLClient) -> None:
+    """Save the pool rule, so that it arms its next 02:00 from the story's clock."""
+    rules = admin.data(
+        '{ automationRules(filter: {name: {eq: "超期未跟进退回公海"}}) { edges { node { id } } } }'
+    )
+    (rule,) = rules["automationRules"]["edges"]
+    update(admin, "automationRule", rule["node"]["id"], {"description": "每天 02:00 退回公海"})
+
+
 def test_inquiry_to_trial_to_pool(
     qiao_client: GraphQLClient,
     client_for: Callable[[str], GraphQLClient],
@@ -198,13 +207,7 @@ def test_inquiry_to_trial_to_pool(
     gu, lin = client_for("gu"), client_for("lin")
     ids = org["id"]
     # The pool rule runs at 02:00 each day; saving it arms it from the story's first day.
-    rules = qiao_client.data(
-        '{ automationRules(filter: {name: {eq: "超期未跟进退回公海"}}) { edges { node { id } } } }'
-    )
-    (rule,) = rules["automationRules"]["edges"]
-    update(
-        qiao_client, "automationRule", rule["node"]["id"], {"description": "每天 02:00 退回公海"}
-    )
+    rearm_pool(qiao_client)
 
     asked = "孩子六年级，想了解小升初数学，最好周六下午"
     zhou = create(
@@ -343,6 +346,27 @@ def test_inquiry_to_trial_to_pool(
         {"courseName": "小升初数学思维", "weekday": 1, "hour": 9, "inquiries": 1, "trials": 0},
         {"courseName": "小升初数学思维", "weekday": 6, "hour": 14, "inquiries": 0, "trials": 1},
     ]
+
+
+def test_the_labour_day_holiday_does_not_count_against_the_consultant(
+    qiao_client: GraphQLClient,
+    client_for: Callable[[str], GraphQLClient],
+    replay: Replay,
+    org: dict[str, Any],
+) -> None:
+    gu = client_for("gu")
+    replay.set(dt.datetime(2026, 4, 30, 16, 0, tzinfo=SHANGHAI))
+    rearm_pool(qiao_client)
+    asked = create(gu, "inquiry", {"name": "吴先生", "ownerId": org["id"]["gu"]}, "id")
+    # Followed on Thursday 30 April. 1-5 May are the holiday, Saturday 9 May a make-up working
+    # day: 7 working days later is Wednesday 13 May, though 12 May is 12 days on.
+    inquiry = "query($id: ID!) { inquiry(id: $id) { stage owner { username } } }"
+    replay.set(dt.datetime(2026, 5, 12, 2, 0, tzinfo=SHANGHAI))
+    replay.run_due()
+    assert gu.data(inquiry, asked)["inquiry"] == {"stage": "NEW", "owner": {"username": "gu"}}
+    replay.advance("1d", dt.datetime(2026, 5, 13, 2, 0, tzinfo=SHANGHAI))
+    replay.run_due()
+    assert gu.data(inquiry, asked)["inquiry"] == {"stage": "POOL", "owner": None}
 
 
 def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
