@@ -7,7 +7,7 @@ after the visit (moved to the next working day of the plan's business calendar
 when it falls on a weekend or holiday, as the calls are made on working days),
 for the visit's doctor, if the patient consented to follow-up.
 Writing a call's outcome on a task (无人接听, 家属接听 ...) counts the call in
-``attempts``; the template's rules then retry unanswered calls the next day and
+``attempts``; the template's rules then retry unanswered calls the next working day and
 expire tasks not done in time.
 """
 
