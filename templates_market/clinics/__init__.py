@@ -4,7 +4,7 @@ The template is data: template.yaml, its entities, roles, pipeline and rules,
 and demo data (docs/templates/clinics.md). This module hands them to the hooks,
 and adds through ``qiao.api`` what data cannot say: an appointment's default
 length, the follow-up tasks a closed visit's plans call for (with the patient's
-consent), the calls counted on a task, the patient's last visit, and the
+consent, on working days), the calls counted on a task, the patient's last visit, and the
 consents an erasure ends.
 """
 
@@ -29,7 +29,11 @@ qiao_demo_data = TEMPLATE.qiao_demo_data
 # First, so that the end it fills in is there when the booking check runs.
 @hookimpl(tryfirst=True, entities=["appointment", "followup_task", "followup_template"])
 def qiao_before_record_write(
-    entity: EntityDef, operation: str, values: dict[str, Any], existing: Record | None
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: dict[str, Any],
+    existing: Record | None,
 ) -> None:
     if operation == "delete":
         return
@@ -38,8 +42,11 @@ def qiao_before_record_write(
             booking.fill_end(values)
     elif entity.name == "followup_task":
         followup.count_call(values, existing)
-    elif "days_after" in values:
-        followup.days_after(values["days_after"])
+    else:
+        if "days_after" in values:
+            followup.days_after(values["days_after"])
+        if values.get("calendar"):
+            followup.calendar_of(context, values["calendar"])
 
 
 @hookimpl(entities=["visit", "erasure_request"])

@@ -3,9 +3,11 @@
 A ``followup_template`` names an ICD-10 prefix and the days after the visit to
 call (``3, 7, 30``). When a visit is closed with a diagnosis, every active plan
 whose prefix starts the diagnosis code gives one task per day, due that many days
-after the visit, for the visit's doctor, if the patient consented to follow-up.
+after the visit (moved to the next working day of the plan's business calendar
+when it falls on a weekend or holiday, as the calls are made on working days),
+for the visit's doctor, if the patient consented to follow-up.
 Writing a call's outcome on a task (无人接听, 家属接听 ...) counts the call in
-``attempts``; the template's rules then retry unanswered calls the next day and
+``attempts``; the template's rules then retry unanswered calls the next working day and
 expire tasks not done in time.
 """
 
@@ -15,7 +17,16 @@ import datetime as dt
 import re
 from typing import Any
 
-from qiao.api import Actor, BadUserInput, Record, WriteContext
+from qiao.api import (
+    Actor,
+    BadUserInput,
+    BusinessCalendar,
+    CalendarError,
+    NotFound,
+    Record,
+    WriteContext,
+    business_calendar,
+)
 
 from . import consents
 
@@ -35,6 +46,16 @@ def days_after(text: str) -> list[int]:
             )
         days.append(int(part))
     return sorted(set(days))
+
+
+def calendar_of(context: WriteContext, name: str) -> BusinessCalendar:
+    """The business calendar a plan names; a plan naming none that exists is refused."""
+    try:
+        return business_calendar(context.runtime, name, connection=context.connection)
+    except NotFound:
+        raise BadUserInput(f"没有名为 {name!r} 的节假日日历", field="calendar") from None
+    except CalendarError as exc:
+        raise BadUserInput(f"节假日日历 {name!r}：{exc}", field="calendar") from None
 
 
 def count_call(values: dict[str, Any], existing: Record | None) -> None:
@@ -63,6 +84,7 @@ def plan_visit(context: WriteContext, record: Record, changes: dict[str, Any]) -
     for plan in plans:
         if not code.startswith(plan["diagnosis_prefix"].upper()):
             continue
+        calendar = calendar_of(context, plan["calendar"] or "cn")
         for day in days_after(plan["days_after"]):
             records.create(
                 system,
@@ -74,6 +96,8 @@ def plan_visit(context: WriteContext, record: Record, changes: dict[str, Any]) -
                     "plan": plan["id"],
                     "doctor": record["doctor_id"],
                     "day": day,
-                    "due_on": record["visited_on"] + dt.timedelta(days=day),
+                    "due_on": calendar.next_working_day(
+                        record["visited_on"] + dt.timedelta(days=day)
+                    ),
                 },
             )

@@ -1,24 +1,40 @@
 """What the scenario tests share: a WeCom-like channel that records its pushes,
-and GraphQL clients signed in as the people of a scenario.
+GraphQL clients signed in as the people of a scenario, and the replay clock.
 
 Each scenario module defines ``tokens`` (username -> bearer token) for
 :func:`client_for`; the events worker is the pytest plugin's ``qiao_worker``,
 driven with :func:`qiao.core.testing.worker.drain`.
+
+A scenario that replays dates as an integrator would (docs/clock.md) turns its
+deployment's clock controllable with :func:`controllable` and moves it with
+:class:`Replay`, through GraphQL only. The deployment's own time stands still
+under it (:func:`standstill`), so each instant the story sets is exact.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 
+from qiao.core.auth.tokens import create_token
+from qiao.core.config import Config
 from qiao.core.events.model import Delivery
+from qiao.core.events.worker import Worker
 from qiao.core.hookspecs import hookimpl
+from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
+from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
+from qiao.core.testing.worker import drain
+
+#: Where the deployment's own time stands under a replayed story.
+STANDSTILL = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 class RecordingChannel:
@@ -71,3 +87,86 @@ def client_for(
     yield make
     for client in clients:
         client.close()
+
+
+def controllable(config: Config) -> Config:
+    """``config`` with ``[clock] controllable = true``, as an acceptance deployment has it."""
+    assert config.path is not None
+    text = config.path.read_text(encoding="utf-8")
+    config.path.write_text(text + "\n[clock]\ncontrollable = true\n", encoding="utf-8")
+    return Config.load(config.path, env={})
+
+
+def standstill() -> TestClock:
+    """The deployment's own time, stopped, for the replay clock to count its offset from."""
+    clock = TestClock()
+    clock.set(STANDSTILL)
+    return clock
+
+
+class Replay:
+    """The deployment's clock as an administrator drives it: GraphQL, then the due jobs.
+
+    ``set`` and ``advance`` are the ``setClock`` and ``advanceClock`` mutations; ``run_due``
+    runs worker passes until nothing is due, as ``qiao jobs run-due`` does.
+    """
+
+    def __init__(self, admin: GraphQLClient, worker: Worker) -> None:
+        self.admin = admin
+        self.worker = worker
+
+    def set(self, instant: dt.datetime) -> dt.datetime:
+        state = self.admin.data(
+            "mutation($to: DateTime!) { setClock(to: $to) { now controllable } }",
+            {"to": instant.isoformat()},
+        )["setClock"]
+        assert state["controllable"] is True
+        return self._checked(state["now"], instant)
+
+    def advance(self, by: str, expected: dt.datetime) -> dt.datetime:
+        """Move the clock forward ``by`` ("1d", "2h30m"); it must then read ``expected``."""
+        now = self.admin.data(
+            "mutation($by: String!) { advanceClock(by: $by) { now } }", {"by": by}
+        )["advanceClock"]["now"]
+        return self._checked(now, expected)
+
+    def run_due(self) -> None:
+        drain(self.worker)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.admin.data("{ clock { now } }")["clock"]["now"])
+
+    @staticmethod
+    def _checked(shown: str, expected: dt.datetime) -> dt.datetime:
+        now = dt.datetime.fromisoformat(shown)
+        assert now == expected, f"the clock reads {now}, not {expected}"
+        return now
+
+
+@pytest.fixture
+def replay(qiao_client: GraphQLClient, qiao_worker: Worker) -> Replay:
+    return Replay(qiao_client, qiao_worker)
+
+
+def staff(
+    admin: GraphQLClient, runtime: Runtime, people: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """Users made by the administrator through GraphQL, each with a role (username ->
+    (display name, role name)), and their bearer tokens issued as ``qiao user token`` does."""
+    roles = admin.data("{ roles(first: 100) { edges { node { id name } } } }")["roles"]["edges"]
+    role_ids = {edge["node"]["name"]: edge["node"]["id"] for edge in roles}
+    made: dict[str, Any] = {"id": {}, "token": {}}
+    for username, (name, role) in people.items():
+        user = admin.data(
+            "mutation($i: UserCreateInput!) { createUser(input: $i) { id } }",
+            {"i": {"username": username, "displayName": name}},
+        )["createUser"]
+        admin.data(
+            "mutation($i: RoleAssignmentCreateInput!) { createRoleAssignment(input: $i) { id } }",
+            {"i": {"userId": user["id"], "roleId": role_ids[role]}},
+        )
+        made["id"][username] = user["id"]
+    with runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        for username in people:
+            made["token"][username] = create_token(ctx.connection, runtime.current(), username)
+    return made

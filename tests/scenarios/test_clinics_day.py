@@ -1,18 +1,21 @@
 """A clinic's working day and its follow-up calls, on the clinics template.
 
 Through GraphQL on the real server, as the clinic's people, on SQLite and
-PostgreSQL, with the runtime's clock stopped at the story's times and the worker
-driven by the test (docs/templates/clinics.md):
+PostgreSQL. The administrator sets and advances the deployment's replay clock
+(``setClock``, ``advanceClock``) to the story's times and runs what fell due, as
+an integrator replays the day (docs/templates/clinics.md, docs/clock.md):
 
 - patients' phones, ID numbers, addresses and allergies are stored SM4-encrypted
-  and a phone still finds its patient;
+  and a phone still finds its patient; a new patient gets the next record number
+  (病历号) and appointments the day's running numbers;
 - an appointment's reminder goes out 24 hours before, exactly once, in the app and
   on the notification channels; the evening job marks the appointment nobody came
   to as 爽约; the front desk sees the visit without its diagnosis, marketing sees
   no medical data;
 - a closed visit's diagnosis starts its follow-up plan (+3 / +7 / +30 days) for a
-  patient who consented to follow-up; an unanswered call is retried the next day,
-  and a task not done in time expires with its doctor told;
+  patient who consented to follow-up, each call on a working day of the ``cn``
+  calendar; an unanswered call is retried the next working day, and a task not
+  done in time expires with its doctor told;
 - a patient's erasure request deletes the marketing profile and the marketing and
   follow-up consents, and keeps the medical record, reported with its date.
 """
@@ -26,15 +29,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from qiao.core.auth.tokens import create_token
-from qiao.core.events.worker import Worker
-from qiao.core.records.context import Actor, Source
+from qiao.core.config import Config
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
-from qiao.core.testing.worker import drain
 
-from .conftest import RecordingChannel
+from .conftest import RecordingChannel, Replay, controllable, staff, standstill
 
 pytestmark = pytest.mark.storage
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -52,27 +52,25 @@ def qiao_enabled_plugins() -> Sequence[str]:
     return ("clinics",)
 
 
+@pytest.fixture
+def qiao_config(qiao_config: Config) -> Config:
+    return controllable(qiao_config)
+
+
+@pytest.fixture
+def qiao_clock() -> TestClock:
+    return standstill()
+
+
 def at(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> dt.datetime:
     return dt.datetime(2026, month, day, hour, minute, second, tzinfo=SHANGHAI)
 
 
 @pytest.fixture
-def org(qiao_runtime: Runtime, qiao_clock: TestClock) -> dict[str, Any]:
-    """The clinic's people with their roles; returns their ids and tokens."""
-    qiao_clock.set(at(4, 7, 8))
-    records = qiao_runtime.records
-    with records.db.read() as conn:
-        roles = {
-            r["name"]: r["id"] for r in records.list(conn, "role", actor=Actor.system()).records
-        }
-    org: dict[str, Any] = {"id": {}, "token": {}}
-    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
-        for username, (name, role) in PEOPLE.items():
-            user = records.create(ctx, "user", {"username": username, "display_name": name})
-            records.create(ctx, "role_assignment", {"user": user["id"], "role": roles[role]})
-            org["id"][username] = user["id"]
-            org["token"][username] = create_token(ctx.connection, qiao_runtime.current(), username)
-    return org
+def org(qiao_client: GraphQLClient, qiao_runtime: Runtime, replay: Replay) -> dict[str, Any]:
+    """The clinic's people with their roles, on 7 April 2026; returns their ids and tokens."""
+    replay.set(at(4, 7, 8))
+    return staff(qiao_client, qiao_runtime, PEOPLE)
 
 
 @pytest.fixture
@@ -120,8 +118,12 @@ def patients(client_for: Callable[[str], GraphQLClient], org: dict[str, Any]) ->
         "address": "成都市锦江区书院西街 18 号",
         "allergies": "青霉素过敏",
     }
-    tang = {"recordNumber": "JH-000305", "name": "唐建国", "phone": "18180023456"}
-    made = {"liu": create(he, "patient", liu)["id"], "tang": create(he, "patient", tang)["id"]}
+    # 刘晓梅 brings her number from the clinic's old system; 唐建国 is given the first new one.
+    tang = {"name": "唐建国", "phone": "18180023456"}
+    made = {"liu": create(he, "patient", liu)["id"]}
+    new = create(he, "patient", tang, "id recordNumber")
+    assert new["recordNumber"] == "BL00000001"
+    made["tang"] = new["id"]
     # Both consent to treatment (health data: separate consent); only 刘晓梅 to follow-up.
     for who, purpose in (("liu", "treatment"), ("liu", "follow_up"), ("tang", "treatment")):
         consent = {
@@ -139,8 +141,7 @@ def patients(client_for: Callable[[str], GraphQLClient], org: dict[str, Any]) ->
 def test_reminder_check_in_and_no_show(
     qiao_client: GraphQLClient,
     client_for: Callable[[str], GraphQLClient],
-    qiao_clock: TestClock,
-    qiao_worker: Worker,
+    replay: Replay,
     qiao_runtime: Runtime,
     wecom: RecordingChannel,
     org: dict[str, Any],
@@ -173,7 +174,8 @@ def test_reminder_check_in_and_no_show(
             "endsAt": at(4, 8, 10).isoformat(),
             "reason": "右下智齿冠周炎复查",
         },
-    )["id"]
+        "id appointmentNumber",
+    )
     second = create(
         he,
         "appointment",
@@ -183,7 +185,14 @@ def test_reminder_check_in_and_no_show(
             "startsAt": at(4, 8, 10).isoformat(),
             "endsAt": at(4, 8, 10, 30).isoformat(),
         },
-    )["id"]
+        "id appointmentNumber",
+    )
+    # Numbered by the day they were booked on (7 April), in Shanghai time.
+    assert [first["appointmentNumber"], second["appointmentNumber"]] == [
+        "YY-20260407-001",
+        "YY-20260407-002",
+    ]
+    first, second = first["id"], second["id"]
 
     # 张医生 is booked 09:30-10:00 and 10:00-10:30: a slot across them is refused.
     (clash,) = he.errors(
@@ -193,13 +202,13 @@ def test_reminder_check_in_and_no_show(
     assert clash["extensions"]["code"] == "CONFLICT"
     assert clash["message"].startswith("该医生在此时间已有预约")
 
-    qiao_clock.set(at(4, 7, 9, 29, 59))
-    drain(qiao_worker)
+    replay.set(at(4, 7, 9, 29, 59))
+    replay.run_due()
     assert zhang.data("{ myNotifications { title } }")["myNotifications"] == []
-    qiao_clock.set(at(4, 7, 9, 30))
-    drain(qiao_worker)
-    qiao_clock.set(at(4, 7, 12))
-    drain(qiao_worker)
+    replay.advance("1s", at(4, 7, 9, 30))
+    replay.run_due()
+    replay.advance("2h30m", at(4, 7, 12))
+    replay.run_due()
     reminders = ["明日就诊提醒：刘晓梅 2026-04-08 09:30", "明日就诊提醒：唐建国 2026-04-08 10:00"]
     for person in (zhang, he):
         told = person.data("{ myNotifications { title kind } }")["myNotifications"]
@@ -213,12 +222,12 @@ def test_reminder_check_in_and_no_show(
         "reminderSentAt": "2026-04-07T01:30:00.000000+00:00",
     }
 
-    qiao_clock.set(at(4, 7, 21))  # the evening job finds nothing to mark yet
-    drain(qiao_worker)
+    replay.advance("9h", at(4, 7, 21))  # the evening job finds nothing to mark yet
+    replay.run_due()
     assert he.data(read, {"id": second})["appointment"]["status"] == "SCHEDULED"
 
     # 8 April: 刘晓梅 comes; 唐建国 does not.
-    qiao_clock.set(at(4, 8, 9, 25))
+    replay.advance("12h25m", at(4, 8, 9, 25))
     update(he, "appointment", first, {"status": "CHECKED_IN"})
     visit = create(
         zhang,
@@ -240,11 +249,11 @@ def test_reminder_check_in_and_no_show(
     update(he, "appointment", first, {"status": "CHECKED_OUT"})
     update(he, "appointment", first, {"status": "CLOSED"})
 
-    qiao_clock.set(at(4, 8, 20, 59))
-    drain(qiao_worker)
+    replay.advance("11h34m", at(4, 8, 20, 59))
+    replay.run_due()
     assert he.data(read, {"id": second})["appointment"]["status"] == "SCHEDULED"
-    qiao_clock.set(at(4, 8, 21))
-    drain(qiao_worker)
+    replay.advance("1m", at(4, 8, 21))
+    replay.run_due()
     assert he.data(read, {"id": second})["appointment"]["status"] == "NO_SHOW"
     assert he.data(read, {"id": first})["appointment"]["status"] == "CLOSED"
     assert sorted(wecom.pushed) == sorted(pushed), "each reminder went out once"
@@ -295,8 +304,7 @@ def test_reminder_check_in_and_no_show(
 def test_follow_up_plan_with_a_retry_and_an_expiry(
     qiao_client: GraphQLClient,
     client_for: Callable[[str], GraphQLClient],
-    qiao_clock: TestClock,
-    qiao_worker: Worker,
+    replay: Replay,
     org: dict[str, Any],
     patients: dict[str, str],
 ) -> None:
@@ -313,8 +321,16 @@ def test_follow_up_plan_with_a_retry_and_an_expiry(
         '{name: "x", diagnosisPrefix: "J06", daysAfter: "3, 一周"}) { id } }'
     )
     assert bad[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "daysAfter"}
+    nowhere = zhou.errors(
+        "mutation { createFollowupTemplate(input: "
+        '{name: "x", diagnosisPrefix: "J06", daysAfter: "3", calendar: "mars"}) { id } }'
+    )
+    assert (nowhere[0]["message"], nowhere[0]["extensions"]) == (
+        "没有名为 'mars' 的节假日日历",
+        {"code": "BAD_USER_INPUT", "field": "calendar"},
+    )
 
-    qiao_clock.set(at(4, 8, 10))
+    replay.set(at(4, 8, 10))
     visit = create(
         zhang,
         "visit",
@@ -330,8 +346,9 @@ def test_follow_up_plan_with_a_retry_and_an_expiry(
     tasks = """{ followupTasks(orderBy: [{field: DUE_ON}]) {
         edges { node { id title day dueOn status attempts doctor { username } } } } }"""
     planned = [e["node"] for e in luo.data(tasks)["followupTasks"]["edges"]]
+    # Day 3 is Saturday 11 April: the call is planned for Monday the 13th.
     assert [(t["title"], t["day"], t["dueOn"], t["status"]) for t in planned] == [
-        ("拔牙术后随访：刘晓梅 第 3 天", 3, "2026-04-11", "PENDING"),
+        ("拔牙术后随访：刘晓梅 第 3 天", 3, "2026-04-13", "PENDING"),
         ("拔牙术后随访：刘晓梅 第 7 天", 7, "2026-04-15", "PENDING"),
         ("拔牙术后随访：刘晓梅 第 30 天", 30, "2026-05-08", "PENDING"),
     ]
@@ -346,45 +363,55 @@ def test_follow_up_plan_with_a_retry_and_an_expiry(
         "query($id: ID!) { visit(id: $id) { followupTasks { totalCount } } }", {"id": visit}
     ) == {"visit": {"followupTasks": {"totalCount": 3}}}
 
-    # 11 April: nobody answers; the call is due again the next day.
-    qiao_clock.set(at(4, 11, 10))
+    # Friday 10 April, a day early: nobody answers; the call is due again on the next
+    # working day, Monday the 13th, not over the weekend.
+    replay.advance("2d", at(4, 10, 10))
     update(luo, "followupTask", first, {"status": "NO_ANSWER"})
-    drain(qiao_worker)
+    replay.run_due()
     read = "query($id: ID!) { followupTask(id: $id) { status dueOn attempts } }"
     assert luo.data(read, {"id": first})["followupTask"] == {
         "status": "PENDING",
-        "dueOn": "2026-04-12",
+        "dueOn": "2026-04-13",
         "attempts": 1,
     }
-    # 12 April: nobody calls. At 00:30 on the 13th the task expires and the doctor is told.
-    qiao_clock.set(at(4, 12, 0, 30))
-    drain(qiao_worker)
+    # 13 April: nobody answers again; due on Tuesday the 14th.
+    replay.set(at(4, 13, 10))
+    update(luo, "followupTask", first, {"status": "NO_ANSWER"})
+    replay.run_due()
+    assert luo.data(read, {"id": first})["followupTask"] == {
+        "status": "PENDING",
+        "dueOn": "2026-04-14",
+        "attempts": 2,
+    }
+    # 14 April: nobody calls. At 00:30 on the 15th the task expires and the doctor is told.
+    replay.advance("14h30m", at(4, 14, 0, 30))
+    replay.run_due()
     assert luo.data(read, {"id": first})["followupTask"]["status"] == "PENDING"
-    qiao_clock.set(at(4, 13, 0, 30))
-    drain(qiao_worker)
+    replay.advance("1d", at(4, 15, 0, 30))
+    replay.run_due()
     assert luo.data(read, {"id": first})["followupTask"] == {
         "status": "EXPIRED",
-        "dueOn": "2026-04-12",
-        "attempts": 1,
+        "dueOn": "2026-04-14",
+        "attempts": 2,
     }
     assert luo.data(read, {"id": second})["followupTask"]["status"] == "PENDING"
     told = zhang.data("{ myNotifications { title body kind } }")["myNotifications"]
     assert told == [
         {
             "title": "随访任务已过期：拔牙术后随访：刘晓梅 第 3 天",
-            "body": "计划随访日期 2026-04-12，已拨打 1 次",
+            "body": "计划随访日期 2026-04-14，已拨打 2 次",
             "kind": "followup_expired",
         }
     ]
     # 15 April: a relative answers; the outcome is recorded and no retry follows.
-    qiao_clock.set(at(4, 15, 9))
+    replay.advance("8h30m", at(4, 15, 9))
     update(
         luo,
         "followupTask",
         second,
         {"status": "FAMILY_ANSWERED", "outcome": "家属代述：已不痛，创口愈合好"},
     )
-    drain(qiao_worker)
+    replay.run_due()
     assert luo.data(read, {"id": second})["followupTask"] == {
         "status": "FAMILY_ANSWERED",
         "dueOn": "2026-04-15",
@@ -395,13 +422,13 @@ def test_follow_up_plan_with_a_retry_and_an_expiry(
 def test_an_erasure_request_keeps_the_medical_record_until_its_date(
     qiao_client: GraphQLClient,
     client_for: Callable[[str], GraphQLClient],
-    qiao_clock: TestClock,
+    replay: Replay,
     org: dict[str, Any],
     patients: dict[str, str],
 ) -> None:
     zhang, ma = client_for("zhang"), client_for("ma")
     liu = patients["liu"]
-    qiao_clock.set(at(4, 8, 10))
+    replay.set(at(4, 8, 10))
     visit = {
         "patientId": liu,
         "doctorId": org["id"]["zhang"],
@@ -421,7 +448,7 @@ def test_an_erasure_request_keeps_the_medical_record_until_its_date(
     create(ma, "consent", opt_in)
     create(ma, "marketingProfile", {"patientId": liu, "interests": "牙齿美白"})
 
-    qiao_clock.set(at(6, 1, 10))
+    replay.set(at(6, 1, 10))
     report = qiao_client.data(
         'mutation($id: ID!) { eraseSubject(entity: "patient", id: $id, reason: "本人申请删除") }',
         {"id": liu},

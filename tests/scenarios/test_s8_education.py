@@ -1,18 +1,22 @@
 """S8: a tutoring centre from a parent's inquiry to hours running low, on the education template.
 
 Everything happens through GraphQL on the real server, as the centre's people, on
-SQLite and PostgreSQL, with the runtime's clock stopped at the story's times and
-the worker driven by the test (docs/templates/education.md):
+SQLite and PostgreSQL. The administrator sets and advances the deployment's replay
+clock (``setClock``, ``advanceClock``) to the story's times and runs what fell due,
+as an integrator replays it (docs/templates/education.md, docs/clock.md):
 
 - a parent's words are matched to the three best courses, with the teacher's
   availability; a trial lesson is booked and held, which moves the inquiry to
   已试听 and gives the consultant a task due the next day; an inquiry nobody
-  followed for 7 days goes back to the shared pool without its consultant;
+  followed for 7 working days (of the ``cn`` calendar) goes back to the shared
+  pool without its consultant;
 - a child under 14 is refused until a guardian's consent is recorded; teachers
   read the students of their classes only, and a guardian's phone masked;
 - fee payments for an academic course are refused when they break Hangzhou's
   prepaid-fee rule, naming the rule and the limit; present deducts hours, leave
   does not; the consultant gets one renewal task when the balance reaches 5 hours;
+  enrolments get monthly contract numbers and accepted payments yearly receipt
+  numbers, refused payments taking none;
 - the dashboard's demand by hour and teacher load count exactly what happened.
 """
 
@@ -24,13 +28,12 @@ from typing import Any
 
 import pytest
 
-from qiao.core.auth.tokens import create_token
-from qiao.core.events.worker import Worker
-from qiao.core.records.context import Actor, Source
+from qiao.core.config import Config
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
-from qiao.core.testing.worker import drain
+
+from .conftest import Replay, controllable, staff, standstill
 
 pytestmark = pytest.mark.storage
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -50,22 +53,20 @@ def qiao_enabled_plugins() -> Sequence[str]:
 
 
 @pytest.fixture
-def org(qiao_runtime: Runtime, qiao_clock: TestClock) -> dict[str, Any]:
-    """The centre's people with their roles; returns their ids and tokens."""
-    qiao_clock.set(MONDAY)
-    records = qiao_runtime.records
-    with records.db.read() as conn:
-        roles = {
-            r["name"]: r["id"] for r in records.list(conn, "role", actor=Actor.system()).records
-        }
-    org: dict[str, Any] = {"id": {}, "token": {}}
-    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
-        for username, (name, role) in PEOPLE.items():
-            user = records.create(ctx, "user", {"username": username, "display_name": name})
-            records.create(ctx, "role_assignment", {"user": user["id"], "role": roles[role]})
-            org["id"][username] = user["id"]
-            org["token"][username] = create_token(ctx.connection, qiao_runtime.current(), username)
-    return org
+def qiao_config(qiao_config: Config) -> Config:
+    return controllable(qiao_config)
+
+
+@pytest.fixture
+def qiao_clock() -> TestClock:
+    return standstill()
+
+
+@pytest.fixture
+def org(qiao_client: GraphQLClient, qiao_runtime: Runtime, replay: Replay) -> dict[str, Any]:
+    """The centre's people with their roles, on Monday 2 March 2026; their ids and tokens."""
+    replay.set(MONDAY)
+    return staff(qiao_client, qiao_runtime, PEOPLE)
 
 
 @pytest.fixture
@@ -187,24 +188,26 @@ def centre(qiao_client: GraphQLClient, org: dict[str, Any]) -> dict[str, str]:
     return made
 
 
+def rearm_pool(admin: GraphQLClient) -> None:
+    """Save the pool rule, so that it arms its next 02:00 from the story's clock."""
+    rules = admin.data(
+        '{ automationRules(filter: {name: {eq: "超期未跟进退回公海"}}) { edges { node { id } } } }'
+    )
+    (rule,) = rules["automationRules"]["edges"]
+    update(admin, "automationRule", rule["node"]["id"], {"description": "每天 02:00 退回公海"})
+
+
 def test_inquiry_to_trial_to_pool(
     qiao_client: GraphQLClient,
     client_for: Callable[[str], GraphQLClient],
-    qiao_clock: TestClock,
-    qiao_worker: Worker,
+    replay: Replay,
     org: dict[str, Any],
     centre: dict[str, str],
 ) -> None:
     gu, lin = client_for("gu"), client_for("lin")
     ids = org["id"]
     # The pool rule runs at 02:00 each day; saving it arms it from the story's first day.
-    rules = qiao_client.data(
-        '{ automationRules(filter: {name: {eq: "超期未跟进退回公海"}}) { edges { node { id } } } }'
-    )
-    (rule,) = rules["automationRules"]["edges"]
-    update(
-        qiao_client, "automationRule", rule["node"]["id"], {"description": "每天 02:00 退回公海"}
-    )
+    rearm_pool(qiao_client)
 
     asked = "孩子六年级，想了解小升初数学，最好周六下午"
     zhou = create(
@@ -232,6 +235,13 @@ def test_inquiry_to_trial_to_pool(
     assert matches == [
         {"code": "QM-MATH-601", "score": 10, "keywords": ["小升初", "数学"], "teacherFree": True},
         {"code": "QM-MATH-301", "score": 4, "keywords": ["数学"], "teacherFree": True},
+    ]
+    # Words fitting all four courses propose the three best, ties by course code.
+    broad = gu.data('{ matchCourses(text: "数学、英语和少儿编程都想了解") { code score } }')
+    assert broad["matchCourses"] == [
+        {"code": "QM-PRG-101", "score": 8},
+        {"code": "QM-ENG-201", "score": 4},
+        {"code": "QM-MATH-301", "score": 4},
     ]
 
     trial = create(
@@ -265,8 +275,25 @@ def test_inquiry_to_trial_to_pool(
     assert clash["extensions"]["code"] == "CONFLICT"
     assert clash["message"].startswith("该老师在此时间已有课")
     create(qiao_client, "lesson", {**regular, "startsAt": at(7, 15), "endsAt": at(7, 16)})
+    # The trial's room is taken for 徐老师 too; and a class holds one lesson at a time.
+    (taken,) = qiao_client.errors(
+        "mutation($i: LessonCreateInput!) { createLesson(input: $i) { id } }",
+        {"i": {**regular, "teacherId": ids["xu"], "classroomId": centre["b203"],
+               "startsAt": at(7, 14, 30), "endsAt": at(7, 15, 30)}},
+    )  # fmt: skip
+    assert taken["extensions"]["code"] == "CONFLICT"
+    assert taken["message"].startswith("该教室在此时间已被占用")
+    klass = {"courseId": centre["math"], "schoolClassId": centre["k.math"]}
+    create(qiao_client, "lesson", {**klass, "teacherId": ids["xu"], "classroomId": centre["a101"],
+                                   "startsAt": at(7, 16), "endsAt": at(7, 17)})  # fmt: skip
+    (busy_class,) = qiao_client.errors(
+        "mutation($i: LessonCreateInput!) { createLesson(input: $i) { id } }",
+        {"i": {**klass, "teacherId": ids["lin"], "startsAt": at(7, 16, 30), "endsAt": at(7, 17)}},
+    )
+    assert busy_class["extensions"]["code"] == "CONFLICT"
+    assert busy_class["message"].startswith("该班级在此时间已有课")
 
-    qiao_clock.set(dt.datetime(2026, 3, 7, 15, 5, tzinfo=SHANGHAI))
+    replay.advance("5d6h5m", dt.datetime(2026, 3, 7, 15, 5, tzinfo=SHANGHAI))
     assert update(lin, "lesson", trial["id"], {"status": "HELD"}, "status") == {"status": "HELD"}
     assert gu.data(inquiry, {"id": zhou["id"]})["inquiry"] == {
         "stage": "TRIAL_DONE",
@@ -284,12 +311,13 @@ def test_inquiry_to_trial_to_pool(
         }
     ]
 
-    # 8 March 02:00: six days without a follow-up; 9 March 02:00: seven.
-    qiao_clock.set(dt.datetime(2026, 3, 8, 2, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    # Followed on Monday 2 March: 7 working days later is Wednesday the 11th. On Tuesday the
+    # 10th at 02:00, eight days on but six working days, it stays; on the 11th it goes.
+    replay.advance("2d10h55m", dt.datetime(2026, 3, 10, 2, 0, tzinfo=SHANGHAI))
+    replay.run_due()
     assert gu.data(inquiry, {"id": quiet["id"]})["inquiry"]["stage"] == "NEW"
-    qiao_clock.set(dt.datetime(2026, 3, 9, 2, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    replay.advance("1d", dt.datetime(2026, 3, 11, 2, 0, tzinfo=SHANGHAI))
+    replay.run_due()
     assert gu.data(inquiry, {"id": quiet["id"]})["inquiry"] == {
         "stage": "POOL",
         "lastFollowUpOn": "2026-03-02",
@@ -306,7 +334,7 @@ def test_inquiry_to_trial_to_pool(
         {"stage": "CONTACTED", "ownerId": ids["gu"]},
         "stage lastFollowUpOn",
     )
-    assert claimed == {"stage": "CONTACTED", "lastFollowUpOn": "2026-03-09"}
+    assert claimed == {"stage": "CONTACTED", "lastFollowUpOn": "2026-03-11"}
 
     # The principal's heat map: the inquiry came on Monday at 9, the trial on Saturday at 14.
     demand = client_for("qian").data(
@@ -320,16 +348,37 @@ def test_inquiry_to_trial_to_pool(
     ]
 
 
+def test_the_labour_day_holiday_does_not_count_against_the_consultant(
+    qiao_client: GraphQLClient,
+    client_for: Callable[[str], GraphQLClient],
+    replay: Replay,
+    org: dict[str, Any],
+) -> None:
+    gu = client_for("gu")
+    replay.set(dt.datetime(2026, 4, 30, 16, 0, tzinfo=SHANGHAI))
+    rearm_pool(qiao_client)
+    asked = create(gu, "inquiry", {"name": "吴先生", "ownerId": org["id"]["gu"]}, "id")
+    # Followed on Thursday 30 April. 1-5 May are the holiday, Saturday 9 May a make-up working
+    # day: 7 working days later is Wednesday 13 May, though 12 May is 12 days on.
+    inquiry = "query($id: ID!) { inquiry(id: $id) { stage owner { username } } }"
+    replay.set(dt.datetime(2026, 5, 12, 2, 0, tzinfo=SHANGHAI))
+    replay.run_due()
+    assert gu.data(inquiry, asked)["inquiry"] == {"stage": "NEW", "owner": {"username": "gu"}}
+    replay.advance("1d", dt.datetime(2026, 5, 13, 2, 0, tzinfo=SHANGHAI))
+    replay.run_due()
+    assert gu.data(inquiry, asked)["inquiry"] == {"stage": "POOL", "owner": None}
+
+
 def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
     qiao_client: GraphQLClient,
     client_for: Callable[[str], GraphQLClient],
-    qiao_clock: TestClock,
+    replay: Replay,
     org: dict[str, Any],
     centre: dict[str, str],
 ) -> None:
     gu, lin, xu, qian = (client_for(u) for u in ("gu", "lin", "xu", "qian"))
     ids = org["id"]
-    qiao_clock.set(dt.datetime(2026, 3, 9, 10, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 3, 9, 10, 0, tzinfo=SHANGHAI))
     child = {
         "studentNumber": "QM2026010",
         "name": "周雨桐",
@@ -359,7 +408,7 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
         gu, "student", {"studentNumber": "QM2026011", "name": "王子涵", "birthDate": "2010-01-05"}
     )
 
-    enrolment = create(
+    signed = create(
         gu,
         "enrollment",
         {
@@ -369,12 +418,17 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
             "consultantId": ids["gu"],
             "enrolledOn": "2026-03-09",
         },
-    )["id"]
-    english_enrolment = create(
+        "id contractNumber",
+    )
+    english = create(
         gu,
         "enrollment",
         {"studentId": other["id"], "courseId": centre["eng"], "enrolledOn": "2026-03-09"},
-    )["id"]
+        "id contractNumber",
+    )
+    # Contracts are numbered by the month they are signed in.
+    assert (signed["contractNumber"], english["contractNumber"]) == ("HT2603-0001", "HT2603-0002")
+    enrolment, english_enrolment = signed["id"], english["id"]
 
     # Teachers read their classes' students, and the guardians with their phones masked.
     students = "{ students { totalCount edges { node { name } } } }"
@@ -437,10 +491,12 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
         f"{RULE}课程 2026-05-01 开始，最早 2026-04-01 方可收费（开课前 30 天内），"
         "本次收费日 2026-03-09",
     )
-    create(gu, "feePayment", {**payment, "hours": "12.0"})
-    english = {**payment, "enrollmentId": english_enrolment, "hours": "30.0", "amount": "4500.00"}
-    create(gu, "feePayment", english)
-    renew_now = refused(gu, "feePayment", {**english, "hours": "10.0", "amount": "1500.00"})
+    # The refused purchases took no receipt number: the first accepted one is the year's first.
+    receipt = create(gu, "feePayment", {**payment, "hours": "12.0"}, "receiptNumber")
+    assert receipt == {"receiptNumber": "SJ-2026-000001"}
+    fees = {**payment, "enrollmentId": english_enrolment, "hours": "30.0", "amount": "4500.00"}
+    create(gu, "feePayment", fees)
+    renew_now = refused(gu, "feePayment", {**fees, "hours": "10.0", "amount": "1500.00"})
     assert (renew_now["field"], renew_now["message"]) == (
         "hours",
         f"{RULE}剩余 30.0 课时，须剩余不超过 20.0 课时方可续费",
@@ -463,7 +519,7 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
     marks = ["PRESENT", "PRESENT", "LEAVE", "PRESENT", "PRESENT"]
     remaining = []
     for day, mark in zip(range(10, 15), marks, strict=True):
-        qiao_clock.set(dt.datetime(2026, 3, day, 20, 0, tzinfo=SHANGHAI))
+        replay.set(dt.datetime(2026, 3, day, 20, 0, tzinfo=SHANGHAI))
         lesson = create(
             qiao_client,
             "lesson",
@@ -506,9 +562,8 @@ def test_enrolment_hours_prepaid_rules_and_what_teachers_see(
         }
     ]
     # At 4 hours left the renewal is allowed.
-    create(
-        gu, "feePayment", {**payment, "hours": "20.0", "amount": "3000.00", "paidOn": "2026-03-14"}
-    )
+    renewal = {**payment, "hours": "20.0", "amount": "3000.00", "paidOn": "2026-03-14"}
+    assert create(gu, "feePayment", renewal, "receiptNumber") == {"receiptNumber": "SJ-2026-000004"}
     assert qiao_client.data(balance, {"id": enrolment})["enrollment"]["hoursRemaining"] == "24.0"
 
     load = qian.data(

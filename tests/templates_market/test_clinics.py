@@ -78,7 +78,7 @@ def test_unanswered_calls_are_retried_twice_then_left_as_they_are(
     qiao_client.data(VISIT, {"i": {**open_visit, "status": "CLOSED"}})
     (edge,) = qiao_client.data(TASKS)["followupTasks"]["edges"]
     task = edge["node"]
-    assert (task["title"], task["dueOn"]) == ("拔牙：刘晓梅 第 3 天", "2026-04-11")
+    assert (task["title"], task["dueOn"]) == ("拔牙：刘晓梅 第 3 天", "2026-04-13")
     seen = []
     for _ in range(3):
         qiao_client.data(CALL, {"id": task["id"], "s": "NO_ANSWER"})

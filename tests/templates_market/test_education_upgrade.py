@@ -40,7 +40,7 @@ def test_an_old_centre_keeps_its_records(qiao_config: Config, runtimes: list[Run
     new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
     runtimes.append(new)
     plan = new.migrate().plan.render()
-    assert "migrated education from 0.1.0 to 0.2.0" in plan
+    assert "migrated education from 0.1.0 to 0.3.0" in plan
     assert "dropped role 'course_advisor' (no longer in education)" in plan
     with new.db.read() as conn:
         system = Actor.system()
