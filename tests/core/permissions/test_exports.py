@@ -13,6 +13,8 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from qiao.core.metadata.changes import MetadataChanges
+from qiao.core.records.context import Actor
 from qiao.core.storage import system
 from qiao.core.testing.server import LiveServer
 
@@ -129,16 +131,31 @@ def test_a_filtered_csv_with_a_bom_and_api_names(sales: Org, export_as: Any) -> 
 def test_hidden_fields_are_no_column_and_masked_ones_stay_masked(
     sales: Org, export_as: Any
 ) -> None:
+    revenue_wan = {
+        "name": "revenue_wan",
+        "type": "decimal",
+        "scale": 2,
+        "label": {"en": "Revenue (10k)", "zh-CN": "营业额(万元)"},
+        "formula": "ROUND(annual_revenue / 10000, 2)",
+    }
+    MetadataChanges(sales.runtime).add_field("account", revenue_wan, actor=Actor.system())
     answer = export_as("nobody", "account", format="csv", orderBy=[{"field": "NAME"}])
     assert answer.status_code == 200, answer.text
     rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8"))))
     header = rows[0]
     assert "年营业额" not in header and "名称" in header
+    assert "营业额(万元)" not in header  # computed from the hidden revenue
     phones = {r[header.index("电话")] for r in rows[1:]}
     assert phones == {"138****5678"}
     refused = export_as("nobody", "account", format="csv", filter={"annualRevenue": {"gt": "1"}})
     assert refused.status_code == 403
     assert "annual_revenue" in refused.json()["errors"][0]["message"]
+    computed = export_as("nobody", "account", format="csv", orderBy=[{"field": "REVENUE_WAN"}])
+    assert computed.status_code == 403
+    assert "computed from account.annual_revenue" in computed.json()["errors"][0]["message"]
+    everything = export_as("qian", "account", format="csv", names="api")
+    header, *rows = list(csv.reader(io.StringIO(everything.content.decode("utf-8"))))
+    assert {dict(zip(header, r, strict=True))["revenueWan"] for r in rows} == {"1250.00"}
 
 
 def test_without_the_export_right_nothing_is_exported(sales: Org, export_as: Any) -> None:
