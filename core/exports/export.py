@@ -97,17 +97,22 @@ class Export:
         return csv_chunks(header, pages, bom=self.bom)
 
     def _pages(self, on_rows: Callable[[int], None] | None) -> Iterator[Page]:
+        """The rows, page by page; the audit entry is written when they end, also when
+        the export stops early (a client gone, a full disk), saying so."""
         zone = self.runtime.records.formula_clock().timezone
-        page, written = self._first, 0
-        while True:
-            yield [cells(self.columns, r, self.names, zone) for r in page.records]
-            written += len(page.records)
-            if on_rows is not None:
-                on_rows(len(page.records))
-            if not page.has_next_page:
-                break
-            page = self._page(page.cursors[-1])
-        self._record(written)
+        page, written, complete = self._first, 0, False
+        try:
+            while True:
+                yield [cells(self.columns, r, self.names, zone) for r in page.records]
+                written += len(page.records)
+                if on_rows is not None:
+                    on_rows(len(page.records))
+                if not page.has_next_page:
+                    break
+                page = self._page(page.cursors[-1])
+            complete = True
+        finally:
+            self._record(written, complete)
 
     def _page(self, after: str | None, *, with_total: bool = False) -> RecordsPage:
         with self.runtime.db.read() as conn:
@@ -139,8 +144,9 @@ class Export:
                     field=name,
                 )
 
-    def _record(self, rows: int) -> None:
-        """The export's audit entry: who, which entity, filter, order, format and rows."""
+    def _record(self, rows: int, complete: bool) -> None:
+        """The export's audit entry: who, which entity, filter, order, format, rows, and
+        whether every row was handed to the writer."""
         with self.runtime.db.write() as conn:
             audit.record(
                 conn,
@@ -155,6 +161,7 @@ class Export:
                     "order_by": self.arguments.order_by,
                     "columns": [c.key for c in self.columns],
                     "rows": rows,
+                    "complete": complete,
                 },
             )
 

@@ -13,8 +13,10 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from qiao.core.exports.export import Export, ExportRequest
+from qiao.core.graphql.service import GraphQLService
 from qiao.core.metadata.changes import MetadataChanges
-from qiao.core.records.context import Actor
+from qiao.core.records.context import Actor, Source
 from qiao.core.storage import system
 from qiao.core.testing.server import LiveServer
 
@@ -101,6 +103,7 @@ def test_a_rep_exports_only_her_opportunities_as_xlsx_with_chinese_labels(
     [entry] = exports(sales)
     assert entry["actor"] == "zhang" and entry["entity"] == "opportunity"
     assert entry["changes"]["format"] == "xlsx" and entry["changes"]["rows"] == 2
+    assert entry["changes"]["complete"] is True
     assert entry["changes"]["order_by"] == [{"field": "name", "direction": "ASC"}]
 
 
@@ -189,3 +192,14 @@ def test_bad_input_is_a_clear_error_and_no_file(sales: Org, export_as: Any) -> N
         assert message in error["message"], error
     assert export_as("qian", "spaceship", format="csv").status_code == 404
     assert exports(sales) == []
+
+
+def test_an_export_stopped_early_is_audited_as_incomplete(sales: Org) -> None:
+    runtime = sales.runtime
+    wanted = ExportRequest("opportunity", "csv")
+    built = GraphQLService(runtime).schema()
+    chunks = Export(runtime, built, sales.actor("qian"), wanted, Source.GRAPHQL).chunks()
+    assert next(chunks).decode().startswith("ID,名称,客户")
+    chunks.close()  # the client went away
+    [entry] = exports(sales)
+    assert entry["actor"] == "qian" and entry["changes"]["complete"] is False
