@@ -78,6 +78,8 @@ def export(
     chosen = format_ or output.suffix.lstrip(".")
     if not chosen:
         raise BadUserInput("give --format csv or xlsx, or an output file ending in .csv or .xlsx")
+    if not output.absolute().parent.is_dir():
+        raise BadUserInput(f"{output.parent} is not a folder; make it first")
     runtime = state.runtime()
     wanted = ExportRequest(
         entity=entity,

@@ -14,6 +14,7 @@ from qiao.core.records.context import Actor, Source
 from qiao.core.storage import system
 from qiao.core.testing.deployment import Deployment
 
+from .conftest import Run
 from .test_keys import runtime_of
 
 SYSTEM = Actor.system()
@@ -108,3 +109,20 @@ def test_qiao_export_writes_what_the_user_may_export_and_nothing_when_refused(
         ("zhang", 1),
         ("admin", 1),
     ]
+
+
+def test_qiao_export_refuses_bad_arguments_with_one_line_and_no_file(
+    run: Run, tmp_path: Path
+) -> None:
+    target = tmp_path / "商机.pdf"
+    cases = [
+        (("-o", str(target)), "format must be csv or xlsx, not 'pdf'"),
+        (("-o", str(tmp_path / "x"), "--format", "csv", "--order", "[{"), "--order is not valid"),
+        (("-o", str(tmp_path / "missing" / "x.csv")), "is not a folder"),
+        (("-o", str(target), "--format", "csv", "--as", "nobody"), "no user named 'nobody'"),
+    ]
+    for args, message in cases:
+        user = () if "--as" in args else ("--as", "admin")
+        result = run("export", "opportunity", *user, *args, expect=1)
+        assert message in result.output and "Traceback" not in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qiao-kek.json", "qiao.toml"]
