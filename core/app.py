@@ -205,6 +205,8 @@ def create_app(runtime: Runtime) -> Starlette:
                 allow_origins=list(config.cors_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],
+                # An export's file name and row count, for frontends on another origin.
+                expose_headers=["Content-Disposition", "X-Total-Count"],
                 max_age=600,
             )
         )
