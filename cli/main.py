@@ -25,6 +25,7 @@ from qiao.cli import (
     clock,
     deployment,
     doctor,
+    exports,
     identity,
     jobs,
     keys,
@@ -129,6 +130,7 @@ for module in (
     privacy,
     calendars,
     clock,
+    exports,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

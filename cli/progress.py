@@ -35,10 +35,10 @@ class Steps:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=description)
 
-    def done(self) -> None:
-        """One step is finished."""
+    def done(self, steps: int = 1) -> None:
+        """One step (or ``steps`` of them, such as a page of rows) is finished."""
         if self._progress is not None and self._task is not None:
-            self._progress.advance(self._task)
+            self._progress.advance(self._task, steps)
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from qiao.core.edge.errors import HANDLERS, error_response, status_of
 from qiao.core.edge.headers import SecurityHeaders
 from qiao.core.edge.limits import BodyLimit
 from qiao.core.errors import BadUserInput, ConfigurationError, QiaoError
+from qiao.core.exports.http import export_route
 from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body, read_body
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
@@ -42,6 +43,8 @@ from qiao.core.web.graphiql import graphiql_page
 
 log = logging.getLogger("qiao.app")
 RESERVED_PATHS = {"/graphql", "/auth/sign-in", "/healthz", "/readyz"}
+#: Path prefixes Qiao serves itself: exports (docs/exports.md) and its static files.
+RESERVED_PREFIXES = ("/export/", assets.PREFIX)
 #: Sign-ins checking a password at once: argon2 is slow on purpose (and runs lanes in
 #: threads of its own), and must not take every core while others' requests wait.
 SIGN_IN_CONCURRENCY = 1
@@ -51,7 +54,8 @@ NEW_DOCUMENT_CONCURRENCY = 2
 
 
 def create_app(runtime: Runtime) -> Starlette:
-    """The Qiao API for ``runtime``: /graphql, /healthz, /readyz, /static/ and plugins' routes."""
+    """The Qiao API for ``runtime``: /graphql, /export/, /healthz, /readyz, /static/ and
+    plugins' routes."""
     graphql = GraphQLService(runtime)
     authenticator = Authenticator(runtime.db, runtime.current)
     sign_ins = anyio.CapacityLimiter(SIGN_IN_CONCURRENCY)
@@ -174,10 +178,11 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route(assets.ROUTE, assets.FILES.endpoint, methods=["GET"]),
+        export_route(runtime, graphql),
     ]
     for route in runtime.plugins.routes(runtime):
         path = getattr(route, "path", None)
-        if path in RESERVED_PATHS or str(path).startswith(assets.PREFIX):
+        if path in RESERVED_PATHS or str(path).startswith(RESERVED_PREFIXES):
             raise ConfigurationError(f"a plugin route claims {path}, which Qiao serves itself")
         routes.append(route)
 
@@ -200,6 +205,8 @@ def create_app(runtime: Runtime) -> Starlette:
                 allow_origins=list(config.cors_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],
+                # An export's file name and row count, for frontends on another origin.
+                expose_headers=["Content-Disposition", "X-Total-Count"],
                 max_age=600,
             )
         )

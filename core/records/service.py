@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, Select, Table, and_, delete, false, func, insert, select, update
 from sqlalchemy.engine import RowMapping
@@ -380,11 +380,20 @@ class RecordsService:
         if entity.name in ACCESS_ENTITIES:
             self.permissions.forget()
 
-    def _read_filter(self, actor: Actor, entity_name: str, table: Table) -> list[Any]:
+    def _read_filter(
+        self, actor: Actor, entity_name: str, table: Table, right: Right = "read"
+    ) -> list[Any]:
+        """The caller's row conditions for reading; an export also needs the ``export``
+        right, and only rows inside both scopes are exported."""
         access = self.permissions.access_for(actor)
-        access.require(entity_name, "read")
-        condition = access.row_filter(entity_name, table, "read")
-        return [] if condition is None else [condition]
+        rights: tuple[Right, ...] = ("read", "export") if right == "export" else ("read",)
+        conditions = []
+        for each in rights:
+            access.require(entity_name, each)
+            condition = access.row_filter(entity_name, table, each)
+            if condition is not None:
+                conditions.append(condition)
+        return conditions
 
     def _require_scope(
         self,
@@ -438,9 +447,14 @@ class RecordsService:
         before: str | None = None,
         with_total: bool = False,
         actor: Actor,
+        right: Literal["read", "export"] = "read",
     ) -> Page:
         """A page of the records ``actor`` may read: filter, order and keyset cursors as in
-        docs/graphql.md. ``Actor.system()`` reads every record, named at the call."""
+        docs/graphql.md. ``Actor.system()`` reads every record, named at the call.
+
+        With ``right="export"`` the page holds only records the caller may also export
+        (docs/exports.md): the ``export`` right is required, and its scope applies too.
+        """
         catalog = self.catalog
         entity = catalog.entity(entity_name)
         table = catalog.table(entity_name)
@@ -452,7 +466,7 @@ class RecordsService:
         where = query.compile_filter(
             entity, table, filter, blind=self._blind_match(conn), computed=computed
         )
-        where = and_(where, *self._read_filter(actor, entity_name, table))
+        where = and_(where, *self._read_filter(actor, entity_name, table, right))
         stmt = (
             _with_computed(select(table), computed)
             .where(where, window.beyond(table, computed))

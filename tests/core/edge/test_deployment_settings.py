@@ -65,6 +65,14 @@ def test_a_configured_origin_may_call_the_api_from_a_browser(http, qiao_admin_to
         headers={"origin": APP, "authorization": f"Bearer {qiao_admin_token}"},
     )
     assert response.headers["access-control-allow-origin"] == APP
+    export = http.post(
+        "/export/account",
+        json={"format": "csv"},
+        headers={"origin": APP, "authorization": f"Bearer {qiao_admin_token}"},
+    )
+    assert export.status_code == 200 and export.headers["access-control-allow-origin"] == APP
+    exposed = export.headers["access-control-expose-headers"]
+    assert "Content-Disposition" in exposed and "X-Total-Count" in exposed
 
 
 def test_no_origin_is_allowed_unless_configured(http):
