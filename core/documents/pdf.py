@@ -47,7 +47,11 @@ def html_to_pdf(html: str, title: str) -> bytes:
     """``html`` (headings, paragraphs, tables, ``<img src="data:...">``) laid out as an A4 PDF."""
     pdf = FPDF(format="A4")
     pdf.set_title(title)
-    pdf.add_font("cjk", fname=str(cjk_font()))
+    font = str(cjk_font())
+    # One face for every style: table headings and <b> ask for bold, and a CJK font
+    # family rarely ships the other weights, so they print in the regular face.
+    for style in ("", "B", "I", "BI"):
+        pdf.add_font("cjk", style=style, fname=font)
     pdf.set_font("cjk", size=11)
     pdf.add_page()
     try:

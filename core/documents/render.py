@@ -23,10 +23,10 @@ from qiao.core.catalog import Catalog
 from qiao.core.documents.pdf import html_to_pdf
 from qiao.core.documents.qr import qr_png, qr_svg
 from qiao.core.documents.templates import DocumentTemplateDecl, find_template
+from qiao.core.documents.views import RecordViews
 from qiao.core.errors import BadUserInput, NotFound
 from qiao.core.intake.forms import find_form
 from qiao.core.intake.links import intake_path
-from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records.context import WriteContext
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -118,13 +118,8 @@ def _variables(
     base_url: str | None,
 ) -> dict[str, Any]:
     entity = catalog.entity(template.entity)
-    access = context.records.permissions.access_for(context.actor)
-    values = {"id": record["id"], "created_at": record.get("created_at")}
-    values |= {
-        f.name: record.get(f.column, record.get(f.name))
-        for f in entity.fields
-        if access.field_access(entity.name, f.name) is not FieldAccess.NONE  # left out: an error
-    }
+    views = RecordViews(context)
+    values = views.values(entity.name, record)
     labels = {f.name: f.label.text("zh-CN") for f in entity.fields}
 
     def qr(form: str) -> Markup:
@@ -137,9 +132,21 @@ def _variables(
     def link(form: str) -> str:
         return intake_url(context, form, entity.name, record["id"], base_url)
 
+    def related(path: str, of: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        return views.related(path, values if of is None else of)
+
+    def rows(field: str, order_by: str | None = None) -> list[dict[str, Any]]:
+        return views.rows(field, values, order_by)
+
+    def shown(field: str, of: dict[str, Any] | None = None) -> str:
+        return views.shown(values if of is None else of, field)
+
     now: dt.datetime = context.now().astimezone(ZONE)
     return {
         "record": values,
+        "related": related,
+        "rows": rows,
+        "shown": shown,
         "labels": labels,
         "title": template.title,
         "today": now.date().isoformat(),

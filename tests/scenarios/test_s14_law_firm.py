@@ -11,16 +11,19 @@
 - a bankruptcy timeline whose dates are refused outside the windows of the 企业破产法;
 - family matters get a counselling session to book, IP matters a search deadline;
 - time billed in tenths of an hour, rounded up, at the lawyer's rate on the matter, and a
-  statement adding up its period to the fen.
+  statement adding up its period to the fen, rendered as a PDF with each entry and the total.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import io
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 
 from qiao.core.auth.tokens import create_token
 from qiao.core.events.worker import Worker
@@ -39,6 +42,7 @@ PEOPLE = {
     "wang": ("王磊", "lawyer"),
     "zhou": ("周敏", "conflicts_officer"),
     "liang": ("梁会计", "firm_finance"),
+    "zhao": ("赵小雨", "paralegal"),
 }
 
 
@@ -514,8 +518,9 @@ def test_time_is_billed_in_tenths_rounded_up_at_the_rate_on_the_matter(
         finance, "billing_statement",
         {"statementNumber": "ZD-2026-03", "matterId": matter_id,
          "periodStart": "2026-03-01", "periodEnd": "2026-03-31"},
-        "totalHours totalAmount",
+        "id totalHours totalAmount",
     )  # fmt: skip
+    statement_id = statement.pop("id")
     assert statement == {"totalHours": "3.4", "totalAmount": "8290.00"}
     # Numbers come from the year's sequence when none is given.
     numbered = create(
@@ -524,6 +529,60 @@ def test_time_is_billed_in_tenths_rounded_up_at_the_rate_on_the_matter(
         "statementNumber totalAmount",
     )  # fmt: skip
     assert numbered == {"statementNumber": "ZD-2026-0001", "totalAmount": "7500.00"}
+
+    # The statement as a PDF: the firm's name is set once in the template it owns.
+    _name_the_firm(admin, "鹏程律师事务所")
+    text = _statement_text(finance, statement_id)
+    for line in (
+        "鹏程律师事务所",
+        "律师费账单",
+        "账单编号：ZD-2026-03",
+        "委托人：PC-2026-CO-401委托人有限公司",
+        "案件编号：PC-2026-CO-401",
+        "计费期间：2026-03-01 至 2026-03-31",
+        "计费工时合计：3.4 小时",
+        "律师费合计：人民币 8290.00 元",
+        "出具日期：2026-03-02",
+    ):
+        assert line in text, line
+    # Each billable entry of the period, in date order; not the unbillable or April's.
+    lines = [line.split() for line in text.splitlines()]
+    entries = [line for line in lines if line and line[0].startswith("2026-")]
+    assert entries == [
+        ["2026-03-03", "何静", "起草股权转让协议", "1.1", "2500.00", "2750.00"],
+        ["2026-03-10", "王磊", "起草股权转让协议", "0.3", "1800.00", "540.00"],
+        ["2026-03-31", "何静", "起草股权转让协议", "2.0", "2500.00", "5000.00"],
+    ]
+    # A paralegal reads no statements, so renders none.
+    (error,) = client_for("zhao").errors(RENDER, {"id": statement_id})
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    assert finance.data("{ documents { totalCount } }") == {"documents": {"totalCount": 1}}
+
+
+RENDER = (
+    'mutation($id: ID!) { renderDocument(template: "billing_statement", id: $id) '
+    "{ filename contentType content } }"
+)
+
+
+def _name_the_firm(admin: GraphQLClient, name: str) -> None:
+    """What an administrator does once: the firm's name in the statement template."""
+    (template,) = admin.data(
+        '{ documentTemplates(filter: {name: {eq: "billing_statement"}}) '
+        "{ edges { node { id body } } } }"
+    )["documentTemplates"]["edges"]
+    body = template["node"]["body"].replace("（本所名称）", name)
+    update(admin, "document_template", template["node"]["id"], {"body": body})
+
+
+def _statement_text(client: GraphQLClient, statement_id: str) -> str:
+    """The statement rendered as the caller, and the text read back out of the PDF."""
+    doc = client.data(RENDER, {"id": statement_id})["renderDocument"]
+    assert (doc["filename"], doc["contentType"]) == ("律师费账单-ZD-2026-03.pdf", "application/pdf")
+    pdf = PdfReader(io.BytesIO(base64.b64decode(doc["content"])))
+    fonts = {str(f["/BaseFont"]) for p in pdf.pages for f in p["/Resources"]["/Font"].values()}
+    assert any("WenQuanYi" in f or "CJK" in f for f in fonts)  # embedded, not assumed
+    return "\n".join(page.extract_text() for page in pdf.pages)
 
 
 def test_an_appeal_deadline_across_national_day_ends_on_the_first_working_day_after(

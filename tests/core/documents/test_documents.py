@@ -151,3 +151,41 @@ def test_a_document_shows_only_what_its_reader_may_see(qiao_runtime):
     assert "客户：****" in doc["content"] and "宁波" not in doc["content"]
     with pytest.raises(BadUserInput), records.transaction(users["li"], Source.GRAPHQL) as ctx:
         render_document(ctx, "trial_report", machine["id"])
+
+
+def test_a_document_lists_the_rows_behind_a_rollup_as_its_reader_reads_them(qiao_runtime):
+    records = qiao_runtime.records
+    rights = {
+        "entities": {
+            "machine": {"read": "all"},
+            "service_call": {"read": {"filter": {"urgency": {"eq": "URGENT"}}}},
+            "document": {"create": "all", "read": "own"},
+        }
+    }
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        role = records.create(ctx, "role", {"name": "escalations", "rights": rights})
+        user = records.create(ctx, "user", {"username": "zhou", "display_name": "周"})
+        records.create(ctx, "role_assignment", {"user": user["id"], "role": role["id"]})
+        machine = records.create(ctx, "machine", {"serial": "HT-7"})
+        other = records.create(ctx, "machine", {"serial": "HT-8"})
+        for target, description, urgency in (
+            (machine, "主轴异响", "URGENT"),
+            (machine, "冷却液泄漏", "NORMAL"),
+            (other, "导轨磨损", "URGENT"),
+        ):
+            values = {"machine": target["id"], "description": description, "urgency": urgency}
+            records.create(ctx, "service_call", values)
+        everyone = render_document(ctx, "service_history", machine["id"])["content"]
+    assert "<h1>HT-7：2 次报修</h1>" in everyone
+    assert "<p>主轴异响|紧急|HT-7</p>" in everyone and "<p>冷却液泄漏|一般|HT-7</p>" in everyone
+    assert everyone.index("主轴异响") < everyone.index("冷却液泄漏")  # ordered by description
+    assert "导轨磨损" not in everyone  # another machine's call
+    zhou = Actor(user_id=user["id"], username="zhou")
+    with records.transaction(zhou, Source.GRAPHQL) as ctx:
+        seen = render_document(ctx, "service_history", machine["id"])["content"]
+    assert "主轴异响" in seen and "冷却液泄漏" not in seen  # the total counts what rows hide
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        for name, word in (("not_a_relation", "relation"), ("not_a_rollup", "rollup")):
+            with pytest.raises(BadUserInput) as error:
+                render_document(ctx, name, machine["id"])
+            assert error.value.field == "template" and word in error.value.message

@@ -4,7 +4,8 @@ notification to the trial engineer and the customer's owner at every change.
 The template ships what the S13 mould factory built by hand: the entity ``mould_trial``,
 its pipeline (图纸确认 -> 备料完成 -> 首件检验 -> 客户签样, or 未通过) and the rule
 试模状态通知. A failed round is followed by a trial of the next round; the pass rate is
-a count of trials by their ``passed`` formula.
+a count of trials by their ``passed`` formula. At each change the engineer renders the
+trial report (PDF), which shows the round, the state and the fields each state asked for.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from qiao.core.testing.worker import drain
 from tests.scenarios.conftest import RecordingChannel
 
 from .conftest import People, create
+from .documents import pdf_text
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 MOVE = """mutation($id: ID!, $input: MouldTrialUpdateInput!) {
@@ -29,6 +31,14 @@ def move(client: GraphQLClient, worker: Worker, trial: str, values: dict[str, st
     """A change of state, and the worker's pass seconds later that tells everyone of it."""
     client.data(MOVE, {"id": trial, "input": values})
     drain(worker)
+
+
+def reported(client: GraphQLClient, trial: str, *lines: str) -> str:
+    """The trial report rendered now, which must show ``lines``; its file name."""
+    filename, text = pdf_text(client, "mould_trial_report", trial)
+    for line in ("试模报告", "模具编号：HT-M2609-017", "客户：昆山华通模具有限公司", *lines):
+        assert line in text, line
+    return filename
 
 
 def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
@@ -59,6 +69,16 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
     t0 = create(lin, "mould_trial", {**trial, "drawingVersion": "B"}, "id status trialRound")
     drain(qiao_worker)
     assert (t0["status"], t0["trialRound"]) == ("DRAWING_CONFIRMED", "T0")
+    first = (
+        "试模轮次：T0",
+        "状态：图纸确认",
+        "图纸版本：B",
+        "试模工程师：林晓梅",
+        "试模结论：进行中",
+    )
+    assert reported(lin, t0["id"], *first, "机台号：海天 MA3800 #7") == (
+        "试模报告-HT-M2609-017-T0-DRAWING_CONFIRMED.pdf"
+    )
 
     (missing,) = lin.errors(MOVE, {"id": t0["id"], "input": {"status": "MATERIALS_READY"}})
     assert missing["extensions"]["field"] == "material"
@@ -68,6 +88,7 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
     )
     ready = {"status": "MATERIALS_READY", "material": "PP+EPDM-T20", "trialOn": "2026-09-08"}
     move(lin, qiao_worker, t0["id"], ready)
+    reported(lin, t0["id"], "状态：备料完成", "材料牌号：PP+EPDM-T20", "试模日期：2026-09-08")
     (skipped,) = lin.errors(MOVE, {"id": t0["id"], "input": {"status": "CUSTOMER_SIGN_OFF"}})
     assert skipped["extensions"]["allowed"] == ["FIRST_ARTICLE_INSPECTION", "FAILED"]
     inspect = {
@@ -76,7 +97,15 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
         "cycleSeconds": "48.5",
     }
     move(lin, qiao_worker, t0["id"], inspect)
+    reported(
+        lin,
+        t0["id"],
+        "状态：首件检验",
+        "首件检验结果：卡扣处缩痕 0.3 mm，超差",
+        "成型周期(秒)：48.5",
+    )
     move(lin, qiao_worker, t0["id"], {"status": "FAILED", "failureReason": "缩痕超差"})
+    reported(lin, t0["id"], "状态：未通过", "未通过原因：缩痕超差", "试模结论：未通过")
 
     t1 = create(lin, "mould_trial", {**trial, "drawingVersion": "C", "trialRound": "T1"})
     drain(qiao_worker)
@@ -86,6 +115,14 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
         {"status": "CUSTOMER_SIGN_OFF", "signedOffBy": "华通 质量部 顾晓东"},
     ):
         move(lin, qiao_worker, t1["id"], step)
+    signed = reported(
+        lin, t1["id"], "试模轮次：T1", "状态：客户签样", "图纸版本：C", "首件检验结果：尺寸合格",
+        "客户签样人：华通 质量部 顾晓东", "试模结论：通过",
+    )  # fmt: skip
+    assert signed == "试模报告-HT-M2609-017-T1-CUSTOMER_SIGN_OFF.pdf"
+    # Every report is kept with its trial.
+    kept = lin.data("{ documents { totalCount } }")["documents"]["totalCount"]
+    assert kept == 5
 
     expected = [
         "试模 HT-M2609-017 T0：图纸确认",

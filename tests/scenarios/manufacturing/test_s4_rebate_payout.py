@@ -5,7 +5,9 @@ The program 2026 季度返利 gives 15 grace days: a return booked by 15 April s
 against Q1, one booked later does not. The day after the grace days the daily rule
 freezes the rebate (within the program's cap) and submits it to finance (approval
 process ``rebate_payout``). ERP lines of the period are compared with the template's own
-lines; the first of each month finance is told of every period that differs.
+lines; the first of each month finance is told of every period that differs. Finance
+renders each dealer's statement of the period as a PDF: the lines counted, the tier or
+coefficient applied, the accrued, capped and approved amounts to the fen.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
 from .conftest import People, create, rearm, update
+from .documents import pdf_text, table_rows
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 QUARTER = """query($id: ID!) { dealerQuarter(id: $id) {
@@ -150,6 +153,43 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
     approved = admin.data(QUARTER, {"id": suzhou_q})["dealerQuarter"]
     assert (approved["payoutStatus"], approved["approvedAmount"]) == ("APPROVED", "37500.00")
 
+    # The statement: the return booked within the grace days nets, the later one does not.
+    filename, text = pdf_text(qian, "rebate_statement", suzhou_q)
+    assert filename == "返利结算单-苏州锐达 2026Q1.pdf"
+    for expected in (
+        "经销商返利结算单",
+        "经销商：苏州锐达",
+        "结算期间：2026-01-01 至 2026-03-31（苏州锐达 2026Q1）",
+        "计入截止日：2026-04-15",
+        "返利政策：2026 季度返利（HR-RB-2026Q），季度结算，宽限 15 天",
+        "计算方式：系数表",
+        "退货金额：-100000.00 元",
+        "采购净额：1500000.00 元",
+        "实际回款：1600000.00 元",
+        "新品采购额：400000.00 元",
+        "适用档位：返利系数 0.025",
+        "计提返利：37500.00 元",
+        "核算返利（单期上限 60000.00 元）：37500.00",
+        "批准返利：37500.00",
+        "返利状态：已批准",
+    ):
+        assert expected in text, expected
+    assert table_rows(text, "SO-") == [
+        ["SO-2026-02-01", "2026-02-01", "2026-02-01", "发货", "1100000.00"],
+        ["SO-2026-02-01", "2026-02-01", "2026-02-01", "发货", "500000.00"],
+        ["SO-2026-04-10", "2026-02-01", "2026-04-10", "退货", "-100000.00"],
+    ]
+    # 宁波甬精 accrues 67,200.00 and is frozen at the cap.
+    _, text = pdf_text(qian, "rebate_statement", ningbo_q)
+    for expected in (
+        "采购净额：1600000.00 元",
+        "适用档位：返利系数 0.042",
+        "计提返利：67200.00 元",
+        "核算返利（单期上限 60000.00 元）：60000.00",
+        "返利状态：财务审批中",
+    ):
+        assert expected in text, expected
+
     settle = {
         "payoutStatus": "SETTLED",
         "settlement": "RED_LETTER_INVOICE",
@@ -174,6 +214,16 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
         "settlement": "RED_LETTER_INVOICE",
         "paidAmount": "37500.00",
     }
+
+
+def tier_rows(text: str) -> list[list[str]]:
+    """The statement's tier table: each tier, marked when the period reached it."""
+    tiers = {f"{n}{reached}" for n in "123" for reached in ("", "（已达到）")}
+    return [
+        cells
+        for cells in (line.split() for line in text.splitlines())
+        if cells[:1] and cells[0] in tiers
+    ]
 
 
 def test_tiered_programs_pay_whole_amount_or_marginal_tiers(
@@ -228,3 +278,19 @@ def test_tiered_programs_pay_whole_amount_or_marginal_tiers(
             "calculatedAmount": frozen,
             "payoutStatus": "PENDING",
         }
+
+    # The statements show the tiers and which of them the period reached.
+    _, text = pdf_text(admin, "rebate_statement", quarters[0])
+    assert "计算方式：超额累进" in text and "计提返利：45000.00 元" in text
+    assert tier_rows(text) == [
+        ["1（已达到）", "0.00", "0.0100"],
+        ["2（已达到）", "1000000.00", "0.0200"],
+        ["3（已达到）", "2000000.00", "0.0300"],
+    ]
+    _, text = pdf_text(admin, "rebate_statement", quarters[1])
+    assert "计算方式：全额阶梯" in text and "计提返利：20000.00 元" in text
+    assert tier_rows(text) == [
+        ["1（已达到）", "0.00", "0.0100"],
+        ["2（已达到）", "1000000.00", "0.0200", "20000.00"],
+        ["3", "2000000.00", "0.0300"],
+    ]
