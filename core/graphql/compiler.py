@@ -27,7 +27,10 @@ from graphql import (
     GraphQLIncludeDirective,
     GraphQLSkipDirective,
     InlineFragmentNode,
+    NamedTypeNode,
+    NameNode,
     SelectionSetNode,
+    is_abstract_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
 from sqlalchemy import (
@@ -37,8 +40,11 @@ from sqlalchemy import (
     FromClause,
     Integer,
     Select,
+    String,
+    Subquery,
     and_,
     case,
+    cast,
     exists,
     func,
     literal,
@@ -47,6 +53,7 @@ from sqlalchemy import (
     null,
     select,
     true,
+    union_all,
 )
 
 from qiao.core.encryption import FieldEncryption
@@ -56,9 +63,13 @@ from qiao.core.formula.evaluator import Clock
 from qiao.core.graphql.builder import BuiltSchema
 from qiao.core.graphql.evaluated import marked
 from qiao.core.graphql.plan import (
+    MAX_NODES,
+    NODE_TYPE_KEY,
     ColumnField,
     RootGet,
     RootList,
+    RootNode,
+    RootNodes,
     ToManyField,
     ToOneField,
     TypenameField,
@@ -79,6 +90,8 @@ _UNCLEAR = frozenset({FieldAccess.NONE, FieldAccess.MASKED})
 MAX_QUERY_COST = 100_000
 
 Fields = dict[str, list[FieldNode]]
+#: ``__typename``, asked for under NODE_TYPE_KEY when strawberry must resolve a node's type.
+_TYPE_TAG = FieldNode(alias=NameNode(value=NODE_TYPE_KEY), name=NameNode(value="__typename"))
 #: Tables LEFT JOINed to a row for its to-one relations, each with its ON clause, in order.
 Joins = list[tuple[FromClause, ColumnElement[bool]]]
 
@@ -160,6 +173,10 @@ class ReadCompiler:
             else variables
         )
         self.cost = 0
+        #: Whether nodes carry their object type's name under NODE_TYPE_KEY (set when
+        #: strawberry executes, to resolve the Node interface; compiled answers go to the
+        #: client as the database wrote them and must hold only what was asked).
+        self.tag_nodes = False
         #: How many parent rows the field being compiled may repeat for (product of page sizes).
         self._fan_out = 1
 
@@ -181,8 +198,15 @@ class ReadCompiler:
 
     # -- Field collection -----------------------------------------------------------------
 
-    def collect(self, selection_sets: Iterable[SelectionSetNode | None]) -> Fields:
-        """Fields by response key, fragments expanded and @skip/@include applied."""
+    def collect(
+        self, selection_sets: Iterable[SelectionSetNode | None], type_name: str | None = None
+    ) -> Fields:
+        """Fields by response key, fragments expanded and @skip/@include applied.
+
+        Given the object type ``type_name``, fragments on other types are left out
+        (a selection on the Node interface); without it every fragment applies, as
+        validation leaves no other kind on an object type's selection.
+        """
         fields: Fields = {}
         visited: set[str] = set()
 
@@ -196,16 +220,27 @@ class ReadCompiler:
                     key = sel.alias.value if sel.alias else sel.name.value
                     fields.setdefault(key, []).append(sel)
                 elif isinstance(sel, InlineFragmentNode):
-                    walk(sel.selection_set)
+                    if self._applies(sel.type_condition, type_name):
+                        walk(sel.selection_set)
                 elif isinstance(sel, FragmentSpreadNode):
                     name = sel.name.value
                     if name not in visited and name in self.fragments:
-                        visited.add(name)
-                        walk(self.fragments[name].selection_set)
+                        fragment = self.fragments[name]
+                        if self._applies(fragment.type_condition, type_name):
+                            visited.add(name)
+                            walk(fragment.selection_set)
 
         for selection_set in selection_sets:
             walk(selection_set)
         return fields
+
+    def _applies(self, condition: NamedTypeNode | None, type_name: str | None) -> bool:
+        """Whether a fragment on ``condition`` applies to an object of type ``type_name``."""
+        if condition is None or type_name is None or condition.name.value == type_name:
+            return True
+        on = self.graphql.get_type(condition.name.value)
+        obj = self.graphql.get_type(type_name)
+        return is_abstract_type(on) and self.graphql.is_sub_type(on, obj)  # type: ignore[arg-type]
 
     def _included(self, node: Any) -> bool:
         skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
@@ -232,6 +267,10 @@ class ReadCompiler:
         args = self.arguments(type_name, nodes)
         if isinstance(meaning, RootGet):
             return self.object_by_id(meaning.entity, args["id"], nodes)
+        if isinstance(meaning, RootNode):
+            return self.node(args["id"], nodes)
+        if isinstance(meaning, RootNodes):
+            return self.nodes(args["ids"], nodes)
         assert isinstance(meaning, RootList)
         return self.connection(meaning.entity, args, self.subfields(nodes), None, 1)
 
@@ -250,6 +289,68 @@ class ReadCompiler:
             .where(table.c.id == record_id, *self._readable(entity, table))
         )
         return self.json.embed(found.scalar_subquery())
+
+    def node(self, record_id: Any, nodes: list[FieldNode]) -> ColumnElement[Any]:
+        """The JSON of the record with this id, whatever its entity; null if not readable."""
+        if not is_record_id(record_id):
+            raise BadUserInput(f"{record_id!r} is not a record id", field="id")
+        found = self._found([record_id], nodes)
+        return self.json.embed(select(found.c.node).limit(inline(1)).scalar_subquery())
+
+    def nodes(self, ids: list[Any], nodes: list[FieldNode]) -> ColumnElement[Any]:
+        """An array with the JSON of each id's record, in order; null where not readable."""
+        if len(ids) > MAX_NODES:
+            raise BadUserInput(
+                f"nodes takes at most {MAX_NODES} ids; {len(ids)} were given", field="ids"
+            )
+        for position, record_id in enumerate(ids):
+            if not is_record_id(record_id):
+                raise BadUserInput(
+                    f"ids[{position}]: {record_id!r} is not a record id", field="ids"
+                )
+        if not ids:
+            return self.json.array([])
+        found = self._found(ids, nodes)
+        by_id = (
+            select(self.json.object_agg(found.c.id, self.json.embed(found.c.node)).label("by_id"))
+            .select_from(found)
+            .subquery()
+        )
+        in_order = [self.json.member(by_id.c.by_id, record_id) for record_id in ids]
+        return self.json.embed(
+            select(self.json.array(in_order)).select_from(by_id).scalar_subquery()
+        )
+
+    def _found(self, ids: list[str], nodes: list[FieldNode]) -> Subquery:
+        """Rows (id, node) of the records with these ids that the caller may read.
+
+        Record ids are unique across entities but do not name one, so every entity's
+        table is asked once for all the ids (an index lookup each), under the
+        caller's row rules; the branches are one UNION ALL. Each entity's JSON holds
+        the fields its own fragments select, checked as its by-id query checks them,
+        so what a query may read never depends on which records exist.
+        """
+        self._spend(len(ids))
+        wanted = sorted(set(ids))
+        branches = []
+        outer, self._fan_out = self._fan_out, len(ids)
+        try:
+            for entity in sorted(self.catalog.registry.entities):
+                type_name = self.plan.type_names[entity]
+                fields = self.collect((n.selection_set for n in nodes), type_name)
+                if self.tag_nodes:
+                    fields[NODE_TYPE_KEY] = [_TYPE_TAG]
+                table = self.catalog.table(entity).alias()
+                joins: Joins = []
+                obj = self.object(entity, table, fields, 1, joins)
+                branches.append(
+                    select(cast(table.c.id, String).label("id"), obj.label("node"))
+                    .select_from(outer_joined(table, joins))
+                    .where(table.c.id.in_(wanted), *self._readable(entity, table))
+                )
+        finally:
+            self._fan_out = outer
+        return union_all(*branches).subquery()
 
     def _readable(self, entity: str, table: FromClause) -> list[ColumnElement[bool]]:
         """The caller's read rule for ``table`` (nothing for unrestricted callers)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, cast, func, literal_column
+from sqlalchemy import ColumnElement, String, case, cast, func, literal, literal_column
 from sqlalchemy.dialects.postgresql import JSON as _JSON
 from sqlalchemy.dialects.postgresql import JSONB as _JSONB
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -42,6 +42,18 @@ class JsonSQL:
 
     def value(self, column: Any, field: FieldDef | None, system: str = "") -> ColumnElement[Any]:
         """A stored column in its wire form."""
+        raise NotImplementedError
+
+    def array(self, items: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+        """An array of these JSON values, in this order (SQL NULL as null)."""
+        raise NotImplementedError
+
+    def object_agg(self, key: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:
+        """An object from each aggregated row's text ``key`` to its JSON ``value``."""
+        raise NotImplementedError
+
+    def member(self, json_object: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        """The JSON value under ``key`` (a bound parameter) in ``json_object``; NULL if none."""
         raise NotImplementedError
 
     def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -88,6 +100,17 @@ class SqliteJson(JsonSQL):
             return func.json(column)
         return column
 
+    def array(self, items: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+        return func.json_array(*items)
+
+    def object_agg(self, key: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.json_group_object(key, value)
+
+    def member(self, json_object: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        # A quoted label takes any key but one holding '"' (record ids never do).
+        assert '"' not in key
+        return func.json(func.json_extract(json_object, literal(f'$."{key}"', String)))
+
     def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return case(
             (condition.is_(None), None),
@@ -129,6 +152,15 @@ class PostgresJson(JsonSQL):
         if kind is FieldType.DATE:
             return func.to_char(column, sql_text("YYYY-MM-DD"))
         return column
+
+    def array(self, items: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+        return func.json_build_array(*items)
+
+    def object_agg(self, key: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.json_object_agg(key, value)
+
+    def member(self, json_object: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        return json_object.op("->", return_type=_JSON)(cast(literal(key, String), String))
 
     def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return condition
