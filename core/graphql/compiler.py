@@ -40,11 +40,9 @@ from sqlalchemy import (
     FromClause,
     Integer,
     Select,
-    String,
     Subquery,
     and_,
     case,
-    cast,
     exists,
     func,
     literal,
@@ -57,11 +55,12 @@ from sqlalchemy import (
 )
 
 from qiao.core.encryption import FieldEncryption
-from qiao.core.errors import BadUserInput, Forbidden
+from qiao.core.errors import BadUserInput, ConfigurationError, Forbidden
 from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.evaluator import Clock
 from qiao.core.graphql.builder import BuiltSchema
 from qiao.core.graphql.evaluated import marked
+from qiao.core.graphql.nodes import holders
 from qiao.core.graphql.plan import (
     MAX_NODES,
     NODE_TYPE_KEY,
@@ -82,6 +81,7 @@ from qiao.core.metadata.model import FieldDef
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records import query
+from qiao.core.storage.database import Database
 from qiao.core.storage.sqlalchemy_internals import bind_processors
 
 #: Field access that does not show a value in clear (a computed field cannot be built on it).
@@ -143,8 +143,11 @@ class ReadCompiler:
         encryption: FieldEncryption | None = None,
         clock: Clock | None = None,
         connection: Connection | None = None,
+        db: Database | None = None,
     ) -> None:
         self.built = built
+        #: Where node ids are looked up when no ``connection`` is given.
+        self.db = db
         #: Where encrypted filters are confirmed (FieldEncryption.matching); None: a read
         #: connection of their own, before the compiled statement runs.
         self.confirming = connection
@@ -295,6 +298,8 @@ class ReadCompiler:
         if not is_record_id(record_id):
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
         found = self._found([record_id], nodes)
+        if found is None:
+            return null()
         return self.json.embed(select(found.c.node).limit(inline(1)).scalar_subquery())
 
     def nodes(self, ids: list[Any], nodes: list[FieldNode]) -> ColumnElement[Any]:
@@ -308,49 +313,62 @@ class ReadCompiler:
                 raise BadUserInput(
                     f"ids[{position}]: {record_id!r} is not a record id", field="ids"
                 )
-        if not ids:
-            return self.json.array([])
-        found = self._found(ids, nodes)
-        by_id = (
-            select(self.json.object_agg(found.c.id, self.json.embed(found.c.node)).label("by_id"))
-            .select_from(found)
-            .subquery()
-        )
-        in_order = [self.json.member(by_id.c.by_id, record_id) for record_id in ids]
-        return self.json.embed(
-            select(self.json.array(in_order)).select_from(by_id).scalar_subquery()
-        )
+        found = self._found(ids, nodes) if ids else None
+        if found is None:
+            return self.json.constant([None] * len(ids))
+        wanted = self.json.listed_ids(ids)
+        in_order = self.json.array_agg(self.json.embed(found.c.node), [wanted.c.position])
+        joined = wanted.outerjoin(found, found.c.id == wanted.c.id)
+        return self.json.embed(select(in_order).select_from(joined).scalar_subquery())
 
-    def _found(self, ids: list[str], nodes: list[FieldNode]) -> Subquery:
+    def _found(self, ids: list[str], nodes: list[FieldNode]) -> Subquery | None:
         """Rows (id, node) of the records with these ids that the caller may read.
 
-        Record ids are unique across entities but do not name one, so every entity's
-        table is asked once for all the ids (an index lookup each), under the
-        caller's row rules; the branches are one UNION ALL. Each entity's JSON holds
-        the fields its own fragments select, checked as its by-id query checks them,
-        so what a query may read never depends on which records exist.
+        Each entity that holds some of the ids (see :mod:`qiao.core.graphql.nodes`)
+        is read once for all of its ids, under the caller's row rules, in one UNION
+        ALL; None when no entity holds any. Each entity's JSON holds what its own
+        fragments select. Every entity a fragment selects fields of is compiled, held
+        ids or not, so its fields are checked as its by-id query checks them and what
+        a query may read never depends on which records exist.
         """
         self._spend(len(ids))
-        wanted = sorted(set(ids))
+        held: dict[str, list[str]] = {}
+        for record_id, entity in self._holders(ids).items():
+            held.setdefault(entity, []).append(record_id)
         branches = []
         outer, self._fan_out = self._fan_out, len(ids)
         try:
             for entity in sorted(self.catalog.registry.entities):
                 type_name = self.plan.type_names[entity]
                 fields = self.collect((n.selection_set for n in nodes), type_name)
+                asked = {group[0].name.value for group in fields.values()} - {"id", "__typename"}
+                if entity not in held and not asked:
+                    continue
                 if self.tag_nodes:
                     fields[NODE_TYPE_KEY] = [_TYPE_TAG]
                 table = self.catalog.table(entity).alias()
                 joins: Joins = []
                 obj = self.object(entity, table, fields, 1, joins)
-                branches.append(
-                    select(cast(table.c.id, String).label("id"), obj.label("node"))
-                    .select_from(outer_joined(table, joins))
-                    .where(table.c.id.in_(wanted), *self._readable(entity, table))
-                )
+                if entity in held:
+                    branches.append(
+                        select(table.c.id.label("id"), obj.label("node"))
+                        .select_from(outer_joined(table, joins))
+                        .where(table.c.id.in_(sorted(held[entity])), *self._readable(entity, table))
+                    )
         finally:
             self._fan_out = outer
-        return union_all(*branches).subquery()
+        if not branches:
+            return None
+        return (union_all(*branches) if len(branches) > 1 else branches[0]).subquery()
+
+    def _holders(self, ids: list[str]) -> dict[str, str]:
+        """Which entity holds each id; data, so the compiled read is not cached."""
+        self.cacheable = False
+        if self.confirming is not None:
+            return holders(self.confirming, self.catalog, ids)
+        if self.db is None:
+            raise ConfigurationError("node(id:) needs a database to find records in")
+        return self.db.run_read(lambda conn: holders(conn, self.catalog, ids))
 
     def _readable(self, entity: str, table: FromClause) -> list[ColumnElement[bool]]:
         """The caller's read rule for ``table`` (nothing for unrestricted callers)."""

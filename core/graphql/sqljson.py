@@ -9,12 +9,23 @@ as strings, booleans as JSON booleans.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, cast, func, literal, literal_column
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    String,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
 from sqlalchemy.dialects.postgresql import JSON as _JSON
 from sqlalchemy.dialects.postgresql import JSONB as _JSONB
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from qiao.core.metadata.model import FieldDef, FieldType
 
@@ -44,16 +55,17 @@ class JsonSQL:
         """A stored column in its wire form."""
         raise NotImplementedError
 
-    def array(self, items: list[ColumnElement[Any]]) -> ColumnElement[Any]:
-        """An array of these JSON values, in this order (SQL NULL as null)."""
+    def constant(self, value: Any) -> ColumnElement[Any]:
+        """``value`` as JSON written into the SQL (a shape such as ``[null, null]``, not data)."""
         raise NotImplementedError
 
-    def object_agg(self, key: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:
-        """An object from each aggregated row's text ``key`` to its JSON ``value``."""
-        raise NotImplementedError
+    def listed_ids(self, ids: list[str]) -> FromClause:
+        """Record ids as rows (``id``, ``position``) in their order, from one parameter.
 
-    def member(self, json_object: ColumnElement[Any], key: str) -> ColumnElement[Any]:
-        """The JSON value under ``key`` (a bound parameter) in ``json_object``; NULL if none."""
+        ``id`` compares with id columns as they are (a cast would cost their index).
+        Joined to and aggregated over with ``array_agg(..., [position])``, the rows
+        keep their order on SQLite too, whose aggregates take rows as they arrive.
+        """
         raise NotImplementedError
 
     def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -100,16 +112,14 @@ class SqliteJson(JsonSQL):
             return func.json(column)
         return column
 
-    def array(self, items: list[ColumnElement[Any]]) -> ColumnElement[Any]:
-        return func.json_array(*items)
+    def constant(self, value: Any) -> ColumnElement[Any]:
+        return func.json(sql_text(json.dumps(value)))
 
-    def object_agg(self, key: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:
-        return func.json_group_object(key, value)
-
-    def member(self, json_object: ColumnElement[Any], key: str) -> ColumnElement[Any]:
-        # A quoted label takes any key but one holding '"' (record ids never do).
-        assert '"' not in key
-        return func.json(func.json_extract(json_object, literal(f'$."{key}"', String)))
+    def listed_ids(self, ids: list[str]) -> FromClause:
+        each = func.json_each(literal(json.dumps(ids), String)).table_valued("key", "value")
+        # A LIMIT keeps the ORDER BY of a subquery SQLite would otherwise flatten.
+        rows = select(each.c.value.label("id"), each.c.key.label("position"))
+        return rows.order_by(each.c.key).limit(len(ids)).subquery()
 
     def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return case(
@@ -153,14 +163,15 @@ class PostgresJson(JsonSQL):
             return func.to_char(column, sql_text("YYYY-MM-DD"))
         return column
 
-    def array(self, items: list[ColumnElement[Any]]) -> ColumnElement[Any]:
-        return func.json_build_array(*items)
+    def constant(self, value: Any) -> ColumnElement[Any]:
+        return cast(sql_text(json.dumps(value)), _JSON)
 
-    def object_agg(self, key: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:
-        return func.json_object_agg(key, value)
-
-    def member(self, json_object: ColumnElement[Any], key: str) -> ColumnElement[Any]:
-        return json_object.op("->", return_type=_JSON)(cast(literal(key, String), String))
+    def listed_ids(self, ids: list[str]) -> FromClause:
+        return (
+            func.unnest(literal(ids, ARRAY(UUID(as_uuid=False))))
+            .table_valued("id", with_ordinality="position")
+            .render_derived()
+        )
 
     def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return condition
