@@ -28,10 +28,14 @@ from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
 from qiao.core.graphql import scalars
 from qiao.core.graphql.plan import (
+    MAX_NODES,
+    NODE_TYPE_KEY,
     ColumnField,
     FieldMeaning,
     RootGet,
     RootList,
+    RootNode,
+    RootNodes,
     SchemaPlan,
     ToManyField,
     ToOneField,
@@ -78,6 +82,27 @@ class PageInfo:
     end_cursor: str | None = strawberry.field(
         description="The cursor of the page's last edge; null on an empty page."
     )
+
+
+@strawberry.interface(
+    description="A record of any entity. Its id is unique across the deployment, so "
+    "node(id:) and nodes(ids:) find it again without being told its type."
+)
+class Node:
+    id: strawberry.ID = strawberry.field(
+        description="The id Qiao gave the record, unique across every entity."
+    )
+
+    @staticmethod
+    def resolve_type(root: Any, info: Any, abstract_type: Any) -> str:
+        """The object type of a node that strawberry resolves (the compiler tags its JSON)."""
+        name: str = root[NODE_TYPE_KEY]
+        return name
+
+    @staticmethod
+    def is_type_of(root: Any, info: Any) -> bool:
+        """Entity objects are the compiler's JSON (dicts) of the type the schema expects there."""
+        return True
 
 
 #: The root types' descriptions.
@@ -142,8 +167,10 @@ def from_key(root: Any, info: Info, **_arguments: Any) -> Any:
     return root[info.path.key]
 
 
-def _make_class(name: str, annotations: dict[str, Any], namespace: dict[str, Any]) -> type:
-    return type(name, (), {"__annotations__": annotations, **namespace})
+def _make_class(
+    name: str, annotations: dict[str, Any], namespace: dict[str, Any], bases: tuple[type, ...] = ()
+) -> type:
+    return type(name, bases, {"__annotations__": annotations, **namespace})
 
 
 def _resolver(
@@ -204,7 +231,7 @@ class SchemaBuilder:
         entities = sorted(self.registry.entities.values(), key=lambda e: e.name)
         for entity in entities:
             self.plan.type_names[entity.name] = type_name(entity.name)
-            self._objects[entity.name] = _make_class(type_name(entity.name), {}, {})
+            self._objects[entity.name] = _make_class(type_name(entity.name), {}, {}, (Node,))
             self._connections[entity.name] = _make_class(
                 f"{type_name(entity.name)}Connection", {}, {}
             )
@@ -218,6 +245,7 @@ class SchemaBuilder:
         for entity in entities:
             self._root_fields(entity, filters[entity.name], orders[entity.name], query_ns)
             self._mutation_fields(entity, mutation_ns)
+        self._node_fields(query_ns)
         query = self._merge_roots("Query", query_ns)
         mutation = self._merge_roots("Mutation", mutation_ns)
         schema = self.schema_class(
@@ -508,6 +536,35 @@ class SchemaBuilder:
         )
         self.plan.roots[camel(entity.name)] = RootGet(entity.name)
         self.plan.roots[camel(entity.plural)] = RootList(entity.name)
+
+    def _node_fields(self, ns: dict[str, Any]) -> None:
+        """``node(id:)`` and ``nodes(ids:)``, which find records of any entity by id."""
+        ns["node"] = strawberry.field(
+            resolver=_resolver(
+                self.resolvers.read_root,
+                {"id": (strawberry.ID, strawberry.UNSET, "A record id.")},
+                Node | None,
+            ),
+            description="The record with this id, whatever its entity; null when there is none "
+            "or you may not read it.",
+        )
+        ns["nodes"] = strawberry.field(
+            resolver=_resolver(
+                self.resolvers.read_root,
+                {
+                    "ids": (
+                        list[strawberry.ID],
+                        strawberry.UNSET,
+                        f"At most {MAX_NODES} record ids.",
+                    )
+                },
+                list[Node | None],
+            ),
+            description="The records with these ids, in the same order and as many; null in "
+            "place of a record there is none of or you may not read.",
+        )
+        self.plan.roots["node"] = RootNode()
+        self.plan.roots["nodes"] = RootNodes()
 
     def _input_type(self, entity: EntityDef, creating: bool) -> type:
         suffix = "CreateInput" if creating else "UpdateInput"

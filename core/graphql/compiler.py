@@ -27,7 +27,10 @@ from graphql import (
     GraphQLIncludeDirective,
     GraphQLSkipDirective,
     InlineFragmentNode,
+    NamedTypeNode,
+    NameNode,
     SelectionSetNode,
+    is_abstract_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
 from sqlalchemy import (
@@ -37,6 +40,7 @@ from sqlalchemy import (
     FromClause,
     Integer,
     Select,
+    Subquery,
     and_,
     case,
     exists,
@@ -47,18 +51,24 @@ from sqlalchemy import (
     null,
     select,
     true,
+    union_all,
 )
 
 from qiao.core.encryption import FieldEncryption
-from qiao.core.errors import BadUserInput, Forbidden
+from qiao.core.errors import BadUserInput, ConfigurationError, Forbidden
 from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.evaluator import Clock
 from qiao.core.graphql.builder import BuiltSchema
 from qiao.core.graphql.evaluated import marked
+from qiao.core.graphql.nodes import holders
 from qiao.core.graphql.plan import (
+    MAX_NODES,
+    NODE_TYPE_KEY,
     ColumnField,
     RootGet,
     RootList,
+    RootNode,
+    RootNodes,
     ToManyField,
     ToOneField,
     TypenameField,
@@ -71,6 +81,7 @@ from qiao.core.metadata.model import FieldDef
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records import query
+from qiao.core.storage.database import Database
 from qiao.core.storage.sqlalchemy_internals import bind_processors
 
 #: Field access that does not show a value in clear (a computed field cannot be built on it).
@@ -79,6 +90,8 @@ _UNCLEAR = frozenset({FieldAccess.NONE, FieldAccess.MASKED})
 MAX_QUERY_COST = 100_000
 
 Fields = dict[str, list[FieldNode]]
+#: ``__typename``, asked for under NODE_TYPE_KEY when strawberry must resolve a node's type.
+_TYPE_TAG = FieldNode(alias=NameNode(value=NODE_TYPE_KEY), name=NameNode(value="__typename"))
 #: Tables LEFT JOINed to a row for its to-one relations, each with its ON clause, in order.
 Joins = list[tuple[FromClause, ColumnElement[bool]]]
 
@@ -130,8 +143,11 @@ class ReadCompiler:
         encryption: FieldEncryption | None = None,
         clock: Clock | None = None,
         connection: Connection | None = None,
+        db: Database | None = None,
     ) -> None:
         self.built = built
+        #: Where node ids are looked up when no ``connection`` is given.
+        self.db = db
         #: Where encrypted filters are confirmed (FieldEncryption.matching); None: a read
         #: connection of their own, before the compiled statement runs.
         self.confirming = connection
@@ -160,6 +176,10 @@ class ReadCompiler:
             else variables
         )
         self.cost = 0
+        #: Whether nodes carry their object type's name under NODE_TYPE_KEY (set when
+        #: strawberry executes, to resolve the Node interface; compiled answers go to the
+        #: client as the database wrote them and must hold only what was asked).
+        self.tag_nodes = False
         #: How many parent rows the field being compiled may repeat for (product of page sizes).
         self._fan_out = 1
 
@@ -181,8 +201,15 @@ class ReadCompiler:
 
     # -- Field collection -----------------------------------------------------------------
 
-    def collect(self, selection_sets: Iterable[SelectionSetNode | None]) -> Fields:
-        """Fields by response key, fragments expanded and @skip/@include applied."""
+    def collect(
+        self, selection_sets: Iterable[SelectionSetNode | None], type_name: str | None = None
+    ) -> Fields:
+        """Fields by response key, fragments expanded and @skip/@include applied.
+
+        Given the object type ``type_name``, fragments on other types are left out
+        (a selection on the Node interface); without it every fragment applies, as
+        validation leaves no other kind on an object type's selection.
+        """
         fields: Fields = {}
         visited: set[str] = set()
 
@@ -196,16 +223,27 @@ class ReadCompiler:
                     key = sel.alias.value if sel.alias else sel.name.value
                     fields.setdefault(key, []).append(sel)
                 elif isinstance(sel, InlineFragmentNode):
-                    walk(sel.selection_set)
+                    if self._applies(sel.type_condition, type_name):
+                        walk(sel.selection_set)
                 elif isinstance(sel, FragmentSpreadNode):
                     name = sel.name.value
                     if name not in visited and name in self.fragments:
-                        visited.add(name)
-                        walk(self.fragments[name].selection_set)
+                        fragment = self.fragments[name]
+                        if self._applies(fragment.type_condition, type_name):
+                            visited.add(name)
+                            walk(fragment.selection_set)
 
         for selection_set in selection_sets:
             walk(selection_set)
         return fields
+
+    def _applies(self, condition: NamedTypeNode | None, type_name: str | None) -> bool:
+        """Whether a fragment on ``condition`` applies to an object of type ``type_name``."""
+        if condition is None or type_name is None or condition.name.value == type_name:
+            return True
+        on = self.graphql.get_type(condition.name.value)
+        obj = self.graphql.get_type(type_name)
+        return is_abstract_type(on) and self.graphql.is_sub_type(on, obj)  # type: ignore[arg-type]
 
     def _included(self, node: Any) -> bool:
         skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
@@ -232,6 +270,10 @@ class ReadCompiler:
         args = self.arguments(type_name, nodes)
         if isinstance(meaning, RootGet):
             return self.object_by_id(meaning.entity, args["id"], nodes)
+        if isinstance(meaning, RootNode):
+            return self.node(args["id"], nodes)
+        if isinstance(meaning, RootNodes):
+            return self.nodes(args["ids"], nodes)
         assert isinstance(meaning, RootList)
         return self.connection(meaning.entity, args, self.subfields(nodes), None, 1)
 
@@ -250,6 +292,83 @@ class ReadCompiler:
             .where(table.c.id == record_id, *self._readable(entity, table))
         )
         return self.json.embed(found.scalar_subquery())
+
+    def node(self, record_id: Any, nodes: list[FieldNode]) -> ColumnElement[Any]:
+        """The JSON of the record with this id, whatever its entity; null if not readable."""
+        if not is_record_id(record_id):
+            raise BadUserInput(f"{record_id!r} is not a record id", field="id")
+        found = self._found([record_id], nodes)
+        if found is None:
+            return null()
+        return self.json.embed(select(found.c.node).limit(inline(1)).scalar_subquery())
+
+    def nodes(self, ids: list[Any], nodes: list[FieldNode]) -> ColumnElement[Any]:
+        """An array with the JSON of each id's record, in order; null where not readable."""
+        if len(ids) > MAX_NODES:
+            raise BadUserInput(
+                f"nodes takes at most {MAX_NODES} ids; {len(ids)} were given", field="ids"
+            )
+        for position, record_id in enumerate(ids):
+            if not is_record_id(record_id):
+                raise BadUserInput(
+                    f"ids[{position}]: {record_id!r} is not a record id", field="ids"
+                )
+        found = self._found(ids, nodes) if ids else None
+        if found is None:
+            return self.json.constant([None] * len(ids))
+        wanted = self.json.listed_ids(ids)
+        in_order = self.json.array_agg(self.json.embed(found.c.node), [wanted.c.position])
+        joined = wanted.outerjoin(found, found.c.id == wanted.c.id)
+        return self.json.embed(select(in_order).select_from(joined).scalar_subquery())
+
+    def _found(self, ids: list[str], nodes: list[FieldNode]) -> Subquery | None:
+        """Rows (id, node) of the records with these ids that the caller may read.
+
+        Each entity that holds some of the ids (see :mod:`qiao.core.graphql.nodes`)
+        is read once for all of its ids, under the caller's row rules, in one UNION
+        ALL; None when no entity holds any. Each entity's JSON holds what its own
+        fragments select. Every entity a fragment selects fields of is compiled, held
+        ids or not, so its fields are checked as its by-id query checks them and what
+        a query may read never depends on which records exist.
+        """
+        self._spend(len(ids))
+        held: dict[str, list[str]] = {}
+        for record_id, entity in self._holders(ids).items():
+            held.setdefault(entity, []).append(record_id)
+        branches = []
+        outer, self._fan_out = self._fan_out, len(ids)
+        try:
+            for entity in sorted(self.catalog.registry.entities):
+                type_name = self.plan.type_names[entity]
+                fields = self.collect((n.selection_set for n in nodes), type_name)
+                asked = {group[0].name.value for group in fields.values()} - {"id", "__typename"}
+                if entity not in held and not asked:
+                    continue
+                if self.tag_nodes:
+                    fields[NODE_TYPE_KEY] = [_TYPE_TAG]
+                table = self.catalog.table(entity).alias()
+                joins: Joins = []
+                obj = self.object(entity, table, fields, 1, joins)
+                if entity in held:
+                    branches.append(
+                        select(table.c.id.label("id"), obj.label("node"))
+                        .select_from(outer_joined(table, joins))
+                        .where(table.c.id.in_(sorted(held[entity])), *self._readable(entity, table))
+                    )
+        finally:
+            self._fan_out = outer
+        if not branches:
+            return None
+        return (union_all(*branches) if len(branches) > 1 else branches[0]).subquery()
+
+    def _holders(self, ids: list[str]) -> dict[str, str]:
+        """Which entity holds each id; data, so the compiled read is not cached."""
+        self.cacheable = False
+        if self.confirming is not None:
+            return holders(self.confirming, self.catalog, ids)
+        if self.db is None:
+            raise ConfigurationError("node(id:) needs a database to find records in")
+        return self.db.run_read(lambda conn: holders(conn, self.catalog, ids))
 
     def _readable(self, entity: str, table: FromClause) -> list[ColumnElement[bool]]:
         """The caller's read rule for ``table`` (nothing for unrestricted callers)."""

@@ -54,6 +54,26 @@ class RootList:
     entity: str
 
 
+@dataclass(frozen=True)
+class RootNode:
+    """``node(id:)``: one record of whichever entity holds the id."""
+
+
+@dataclass(frozen=True)
+class RootNodes:
+    """``nodes(ids:)``: the records of these ids, in their order, null where not readable."""
+
+
+#: The most ids one ``nodes(ids:)`` takes: a page's worth, each an argument of one SQL
+#: function call (PostgreSQL's functions take at most 100).
+MAX_NODES = 100
+
+
+#: The key under which a node's JSON carries its object type's name when strawberry
+#: resolves the Node interface; not a GraphQL name, so no response key can clash with it.
+NODE_TYPE_KEY = "@type"
+
+
 @dataclass
 class SchemaPlan:
     """Generated types and root fields, by GraphQL name."""
@@ -61,7 +81,7 @@ class SchemaPlan:
     #: type name -> (entity name, field name -> meaning)
     objects: dict[str, tuple[str, dict[str, FieldMeaning]]] = field(default_factory=dict)
     #: root query field name -> what it reads
-    roots: dict[str, RootGet | RootList] = field(default_factory=dict)
+    roots: dict[str, RootGet | RootList | RootNode | RootNodes] = field(default_factory=dict)
     #: mutation field name -> (operation, entity name)
     mutations: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: entity name -> its GraphQL object type name

@@ -40,7 +40,7 @@ def input_values(obj: Any) -> dict[str, Any]:
 def _compiler(info: Info, ctx: RequestContext, conn: Connection) -> ReadCompiler:
     raw = resolve_info(info)
     records = ctx.runtime.records
-    return ReadCompiler(
+    compiler = ReadCompiler(
         ctx.built,
         conn.dialect,
         raw.fragments,
@@ -50,6 +50,8 @@ def _compiler(info: Info, ctx: RequestContext, conn: Connection) -> ReadCompiler
         records.formula_clock(),
         conn,
     )
+    compiler.tag_nodes = True  # strawberry resolves the Node interface from the tag
+    return compiler
 
 
 def _run_json(conn: Connection, compiled: Any, ctx: RequestContext) -> Any:

@@ -319,6 +319,7 @@ class GraphQLService:
                 access,
                 records.encryption,
                 records.formula_clock(),
+                db=db,
             )
             fields = compiler.collect([operation.selection_set])
             roots = [(k, "Query", nodes) for k, nodes in fields.items()]

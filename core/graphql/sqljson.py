@@ -9,12 +9,23 @@ as strings, booleans as JSON booleans.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, cast, func, literal_column
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    String,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
 from sqlalchemy.dialects.postgresql import JSON as _JSON
 from sqlalchemy.dialects.postgresql import JSONB as _JSONB
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from qiao.core.metadata.model import FieldDef, FieldType
 
@@ -42,6 +53,19 @@ class JsonSQL:
 
     def value(self, column: Any, field: FieldDef | None, system: str = "") -> ColumnElement[Any]:
         """A stored column in its wire form."""
+        raise NotImplementedError
+
+    def constant(self, value: Any) -> ColumnElement[Any]:
+        """``value`` as JSON written into the SQL (a shape such as ``[null, null]``, not data)."""
+        raise NotImplementedError
+
+    def listed_ids(self, ids: list[str]) -> FromClause:
+        """Record ids as rows (``id``, ``position``) in their order, from one parameter.
+
+        ``id`` compares with id columns as they are (a cast would cost their index).
+        Joined to and aggregated over with ``array_agg(..., [position])``, the rows
+        keep their order on SQLite too, whose aggregates take rows as they arrive.
+        """
         raise NotImplementedError
 
     def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -88,6 +112,15 @@ class SqliteJson(JsonSQL):
             return func.json(column)
         return column
 
+    def constant(self, value: Any) -> ColumnElement[Any]:
+        return func.json(sql_text(json.dumps(value)))
+
+    def listed_ids(self, ids: list[str]) -> FromClause:
+        each = func.json_each(literal(json.dumps(ids), String)).table_valued("key", "value")
+        # A LIMIT keeps the ORDER BY of a subquery SQLite would otherwise flatten.
+        rows = select(each.c.value.label("id"), each.c.key.label("position"))
+        return rows.order_by(each.c.key).limit(len(ids)).subquery()
+
     def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return case(
             (condition.is_(None), None),
@@ -129,6 +162,16 @@ class PostgresJson(JsonSQL):
         if kind is FieldType.DATE:
             return func.to_char(column, sql_text("YYYY-MM-DD"))
         return column
+
+    def constant(self, value: Any) -> ColumnElement[Any]:
+        return cast(sql_text(json.dumps(value)), _JSON)
+
+    def listed_ids(self, ids: list[str]) -> FromClause:
+        return (
+            func.unnest(literal(ids, ARRAY(UUID(as_uuid=False))))
+            .table_valued("id", with_ordinality="position")
+            .render_derived()
+        )
 
     def boolean(self, condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return condition

@@ -36,6 +36,8 @@ SYSTEM_FIELDS = frozenset(
 )
 #: Names that would clash with GraphQL plumbing or SQL internals.
 RESERVED_NAMES = SYSTEM_FIELDS | {"edges", "node", "cursor", "page_info", "total_count", "typename"}
+#: Root query fields that are not an entity's: no entity may be named or pluralised so.
+RESERVED_ENTITY_NAMES = frozenset({"nodes"})
 
 #: Decimals are stored exactly; on SQLite as a scaled 64-bit integer, hence 18 digits.
 MAX_DECIMAL_PRECISION = 18
@@ -391,6 +393,8 @@ class EntityDef(_Strict):
     @field_validator("name", "plural")
     @classmethod
     def _valid_name(cls, name: str) -> str:
+        if name in RESERVED_ENTITY_NAMES:
+            raise ValueError(f"entity name {name!r} is reserved")
         return check_name(name, "entity")
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ Run = Callable[..., Result]
 
 def test_schema_export_prints_the_sdl(run: Run, tmp_path: Path) -> None:
     sdl = run("schema", "export").stdout
-    assert "type Account {" in sdl
+    assert "type Account implements Node {" in sdl
     assert "opportunities(" in sdl
     target = tmp_path / "schema.graphql"
     result = run("schema", "export", "--output", str(target))
