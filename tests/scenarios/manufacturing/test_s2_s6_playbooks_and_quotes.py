@@ -14,10 +14,9 @@ from collections.abc import Callable
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .conftest import People, create, read, update
+from .conftest import People, Replay, create, read, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 5, 18, 10, 30, tzinfo=SHANGHAI)
@@ -25,12 +24,12 @@ NOW = dt.datetime(2026, 5, 18, 10, 30, tzinfo=SHANGHAI)
 
 def test_entering_a_stage_brings_its_playbook_task_and_reminder(
     qiao_client: GraphQLClient,
-    qiao_clock: TestClock,
+    replay: Replay,
     qiao_worker: Worker,
     people: People,
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
-    qiao_clock.set(NOW)
+    replay.set(NOW)
     people.team("恒锐华东大区", "华东")
     people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
     step = {
@@ -50,7 +49,7 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
         "id stage",
     )
     update(xu, "opportunity", deal["id"], {"stage": "PROPOSAL"})
-    qiao_clock.advance(seconds=5)
+    replay.advance("5s")
     drain(qiao_worker)
 
     seen = xu.data(
@@ -74,10 +73,10 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
 
     due = NOW + dt.timedelta(hours=3)
     update(xu, "follow_up_task", task["id"], {"dueAt": due.isoformat()})
-    qiao_clock.set(due - dt.timedelta(hours=1, seconds=1))
+    replay.set(due - dt.timedelta(hours=1, seconds=1))
     drain(qiao_worker)
     assert xu.data("{ myNotifications { title } }")["myNotifications"] == []
-    qiao_clock.advance(seconds=1)
+    replay.advance("1s")
     drain(qiao_worker)
     assert xu.data("{ myNotifications { title kind } }")["myNotifications"] == [
         {
@@ -88,11 +87,11 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
 
 
 def test_the_shipped_quote_approval_holds_quotes_over_five_percent_below_list(
-    qiao_clock: TestClock,
+    replay: Replay,
     people: People,
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
-    qiao_clock.set(NOW)
+    replay.set(NOW)
     people.team("恒锐华东大区", "华东")
     people.user("zhao", "赵启明", "channel_manager")
     people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区", manager="zhao")
