@@ -93,7 +93,9 @@ def qiao_after_record_write(
             operation,
             record,
             changes,
-            calendars(runtime).get,
+            # Through the write's transaction: a template install declares the calendar it
+            # seeds records against in the same one.
+            lambda name: calendars(runtime).get(name, context.connection),
         )
 
 

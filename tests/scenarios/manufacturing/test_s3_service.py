@@ -17,10 +17,12 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
 from tests.scenarios.conftest import RecordingChannel
 
@@ -277,3 +279,81 @@ def test_a_maintenance_plan_opens_one_ticket_per_due_date(
         "TO_DISPATCH",
         "GD-2026-000002",
     )
+
+
+CODE = """mutation($id: ID!, $base: String!) {
+  intakeCode(form: "device_repair", entity: "device", id: $id, baseUrl: $base) { url svg } }"""
+LABEL = """mutation($id: ID!, $base: String!) {
+  renderDocument(template: "device_label", id: $id, baseUrl: $base) { filename content } }"""
+REPORT = {
+    "subject": "液压站压力报警",
+    "description": "开机后液压站压力报警，无法换刀",
+    "contact_name": "陆工",
+    "contact_phone": "13757436621",
+}
+
+
+def test_a_devices_qr_code_opens_its_repair_page_and_the_request_becomes_a_ticket(
+    qiao_client: GraphQLClient,
+    qiao_server: LiveServer,
+    replay: Replay,
+    qiao_worker: Worker,
+    site: dict[str, Any],
+) -> None:
+    admin = qiao_client
+    replay.set(OPENED)
+    device, other = site["devices"]["HR2605-0520"], site["devices"]["HR2409-0321"]
+    ref = {"id": device, "base": qiao_server.url}
+    code = admin.data(CODE, ref)["intakeCode"]
+    assert code["url"].startswith(f"{qiao_server.url}/intake/device_repair?r={device}&s=")
+    assert "<svg" in code["svg"]
+    label = admin.data(LABEL, ref)["renderDocument"]
+    assert label["filename"] == "报修标签-HR2605-0520.html"
+    assert "出厂编号：HR2605-0520" in label["content"] and "<svg" in label["content"]
+
+    url = code["url"]
+    tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
+    with httpx.Client(timeout=30.0) as phone:  # no account: the customer scanned the label
+        page = phone.get(url)
+        assert page.status_code == 200
+        assert "设备报修" in page.text and "HR2605-0520" in page.text
+        assert phone.get(f"{qiao_server.url}/intake/device_repair").status_code == 403
+        assert phone.get(tampered).status_code == 403
+        assert phone.post(tampered, json=REPORT).status_code == 403
+        # The signature of one machine does not open another's page.
+        assert phone.post(url.replace(device, other), json=REPORT).status_code == 403
+        done = phone.post(url, json=REPORT)
+        assert done.status_code == 201 and done.json()["status"] == "received"
+    replay.advance("5s")
+    drain(qiao_worker)
+
+    fields = """number status ticketType subject serialNumber region contactPhone reportedOn
+      device { serialNumber } customer { name } dealer { name } owner { username }"""
+    ticket = read(admin, "service_ticket", done.json()["id"], fields)
+    owner = ticket.pop("owner")
+    assert ticket == {
+        "number": "GD-2026-000001",
+        "status": "TO_DISPATCH",
+        "ticketType": "REPAIR",
+        "subject": "液压站压力报警",
+        "serialNumber": "HR2605-0520",
+        "region": "华东",
+        "contactPhone": "+8613757436621",
+        "reportedOn": "2026-06-01",
+        "device": {"serialNumber": "HR2605-0520"},
+        "customer": {"name": "昆山华通模具有限公司"},
+        "dealer": {"name": "苏州锐达数控设备有限公司"},
+    }
+    assert owner["username"] in {"zhou", "wu"}  # dispatched like any other ticket
+
+    # A new secret withdraws every printed code of the form; a code made now opens again.
+    (form,) = admin.data(
+        '{ intakeForms(filter: {name: {eq: "device_repair"}}) { edges { node { id } } } }'
+    )["intakeForms"]["edges"]
+    update(admin, "intake_form", form["node"]["id"], {"secret": "5e" * 32})
+    with httpx.Client(timeout=30.0) as phone:
+        assert phone.get(url).status_code == 403
+        assert phone.post(url, json=REPORT).status_code == 403
+        assert phone.get(admin.data(CODE, ref)["intakeCode"]["url"]).status_code == 200
+    tickets = admin.data("{ serviceTickets { totalCount } }")["serviceTickets"]["totalCount"]
+    assert tickets == 1
