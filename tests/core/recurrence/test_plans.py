@@ -240,16 +240,23 @@ def test_an_interval_read_from_each_record_is_a_formula_counted_before_use() -> 
             Every.model_validate(wrong)
 
 
-def test_a_plan_refuses_a_relation_path_that_does_not_fit(qiao_runtime: Runtime) -> None:
-    decl = PlanDecl.model_validate(
-        {
-            "name": "checkup",
-            "entity": "device",
-            "anchor": "installed_on",
-            "every": {"days": "=LEN(name)"},
-            "lead_days": "=3",
-            "create": {"entity": "maintenance", "values": {"device": "@status"}},
-        }
-    )
+def test_a_plan_refuses_formulas_and_relation_paths_that_do_not_fit(
+    qiao_runtime: Runtime,
+) -> None:
+    def decl(days: str, device: str) -> PlanDecl:
+        return PlanDecl.model_validate(
+            {
+                "name": "checkup",
+                "entity": "device",
+                "anchor": "installed_on",
+                "every": {"days": days},
+                "lead_days": "=3",
+                "create": {"entity": "maintenance", "values": {"device": device}},
+            }
+        )
+
+    catalog = qiao_runtime.current()
+    with pytest.raises(ConfigurationError, match="unknown function NOPE"):
+        plan_engine.Plan.of(catalog, decl("=NOPE(name)", "@device"))
     with pytest.raises(ConfigurationError, match=r"device\.status is not a relation"):
-        plan_engine.Plan.of(qiao_runtime.current(), decl)
+        plan_engine.Plan.of(catalog, decl("=30", "@status"))
