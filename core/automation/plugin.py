@@ -66,7 +66,9 @@ def qiao_before_record_write(
     )
     offset = Trigger.model_validate(rule["trigger"]).offset
     if offset is not None and offset.calendar is not None:
-        calendars(context.runtime).get(offset.calendar)  # NotFound names the calendars there are
+        # Read in the write's transaction: a template install declares its calendars and
+        # its rules in one. NotFound names the calendars there are.
+        calendars(context.runtime).get(offset.calendar, context.connection)
 
 
 @hookimpl
@@ -91,7 +93,9 @@ def qiao_after_record_write(
             operation,
             record,
             changes,
-            calendars(runtime).get,
+            # Through the write's transaction: a template install declares the calendar it
+            # seeds records against in the same one.
+            lambda name: calendars(runtime).get(name, context.connection),
         )
 
 

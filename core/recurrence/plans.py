@@ -25,15 +25,57 @@ from qiao.core.formula.metadata import entity_resolver
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.metadata.model import FieldDef, FieldType
 from qiao.core.records.context import Actor, Source, WriteContext
-from qiao.core.recurrence.declaration import PlanDecl
+from qiao.core.recurrence.declaration import UNIT_LIMITS, Every, PlanDecl
 from qiao.core.runtime import Runtime
 
 TIMER_PREFIX = "plan:"
 HANDLER = "recurrence.plans"
 OCCURRENCE = "plan_occurrence"
+#: A value starting with it names relations from the followed record: ``"@device.customer"``.
+PATH_PREFIX = "@"
 _DATES = {FieldType.DATE, FieldType.DATETIME}
 #: The most intervals a plan looks ahead for its next due date.
 _MAX_STEPS = 100_000
+
+
+@dataclass(frozen=True)
+class RelationPath:
+    """A relation value: the record at the end of these relations from the followed record."""
+
+    steps: tuple[tuple[str, str], ...]  # (entity, relation field) per step
+
+
+def _path(catalog: Catalog, entity: str, written: FieldDef, value: str, where: str) -> RelationPath:
+    """Check ``"@device.customer"`` for the relation ``written``; ConfigurationError if not."""
+    steps: list[tuple[str, str]] = []
+    current = entity
+    for name in value[len(PATH_PREFIX) :].split("."):
+        relation = catalog.registry.entities[current].field(name)
+        if relation is None or relation.type is not FieldType.RELATION or not relation.target:
+            raise ConfigurationError(f"{where}: {value!r}: {current}.{name} is not a relation")
+        steps.append((current, name))
+        current = relation.target
+    if written.type is not FieldType.RELATION or written.target != current:
+        raise ConfigurationError(
+            f"{where}: {value!r} points at {current}, which {written.name} does not take"
+        )
+    return RelationPath(tuple(steps))
+
+
+def _related_id(ctx: WriteContext, record: dict[str, Any], path: RelationPath) -> Any:
+    """The id at the end of ``path`` from ``record`` (None where it breaks)."""
+    current: dict[str, Any] | None = record
+    found: Any = None
+    for entity, name in path.steps:
+        if current is None:
+            return None
+        relation = ctx.catalog.entity(entity).field(name)
+        assert relation is not None and relation.target is not None
+        found = current.get(relation.column)
+        if found is None:
+            return None
+        current = ctx.records.get(ctx.connection, relation.target, found, actor=Actor.system())
+    return found
 
 
 @dataclass(frozen=True)
@@ -44,7 +86,9 @@ class Plan:
     anchor: FieldDef
     until: FieldDef | None
     when: Formula | None
-    values: dict[str, Any]  # field name -> literal, or a checked Formula on the followed record
+    values: dict[str, Any]  # field name -> literal, checked Formula or RelationPath
+    every: Formula | None  # the interval's count, when each record says it
+    lead_days: Formula | None  # the days ahead, when each record says them
 
     @property
     def timer(self) -> str:
@@ -80,17 +124,27 @@ class Plan:
                     f"{where}: {target.name}.{link.name} must point at {entity.name}"
                 )
         resolver = entity_resolver(entities, entity.name)
+        lead = decl.lead_days
         try:
             when = check(decl.when, resolver, expect=Kind.BOOLEAN) if decl.when else None
+            counts = decl.every.formula
+            every = check(counts, resolver, expect=Kind.INTEGER) if counts else None
+            lead_days = None
+            if isinstance(lead, str):
+                lead_days = check(lead[1:], resolver, expect=Kind.INTEGER)
             values: dict[str, Any] = {}
             for name, value in decl.create.values.items():
-                if target.field(name) is None:
+                written = target.field(name)
+                if written is None:
                     raise ConfigurationError(f"{where}: {target.name} has no field {name!r}")
+                if isinstance(value, str) and value.startswith(PATH_PREFIX):
+                    values[name] = _path(catalog, entity.name, written, value, where)
+                    continue
                 formula = isinstance(value, str) and value.startswith("=")
                 values[name] = check(value[1:], resolver) if formula else value
         except FormulaError as exc:
             raise ConfigurationError(f"{where}: {exc.message}") from None
-        return cls(decl, anchor, until, when, values)
+        return cls(decl, anchor, until, when, values, every, lead_days)
 
     # -- Dates ------------------------------------------------------------------------
 
@@ -99,10 +153,31 @@ class Plan:
             return value.astimezone(self.decl.zone).date()
         return value if isinstance(value, dt.date) else None
 
-    def next_due(self, base: dt.date, not_before: dt.date) -> dt.date:
+    def counts(self, ctx: WriteContext, record: dict[str, Any]) -> tuple[Every, int] | None:
+        """The record's interval and days ahead; None when its formulas give no usable value."""
+        every, lead = self.decl.every, self.decl.lead_days
+
+        def count(formula: Formula) -> Any:
+            clock = ctx.records.formula_clock()
+            return evaluate_on_record(
+                ctx.connection, ctx.catalog, self.decl.entity, record, formula, clock
+            )
+
+        if self.every is not None:
+            times = count(self.every)
+            if not isinstance(times, int) or not 1 <= times <= UNIT_LIMITS[every.unit]:
+                return None
+            every = every.counted(times)
+        if self.lead_days is not None:
+            lead = count(self.lead_days)
+        if not isinstance(lead, int) or not 0 <= lead <= 3_660:
+            return None
+        return every, lead
+
+    def next_due(self, every: Every, base: dt.date, not_before: dt.date) -> dt.date:
         """The first due date after ``base`` that falls on or after ``not_before``."""
         for times in range(1, _MAX_STEPS):
-            due = self.decl.every.after(base, times)
+            due = every.after(base, times)
             if due >= not_before:
                 return due
         raise ConfigurationError(f"recurring plan {self.decl.name} finds no due date")
@@ -116,11 +191,13 @@ class Plan:
     ) -> dt.date | None:
         """Set the record's timer to its next occurrence (or remove it); returns the due date."""
         base = base or self.local(record.get(self.anchor.column))
-        if base is None:
+        counts = self.counts(ctx, record) if base is not None else None
+        if base is None or counts is None:
             timers.cancel(ctx.connection, self.decl.entity, record["id"], self.timer)
             return None
+        every, lead_days = counts
         today = ctx.now().astimezone(self.decl.zone).date()
-        due = self.next_due(base, max(today, not_before or today))
+        due = self.next_due(every, base, max(today, not_before or today))
         until = self.local(record.get(self.until.column)) if self.until else None
         if until is not None and due > until:
             timers.cancel(ctx.connection, self.decl.entity, record["id"], self.timer)
@@ -131,7 +208,7 @@ class Plan:
             self.decl.entity,
             record["id"],
             self.timer,
-            self.decl.fires_at(due),
+            self.decl.fires_at(due, lead_days),
             payload,
         )
         return due
@@ -156,14 +233,15 @@ class Plan:
             )
             if holds is not True:
                 return None
-        values = {
-            name: evaluate_on_record(
-                ctx.connection, catalog, self.decl.entity, record, value, clock
-            )
-            if isinstance(value, Formula)
-            else value
-            for name, value in self.values.items()
-        }
+        values: dict[str, Any] = {}
+        for name, value in self.values.items():
+            if isinstance(value, Formula):
+                value = evaluate_on_record(
+                    ctx.connection, catalog, self.decl.entity, record, value, clock
+                )
+            elif isinstance(value, RelationPath):
+                value = _related_id(ctx, record, value)
+            values[name] = value
         create = self.decl.create
         if create.link:
             values[create.link] = record["id"]

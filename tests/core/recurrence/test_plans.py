@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from qiao.core.errors import ConfigurationError
 from qiao.core.events.model import Delivery, Event
 from qiao.core.events.timers import pending
 from qiao.core.events.worker import Worker
@@ -16,7 +17,7 @@ from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.records.context import Actor, Source
 from qiao.core.recurrence import plans as plan_engine
-from qiao.core.recurrence.declaration import Every
+from qiao.core.recurrence.declaration import Every, PlanDecl
 from qiao.core.recurrence.plugin import plans
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
@@ -226,3 +227,36 @@ def test_months_keep_to_the_month_end() -> None:
         dt.date(2026, 3, 31),
         dt.date(2026, 4, 30),
     ]
+
+
+def test_an_interval_read_from_each_record_is_a_formula_counted_before_use() -> None:
+    every = Every(days="=interval_days")
+    assert every.formula == "interval_days"
+    with pytest.raises(ValueError, match="count it for a record first"):
+        every.after(dt.date(2026, 5, 20), 1)
+    assert every.counted(90).after(dt.date(2026, 5, 20), 1) == dt.date(2026, 8, 18)
+    for wrong in ({"days": "90"}, {"weeks": 0}, {"days": "="}):
+        with pytest.raises(ValueError):
+            Every.model_validate(wrong)
+
+
+def test_a_plan_refuses_formulas_and_relation_paths_that_do_not_fit(
+    qiao_runtime: Runtime,
+) -> None:
+    def decl(days: str, device: str) -> PlanDecl:
+        return PlanDecl.model_validate(
+            {
+                "name": "checkup",
+                "entity": "device",
+                "anchor": "installed_on",
+                "every": {"days": days},
+                "lead_days": "=3",
+                "create": {"entity": "maintenance", "values": {"device": device}},
+            }
+        )
+
+    catalog = qiao_runtime.current()
+    with pytest.raises(ConfigurationError, match="unknown function NOPE"):
+        plan_engine.Plan.of(catalog, decl("=NOPE(name)", "@device"))
+    with pytest.raises(ConfigurationError, match=r"device\.status is not a relation"):
+        plan_engine.Plan.of(catalog, decl("=30", "@status"))

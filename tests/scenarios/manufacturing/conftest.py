@@ -2,21 +2,27 @@
 
 Each test runs the template ``manufacturing_dealers`` (with ``crm``) on a fresh database,
 SQLite and PostgreSQL, behind the real HTTP server. People are made through GraphQL by the
-administrator; their bearer tokens are issued as ``qiao user token`` does. Time is the
-runtime's replay clock (``qiao_clock``) and the events worker is driven by the test.
+administrator; their bearer tokens are issued as ``qiao user token`` does. The deployment's
+clock is controllable (docs/clock.md): tests set and advance it through GraphQL
+(``setClock``, ``advanceClock``) as an integrator's acceptance run does, and drive the events
+worker pass by pass as ``qiao jobs run-due`` would.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 
 from qiao.core.auth.tokens import create_token
+from qiao.core.config import Config
 from qiao.core.records.context import Actor, Source
+from qiao.core.replay import clock as replay_clock
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
 
 pytestmark = pytest.mark.storage
@@ -25,6 +31,39 @@ pytestmark = pytest.mark.storage
 @pytest.fixture
 def qiao_enabled_plugins() -> Sequence[str]:
     return ("crm", "manufacturing_dealers")
+
+
+@pytest.fixture
+def qiao_config(qiao_config: Config, monkeypatch: pytest.MonkeyPatch) -> Config:
+    """The test deployment with ``[clock] controllable = true``; changes seen at once."""
+    monkeypatch.setattr(replay_clock, "REFRESH_SECONDS", 0.0)
+    assert qiao_config.path is not None
+    text = qiao_config.path.read_text(encoding="utf-8")
+    qiao_config.path.write_text(text + "\n[clock]\ncontrollable = true\n", encoding="utf-8")
+    return Config.load(qiao_config.path, env={})
+
+
+class Replay:
+    """The deployment's replay clock, set and advanced by the administrator through GraphQL."""
+
+    def __init__(self, admin: GraphQLClient) -> None:
+        self.admin = admin
+
+    def set(self, instant: dt.datetime) -> None:
+        query = "mutation($to: DateTime!) { setClock(to: $to) { now } }"
+        self.admin.data(query, {"to": instant.isoformat()})
+
+    def advance(self, by: str) -> None:
+        """``"5s"``, ``"40m"``, ``"2h"``, ``"1d"``."""
+        self.admin.data("mutation($by: String!) { advanceClock(by: $by) { now } }", {"by": by})
+
+
+@pytest.fixture
+def replay(qiao_client: GraphQLClient, qiao_clock: TestClock) -> Replay:
+    """The replay clock. Real time under it stands still (``qiao_clock`` stopped at an
+    instant nobody reads), so the instants a test replays are exact to the second."""
+    qiao_clock.set(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    return Replay(qiao_client)
 
 
 def type_name(entity: str) -> str:

@@ -15,11 +15,10 @@ from collections.abc import Callable
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 from tests.scenarios.conftest import RecordingChannel
 
-from .conftest import People, create
+from .conftest import People, Replay, create
 from .documents import pdf_text
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -43,13 +42,13 @@ def reported(client: GraphQLClient, trial: str, *lines: str) -> str:
 
 def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
     qiao_client: GraphQLClient,
-    qiao_clock: TestClock,
+    replay: Replay,
     qiao_worker: Worker,
     wecom: RecordingChannel,
     people: People,
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
-    qiao_clock.set(dt.datetime(2026, 9, 7, 8, 30, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 9, 7, 8, 30, tzinfo=SHANGHAI))
     people.team("恒锐华东大区", "华东")
     people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
     people.user("lin", "林晓梅", "trial_engineer")

@@ -14,10 +14,9 @@ from collections.abc import Callable
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .conftest import People, create, read, update
+from .conftest import People, Replay, create, read, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 5, 18, 10, 30, tzinfo=SHANGHAI)
@@ -25,12 +24,12 @@ NOW = dt.datetime(2026, 5, 18, 10, 30, tzinfo=SHANGHAI)
 
 def test_entering_a_stage_brings_its_playbook_task_and_reminder(
     qiao_client: GraphQLClient,
-    qiao_clock: TestClock,
+    replay: Replay,
     qiao_worker: Worker,
     people: People,
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
-    qiao_clock.set(NOW)
+    replay.set(NOW)
     people.team("恒锐华东大区", "华东")
     people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
     step = {
@@ -50,7 +49,7 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
         "id stage",
     )
     update(xu, "opportunity", deal["id"], {"stage": "PROPOSAL"})
-    qiao_clock.advance(seconds=5)
+    replay.advance("5s")
     drain(qiao_worker)
 
     seen = xu.data(
@@ -74,10 +73,10 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
 
     due = NOW + dt.timedelta(hours=3)
     update(xu, "follow_up_task", task["id"], {"dueAt": due.isoformat()})
-    qiao_clock.set(due - dt.timedelta(hours=1, seconds=1))
+    replay.set(due - dt.timedelta(hours=1, seconds=1))
     drain(qiao_worker)
     assert xu.data("{ myNotifications { title } }")["myNotifications"] == []
-    qiao_clock.advance(seconds=1)
+    replay.advance("1s")
     drain(qiao_worker)
     assert xu.data("{ myNotifications { title kind } }")["myNotifications"] == [
         {
@@ -88,11 +87,11 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
 
 
 def test_the_shipped_quote_approval_holds_quotes_over_five_percent_below_list(
-    qiao_clock: TestClock,
+    replay: Replay,
     people: People,
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
-    qiao_clock.set(NOW)
+    replay.set(NOW)
     people.team("恒锐华东大区", "华东")
     people.user("zhao", "赵启明", "channel_manager")
     people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区", manager="zhao")
@@ -116,3 +115,42 @@ def test_the_shipped_quote_approval_holds_quotes_over_five_percent_below_list(
         {"id": request["id"]},
     )
     assert read(xu, "quote", quotes["188000.00"]["id"], "status") == {"status": "APPROVED"}
+
+
+def test_a_long_page_view_or_an_inquiry_brings_the_owner_the_answers_half_an_hour_later(
+    qiao_client: GraphQLClient,
+    replay: Replay,
+    qiao_worker: Worker,
+    people: People,
+    client_for: Callable[[str], GraphQLClient],
+) -> None:
+    replay.set(NOW)
+    people.team("恒锐华东大区", "华东")
+    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
+    xu = client_for("xu")
+    account = create(xu, "account", {"name": "昆山华通模具有限公司", "industry": "模具"})["id"]
+    product = {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"}
+    product_id = create(qiao_client, "product", product)["id"]
+    # What the website's tracker and the mail connector write (here with the admin's token).
+    signals = (
+        ("PAGE_VIEW", 150, "/products/hr-vmc850"),
+        ("PAGE_VIEW", 40, "/products/hr-vmc850"),  # a glance: no follow-up
+        ("INQUIRY_EMAIL", None, "询价：VMC850 两台含四轴"),
+    )
+    for kind, seconds, page in signals:
+        values = {"accountId": account, "productId": product_id, "kind": kind, "page": page}
+        values |= {"occurredAt": NOW.isoformat(), "seconds": seconds}
+        create(qiao_client, "customer_signal", values)
+    replay.advance("29m")
+    drain(qiao_worker)
+    assert xu.data("{ myNotifications { title } }")["myNotifications"] == []
+    replay.advance("1m")
+    drain(qiao_worker)
+    told = xu.data("{ myNotifications { title body kind } }")["myNotifications"]
+    title = "客户意向：昆山华通模具有限公司 关注 立式加工中心 HR-VMC850"
+    advice = "。请查看「模具」行业的阶段打法话术与同行业赢单案例后跟进。"
+    assert sorted(n["body"] for n in told) == [
+        "浏览产品页：/products/hr-vmc850" + advice,
+        "询价邮件：询价：VMC850 两台含四轴" + advice,
+    ]
+    assert {(n["title"], n["kind"]) for n in told} == {(title, "customer_signal")}

@@ -1,13 +1,14 @@
-"""S3: a scanned machine's ticket is dispatched in seconds, escalated after two hours,
-charged by its warranty, called back after completion; maintenance plans open exactly one
-保养 ticket per due date.
+"""S3: a scanned machine's ticket is numbered and dispatched in seconds, escalated after two
+working hours, charged by its warranty, called back after completion; maintenance plans open
+exactly one 保养 ticket per due date.
 
-The template's rules, pipeline and formulas do it all: 新工单派给区域工程师 picks the
-region's field engineer with the fewest tickets and tells them (in the app and on a
-WeCom-like channel); 两小时未接单升级主管 hands a ticket nobody started to the region's
-service supervisor; labour is free while the device is under warranty on the day the
-fault was reported; 完工回访 creates the callback task and pushes a maintenance
-suggestion to the customer's owner; 保养工单生成 runs daily at 01:00.
+The template's data does it all: tickets are numbered GD-2026-000001 on (numbering);
+新工单派给区域工程师 picks the region's field engineer with the fewest tickets and tells them
+(in the app and on a WeCom-like channel); 两小时未接单升级主管 hands a ticket nobody started
+within two working hours of the ``cn`` calendar to the region's service supervisor; labour is
+free while the device is under warranty on the day the fault was reported; 完工回访 creates
+the callback task and pushes a maintenance suggestion to the customer's owner; the recurring
+plan maintenance_plan_tickets opens each 保养 ticket ahead of its due date.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
+from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
 from tests.scenarios.conftest import RecordingChannel
 
-from .conftest import People, create, read, rearm, update
+from .conftest import People, Replay, create, read, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-OPENED = dt.datetime(2026, 6, 1, 9, 15, tzinfo=SHANGHAI)  # a Monday morning
-TICKET = """id status owner { username } escalatedAt reportedOn inWarranty labourCharge
+OPENED = dt.datetime(2026, 6, 1, 10, 45, tzinfo=SHANGHAI)  # a Monday morning
+TICKET = """id number status owner { username } escalatedAt reportedOn inWarranty labourCharge
   totalCharge completedOn firstTimeFix
   device { serialNumber saleOrderNumber soldOn serviceTickets { totalCount } }
   followUpTasks { edges { node { subject kind owner { username } account { name } } } }"""
@@ -90,7 +92,7 @@ def scan(client: GraphQLClient, site: dict[str, Any], serial: str, subject: str)
 
 def test_tickets_are_dispatched_escalated_charged_and_called_back(
     qiao_client: GraphQLClient,
-    qiao_clock: TestClock,
+    replay: Replay,
     qiao_worker: Worker,
     wecom: RecordingChannel,
     people: People,
@@ -98,11 +100,13 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
     admin = qiao_client
-    qiao_clock.set(OPENED)
+    replay.set(OPENED)
     spindle = scan(admin, site, "HR2605-0520", "主轴异响，加工面有振纹")
     old = scan(admin, site, "HR2409-0321", "刀库换刀卡刀")
-    qiao_clock.advance(seconds=5)
+    replay.advance("5s")
     drain(qiao_worker)
+    numbers = [read(admin, "service_ticket", t, "number")["number"] for t in (spindle, old)]
+    assert numbers == ["GD-2026-000001", "GD-2026-000002"]
     owners = {t: read(admin, "service_ticket", t, "owner { username }") for t in (spindle, old)}
     # The two 华东 engineers get one each (fewest tickets first); 华南's gets none.
     assert sorted(o["owner"]["username"] for o in owners.values()) == ["wu", "zhou"]
@@ -117,14 +121,20 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
         "客户 昆山华通模具有限公司，设备出厂编号 HR2605-0520，类型 维修"
     )
 
-    # The spindle is started within the hour; the other ticket waits two hours.
-    qiao_clock.advance(minutes=40)
+    # The spindle is started within the hour; the other ticket waits. Two working hours from
+    # 10:45 end at 13:45: the lunch break (12:00-13:00) does not count.
+    replay.advance("40m")
     update(first, "service_ticket", spindle, {"status": "IN_PROGRESS"})
-    qiao_clock.set(OPENED + dt.timedelta(hours=2))
+    replay.set(OPENED + dt.timedelta(hours=2))
+    drain(qiao_worker)
+    assert read(admin, "service_ticket", old, "escalatedAt")["escalatedAt"] is None
+    replay.set(dt.datetime(2026, 6, 1, 13, 45, tzinfo=SHANGHAI))
     drain(qiao_worker)
     escalated = read(admin, "service_ticket", old, TICKET)
     assert escalated["owner"] == {"username": "sun"}
-    assert dt.datetime.fromisoformat(escalated["escalatedAt"]) == OPENED + dt.timedelta(hours=2)
+    assert dt.datetime.fromisoformat(escalated["escalatedAt"]) == dt.datetime(
+        2026, 6, 1, 13, 45, tzinfo=SHANGHAI
+    )
     assert read(admin, "service_ticket", spindle, "escalatedAt owner { username }") == {
         "escalatedAt": None,
         "owner": {"username": engineer[spindle]},
@@ -186,7 +196,7 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
 def maintenance_tickets(client: GraphQLClient) -> list[dict[str, Any]]:
     found = client.data(
         """{ serviceTickets(filter: {ticketType: {eq: MAINTENANCE}}, orderBy: [{field: DUE_ON}])
-           { edges { node { id subject status dueOn serialNumber onTime
+           { edges { node { id number subject status dueOn serialNumber onTime
              owner { username } device { serialNumber } customer { name } } } } }"""
     )
     return [e["node"] for e in found["serviceTickets"]["edges"]]
@@ -194,13 +204,12 @@ def maintenance_tickets(client: GraphQLClient) -> list[dict[str, Any]]:
 
 def test_a_maintenance_plan_opens_one_ticket_per_due_date(
     qiao_client: GraphQLClient,
-    qiao_clock: TestClock,
+    replay: Replay,
     qiao_worker: Worker,
     site: dict[str, Any],
 ) -> None:
     admin = qiao_client
-    qiao_clock.set(OPENED)
-    rearm(admin, "保养工单生成")
+    replay.set(OPENED)
     plan = {
         "name": "HR2605-0520 季度保养",
         "deviceId": site["devices"]["HR2605-0520"],
@@ -208,17 +217,22 @@ def test_a_maintenance_plan_opens_one_ticket_per_due_date(
         "intervalUnit": "DAY",
         "horizonDays": 7,
     }
-    plan_id = create(admin, "maintenance_plan", plan, "nextDueOn anchorOn id")
-    # Installed 2026-05-20: due 90 days later, opened 7 days ahead.
-    assert (plan_id["anchorOn"], plan_id["nextDueOn"]) == ("2026-05-20", "2026-08-18")
+    plan_id = create(admin, "maintenance_plan", plan)["id"]
+    drain(qiao_worker)  # 保养计划起算: counted from the install date
+    # Installed 2026-05-20: due 90 days later, opened 7 days ahead (at midnight, 08-11).
+    assert read(admin, "maintenance_plan", plan_id, "startsOn anchorOn nextDueOn") == {
+        "startsOn": "2026-05-20",
+        "anchorOn": "2026-05-20",
+        "nextDueOn": "2026-08-18",
+    }
 
-    qiao_clock.set(dt.datetime(2026, 8, 10, 1, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 8, 10, 23, 59, tzinfo=SHANGHAI))
     drain(qiao_worker)
     assert maintenance_tickets(admin) == []
-    for day in (11, 12, 13):  # the daily job runs on, and reruns, without a second ticket
-        qiao_clock.set(dt.datetime(2026, 8, day, 1, 0, tzinfo=SHANGHAI))
-        drain(qiao_worker)
-        rearm(admin, "保养工单生成")
+    replay.advance("1m")
+    drain(qiao_worker)
+    for _ in range(3):  # the days go by and the jobs run again: no second ticket
+        replay.advance("1d")
         drain(qiao_worker)
     (first,) = maintenance_tickets(admin)
     assert {k: first[k] for k in ("subject", "status", "dueOn", "serialNumber")} == {
@@ -227,26 +241,119 @@ def test_a_maintenance_plan_opens_one_ticket_per_due_date(
         "dueOn": "2026-08-18",
         "serialNumber": "HR2605-0520",
     }
+    assert first["number"] == "GD-2026-000001"
     assert first["owner"]["username"] in {"zhou", "wu"}
     assert (first["device"], first["customer"]) == (
         {"serialNumber": "HR2605-0520"},
         {"name": "昆山华通模具有限公司"},
     )
+    occurrences = admin.data(
+        '{ planOccurrences(filter: {plan: {eq: "maintenance_plan_tickets"}}) '
+        "{ edges { node { recordId dueOn createdId } } } }"
+    )["planOccurrences"]["edges"]
+    assert [e["node"] for e in occurrences] == [
+        {"recordId": plan_id, "dueOn": "2026-08-18", "createdId": first["id"]}
+    ]
 
     # Done two days late: the next one counts from the completion.
-    qiao_clock.set(dt.datetime(2026, 8, 20, 15, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 8, 20, 15, 0, tzinfo=SHANGHAI))
     for step in (
         {"status": "IN_PROGRESS"},
         {"status": "TO_ACCEPT", "resolution": "更换导轨润滑油"},
+        {"status": "COMPLETED"},
     ):
         update(admin, "service_ticket", first["id"], step)
-    update(admin, "service_ticket", first["id"], {"status": "COMPLETED"})
-    assert read(admin, "maintenance_plan", plan_id["id"], "lastDoneOn nextDueOn") == {
+    assert read(admin, "maintenance_plan", plan_id, "lastDoneOn nextDueOn") == {
         "lastDoneOn": "2026-08-20",
         "nextDueOn": "2026-11-18",
     }
-    qiao_clock.set(dt.datetime(2026, 11, 11, 1, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 11, 10, 23, 0, tzinfo=SHANGHAI))
+    drain(qiao_worker)
+    assert len(maintenance_tickets(admin)) == 1
+    replay.advance("1h")
     drain(qiao_worker)
     done, due = maintenance_tickets(admin)
     assert (done["dueOn"], done["onTime"]) == ("2026-08-18", False)
-    assert (due["dueOn"], due["status"]) == ("2026-11-18", "TO_DISPATCH")
+    assert (due["dueOn"], due["status"], due["number"]) == (
+        "2026-11-18",
+        "TO_DISPATCH",
+        "GD-2026-000002",
+    )
+
+
+CODE = """mutation($id: ID!, $base: String!) {
+  intakeCode(form: "device_repair", entity: "device", id: $id, baseUrl: $base) { url svg } }"""
+LABEL = """mutation($id: ID!, $base: String!) {
+  renderDocument(template: "device_label", id: $id, baseUrl: $base) { filename content } }"""
+REPORT = {
+    "subject": "液压站压力报警",
+    "description": "开机后液压站压力报警，无法换刀",
+    "contact_name": "陆工",
+    "contact_phone": "13757436621",
+}
+
+
+def test_a_devices_qr_code_opens_its_repair_page_and_the_request_becomes_a_ticket(
+    qiao_client: GraphQLClient,
+    qiao_server: LiveServer,
+    replay: Replay,
+    qiao_worker: Worker,
+    site: dict[str, Any],
+) -> None:
+    admin = qiao_client
+    replay.set(OPENED)
+    device, other = site["devices"]["HR2605-0520"], site["devices"]["HR2409-0321"]
+    ref = {"id": device, "base": qiao_server.url}
+    code = admin.data(CODE, ref)["intakeCode"]
+    assert code["url"].startswith(f"{qiao_server.url}/intake/device_repair?r={device}&s=")
+    assert "<svg" in code["svg"]
+    label = admin.data(LABEL, ref)["renderDocument"]
+    assert label["filename"] == "报修标签-HR2605-0520.html"
+    assert "出厂编号：HR2605-0520" in label["content"] and "<svg" in label["content"]
+
+    url = code["url"]
+    tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
+    with httpx.Client(timeout=30.0) as phone:  # no account: the customer scanned the label
+        page = phone.get(url)
+        assert page.status_code == 200
+        assert "设备报修" in page.text and "HR2605-0520" in page.text
+        assert phone.get(f"{qiao_server.url}/intake/device_repair").status_code == 403
+        assert phone.get(tampered).status_code == 403
+        assert phone.post(tampered, json=REPORT).status_code == 403
+        # The signature of one machine does not open another's page.
+        assert phone.post(url.replace(device, other), json=REPORT).status_code == 403
+        done = phone.post(url, json=REPORT)
+        assert done.status_code == 201 and done.json()["status"] == "received"
+    replay.advance("5s")
+    drain(qiao_worker)
+
+    fields = """number status ticketType subject serialNumber region contactPhone reportedOn
+      device { serialNumber } customer { name } dealer { name } owner { username }"""
+    ticket = read(admin, "service_ticket", done.json()["id"], fields)
+    owner = ticket.pop("owner")
+    assert ticket == {
+        "number": "GD-2026-000001",
+        "status": "TO_DISPATCH",
+        "ticketType": "REPAIR",
+        "subject": "液压站压力报警",
+        "serialNumber": "HR2605-0520",
+        "region": "华东",
+        "contactPhone": "+8613757436621",
+        "reportedOn": "2026-06-01",
+        "device": {"serialNumber": "HR2605-0520"},
+        "customer": {"name": "昆山华通模具有限公司"},
+        "dealer": {"name": "苏州锐达数控设备有限公司"},
+    }
+    assert owner["username"] in {"zhou", "wu"}  # dispatched like any other ticket
+
+    # A new secret withdraws every printed code of the form; a code made now opens again.
+    (form,) = admin.data(
+        '{ intakeForms(filter: {name: {eq: "device_repair"}}) { edges { node { id } } } }'
+    )["intakeForms"]["edges"]
+    update(admin, "intake_form", form["node"]["id"], {"secret": "5e" * 32})
+    with httpx.Client(timeout=30.0) as phone:
+        assert phone.get(url).status_code == 403
+        assert phone.post(url, json=REPORT).status_code == 403
+        assert phone.get(admin.data(CODE, ref)["intakeCode"]["url"]).status_code == 200
+    tickets = admin.data("{ serviceTickets { totalCount } }")["serviceTickets"]["totalCount"]
+    assert tickets == 1

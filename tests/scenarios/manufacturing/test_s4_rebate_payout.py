@@ -18,10 +18,9 @@ from typing import Any
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .conftest import People, create, rearm, update
+from .conftest import People, Replay, create, rearm, update
 from .documents import pdf_text, table_rows
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -59,13 +58,13 @@ def line(
 
 def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
     qiao_client: GraphQLClient,
-    qiao_clock: TestClock,
+    replay: Replay,
     qiao_worker: Worker,
     people: People,
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
     admin = qiao_client
-    qiao_clock.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
     for rule in ("返利期到期核算", "ERP 月度对账"):
         rearm(admin, rule)
     people.user("qian", "钱淑华", "dealer_finance")
@@ -105,7 +104,7 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
         values = {"erpLineId": erp_id, "dealerId": dealer, "postedOn": "2026-03-30"}
         create(admin, "erp_sales_line", {**values, "amount": amount})
 
-    qiao_clock.set(dt.datetime(2026, 4, 15, 23, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 4, 15, 23, 0, tzinfo=SHANGHAI))
     drain(qiao_worker)
     interim = admin.data(QUARTER, {"id": suzhou_q})["dealerQuarter"]
     # 1,500,000.00 net is not over 1.5M; 400,000.00 new is under 30 %: 0.025.
@@ -134,7 +133,7 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
     ]
 
     # 01:00 on 16 April: the grace days are over; the rebates are frozen and submitted.
-    qiao_clock.set(dt.datetime(2026, 4, 16, 1, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 4, 16, 1, 0, tzinfo=SHANGHAI))
     drain(qiao_worker)
     frozen = admin.data(QUARTER, {"id": suzhou_q})["dealerQuarter"]
     assert (frozen["payoutStatus"], frozen["calculatedAmount"]) == ("PENDING", "37500.00")
@@ -227,10 +226,10 @@ def tier_rows(text: str) -> list[list[str]]:
 
 
 def test_tiered_programs_pay_whole_amount_or_marginal_tiers(
-    qiao_client: GraphQLClient, qiao_clock: TestClock, qiao_worker: Worker, people: People
+    qiao_client: GraphQLClient, replay: Replay, qiao_worker: Worker, people: People
 ) -> None:
     admin = qiao_client
-    qiao_clock.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
     rearm(admin, "返利期到期核算")
     people.user("qian", "钱淑华", "dealer_finance")  # the approval needs an approver
     tiers = {
@@ -264,7 +263,7 @@ def test_tiered_programs_pay_whole_amount_or_marginal_tiers(
             "periodEnd": "2026-03-31",
         }
         quarters.append(create(admin, "dealer_quarter", values)["id"])
-    qiao_clock.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))
     drain(qiao_worker)
     for quarter, (_, _, _, whole, marginal, frozen) in zip(quarters, cases, strict=True):
         got = admin.data(

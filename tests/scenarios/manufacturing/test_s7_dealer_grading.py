@@ -15,10 +15,9 @@ from typing import Any
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .conftest import People, create, rearm, update
+from .conftest import People, Replay, create, rearm, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 POLICY = {
@@ -66,13 +65,13 @@ def book(
 
 def test_dealers_are_graded_each_quarter_with_their_history(
     qiao_client: GraphQLClient,
-    qiao_clock: TestClock,
+    replay: Replay,
     qiao_worker: Worker,
     people: People,
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
     admin = qiao_client
-    qiao_clock.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
     rearm(admin, "经销商季度评级")
     policy = create(admin, "grading_policy", POLICY)["id"]
     products = [
@@ -112,7 +111,7 @@ def test_dealers_are_graded_each_quarter_with_their_history(
     drain(qiao_worker)  # the payment cycles are written on the lines
 
     # 02:00 on the first day of the quarter, Shanghai time.
-    qiao_clock.set(dt.datetime(2026, 4, 1, 2, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 4, 1, 2, 0, tzinfo=SHANGHAI))
     drain(qiao_worker)
     graded = {
         code: admin.data(f'{{ account(id: "{id_}") {{ {DEALER_FIELDS} }} }}')["account"]
@@ -152,7 +151,7 @@ def test_dealers_are_graded_each_quarter_with_their_history(
 
     # The administrator raises the gold bar; next quarter nobody ordered, so all are standard.
     update(admin, "grading_policy", policy, {"goldOrders": 5})
-    qiao_clock.set(dt.datetime(2026, 7, 1, 2, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 7, 1, 2, 0, tzinfo=SHANGHAI))
     drain(qiao_worker)
     history = admin.data(
         """query($d: ID!) { dealerGradeChanges(filter: {dealerId: {eq: $d}},

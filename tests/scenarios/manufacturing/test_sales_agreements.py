@@ -10,10 +10,9 @@ from collections.abc import Callable
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .conftest import People, create, read, rearm, update
+from .conftest import People, Replay, create, read, rearm, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 SUBMIT = """mutation($id: ID!) {
@@ -33,13 +32,13 @@ def status(client: GraphQLClient, agreement: str) -> str:
 
 def test_an_agreement_is_approved_activated_revised_and_expires(
     qiao_client: GraphQLClient,
-    qiao_clock: TestClock,
+    replay: Replay,
     qiao_worker: Worker,
     people: People,
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
     admin = qiao_client
-    qiao_clock.set(dt.datetime(2026, 3, 20, 10, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 3, 20, 10, 0, tzinfo=SHANGHAI))
     for rule in ("销售协议到期生效", "销售协议到期失效"):
         rearm(admin, rule)
     people.team("恒锐华东大区", "华东")
@@ -84,10 +83,10 @@ def test_an_agreement_is_approved_activated_revised_and_expires(
     approve_all(zhao)
     assert status(admin, agreement_id) == "APPROVED"
 
-    qiao_clock.set(dt.datetime(2026, 3, 31, 23, 59, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 3, 31, 23, 59, tzinfo=SHANGHAI))
     drain(qiao_worker)
     assert status(admin, agreement_id) == "APPROVED"
-    qiao_clock.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))  # the daily job, 01:00
+    replay.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))  # the daily job, 01:00
     drain(qiao_worker)
     assert read(admin, "sales_agreement", agreement_id, "status activatedOn") == {
         "status": "ACTIVATED",
@@ -130,20 +129,20 @@ def test_an_agreement_is_approved_activated_revised_and_expires(
     assert totals == {"plannedAmount": "1427200.00", "actualAmount": "1238400.00"}
 
     # A revision in May is approved again and the daily job activates it again.
-    qiao_clock.set(dt.datetime(2026, 5, 8, 15, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 5, 8, 15, 0, tzinfo=SHANGHAI))
     update(xu, "sales_agreement", agreement_id, {"status": "UNDER_REVISION"})
     update(xu, "agreement_line", lines[tck], {"plannedQuantity": 3, "plannedAmount": "566400.00"})
     xu.data(SUBMIT, {"id": agreement_id})
     approve_all(zhao)
-    qiao_clock.set(dt.datetime(2026, 5, 9, 1, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 5, 9, 1, 0, tzinfo=SHANGHAI))
     drain(qiao_worker)
     assert read(admin, "sales_agreement", agreement_id, "status activatedOn") == {
         "status": "ACTIVATED",
         "activatedOn": "2026-05-09",
     }
-    qiao_clock.set(dt.datetime(2026, 6, 30, 1, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 6, 30, 1, 0, tzinfo=SHANGHAI))
     drain(qiao_worker)
     assert status(admin, agreement_id) == "ACTIVATED"
-    qiao_clock.set(dt.datetime(2026, 7, 1, 1, 0, tzinfo=SHANGHAI))
+    replay.set(dt.datetime(2026, 7, 1, 1, 0, tzinfo=SHANGHAI))
     drain(qiao_worker)
     assert status(admin, agreement_id) == "EXPIRED"
