@@ -18,12 +18,14 @@ import pytest
 
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import Config
+from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.replay import clock as replay_clock
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
+from tests.scenarios.conftest import Replay
 
 pytestmark = pytest.mark.storage
 
@@ -43,27 +45,12 @@ def qiao_config(qiao_config: Config, monkeypatch: pytest.MonkeyPatch) -> Config:
     return Config.load(qiao_config.path, env={})
 
 
-class Replay:
-    """The deployment's replay clock, set and advanced by the administrator through GraphQL."""
-
-    def __init__(self, admin: GraphQLClient) -> None:
-        self.admin = admin
-
-    def set(self, instant: dt.datetime) -> None:
-        query = "mutation($to: DateTime!) { setClock(to: $to) { now } }"
-        self.admin.data(query, {"to": instant.isoformat()})
-
-    def advance(self, by: str) -> None:
-        """``"5s"``, ``"40m"``, ``"2h"``, ``"1d"``."""
-        self.admin.data("mutation($by: String!) { advanceClock(by: $by) { now } }", {"by": by})
-
-
 @pytest.fixture
-def replay(qiao_client: GraphQLClient, qiao_clock: TestClock) -> Replay:
+def replay(qiao_client: GraphQLClient, qiao_worker: Worker, qiao_clock: TestClock) -> Replay:
     """The replay clock. Real time under it stands still (``qiao_clock`` stopped at an
     instant nobody reads), so the instants a test replays are exact to the second."""
     qiao_clock.set(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
-    return Replay(qiao_client)
+    return Replay(qiao_client, qiao_worker)
 
 
 def type_name(entity: str) -> str:
