@@ -25,6 +25,7 @@ from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.evaluator import Clock as FormulaClock
 from qiao.core.formula.record_values import evaluate_on_record, load_paths
+from qiao.core.formula.scope import RowScope
 from qiao.core.formula.validation import enforce
 from qiao.core.ids import is_record_id, new_id
 from qiao.core.masking import apply_mask, mask_of
@@ -295,14 +296,15 @@ class RecordsService:
         table = catalog.table(entity_name)
         if lock and conn.dialect.name == "postgresql":
             conn.execute(select(table.c.id).where(table.c.id == record_id).with_for_update())
-        computed = self._computed_columns(conn, catalog, entity_name)
+        scope = self.permissions.access_for(actor).row_scope()
+        computed = self._computed_columns(conn, catalog, entity_name, scope)
         stmt = _with_computed(select(table), computed).where(table.c.id == record_id)
         stmt = stmt.where(*self._read_filter(actor, entity_name, table))
         row = conn.execute(stmt).first()
         if row is None:
             return None
         record = self._evaluated(
-            conn, catalog, entity_name, self._open(table, row._mapping), computed
+            conn, catalog, entity_name, self._open(table, row._mapping), computed, scope
         )
         return self._masked(actor, entity_name, record)
 
@@ -330,11 +332,13 @@ class RecordsService:
         return calendars(self.runtime).get(name)
 
     def _computed_columns(
-        self, conn: Connection, catalog: Catalog, entity_name: str
+        self, conn: Connection, catalog: Catalog, entity_name: str, scope: RowScope | None
     ) -> ComputedColumns:
+        """The SQL of computed fields reading related records within ``scope`` (a reader's
+        row rules; None after a write, where hooks and the audit judge the stored data)."""
         table = catalog.table(entity_name)
         return computed_columns(
-            catalog, entity_name, table, conn.dialect.name, self.formula_clock()
+            catalog, entity_name, table, conn.dialect.name, self.formula_clock(), scope=scope
         )
 
     def _evaluated(
@@ -344,13 +348,20 @@ class RecordsService:
         entity_name: str,
         record: Record,
         computed: ComputedColumns,
+        scope: RowScope | None,
     ) -> Record:
         """``record`` with the formula fields SQL could not compute evaluated in Python."""
         for name in computed.refused:
-            formula = catalog.registry.computed.field(entity_name, name).formula
-            assert formula is not None
+            field = catalog.registry.computed.field(entity_name, name)
+            assert field.formula is not None
             record[name] = evaluate_on_record(
-                conn, catalog, entity_name, record, formula, self.formula_clock()
+                conn,
+                catalog,
+                entity_name,
+                record,
+                field.formula,
+                self.formula_clock(),
+                scope=None if field.field.system_computed else scope,
             )
         return record
 
@@ -448,7 +459,8 @@ class RecordsService:
             entity, order_by, first=first, after=after, last=last, before=before
         )
         self._require_clear(actor, entity, filter, window.ordering)
-        computed = self._computed_columns(conn, catalog, entity_name)
+        scope = self.permissions.access_for(actor).row_scope()
+        computed = self._computed_columns(conn, catalog, entity_name, scope)
         where = query.compile_filter(
             entity, table, filter, blind=self._blind_match(conn), computed=computed
         )
@@ -460,7 +472,9 @@ class RecordsService:
             .limit(window.size + 1)
         )
         rows = [
-            self._evaluated(conn, catalog, entity_name, self._open(table, r._mapping), computed)
+            self._evaluated(
+                conn, catalog, entity_name, self._open(table, r._mapping), computed, scope
+            )
             for r in conn.execute(stmt)
         ]
         overflow = len(rows) > window.size
@@ -639,7 +653,7 @@ class RecordsService:
         if not is_record_id(record_id):
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
         catalog = self.catalog
-        columns = self._computed_columns(conn, catalog, table.name) if computed else None
+        columns = self._computed_columns(conn, catalog, table.name, None) if computed else None
         stmt = select(table) if columns is None else _with_computed(select(table), columns)
         stmt = stmt.where(table.c.id == record_id)
         if lock and conn.dialect.name == "postgresql":
@@ -650,7 +664,7 @@ class RecordsService:
         record = self._open(table, row._mapping)
         if columns is None:
             return record
-        return self._evaluated(conn, catalog, table.name, record, columns)
+        return self._evaluated(conn, catalog, table.name, record, columns, None)
 
     def _execute(
         self,
