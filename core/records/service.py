@@ -32,7 +32,7 @@ from qiao.core.masking import apply_mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
-from qiao.core.permissions.rights import Right
+from qiao.core.permissions.rights import FieldAccess, Right
 from qiao.core.pluginmanager import Plugins
 from qiao.core.records import query
 from qiao.core.records.context import Actor, Source, WriteContext
@@ -508,15 +508,30 @@ class RecordsService:
         filter: Mapping[str, Any] | None,
         ordering: query.Ordering,
     ) -> None:
-        """Refuse filtering or ordering by a field ``actor`` reads masked (docs/privacy.md)."""
+        """Refuse filtering or ordering by a field ``actor`` may not read in clear.
+
+        A filter answers whether a hidden value matches, and an order sorts by it: either
+        tells the value as a read would (docs/privacy.md). A computed field needs every
+        field it is computed from, as reading it does (docs/formulas.md#permissions).
+        """
         access = self.permissions.access_for(actor)
         if access.is_unrestricted:
             return
         uses = [(n, "filter by") for n in sorted(query.filtered_fields(filter))]
         uses += [(k.field.name, "order by") for k in ordering.keys if k.column != "id"]
+        computed = self.catalog.registry.computed
         for name, use in uses:
-            if access.masked(entity.name, name) is not None:
-                access.require_clear(entity.name, name, use)
+            access.require_clear(entity.name, name, use)
+            field = entity.field(name)
+            if field is None or not field.computed:
+                continue
+            for source, source_field in sorted(computed.field(entity.name, field.name).depends_on):
+                if access.field_access(source, source_field) not in _CLEAR:
+                    raise Forbidden(
+                        f"you may not {use} {entity.name}.{field.name}: it is computed from "
+                        f"{source}.{source_field}, which you may not read in clear",
+                        field=field.name,
+                    )
 
     # -- Internals ------------------------------------------------------------------------
 
@@ -684,6 +699,10 @@ class RecordsService:
             return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
         except IntegrityError as exc:
             raise _integrity_error(entity, exc) from None
+
+
+#: Field access that reads a value as stored.
+_CLEAR = frozenset({FieldAccess.READ, FieldAccess.WRITE})
 
 
 def _refuse_masks(entity: EntityDef, values: Mapping[str, Any], existing: Record) -> None:
