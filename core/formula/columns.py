@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Numeric, cast, select, type_coerce
+from sqlalchemy import ColumnElement, FromClause, Numeric, case, cast, null, select, type_coerce
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput
 from qiao.core.formula.errors import NotCompilable
 from qiao.core.formula.evaluator import Clock
 from qiao.core.formula.rollup import RollupSpec, rollup_column
+from qiao.core.formula.scope import RowScope, scoped
 from qiao.core.formula.sql import compile_formula
 from qiao.core.formula.types import MAX_PRECISION
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
@@ -52,26 +53,36 @@ def computed_columns(
     table: FromClause,
     dialect: str,
     clock: Clock | None = None,
+    *,
+    scope: RowScope | None,
 ) -> ComputedColumns:
-    """The computed fields of ``entity_name`` over ``table`` (the table or an alias of it)."""
+    """The computed fields of ``entity_name`` over ``table`` (the table or an alias of it).
+
+    ``scope`` is the reader's row rules (:mod:`qiao.core.formula.scope`): related records
+    and children outside it are not read, except by ``system_computed`` fields. None
+    reads every record, for readers whose rules admit all (the system actor).
+    """
     entity = catalog.entity(entity_name)
     result = ComputedColumns()
     if not entity.computed_fields:
         return result
-    own: dict[str, ColumnElement[Any]] = {f.name: table.c[f.column] for f in entity.stored_fields}
-    related = _Related(catalog, entity, table, dialect)
     computed = catalog.registry.computed.of(entity_name)
+    readers = {False: _Reader(catalog, entity, table, dialect, scope)}
+    if scope is not None and any(c.field.system_computed for c in computed.values()):
+        readers[True] = _Reader(catalog, entity, table, dialect, None)
     for name, c in computed.items():
+        reader = readers[c.field.system_computed and scope is not None]
         if c.rollup is not None:
-            own[name] = related.rollup(entity, c.rollup, table.c.id, table)
-    for name, c in computed.items():
-        if c.rollup is not None:
-            result.columns[name] = _at_scale(own[name], c.field, dialect)
+            result.columns[name] = _at_scale(reader.own[name], c.field, dialect)
             continue
         assert c.formula is not None
         try:
             sql = compile_formula(
-                c.formula, dialect=dialect, columns=own, related=related, clock=clock
+                c.formula,
+                dialect=dialect,
+                columns=reader.own,
+                related=reader.related,
+                clock=clock,
             )
         except NotCompilable as exc:
             result.refused[name] = exc.describe()
@@ -93,14 +104,46 @@ def _at_scale(sql: ColumnElement[Any], field: FieldDef, dialect: str) -> ColumnE
     return type_coerce(cast(sql, Numeric(1000, scale)), ExactDecimal(MAX_PRECISION, scale))
 
 
-class _Related:
-    """Dotted paths as correlated scalar subqueries, following relations from ``table``."""
+class _Reader:
+    """An entity's columns for formulas, its rollups included, read within one scope."""
 
-    def __init__(self, catalog: Catalog, entity: EntityDef, table: FromClause, dialect: str):
+    def __init__(
+        self,
+        catalog: Catalog,
+        entity: EntityDef,
+        table: FromClause,
+        dialect: str,
+        scope: RowScope | None,
+    ) -> None:
+        self.related = _Related(catalog, entity, table, dialect, scope)
+        self.own: dict[str, ColumnElement[Any]] = {
+            f.name: table.c[f.column] for f in entity.stored_fields
+        }
+        for name, c in catalog.registry.computed.of(entity.name).items():
+            if c.rollup is not None:
+                self.own[name] = self.related.rollup(entity, c.rollup, table.c.id, table)
+
+
+class _Related:
+    """Dotted paths as correlated scalar subqueries, following relations from ``table``.
+
+    Each record read on the way (a hop, the last record, a rollup's children) must be
+    within ``scope``: past a record the reader may not see, the path is null.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        entity: EntityDef,
+        table: FromClause,
+        dialect: str,
+        scope: RowScope | None,
+    ):
         self.catalog = catalog
         self.entity = entity
         self.table = table
         self.dialect = dialect
+        self.scope = scope
 
     def __call__(self, path: tuple[str, ...]) -> ColumnElement[Any]:
         current = self.entity
@@ -109,16 +152,26 @@ class _Related:
         for step in path[1:-1]:
             hop = self.catalog.table(current.name).alias()
             column = hop.c[self._relation(current, step).column]
-            reference = select(column).where(hop.c.id == reference).scalar_subquery()
+            reference = (
+                select(column)
+                .where(hop.c.id == reference, *scoped(self.scope, current.name, hop))
+                .scalar_subquery()
+            )
             current = self.catalog.entity(self._target(current, step))
         last = current.field(path[-1])
         assert last is not None
         row = self.catalog.table(current.name).alias()
+        visible = scoped(self.scope, current.name, row)
         if last.rollup is not None:
             spec = self.catalog.registry.computed.field(current.name, last.name).rollup
             assert spec is not None
-            return self.rollup(current, spec, reference, row, by_id=True)
-        return select(row.c[last.column]).where(row.c.id == reference).scalar_subquery()
+            rollup = self.rollup(current, spec, reference, row, by_id=True)
+            if not visible:
+                return rollup
+            # A rollup of a record the reader may not see is null, like its other fields.
+            seen = select(row.c.id).where(row.c.id == reference, *visible).exists()
+            return case((seen, rollup), else_=null())
+        return select(row.c[last.column]).where(row.c.id == reference, *visible).scalar_subquery()
 
     def rollup(
         self,
@@ -144,7 +197,15 @@ class _Related:
 
         child_table = self.catalog.table(spec.entity).alias()
         child = self.catalog.entity(spec.entity)
-        return rollup_column(spec, child, child_table, parent_id, self.dialect, column)
+        return rollup_column(
+            spec,
+            child,
+            child_table,
+            parent_id,
+            self.dialect,
+            column,
+            only=scoped(self.scope, spec.entity, child_table),
+        )
 
     @staticmethod
     def _relation(entity: EntityDef, name: str) -> Any:

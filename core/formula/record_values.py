@@ -19,6 +19,7 @@ from qiao.core.catalog import Catalog
 from qiao.core.formula.checker import Formula
 from qiao.core.formula.evaluator import Clock, evaluate
 from qiao.core.formula.rollup import rollup_column
+from qiao.core.formula.scope import RowScope, scoped
 from qiao.core.metadata.model import EntityDef, FieldType
 
 __all__ = ["evaluate_on_record", "load_paths", "load_values"]
@@ -30,15 +31,19 @@ def load_values(
     entity_name: str,
     record: Mapping[str, Any],
     formula: Formula,
+    *,
+    scope: RowScope | None = None,
 ) -> dict[str, Any]:
     """The values ``formula`` reads for ``record``, by dotted path, in stored form.
 
     ``record`` is a record of ``entity_name`` as the records service returns it
     (stored values by column, relations as ``<name>_id``), or the values a record
     will have after a write; a record not yet stored has no children, so its
-    rollups are those of no records.
+    rollups are those of no records. Related records and children are read within
+    ``scope``, a reader's row rules (:mod:`qiao.core.formula.scope`); None reads all,
+    as validation, automation and migrations do: they judge the data, not a view of it.
     """
-    return load_paths(conn, catalog, entity_name, record, formula.fields)
+    return load_paths(conn, catalog, entity_name, record, formula.fields, scope=scope)
 
 
 def load_paths(
@@ -47,9 +52,11 @@ def load_paths(
     entity_name: str,
     record: Mapping[str, Any],
     paths: Iterable[str],
+    *,
+    scope: RowScope | None = None,
 ) -> dict[str, Any]:
     """Like :func:`load_values` for the paths of several formulas, reading each record once."""
-    loader = _Loader(conn, catalog)
+    loader = _Loader(conn, catalog, scope)
     entity = catalog.entity(entity_name)
     return {path: loader.value(entity, record, path.split(".")) for path in paths}
 
@@ -61,17 +68,21 @@ def evaluate_on_record(
     record: Mapping[str, Any],
     formula: Formula,
     clock: Clock | None = None,
+    *,
+    scope: RowScope | None = None,
 ) -> Any:
     """``formula``'s value for ``record`` (see :func:`load_values`)."""
-    return evaluate(formula, load_values(conn, catalog, entity_name, record, formula), clock)
+    values = load_values(conn, catalog, entity_name, record, formula, scope=scope)
+    return evaluate(formula, values, clock)
 
 
 class _Loader:
     """Reads related records once each while the values of one formula are gathered."""
 
-    def __init__(self, conn: Connection, catalog: Catalog) -> None:
+    def __init__(self, conn: Connection, catalog: Catalog, scope: RowScope | None) -> None:
         self.conn = conn
         self.catalog = catalog
+        self.scope = scope
         self.rows: dict[tuple[str, str], Mapping[str, Any] | None] = {}
 
     def value(self, entity: EntityDef, record: Mapping[str, Any], path: list[str]) -> Any:
@@ -101,7 +112,10 @@ class _Loader:
         key = (entity_name, str(record_id))
         if key not in self.rows:
             table = self.catalog.table(entity_name)
-            found = self.conn.execute(select(table).where(table.c.id == record_id)).first()
+            visible = scoped(self.scope, entity_name, table)
+            found = self.conn.execute(
+                select(table).where(table.c.id == record_id, *visible)
+            ).first()
             self.rows[key] = None if found is None else dict(found._mapping)
         return self.rows[key]
 
@@ -116,12 +130,14 @@ class _Loader:
             return literal(record.get(field.column), table.c[field.column].type)
 
         child = self.catalog.entity(spec.entity)
+        child_table = self.catalog.table(spec.entity).alias()
         column = rollup_column(
             spec,
             child,
-            self.catalog.table(spec.entity).alias(),
+            child_table,
             literal(record.get("id"), table.c.id.type),
             self.conn.dialect.name,
             parent,
+            only=scoped(self.scope, spec.entity, child_table),
         )
         return self.conn.execute(select(column)).scalar_one()

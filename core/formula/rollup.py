@@ -10,7 +10,7 @@ quarter's paid purchases" means the same in a rollup and in a list.
 from __future__ import annotations
 
 import decimal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -190,13 +190,17 @@ def rollup_column(
     parent_id: ColumnElement[Any],
     dialect: str,
     parent: ParentColumns | None = None,
+    *,
+    only: Sequence[ColumnElement[bool]] = (),
 ) -> ColumnElement[Any]:
     """The rollup as a correlated scalar subquery, for a parent whose id is ``parent_id``.
 
     Selected, it yields Python values (int, Decimal at the field's scale, date);
     as a column of :func:`~qiao.core.formula.sql.compile_formula` it is in stored
     form, like any column. COUNT and SUM of no children are 0; MIN, MAX and AVG NULL.
-    ``parent`` gives the parent's columns by field name, for ``via`` and ``parent_filter``.
+    ``parent`` gives the parent's columns by field name, for ``via`` and ``parent_filter``;
+    ``only`` are conditions on ``child_table`` a counted child must meet as well (the
+    reader's row rules, :mod:`qiao.core.formula.scope`).
     The spec must have passed :meth:`RollupSpec.check` when it was defined.
     """
     link = _field(child, spec.link)
@@ -206,6 +210,7 @@ def rollup_column(
     where = [
         child_table.c[link.column] == parent_id,
         compile_filter(child, child_table, spec.filter),
+        *only,
     ]
     for child_name, conditions in (spec.parent_filter or {}).items():
         mine = child_table.c[_field(child, child_name).column]

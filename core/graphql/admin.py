@@ -94,6 +94,10 @@ class MetadataField:
     rollup: JSON | None = strawberry.field(
         description="The rollup spec of a rollup field (docs/formulas.md); null otherwise."
     )
+    system_computed: bool = strawberry.field(
+        description="A formula or rollup computed over every record, whatever its reader may "
+        "see; false computes it under the reader's row rules (docs/formulas.md)."
+    )
     custom: bool = strawberry.field(
         description="Added by an administrator, so it may be altered or dropped."
     )
@@ -120,6 +124,7 @@ class MetadataField:
             default=data.get("default"),
             formula=field.formula,
             rollup=field.rollup,
+            system_computed=field.system_computed,
             custom=custom,
             definition=data,
         )

@@ -403,7 +403,14 @@ class ReadCompiler:
         cached = self._computed.get(key)
         if cached is not None:
             return cached[1]
-        found = computed_columns(self.catalog, entity, table, self.dialect.name, self.clock)
+        found = computed_columns(
+            self.catalog,
+            entity,
+            table,
+            self.dialect.name,
+            self.clock,
+            scope=self.access.row_scope(),
+        )
         # The table is kept with its columns, so its id is not reused while this compiler lives.
         self._computed[key] = (table, found)
         fields = self.catalog.registry.computed.of(entity).values()

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection, String, cast, literal
 from qiao.core.catalog import Catalog
 from qiao.core.formula.evaluator import Clock
 from qiao.core.formula.record_values import evaluate_on_record
+from qiao.core.formula.scope import RowScope
 from qiao.core.records.values import to_json
 
 #: Starts a marker; a record separator and a name no stored text begins with.
@@ -30,10 +31,14 @@ def marked(entity: str, field: str, table: Any) -> ColumnElement[Any]:
 class Evaluator:
     """Replaces the markers in a compiled read's JSON with the formulas' values."""
 
-    def __init__(self, conn: Connection, catalog: Catalog, clock: Clock) -> None:
+    def __init__(
+        self, conn: Connection, catalog: Catalog, clock: Clock, scope: RowScope | None
+    ) -> None:
         self.conn = conn
         self.catalog = catalog
         self.clock = clock
+        #: The reader's row rules, which related records the formulas read obey.
+        self.scope = scope
 
     def fill_text(self, text: str | None) -> str | None:
         # The database's JSON may escape the marker's control character; look for its name.
@@ -59,6 +64,12 @@ class Evaluator:
         computed = self.catalog.registry.computed.field(entity, name)
         assert computed.formula is not None
         value = evaluate_on_record(
-            self.conn, self.catalog, entity, dict(row._mapping), computed.formula, self.clock
+            self.conn,
+            self.catalog,
+            entity,
+            dict(row._mapping),
+            computed.formula,
+            self.clock,
+            scope=None if computed.field.system_computed else self.scope,
         )
         return to_json(computed.field, value)

@@ -60,7 +60,7 @@ def _run_json(conn: Connection, compiled: Any, ctx: RequestContext) -> Any:
     data = json.loads(row[0]) if row[0] is not None else None
     if compiled.evaluated:  # formulas SQL cannot compute exactly (docs/formulas.md)
         clock = ctx.runtime.records.formula_clock()
-        data = Evaluator(conn, ctx.built.catalog, clock).fill(data)
+        data = Evaluator(conn, ctx.built.catalog, clock, ctx.access.row_scope()).fill(data)
     if compiled.sealed:  # encrypted fields: open them (docs/encryption.md)
         data = ctx.runtime.records.encryption.reveal_data(data)
     return data

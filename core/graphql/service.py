@@ -330,7 +330,9 @@ class GraphQLService:
         def run(conn: Connection) -> Any:
             row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
             if compiled.evaluated:  # formulas SQL cannot compute exactly (docs/formulas.md)
-                evaluator = Evaluator(conn, built.catalog, self.runtime.records.formula_clock())
+                evaluator = Evaluator(
+                    conn, built.catalog, self.runtime.records.formula_clock(), access.row_scope()
+                )
                 row = tuple(evaluator.fill_text(v) for v in row)
             return row
 

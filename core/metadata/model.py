@@ -162,6 +162,11 @@ class FieldDef(_Strict):
     # Computed fields (docs/formulas.md): no column; the value is derived when read.
     formula: str | None = Field(default=None, min_length=1, max_length=10_000)
     rollup: dict[str, Any] | None = None
+    #: A computed field read over every record, whatever its reader may see. By default a
+    #: formula over relations and a rollup read related records under the reader's row
+    #: rules (docs/formulas.md#permissions); an admin declares a total that must count
+    #: everything (a dealer's whole purchases for grading) with this, knowingly.
+    system_computed: bool = False
     # Protected fields (docs/encryption.md)
     encrypted: bool = False
     searchable: Literal["exact"] | None = None
@@ -313,7 +318,7 @@ COMPUTED_TYPES = frozenset(
 def _computed_problems(f: FieldDef) -> list[str]:
     """What a computed field may not declare; its formula is checked with the registry."""
     if not f.computed:
-        return []
+        return ["system_computed is for formula and rollup fields"] if f.system_computed else []
     problems: list[str] = []
     if f.formula is not None and f.rollup is not None:
         problems.append("a field has a formula or a rollup, not both")

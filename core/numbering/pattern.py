@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 _TOKEN = re.compile(r"\{([^{}]*)\}")
 _DATE_PARTS = {
@@ -19,6 +20,7 @@ _DATE_PARTS = {
     "MM": lambda d: f"{d.month:02d}",
     "DD": lambda d: f"{d.day:02d}",
 }
+PieceKind = Literal["text", "date", "seq"]
 _SEQ = re.compile(r"seq(?::([1-9][0-9]?))?")
 #: The widest sequence a pattern may ask for, and the most characters a number may have.
 MAX_WIDTH = 18
@@ -30,13 +32,15 @@ class NumberPattern:
     """A checked pattern: its pieces in order and the sequence's zero-padded width."""
 
     text: str
-    pieces: tuple[str, ...]  # literal text, a date part name, or "seq"
+    #: In order: ("text", literal), ("date", a date part's name) or ("seq", "seq"). Tagged,
+    #: so literal text that reads like a date part ("YY-") stays text.
+    pieces: tuple[tuple[PieceKind, str], ...]
     width: int
 
     @classmethod
     def parse(cls, text: str) -> NumberPattern:
         """Check ``text``; raises ValueError saying what is wrong with it."""
-        pieces: list[str] = []
+        pieces: list[tuple[PieceKind, str]] = []
         width = 0
         seqs = 0
         end = 0
@@ -44,15 +48,15 @@ class NumberPattern:
             literal = text[end : match.start()]
             _check_literal(literal, text)
             if literal:
-                pieces.append(literal)
+                pieces.append(("text", literal))
             token = match.group(1)
             seq = _SEQ.fullmatch(token)
             if seq is not None:
                 seqs += 1
                 width = int(seq.group(1) or 1)
-                pieces.append("seq")
+                pieces.append(("seq", "seq"))
             elif token in _DATE_PARTS:
-                pieces.append(token)
+                pieces.append(("date", token))
             else:
                 raise ValueError(
                     f"unknown part {{{token}}} in number pattern {text!r}; "
@@ -62,7 +66,7 @@ class NumberPattern:
         literal = text[end:]
         _check_literal(literal, text)
         if literal:
-            pieces.append(literal)
+            pieces.append(("text", literal))
         if seqs != 1:
             raise ValueError(f"number pattern {text!r} needs exactly one {{seq}} or {{seq:N}}")
         if width > MAX_WIDTH:
@@ -75,7 +79,7 @@ class NumberPattern:
     @property
     def resets(self) -> str:
         """When the sequence restarts: ``never``, ``yearly``, ``monthly`` or ``daily``."""
-        parts = set(self.pieces)
+        parts = {name for kind, name in self.pieces if kind == "date"}
         if "DD" in parts:
             return "daily"
         if "MM" in parts:
@@ -96,10 +100,10 @@ class NumberPattern:
     def render(self, day: dt.date, value: int) -> str:
         """The number for sequence value ``value`` of a record created on ``day``."""
         out = []
-        for piece in self.pieces:
-            if piece == "seq":
+        for kind, piece in self.pieces:
+            if kind == "seq":
                 out.append(f"{value:0{self.width}d}")
-            elif piece in _DATE_PARTS:
+            elif kind == "date":
                 out.append(_DATE_PARTS[piece](day))
             else:
                 out.append(piece)

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, FromClause, false, or_
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import Forbidden
+from qiao.core.formula.scope import RowScope
 from qiao.core.masking import Mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.permissions.rights import FieldAccess, FilterScope, Right, Scope, ScopeValue
@@ -87,6 +88,16 @@ class Access:
             if shared is not None:
                 conditions.append(shared)
         return or_(*conditions) if conditions else false()
+
+    def row_scope(self) -> RowScope | None:
+        """The caller's read rules for the records computed fields read; None for all.
+
+        Formulas over relations and rollups read through it, so a computed value never
+        counts or shows a record the caller may not read (docs/formulas.md#permissions).
+        """
+        if self.subject is None:
+            return None
+        return lambda entity, table: self.row_filter(entity, table, "read")
 
     def _scope_condition(
         self, entity: EntityDef, table: FromClause, scope: ScopeValue

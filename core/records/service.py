@@ -25,13 +25,14 @@ from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.evaluator import Clock as FormulaClock
 from qiao.core.formula.record_values import evaluate_on_record, load_paths
+from qiao.core.formula.scope import RowScope
 from qiao.core.formula.validation import enforce
 from qiao.core.ids import is_record_id, new_id
 from qiao.core.masking import apply_mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
-from qiao.core.permissions.rights import Right
+from qiao.core.permissions.rights import FieldAccess, Right
 from qiao.core.pluginmanager import Plugins
 from qiao.core.records import query
 from qiao.core.records.context import Actor, Source, WriteContext
@@ -295,14 +296,15 @@ class RecordsService:
         table = catalog.table(entity_name)
         if lock and conn.dialect.name == "postgresql":
             conn.execute(select(table.c.id).where(table.c.id == record_id).with_for_update())
-        computed = self._computed_columns(conn, catalog, entity_name)
+        scope = self.permissions.access_for(actor).row_scope()
+        computed = self._computed_columns(conn, catalog, entity_name, scope)
         stmt = _with_computed(select(table), computed).where(table.c.id == record_id)
         stmt = stmt.where(*self._read_filter(actor, entity_name, table))
         row = conn.execute(stmt).first()
         if row is None:
             return None
         record = self._evaluated(
-            conn, catalog, entity_name, self._open(table, row._mapping), computed
+            conn, catalog, entity_name, self._open(table, row._mapping), computed, scope
         )
         return self._masked(actor, entity_name, record)
 
@@ -330,11 +332,13 @@ class RecordsService:
         return calendars(self.runtime).get(name)
 
     def _computed_columns(
-        self, conn: Connection, catalog: Catalog, entity_name: str
+        self, conn: Connection, catalog: Catalog, entity_name: str, scope: RowScope | None
     ) -> ComputedColumns:
+        """The SQL of computed fields reading related records within ``scope`` (a reader's
+        row rules; None after a write, where hooks and the audit judge the stored data)."""
         table = catalog.table(entity_name)
         return computed_columns(
-            catalog, entity_name, table, conn.dialect.name, self.formula_clock()
+            catalog, entity_name, table, conn.dialect.name, self.formula_clock(), scope=scope
         )
 
     def _evaluated(
@@ -344,13 +348,20 @@ class RecordsService:
         entity_name: str,
         record: Record,
         computed: ComputedColumns,
+        scope: RowScope | None,
     ) -> Record:
         """``record`` with the formula fields SQL could not compute evaluated in Python."""
         for name in computed.refused:
-            formula = catalog.registry.computed.field(entity_name, name).formula
-            assert formula is not None
+            field = catalog.registry.computed.field(entity_name, name)
+            assert field.formula is not None
             record[name] = evaluate_on_record(
-                conn, catalog, entity_name, record, formula, self.formula_clock()
+                conn,
+                catalog,
+                entity_name,
+                record,
+                field.formula,
+                self.formula_clock(),
+                scope=None if field.field.system_computed else scope,
             )
         return record
 
@@ -462,7 +473,8 @@ class RecordsService:
             entity, order_by, first=first, after=after, last=last, before=before
         )
         self._require_clear(actor, entity, filter, window.ordering)
-        computed = self._computed_columns(conn, catalog, entity_name)
+        scope = self.permissions.access_for(actor).row_scope()
+        computed = self._computed_columns(conn, catalog, entity_name, scope)
         where = query.compile_filter(
             entity, table, filter, blind=self._blind_match(conn), computed=computed
         )
@@ -474,7 +486,9 @@ class RecordsService:
             .limit(window.size + 1)
         )
         rows = [
-            self._evaluated(conn, catalog, entity_name, self._open(table, r._mapping), computed)
+            self._evaluated(
+                conn, catalog, entity_name, self._open(table, r._mapping), computed, scope
+            )
             for r in conn.execute(stmt)
         ]
         overflow = len(rows) > window.size
@@ -508,15 +522,30 @@ class RecordsService:
         filter: Mapping[str, Any] | None,
         ordering: query.Ordering,
     ) -> None:
-        """Refuse filtering or ordering by a field ``actor`` reads masked (docs/privacy.md)."""
+        """Refuse filtering or ordering by a field ``actor`` may not read in clear.
+
+        A filter answers whether a hidden value matches, and an order sorts by it: either
+        tells the value as a read would (docs/privacy.md). A computed field needs every
+        field it is computed from, as reading it does (docs/formulas.md#permissions).
+        """
         access = self.permissions.access_for(actor)
         if access.is_unrestricted:
             return
         uses = [(n, "filter by") for n in sorted(query.filtered_fields(filter))]
         uses += [(k.field.name, "order by") for k in ordering.keys if k.column != "id"]
+        computed = self.catalog.registry.computed
         for name, use in uses:
-            if access.masked(entity.name, name) is not None:
-                access.require_clear(entity.name, name, use)
+            access.require_clear(entity.name, name, use)
+            field = entity.field(name)
+            if field is None or not field.computed:
+                continue
+            for source, source_field in sorted(computed.field(entity.name, field.name).depends_on):
+                if access.field_access(source, source_field) not in _CLEAR:
+                    raise Forbidden(
+                        f"you may not {use} {entity.name}.{field.name}: it is computed from "
+                        f"{source}.{source_field}, which you may not read in clear",
+                        field=field.name,
+                    )
 
     # -- Internals ------------------------------------------------------------------------
 
@@ -653,7 +682,7 @@ class RecordsService:
         if not is_record_id(record_id):
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
         catalog = self.catalog
-        columns = self._computed_columns(conn, catalog, table.name) if computed else None
+        columns = self._computed_columns(conn, catalog, table.name, None) if computed else None
         stmt = select(table) if columns is None else _with_computed(select(table), columns)
         stmt = stmt.where(table.c.id == record_id)
         if lock and conn.dialect.name == "postgresql":
@@ -664,7 +693,7 @@ class RecordsService:
         record = self._open(table, row._mapping)
         if columns is None:
             return record
-        return self._evaluated(conn, catalog, table.name, record, columns)
+        return self._evaluated(conn, catalog, table.name, record, columns, None)
 
     def _execute(
         self,
@@ -684,6 +713,10 @@ class RecordsService:
             return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
         except IntegrityError as exc:
             raise _integrity_error(entity, exc) from None
+
+
+#: Field access that reads a value as stored.
+_CLEAR = frozenset({FieldAccess.READ, FieldAccess.WRITE})
 
 
 def _refuse_masks(entity: EntityDef, values: Mapping[str, Any], existing: Record) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -229,5 +230,96 @@ def test_a_computed_field_is_readable_only_with_everything_it_reads(
             (error,) = client.errors(query)
             assert error["extensions"] == {"code": "FORBIDDEN", "field": "tag"}
             assert "computed from cf_account.region" in error["message"]
+    finally:
+        client.close()
+
+
+def test_rollups_and_related_formulas_read_only_what_the_reader_may_see(
+    qiao_runtime: Runtime, qiao_server: LiveServer, qiao_client: GraphQLClient
+) -> None:
+    """A rep who reads her own deals sees an account total of her deals only; past an
+    account she may not read, a formula over it is null; an admin's system-computed
+    total counts every deal, and the metadata says so."""
+    records = qiao_runtime.records
+    rights = {
+        "entities": {
+            "cf_deal": {"read": "own", "create": "all"},
+            "cf_account": {"read": {"filter": {"region": {"eq": "华东"}}}},
+        }
+    }
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        role = records.create(ctx, "role", {"name": "own_deals", "rights": rights})
+        user = records.create(ctx, "user", {"username": "rep", "display_name": "销售"})
+        records.create(ctx, "role_assignment", {"user": user["id"], "role": role["id"]})
+        east = records.create(ctx, "cf_account", {"name": "东", "region": "华东"})
+        north = records.create(ctx, "cf_account", {"name": "北", "region": "华东"})
+        for target, amount in ((east, "700.00"), (north, "300.00")):
+            records.create(
+                ctx, "cf_deal", {"name": "别人的", "account": target["id"], "amount": amount}
+            )
+    rep = Actor(user_id=user["id"], username="rep", is_admin=False)
+    with records.transaction(rep, Source.GRAPHQL) as ctx:
+        for target in (east, north):
+            records.create(
+                ctx,
+                "cf_deal",
+                {"name": "mine", "account": target["id"], "amount": "5.00", "discount": "0"},
+            )
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:  # 北 leaves her view
+        records.update(ctx, "cf_account", north["id"], {"region": "华北"})
+    with qiao_runtime.db.write() as conn:
+        token = create_token(conn, qiao_runtime.current(), "rep")
+    client = GraphQLClient(qiao_server.url, token)
+    accounts = (
+        "{ cfAccounts(orderBy: [{field: NAME}]) { edges { node { name dealTotal dealCount } } } }"
+    )
+    try:
+        assert client.data(accounts)["cfAccounts"]["edges"] == [
+            {"node": {"name": "东", "dealTotal": "5.00", "dealCount": 1}}
+        ]
+        deals = client.data(
+            "{ cfDeals(orderBy: [{field: AMOUNT}]) { edges { node { share account { name } } } } }"
+        )["cfDeals"]["edges"]
+        # Her deal on the account she reads is all of that account she sees; the other
+        # account is hidden, so neither it nor a share of its total shows.
+        assert deals == [
+            {"node": {"share": "1.000000", "account": {"name": "东"}}},
+            {"node": {"share": None, "account": None}},
+        ]
+        with qiao_runtime.db.read() as conn:
+            (mine,) = [
+                r for r in records.list(conn, "cf_account", actor=rep).records if r["name"] == "东"
+            ]
+        assert (mine["deal_total"], mine["deal_count"]) == (Decimal("5.00"), 1)
+
+        everything = {
+            "name": "all_deal_total",
+            "type": "decimal",
+            "scale": 2,
+            "label": {"en": "All deals", "zh-CN": "全部商机合计"},
+            "rollup": {
+                "function": "sum",
+                "entity": "cf_deal",
+                "link": "account",
+                "field": "amount",
+                "precision": 16,
+            },
+            "system_computed": True,
+        }
+        qiao_client.data(
+            """mutation($definition: JSON!) {
+              addField(entity: "cf_account", definition: $definition) { field } }""",
+            {"definition": everything},
+        )
+        edges = client.data("{ cfAccounts { edges { node { dealTotal allDealTotal } } } }")
+        assert edges["cfAccounts"]["edges"] == [
+            {"node": {"dealTotal": "5.00", "allDealTotal": "705.00"}}
+        ]
+        fields = qiao_client.data(
+            "{ metadata { entities { name fields { name systemComputed } } } }"
+        )["metadata"]["entities"]
+        (account_fields,) = [e["fields"] for e in fields if e["name"] == "cf_account"]
+        flags = {f["name"]: f["systemComputed"] for f in account_fields}
+        assert flags["all_deal_total"] is True and flags["deal_total"] is False
     finally:
         client.close()

@@ -141,6 +141,14 @@ def test_periods_follow_the_date_parts() -> None:
     assert NumberPattern.parse("{YYYY}{MM}{DD}{seq:2}").resets == "daily"
 
 
+def test_literal_text_that_reads_like_a_date_part_stays_text() -> None:
+    day = dt.date(2026, 3, 9)
+    pattern = NumberPattern.parse("YY{YYYY}MM{seq:3}DD")
+    assert pattern.render(day, 5) == "YY2026MM005DD"
+    assert pattern.resets == "yearly"
+    assert NumberPattern.parse("seq-{seq:2}").render(day, 3) == "seq-03"
+
+
 class DeclaresMissing(Declares):
     __name__ = "broken_template"
 

@@ -3,7 +3,9 @@
 Hypothesis draws the accounts (owner, revenue), the shares and the viewer's
 roles; each example's records carry their own tag so examples share one
 database. The model below is written from docs/permissions.md, independently
-of the SQL it checks.
+of the SQL it checks. Beside the read paths it checks what reads through
+relations: a rollup over accounts counts only those the viewer may read, and a
+ticket may be linked only to an account the viewer may read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
+from qiao.core.metadata.changes import MetadataChanges
 from qiao.core.records.context import Actor, Source
 
 from .conftest import TEAMS, USERS
@@ -99,13 +102,29 @@ def make_roles(org) -> dict[str, str]:
     ids = {}
     for scope in SCOPES:
         read = {"filter": {"annual_revenue": {"gte": str(BIG)}}} if scope == "big" else scope
-        rights = {"entities": {"account": {"read": read}, "user": {"read": "all"}}}
+        rights = {
+            "entities": {
+                "account": {"read": read},
+                "user": {"read": "all"},
+                "ticket": {"read": "own", "create": "all"},
+            }
+        }
         if scope in HIDING:
             rights["entities"]["account"]["read"] = "team"
             rights["fields"] = {"account": {"annual_revenue": "none"}}
         role = org.create("role", name=f"read_{scope}", rights=rights)
         ids[scope] = role["id"]
+    MetadataChanges(org.runtime).add_field("user", OWNED_COUNT, actor=Actor.system())
     return ids
+
+
+#: A rollup over the accounts a user owns, which each reader computes over what it may read.
+OWNED_COUNT = {
+    "name": "owned_count",
+    "type": "integer",
+    "label": {"en": "Accounts owned", "zh-CN": "负责客户数"},
+    "rollup": {"function": "count", "entity": "account", "link": "owner"},
+}
 
 
 examples = st.tuples(
@@ -204,6 +223,9 @@ def test_every_path_matches_the_model(org, client_for, example):
         assert len(revenue["data"]["accounts"]["edges"]) == len(expected)
 
     check_audit_trails(client, accounts, ids, expected, hidden)
+    if scopes:
+        check_rollups(org, client, viewer, scopes)
+    check_relation_writes(client, accounts, ids, expected, bool(scopes))
 
     with org.runtime.db.read() as conn:
         page = records.list(
@@ -234,3 +256,51 @@ def check_audit_trails(client, accounts, ids, expected, hidden) -> None:
     for name in unreadable:
         (error,) = client.errors(TRAIL, {"id": ids[name]})
         assert error["extensions"]["code"] == "FORBIDDEN"
+
+
+def check_rollups(org, client, viewer, scopes) -> None:
+    """Each user's rollup of owned accounts counts exactly the accounts the model lets the
+    viewer read, over every account in the database (earlier examples' included)."""
+    usernames = {user_id: name for name, user_id in org.users.items()}
+    with org.runtime.db.read() as conn:
+        records = org.runtime.records
+        system = Actor.system()
+        stored = records.list(conn, "account", first=500, actor=system).records
+        names = {r["id"]: r["name"] for r in stored}
+        every = [(r["name"], usernames.get(r["owner_id"]), r["annual_revenue"]) for r in stored]
+        shares = [
+            (
+                names.get(s["record_id"]),
+                usernames.get(s["user_id"]),
+                {v: k for k, v in org.teams.items()}.get(s["team_id"]),
+            )
+            for s in records.list(conn, "record_share", first=500, actor=system).records
+        ]
+    seen = visible(viewer, scopes, every, shares)
+    counted = client.data("{ users(first: 500) { edges { node { username ownedCount } } } }")
+    got = {e["node"]["username"]: e["node"]["ownedCount"] for e in counted["users"]["edges"]}
+    want = {u: sum(1 for n, o, _ in every if o == u and n in seen) for u in got}
+    assert got == want
+
+
+CREATE_TICKET = """mutation($input: TicketCreateInput!) {
+  createTicket(input: $input) { id account { name } } }"""
+
+
+def check_relation_writes(client, accounts, ids, expected, has_role) -> None:
+    """Linking a record reads it: allowed exactly where the model lets the viewer read the
+    target, and refused for an unreadable one exactly as for one that does not exist."""
+    readable = [name for name, _, _ in accounts if name in expected][:1]
+    unreadable = [name for name, _, _ in accounts if name not in expected][:1]
+    for name in readable + unreadable:
+        answer = client.post(
+            CREATE_TICKET, {"input": {"subject": f"关于 {name}", "accountId": ids[name]}}
+        )
+        if not has_role:
+            assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        elif name in readable:
+            assert answer["data"]["createTicket"]["account"] == {"name": name}
+        else:
+            (error,) = answer["errors"]
+            assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "account"}
+            assert error["message"] == f"account: no account with id {ids[name]}"

@@ -153,6 +153,25 @@ def test_field_rules_refuse_reading_and_writing_naming_the_field(org, accounts, 
         )
 
 
+def test_the_records_service_refuses_filtering_or_ordering_by_a_hidden_field(org, accounts):
+    """A plugin listing as a rule-bound user cannot probe a hidden value through a filter
+    or an order: the same refusal as in GraphQL, naming the field."""
+    records = org.runtime.records
+    engineer = org.actor("sun")
+    with org.runtime.db.read() as conn:
+        assert len(records.list(conn, "account", actor=engineer).records) == len(ACCOUNT_OWNERS)
+        for probe in (
+            {"filter": {"annual_revenue": {"gt": "999"}}},
+            {"order_by": [{"field": "annual_revenue"}]},
+            {"filter": {"or": [{"name": {"eq": "x"}}, {"annual_revenue": {"gt": "0"}}]}},
+        ):
+            with pytest.raises(Forbidden) as refused:
+                records.list(conn, "account", actor=engineer, **probe)
+            assert refused.value.field == "annual_revenue"
+        readable = records.list(conn, "account", actor=engineer, filter={"name": {"eq": "x"}})
+        assert readable.records == []
+
+
 def test_shared_records_are_visible_and_write_shares_writable(org, accounts, client_for):
     beijing = accounts["北京-赵六"]
     client = client_for("zhang")
