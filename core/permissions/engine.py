@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from qiao.core.catalog import Catalog
 from qiao.core.permissions.access import Access
+from qiao.core.permissions.hiding import Hiding, load_hiding
 from qiao.core.permissions.subject import load_subject
 from qiao.core.records.context import Actor
 from qiao.core.storage.database import Database
@@ -28,6 +29,7 @@ class Permissions:
         self.catalog = catalog
         self._cache: dict[tuple[str, int], tuple[float, Access]] = {}
         self._lock = threading.Lock()
+        self._hiding: tuple[float, int, Hiding] | None = None
 
     def access_for(self, actor: Actor) -> Access:
         catalog = self.catalog()
@@ -46,7 +48,20 @@ class Permissions:
             self._cache[key] = (now, access)
         return access
 
+    def hiding(self) -> Hiding:
+        """What the roles can hide (the GraphQL schema's nullability), cached like access."""
+        catalog = self.catalog()
+        now = time.monotonic()
+        cached = self._hiding
+        if cached is not None and cached[1] == catalog.version and now - cached[0] < CACHE_SECONDS:
+            return cached[2]
+        with self.db.read() as conn:
+            hiding = load_hiding(conn, catalog)
+        self._hiding = (now, catalog.version, hiding)
+        return hiding
+
     def forget(self) -> None:
         """Drop cached access (after roles or assignments changed in this process)."""
         with self._lock:
             self._cache.clear()
+            self._hiding = None
