@@ -178,7 +178,7 @@ class GraphQLService:
     def schema(self) -> BuiltSchema:
         """The schema of the current metadata version and roles, rebuilt when either changed."""
         catalog = self.runtime.current()
-        hiding = self.runtime.records.permissions.hiding()
+        hiding = self.runtime.records.permissions.hiding(catalog)
         built = self._built
         if built is not None and built.catalog is catalog and built.hiding == hiding:
             return built

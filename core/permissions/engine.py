@@ -42,22 +42,27 @@ class Permissions:
             return cached[1]
         with self.db.read() as conn:
             access = Access(catalog, load_subject(conn, catalog, actor))
+            if self._hiding is None or now - self._hiding[0] >= CACHE_SECONDS:
+                self._hiding = (now, catalog.version, load_hiding(conn, catalog))
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = (now, access)
         return access
 
-    def hiding(self) -> Hiding:
-        """What the roles can hide (the GraphQL schema's nullability), cached like access."""
-        catalog = self.catalog()
-        now = time.monotonic()
+    def hiding(self, catalog: Catalog) -> Hiding:
+        """What the roles can hide (the GraphQL schema's nullability).
+
+        Read once per metadata version and after :meth:`forget`; otherwise
+        refreshed together with a rule-bound caller's access, the readers it
+        matters to, so an unrestricted request never costs a statement for it.
+        """
         cached = self._hiding
-        if cached is not None and cached[1] == catalog.version and now - cached[0] < CACHE_SECONDS:
+        if cached is not None and cached[1] == catalog.version:
             return cached[2]
         with self.db.read() as conn:
             hiding = load_hiding(conn, catalog)
-        self._hiding = (now, catalog.version, hiding)
+        self._hiding = (time.monotonic(), catalog.version, hiding)
         return hiding
 
     def forget(self) -> None:
