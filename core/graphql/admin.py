@@ -7,6 +7,7 @@ in this process at once and in the others after their next version check.
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import strawberry
@@ -19,6 +20,8 @@ from qiao.core.graphql.context import RequestContext
 from qiao.core.metadata import store
 from qiao.core.metadata.changes import Change, MetadataChanges
 from qiao.core.metadata.model import EntityDef, FieldDef, Label
+from qiao.core.permissions.access import Access
+from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records.context import Actor, Source
 
 _DEFINITION_HELP = (
@@ -64,6 +67,42 @@ class MetadataLabel:
         return None if label is None else cls(en=label.en, zh_cn=label.zh_cn)
 
 
+@strawberry.enum(description="What the caller may do with a field, by their roles' field rules.")
+class MetadataFieldAccess(enum.Enum):
+    WRITE = strawberry.enum_value("write", description="Read it and write it.")
+    READ = strawberry.enum_value("read", description="Read it; writing it is FORBIDDEN.")
+    MASKED = strawberry.enum_value(
+        "masked",
+        description="Read it masked (138****5678); filtering or sorting by it is FORBIDDEN.",
+    )
+    NONE = strawberry.enum_value(
+        "none", description="Not at all: selected, it answers null with a FORBIDDEN error."
+    )
+
+
+@strawberry.type(description="What the caller may do with an entity's records, by their roles.")
+class MetadataEntityAccess:
+    read: bool = strawberry.field(
+        description="Whether they may read some of its records (shared ones count)."
+    )
+    create: bool = strawberry.field(description="Whether they may create records.")
+    update: bool = strawberry.field(
+        description="Whether they may change some of its records (shared ones count)."
+    )
+    delete: bool = strawberry.field(description="Whether they may delete some of its records.")
+    export: bool = strawberry.field(description="Whether they may export some of its records.")
+
+    @classmethod
+    def of(cls, access: Access, entity: str) -> MetadataEntityAccess:
+        return cls(
+            read=access.can(entity, "read"),
+            create=access.can(entity, "create"),
+            update=access.can(entity, "update"),
+            delete=access.can(entity, "delete"),
+            export=access.can(entity, "export"),
+        )
+
+
 @strawberry.type(description="One field of an entity, as declared.")
 class MetadataField:
     name: str = strawberry.field(description="The field's name (snake_case; camelCase in the API).")
@@ -104,11 +143,15 @@ class MetadataField:
     definition: JSON = strawberry.field(
         description="The whole declaration in the manifest format (what alterField takes)."
     )
+    access: MetadataFieldAccess = strawberry.field(
+        description="What the caller may do with it (computed fields are never written)."
+    )
 
     @classmethod
-    def of(cls, field: FieldDef, custom: bool) -> MetadataField:
+    def of(cls, field: FieldDef, custom: bool, access: FieldAccess) -> MetadataField:
         data = field.as_data()
         return cls(
+            access=MetadataFieldAccess(access.value),
             name=field.name,
             type=field.type.value,
             label=MetadataLabel(en=field.label.en, zh_cn=field.label.zh_cn),
@@ -150,6 +193,9 @@ class MetadataEntity:
     validation_rules: list[MetadataValidationRule] = strawberry.field(
         description="Its validation rules."
     )
+    access: MetadataEntityAccess = strawberry.field(
+        description="What the caller may do with its records."
+    )
 
 
 @strawberry.type(description="The deployment's metadata at one version.")
@@ -180,17 +226,25 @@ class MetadataChange:
 
 
 def _entity(
-    entity: EntityDef, custom_fields: set[tuple[str, str]], custom_rules: set[tuple[str, str]]
+    entity: EntityDef,
+    custom_fields: set[tuple[str, str]],
+    custom_rules: set[tuple[str, str]],
+    access: Access,
 ) -> MetadataEntity:
     custom = entity.source == "custom"
     return MetadataEntity(
+        access=MetadataEntityAccess.of(access, entity.name),
         name=entity.name,
         plural=entity.plural,
         label=MetadataLabel(en=entity.label.en, zh_cn=entity.label.zh_cn),
         plural_label=MetadataLabel.of(entity.plural_label),
         source=entity.source,
         fields=[
-            MetadataField.of(f, custom or (entity.name, f.name) in custom_fields)
+            MetadataField.of(
+                f,
+                custom or (entity.name, f.name) in custom_fields,
+                access.effective_access(entity.name, f.name),
+            )
             for f in entity.fields
         ],
         validation_rules=[
@@ -214,7 +268,10 @@ class CoreQuery:
         actor = ctx.actor
         return Viewer(user_id=actor.user_id, username=actor.username, is_admin=actor.is_admin)
 
-    @strawberry.field(description="Every entity and field, at the schema's metadata version.")
+    @strawberry.field(
+        description="Every entity and field, at the schema's metadata version, with what the "
+        "caller may do with each."
+    )
     def metadata(self, info: Info) -> Metadata:
         ctx: RequestContext = info.context
         registry = ctx.built.catalog.registry
@@ -224,7 +281,7 @@ class CoreQuery:
         entities = sorted(registry.entities.values(), key=lambda e: e.name)
         return Metadata(
             version=registry.version,
-            entities=[_entity(e, custom_fields, custom_rules) for e in entities],
+            entities=[_entity(e, custom_fields, custom_rules, ctx.access) for e in entities],
         )
 
 

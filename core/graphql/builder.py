@@ -41,8 +41,10 @@ from qiao.core.graphql.plan import (
     ToOneField,
     TypenameField,
 )
+from qiao.core.graphql.withheld import Refusal
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.metadata.registry import camel, type_name
+from qiao.core.permissions.hiding import NOTHING_HIDDEN, Hiding
 from qiao.core.records.query import operators_for, queryable_fields
 
 _SCALARS: dict[FieldType, Any] = {
@@ -152,6 +154,8 @@ class BuiltSchema:
     schema: strawberry.Schema
     plan: SchemaPlan
     catalog: Catalog
+    #: What the roles could hide when it was built (its nullability follows).
+    hiding: Hiding = NOTHING_HIDDEN
 
     @property
     def version(self) -> int:
@@ -162,9 +166,13 @@ def from_key(root: Any, info: Info, **_arguments: Any) -> Any:
     """Generated fields read their value from compiled results, by response key.
 
     The compiler already applied the field's arguments (filter, order, page) in
-    SQL, so they are accepted here and not looked at again.
+    SQL, so they are accepted here and not looked at again. A field the caller
+    may not read holds its refusal, raised here so the error has its path.
     """
-    return root[info.path.key]
+    value = root[info.path.key]
+    if isinstance(value, Refusal):
+        raise value.error
+    return value
 
 
 def _make_class(
@@ -213,8 +221,11 @@ class SchemaBuilder:
         plugin_types: Sequence[tuple[str, type]] = (),
         core_types: Sequence[tuple[str, type]] = (),
         schema_class: type[strawberry.Schema] = strawberry.Schema,
+        hiding: Hiding | None = None,
     ) -> None:
         self.schema_class = schema_class
+        #: Required fields are non-null unless the roles can hide them (permissions/hiding.py).
+        self.hiding = hiding or NOTHING_HIDDEN
         self.catalog = catalog
         self.registry = catalog.registry
         self.resolvers = resolvers
@@ -254,7 +265,19 @@ class SchemaBuilder:
             types=[PageInfo],
             config=StrawberryConfig(auto_camel_case=True, scalar_map=scalars.SCALAR_MAP),
         )
-        return BuiltSchema(schema=schema, plan=self.plan, catalog=self.catalog)
+        return BuiltSchema(schema=schema, plan=self.plan, catalog=self.catalog, hiding=self.hiding)
+
+    # -- Nullability ----------------------------------------------------------------------
+
+    def _always_set(self, entity: EntityDef, field: FieldDef, *, related: bool = False) -> bool:
+        """Whether every reader gets a value: required, and no role's rule can hide it.
+
+        ``related`` asks about the related record of a relation, which the
+        target's read rules may leave out too; its id is only a field.
+        """
+        if not field.required or field.computed or self.hiding.hides_field(entity.name, field.name):
+            return False
+        return not (related and field.target is not None and self.hiding.hides_rows(field.target))
 
     # -- Enums and scalars ----------------------------------------------------------------
 
@@ -445,17 +468,23 @@ class SchemaBuilder:
             if f.type is FieldType.RELATION:
                 assert f.target is not None
                 target = self._objects[f.target]
-                add(f.name, target | None, ToOneField(f), description=label)
+                add(
+                    f.name,
+                    target if self._always_set(entity, f, related=True) else target | None,
+                    ToOneField(f),
+                    description=label,
+                )
                 add(
                     f.column,
-                    strawberry.ID | None,
+                    strawberry.ID if self._always_set(entity, f) else strawberry.ID | None,
                     ColumnField(f.column, f),
                     description=f"Id of {label}",
                 )
             else:
+                value_type = self._value_type(entity, f)
                 add(
                     f.name,
-                    self._value_type(entity, f) | None,
+                    value_type if self._always_set(entity, f) else value_type | None,
                     ColumnField(f.column, f),
                     description=_computed_description(f, label),
                 )

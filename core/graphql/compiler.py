@@ -75,17 +75,15 @@ from qiao.core.graphql.plan import (
 )
 from qiao.core.graphql.sqljson import JsonSQL, for_dialect, sql_text
 from qiao.core.graphql.strawberry_internals import graphql_schema
+from qiao.core.graphql.withheld import EACH, Step, Withheld
 from qiao.core.ids import is_record_id
 from qiao.core.masking import Mask, sql_mask
 from qiao.core.metadata.model import FieldDef
 from qiao.core.permissions.access import Access
-from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records import query
 from qiao.core.storage.database import Database
 from qiao.core.storage.sqlalchemy_internals import bind_processors
 
-#: Field access that does not show a value in clear (a computed field cannot be built on it).
-_UNCLEAR = frozenset({FieldAccess.NONE, FieldAccess.MASKED})
 #: The most rows a query may ask for across all its connections (page sizes multiplied out).
 MAX_QUERY_COST = 100_000
 
@@ -109,6 +107,8 @@ class CompiledRead:
     evaluated: bool = False
     #: False when a formula read TODAY() or NOW(), bound as parameters when compiled.
     cacheable: bool = True
+    #: Selected fields the caller may not read: null in the JSON, an error each (withheld.py).
+    withheld: tuple[Withheld, ...] = ()
 
 
 def plain(value: Any) -> Any:
@@ -180,6 +180,8 @@ class ReadCompiler:
         #: strawberry executes, to resolve the Node interface; compiled answers go to the
         #: client as the database wrote them and must hold only what was asked).
         self.tag_nodes = False
+        #: Selected fields answered null because the caller may not read them.
+        self.withheld: list[Withheld] = []
         #: How many parent rows the field being compiled may repeat for (product of page sizes).
         self._fan_out = 1
 
@@ -263,29 +265,31 @@ class ReadCompiler:
 
     # -- Roots ----------------------------------------------------------------------------
 
-    def root_expression(self, type_name: str, nodes: list[FieldNode]) -> ColumnElement[Any]:
-        """The JSON of one root query field (an object or a connection)."""
+    def root_expression(
+        self, key: str, type_name: str, nodes: list[FieldNode]
+    ) -> ColumnElement[Any]:
+        """The JSON of one root query field (an object or a connection) at response ``key``."""
         name = nodes[0].name.value
         meaning = self.plan.roots[name]
         args = self.arguments(type_name, nodes)
         if isinstance(meaning, RootGet):
-            return self.object_by_id(meaning.entity, args["id"], nodes)
+            return self.object_by_id(meaning.entity, args["id"], nodes, (key,))
         if isinstance(meaning, RootNode):
-            return self.node(args["id"], nodes)
+            return self.node(args["id"], nodes, (key,))
         if isinstance(meaning, RootNodes):
-            return self.nodes(args["ids"], nodes)
+            return self.nodes(args["ids"], nodes, (key, EACH))
         assert isinstance(meaning, RootList)
-        return self.connection(meaning.entity, args, self.subfields(nodes), None, 1)
+        return self.connection(meaning.entity, args, self.subfields(nodes), None, 1, (key,))
 
     def object_by_id(
-        self, entity: str, record_id: Any, nodes: list[FieldNode]
+        self, entity: str, record_id: Any, nodes: list[FieldNode], path: tuple[Step, ...]
     ) -> ColumnElement[Any]:
         if not is_record_id(record_id):
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
         table = self.catalog.table(entity).alias()
         self._spend(1)
         joins: Joins = []
-        obj = self.object(entity, table, self.subfields(nodes), 1, joins)
+        obj = self.object(entity, table, self.subfields(nodes), 1, joins, path)
         found = (
             select(obj)
             .select_from(outer_joined(table, joins))
@@ -293,17 +297,22 @@ class ReadCompiler:
         )
         return self.json.embed(found.scalar_subquery())
 
-    def node(self, record_id: Any, nodes: list[FieldNode]) -> ColumnElement[Any]:
+    def node(
+        self, record_id: Any, nodes: list[FieldNode], path: tuple[Step, ...]
+    ) -> ColumnElement[Any]:
         """The JSON of the record with this id, whatever its entity; null if not readable."""
         if not is_record_id(record_id):
             raise BadUserInput(f"{record_id!r} is not a record id", field="id")
-        found = self._found([record_id], nodes)
+        found = self._found([record_id], nodes, path)
         if found is None:
             return null()
         return self.json.embed(select(found.c.node).limit(inline(1)).scalar_subquery())
 
-    def nodes(self, ids: list[Any], nodes: list[FieldNode]) -> ColumnElement[Any]:
-        """An array with the JSON of each id's record, in order; null where not readable."""
+    def nodes(
+        self, ids: list[Any], nodes: list[FieldNode], path: tuple[Step, ...]
+    ) -> ColumnElement[Any]:
+        """An array with the JSON of each id's record, in order; null where not readable.
+        ``path`` is the place of each item (the root key, then EACH)."""
         if len(ids) > MAX_NODES:
             raise BadUserInput(
                 f"nodes takes at most {MAX_NODES} ids; {len(ids)} were given", field="ids"
@@ -313,7 +322,7 @@ class ReadCompiler:
                 raise BadUserInput(
                     f"ids[{position}]: {record_id!r} is not a record id", field="ids"
                 )
-        found = self._found(ids, nodes) if ids else None
+        found = self._found(ids, nodes, path) if ids else None
         if found is None:
             return self.json.constant([None] * len(ids))
         wanted = self.json.listed_ids(ids)
@@ -321,7 +330,9 @@ class ReadCompiler:
         joined = wanted.outerjoin(found, found.c.id == wanted.c.id)
         return self.json.embed(select(in_order).select_from(joined).scalar_subquery())
 
-    def _found(self, ids: list[str], nodes: list[FieldNode]) -> Subquery | None:
+    def _found(
+        self, ids: list[str], nodes: list[FieldNode], path: tuple[Step, ...]
+    ) -> Subquery | None:
         """Rows (id, node) of the records with these ids that the caller may read.
 
         Each entity that holds some of the ids (see :mod:`qiao.core.graphql.nodes`)
@@ -348,7 +359,7 @@ class ReadCompiler:
                     fields[NODE_TYPE_KEY] = [_TYPE_TAG]
                 table = self.catalog.table(entity).alias()
                 joins: Joins = []
-                obj = self.object(entity, table, fields, 1, joins)
+                obj = self.object(entity, table, fields, 1, joins, path)
                 if entity in held:
                     branches.append(
                         select(table.c.id.label("id"), obj.label("node"))
@@ -376,23 +387,29 @@ class ReadCompiler:
         condition = self.access.row_filter(entity, table, "read")
         return [] if condition is None else [condition]
 
-    def compile_object(self, entity: str, record_id: str, nodes: list[FieldNode]) -> CompiledRead:
-        """The JSON of one record, shaped by ``nodes``' selections (mutation results)."""
-        expr = self.json.as_text(self.object_by_id(entity, record_id, nodes))
-        return self._flagged(_to_driver(select(expr), self.dialect, ("r",)))
+    def compile_object(
+        self, key: str, entity: str, record_id: str, nodes: list[FieldNode]
+    ) -> CompiledRead:
+        """The JSON of one record at response ``key``, shaped by ``nodes`` (mutation results)."""
+        expr = self.json.as_text(self.object_by_id(entity, record_id, nodes, (key,)))
+        return self._flagged(_to_driver(select(expr), self.dialect, (key,)))
 
     def compile(self, roots: list[tuple[str, str, list[FieldNode]]]) -> CompiledRead:
         """One SELECT with a JSON text column per (response key, parent type, nodes)."""
         columns = [
-            self.json.as_text(self.root_expression(type_name, nodes)).label(f"r{i}")
-            for i, (_, type_name, nodes) in enumerate(roots)
+            self.json.as_text(self.root_expression(key, type_name, nodes)).label(f"r{i}")
+            for i, (key, type_name, nodes) in enumerate(roots)
         ]
         compiled = _to_driver(select(*columns), self.dialect, tuple(k for k, _, _ in roots))
         return self._flagged(compiled)
 
     def _flagged(self, compiled: CompiledRead) -> CompiledRead:
         return dataclasses.replace(
-            compiled, sealed=self.sealed, evaluated=self.evaluated, cacheable=self.cacheable
+            compiled,
+            sealed=self.sealed,
+            evaluated=self.evaluated,
+            cacheable=self.cacheable,
+            withheld=tuple(self.withheld),
         )
 
     # -- Computed fields ------------------------------------------------------------------
@@ -420,19 +437,34 @@ class ReadCompiler:
 
     def require_readable(self, entity: str, name: str) -> None:
         """Refuse a field the caller may not read; a computed one also needs what it reads."""
-        self.access.require_readable(entity, name)
-        field = self.catalog.entity(entity).field(name)
-        if field is None or not field.computed:
-            return
-        for source, source_field in sorted(
-            self.catalog.registry.computed.field(entity, field.name).depends_on
-        ):
-            if self.access.field_access(source, source_field) in _UNCLEAR:
-                raise Forbidden(
-                    f"you may not read {entity}.{field.name}: it is computed from "
-                    f"{source}.{source_field}, which you may not read",
-                    field=field.name,
-                )
+        refusal = self.unreadable(entity, name)
+        if refusal is not None:
+            raise refusal
+
+    def unreadable(self, entity: str, name: str) -> Forbidden | None:
+        """Why the caller may not read a field; a computed one also needs what it reads."""
+        try:
+            self.access.require_readable(entity, name)
+        except Forbidden as refusal:
+            return refusal
+        unclear = self.access.unclear_source(entity, name)
+        if unclear is None:
+            return None
+        return Forbidden(
+            f"you may not read {entity}.{name}: it is computed from "
+            f"{unclear[0]}.{unclear[1]}, which you may not read",
+            field=name,
+        )
+
+    def _withhold(self, entity: str, field: FieldDef | None, path: tuple[Step, ...]) -> bool:
+        """Whether the field at ``path`` is hidden from the caller (then noted as withheld)."""
+        if field is None:
+            return False
+        refusal = self.unreadable(entity, field.name)
+        if refusal is None:
+            return False
+        self.withheld.append(Withheld(path, refusal))
+        return True
 
     def _computed_value(
         self, entity: str, table: FromClause, field: FieldDef
@@ -447,9 +479,18 @@ class ReadCompiler:
     # -- Objects --------------------------------------------------------------------------
 
     def object(
-        self, entity_name: str, table: FromClause, fields: Fields, depth: int, joins: Joins
+        self,
+        entity_name: str,
+        table: FromClause,
+        fields: Fields,
+        depth: int,
+        joins: Joins,
+        path: tuple[Step, ...],
     ) -> ColumnElement[Any]:
-        """The JSON object of ``table``'s row; to-one relations are added to ``joins``.
+        """The JSON object of ``table``'s row at ``path``; to-one relations go to ``joins``.
+
+        A field the caller may not read is SQL null, never its column, and is
+        noted in :attr:`withheld` for the error at its path.
 
         A to-one relation is a LEFT JOIN of its target on the key (the caller's
         row filter in the ON clause), so PostgreSQL looks targets up by key or
@@ -463,8 +504,9 @@ class ReadCompiler:
             meaning = meanings.get(nodes[0].name.value)
             match meaning:
                 case ColumnField(column=column, field=field):
-                    if field is not None:
-                        self.require_readable(entity_name, field.name)
+                    if self._withhold(entity_name, field, (*path, key)):
+                        pairs.append((key, null()))
+                        continue
                     mask = None if field is None else self.access.masked(entity_name, field.name)
                     if field is not None and field.encrypted:
                         pairs.append((key, self._sealed(entity_name, table, field, mask)))
@@ -480,7 +522,9 @@ class ReadCompiler:
                     pairs.append((key, sql_text(name)))
                 case ToOneField(field=field):
                     assert field.target is not None
-                    self.access.require_readable(entity_name, field.name)
+                    if self._withhold(entity_name, field, (*path, key)):
+                        pairs.append((key, null()))
+                        continue
                     target = self.catalog.table(field.target).alias()
                     self._spend(self._fan_out)
                     on = and_(
@@ -488,7 +532,14 @@ class ReadCompiler:
                         *self._readable(field.target, target),
                     )
                     joins.append((target, on))
-                    sub = self.object(field.target, target, self.subfields(nodes), depth + 1, joins)
+                    sub = self.object(
+                        field.target,
+                        target,
+                        self.subfields(nodes),
+                        depth + 1,
+                        joins,
+                        (*path, key),
+                    )
                     found = case((target.c.id.is_(None), null()), else_=sub)
                     pairs.append((key, self.json.embed(found)))
                 case ToManyField(reverse=rev):
@@ -502,7 +553,13 @@ class ReadCompiler:
                         (
                             key,
                             self.connection(
-                                rev.entity, args, self.subfields(nodes), link, depth + 1, table
+                                rev.entity,
+                                args,
+                                self.subfields(nodes),
+                                link,
+                                depth + 1,
+                                (*path, key),
+                                table,
                             ),
                         )
                     )
@@ -528,9 +585,10 @@ class ReadCompiler:
         fields: Fields,
         link: Callable[[FromClause], ColumnElement[bool]] | None,
         depth: int,
+        path: tuple[Step, ...],
         parent: FromClause | None = None,
     ) -> ColumnElement[Any]:
-        """A Relay connection: edges, pageInfo and totalCount as selected."""
+        """A Relay connection at ``path``: edges, pageInfo and totalCount as selected."""
         entity = self.catalog.entity(entity_name)
         base = self.catalog.table(entity_name)
         window = query.Window.of(
@@ -589,6 +647,7 @@ class ReadCompiler:
         on_rows = self.computed(entity_name, rows)
 
         edge_fields = self._merge(fields, "edges")
+        edge_keys = [k for k, n in fields.items() if n[0].name.value == "edges"]
         edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
         node_joins: Joins = []
         cursor_expr = self.json.cursor(
@@ -608,12 +667,19 @@ class ReadCompiler:
                 edge_pairs.append((key, cursor_expr))
             elif name == "node":
                 outer, self._fan_out = self._fan_out, self._fan_out * max(size, 1)
+                noted = len(self.withheld)
                 try:
                     node = self.object(
-                        entity_name, rows, self.subfields(nodes), depth + 1, node_joins
+                        entity_name,
+                        rows,
+                        self.subfields(nodes),
+                        depth + 1,
+                        node_joins,
+                        (*path, edge_keys[0], EACH, key),
                     )
                 finally:
                     self._fan_out = outer
+                self._withheld_again(noted, len(path), edge_keys[1:])
                 edge_pairs.append((key, node))
             elif name == "__typename":
                 edge_pairs.append((key, sql_text(f"{self.plan.type_names[entity_name]}Edge")))
@@ -675,6 +741,16 @@ class ReadCompiler:
             elif name == "__typename":
                 pairs.append((key, sql_text(f"{self.plan.type_names[entity_name]}Connection")))
         return self.json.embed(select(self.json.object(pairs)).select_from(agg).scalar_subquery())
+
+    def _withheld_again(self, since: int, at: int, keys: list[str]) -> None:
+        """The fields withheld since ``since`` also under other aliases of the edges at ``at``.
+
+        Every alias of ``edges`` answers the same JSON, compiled once.
+        """
+        for item in self.withheld[since:]:
+            for key in keys:
+                path = (*item.path[:at], key, *item.path[at + 1 :])
+                self.withheld.append(Withheld(path, item.error))
 
     def _merge(self, fields: Fields, name: str) -> Fields:
         nodes = [n for group in fields.values() for n in group if n.name.value == name]

@@ -19,6 +19,7 @@ from qiao.core.graphql.compiler import ReadCompiler, plain
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.strawberry_internals import resolve_info
+from qiao.core.graphql.withheld import refuse
 from qiao.core.records.context import Source
 
 
@@ -55,6 +56,7 @@ def _compiler(info: Info, ctx: RequestContext, conn: Connection) -> ReadCompiler
 
 
 def _run_json(conn: Connection, compiled: Any, ctx: RequestContext) -> Any:
+    """The one root field's data; fields the caller may not read raise where they are."""
     row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
     assert row is not None
     data = json.loads(row[0]) if row[0] is not None else None
@@ -63,7 +65,7 @@ def _run_json(conn: Connection, compiled: Any, ctx: RequestContext) -> Any:
         data = Evaluator(conn, ctx.built.catalog, clock, ctx.access.row_scope()).fill(data)
     if compiled.sealed:  # encrypted fields: open them (docs/encryption.md)
         data = ctx.runtime.records.encryption.reveal_data(data)
-    return data
+    return refuse(data, compiled.withheld, compiled.keys[0])
 
 
 def read_root(info: Info, **_: Any) -> Any:
@@ -76,8 +78,9 @@ def read_root(info: Info, **_: Any) -> Any:
 
 
 def _written(info: Info, ctx: RequestContext, conn: Connection, entity: str, record_id: str) -> Any:
+    raw = resolve_info(info)
     compiled = _compiler(info, ctx, conn).compile_object(
-        entity, record_id, list(resolve_info(info).field_nodes)
+        raw.path.key, entity, record_id, list(raw.field_nodes)
     )
     return _run_json(conn, compiled, ctx)
 

@@ -45,6 +45,7 @@ from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document, check_source
 from qiao.core.graphql.strawberry_internals import forget_type_lookups, graphql_schema
 from qiao.core.graphql.trusted import TrustedDocuments
+from qiao.core.graphql.withheld import occurrences
 from qiao.core.metadata.registry import camel
 from qiao.core.permissions.access import Access
 from qiao.core.records.context import Actor
@@ -175,14 +176,16 @@ class GraphQLService:
     # -- Schema ---------------------------------------------------------------------------
 
     def schema(self) -> BuiltSchema:
-        """The schema of the current metadata version, rebuilt when it changed."""
+        """The schema of the current metadata version and roles, rebuilt when either changed."""
         catalog = self.runtime.current()
+        hiding = self.runtime.records.permissions.hiding(catalog)
         built = self._built
-        if built is not None and built.catalog is catalog:
+        if built is not None and built.catalog is catalog and built.hiding == hiding:
             return built
         with self._build_lock:
-            if self._built is not None and self._built.catalog is catalog:
-                return self._built
+            built = self._built
+            if built is not None and built.catalog is catalog and built.hiding == hiding:
+                return built
             from qiao.core.graphql import admin
 
             builder = SchemaBuilder(
@@ -191,6 +194,7 @@ class GraphQLService:
                 self.runtime.plugins.graphql_types(),
                 core_types=admin.core_types(),
                 schema_class=QiaoSchema,
+                hiding=hiding,
             )
             built = builder.build()
             forget_type_lookups()
@@ -340,6 +344,16 @@ class GraphQLService:
         row = db.run_read(run, snapshot=compiled.evaluated)
         if compiled.sealed:  # encrypted fields: open them (docs/encryption.md)
             row = tuple(self.runtime.records.encryption.reveal(v) for v in row)
+        if compiled.withheld:  # fields the caller may not read: an error at each place
+            data = {
+                k: json.loads(v) if v is not None else None
+                for k, v in zip(compiled.keys, row, strict=True)
+            }
+            found = [
+                format_error(GraphQLError(error.message, path=path, original_error=error))
+                for path, error in occurrences(data, compiled.withheld)
+            ]
+            return {"data": data, "errors": found} if found else {"data": data}
         parts = [
             json.dumps(k).encode() + b":" + (v.encode() if v is not None else b"null")
             for k, v in zip(compiled.keys, row, strict=True)

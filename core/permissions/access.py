@@ -23,6 +23,8 @@ from qiao.core.permissions.rights import FieldAccess, FilterScope, Right, Scope,
 from qiao.core.permissions.subject import Subject
 from qiao.core.records import query
 
+#: Field access that does not show a value in clear.
+_UNCLEAR = frozenset({FieldAccess.NONE, FieldAccess.MASKED})
 _ACCESS_ORDER = {
     FieldAccess.NONE: 0,
     FieldAccess.MASKED: 1,
@@ -151,6 +153,30 @@ class Access:
         if best is FieldAccess.MASKED and self.mask(entity, field) is None:
             return FieldAccess.NONE  # a field no mask fits is hidden rather than shown
         return best
+
+    def unclear_source(self, entity: str, field: str) -> tuple[str, str] | None:
+        """The first field a computed ``field`` is computed from that the caller cannot
+        read in clear (a computed field would tell it); None when there is none."""
+        definition = self.catalog.entity(entity).field(self._field_name(entity, field))
+        if self.subject is None or definition is None or not definition.computed:
+            return None
+        for source, source_field in sorted(
+            self.catalog.registry.computed.field(entity, definition.name).depends_on
+        ):
+            if self.field_access(source, source_field) in _UNCLEAR:
+                return source, source_field
+        return None
+
+    def effective_access(self, entity: str, field: str) -> FieldAccess:
+        """What the caller may do with ``field`` through the API, computed fields included
+        (read-only, and hidden when built on a value the caller cannot read in clear)."""
+        access = self.field_access(entity, field)
+        definition = self.catalog.entity(entity).field(self._field_name(entity, field))
+        if definition is None or not definition.computed:
+            return access
+        if self.unclear_source(entity, field) is not None or access is FieldAccess.NONE:
+            return FieldAccess.NONE
+        return FieldAccess.READ
 
     def mask(self, entity: str, field: str) -> Mask | None:
         """The mask of ``entity.field`` (by name or column), or None when it has none."""

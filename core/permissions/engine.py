@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from qiao.core.catalog import Catalog
 from qiao.core.permissions.access import Access
+from qiao.core.permissions.hiding import Hiding, load_hiding
 from qiao.core.permissions.subject import load_subject
 from qiao.core.records.context import Actor
 from qiao.core.storage.database import Database
@@ -28,6 +29,7 @@ class Permissions:
         self.catalog = catalog
         self._cache: dict[tuple[str, int], tuple[float, Access]] = {}
         self._lock = threading.Lock()
+        self._hiding: tuple[float, int, Hiding] | None = None
 
     def access_for(self, actor: Actor) -> Access:
         catalog = self.catalog()
@@ -40,13 +42,31 @@ class Permissions:
             return cached[1]
         with self.db.read() as conn:
             access = Access(catalog, load_subject(conn, catalog, actor))
+            if self._hiding is None or now - self._hiding[0] >= CACHE_SECONDS:
+                self._hiding = (now, catalog.version, load_hiding(conn, catalog))
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = (now, access)
         return access
 
+    def hiding(self, catalog: Catalog) -> Hiding:
+        """What the roles can hide (the GraphQL schema's nullability).
+
+        Read once per metadata version and after :meth:`forget`; otherwise
+        refreshed together with a rule-bound caller's access, the readers it
+        matters to, so an unrestricted request never costs a statement for it.
+        """
+        cached = self._hiding
+        if cached is not None and cached[1] == catalog.version:
+            return cached[2]
+        with self.db.read() as conn:
+            hiding = load_hiding(conn, catalog)
+        self._hiding = (time.monotonic(), catalog.version, hiding)
+        return hiding
+
     def forget(self) -> None:
         """Drop cached access (after roles or assignments changed in this process)."""
         with self._lock:
             self._cache.clear()
+            self._hiding = None

@@ -258,17 +258,19 @@ def test_reminder_check_in_and_no_show(
     assert he.data(read, {"id": first})["appointment"]["status"] == "CLOSED"
     assert sorted(wecom.pushed) == sorted(pushed), "each reminder went out once"
 
-    # Only physicians read diagnoses; the front desk gets the visit without them.
+    # Only physicians read diagnoses; the front desk gets the visit with the diagnosis
+    # withheld: null, and an error at its place.
     query = "query($id: ID!) { visit(id: $id) { visitedOn diagnosisCode } }"
     assert zhang.data(query, {"id": visit})["visit"] == {
         "visitedOn": "2026-04-08",
         "diagnosisCode": "K05.2",
     }
     assert he.post(query, {"id": visit}) == {
-        "data": None,
+        "data": {"visit": {"visitedOn": "2026-04-08", "diagnosisCode": None}},
         "errors": [
             {
                 "message": "you may not read visit.diagnosis_code",
+                "path": ["visit", "diagnosisCode"],
                 "extensions": {"code": "FORBIDDEN", "field": "diagnosisCode"},
             }
         ],
