@@ -200,19 +200,25 @@ def test_the_callers_rules_apply_and_tell_nothing_of_what_exists(records, engine
     )
     assert got == {"nodes": [None, None, None, {"id": own["id"]}]}
 
-    # Field rules hold as in the entity's own query, and the refusal is the same whatever
-    # the id names, so it tells nothing of which records exist either.
+    # Field rules hold as in the entity's own query: the hidden field answers null with the
+    # same error at its place. A record he may not see, or none at all, is null with no
+    # error, so the refusal tells nothing of which records exist.
     account = records["account"]
     allowed = "query($id: ID!) { node(id: $id) { ... on Account { name } } }"
     assert engineer.data(allowed, {"id": account["id"]}) == {"node": {"name": "常州天工"}}
     own_query = "query($id: ID!) { account(id: $id) { annualRevenue } }"
-    expected = engineer.errors(own_query, {"id": account["id"]})
-    assert expected[0]["extensions"] == {"code": "FORBIDDEN", "field": "annualRevenue"}
-    refused = [(e["message"], e["extensions"]) for e in expected]
+    own = engineer.post(own_query, {"id": account["id"]})
+    assert own["data"] == {"account": {"annualRevenue": None}}
+    (refused,) = own["errors"]
+    assert refused["extensions"] == {"code": "FORBIDDEN", "field": "annualRevenue"}
     hidden_field = "query($id: ID!) { node(id: $id) { ... on Account { annualRevenue } } }"
-    for record_id in (account["id"], records["other_ticket"]["id"], MISSING):
-        errors = engineer.errors(hidden_field, {"id": record_id})
-        assert [(e["message"], e["extensions"]) for e in errors] == refused
+    answer = engineer.post(hidden_field, {"id": account["id"]})
+    assert answer["data"] == {"node": {"annualRevenue": None}}
+    (error,) = answer["errors"]
+    assert (error["message"], error["extensions"]) == (refused["message"], refused["extensions"])
+    assert error["path"] == ["node", "annualRevenue"]
+    for record_id in (records["other_ticket"]["id"], MISSING):
+        assert engineer.post(hidden_field, {"id": record_id}) == {"data": {"node": None}}
 
 
 MALFORMED = [
