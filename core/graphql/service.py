@@ -6,7 +6,7 @@ SQL compiler alone: one statement, JSON built by the database, no per-field
 Python. Anything else (mutations, introspection, plugin fields) runs through
 strawberry, whose generated resolvers call the same compiler and records
 service. The schema is rebuilt, off the event loop, when the metadata version
-changes.
+changes, unless a schema of the same entities was built in this process already.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 from sqlalchemy import Connection
 
+from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput, Forbidden, MethodNotAllowed, QiaoError
 from qiao.core.graphql import resolvers
 from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder
@@ -43,6 +44,7 @@ from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document, check_source
+from qiao.core.graphql.plan import SchemaPlan
 from qiao.core.graphql.strawberry_internals import forget_type_lookups, graphql_schema
 from qiao.core.graphql.trusted import TrustedDocuments
 from qiao.core.metadata.registry import camel
@@ -80,6 +82,22 @@ class LRU(Generic[K, V]):
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+
+
+def _schema_key(catalog: Catalog, types: list[tuple[str, type]]) -> Hashable:
+    """What a schema is built from: every entity's declaration, and the hand-written types.
+
+    Building takes seconds, and a new metadata version often leaves the entities as
+    they were (a role or a setting changed), so schemas are shared by this key.
+    """
+    entities = catalog.registry.entities
+    declared = tuple((name, entities[name].model_dump_json()) for name in sorted(entities))
+    return declared, tuple(types)
+
+
+#: Schemas built in this process (a strawberry schema and the compiler's plan; neither holds
+#: a runtime or a connection), reused by every service whose catalog has the same key.
+_SCHEMAS: LRU[Hashable, tuple[strawberry.Schema, SchemaPlan]] = LRU(8)
 
 
 class QiaoSchema(strawberry.Schema):
@@ -185,15 +203,19 @@ class GraphQLService:
                 return self._built
             from qiao.core.graphql import admin
 
-            builder = SchemaBuilder(
-                catalog,
-                resolvers,
-                self.runtime.plugins.graphql_types(),
-                core_types=admin.core_types(),
-                schema_class=QiaoSchema,
-            )
-            built = builder.build()
-            forget_type_lookups()
+            plugin_types = self.runtime.plugins.graphql_types()
+            core_types = admin.core_types()
+            key = _schema_key(catalog, [*core_types, *plugin_types])
+            shared = _SCHEMAS.get(key)
+            if shared is None:
+                builder = SchemaBuilder(
+                    catalog, resolvers, plugin_types, core_types=core_types, schema_class=QiaoSchema
+                )
+                built = builder.build()
+                forget_type_lookups()
+                _SCHEMAS.put(key, (built.schema, built.plan))
+            else:
+                built = BuiltSchema(schema=shared[0], plan=shared[1], catalog=catalog)
             self._validated.clear()
             self._compiled.clear()
             self._built = built
