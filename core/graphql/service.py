@@ -97,7 +97,8 @@ def _schema_key(catalog: Catalog, types: list[tuple[str, type]]) -> Hashable:
 
 #: Schemas built in this process (a strawberry schema and the compiler's plan; neither holds
 #: a runtime or a connection), reused by every service whose catalog has the same key.
-_SCHEMAS: LRU[Hashable, tuple[strawberry.Schema, SchemaPlan]] = LRU(8)
+#: A schema of the standard CRM entities takes about 12 MB, so only the last few are kept.
+_SCHEMAS: LRU[Hashable, tuple[strawberry.Schema, SchemaPlan]] = LRU(4)
 
 
 class QiaoSchema(strawberry.Schema):
