@@ -190,6 +190,7 @@ def create_app(runtime: Runtime) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(runtime.start)
         await run_in_threadpool(graphql.schema)
+        await run_in_threadpool(passwords.dummy_hash)
         checkpoints = asyncio.create_task(_checkpoint_periodically(runtime))
         yield
         checkpoints.cancel()

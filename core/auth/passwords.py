@@ -11,6 +11,7 @@ log; refusals by the limits go to the application log.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
 from dataclasses import dataclass
@@ -38,8 +39,16 @@ PASSWORD_SET = "password.set"
 UNLOCKED = "password.unlock"
 #: Seconds to wait before answering the n-th failure for a name: 0.2, 0.4, 0.8 ... at most 3.
 MAX_DELAY = 3.0
-#: A hash of a random password, verified for unknown users so they cost what real ones do.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of a random password, verified for unknown users so they cost what real ones do.
+
+    Made once per process as the app starts (so the first unknown name costs no more than
+    later ones), not on import: most commands never check a password.
+    """
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,7 @@ def sign_in(
     # argon2 runs outside any transaction: it is slow on purpose, and must not hold
     # SQLite's write lock while it works.
     usable = row is not None and row.password_hash is not None and row.is_active
-    matches = _verify(row.password_hash if usable else _DUMMY_HASH, password) and usable
+    matches = _verify(row.password_hash if usable else dummy_hash(), password) and usable
     user_id = row.id if row is not None else None
     c = system.credential
     with db.write() as conn:

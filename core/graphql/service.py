@@ -6,7 +6,7 @@ SQL compiler alone: one statement, JSON built by the database, no per-field
 Python. Anything else (mutations, introspection, plugin fields) runs through
 strawberry, whose generated resolvers call the same compiler and records
 service. The schema is rebuilt, off the event loop, when the metadata version
-changes.
+changes, unless a schema of the same entities was built in this process already.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 from sqlalchemy import Connection
 
+from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput, Forbidden, MethodNotAllowed, QiaoError
 from qiao.core.graphql import resolvers
 from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder
@@ -43,11 +44,13 @@ from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document, check_source
+from qiao.core.graphql.plan import SchemaPlan
 from qiao.core.graphql.strawberry_internals import forget_type_lookups, graphql_schema
 from qiao.core.graphql.trusted import TrustedDocuments
 from qiao.core.graphql.withheld import occurrences
 from qiao.core.metadata.registry import camel
 from qiao.core.permissions.access import Access
+from qiao.core.permissions.hiding import Hiding
 from qiao.core.records.context import Actor
 
 log = logging.getLogger("qiao.graphql")
@@ -81,6 +84,24 @@ class LRU(Generic[K, V]):
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+
+
+def _schema_key(catalog: Catalog, types: list[tuple[str, type]], hiding: Hiding) -> Hashable:
+    """What a schema is built from: every entity's declaration, the hand-written types, and
+    what the roles can hide (the types' nullability follows it).
+
+    Building takes seconds, and a new metadata version often leaves the entities as
+    they were (a setting changed), so schemas are shared by this key.
+    """
+    entities = catalog.registry.entities
+    declared = tuple((name, entities[name].model_dump_json()) for name in sorted(entities))
+    return declared, tuple(types), hiding
+
+
+#: Schemas built in this process (a strawberry schema and the compiler's plan; neither holds
+#: a runtime or a connection), reused by every service whose catalog has the same key.
+#: A schema of the standard CRM entities takes about 12 MB, so only the last few are kept.
+_SCHEMAS: LRU[Hashable, tuple[strawberry.Schema, SchemaPlan]] = LRU(4)
 
 
 class QiaoSchema(strawberry.Schema):
@@ -188,16 +209,26 @@ class GraphQLService:
                 return built
             from qiao.core.graphql import admin
 
-            builder = SchemaBuilder(
-                catalog,
-                resolvers,
-                self.runtime.plugins.graphql_types(),
-                core_types=admin.core_types(),
-                schema_class=QiaoSchema,
-                hiding=hiding,
-            )
-            built = builder.build()
-            forget_type_lookups()
+            plugin_types = self.runtime.plugins.graphql_types()
+            core_types = admin.core_types()
+            key = _schema_key(catalog, [*core_types, *plugin_types], hiding)
+            shared = _SCHEMAS.get(key)
+            if shared is None:
+                builder = SchemaBuilder(
+                    catalog,
+                    resolvers,
+                    plugin_types,
+                    core_types=core_types,
+                    schema_class=QiaoSchema,
+                    hiding=hiding,
+                )
+                built = builder.build()
+                forget_type_lookups()
+                _SCHEMAS.put(key, (built.schema, built.plan))
+            else:
+                built = BuiltSchema(
+                    schema=shared[0], plan=shared[1], catalog=catalog, hiding=hiding
+                )
             self._validated.clear()
             self._compiled.clear()
             self._built = built

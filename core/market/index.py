@@ -16,13 +16,13 @@ from importlib.metadata import EntryPoint
 from importlib.util import find_spec
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qiao.core.errors import ConfigurationError, MetadataError, NotFound
 from qiao.core.market.manifest import MANIFEST_FILE, Bilingual, load_template_manifest
 from qiao.core.market.package import TemplatePackage
 from qiao.core.metadata.model import describe_validation_error
+from qiao.core.metadata.yamltext import parse_yaml
 from qiao.core.pluginmanager import BUILTIN_PLUGINS, available_plugins
 
 INDEX_FILE = "index.yaml"
@@ -46,7 +46,7 @@ class Index(BaseModel):
 def load_index() -> Index:
     """The shipped market index."""
     text = (resources.files("qiao.templates_market") / INDEX_FILE).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = parse_yaml(text)
     try:
         return Index.model_validate(data)
     except ValidationError as exc:

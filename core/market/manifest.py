@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qiao.core.errors import ConfigurationError, MetadataError
 from qiao.core.metadata.model import check_name, describe_validation_error
+from qiao.core.metadata.yamltext import parse_yaml
 
 MANIFEST_FILE = "template.yaml"
 VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
@@ -125,7 +126,7 @@ def load_template_manifest(folder: Path) -> TemplateManifest:
     """Read and check ``folder/template.yaml``; every file it names must exist."""
     path = folder / MANIFEST_FILE
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise MetadataError(f"cannot read template manifest {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:

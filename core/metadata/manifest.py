@@ -7,6 +7,7 @@ declaration and reports each problem with its location in the file.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -21,6 +22,7 @@ from qiao.core.errors import MetadataError
 from qiao.core.intake.forms import IntakeFormDecl
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
+from qiao.core.metadata.yamltext import parse_yaml
 from qiao.core.numbering.declaration import NumberingDecl
 from qiao.core.permissions.rights import Rights
 from qiao.core.privacy.rules import ConsentRuleDecl, RetentionRuleDecl
@@ -256,9 +258,23 @@ def by_entity(declarations: Iterable[_D]) -> dict[str, list[_D]]:
 
 
 def load_manifest(path: Path, source: str) -> Manifest:
-    """Read and validate a YAML manifest file."""
+    """Read and validate a YAML manifest file.
+
+    A runtime reads its plugins' manifests many times while it starts, and every
+    runtime of a process reads the same shipped files, so a file is parsed once per
+    version: the (frozen) result is kept until its modification time or size changes.
+    """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+    except OSError as exc:
+        raise MetadataError(f"cannot read manifest {path}: {exc.strerror}") from None
+    return _load_manifest(path, source, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _load_manifest(path: Path, source: str, mtime_ns: int, size: int) -> Manifest:
+    try:
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise MetadataError(f"cannot read manifest {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:

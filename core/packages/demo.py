@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qiao.core.errors import BadUserInput, Conflict, MetadataError, QiaoError
 from qiao.core.metadata.model import describe_validation_error
+from qiao.core.metadata.yamltext import parse_yaml
 from qiao.core.records.context import Actor, WriteContext
 
 
@@ -42,7 +43,7 @@ class DemoData(BaseModel):
 def load_demo(path: Path) -> DemoData:
     """Read and check a demo file; every problem names the file and the place in it."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise MetadataError(f"cannot read demo data {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:

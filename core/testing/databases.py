@@ -4,13 +4,18 @@ Migrating every entity table for every test would dominate a test run, so each
 distinct setup (backend plus enabled plugins) is migrated once into a template:
 a file on SQLite, a ``CREATE DATABASE ... TEMPLATE`` source on PostgreSQL. Each
 test then gets its own copy, so tests never see each other's rows or DDL. All
-PostgreSQL databases of a run carry the run's prefix and are dropped at its end.
+PostgreSQL databases of a run carry the run's prefix. ``DROP DATABASE`` waits for
+a checkpoint (seconds on a busy server), so a database is dropped by a thread of
+its own once its test has released it, while the next tests run; whatever is left
+is dropped at the end of the run.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -100,6 +105,9 @@ class SqliteDatabases:
         """The URL of a database nothing was written to yet (SQLite makes the file)."""
         return f"sqlite:///{self.folder / f'empty-{uuid.uuid4().hex}.db'}"
 
+    def release(self, url: str) -> None:
+        """The test of ``url`` is over; its file stays for pytest to prune."""
+
     def cleanup(self) -> None:
         """Files live in pytest's temporary folder, which pytest prunes itself."""
 
@@ -115,6 +123,12 @@ class PostgresDatabases:
         self._engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         self._templates: dict[str, tuple[str, object]] = {}
         self._created: list[str] = []
+        self._dropped: set[str] = set()
+        self._released: queue.Queue[str | None] = queue.Queue()
+        self._dropper = threading.Thread(
+            target=self._drop_released, name="qiao-test-dropper", daemon=True
+        )
+        self._dropper.start()
 
     def _url(self, name: str) -> str:
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
@@ -143,8 +157,31 @@ class PostgresDatabases:
         self._create(name)
         return self._url(name)
 
+    def release(self, url: str) -> None:
+        """The test of ``url`` is over: drop its database in the background."""
+        name = make_url(url).database
+        if name in self._created:
+            self._released.put(name)
+
+    def _drop_released(self) -> None:
+        """Drop released databases one by one until told to stop (None)."""
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            while (name := self._released.get()) is not None:
+                try:
+                    with engine.connect() as conn:
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                except Exception:  # cleanup drops it again, and reports what fails
+                    continue
+                self._dropped.add(name)
+        finally:
+            engine.dispose()
+
     def cleanup(self) -> None:
+        self._released.put(None)
+        self._dropper.join()
         with self._engine.connect() as conn:
             for name in reversed(self._created):
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                if name not in self._dropped:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self._engine.dispose()

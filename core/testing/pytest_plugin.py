@@ -194,8 +194,8 @@ def _qiao_fresh(
     qiao_backend: str,
     qiao_enabled_plugins: Sequence[str],
     qiao_extra_plugins: Sequence[Any],
-) -> tuple[str, str]:
-    """A fresh database URL and the administrator's token in it."""
+) -> Iterator[tuple[str, str]]:
+    """A fresh database URL and the administrator's token in it, released after the test."""
     databases = request.getfixturevalue(f"_qiao_{qiao_backend}")
     key_file: Path = request.getfixturevalue("qiao_key_file")
     audited: bool = request.getfixturevalue("qiao_audited_setup")
@@ -210,7 +210,8 @@ def _qiao_fresh(
         )
 
     url, token = databases.fresh(key, seed)
-    return url, str(token)
+    yield url, str(token)
+    databases.release(url)
 
 
 @pytest.fixture
@@ -234,11 +235,12 @@ def qiao_config(
 
 
 @pytest.fixture
-def qiao_empty_database_url(request: pytest.FixtureRequest, qiao_backend: str) -> str:
+def qiao_empty_database_url(request: pytest.FixtureRequest, qiao_backend: str) -> Iterator[str]:
     """A new, empty database on the test's backend, for ``qiao init`` to set up."""
     databases = request.getfixturevalue(f"_qiao_{qiao_backend}")
     url: str = databases.empty()
-    return url
+    yield url
+    databases.release(url)
 
 
 @pytest.fixture

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import tomli_w
-from sqlalchemy import create_engine, make_url, text
 
 from qiao.core.encryption.backup import MAGIC, checksums
 from qiao.core.records.context import Actor, Source
-from qiao.core.storage.database import Database, normalise_url
+from qiao.core.storage.database import Database
 from qiao.core.testing.deployment import Deployment
 
 from . import test_keys
@@ -24,22 +22,9 @@ SYSTEM = Actor.system()
 
 
 @pytest.fixture
-def empty_url(qiao_database_url: str, tmp_path: Path) -> Iterator[str]:
-    """A second, empty database of the same kind."""
-    if qiao_database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'restored.db'}"
-        return
-    admin = create_engine(normalise_url(qiao_database_url), isolation_level="AUTOCOMMIT")
-    name = f"qiao_restore_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(qiao_database_url).set(database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def empty_url(qiao_empty_database_url: str) -> str:
+    """A second, empty database of the same kind, to restore into."""
+    return qiao_empty_database_url
 
 
 def target_config(deployment: Path, url: str) -> Path:
@@ -152,10 +137,13 @@ RUN_TIME_FIELDS = {
 
 
 @pytest.fixture
-def second_empty_url(request: pytest.FixtureRequest, qiao_backend: str) -> str:
-    """Another new, empty database on the test's backend, to restore into."""
-    url: str = request.getfixturevalue(f"_qiao_{qiao_backend}").empty()
-    return url
+def second_empty_url(request: pytest.FixtureRequest, qiao_backend: str) -> Iterator[str]:
+    """Another new, empty database on the test's backend (``qiao_deployment`` has the
+    first), to restore into; dropped in the background after the test."""
+    databases = request.getfixturevalue(f"_qiao_{qiao_backend}")
+    url: str = databases.empty()
+    yield url
+    databases.release(url)
 
 
 def test_a_backup_with_run_time_fields_of_every_kind_restores_into_an_empty_database(
