@@ -67,9 +67,9 @@ def computed_columns(
     if not entity.computed_fields:
         return result
     computed = catalog.registry.computed.of(entity_name)
-    readers = {False: _Reader(catalog, entity, table, dialect, scope)}
+    readers = {False: _Reader(_Related(catalog, entity, table, dialect, scope))}
     if scope is not None and any(c.field.system_computed for c in computed.values()):
-        readers[True] = _Reader(catalog, entity, table, dialect, None)
+        readers[True] = _Reader(_Related(catalog, entity, table, dialect, None))
     for name, c in computed.items():
         reader = readers[c.field.system_computed and scope is not None]
         if c.rollup is not None:
@@ -107,21 +107,15 @@ def _at_scale(sql: ColumnElement[Any], field: FieldDef, dialect: str) -> ColumnE
 class _Reader:
     """An entity's columns for formulas, its rollups included, read within one scope."""
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        entity: EntityDef,
-        table: FromClause,
-        dialect: str,
-        scope: RowScope | None,
-    ) -> None:
-        self.related = _Related(catalog, entity, table, dialect, scope)
+    def __init__(self, related: _Related) -> None:
+        self.related = related
+        entity, table = related.entity, related.table
         self.own: dict[str, ColumnElement[Any]] = {
             f.name: table.c[f.column] for f in entity.stored_fields
         }
-        for name, c in catalog.registry.computed.of(entity.name).items():
+        for name, c in related.catalog.registry.computed.of(entity.name).items():
             if c.rollup is not None:
-                self.own[name] = self.related.rollup(entity, c.rollup, table.c.id, table)
+                self.own[name] = related.rollup(entity, c.rollup, table.c.id, table)
 
 
 class _Related:

@@ -25,7 +25,7 @@ from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
-from tests.scenarios.conftest import Replay
+from tests.scenarios.conftest import Replay, controllable
 
 pytestmark = pytest.mark.storage
 
@@ -39,10 +39,7 @@ def qiao_enabled_plugins() -> Sequence[str]:
 def qiao_config(qiao_config: Config, monkeypatch: pytest.MonkeyPatch) -> Config:
     """The test deployment with ``[clock] controllable = true``; changes seen at once."""
     monkeypatch.setattr(replay_clock, "REFRESH_SECONDS", 0.0)
-    assert qiao_config.path is not None
-    text = qiao_config.path.read_text(encoding="utf-8")
-    qiao_config.path.write_text(text + "\n[clock]\ncontrollable = true\n", encoding="utf-8")
-    return Config.load(qiao_config.path, env={})
+    return controllable(qiao_config)
 
 
 @pytest.fixture
