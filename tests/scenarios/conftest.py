@@ -5,6 +5,10 @@ Each scenario module defines ``tokens`` (username -> bearer token) for
 :func:`client_for`; the events worker is the pytest plugin's ``qiao_worker``,
 driven with :func:`qiao.core.testing.worker.drain`.
 
+Every scenario also checks that nothing it wrote to an encrypted field is left in clear:
+after the story, each table (the outbox, the audit log and notifications among them), the
+SQLite files and the captured logs are searched for every value that was sealed.
+
 A scenario that replays dates as an integrator would (docs/clock.md) turns its
 deployment's clock controllable with :func:`controllable` and moves it with
 :class:`Replay`, through GraphQL only. The deployment's own time stands still
@@ -22,6 +26,7 @@ import pytest
 
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import Config
+from qiao.core.encryption.fields import encrypted_fields
 from qiao.core.events.model import Delivery
 from qiao.core.events.worker import Worker
 from qiao.core.hookspecs import hookimpl
@@ -30,6 +35,7 @@ from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
+from qiao.core.testing.plaintext import found_in, plaintext_hits
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
 
@@ -54,6 +60,44 @@ class RecordingChannel:
     @hookimpl
     def qiao_notification_channels(self) -> list[RecordingChannel]:
         return [self]
+
+
+#: Sealed values shorter than this are not searched for: a short name or a test's
+#: "token-1" also occurs inside unrelated text (a key named "connector_token-1"), while
+#: phones, e-mail addresses, ID numbers and addresses are longer and do not.
+SEARCHED_LENGTH = 8
+
+
+@pytest.fixture(autouse=True)
+def no_plaintext_left(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """After a scenario with a runtime, no value sealed in an encrypted field is in clear."""
+    if "qiao_runtime" not in request.fixturenames:
+        yield
+        return
+    runtime: Runtime = request.getfixturevalue("qiao_runtime")
+    encryption = runtime.records.encryption
+    sealed: set[str] = set()
+    seal = encryption.seal
+
+    def recording(conn: Any, entity: Any, record_id: str, columns: Any) -> dict[str, Any]:
+        out = seal(conn, entity, record_id, columns)
+        sealed.update(
+            str(columns[f.column])
+            for f in encrypted_fields(entity)
+            if f.column in columns and len(str(columns[f.column] or "")) >= SEARCHED_LENGTH
+        )
+        return out
+
+    encryption.seal = recording  # type: ignore[method-assign]
+    yield
+    encryption.seal = seal  # type: ignore[method-assign]
+    hits = plaintext_hits(runtime, sealed)
+    logged = found_in(caplog.text, sealed)
+    if logged:
+        hits["captured logs"] = logged
+    assert hits == {}, f"encrypted values found in clear: {hits}"
 
 
 @pytest.fixture(scope="module")
