@@ -33,6 +33,7 @@ ENTITIES = {
         "mould_trial",
         "follow_up_task",
         "playbook_step",
+        "customer_signal",
     },
     "education": {
         "course",
