@@ -30,8 +30,6 @@ Cell = str | int | decimal.Decimal | bool | dt.date | dt.datetime | None
 #: The system columns an export shows, with their labels, around the declared fields.
 _LEADING = {"id": "ID"}
 _TRAILING = {"created_at": "创建时间", "updated_at": "更新时间"}
-#: Field access that does not show a value in clear: nothing may be computed from it here.
-_UNCLEAR = frozenset({FieldAccess.NONE, FieldAccess.MASKED})
 
 
 class Names(StrEnum):
@@ -57,23 +55,11 @@ def columns_for(entity: EntityDef, access: Access, names: Names) -> list[Column]
     for f in entity.fields:
         if f.write_only or access.field_access(entity.name, f.name) is FieldAccess.NONE:
             continue
-        if unclear_source(access, entity.name, f) is not None:
+        if access.unclear_source(entity.name, f.name) is not None:
             continue
         found.append(Column(f.column, camel(f.column) if api else f.label.text("zh-CN"), f))
     found += [Column(k, camel(k) if api else label, None) for k, label in _TRAILING.items()]
     return found
-
-
-def unclear_source(access: Access, entity: str, field: FieldDef) -> str | None:
-    """For a computed field, the first field it is computed from that the caller may not
-    read in clear (``entity.field``); such a field is hidden, as in GraphQL."""
-    if not field.computed or access.is_unrestricted:
-        return None
-    depends = access.catalog.registry.computed.field(entity, field.name).depends_on
-    for source, source_field in sorted(depends):
-        if access.field_access(source, source_field) in _UNCLEAR:
-            return f"{source}.{source_field}"
-    return None
 
 
 def cells(

@@ -216,7 +216,9 @@ class Access:
         """Refuse ``use`` (filtering, ordering, computing) of a field not readable in clear.
 
         Filtering or ordering by a masked field would tell its value a character
-        at a time, so it needs the same right as reading it unmasked.
+        at a time, so it needs the same right as reading it unmasked. A computed field
+        needs every field it is computed from, as reading it does
+        (docs/formulas.md#permissions).
         """
         access = self.field_access(entity, field)
         if access is FieldAccess.MASKED:
@@ -225,6 +227,13 @@ class Access:
             )
         if access is FieldAccess.NONE:
             raise Forbidden(f"you may not read {entity}.{field}", field=field)
+        unclear = self.unclear_source(entity, field)
+        if unclear is not None:
+            raise Forbidden(
+                f"you may not {use} {entity}.{field}: it is computed from "
+                f"{unclear[0]}.{unclear[1]}, which you may not read in clear",
+                field=field,
+            )
 
     def require_writable(self, entity: str, fields: list[str]) -> None:
         for name in fields:

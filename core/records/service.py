@@ -32,7 +32,7 @@ from qiao.core.masking import apply_mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
-from qiao.core.permissions.rights import FieldAccess, Right
+from qiao.core.permissions.rights import Right
 from qiao.core.pluginmanager import Plugins
 from qiao.core.records import query
 from qiao.core.records.context import Actor, Source, WriteContext
@@ -533,19 +533,8 @@ class RecordsService:
             return
         uses = [(n, "filter by") for n in sorted(query.filtered_fields(filter))]
         uses += [(k.field.name, "order by") for k in ordering.keys if k.column != "id"]
-        computed = self.catalog.registry.computed
         for name, use in uses:
             access.require_clear(entity.name, name, use)
-            field = entity.field(name)
-            if field is None or not field.computed:
-                continue
-            for source, source_field in sorted(computed.field(entity.name, field.name).depends_on):
-                if access.field_access(source, source_field) not in _CLEAR:
-                    raise Forbidden(
-                        f"you may not {use} {entity.name}.{field.name}: it is computed from "
-                        f"{source}.{source_field}, which you may not read in clear",
-                        field=field.name,
-                    )
 
     # -- Internals ------------------------------------------------------------------------
 
@@ -716,7 +705,6 @@ class RecordsService:
 
 
 #: Field access that reads a value as stored.
-_CLEAR = frozenset({FieldAccess.READ, FieldAccess.WRITE})
 
 
 def _refuse_masks(entity: EntityDef, values: Mapping[str, Any], existing: Record) -> None:
