@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+from qiao.core.config import Config
+
 
 class TestClock:
     """A time-zone-aware clock (a :data:`~qiao.core.records.service.Clock`) tests control."""
@@ -50,3 +52,11 @@ class TestClock:
             else:
                 self._offset += step
         return self()
+
+
+def controllable(config: Config) -> Config:
+    """``config`` with ``[clock] controllable = true``, as an acceptance deployment has it."""
+    assert config.path is not None
+    text = config.path.read_text(encoding="utf-8")
+    config.path.write_text(text + "\n[clock]\ncontrollable = true\n", encoding="utf-8")
+    return Config.load(config.path, env={})

@@ -10,7 +10,7 @@ after the story, each table (the outbox, the audit log and notifications among t
 SQLite files and the captured logs are searched for every value that was sealed.
 
 A scenario that replays dates as an integrator would (docs/clock.md) turns its
-deployment's clock controllable with :func:`controllable` and moves it with
+deployment's clock controllable with :func:`qiao.core.testing.clock.controllable` and moves it with
 :class:`Replay`, through GraphQL only. The deployment's own time stands still
 under it (:func:`standstill`), so each instant the story sets is exact.
 """
@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from qiao.core.auth.tokens import create_token
-from qiao.core.config import Config
 from qiao.core.encryption.fields import encrypted_fields
 from qiao.core.events.model import Delivery
 from qiao.core.events.worker import Worker
@@ -131,14 +130,6 @@ def client_for(
     yield make
     for client in clients:
         client.close()
-
-
-def controllable(config: Config) -> Config:
-    """``config`` with ``[clock] controllable = true``, as an acceptance deployment has it."""
-    assert config.path is not None
-    text = config.path.read_text(encoding="utf-8")
-    config.path.write_text(text + "\n[clock]\ncontrollable = true\n", encoding="utf-8")
-    return Config.load(config.path, env={})
 
 
 def standstill() -> TestClock:

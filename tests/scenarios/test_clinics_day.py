@@ -32,9 +32,9 @@ from sqlalchemy import text
 from qiao.core.config import Config
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
+from qiao.core.testing.clock import TestClock, controllable
 
-from .conftest import RecordingChannel, Replay, controllable, staff, standstill
+from .conftest import RecordingChannel, Replay, staff, standstill
 
 pytestmark = pytest.mark.storage
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))

@@ -31,9 +31,9 @@ import pytest
 from qiao.core.config import Config
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
+from qiao.core.testing.clock import TestClock, controllable
 
-from .conftest import Replay, controllable, staff, standstill
+from .conftest import Replay, staff, standstill
 
 pytestmark = pytest.mark.storage
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))

@@ -17,6 +17,7 @@ from qiao.core.replay import clock as replay
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import audit_entry
 from qiao.core.testing.client import GraphQLClient
+from qiao.core.testing.clock import controllable
 
 SET = "mutation($to: DateTime!) { setClock(to: $to) { now controllable } }"
 ADVANCE = "mutation($by: String!) { advanceClock(by: $by) { now } }"
@@ -32,10 +33,7 @@ RULE = {
 def qiao_config(qiao_config: Config, monkeypatch: pytest.MonkeyPatch) -> Config:
     """The test deployment with ``[clock] controllable = true``; changes seen at once."""
     monkeypatch.setattr(replay, "REFRESH_SECONDS", 0.0)
-    assert qiao_config.path is not None
-    text = qiao_config.path.read_text(encoding="utf-8")
-    qiao_config.path.write_text(text + "\n[clock]\ncontrollable = true\n", encoding="utf-8")
-    return Config.load(qiao_config.path, env={})
+    return controllable(qiao_config)
 
 
 def instant(text: str) -> dt.datetime:

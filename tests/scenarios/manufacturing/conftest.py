@@ -23,9 +23,9 @@ from qiao.core.records.context import Actor, Source
 from qiao.core.replay import clock as replay_clock
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
-from qiao.core.testing.clock import TestClock
+from qiao.core.testing.clock import TestClock, controllable
 from qiao.core.testing.server import LiveServer
-from tests.scenarios.conftest import Replay, controllable
+from tests.scenarios.conftest import Replay
 
 pytestmark = pytest.mark.storage
 
