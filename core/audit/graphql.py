@@ -23,8 +23,10 @@ class AuditEntry:
     actor_id: strawberry.ID | None = strawberry.field(
         description="The acting user's id; null for Qiao itself."
     )
-    source: str = strawberry.field(description="graphql, cli, connector, automation, import...")
-    operation: str = strawberry.field(description="create, update or delete.")
+    source: str = strawberry.field(
+        description="Where the change came from: graphql, cli, connector, automation, import..."
+    )
+    operation: str = strawberry.field(description="What was done: create, update or delete.")
     changes: JSON = strawberry.field(
         description='Field name -> {"old": ..., "new": ...}, or {"redacted": true} for a '
         "field whose values the log does not keep (encrypted fields) or the caller may not "

@@ -285,14 +285,18 @@ class SchemaBuilder:
         key = (entity.name, field.name)
         if key not in self._enums:
             name = f"{type_name(entity.name)}{type_name(field.name)}"
+            # GraphQL names enum values in capitals (``ZH_CN``) while the database keeps
+            # the value the manifest wrote (``zh_CN``): see StoredValues.
             members = {
-                v.value: strawberry.enum_value(v.value, description=describe(v.label, v.value))
+                v.value.upper(): strawberry.enum_value(
+                    v.value.upper(), description=describe(v.label, v.value)
+                )
                 for v in field.values
             }
+            picklist = enum.Enum(name, members)  # type: ignore[misc]
+            picklist.__stored__ = {v.value.upper(): v.value for v in field.values}
             self._enums[key] = strawberry.enum(
-                enum.Enum(name, members),  # type: ignore[misc]
-                name=name,
-                description=f"The values of {describe(field.label)}.",
+                picklist, name=name, description=f"The values of {describe(field.label)}."
             )
         return self._enums[key]
 

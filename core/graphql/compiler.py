@@ -78,7 +78,7 @@ from qiao.core.graphql.strawberry_internals import graphql_schema
 from qiao.core.graphql.withheld import EACH, Step, Withheld
 from qiao.core.ids import is_record_id
 from qiao.core.masking import Mask, sql_mask
-from qiao.core.metadata.model import FieldDef
+from qiao.core.metadata.model import FieldDef, FieldType
 from qiao.core.permissions.access import Access
 from qiao.core.records import query
 from qiao.core.storage.database import Database
@@ -118,7 +118,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {_snake(k): plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, enum.Enum):
-        return value.value
+        return stored_value(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {}
         for f in dataclasses.fields(value):
@@ -514,7 +514,7 @@ class ReadCompiler:
                     if field is not None and field.computed:
                         pairs.append((key, self._computed_value(entity_name, table, field)))
                         continue
-                    value = table.c[column]
+                    value = enum_name(field, table.c[column])
                     if mask is not None:  # the database never sends the clear value
                         value = sql_mask(mask, value, self.dialect.name)
                     pairs.append((key, self.json.value(value, field, column)))
@@ -764,6 +764,30 @@ class ReadCompiler:
                 f"this query could return more than {MAX_QUERY_COST} records; ask for smaller "
                 "pages or fewer nested connections"
             )
+
+
+def stored_value(member: enum.Enum) -> Any:
+    """The value the database keeps for a GraphQL enum value (``ZH_CN`` -> ``zh_CN``).
+
+    A picklist's GraphQL enum names and values are the manifest's values in capitals,
+    as GraphQL names enum values; ``__stored__`` maps them back (builder ``_enum``).
+    """
+    stored: dict[str, Any] = getattr(type(member), "__stored__", {})
+    return stored.get(member.value, member.value)
+
+
+def enum_name(field: FieldDef | None, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """An enum column as the value's GraphQL name: in capitals, as the schema names it.
+
+    A manifest may store values such as ``zh_CN``; the JSON a compiled read builds
+    holds ``ZH_CN``, the name clients see whichever path serves the request.
+    """
+    if field is None or field.type is not FieldType.ENUM:
+        return column
+    renamed = {v.value: v.value.upper() for v in field.values if v.value != v.value.upper()}
+    if not renamed:
+        return column
+    return case(renamed, value=column, else_=column)
 
 
 def correlated(stmt: Select[Any], parent: FromClause | None) -> Select[Any]:

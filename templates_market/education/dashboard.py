@@ -11,7 +11,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import strawberry
@@ -30,9 +30,9 @@ MAX_ROWS = 20_000
 
 @strawberry.type(description="A course proposed for an inquiry's words.")
 class CourseMatch:
-    course_id: strawberry.ID
-    code: str
-    name: str
+    course_id: strawberry.ID = strawberry.field(description="The course's id.")
+    code: str = strawberry.field(description="The course's code.")
+    name: str = strawberry.field(description="The course's name.")
     score: int = strawberry.field(description="3 per keyword found whole, 1 per shared word.")
     keywords: list[str] = strawberry.field(description="The course's keywords found whole.")
     teacher_free: bool | None = strawberry.field(
@@ -43,8 +43,8 @@ class CourseMatch:
 
 @strawberry.type(description="Demand for a course in one hour of one weekday (Shanghai time).")
 class DemandCell:
-    course_id: strawberry.ID
-    course_name: str
+    course_id: strawberry.ID = strawberry.field(description="The course's id.")
+    course_name: str = strawberry.field(description="The course's name.")
     weekday: int = strawberry.field(description="1 Monday ... 7 Sunday.")
     hour: int = strawberry.field(description="0-23, Asia/Shanghai.")
     inquiries: int = strawberry.field(description="Inquiries made in that hour.")
@@ -53,10 +53,10 @@ class DemandCell:
 
 @strawberry.type(description="A teacher's lessons in a period (cancelled ones left out).")
 class TeacherLoad:
-    teacher_id: strawberry.ID
-    teacher_name: str
-    lessons: int
-    hours: DecimalScalar
+    teacher_id: strawberry.ID = strawberry.field(description="The teacher's user id.")
+    teacher_name: str = strawberry.field(description="The teacher's display name.")
+    lessons: int = strawberry.field(description="Lessons in the period.")
+    hours: DecimalScalar = strawberry.field(description="Their hours, summed exactly.")
 
 
 @strawberry.type
@@ -65,9 +65,15 @@ class Query:
     def match_courses(
         self,
         info: Info,
-        text: str,
-        starts_at: DateTimeScalar | None = None,
-        ends_at: DateTimeScalar | None = None,
+        text: Annotated[str, strawberry.argument(description="The inquiry's words.")],
+        starts_at: Annotated[
+            DateTimeScalar | None,
+            strawberry.argument(description="Start of the time asked for, if any."),
+        ] = None,
+        ends_at: Annotated[
+            DateTimeScalar | None,
+            strawberry.argument(description="End of the time asked for, if any."),
+        ] = None,
     ) -> list[CourseMatch]:
         context: RequestContext = info.context
         if len(text) > 500:
@@ -91,8 +97,8 @@ class Query:
     def course_demand(
         self,
         info: Info,
-        since: DateTimeScalar,
-        until: DateTimeScalar,
+        since: Annotated[DateTimeScalar, strawberry.argument(description="Start (included).")],
+        until: Annotated[DateTimeScalar, strawberry.argument(description="End (excluded).")],
     ) -> list[DemandCell]:
         context: RequestContext = info.context
         cells: Counter[tuple[str, int, int, str]] = Counter()
@@ -122,8 +128,8 @@ class Query:
     def teacher_load(
         self,
         info: Info,
-        since: DateTimeScalar,
-        until: DateTimeScalar,
+        since: Annotated[DateTimeScalar, strawberry.argument(description="Start (included).")],
+        until: Annotated[DateTimeScalar, strawberry.argument(description="End (excluded).")],
     ) -> list[TeacherLoad]:
         context: RequestContext = info.context
         lessons: Counter[str] = Counter()

@@ -9,6 +9,8 @@ matter may open is :mod:`conflicts`, which is complete whoever asks.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
@@ -21,9 +23,11 @@ LIMIT = 200
 
 @strawberry.type(description="A record whose name matches a conflict search.")
 class ConflictSearchHit:
-    entity: str = strawberry.field(description="matter_party, account or contact.")
-    record_id: strawberry.ID
-    name: str
+    entity: str = strawberry.field(
+        description="The entity of the record: matter_party, account or contact."
+    )
+    record_id: strawberry.ID = strawberry.field(description="The matching record's id.")
+    name: str = strawberry.field(description="The name that matched, as stored.")
     matched_as: str = strawberry.field(description="The party's role, or the entity.")
     match_kind: str = strawberry.field(description="EXACT or NEAR.")
     matter_id: strawberry.ID | None = strawberry.field(description="The party's matter.")
@@ -61,7 +65,13 @@ class Query:
         description="Parties, accounts and contacts whose names match (exact or near), "
         "within the caller's rules, information walls included."
     )
-    def conflict_search(self, info: Info, name: str) -> list[ConflictSearchHit]:
+    def conflict_search(
+        self,
+        info: Info,
+        name: Annotated[
+            str, strawberry.argument(description="The name to search, two characters or more.")
+        ],
+    ) -> list[ConflictSearchHit]:
         context: RequestContext = info.context
         if not isinstance(context.actor, Actor) or context.actor.user_id is None:
             raise BadUserInput("sign in to search", field="name")

@@ -34,7 +34,7 @@ def setup(client: Any, fake: FakeDingTalk) -> str:
     add_connector(
         client,
         name="钉钉",
-        vendor="dingtalk",
+        vendor="DINGTALK",
         baseUrl=fake.url,
         settings={
             "app_key": dingtalk_fake.APP_KEY,

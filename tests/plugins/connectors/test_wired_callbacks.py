@@ -37,7 +37,7 @@ def add_wecom(client: Any, url: str, corp_id: str = wecom_fake.CORP_ID, **secret
     add_connector(
         client,
         name="wx",
-        vendor="wecom",
+        vendor="WECOM",
         baseUrl=url,
         settings={"corp_id": corp_id, "agent_id": wecom_fake.AGENT_ID},
         appSecret=wecom_fake.SECRET,
@@ -153,7 +153,7 @@ def test_dingtalk_check_url_answers_the_official_vector_and_events_are_kept_once
     add_connector(
         qiao_client,
         name="dd",
-        vendor="dingtalk",
+        vendor="DINGTALK",
         settings={"app_key": owner, "agent_id": 1},
         appSecret="s",
         callbackToken=token,

@@ -22,7 +22,7 @@ def add_wecom(client: Any, fake: FakeWeCom, **extra: Any) -> str:
     return add_connector(
         client,
         name="企业微信",
-        vendor="wecom",
+        vendor="WECOM",
         baseUrl=fake.url,
         settings={"corp_id": wecom_fake.CORP_ID, "agent_id": wecom_fake.AGENT_ID, **extra},
         appSecret=wecom_fake.SECRET,
@@ -111,7 +111,7 @@ def test_a_notification_reaches_the_users_dingtalk(
     add_connector(
         qiao_client,
         name="钉钉",
-        vendor="dingtalk",
+        vendor="DINGTALK",
         baseUrl=dingtalk.url,
         settings={"app_key": dingtalk_fake.APP_KEY, "agent_id": dingtalk_fake.AGENT_ID},
         appSecret=dingtalk_fake.APP_SECRET,
@@ -144,7 +144,7 @@ def test_a_notification_reaches_the_users_mailbox(qiao_client: Any, qiao_worker:
         add_connector(
             qiao_client,
             name="邮件",
-            vendor="email",
+            vendor="EMAIL",
             settings={
                 "host": "127.0.0.1",
                 "port": port,

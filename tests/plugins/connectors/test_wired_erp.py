@@ -26,7 +26,7 @@ def test_yonyou_merchants_page_by_page_and_again_without_duplicates(
     add_connector(
         qiao_client,
         name="用友",
-        vendor="yonyou",
+        vendor="YONYOU",
         baseUrl=yonyou.url,
         settings={"app_key": yonyou_fake.APP_KEY, "tenant_id": yonyou_fake.TENANT, "page_size": 3},
         appSecret=yonyou_fake.APP_SECRET,
@@ -51,7 +51,7 @@ def test_sap_partners_follow_next_links_and_filter_by_the_watermark(
     add_connector(
         qiao_client,
         name="SAP",
-        vendor="sap",
+        vendor="SAP",
         baseUrl=sap.url + sap_fake.V2,
         settings={"username": "QIAO_API"},
         appSecret="Welcome1",

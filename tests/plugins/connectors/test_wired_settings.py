@@ -16,7 +16,7 @@ def test_a_secret_is_set_and_never_read_back(qiao_client: Any, qiao_runtime: Any
     connector = add_connector(
         qiao_client,
         name="erp",
-        vendor="kingdee",
+        vendor="KINGDEE",
         baseUrl="https://erp.example.cn/k3cloud/",
         settings={"acct_id": "64f1", "username": "api"},
         appSecret="口令-1",
@@ -34,7 +34,7 @@ def test_a_secret_is_set_and_never_read_back(qiao_client: Any, qiao_runtime: Any
 
 def test_a_connector_without_its_vendors_settings_is_refused(qiao_client: Any) -> None:
     errors = qiao_client.errors(
-        'mutation { createConnector(input: {name: "wx", vendor: wecom, settings: {corp_id: "ww1"}})'
+        'mutation { createConnector(input: {name: "wx", vendor: WECOM, settings: {corp_id: "ww1"}})'
         " { id } }"
     )
     assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "settings"}
@@ -48,7 +48,7 @@ def test_only_administrators_see_and_sync_connectors(
     add_connector(
         qiao_client,
         name="erp",
-        vendor="kingdee",
+        vendor="KINGDEE",
         baseUrl="https://erp.example.cn/k3cloud/",
         settings={"acct_id": "64f1", "username": "api"},
         appSecret="口令",

@@ -25,7 +25,7 @@ def add_kingdee(client: Any, fake: FakeKingdee, password: str = kingdee_fake.PAS
     return add_connector(
         client,
         name="金蝶",
-        vendor="kingdee",
+        vendor="KINGDEE",
         baseUrl=fake.url + kingdee_fake.PREFIX,
         settings={"acct_id": kingdee_fake.ACCT, "username": kingdee_fake.USER},
         appSecret=password,
@@ -134,7 +134,7 @@ def test_wecom_customers_become_contacts_of_their_followers(
     add_connector(
         qiao_client,
         name="企业微信",
-        vendor="wecom",
+        vendor="WECOM",
         baseUrl=wecom.url,
         settings={"corp_id": wecom_fake.CORP_ID, "agent_id": wecom_fake.AGENT_ID},
         appSecret=wecom_fake.SECRET,
@@ -179,7 +179,7 @@ def test_wecom_members_are_matched_to_users_by_email_before_customers_arrive(
     add_connector(
         qiao_client,
         name="企业微信",
-        vendor="wecom",
+        vendor="WECOM",
         baseUrl=wecom.url,
         settings={"corp_id": wecom_fake.CORP_ID, "agent_id": wecom_fake.AGENT_ID},
         appSecret=wecom_fake.SECRET,
@@ -203,7 +203,7 @@ def test_dingtalk_users_of_every_department_are_matched_page_by_page(
     add_connector(
         qiao_client,
         name="钉钉",
-        vendor="dingtalk",
+        vendor="DINGTALK",
         baseUrl=dingtalk.url,
         settings={"app_key": dingtalk_fake.APP_KEY, "agent_id": dingtalk_fake.AGENT_ID},
         appSecret=dingtalk_fake.APP_SECRET,
@@ -234,7 +234,7 @@ def test_a_new_account_is_pushed_to_kingdee_once_and_gets_its_code(
     add_connector(
         qiao_client,
         name="金蝶",
-        vendor="kingdee",
+        vendor="KINGDEE",
         baseUrl=kingdee.url + kingdee_fake.PREFIX,
         settings={
             "acct_id": kingdee_fake.ACCT,
@@ -286,7 +286,7 @@ def test_kingdee_materials_become_products_with_prices_mapped_as_data(
     add_connector(
         qiao_client,
         name="金蝶",
-        vendor="kingdee",
+        vendor="KINGDEE",
         baseUrl=kingdee.url + kingdee_fake.PREFIX,
         settings={
             "acct_id": kingdee_fake.ACCT,
