@@ -46,6 +46,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 from qiao.core.errors import BadUserInput
 from qiao.core.graphql import scalars
 from qiao.core.graphql.builder import OrderDirection, _make_class, _resolver, describe, from_key
+from qiao.core.graphql.builder import _field_label as _label
 from qiao.core.graphql.compiler import Fields, Joins, inline, outer_joined
 from qiao.core.graphql.plan import RootAggregate
 from qiao.core.graphql.sqljson import sql_text
@@ -416,11 +417,6 @@ _OUTPUT_TEXTS = {
 }
 
 
-def _label(column: str, field: FieldDef) -> str:
-    text = describe(field.label, column)
-    return f"the id of {text}" if column != field.name and column.endswith("_id") else text
-
-
 # -- SQL --------------------------------------------------------------------------------
 
 
@@ -447,8 +443,10 @@ class _Aggregate:
         #: Grouped columns by name (``key__stage``, ``sum__amount`` ...) and their types.
         self.columns: dict[str, ColumnElement[Any]] = {}
         self.types: dict[str, FieldDef] = {}
-        #: Group keys: column -> (label in the grouped rows, wire type).
+        #: Group keys: column -> its label in the grouped rows.
         self.keys: dict[str, str] = {}
+        #: How many groups at most (``first``).
+        self.size = DEFAULT_GROUPS
 
     # -- Checks ---------------------------------------------------------------------------
 
@@ -593,7 +591,7 @@ class _Aggregate:
     def compile(self, fields: Fields) -> ColumnElement[Any]:
         compiler, args = self.compiler, self.args
         first = args.get("first")
-        size = DEFAULT_GROUPS if first is None else first
+        self.size = size = DEFAULT_GROUPS if first is None else first
         if not 0 <= size <= MAX_GROUPS:
             raise BadUserInput(f"first takes 0 to {MAX_GROUPS} groups", field="first")
         compiler._spend(size * compiler._fan_out)
@@ -625,15 +623,16 @@ class _Aggregate:
             .group_by(*(self.columns[label] for label in self.keys.values()))
             .subquery()
         )
+        # The grouped rows as an entity whose fields are the aggregates, so having is
+        # compiled (and its values checked) by the filter compiler lists use.
         rows_entity = EntityDef.model_construct(
             name=self.entity_name,
             plural=self.entity.plural,
             label=self.entity.label,
             fields=tuple(
-                t.model_copy(update={"name": label, "type": t.type})
-                if t.type is not FieldType.RELATION
-                else _synthetic(label, FieldType.STRING)
+                t.model_copy(update={"name": label})
                 for label, t in self.types.items()
+                if label not in self.keys.values()
             ),
         )
         condition = query.compile_filter(rows_entity, grouped, having)  # type: ignore[arg-type]
@@ -767,7 +766,7 @@ class _Aggregate:
         compiler = self.compiler
         assert field.target is not None
         target = compiler.catalog.table(field.target).alias()
-        compiler._spend(compiler._fan_out * MAX_GROUPS)
+        compiler._spend(compiler._fan_out * self.size)
         on = and_(target.c.id == page.c[label], *compiler._readable(field.target, target))
         joins.append((target, on))
         path: tuple[Step, ...] = (self.key, EACH, response_key, ikey)
