@@ -185,8 +185,8 @@ class AggregateTypes:
         )
 
     def _enum(self, name: str, fields: dict[str, FieldDef], text: str) -> Any:
-        return strawberry.enum(
-            enum.Enum(  # type: ignore[misc]
+        return strawberry.enum(  # type: ignore[call-overload]
+            enum.Enum(
                 name,
                 {
                     c.upper(): strawberry.enum_value(c, description=_label(c, f))
@@ -299,7 +299,7 @@ class AggregateTypes:
         namespace["or_"] = strawberry.field(
             default=None, name="or", description="At least one of these holds."
         )
-        annotations["not_"] = cls | None  # type: ignore[valid-type]
+        annotations["not_"] = cls | None
         namespace["not_"] = strawberry.field(
             default=None, name="not", description="This does not hold."
         )
@@ -549,6 +549,7 @@ class _Aggregate:
         """The first day of ``value``'s time bucket, a date in the deployment's time zone."""
         zone = self.compiler.clock.timezone
         if self.dialect == "postgresql":
+            local: ColumnElement[Any]
             if field.type is FieldType.DATETIME:
                 local = func.timezone(sql_text(_zone_name(zone)), value)
             else:
@@ -641,7 +642,7 @@ class _Aggregate:
         page = select(grouped).where(condition).order_by(*clauses).limit(inline(size)).subquery()
         joins: Joins = []
         obj = group_json(page, joins)
-        ordering = [_sorted(page.c[label], direction) for label, direction in order]
+        ordering: list[Any] = [_sorted(page.c[label], direction) for label, direction in order]
         ordering += [_sorted(page.c[label], "ASC") for label in self.keys.values()]
         # Without keys there is one group, but PostgreSQL's ordered aggregate needs a term.
         array = compiler.json.array_agg(obj, ordering or [page.c.count])
@@ -674,7 +675,7 @@ class _Aggregate:
                 parts.append((response_key, "key", (nodes, self.key_fields(nodes))))
             else:
                 function = {"countDistinct": "count_distinct"}.get(name, name)
-                inner = []
+                inner: list[tuple[str, str | None]] = []
                 for ikey, inodes in compiler.subfields(nodes).items():
                     iname = inodes[0].name.value
                     if iname == "__typename":
@@ -787,7 +788,7 @@ def _column_of(fields: dict[str, FieldDef], graphql_name: str) -> str:
     raise BadUserInput(f"{graphql_name} cannot be aggregated")
 
 
-def _sorted(column: Any, direction: str) -> UnaryExpression[Any]:
+def _sorted(column: ColumnElement[Any], direction: str) -> UnaryExpression[Any]:
     """As the lists sort: empty values last ascending, first descending."""
     if direction == "DESC":
         return column.desc().nulls_first()

@@ -12,12 +12,16 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy
 
 from qiao.core.auth.tokens import create_token
+from qiao.core.graphql.aggregates import _sqlite_local
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
+from qiao.core.storage.types import utc_text
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
@@ -25,10 +29,14 @@ from qiao.core.testing.statements import count_statements
 
 pytestmark = pytest.mark.storage
 
-#: Reads every opportunity, but not their amounts.
+#: Reads every opportunity, but not their amounts, and contacts' mobiles masked.
 ANALYST = {
-    "entities": {"opportunity": {"read": "all"}, "user": {"read": "all"}},
-    "fields": {"opportunity": {"amount": "none"}},
+    "entities": {
+        "opportunity": {"read": "all"},
+        "user": {"read": "all"},
+        "contact": {"read": "all"},
+    },
+    "fields": {"opportunity": {"amount": "none"}, "contact": {"mobile": "masked"}},
 }
 
 BY_OWNER = """{
@@ -224,6 +232,15 @@ def test_fields_the_caller_cannot_read_are_refused(crm, client_for):
         result = qian.post(query)
         assert result["data"] is None, query
         assert result["errors"][0]["extensions"] == {"code": "FORBIDDEN", "field": "amount"}
+    # A masked field is read, but not in clear: counting its values would tell them apart.
+    for query in (
+        "{ contactAggregate { countDistinct { mobile } } }",
+        "{ contactAggregate(groupBy: [{field: MOBILE}]) { count } }",
+    ):
+        result = qian.post(query)
+        assert result["data"] is None, query
+        assert result["errors"][0]["extensions"] == {"code": "FORBIDDEN", "field": "mobile"}
+    assert qian.data("{ contactAggregate { count } }") == {"contactAggregate": [{"count": 0}]}
 
 
 def test_having_ordering_and_limits(crm, qiao_client):
@@ -339,3 +356,29 @@ def test_a_formula_aggregates_like_a_stored_field_unless_built_on_a_hidden_one(
         result = client_for("qian").post(query)
         assert result["data"] is None
         assert result["errors"][0]["extensions"] == {"code": "FORBIDDEN", "field": "weighted"}
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "America/New_York"])
+def test_sqlite_local_time_follows_every_offset_change_of_the_zone(zone):
+    """SQLite has no time zones: the zone's offsets written into the SQL must agree with
+    Python's zone database either side of each change (Shanghai kept summer time
+    1986-1991; Berlin and New York change twice a year)."""
+    tz = ZoneInfo(zone)
+    instants = [
+        dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC)
+        for year in (1987, 1990, 2026, 2031)
+        for month, day in ((3, 8), (3, 9), (3, 29), (3, 30), (4, 12), (10, 25), (11, 1))
+        for hour, minute in ((0, 59), (1, 0), (6, 59), (7, 0), (18, 0))
+    ]
+    column = sqlalchemy.column("at", sqlalchemy.String)
+    local = _sqlite_local(column, tz)
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.connect() as conn:
+        for instant in instants:
+            got = conn.execute(
+                sqlalchemy.select(local).select_from(
+                    sqlalchemy.select(sqlalchemy.literal(utc_text(instant)).label("at")).subquery()
+                )
+            ).scalar()
+            expected = instant.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+            assert got == expected, (zone, instant)
