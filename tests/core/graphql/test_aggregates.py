@@ -29,14 +29,19 @@ from qiao.core.testing.statements import count_statements
 
 pytestmark = pytest.mark.storage
 
-#: Reads every opportunity, but not their amounts, and contacts' mobiles masked.
+#: Reads every opportunity, but not their amounts; contacts' mobiles masked; users'
+#: names hidden.
 ANALYST = {
     "entities": {
         "opportunity": {"read": "all"},
         "user": {"read": "all"},
         "contact": {"read": "all"},
     },
-    "fields": {"opportunity": {"amount": "none"}, "contact": {"mobile": "masked"}},
+    "fields": {
+        "opportunity": {"amount": "none"},
+        "contact": {"mobile": "masked"},
+        "user": {"display_name": "none"},
+    },
 }
 
 BY_OWNER = """{
@@ -241,6 +246,24 @@ def test_fields_the_caller_cannot_read_are_refused(crm, client_for):
         assert result["data"] is None, query
         assert result["errors"][0]["extensions"] == {"code": "FORBIDDEN", "field": "mobile"}
     assert qian.data("{ contactAggregate { count } }") == {"contactAggregate": [{"count": 0}]}
+    # A related record's hidden field answers null with an error at its place, as in lists.
+    owners = qian.post(
+        "{ opportunityAggregate(groupBy: [{field: OWNER_ID}], orderBy: [{aggregate: COUNT}]) "
+        "{ key { owner { username displayName } } count } }"
+    )
+    assert owners["data"] == {
+        "opportunityAggregate": [
+            {"key": {"owner": {"username": "li", "displayName": None}}, "count": 2},
+            {"key": {"owner": {"username": "zhang", "displayName": None}}, "count": 3},
+        ]
+    }
+    assert [(e["path"], e["extensions"]) for e in owners["errors"]] == [
+        (
+            ["opportunityAggregate", i, "key", "owner", "displayName"],
+            {"code": "FORBIDDEN", "field": "displayName"},
+        )
+        for i in (0, 1)
+    ]
 
 
 def test_having_ordering_and_limits(crm, qiao_client):
