@@ -539,11 +539,14 @@ class _Aggregate:
         decimal = ExactDecimal(38, places)
         if self.dialect == "postgresql":
             return type_coerce(func.round(func.avg(value), places), decimal)
-        total = cast(func.sum(value), Integer) * (10**AVERAGE_PLACES)
+        # |sum| = q * n + r; the average's places are q's and those of r / n, so no
+        # intermediate value grows past the sum itself (SQLite would turn it into a float).
+        total = cast(func.sum(value), Integer)
         n = func.count(value)
-        up = (total * 2 + n) / (n * 2)
-        down = -((-total * 2 + n) / (n * 2))
-        return type_coerce(case((total >= 0, up), else_=down), decimal)
+        unit = 10**AVERAGE_PLACES
+        size = func.abs(total)
+        rounded = _quotient(size, n) * unit + _quotient((size % n) * (unit * 2) + n, n * 2)
+        return type_coerce(case((total < 0, -rounded), else_=rounded), decimal)
 
     def bucketed(self, value: Any, field: FieldDef, bucket: str) -> ColumnElement[Any]:
         """The first day of ``value``'s time bucket, a date in the deployment's time zone."""
@@ -776,6 +779,12 @@ class _Aggregate:
 
     def wire(self, page: FromClause, label: str) -> ColumnElement[Any]:
         return self.compiler.json.value(page.c[label], self.types[label])
+
+
+def _quotient(dividend: Any, divisor: Any) -> ColumnElement[Any]:
+    """Integer division as SQLite does it (SQLAlchemy's ``/`` would divide as floats)."""
+    quotient = dividend.self_group().op("/", return_type=Integer)(divisor.self_group())
+    return quotient.self_group()  # type: ignore[no-any-return]
 
 
 def _column_of(fields: dict[str, FieldDef], graphql_name: str) -> str:

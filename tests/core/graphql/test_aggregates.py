@@ -405,3 +405,35 @@ def test_sqlite_local_time_follows_every_offset_change_of_the_zone(zone):
             ).scalar()
             expected = instant.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
             assert got == expected, (zone, instant)
+
+
+def test_sums_and_averages_stay_exact_past_what_floats_hold(crm, qiao_client):
+    account = qiao_client.data("{ accounts { edges { node { id } } } }")["accounts"]["edges"]
+    qiao_client.data(
+        """mutation($input: OpportunityCreateInput!) { createOpportunity(input: $input) { id } }""",
+        {
+            "input": {
+                "name": "巨单",
+                "accountId": account[0]["node"]["id"],
+                "amount": "99999999999999.99",
+                "ownerId": crm["li"],
+            }
+        },
+    )
+    query = """query($owner: ID!) { opportunityAggregate(filter: {ownerId: {eq: $owner}}) {
+      count sum { amount } avg { amount } max { amount } } }"""
+    got = qiao_client.data(query, {"owner": crm["li"]})["opportunityAggregate"]
+    # Past 2**53 fen, where a float has already lost the last ones.
+    assert got == [
+        {
+            "count": 3,
+            "sum": {"amount": "100000999999999.98"},
+            "avg": {"amount": "50000499999999.9900"},
+            "max": {"amount": "99999999999999.99"},
+        }
+    ]
+    thirds = qiao_client.data(
+        '{ opportunityAggregate(filter: {name: {in: ["甲", "乙", "丁"]}}) { avg { amount } } }'
+    )["opportunityAggregate"]
+    # (1234567.89 + 0.01 + 999999999.99) / 3 = 333744855.963333..., rounded at 4 places.
+    assert thirds == [{"avg": {"amount": "333744855.9633"}}]
