@@ -99,6 +99,14 @@ _OUTPUTS = {
     "min": "Minima",
     "max": "Maxima",
 }
+#: How a group's field of each function's output object is described.
+_OUTPUT_TEXTS = {
+    "count_distinct": "How many different values of each field the group has.",
+    "sum": "Sums of number fields.",
+    "avg": "Averages of number fields.",
+    "min": "Smallest values.",
+    "max": "Largest values.",
+}
 
 
 def groupable(entity: EntityDef) -> dict[str, FieldDef]:
@@ -408,15 +416,6 @@ class AggregateTypes:
         builder.plan.roots[camel(f"{entity.name}_aggregate")] = RootAggregate(entity.name)
 
 
-_OUTPUT_TEXTS = {
-    "count_distinct": "How many different values of each field the group has.",
-    "sum": "Sums of number fields.",
-    "avg": "Averages of number fields.",
-    "min": "Smallest values.",
-    "max": "Largest values.",
-}
-
-
 # -- SQL --------------------------------------------------------------------------------
 
 
@@ -463,8 +462,7 @@ class _Aggregate:
         return field
 
     def value(self, column: str, field: FieldDef) -> Any:
-        if field.encrypted:
-            raise BadUserInput(f"{column} is encrypted and cannot be aggregated", field=column)
+        """The column, or a computed field's SQL (BAD_USER_INPUT where it has none)."""
         return query.computed_or_column(self.base, field, column, self.computed)
 
     # -- Grouped rows ---------------------------------------------------------------------
