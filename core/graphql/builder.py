@@ -257,6 +257,12 @@ class SchemaBuilder:
             self._root_fields(entity, filters[entity.name], orders[entity.name], query_ns)
             self._mutation_fields(entity, mutation_ns)
         self._node_fields(query_ns)
+        # Imported here: the aggregates module builds on this one's helpers.
+        from qiao.core.graphql.aggregates import AggregateTypes
+
+        aggregates = AggregateTypes(self)
+        for entity in entities:
+            aggregates.add(entity, filters[entity.name], query_ns)
         query = self._merge_roots("Query", query_ns)
         mutation = self._merge_roots("Mutation", mutation_ns)
         schema = self.schema_class(

@@ -278,7 +278,11 @@ class ReadCompiler:
             return self.node(args["id"], nodes, (key,))
         if isinstance(meaning, RootNodes):
             return self.nodes(args["ids"], nodes, (key, EACH))
-        assert isinstance(meaning, RootList)
+        if not isinstance(meaning, RootList):
+            # Imported here: the aggregates module builds on this one.
+            from qiao.core.graphql.aggregates import compile_aggregate
+
+            return compile_aggregate(self, meaning.entity, args, self.subfields(nodes), key)
         return self.connection(meaning.entity, args, self.subfields(nodes), None, 1, (key,))
 
     def object_by_id(

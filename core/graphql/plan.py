@@ -64,6 +64,13 @@ class RootNodes:
     """``nodes(ids:)``: the records of these ids, in their order, null where not readable."""
 
 
+@dataclass(frozen=True)
+class RootAggregate:
+    """``<entity>Aggregate``: groups of the entity's records and their aggregates."""
+
+    entity: str
+
+
 #: The most ids one ``nodes(ids:)`` takes: a page's worth, each an argument of one SQL
 #: function call (PostgreSQL's functions take at most 100).
 MAX_NODES = 100
@@ -81,7 +88,9 @@ class SchemaPlan:
     #: type name -> (entity name, field name -> meaning)
     objects: dict[str, tuple[str, dict[str, FieldMeaning]]] = field(default_factory=dict)
     #: root query field name -> what it reads
-    roots: dict[str, RootGet | RootList | RootNode | RootNodes] = field(default_factory=dict)
+    roots: dict[str, RootGet | RootList | RootNode | RootNodes | RootAggregate] = field(
+        default_factory=dict
+    )
     #: mutation field name -> (operation, entity name)
     mutations: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: entity name -> its GraphQL object type name

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    Integer,
     String,
     case,
     cast,
@@ -104,9 +105,9 @@ class SqliteJson(JsonSQL):
                 return cast(column, String)
             unit = 10**scale
             sign = case((column < 0, sql_text("-")), else_=sql_text(""))
-            text = func.printf(
-                sql_text(f"%s%d.%0{scale}d"), sign, func.abs(column) / unit, func.abs(column) % unit
-            )
+            # ``op("/")``: SQLAlchemy's ``/`` divides as floats, which loses digits past 2**53.
+            whole = func.abs(column).op("/", return_type=Integer)(unit)
+            text = func.printf(sql_text(f"%s%d.%0{scale}d"), sign, whole, func.abs(column) % unit)
             return case((column.is_(None), None), else_=text)
         if kind is FieldType.JSON:
             return func.json(column)
