@@ -47,7 +47,7 @@ from qiao.core.errors import BadUserInput
 from qiao.core.graphql import scalars
 from qiao.core.graphql.builder import OrderDirection, _make_class, _resolver, describe, from_key
 from qiao.core.graphql.builder import _field_label as _label
-from qiao.core.graphql.compiler import Fields, Joins, inline, outer_joined
+from qiao.core.graphql.compiler import Fields, Joins, enum_name, inline, outer_joined
 from qiao.core.graphql.plan import RootAggregate
 from qiao.core.graphql.sqljson import sql_text
 from qiao.core.graphql.withheld import EACH, Step
@@ -776,7 +776,8 @@ class _Aggregate:
         return compiler.json.embed(case((target.c.id.is_(None), null()), else_=sub))
 
     def wire(self, page: FromClause, label: str) -> ColumnElement[Any]:
-        return self.compiler.json.value(page.c[label], self.types[label])
+        field = self.types[label]
+        return self.compiler.json.value(enum_name(field, page.c[label]), field)
 
 
 def _quotient(dividend: Any, divisor: Any) -> ColumnElement[Any]:

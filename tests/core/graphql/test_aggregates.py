@@ -437,3 +437,11 @@ def test_sums_and_averages_stay_exact_past_what_floats_hold(crm, qiao_client):
     )["opportunityAggregate"]
     # (1234567.89 + 0.01 + 999999999.99) / 3 = 333744855.963333..., rounded at 4 places.
     assert thirds == [{"avg": {"amount": "333744855.9633"}}]
+
+
+def test_an_enum_key_is_named_as_the_schema_names_it(qiao_client):
+    """The stored ``zh_CN`` groups as ``ZH_CN``, the value's name in the schema."""
+    groups = qiao_client.data(
+        "{ userAggregate(groupBy: [{field: LOCALE}]) { key { locale } count } }"
+    )["userAggregate"]
+    assert groups == [{"key": {"locale": "ZH_CN"}, "count": 1}]
