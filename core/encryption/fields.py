@@ -31,11 +31,11 @@ from qiao.core.crypto import (
     FieldContext,
     IndexKind,
     blind_index,
-    is_sealed,
     normalised,
-    open_text,
+    open_column,
     seal_text,
 )
+from qiao.core.crypto.sm4gcm import FIELD_PREFIX
 from qiao.core.encryption.keystore import IndexKey, KeyStore
 from qiao.core.errors import BadUserInput
 from qiao.core.masking import Mask, apply_mask
@@ -83,9 +83,9 @@ class FieldEncryption:
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
         self.marker = f"qiao-sealed-{secrets.token_hex(16)}:"
-        #: Values this process sealed lately, by (token, context): a write reads its
-        #: record back at once, and need not decrypt what it has just encrypted.
-        self._recent: dict[tuple[str, FieldContext], str] = {}
+        #: Values this process sealed lately, by (token, entity, field, record id): a write
+        #: reads its record back at once, and need not decrypt what it has just encrypted.
+        self._recent: dict[tuple[str, str, str, str], str] = {}
         self._recent_lock = threading.Lock()
         #: Standard fields declared encrypted by the deployment (core/encryption/declared.py),
         #: whose values stored before their conversion are plaintext and read as they are.
@@ -118,15 +118,15 @@ class FieldEncryption:
             assert key is not None
             context = FieldContext(entity.name, field.name, record_id)
             token = seal_text(str(value), key, context)
-            self._remember(token, context, str(value))
+            self._remember((token, entity.name, field.name, record_id), str(value))
             out[field.column] = token
         return out
 
-    def _remember(self, token: str, context: FieldContext, plaintext: str) -> None:
+    def _remember(self, sealed: tuple[str, str, str, str], plaintext: str) -> None:
         with self._recent_lock:
             if len(self._recent) >= RECENT_SEALS:
                 del self._recent[next(iter(self._recent))]
-            self._recent[(token, context)] = plaintext
+            self._recent[sealed] = plaintext
 
     def index(self, conn: Connection | None, entity: str, field: FieldDef, value: Any) -> str:
         """The blind index of ``value`` in ``entity.field``, under the active index key."""
@@ -211,37 +211,74 @@ class FieldEncryption:
 
     def open(self, entity: EntityDef, row: dict[str, Any]) -> dict[str, Any]:
         """``row`` (stored columns) with encrypted values opened; blind indexes dropped."""
-        fields = encrypted_fields(entity)
-        if not fields:
-            return row
-        for field in fields:
-            row.pop(index_column(field), None)
-            token = row.get(field.column)
-            if token is not None:
-                row[field.column] = self.open_value(entity.name, field.name, row["id"], token)
-        return row
+        return self.open_rows(entity, [row])[0]
+
+    def open_rows(self, entity: EntityDef, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`open` for a page of rows, in place: each field's values opened together.
+
+        A page shares its entity, fields and, mostly, data keys; opening a
+        column at a time works those out once rather than once a value.
+        """
+        for field in encrypted_fields(entity):
+            bidx = index_column(field)
+            holding = []
+            for row in rows:
+                row.pop(bidx, None)
+                if row.get(field.column) is not None:
+                    holding.append(row)
+            if not holding:
+                continue
+            values = self._open_column(
+                entity.name, field.name, [(str(r["id"]), r[field.column]) for r in holding]
+            )
+            for row, value in zip(holding, values, strict=True):
+                row[field.column] = value
+        return rows
 
     def open_value(self, entity: str, field: str, record_id: str, token: str) -> Sensitive:
         """The plaintext of one stored value, tagged :class:`~qiao.core.redaction.Sensitive`.
 
         The tag is what every copy of record data redacts (docs/encryption.md).
         """
-        context = FieldContext(entity, field, str(record_id))
-        with self._recent_lock:
-            # A token is only ever made once (random nonce), and its context is part of the
-            # key, so a token moved to another record or field is still opened, and refused.
-            recent = self._recent.pop((token, context), None)
-        if recent is not None:
-            return sensitive(recent)
-        if not is_sealed(token):
-            if (entity, field) in self.converting:
-                return sensitive(token)  # stored before 'qiao keys encrypt-field' sealed it
-            raise CryptoIntegrityError(
-                f"{context.describe()}: the stored value is not sealed; it was written "
-                "before the field was encrypted (run 'qiao keys rotate --data') or put "
-                "there by hand"
-            )
-        return sensitive(open_text(token, self.keys, context))
+        return self._open_column(entity, field, [(str(record_id), token)])[0]
+
+    def _open_column(
+        self, entity: str, field: str, stored: list[tuple[str, str]]
+    ) -> list[Sensitive]:
+        """The plaintexts of ``entity.field`` in the records of ``stored`` (record id, token).
+
+        The first value that does not open raises, naming its record.
+        """
+        opened: list[Sensitive | None] = [None] * len(stored)
+        if self._recent:
+            with self._recent_lock:
+                for i, (record_id, token) in enumerate(stored):
+                    # A token is only ever made once (random nonce), and its context is part
+                    # of the key, so a token moved to another record or field is still opened,
+                    # and refused.
+                    recent = self._recent.pop((token, entity, field, record_id), None)
+                    if recent is not None:
+                        opened[i] = sensitive(recent)
+        sealed: list[tuple[str, str]] = []
+        for i, (record_id, token) in enumerate(stored):
+            if opened[i] is not None:
+                continue
+            if token.startswith(FIELD_PREFIX):
+                sealed.append((record_id, token))
+            elif (entity, field) in self.converting:
+                opened[i] = sensitive(token)  # stored before 'qiao keys encrypt-field' sealed it
+            else:
+                context = FieldContext(entity, field, record_id)
+                raise CryptoIntegrityError(
+                    f"{context.describe()}: the stored value is not sealed; it was written "
+                    "before the field was encrypted (run 'qiao keys rotate --data') or put "
+                    "there by hand"
+                )
+        plaintexts = iter(open_column(entity, field, sealed, self.keys))
+        return [
+            value if value is not None else Sensitive(next(plaintexts).decode("utf-8"))
+            for value in opened
+        ]
 
     # -- Compiled GraphQL reads -------------------------------------------------------------
 
@@ -266,17 +303,40 @@ class FieldEncryption:
         return self._reveal(data)
 
     def _reveal(self, value: Any) -> Any:
-        if isinstance(value, str):
-            if not value.startswith(self.marker):
-                return value
-            entity, field, record_id, token = value[len(self.marker) :].split(":", 3)
+        """``value`` with its marked strings replaced; those of one field opened together."""
+        marked: dict[str, Any] = {}
+        self._find_marked(value, marked)
+        if not marked:
+            return value
+        fields: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {}
+        for text in marked:
+            entity, field, record_id, token = text[len(self.marker) :].split(":", 3)
             field, _, mask = field.partition("~")
-            opened = self.open_value(entity, field, record_id, token)
-            return apply_mask(Mask(mask), opened) if mask else opened
+            fields.setdefault((entity, field), []).append((text, mask, record_id, token))
+        for (entity, field), found in fields.items():
+            opened = self._open_column(entity, field, [(rid, tok) for _, _, rid, tok in found])
+            for (text, mask, _, _), plain in zip(found, opened, strict=True):
+                marked[text] = apply_mask(Mask(mask), plain) if mask else plain
+        return self._replace_marked(value, marked)
+
+    def _find_marked(self, value: Any, into: dict[str, Any]) -> None:
+        if isinstance(value, str):
+            if value.startswith(self.marker):
+                into[value] = None
+        elif isinstance(value, dict):
+            for v in value.values():
+                self._find_marked(v, into)
+        elif isinstance(value, list):
+            for v in value:
+                self._find_marked(v, into)
+
+    def _replace_marked(self, value: Any, opened: dict[str, Any]) -> Any:
+        if isinstance(value, str):
+            return opened[value] if value.startswith(self.marker) else value
         if isinstance(value, dict):
-            return {k: self._reveal(v) for k, v in value.items()}
+            return {k: self._replace_marked(v, opened) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._reveal(v) for v in value]
+            return [self._replace_marked(v, opened) for v in value]
         return value
 
 

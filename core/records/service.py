@@ -485,14 +485,14 @@ class RecordsService:
             .order_by(*window.walk.clauses(table, computed))
             .limit(window.size + 1)
         )
+        fetched = [dict(r._mapping) for r in conn.execute(stmt)]
+        overflow = len(fetched) > window.size
+        # The row past the page only tells that there is more: it is neither opened nor
+        # evaluated, and the page's encrypted values are opened together.
         rows = [
-            self._evaluated(
-                conn, catalog, entity_name, self._open(table, r._mapping), computed, scope
-            )
-            for r in conn.execute(stmt)
+            self._evaluated(conn, catalog, entity_name, r, computed, scope)
+            for r in self.encryption.open_rows(entity, fetched[: window.size])
         ]
-        overflow = len(rows) > window.size
-        rows = rows[: window.size]
         if window.backwards:
             rows.reverse()
         cursors = [query.encode_cursor(window.ordering, r) for r in rows]

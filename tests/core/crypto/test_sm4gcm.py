@@ -26,6 +26,7 @@ from qiao.core.crypto.sm4gcm import (
     decrypt_stream,
     encrypt_stream,
     is_sealed,
+    open_column,
     open_field,
     open_text,
     seal_field,
@@ -338,6 +339,48 @@ def test_unknown_key_id_names_the_key(key: DataKey) -> None:
     token = seal_text("x", key, CONTEXT)
     with pytest.raises(KeyUnavailableError, match=f"data key '{KEY_ID}' is not loaded"):
         open_text(token, Keyring(), CONTEXT)
+
+
+def test_a_column_opens_each_value_under_its_key_and_record(key: DataKey) -> None:
+    newer = DataKey.generate("dek-account-4")
+    records = [f"0193a5b2-7c4e-7d1a-9f3b-2a6c8e0d4f{n:02d}" for n in range(6)]
+    sealed = [
+        (
+            rid,
+            seal_text(
+                f"138001380{n:02d}", key if n % 2 else newer, FieldContext("account", "phone", rid)
+            ),
+        )
+        for n, rid in enumerate(records)
+    ]
+    keyring = Keyring([key, newer])
+    assert open_column("account", "phone", sealed, keyring) == [
+        f"138001380{n:02d}".encode() for n in range(6)
+    ]
+    assert open_column("account", "phone", [], keyring) == []
+    # Record 3's value copied over record 4's: only record 4 is named, under record 3's key.
+    moved = [*sealed[:4], (records[4], sealed[3][1]), sealed[5]]
+    with pytest.raises(CryptoIntegrityError) as caught:
+        open_column("account", "phone", moved, keyring)
+    assert str(caught.value).startswith(f"account.phone of record {records[4]}: ")
+    assert f"under data key {KEY_ID!r}" in str(caught.value)
+    # Values of another field do not open as this one's, even in the same page.
+    with pytest.raises(CryptoIntegrityError, match=f"account.mobile of record {records[0]}"):
+        open_column("account", "mobile", sealed, keyring)
+
+
+def test_a_column_refuses_a_malformed_value_naming_its_record(key: DataKey) -> None:
+    good = (RECORD_ID, seal_text("x", key, CONTEXT))
+    with pytest.raises(
+        CryptoIntegrityError, match=f"^account.phone of record {OTHER_RECORD_ID}: .*base64"
+    ):
+        open_column(
+            "account", "phone", [good, (OTHER_RECORD_ID, "sm4g:not base64!")], Keyring([key])
+        )
+    with pytest.raises(KeyUnavailableError, match=f"data key '{KEY_ID}' is not loaded"):
+        open_column("account", "phone", [good], Keyring())
+    with pytest.raises(ValueError, match="record_id"):
+        open_column("account", "phone", [good, ("", good[1])], Keyring([key]))
 
 
 def test_wrong_key_under_the_right_id_is_refused(key: DataKey) -> None:

@@ -86,6 +86,41 @@ def test_a_value_moved_to_another_field_or_altered_does_not_open(
             conn.execute(update(table).where(table.c.id == a["id"]).values({column: row[column]}))
 
 
+def test_a_page_opens_each_value_under_its_key_and_record(qiao_runtime: Runtime, write: Callable):
+    def create(n: int) -> dict[str, Any]:
+        return write(lambda r, ctx: r.create(ctx, "patient", {"name": f"p{n}", "notes": f"n{n}"}))
+
+    made = [create(n) for n in range(3)]
+    with qiao_runtime.db.write() as conn:
+        qiao_runtime.records.encryption.keys.rotate_data_key(conn, "patient")
+    made += [create(n) for n in range(3, 6)]
+    expected = {m["id"]: f"n{n}" for n, m in enumerate(made)}
+    assert {sealed_key_id(stored(qiao_runtime, i)["notes"]) for i in expected} == {
+        "dek-patient-1",
+        "dek-patient-2",
+    }
+
+    def page() -> dict[str, Any]:
+        with qiao_runtime.db.read() as conn:
+            records = qiao_runtime.records.list(conn, "patient", actor=Actor.system()).records
+        return {r["id"]: r["notes"] for r in records}
+
+    assert page() == expected  # the values this process sealed, remembered
+    assert page() == expected  # opened from what is stored
+    copied, victim = made[1]["id"], made[4]["id"]
+    table = qiao_runtime.current().table("patient")
+    with qiao_runtime.db.write() as conn:
+        conn.execute(
+            update(table)
+            .where(table.c.id == victim)
+            .values(notes=stored(qiao_runtime, copied)["notes"])
+        )
+    with pytest.raises(CryptoIntegrityError) as caught:
+        page()
+    assert str(caught.value).startswith(f"patient.notes of record {victim}: ")
+    assert "under data key 'dek-patient-1'" in str(caught.value)
+
+
 def test_plaintext_in_an_encrypted_column_is_refused(qiao_runtime: Runtime, write: Callable):
     a = write(lambda r, ctx: r.create(ctx, "patient", ALICE))
     table = qiao_runtime.current().table("patient")

@@ -81,3 +81,29 @@ def test_a_forged_blind_index_does_not_return_the_row_from_a_compiled_read(
         assert [e["node"] for e in data["edges"]] == [{"name": "张三", "phone": "+8613800138000"}]
     nobody = qiao_client.data(query, {"f": {"phone": {"eq": "13900139000"}}})["patients"]
     assert nobody == {"totalCount": 0, "edges": []}
+
+
+def test_a_page_opens_each_value_against_its_own_record(qiao_client, qiao_runtime, caplog):
+    made = [create(qiao_client, {"name": f"p{n}", "notes": f"n{n}"}) for n in range(3)]
+    with qiao_runtime.db.write() as conn:
+        qiao_runtime.records.encryption.keys.rotate_data_key(conn, "patient")
+    made += [create(qiao_client, {"name": f"p{n}", "notes": f"n{n}"}) for n in range(3, 6)]
+    query = "{ patients(first: 10) { edges { node { id notes again: notes } } } }"
+
+    def page() -> dict[str, Any]:
+        data = qiao_client.data(query)["patients"]["edges"]
+        assert all(e["node"]["again"] == e["node"]["notes"] for e in data)
+        return {e["node"]["id"]: e["node"]["notes"] for e in data}
+
+    expected = {m["id"]: m["notes"] for m in made}
+    assert page() == expected  # the values this process sealed, remembered
+    assert page() == expected  # opened from what is stored, under two data keys
+    table = qiao_runtime.current().table("patient")
+    victim, copied = made[4]["id"], made[1]["id"]
+    with qiao_runtime.db.write() as conn:
+        token = conn.execute(select(table.c.notes).where(table.c.id == copied)).scalar_one()
+        conn.execute(update(table).where(table.c.id == victim).values(notes=token))
+    errors = qiao_client.errors(query)
+    assert [e["extensions"]["code"] for e in errors] == ["INTERNAL_SERVER_ERROR"]
+    assert "n1" not in str(errors)
+    assert f"patient.notes of record {victim}: the sealed value does not verify" in caplog.text
