@@ -63,7 +63,7 @@ def test_the_engineer_and_then_the_supervisor_are_told_on_wecom(
         {
             "input": {
                 "name": "企业微信",
-                "vendor": "wecom",
+                "vendor": "WECOM",
                 "baseUrl": server.url,
                 "settings": {"corp_id": wecom_fake.CORP_ID, "agent_id": wecom_fake.AGENT_ID},
                 "appSecret": wecom_fake.SECRET,
