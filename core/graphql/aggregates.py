@@ -413,7 +413,9 @@ class AggregateTypes:
             description=f"{label} grouped, with counts, sums, averages, minima and maxima, "
             "under your rules.",
         )
-        builder.plan.roots[camel(f"{entity.name}_aggregate")] = RootAggregate(entity.name)
+        builder.plan.roots[camel(f"{entity.name}_aggregate")] = RootAggregate(
+            entity.name, compile_aggregate
+        )
 
 
 # -- SQL --------------------------------------------------------------------------------

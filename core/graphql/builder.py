@@ -292,7 +292,7 @@ class SchemaBuilder:
         if key not in self._enums:
             name = f"{type_name(entity.name)}{type_name(field.name)}"
             # GraphQL names enum values in capitals (``ZH_CN``) while the database keeps
-            # the value the manifest wrote (``zh_CN``): see StoredValues.
+            # the value the manifest wrote (``zh_CN``): see compiler.stored_value.
             members = {
                 v.value.upper(): strawberry.enum_value(
                     v.value.upper(), description=describe(v.label, v.value)

@@ -279,10 +279,7 @@ class ReadCompiler:
         if isinstance(meaning, RootNodes):
             return self.nodes(args["ids"], nodes, (key, EACH))
         if not isinstance(meaning, RootList):
-            # Imported here: the aggregates module builds on this one.
-            from qiao.core.graphql.aggregates import compile_aggregate
-
-            return compile_aggregate(self, meaning.entity, args, self.subfields(nodes), key)
+            return meaning.compile(self, meaning.entity, args, self.subfields(nodes), key)
         return self.connection(meaning.entity, args, self.subfields(nodes), None, 1, (key,))
 
     def object_by_id(

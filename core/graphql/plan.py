@@ -8,7 +8,9 @@ schema and the SQL can't disagree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from qiao.core.metadata.model import FieldDef
 from qiao.core.metadata.registry import Reverse
@@ -66,9 +68,14 @@ class RootNodes:
 
 @dataclass(frozen=True)
 class RootAggregate:
-    """``<entity>Aggregate``: groups of the entity's records and their aggregates."""
+    """``<entity>Aggregate``: groups of the entity's records and their aggregates.
+
+    ``compile`` is the aggregate compiler (core/graphql/aggregates.py), carried here so
+    the read compiler, which that module builds on, calls it without importing it.
+    """
 
     entity: str
+    compile: Callable[..., Any]
 
 
 #: The most ids one ``nodes(ids:)`` takes: a page's worth, each an argument of one SQL
