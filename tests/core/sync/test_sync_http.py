@@ -6,8 +6,9 @@ masked and never sees annual revenue (the role below).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from qiao.core.auth.tokens import create_token
 from qiao.core.records.changes import changes_since
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
+from qiao.core.sync import cursor as cursors
+from qiao.core.sync.push import RETENTION
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.server import LiveServer
 
@@ -133,14 +136,20 @@ def test_incremental_pulls_bring_creates_updates_deletes_and_records_that_left(f
     kept = field.write("account", {"name": "保留", "owner": field.rep})
     gone = field.write("account", {"name": "删除", "owner": field.rep})
     moved = field.write("account", {"name": "转走", "owner": field.rep})
+    theirs = field.write("account", {"name": "别人的", "owner": field.other})
+    their_old = field.write("account", {"name": "别人删的", "owner": field.other})
     cursor = field.pull_all()[-1]["cursor"]
 
     new = field.write("account", {"name": "新客户", "owner": field.rep, "phone": "13912345678"})
     field.write("account", {"city": "宁波"}, kept["id"])
     field.delete("account", gone["id"])
     field.write("account", {"owner": field.other}, moved["id"])
+    # Others' records the rep never read: nothing of them reaches the rep, not even an id.
+    field.write("account", {"city": "北京"}, theirs["id"])
+    field.write("account", {"name": "别人新建", "owner": field.other})
+    field.delete("account", their_old["id"])
 
-    pages = field.pull_all(cursor, first=2)  # four changes, two per page
+    pages = field.pull_all(cursor, first=2)  # seven changes, two per page
     assert [p["hasMore"] for p in pages][:2] == [True, True]
     upserts = {u["id"]: u for p in pages for u in p["upserts"]}
     tombstones = [t for p in pages for t in p["tombstones"]]
@@ -301,3 +310,27 @@ class TestWithoutAuditKey:
         errors = qiao_client.errors(PULL, {"entities": ["account"]})
         assert errors[0]["extensions"]["code"] == "CONFIGURATION_ERROR"
         assert "no audit log" in errors[0]["message"]
+
+
+def test_a_cursor_the_log_does_not_cover_asks_for_a_reset(field):
+    """A cursor ahead of the log (a database restored from an older backup) cannot be
+    read on from: the client must start over rather than miss what the backup lost."""
+    position = cursors.decode(field.pull()["cursor"])
+    ahead = replace(position, since=position.since + 1_000).encode()
+    assert field.pull(ahead)["resetRequired"] is True
+
+
+def test_outcomes_are_forgotten_after_their_retention(field, qiao_clock):
+    edit = {
+        "clientMutationId": "late",
+        "entity": "account",
+        "operation": "CREATE",
+        "values": {"name": "第一次"},
+    }
+    first = field.push([edit])[0]
+    assert field.push([edit]) == [first]
+    qiao_clock.advance(seconds=(RETENTION + dt.timedelta(minutes=1)).total_seconds())
+
+    again = field.push([edit])[0]
+
+    assert again["status"] == "APPLIED" and again["id"] != first["id"]
