@@ -392,3 +392,46 @@ def test_an_initial_pull_walks_every_entity_in_turn(field):
         [("account", account["id"])] + [("contact", c["id"]) for c in contacts]
     )
     assert [len(p["upserts"]) for p in pages] == [2, 2]
+
+
+def test_under_a_filter_rule_every_changed_record_out_of_reach_is_a_tombstone(
+    field, qiao_runtime, qiao_server
+):
+    """Owners do not decide a filter rule, so the server cannot tell which records the
+    client may hold: each changed record the caller cannot read gets a tombstone
+    (docs/sync.md says what that tells)."""
+    records = qiao_runtime.records
+    rights = {"entities": {"account": {"read": {"filter": {"city": {"eq": "苏州"}}}}}}
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        role = records.create(ctx, "role", {"name": "suzhou_reader", "rights": rights})
+        user = records.create(ctx, "user", {"username": "su", "display_name": "苏"})
+        records.create(ctx, "role_assignment", {"user": user["id"], "role": role["id"]})
+        token = create_token(ctx.connection, qiao_runtime.current(), "su")
+    leaving = field.write("account", {"name": "迁走", "city": "苏州"})
+    elsewhere = field.write("account", {"name": "北京的", "city": "北京"})
+    reader = GraphQLClient(qiao_server.url, token)
+    try:
+        first = reader.data(PULL, {"entities": ["account"]})["syncPull"]
+        assert [u["id"] for u in first["upserts"]] == [leaving["id"]]
+        field.write("account", {"city": "上海"}, leaving["id"])
+        field.write("account", {"employees": 3}, elsewhere["id"])
+        page = reader.data(PULL, {"entities": ["account"], "cursor": first["cursor"]})
+    finally:
+        reader.close()
+    tombstones = sorted(t["id"] for t in page["syncPull"]["tombstones"])
+    assert tombstones == sorted([leaving["id"], elsewhere["id"]])
+
+
+def test_a_record_shared_with_the_caller_resets_and_then_syncs(field):
+    theirs = field.write("account", {"name": "共享的", "owner": field.other})
+    cursor = field.pull_all()[-1]["cursor"]
+    field.write(
+        "record_share",
+        {"entity": "account", "record_id": theirs["id"], "user": field.rep, "access": "READ"},
+    )
+
+    assert field.pull(cursor)["resetRequired"] is True
+    cursor = field.pull_all()[-1]["cursor"]
+    field.write("account", {"city": "温州"}, theirs["id"])
+    page = field.pull(cursor)
+    assert [(u["id"], u["fields"]["city"]) for u in page["upserts"]] == [(theirs["id"], "温州")]
