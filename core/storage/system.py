@@ -204,6 +204,8 @@ audit_entry = Table(
     Column("changes", Text, nullable=False),
     Column("mac", String(64), nullable=False),
     Index("ix_qiao_audit_entry_record", "entity", "record_id", "sequence"),
+    # The change feed's per-entity streams (qiao.core.records.changes; revision k0010).
+    Index("ix_qiao_audit_entry_feed", "entity", "sequence"),
 )
 
 audit_checkpoint = Table(
