@@ -2,10 +2,9 @@
 
 A subscription names an entity's change field (``contactChanged``), a filter
 of the list query's filter type and optionally a cursor to resume after. Its
-events come from the change feed, the audit log's entries of record writes,
-whose sequence is gap-free and given under the log's head lock, so entries
-commit in sequence order: reading "everything after N up to the head" never
-skips one that commits later. A wake-up (:mod:`qiao.core.events.livewake`) only
+events come from the change feed (:mod:`qiao.core.records.changes`), whose
+commit-ordered, gap-free sequence is the cursor: reading "everything after N"
+never skips a change that commits later. A wake-up (:mod:`qiao.core.events.livewake`) only
 says "something committed"; each subscription then reads the feed from its own
 position, so nothing is lost or delivered twice, across processes too.
 
@@ -53,7 +52,7 @@ from graphql import (
     validate,
     visit,
 )
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from qiao.core.errors import BadUserInput, Forbidden
 from qiao.core.graphql import subscription_types
@@ -62,10 +61,11 @@ from qiao.core.graphql.service import GraphQLService, format_error, read_body
 from qiao.core.graphql.strawberry_internals import graphql_schema
 from qiao.core.metadata.model import EntityDef
 from qiao.core.metadata.registry import camel, type_name
+from qiao.core.records import changes as feed
+from qiao.core.records.changes import Change
 from qiao.core.records.context import Actor
-from qiao.core.storage import system
 
-#: Audit operations that are record writes, and what a subscriber is told of each.
+#: The feed's operations, and what a subscriber is told of each.
 WRITES = {"create": "CREATED", "update": "UPDATED", "delete": "DELETED"}
 #: Feed entries read at once; a subscription far behind catches up in such steps.
 FEED_BATCH = 200
@@ -76,71 +76,27 @@ _ROOT = "qiaoLive"
 _ID = "qiaoLiveId"
 
 
-class CursorExpired(BadUserInput):
-    """The cursor is older than the feed keeps (the audit log was pruned past it)."""
+def start_position(conn: Connection, after: int | None) -> int:
+    """Where a subscription starts reading the feed: after ``after``, or at the head.
 
-
-@dataclass(frozen=True)
-class Change:
-    """One record write in the feed."""
-
-    sequence: int
-    operation: str
-    entity: str
-    record_id: str
-
-
-# -- The feed ------------------------------------------------------------------------------
-
-
-def head(conn: Connection) -> int:
-    """The feed's last committed sequence (0 before the first write)."""
-    value = conn.execute(
-        select(system.audit_head.c.sequence).where(system.audit_head.c.id == 1)
-    ).scalar()
-    return int(value or 0)
-
-
-def check_cursor(conn: Connection, after: int) -> None:
-    """Refuse a cursor whose successors were pruned from the feed: replaying from it
-    would silently skip them."""
-    last = head(conn)
-    if after > last:
-        raise BadUserInput(f"the cursor {after} is ahead of the feed (last {last})", field="after")
-    if after == last:
-        return
-    first = conn.execute(select(func.min(system.audit_entry.c.sequence))).scalar()
-    if first is None or int(first) > after + 1:
-        raise CursorExpired(
-            f"the changes after cursor {after} are no longer kept; reload the data and "
-            "subscribe without 'after'",
+    A cursor whose successors were pruned from the audit log (or that the log
+    never reached) is refused: replaying from it would silently skip changes.
+    """
+    bounds = feed.bounds(conn)
+    if after is None:
+        return bounds.head
+    if not bounds.covers(after):
+        raise BadUserInput(
+            f"the changes after cursor {after} are not kept; reload the data and subscribe "
+            "without 'after'",
             field="after",
         )
+    return after
 
 
-def read_feed(conn: Connection, after: int, entity: str) -> tuple[list[Change], int]:
-    """Writes of ``entity`` after sequence ``after``, in order, and the position reached.
-
-    The position is the head when the batch is not full, so a subscription to a
-    quiet entity does not scan the same entries of others again.
-    """
-    last = head(conn)
-    entry = system.audit_entry
-    rows = conn.execute(
-        select(entry.c.sequence, entry.c.operation, entry.c.record_id)
-        .where(
-            entry.c.sequence > after,
-            entry.c.sequence <= last,
-            entry.c.entity == entity,
-            entry.c.operation.in_(list(WRITES)),
-        )
-        .order_by(entry.c.sequence)
-        .limit(FEED_BATCH)
-    ).all()
-    changes = [Change(int(r.sequence), r.operation, entity, str(r.record_id)) for r in rows]
-    if len(changes) == FEED_BATCH:
-        return changes, changes[-1].sequence
-    return changes, max(last, after)
+def next_changes(conn: Connection, after: int, entity: str) -> list[Change]:
+    """The next writes of ``entity`` after sequence ``after``, at most :data:`FEED_BATCH`."""
+    return feed.changes_since(conn, after, [entity], FEED_BATCH)
 
 
 # -- One subscription ----------------------------------------------------------------------

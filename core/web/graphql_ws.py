@@ -232,27 +232,23 @@ class _Session:
 
         def start() -> int:
             # Refusals that hold for every change (the entity unreadable, a filter on a
-            # hidden field) answer now rather than at the first change.
+            # hidden field, no feed without an audit key) answer now, not at a change.
             query.check(graphql, actor)
-            if query.after is None:
-                return db.run_read(live.head)
-            after = query.after
-            db.run_read(lambda conn: live.check_cursor(conn, after))
-            return after
+            return db.run_read(functools.partial(live.start_position, after=query.after))
 
         position = await anyio.to_thread.run_sync(start)
         entity = query.entity.name
         while True:
             ticket = endpoint.hub.ticket()
-            changes, reached = await anyio.to_thread.run_sync(
-                db.run_read, functools.partial(live.read_feed, after=position, entity=entity)
+            changes = await anyio.to_thread.run_sync(
+                db.run_read, functools.partial(live.next_changes, after=position, entity=entity)
             )
             if changes:
                 actor = await self._current_actor()
                 events = await anyio.to_thread.run_sync(query.events, graphql, actor, changes)
                 for event in events:
                     await self.send_next(operation_id, event)
-            position = reached
+                position = changes[-1].sequence
             if len(changes) < live.FEED_BATCH:
                 await endpoint.hub.wait(ticket)
 
