@@ -22,8 +22,11 @@ What a subscriber is told, per entry of the feed:
 - update of a record that it may not read or that does not match, which this
   subscription delivered before: REMOVED with the id only; one it never
   delivered: nothing;
-- delete: DELETED with the id only, to subscribers who may read the entity at
-  all (a deleted record cannot be read any more; its id is all that is said).
+- delete: DELETED with the id only, to every subscriber of the entity: a
+  deleted record cannot be read any more, so no rule can be checked, and a
+  client that holds it (from a query, or from before a reconnect) must hear of
+  it. The id is random and says nothing of the record; its fields are never
+  sent.
 """
 
 from __future__ import annotations

@@ -43,7 +43,9 @@ class ChangeOperation(enum.Enum):
         "matches the filter or your rules: drop it (no fields are sent).",
     )
     DELETED = strawberry.enum_value(
-        "DELETED", description="The record was deleted (only its id is sent)."
+        "DELETED",
+        description="The record was deleted: only its id is sent, to every subscriber of "
+        "the entity, since a deleted record can no longer be checked against rules.",
     )
 
 

@@ -187,12 +187,17 @@ class _Session:
             )
             await self.send_error(operation_id, error_body(error)["errors"])
             return
-        task = asyncio.create_task(self._operate(operation_id, payload))
-        self.operations[operation_id] = task
+        # Checked, and its feed position taken, before the next message is read: a change
+        # that commits after the server answered a later message (a ping) is delivered.
+        started = await self._guarded(operation_id, self._start(operation_id, payload))
+        if started is not None:
+            task = asyncio.create_task(self._guarded(operation_id, started))
+            self.operations[operation_id] = task
 
-    async def _operate(self, operation_id: str, payload: dict[str, Any]) -> None:
+    async def _guarded(self, operation_id: str, work: Any) -> Any:
+        """``work``'s result; refusals and failures are answered as the operation's ``error``."""
         try:
-            await self._run(operation_id, payload)
+            return await work
         except asyncio.CancelledError:
             raise
         except _Close as close:
@@ -208,27 +213,25 @@ class _Session:
         finally:
             if self.operations.get(operation_id) is asyncio.current_task():
                 del self.operations[operation_id]
+        return None
 
     async def _quietly(self, sending: Any) -> None:
         with contextlib.suppress(Exception):  # the client may be gone already
             await sending
 
-    async def _run(self, operation_id: str, payload: dict[str, Any]) -> None:
-        endpoint = self.endpoint
-        graphql = endpoint.graphql
+    async def _start(self, operation_id: str, payload: dict[str, Any]) -> Any:
+        """Check an operation; the coroutine that runs it, or None when refused (answered)."""
+        graphql = self.endpoint.graphql
         prepared = await anyio.to_thread.run_sync(live.prepare, graphql, payload)
         if isinstance(prepared, list):
             await self.send_error(operation_id, prepared)
-            return
+            return None
         actor = self.actor
         assert actor is not None
-        if prepared is None:  # a query or mutation: one result, as over HTTP
-            result = await anyio.to_thread.run_sync(graphql.execute, actor, payload)
-            await self.send_next(operation_id, result)
-            await self.send({"id": operation_id, "type": "complete"})
-            return
+        if prepared is None:
+            return self._answer(operation_id, actor, payload)
+        db = self.endpoint.runtime.db
         query = prepared
-        db = endpoint.runtime.db
 
         def start() -> int:
             # Refusals that hold for every change (the entity unreadable, a filter on a
@@ -237,9 +240,22 @@ class _Session:
             return db.run_read(functools.partial(live.start_position, after=query.after))
 
         position = await anyio.to_thread.run_sync(start)
+        return self._stream(operation_id, query, position)
+
+    async def _answer(self, operation_id: str, actor: Actor, payload: dict[str, Any]) -> None:
+        """A query or mutation: one result, as over HTTP."""
+        result = await anyio.to_thread.run_sync(self.endpoint.graphql.execute, actor, payload)
+        await self.send_next(operation_id, result)
+        await self.send({"id": operation_id, "type": "complete"})
+
+    async def _stream(self, operation_id: str, query: live.LiveQuery, position: int) -> None:
+        """Deliver the entity's changes after ``position``, as they commit, until completed."""
+        hub = self.endpoint.hub
+        graphql = self.endpoint.graphql
+        db = self.endpoint.runtime.db
         entity = query.entity.name
         while True:
-            ticket = endpoint.hub.ticket()
+            ticket = hub.ticket()
             changes = await anyio.to_thread.run_sync(
                 db.run_read, functools.partial(live.next_changes, after=position, entity=entity)
             )
@@ -250,7 +266,7 @@ class _Session:
                     await self.send_next(operation_id, event)
                 position = changes[-1].sequence
             if len(changes) < live.FEED_BATCH:
-                await endpoint.hub.wait(ticket)
+                await hub.wait(ticket)
 
     async def _current_actor(self) -> Actor:
         """The connection's caller as its credentials say now (revoked or expired: closed)."""
