@@ -29,6 +29,8 @@ from qiao.core.storage.database import Database, after_commit
 
 log = logging.getLogger("qiao.events.livewake")
 CHANNEL = "qiao_changes"
+#: Seconds a subscription waits before it looks at the feed unasked.
+FALLBACK_SECONDS = 5.0
 _ANNOUNCED = "qiao_changes_announced"
 #: Hubs of this process by the engine they serve.
 _HUBS: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[ChangeHub]] = weakref.WeakKeyDictionary()
@@ -56,9 +58,8 @@ def _wake_local(engine: Engine) -> None:
 class ChangeHub:
     """One app's wake-up for its subscriptions; lives from app start-up to shutdown."""
 
-    def __init__(self, db: Database, fallback: float = 5.0) -> None:
+    def __init__(self, db: Database, fallback: float = FALLBACK_SECONDS) -> None:
         self.db = db
-        #: Seconds a subscription waits before it looks at the feed unasked.
         self.fallback = fallback
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event = asyncio.Event()
