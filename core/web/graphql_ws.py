@@ -127,7 +127,7 @@ class _Session:
         text = message.get("text")
         if text is None:
             raise _Close(4400, "Invalid message received: send JSON text")
-        if len(text) > MAX_MESSAGE_BYTES:  # uvicorn bounds frames too (`qiao serve`)
+        if len(text.encode()) > MAX_MESSAGE_BYTES:  # uvicorn bounds frames too (`qiao serve`)
             raise _Close(1009, f"Message larger than {MAX_MESSAGE_BYTES} bytes")
         try:
             parsed = json.loads(text)
