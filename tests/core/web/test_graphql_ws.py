@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
+from sqlalchemy import select
 
+from qiao.core.auth import passwords, tokens
+from qiao.core.runtime import Runtime
+from qiao.core.storage import system
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.server import LiveServer
 from qiao.core.web import graphql_ws
@@ -66,6 +71,38 @@ def test_handshake_ping_and_a_query(qiao_server: LiveServer, qiao_admin_token: s
         assert "WebSocket" in refused[0]["message"]
     finally:
         over_http.close()
+
+
+def test_a_session_opens_a_connection_and_its_revocation_closes_it(
+    qiao_server: LiveServer,
+    qiao_runtime: Runtime,
+    qiao_client: GraphQLClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with qiao_runtime.db.write() as conn:
+        passwords.set_password(conn, qiao_runtime.current(), "admin", "correct horse 电池")
+    signed_in = httpx.post(
+        f"{qiao_server.url}/auth/sign-in",
+        json={"username": "admin", "password": "correct horse 电池"},
+        timeout=30,
+    )
+    session = signed_in.json()["token"]
+    monkeypatch.setattr(tokens, "CACHE_SECONDS", 0.0)  # revocation seen at the next check
+    with Socket(qiao_server.url) as ws:
+        assert ws.init(session) == {"type": "connection_ack"}
+        sub = ws.subscribe(CHANGES)
+        create(qiao_client, "会话之前")
+        assert change(ws.receive(), sub)["operation"] == "CREATED"
+        with qiao_runtime.db.write() as conn:
+            token_id = conn.execute(
+                select(system.api_token.c.id).where(
+                    system.api_token.c.token_hash == tokens.hash_token(session)
+                )
+            ).scalar_one()
+            assert tokens.revoke_token(conn, token_id)
+        create(qiao_client, "会话之后")
+        code, reason = ws.closed_with()
+        assert code == 4403 and "revoked" in reason
 
 
 def test_protocol_errors_close_with_the_protocol_codes(
