@@ -34,6 +34,7 @@ import contextlib
 import functools
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -189,15 +190,19 @@ class _Session:
             return
         # Checked, and its feed position taken, before the next message is read: a change
         # that commits after the server answered a later message (a ping) is delivered.
-        started = await self._guarded(operation_id, self._start(operation_id, payload))
+        started = await self._guarded(operation_id, lambda: self._start(operation_id, payload))
         if started is not None:
             task = asyncio.create_task(self._guarded(operation_id, started))
             self.operations[operation_id] = task
 
-    async def _guarded(self, operation_id: str, work: Any) -> Any:
-        """``work``'s result; refusals and failures are answered as the operation's ``error``."""
+    async def _guarded(self, operation_id: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        """``work()``'s result; refusals and failures are answered as the operation's ``error``.
+
+        ``work`` makes its coroutine only when run, so a task cancelled before it
+        started leaves no coroutine unawaited.
+        """
         try:
-            return await work
+            return await work()
         except asyncio.CancelledError:
             raise
         except _Close as close:
@@ -219,8 +224,10 @@ class _Session:
         with contextlib.suppress(Exception):  # the client may be gone already
             await sending
 
-    async def _start(self, operation_id: str, payload: dict[str, Any]) -> Any:
-        """Check an operation; the coroutine that runs it, or None when refused (answered)."""
+    async def _start(
+        self, operation_id: str, payload: dict[str, Any]
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Check an operation; what runs it, or None when refused (answered)."""
         graphql = self.endpoint.graphql
         prepared = await anyio.to_thread.run_sync(live.prepare, graphql, payload)
         if isinstance(prepared, list):
@@ -229,7 +236,7 @@ class _Session:
         actor = self.actor
         assert actor is not None
         if prepared is None:
-            return self._answer(operation_id, actor, payload)
+            return functools.partial(self._answer, operation_id, actor, payload)
         db = self.endpoint.runtime.db
         query = prepared
 
@@ -240,7 +247,7 @@ class _Session:
             return db.run_read(functools.partial(live.start_position, after=query.after))
 
         position = await anyio.to_thread.run_sync(start)
-        return self._stream(operation_id, query, position)
+        return functools.partial(self._stream, operation_id, query, position)
 
     async def _answer(self, operation_id: str, actor: Actor, payload: dict[str, Any]) -> None:
         """A query or mutation: one result, as over HTTP."""
