@@ -65,6 +65,7 @@ BUILTIN_PLUGINS = (
     "bookings",
     "recurrence",
     "clock",
+    "sync",
 )
 #: Comma-separated plugin names to refuse even when enabled (an escape hatch for operators).
 BLOCK_ENV = "QIAO_BLOCK_PLUGINS"

@@ -1,4 +1,5 @@
-"""Type-check the surfaces others build on: `qiao.api` and the records service, strictly.
+"""Type-check the surfaces others build on: `qiao.api`, the records service and its change
+feed, strictly.
 
 Qiao's top-level folders install under one `qiao` namespace through a
 package-dir mapping (api/ is `qiao.api`, core/ is `qiao.core`, ...), which the
@@ -18,7 +19,7 @@ from mypy import api
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("api", "cli", "core", "plugins", "templates_market")
-CHECKED = ("-p", "qiao.api", "-m", "qiao.core.records.service")
+CHECKED = ("-p", "qiao.api", "-m", "qiao.core.records.service", "-m", "qiao.core.records.changes")
 
 
 def namespace_tree() -> Path:

@@ -310,10 +310,7 @@ class RecordsService:
 
     def _masked(self, actor: Actor, entity_name: str, record: Record) -> Record:
         """``record`` with the fields ``actor`` reads masked replaced by their masks."""
-        for column, mask in self.permissions.access_for(actor).masks(entity_name).items():
-            if column in record:
-                record[column] = apply_mask(mask, record[column])
-        return record
+        return _apply_masks(self.permissions.access_for(actor).masks(entity_name), record)
 
     def _open(self, table: Table, row: RowMapping) -> Record:
         """A stored row as a record: encrypted fields opened (docs/encryption.md)."""
@@ -496,7 +493,8 @@ class RecordsService:
         if window.backwards:
             rows.reverse()
         cursors = [query.encode_cursor(window.ordering, r) for r in rows]
-        rows = [self._masked(actor, entity_name, r) for r in rows]
+        masks = self.permissions.access_for(actor).masks(entity_name)  # once, not per row
+        rows = [_apply_masks(masks, r) for r in rows]
         behind = window.cursor is not None and (
             conn.execute(
                 select(table.c.id).where(where, window.behind(table, computed)).limit(1)
@@ -739,6 +737,14 @@ def _refuse_masks(entity: EntityDef, values: Mapping[str, Any], existing: Record
                 "or leave the field out",
                 field=name,
             )
+
+
+def _apply_masks(masks: Mapping[str, Any], record: Record) -> Record:
+    """``record`` with the columns in ``masks`` replaced by their masked forms."""
+    for column, mask in masks.items():
+        if column in record:
+            record[column] = apply_mask(mask, record[column])
+    return record
 
 
 def _with_computed(stmt: Select[Any], computed: ComputedColumns) -> Select[Any]:

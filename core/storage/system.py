@@ -297,3 +297,15 @@ clock_offset = Table(
     Column("offset_us", BigInteger, nullable=False),
     Column("changed_at", UtcDateTime(), nullable=False),
 )
+
+#: What each offline edit pushed through syncPush answered, by caller and client mutation id,
+#: so a retried batch answers the same without applying twice (docs/sync.md; revision k0011).
+sync_outcome = Table(
+    "qiao_sync_outcome",
+    metadata,
+    Column("user_id", RecordId(), primary_key=True),
+    Column("client_mutation_id", String(64), primary_key=True),
+    Column("outcome", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_qiao_sync_outcome_created", "created_at"),
+)

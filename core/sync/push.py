@@ -1,0 +1,245 @@
+"""Pushing: a batch of offline edits, each applied on its own and answered on its own.
+
+Every edit goes through the records service with the caller as actor, in a
+transaction of its own: one refused edit leaves nothing behind and does not
+stop the others. An edit answers
+
+- ``APPLIED``: written; its record's id and new version;
+- ``CONFLICT``: the record changed since the version the client edited (or
+  deleted from), nothing written; the server's version and record come back
+  so the client can merge and push again with that version;
+- ``REFUSED``: not written, with the error's code, message and field
+  (``FORBIDDEN``, ``BAD_USER_INPUT``, ``NOT_FOUND``, a unique value's
+  ``CONFLICT`` ...), as the same mutation in GraphQL would have said.
+
+Edits are idempotent by client mutation id: the outcome is stored with the
+edit (an applied edit in the very transaction that writes it, so a crash
+leaves either both or neither), and an edit whose id was answered before
+answers the same again without being applied, for :data:`RETENTION` after it.
+A client retries a batch whose answer it never got as it was; outcomes hold
+ids, versions and errors, never field values. The record that comes with an
+answer is read when answering, so a retry shows the record as it is now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from qiao.core.errors import BadUserInput, Forbidden, NotFound, QiaoError
+from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.registry import camel
+from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.storage import system
+
+if TYPE_CHECKING:
+    from qiao.core.runtime import Runtime
+
+log = logging.getLogger("qiao.sync")
+
+#: The most edits one push carries.
+MAX_EDITS = 100
+#: How long an outcome is kept for retries.
+RETENTION = dt.timedelta(days=7)
+MAX_MUTATION_ID = 64
+
+
+class Operation(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class Status(StrEnum):
+    APPLIED = "APPLIED"
+    CONFLICT = "CONFLICT"
+    REFUSED = "REFUSED"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One offline edit. ``values`` are keyed by GraphQL field names (``accountId``)."""
+
+    client_mutation_id: str
+    entity: str
+    operation: Operation
+    id: str | None = None
+    expected_version: int | None = None
+    values: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an edit answered; stored as it is (no field values in it)."""
+
+    client_mutation_id: str
+    status: Status
+    entity: str
+    id: str | None = None
+    version: int | None = None
+    code: str | None = None
+    message: str | None = None
+    field: str | None = None
+
+
+class _VersionConflict(Exception):
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+
+def push(
+    runtime: Runtime, actor: Actor, edits: Sequence[Edit], request_id: str | None = None
+) -> list[Outcome]:
+    """Apply ``edits`` in order, each on its own; one outcome per edit, in the same order."""
+    if actor.user_id is None:
+        raise Forbidden("offline sync is for users; the system writes through the records service")
+    if len(edits) > MAX_EDITS:
+        raise BadUserInput(f"push at most {MAX_EDITS} edits at once", field="edits")
+    _forget_old(runtime)
+    return [_one(runtime, actor, edit, request_id) for edit in edits]
+
+
+def _one(runtime: Runtime, actor: Actor, edit: Edit, request_id: str | None) -> Outcome:
+    cmid = edit.client_mutation_id
+    if not 1 <= len(cmid) <= MAX_MUTATION_ID:
+        return _refusal(
+            edit,
+            BadUserInput(
+                f"a client mutation id has 1 to {MAX_MUTATION_ID} characters",
+                field="clientMutationId",
+            ),
+        )
+    records = runtime.records
+    try:
+        with records.transaction(actor, Source.GRAPHQL, request_id) as ctx:
+            stored = _stored(ctx.connection, actor, cmid)
+            if stored is not None:
+                return stored
+            outcome = _apply(runtime, ctx, edit)
+            _store(ctx.connection, actor, outcome, records.clock())
+            return outcome
+    except _VersionConflict as conflict:
+        found = Outcome(cmid, Status.CONFLICT, edit.entity, edit.id, conflict.version)
+    except QiaoError as exc:
+        found = _refusal(edit, exc)
+    except Exception:
+        # Not stored: the edit was not judged, so a retry must be tried again.
+        log.exception("an offline edit failed unexpectedly")
+        return _refusal(edit, QiaoError("the server failed on this edit; the server log says why"))
+    return _keep(runtime, actor, found)
+
+
+def _apply(runtime: Runtime, ctx: WriteContext, edit: Edit) -> Outcome:
+    records = runtime.records
+    catalog = records.catalog
+    if edit.entity not in catalog.registry.entities:
+        raise BadUserInput(f"there is no entity {edit.entity!r}", field="entity")
+    entity = catalog.entity(edit.entity)
+    cmid = edit.client_mutation_id
+    if edit.operation is Operation.CREATE:
+        if edit.id is not None:
+            raise BadUserInput(
+                "ids are made by the server; a created record is known by its client "
+                "mutation id until the answer names its id",
+                field="id",
+            )
+        record = records.create(ctx, entity.name, _values(entity, edit.values))
+        return Outcome(cmid, Status.APPLIED, entity.name, record["id"], record["version"])
+    if edit.id is None:
+        raise BadUserInput(f"{edit.operation} needs the record's id", field="id")
+    if edit.expected_version is None:
+        raise BadUserInput(
+            f"{edit.operation} needs the version the client last read", field="expectedVersion"
+        )
+    current = records.get(ctx.connection, entity.name, edit.id, actor=ctx.actor, lock=True)
+    if current is None:
+        raise NotFound(f"no {entity.name} with id {edit.id}", field="id")
+    if current["version"] != edit.expected_version:
+        raise _VersionConflict(current["version"])
+    if edit.operation is Operation.UPDATE:
+        values = _values(entity, edit.values)
+        record = records.update(ctx, entity.name, edit.id, values, edit.expected_version)
+        return Outcome(cmid, Status.APPLIED, entity.name, edit.id, record["version"])
+    records.delete(ctx, entity.name, edit.id)
+    return Outcome(cmid, Status.APPLIED, entity.name, edit.id, current["version"])
+
+
+def _values(entity: EntityDef, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """GraphQL field names (``accountId``, ``annualRevenue``) to the records service's."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise BadUserInput("values is an object of field names and values", field="values")
+    names: dict[str, str] = {}
+    for f in entity.fields:
+        names[camel(f.name)] = names[camel(f.column)] = f.name
+    found: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in names:
+            raise BadUserInput(f"{entity.name} has no field {key!r}", field=key)
+        found[names[key]] = value
+    return found
+
+
+def _refusal(edit: Edit, exc: QiaoError) -> Outcome:
+    return Outcome(
+        edit.client_mutation_id,
+        Status.REFUSED,
+        edit.entity,
+        edit.id,
+        code=exc.code,
+        message=exc.message,
+        field=exc.field,
+    )
+
+
+def _keep(runtime: Runtime, actor: Actor, outcome: Outcome) -> Outcome:
+    """Store a conflict or refusal; a concurrent retry that stored first is answered instead."""
+    try:
+        with runtime.db.write() as conn:
+            _store(conn, actor, outcome, runtime.records.clock())
+        return outcome
+    except IntegrityError:
+        with runtime.db.read() as conn:
+            stored = _stored(conn, actor, outcome.client_mutation_id)
+        return stored or outcome
+
+
+def _stored(conn: Connection, actor: Actor, cmid: str) -> Outcome | None:
+    table = system.sync_outcome
+    text = conn.execute(
+        select(table.c.outcome).where(
+            table.c.user_id == actor.user_id, table.c.client_mutation_id == cmid
+        )
+    ).scalar()
+    if text is None:
+        return None
+    data = json.loads(text)
+    return Outcome(**{**data, "status": Status(data["status"])})
+
+
+def _store(conn: Connection, actor: Actor, outcome: Outcome, now: dt.datetime) -> None:
+    conn.execute(
+        insert(system.sync_outcome).values(
+            user_id=actor.user_id,
+            client_mutation_id=outcome.client_mutation_id,
+            outcome=json.dumps(asdict(outcome), ensure_ascii=False, sort_keys=True),
+            created_at=now,
+        )
+    )
+
+
+def _forget_old(runtime: Runtime) -> None:
+    """Drop outcomes past their retention: a retry that late is a new edit."""
+    table = system.sync_outcome
+    cutoff = runtime.records.clock() - RETENTION
+    with runtime.db.write(durable=False) as conn:
+        conn.execute(delete(table).where(table.c.created_at < cutoff))
