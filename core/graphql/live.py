@@ -22,11 +22,11 @@ What a subscriber is told, per entry of the feed:
 - update of a record that it may not read or that does not match, which this
   subscription delivered before: REMOVED with the id only; one it never
   delivered: nothing;
-- delete: DELETED with the id only, to every subscriber of the entity: a
-  deleted record cannot be read any more, so no rule can be checked, and a
-  client that holds it (from a query, or from before a reconnect) must hear of
-  it. The id is random and says nothing of the record; its fields are never
-  sent.
+- delete: DELETED with the id only (a deleted record cannot be read any
+  more), when this subscription delivered the record or the subscriber may
+  have held it: where its rules are all about owners, the owner the audit log
+  recorded at the delete must be within its reach (or the record shared with
+  it), as offline sync decides its tombstones; otherwise it is told.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ from qiao.core.metadata.registry import camel, type_name
 from qiao.core.records import changes as feed
 from qiao.core.records.changes import Change
 from qiao.core.records.context import Actor
+from qiao.core.sync.pull import _possibly_held as possibly_held
 
 #: The feed's operations, and what a subscriber is told of each.
 WRITES = {"create": "CREATED", "update": "UPDATED", "delete": "DELETED"}
@@ -145,12 +146,15 @@ class LiveQuery:
         found: dict[str, tuple[Any, list[dict[str, Any]]]] = {}
         for start in range(0, len(wanted), READ_BATCH):
             found.update(self._read(service, actor, wanted[start : start + READ_BATCH]))
+        held = self._held(service, actor, [c for c in changes if c.operation == "delete"])
         payloads = []
         for change in changes:
             operation = WRITES[change.operation]
             record: Any = None
             errors: list[dict[str, Any]] = []
             if change.operation == "delete":
+                if change.record_id not in self.seen and change.record_id not in held:
+                    continue
                 self.seen.discard(change.record_id)
             elif change.record_id in found:
                 record, errors = found[change.record_id]
@@ -165,6 +169,23 @@ class LiveQuery:
                 payload["errors"] = errors
             payloads.append(payload)
         return payloads
+
+    def _held(self, service: GraphQLService, actor: Actor, deletes: list[Change]) -> set[str]:
+        """The deleted records the subscriber may have held: the ones it is told of.
+
+        Offline sync decides the same for its tombstones (core/sync/pull.py): where
+        the subscriber's rules are all about owners, the owner the log recorded at
+        the delete says whether the record was within reach; otherwise it was.
+        """
+        if not deletes:
+            return set()
+        runtime = service.runtime
+        access = runtime.records.permissions.access_for(actor)
+        keys = [(c.entity, c.record_id) for c in deletes]
+        held = runtime.db.run_read(
+            lambda conn: possibly_held(runtime, conn, access, deletes, keys), snapshot=True
+        )
+        return {record_id for _, record_id in held}
 
     def _change(self, change: Change, operation: str, record: Any) -> dict[str, Any]:
         values = {

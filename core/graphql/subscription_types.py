@@ -44,8 +44,8 @@ class ChangeOperation(enum.Enum):
     )
     DELETED = strawberry.enum_value(
         "DELETED",
-        description="The record was deleted: only its id is sent, to every subscriber of "
-        "the entity, since a deleted record can no longer be checked against rules.",
+        description="The record was deleted (only its id is sent), told to subscribers that "
+        "had it delivered or whose rules reached it.",
     )
 
 

@@ -21,6 +21,7 @@ def test_a_subscriber_gets_only_what_its_rules_let_it_read(org, qiao_server: Liv
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
         role = records.create(ctx, "role", {"name": "hotline", "rights": HOTLINE})
         records.create(ctx, "role_assignment", {"user": org.users["nobody"], "role": role["id"]})
+    earlier = org.create("contact", name="苏州老客户", owner=org.users["li"])
     with Socket(qiao_server.url) as ws:
         ws.init(org.token("nobody"))
         sub = ws.subscribe(CHANGES)
@@ -53,6 +54,13 @@ def test_a_subscriber_gets_only_what_its_rules_let_it_read(org, qiao_server: Liv
             records.update(ctx, "contact", suzhou["id"], {"owner": org.users["zhao"]})
         moved = ws.receive()["payload"]["data"]["contactChanged"]
         assert moved == {"operation": "REMOVED", "id": suzhou["id"], "record": None}
+
+        # Deletes: told of a record its rules reached (from a query, say), not of others'.
+        with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+            records.delete(ctx, "contact", beijing["id"])
+            records.delete(ctx, "contact", earlier["id"])
+        deleted = ws.receive()["payload"]["data"]["contactChanged"]
+        assert deleted == {"operation": "DELETED", "id": earlier["id"], "record": None}
 
         # A filter on a field the subscriber may not read is refused when subscribing.
         refused = ws.subscribe(
