@@ -41,7 +41,7 @@ import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from qiao.core.auth.tokens import Authenticator
-from qiao.core.errors import Forbidden, QiaoError, TooManyRequests, Unauthenticated
+from qiao.core.errors import QiaoError, TooManyRequests, Unauthenticated
 from qiao.core.events.livewake import ChangeHub
 from qiao.core.graphql import live
 from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body
@@ -283,20 +283,18 @@ class _Session:
             )
         except Unauthenticated as exc:
             raise _Close(4403, f"Forbidden: {exc.message}") from None
-        if actor.user_id != (self.actor.user_id if self.actor else None):
-            raise Forbidden("the credentials changed hands")
-        self.actor = actor
+        self.actor = actor  # as the token says now (deactivated, made read-only, ...)
         return actor
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.send_text(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+        await self.send_text(_json(message))
 
     async def send_text(self, text: str) -> None:
         async with self._send_lock:
             await self.websocket.send_text(text)
 
     async def send_next(self, operation_id: str, result: dict[str, Any] | bytes) -> None:
-        body = result.decode() if isinstance(result, bytes) else json.dumps(result)
+        body = result.decode() if isinstance(result, bytes) else _json(result)
         await self.send_text(f'{{"id":{json.dumps(operation_id)},"type":"next","payload":{body}}}')
 
     async def send_error(self, operation_id: str, errors: list[dict[str, Any]]) -> None:
@@ -307,9 +305,11 @@ class _Session:
         self.operations.clear()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _id_of(message: dict[str, Any]) -> str:
