@@ -199,9 +199,9 @@ def create_app(runtime: Runtime) -> Starlette:
         await run_in_threadpool(graphql.schema)
         await run_in_threadpool(passwords.dummy_hash)
         checkpoints = asyncio.create_task(_checkpoint_periodically(runtime))
-        changes.start()
+        await changes.start()
         yield
-        changes.stop()
+        await changes.stop()
         checkpoints.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await checkpoints

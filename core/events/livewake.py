@@ -6,31 +6,42 @@ process is woken at once (:func:`~qiao.core.storage.database.after_commit`),
 and on PostgreSQL a ``NOTIFY`` on :data:`CHANNEL` (delivered only if the
 transaction commits) wakes the hubs of the other server processes, each of
 which LISTENs through :class:`~qiao.core.events.wake.Listener`, the workers'
-waker, on its own connection. A wake-up carries nothing: each subscription
-reads the change feed from its own position (:mod:`qiao.core.graphql.live`),
-so a lost or merged notification costs latency, never a change. Waiters also
-look every ``fallback`` seconds, for what no notification announced (a write
-by another process on SQLite, a notification lost while the listener
-reconnected).
+waker, on its own connection. A wake-up carries nothing: the hub then reads
+the feed's new entries once for all its subscriptions (:class:`ChangeHub`),
+and each subscription takes what follows its own position
+(:mod:`qiao.core.graphql.live`), so a lost or merged notification costs
+latency, never a change. The hub also looks every ``fallback`` seconds, for
+what no notification announced (a write by another process on SQLite, a
+notification lost while the listener reconnected).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import functools
+import itertools
 import logging
 import threading
 import weakref
 
 from sqlalchemy import Connection, Engine
 
+from qiao.core.errors import ConfigurationError
 from qiao.core.events import wake
+from qiao.core.records import changes as feed
+from qiao.core.records.changes import Change
 from qiao.core.storage.database import Database, after_commit
 
 log = logging.getLogger("qiao.events.livewake")
 CHANNEL = "qiao_changes"
-#: Seconds a subscription waits before it looks at the feed unasked.
+#: Seconds the hub waits before it looks at the feed unasked.
 FALLBACK_SECONDS = 5.0
+#: Changes the hub keeps for its subscriptions (all entities).
+WINDOW = 5_000
+#: Changes the hub reads in one statement.
+_FETCH = 1_000
 _ANNOUNCED = "qiao_changes_announced"
 #: Hubs of this process by the engine they serve.
 _HUBS: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[ChangeHub]] = weakref.WeakKeyDictionary()
@@ -56,20 +67,42 @@ def _wake_local(engine: Engine) -> None:
 
 
 class ChangeHub:
-    """One app's wake-up for its subscriptions; lives from app start-up to shutdown."""
+    """One app's view of the change feed's newest part, and the wake-up of its subscriptions.
+
+    On each wake-up (and every ``fallback`` seconds) the hub reads the feed's new
+    entries once, for every subscription of the process, into a window of the
+    last :data:`WINDOW` changes, and only then wakes the subscriptions, which
+    take their entity's changes after their own position from the window
+    (:meth:`recent`); one behind the window (a replay from an old cursor) reads
+    the feed itself. The window holds every change after its start, since the
+    feed is gap-free and read on from the last entry the hub saw.
+    """
 
     def __init__(self, db: Database, fallback: float = FALLBACK_SECONDS) -> None:
         self.db = db
         self.fallback = fallback
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event = asyncio.Event()
+        self._trigger = asyncio.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._follower: asyncio.Task[None] | None = None
+        #: The window: changes after sequence ``_start``, in order, up to ``_end``.
+        self._recent: list[Change] = []
+        self._start: int | None = None  # None: no feed (no audit key), no window
+        self._end = 0
 
-    def start(self) -> None:
-        """Begin listening (call from the app's event loop)."""
+    async def start(self) -> None:
+        """Begin following the feed and listening (from the app's event loop)."""
         self._loop = asyncio.get_running_loop()
+        try:
+            head = await asyncio.to_thread(self.db.run_read, lambda c: feed.bounds(c).head)
+        except ConfigurationError:
+            head = None  # subscriptions are refused with the reason
+        self._start = head
+        self._end = head or 0
         _HUBS.setdefault(self.db.engine, weakref.WeakSet()).add(self)
+        self._follower = asyncio.create_task(self._follow())
         if self.db.dialect == "postgresql":
             self._thread = threading.Thread(
                 target=self._listen, name="qiao-change-listener", daemon=True
@@ -85,31 +118,74 @@ class ChangeHub:
         finally:
             listener.close()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         self._stop.set()
         hubs = _HUBS.get(self.db.engine)
         if hubs is not None:
             hubs.discard(self)
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            await asyncio.to_thread(self._thread.join, 5)
 
     def poke(self) -> None:
-        """Wake every waiting subscription (from any thread)."""
+        """Say that a change may have committed (from any thread)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._wake)
+                loop.call_soon_threadsafe(self._trigger.set)
 
-    def _wake(self) -> None:
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._trigger.wait(), self.fallback)
+            self._trigger.clear()
+            try:
+                await self._refresh()
+            except Exception as exc:  # the database away: subscriptions wait for it
+                log.warning("reading the change feed failed: %s", exc)
+            event, self._event = self._event, asyncio.Event()
+            event.set()
+
+    async def _refresh(self) -> None:
+        if self._start is None:
+            return
+        while True:
+            new = await asyncio.to_thread(
+                self.db.run_read,
+                functools.partial(feed.changes_since, after=self._end, limit=_FETCH),
+            )
+            if new:
+                self._recent.extend(new)
+                self._end = new[-1].sequence
+            if len(self._recent) > 2 * WINDOW:  # trimmed in steps, not at every change
+                self._start = self._recent[-WINDOW - 1].sequence
+                del self._recent[: len(self._recent) - WINDOW]
+            if len(new) < _FETCH:
+                return
+
+    def recent(self, after: int, entity: str, limit: int) -> list[Change] | None:
+        """``entity``'s changes after sequence ``after`` the hub has read, at most ``limit``;
+        None when ``after`` is before the window (read the feed instead)."""
+        if self._start is None or after < self._start:
+            return None
+        first = bisect.bisect_right(self._recent, after, key=lambda c: c.sequence)
+        found: list[Change] = []
+        for change in itertools.islice(self._recent, first, None):
+            if change.entity == entity:
+                found.append(change)
+                if len(found) == limit:
+                    break
+        return found
 
     def ticket(self) -> asyncio.Event:
-        """Take before reading the feed, then :meth:`wait` on it: a change that commits
-        after the read began is then never slept through."""
+        """Take before :meth:`recent`, then :meth:`wait` on it: a change the hub reads
+        after that is then never slept through."""
         return self._event
 
     async def wait(self, ticket: asyncio.Event) -> None:
-        """Until a change may have committed since ``ticket`` was taken, or ``fallback``."""
+        """Until the hub read the feed again since ``ticket`` was taken, or ``fallback``."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ticket.wait(), self.fallback)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from qiao.core.auth import passwords, tokens
+from qiao.core.events import livewake
 from qiao.core.runtime import Runtime
 from qiao.core.storage import system
 from qiao.core.testing.client import GraphQLClient
@@ -161,8 +162,14 @@ def test_protocol_errors_close_with_the_protocol_codes(
 
 
 def test_changes_with_a_filter_and_a_resume_after_a_reconnect(
-    qiao_server: LiveServer, qiao_client: GraphQLClient, qiao_admin_token: str
+    qiao_server: LiveServer,
+    qiao_client: GraphQLClient,
+    qiao_admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The server keeps one recent change: the resume below reads the feed itself, as one
+    # from an old cursor does (the two-process test resumes from the server's window).
+    monkeypatch.setattr(livewake, "WINDOW", 1)
     with Socket(qiao_server.url) as ws:
         ws.init(qiao_admin_token)
         sub = ws.subscribe(CHANGES, {"filter": FILTER})
