@@ -89,19 +89,14 @@ class ChangeHub:
         self._follower: asyncio.Task[None] | None = None
         #: The window: changes after sequence ``_start``, in order, up to ``_end``.
         self._recent: list[Change] = []
-        self._start: int | None = None  # None: no feed (no audit key), no window
+        self._start: int | None = None  # None: no window yet (read at the first wake-up)
         self._end = 0
 
     async def start(self) -> None:
         """Begin following the feed and listening (from the app's event loop)."""
         self._loop = asyncio.get_running_loop()
-        try:
-            head = await asyncio.to_thread(self.db.run_read, lambda c: feed.bounds(c).head)
-        except ConfigurationError:
-            head = None  # subscriptions are refused with the reason
-        self._start = head
-        self._end = head or 0
         _HUBS.setdefault(self.db.engine, weakref.WeakSet()).add(self)
+        self._trigger.set()  # the window's start, read at once
         self._follower = asyncio.create_task(self._follow())
         if self.db.dialect == "postgresql":
             self._thread = threading.Thread(
@@ -150,7 +145,12 @@ class ChangeHub:
             event.set()
 
     async def _refresh(self) -> None:
-        if self._start is None:
+        if self._start is None:  # first, or the feed was unavailable (no key, not migrated)
+            try:
+                head = await asyncio.to_thread(self.db.run_read, lambda c: feed.bounds(c).head)
+            except ConfigurationError:
+                return  # no audit key: subscriptions are refused with the reason
+            self._start = self._end = head
             return
         while True:
             new = await asyncio.to_thread(
