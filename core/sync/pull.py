@@ -201,7 +201,7 @@ def _incremental(
             for record in page.records:
                 readable[(entity_name, record["id"])] = _synced(entity, columns, record)
     unreadable = [key for key in latest if key not in readable]
-    held = _possibly_held(runtime, conn, access, found, unreadable) if unreadable else set()
+    held = _possibly_held(conn, access, found, unreadable) if unreadable else set()
     upserts: list[SyncedRecord] = []
     tombstones: list[Tombstone] = []
     for key in sorted(latest, key=latest.__getitem__):
@@ -221,7 +221,6 @@ def _incremental(
 
 
 def _possibly_held(
-    runtime: Runtime,
     conn: Connection,
     access: Access,
     found: list[feed.Change],
@@ -233,36 +232,34 @@ def _possibly_held(
     pulled it, and then the client must drop it. One that no state since the page's
     cursor put within the caller's reach cannot be on the client: telling about it
     would only tell that someone else's record changed. That is decided where the
-    caller's read rules are all about owners (own, team, subtree, region) and the
-    owner is a field the log records: the owners the record had since the cursor are
-    the first change's old owner and every change's new one (a record untouched in
-    its owner keeps its current one). Otherwise, or when the log redacted the owner,
-    the record gets a tombstone (docs/sync.md says what that tells).
+    caller's read rules are all about owners (own, team, subtree, region, and shares)
+    and the owner is a field the log records: the owners the record had since the
+    cursor are the first change's old owner and every change's new one (a delete
+    entry holds the last owner). A record no change moved keeps its owner, and the
+    caller's access is the cursor's (else the pull asks for a reset), so it was out
+    of reach all along. Otherwise, or when the log redacted the owner, the record
+    gets a tombstone (docs/sync.md says what that tells).
     """
-    owners_of: dict[str, frozenset[str] | None] = {}
-    for entity_name in {entity for entity, _ in unreadable}:
-        owners_of[entity_name] = _reachable_owners(access, entity_name)
-    decidable = [key for key in unreadable if owners_of[key[0]] is not None]
-    held = {key for key in unreadable if owners_of[key[0]] is None}
-    if not decidable:
+    reach_of = {name: _reachable_owners(access, name) for name in {e for e, _ in unreadable}}
+    held = {key for key in unreadable if reach_of[key[0]] is None or _shared_with(access, key)}
+    decidable = {key for key in unreadable if key not in held}
+    entries = [c for c in found if (c.entity, c.record_id) in decidable]
+    if not entries:
         return held
-    wanted = set(decidable)
-    entries = [c for c in found if (c.entity, c.record_id) in wanted]
     table = system.audit_entry
-    changes = {
-        int(sequence): json.loads(text)
-        for sequence, text in conn.execute(
-            select(table.c.sequence, table.c.changes).where(
-                table.c.sequence.in_([c.sequence for c in entries])
-            )
+    wanted = {c.sequence for c in entries}
+    rows = conn.execute(  # one range scan of the feed index, not a thousand-value IN list
+        select(table.c.sequence, table.c.changes).where(
+            table.c.entity.in_(sorted({c.entity for c in entries})),
+            table.c.sequence >= min(wanted),
+            table.c.sequence <= max(wanted),
         )
-    }
+    )
+    changes = {int(seq): json.loads(text) for seq, text in rows if int(seq) in wanted}
     owners: dict[tuple[str, str], set[str]] = {key: set() for key in decidable}
     touched: set[tuple[str, str]] = set()
     for change in entries:
         key = (change.entity, change.record_id)
-        if key in held:
-            continue
         entity = access.catalog.entity(change.entity)
         column = owner_column(entity)
         if column == "id":  # a user record is its own
@@ -272,6 +269,8 @@ def _possibly_held(
         field = next((f for f in entity.fields if f.column == column), None)
         entry = changes[change.sequence].get(field.name) if field is not None else None
         if entry is None:
+            if change.operation == "delete":  # owned by its creator, whom the log omits
+                held.add(key)
             continue
         if not isinstance(entry, dict) or "new" not in entry:
             held.add(key)  # redacted (an encrypted owner, an erasure): cannot tell
@@ -280,14 +279,10 @@ def _possibly_held(
             owners[key].add(str(entry["old"]))
         owners[key].add(str(entry["new"]))
         touched.add(key)
-    untouched = [key for key in decidable if key not in touched and key not in held]
-    held |= _current_owners(runtime, conn, access, untouched, owners)
-    for key in decidable:
-        if key in held:
-            continue
-        reach = owners_of[key[0]]
+    for key in touched - held:
+        reach = reach_of[key[0]]
         assert reach is not None
-        if owners[key] & reach or _shared_with(access, key):
+        if owners[key] & reach:
             held.add(key)
     return held
 
@@ -310,37 +305,6 @@ def _reachable_owners(access: Access, entity_name: str) -> frozenset[str] | None
             return None
         reach |= by_scope[Scope(scope)]
     return frozenset(reach)
-
-
-def _current_owners(
-    runtime: Runtime,
-    conn: Connection,
-    access: Access,
-    keys: list[tuple[str, str]],
-    owners: dict[tuple[str, str], set[str]],
-) -> set[tuple[str, str]]:
-    """Add the stored owner of records no change since the cursor moved; returns the keys
-    whose record is gone (so the owner it had is unknown here: they get a tombstone)."""
-    unknown: set[tuple[str, str]] = set()
-    by_entity: dict[str, list[str]] = {}
-    for entity_name, record_id in keys:
-        by_entity.setdefault(entity_name, []).append(record_id)
-    for entity_name, ids in by_entity.items():
-        entity = access.catalog.entity(entity_name)
-        table = runtime.records.catalog.table(entity_name)
-        column = table.c[owner_column(entity)]
-        stored = {
-            str(record_id): owner
-            for record_id, owner in conn.execute(
-                select(table.c.id, column).where(table.c.id.in_(ids))
-            )
-        }
-        for record_id in ids:
-            if record_id in stored:
-                owners[(entity_name, record_id)].add(str(stored[record_id]))
-            else:
-                unknown.add((entity_name, record_id))
-    return unknown
 
 
 def _shared_with(access: Access, key: tuple[str, str]) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -56,6 +57,7 @@ class Field:
     runtime: Runtime
     rep: str
     other: str
+    token: str
     client: GraphQLClient
 
     def write(self, entity: str, values: dict[str, Any], record_id: str | None = None) -> Any:
@@ -97,7 +99,7 @@ def field(qiao_runtime: Runtime, qiao_server: LiveServer) -> Iterator[Field]:
             records.create(ctx, "role_assignment", {"user": user["id"], "role": role["id"]})
         token = create_token(ctx.connection, qiao_runtime.current(), "rep")
     client = GraphQLClient(qiao_server.url, token)
-    yield Field(qiao_runtime, rep["id"], other["id"], client)
+    yield Field(qiao_runtime, rep["id"], other["id"], token, client)
     client.close()
 
 
@@ -334,3 +336,102 @@ def test_outcomes_are_forgotten_after_their_retention(field, qiao_clock):
     again = field.push([edit])[0]
 
     assert again["status"] == "APPLIED" and again["id"] != first["id"]
+
+
+def test_a_batch_pushed_twice_at_once_is_applied_once(field, qiao_server):
+    """A client that timed out and retried while the first push still ran: the head lock
+    orders the two, and the second finds the first's outcomes."""
+    batch = [
+        {
+            "clientMutationId": f"twin-{i}",
+            "entity": "account",
+            "operation": "CREATE",
+            "values": {"name": f"并发 {i}"},
+        }
+        for i in range(5)
+    ]
+    twin = GraphQLClient(qiao_server.url, field.token)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(
+                lambda c: c.data(PUSH, {"edits": batch})["syncPush"], (field.client, twin)
+            )
+    finally:
+        twin.close()
+
+    assert first == second
+    assert all(o["status"] == "APPLIED" for o in first)
+    names = {u["fields"]["name"] for p in field.pull_all() for u in p["upserts"]}
+    assert names == {f"并发 {i}" for i in range(5)}
+    created = [
+        c for c in changes_since(field.runtime, 0, ["account"], 10_000) if c.operation == "create"
+    ]
+    assert len(created) == 5
+
+
+def test_an_initial_pull_walks_every_entity_in_turn(field):
+    account = field.write("account", {"name": "甲", "owner": field.rep})
+    contacts = [
+        field.write(
+            "contact", {"name": f"联系人{i}", "owner": field.rep, "account_id": account["id"]}
+        )
+        for i in range(3)
+    ]
+    pages = []
+    cursor = None
+    while True:
+        page = field.client.data(
+            PULL, {"entities": ["contact", "account"], "cursor": cursor, "first": 2}
+        )["syncPull"]
+        pages.append(page)
+        cursor = page["cursor"]
+        if not page["hasMore"]:
+            break
+    got = [(u["entity"], u["id"]) for p in pages for u in p["upserts"]]
+    assert sorted(got) == sorted(
+        [("account", account["id"])] + [("contact", c["id"]) for c in contacts]
+    )
+    assert [len(p["upserts"]) for p in pages] == [2, 2]
+
+
+def test_under_a_filter_rule_every_changed_record_out_of_reach_is_a_tombstone(
+    field, qiao_runtime, qiao_server
+):
+    """Owners do not decide a filter rule, so the server cannot tell which records the
+    client may hold: each changed record the caller cannot read gets a tombstone
+    (docs/sync.md says what that tells)."""
+    records = qiao_runtime.records
+    rights = {"entities": {"account": {"read": {"filter": {"city": {"eq": "苏州"}}}}}}
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        role = records.create(ctx, "role", {"name": "suzhou_reader", "rights": rights})
+        user = records.create(ctx, "user", {"username": "su", "display_name": "苏"})
+        records.create(ctx, "role_assignment", {"user": user["id"], "role": role["id"]})
+        token = create_token(ctx.connection, qiao_runtime.current(), "su")
+    leaving = field.write("account", {"name": "迁走", "city": "苏州"})
+    elsewhere = field.write("account", {"name": "北京的", "city": "北京"})
+    reader = GraphQLClient(qiao_server.url, token)
+    try:
+        first = reader.data(PULL, {"entities": ["account"]})["syncPull"]
+        assert [u["id"] for u in first["upserts"]] == [leaving["id"]]
+        field.write("account", {"city": "上海"}, leaving["id"])
+        field.write("account", {"employees": 3}, elsewhere["id"])
+        page = reader.data(PULL, {"entities": ["account"], "cursor": first["cursor"]})
+    finally:
+        reader.close()
+    tombstones = sorted(t["id"] for t in page["syncPull"]["tombstones"])
+    assert tombstones == sorted([leaving["id"], elsewhere["id"]])
+
+
+def test_a_record_shared_with_the_caller_resets_and_then_syncs(field):
+    theirs = field.write("account", {"name": "共享的", "owner": field.other})
+    cursor = field.pull_all()[-1]["cursor"]
+    field.write(
+        "record_share",
+        {"entity": "account", "record_id": theirs["id"], "user": field.rep, "access": "READ"},
+    )
+
+    assert field.pull(cursor)["resetRequired"] is True
+    cursor = field.pull_all()[-1]["cursor"]
+    field.write("account", {"city": "温州"}, theirs["id"])
+    page = field.pull(cursor)
+    assert [(u["id"], u["fields"]["city"]) for u in page["upserts"]] == [(theirs["id"], "温州")]
