@@ -183,7 +183,7 @@ class LiveQuery:
         access = runtime.records.permissions.access_for(actor)
         keys = [(c.entity, c.record_id) for c in deletes]
         held = runtime.db.run_read(
-            lambda conn: possibly_held(runtime, conn, access, deletes, keys), snapshot=True
+            lambda conn: possibly_held(conn, access, deletes, keys), snapshot=True
         )
         return {record_id for _, record_id in held}
 
