@@ -25,6 +25,7 @@ import itertools
 import logging
 import threading
 import weakref
+from collections.abc import Iterator
 
 from sqlalchemy import Connection, Engine
 
@@ -91,12 +92,13 @@ class ChangeHub:
         self._recent: list[Change] = []
         self._start: int | None = None  # None: no window yet (read at the first wake-up)
         self._end = 0
+        #: Running subscriptions: without any, the hub reads nothing.
+        self._followers = 0
 
     async def start(self) -> None:
         """Begin following the feed and listening (from the app's event loop)."""
         self._loop = asyncio.get_running_loop()
         _HUBS.setdefault(self.db.engine, weakref.WeakSet()).add(self)
-        self._trigger.set()  # the window's start, read at once
         self._follower = asyncio.create_task(self._follow())
         if self.db.dialect == "postgresql":
             self._thread = threading.Thread(
@@ -137,6 +139,9 @@ class ChangeHub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._trigger.wait(), self.fallback)
             self._trigger.clear()
+            if not self._followers:  # nobody to tell: forget the window, read nothing
+                self._start, self._recent = None, []
+                continue
             try:
                 await self._refresh()
             except Exception as exc:  # the database away: subscriptions wait for it
@@ -165,6 +170,16 @@ class ChangeHub:
                 del self._recent[: len(self._recent) - WINDOW]
             if len(new) < _FETCH:
                 return
+
+    @contextlib.contextmanager
+    def following(self) -> Iterator[None]:
+        """Count a running subscription for as long as the block runs."""
+        self._followers += 1
+        self._trigger.set()  # start the window now
+        try:
+            yield
+        finally:
+            self._followers -= 1
 
     def recent(self, after: int, entity: str, limit: int) -> list[Change] | None:
         """``entity``'s changes after sequence ``after`` the hub has read, at most ``limit``;

@@ -261,21 +261,23 @@ class _Session:
         graphql = self.endpoint.graphql
         db = self.endpoint.runtime.db
         entity = query.entity.name
-        while True:
-            ticket = hub.ticket()
-            changes = hub.recent(position, entity, live.FEED_BATCH)
-            if changes is None:  # behind the hub's window: a replay reads the feed itself
-                changes = await anyio.to_thread.run_sync(
-                    db.run_read, functools.partial(live.next_changes, after=position, entity=entity)
-                )
-            if changes:
-                actor = await self._current_actor()
-                events = await anyio.to_thread.run_sync(query.events, graphql, actor, changes)
-                for event in events:
-                    await self.send_next(operation_id, event)
-                position = changes[-1].sequence
-            if len(changes) < live.FEED_BATCH:
-                await hub.wait(ticket)
+        with hub.following():
+            while True:
+                ticket = hub.ticket()
+                changes = hub.recent(position, entity, live.FEED_BATCH)
+                if changes is None:  # behind the hub's window: a replay reads the feed itself
+                    changes = await anyio.to_thread.run_sync(
+                        db.run_read,
+                        functools.partial(live.next_changes, after=position, entity=entity),
+                    )
+                if changes:
+                    actor = await self._current_actor()
+                    events = await anyio.to_thread.run_sync(query.events, graphql, actor, changes)
+                    for event in events:
+                        await self.send_next(operation_id, event)
+                    position = changes[-1].sequence
+                if len(changes) < live.FEED_BATCH:
+                    await hub.wait(ticket)
 
     async def _current_actor(self) -> Actor:
         """The connection's caller as its credentials say now (revoked or expired: closed)."""
