@@ -37,6 +37,7 @@ from qiao.core.market.manifest import TemplateManifest
 from qiao.core.pluginmanager import BUILTIN_PLUGINS, create_plugins
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
+from qiao.core.web.graphql_ws import MAX_MESSAGE_BYTES
 
 DEFAULT_DATABASE = "sqlite:///qiao.db"
 #: Seconds a ``serve --workers`` process may take to answer its supervisor's health check.
@@ -267,7 +268,9 @@ def serve(
         "access_log": config.access_log if access_log is None else access_log,
         "loop": loop,
         "http": http,
-        "ws": "none",
+        # GraphQL subscriptions (docs/graphql.md); frames past the message limit are refused.
+        "ws": "websockets-sansio",
+        "ws_max_size": MAX_MESSAGE_BYTES,
     }
     with background_worker(runtime, with_worker):
         if workers == 1:

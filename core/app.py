@@ -23,7 +23,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from qiao.core import audit
 from qiao.core.auth import passwords
@@ -34,12 +34,14 @@ from qiao.core.edge.errors import HANDLERS, error_response, status_of
 from qiao.core.edge.headers import SecurityHeaders
 from qiao.core.edge.limits import BodyLimit
 from qiao.core.errors import BadUserInput, ConfigurationError, QiaoError
+from qiao.core.events.livewake import ChangeHub
 from qiao.core.exports.http import export_route
 from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body, read_body
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 from qiao.core.web import assets
 from qiao.core.web.graphiql import graphiql_page
+from qiao.core.web.graphql_ws import GraphQLWebSocket
 
 log = logging.getLogger("qiao.app")
 RESERVED_PATHS = {"/graphql", "/auth/sign-in", "/healthz", "/readyz"}
@@ -60,6 +62,7 @@ def create_app(runtime: Runtime) -> Starlette:
     authenticator = Authenticator(runtime.db, runtime.current)
     sign_ins = anyio.CapacityLimiter(SIGN_IN_CONCURRENCY)
     new_documents = anyio.CapacityLimiter(NEW_DOCUMENT_CONCURRENCY)
+    changes = ChangeHub(runtime.db)
 
     def answer(
         actor: Actor | None, authorization: str | None, body: Any, read_only: bool
@@ -174,6 +177,10 @@ def create_app(runtime: Runtime) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        # Subscriptions (and queries) over graphql-transport-ws (docs/graphql.md).
+        WebSocketRoute(
+            "/graphql", GraphQLWebSocket(runtime, graphql, authenticator, changes).serve
+        ),
         Route("/auth/sign-in", sign_in, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -192,7 +199,9 @@ def create_app(runtime: Runtime) -> Starlette:
         await run_in_threadpool(graphql.schema)
         await run_in_threadpool(passwords.dummy_hash)
         checkpoints = asyncio.create_task(_checkpoint_periodically(runtime))
+        await changes.start()
         yield
+        await changes.stop()
         checkpoints.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await checkpoints

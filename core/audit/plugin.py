@@ -13,6 +13,7 @@ from typing import Any
 
 from qiao.core.audit import log
 from qiao.core.audit.graphql import AuditQuery
+from qiao.core.events import livewake
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
@@ -31,6 +32,7 @@ def qiao_after_record_write(
         log.refuse_if_keyed(context.connection)
         return
     audit.record_write(context, entity, operation, record, changes)
+    livewake.announce(context.connection)  # the entry is the subscriptions' feed
 
 
 @hookimpl

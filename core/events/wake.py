@@ -74,15 +74,18 @@ class Polling:
 
 
 class Listener:
-    """A dedicated PostgreSQL connection LISTENing on :data:`CHANNEL`.
+    """A dedicated PostgreSQL connection LISTENing on ``channel`` (:data:`CHANNEL` for workers).
 
     If the connection breaks, waits fall back to sleeping until it can be made
     again; a new connection reports "work may be waiting", since notifications
     sent in between were lost.
     """
 
-    def __init__(self, db: Database, fallback: float, reconnect_pause: float = 1.0) -> None:
+    def __init__(
+        self, db: Database, fallback: float, reconnect_pause: float = 1.0, channel: str = CHANNEL
+    ) -> None:
         self.db = db
+        self.channel = channel
         self.idle_seconds = fallback
         self.reconnect_pause = reconnect_pause
         self._conn: Any = None
@@ -96,9 +99,9 @@ class Listener:
             conn = raw.dbapi_connection
             assert conn is not None
             conn.autocommit = True
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute(f"LISTEN {self.channel}")
         except Exception as exc:
-            log.warning("cannot LISTEN for outbox changes (polling meanwhile): %s", exc)
+            log.warning("cannot LISTEN on %s (polling meanwhile): %s", self.channel, exc)
             self._broken_at = time.monotonic()
             return False
         self._conn = conn
@@ -120,7 +123,7 @@ class Listener:
                     list(self._conn.notifies(timeout=0))  # several commits, one pass
                     return True
             except Exception as exc:
-                log.warning("the outbox listener's connection broke: %s", exc)
+                log.warning("the %s listener's connection broke: %s", self.channel, exc)
                 self._drop()
         return False
 

@@ -26,7 +26,7 @@ from strawberry.types import Info
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
-from qiao.core.graphql import scalars
+from qiao.core.graphql import scalars, subscription_types
 from qiao.core.graphql.plan import (
     MAX_NODES,
     NODE_TYPE_KEY,
@@ -111,6 +111,7 @@ class Node:
 ROOTS = {
     "Query": "What the caller may read: records under their rules, and the deployment's metadata.",
     "Mutation": "What the caller may change: records through the records service, and metadata.",
+    "Subscription": "Changes as they commit, over WebSocket, under the subscriber's rules.",
 }
 #: What each filter operator means, for the generated filter inputs.
 OPERATOR_DESCRIPTIONS = {
@@ -253,9 +254,13 @@ class SchemaBuilder:
             self._fill_connection(entity)
         query_ns: dict[str, Any] = {}
         mutation_ns: dict[str, Any] = {}
+        subscription_ns: dict[str, Any] = {}
         for entity in entities:
             self._root_fields(entity, filters[entity.name], orders[entity.name], query_ns)
             self._mutation_fields(entity, mutation_ns)
+            subscription_types.add_fields(
+                entity, self._objects[entity.name], filters[entity.name], subscription_ns
+            )
         self._node_fields(query_ns)
         # Imported here: the aggregates module builds on this one's helpers.
         from qiao.core.graphql.aggregates import AggregateTypes
@@ -265,9 +270,11 @@ class SchemaBuilder:
             aggregates.add(entity, filters[entity.name], query_ns)
         query = self._merge_roots("Query", query_ns)
         mutation = self._merge_roots("Mutation", mutation_ns)
+        subscription = self._merge_roots("Subscription", subscription_ns)
         schema = self.schema_class(
             query=query,
             mutation=mutation,
+            subscription=subscription,
             types=[PageInfo],
             config=StrawberryConfig(auto_camel_case=True, scalar_map=scalars.SCALAR_MAP),
         )

@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from qiao.core.web.graphql_ws import MAX_MESSAGE_BYTES
+
 
 class LiveServer:
     """Serves an ASGI app on a free loopback port until :meth:`stop`.
@@ -24,7 +26,13 @@ class LiveServer:
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, ws="none", lifespan="on", log_level="warning"
+            app,
+            log_config=None,
+            access_log=False,
+            ws="websockets-sansio",  # as `qiao serve`: GraphQL subscriptions
+            ws_max_size=MAX_MESSAGE_BYTES,
+            lifespan="on",
+            log_level="warning",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
