@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -141,7 +142,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if isinstance(original, QiaoError):
         message, extensions = original.message, original.extensions()
         if "field" in extensions:
-            extensions["field"] = camel(extensions["field"])
+            message, extensions["field"] = api_named(message, extensions["field"])
     elif _is_unexpected(error):
         message = INTERNAL_ERROR["message"]
         extensions = dict(INTERNAL_ERROR["extensions"])
@@ -159,6 +160,19 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         out["path"] = list(error.path)
     out["extensions"] = extensions
     return out
+
+
+def api_named(message: str, field: str) -> tuple[str, str]:
+    """The message and field of an input error as the API names the field.
+
+    The records service names fields as metadata does (``annual_revenue``), and
+    the CLI and Python callers keep that; a GraphQL caller sent ``annualRevenue``,
+    so both the message and ``extensions.field`` say that here.
+    """
+    name = camel(field)
+    if name == field:
+        return message, name
+    return re.sub(rf"(?<!\w){re.escape(field)}(?!\w)", name, message), name
 
 
 def error_body(error: QiaoError, path: list[Any] | None = None) -> dict[str, Any]:
