@@ -20,11 +20,12 @@ from qiao.core.audit.trail import (
     can_read_trail,
     read_trail,
 )
-from qiao.core.errors import BadUserInput, Forbidden
+from qiao.core.errors import Forbidden
 from qiao.core.graphql import paging, scalars
 from qiao.core.graphql.builder import OrderDirection, PageInfo
 from qiao.core.graphql.context import RequestContext
-from qiao.core.metadata.registry import camel, type_name
+from qiao.core.graphql.names import entity_named
+from qiao.core.metadata.registry import camel
 
 
 @strawberry.enum(description="What an audit entry records being done to the record.")
@@ -185,16 +186,6 @@ class AuditEntryConnection:
     total_count: int = strawberry.field(description=paging.TOTAL_COUNT)
 
 
-def entity_of(ctx: RequestContext, name: str, argument: str = "entity") -> str:
-    """The metadata name of the entity whose GraphQL type is ``name`` (``Account``)."""
-    entities = ctx.built.catalog.registry.entities
-    by_type = {type_name(e): e for e in entities}
-    if name in by_type:
-        return by_type[name]
-    hint = f"; use its type name {type_name(name)!r}" if name in entities else ""
-    raise BadUserInput(f"there is no entity type {name!r}{hint}", field=argument)
-
-
 @strawberry.type(name="Query")
 class AuditQuery:
     @strawberry.field(
@@ -222,7 +213,7 @@ class AuditQuery:
         before: Annotated[str | None, strawberry.argument(description=paging.BEFORE)] = None,
     ) -> AuditEntryConnection:
         ctx: RequestContext = info.context
-        name = entity_of(ctx, entity)
+        name = entity_named(ctx, entity)
         newest_first = bool(paging.descending(order_by))
         with ctx.runtime.db.read() as conn:
             if not can_read_trail(ctx.access, conn, name, str(id)):

@@ -25,7 +25,7 @@ mutation($id: ID!, $input: TicketUpdateInput!) { updateTicket(id: $id, input: $i
 """
 SUBMIT = """
 mutation($id: ID!, $process: String!) {
-  submitForApproval(entity: "account", id: $id, process: $process) { id status step recordId }
+  submitForApproval(entity: "Account", id: $id, process: $process) { id status step recordId }
 }
 """
 
@@ -50,7 +50,7 @@ def test_a_refused_move_is_an_input_error_naming_the_field_and_the_next_states(
     qiao_client.data(MOVE, {"id": ticket, "input": {"status": "ACCEPTED"}})
     (missing,) = qiao_client.errors(MOVE, {"id": ticket, "input": {"status": "RESOLVED"}})
     assert missing["extensions"] == {"code": "BAD_USER_INPUT", "field": "resolvedAt"}
-    assert "entering RESOLVED needs resolved_at" in missing["message"]
+    assert "entering RESOLVED needs resolvedAt" in missing["message"]
     resolved = qiao_client.data(
         MOVE,
         {"id": ticket, "input": {"status": "RESOLVED", "resolvedAt": "2026-05-18T10:00:00+08:00"}},
