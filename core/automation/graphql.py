@@ -73,7 +73,8 @@ class InAppNotificationOrderBy:
 @strawberry.input(description="Which of the signed-in user's notifications to show.")
 class InAppNotificationFilter:
     read: bool | None = strawberry.field(
-        default=None, description="true: only those read; false: only those not read yet."
+        default=None,
+        description="Whether they were read: true for those read, false for those not yet.",
     )
     kind: list[str] | None = strawberry.field(
         default=None, description="Only those raised by one of these kinds."
