@@ -125,6 +125,7 @@ _SEQUENCE = FieldDef.model_construct(
 
 
 def ordering(newest_first: bool = False) -> Ordering:
+    """The trail's order as the paginator takes it; its cursors hold only the sequence."""
     direction = Direction.DESC if newest_first else Direction.ASC
     return Ordering("audit_entry", (SortKey("sequence", _SEQUENCE, direction),))
 

@@ -294,7 +294,9 @@ class GraphQLService:
             return {"data": None, "errors": [format_error(e) for e in errors]}
         operation = get_operation_ast(document, operation_name)
         if operation is None:
-            return error_body(BadUserInput("name the operation to run with operationName"))
+            return error_body(
+                BadUserInput("name the operation to run with operationName", field="operationName")
+            )
         if read_only and operation.operation is not OperationType.QUERY:
             raise MethodNotAllowed(
                 f"a {operation.operation.value} cannot be sent with GET; send it with POST"
@@ -412,15 +414,15 @@ def read_body(body: Any) -> tuple[str, dict[str, Any], str | None]:
         raise BadUserInput("the request body must be a JSON object with a 'query'")
     query = body.get("query")
     if not isinstance(query, str) or not query.strip():
-        raise BadUserInput("the request needs a 'query' string")
+        raise BadUserInput("the request needs a 'query' string", field="query")
     if len(query.encode()) > MAX_QUERY_BYTES:
-        raise BadUserInput(f"the query is larger than {MAX_QUERY_BYTES} bytes")
+        raise BadUserInput(f"the query is larger than {MAX_QUERY_BYTES} bytes", field="query")
     variables = body.get("variables") or {}
     if not isinstance(variables, dict):
-        raise BadUserInput("'variables' must be a JSON object")
+        raise BadUserInput("'variables' must be a JSON object", field="variables")
     operation_name = body.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
-        raise BadUserInput("'operationName' must be a string")
+        raise BadUserInput("'operationName' must be a string", field="operationName")
     return query, variables, operation_name
 
 
