@@ -49,7 +49,7 @@ from qiao.core.graphql.plan import SchemaPlan
 from qiao.core.graphql.strawberry_internals import forget_type_lookups, graphql_schema
 from qiao.core.graphql.trusted import TrustedDocuments
 from qiao.core.graphql.withheld import occurrences
-from qiao.core.metadata.registry import camel
+from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.hiding import Hiding
 from qiao.core.records.context import Actor
@@ -165,14 +165,20 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
 def api_named(message: str, field: str) -> tuple[str, str]:
     """The message and field of an input error as the API names the field.
 
-    The records service names fields as metadata does (``annual_revenue``), and
-    the CLI and Python callers keep that; a GraphQL caller sent ``annualRevenue``,
-    so both the message and ``extensions.field`` say that here.
+    The records service names fields as metadata does (``annual_revenue``,
+    ``account.annual_revenue``), and the CLI and Python callers keep that; a
+    GraphQL caller sent ``annualRevenue``, so the message says ``annualRevenue``
+    (``Account.annualRevenue``, the schema coordinate, where it names the entity)
+    and ``extensions.field`` says it too.
     """
     name = camel(field)
-    if name == field:
-        return message, name
-    return re.sub(rf"(?<!\w){re.escape(field)}(?!\w)", name, message), name
+
+    def named(match: re.Match[str]) -> str:
+        entity = match.group(1)
+        return f"{type_name(entity)}.{name}" if entity else name
+
+    pattern = rf"(?<![\w.])(?:([a-z][a-z0-9_]*)\.)?{re.escape(field)}(?!\w)"
+    return re.sub(pattern, named, message), name
 
 
 def error_body(error: QiaoError, path: list[Any] | None = None) -> dict[str, Any]:

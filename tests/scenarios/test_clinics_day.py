@@ -269,7 +269,7 @@ def test_reminder_check_in_and_no_show(
         "data": {"visit": {"visitedOn": "2026-04-08", "diagnosisCode": None}},
         "errors": [
             {
-                "message": "you may not read visit.diagnosis_code",
+                "message": "you may not read Visit.diagnosisCode",
                 "path": ["visit", "diagnosisCode"],
                 "extensions": {"code": "FORBIDDEN", "field": "diagnosisCode"},
             }
