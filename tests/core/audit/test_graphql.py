@@ -163,6 +163,13 @@ def test_the_trail_pages_backward_and_newest_first(audited_client):
         "endCursor": rest["edges"][-1]["cursor"],
     }
     assert rest["totalCount"] == 5
+    # One key may be written without the list, as docs/audit.md shows it.
+    literal = audited_client.data(
+        'query($id: ID!) { auditTrail(entity: "Account", id: $id, first: 1, '
+        "orderBy: {field: AT, direction: DESC}) { edges { cursor } } }",
+        {"id": record_id},
+    )["auditTrail"]
+    assert literal["edges"] == [{"cursor": top["edges"][0]["cursor"]}]
     # A cursor of one order does not continue another.
     (error,) = audited_client.errors(
         TRAIL, {"entity": "Account", "id": record_id, "after": top["pageInfo"]["endCursor"]}
