@@ -11,25 +11,23 @@ security auditor) and by the user they are about.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, false, func, not_, or_, select, true
 
 from qiao.core.audit.chain import Entry
-from qiao.core.errors import BadUserInput
 from qiao.core.masking import apply_mask
+from qiao.core.metadata.model import FieldDef, FieldType, Label
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
+from qiao.core.records.query import Direction, Ordering, SortKey, Window, encode_cursor, page_size
 from qiao.core.redaction import redacted_change
 from qiao.core.storage import system
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 500
-_CURSOR_PREFIX = "audit:"
 #: Operations whose entries are security events (see :func:`is_security_event`).
 SECURITY_PREFIXES = ("login.", "token.", "password.", "key.")
 
@@ -68,7 +66,68 @@ class TrailEntry:
 @dataclass(frozen=True)
 class TrailPage:
     entries: list[TrailEntry]
+    cursors: list[str]
     has_next_page: bool
+    has_previous_page: bool
+    total_count: int | None = None
+
+
+@dataclass(frozen=True)
+class TrailFilter:
+    """Which entries of a trail to show; every condition given must hold."""
+
+    #: Stored operation names (``create``, ``login.success``...); None for any.
+    operations: Sequence[str] | None = None
+    #: Or any operation other than these (what the API calls OTHER).
+    other_than: Sequence[str] | None = None
+    sources: Sequence[str] | None = None
+    #: Or any source other than these.
+    other_sources_than: Sequence[str] | None = None
+    actor_id: str | None = None
+    #: At or after this moment.
+    since: dt.datetime | None = None
+    #: Before this moment.
+    until: dt.datetime | None = None
+
+    def condition(self) -> ColumnElement[bool]:
+        table = system.audit_entry
+        parts = [
+            _one_of(table.c.operation, self.operations, self.other_than),
+            _one_of(table.c.source, self.sources, self.other_sources_than),
+        ]
+        if self.actor_id is not None:
+            parts.append(table.c.actor_id == self.actor_id)
+        if self.since is not None:
+            parts.append(table.c.at >= self.since)
+        if self.until is not None:
+            parts.append(table.c.at < self.until)
+        return and_(true(), *parts)
+
+
+def _one_of(
+    column: Any, values: Sequence[str] | None, other_than: Sequence[str] | None
+) -> ColumnElement[bool]:
+    """``column`` is one of ``values`` or none of ``other_than``; true if neither is given."""
+    if values is None and other_than is None:
+        return true()
+    alternatives = []
+    if values is not None:
+        alternatives.append(column.in_(list(values)))
+    if other_than is not None:
+        alternatives.append(column.not_in(list(other_than)))
+    return or_(false(), *alternatives)
+
+
+#: The trail's order: the log's sequence, which follows the time entries were appended.
+_SEQUENCE = FieldDef.model_construct(
+    name="sequence", type=FieldType.INTEGER, label=Label(en="sequence"), required=True
+)
+
+
+def ordering(newest_first: bool = False) -> Ordering:
+    """The trail's order as the paginator takes it; its cursors hold only the sequence."""
+    direction = Direction.DESC if newest_first else Direction.ASC
+    return Ordering("audit_entry", (SortKey("sequence", _SEQUENCE, direction),))
 
 
 def read_trail(
@@ -79,27 +138,57 @@ def read_trail(
     *,
     first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    newest_first: bool = False,
+    where: TrailFilter | None = None,
+    with_total: bool = False,
 ) -> TrailPage:
-    """The record's entries ``access`` may see, oldest first, after the cursor ``after``.
+    """A page of the record's entries ``access`` may see, with Relay cursors as the
+    generated connections have them (:class:`qiao.core.records.query.Window`).
 
     The caller must have passed :func:`can_read_trail`; this applies the field
     rules and keeps security events from those who may not read them.
     """
-    size = DEFAULT_PAGE if first is None else first
-    if not 1 <= size <= MAX_PAGE:
-        raise BadUserInput(f"first must be between 1 and {MAX_PAGE}", field="first")
+    window = Window.over(
+        ordering(newest_first), page_size(first, last), after=after, last=last, before=before
+    )
     table = system.audit_entry
-    stmt = select(table).where(table.c.entity == entity, table.c.record_id == record_id)
+    condition = and_(
+        table.c.entity == entity,
+        table.c.record_id == record_id,
+        (where or TrailFilter()).condition(),
+    )
     hidden = _hidden_security_events(access, entity, record_id)
     if hidden is not None:
-        stmt = stmt.where(not_(hidden))
-    if after is not None:
-        stmt = stmt.where(table.c.sequence > decode_cursor(after))
-    rows = conn.execute(stmt.order_by(table.c.sequence).limit(size + 1)).all()
-    entries = [Entry.of(row._mapping) for row in rows[:size]]
+        condition = and_(condition, not_(hidden))
+    rows = conn.execute(
+        select(table)
+        .where(condition, window.beyond(table))
+        .order_by(*window.walk.clauses(table))
+        .limit(window.size + 1)
+    ).all()
+    overflow = len(rows) > window.size
+    rows = rows[: window.size]
+    if window.backwards:
+        rows.reverse()
+    entries = [Entry.of(row._mapping) for row in rows]
+    behind = window.cursor is not None and (
+        conn.execute(
+            select(table.c.sequence).where(condition, window.behind(table)).limit(1)
+        ).first()
+        is not None
+    )
+    has_next, has_previous = window.page_info(overflow=overflow, behind=behind)
+    total = None
+    if with_total:
+        total = conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
     return TrailPage(
         entries=[TrailEntry(e, visible_changes(access, e)) for e in entries],
-        has_next_page=len(rows) > size,
+        cursors=[encode_cursor(window.ordering, {"sequence": e.sequence}) for e in entries],
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        total_count=total,
     )
 
 
@@ -131,17 +220,3 @@ def _hidden_security_events(
         return None
     operation = system.audit_entry.c.operation
     return or_(*[operation.startswith(prefix, autoescape=True) for prefix in SECURITY_PREFIXES])
-
-
-def encode_cursor(entry: Entry) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{entry.sequence}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if text.startswith(_CURSOR_PREFIX):
-            return int(text.removeprefix(_CURSOR_PREFIX))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise BadUserInput(f"{cursor!r} is not an audit trail cursor", field="after")

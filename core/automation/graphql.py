@@ -8,19 +8,20 @@ records whose recipient (``owner``) is the caller. The generic
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from qiao.core.errors import NotFound, Unauthenticated
+from qiao.core.graphql import paging
+from qiao.core.graphql.builder import OrderDirection, PageInfo
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.scalars import DateTime
+from qiao.core.metadata.registry import type_name
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
-
-#: The most notifications one call returns.
-MAX_NOTIFICATIONS = 200
 
 
 @strawberry.type(description="An in-app notification addressed to the signed-in user.")
@@ -31,10 +32,62 @@ class InAppNotification:
     kind: str | None = strawberry.field(
         description="What raised it: a rule, an approval, an assignment..."
     )
-    link_entity: str | None = strawberry.field(description="The entity of the record it is about.")
+    link_entity: str | None = strawberry.field(
+        description="The type name (as Account) of the record it is about."
+    )
     link_id: str | None = strawberry.field(description="The id of the record it is about.")
     created_at: DateTime = strawberry.field(description="When it was raised.")
     read_at: DateTime | None = strawberry.field(description="When it was read; null while unread.")
+
+
+@strawberry.type(description="One notification in a page.")
+class InAppNotificationEdge:
+    cursor: str = strawberry.field(
+        description="Where this edge is: pass it as after or before to page from here."
+    )
+    node: InAppNotification = strawberry.field(description="The notification.")
+
+
+@strawberry.type(description="A page of the signed-in user's notifications.")
+class InAppNotificationConnection:
+    edges: list[InAppNotificationEdge] = strawberry.field(description="The page, in order.")
+    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
+    total_count: int = strawberry.field(description=paging.TOTAL_COUNT)
+
+
+@strawberry.enum(description="What the signed-in user's notifications can be sorted by.")
+class InAppNotificationOrderField(enum.Enum):
+    CREATED_AT = strawberry.enum_value("created_at", description="When it was raised.")
+
+
+@strawberry.input(description="The sort key of the signed-in user's notifications.")
+class InAppNotificationOrderBy:
+    field: InAppNotificationOrderField = strawberry.field(
+        default=InAppNotificationOrderField.CREATED_AT, description="The field (CREATED_AT)."
+    )
+    direction: OrderDirection = strawberry.field(
+        default=OrderDirection.ASC, description="ASC (the default in a key) or DESC."
+    )
+
+
+@strawberry.input(description="Which of the signed-in user's notifications to show.")
+class InAppNotificationFilter:
+    read: bool | None = strawberry.field(
+        default=None,
+        description="Whether they were read: true for those read, false for those not yet.",
+    )
+    kind: list[str] | None = strawberry.field(
+        default=None, description="Only those raised by one of these kinds."
+    )
+
+    def where(self, user: str) -> dict[str, object]:
+        """The records filter of the user's notifications that meet this one."""
+        where: dict[str, object] = {"owner_id": {"eq": user}}
+        if self.read is not None:
+            where["read_at"] = {"is_null": not self.read}
+        if self.kind is not None:
+            where["kind"] = {"in": self.kind}
+        return where
 
 
 def _shown(record: Record) -> InAppNotification:
@@ -43,7 +96,7 @@ def _shown(record: Record) -> InAppNotification:
         title=record["title"],
         body=record["body"],
         kind=record["kind"],
-        link_entity=record["link_entity"],
+        link_entity=type_name(record["link_entity"]) if record["link_entity"] else None,
         link_id=record["link_id"],
         created_at=DateTime(record["created_at"]),
         read_at=DateTime(record["read_at"]) if record["read_at"] is not None else None,
@@ -58,31 +111,55 @@ def _user(ctx: RequestContext) -> str:
 
 @strawberry.type(name="Query")
 class NotificationsQuery:
-    @strawberry.field(description="Your notifications, newest first.")
+    @strawberry.field(description="Your notifications, newest first unless orderBy says otherwise.")
     def my_notifications(
         self,
         info: Info,
-        unread_only: Annotated[
-            bool, strawberry.argument(description="Only those not read yet.")
-        ] = False,
-        first: Annotated[int, strawberry.argument(description="How many, newest first.")] = 50,
-    ) -> list[InAppNotification]:
+        filter: Annotated[
+            InAppNotificationFilter | None,
+            strawberry.argument(description="Which notifications to show."),
+        ] = None,
+        order_by: Annotated[
+            list[InAppNotificationOrderBy] | None,
+            strawberry.argument(description=paging.ORDER_BY),
+        ] = None,
+        first: Annotated[int | None, strawberry.argument(description=paging.FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=paging.AFTER)] = None,
+        last: Annotated[int | None, strawberry.argument(description=paging.LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=paging.BEFORE)] = None,
+    ) -> InAppNotificationConnection:
         ctx: RequestContext = info.context
         user = _user(ctx)
-        where: dict[str, object] = {"owner_id": {"eq": user}}
-        if unread_only:
-            where["read_at"] = {"is_null": True}
+        descending = paging.descending(order_by)
+        direction = "ASC" if descending is False else "DESC"
         runtime = ctx.runtime
         with runtime.db.read() as conn:
             page = runtime.records.list(
                 conn,
                 "notification",
-                filter=where,
-                order_by=[{"field": "created_at", "direction": "DESC"}],
-                first=max(1, min(first, MAX_NOTIFICATIONS)),
+                filter=(filter or InAppNotificationFilter()).where(user),
+                order_by=[{"field": "created_at", "direction": direction}],
+                first=first,
+                after=after,
+                last=last,
+                before=before,
+                with_total=paging.wants(info, "totalCount"),
                 actor=Actor.system(),
             )
-        return [_shown(r) for r in page.records]
+        edges = [
+            InAppNotificationEdge(cursor=cursor, node=_shown(record))
+            for cursor, record in zip(page.cursors, page.records, strict=True)
+        ]
+        return InAppNotificationConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=page.total_count or 0,
+        )
 
 
 @strawberry.type(name="Mutation")

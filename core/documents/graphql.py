@@ -23,7 +23,9 @@ from qiao.core.records.context import Source
 class RenderedDocument:
     id: strawberry.ID = strawberry.field(description="The document record's id.")
     filename: str = strawberry.field(description="Its file name.")
-    content_type: str = strawberry.field(description="The media type: text/html or application/pdf.")
+    content_type: str = strawberry.field(
+        description="The media type: text/html or application/pdf."
+    )
     content: str = strawberry.field(description="HTML as text; a PDF base64-encoded.")
 
 

@@ -19,7 +19,8 @@ from qiao.core.errors import Forbidden
 from qiao.core.graphql.context import RequestContext
 from qiao.core.metadata import store
 from qiao.core.metadata.changes import Change, MetadataChanges
-from qiao.core.metadata.model import EntityDef, FieldDef, Label
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
+from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records.context import Actor, Source
@@ -105,7 +106,18 @@ class MetadataEntityAccess:
 
 @strawberry.type(description="One field of an entity, as declared.")
 class MetadataField:
-    name: str = strawberry.field(description="The field's name (snake_case; camelCase in the API).")
+    name: str = strawberry.field(
+        description="The field's name as declared (snake_case): what definitions, formulas and "
+        "alterField use."
+    )
+    api_name: str = strawberry.field(
+        description="Its name in the API (camelCase, as annualRevenue): the object field, "
+        "the input field (a relation's is idApiName), filter and error fields."
+    )
+    id_api_name: str | None = strawberry.field(
+        description="For a relation, the API name of the related record's id (as ownerId); "
+        "null otherwise."
+    )
     type: str = strawberry.field(
         description="Its type: string, text, integer, decimal, boolean, date, datetime, "
         "enum, relation, email, phone, url or json."
@@ -120,7 +132,12 @@ class MetadataField:
     precision: int | None = strawberry.field(description="A decimal's total digits.")
     scale: int | None = strawberry.field(description="A decimal's digits after the point.")
     values: list[str] = strawberry.field(description="An enum's values, in order.")
-    target: str | None = strawberry.field(description="The entity a relation points to.")
+    target: str | None = strawberry.field(
+        description="The entity a relation points to, as declared (snake_case)."
+    )
+    target_type: str | None = strawberry.field(
+        description="The type name of the entity a relation points to (as Account)."
+    )
     inverse: str | None = strawberry.field(
         description="The name of the relation's list on its target."
     )
@@ -153,6 +170,8 @@ class MetadataField:
         return cls(
             access=MetadataFieldAccess(access.value),
             name=field.name,
+            api_name=camel(field.name),
+            id_api_name=camel(field.column) if field.type is FieldType.RELATION else None,
             type=field.type.value,
             label=MetadataLabel(en=field.label.en, zh_cn=field.label.zh_cn),
             required=field.required,
@@ -163,6 +182,7 @@ class MetadataField:
             scale=field.scale,
             values=list(field.enum_values),
             target=field.target,
+            target_type=type_name(field.target) if field.target else None,
             inverse=field.inverse,
             default=data.get("default"),
             formula=field.formula,
@@ -178,14 +198,31 @@ class MetadataValidationRule:
     name: str = strawberry.field(description="The rule's name.")
     formula: str = strawberry.field(description="The condition every written record must satisfy.")
     message: str = strawberry.field(description="What a refused write is told.")
-    field: str | None = strawberry.field(description="The field the message is shown on, if any.")
+    field: str | None = strawberry.field(
+        description="The field the message is shown on, if any, as declared (snake_case)."
+    )
+    api_field: str | None = strawberry.field(
+        description="That field's API name: what extensions.field says when the rule refuses."
+    )
     custom: bool = strawberry.field(description="Added by an administrator, so it may be removed.")
 
 
 @strawberry.type(description="An entity (object) with its fields.")
 class MetadataEntity:
-    name: str = strawberry.field(description="The entity's name (snake_case).")
-    plural: str = strawberry.field(description="Its plural, the name of its list in the API.")
+    name: str = strawberry.field(
+        description="The entity's name as declared (snake_case): what definitions and the CLI use."
+    )
+    type_name: str = strawberry.field(
+        description="Its GraphQL type name (as SalesOrder): what __typename says and what "
+        "auditTrail and submitForApproval take."
+    )
+    api_name: str = strawberry.field(
+        description="The API name of the query that reads one record (as salesOrder)."
+    )
+    plural: str = strawberry.field(description="Its plural, as declared (snake_case).")
+    api_plural: str = strawberry.field(
+        description="The API name of the query that lists its records (as salesOrders)."
+    )
     label: MetadataLabel = strawberry.field(description="Its label.")
     plural_label: MetadataLabel | None = strawberry.field(description="Its plural label.")
     source: str = strawberry.field(description="The declaring plugin, or 'custom'.")
@@ -235,7 +272,10 @@ def _entity(
     return MetadataEntity(
         access=MetadataEntityAccess.of(access, entity.name),
         name=entity.name,
+        type_name=type_name(entity.name),
+        api_name=camel(entity.name),
         plural=entity.plural,
+        api_plural=camel(entity.plural),
         label=MetadataLabel(en=entity.label.en, zh_cn=entity.label.zh_cn),
         plural_label=MetadataLabel.of(entity.plural_label),
         source=entity.source,
@@ -253,6 +293,7 @@ def _entity(
                 formula=r.formula,
                 message=r.message,
                 field=r.field,
+                api_field=camel(r.field) if r.field else None,
                 custom=custom or (entity.name, r.name) in custom_rules,
             )
             for r in entity.validation_rules

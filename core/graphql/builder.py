@@ -45,7 +45,7 @@ from qiao.core.graphql.withheld import Refusal
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.hiding import NOTHING_HIDDEN, Hiding
-from qiao.core.records.query import operators_for, queryable_fields
+from qiao.core.records.query import SYSTEM_QUERY_FIELDS, operators_for, queryable_fields
 
 _SCALARS: dict[FieldType, Any] = {
     FieldType.STRING: str,
@@ -125,7 +125,7 @@ OPERATOR_DESCRIPTIONS = {
     "gte": "Greater than or equal to the value.",
     "contains": "Contains the text (case-insensitive).",
     "starts_with": "Starts with the text (case-insensitive).",
-    "is_null": "true: the value is empty; false: it is set.",
+    "is_null": "Whether the value is empty (true) or set (false).",
 }
 #: The arguments every connection field takes.
 CONNECTION_ARGUMENTS = {
@@ -404,7 +404,7 @@ class SchemaBuilder:
             enum.Enum(  # type: ignore[misc]
                 f"{type_name(entity.name)}OrderField",
                 {
-                    c.upper(): strawberry.enum_value(c, description=_field_label(c, f))
+                    c.upper(): strawberry.enum_value(c, description=_sort_label(c, f))
                     for c, f in sortable.items()
                 },
             ),
@@ -752,6 +752,22 @@ def _field_label(column: str, field: FieldDef) -> str:
     """How a filter or sort key names its field (the id column of a relation says so)."""
     text = describe(field.label, column)
     return f"the id of {text}" if column != field.name and column.endswith("_id") else text
+
+
+#: How a sort key names the columns every entity has (their labels are their names).
+_SYSTEM_SORT_LABELS = {
+    "id": "Its id (the order of creation)",
+    "created_at": "When it was created",
+    "updated_at": "When it last changed",
+}
+
+
+def _sort_label(column: str, field: FieldDef) -> str:
+    """A sort key's description, capitalised as every description in the schema is."""
+    if column in _SYSTEM_SORT_LABELS and field is SYSTEM_QUERY_FIELDS.get(column):
+        return f"{_SYSTEM_SORT_LABELS[column]}."
+    text = _field_label(column, field)
+    return f"{text[:1].upper()}{text[1:]}."
 
 
 def _computed_description(field: FieldDef, label: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -48,7 +49,7 @@ from qiao.core.graphql.plan import SchemaPlan
 from qiao.core.graphql.strawberry_internals import forget_type_lookups, graphql_schema
 from qiao.core.graphql.trusted import TrustedDocuments
 from qiao.core.graphql.withheld import occurrences
-from qiao.core.metadata.registry import camel
+from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.hiding import Hiding
 from qiao.core.records.context import Actor
@@ -141,7 +142,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if isinstance(original, QiaoError):
         message, extensions = original.message, original.extensions()
         if "field" in extensions:
-            extensions["field"] = camel(extensions["field"])
+            message, extensions["field"] = api_named(message, extensions["field"])
     elif _is_unexpected(error):
         message = INTERNAL_ERROR["message"]
         extensions = dict(INTERNAL_ERROR["extensions"])
@@ -159,6 +160,25 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         out["path"] = list(error.path)
     out["extensions"] = extensions
     return out
+
+
+def api_named(message: str, field: str) -> tuple[str, str]:
+    """The message and field of an input error as the API names the field.
+
+    The records service names fields as metadata does (``annual_revenue``,
+    ``account.annual_revenue``), and the CLI and Python callers keep that; a
+    GraphQL caller sent ``annualRevenue``, so the message says ``annualRevenue``
+    (``Account.annualRevenue``, the schema coordinate, where it names the entity)
+    and ``extensions.field`` says it too.
+    """
+    name = camel(field)
+
+    def named(match: re.Match[str]) -> str:
+        entity = match.group(1)
+        return f"{type_name(entity)}.{name}" if entity else name
+
+    pattern = rf"(?<![\w.])(?:([a-z][a-z0-9_]*)\.)?{re.escape(field)}(?!\w)"
+    return re.sub(pattern, named, message), name
 
 
 def error_body(error: QiaoError, path: list[Any] | None = None) -> dict[str, Any]:
@@ -293,7 +313,9 @@ class GraphQLService:
             return {"data": None, "errors": [format_error(e) for e in errors]}
         operation = get_operation_ast(document, operation_name)
         if operation is None:
-            return error_body(BadUserInput("name the operation to run with operationName"))
+            return error_body(
+                BadUserInput("name the operation to run with operationName", field="operationName")
+            )
         if read_only and operation.operation is not OperationType.QUERY:
             raise MethodNotAllowed(
                 f"a {operation.operation.value} cannot be sent with GET; send it with POST"
@@ -417,15 +439,15 @@ def read_body(body: Any) -> tuple[str, dict[str, Any], str | None]:
         raise BadUserInput("the request body must be a JSON object with a 'query'")
     query = body.get("query")
     if not isinstance(query, str) or not query.strip():
-        raise BadUserInput("the request needs a 'query' string")
+        raise BadUserInput("the request needs a 'query' string", field="query")
     if len(query.encode()) > MAX_QUERY_BYTES:
-        raise BadUserInput(f"the query is larger than {MAX_QUERY_BYTES} bytes")
+        raise BadUserInput(f"the query is larger than {MAX_QUERY_BYTES} bytes", field="query")
     variables = body.get("variables") or {}
     if not isinstance(variables, dict):
-        raise BadUserInput("'variables' must be a JSON object")
+        raise BadUserInput("'variables' must be a JSON object", field="variables")
     operation_name = body.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
-        raise BadUserInput("'operationName' must be a string")
+        raise BadUserInput("'operationName' must be a string", field="operationName")
     return query, variables, operation_name
 
 

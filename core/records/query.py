@@ -132,16 +132,18 @@ class _FilterCompiler:
 
     def compile(self, spec: Mapping[str, Any], depth: int) -> ColumnElement[bool]:
         if depth > MAX_FILTER_DEPTH:
-            raise BadUserInput(f"filters nest at most {MAX_FILTER_DEPTH} levels deep")
+            raise BadUserInput(
+                f"filters nest at most {MAX_FILTER_DEPTH} levels deep", field="filter"
+            )
         if not isinstance(spec, Mapping):
-            raise BadUserInput("a filter is an object of field conditions")
+            raise BadUserInput("a filter is an object of field conditions", field="filter")
         parts: list[ColumnElement[bool]] = []
         for key, value in spec.items():
             if value is None:
                 continue
             if key in {"and", "or"}:
                 if not isinstance(value, Sequence) or isinstance(value, str):
-                    raise BadUserInput(f"'{key}' takes a list of filters")
+                    raise BadUserInput(f"'{key}' takes a list of filters", field=key)
                 inner = [self.compile(v, depth + 1) for v in value]
                 if inner:
                     parts.append(and_(*inner) if key == "and" else or_(*inner))
@@ -213,7 +215,9 @@ class _FilterCompiler:
                 continue
             self.count += 1
             if self.count > MAX_FILTER_CONDITIONS:
-                raise BadUserInput(f"a filter has at most {MAX_FILTER_CONDITIONS} conditions")
+                raise BadUserInput(
+                    f"a filter has at most {MAX_FILTER_CONDITIONS} conditions", field="filter"
+                )
             yield op, value
 
     def encrypted_condition(
@@ -441,7 +445,9 @@ def make_ordering(entity: EntityDef, order_by: Sequence[Mapping[str, Any]] | Non
         try:
             direction = Direction(str(getattr(direction, "value", direction)).upper())
         except ValueError:
-            raise BadUserInput(f"direction must be ASC or DESC, not {direction!r}") from None
+            raise BadUserInput(
+                f"direction must be ASC or DESC, not {direction!r}", field="direction"
+            ) from None
         if any(k.column == name for k in keys):
             raise BadUserInput(f"{name!r} appears twice in orderBy", field=name)
         keys.append(SortKey(name, field, direction))
@@ -461,8 +467,9 @@ def encode_cursor_values(signature: str, values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(ordering: Ordering, cursor: str) -> list[Any]:
-    """The stored sort values a cursor names, or BAD_USER_INPUT if it is not ours."""
+def decode_cursor(ordering: Ordering, cursor: str, argument: str = "after") -> list[Any]:
+    """The stored sort values a cursor names, or BAD_USER_INPUT (on ``argument``, the
+    connection argument it came in) if it is not ours."""
     try:
         if cursor.startswith("x"):
             raw = bytes.fromhex(cursor[1:])
@@ -470,24 +477,32 @@ def decode_cursor(ordering: Ordering, cursor: str) -> list[Any]:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
     except (ValueError, TypeError):
-        raise BadUserInput("malformed cursor; use a cursor returned by this query") from None
+        raise BadUserInput(
+            "malformed cursor; use a cursor returned by this query", field=argument
+        ) from None
     if not isinstance(data, list) or not data:
-        raise BadUserInput("malformed cursor; use a cursor returned by this query")
+        raise BadUserInput("malformed cursor; use a cursor returned by this query", field=argument)
     if data[0] != ordering.signature:
-        raise BadUserInput("this cursor belongs to another query order; start again")
+        raise BadUserInput(
+            "this cursor belongs to another query order; start again", field=argument
+        )
     if len(data) != len(ordering.keys) + 1:
-        raise BadUserInput("malformed cursor; use a cursor returned by this query")
+        raise BadUserInput("malformed cursor; use a cursor returned by this query", field=argument)
     values = []
     for key, value in zip(ordering.keys, data[1:], strict=True):
         if value is None:
             if not key.nullable:
-                raise BadUserInput("malformed cursor; use a cursor returned by this query")
+                raise BadUserInput(
+                    "malformed cursor; use a cursor returned by this query", field=argument
+                )
             values.append(None)
             continue
         try:
             values.append(_cursor_value(key.field, value))
         except ValueError:
-            raise BadUserInput("malformed cursor; use a cursor returned by this query") from None
+            raise BadUserInput(
+                "malformed cursor; use a cursor returned by this query", field=argument
+            ) from None
     return values
 
 
@@ -535,10 +550,29 @@ class Window:
     ) -> Window:
         """Check the arguments of a connection field (docs/graphql.md) into a window."""
         size = page_size(first, last)
-        ordering = make_ordering(entity, order_by)
+        return cls.over(
+            make_ordering(entity, order_by), size, after=after, last=last, before=before
+        )
+
+    @classmethod
+    def over(
+        cls,
+        ordering: Ordering,
+        size: int,
+        *,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Window:
+        """A window in an order made elsewhere: lists that are not records of an entity
+        (the audit trail) page with the same cursors and page-info rule."""
         backwards = last is not None
-        cursor = before if backwards else after
-        values = decode_cursor(ordering, cursor) if cursor is not None else None
+        if backwards and after is not None:
+            raise BadUserInput("page backward with last and before, not after", field="after")
+        if not backwards and before is not None:
+            raise BadUserInput("page forward with first and after, not before", field="before")
+        cursor, argument = (before, "before") if backwards else (after, "after")
+        values = decode_cursor(ordering, cursor, argument) if cursor is not None else None
         return cls(ordering, size, backwards, values)
 
     @property
@@ -569,12 +603,14 @@ class Window:
 def page_size(first: int | None, last: int | None) -> int:
     """The requested page size, checked against the limits of docs/graphql.md."""
     if first is not None and last is not None:
-        raise BadUserInput("use either first or last, not both")
+        raise BadUserInput("use either first or last, not both", field="last")
     size = first if first is not None else last
     if size is None:
         return DEFAULT_PAGE_SIZE
     if size < 0:
-        raise BadUserInput("page size cannot be negative", field="first" if first else "last")
+        raise BadUserInput(
+            "page size cannot be negative", field="first" if first is not None else "last"
+        )
     if size > MAX_PAGE_SIZE:
         raise BadUserInput(
             f"page size {size} exceeds the maximum of {MAX_PAGE_SIZE}; paginate with cursors",

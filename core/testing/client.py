@@ -50,5 +50,10 @@ class GraphQLClient:
         errors: list[dict[str, Any]] = result["errors"]
         return errors
 
+    def nodes(self, query: str, variables: dict[str, Any] | None = None) -> list[Any]:
+        """The nodes of the page of a query with one root field, a Relay connection."""
+        (connection,) = self.data(query, variables).values()
+        return [edge["node"] for edge in connection["edges"]]
+
     def close(self) -> None:
         self.http.close()

@@ -33,7 +33,7 @@ class ImportProblem:
     column: str | None = strawberry.field(
         description="The column's header, when the problem is in one cell."
     )
-    kind: str = strawberry.field(description="error or duplicate")
+    kind: str = strawberry.field(description="What the problem is: error or duplicate.")
     reason: str = strawberry.field(description="What is wrong, or which record it duplicates.")
 
 

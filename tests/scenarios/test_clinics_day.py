@@ -204,14 +204,14 @@ def test_reminder_check_in_and_no_show(
 
     replay.set(at(4, 7, 9, 29, 59))
     replay.run_due()
-    assert zhang.data("{ myNotifications { title } }")["myNotifications"] == []
+    assert zhang.nodes("{ myNotifications { edges { node { title } } } }") == []
     replay.advance("1s", at(4, 7, 9, 30))
     replay.run_due()
     replay.advance("2h30m", at(4, 7, 12))
     replay.run_due()
     reminders = ["明日就诊提醒：刘晓梅 2026-04-08 09:30", "明日就诊提醒：唐建国 2026-04-08 10:00"]
     for person in (zhang, he):
-        told = person.data("{ myNotifications { title kind } }")["myNotifications"]
+        told = person.nodes("{ myNotifications { edges { node { title kind } } } }")
         assert sorted(n["title"] for n in told) == reminders
         assert {n["kind"] for n in told} == {"appointment_reminder"}
     pushed = [(ids[u], title) for u in ("zhang", "he") for title in reminders]
@@ -269,7 +269,7 @@ def test_reminder_check_in_and_no_show(
         "data": {"visit": {"visitedOn": "2026-04-08", "diagnosisCode": None}},
         "errors": [
             {
-                "message": "you may not read visit.diagnosis_code",
+                "message": "you may not read Visit.diagnosisCode",
                 "path": ["visit", "diagnosisCode"],
                 "extensions": {"code": "FORBIDDEN", "field": "diagnosisCode"},
             }
@@ -397,7 +397,7 @@ def test_follow_up_plan_with_a_retry_and_an_expiry(
         "attempts": 2,
     }
     assert luo.data(read, {"id": second})["followupTask"]["status"] == "PENDING"
-    told = zhang.data("{ myNotifications { title body kind } }")["myNotifications"]
+    told = zhang.nodes("{ myNotifications { edges { node { title body kind } } } }")
     assert told == [
         {
             "title": "随访任务已过期：拔牙术后随访：刘晓梅 第 3 天",

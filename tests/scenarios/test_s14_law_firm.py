@@ -221,7 +221,7 @@ def test_conflicts_absolute_relative_waived_and_walled(
         absolute["id"],
     }
     trail = (
-        'query($id: ID!) { auditTrail(entity: "matter", id: $id) { edges { node { operation } } } }'
+        'query($id: ID!) { auditTrail(entity: "Matter", id: $id) { edges { node { operation } } } }'
     )
     assert he.errors(trail, {"id": relative["id"]})[0]["extensions"]["code"] == "FORBIDDEN"
     assert wang.data(trail, {"id": relative["id"]})["auditTrail"]["edges"]
@@ -443,7 +443,7 @@ def test_family_matters_book_counselling_and_ip_matters_search(
             }
         }
     ]
-    told = {n["kind"] for n in he.data("{ myNotifications { kind } }")["myNotifications"]}
+    told = {n["kind"] for n in he.nodes("{ myNotifications { edges { node { kind } } } }")}
     assert {"counselling_to_book", "ip_search"} <= told
     # Each new matter was checked for conflicts as soon as it was recorded.
     checked = he.data(

@@ -80,7 +80,7 @@ query($id: ID!) {
 ACCEPT = """
 mutation($id: ID!) { updateTicket(id: $id, input: {status: ACCEPTED}) { status } }
 """
-MINE = "{ myNotifications { title body kind linkId createdAt } }"
+MINE = "{ myNotifications { edges { node { title body kind linkId createdAt } } } }"
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_unaccepted_tickets_escalate_and_accepted_ones_do_not(
     zhou = client_for("zhou")
     for ticket in (first, second):
         assert zhou.data(READ, {"id": ticket["id"]})["ticket"]["owner"] == {"username": "zhou"}
-    told = zhou.data(MINE)["myNotifications"]
+    told = zhou.nodes(MINE)
     assert sorted(n["title"] for n in told) == [
         "新服务工单：模温机不升温",
         "新服务工单：注塑机液压报警",
@@ -182,7 +182,7 @@ def test_unaccepted_tickets_escalate_and_accepted_ones_do_not(
     assert _at(escalated["escalatedAt"]) == OPENED + dt.timedelta(hours=2)
     kept = qiao_client.data(READ, {"id": second["id"]})["ticket"]
     assert (kept["owner"], kept["escalatedAt"]) == ({"username": "zhou"}, None)
-    (alert,) = sun.data(MINE)["myNotifications"]
+    (alert,) = sun.nodes(MINE)
     assert alert["title"] == "工单超时未受理，已升级给你：注塑机液压报警"
     assert alert["kind"] == "escalation"
     assert (org["id"]["sun"], alert["title"]) in wecom.pushed

@@ -72,7 +72,7 @@ mutation($id: ID!, $comment: String) {
 """
 TRAIL = """
 query($id: ID!) {
-  auditTrail(entity: "approval_decision", id: $id) { edges { node { actor operation } } }
+  auditTrail(entity: "ApprovalDecision", id: $id) { edges { node { actor operation } } }
 }
 """
 
@@ -163,10 +163,13 @@ def test_a_deep_discount_is_approved_by_the_reps_manager(
     assert locked["extensions"]["field"] == "id"
     assert request["id"] in locked["message"]
 
-    queue = "{ pendingApprovals { id process entity recordId step stepName submittedById } }"
-    assert [t["id"] for t in chen.data(queue)["pendingApprovals"]] == [request["id"]]
-    assert chen.data(queue)["pendingApprovals"][0]["stepName"] == "销售经理审批"
-    assert wang.data(queue)["pendingApprovals"] == []
+    queue = (
+        "{ pendingApprovals { edges { node "
+        "{ id process entity recordId step stepName submittedById } } } }"
+    )
+    assert [t["id"] for t in chen.nodes(queue)] == [request["id"]]
+    assert chen.nodes(queue)[0]["stepName"] == "销售经理审批"
+    assert wang.nodes(queue) == []
 
     (forbidden,) = wang.errors(DECIDE, {"id": request["id"], "comment": "我来批"})
     assert forbidden["extensions"]["code"] == "FORBIDDEN"
@@ -178,7 +181,7 @@ def test_a_deep_discount_is_approved_by_the_reps_manager(
         "id": request["id"],
         "status": "APPROVED",
         "step": 1,
-        "entity": "quote",
+        "entity": "Quote",
         "recordId": quote["id"],
     }
     status = zhang.data("query($id: ID!) { quote(id: $id) { status } }", {"id": quote["id"]})
@@ -197,7 +200,7 @@ def test_a_deep_discount_is_approved_by_the_reps_manager(
         "approvalDecisions"
     ]["edges"][0]["node"]["id"]
     trail = qiao_client.data(TRAIL, {"id": decision_id})["auditTrail"]["edges"]
-    assert [(e["node"]["actor"], e["node"]["operation"]) for e in trail] == [("chen", "create")]
+    assert [(e["node"]["actor"], e["node"]["operation"]) for e in trail] == [("chen", "CREATE")]
 
     sent = zhang.data(
         "mutation($id: ID!) { updateQuote(id: $id, input: {status: SENT}) { status } }",

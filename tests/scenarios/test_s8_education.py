@@ -324,7 +324,7 @@ def test_inquiry_to_trial_to_pool(
         "owner": None,
     }
     assert gu.data(inquiry, {"id": zhou["id"]})["inquiry"]["stage"] == "TRIAL_DONE"
-    told = gu.data("{ myNotifications { title kind } }")["myNotifications"]
+    told = gu.nodes("{ myNotifications { edges { node { title kind } } } }")
     assert told == [{"title": "咨询已退回公海：李先生", "kind": "inquiry_pooled"}]
     # Another consultant claims it from the pool.
     claimed = update(

@@ -27,8 +27,8 @@ from qiao.core.testing.worker import drain
 from .conftest import FakeChannel
 
 pytestmark = pytest.mark.storage
-MINE = "{ myNotifications { id title readAt linkEntity } }"
-UNREAD = "{ myNotifications(unreadOnly: true) { title } }"
+MINE = "{ myNotifications { edges { node { id title readAt linkEntity } } } }"
+UNREAD = "{ myNotifications(filter: {read: false}) { edges { node { title } } } }"
 MARK = "mutation M($id: ID!) { markNotificationRead(id: $id) { id readAt } }"
 
 
@@ -129,13 +129,90 @@ def test_users_read_and_mark_their_own_notifications_only(
 ) -> None:
     (mine,) = tell(qiao_runtime, [users["li"]["id"]], "给李工")
     (theirs,) = tell(qiao_runtime, [users["wang"]["id"]], "给王工")
-    listed = li_client.data(MINE)["myNotifications"]
-    assert listed == [{"id": mine["id"], "title": "给李工", "readAt": None, "linkEntity": "ticket"}]
+    listed = li_client.nodes(MINE)
+    assert listed == [{"id": mine["id"], "title": "给李工", "readAt": None, "linkEntity": "Ticket"}]
     read = li_client.data(MARK, {"id": mine["id"]})["markNotificationRead"]
     assert read["readAt"] is not None
-    assert li_client.data(UNREAD) == {"myNotifications": []}
+    assert li_client.nodes(UNREAD) == []
     (error,) = li_client.errors(MARK, {"id": theirs["id"]})
     assert error["extensions"] == {"code": "NOT_FOUND", "field": "id"}
     assert li_client.data("{ notifications { totalCount } }") == {
         "notifications": {"totalCount": 0}
     }
+
+
+PAGE = """
+query(
+  $first: Int, $after: String, $last: Int, $before: String,
+  $filter: InAppNotificationFilter, $orderBy: [InAppNotificationOrderBy!]
+) {
+  myNotifications(
+    first: $first, after: $after, last: $last, before: $before, filter: $filter, orderBy: $orderBy
+  ) {
+    totalCount
+    edges { cursor node { title kind readAt } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}
+"""
+
+
+def page(client: GraphQLClient, **arguments: Any) -> dict[str, Any]:
+    data: dict[str, Any] = client.data(PAGE, arguments)["myNotifications"]
+    return data
+
+
+def titles(connection: dict[str, Any]) -> list[str]:
+    return [e["node"]["title"] for e in connection["edges"]]
+
+
+def test_my_notifications_page_both_ways_newest_first_and_filter(
+    qiao_runtime: Runtime,
+    users: dict[str, Record],
+    li_client: GraphQLClient,
+    clock: TestClock,
+) -> None:
+    for title in ("一", "二", "三"):
+        tell(qiao_runtime, [users["li"]["id"]], title)
+        clock.advance(minutes=1)
+    tell(qiao_runtime, [users["wang"]["id"]], "给王工")
+    with qiao_runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        (second,) = notify(ctx, users=[users["li"]["id"]], title="四", kind="other")
+    li_client.data(MARK, {"id": second["id"]})
+
+    top = page(li_client, first=2)
+    assert titles(top) == ["四", "三"]
+    assert (top["totalCount"], top["pageInfo"]["hasNextPage"]) == (4, True)
+    assert top["pageInfo"]["hasPreviousPage"] is False
+    rest = page(li_client, first=5, after=top["pageInfo"]["endCursor"])
+    assert titles(rest) == ["二", "一"]
+    assert (rest["pageInfo"]["hasNextPage"], rest["pageInfo"]["hasPreviousPage"]) == (False, True)
+    back = page(li_client, last=1, before=rest["pageInfo"]["startCursor"])
+    assert titles(back) == ["三"]
+    assert (back["pageInfo"]["hasNextPage"], back["pageInfo"]["hasPreviousPage"]) == (True, True)
+    oldest = page(li_client, first=1, orderBy=[{"field": "CREATED_AT", "direction": "ASC"}])
+    assert titles(oldest) == ["一"]
+
+    unread = page(li_client, filter={"read": False})
+    assert (titles(unread), unread["totalCount"]) == (["三", "二", "一"], 3)
+    read = page(li_client, filter={"read": True})
+    assert [e["node"]["kind"] for e in read["edges"]] == ["other"]
+    assert read["edges"][0]["node"]["readAt"] is not None
+    assert titles(page(li_client, filter={"kind": ["other"]})) == ["四"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"first": -1}, "first"),
+        ({"first": 1, "last": 1}, "last"),
+        ({"after": "not a cursor"}, "after"),
+        ({"last": 1, "before": "bm9wZQ"}, "before"),
+        ({"orderBy": [{"direction": "ASC"}, {"direction": "DESC"}]}, "orderBy"),
+    ],
+)
+def test_bad_arguments_of_my_notifications_name_their_field(
+    li_client: GraphQLClient, arguments: dict[str, Any], field: str
+) -> None:
+    (error,) = li_client.errors(PAGE, arguments)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error

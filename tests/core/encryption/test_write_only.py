@@ -68,7 +68,7 @@ def test_an_update_replaces_the_secret(qiao_client: Any, qiao_runtime: Runtime) 
 def test_the_audit_trail_redacts_it(qiao_client: Any) -> None:
     entry = create(qiao_client)
     edges = "edges { node { changes } }"
-    query = f'{{ auditTrail(entity: "vault_entry", id: "{entry}") {{ {edges} }} }}'
+    query = f'{{ auditTrail(entity: "VaultEntry", id: "{entry}") {{ {edges} }} }}'
     data = qiao_client.data(query)
     assert data["auditTrail"]["edges"][0]["node"]["changes"]["secret"] == {"redacted": True}
 

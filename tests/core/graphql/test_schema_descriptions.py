@@ -1,4 +1,6 @@
-"""Every type, field, argument, input field and enum value of the schema is described.
+"""Every type, field, argument, input field and enum value of the schema is described,
+and every description starts with a capital (graphql-schema-linter's
+descriptions-are-capitalized).
 
 Frontend developers read the API in GraphiQL and generated clients; an item
 without a description is one they must guess at. The check walks the schema a
@@ -33,30 +35,28 @@ def qiao_enabled_plugins() -> Sequence[str]:
 def _undescribed(sdl: str) -> list[str]:
     schema = build_schema(sdl)
     missing: list[str] = []
+
+    def check(item: str, description: str | None) -> None:
+        if not description:
+            missing.append(item)
+        elif description[0].islower():
+            missing.append(f"{item} is described in lower case")
+
     for name, kind in schema.type_map.items():
         if name.startswith("__"):
             continue
-        if not kind.description:
-            missing.append(f"type {name}")
+        check(f"type {name}", kind.description)
         if isinstance(kind, GraphQLObjectType | GraphQLInterfaceType):
             for field_name, field in kind.fields.items():
-                if not field.description:
-                    missing.append(f"field {name}.{field_name}")
-                missing += [
-                    f"argument {name}.{field_name}({arg})"
-                    for arg, argument in field.args.items()
-                    if not argument.description
-                ]
+                check(f"field {name}.{field_name}", field.description)
+                for arg, argument in field.args.items():
+                    check(f"argument {name}.{field_name}({arg})", argument.description)
         if isinstance(kind, GraphQLInputObjectType):
-            missing += [
-                f"input field {name}.{f}"
-                for f, field in kind.fields.items()
-                if not field.description
-            ]
+            for f, field in kind.fields.items():
+                check(f"input field {name}.{f}", field.description)
         if isinstance(kind, GraphQLEnumType):
             for value_name, value in kind.values.items():
-                if not value.description:
-                    missing.append(f"enum value {name}.{value_name}")
+                check(f"enum value {name}.{value_name}", value.description)
                 if value_name != value_name.upper():
                     missing.append(f"enum value {name}.{value_name} is not in capitals")
     return missing
@@ -70,15 +70,17 @@ def test_the_served_schema_describes_everything(qiao_runtime: Runtime) -> None:
 def test_the_check_finds_what_is_missing() -> None:
     sdl = """
     "Reads." type Query { "A field." a(x: Int): Thing, b: Int }
-    type Thing { "Its id." id: ID }
-    "Colours." enum Colour { "Red." RED, green }
+    type Thing { "its id." id: ID }
+    "Colours." enum Colour { "Red." RED, green, "blue" BLUE }
     """
     assert _undescribed(sdl) == [
         "argument Query.a(x)",
         "field Query.b",
         "type Thing",
+        "field Thing.id is described in lower case",
         "enum value Colour.green",
         "enum value Colour.green is not in capitals",
+        "enum value Colour.BLUE is described in lower case",
     ]
 
 

@@ -110,7 +110,7 @@ def test_a_masked_value_is_never_written_back(clinic, client_for):
 
 def test_the_audit_trail_shows_masked_changes(clinic, client_for):
     trail = client_for("desk").data(
-        'query($id: ID!) { auditTrail(entity: "patient", id: $id) '
+        'query($id: ID!) { auditTrail(entity: "Patient", id: $id) '
         "{ edges { node { operation changes } } } }",
         {"id": clinic.patient["id"]},
     )

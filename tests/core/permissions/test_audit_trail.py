@@ -8,11 +8,11 @@ from qiao.core.auth import passwords
 from qiao.core.records.context import Actor, Source
 
 ACCOUNT_TRAIL = (
-    'query($id: ID!) { auditTrail(entity: "account", id: $id) '
+    'query($id: ID!) { auditTrail(entity: "Account", id: $id) '
     "{ edges { node { operation changes } } } }"
 )
 USER_TRAIL = (
-    'query($id: ID!) { auditTrail(entity: "user", id: $id) { edges { node { operation } } } }'
+    'query($id: ID!) { auditTrail(entity: "User", id: $id) { edges { node { operation } } } }'
 )
 PASSWORD = "宁波-港口-2026!"
 
@@ -30,13 +30,13 @@ def test_a_field_the_caller_may_not_read_is_redacted_in_the_trail(org, client_fo
         records.update(ctx, "account", account["id"], {"annual_revenue": "12000", "city": "常州"})
 
     engineer = changes(client_for("sun"), account["id"])  # FORBIDDEN to read annual_revenue
-    assert [c["annual_revenue"] for c in engineer] == [{"redacted": True}] * 2
+    assert [c["annualRevenue"] for c in engineer] == [{"redacted": True}] * 2
     assert engineer[0]["name"] == {"old": None, "new": "常州机床"}
     assert engineer[1]["city"] == {"old": None, "new": "常州"}
     assert "9000" not in repr(engineer) and "12000" not in repr(engineer)
 
     finance = changes(client_for("qian"), account["id"])  # reads every account field
-    assert finance[1]["annual_revenue"] == {"old": "9000.00", "new": "12000.00"}
+    assert finance[1]["annualRevenue"] == {"old": "9000.00", "new": "12000.00"}
 
 
 def sign_in(server, username, password):
@@ -55,8 +55,8 @@ def test_sign_in_events_are_for_the_auditor_and_the_user_alone(org, client_for, 
         edges = client_for(username).data(USER_TRAIL, {"id": li})["auditTrail"]["edges"]
         return [e["node"]["operation"] for e in edges]
 
-    security = {"login.failure", "login.success", "password.set", "token.create"}
+    security = {"LOGIN_FAILURE", "LOGIN_SUCCESS", "PASSWORD_SET", "TOKEN_CREATE"}
     colleague = operations("zhang")  # reads every user record, so the user's trail
     assert colleague and not security & set(colleague)
-    assert {"login.failure", "login.success"} <= set(operations("li"))
-    assert {"login.failure", "login.success"} <= set(operations("wu"))
+    assert {"LOGIN_FAILURE", "LOGIN_SUCCESS"} <= set(operations("li"))
+    assert {"LOGIN_FAILURE", "LOGIN_SUCCESS"} <= set(operations("wu"))

@@ -152,7 +152,7 @@ def test_hidden_fields_are_no_column_and_masked_ones_stay_masked(
     assert phones == {"138****5678"}
     refused = export_as("nobody", "account", format="csv", filter={"annualRevenue": {"gt": "1"}})
     assert refused.status_code == 403
-    assert "annual_revenue" in refused.json()["errors"][0]["message"]
+    assert "annualRevenue" in refused.json()["errors"][0]["message"]
     computed = export_as("nobody", "account", format="csv", orderBy=[{"field": "REVENUE_WAN"}])
     assert computed.status_code == 403
     assert "computed from account.annual_revenue" in computed.json()["errors"][0]["message"]

@@ -244,7 +244,7 @@ def test_every_path_matches_the_model(org, client_for, example):
 
 
 TRAIL = (
-    'query($id: ID!) { auditTrail(entity: "account", id: $id) '
+    'query($id: ID!) { auditTrail(entity: "Account", id: $id) '
     "{ edges { node { operation changes } } } }"
 )
 
@@ -256,7 +256,7 @@ def check_audit_trails(client, accounts, ids, expected, hidden) -> None:
     revenue = {name: revenue for name, _, revenue in accounts}
     for name in readable:
         (entry,) = client.data(TRAIL, {"id": ids[name]})["auditTrail"]["edges"]
-        change = entry["node"]["changes"]["annual_revenue"]
+        change = entry["node"]["changes"]["annualRevenue"]
         if hidden:
             assert change == {"redacted": True}
         else:

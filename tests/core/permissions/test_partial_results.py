@@ -121,7 +121,7 @@ def test_a_hidden_field_answers_null_with_an_error_at_each_place(desk, book, sta
     }
     assert body["errors"] == [
         {
-            "message": "you may not read account.name",
+            "message": "you may not read Account.name",
             "path": ["accounts", "edges", i, "node", "name"],
             "extensions": HIDDEN,
         }

@@ -236,7 +236,7 @@ def test_malformed_rights_are_refused_naming_the_field(org):
 
 
 TRAIL = (
-    'query($id: ID!) { auditTrail(entity: "account", id: $id) { edges { node { operation } } } }'
+    'query($id: ID!) { auditTrail(entity: "Account", id: $id) { edges { node { operation } } } }'
 )
 
 
@@ -244,7 +244,7 @@ def test_audit_trails_follow_the_record_and_the_auditor_reads_all(org, accounts,
     mine, other = accounts["苏州-张三"]["id"], accounts["北京-赵六"]["id"]
     rep = client_for("zhang")
     trail = rep.data(TRAIL, {"id": mine})["auditTrail"]["edges"]
-    assert [e["node"]["operation"] for e in trail] == ["create"]
+    assert [e["node"]["operation"] for e in trail] == ["CREATE"]
     assert rep.errors(TRAIL, {"id": other})[0]["extensions"]["code"] == "FORBIDDEN"
 
     auditor = client_for("wu")

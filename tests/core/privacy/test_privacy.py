@@ -136,11 +136,11 @@ def test_erasure_keeps_what_the_law_keeps_and_audits_without_the_data(
     assert "张三" not in str(request) and "阑尾炎" not in str(request)
 
     trail = qiao_client.data(
-        'query($id: ID!) { auditTrail(entity: "visit", id: $id) '
+        'query($id: ID!) { auditTrail(entity: "Visit", id: $id) '
         "{ edges { node { operation source changes } } } }",
         {"id": old},
     )["auditTrail"]["edges"]
-    (erasure,) = [e["node"] for e in trail if e["node"]["source"] == "erasure"]
+    (erasure,) = [e["node"] for e in trail if e["node"]["source"] == "ERASURE"]
     assert erasure["changes"] == {"notes": {"redacted": True}}  # audited, without 阑尾炎
 
 

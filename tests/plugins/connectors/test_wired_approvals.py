@@ -56,7 +56,7 @@ def setup(client: Any, fake: FakeDingTalk) -> str:
         'mutation { createAccount(input: {name: "华东精工", province: "浙江"}) { id } }'
     )["createAccount"]["id"]
     client.data(
-        f'mutation {{ submitForApproval(entity: "account", id: "{account}", process: "合同用印")'
+        f'mutation {{ submitForApproval(entity: "Account", id: "{account}", process: "合同用印")'
         " { id } }"
     )
     return str(account)

@@ -134,7 +134,7 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
         "试模 HT-M2609-017 T1：客户签样",
     ]
     for username, client in (("lin", lin), ("xu", xu)):
-        told = client.data("{ myNotifications(first: 50) { title kind } }")["myNotifications"]
+        told = client.nodes("{ myNotifications(first: 50) { edges { node { title kind } } } }")
         assert sorted(n["title"] for n in told) == sorted(expected)
         assert {n["kind"] for n in told} == {"mould_trial"}
         pushed = sorted(title for owner, title in wecom.pushed if owner == people.ids[username])

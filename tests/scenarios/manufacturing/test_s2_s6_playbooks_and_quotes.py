@@ -75,10 +75,10 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
     update(xu, "follow_up_task", task["id"], {"dueAt": due.isoformat()})
     replay.set(due - dt.timedelta(hours=1, seconds=1))
     drain(qiao_worker)
-    assert xu.data("{ myNotifications { title } }")["myNotifications"] == []
+    assert xu.nodes("{ myNotifications { edges { node { title } } } }") == []
     replay.advance("1s")
     drain(qiao_worker)
-    assert xu.data("{ myNotifications { title kind } }")["myNotifications"] == [
+    assert xu.nodes("{ myNotifications { edges { node { title kind } } } }") == [
         {
             "title": "任务一小时后到期：发送正式报价并确认交期：华通 VMC850 ×2",
             "kind": "follow_up_due",
@@ -108,7 +108,7 @@ def test_the_shipped_quote_approval_holds_quotes_over_five_percent_below_list(
         quotes[quoted] = create(xu, "quote", values, "id status")
     assert quotes["188000.00"]["status"] == "PENDING_APPROVAL"
     assert quotes["190000.00"]["status"] == "DRAFT"  # exactly 5 % below needs no approval
-    (request,) = zhao.data("{ pendingApprovals { id stepName recordId } }")["pendingApprovals"]
+    (request,) = zhao.nodes("{ pendingApprovals { edges { node { id stepName recordId } } } }")
     assert (request["stepName"], request["recordId"]) == ("销售经理审批", quotes["188000.00"]["id"])
     zhao.data(
         'mutation($id: ID!) { approveRequest(id: $id, comment: "战略客户，同意让利") { status } }',
@@ -143,10 +143,10 @@ def test_a_long_page_view_or_an_inquiry_brings_the_owner_the_answers_half_an_hou
         create(qiao_client, "customer_signal", values)
     replay.advance("29m")
     drain(qiao_worker)
-    assert xu.data("{ myNotifications { title } }")["myNotifications"] == []
+    assert xu.nodes("{ myNotifications { edges { node { title } } } }") == []
     replay.advance("1m")
     drain(qiao_worker)
-    told = xu.data("{ myNotifications { title body kind } }")["myNotifications"]
+    told = xu.nodes("{ myNotifications { edges { node { title body kind } } } }")
     title = "客户意向：昆山华通模具有限公司 关注 立式加工中心 HR-VMC850"
     advice = "。请查看「模具」行业的阶段打法话术与同行业赢单案例后跟进。"
     assert sorted(n["body"] for n in told) == [

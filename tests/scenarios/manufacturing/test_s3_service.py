@@ -112,12 +112,13 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
     assert sorted(o["owner"]["username"] for o in owners.values()) == ["wu", "zhou"]
     engineer = {t: o["owner"]["username"] for t, o in owners.items()}
     for username in engineer.values():
-        told = client_for(username).data("{ myNotifications { title body kind } }")
-        (note,) = told["myNotifications"]
+        (note,) = client_for(username).nodes(
+            "{ myNotifications { edges { node { title body kind } } } }"
+        )
         assert note["kind"] == "service_ticket_assigned"
         assert (people.ids[username], note["title"]) in wecom.pushed
     first = client_for(engineer[spindle])
-    assert first.data("{ myNotifications { body } }")["myNotifications"][0]["body"] == (
+    assert first.nodes("{ myNotifications { edges { node { body } } } }")[0]["body"] == (
         "客户 昆山华通模具有限公司，设备出厂编号 HR2605-0520，类型 维修"
     )
 
@@ -139,7 +140,7 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
         "escalatedAt": None,
         "owner": {"username": engineer[spindle]},
     }
-    (alert,) = client_for("sun").data("{ myNotifications { title kind } }")["myNotifications"]
+    (alert,) = client_for("sun").nodes("{ myNotifications { edges { node { title kind } } } }")
     assert alert == {"title": "工单超时未接单，已升级给你：刀库换刀卡刀", "kind": "escalation"}
 
     # Work is recorded; acceptance asks for the resolution.
@@ -183,7 +184,7 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
             "account": {"name": "昆山华通模具有限公司"},
         }
     ]
-    (suggestion,) = client_for("xu").data("{ myNotifications { title kind } }")["myNotifications"]
+    (suggestion,) = client_for("xu").nodes("{ myNotifications { edges { node { title kind } } } }")
     assert suggestion == {
         "title": "保养建议：昆山华通模具有限公司 的 立式加工中心 HR-VMC850",
         "kind": "maintenance_suggestion",

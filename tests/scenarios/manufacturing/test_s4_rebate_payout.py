@@ -123,7 +123,7 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
         "erpDifference": "0.00",
     }
     qian = client_for("qian")
-    told = qian.data("{ myNotifications { title body kind } }")["myNotifications"]
+    told = qian.nodes("{ myNotifications { edges { node { title body kind } } } }")
     assert [n for n in told if n["kind"] == "erp_mismatch"] == [
         {
             "title": "对账差异：宁波甬精 宁波甬精 2026Q1",
@@ -141,8 +141,8 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
     # 1,600,000.00 x 0.042 = 67,200.00, capped at 60,000.00.
     assert (capped["rebate"], capped["calculatedAmount"]) == ("67200.00", "60000.00")
 
-    queue = qian.data("{ pendingApprovals { id process recordId stepName } }")
-    requests = {r["recordId"]: r for r in queue["pendingApprovals"]}
+    queue = qian.nodes("{ pendingApprovals { edges { node { id process recordId stepName } } } }")
+    requests = {r["recordId"]: r for r in queue}
     assert set(requests) == {suzhou_q, ningbo_q}
     assert requests[suzhou_q]["stepName"] == "渠道财务审批"
     qian.data(

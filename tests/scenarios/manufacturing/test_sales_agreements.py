@@ -16,13 +16,13 @@ from .conftest import People, Replay, create, read, rearm, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 SUBMIT = """mutation($id: ID!) {
-  submitForApproval(entity: "sales_agreement", id: $id, process: "sales_agreement_approval")
+  submitForApproval(entity: "SalesAgreement", id: $id, process: "sales_agreement_approval")
   { status } }"""
 APPROVE = 'mutation($id: ID!) { approveRequest(id: $id, comment: "同意") { status } }'
 
 
 def approve_all(client: GraphQLClient) -> None:
-    for request in client.data("{ pendingApprovals { id } }")["pendingApprovals"]:
+    for request in client.nodes("{ pendingApprovals { edges { node { id } } } }"):
         client.data(APPROVE, {"id": request["id"]})
 
 
