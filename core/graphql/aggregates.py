@@ -45,8 +45,14 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from qiao.core.errors import BadUserInput
 from qiao.core.graphql import scalars
-from qiao.core.graphql.builder import OrderDirection, _make_class, _resolver, describe, from_key
-from qiao.core.graphql.builder import _field_label as _label
+from qiao.core.graphql.builder import (
+    OrderDirection,
+    _field_label,
+    _make_class,
+    _resolver,
+    describe,
+    from_key,
+)
 from qiao.core.graphql.compiler import Fields, Joins, enum_name, inline, outer_joined
 from qiao.core.graphql.plan import RootAggregate
 from qiao.core.graphql.sqljson import sql_text
@@ -286,7 +292,7 @@ class AggregateTypes:
                 result = result_field(function, column, f)
                 inner[column] = (
                     builder._field_filter(entity, column, result) | None,
-                    f"Conditions on {_label(column, f)}.",
+                    f"Conditions on {_field_label(column, f)}.",
                 )
             annotations[function] = (
                 self._input(
@@ -780,6 +786,12 @@ class _Aggregate:
     def wire(self, page: FromClause, label: str) -> ColumnElement[Any]:
         field = self.types[label]
         return self.compiler.json.value(enum_name(field, page.c[label]), field)
+
+
+def _label(column: str, field: FieldDef) -> str:
+    """A field's description here: its filter label, capitalised as the schema's are."""
+    text = _field_label(column, field)
+    return f"{text[:1].upper()}{text[1:]}"
 
 
 def _quotient(dividend: Any, divisor: Any) -> ColumnElement[Any]:
