@@ -38,7 +38,7 @@ from qiao.core.storage.database import normalise_url
 
 OWNERS = 100
 PULL = """query Pull($cursor: String) {
-  syncPull(entities: ["account"], cursor: $cursor, first: 1000) {
+  syncPull(entities: ["Account"], cursor: $cursor, first: 1000) {
     upserts { id version fields } tombstones { id } cursor hasMore resetRequired
   }
 }"""

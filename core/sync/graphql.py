@@ -10,13 +10,17 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from qiao.core.graphql.context import RequestContext
+from qiao.core.graphql.names import entity_named
+from qiao.core.metadata.registry import type_name
 from qiao.core.sync import pull as pulling
 from qiao.core.sync import push as pushing
 
 
 @strawberry.type(description="A record as the caller reads it, to keep offline.")
 class SyncRecord:
-    entity: str = strawberry.field(description="The record's entity (snake_case, e.g. account).")
+    entity: str = strawberry.field(
+        description="The record's entity, by its type name (Account), as __typename gives it."
+    )
     id: strawberry.ID = strawberry.field(description="The record's id.")
     version: int = strawberry.field(
         description="Its version: send it as expectedVersion when pushing an edit of it."
@@ -30,7 +34,7 @@ class SyncRecord:
     @classmethod
     def of(cls, synced: pulling.SyncedRecord) -> SyncRecord:
         return cls(
-            entity=synced.entity,
+            entity=type_name(synced.entity),
             id=strawberry.ID(synced.id),
             version=synced.version,
             fields=synced.fields,
@@ -93,7 +97,7 @@ class SyncEdit:
         description="The client's id for this edit (1 to 64 characters, unique per user): a "
         "retried edit with the same id is answered as before and not applied twice."
     )
-    entity: str = strawberry.field(description="The entity (snake_case, e.g. account).")
+    entity: str = strawberry.field(description="The entity, by its type name (Account).")
     operation: SyncOperation = strawberry.field(description="Create, update or delete.")
     id: strawberry.ID | None = strawberry.field(
         default=None, description="The record's id (update and delete)."
@@ -144,7 +148,8 @@ class SyncQuery:
         self,
         info: Info,
         entities: Annotated[
-            list[str], strawberry.argument(description="The entities kept offline.")
+            list[str],
+            strawberry.argument(description="The entities kept offline, by type name (Account)."),
         ],
         cursor: Annotated[
             str | None,
@@ -159,11 +164,13 @@ class SyncQuery:
         ] = None,
     ) -> SyncPage:
         ctx: RequestContext = info.context
-        page = pulling.pull(ctx.runtime, ctx.actor, ctx.access, entities, cursor, first)
+        names = [entity_named(ctx, name, "entities") for name in entities]
+        page = pulling.pull(ctx.runtime, ctx.actor, ctx.access, names, cursor, first)
         return SyncPage(
             upserts=[SyncRecord.of(r) for r in page.upserts],
             tombstones=[
-                SyncTombstone(entity=t.entity, id=strawberry.ID(t.id)) for t in page.tombstones
+                SyncTombstone(entity=type_name(t.entity), id=strawberry.ID(t.id))
+                for t in page.tombstones
             ],
             cursor=page.cursor,
             has_more=page.has_more,
@@ -189,7 +196,7 @@ class SyncMutation:
         batch = [
             pushing.Edit(
                 client_mutation_id=e.client_mutation_id,
-                entity=e.entity,
+                entity=entity_named(ctx, e.entity, "edits"),
                 operation=pushing.Operation(e.operation.value),
                 id=str(e.id) if e.id is not None else None,
                 expected_version=e.expected_version,
@@ -216,7 +223,7 @@ def _answer(ctx: RequestContext, outcome: pushing.Outcome) -> SyncOutcome:
     return SyncOutcome(
         client_mutation_id=outcome.client_mutation_id,
         status=SyncStatus[outcome.status.value],
-        entity=outcome.entity,
+        entity=type_name(outcome.entity),
         id=strawberry.ID(outcome.id) if outcome.id is not None else None,
         version=outcome.version,
         record=record,

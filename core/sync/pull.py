@@ -36,7 +36,7 @@ from sqlalchemy import Connection, select
 
 from qiao.core.errors import BadUserInput
 from qiao.core.exports.columns import Column, Names, columns_for
-from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.rights import FilterScope, Scope
 from qiao.core.records import changes as feed
@@ -318,14 +318,17 @@ def synced_record(access: Access, entity: EntityDef, record: dict[str, Any]) -> 
 
 
 def _synced(entity: EntityDef, columns: list[Column], record: dict[str, Any]) -> SyncedRecord:
-    fields = {c.header: wire(record.get(c.key)) for c in columns}
+    fields = {c.header: wire(record.get(c.key), c.field) for c in columns}
     return SyncedRecord(
         entity=entity.name, id=record["id"], version=int(record["version"]), fields=fields
     )
 
 
-def wire(value: Any) -> Any:
-    """A value as GraphQL sends it: decimals and instants as exact strings (docs/graphql.md)."""
+def wire(value: Any, field: FieldDef | None = None) -> Any:
+    """A value as GraphQL sends it: decimals and instants as exact strings, enum values
+    by their names in capitals (docs/graphql.md)."""
+    if field is not None and field.type is FieldType.ENUM and isinstance(value, str):
+        return value.upper()
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
     if isinstance(value, dt.date):

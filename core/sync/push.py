@@ -35,7 +35,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from qiao.core.errors import BadUserInput, Forbidden, NotFound, QiaoError
-from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.metadata.registry import camel
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.storage import system
@@ -185,6 +185,10 @@ def _values(entity: EntityDef, values: Mapping[str, Any] | None) -> dict[str, An
     for key, value in values.items():
         if key not in names:
             raise BadUserInput(f"{entity.name} has no field {key!r}", field=key)
+        field = entity.field(names[key])
+        if field is not None and field.type is FieldType.ENUM and isinstance(value, str):
+            # GraphQL names enum values in capitals; the service takes the stored value.
+            value = {v.value.upper(): v.value for v in field.values}.get(value, value)
         found[names[key]] = value
     return found
 

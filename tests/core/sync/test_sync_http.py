@@ -73,7 +73,7 @@ class Field:
             records.delete(ctx, entity, record_id)
 
     def pull(self, cursor: str | None = None, first: int | None = None) -> dict[str, Any]:
-        variables = {"entities": ["account"], "cursor": cursor, "first": first}
+        variables = {"entities": ["Account"], "cursor": cursor, "first": first}
         page: dict[str, Any] = self.client.data(PULL, variables)["syncPull"]
         return page
 
@@ -125,7 +125,7 @@ def test_an_initial_pull_pages_through_what_the_caller_reads_with_field_rules(fi
     upserts = [u for p in pages for u in p["upserts"]]
     assert sorted(u["id"] for u in upserts) == sorted(a["id"] for a in mine)
     first = upserts[0]
-    assert first["entity"] == "account" and first["version"] == 1
+    assert first["entity"] == "Account" and first["version"] == 1
     assert first["fields"]["phone"] == "138****5678"
     assert "annualRevenue" not in first["fields"]
     assert first["fields"]["ownerId"] == field.rep
@@ -161,7 +161,7 @@ def test_incremental_pulls_bring_creates_updates_deletes_and_records_that_left(f
     assert upserts[new["id"]]["fields"]["phone"] == "139****5678"
     # Deleted and moved out of reach answer the same bytes but for the id.
     assert sorted(tombstones, key=lambda t: t["id"]) == sorted(
-        [{"entity": "account", "id": gone["id"]}, {"entity": "account", "id": moved["id"]}],
+        [{"entity": "Account", "id": gone["id"]}, {"entity": "Account", "id": moved["id"]}],
         key=lambda t: t["id"],
     )
 
@@ -193,13 +193,13 @@ def test_push_applies_answers_conflicts_and_refusals_and_retries_identically(fie
     batch = [
         {
             "clientMutationId": "c-1",
-            "entity": "account",
+            "entity": "Account",
             "operation": "CREATE",
             "values": {"name": "离线新建", "city": "苏州"},
         },
         {
             "clientMutationId": "u-1",
-            "entity": "account",
+            "entity": "Account",
             "operation": "UPDATE",
             "id": mine["id"],
             "expectedVersion": 1,
@@ -207,7 +207,7 @@ def test_push_applies_answers_conflicts_and_refusals_and_retries_identically(fie
         },
         {
             "clientMutationId": "u-2",
-            "entity": "account",
+            "entity": "Account",
             "operation": "UPDATE",
             "id": stale["id"],
             "expectedVersion": 1,
@@ -215,7 +215,7 @@ def test_push_applies_answers_conflicts_and_refusals_and_retries_identically(fie
         },
         {
             "clientMutationId": "u-3",
-            "entity": "account",
+            "entity": "Account",
             "operation": "UPDATE",
             "id": theirs["id"],
             "expectedVersion": 1,
@@ -223,13 +223,13 @@ def test_push_applies_answers_conflicts_and_refusals_and_retries_identically(fie
         },
         {
             "clientMutationId": "c-2",
-            "entity": "account",
+            "entity": "Account",
             "operation": "CREATE",
             "values": {"name": "坏数据", "employees": -5},
         },
         {
             "clientMutationId": "u-4",
-            "entity": "account",
+            "entity": "Account",
             "operation": "UPDATE",
             "id": mine["id"],
             "expectedVersion": 2,
@@ -237,7 +237,7 @@ def test_push_applies_answers_conflicts_and_refusals_and_retries_identically(fie
         },
         {
             "clientMutationId": "d-1",
-            "entity": "account",
+            "entity": "Account",
             "operation": "DELETE",
             "id": doomed["id"],
             "expectedVersion": 1,
@@ -283,12 +283,12 @@ def test_push_applies_answers_conflicts_and_refusals_and_retries_identically(fie
 
 def test_malformed_and_foreign_cursors_are_refused_naming_the_cursor(field):
     for bad in ("nonsense", "qs1.!!!", "qs1." + "e30"):
-        errors = field.client.errors(PULL, {"entities": ["account"], "cursor": bad})
+        errors = field.client.errors(PULL, {"entities": ["Account"], "cursor": bad})
         assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
         assert errors[0]["extensions"]["field"] == "cursor"
         assert "not a sync cursor" in errors[0]["message"]
     cursor = field.pull()["cursor"]
-    errors = field.client.errors(PULL, {"entities": ["account", "contact"], "cursor": cursor})
+    errors = field.client.errors(PULL, {"entities": ["Account", "Contact"], "cursor": cursor})
     assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "cursor"}
     errors = field.client.errors(PULL, {"entities": ["no_such_thing"]})
     assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "entities"}
@@ -309,7 +309,7 @@ class TestWithoutAuditKey:
         )
 
     def test_sync_is_refused_where_nothing_records_changes(self, qiao_client):
-        errors = qiao_client.errors(PULL, {"entities": ["account"]})
+        errors = qiao_client.errors(PULL, {"entities": ["Account"]})
         assert errors[0]["extensions"]["code"] == "CONFIGURATION_ERROR"
         assert "no audit log" in errors[0]["message"]
 
@@ -325,7 +325,7 @@ def test_a_cursor_the_log_does_not_cover_asks_for_a_reset(field):
 def test_outcomes_are_forgotten_after_their_retention(field, qiao_clock):
     edit = {
         "clientMutationId": "late",
-        "entity": "account",
+        "entity": "Account",
         "operation": "CREATE",
         "values": {"name": "第一次"},
     }
@@ -344,7 +344,7 @@ def test_a_batch_pushed_twice_at_once_is_applied_once(field, qiao_server):
     batch = [
         {
             "clientMutationId": f"twin-{i}",
-            "entity": "account",
+            "entity": "Account",
             "operation": "CREATE",
             "values": {"name": f"并发 {i}"},
         }
@@ -381,7 +381,7 @@ def test_an_initial_pull_walks_every_entity_in_turn(field):
     cursor = None
     while True:
         page = field.client.data(
-            PULL, {"entities": ["contact", "account"], "cursor": cursor, "first": 2}
+            PULL, {"entities": ["Contact", "Account"], "cursor": cursor, "first": 2}
         )["syncPull"]
         pages.append(page)
         cursor = page["cursor"]
@@ -389,7 +389,7 @@ def test_an_initial_pull_walks_every_entity_in_turn(field):
             break
     got = [(u["entity"], u["id"]) for p in pages for u in p["upserts"]]
     assert sorted(got) == sorted(
-        [("account", account["id"])] + [("contact", c["id"]) for c in contacts]
+        [("Account", account["id"])] + [("Contact", c["id"]) for c in contacts]
     )
     assert [len(p["upserts"]) for p in pages] == [2, 2]
 
@@ -411,11 +411,11 @@ def test_under_a_filter_rule_every_changed_record_out_of_reach_is_a_tombstone(
     elsewhere = field.write("account", {"name": "北京的", "city": "北京"})
     reader = GraphQLClient(qiao_server.url, token)
     try:
-        first = reader.data(PULL, {"entities": ["account"]})["syncPull"]
+        first = reader.data(PULL, {"entities": ["Account"]})["syncPull"]
         assert [u["id"] for u in first["upserts"]] == [leaving["id"]]
         field.write("account", {"city": "上海"}, leaving["id"])
         field.write("account", {"employees": 3}, elsewhere["id"])
-        page = reader.data(PULL, {"entities": ["account"], "cursor": first["cursor"]})
+        page = reader.data(PULL, {"entities": ["Account"], "cursor": first["cursor"]})
     finally:
         reader.close()
     tombstones = sorted(t["id"] for t in page["syncPull"]["tombstones"])
@@ -435,3 +435,22 @@ def test_a_record_shared_with_the_caller_resets_and_then_syncs(field):
     field.write("account", {"city": "温州"}, theirs["id"])
     page = field.pull(cursor)
     assert [(u["id"], u["fields"]["city"]) for u in page["upserts"]] == [(theirs["id"], "温州")]
+
+
+def test_entities_are_named_by_type_and_enum_values_in_capitals(qiao_client):
+    """The names a client meets elsewhere in the API: ``User``, ``ZH_CN``, both ways."""
+    refused = qiao_client.errors(PULL, {"entities": ["user"]})
+    assert refused[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "entities"}
+    (admin,) = qiao_client.data(PULL, {"entities": ["User"]})["syncPull"]["upserts"]
+    assert (admin["entity"], admin["fields"]["locale"]) == ("User", "ZH_CN")
+    edit = {
+        "clientMutationId": "locale-1",
+        "entity": "User",
+        "operation": "UPDATE",
+        "id": admin["id"],
+        "expectedVersion": admin["version"],
+        "values": {"locale": "EN"},
+    }
+    (outcome,) = qiao_client.data(PUSH, {"edits": [edit]})["syncPush"]
+    assert outcome["status"] == "APPLIED" and outcome["entity"] == "User"
+    assert outcome["record"]["fields"]["locale"] == "EN"
