@@ -19,16 +19,18 @@ from qiao.api import Actor, BadUserInput, RequestContext
 from . import names
 
 LIMIT = 200
+#: The entities a conflict search reads, with their GraphQL type names.
+SEARCHED = {"matter_party": "MatterParty", "account": "Account", "contact": "Contact"}
 
 
 @strawberry.type(description="A record whose name matches a conflict search.")
 class ConflictSearchHit:
     entity: str = strawberry.field(
-        description="The entity of the record: matter_party, account or contact."
+        description="The record's type, as __typename names it: MatterParty, Account or Contact."
     )
     record_id: strawberry.ID = strawberry.field(description="The matching record's id.")
     name: str = strawberry.field(description="The name that matched, as stored.")
-    matched_as: str = strawberry.field(description="The party's role, or the entity.")
+    matched_as: str = strawberry.field(description="The party's role, or the record's type.")
     match_kind: str = strawberry.field(description="EXACT or NEAR.")
     matter_id: strawberry.ID | None = strawberry.field(description="The party's matter.")
 
@@ -40,7 +42,7 @@ def search(context: RequestContext, name: str) -> list[ConflictSearchHit]:
     runtime, actor = context.runtime, context.actor
     hits: list[ConflictSearchHit] = []
     with runtime.db.read() as conn:
-        for entity in ("matter_party", "account", "contact"):
+        for entity, typename in SEARCHED.items():
             page = runtime.records.list(
                 conn, entity, filter={"name_keys": {"contains": key}}, first=LIMIT, actor=actor
             )
@@ -48,10 +50,10 @@ def search(context: RequestContext, name: str) -> list[ConflictSearchHit]:
                 exact = names.full_form(record["name"]) == names.full_form(name)
                 hits.append(
                     ConflictSearchHit(
-                        entity=entity,
+                        entity=typename,
                         record_id=strawberry.ID(record["id"]),
                         name=record["name"],
-                        matched_as=record.get("party_role") or entity,
+                        matched_as=record.get("party_role") or typename,
                         match_kind="EXACT" if exact else "NEAR",
                         matter_id=record.get("matter_id"),
                     )

@@ -216,7 +216,7 @@ def test_conflicts_absolute_relative_waived_and_walled(
         "conflictSearch"
     ]
     assert relative["id"] not in {h["matterId"] for h in searched}
-    assert {h["matterId"] for h in searched if h["entity"] == "matter_party"} == {
+    assert {h["matterId"] for h in searched if h["entity"] == "MatterParty"} == {
         first["id"],
         absolute["id"],
     }
