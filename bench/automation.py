@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import json
 import multiprocessing
+import os
 import queue
 import statistics
 import sys
@@ -54,7 +55,10 @@ from typing import Any
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from qiao.core import audit
+from qiao.core.audit.settings import KEY_FILE_ENV, AuditSettings
 from qiao.core.config import Config
+from qiao.core.crypto.keys import generate_key_file
 from qiao.core.events.model import Delivery, EventHandler
 from qiao.core.events.worker import Worker, WorkerSettings
 from qiao.core.hookspecs import hookimpl
@@ -115,7 +119,12 @@ class Reporter:
 
 
 def config(url: str) -> Config:
-    return Config(database_url=url, plugins=("crm",), metadata_check_interval=5.0)
+    """The bench deployment: the CRM, and an audit key as ``qiao init`` writes one, so every
+    write takes the audit chain's head lock as it does in production (docs/audit.md)."""
+    audit_settings = AuditSettings(key_file=Path(os.environ[KEY_FILE_ENV]))
+    return Config(
+        database_url=url, plugins=("crm",), metadata_check_interval=5.0, audit=audit_settings
+    )
 
 
 def worker_process(
@@ -156,6 +165,7 @@ def prepared(url: str, kind: str, rules: int) -> Runtime:
     """A migrated, started runtime with the bench user and, for ``rules``, the rules."""
     runtime = Runtime(config(url))
     runtime.migrate()
+    audit.initialize(runtime, existing_ok=True)
     runtime.start()
     records = runtime.records
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
@@ -367,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as folder:
+        # Worker processes are spawned: they find the audit key through the environment.
+        generate_key_file(Path(folder) / "audit-key.json")
+        os.environ[KEY_FILE_ENV] = str(Path(folder) / "audit-key.json")
         for backend in backends:
             results += run(backend, args, Path(folder))
     report(results, args)
