@@ -171,19 +171,13 @@ class AuditEntry:
         )
 
 
-@strawberry.type(description="One entry in a page of an audit trail.")
-class AuditEntryEdge:
-    cursor: str = strawberry.field(
-        description="Where this edge is: pass it as after or before to page from here."
-    )
-    node: AuditEntry = strawberry.field(description="The entry.")
-
-
-@strawberry.type(description="A page of a record's audit trail.")
-class AuditEntryConnection:
-    edges: list[AuditEntryEdge] = strawberry.field(description="The page, in order.")
-    page_info: PageInfo = strawberry.field(description="Where the page lies in the trail.")
-    total_count: int = strawberry.field(description=paging.TOTAL_COUNT)
+AuditEntryEdge, AuditEntryConnection = paging.connection_types(
+    AuditEntry,
+    item="The entry.",
+    edge="One entry in a page of an audit trail.",
+    page="A page of a record's audit trail.",
+    whole="Where the page lies in the trail.",
+)
 
 
 @strawberry.type(name="Query")

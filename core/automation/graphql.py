@@ -40,19 +40,13 @@ class InAppNotification:
     read_at: DateTime | None = strawberry.field(description="When it was read; null while unread.")
 
 
-@strawberry.type(description="One notification in a page.")
-class InAppNotificationEdge:
-    cursor: str = strawberry.field(
-        description="Where this edge is: pass it as after or before to page from here."
-    )
-    node: InAppNotification = strawberry.field(description="The notification.")
-
-
-@strawberry.type(description="A page of the signed-in user's notifications.")
-class InAppNotificationConnection:
-    edges: list[InAppNotificationEdge] = strawberry.field(description="The page, in order.")
-    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
-    total_count: int = strawberry.field(description=paging.TOTAL_COUNT)
+InAppNotificationEdge, InAppNotificationConnection = paging.connection_types(
+    InAppNotification,
+    item="The notification.",
+    edge="One notification in a page.",
+    page="A page of the signed-in user's notifications.",
+    whole="Where the page lies in the whole list.",
+)
 
 
 @strawberry.enum(description="What the signed-in user's notifications can be sorted by.")

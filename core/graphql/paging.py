@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import strawberry
 from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from qiao.core.errors import BadUserInput
-from qiao.core.graphql.builder import OrderDirection
+from qiao.core.graphql.builder import OrderDirection, PageInfo
 
 #: The descriptions of the page arguments, as the generated connections word them.
 FIRST = "Page size when paging forward (50 by default, at most 500)."
@@ -26,6 +27,44 @@ LAST = "Page size when paging backward (at most 500)."
 BEFORE = "Page backward from this cursor."
 ORDER_BY = "The sort key (one): its field and direction."
 TOTAL_COUNT = "How many items the whole list holds under the filter (costs a count)."
+CURSOR = "Where this edge is: pass it as after or before to page from here."
+
+
+def connection_types(
+    node: type, *, item: str, edge: str, page: str, whole: str
+) -> tuple[type, type]:
+    """The ``<Node>Edge`` and ``<Node>Connection`` types of a hand-written list of ``node``.
+
+    Named and shaped as the generated connections are; the texts describe the edge
+    type (``edge``), its node (``item``), the connection type (``page``) and where a
+    page lies (``whole``).
+    """
+    name = node.__name__
+    edge_class = type(
+        f"{name}Edge",
+        (),
+        {
+            "__annotations__": {"cursor": str, "node": node},
+            "cursor": strawberry.field(description=CURSOR),
+            "node": strawberry.field(description=item),
+        },
+    )
+    edge_type = strawberry.type(edge_class, description=edge)
+    page_class = type(
+        f"{name}Connection",
+        (),
+        {
+            "__annotations__": {
+                "edges": list[edge_type],  # type: ignore[valid-type]
+                "page_info": PageInfo,
+                "total_count": int,
+            },
+            "edges": strawberry.field(description="The page, in order."),
+            "page_info": strawberry.field(description=whole),
+            "total_count": strawberry.field(description=TOTAL_COUNT),
+        },
+    )
+    return edge_type, strawberry.type(page_class, description=page)
 
 
 def wants(info: Info, name: str) -> bool:

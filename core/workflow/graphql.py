@@ -83,19 +83,13 @@ class ApprovalTask:
         )
 
 
-@strawberry.type(description="One approval request in a page of the caller's queue.")
-class ApprovalTaskEdge:
-    cursor: str = strawberry.field(
-        description="Where this edge is: pass it as after or before to page from here."
-    )
-    node: ApprovalTask = strawberry.field(description="The request.")
-
-
-@strawberry.type(description="A page of the approval requests the caller may decide now.")
-class ApprovalTaskConnection:
-    edges: list[ApprovalTaskEdge] = strawberry.field(description="The page, in order.")
-    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole queue.")
-    total_count: int = strawberry.field(description=paging.TOTAL_COUNT)
+ApprovalTaskEdge, ApprovalTaskConnection = paging.connection_types(
+    ApprovalTask,
+    item="The request.",
+    edge="One approval request in a page of the caller's queue.",
+    page="A page of the approval requests the caller may decide now.",
+    whole="Where the page lies in the whole queue.",
+)
 
 
 @strawberry.enum(description="What the approval queue can be sorted by.")
