@@ -85,6 +85,26 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
         }
     ]
 
+    # After each contact the key progress is picked from the list; a contact without it
+    # reminds its owner.
+    for subject, progress in (("电话回访报价", "PRICE_OBJECTION"), ("现场拜访", None)):
+        contact = {"kind": "CALL", "subject": subject, "accountId": account}
+        contact |= {"occurredAt": due.isoformat(), "ownerId": people.ids["xu"]}
+        create(xu, "activity", {**contact, "keyProgress": progress})
+    drain(qiao_worker)
+    reminded = xu.data("{ myNotifications { title body kind } }")["myNotifications"]
+    assert [n for n in reminded if n["kind"] == "key_progress_missing"] == [
+        {
+            "title": "请补填关键进展：现场拜访",
+            "body": "客户 昆山华通模具有限公司 的这次接触未选择关键进展，请在跟进记录中选择。",
+            "kind": "key_progress_missing",
+        }
+    ]
+    progress = xu.data(
+        "{ activities(filter: {keyProgress: {eq: PRICE_OBJECTION}}) { totalCount } }"
+    )
+    assert progress["activities"]["totalCount"] == 1
+
 
 def test_the_shipped_quote_approval_holds_quotes_over_five_percent_below_list(
     replay: Replay,
