@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import Connection, delete, func, inspect, select, table
+from sqlalchemy import Connection, delete, func, inspect, or_, select, table
+from sqlalchemy import column as sql_column
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
@@ -78,6 +79,38 @@ def row_counts(conn: Connection, entities: Sequence[EntityDef]) -> dict[str, int
         for e in entities
         if e.name in existing
     }
+
+
+def records_about(conn: Connection, registry: Registry, plugin: str) -> dict[str, int]:
+    """Records outside the template's tables that its removal deletes, per entity: the
+    approval requests of its processes (on any record, a CRM quote too) and the engines'
+    records about records of its tables. They are data, so they count as held records."""
+    dropped = sorted(e.name for e in template_entities(registry, plugin))
+    existing = set(inspect(conn).get_table_names())
+    counts: dict[str, int] = {}
+    if "approval_process" in registry.entities and "approval_request" in existing:
+        processes = table(
+            "approval_process", sql_column("id"), sql_column("name"), sql_column("entity")
+        )
+        requests = table("approval_request", sql_column("process_id"), sql_column("entity"))
+        declared = select(declared_table.c.name).where(
+            declared_table.c.plugin == plugin, declared_table.c.entity == "approval_process"
+        )
+        going = select(processes.c.id).where(
+            or_(processes.c.name.in_(declared), processes.c.entity.in_(dropped))
+        )
+        about = or_(requests.c.process_id.in_(going), requests.c.entity.in_(dropped))
+        counts["approval_request"] = conn.execute(
+            select(func.count()).select_from(requests).where(about)
+        ).scalar_one()
+    for note in RECORD_NOTES:
+        if note in registry.entities and note in existing and note not in counts:
+            notes = table(note, sql_column("entity"))
+            found = conn.execute(
+                select(func.count()).select_from(notes).where(notes.c.entity.in_(dropped))
+            ).scalar_one()
+            counts[note] = found
+    return {name: n for name, n in counts.items() if n}
 
 
 def own_relations(
