@@ -238,10 +238,13 @@ def uninstall(
 
 
 def _held_records(runtime: Runtime, name: str) -> dict[str, int]:
+    """Records the uninstall would delete: its tables' and those about them (approvals of its
+    processes, documents of its records ...), so that none goes without --purge and a backup."""
     with runtime.db.read() as conn:
         registry = runtime.build_registry(conn)
         entities = removal.template_entities(registry, name)
-        return {t: n for t, n in removal.row_counts(conn, entities).items() if n}
+        held = {t: n for t, n in removal.row_counts(conn, entities).items() if n}
+        return held | removal.records_about(conn, registry, name)
 
 
 def _backup(runtime: Runtime, config: Config, name: str, chosen: Path | None) -> Path:

@@ -27,9 +27,11 @@ from qiao.core.automation import notifications
 from qiao.core.automation.definitions import (
     Action,
     AssignAction,
+    CheckedList,
     CreateAction,
     EscalateAction,
     NotifyAction,
+    RenderDocumentAction,
     StartApprovalAction,
     Template,
     Value,
@@ -38,10 +40,10 @@ from qiao.core.automation.definitions import (
     user_path,
 )
 from qiao.core.automation.rules import role_names
-from qiao.core.errors import BadUserInput, Conflict
+from qiao.core.errors import BadUserInput, Conflict, Forbidden
 from qiao.core.formula import Formula
 from qiao.core.formula.record_values import evaluate_on_record
-from qiao.core.metadata.model import FieldType
+from qiao.core.metadata.model import FieldDef, FieldType
 from qiao.core.records.context import Actor, WriteContext
 from qiao.core.records.service import Record
 from qiao.core.records.values import to_json
@@ -143,6 +145,8 @@ class _Step:
                 return record, self.start_approval(action.settings, record)
             case EscalateAction():
                 return self.escalate(action, record)
+            case RenderDocumentAction():
+                return record, self.render_document(action.settings, record)
             case _:
                 values = self.values(action.values, record)
                 updated = self.records.update(self.ctx, self.entity, record["id"], values)
@@ -317,16 +321,98 @@ class _Step:
             for path in settings.managers
         ]
         recipients = [u for u in dict.fromkeys(users) if u is not None]
-        notifications.notify(
-            self.ctx,
-            users=recipients,
-            title=self.render(action.title, record),
-            body=self.render(action.body, record),
-            kind=settings.kind,
-            link_entity=self.entity,
-            link_id=record["id"],
-        )
+        title = self.render(action.title, record)
+        body = self.render(action.body, record)
+        if not action.lists:
+            notifications.notify(
+                self.ctx,
+                users=recipients,
+                title=title,
+                body=body,
+                kind=settings.kind,
+                link_entity=self.entity,
+                link_id=record["id"],
+            )
+            return {"users": recipients}
+        filters = [self.resolved(listed.filter, record) for listed in action.lists]
+        for user in recipients:
+            reader = self.reader(user)
+            sections = [
+                self.listed(listed, where, reader)
+                for listed, where in zip(action.lists, filters, strict=True)
+            ]
+            notifications.notify(
+                self.ctx,
+                users=[user],
+                title=title,
+                body="\n".join([body, *sections]) if body else "\n".join(sections),
+                kind=settings.kind,
+                link_entity=self.entity,
+                link_id=record["id"],
+            )
         return {"users": recipients}
+
+    def resolved(self, value: Any, record: Record) -> Any:
+        """A list's filter with each formula replaced by its value on the rule's record."""
+        if isinstance(value, Mapping):
+            resolved = {}
+            for key, item in value.items():
+                found = self.resolved(item, record)
+                # A blank value compares as blank: "eq" a blank industry is no industry,
+                # not "no condition", which a null operand means in the filter language.
+                if found is None and key in ("eq", "neq"):
+                    resolved["is_null"] = key == "eq"
+                else:
+                    resolved[key] = found
+            return resolved
+        if isinstance(value, list):
+            return [self.resolved(v, record) for v in value]
+        if isinstance(value, Formula):
+            found = self.evaluate(value, record)
+            return format(found, "f") if isinstance(found, Decimal) else found
+        return value
+
+    def reader(self, user_id: str) -> Actor:
+        """The recipient as an actor: lists are read with their rights and row rules."""
+        users = self.catalog.table("user")
+        row = self.conn.execute(
+            select(users.c.username, users.c.is_admin).where(users.c.id == user_id)
+        ).one()
+        return Actor(user_id=user_id, username=row.username, is_admin=bool(row.is_admin))
+
+    def listed(self, listed: CheckedList, where: Any, reader: Actor) -> str:
+        """One list of a notification as ``reader`` reads it: heading, then the lines.
+
+        A reader who may not read the entity, or a field the list filters on, sees the
+        list as empty: what a message tells is never more than its reader may read.
+        """
+        settings = listed.settings
+        entity = self.catalog.entity(settings.entity)
+        try:
+            page = self.records.list(
+                self.conn,
+                settings.entity,
+                filter=where,
+                order_by=list(settings.order_by) or None,
+                first=settings.first,
+                with_total=True,
+                actor=reader,
+            )
+            rows, count = page.records, page.total_count or 0
+        except Forbidden:
+            rows, count = [], 0
+        heading = settings.heading.replace("{count}", str(count))
+        if not rows:
+            return f"{heading}：{settings.empty}"
+        lines = []
+        for row in rows:
+            line = settings.line
+            for name in listed.shown:
+                field = entity.field(name)
+                assert field is not None
+                line = line.replace("{" + name + "}", _shown(field, row.get(field.column)))
+            lines.append(line)
+        return f"{heading}：" + "；".join(lines)
 
     def webhook(self, settings: WebhookAction, record: Record) -> dict[str, Any]:
         now = self.records.clock().astimezone(dt.UTC).isoformat(timespec="microseconds")
@@ -365,6 +451,32 @@ class _Step:
             raise ActionFailed(f"start_approval: {exc.message}") from None
         return {"process": settings.process, "request": _id_of(started)}
 
+    def render_document(self, settings: RenderDocumentAction, record: Record) -> dict[str, Any]:
+        """Render the template for the record as the rule's actor, through the records
+        service (its read rules apply, as to a caller of ``renderDocument``), and keep it
+        as a ``document`` of the record in this run's transaction."""
+        from qiao.core.documents.render import render_document
+        from qiao.core.documents.templates import find_template
+
+        if "document_template" not in self.catalog.registry.entities:
+            raise ActionFailed("render_document: the documents plugin is not enabled")
+        template = find_template(self.conn, self.catalog, settings.template)
+        if template is None:
+            raise ActionFailed(
+                f"render_document: no active document template {settings.template!r}"
+            )
+        if template.entity != self.entity:
+            raise ActionFailed(
+                f"render_document: document template {settings.template!r} renders "
+                f"{template.entity} records, not {self.entity}"
+            )
+        document = render_document(self.ctx, settings.template, record["id"])
+        return {
+            "template": settings.template,
+            "document": document["id"],
+            "filename": document["filename"],
+        }
+
     def escalate(self, action: Action, record: Record) -> tuple[Record, dict[str, Any]]:
         settings: EscalateAction = action.settings
         field = self.catalog.entity(self.entity).field(settings.field)
@@ -398,6 +510,22 @@ class _Step:
             link_id=record["id"],
         )
         return updated, {"field": settings.field, "from": current, "to": target}
+
+
+def _shown(field: FieldDef, value: Any) -> str:
+    """A listed record's value as a person reads it (enum labels in Chinese)."""
+    if value is None:
+        return ""
+    if isinstance(value, Sensitive):
+        return REDACTED
+    if field.type is FieldType.ENUM:
+        label = next((v.label for v in field.values if v.value == value), None)
+        return label.text("zh-CN") if label is not None else str(value)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(_LOCAL).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
 
 
 def _id_of(started: Any) -> Any:

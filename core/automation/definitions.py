@@ -142,10 +142,30 @@ class Recipients(_Strict):
     managers: tuple[str, ...] = ()
 
 
+class NotifyList(_Strict):
+    """Records listed under a notification's body, read as each recipient (docs/automation.md).
+
+    ``filter`` is the filter language of list queries; a string value starting with ``=``
+    is a formula on the rule's record (``{industry: {eq: "=account.industry"}}``).
+    ``line`` shows one record, with ``{field}`` placeholders naming the listed entity's
+    own fields; ``heading`` may hold ``{count}``, how many records match for the recipient.
+    """
+
+    heading: str = Field(min_length=1, max_length=200)
+    entity: str
+    filter: dict[str, Any] = Field(default_factory=dict)
+    order_by: tuple[dict[str, str], ...] = ()
+    first: int = Field(default=3, ge=1, le=20)
+    line: str = Field(min_length=1, max_length=500)
+    #: Shown after the heading when the recipient may read no matching record.
+    empty: str = Field(default="无", max_length=200)
+
+
 class NotifyAction(Recipients):
     title: str = Field(min_length=1, max_length=200)
     body: str = ""
     kind: str = Field(default="automation", max_length=64)
+    lists: tuple[NotifyList, ...] = Field(default=(), max_length=5)
 
     @model_validator(mode="after")
     def _someone(self) -> NotifyAction:
@@ -211,6 +231,17 @@ class EscalateAction(_Strict):
         return self
 
 
+class RenderDocumentAction(_Strict):
+    """Render a document template for the record and keep it as the record's document.
+
+    The template is a record administrators may edit or switch off, so that it exists,
+    is active and is about the rule's entity is checked when the action runs; a missing
+    one fails the run (docs/automation.md).
+    """
+
+    template: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+
+
 #: The settings model of each action kind but ``set``, whose body is ``{field: value}``.
 ACTION_MODELS: dict[str, type[BaseModel]] = {
     "assign": AssignAction,
@@ -219,6 +250,7 @@ ACTION_MODELS: dict[str, type[BaseModel]] = {
     "webhook": WebhookAction,
     "start_approval": StartApprovalAction,
     "escalate": EscalateAction,
+    "render_document": RenderDocumentAction,
 }
 ACTION_KINDS = ("set", *ACTION_MODELS)
 
@@ -246,6 +278,16 @@ class Template:
 
 
 @dataclass(frozen=True)
+class CheckedList:
+    """A notification's list: its settings, its filter with each ``=formula`` compiled (on
+    the rule's entity) and the fields its line shows."""
+
+    settings: NotifyList
+    filter: Any
+    shown: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Action:
     """One checked action: its kind, its parsed settings and what was compiled from them."""
 
@@ -255,6 +297,7 @@ class Action:
     formula: Formula | None = None
     title: Template | None = None
     body: Template | None = None
+    lists: tuple[CheckedList, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -381,6 +424,10 @@ def _check_action(
                 settings,
                 title=template(catalog, entity_name, settings.title, f"{where}.title"),
                 body=template(catalog, entity_name, settings.body, f"{where}.body"),
+                lists=tuple(
+                    _notify_list(catalog, entity_name, item, f"{where}.lists[{i}]")
+                    for i, item in enumerate(settings.lists)
+                ),
             )
         case EscalateAction():
             _user_field(catalog, entity, settings.field, f"{where}.field")
@@ -483,6 +530,34 @@ def _create(catalog: Catalog, source: EntityDef, settings: CreateAction, where: 
             except ValueError as exc:
                 raise _bad("actions", f"{where}.values.{name}: {exc}") from None
     return Action("create", settings, values=values)
+
+
+def _notify_list(
+    catalog: Catalog, entity_name: str, settings: NotifyList, where: str
+) -> CheckedList:
+    if settings.entity in ENGINE_ENTITIES or settings.entity not in catalog.registry.entities:
+        raise _bad("actions", f"{where}.entity: no entity {settings.entity!r} to list")
+    listed = catalog.entity(settings.entity)
+    shown = []
+    for match in _PLACEHOLDER.finditer(settings.line):
+        name = match.group(1).strip()
+        if listed.field(name) is None:
+            raise _bad("actions", f"{where}.line: {listed.name} has no field {name!r}")
+        shown.append(name)
+    for match in _PLACEHOLDER.finditer(settings.heading):
+        if match.group(1).strip() != "count":
+            raise _bad("actions", f"{where}.heading: the only placeholder is {{count}}")
+
+    def compiled(value: Any, path: str) -> Any:
+        if isinstance(value, Mapping):
+            return {k: compiled(v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [compiled(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, str) and value.startswith(FORMULA_PREFIX):
+            return _formula(catalog, entity_name, value[1:], None, "actions", path)
+        return value
+
+    return CheckedList(settings, compiled(settings.filter, f"{where}.filter"), tuple(shown))
 
 
 def _recipients(

@@ -177,3 +177,37 @@ def test_the_market_lists_and_describes_templates(qiao_deployment: Deployment) -
 def test_commands_that_change_templates_need_a_deployment_file(tmp_path: Path) -> None:
     result = Deployment(tmp_path).run("template", "install", "clinics", expect=1)
     assert result.stderr.startswith("Error: no qiao.toml here;")
+
+
+def test_purging_a_template_initialised_with_its_demo_takes_its_approvals_along(
+    qiao_empty_database_url: str, tmp_path: Path
+) -> None:
+    """``qiao init --template manufacturing_dealers --demo`` seeds the CRM demo too, whose
+    quote 15 % below list price waits on the template's process ``quote_discount``. The
+    purge takes the request with the process, and the relation the template added to
+    ``account`` (a table constraint on a table ``init`` created), after the backup."""
+    site = init_deployment(
+        tmp_path / "site", qiao_empty_database_url, "--template", "manufacturing_dealers", "--demo"
+    )
+    waiting = (
+        "SELECT q.name, r.status FROM approval_request r JOIN approval_process p "
+        "ON p.id = r.process_id JOIN quote q ON CAST(q.id AS VARCHAR(36)) = r.record_id "
+        "WHERE p.name = 'quote_discount'"
+    )
+    (pending,) = _sql(site, waiting)
+    assert pending[1] == "PENDING"
+    purged = site.run("template", "uninstall", "manufacturing_dealers", "--purge").stdout
+    backup = Path(purged.split("backed up the database to ")[1].split(" before purging")[0])
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600 and backup.stat().st_size > 0
+    assert "dropped 1 approval requests of 'quote_discount'" in purged
+    assert "dropped column account.grading_policy_id" in purged
+    assert _sql(site, "SELECT count(*) FROM approval_request") == [(0,)]
+    assert _sql(site, "SELECT count(*) FROM approval_process") == [(0,)]
+    # The CRM's quote stays: only what the template brought goes.
+    assert _sql(site, "SELECT count(*) FROM quote WHERE name = :n", n=pending[0]) == [(1,)]
+    assert "grading_policy_id" not in {c["name"] for c in _columns(site, "account")}
+    assert not {"dealer_quarter", "mould_trial", "grading_policy"} & _tables(site)
+    assert "manufacturing_dealers" not in site.config.read_text(encoding="utf-8")
+    # Accounts are written as before, now that nothing points at the dropped tables.
+    _sql(site, "UPDATE account SET industry = '模具'")
+    assert "The deployment is healthy." in site.run("doctor").stdout

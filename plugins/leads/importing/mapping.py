@@ -25,6 +25,7 @@ from qiao.api import (
     Actor,
     BadUserInput,
     EntityDef,
+    FieldDef,
     FieldType,
     NotFound,
     Records,
@@ -155,11 +156,22 @@ class Suggester:
         return {h: self.field_for(h) for h in headers}
 
 
-def check(entity: EntityDef, mapping: Mapping[str, Any], headers: Sequence[str]) -> dict[str, str]:
-    """A mapping restricted to the file's headers, every target a writable field."""
+def check(
+    entity: EntityDef,
+    mapping: Mapping[str, Any],
+    headers: Sequence[str],
+    entities: Mapping[str, EntityDef] | None = None,
+) -> dict[str, str]:
+    """A mapping restricted to the file's headers, every target a writable field, or a
+    relation by a unique field of the records it points at (``dealer.dealer_code``)."""
     checked: dict[str, str] = {}
     for header, target in mapping.items():
         if target is None:
+            continue
+        if "." in str(target) and entities is not None:
+            by_key(entity, entities, str(target), str(header))
+            if header in headers:
+                checked[str(header)] = str(target)
             continue
         field = entity.field(str(target))
         if field is None or field.name in _NOT_IMPORTED or field.type is FieldType.RELATION:
@@ -175,6 +187,35 @@ def check(entity: EntityDef, mapping: Mapping[str, Any], headers: Sequence[str])
             field="mapping",
         )
     return checked
+
+
+def by_key(
+    entity: EntityDef, entities: Mapping[str, EntityDef], target: str, header: str
+) -> tuple[FieldDef, EntityDef, FieldDef]:
+    """The relation, the entity it points at and that entity's unique field a target such
+    as ``dealer.dealer_code`` names: a file names the dealer by its code, not by an id."""
+    relation_name, _, key_name = target.partition(".")
+    relation = entity.field(relation_name)
+    if (
+        relation is None
+        or relation.type is not FieldType.RELATION
+        or relation.name in _NOT_IMPORTED
+        or relation.target not in entities
+    ):
+        raise BadUserInput(
+            f"mapping: column {header!r} goes to {target!r}, but {entity.name} has no "
+            f"relation {relation_name!r} to import",
+            field="mapping",
+        )
+    pointed = entities[relation.target]
+    key = pointed.field(key_name)
+    if key is None or not (key.unique or key.external_id) or key.type is FieldType.RELATION:
+        raise BadUserInput(
+            f"mapping: column {header!r} goes to {target!r}, but {pointed.name}.{key_name} is "
+            f"no unique field to find {pointed.name} records by",
+            field="mapping",
+        )
+    return relation, pointed, key
 
 
 def read_file(path: Path) -> dict[str, Any]:

@@ -100,7 +100,8 @@ class Importer:
 
         table = read_table(data, filename, recognise)
         wanted = given or suggester.suggest(table.columns)
-        return table, mappings.check(entity, wanted, table.columns)
+        entities = self.runtime.current().registry.entities
+        return table, mappings.check(entity, wanted, table.columns, entities)
 
     def run(
         self,
@@ -190,11 +191,30 @@ class Importer:
         plan: dict[str, list[_Column]] = {}
         for index, name in enumerate(table.columns):
             target = columns.get(name)
-            if target is not None:
+            if target is None:
+                continue
+            if "." in target:  # a relation by a unique field of the records it points at
+                entities = self.runtime.current().registry.entities
+                _, _, field_def = mappings.by_key(entity, entities, target, name)
+            else:
                 field_def = entity.field(target)
-                assert field_def is not None
-                plan.setdefault(target, []).append(_Column(index, name, cleaner(field_def)))
+            assert field_def is not None
+            plan.setdefault(target, []).append(_Column(index, name, cleaner(field_def)))
         return plan
+
+    def _found(
+        self, conn: Connection, entity: EntityDef, target: str, header: str, value: Any
+    ) -> tuple[str, str]:
+        """(relation, id) of the one record a relation column names by its unique field,
+        read as the importing user; ValueError naming the value when none or several match."""
+        entities = self.runtime.current().registry.entities
+        relation, pointed, key = mappings.by_key(entity, entities, target, header)
+        page = self.records.list(
+            conn, pointed.name, filter={key.name: {"eq": value}}, first=2, actor=self.actor
+        )
+        if len(page.records) != 1:
+            raise ValueError(f"no {pointed.name} whose {key.name} is {value!r}")
+        return relation.name, page.records[0]["id"]
 
     def _batch(
         self,
@@ -266,6 +286,15 @@ class Importer:
                 except ValueError as exc:
                     self._problem(outcome, row_number, column.name, str(exc), "error", cells)
                     return None
+                if value is not None and "." in target:
+                    try:
+                        target_field, value = self._found(conn, entity, target, column.name, value)
+                    except ValueError as exc:
+                        self._problem(outcome, row_number, column.name, str(exc), "error", cells)
+                        return None
+                    values[target_field] = value
+                    source_column[target_field] = column.name
+                    break
                 if value is not None:
                     values[target] = value
                     source_column[target] = column.name

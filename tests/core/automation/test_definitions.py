@@ -27,6 +27,12 @@ GOOD: dict[str, Any] = {
 }
 
 
+def _listing(**changes: Any) -> dict[str, Any]:
+    """A notify action with one list of accounts, changed by ``changes``."""
+    listed = {"heading": "同省客户 {count} 家", "entity": "account", "line": "{name}"}
+    return {"notify": {"users": ["a"], "title": "x", "lists": [{**listed, **changes}]}}
+
+
 def refused(client: GraphQLClient, **changes: Any) -> tuple[str, str]:
     (error,) = client.errors(CREATE, {"input": {**GOOD, **changes}})
     assert error["extensions"]["code"] == "BAD_USER_INPUT", error
@@ -107,6 +113,32 @@ def test_a_good_rule_is_stored(qiao_client: GraphQLClient) -> None:
             "actions[0].webhook.secret: a webhook secret starts with 'whsec_'",
         ),
         ({"actions": [{"escalate": {"to": "role"}}]}, "actions", "role is given exactly"),
+        (
+            {"actions": [{"render_document": {"template": "Trial Report"}}]},
+            "actions",
+            "actions[0].render_document",
+        ),
+        ({"actions": [{"render_document": {}}]}, "actions", "template"),
+        (
+            {"actions": [_listing(entity="nothing")]},
+            "actions",
+            "actions[0].notify.lists[0].entity: no entity 'nothing' to list",
+        ),
+        (
+            {"actions": [_listing(line="{colour}")]},
+            "actions",
+            "actions[0].notify.lists[0].line: account has no field 'colour'",
+        ),
+        (
+            {"actions": [_listing(heading="共 {total} 家")]},
+            "actions",
+            "the only placeholder is {count}",
+        ),
+        (
+            {"actions": [_listing(filter={"province": {"eq": "=colour"}})]},
+            "actions",
+            "actions[0].notify.lists[0].filter.province.eq",
+        ),
     ],
 )
 def test_mistakes_are_refused_naming_the_part(

@@ -307,6 +307,115 @@ def test_a_rule_starts_an_approval(
     assert rows("automation_run", record_id=small["id"]) == []
 
 
+def test_a_rule_keeps_a_document_of_the_record_or_fails_without_its_template(
+    qiao_runtime: Runtime,
+    rule: Callable[..., Record],
+    create: Callable[..., Record],
+    rows: Callable[..., list[Record]],
+    worker: Worker,
+) -> None:
+    report = {
+        "name": "ticket_sheet",
+        "title": "工单",
+        "entity": "ticket",
+        "filename": "工单-{{ record.subject }}.html",
+        "body": "<p>{{ record.subject }}：{{ shown('priority') }}</p>",
+    }
+    records = qiao_runtime.records
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        records.create(ctx, "document_template", report)
+        other = {**report, "name": "account_sheet", "entity": "account"}
+        records.create(ctx, "document_template", other)
+    rule(
+        "每次变更优先级留存工单",
+        "ticket",
+        {"state_entered": {"field": "priority"}},
+        [{"render_document": {"template": "ticket_sheet"}}],
+    )
+    rule(
+        "模板对象不符",
+        "ticket",
+        {"created": {}},
+        [{"render_document": {"template": "account_sheet"}}],
+    )
+    rule("模板不存在", "ticket", {"created": {}}, [{"render_document": {"template": "gone"}}])
+    account = create("account", name="宁波模具厂")
+    ticket = create("ticket", subject="注塑机报警", account=account["id"])
+    drain(worker)
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        records.update(ctx, "ticket", ticket["id"], {"priority": "URGENT"})
+    drain(worker)
+    drain(worker)
+
+    kept = rows("document", record_id=ticket["id"])
+    assert [(d["filename"], d["content"]) for d in kept] == [
+        ("工单-注塑机报警.html", "<p>注塑机报警：中</p>"),
+        ("工单-注塑机报警.html", "<p>注塑机报警：紧急</p>"),
+    ]
+    runs = rows("automation_run", record_id=ticket["id"])
+    done = [r["details"] for r in runs if r["status"] == "DONE"]
+    assert [d[0]["document"] for d in done] == [d["id"] for d in kept]
+    assert sorted(r["error"] for r in runs if r["status"] == "FAILED") == [
+        "render_document: document template 'account_sheet' renders account records, not ticket",
+        "render_document: no active document template 'gone'",
+    ]
+
+
+def test_a_notification_lists_records_as_each_recipient_reads_them(
+    rule: Callable[..., Record],
+    create: Callable[..., Record],
+    grant: Callable[[Record, str], None],
+    rows: Callable[..., list[Record]],
+    worker: Worker,
+) -> None:
+    boss = create("user", username="boss", display_name="主管", is_admin=True)
+    temp = create("user", username="temp", display_name="临时工")
+    grant(temp, "nobody_reads")
+    rule(
+        "同省客户",
+        "ticket",
+        {"created": {}},
+        [
+            {
+                "notify": {
+                    "users": ["boss", "temp"],
+                    "title": "新工单：{subject}",
+                    "body": "客户 {account.name}",
+                    "lists": [
+                        {
+                            "heading": "同省客户 {count} 家",
+                            "entity": "account",
+                            "filter": {"province": {"eq": "=account.province"}},
+                            "order_by": [{"field": "name"}],
+                            "first": 2,
+                            "line": "{name}（{city}）",
+                        },
+                        {
+                            "heading": "未填省份的客户",
+                            "entity": "account",
+                            "filter": {"province": {"eq": "=serial_number"}},
+                            "line": "{name}",
+                            "empty": "没有",
+                        },
+                    ],
+                }
+            }
+        ],
+    )
+    for name, city in (("甲厂", "宁波"), ("乙厂", "杭州"), ("丙厂", "温州")):
+        create("account", name=name, province="浙江", city=city)
+    create("account", name="北京客户", province="北京")
+    ticket = create("ticket", subject="报警", account=rows("account", name="甲厂")[0]["id"])
+    drain(worker)
+    (told,) = rows("notification", owner_id=boss["id"])
+    assert (
+        told["body"] == "客户 甲厂\n同省客户 3 家：丙厂（温州）；乙厂（杭州）\n未填省份的客户：没有"
+    )
+    (hidden,) = rows("notification", owner_id=temp["id"])
+    assert hidden["body"] == "客户 甲厂\n同省客户 0 家：无\n未填省份的客户：没有"
+    assert told["link_id"] == hidden["link_id"] == ticket["id"]
+
+
 def test_each_runtime_keeps_its_own_rules_and_a_closed_ones_has_none(
     qiao_config: Config, qiao_runtime: Runtime, rule: Callable[..., Record]
 ) -> None:

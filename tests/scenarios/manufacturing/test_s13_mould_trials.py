@@ -4,8 +4,9 @@ notification to the trial engineer and the customer's owner at every change.
 The template ships what the S13 mould factory built by hand: the entity ``mould_trial``,
 its pipeline (图纸确认 -> 备料完成 -> 首件检验 -> 客户签样, or 未通过) and the rule
 试模状态通知. A failed round is followed by a trial of the next round; the pass rate is
-a count of trials by their ``passed`` formula. At each change the engineer renders the
-trial report (PDF), which shows the round, the state and the fields each state asked for.
+a count of trials by their ``passed`` formula. At each change the rule keeps one trial
+report (PDF, its action ``render_document``), which shows the round, the state and the
+fields each state asked for; the engineer reads it back among the trial's documents.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from qiao.core.testing.worker import drain
 from tests.scenarios.conftest import RecordingChannel
 
 from .conftest import People, Replay, create
-from .documents import pdf_text
+from .documents import kept_documents, read_pdf
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 MOVE = """mutation($id: ID!, $input: MouldTrialUpdateInput!) {
@@ -32,12 +33,23 @@ def move(client: GraphQLClient, worker: Worker, trial: str, values: dict[str, st
     drain(worker)
 
 
-def reported(client: GraphQLClient, trial: str, *lines: str) -> str:
-    """The trial report rendered now, which must show ``lines``; its file name."""
-    filename, text = pdf_text(client, "mould_trial_report", trial)
-    for line in ("试模报告", "模具编号：HT-M2609-017", "客户：昆山华通模具有限公司", *lines):
-        assert line in text, line
-    return filename
+class Reports:
+    """The trial reports kept so far, as the trial engineer reads them."""
+
+    def __init__(self, client: GraphQLClient) -> None:
+        self.client = client
+        self.seen: set[str] = set()
+
+    def new_one(self, trial: str, *lines: str) -> str:
+        """The one report kept since the last look, which must show ``lines``; its name."""
+        kept = kept_documents(self.client, trial)
+        (new,) = [doc for id_, doc in kept.items() if id_ not in self.seen]
+        self.seen |= set(kept)
+        assert new["template"] == "mould_trial_report"
+        text = read_pdf(new)
+        for line in ("试模报告", "模具编号：HT-M2609-017", "客户：昆山华通模具有限公司", *lines):
+            assert line in text, line
+        return new["filename"]
 
 
 def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
@@ -53,6 +65,7 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
     people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
     people.user("lin", "林晓梅", "trial_engineer")
     lin, xu = client_for("lin"), client_for("xu")
+    reports = Reports(lin)
     customer = create(xu, "account", {"name": "昆山华通模具有限公司"})["id"]
     trial = {
         "title": "汽车门板注塑模试模",
@@ -75,7 +88,7 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
         "试模工程师：林晓梅",
         "试模结论：进行中",
     )
-    assert reported(lin, t0["id"], *first, "机台号：海天 MA3800 #7") == (
+    assert reports.new_one(t0["id"], *first, "机台号：海天 MA3800 #7") == (
         "试模报告-HT-M2609-017-T0-DRAWING_CONFIRMED.pdf"
     )
 
@@ -87,7 +100,7 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
     )
     ready = {"status": "MATERIALS_READY", "material": "PP+EPDM-T20", "trialOn": "2026-09-08"}
     move(lin, qiao_worker, t0["id"], ready)
-    reported(lin, t0["id"], "状态：备料完成", "材料牌号：PP+EPDM-T20", "试模日期：2026-09-08")
+    reports.new_one(t0["id"], "状态：备料完成", "材料牌号：PP+EPDM-T20", "试模日期：2026-09-08")
     (skipped,) = lin.errors(MOVE, {"id": t0["id"], "input": {"status": "CUSTOMER_SIGN_OFF"}})
     assert skipped["extensions"]["allowed"] == ["FIRST_ARTICLE_INSPECTION", "FAILED"]
     inspect = {
@@ -96,32 +109,38 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
         "cycleSeconds": "48.5",
     }
     move(lin, qiao_worker, t0["id"], inspect)
-    reported(
-        lin,
+    reports.new_one(
         t0["id"],
         "状态：首件检验",
         "首件检验结果：卡扣处缩痕 0.3 mm，超差",
         "成型周期(秒)：48.5",
     )
     move(lin, qiao_worker, t0["id"], {"status": "FAILED", "failureReason": "缩痕超差"})
-    reported(lin, t0["id"], "状态：未通过", "未通过原因：缩痕超差", "试模结论：未通过")
+    reports.new_one(t0["id"], "状态：未通过", "未通过原因：缩痕超差", "试模结论：未通过")
 
     t1 = create(lin, "mould_trial", {**trial, "drawingVersion": "C", "trialRound": "T1"})
     drain(qiao_worker)
-    for step in (
-        ready,
-        {**inspect, "inspectionResult": "尺寸合格", "cycleSeconds": "46.0"},
-        {"status": "CUSTOMER_SIGN_OFF", "signedOffBy": "华通 质量部 顾晓东"},
+    assert reports.new_one(t1["id"], "试模轮次：T1", "状态：图纸确认", "图纸版本：C") == (
+        "试模报告-HT-M2609-017-T1-DRAWING_CONFIRMED.pdf"
+    )
+    for step, shows in (
+        (ready, "状态：备料完成"),
+        ({**inspect, "inspectionResult": "尺寸合格", "cycleSeconds": "46.0"}, "状态：首件检验"),
     ):
         move(lin, qiao_worker, t1["id"], step)
-    signed = reported(
-        lin, t1["id"], "试模轮次：T1", "状态：客户签样", "图纸版本：C", "首件检验结果：尺寸合格",
+        reports.new_one(t1["id"], "试模轮次：T1", shows)
+    signing = {"status": "CUSTOMER_SIGN_OFF", "signedOffBy": "华通 质量部 顾晓东"}
+    move(lin, qiao_worker, t1["id"], signing)
+    signed = reports.new_one(
+        t1["id"], "试模轮次：T1", "状态：客户签样", "图纸版本：C", "首件检验结果：尺寸合格",
         "客户签样人：华通 质量部 顾晓东", "试模结论：通过",
     )  # fmt: skip
     assert signed == "试模报告-HT-M2609-017-T1-CUSTOMER_SIGN_OFF.pdf"
-    # Every report is kept with its trial.
-    kept = lin.data("{ documents { totalCount } }")["documents"]["totalCount"]
-    assert kept == 5
+    # One report per change of state, each kept with its trial; another pass of the worker
+    # (a delivery seen again) keeps no more.
+    drain(qiao_worker)
+    assert lin.data("{ documents { totalCount } }")["documents"]["totalCount"] == 8
+    assert len(kept_documents(lin, t0["id"])) == 4 and len(kept_documents(lin, t1["id"])) == 4
 
     expected = [
         "试模 HT-M2609-017 T0：图纸确认",

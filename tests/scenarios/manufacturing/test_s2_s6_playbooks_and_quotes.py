@@ -85,6 +85,26 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
         }
     ]
 
+    # After each contact the key progress is picked from the list; a contact without it
+    # reminds its owner.
+    for subject, progress in (("电话回访报价", "PRICE_OBJECTION"), ("现场拜访", None)):
+        contact = {"kind": "CALL", "subject": subject, "accountId": account}
+        contact |= {"occurredAt": due.isoformat(), "ownerId": people.ids["xu"]}
+        create(xu, "activity", {**contact, "keyProgress": progress})
+    drain(qiao_worker)
+    reminded = xu.data("{ myNotifications { title body kind } }")["myNotifications"]
+    assert [n for n in reminded if n["kind"] == "key_progress_missing"] == [
+        {
+            "title": "请补填关键进展：现场拜访",
+            "body": "客户 昆山华通模具有限公司 的这次接触未选择关键进展，请在跟进记录中选择。",
+            "kind": "key_progress_missing",
+        }
+    ]
+    progress = xu.data(
+        "{ activities(filter: {keyProgress: {eq: PRICE_OBJECTION}}) { totalCount } }"
+    )
+    assert progress["activities"]["totalCount"] == 1
+
 
 def test_the_shipped_quote_approval_holds_quotes_over_five_percent_below_list(
     replay: Replay,
@@ -126,11 +146,35 @@ def test_a_long_page_view_or_an_inquiry_brings_the_owner_the_answers_half_an_hou
 ) -> None:
     replay.set(NOW)
     people.team("恒锐华东大区", "华东")
+    people.team("恒锐华南大区", "华南")
     people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
-    xu = client_for("xu")
+    people.user("he", "何志强", "regional_manager", team="恒锐华南大区")
+    xu, he = client_for("xu"), client_for("he")
     account = create(xu, "account", {"name": "昆山华通模具有限公司", "industry": "模具"})["id"]
     product = {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"}
     product_id = create(qiao_client, "product", product)["id"]
+    other = create(qiao_client, "product", {"name": "卧式加工中心 HR-HMC630", "sku": "HR-HMC630"})
+    # The playbook: answers for the industry or for all, for the product or for all.
+    steps = (
+        ("报价：价格异议处理", "PROPOSAL", "模具", None, "对比全生命周期成本。"),
+        ("需求：精度对比", "NEEDS_ANALYSIS", "模具", product_id, "定位精度 0.005 mm 实测报告。"),
+        ("谈判：交期条款", "NEGOTIATION", None, None, "标准机 45 天交付。"),
+        ("报价：汽配批量价", "PROPOSAL", "汽车零部件", None, "三台起批量价。"),  # not 模具
+        ("需求：卧加托盘", "NEEDS_ANALYSIS", "模具", other["id"], "双托盘交换。"),  # not VMC850
+    )
+    for title, stage, industry, step_product, points in steps:
+        values = {"title": title, "stage": stage, "industry": industry}
+        values |= {"productId": step_product, "talkingPoints": points}
+        create(qiao_client, "playbook_step", values)
+    # Won deals: xu reads those of his region only; he's 模具 deal is not his to see.
+    for client, name, industry, amount in (
+        (xu, "苏州精密模架 VMC850 ×3", "模具", "984000.00"),
+        (xu, "宁波汽配 HMC630", "汽车零部件", "1200000.00"),
+        (he, "东莞华南模具 VMC850 ×1", "模具", "328000.00"),
+    ):
+        buyer = create(client, "account", {"name": name.split()[0], "industry": industry})["id"]
+        deal = {"name": name, "accountId": buyer, "amount": amount, "stage": "CLOSED_WON"}
+        create(client, "opportunity", deal)
     # What the website's tracker and the mail connector write (here with the admin's token).
     signals = (
         ("PAGE_VIEW", 150, "/products/hr-vmc850"),
@@ -148,9 +192,15 @@ def test_a_long_page_view_or_an_inquiry_brings_the_owner_the_answers_half_an_hou
     drain(qiao_worker)
     told = xu.nodes("{ myNotifications { edges { node { title body kind } } } }")
     title = "客户意向：昆山华通模具有限公司 关注 立式加工中心 HR-VMC850"
-    advice = "。请查看「模具」行业的阶段打法话术与同行业赢单案例后跟进。"
+    lists = (
+        "。「模具」行业的应答话术与同行业赢单如下，请据此跟进。\n"
+        "应答话术：需求：精度对比：定位精度 0.005 mm 实测报告。；"
+        "谈判：交期条款：标准机 45 天交付。；报价：价格异议处理：对比全生命周期成本。\n"
+        "同行业赢单 1 单：苏州精密模架 VMC850 ×3（984000.00 元）"
+    )
     assert sorted(n["body"] for n in told) == [
-        "浏览产品页：/products/hr-vmc850" + advice,
-        "询价邮件：询价：VMC850 两台含四轴" + advice,
+        "浏览产品页：/products/hr-vmc850" + lists,
+        "询价邮件：询价：VMC850 两台含四轴" + lists,
     ]
     assert {(n["title"], n["kind"]) for n in told} == {(title, "customer_signal")}
+    assert he.data("{ myNotifications { title } }")["myNotifications"] == []
