@@ -92,7 +92,7 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
         contact |= {"occurredAt": due.isoformat(), "ownerId": people.ids["xu"]}
         create(xu, "activity", {**contact, "keyProgress": progress})
     drain(qiao_worker)
-    reminded = xu.data("{ myNotifications { title body kind } }")["myNotifications"]
+    reminded = xu.nodes("{ myNotifications { edges { node { title body kind } } } }")
     assert [n for n in reminded if n["kind"] == "key_progress_missing"] == [
         {
             "title": "请补填关键进展：现场拜访",
@@ -203,4 +203,4 @@ def test_a_long_page_view_or_an_inquiry_brings_the_owner_the_answers_half_an_hou
         "询价邮件：询价：VMC850 两台含四轴" + lists,
     ]
     assert {(n["title"], n["kind"]) for n in told} == {(title, "customer_signal")}
-    assert he.data("{ myNotifications { title } }")["myNotifications"] == []
+    assert he.nodes("{ myNotifications { edges { node { title } } } }") == []
