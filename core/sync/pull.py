@@ -16,7 +16,7 @@ on from its cursor never misses a committed write.
   caller cannot read (deleted, or moved out of their rules) is a tombstone,
   the same bytes either way, so a tombstone never tells whether the record
   still exists; one that was never within the caller's reach since the
-  cursor is left out where the audit log can tell (:func:`_possibly_held`).
+  cursor is left out where the audit log can tell (:func:`possibly_held`).
 - **resetRequired**: the caller's access (roles, team, manager, shares,
   their own user's links) or the metadata changed since the cursor, or the log
   no longer holds every change since it (pruned, or a restored database). The
@@ -201,7 +201,7 @@ def _incremental(
             for record in page.records:
                 readable[(entity_name, record["id"])] = _synced(entity, columns, record)
     unreadable = [key for key in latest if key not in readable]
-    held = _possibly_held(conn, access, found, unreadable) if unreadable else set()
+    held = possibly_held(conn, access, found, unreadable) if unreadable else set()
     upserts: list[SyncedRecord] = []
     tombstones: list[Tombstone] = []
     for key in sorted(latest, key=latest.__getitem__):
@@ -220,13 +220,14 @@ def _incremental(
     )
 
 
-def _possibly_held(
+def possibly_held(
     conn: Connection,
     access: Access,
     found: list[feed.Change],
     unreadable: list[tuple[str, str]],
 ) -> set[tuple[str, str]]:
-    """The records among ``unreadable`` the client may hold: those that get a tombstone.
+    """The records among ``unreadable`` the client may hold: those that get a tombstone
+    (and, for live subscriptions, a DELETED change; core/graphql/live.py).
 
     A record the caller cannot read now may have been readable when the client last
     pulled it, and then the client must drop it. One that no state since the page's
