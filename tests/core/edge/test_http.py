@@ -75,7 +75,13 @@ def test_a_declared_oversize_body_is_refused_before_it_is_sent(qiao_server):
 
 
 def test_a_streamed_oversize_body_is_refused_while_it_streams(qiao_server):
-    """A chunked body without a length is cut off just past the limit, not read whole."""
+    """A chunked body without a length is cut off just past the limit, not read whole.
+
+    The client counts what it handed to the kernel: loopback socket buffers (Linux
+    defaults: 4 MB to send, up to 32 MB to receive) hold several MB in flight before the
+    server's answer comes back, more so on a busy machine. So the check is that the
+    answer came well before the 50 MB body ended, not a count of what the server read.
+    """
     head = (
         b"POST /auth/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n"
@@ -94,7 +100,7 @@ def test_a_streamed_oversize_body_is_refused_while_it_streams(qiao_server):
             sent += len(chunk)
         status, _ = status_of(sock)
     assert status == 413
-    assert sent < 5_000_000  # the server answered after about 1 MB, not 50
+    assert sent < 25_000_000  # answered after the 1 MB limit, long before 50 MB
 
 
 def test_the_cost_gate_refuses_before_validation_runs(qiao_client, monkeypatch):
