@@ -50,6 +50,7 @@ from qiao.core.graphql.scalars import Date, DateTime, Decimal
 from qiao.core.hookspecs import hookimpl, hookspec
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
+from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.service import Page
 from qiao.core.records.values import (
@@ -118,6 +119,7 @@ __all__: Sequence[str] = (
     "Catalog",
     "ConfigurationError",
     "Conflict",
+    "Created",
     "Database",
     "Date",
     "DateTime",
@@ -143,6 +145,8 @@ __all__: Sequence[str] = (
     "Records",
     "RequestContext",
     "RetryLater",
+    "RowError",
+    "RowsRefused",
     "Runtime",
     "Sensitive",
     "Source",
