@@ -206,7 +206,7 @@ class RecordsService:
                 checked["owner"] = ctx.actor.user_id
             accepted.append((index, checked))
         readable: set[tuple[str, str]] = set()
-        refused += self._check_targets_many(conn, catalog, entity, accepted, access, readable)
+        refused += _refused_targets(conn, catalog, entity, accepted, access, readable)
         if refused and not skip_invalid:
             raise RowsRefused(sorted(refused, key=lambda r: r.index), len(rows))
         dropped = {r.index for r in refused}
@@ -227,7 +227,7 @@ class RecordsService:
                 stored.append((index, self._check_values(entity, checked, creating=True)))
             except QiaoError as exc:
                 late.append(RowError(index, exc))
-        late += self._check_targets_many(conn, catalog, entity, stored, access, readable)
+        late += _refused_targets(conn, catalog, entity, stored, access, readable)
         blank = {f.column: None for f in entity.stored_fields}
         for index, checked in stored:
             try:
@@ -253,7 +253,7 @@ class RecordsService:
         for group in inserts.values():  # executemany needs one set of columns per statement
             self._execute(conn, entity, insert(table), group)
         self._require_scope_many(conn, access, entity, ids, [i for i, _ in stored], len(rows))
-        records = self._fetch_many(conn, table, ids)
+        records = [*self._fetch_many(conn, table, ids)]
         changes = [
             {name: (None, record[f.column]) for name, f in _by_name(entity, checked)}
             for record, (_, checked) in zip(records, stored, strict=True)
@@ -735,46 +735,6 @@ class RecordsService:
                     f"{field.name}: no {field.target} with id {target_id}", field=field.name
                 )
 
-    def _check_targets_many(
-        self,
-        conn: Connection,
-        catalog: Catalog,
-        entity: EntityDef,
-        rows: Sequence[tuple[int, Mapping[str, Any]]],
-        access: Access,
-        readable: set[tuple[str, str]],
-    ) -> list[RowError]:
-        """:meth:`_check_targets` for a batch: one query per relation, the rows naming a
-        missing or unreadable record refused by index. ``readable`` remembers the
-        targets found, so a second check of the batch asks only for new ones."""
-        refused: list[RowError] = []
-        bad: set[int] = set()
-        for field in entity.relations:
-            assert field.target is not None
-            wanted = {
-                str(values[field.name])
-                for _, values in rows
-                if values.get(field.name) is not None
-                and (field.target, values[field.name]) not in readable
-            }
-            if not wanted:
-                continue
-            target = catalog.table(field.target)
-            stmt = select(target.c.id).where(target.c.id.in_(sorted(wanted)))
-            if field.target != "user":  # assigning a user needs no read right on users
-                condition = access.row_filter(field.target, target, "read")
-                if condition is not None or not access.can(field.target, "read"):
-                    stmt = stmt.where(condition if condition is not None else false())
-            readable |= {(field.target, found) for found in conn.execute(stmt).scalars()}
-            for index, values in rows:
-                target_id = values.get(field.name)
-                if index in bad or target_id is None or (field.target, target_id) in readable:
-                    continue
-                bad.add(index)
-                message = f"{field.name}: no {field.target} with id {target_id}"
-                refused.append(RowError(index, BadUserInput(message, field=field.name)))
-        return refused
-
     def _require_scope_many(
         self,
         conn: Connection,
@@ -804,7 +764,7 @@ class RecordsService:
         if outside:
             raise RowsRefused(outside, total)
 
-    def _fetch_many(self, conn: Connection, table: Table, ids: Sequence[str]) -> list[Record]:
+    def _fetch_many(self, conn: Connection, table: Table, ids: Sequence[str]) -> Sequence[Record]:
         """Stored records by id, in the order of ``ids``, with their computed fields."""
         catalog = self.catalog
         columns = self._computed_columns(conn, catalog, table.name, None)
@@ -892,6 +852,46 @@ class RecordsService:
 
 
 #: Field access that reads a value as stored.
+
+
+def _refused_targets(
+    conn: Connection,
+    catalog: Catalog,
+    entity: EntityDef,
+    rows: Sequence[tuple[int, Mapping[str, Any]]],
+    access: Access,
+    readable: set[tuple[str, str]],
+) -> list[RowError]:
+    """:meth:`RecordsService._check_targets` for a batch: one query per relation, the rows naming a
+    missing or unreadable record refused by index. ``readable`` remembers the
+    targets found, so a second check of the batch asks only for new ones."""
+    refused: list[RowError] = []
+    bad: set[int] = set()
+    for field in entity.relations:
+        assert field.target is not None
+        wanted = {
+            str(values[field.name])
+            for _, values in rows
+            if values.get(field.name) is not None
+            and (field.target, values[field.name]) not in readable
+        }
+        if not wanted:
+            continue
+        target = catalog.table(field.target)
+        stmt = select(target.c.id).where(target.c.id.in_(sorted(wanted)))
+        if field.target != "user":  # assigning a user needs no read right on users
+            condition = access.row_filter(field.target, target, "read")
+            if condition is not None or not access.can(field.target, "read"):
+                stmt = stmt.where(condition if condition is not None else false())
+        readable |= {(field.target, found) for found in conn.execute(stmt).scalars()}
+        for index, values in rows:
+            target_id = values.get(field.name)
+            if index in bad or target_id is None or (field.target, target_id) in readable:
+                continue
+            bad.add(index)
+            message = f"{field.name}: no {field.target} with id {target_id}"
+            refused.append(RowError(index, BadUserInput(message, field=field.name)))
+    return refused
 
 
 def _refuse_masks(entity: EntityDef, values: Mapping[str, Any], existing: Record) -> None:
