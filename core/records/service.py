@@ -851,9 +851,6 @@ class RecordsService:
             raise _integrity_error(entity, exc) from None
 
 
-#: Field access that reads a value as stored.
-
-
 def _refused_targets(
     conn: Connection,
     catalog: Catalog,
@@ -862,8 +859,8 @@ def _refused_targets(
     access: Access,
     readable: set[tuple[str, str]],
 ) -> list[RowError]:
-    """:meth:`RecordsService._check_targets` for a batch: one query per relation, the rows naming a
-    missing or unreadable record refused by index. ``readable`` remembers the
+    """:meth:`RecordsService._check_targets` for a batch: one query per relation, the
+    rows naming a missing or unreadable record refused by index. ``readable`` remembers the
     targets found, so a second check of the batch asks only for new ones."""
     refused: list[RowError] = []
     bad: set[int] = set()
@@ -892,6 +889,9 @@ def _refused_targets(
             message = f"{field.name}: no {field.target} with id {target_id}"
             refused.append(RowError(index, BadUserInput(message, field=field.name)))
     return refused
+
+
+#: Field access that reads a value as stored.
 
 
 def _refuse_masks(entity: EntityDef, values: Mapping[str, Any], existing: Record) -> None:
