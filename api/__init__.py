@@ -45,6 +45,7 @@ from qiao.core.events.model import Delivery, Event, EventHandler, GiveUp, RetryL
 from qiao.core.events.timers import cancel as cancel_timer
 from qiao.core.events.timers import pending as pending_timers
 from qiao.core.events.timers import schedule as schedule_timer
+from qiao.core.events.timers import schedule_many as schedule_timers
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.scalars import Date, DateTime, Decimal
 from qiao.core.hookspecs import hookimpl, hookspec
@@ -167,6 +168,7 @@ __all__: Sequence[str] = (
     "pending_timers",
     "redacted_snapshot",
     "schedule_timer",
+    "schedule_timers",
     "scrub",
     "to_json",
 )

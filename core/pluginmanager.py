@@ -176,7 +176,7 @@ class Plugins:
         self._versions = dict(versions or {})
         self._callers: dict[tuple[str, frozenset[str]], pluggy.HookCaller] = {}
         self._write_callers: dict[tuple[str, str], pluggy.HookCaller] = {}
-        self._write_plans: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+        self._write_plans: dict[tuple[str, str], list[tuple[str, bool, bool]]] = {}
 
     @property
     def names(self) -> list[str]:
@@ -327,7 +327,7 @@ class Plugins:
         """The before-write hooks for a batch: once per plugin implementing the batch hook,
         once per row for a plugin implementing only the per-record one, in load order."""
         common = {"context": context, "entity": entity, "operation": operation}
-        for name, batched in self._write_plan(_BEFORE, entity.name):
+        for name, _, batched in self._write_plan(_BEFORE, entity.name):
             if batched:
                 self._caller_of(_BEFORE[1], name)(**common, values=values, existing=existing)
                 continue
@@ -346,7 +346,7 @@ class Plugins:
     ) -> None:
         """The after-write hooks for a batch, dispatched as :meth:`before_write_many`."""
         common = {"context": context, "entity": entity, "operation": operation}
-        for name, batched in self._write_plan(_AFTER, entity.name):
+        for name, _, batched in self._write_plan(_AFTER, entity.name):
             if batched:
                 self._caller_of(_AFTER[1], name)(**common, records=records, changes=changes)
                 continue
@@ -362,27 +362,26 @@ class Plugins:
         batch_names: Mapping[str, str],
     ) -> None:
         plan = self._write_plan(hooks, entity.name)
-        if all(not batched for _, batched in plan):
+        if all(single for _, single, _ in plan):
             self._for_entity(hooks[0], entity.name)(entity=entity, **kwargs)
             return
-        as_batch = {
-            batch_names.get(k, k): [v] if k in batch_names else v for k, v in kwargs.items()
-        }
-        for name, batched in plan:
-            if batched:
-                self._caller_of(hooks[1], name)(entity=entity, **as_batch)
-            else:
+        as_batch = {k: v for k, v in kwargs.items() if k not in batch_names}
+        as_batch |= {batch_names[k]: [v] for k, v in kwargs.items() if k in batch_names}
+        for name, single, _ in plan:
+            if single:
                 self._caller_of(hooks[0], name)(entity=entity, **kwargs)
+            else:
+                self._caller_of(hooks[1], name)(entity=entity, **as_batch)
 
-    def _write_plan(self, hooks: tuple[str, str], entity: str) -> list[tuple[str, bool]]:
-        """The plugins a write of ``entity`` calls, in load order, and whether each takes
-        the batch hook (it implements it) rather than the per-record one."""
+    def _write_plan(self, hooks: tuple[str, str], entity: str) -> list[tuple[str, bool, bool]]:
+        """The plugins a write of ``entity`` calls, in load order, with whether each
+        implements the per-record hook and whether it implements the batch hook."""
         key = (hooks[1], entity)
         plan = self._write_plans.get(key)
         if plan is None:
             single = self._subscribers(hooks[0], entity)
             batch = self._subscribers(hooks[1], entity)
-            plan = [(n, n in batch) for n in self._names if n in single or n in batch]
+            plan = [(n, n in single, n in batch) for n in self._names if n in single or n in batch]
             self._write_plans[key] = plan
         return plan
 

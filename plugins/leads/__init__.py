@@ -84,12 +84,12 @@ def qiao_after_records_write(
     records: list[dict[str, Any]],
     changes: list[dict[str, tuple[Any, Any]]],
 ) -> None:
-    """Timers and notifications per lead; the routing state counted the batch already."""
+    """The batch's first-touch timers set together; the routing state counted it already."""
+    if entity.name == "lead" and operation == "create":
+        sla.after_leads_written(context, operation, records, changes)
+        return
     for record, changed in zip(records, changes, strict=True):
-        if entity.name == "lead" and operation == "create":
-            sla.after_lead_write(context, operation, record, changed)
-        else:
-            qiao_after_record_write(context, entity, operation, record, changed)
+        qiao_after_record_write(context, entity, operation, record, changed)
 
 
 @hookimpl(entities=["lead", "activity"])
