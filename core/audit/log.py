@@ -186,17 +186,6 @@ class AuditLog:
             self._store_checkpoint(conn, last.sequence, last.mac, key_id)
         return entries
 
-    def record_write(
-        self,
-        context: WriteContext,
-        entity: EntityDef,
-        operation: str,
-        record: Mapping[str, Any],
-        changes: Mapping[str, tuple[Any, Any]],
-    ) -> Entry:
-        """A record's create, update or delete, field by field, redacted where required."""
-        return self.record_writes(context, entity, operation, [record], [changes])[0]
-
     def record_writes(
         self,
         context: WriteContext,
@@ -205,7 +194,8 @@ class AuditLog:
         records: Sequence[Mapping[str, Any]],
         changes: Sequence[Mapping[str, tuple[Any, Any]]],
     ) -> list[Entry]:
-        """:meth:`record_write` for a batch of writes of one entity: one entry per record."""
+        """Records' creates, updates or deletes, one entry per record, field by field,
+        redacted where required; appended together (:meth:`append_many`)."""
         events = [
             AuditEvent(
                 actor=context.actor,

@@ -28,12 +28,7 @@ def qiao_after_record_write(
     record: Mapping[str, Any],
     changes: Mapping[str, tuple[Any, Any]],
 ) -> None:
-    audit = context.runtime.audit_log()
-    if audit is None:
-        log.refuse_if_keyed(context.connection)
-        return
-    audit.record_write(context, entity, operation, record, changes)
-    livewake.announce(context.connection)  # the entry is the subscriptions' feed
+    qiao_after_records_write(context, entity, operation, [record], [changes])
 
 
 @hookimpl
@@ -54,4 +49,4 @@ def qiao_after_records_write(
         log.refuse_if_keyed(context.connection)
         return
     audit.record_writes(context, entity, operation, records, changes)
-    livewake.announce(context.connection)
+    livewake.announce(context.connection)  # the entries are the subscriptions' feed

@@ -137,15 +137,7 @@ class RecordsService:
         record_id = new_id()
         blank = {f.column: None for f in entity.stored_fields}
         self._enforce_rules(ctx.connection, catalog, entity, blank | _columns(entity, checked))
-        row = {
-            "id": record_id,
-            "created_at": now,
-            "updated_at": now,
-            "created_by_id": ctx.actor.user_id,
-            "updated_by_id": ctx.actor.user_id,
-            "version": 1,
-            **self.encryption.seal(ctx.connection, entity, record_id, _columns(entity, checked)),
-        }
+        row = self._new_row(ctx, entity, record_id, now, checked)
         self._execute(ctx.connection, entity, insert(table), row)
         self._require_scope(ctx.connection, access, entity, record_id, "create")
         record = self._fetch(ctx.connection, table, record_id, computed=True)
@@ -240,15 +232,7 @@ class RecordsService:
         ids = [new_id() for _ in stored]
         inserts: dict[frozenset[str], list[dict[str, Any]]] = {}
         for record_id, (_, checked) in zip(ids, stored, strict=True):
-            row = {
-                "id": record_id,
-                "created_at": now,
-                "updated_at": now,
-                "created_by_id": ctx.actor.user_id,
-                "updated_by_id": ctx.actor.user_id,
-                "version": 1,
-                **self.encryption.seal(conn, entity, record_id, _columns(entity, checked)),
-            }
+            row = self._new_row(ctx, entity, record_id, now, checked)
             inserts.setdefault(frozenset(row), []).append(row)
         for group in inserts.values():  # executemany needs one set of columns per statement
             self._execute(conn, entity, insert(table), group)
@@ -734,6 +718,25 @@ class RecordsService:
                 raise BadUserInput(
                     f"{field.name}: no {field.target} with id {target_id}", field=field.name
                 )
+
+    def _new_row(
+        self,
+        ctx: WriteContext,
+        entity: EntityDef,
+        record_id: str,
+        now: dt.datetime,
+        checked: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """A new record's row as inserted: system columns, values, encrypted fields sealed."""
+        return {
+            "id": record_id,
+            "created_at": now,
+            "updated_at": now,
+            "created_by_id": ctx.actor.user_id,
+            "updated_by_id": ctx.actor.user_id,
+            "version": 1,
+            **self.encryption.seal(ctx.connection, entity, record_id, _columns(entity, checked)),
+        }
 
     def _require_scope_many(
         self,
