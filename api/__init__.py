@@ -50,14 +50,10 @@ from qiao.core.graphql.scalars import Date, DateTime, Decimal
 from qiao.core.hookspecs import hookimpl, hookspec
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
+from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise_width
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.service import Page
-from qiao.core.records.values import (
-    DEFAULT_PHONE_REGION,
-    normalise_phone,
-    normalise_width,
-    to_json,
-)
+from qiao.core.records.values import to_json
 from qiao.core.redaction import (
     REDACTED,
     Sensitive,
