@@ -54,8 +54,8 @@ from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldTyp
 from qiao.core.metadata.registry import Registry
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.values import coerce, coerce_default
-from qiao.core.storage import ddl
-from qiao.core.storage.tables import Tables, column_type, index_specs
+from qiao.core.schema import ddl
+from qiao.core.schema.tables import Tables, column_type, index_specs
 from qiao.core.storage.types import RecordId
 
 if TYPE_CHECKING:

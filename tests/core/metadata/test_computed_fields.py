@@ -14,7 +14,7 @@ from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.metadata.registry import Registry
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
-from qiao.core.storage.tables import build_table
+from qiao.core.schema.tables import build_table
 
 ADMIN = Actor.system()
 L = {"en": "x"}
