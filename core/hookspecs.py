@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
 
 import pluggy
 
@@ -24,13 +24,13 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
-    from qiao.core.automation.channels import NotificationChannel
     from qiao.core.crypto import KeyProvider
-    from qiao.core.events.model import EventHandler
+    from qiao.core.events.model import Delivery, EventHandler
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
     from qiao.core.packages.demo import DemoData
     from qiao.core.records.context import WriteContext
+    from qiao.core.records.service import Record
     from qiao.core.runtime import Runtime
 
 PROJECT = "qiao"
@@ -185,6 +185,22 @@ def qiao_event_handlers(runtime: Runtime) -> Sequence[EventHandler]:
     """
 
 
+@runtime_checkable
+class NotificationChannel(Protocol):
+    """A way to reach people. ``send`` runs in a worker, after the notification committed.
+
+    ``delivery.id`` is stable across retries: pass it to the provider as the
+    idempotency key (or remember it), because a worker that dies after sending
+    and before recording the outcome sends again. Raise to retry with back-off,
+    :class:`~qiao.core.events.model.RetryLater` to pick the time, or
+    :class:`~qiao.core.events.model.GiveUp` to stop.
+    """
+
+    name: str
+
+    def send(self, delivery: Delivery, notification: Record) -> None: ...
+
+
 @hookspec
 def qiao_notification_channels() -> Sequence[NotificationChannel]:
     """Deliver notifications beyond the app: e-mail, WeCom, DingTalk, SMS.
@@ -194,7 +210,7 @@ def qiao_notification_channels() -> Sequence[NotificationChannel]:
     channel gets one delivery per new notification, run in a worker after the
     notification committed, with its own retries and dead letters.
 
-    :returns: :class:`~qiao.core.automation.channels.NotificationChannel`
+    :returns: :class:`NotificationChannel`
         objects: a ``name`` unique across plugins (the handler is
         ``notify.<name>``) and ``send(delivery, notification)``, which receives
         the event's :class:`~qiao.core.events.model.Delivery` (its ``id`` is the

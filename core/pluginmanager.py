@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError
-from qiao.core.hookspecs import ENTITIES_ATTRIBUTE
+from qiao.core.hookspecs import ENTITIES_ATTRIBUTE, NotificationChannel
 from qiao.core.metadata.manifest import Manifest, RoleDecl, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
-    from qiao.core.automation.channels import NotificationChannel
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
     from qiao.core.runtime import Runtime
