@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sqlalchemy import Connection, Select, Table, and_, delete, false, func, insert, select, update
 from sqlalchemy.engine import RowMapping
@@ -33,7 +33,6 @@ from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
 from qiao.core.permissions.rights import Right
-from qiao.core.pluginmanager import Plugins
 from qiao.core.records import query
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.values import coerce, coerce_default
@@ -65,6 +64,18 @@ class Page:
     total_count: int | None = None
 
 
+class WriteHooks(Protocol):
+    """The plugins' write hooks, as :class:`qiao.core.pluginmanager.Plugins` runs them.
+
+    Named here rather than imported: the plugin manager sits above the records
+    service in the core's layers, and the service needs only these two calls.
+    """
+
+    def before_write(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
+
+    def after_write(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
+
+
 class RecordsService:
     """Reads and writes records of any entity in the current metadata version."""
 
@@ -73,7 +84,7 @@ class RecordsService:
         runtime: Runtime,
         db: Database,
         catalog: Callable[[], Catalog],
-        plugins: Plugins,
+        plugins: WriteHooks,
         clock: Clock = utcnow,
         encryption: FieldEncryption | None = None,
     ) -> None:
