@@ -13,8 +13,10 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import tomli_w
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,13 +63,6 @@ def _qiao_like(tree: Path) -> None:
     _module(tree, "qiao.templates_market.clinics.hooks", "from qiao.api import surface\n")
 
 
-def test_the_plugin_contract_holds_for_imports_through_the_api(tmp_path: Path) -> None:
-    _qiao_like(tmp_path)
-    result = _lint(tmp_path, _contract(PLUGIN_CONTRACT))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
-
-
 def test_the_plugin_contract_fails_on_a_core_import(tmp_path: Path) -> None:
     _qiao_like(tmp_path)
     _module(tmp_path, "qiao.plugins.crm.sneaky", "from qiao.core.records import RECORDS\n")
@@ -86,9 +81,14 @@ def _core_copy(tree: Path) -> None:
     )
 
 
-def test_the_layer_contract_holds_for_the_core_as_it_is(tmp_path: Path) -> None:
-    _core_copy(tmp_path)
-    result = _lint(tmp_path, _contract(LAYERS_CONTRACT))
+@pytest.mark.parametrize(
+    ("tree", "contract_id"),
+    [(_qiao_like, PLUGIN_CONTRACT), (_core_copy, LAYERS_CONTRACT)],
+    ids=["plugins-through-the-api", "the-core-as-it-is"],
+)
+def test_the_contract_holds(tmp_path: Path, tree: Callable[[Path], None], contract_id: str) -> None:
+    tree(tmp_path)
+    result = _lint(tmp_path, _contract(contract_id))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 kept, 0 broken" in result.stdout
 
