@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import Delivery, EventHandler
+    from qiao.core.formula.evaluator import WorkingCalendar
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
     from qiao.core.packages.demo import DemoData
@@ -161,6 +162,24 @@ def qiao_after_record_write(
     :param changes: field name -> (old value, new value) for the fields the
         write changed (for creates the old value is ``None``).
     :returns: nothing; raising rolls the whole write back.
+    """
+
+
+@hookspec(firstresult=True)
+def qiao_business_calendar(runtime: Runtime, name: str) -> WorkingCalendar | None:
+    """The business calendar ``name``, in which WORKDAY and its kin count working days.
+
+    Called when a formula or validation rule names a calendar (docs/calendars.md).
+    The built-in ``calendars`` plugin answers from its records, after every other
+    plugin, and refuses a name it does not know; the first answer that is not None
+    is used.
+
+    :param runtime: the deployment, for a plugin that keeps its calendars per runtime.
+    :param name: the calendar the formula names (``"cn"``).
+    :returns: an object with ``is_working_day``, ``next_working_day``,
+        ``add_working_days`` and ``working_days_between`` (as
+        :class:`~qiao.core.calendars.BusinessCalendar` has), or None to leave
+        ``name`` to the next plugin. The first result wins.
     """
 
 

@@ -122,7 +122,6 @@ NESTED_IMPORTS = {
         "qiao.core.records.values",
     ],
     "core/metadata/registry.py": ["qiao.core.formula.computed", "qiao.core.formula.computed"],
-    "core/records/service.py": ["qiao.core.calendars.store"],
     # Optional extras, imported where used so the core runs without them.
     "core/crypto/hsm.py": ["pkcs11", "pkcs11", "pkcs11.mechanisms"],
     "core/encryption/settings.py": ["qiao.core.crypto.hsm"],
