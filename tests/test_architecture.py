@@ -119,7 +119,6 @@ NESTED_IMPORTS = {
     "core/metadata/registry.py": ["qiao.core.formula.computed", "qiao.core.formula.computed"],
     # Optional extras, imported where used so the core runs without them.
     "core/crypto/hsm.py": ["pkcs11", "pkcs11", "pkcs11.mechanisms"],
-    "core/encryption/settings.py": ["qiao.core.crypto.hsm"],
 }
 
 
