@@ -53,7 +53,8 @@ from qiao.core.graphql.builder import (
     describe,
     from_key,
 )
-from qiao.core.graphql.compiler import Fields, Joins, enum_name, inline, outer_joined
+from qiao.core.graphql.compiler import Fields, Joins, enum_column, inline, outer_joined
+from qiao.core.graphql.names import enum_name
 from qiao.core.graphql.plan import RootAggregate
 from qiao.core.graphql.sqljson import sql_text
 from qiao.core.graphql.withheld import EACH, Step
@@ -203,7 +204,7 @@ class AggregateTypes:
             enum.Enum(
                 name,
                 {
-                    c.upper(): strawberry.enum_value(c, description=_label(c, f))
+                    enum_name(c): strawberry.enum_value(c, description=_label(c, f))
                     for c, f in fields.items()
                 },
             ),
@@ -785,7 +786,7 @@ class _Aggregate:
 
     def wire(self, page: FromClause, label: str) -> ColumnElement[Any]:
         field = self.types[label]
-        return self.compiler.json.value(enum_name(field, page.c[label]), field)
+        return self.compiler.json.value(enum_column(field, page.c[label]), field)
 
 
 def _label(column: str, field: FieldDef) -> str:

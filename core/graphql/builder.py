@@ -27,6 +27,7 @@ from strawberry.types import Info
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
 from qiao.core.graphql import scalars, subscription_types
+from qiao.core.graphql.names import enum_name
 from qiao.core.graphql.plan import (
     MAX_NODES,
     NODE_TYPE_KEY,
@@ -299,15 +300,16 @@ class SchemaBuilder:
         if key not in self._enums:
             name = f"{type_name(entity.name)}{type_name(field.name)}"
             # GraphQL names enum values in capitals (``ZH_CN``) while the database keeps
-            # the value the manifest wrote (``zh_CN``): see compiler.stored_value.
+            # the value the manifest wrote (``zh_CN``): see names.py. ``__picklist__``
+            # lets compiler.plain turn an argument's member back into the stored value.
             members = {
-                v.value.upper(): strawberry.enum_value(
-                    v.value.upper(), description=describe(v.label, v.value)
+                enum_name(v.value): strawberry.enum_value(
+                    enum_name(v.value), description=describe(v.label, v.value)
                 )
                 for v in field.values
             }
             picklist = enum.Enum(name, members)  # type: ignore[misc]
-            picklist.__stored__ = {v.value.upper(): v.value for v in field.values}
+            picklist.__picklist__ = field
             self._enums[key] = strawberry.enum(
                 picklist, name=name, description=f"The values of {describe(field.label)}."
             )
@@ -404,7 +406,7 @@ class SchemaBuilder:
             enum.Enum(  # type: ignore[misc]
                 f"{type_name(entity.name)}OrderField",
                 {
-                    c.upper(): strawberry.enum_value(c, description=_sort_label(c, f))
+                    enum_name(c): strawberry.enum_value(c, description=_sort_label(c, f))
                     for c, f in sortable.items()
                 },
             ),
@@ -686,7 +688,7 @@ class SchemaBuilder:
                 enum.Enum(  # type: ignore[misc]
                     f"{tname}ExternalKey",
                     {
-                        k.upper(): strawberry.enum_value(
+                        enum_name(k): strawberry.enum_value(
                             k, description=describe(entity.field(k).label, k)
                         )
                         for k in keys

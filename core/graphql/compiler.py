@@ -60,6 +60,7 @@ from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.evaluator import Clock
 from qiao.core.graphql.builder import BuiltSchema
 from qiao.core.graphql.evaluated import marked
+from qiao.core.graphql.names import enum_name, stored_value
 from qiao.core.graphql.nodes import holders
 from qiao.core.graphql.plan import (
     MAX_NODES,
@@ -118,7 +119,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {_snake(k): plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, enum.Enum):
-        return stored_value(value)
+        picklist: FieldDef | None = getattr(type(value), "__picklist__", None)
+        return value.value if picklist is None else stored_value(picklist, value.value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {}
         for f in dataclasses.fields(value):
@@ -515,7 +517,7 @@ class ReadCompiler:
                     if field is not None and field.computed:
                         pairs.append((key, self._computed_value(entity_name, table, field)))
                         continue
-                    value = enum_name(field, table.c[column])
+                    value = enum_column(field, table.c[column])
                     if mask is not None:  # the database never sends the clear value
                         value = sql_mask(mask, value, self.dialect.name)
                     pairs.append((key, self.json.value(value, field, column)))
@@ -767,25 +769,15 @@ class ReadCompiler:
             )
 
 
-def stored_value(member: enum.Enum) -> Any:
-    """The value the database keeps for a GraphQL enum value (``ZH_CN`` -> ``zh_CN``).
-
-    A picklist's GraphQL enum names and values are the manifest's values in capitals,
-    as GraphQL names enum values; ``__stored__`` maps them back (builder ``_enum``).
-    """
-    stored: dict[str, Any] = getattr(type(member), "__stored__", {})
-    return stored.get(member.value, member.value)
-
-
-def enum_name(field: FieldDef | None, column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """An enum column as the value's GraphQL name: in capitals, as the schema names it.
+def enum_column(field: FieldDef | None, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """An enum column as its values' GraphQL names (names.enum_name), as the schema names them.
 
     A manifest may store values such as ``zh_CN``; the JSON a compiled read builds
     holds ``ZH_CN``, the name clients see whichever path serves the request.
     """
     if field is None or field.type is not FieldType.ENUM:
         return column
-    renamed = {v.value: v.value.upper() for v in field.values if v.value != v.value.upper()}
+    renamed = {v.value: enum_name(v.value) for v in field.values if v.value != enum_name(v.value)}
     if not renamed:
         return column
     return case(renamed, value=column, else_=column)
