@@ -137,10 +137,10 @@ class WorkflowQuery:
             list[ApprovalTaskOrderBy] | None,
             strawberry.argument(description=paging.ORDER_BY),
         ] = None,
-        first: Annotated[int | None, strawberry.argument(description=paging.FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=paging.AFTER)] = None,
-        last: Annotated[int | None, strawberry.argument(description=paging.LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=paging.BEFORE)] = None,
+        first: paging.First = None,
+        after: paging.After = None,
+        last: paging.Last = None,
+        before: paging.Before = None,
     ) -> ApprovalTaskConnection:
         ctx: RequestContext = info.context
         records = ctx.runtime.records
