@@ -22,9 +22,9 @@ from qiao.core.audit.trail import (
 )
 from qiao.core.errors import Forbidden
 from qiao.core.graphql import paging, scalars
-from qiao.core.graphql.builder import OrderDirection, PageInfo
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.names import entity_named
+from qiao.core.graphql.parts import OrderDirection, PageInfo
 from qiao.core.metadata.registry import camel
 
 

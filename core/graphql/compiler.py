@@ -18,7 +18,7 @@ import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     FieldNode,
@@ -58,7 +58,6 @@ from qiao.core.encryption import FieldEncryption
 from qiao.core.errors import BadUserInput, ConfigurationError, Forbidden
 from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.evaluator import Clock
-from qiao.core.graphql.builder import BuiltSchema
 from qiao.core.graphql.evaluated import marked
 from qiao.core.graphql.names import enum_name, stored_value
 from qiao.core.graphql.nodes import holders
@@ -84,6 +83,9 @@ from qiao.core.permissions.access import Access
 from qiao.core.records import query
 from qiao.core.storage.database import Database
 from qiao.core.storage.sqlalchemy_internals import bind_processors
+
+if TYPE_CHECKING:  # the builder imports the aggregates, which build on this module
+    from qiao.core.graphql.builder import BuiltSchema
 
 #: The most rows a query may ask for across all its connections (page sizes multiplied out).
 MAX_QUERY_COST = 100_000
@@ -186,6 +188,10 @@ class ReadCompiler:
         self.withheld: list[Withheld] = []
         #: How many parent rows the field being compiled may repeat for (product of page sizes).
         self._fan_out = 1
+
+    def blind_match(self) -> query.BlindMatch | None:
+        """How a filter finds values of encrypted fields; None without field encryption."""
+        return self._blind_match if self.encryption is not None else None
 
     def _blind_match(
         self, table: FromClause, entity: str, field: FieldDef, values: Sequence[Any]
@@ -296,7 +302,7 @@ class ReadCompiler:
         found = (
             select(obj)
             .select_from(outer_joined(table, joins))
-            .where(table.c.id == record_id, *self._readable(entity, table))
+            .where(table.c.id == record_id, *self.readable(entity, table))
         )
         return self.json.embed(found.scalar_subquery())
 
@@ -367,7 +373,7 @@ class ReadCompiler:
                     branches.append(
                         select(table.c.id.label("id"), obj.label("node"))
                         .select_from(outer_joined(table, joins))
-                        .where(table.c.id.in_(sorted(held[entity])), *self._readable(entity, table))
+                        .where(table.c.id.in_(sorted(held[entity])), *self.readable(entity, table))
                     )
         finally:
             self._fan_out = outer
@@ -384,7 +390,7 @@ class ReadCompiler:
             raise ConfigurationError("node(id:) needs a database to find records in")
         return self.db.run_read(lambda conn: holders(conn, self.catalog, ids))
 
-    def _readable(self, entity: str, table: FromClause) -> list[ColumnElement[bool]]:
+    def readable(self, entity: str, table: FromClause) -> list[ColumnElement[bool]]:
         """The caller's read rule for ``table`` (nothing for unrestricted callers)."""
         self.access.require(entity, "read")
         condition = self.access.row_filter(entity, table, "read")
@@ -529,10 +535,10 @@ class ReadCompiler:
                         pairs.append((key, null()))
                         continue
                     target = self.catalog.table(field.target).alias()
-                    self._spend(self._fan_out)
+                    self.spend(1)
                     on = and_(
                         target.c.id == table.c[field.column],
-                        *self._readable(field.target, target),
+                        *self.readable(field.target, target),
                     )
                     joins.append((target, on))
                     sub = self.object(
@@ -603,7 +609,7 @@ class ReadCompiler:
             before=args.get("before"),
         )
         size, ordering = window.size, window.ordering
-        self._spend(size * self._fan_out)
+        self.spend(size)
 
         for name in query.filtered_fields(args.get("filter")):
             self.access.require_clear(entity_name, name, "filter by")
@@ -614,7 +620,7 @@ class ReadCompiler:
                 self.require_readable(entity_name, key.field.name)
 
         def conditions(table: FromClause) -> list[ColumnElement[bool]]:
-            blind = self._blind_match if self.encryption is not None else None
+            blind = self.blind_match()
             conds = [
                 query.compile_filter(
                     entity,
@@ -626,7 +632,7 @@ class ReadCompiler:
             ]
             if link is not None:
                 conds.append(link(table))
-            return conds + self._readable(entity_name, table)
+            return conds + self.readable(entity_name, table)
 
         def walked(table: FromClause) -> Select[Any]:
             """Rows of this connection beyond the cursor, in walking order."""
@@ -758,6 +764,10 @@ class ReadCompiler:
     def _merge(self, fields: Fields, name: str) -> Fields:
         nodes = [n for group in fields.values() for n in group if n.name.value == name]
         return self.subfields(nodes)
+
+    def spend(self, rows: int) -> None:
+        """Count ``rows`` records for each parent row the field being compiled repeats for."""
+        self._spend(rows * self._fan_out)
 
     def _spend(self, rows: int) -> None:
         """Count the records a field may return; nested pages multiply (see MAX_QUERY_COST)."""

@@ -18,7 +18,8 @@ from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from qiao.core.errors import BadUserInput
-from qiao.core.graphql.builder import CONNECTION_ARGUMENTS, OrderDirection, PageInfo
+from qiao.core.graphql.builder import CONNECTION_ARGUMENTS
+from qiao.core.graphql.parts import OrderDirection, PageInfo
 
 #: The page arguments of a resolver (``first: paging.First = None``), typed and
 #: described as the generated connections' are.

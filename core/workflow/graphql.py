@@ -18,9 +18,9 @@ import strawberry
 from strawberry.types import Info
 
 from qiao.core.graphql import paging
-from qiao.core.graphql.builder import OrderDirection, PageInfo
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.names import entity_named
+from qiao.core.graphql.parts import OrderDirection, PageInfo
 from qiao.core.graphql.scalars import DateTime
 from qiao.core.metadata.registry import type_name
 from qiao.core.records.context import Actor, Source
