@@ -17,19 +17,35 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from qiao.core.config import Config
 from qiao.core.crypto import CryptoError, EnvKeyProvider, FileKeyProvider, KeyProvider
 from qiao.core.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from qiao.core.pluginmanager import Plugins
 
 KEY_FILE_ENV = "QIAO_KEY_FILE"
 PROVIDERS = ("file", "env", "pkcs11")
 
 ProviderFactory = Callable[[], KeyProvider | None]
+
+
+class Config(Protocol):
+    """Where qiao.toml is: all of :class:`qiao.core.config.Config` the ``[keys]`` table needs.
+
+    Named here rather than imported, because the configuration (which holds the
+    audit settings) sits above encryption in the core's layers.
+    """
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def path(self) -> Path | None: ...
+
+
+class Plugins(Protocol):
+    """The key providers plugins offer, as :class:`qiao.core.pluginmanager.Plugins` gives them."""
+
+    def key_providers(self) -> Mapping[str, Callable[[Mapping[str, object]], KeyProvider]]: ...
 
 
 @dataclass(frozen=True)
