@@ -36,7 +36,7 @@ def test_yonyou_merchants_page_by_page_and_again_without_duplicates(
     assert accounts(qiao_client) == [(f"M{i:03d}", f"客户{i}") for i in range(1, 8)]
     assert len(yonyou.hits(yonyou_fake.MERCHANTS)) == 3
     yonyou.revoke_tokens()
-    yonyou.merchants[0]["name"] = "客户1（新名）"
+    yonyou.merchants[0].update(name="客户1（新名）", pubts="2026-01-09 10:00:00")
     qiao_client.data('mutation { syncConnector(name: "用友") }')
     drain(qiao_worker)
     assert accounts(qiao_client)[0] == ("M001", "客户1（新名）")
