@@ -108,7 +108,7 @@ def order_of(runtime: Runtime, quote: Mapping[str, Any]) -> Order:
     codes = {}
     with runtime.db.read() as conn:
         for name in ("account", "product"):
-            related = quote.get(name)
+            related = quote.get(f"{name}_id")
             record = runtime.records.get(conn, name, related, actor=SYSTEM) if related else None
             if record is None or not record.get("erp_code"):
                 raise RetryLater(
@@ -163,7 +163,9 @@ def push_order(delivery: Delivery, books: Mapping[str, BookFactory]) -> None:
 
 
 def wanted(event: Event) -> bool:
-    return event.operation == "create" or any(f in event.changes for f in PUSHED)
+    return event.operation == "create" or any(
+        f in event.changes or f"{f}_id" in event.changes for f in PUSHED
+    )
 
 
 def handler(books: Mapping[str, BookFactory]) -> EventHandler:

@@ -51,7 +51,7 @@ class FakeKingdee(FakeVendor):
         super().__init__(clock)
         self.sessions: set[str] = set()
         self._ids = count(100001)
-        self.forms: dict[str, list[dict[str, Any]]] = {"BD_Customer": []}
+        self.forms: dict[str, list[dict[str, Any]]] = {"BD_Customer": [], "SAL_SaleOrder": []}
         self.logins = 0
 
     def routes(self) -> dict[tuple[str, str], Callable[[Seen], Response]]:
