@@ -125,14 +125,25 @@ class DingTalkClient(VendorClient):
 
     def departments(self, root: int = 1) -> list[int]:
         """The ids of ``root`` and every department below it (``department/listsub``)."""
-        found, queue = [root], [root]
+        return [int(d["dept_id"]) for d in self.department_tree(root)]
+
+    def department_tree(self, root: int = 1) -> list[dict[str, Any]]:
+        """``root`` (``department/get``) and every department below it, parents first:
+        ``dept_id``, ``name`` and ``parent_id`` (absent above the root)."""
+        answer = self._call_oapi("department/get", "/topapi/v2/department/get", {"dept_id": root})
+        top = answer.get("result") or {}
+        found = [{"dept_id": root, "name": top.get("name") or str(root)}]
+        queue = [root]
         while queue:
+            parent = queue.pop(0)
             answer = self._call_oapi(
-                "department/listsub", "/topapi/v2/department/listsub", {"dept_id": queue.pop(0)}
+                "department/listsub", "/topapi/v2/department/listsub", {"dept_id": parent}
             )
-            children = [int(d["dept_id"]) for d in answer.get("result") or []]
+            children = [
+                {**d, "parent_id": d.get("parent_id", parent)} for d in answer.get("result") or []
+            ]
             found.extend(children)
-            queue.extend(children)
+            queue.extend(int(d["dept_id"]) for d in children)
         return found
 
     def users(self, dept_id: int, page_size: int = 100) -> Iterator[dict[str, Any]]:

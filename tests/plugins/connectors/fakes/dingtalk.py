@@ -50,6 +50,7 @@ class FakeDingTalk(FakeVendor):
             3: [{"userid": "zhou1", "name": "周工", "mobile": "13800138000"}],
         }
         self.user_page = 2
+        self.names = {1: "宁波欧捷泵业", 2: "销售部", 3: "技术服务部"}
 
     def routes(self) -> dict[tuple[str, str], Callable[[Seen], Response]]:
         return {
@@ -57,6 +58,7 @@ class FakeDingTalk(FakeVendor):
             ("GET", "/gettoken"): self.old_token,
             ("POST", "/topapi/message/corpconversation/asyncsend_v2"): self.notice,
             ("POST", "/topapi/v2/department/listsub"): self.listsub,
+            ("POST", "/topapi/v2/department/get"): self.department_get,
             ("POST", "/topapi/v2/user/list"): self.user_list,
             ("POST", "/v1.0/workflow/processInstances"): self.create_instance,
             ("GET", "/v1.0/workflow/processInstances"): self.get_instance,
@@ -108,7 +110,23 @@ class FakeDingTalk(FakeVendor):
         dept = int(json.loads(seen.body)["dept_id"])
         if dept not in self.tree:
             return old(60003, "部门不存在")
-        return old(result=[{"dept_id": d, "name": f"部门{d}"} for d in self.tree[dept]])
+        children = [
+            {"dept_id": d, "name": self.names.get(d, f"部门{d}"), "parent_id": dept}
+            for d in self.tree[dept]
+        ]
+        return old(result=children)
+
+    def department_get(self, seen: Seen) -> Response:
+        if not self._valid(seen.query.get("access_token")):
+            return old(42001, "access_token超时")
+        dept = int(json.loads(seen.body)["dept_id"])
+        if dept not in self.tree:
+            return old(60003, "部门不存在")
+        result: dict[str, Any] = {"dept_id": dept, "name": self.names.get(dept, f"部门{dept}")}
+        parents = [p for p, children in self.tree.items() if dept in children]
+        if parents:
+            result["parent_id"] = parents[0]
+        return old(result=result)
 
     def user_list(self, seen: Seen) -> Response:
         if not self._valid(seen.query.get("access_token")):
@@ -119,7 +137,10 @@ class FakeDingTalk(FakeVendor):
             return old(40035, "不合法的参数")
         staff = self.staff.get(int(body["dept_id"]), [])
         start = int(body.get("cursor") or 0)
-        page = staff[start : start + min(size, self.user_page)]
+        page = [
+            {**u, "dept_id_list": [d for d, people in self.staff.items() if u in people]}
+            for u in staff[start : start + min(size, self.user_page)]
+        ]
         more = start + len(page) < len(staff)
         result = {"list": page, "has_more": more}
         if more:
