@@ -33,6 +33,7 @@ from qiao.plugins.connectors.common.ratelimit import Rate, RateLimits
 from qiao.plugins.connectors.common.retry import RetryPolicy
 from qiao.plugins.connectors.common.tokens import Token
 from qiao.plugins.connectors.dingtalk.approvals import ApprovalInstance, outcome_of
+from qiao.plugins.connectors.dingtalk.stream import OPEN_PATH, Ticket
 
 VENDOR = "dingtalk"
 API_BASE = "https://api.dingtalk.com"
@@ -158,6 +159,24 @@ class DingTalkClient(VendorClient):
             if not result.get("has_more"):
                 return
             cursor = int(result["next_cursor"])
+
+    def open_stream(self, subscriptions: Sequence[Mapping[str, str]]) -> Ticket:
+        """A Stream-mode endpoint and its one-use ticket (:mod:`.stream`); the app key and
+        secret authenticate it, not a token."""
+        body = {
+            "clientId": self._app_key,
+            "clientSecret": self._secret,
+            "subscriptions": [dict(s) for s in subscriptions],
+            "ua": "qiao-connectors",
+        }
+        answer = self._caller.call(
+            "gateway/connections/open",
+            lambda _token: self._api_request("POST", OPEN_PATH, None, body=body),
+            payload={"clientId": self._app_key, "subscriptions": body["subscriptions"]},
+        )
+        if not answer.get("endpoint") or not answer.get("ticket"):
+            raise ProtocolError(VENDOR, "connections/open answered without endpoint and ticket")
+        return Ticket(str(answer["endpoint"]), str(answer["ticket"]))
 
     def create_approval(
         self,
