@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .deployment import add_connector, calls
+from .deployment import add_sap, add_yonyou, calls
 from .fakes import sap as sap_fake
 from .fakes import yonyou as yonyou_fake
 from .fakes.sap import FakeSap
@@ -27,14 +27,7 @@ def accounts(client: Any) -> list[tuple[str, str]]:
 def test_yonyou_merchants_page_by_page_and_again_without_duplicates(
     qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou
 ) -> None:
-    add_connector(
-        qiao_client,
-        name="用友",
-        vendor="YONYOU",
-        baseUrl=yonyou.url,
-        settings={"app_key": yonyou_fake.APP_KEY, "tenant_id": yonyou_fake.TENANT, "page_size": 3},
-        appSecret=yonyou_fake.APP_SECRET,
-    )
+    add_yonyou(qiao_client, yonyou, page_size=3)
     qiao_client.data('mutation { syncConnector(name: "用友") }')
     drain(qiao_worker)
     assert accounts(qiao_client) == [(f"M{i:03d}", f"客户{i}") for i in range(1, 8)]
@@ -52,14 +45,7 @@ def test_sap_partners_follow_next_links_and_filter_by_the_watermark(
     qiao_client: Any, qiao_worker: Any, sap: FakeSap
 ) -> None:
     sap.add_partners(5)
-    add_connector(
-        qiao_client,
-        name="SAP",
-        vendor="SAP",
-        baseUrl=sap.url + sap_fake.V2,
-        settings={"username": "QIAO_API"},
-        appSecret="Welcome1",
-    )
+    add_sap(qiao_client, sap)
     qiao_client.data('mutation { syncConnector(name: "SAP") }')
     drain(qiao_worker)
     assert accounts(qiao_client) == [(str(1000040 + i), f"宁波客户{i}") for i in range(5)]
@@ -70,17 +56,6 @@ def test_sap_partners_follow_next_links_and_filter_by_the_watermark(
     drain(qiao_worker)
     later = [h for h in sap.hits(sap_fake.V2 + "A_BusinessPartner") if "$filter" in h.query]
     assert later[0].query["$filter"] == "LastChangeDate ge datetime'2026-01-04T23:55:00'"
-
-
-def add_yonyou(client: Any, fake: FakeYonyou, **settings: Any) -> str:
-    return add_connector(
-        client,
-        name="用友",
-        vendor="YONYOU",
-        baseUrl=fake.url,
-        settings={"app_key": yonyou_fake.APP_KEY, "tenant_id": yonyou_fake.TENANT, **settings},
-        appSecret=yonyou_fake.APP_SECRET,
-    )
 
 
 def conditions_sent(fake: FakeYonyou, path: str) -> list[Any]:

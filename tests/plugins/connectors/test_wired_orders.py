@@ -12,9 +12,8 @@ from qiao.core.events.queue import list_deliveries
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .deployment import add_connector, calls
+from .deployment import add_kingdee, add_sap, add_yonyou, calls
 from .fakes import kingdee as kingdee_fake
-from .fakes import sap as sap_fake
 from .fakes import yonyou as yonyou_fake
 from .fakes.kingdee import FakeKingdee
 from .fakes.sap import FakeSap
@@ -63,26 +62,10 @@ def waiting(runtime: Any) -> list[str]:
         return [d["handler"] for d in list_deliveries(conn, statuses=("pending", "failed"))]
 
 
-def add_kingdee(client: Any, fake: FakeKingdee) -> str:
-    return add_connector(
-        client,
-        name="金蝶",
-        vendor="KINGDEE",
-        baseUrl=fake.url + kingdee_fake.PREFIX,
-        settings={
-            "acct_id": kingdee_fake.ACCT,
-            "username": kingdee_fake.USER,
-            "push_orders": True,
-            "sale_org": "100",
-        },
-        appSecret=kingdee_fake.PASSWORD,
-    )
-
-
 def test_kingdee_keeps_the_order_in_the_outbox_while_down_and_creates_it_once_when_up(
     qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee, clock: TestClock, qiao_runtime: Any
 ) -> None:
-    add_kingdee(qiao_client, kingdee)
+    add_kingdee(qiao_client, kingdee, push_orders=True, sale_org="100")
     account, product = masters(qiao_client)
     kingdee.down(kingdee_fake.QUERY, kingdee_fake.SAVE)
     quote = accepted_quote(qiao_client, account, product)
@@ -112,7 +95,7 @@ def test_kingdee_keeps_the_order_in_the_outbox_while_down_and_creates_it_once_wh
 def test_kingdee_finds_the_order_a_lost_answer_made_and_qiao_wins_a_disagreement(
     qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee
 ) -> None:
-    add_kingdee(qiao_client, kingdee)
+    add_kingdee(qiao_client, kingdee, push_orders=True, sale_org="100")
     account, product = masters(qiao_client)
     quote = accepted_quote(qiao_client, account, product)
     drain(qiao_worker)
@@ -145,7 +128,7 @@ def test_kingdee_finds_the_order_a_lost_answer_made_and_qiao_wins_a_disagreement
 def test_an_order_waits_for_its_customer_to_have_an_erp_code(
     qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee, clock: TestClock, qiao_runtime: Any
 ) -> None:
-    add_kingdee(qiao_client, kingdee)
+    add_kingdee(qiao_client, kingdee, push_orders=True, sale_org="100")
     account, product = masters(qiao_client, account_code=None)
     quote = accepted_quote(qiao_client, account, product)
     drain(qiao_worker)
@@ -164,7 +147,7 @@ def test_an_order_waits_for_its_customer_to_have_an_erp_code(
 def test_a_draft_quote_is_not_an_order(
     qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee
 ) -> None:
-    add_kingdee(qiao_client, kingdee)
+    add_kingdee(qiao_client, kingdee, push_orders=True, sale_org="100")
     account, product = masters(qiao_client)
     values = {
         "name": "草稿",
@@ -178,27 +161,10 @@ def test_a_draft_quote_is_not_an_order(
     assert kingdee.hits(kingdee_fake.QUERY) == []
 
 
-def add_yonyou(client: Any, fake: FakeYonyou, **extra: Any) -> str:
-    return add_connector(
-        client,
-        name="用友",
-        vendor="YONYOU",
-        baseUrl=fake.url,
-        settings={
-            "app_key": yonyou_fake.APP_KEY,
-            "tenant_id": yonyou_fake.TENANT,
-            "push_orders": True,
-            "sales_org": "ORG01",
-            **extra,
-        },
-        appSecret=yonyou_fake.APP_SECRET,
-    )
-
-
 def test_yonyou_saves_the_order_once_with_a_resubmit_key_and_refreshes_an_expired_token(
     qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou, clock: TestClock
 ) -> None:
-    add_yonyou(qiao_client, yonyou)
+    add_yonyou(qiao_client, yonyou, push_orders=True, sales_org="ORG01")
     account, product = masters(qiao_client)
     quote = accepted_quote(qiao_client, account, product)
     drain(qiao_worker)
@@ -228,7 +194,7 @@ def test_yonyou_saves_the_order_once_with_a_resubmit_key_and_refreshes_an_expire
 def test_yonyou_rate_limit_hands_the_wait_to_the_outbox(
     qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou, clock: TestClock, qiao_runtime: Any
 ) -> None:
-    add_yonyou(qiao_client, yonyou)
+    add_yonyou(qiao_client, yonyou, push_orders=True, sales_org="ORG01")
     account, product = masters(qiao_client)
     limited = JSONResponse(
         {"code": "429", "message": "访问频率超限"}, status_code=429, headers={"Retry-After": "120"}
@@ -248,7 +214,7 @@ def test_yonyou_rate_limit_hands_the_wait_to_the_outbox(
 def test_yonyou_refuses_a_repeated_submission_even_when_the_query_missed_the_order(
     qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou, qiao_runtime: Any
 ) -> None:
-    add_yonyou(qiao_client, yonyou)
+    add_yonyou(qiao_client, yonyou, push_orders=True, sales_org="ORG01")
     account, product = masters(qiao_client)
     quote = accepted_quote(qiao_client, account, product)
     yonyou.check_keys.add(quote.replace("-", ""))
@@ -262,14 +228,7 @@ def test_sap_creates_the_order_with_its_items_and_patches_them_with_their_etag(
     qiao_client: Any, qiao_worker: Any, sap: FakeSap
 ) -> None:
     sap.add_partners(2)
-    add_connector(
-        qiao_client,
-        name="SAP",
-        vendor="SAP",
-        baseUrl=sap.url + sap_fake.V2,
-        settings={"username": "QIAO_API", "push_orders": True, "sales_org": "1710"},
-        appSecret="Welcome1",
-    )
+    add_sap(qiao_client, sap, push_orders=True, sales_org="1710")
     account, product = masters(qiao_client, account_code="1000041")
     quote = accepted_quote(qiao_client, account, product)
     drain(qiao_worker)

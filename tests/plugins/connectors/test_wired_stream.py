@@ -12,25 +12,13 @@ from qiao.plugins.connectors import settings, stream
 from qiao.plugins.connectors.common.errors import AuthenticationError
 from qiao.plugins.connectors.dingtalk.stream import Frame, Ticket, serve
 
-from .deployment import add_connector, calls
-from .fakes import dingtalk as dingtalk_fake
+from .deployment import add_dingtalk, calls
 from .fakes.dingtalk import FakeDingTalk
 
 CALLBACKS = (
     "{ connectorCallbacks(orderBy: [{field: KEY}]) "
     "{ edges { node { key kind handled outcome } } } }"
 )
-
-
-def add_dingtalk(client: Any, fake: FakeDingTalk, secret: str = dingtalk_fake.APP_SECRET) -> None:
-    add_connector(
-        client,
-        name="钉钉",
-        vendor="DINGTALK",
-        baseUrl=fake.url,
-        settings={"app_key": dingtalk_fake.APP_KEY, "agent_id": dingtalk_fake.AGENT_ID},
-        appSecret=secret,
-    )
 
 
 def test_events_are_kept_once_acknowledged_and_acted_on_by_the_worker(

@@ -9,9 +9,7 @@ import pytest
 from qiao.api import Actor, Source
 from qiao.core.testing.worker import drain
 
-from .deployment import add_connector, calls
-from .fakes import dingtalk as dingtalk_fake
-from .fakes import wecom as wecom_fake
+from .deployment import add_dingtalk, add_wecom, calls
 from .fakes.dingtalk import FakeDingTalk
 from .fakes.wecom import FakeWeCom
 
@@ -58,27 +56,12 @@ def sync(client: Any, worker: Any, name: str) -> None:
     drain(worker)
 
 
-def add_wecom(client: Any, fake: FakeWeCom) -> str:
-    return add_connector(
-        client,
-        name="企业微信",
-        vendor="WECOM",
-        baseUrl=fake.url,
-        settings={
-            "corp_id": wecom_fake.CORP_ID,
-            "agent_id": wecom_fake.AGENT_ID,
-            "sync_departments": True,
-        },
-        appSecret=wecom_fake.SECRET,
-    )
-
-
 def test_wecom_departments_become_a_team_tree_and_members_join_their_team(
     qiao_client: Any, qiao_worker: Any, wecom: FakeWeCom
 ) -> None:
     user(qiao_client, "zhang", email="zhangsan@example.cn")
     user(qiao_client, "li", email="lisi@example.cn")
-    add_wecom(qiao_client, wecom)
+    add_wecom(qiao_client, wecom, sync_departments=True)
     sync(qiao_client, qiao_worker, "企业微信")
     assert teams(qiao_client) == [
         ("华东销售组", "TEAM", "销售部", "3"),
@@ -103,7 +86,7 @@ def test_a_department_gone_upstream_is_reported_and_its_team_kept(
     qiao_client: Any, qiao_worker: Any, wecom: FakeWeCom
 ) -> None:
     user(qiao_client, "zhang", email="zhangsan@example.cn")
-    add_wecom(qiao_client, wecom)
+    add_wecom(qiao_client, wecom, sync_departments=True)
     wecom.profiles["zhangsan"].update(department=[3], main_department=3)
     sync(qiao_client, qiao_worker, "企业微信")
     assert placed(qiao_client)["zhang"] == "华东销售组"
@@ -140,18 +123,7 @@ def test_dingtalk_departments_page_their_users_and_lead_routing_follows_the_team
     ye = user(qiao_client, "ye", email="ye@example.cn")
     xu = user(qiao_client, "xu", email="xu@example.cn")
     user(qiao_client, "u1", email="u1@example.cn")  # in 销售部 and, second, 宁波销售组
-    add_connector(
-        qiao_client,
-        name="钉钉",
-        vendor="DINGTALK",
-        baseUrl=dingtalk.url,
-        settings={
-            "app_key": dingtalk_fake.APP_KEY,
-            "agent_id": dingtalk_fake.AGENT_ID,
-            "sync_departments": True,
-        },
-        appSecret=dingtalk_fake.APP_SECRET,
-    )
+    add_dingtalk(qiao_client, dingtalk, sync_departments=True)
     dingtalk.expire_tokens()
     sync(qiao_client, qiao_worker, "钉钉")
     assert teams(qiao_client) == [
