@@ -53,9 +53,7 @@ def push_account(delivery: Delivery) -> None:
         except ConnectorError as error:
             raise host.outbox_error(error) from error
     theirs = {"erp_code": str(found[0]["FNumber"]), "name": found[0].get("FName")}
-    changed = differences({**account, **theirs, "name": account["name"]}, theirs, ("name",))
-    if not theirs["name"]:
-        changed = {}
+    changed = differences(account, theirs, ("name",)) if theirs["name"] else {}
     records = runtime.records
     with records.transaction(SYSTEM, Source.CONNECTOR) as ctx:
         values = {"erp_code": theirs["erp_code"]}

@@ -6,6 +6,8 @@ matched to an active Qiao user by e-mail (or, with ``settings.match_users_by: ph
 by mobile), whose ``wecom_userid`` / ``dingtalk_userid`` is then set. Qiao users are not
 created from the directory: who may sign in to the CRM stays an administrator's choice.
 A member id already mapped to another user is left as it is and listed in the sync log.
+With ``settings.sync_departments``, the departments read on the way become teams
+(:mod:`.teams`).
 """
 
 from __future__ import annotations

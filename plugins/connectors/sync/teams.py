@@ -134,16 +134,26 @@ def sync(
     return {TEAMS: len(teams), PLACED: placed}
 
 
-def wecom(departments: Iterable[Mapping[str, Any]]) -> list[Department]:
-    """WeCom's ``department/list`` entries (``parentid`` 0 is above the root)."""
+def tree_of(entries: Iterable[Mapping[str, Any]], id_key: str, parent_key: str) -> list[Department]:
+    """Directory entries as departments (a parent of 0 or none is above the root)."""
     return [
         Department(
-            str(d["id"]),
-            str(d.get("name") or d["id"]),
-            str(d["parentid"]) if d.get("parentid") else None,
+            str(d[id_key]),
+            str(d.get("name") or d[id_key]),
+            str(d[parent_key]) if d.get(parent_key) else None,
         )
-        for d in departments
+        for d in entries
     ]
+
+
+def wecom(departments: Iterable[Mapping[str, Any]]) -> list[Department]:
+    """WeCom's ``department/list`` entries (``parentid`` 0 is above the root)."""
+    return tree_of(departments, "id", "parentid")
+
+
+def dingtalk(departments: Iterable[Mapping[str, Any]]) -> list[Department]:
+    """DingTalk's ``department/get`` and ``listsub`` entries."""
+    return tree_of(departments, "dept_id", "parent_id")
 
 
 def wecom_placements(members: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -154,15 +164,3 @@ def wecom_placements(members: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         if member.get("userid") and main is not None:
             out[str(member["userid"])] = str(main)
     return out
-
-
-def dingtalk(departments: Iterable[Mapping[str, Any]]) -> list[Department]:
-    """DingTalk's ``department/get`` and ``listsub`` entries."""
-    return [
-        Department(
-            str(d["dept_id"]),
-            str(d.get("name") or d["dept_id"]),
-            str(d["parent_id"]) if d.get("parent_id") else None,
-        )
-        for d in departments
-    ]
