@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from qiao.core.crypto import CryptoError, EnvKeyProvider, FileKeyProvider, KeyProvider
+from qiao.core.crypto.hsm import make_provider
 from qiao.core.errors import ConfigurationError
 
 KEY_FILE_ENV = "QIAO_KEY_FILE"
@@ -107,12 +108,7 @@ class KeySettings:
 
 
 def _pkcs11_provider(options: Mapping[str, object]) -> KeyProvider:
-    try:
-        from qiao.core.crypto.hsm import make_provider
-    except ImportError:  # pragma: no cover - the hsm extra is not installed
-        raise ConfigurationError(
-            '[keys] provider = "pkcs11" needs python-pkcs11: pip install "qiao-crm[hsm]"'
-        ) from None
+    """The HSM's provider; :mod:`qiao.core.crypto.hsm` imports python-pkcs11 only when used."""
     try:
         return make_provider(options)
     except ModuleNotFoundError:
