@@ -35,6 +35,7 @@ from sqlalchemy import Connection
 
 from qiao.core.errors import BadUserInput
 from qiao.core.exports.columns import Column, Names, columns_for
+from qiao.core.graphql.names import enum_name
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.permissions.access import Access
 from qiao.core.records import changes as feed
@@ -234,7 +235,7 @@ def wire(value: Any, field: FieldDef | None = None) -> Any:
     """A value as GraphQL sends it: decimals and instants as exact strings, enum values
     by their names in capitals (docs/graphql.md)."""
     if field is not None and field.type is FieldType.ENUM and isinstance(value, str):
-        return value.upper()
+        return enum_name(value)
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
     if isinstance(value, dt.date):
