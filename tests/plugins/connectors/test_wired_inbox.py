@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from qiao.cli import main as cli_main
 from qiao.core.events.queue import list_deliveries
 from qiao.core.hookspecs import hookimpl
 from qiao.core.testing.client import GraphQLClient
@@ -212,3 +214,26 @@ def test_a_refused_login_is_logged_and_waits_in_the_outbox(
     assert [d["handler"] for d in waiting] == ["connectors.sync"]
     status = qiao_client.data('{ connectorStatus(name: "销售邮箱") { lastError } }')
     assert "LOGIN refused" in status["connectorStatus"][0]["lastError"]
+
+
+def test_the_cli_adds_an_inbox_and_syncs_it(
+    qiao_runtime: Any, qiao_config: Any, qiao_worker: Any, imap: FakeImap, qiao_client: Any
+) -> None:
+    contact(qiao_client, "李工", email="li.gong@example.cn")
+    imap.boxes["INBOX"].add(mail("li.gong@example.cn", "命令行", "<e1@example.cn>"))
+    config = ["--config", str(qiao_config.path)]
+    cli_main._add_plugin_commands(config)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> str:
+        result = runner.invoke(cli_main.cli, [*config, "connector", *args], input=input)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    settings = ["host=127.0.0.1", f"port={imap.port}", f"username={USER}", "ssl=false"]
+    pairs = [arg for pair in settings for arg in ("--setting", pair)]
+    run("add", "imap", "销售邮箱", *pairs, "--secret", "app_secret", input=f"{PASSWORD}\n")
+    assert "sync of 销售邮箱 requested" in run("sync", "销售邮箱")
+    drain(qiao_worker)
+    assert [a["subject"] for a in activities(qiao_client)] == ["命令行"]
+    assert "销售邮箱 (imap) active" in run("status", "销售邮箱")
