@@ -12,16 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from qiao.cli import main as cli_main
 from qiao.core.events.queue import list_deliveries
 from qiao.core.hookspecs import hookimpl
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
 
-from .deployment import add_connector, calls
+from .deployment import add_connector, calls, connector_command
 from .fakes.imap import FakeImap
 
 USER, PASSWORD = "crm@hengtong.cn", "imap-pw"
@@ -221,15 +219,7 @@ def test_the_cli_adds_an_inbox_and_syncs_it(
 ) -> None:
     contact(qiao_client, "李工", email="li.gong@example.cn")
     imap.boxes["INBOX"].add(mail("li.gong@example.cn", "命令行", "<e1@example.cn>"))
-    config = ["--config", str(qiao_config.path)]
-    cli_main._add_plugin_commands(config)
-    runner = CliRunner()
-
-    def run(*args: str, input: str | None = None) -> str:
-        result = runner.invoke(cli_main.cli, [*config, "connector", *args], input=input)
-        assert result.exit_code == 0, result.output
-        return result.output
-
+    run = connector_command(qiao_config.path)
     settings = ["host=127.0.0.1", f"port={imap.port}", f"username={USER}", "ssl=false"]
     pairs = [arg for pair in settings for arg in ("--setting", pair)]
     run("add", "imap", "销售邮箱", *pairs, "--secret", "app_secret", input=f"{PASSWORD}\n")
