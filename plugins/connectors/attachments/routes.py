@@ -77,9 +77,8 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         query = dict(request.query_params)
 
         def read() -> tuple[dict[str, Any], bytes]:
-            chosen = stores.active(runtime)
             try:
-                target = stores.link_signer(runtime, chosen).verify(query)
+                target = stores.link_signer(runtime).verify(query)
             except LinkExpiredError:
                 raise
             except LinkError as error:

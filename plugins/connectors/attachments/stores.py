@@ -130,11 +130,11 @@ def new_object_secret() -> str:
     return secrets.token_hex(16)
 
 
-def link_signer(runtime: Runtime, chosen: StoreSettings) -> LinkSigner:
+def link_signer(runtime: Runtime, link_base: str = "") -> LinkSigner:
+    """Signs links to the download route under ``link_base``, and checks them (whatever
+    store took the file, and after another store took over)."""
     return LinkSigner(
-        bytes.fromhex(link_secret(runtime)),
-        chosen.link_base + DOWNLOAD_PATH,
-        lambda: host.epoch(runtime),
+        bytes.fromhex(link_secret(runtime)), link_base + DOWNLOAD_PATH, lambda: host.epoch(runtime)
     )
 
 
@@ -176,7 +176,7 @@ def opened(
     calls are written to the connector's sync log when it ends."""
     connector = chosen.connector
     encryption = sealing(object_secret) if object_secret else None
-    links = link_signer(runtime, chosen) if encryption or chosen.kind == "local" else None
+    links = link_signer(runtime, chosen.link_base) if encryption or chosen.kind == "local" else None
     if chosen.kind == "local":
         assert links is not None
         root = Path(str(connector.setting("directory")))
