@@ -285,3 +285,16 @@ def test_a_connector_without_what_its_kind_needs_is_refused(deployment: Deployme
     )
     assert errors[0]["extensions"]["field"] == "settings"
     assert "endpoint" in errors[0]["message"]
+
+
+def test_an_erased_record_takes_its_objects_along_though_its_events_carry_no_values(
+    deployment: Deployment, moto_endpoint: str, bucket: str, qiao_worker: Any
+) -> None:
+    add_s3(deployment, moto_endpoint, bucket, encrypt=False)
+    account = deployment.account(deployment.admin)
+    assert upload(deployment.admin, account, PDF).status_code == 201
+    records = deployment.runtime.records
+    with records.transaction(Actor.system(), Source.ERASURE) as ctx:
+        records.delete(ctx, "account", account)
+    drain(qiao_worker)
+    assert objects(moto_endpoint, bucket) == []
