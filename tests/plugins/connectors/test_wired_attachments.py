@@ -45,10 +45,13 @@ class Deployment:
         self.runtime, self.server, self.admin = runtime, server, admin
         self.clients: list[GraphQLClient] = []
 
-    def user(self, username: str, role: str | None = None) -> GraphQLClient:
+    def user(
+        self, username: str, role: str | None = None, team: str | None = None
+    ) -> GraphQLClient:
         records = self.runtime.records
         with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
-            user = records.create(ctx, "user", {"username": username, "display_name": username})
+            values = {"username": username, "display_name": username, "team": team}
+            user = records.create(ctx, "user", values)
             if role:
                 found = records.list(
                     ctx.connection, "role", filter={"name": {"eq": role}}, actor=Actor.system()
@@ -298,3 +301,26 @@ def test_an_erased_record_takes_its_objects_along_though_its_events_carry_no_val
         records.delete(ctx, "account", account)
     drain(qiao_worker)
     assert objects(moto_endpoint, bucket) == []
+
+
+def test_a_colleague_who_reads_the_record_but_may_not_change_it_lists_but_cannot_upload(
+    deployment: Deployment, moto_endpoint: str, bucket: str
+) -> None:
+    add_s3(deployment, moto_endpoint, bucket, encrypt=True)
+    records = deployment.runtime.records
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        team = records.create(ctx, "team", {"name": "苏州组", "code": "suzhou", "kind": "TEAM"})
+    owner = deployment.user("zhang", "sales_rep", team["id"])
+    colleague = deployment.user("li", "sales_rep", team["id"])
+    account = deployment.account(owner)
+    assert upload(owner, account, PDF).status_code == 201
+    (seen,) = listed(colleague, account)
+    assert httpx.get(seen["downloadUrl"]).content == PDF
+    refused = upload(colleague, account, PDF)
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    errors = colleague.errors(
+        "mutation($id: ID!) { removeAttachment(id: $id) }", {"id": seen["id"]}
+    )
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+    assert len(listed(owner, account)) == 1
