@@ -46,6 +46,7 @@ from qiao.core.events.model import Delivery, Event, EventHandler, GiveUp, RetryL
 from qiao.core.events.timers import cancel as cancel_timer
 from qiao.core.events.timers import pending as pending_timers
 from qiao.core.events.timers import schedule as schedule_timer
+from qiao.core.events.timers import schedule_many as schedule_timers
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.names import entity_of_type
 from qiao.core.graphql.scalars import Date, DateTime, Decimal
@@ -54,6 +55,7 @@ from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise_width
 from qiao.core.notifications import notify
+from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.service import Page
 from qiao.core.records.values import to_json
@@ -127,6 +129,7 @@ __all__: Sequence[str] = (
     "Catalog",
     "ConfigurationError",
     "Conflict",
+    "Created",
     "Database",
     "Date",
     "DateTime",
@@ -153,6 +156,8 @@ __all__: Sequence[str] = (
     "Records",
     "RequestContext",
     "RetryLater",
+    "RowError",
+    "RowsRefused",
     "Runtime",
     "Sensitive",
     "Source",
@@ -176,6 +181,7 @@ __all__: Sequence[str] = (
     "pending_timers",
     "redacted_snapshot",
     "schedule_timer",
+    "schedule_timers",
     "scrub",
     "to_json",
 )

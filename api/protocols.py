@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from qiao.core.config import Config
     from qiao.core.metadata.model import EntityDef
+    from qiao.core.records.batch import Created
     from qiao.core.records.context import Actor, Source, WriteContext
     from qiao.core.records.service import Page
 
@@ -65,6 +66,15 @@ class Records(Protocol):
     ) -> AbstractContextManager[WriteContext]: ...
 
     def create(self, ctx: WriteContext, entity_name: str, values: Mapping[str, Any]) -> Record: ...
+
+    def create_many(
+        self,
+        ctx: WriteContext,
+        entity_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        skip_invalid: bool = False,
+    ) -> Created: ...
 
     def update(
         self,

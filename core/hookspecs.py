@@ -165,6 +165,64 @@ def qiao_after_record_write(
     """
 
 
+@hookspec
+def qiao_before_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: list[dict[str, Any]],
+    existing: list[dict[str, Any] | None],
+) -> None:
+    """Inspect or adjust a batch of writes of one entity before it reaches the database.
+
+    Called inside the batch's transaction by ``RecordsService.create_many``
+    (imports, the offline sync push, connectors), after every row's values
+    were checked and before any row is written; and for a single write, as a
+    batch of one, when a plugin implements only this hook. A plugin that does
+    its work for many rows in fewer queries (a run of numbers, every row's
+    duplicates at once) implements it. A plugin implementing it is not called
+    with ``qiao_before_record_write`` for the batch's rows; a plugin
+    implementing only that hook is called once per row, so no plugin misses a
+    write. Plugins are called in load order, each with the whole batch.
+
+    :param context: who writes, from which source, on which connection.
+    :param entity: the entity written.
+    :param operation: ``"create"``, ``"update"`` or ``"delete"``.
+    :param values: each row's checked values by field name, in input order;
+        implementations may change the dicts (changed values are checked again).
+    :param existing: the stored record of each row (``None`` for creates).
+    :returns: nothing; raising refuses the whole batch, which rolls back
+        everything in the transaction.
+    """
+
+
+@hookspec
+def qiao_after_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    records: list[dict[str, Any]],
+    changes: list[dict[str, tuple[Any, Any]]],
+) -> None:
+    """React to a batch of writes of one entity, inside the same transaction.
+
+    Called once every row of a ``RecordsService.create_many`` batch is written,
+    before the transaction commits, with the same dispatch as
+    ``qiao_before_records_write``: a plugin implementing this hook gets the
+    batch once instead of one ``qiao_after_record_write`` call per record (the
+    audit log appends the batch's entries under one head lock, the outbox
+    stores every event in one statement), and a single write as a batch of one
+    when it implements only this hook.
+
+    :param context: who wrote, from which source, on which connection.
+    :param entity: the entity written.
+    :param operation: ``"create"``, ``"update"`` or ``"delete"``.
+    :param records: the records as stored, in input order.
+    :param changes: each record's changes, field name -> (old value, new value).
+    :returns: nothing; raising rolls the whole batch back.
+    """
+
+
 @hookspec(firstresult=True)
 def qiao_business_calendar(runtime: Runtime, name: str) -> WorkingCalendar | None:
     """The business calendar ``name``, in which WORKDAY and its kin count working days.

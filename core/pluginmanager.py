@@ -176,6 +176,7 @@ class Plugins:
         self._versions = dict(versions or {})
         self._callers: dict[tuple[str, frozenset[str]], pluggy.HookCaller] = {}
         self._write_callers: dict[tuple[str, str], pluggy.HookCaller] = {}
+        self._write_plans: dict[tuple[str, str], list[tuple[str, bool, bool]]] = {}
 
     @property
     def names(self) -> list[str]:
@@ -303,13 +304,95 @@ class Plugins:
     def before_write(self, *, entity: EntityDef, **kwargs: Any) -> None:
         """``qiao_before_record_write`` for the plugins subscribed to ``entity``.
 
-        Exceptions pass through unchanged: a plugin's refusal is the caller's answer.
+        A plugin implementing only ``qiao_before_records_write`` gets the write
+        as a batch of one. Exceptions pass through unchanged: a plugin's
+        refusal is the caller's answer.
         """
-        self._for_entity("qiao_before_record_write", entity.name)(entity=entity, **kwargs)
+        self._write_one(_BEFORE, entity, kwargs, {"values": "values", "existing": "existing"})
 
     def after_write(self, *, entity: EntityDef, **kwargs: Any) -> None:
-        """``qiao_after_record_write`` for the plugins subscribed to ``entity``."""
-        self._for_entity("qiao_after_record_write", entity.name)(entity=entity, **kwargs)
+        """``qiao_after_record_write`` for the plugins subscribed to ``entity`` (a plugin
+        implementing only ``qiao_after_records_write`` gets a batch of one)."""
+        self._write_one(_AFTER, entity, kwargs, {"record": "records", "changes": "changes"})
+
+    def before_write_many(
+        self,
+        *,
+        context: Any,
+        entity: EntityDef,
+        operation: str,
+        values: list[dict[str, Any]],
+        existing: list[dict[str, Any] | None],
+    ) -> None:
+        """The before-write hooks for a batch: once per plugin implementing the batch hook,
+        once per row for a plugin implementing only the per-record one, in load order."""
+        common = {"context": context, "entity": entity, "operation": operation}
+        for name, _, batched in self._write_plan(_BEFORE, entity.name):
+            if batched:
+                self._caller_of(_BEFORE[1], name)(**common, values=values, existing=existing)
+                continue
+            single = self._caller_of(_BEFORE[0], name)
+            for row, stored in zip(values, existing, strict=True):
+                single(**common, values=row, existing=stored)
+
+    def after_write_many(
+        self,
+        *,
+        context: Any,
+        entity: EntityDef,
+        operation: str,
+        records: list[dict[str, Any]],
+        changes: list[dict[str, tuple[Any, Any]]],
+    ) -> None:
+        """The after-write hooks for a batch, dispatched as :meth:`before_write_many`."""
+        common = {"context": context, "entity": entity, "operation": operation}
+        for name, _, batched in self._write_plan(_AFTER, entity.name):
+            if batched:
+                self._caller_of(_AFTER[1], name)(**common, records=records, changes=changes)
+                continue
+            single = self._caller_of(_AFTER[0], name)
+            for record, changed in zip(records, changes, strict=True):
+                single(**common, record=record, changes=changed)
+
+    def _write_one(
+        self,
+        hooks: tuple[str, str],
+        entity: EntityDef,
+        kwargs: dict[str, Any],
+        batch_names: Mapping[str, str],
+    ) -> None:
+        plan = self._write_plan(hooks, entity.name)
+        if all(single for _, single, _ in plan):
+            self._for_entity(hooks[0], entity.name)(entity=entity, **kwargs)
+            return
+        as_batch = {k: v for k, v in kwargs.items() if k not in batch_names}
+        as_batch |= {batch_names[k]: [v] for k, v in kwargs.items() if k in batch_names}
+        for name, single, _ in plan:
+            if single:
+                self._caller_of(hooks[0], name)(entity=entity, **kwargs)
+            else:
+                self._caller_of(hooks[1], name)(entity=entity, **as_batch)
+
+    def _write_plan(self, hooks: tuple[str, str], entity: str) -> list[tuple[str, bool, bool]]:
+        """The plugins a write of ``entity`` calls, in load order, with whether each
+        implements the per-record hook and whether it implements the batch hook."""
+        key = (hooks[1], entity)
+        plan = self._write_plans.get(key)
+        if plan is None:
+            single = self._subscribers(hooks[0], entity)
+            batch = self._subscribers(hooks[1], entity)
+            plan = [(n, n in single, n in batch) for n in self._names if n in single or n in batch]
+            self._write_plans[key] = plan
+        return plan
+
+    def _subscribers(self, hook: str, entity: str) -> set[str]:
+        """The plugins whose own implementation of ``hook`` accepts writes of ``entity``."""
+        found: set[str] = set()
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            wanted = getattr(impl.function, ENTITIES_ATTRIBUTE, None)
+            if not _is_wrapper(impl) and (wanted is None or entity in wanted):
+                found.add(impl.plugin_name)
+        return found
 
     # -- Events -------------------------------------------------------------------------
 
@@ -382,6 +465,11 @@ class Plugins:
 
     def startup(self, runtime: Runtime) -> None:
         self._by_plugin("qiao_startup", runtime=runtime)
+
+
+#: The per-record and the batch hook of each side of a write.
+_BEFORE = ("qiao_before_record_write", "qiao_before_records_write")
+_AFTER = ("qiao_after_record_write", "qiao_after_records_write")
 
 
 def _is_wrapper(impl: pluggy.HookImpl) -> bool:

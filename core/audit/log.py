@@ -20,7 +20,7 @@ import os
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +132,16 @@ class AuditLog:
         (``qiao init``) or by ``qiao audit init-key`` (:meth:`create_key`), never by
         a write, so a log erased together with its key cannot quietly start over.
         """
+        return self.append_many(conn, [event])[0]
+
+    def append_many(self, conn: Connection, events: Sequence[AuditEvent]) -> list[Entry]:
+        """Add ``events`` at the end of the chain, in order: still one chained entry each.
+
+        The head is locked and written once for the lot and the entries are
+        inserted in one statement, so a batch of writes pays for the lock once.
+        """
+        if not events:
+            return []
         head = _lock_head(conn)
         key_id = head["key_id"]
         if key_id is None:
@@ -140,40 +150,70 @@ class AuditLog:
                 "'qiao audit init-key' (docs/audit.md)"
             )
         key = self.key(conn, key_id)
-        entry = Entry(
-            sequence=head["sequence"] + 1,
-            at=self.clock(),
-            key_id=key_id,
-            actor_id=event.actor.user_id,
-            actor=event.actor.username,
-            source=str(event.source),
-            request_id=event.request_id,
-            operation=event.operation,
-            entity=event.entity,
-            record_id=event.record_id,
-            changes=canonical_json(dict(event.changes or {})),
-            mac="",
-        )
-        entry = replace(entry, mac=entry_mac(key, bytes.fromhex(head["mac"]), entry).hex())
-        conn.execute(insert(system.audit_entry), dict(entry.__dict__))
+        sequence, mac = head["sequence"], head["mac"]
+        entries = []
+        for event in events:
+            sequence += 1
+            entry = Entry(
+                sequence=sequence,
+                at=self.clock(),
+                key_id=key_id,
+                actor_id=event.actor.user_id,
+                actor=event.actor.username,
+                source=str(event.source),
+                request_id=event.request_id,
+                operation=event.operation,
+                entity=event.entity,
+                record_id=event.record_id,
+                changes=canonical_json(dict(event.changes or {})),
+                mac="",
+            )
+            entry = replace(entry, mac=entry_mac(key, bytes.fromhex(mac), entry).hex())
+            mac = entry.mac
+            entries.append(entry)
+        conn.execute(insert(system.audit_entry), [dict(e.__dict__) for e in entries])
         conn.execute(
             update(system.audit_head)
             .where(system.audit_head.c.id == 1)
-            .values(sequence=entry.sequence, mac=entry.mac, key_id=key_id)
+            .values(sequence=sequence, mac=mac, key_id=key_id)
         )
-        if entry.sequence % self.settings.checkpoint_every == 0 or self._checkpoint_due(conn):
-            self._store_checkpoint(conn, entry.sequence, entry.mac, key_id)
-        return entry
+        every = self.settings.checkpoint_every
+        for entry in entries:
+            if entry.sequence % every == 0:
+                self._store_checkpoint(conn, entry.sequence, entry.mac, key_id)
+        last = entries[-1]
+        if last.sequence % every != 0 and self._checkpoint_due(conn):
+            self._store_checkpoint(conn, last.sequence, last.mac, key_id)
+        return entries
 
-    def record_write(
+    def record_writes(
         self,
         context: WriteContext,
         entity: EntityDef,
         operation: str,
-        record: Mapping[str, Any],
-        changes: Mapping[str, tuple[Any, Any]],
-    ) -> Entry:
-        """A record's create, update or delete, field by field, redacted where required."""
+        records: Sequence[Mapping[str, Any]],
+        changes: Sequence[Mapping[str, tuple[Any, Any]]],
+    ) -> list[Entry]:
+        """Records' creates, updates or deletes, one entry per record, field by field,
+        redacted where required; appended together (:meth:`append_many`)."""
+        events = [
+            AuditEvent(
+                actor=context.actor,
+                source=context.source,
+                request_id=context.request_id,
+                operation=operation,
+                entity=entity.name,
+                record_id=str(record["id"]),
+                changes=self._fields(context, entity, changed),
+            )
+            for record, changed in zip(records, changes, strict=True)
+        ]
+        return self.append_many(context.connection, events)
+
+    def _fields(
+        self, context: WriteContext, entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]
+    ) -> dict[str, Any]:
+        """A write's changes as an entry keeps them, redacted where required."""
         fields: dict[str, Any] = {}
         erasing = context.source is Source.ERASURE  # the log must not keep what was erased
         for name, (old, new) in changes.items():
@@ -181,16 +221,7 @@ class AuditLog:
             hidden = erasing or (field is not None and self.redact(entity, field))
             change = changes_entry(field, old, new, hidden=hidden)
             fields[name] = change if hidden else {"old": change[0], "new": change[1]}
-        event = AuditEvent(
-            actor=context.actor,
-            source=context.source,
-            request_id=context.request_id,
-            operation=operation,
-            entity=entity.name,
-            record_id=str(record["id"]),
-            changes=fields,
-        )
-        return self.append(context.connection, event)
+        return fields
 
     # -- Checkpoints and pruning ----------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Always enabled (``BUILTIN_PLUGINS``), and wired through the same hooks any
 plugin uses: the write hook appends an entry inside the write's transaction
 (the runtime binds its audit key before it writes), and ``auditTrail`` joins
-the schema.
+the schema. A batch (``qiao_after_records_write``) appends its entries under
+one acquisition of the head lock.
 """
 
 from __future__ import annotations
@@ -27,14 +28,25 @@ def qiao_after_record_write(
     record: Mapping[str, Any],
     changes: Mapping[str, tuple[Any, Any]],
 ) -> None:
-    audit = context.runtime.audit_log()
-    if audit is None:
-        log.refuse_if_keyed(context.connection)
-        return
-    audit.record_write(context, entity, operation, record, changes)
-    livewake.announce(context.connection)  # the entry is the subscriptions' feed
+    qiao_after_records_write(context, entity, operation, [record], [changes])
 
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
     return [AuditQuery]
+
+
+@hookimpl
+def qiao_after_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    records: list[Mapping[str, Any]],
+    changes: list[Mapping[str, tuple[Any, Any]]],
+) -> None:
+    audit = context.runtime.audit_log()
+    if audit is None:
+        log.refuse_if_keyed(context.connection)
+        return
+    audit.record_writes(context, entity, operation, records, changes)
+    livewake.announce(context.connection)  # the entries are the subscriptions' feed

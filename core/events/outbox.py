@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import insert
@@ -54,24 +54,36 @@ def record_change(
     The event is stamped with the wall clock: it orders the outbox, while every
     decision about time (retries, timers) uses the runtime's clock.
     """
-    event_id = new_id()
-    context.connection.execute(
-        insert(event_table),
+    return record_changes(context, entity, operation, [(record_id, changes)])[0]
+
+
+def record_changes(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    written: Sequence[tuple[str, Mapping[str, tuple[Any, Any]]]],
+) -> list[str]:
+    """:func:`record_change` for a batch of ``(record id, changes)``: one statement, in order."""
+    erased = context.source is Source.ERASURE
+    rows = [
         {
-            "id": event_id,
+            "id": new_id(),
             "entity": entity.name,
             "record_id": record_id,
             "operation": operation,
-            "changes": changes_json(entity, changes, erased=context.source is Source.ERASURE),
+            "changes": changes_json(entity, changes, erased=erased),
             "actor_id": context.actor.user_id,
             "actor": context.actor.username,
             "source": str(context.source),
             "request_id": context.request_id,
             "created_at": dt.datetime.now(dt.UTC),
-        },
-    )
-    wake.notify(context.connection)
-    return event_id
+        }
+        for record_id, changes in written
+    ]
+    if rows:
+        context.connection.execute(insert(event_table), rows)
+        wake.notify(context.connection)
+    return [row["id"] for row in rows]
 
 
 def from_row(row: Mapping[str, Any]) -> Event:

@@ -11,6 +11,7 @@ memory, so a restart loses none.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, exists, func, insert, select
@@ -36,28 +37,46 @@ def schedule(
     The payload is stored in clear, so a value opened from an encrypted field is
     refused in it (ValueError): the handler reads the record when the timer fires.
     """
-    if due_at.tzinfo is None:
-        raise ValueError("a timer's due time needs a time zone")
-    if contains_sensitive(payload):
-        raise ValueError(
-            "a timer's payload is stored in clear and may not hold an encrypted field's "
-            "value; keep the record id and read the record when the timer fires"
-        )
-    cancel(conn, entity, record_id, name)
-    timer_id = new_id()
-    conn.execute(
-        insert(timer_table).values(
-            id=timer_id,
-            entity=entity,
-            record_id=record_id,
-            name=name,
-            due_at=due_at,
-            payload=payload,
-            created_at=dt.datetime.now(dt.UTC),
-        )
-    )
+    return schedule_many(conn, entity, name, [(record_id, due_at, payload)])[0]
+
+
+def schedule_many(
+    conn: Connection,
+    entity: str,
+    name: str,
+    timers: Sequence[tuple[str, dt.datetime, Any]],
+) -> list[str]:
+    """:func:`schedule` for many records' ``(record id, due time, payload)``: the timers
+    they replace removed in one statement, the new ones inserted in one."""
+    for _, due_at, payload in timers:
+        if due_at.tzinfo is None:
+            raise ValueError("a timer's due time needs a time zone")
+        if contains_sensitive(payload):
+            raise ValueError(
+                "a timer's payload is stored in clear and may not hold an encrypted field's "
+                "value; keep the record id and read the record when the timer fires"
+            )
+    if not timers:
+        return []
+    t = timer_table
+    ids = [record_id for record_id, _, _ in timers]
+    conn.execute(delete(t).where(t.c.entity == entity, t.c.record_id.in_(ids), t.c.name == name))
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        {
+            "id": new_id(),
+            "entity": entity,
+            "record_id": record_id,
+            "name": name,
+            "due_at": due_at,
+            "payload": payload,
+            "created_at": now,
+        }
+        for record_id, due_at, payload in timers
+    ]
+    conn.execute(insert(t), rows)
     wake.notify(conn)  # an idle worker recomputes when to wake
-    return timer_id
+    return [row["id"] for row in rows]
 
 
 def cancel(conn: Connection, entity: str, record_id: str, name: str) -> bool:

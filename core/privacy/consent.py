@@ -10,6 +10,7 @@ sees a child come of age.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,14 +32,19 @@ def check_consent(
     entity: EntityDef,
     values: dict[str, Any],
     existing: dict[str, Any] | None = None,
+    rules: Sequence[ConsentRuleDecl] | None = None,
 ) -> None:
     """Refuse a record of ``entity`` whose person lacks a consent a rule requires.
 
     Checked when the record is created and when an update moves it to another
     person; editing a record whose person has since withdrawn is not refused
     (withdrawal stops new processing, it does not freeze what was done).
+    ``rules`` are the entity's active rules when the caller read them already
+    (once for a batch).
     """
-    for rule in consent_rules(context.connection, context.catalog, entity.name):
+    if rules is None:
+        rules = consent_rules(context.connection, context.catalog, entity.name)
+    for rule in rules:
         subject_id = values.get(rule.subject)
         field = entity.field(rule.subject)
         if subject_id is None or field is None or field.target is None:

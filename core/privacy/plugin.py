@@ -15,7 +15,7 @@ from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.privacy import graphql
 from qiao.core.privacy.consent import check_consent
-from qiao.core.privacy.rules import ConsentRuleDecl, RetentionRuleDecl
+from qiao.core.privacy.rules import ConsentRuleDecl, RetentionRuleDecl, consent_rules
 from qiao.core.records.context import WriteContext
 
 MANIFEST = Path(__file__).with_name("entities.yaml")
@@ -41,6 +41,26 @@ def qiao_before_record_write(
         _check_rule(context, entity.name, (existing or {}) | values)
     else:
         check_consent(context, entity, values, existing)
+
+
+@hookimpl
+def qiao_before_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: list[dict[str, Any]],
+    existing: list[dict[str, Any] | None],
+) -> None:
+    """The consent guard for a batch: the entity's rules read once, checked row by row."""
+    if operation == "delete":
+        return
+    if entity.name in {"consent_rule", "retention_rule"}:
+        for row, stored in zip(values, existing, strict=True):
+            _check_rule(context, entity.name, (stored or {}) | row)
+        return
+    rules = consent_rules(context.connection, context.catalog, entity.name)
+    for row, stored in zip(values, existing, strict=True):
+        check_consent(context, entity, row, stored, rules)
 
 
 @hookimpl

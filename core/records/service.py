@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from qiao.core.catalog import Catalog
 from qiao.core.encryption import FieldEncryption, KeyStore
-from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
+from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound, QiaoError
 from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.evaluator import Clock as FormulaClock
 from qiao.core.formula.evaluator import WorkingCalendar
@@ -35,6 +35,7 @@ from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
 from qiao.core.permissions.rights import Right
 from qiao.core.records import query
+from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.values import coerce, coerce_default
 from qiao.core.redaction import contains_sensitive
@@ -74,6 +75,10 @@ class PluginHooks(Protocol):
     def before_write(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
 
     def after_write(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
+
+    def before_write_many(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
+
+    def after_write_many(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
 
     def business_calendar(self, runtime: Runtime, name: str) -> WorkingCalendar: ...
 
@@ -149,15 +154,7 @@ class RecordsService:
         record_id = new_id()
         blank = {f.column: None for f in entity.stored_fields}
         self._enforce_rules(ctx.connection, catalog, entity, blank | _columns(entity, checked))
-        row = {
-            "id": record_id,
-            "created_at": now,
-            "updated_at": now,
-            "created_by_id": ctx.actor.user_id,
-            "updated_by_id": ctx.actor.user_id,
-            "version": 1,
-            **self.encryption.seal(ctx.connection, entity, record_id, _columns(entity, checked)),
-        }
+        row = self._new_row(ctx, entity, record_id, now, checked)
         self._execute(ctx.connection, entity, insert(table), row)
         self._require_scope(ctx.connection, access, entity, record_id, "create")
         record = self._fetch(ctx.connection, table, record_id, computed=True)
@@ -168,6 +165,105 @@ class RecordsService:
             context=ctx, entity=entity, operation="create", record=record, changes=changes
         )
         return record
+
+    def create_many(
+        self,
+        ctx: WriteContext,
+        entity_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        skip_invalid: bool = False,
+    ) -> Created:
+        """Store a batch of new records of one entity, as :meth:`create` would one by one.
+
+        Every row is checked before any is written, and every refused row is
+        reported with its index (:class:`~qiao.core.records.batch.RowsRefused`,
+        nothing written). With ``skip_invalid``, rows refused by their values,
+        the fields the caller may write or a related record they name are left
+        out and listed in ``refused`` instead; a refusal found later (by a hook,
+        a validation rule, the caller's scope or a unique value) still refuses
+        the whole batch, so no hook's work for a dropped row stays behind.
+
+        The batch costs one permission check, one lookup per relation, one
+        multi-row insert, one re-read, and hooks called once per batch by
+        plugins implementing the batch hooks (the audit log appends every
+        entry under one head lock, the outbox stores every event at once).
+        Plugins implementing only the per-record hooks are called per record.
+        """
+        catalog = self.catalog
+        entity = catalog.entity(entity_name)
+        table = catalog.table(entity_name)
+        conn = ctx.connection
+        access = self.permissions.access_for(ctx.actor)
+        access.require(entity.name, "create")
+        owner = entity.field("owner")
+        owned = owner is not None and owner_column(entity) == owner.column
+        refused: list[RowError] = []
+        accepted: list[tuple[int, dict[str, Any]]] = []
+        writable: set[frozenset[str]] = set()
+        for index, values in enumerate(rows):
+            try:
+                checked = self._check_values(entity, values, creating=True)
+                given = frozenset(name for name in checked if name in values)
+                if given not in writable:
+                    access.require_writable(entity.name, list(given))
+                    writable.add(given)
+            except QiaoError as exc:
+                refused.append(RowError(index, exc))
+                continue
+            if owned and ctx.actor.user_id is not None and "owner" not in checked:
+                checked["owner"] = ctx.actor.user_id
+            accepted.append((index, checked))
+        readable: set[tuple[str, str]] = set()
+        refused += _refused_targets(conn, catalog, entity, accepted, access, readable)
+        if refused and not skip_invalid:
+            raise RowsRefused(sorted(refused, key=lambda r: r.index), len(rows))
+        dropped = {r.index for r in refused}
+        accepted = [(i, checked) for i, checked in accepted if i not in dropped]
+        if not accepted:
+            return Created(refused=refused)
+        self.plugins.before_write_many(
+            context=ctx,
+            entity=entity,
+            operation="create",
+            values=[checked for _, checked in accepted],
+            existing=[None] * len(accepted),
+        )
+        late: list[RowError] = []
+        stored: list[tuple[int, dict[str, Any]]] = []
+        for index, checked in accepted:
+            try:
+                stored.append((index, self._check_values(entity, checked, creating=True)))
+            except QiaoError as exc:
+                late.append(RowError(index, exc))
+        late += _refused_targets(conn, catalog, entity, stored, access, readable)
+        blank = {f.column: None for f in entity.stored_fields}
+        for index, checked in stored:
+            try:
+                self._enforce_rules(conn, catalog, entity, blank | _columns(entity, checked))
+            except QiaoError as exc:
+                late.append(RowError(index, exc))
+        if late:
+            raise RowsRefused(sorted(late, key=lambda r: r.index), len(rows))
+        now = self.clock()
+        ids = [new_id() for _ in stored]
+        inserts: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for record_id, (_, checked) in zip(ids, stored, strict=True):
+            row = self._new_row(ctx, entity, record_id, now, checked)
+            inserts.setdefault(frozenset(row), []).append(row)
+        for group in inserts.values():  # executemany needs one set of columns per statement
+            self._execute(conn, entity, insert(table), group)
+        self._require_scope_many(conn, access, entity, ids, [i for i, _ in stored], len(rows))
+        records = [*self._fetch_many(conn, table, ids)]
+        changes = [
+            {name: (None, record[f.column]) for name, f in _by_name(entity, checked)}
+            for record, (_, checked) in zip(records, stored, strict=True)
+        ]
+        self._written(entity)
+        self.plugins.after_write_many(
+            context=ctx, entity=entity, operation="create", records=records, changes=changes
+        )
+        return Created(records=records, indexes=[i for i, _ in stored], refused=refused)
 
     def update(
         self,
@@ -640,6 +736,66 @@ class RecordsService:
                     f"{field.name}: no {field.target} with id {target_id}", field=field.name
                 )
 
+    def _new_row(
+        self,
+        ctx: WriteContext,
+        entity: EntityDef,
+        record_id: str,
+        now: dt.datetime,
+        checked: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """A new record's row as inserted: system columns, values, encrypted fields sealed."""
+        return {
+            "id": record_id,
+            "created_at": now,
+            "updated_at": now,
+            "created_by_id": ctx.actor.user_id,
+            "updated_by_id": ctx.actor.user_id,
+            "version": 1,
+            **self.encryption.seal(ctx.connection, entity, record_id, _columns(entity, checked)),
+        }
+
+    def _require_scope_many(
+        self,
+        conn: Connection,
+        access: Access,
+        entity: EntityDef,
+        ids: Sequence[str],
+        indexes: Sequence[int],
+        total: int,
+    ) -> None:
+        """Refuse a batch whose new records fall outside the caller's create scope, naming
+        every such row (one query for the batch)."""
+        table = self.catalog.table(entity.name)
+        condition = access.row_filter(entity.name, table, "create")
+        if condition is None:
+            return
+        inside = set(
+            conn.execute(select(table.c.id).where(table.c.id.in_(ids), condition)).scalars()
+        )
+        outside = [
+            RowError(
+                index,
+                Forbidden(f"you may not create this {entity.name}: it is outside your scope"),
+            )
+            for record_id, index in zip(ids, indexes, strict=True)
+            if record_id not in inside
+        ]
+        if outside:
+            raise RowsRefused(outside, total)
+
+    def _fetch_many(self, conn: Connection, table: Table, ids: Sequence[str]) -> Sequence[Record]:
+        """Stored records by id, in the order of ``ids``, with their computed fields."""
+        catalog = self.catalog
+        columns = self._computed_columns(conn, catalog, table.name, None)
+        stmt = _with_computed(select(table), columns).where(table.c.id.in_(ids))
+        fetched = [dict(row._mapping) for row in conn.execute(stmt)]
+        opened = self.encryption.open_rows(catalog.entity(table.name), fetched)
+        by_id = {
+            r["id"]: self._evaluated(conn, catalog, table.name, r, columns, None) for r in opened
+        }
+        return [by_id[record_id] for record_id in ids]
+
     def upsert(
         self, ctx: WriteContext, entity_name: str, key: str, values: Mapping[str, Any]
     ) -> tuple[Record, bool]:
@@ -700,7 +856,7 @@ class RecordsService:
         conn: Connection,
         entity: EntityDef,
         stmt: Any,
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
     ) -> Any:
         """Run a write; unique-constraint violations become CONFLICT naming the field.
 
@@ -713,6 +869,46 @@ class RecordsService:
             return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
         except IntegrityError as exc:
             raise _integrity_error(entity, exc) from None
+
+
+def _refused_targets(
+    conn: Connection,
+    catalog: Catalog,
+    entity: EntityDef,
+    rows: Sequence[tuple[int, Mapping[str, Any]]],
+    access: Access,
+    readable: set[tuple[str, str]],
+) -> list[RowError]:
+    """:meth:`RecordsService._check_targets` for a batch: one query per relation, the
+    rows naming a missing or unreadable record refused by index. ``readable`` remembers the
+    targets found, so a second check of the batch asks only for new ones."""
+    refused: list[RowError] = []
+    bad: set[int] = set()
+    for field in entity.relations:
+        assert field.target is not None
+        wanted = {
+            str(values[field.name])
+            for _, values in rows
+            if values.get(field.name) is not None
+            and (field.target, values[field.name]) not in readable
+        }
+        if not wanted:
+            continue
+        target = catalog.table(field.target)
+        stmt = select(target.c.id).where(target.c.id.in_(sorted(wanted)))
+        if field.target != "user":  # assigning a user needs no read right on users
+            condition = access.row_filter(field.target, target, "read")
+            if condition is not None or not access.can(field.target, "read"):
+                stmt = stmt.where(condition if condition is not None else false())
+        readable |= {(field.target, found) for found in conn.execute(stmt).scalars()}
+        for index, values in rows:
+            target_id = values.get(field.name)
+            if index in bad or target_id is None or (field.target, target_id) in readable:
+                continue
+            bad.add(index)
+            message = f"{field.name}: no {field.target} with id {target_id}"
+            refused.append(RowError(index, BadUserInput(message, field=field.name)))
+    return refused
 
 
 #: Field access that reads a value as stored.

@@ -57,6 +57,41 @@ def qiao_before_record_write(
         channels.complete(values)
 
 
+@hookimpl(entities=["lead", "account", "lead_channel"])
+def qiao_before_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: list[dict[str, Any]],
+    existing: list[dict[str, Any] | None],
+) -> None:
+    """A batch of leads is routed lead by lead, each decision counted in before the next."""
+    if entity.name != "lead" or operation != "create":
+        for row, stored in zip(values, existing, strict=True):
+            qiao_before_record_write(context, entity, operation, row, stored)
+        return
+    with routing.batch(context.connection, context.catalog) as router:
+        for row in values:
+            lifecycle.before_lead_write(context, operation, row, None)
+            router.decided(row)
+
+
+@hookimpl(entities=["lead", "activity"])
+def qiao_after_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    records: list[dict[str, Any]],
+    changes: list[dict[str, tuple[Any, Any]]],
+) -> None:
+    """The batch's first-touch timers set together; the routing state counted it already."""
+    if entity.name == "lead" and operation == "create":
+        sla.after_leads_written(context, operation, records, changes)
+        return
+    for record, changed in zip(records, changes, strict=True):
+        qiao_after_record_write(context, entity, operation, record, changed)
+
+
 @hookimpl(entities=["lead", "activity"])
 def qiao_after_record_write(
     context: WriteContext,

@@ -126,6 +126,9 @@ class Index:
         self._records = records
         #: Encrypted, searchable fields compared through blind indexes: (entity, field, kind).
         self._blind: list[tuple[str, FieldDef, str]] = []
+        #: The slots file rows were remembered in, and the rows later rows matched, in order.
+        self._added: list[tuple[str, str]] = []
+        self._matched: list[int] = []
 
     @classmethod
     def load(cls, conn: Connection, records: Records) -> Index:
@@ -168,6 +171,7 @@ class Index:
                 if field is not None and not self._confirmed(conn, match, field, kind, key):
                     continue
                 found.setdefault((match.entity, match.id, match.row), match)
+        self._matched += [m.row for m in found.values() if m.row is not None]
         return list(found.values())
 
     def _confirmed(
@@ -181,7 +185,34 @@ class Index:
 
     def add_row(self, row: int, label: str, keys: dict[str, str]) -> None:
         for kind, key in keys.items():
-            self._keys.setdefault((kind, key), Match("row", None, kind, label, row))
+            if (kind, key) not in self._keys:
+                self._keys[(kind, key)] = Match("row", None, kind, label, row)
+                self._added.append((kind, key))
+
+    # -- Batches whose rows are remembered before they are written ------------------------
+
+    def mark(self) -> tuple[int, int]:
+        """Where the rows remembered and the rows matched stand now (for :meth:`rewind`)."""
+        return len(self._added), len(self._matched)
+
+    def rows_matched(self, mark: tuple[int, int]) -> set[int]:
+        """The file rows that later rows matched since ``mark``."""
+        return set(self._matched[mark[1] :])
+
+    def forget(self, mark: tuple[int, int], rows: Iterable[int] | None = None) -> None:
+        """Forget the rows remembered since ``mark`` (only ``rows``, when given): they
+        were not written after all."""
+        dropped = None if rows is None else set(rows)
+        kept = []
+        for slot in self._added[mark[0] :]:
+            match = self._keys[slot]
+            if dropped is None or match.row in dropped:
+                del self._keys[slot]
+            else:
+                kept.append(slot)
+        self._added[mark[0] :] = kept
+        if dropped is None:
+            del self._matched[mark[1] :]
 
 
 def first_lead(matches: Iterable[Match]) -> str | None:

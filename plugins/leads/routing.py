@@ -98,6 +98,21 @@ class Router:
                 return Assignment(owner, rule["id"], minutes)
         return None
 
+    def decided(self, values: Mapping[str, Any]) -> None:
+        """Count a lead about to be written (values by field name) into the kept state.
+
+        A batch written at once decides every lead's owner before storing any,
+        so each decision is counted in before the next lead is routed.
+        """
+        self.stored(
+            {
+                "owner_id": values.get("owner"),
+                "assignment_rule_id": values.get("assignment_rule"),
+                "assigned_at": values.get("assigned_at"),
+                "status": values.get("status"),
+            }
+        )
+
     def stored(self, lead: Mapping[str, Any]) -> None:
         """Count a lead just written (a stored row, by column) into the kept state."""
         owner = lead.get("owner_id")
@@ -190,7 +205,12 @@ def batch(conn: Connection, catalog: Catalog) -> Iterator[Router]:
 
     For an importer's batch: one transaction, many leads. Assignment rules or
     users changed by another transaction meanwhile are seen from the next batch.
+    Inside a batch on the same connection, the batch's router is the one used.
     """
+    held = _routers.get(id(conn))
+    if held is not None and held.conn is conn:
+        yield held
+        return
     router = Router(conn, catalog)
     _routers[id(conn)] = router
     try:

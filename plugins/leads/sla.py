@@ -19,6 +19,7 @@ Every assignment notifies the new owner (see :mod:`.notify`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from qiao.api import (
@@ -30,7 +31,7 @@ from qiao.api import (
     Source,
     WriteContext,
     cancel_timer,
-    schedule_timer,
+    schedule_timers,
 )
 from qiao.plugins.leads import notify, routing
 
@@ -43,22 +44,37 @@ def after_lead_write(
     context: WriteContext, operation: str, record: Record, changes: dict[str, tuple[Any, Any]]
 ) -> None:
     """Keep the lead's timer in step with its owner, deadline and first touch; notify."""
+    after_leads_written(context, operation, [record], [changes])
+
+
+def after_leads_written(
+    context: WriteContext,
+    operation: str,
+    records: Sequence[Record],
+    changes: Sequence[dict[str, tuple[Any, Any]]],
+) -> None:
+    """:func:`after_lead_write` for a batch of leads: their new timers set together."""
+    conn = context.connection
     if operation == "delete":
-        cancel_timer(context.connection, "lead", record["id"], TIMER)
+        for record in records:
+            cancel_timer(conn, "lead", record["id"], TIMER)
         return
-    owner = record["owner_id"]
-    due = record["first_touch_due_at"]
-    untouched = record["first_touch_at"] is None and record["status"] in routing.OPEN_STATUSES
-    if owner is None or due is None or not untouched:
-        if operation == "update" and _touches(
-            changes, "owner", "first_touch_due_at", "first_touch_at", "status"
-        ):
-            cancel_timer(context.connection, "lead", record["id"], TIMER)
-    elif operation == "create" or _touches(changes, "owner", "first_touch_due_at", "status"):
-        payload = {"owner": owner, "due_at": _instant(due)}
-        schedule_timer(context.connection, "lead", record["id"], TIMER, due, payload)
-    if owner is not None and (operation == "create" or "owner" in changes):
-        notify.lead_assigned(context, record, reassigned=_reassigned(changes))
+    due_timers = []
+    for record, changed in zip(records, changes, strict=True):
+        owner = record["owner_id"]
+        due = record["first_touch_due_at"]
+        untouched = record["first_touch_at"] is None and record["status"] in routing.OPEN_STATUSES
+        if owner is None or due is None or not untouched:
+            if operation == "update" and _touches(
+                changed, "owner", "first_touch_due_at", "first_touch_at", "status"
+            ):
+                cancel_timer(conn, "lead", record["id"], TIMER)
+        elif operation == "create" or _touches(changed, "owner", "first_touch_due_at", "status"):
+            due_timers.append((record["id"], due, {"owner": owner, "due_at": _instant(due)}))
+    schedule_timers(conn, "lead", TIMER, due_timers)
+    for record, changed in zip(records, changes, strict=True):
+        if record["owner_id"] is not None and (operation == "create" or "owner" in changed):
+            notify.lead_assigned(context, record, reassigned=_reassigned(changed))
 
 
 def handle(delivery: Delivery) -> None:

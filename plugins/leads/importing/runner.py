@@ -60,6 +60,22 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class _Staged:
+    """A row ready to be created: its values, and the column each value came from."""
+
+    number: int
+    cells: tuple[Cell, ...]
+    values: dict[str, Any]
+    source_column: dict[str, str]
+    keys: dict[str, str]
+
+    def remember(self, index: dedupe.Index) -> None:
+        """Let later rows of the file find this one as their duplicate."""
+        if self.keys:
+            index.add_row(self.number, str(self.values.get("name") or ""), self.keys)
+
+
+@dataclass(frozen=True)
 class _Column:
     index: int
     name: str
@@ -232,13 +248,11 @@ class Importer:
             with self.records.transaction(self.actor, Source.IMPORT) as ctx:
                 conn = ctx.connection
                 undo = conn.begin_nested() if dry_run else None
+                created = self._write_batch(ctx, entity, plan, rows, index, outcome)
                 assigned: dict[str, list[Record]] = {}
-                with routing.batch(conn, self.runtime.current()):
-                    for row_number, cells in rows:
-                        record = self._row(
-                            ctx, conn, entity, plan, row_number, cells, index, outcome
-                        )
-                        if record is not None and entity.name == "lead" and record["owner_id"]:
+                if entity.name == "lead":
+                    for record in created:
+                        if record["owner_id"]:
                             assigned.setdefault(record["owner_id"], []).append(record)
                 run_id = run["id"] if run is not None else None
                 for owner, leads in assigned.items():
@@ -265,9 +279,71 @@ class Importer:
             del outcome.problems[before[3] :]
             raise
 
-    def _row(
+    def _write_batch(
         self,
         ctx: WriteContext,
+        entity: EntityDef,
+        plan: dict[str, list[_Column]],
+        rows: Sequence[tuple[int, list[Cell]]],
+        index: dedupe.Index,
+        outcome: Outcome,
+    ) -> list[Record]:
+        """Create a batch's rows with one ``create_many``, row by row when it cannot be.
+
+        Rows are cleaned and checked for duplicates first; the rest go to the
+        records service together, rows it refuses for their values reported.
+        When the batch as a whole is refused (a hook, a rule or a unique value
+        refusing a row), or a refused row was the duplicate another row was
+        left out for, the batch is rolled back and written row by row in
+        savepoints, as before: what a row's fate is does not depend on the
+        path.
+        """
+        conn = ctx.connection
+        mark = index.mark()
+        counts = (outcome.created, outcome.duplicates, outcome.errors, len(outcome.problems))
+        attempt = conn.begin_nested()
+        with routing.batch(conn, self.runtime.current()):
+            staged = []
+            for row_number, cells in rows:
+                row = self._stage(conn, entity, plan, row_number, cells, index, outcome)
+                if row is not None:
+                    staged.append(row)
+                    row.remember(index)
+            try:
+                result = self.records.create_many(
+                    ctx, entity.name, [row.values for row in staged], skip_invalid=True
+                )
+            except QiaoError:
+                result = None
+        refused_rows = {staged[r.index].number for r in result.refused} if result else set()
+        if result is not None and not (refused_rows & index.rows_matched(mark)):
+            attempt.commit()
+            index.forget(mark, refused_rows)
+            for refused in result.refused:
+                row = staged[refused.index]
+                column = row.source_column.get(refused.error.field or "", refused.error.field)
+                self._problem(
+                    outcome, row.number, column, refused.error.message, "error", row.cells
+                )
+            outcome.created += len(result.records)
+            outcome.problems[counts[3] :] = sorted(outcome.problems[counts[3] :], key=_by_row)
+            return result.records
+        attempt.rollback()
+        index.forget(mark)
+        outcome.created, outcome.duplicates, outcome.errors = counts[:3]
+        del outcome.problems[counts[3] :]
+        with routing.batch(conn, self.runtime.current()):
+            created = []
+            for row_number, cells in rows:
+                row = self._stage(conn, entity, plan, row_number, cells, index, outcome)
+                record = self._create_one(ctx, entity, row, outcome) if row else None
+                if row is not None and record is not None:
+                    created.append(record)
+                    row.remember(index)
+            return created
+
+    def _stage(
+        self,
         conn: Connection,
         entity: EntityDef,
         plan: dict[str, list[_Column]],
@@ -275,10 +351,12 @@ class Importer:
         cells: list[Cell],
         index: dedupe.Index,
         outcome: Outcome,
-    ) -> Record | None:
-        """Create one row's record; None when it was refused or left out as a duplicate."""
+    ) -> _Staged | None:
+        """One row's values, checked for duplicates; None when it is refused or left out
+        as a duplicate (reported)."""
         values: dict[str, Any] = {}
         source_column: dict[str, str] = {}
+        keys: dict[str, str] = {}
         for target, feeding in plan.items():
             for column in feeding:
                 try:
@@ -299,40 +377,33 @@ class Importer:
                     values[target] = value
                     source_column[target] = column.name
                     break
-        is_lead = entity.name == "lead"
-        keys: dict[str, str] = {}
-        if is_lead:
+        if entity.name == "lead":
             if "source" not in values:
                 values["source"] = "IMPORT"
             keys = dedupe.lead_keys(values)
             found = index.matches(keys, conn)
-            if found and self.duplicates == "skip":
+            if found:
                 reason = "; ".join(m.describe() for m in found)
                 self._problem(outcome, row_number, None, reason, "duplicate", cells)
                 outcome.duplicates += 1
-                return None
-            values["duplicate_matches"] = [m.as_json() for m in found]
-            if found:
+                if self.duplicates == "skip":
+                    return None
                 values["duplicate_of"] = dedupe.first_lead(found)
-                outcome.duplicates += 1
-                self._problem(
-                    outcome,
-                    row_number,
-                    None,
-                    "; ".join(m.describe() for m in found),
-                    "duplicate",
-                    cells,
-                )
+            values["duplicate_matches"] = [m.as_json() for m in found]
+        return _Staged(row_number, tuple(cells), values, source_column, keys)
+
+    def _create_one(
+        self, ctx: WriteContext, entity: EntityDef, row: _Staged, outcome: Outcome
+    ) -> Record | None:
+        """Create one staged row in its own savepoint; None (reported) when refused."""
         try:
-            with conn.begin_nested():
-                record = self.records.create(ctx, entity.name, values)
+            with ctx.connection.begin_nested():
+                record = self.records.create(ctx, entity.name, row.values)
         except QiaoError as exc:
-            column = source_column.get(exc.field or "", exc.field)
-            self._problem(outcome, row_number, column, exc.message, "error", cells)
+            column = row.source_column.get(exc.field or "", exc.field)
+            self._problem(outcome, row.number, column, exc.message, "error", row.cells)
             return None
         outcome.created += 1
-        if is_lead:
-            index.add_row(row_number, str(values.get("name") or ""), keys)
         return record
 
     def _problem(
@@ -347,3 +418,7 @@ class Importer:
         if kind == "error":
             outcome.errors += 1
         outcome.problems.append(Problem(row, column, reason, kind, tuple(cells)))
+
+
+def _by_row(problem: Problem) -> int:
+    return problem.row

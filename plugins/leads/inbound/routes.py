@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from qiao.api import Actor, BadUserInput, QiaoError, RateLimiter, Record, Runtime, Source
 from qiao.plugins.leads.importing.mapping import Suggester
-from qiao.plugins.leads.inbound import channels, signatures
+from qiao.plugins.leads.inbound import channels, coalesce, signatures
 from qiao.plugins.leads.inbound.snippet import embed_script
 
 MAX_BODY_BYTES = 64 * 1024
@@ -150,7 +150,7 @@ async def form_script(runtime: Runtime, request: Request) -> Response:
 # -- The webhook --------------------------------------------------------------------------
 
 
-async def webhook(runtime: Runtime, request: Request) -> Response:
+async def webhook(runtime: Runtime, coalescer: coalesce.Coalescer, request: Request) -> Response:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         return _error(413, f"the payload is larger than {MAX_BODY_BYTES} bytes")
@@ -180,7 +180,11 @@ async def webhook(runtime: Runtime, request: Request) -> Response:
         return _error(400, "the payload must be a JSON object")
     data = payload.get("data") if isinstance(payload.get("data"), dict) else payload
     try:
-        status, lead_id = await run_in_threadpool(_receive, runtime, channel, message_id, data)
+        status, lead_id = await run_in_threadpool(
+            lambda: coalescer.receive(
+                channel, message_id, data, lead_values(channel, data, runtime)
+            )
+        )
     except QiaoError as exc:
         return _error(400, exc.message, exc.field)
     body = {"status": status, "id": lead_id}
@@ -190,9 +194,14 @@ async def webhook(runtime: Runtime, request: Request) -> Response:
 def _receive(
     runtime: Runtime, channel: Record, message_id: str, data: dict[str, Any]
 ) -> tuple[str, str | None]:
-    """Store the lead and its receipt together; a replayed webhook-id stores nothing."""
+    """Store the lead and its receipt together; a replayed webhook-id stores nothing.
+
+    The path of a lead stored alone: webhook calls go through the process's
+    :class:`~.coalesce.Coalescer`, which stores leads arriving together in one
+    transaction and comes here for each lead of a batch refused as a whole.
+    """
     records = runtime.records
-    message_key = f"{channel['id']}:{message_id}"[:300]
+    message_key = coalesce.receipt_key(channel, message_id)
     actor = Actor(user_id=None, username=f"channel:{channel['key']}", is_admin=True)
     with records.transaction(actor, Source.CONNECTOR) as ctx:
         seen = records.list(
@@ -215,8 +224,9 @@ def _receive(
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
     """The public lead routes, bound to ``runtime``."""
+    coalescer = coalesce.Coalescer(runtime, _receive)
     return [
         Route("/leads/forms/{key}", partial(form_submit, runtime), methods=["POST", "OPTIONS"]),
         Route("/leads/forms/{key}/embed.js", partial(form_script, runtime), methods=["GET"]),
-        Route("/leads/webhooks/{key}", partial(webhook, runtime), methods=["POST"]),
+        Route("/leads/webhooks/{key}", partial(webhook, runtime, coalescer), methods=["POST"]),
     ]

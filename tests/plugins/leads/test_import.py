@@ -215,18 +215,18 @@ def test_a_failing_batch_leaves_nothing_and_the_rerun_resumes(
     ]
     data = xlsx(rows, title=None)
     records = qiao_runtime.records
-    create = records.create
+    create_many = records.create_many
 
-    def failing(ctx: Any, entity: str, values: Any) -> Any:
-        if entity == "lead" and values.get("name") == "客户05":
+    def failing(ctx: Any, entity: str, rows: Any, **options: Any) -> Any:
+        if entity == "lead" and any(values.get("name") == "客户05" for values in rows):
             raise RuntimeError("the disk is full")
-        return create(ctx, entity, values)
+        return create_many(ctx, entity, rows, **options)
 
-    monkeypatch.setattr(records, "create", failing)
+    monkeypatch.setattr(records, "create_many", failing)
     with pytest.raises(RuntimeError):
         importer(qiao_runtime, batch_size=4).run(data, "big.xlsx", "lead")
     assert len(leads(qiao_runtime)) == 4  # batch 1 committed, batch 2 rolled back whole
-    monkeypatch.setattr(records, "create", create)
+    monkeypatch.setattr(records, "create_many", create_many)
     outcome = importer(qiao_runtime, batch_size=100).run(data, "big.xlsx", "lead")
     assert outcome.resumed_after_batch == 1
     assert outcome.created == 6

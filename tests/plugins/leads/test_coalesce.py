@@ -1,0 +1,78 @@
+"""Webhook leads stored together answer as if each had been stored alone."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from qiao.core.records.context import Actor
+from qiao.core.records.service import Record
+from qiao.core.runtime import Runtime
+from qiao.core.testing.server import LiveServer
+from qiao.plugins.leads.inbound import channels
+from qiao.plugins.leads.inbound.coalesce import Call, store_batch
+from qiao.plugins.leads.inbound.routes import lead_values
+
+from .test_api import _post_webhook
+
+Create = Callable[..., Record]
+
+
+def call(runtime: Runtime, channel: Record, message_id: str, **data: Any) -> Call:
+    return Call(channel, message_id, data, lead_values(channel, data, runtime))
+
+
+def test_a_batch_answers_each_call_as_storing_it_alone_would(
+    qiao_runtime: Runtime, create: Create, get: Any, sales_team: dict[str, Record]
+) -> None:
+    made = create("lead_channel", name="官网", kind="WEBHOOK")
+    channel = channels.find(qiao_runtime.records, made["key"], "WEBHOOK")
+    assert channel is not None
+    batch = [
+        call(qiao_runtime, channel, "m1", 姓名="陈工", 手机="13905740001"),
+        call(qiao_runtime, channel, "m2", 姓名="刘工", 手机="12"),  # not a phone number
+        call(qiao_runtime, channel, "m1", 姓名="陈工", 手机="13905740001"),  # a replay
+        call(qiao_runtime, channel, "m3", 姓名="陈先生", 手机="139 0574 0001"),  # same phone
+        call(qiao_runtime, channel, "m4", 姓名="赵工", 手机="13905740004"),
+    ]
+    store_batch(qiao_runtime, batch)
+    first, refused, replay, again, other = batch
+    assert first.outcome is not None and first.outcome[0] == "received"
+    assert refused.outcome is None and refused.error is not None
+    assert refused.error.field == "mobile"
+    assert replay.outcome == ("duplicate", first.outcome[1])
+    assert again.outcome is not None and other.outcome is not None
+    assert get("lead", again.outcome[1])["duplicate_of_id"] == first.outcome[1]
+    assert get("lead", other.outcome[1])["duplicate_of_id"] is None
+    with qiao_runtime.db.read() as conn:
+        receipts = qiao_runtime.records.list(
+            conn, "lead_webhook_receipt", first=10, actor=Actor.system()
+        ).records
+    assert sorted(r["message_key"].split(":")[1] for r in receipts) == ["m1", "m3", "m4"]
+    owners = {get("lead", c.outcome[1])["owner_id"] for c in (first, again, other) if c.outcome}
+    assert len(owners) == 2  # the round-robin rule took turns within the batch
+
+
+def test_concurrent_webhook_calls_each_get_their_own_answer(
+    qiao_server: LiveServer, create: Create, get: Any, sales_team: dict[str, Record]
+) -> None:
+    channel = create("lead_channel", name="官网", kind="WEBHOOK")
+    answers: dict[str, Any] = {}
+
+    def post(client: int) -> None:
+        for i in range(6):
+            message = f"c{client}-{i}"
+            body = {"姓名": f"客户{message}", "手机": f"139057{client:02d}{i:03d}"}
+            answers[message] = _post_webhook(qiao_server, channel, body, id=message)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {a.status_code for a in answers.values()} == {201}
+    ids = {message: a.json()["id"] for message, a in answers.items()}
+    assert len(set(ids.values())) == 48
+    for message, lead_id in ids.items():
+        assert get("lead", lead_id)["name"] == f"客户{message}"
