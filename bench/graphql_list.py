@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ import psycopg
 from httpload import LoadResult, Request, find_wrk, load
 from pgwire import CountingProxy
 from procstat import total_cpu
+from serving import free_port, qiao_command
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PAGE = 50
@@ -218,13 +218,6 @@ def serve_lean(url: str, port: int, token: str, pool_size: int) -> None:
 # -- Servers as subprocesses ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def with_params(url: str, **params: str) -> str:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"{url}{'&' if '?' in url else '?'}{query}"
@@ -238,13 +231,6 @@ class Server:
     process: subprocess.Popen[bytes]
     application_name: str
     request: Request
-
-
-def qiao_command() -> list[str]:
-    script = Path(sys.executable).with_name("qiao")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from qiao.cli.main import main; main()"]
 
 
 @contextlib.contextmanager

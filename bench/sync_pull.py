@@ -25,12 +25,10 @@ import time
 import uuid
 from pathlib import Path
 
-import tomli_w
+from serving import configure
 from sqlalchemy import create_engine, text
 
 from qiao.core import audit
-from qiao.core.config import CONFIG_FILE, Config
-from qiao.core.crypto import generate_key_file
 from qiao.core.graphql.service import GraphQLService
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
@@ -53,20 +51,6 @@ BASELINE = text(
     "  WHERE e.entity = 'account' AND e.sequence > :after"
     "  ORDER BY e.sequence LIMIT 1000)"
 )
-
-
-def configure(folder: Path, url: str) -> Config:
-    key_file = folder / "qiao-kek.json"
-    generate_key_file(key_file)
-    settings = {
-        "database": {"url": url},
-        "plugins": {"enabled": ["crm"]},
-        "keys": {"provider": "file", "file": str(key_file)},
-        "audit": {"key_file": str(key_file)},
-    }
-    path = folder / CONFIG_FILE
-    path.write_text(tomli_w.dumps(settings), encoding="utf-8")
-    return Config.load(path, env={})
 
 
 def seed(runtime: Runtime, base: int) -> tuple[Actor, list[str]]:
