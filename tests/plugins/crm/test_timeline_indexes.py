@@ -36,6 +36,7 @@ def test_migrate_adds_the_rep_timeline_index_to_an_older_deployment(
     assert "ix_activity_account_id_owner_id_occurred_at" not in activity_indexes(qiao_runtime)
     qiao_runtime.migrate()
     found = activity_indexes(qiao_runtime)
-    assert found["ix_activity_account_id_owner_id_occurred_at"] == TIMELINE[
-        "ix_activity_account_id_owner_id_occurred_at"
-    ]
+    assert (
+        found["ix_activity_account_id_owner_id_occurred_at"]
+        == TIMELINE["ix_activity_account_id_owner_id_occurred_at"]
+    )
