@@ -52,7 +52,7 @@ import psycopg
 from httpload import LoadResult, Request, find_wrk, load
 from pgwire import CountingProxy
 from procstat import total_cpu
-from serving import free_port, qiao_command
+from serving import captured_statement, free_port, qiao_command
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PAGE = 50
@@ -412,31 +412,11 @@ def count_wire(
 
 
 def qiao_statement(url: str, token: str) -> tuple[str, Any]:
-    """The SQL and parameters Qiao runs for the query (captured in this process)."""
-    from sqlalchemy import event
-
-    from qiao.core.auth.tokens import Authenticator
+    """The SQL and parameters Qiao runs for the query (captured in-process)."""
     from qiao.core.config import Config
-    from qiao.core.graphql.service import GraphQLService
-    from qiao.core.runtime import Runtime
 
-    runtime = Runtime(Config(database_url=url, plugins=("crm",)))
-    seen: list[tuple[str, Any]] = []
-    try:
-        runtime.start()
-        actor = Authenticator(runtime.db, runtime.current).actor_for(f"Bearer {token}")
-        service = GraphQLService(runtime)
-        service.schema()
-
-        def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
-            seen.append((statement, parameters))
-
-        event.listen(runtime.db.engine, "before_cursor_execute", capture)
-        body = service.execute(actor, {"query": QUERY})
-        assert isinstance(body, bytes), body
-    finally:
-        runtime.close()
-    return next((s, p) for s, p in seen if "opportunity" in s)
+    config = Config(database_url=url, plugins=("crm",))
+    return captured_statement(config, token, {"query": QUERY}, "opportunity")
 
 
 @dataclass

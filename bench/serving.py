@@ -181,3 +181,33 @@ def percentile(values: Sequence[float], p: float) -> float:
     """The nearest-rank ``p``-th percentile (0-100) of ``values``."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def captured_statement(
+    config: Any, token: str, body: dict[str, Any], marker: str
+) -> tuple[str, Any]:
+    """The SQL and parameters Qiao runs for a GraphQL ``body`` sent with ``token``: the
+    first statement holding ``marker``, captured in this process (for EXPLAIN)."""
+    from sqlalchemy import event
+
+    from qiao.core.auth.tokens import Authenticator
+    from qiao.core.graphql.service import GraphQLService
+    from qiao.core.runtime import Runtime
+
+    runtime = Runtime(config)
+    seen: list[tuple[str, Any]] = []
+    try:
+        runtime.start()
+        actor = Authenticator(runtime.db, runtime.current).actor_for(f"Bearer {token}")
+        service = GraphQLService(runtime)
+        service.schema()
+
+        def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+            seen.append((statement, parameters))
+
+        event.listen(runtime.db.engine, "before_cursor_execute", capture)
+        answer = service.execute(actor, body)
+        assert isinstance(answer, bytes), answer
+    finally:
+        runtime.close()
+    return next((s, p) for s, p in seen if marker in s)

@@ -234,56 +234,33 @@ async def drive(base: str, seeded: Seeded, seconds: float, rates: dict[str, floa
             return None
         return body
 
-    def graphql(token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
-
     limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
 
+        async def graphql(kind: str, token: str, query: str, variables: dict[str, Any]) -> Any:
+            body = {"query": query, "variables": variables}
+            headers = {"Authorization": f"Bearer {token}"}
+            return await call(kind, client, "/graphql", json=body, headers=headers)
+
         async def read(i: int) -> None:
             if i % 5 == 4:
-                await call(
-                    "read",
-                    client,
-                    "/graphql",
-                    json={"query": ADMIN_READ},
-                    headers=graphql(seeded.admin),
-                )
+                await graphql("read", seeded.admin, ADMIN_READ, {})
                 return
             token, accounts = seeded.reps[i % REPS]
-            query = READS[i % 2]
             variables = {"account": accounts[i % len(accounts)]} if i % 2 else {}
-            await call(
-                "read",
-                client,
-                "/graphql",
-                json={"query": query, "variables": variables},
-                headers=graphql(token),
-            )
+            await graphql("read", token, READS[i % 2], variables)
 
         async def write(i: int) -> None:
             token, accounts = seeded.reps[i % REPS]
             account = accounts[(i // REPS) % len(accounts)]
             if i % 2:
-                variables = {"id": account, "city": ("苏州", "无锡", "常州")[i % 3]}
-                if await call(
-                    "write",
-                    client,
-                    "/graphql",
-                    json={"query": UPDATE_ACCOUNT, "variables": variables},
-                    headers=graphql(token),
-                ):
+                city = ("苏州", "无锡", "常州")[i % 3]
+                if await graphql("write", token, UPDATE_ACCOUNT, {"id": account, "city": city}):
                     tally.updates += 1
                 return
             at = dt.datetime.now(dt.UTC).isoformat()
             variables = {"account": account, "at": at, "subject": f"回访 {i}"}
-            if await call(
-                "write",
-                client,
-                "/graphql",
-                json={"query": CREATE_ACTIVITY, "variables": variables},
-                headers=graphql(token),
-            ):
+            if await graphql("write", token, CREATE_ACTIVITY, variables):
                 tally.activities += 1
 
         async def webhook(i: int) -> None:
@@ -411,29 +388,26 @@ def run(args: argparse.Namespace) -> int:
                     target=client_process, args=(base, seeded, args.seconds, rates, queue)
                 )
                 began = time.monotonic()
+
+                def sample() -> tuple[float, int, list[int]]:
+                    """Seconds since the start, the server's RSS, each worker's."""
+                    return (
+                        time.monotonic() - began,
+                        rss_bytes(descendants(server.pid)),
+                        [rss_bytes(descendants(w.pid)) for w in workers],
+                    )
+
                 client.start()
                 samples: list[tuple[float, int, list[int]]] = []
                 while client.is_alive() and time.monotonic() - began < args.seconds + 60:
-                    samples.append(
-                        (
-                            time.monotonic() - began,
-                            rss_bytes(descendants(server.pid)),
-                            [rss_bytes(descendants(w.pid)) for w in workers],
-                        )
-                    )
+                    samples.append(sample())
                     time.sleep(args.sample)
                     if time.monotonic() - began > args.seconds:
                         break
                 tally: Tally = queue.get(timeout=120)
                 client.join(30)
                 outbox = drained(url, 180)
-                samples.append(
-                    (
-                        time.monotonic() - began,
-                        rss_bytes(descendants(server.pid)),
-                        [rss_bytes(descendants(w.pid)) for w in workers],
-                    )
-                )
+                samples.append(sample())
                 alive = server.poll() is None and all(w.poll() is None for w in workers)
             finally:
                 stop([server, *workers])

@@ -56,6 +56,7 @@ import httpx
 import psycopg
 from serving import (
     DEFAULT_POSTGRES_ADMIN_URL,
+    captured_statement,
     configure,
     database,
     free_port,
@@ -349,33 +350,6 @@ def measure(
 # -- Plans ------------------------------------------------------------------------------------
 
 
-def compiled(config: Any, token: str, variables: dict[str, Any]) -> tuple[str, Any]:
-    """The activity statement Qiao runs for the query with ``variables``, captured here."""
-    from sqlalchemy import event
-
-    from qiao.core.auth.tokens import Authenticator
-    from qiao.core.graphql.service import GraphQLService
-    from qiao.core.runtime import Runtime
-
-    runtime = Runtime(config)
-    seen: list[tuple[str, Any]] = []
-    try:
-        runtime.start()
-        actor = Authenticator(runtime.db, runtime.current).actor_for(f"Bearer {token}")
-        service = GraphQLService(runtime)
-        service.schema()
-
-        def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
-            seen.append((statement, parameters))
-
-        event.listen(runtime.db.engine, "before_cursor_execute", capture)
-        body = service.execute(actor, {"query": QUERY, "variables": variables})
-        assert isinstance(body, bytes), body
-    finally:
-        runtime.close()
-    return next((s, p) for s, p in seen if "FROM activity" in s)
-
-
 def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", ()):
@@ -388,7 +362,8 @@ def explain(
     """EXPLAIN ANALYZE of the case's statement, in brief and in full. Flags a sort of
     more than a page of rows (the account's rows sorted); fails on a sequential scan."""
     variables = {"account": case.accounts[0], "after": cursor}
-    sql, params = compiled(config, tokens[case.caller], variables)
+    body = {"query": QUERY, "variables": variables}
+    sql, params = captured_statement(config, tokens[case.caller], body, "FROM activity")
     with psycopg.connect(url) as conn:
         conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)  # warm
         (plan,) = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params).fetchone()  # type: ignore[misc]
