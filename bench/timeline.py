@@ -30,9 +30,10 @@ page's ``endCursor``. The aim: p95 under 20 ms, and about the same at 10M as at
   cursor of page 1. Before any figure, every page must hold as many items as
   SQL counts for that caller (50 on large accounts).
 - **Plans**: the compiled SQL of each case (captured in-process) is run with
-  ``EXPLAIN (ANALYZE, BUFFERS)`` at each size; the activity rows must come from
-  an index on ``account_id``, and no sort may take more than a page's worth of
-  rows (no sort of all the account's rows).
+  ``EXPLAIN (ANALYZE, BUFFERS)`` at each size: a sequential scan of activity
+  fails the run, and a sort fed more than a page of rows (the account's rows
+  read whole and sorted) is flagged in the summary, beside the index each
+  page walks and the most rows any scan examined.
 
 ``--quick`` loads 100,000 then 1,000,000 rows. ``--help`` lists the options.
 """
