@@ -25,8 +25,6 @@ from sqlalchemy import Connection
 
 from qiao.api.protocols import Access, Catalog, Database, Plugins, Record, Records, Runtime
 from qiao.cli.state import pass_runtime
-from qiao.core.automation.channels import NotificationChannel
-from qiao.core.automation.notifications import notify
 from qiao.core.calendars import BusinessCalendar, CalendarError
 from qiao.core.calendars.store import calendars as _calendars
 from qiao.core.edge.ratelimit import RateLimiter
@@ -47,17 +45,14 @@ from qiao.core.events.timers import pending as pending_timers
 from qiao.core.events.timers import schedule as schedule_timer
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.scalars import Date, DateTime, Decimal
-from qiao.core.hookspecs import hookimpl, hookspec
+from qiao.core.hookspecs import NotificationChannel, hookimpl, hookspec
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
+from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise_width
+from qiao.core.notifications import notify
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.service import Page
-from qiao.core.records.values import (
-    DEFAULT_PHONE_REGION,
-    normalise_phone,
-    normalise_width,
-    to_json,
-)
+from qiao.core.records.values import to_json
 from qiao.core.redaction import (
     REDACTED,
     Sensitive,

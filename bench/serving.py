@@ -1,4 +1,5 @@
-"""What the benchmarks share: a fresh database per backend, and Qiao served in its own process.
+"""What the benchmarks share: a fresh database per backend, a deployment's configuration
+and runtime on it, and Qiao served in its own process.
 
 The server runs in a separate process (one uvicorn worker, as deployed), so the
 load a benchmark generates does not share the server's interpreter.
@@ -11,6 +12,7 @@ import multiprocessing
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +24,12 @@ import httpx
 import tomli_w
 from sqlalchemy import create_engine, text
 
+from qiao.core import audit
+from qiao.core.config import CONFIG_FILE, Config
+from qiao.core.crypto import generate_key_file
+from qiao.core.runtime import Runtime
+from qiao.core.storage.database import normalise_url
+
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -31,8 +39,6 @@ def database(backend: str, workdir: Path, admin_url: str) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{workdir / 'bench.db'}"
         return
-    from qiao.core.storage.database import normalise_url
-
     name = f"qiao_bench_{uuid.uuid4().hex[:10]}"
     engine = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
     try:
@@ -46,6 +52,51 @@ def database(backend: str, workdir: Path, admin_url: str) -> Iterator[str]:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         engine.dispose()
+
+
+def configure(
+    folder: Path,
+    url: str,
+    plugins: Sequence[str] = ("crm",),
+    port: int | None = None,
+    pool_size: int | None = None,
+) -> Config:
+    """``qiao.toml`` in ``folder`` as ``qiao init`` writes it: a key file for field keys
+    and the audit log's MAC; returns the loaded ``Config`` (its file is ``folder/qiao.toml``)."""
+    key_file = folder / "qiao-kek.json"
+    if not key_file.exists():
+        generate_key_file(key_file)
+    database: dict[str, Any] = {"url": url}
+    if pool_size is not None:
+        database["pool_size"] = pool_size
+    settings: dict[str, Any] = {
+        "database": database,
+        "plugins": {"enabled": list(plugins)},
+        "keys": {"provider": "file", "file": str(key_file)},
+        "audit": {"key_file": str(key_file)},
+    }
+    if port is not None:
+        settings["server"] = {"host": "127.0.0.1", "port": port}
+    path = folder / CONFIG_FILE
+    path.write_text(tomli_w.dumps(settings), encoding="utf-8")
+    return Config.load(path, env={})
+
+
+@contextlib.contextmanager
+def deployment(admin_url: str) -> Iterator[Runtime]:
+    """A runtime on a fresh PostgreSQL database configured by :func:`configure`, its tables
+    and audit key made; closed, and the database dropped, when the block ends."""
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        database("postgresql", Path(folder), admin_url) as url,
+    ):
+        runtime = Runtime(configure(Path(folder), url))
+        try:
+            runtime.migrate()
+            audit.initialize(runtime, existing_ok=True)
+            yield runtime
+        finally:
+            runtime.close()
 
 
 def serve(build: Callable[..., Any], args: tuple[Any, ...], pipe: Pipe) -> None:
@@ -94,38 +145,7 @@ def server_process(build: Callable[..., Any], *args: Any) -> Iterator[int]:
             proc.join()
 
 
-# -- A deployment as `qiao init` makes it, and its `qiao` processes ---------------------------
-
-
-def configure(
-    folder: Path,
-    url: str,
-    plugins: Sequence[str] = ("crm",),
-    port: int | None = None,
-    pool_size: int | None = None,
-) -> Any:
-    """``qiao.toml`` in ``folder`` as ``qiao init`` writes it: a key file for field keys
-    and the audit log's MAC; returns the loaded ``Config`` (its file is ``folder/qiao.toml``)."""
-    from qiao.core.config import CONFIG_FILE, Config
-    from qiao.core.crypto import generate_key_file
-
-    key_file = folder / "qiao-kek.json"
-    if not key_file.exists():
-        generate_key_file(key_file)
-    database: dict[str, Any] = {"url": url}
-    if pool_size is not None:
-        database["pool_size"] = pool_size
-    settings: dict[str, Any] = {
-        "database": database,
-        "plugins": {"enabled": list(plugins)},
-        "keys": {"provider": "file", "file": str(key_file)},
-        "audit": {"key_file": str(key_file)},
-    }
-    if port is not None:
-        settings["server"] = {"host": "127.0.0.1", "port": port}
-    path = folder / CONFIG_FILE
-    path.write_text(tomli_w.dumps(settings), encoding="utf-8")
-    return Config.load(path, env={})
+# -- `qiao` processes, percentiles, captured SQL -----------------------------------------
 
 
 def free_port() -> int:

@@ -20,19 +20,14 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-from serving import configure
-from sqlalchemy import create_engine, text
+from serving import deployment
+from sqlalchemy import text
 
-from qiao.core import audit
 from qiao.core.graphql.service import GraphQLService
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
-from qiao.core.storage.database import normalise_url
 
 OWNERS = 100
 PULL = """query Pull($cursor: String) {
@@ -129,16 +124,7 @@ def main() -> None:
         ),
     )
     args = parser.parse_args()
-    name = f"qiao_bench_sync_{uuid.uuid4().hex[:8]}"
-    admin_engine = create_engine(normalise_url(args.postgres_url), isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
-    folder = tempfile.TemporaryDirectory()
-    runtime = Runtime(configure(Path(folder.name), url))
-    try:
-        runtime.migrate()
-        audit.initialize(runtime, existing_ok=True)
+    with deployment(args.postgres_url) as runtime:
         started = time.perf_counter()
         rep, users = seed(runtime, args.base)
         print(f"seeded {args.base:,} accounts in {time.perf_counter() - started:.0f} s")
@@ -218,12 +204,6 @@ def main() -> None:
             print(f"{label:34} {median:10.1f} {percentile(series, 0.99) * 1000:8.1f}")
         ratio = statistics.median(times) / statistics.median(baseline)
         print(f"syncPull / lean SQL: {ratio:.1f}x (aim: syncPull under 200 ms)")
-    finally:
-        runtime.close()
-        folder.cleanup()
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin_engine.dispose()
 
 
 if __name__ == "__main__":

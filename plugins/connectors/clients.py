@@ -81,14 +81,17 @@ def yonyou(runtime: Runtime, connector: Connector, wiring: Wiring) -> YonyouClie
     )
 
 
-def sap(runtime: Runtime, connector: Connector, wiring: Wiring) -> ODataClient:
-    """``base_url`` is the service root (…/API_BUSINESS_PARTNER/); HTTP basic authentication."""
+def sap(
+    runtime: Runtime, connector: Connector, wiring: Wiring, service_url: str | None = None
+) -> ODataClient:
+    """``base_url`` is the service root (…/API_BUSINESS_PARTNER/), or ``service_url``
+    another service of the same system; HTTP basic authentication."""
     if not connector.base_url:
         raise ConfigurationError(f"connector {connector.name!r} needs base_url (the service root)")
     auth = (str(connector.setting("username")), connector.secret("app_secret"))
     version: Literal[2, 4] = 4 if str(connector.settings.get("odata_version")) == "4" else 2
     return ODataClient(
-        connector.base_url,
+        service_url or connector.base_url,
         http=host.http_client(runtime, connector.id, auth),
         version=version,
         wiring=wiring,

@@ -5,16 +5,15 @@ won deals, and a trial engineer reads the trial reports the rule keeps."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 import qiao.templates_market.manufacturing_dealers as manufacturing_dealers
-from qiao.core.config import Config
-from qiao.core.market.package import TemplatePackage
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
+from tests.templates_market.conftest import TemplateVersions
 
 pytestmark = pytest.mark.storage
 
@@ -27,14 +26,6 @@ def qiao_enabled_plugins() -> Sequence[str]:
     return ("crm",)
 
 
-@pytest.fixture
-def runtimes() -> Iterator[list[Runtime]]:
-    made: list[Runtime] = []
-    yield made
-    for runtime in made:
-        runtime.close()
-
-
 def _named(runtime: Runtime, entity: str, name: str) -> dict[str, object]:
     with runtime.db.read() as conn:
         page = runtime.records.list(
@@ -45,11 +36,9 @@ def _named(runtime: Runtime, entity: str, name: str) -> dict[str, object]:
 
 
 def test_a_0_3_0_network_keeps_its_records_and_gains_the_reports_and_lists(
-    qiao_config: Config, runtimes: list[Runtime]
+    template_versions: TemplateVersions,
 ) -> None:
-    old = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(OLD)])
-    runtimes.append(old)
-    old.migrate(demo_of=["manufacturing_dealers"])
+    old = template_versions.install(OLD)
     with old.db.read() as conn:
         before = {
             entity: old.records.list(
@@ -59,9 +48,7 @@ def test_a_0_3_0_network_keeps_its_records_and_gains_the_reports_and_lists(
         }
     old.close()
 
-    new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
-    runtimes.append(new)
-    plan = new.migrate().plan.render()
+    new, plan = template_versions.upgrade(NEW)
     assert "migrated manufacturing_dealers from 0.3.0 to 0.4.0" in plan
     assert "created column playbook_step.product_id" in plan
     with new.db.read() as conn:
