@@ -61,32 +61,21 @@ def test_a_timeline_pages_through_activities_at_the_same_instant(
     where = {"account_id": {"eq": account}}
     seen, after, pages = [], None, 0
     with qiao_runtime.db.read() as conn:
-        records = qiao_runtime.records
-        while True:
-            page = records.list(
-                conn,
-                "activity",
-                filter=where,
-                order_by=order,
-                first=2,
-                after=after,
-                actor=Actor.system(),
+
+        def timeline(**paging: Any) -> Any:
+            return qiao_runtime.records.list(
+                conn, "activity", filter=where, order_by=order, actor=Actor.system(), **paging
             )
+
+        while True:
+            page = timeline(first=2, after=after)
             seen += page.records
             pages += 1
             assert page.has_previous_page is (after is not None)
             if not page.has_next_page:
                 break
             after = page.cursors[-1]
-        back = records.list(
-            conn,
-            "activity",
-            filter=where,
-            order_by=order,
-            last=3,
-            before=after,
-            actor=Actor.system(),
-        )
+        back = timeline(last=3, before=after)
     assert pages == 4
     assert len({r["id"] for r in seen}) == len(instants)
     keys = [(r["occurred_at"], r["id"]) for r in seen]
