@@ -27,6 +27,7 @@ from qiao.api.protocols import Access, Catalog, Database, Plugins, Record, Recor
 from qiao.cli.state import pass_runtime
 from qiao.core.calendars import BusinessCalendar, CalendarError
 from qiao.core.calendars.store import calendars as _calendars
+from qiao.core.edge.auth import actor_of
 from qiao.core.edge.ratelimit import RateLimiter
 from qiao.core.encryption import index_column
 from qiao.core.errors import (
@@ -36,14 +37,17 @@ from qiao.core.errors import (
     Forbidden,
     MetadataError,
     NotFound,
+    PayloadTooLarge,
     QiaoError,
     Unauthenticated,
+    UnsupportedMediaType,
 )
 from qiao.core.events.model import Delivery, Event, EventHandler, GiveUp, RetryLater
 from qiao.core.events.timers import cancel as cancel_timer
 from qiao.core.events.timers import pending as pending_timers
 from qiao.core.events.timers import schedule as schedule_timer
 from qiao.core.graphql.context import RequestContext
+from qiao.core.graphql.names import entity_of_type
 from qiao.core.graphql.scalars import Date, DateTime, Decimal
 from qiao.core.hookspecs import NotificationChannel, hookimpl, hookspec
 from qiao.core.metadata.manifest import Manifest, load_manifest
@@ -86,6 +90,16 @@ def decide_approval(
 def blind_index_column(field: FieldDef) -> str:
     """The column of an encrypted, searchable field's blind index (docs/encryption.md)."""
     return index_column(field)
+
+
+def entity_named(runtime: Runtime, name: str, argument: str = "entity") -> str:
+    """The metadata name (``sales_order``) of the entity a client names by its GraphQL type
+    name (``SalesOrder``), as hand-written GraphQL fields and plugin routes take entities.
+
+    An unknown name is BAD_USER_INPUT on ``argument``; a snake_case name is refused with
+    the type name to use instead, so every door names entities the same way.
+    """
+    return entity_of_type(cast(CoreRuntime, runtime).current().registry.entities, name, argument)
 
 
 def business_calendar(
@@ -131,6 +145,7 @@ __all__: Sequence[str] = (
     "NotFound",
     "NotificationChannel",
     "Page",
+    "PayloadTooLarge",
     "Plugins",
     "QiaoError",
     "RateLimiter",
@@ -142,12 +157,15 @@ __all__: Sequence[str] = (
     "Sensitive",
     "Source",
     "Unauthenticated",
+    "UnsupportedMediaType",
     "WriteContext",
+    "actor_of",
     "blind_index_column",
     "business_calendar",
     "cancel_timer",
     "contains_sensitive",
     "decide_approval",
+    "entity_named",
     "hookimpl",
     "hookspec",
     "load_manifest",

@@ -13,6 +13,8 @@ wire format and sync's pushed edits all translate through :func:`enum_name` and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from qiao.core.errors import BadUserInput
 from qiao.core.graphql.context import RequestContext
 from qiao.core.metadata.model import FieldDef
@@ -22,7 +24,12 @@ from qiao.core.metadata.registry import type_name
 def entity_named(ctx: RequestContext, name: str, argument: str = "entity") -> str:
     """The metadata name of the entity whose GraphQL type is ``name``, or BAD_USER_INPUT
     on ``argument``; a snake_case name is refused with the type name to use instead."""
-    entities = ctx.built.catalog.registry.entities
+    return entity_of_type(ctx.built.catalog.registry.entities, name, argument)
+
+
+def entity_of_type(entities: Iterable[str], name: str, argument: str = "entity") -> str:
+    """:func:`entity_named` among ``entities`` (metadata names), for callers outside GraphQL."""
+    entities = list(entities)
     by_type = {type_name(e): e for e in entities}
     if name in by_type:
         return by_type[name]

@@ -17,7 +17,7 @@ from qiao.plugins.connectors import settings, status, stream, sync
 from qiao.plugins.connectors.settings import SECRETS
 
 SYSTEM = Actor.system()
-VENDORS = ("wecom", "dingtalk", "kingdee", "yonyou", "sap", "email")
+VENDORS = ("wecom", "dingtalk", "kingdee", "yonyou", "sap", "email", "imap", "objectstore")
 
 
 def parse_settings(pairs: tuple[str, ...]) -> dict[str, Any]:

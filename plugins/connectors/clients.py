@@ -8,6 +8,7 @@ from qiao.api import ConfigurationError, Runtime
 from qiao.plugins.connectors import host
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.dingtalk.client import API_BASE, OAPI_BASE, DingTalkClient
+from qiao.plugins.connectors.email.imap import ImapInbox, ImapSettings
 from qiao.plugins.connectors.email.smtp import Security, SmtpSender, SmtpSettings
 from qiao.plugins.connectors.kingdee.client import AppSecretLogin, KingdeeClient, PasswordLogin
 from qiao.plugins.connectors.sap.odata import ODataClient
@@ -119,4 +120,21 @@ def smtp(runtime: Runtime, connector: Connector, wiring: Wiring) -> SmtpSender:
         wiring=wiring,
         retry=host.IN_CALL_RETRY,
         limits=host.limits(runtime, connector, ()),
+    )
+
+
+def imap(connector: Connector, wiring: Wiring) -> ImapInbox:
+    """``host``, ``port``, ``username`` (the password is ``app_secret``), ``mailbox``
+    (``INBOX`` by default) and ``ssl`` (implicit TLS, on unless ``false``)."""
+    return ImapInbox(
+        ImapSettings(
+            host=str(connector.setting("host")),
+            port=int(connector.setting("port")),
+            username=str(connector.setting("username")),
+            password=connector.secret("app_secret"),
+            mailbox=str(connector.settings.get("mailbox") or "INBOX"),
+            use_ssl=connector.settings.get("ssl", True) is not False,
+        ),
+        wiring=wiring,
+        retry=host.IN_CALL_RETRY,
     )

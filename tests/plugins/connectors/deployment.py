@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from click.testing import CliRunner
+
+from qiao.cli import main as cli_main
 
 from .fakes import dingtalk as dingtalk_fake
 from .fakes import kingdee as kingdee_fake
@@ -115,3 +119,17 @@ def notify(client: Any, owner: str, title: str, body: str = "") -> None:
         "mutation($input: NotificationCreateInput!) { createNotification(input: $input) { id } }",
         {"input": {"ownerId": owner, "title": title, "body": body}},
     )
+
+
+def connector_command(config_path: Any) -> Callable[..., str]:
+    """``run("add", ...)``: ``qiao connector ...`` on the deployment, asserting it succeeds."""
+    config = ["--config", str(config_path)]
+    cli_main._add_plugin_commands(config)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> str:
+        result = runner.invoke(cli_main.cli, [*config, "connector", *args], input=input)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run
