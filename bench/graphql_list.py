@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ import psycopg
 from httpload import LoadResult, Request, find_wrk, load
 from pgwire import CountingProxy
 from procstat import total_cpu
+from serving import captured_statement, free_port, qiao_command
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PAGE = 50
@@ -218,13 +218,6 @@ def serve_lean(url: str, port: int, token: str, pool_size: int) -> None:
 # -- Servers as subprocesses ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def with_params(url: str, **params: str) -> str:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"{url}{'&' if '?' in url else '?'}{query}"
@@ -238,13 +231,6 @@ class Server:
     process: subprocess.Popen[bytes]
     application_name: str
     request: Request
-
-
-def qiao_command() -> list[str]:
-    script = Path(sys.executable).with_name("qiao")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from qiao.cli.main import main; main()"]
 
 
 @contextlib.contextmanager
@@ -426,31 +412,11 @@ def count_wire(
 
 
 def qiao_statement(url: str, token: str) -> tuple[str, Any]:
-    """The SQL and parameters Qiao runs for the query (captured in this process)."""
-    from sqlalchemy import event
-
-    from qiao.core.auth.tokens import Authenticator
+    """The SQL and parameters Qiao runs for the query (captured in-process)."""
     from qiao.core.config import Config
-    from qiao.core.graphql.service import GraphQLService
-    from qiao.core.runtime import Runtime
 
-    runtime = Runtime(Config(database_url=url, plugins=("crm",)))
-    seen: list[tuple[str, Any]] = []
-    try:
-        runtime.start()
-        actor = Authenticator(runtime.db, runtime.current).actor_for(f"Bearer {token}")
-        service = GraphQLService(runtime)
-        service.schema()
-
-        def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
-            seen.append((statement, parameters))
-
-        event.listen(runtime.db.engine, "before_cursor_execute", capture)
-        body = service.execute(actor, {"query": QUERY})
-        assert isinstance(body, bytes), body
-    finally:
-        runtime.close()
-    return next((s, p) for s, p in seen if "opportunity" in s)
+    config = Config(database_url=url, plugins=("crm",))
+    return captured_statement(config, token, {"query": QUERY}, "opportunity")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""CPU time of processes, read from /proc (Linux), for per-request cost in benchmarks."""
+"""CPU time and resident memory of processes, read from /proc (Linux), for benchmarks."""
 
 from __future__ import annotations
 
@@ -20,3 +20,31 @@ def cpu_seconds(pid: int) -> float:
 
 def total_cpu(pids: set[int]) -> dict[int, float]:
     return {pid: cpu_seconds(pid) for pid in pids}
+
+
+def descendants(pid: int) -> set[int]:
+    """``pid`` and every process below it (a server's workers, say)."""
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in task.read_text(encoding="ascii").split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return found
+
+
+def rss_bytes(pids: set[int]) -> int:
+    """Resident memory of ``pids`` together (VmRSS); a process that has gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total

@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import tomli_w
@@ -52,17 +54,29 @@ def database(backend: str, workdir: Path, admin_url: str) -> Iterator[str]:
         engine.dispose()
 
 
-def configure(folder: Path, url: str) -> Config:
-    """A qiao.toml in ``folder`` for ``url`` with the crm plugin and, as ``qiao init``
-    writes one, a key file that is also the audit key, so writes are audited as deployed."""
+def configure(
+    folder: Path,
+    url: str,
+    plugins: Sequence[str] = ("crm",),
+    port: int | None = None,
+    pool_size: int | None = None,
+) -> Config:
+    """``qiao.toml`` in ``folder`` as ``qiao init`` writes it: a key file for field keys
+    and the audit log's MAC; returns the loaded ``Config`` (its file is ``folder/qiao.toml``)."""
     key_file = folder / "qiao-kek.json"
-    generate_key_file(key_file)
-    settings = {
-        "database": {"url": url},
-        "plugins": {"enabled": ["crm"]},
+    if not key_file.exists():
+        generate_key_file(key_file)
+    database: dict[str, Any] = {"url": url}
+    if pool_size is not None:
+        database["pool_size"] = pool_size
+    settings: dict[str, Any] = {
+        "database": database,
+        "plugins": {"enabled": list(plugins)},
         "keys": {"provider": "file", "file": str(key_file)},
         "audit": {"key_file": str(key_file)},
     }
+    if port is not None:
+        settings["server"] = {"host": "127.0.0.1", "port": port}
     path = folder / CONFIG_FILE
     path.write_text(tomli_w.dumps(settings), encoding="utf-8")
     return Config.load(path, env={})
@@ -129,3 +143,92 @@ def server_process(build: Callable[..., Any], *args: Any) -> Iterator[int]:
         if proc.is_alive():
             proc.kill()
             proc.join()
+
+
+# -- `qiao` processes, percentiles, captured SQL -----------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def qiao_command() -> list[str]:
+    """The ``qiao`` command of this interpreter's environment."""
+    script = Path(sys.executable).with_name("qiao")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from qiao.cli.main import main; main()"]
+
+
+def qiao(config: Path, args: Sequence[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """``qiao --config CONFIG ARGS...`` as a child process writing to ``log``."""
+    return subprocess.Popen(
+        [*qiao_command(), "--config", str(config), *args], stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def wait_answering(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    """Wait until ``base_url/healthz`` answers 200; fail with the log's tail if it stops.
+    (Three minutes: on a busy shared machine, importing and migrating checks are slow.)"""
+    deadline = time.monotonic() + 180
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server stopped:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{base_url} did not answer within 180 s")
+        time.sleep(0.1)
+
+
+def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Terminate, then kill what has not stopped within 15 s."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile (0-100) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def captured_statement(
+    config: Any, token: str, body: dict[str, Any], marker: str
+) -> tuple[str, Any]:
+    """The SQL and parameters Qiao runs for a GraphQL ``body`` sent with ``token``: the
+    first statement holding ``marker``, captured in this process (for EXPLAIN)."""
+    from sqlalchemy import event
+
+    from qiao.core.auth.tokens import Authenticator
+    from qiao.core.graphql.service import GraphQLService
+    from qiao.core.runtime import Runtime
+
+    runtime = Runtime(config)
+    seen: list[tuple[str, Any]] = []
+    try:
+        runtime.start()
+        actor = Authenticator(runtime.db, runtime.current).actor_for(f"Bearer {token}")
+        service = GraphQLService(runtime)
+        service.schema()
+
+        def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+            seen.append((statement, parameters))
+
+        event.listen(runtime.db.engine, "before_cursor_execute", capture)
+        answer = service.execute(actor, body)
+        assert isinstance(answer, bytes), answer
+    finally:
+        runtime.close()
+    return next((s, p) for s, p in seen if marker in s)

@@ -407,14 +407,25 @@ class Ordering:
     def after(
         self, table: Table, values: Sequence[Any], computed: ComputedColumns | None = None
     ) -> ColumnElement[bool]:
-        """Rows strictly after the row whose sort values are ``values``."""
+        """Rows strictly after the row whose sort values are ``values``.
+
+        With more than one key, the first key's bound is repeated outside the
+        alternatives (``occurred_at <= v AND (occurred_at < v OR ...)``): the
+        same rows, but PostgreSQL can then start an index scan at the cursor
+        rather than read, filter and sort every row before it.
+        """
         alternatives: list[ColumnElement[bool]] = []
         equal: list[ColumnElement[bool]] = []
         for key, value in zip(self.keys, values, strict=True):
             column = computed_or_column(table, key.field, key.column, computed)
             alternatives.append(and_(true(), *equal, _beyond(key, column, value)))
             equal.append(column.is_(None) if value is None else column == value)
-        return or_(*alternatives)
+        first, value = self.keys[0], values[0]
+        if len(self.keys) == 1 or first.nullable or value is None:
+            return or_(*alternatives)
+        column = computed_or_column(table, first.field, first.column, computed)
+        bound = column >= value if first.direction is Direction.ASC else column <= value
+        return and_(bound, or_(*alternatives))
 
 
 def _beyond(key: SortKey, column: Any, value: Any) -> ColumnElement[bool]:

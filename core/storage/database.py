@@ -5,7 +5,11 @@ one code path, and on the API side the work per request is a single statement
 (see docs/decisions.md, "Sync database access"). SQLite runs in WAL mode with
 foreign keys on; write transactions start with ``BEGIN IMMEDIATE`` so that two
 writers queue on the lock instead of failing when a reader upgrades.
-PostgreSQL sessions run in UTC.
+PostgreSQL sessions run in UTC, and plan every statement for its parameters
+(``plan_cache_mode = force_custom_plan``): a compiled read is one statement
+text for every value of its filters, and a plan made once for all values is
+wrong for the large accounts of skewed data (docs/benchmarks.md, the activity
+timeline).
 
 A request should cost one round trip to PostgreSQL, so the pool does not
 "pre-ping" a connection before handing it out. Instead a checkout looks,
@@ -202,7 +206,10 @@ def _make_engine(url: str, **options: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    connect_args = {"options": "-c timezone=UTC"}
+    # Each execution is planned for its own values: a prepared statement (psycopg
+    # prepares one run five times) otherwise falls back to a generic plan, which for
+    # skewed data (one account holding 2 % of all activities) walks the wrong index.
+    connect_args = {"options": "-c timezone=UTC -c plan_cache_mode=force_custom_plan"}
     engine = create_engine(url, connect_args=connect_args, **options)
     event.listen(engine, "checkout", _refuse_closed)
     return engine

@@ -197,3 +197,25 @@ def test_bookkeeping_writes_skip_the_wait_for_the_disk_only_in_their_transaction
             assert conn.exec_driver_sql(show).scalar() == default
     finally:
         db.dispose()
+
+
+def test_a_statement_run_many_times_is_planned_for_each_run_s_values(
+    qiao_database_url: str, qiao_backend: str
+) -> None:
+    """psycopg prepares a statement after five runs; PostgreSQL would then switch to one
+    generic plan for every value, which is wrong for skewed data (one large account)."""
+    if qiao_backend != "postgresql":
+        pytest.skip("plan caching is PostgreSQL's")
+    db = Database(qiao_database_url, PoolSettings(size=1, overflow=0))
+    statement = "SELECT count(*) FROM qiao_event WHERE entity = %(entity)s"
+    try:
+        with db.engine.connect() as conn:
+            for entity in ["account", "lead"] * 6:
+                conn.exec_driver_sql(statement, {"entity": entity}).scalar()
+            generic, custom = conn.exec_driver_sql(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%%FROM qiao_event WHERE entity%%'"
+            ).one()
+    finally:
+        db.dispose()
+    assert (generic, custom) == (0, custom) and custom > 0
