@@ -1,7 +1,9 @@
-"""A dealer network on version 0.3.0 of the manufacturing template, with its demo records,
-upgraded to 0.4.0: the records stay, playbook steps gain a product (blank: every product),
-the trial rule keeps a PDF report at each change and the signal rule lists the answers and
-won deals, and a trial engineer reads the trial reports the rule keeps."""
+"""A dealer network on version 0.3.0 or 0.4.0 of the manufacturing template, with its demo
+records, upgraded to 0.5.0: the records stay; from 0.3.0 playbook steps gain a product
+(blank: every product), the trial rule keeps a PDF report at each change and the signal rule
+lists the answers and won deals, and a trial engineer reads the trial reports the rule
+keeps; from either, campaigns and invoicing milestones arrive, with their rules and rights,
+and deals written before count in no campaign."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from qiao.core.runtime import Runtime
 pytestmark = pytest.mark.storage
 
 OLD = Path(__file__).with_name("manufacturing_dealers_0_3_0")
+PREVIOUS = Path(__file__).with_name("manufacturing_dealers_0_4_0")
 NEW = Path(manufacturing_dealers.__file__).parent
 
 
@@ -62,7 +65,7 @@ def test_a_0_3_0_network_keeps_its_records_and_gains_the_reports_and_lists(
     new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
     runtimes.append(new)
     plan = new.migrate().plan.render()
-    assert "migrated manufacturing_dealers from 0.3.0 to 0.4.0" in plan
+    assert "migrated manufacturing_dealers from 0.3.0 to 0.5.0" in plan
     assert "created column playbook_step.product_id" in plan
     with new.db.read() as conn:
         system = Actor.system()
@@ -83,3 +86,42 @@ def test_a_0_3_0_network_keeps_its_records_and_gains_the_reports_and_lists(
         "create": "all",
         "read": {"filter": {"entity": {"eq": "mould_trial"}}},
     }
+
+
+def test_a_0_4_0_network_gains_campaigns_and_invoicing_milestones(
+    qiao_config: Config, runtimes: list[Runtime]
+) -> None:
+    old = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(PREVIOUS)])
+    runtimes.append(old)
+    old.migrate(demo_of=["manufacturing_dealers"])
+    kept = ("opportunity", "playbook_step", "mould_trial", "dealer_quarter", "lead")
+    with old.db.read() as conn:
+        before = {
+            entity: old.records.list(
+                conn, entity, with_total=True, actor=Actor.system()
+            ).total_count
+            for entity in kept
+        }
+    old.close()
+
+    new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
+    runtimes.append(new)
+    plan = new.migrate().plan.render()
+    assert "migrated manufacturing_dealers from 0.4.0 to 0.5.0" in plan
+    for column in ("lead.campaign_id", "opportunity.campaign_id", "opportunity.product_id"):
+        assert f"created column {column}" in plan
+    system = Actor.system()
+    with new.db.read() as conn:
+        after = {
+            entity: new.records.list(conn, entity, with_total=True, actor=system).total_count
+            for entity in kept
+        }
+        deals = new.records.list(conn, "opportunity", first=100, actor=system).records
+        campaigns = new.records.list(conn, "campaign", with_total=True, actor=system)
+    assert after == before and before["opportunity"]
+    assert {(d["campaign_id"], d["playbook_adopted"]) for d in deals} == {(None, 0)}
+    assert campaigns.total_count == 0
+    attribution = _named(new, "automation_rule", "商机归属来源活动")
+    assert attribution["actions"] == [{"set": {"campaign": "@lead.campaign"}}]
+    finance = _named(new, "role", "dealer_finance")
+    assert finance["rights"]["entities"]["invoice_milestone"] == {"read": "all", "update": "all"}
