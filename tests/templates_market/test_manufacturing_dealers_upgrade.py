@@ -47,19 +47,23 @@ def _named(runtime: Runtime, entity: str, name: str) -> dict[str, object]:
     return found
 
 
+def _counts(runtime: Runtime, entities: Sequence[str]) -> dict[str, int]:
+    with runtime.db.read() as conn:
+        return {
+            entity: runtime.records.list(
+                conn, entity, with_total=True, actor=Actor.system()
+            ).total_count
+            for entity in entities
+        }
+
+
 def test_a_0_3_0_network_keeps_its_records_and_gains_the_reports_and_lists(
     qiao_config: Config, runtimes: list[Runtime]
 ) -> None:
     old = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(OLD)])
     runtimes.append(old)
     old.migrate(demo_of=["manufacturing_dealers"])
-    with old.db.read() as conn:
-        before = {
-            entity: old.records.list(
-                conn, entity, with_total=True, actor=Actor.system()
-            ).total_count
-            for entity in ("playbook_step", "mould_trial", "dealer_quarter", "purchase_line")
-        }
+    before = _counts(old, ("playbook_step", "mould_trial", "dealer_quarter", "purchase_line"))
     old.close()
 
     new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
@@ -67,14 +71,9 @@ def test_a_0_3_0_network_keeps_its_records_and_gains_the_reports_and_lists(
     plan = new.migrate().plan.render()
     assert "migrated manufacturing_dealers from 0.3.0 to 0.5.0" in plan
     assert "created column playbook_step.product_id" in plan
+    assert _counts(new, tuple(before)) == before and before["playbook_step"]
     with new.db.read() as conn:
-        system = Actor.system()
-        after = {
-            entity: new.records.list(conn, entity, with_total=True, actor=system).total_count
-            for entity in before
-        }
-        steps = new.records.list(conn, "playbook_step", first=100, actor=system).records
-    assert after == before and before["playbook_step"]
+        steps = new.records.list(conn, "playbook_step", first=100, actor=Actor.system()).records
     assert {(s["product_id"], s["product_sku"]) for s in steps} == {(None, None)}
     trials = _named(new, "automation_rule", "试模状态通知")
     assert trials["actions"][0] == {"render_document": {"template": "mould_trial_report"}}
@@ -94,14 +93,7 @@ def test_a_0_4_0_network_gains_campaigns_and_invoicing_milestones(
     old = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(PREVIOUS)])
     runtimes.append(old)
     old.migrate(demo_of=["manufacturing_dealers"])
-    kept = ("opportunity", "playbook_step", "mould_trial", "dealer_quarter", "lead")
-    with old.db.read() as conn:
-        before = {
-            entity: old.records.list(
-                conn, entity, with_total=True, actor=Actor.system()
-            ).total_count
-            for entity in kept
-        }
+    before = _counts(old, ("opportunity", "playbook_step", "mould_trial", "dealer_quarter", "lead"))
     old.close()
 
     new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
@@ -110,15 +102,11 @@ def test_a_0_4_0_network_gains_campaigns_and_invoicing_milestones(
     assert "migrated manufacturing_dealers from 0.4.0 to 0.5.0" in plan
     for column in ("lead.campaign_id", "opportunity.campaign_id", "opportunity.product_id"):
         assert f"created column {column}" in plan
+    assert _counts(new, tuple(before)) == before and before["opportunity"]
     system = Actor.system()
     with new.db.read() as conn:
-        after = {
-            entity: new.records.list(conn, entity, with_total=True, actor=system).total_count
-            for entity in kept
-        }
         deals = new.records.list(conn, "opportunity", first=100, actor=system).records
         campaigns = new.records.list(conn, "campaign", with_total=True, actor=system)
-    assert after == before and before["opportunity"]
     assert {(d["campaign_id"], d["playbook_adopted"]) for d in deals} == {(None, 0)}
     assert campaigns.total_count == 0
     attribution = _named(new, "automation_rule", "商机归属来源活动")

@@ -14,7 +14,6 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import httpx
 import pytest
 
 from qiao.core.events.worker import Worker
@@ -24,13 +23,13 @@ from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
 from tests.plugins.connectors.deployment import add_connector
 from tests.plugins.connectors.fakes import dingtalk as dingtalk_fake
-from tests.plugins.connectors.fakes.dingtalk import FakeDingTalk, push
+from tests.plugins.connectors.fakes.dingtalk import FakeDingTalk
+from tests.plugins.connectors.test_wired_approvals import AES_KEY, TOKEN, finish
 
 from .conftest import People, Replay, create, read
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 5, 18, 10, 30, tzinfo=SHANGHAI)
-TOKEN, AES_KEY = "dd-token", "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"
 
 
 @pytest.fixture
@@ -107,11 +106,7 @@ def test_an_agreements_stamping_is_decided_in_dingtalk(
 
     # Agreed in DingTalk: its callback decides the step in Qiao, as the channel manager.
     dingtalk.finish(instance, "COMPLETED", "agree")
-    event = {"EventType": "bpms_instance_change", "processInstanceId": instance}
-    event |= {"processCode": "PROC-SEAL-01", "type": "finish"}
-    params, body = push(TOKEN, AES_KEY, dingtalk_fake.APP_KEY, event, "1780300000000", instance)
-    answer = httpx.post(f"{qiao_server.url}/connectors/钉钉/callback", params=params, content=body)
-    assert answer.status_code == 200
+    finish(qiao_server, instance)  # DingTalk's callback, signed and encrypted
     drain(qiao_worker)
     assert read(xu, "sales_agreement", agreement_id, "stampedOn") == {"stampedOn": "2026-05-18"}
     decisions = qiao_client.nodes(
