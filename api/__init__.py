@@ -25,10 +25,9 @@ from sqlalchemy import Connection
 
 from qiao.api.protocols import Access, Catalog, Database, Plugins, Record, Records, Runtime
 from qiao.cli.state import pass_runtime
-from qiao.core.automation.channels import NotificationChannel
-from qiao.core.automation.notifications import notify
 from qiao.core.calendars import BusinessCalendar, CalendarError
 from qiao.core.calendars.store import calendars as _calendars
+from qiao.core.edge.auth import actor_of
 from qiao.core.edge.ratelimit import RateLimiter
 from qiao.core.encryption import index_column
 from qiao.core.errors import (
@@ -38,26 +37,26 @@ from qiao.core.errors import (
     Forbidden,
     MetadataError,
     NotFound,
+    PayloadTooLarge,
     QiaoError,
     Unauthenticated,
+    UnsupportedMediaType,
 )
 from qiao.core.events.model import Delivery, Event, EventHandler, GiveUp, RetryLater
 from qiao.core.events.timers import cancel as cancel_timer
 from qiao.core.events.timers import pending as pending_timers
 from qiao.core.events.timers import schedule as schedule_timer
 from qiao.core.graphql.context import RequestContext
+from qiao.core.graphql.names import entity_of_type
 from qiao.core.graphql.scalars import Date, DateTime, Decimal
-from qiao.core.hookspecs import hookimpl, hookspec
+from qiao.core.hookspecs import NotificationChannel, hookimpl, hookspec
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
+from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise_width
+from qiao.core.notifications import notify
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.service import Page
-from qiao.core.records.values import (
-    DEFAULT_PHONE_REGION,
-    normalise_phone,
-    normalise_width,
-    to_json,
-)
+from qiao.core.records.values import to_json
 from qiao.core.redaction import (
     REDACTED,
     Sensitive,
@@ -91,6 +90,16 @@ def decide_approval(
 def blind_index_column(field: FieldDef) -> str:
     """The column of an encrypted, searchable field's blind index (docs/encryption.md)."""
     return index_column(field)
+
+
+def entity_named(runtime: Runtime, name: str, argument: str = "entity") -> str:
+    """The metadata name (``sales_order``) of the entity a client names by its GraphQL type
+    name (``SalesOrder``), as hand-written GraphQL fields and plugin routes take entities.
+
+    An unknown name is BAD_USER_INPUT on ``argument``; a snake_case name is refused with
+    the type name to use instead, so every door names entities the same way.
+    """
+    return entity_of_type(cast(CoreRuntime, runtime).current().registry.entities, name, argument)
 
 
 def business_calendar(
@@ -136,6 +145,7 @@ __all__: Sequence[str] = (
     "NotFound",
     "NotificationChannel",
     "Page",
+    "PayloadTooLarge",
     "Plugins",
     "QiaoError",
     "RateLimiter",
@@ -147,12 +157,15 @@ __all__: Sequence[str] = (
     "Sensitive",
     "Source",
     "Unauthenticated",
+    "UnsupportedMediaType",
     "WriteContext",
+    "actor_of",
     "blind_index_column",
     "business_calendar",
     "cancel_timer",
     "contains_sensitive",
     "decide_approval",
+    "entity_named",
     "hookimpl",
     "hookspec",
     "load_manifest",

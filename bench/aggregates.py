@@ -24,17 +24,15 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from serving import deployment
+from sqlalchemy import text
 
-from qiao.core.config import Config
 from qiao.core.graphql.service import GraphQLService
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
-from qiao.core.storage.database import normalise_url
 
 OWNERS = 100
 MONTHS = 24
@@ -134,14 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rows, args.repeats = 50_000, 21
-    name = f"qiao_bench_agg_{uuid.uuid4().hex[:8]}"
-    admin_engine = create_engine(normalise_url(args.postgres_url), isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
-    runtime = Runtime(Config(database_url=url, plugins=("crm",)))
-    try:
-        runtime.migrate()
+    with deployment(args.postgres_url) as runtime:
         started = time.perf_counter()
         admin, rep = seed(runtime, args.rows)
         print(f"seeded {args.rows:,} opportunities in {time.perf_counter() - started:.0f} s")
@@ -168,11 +159,6 @@ def main() -> None:
             f"ms over {args.repeats} runs; aim: the rep under 200 ms; load average now "
             f"{os.getloadavg()[0]:.2f}"
         )
-    finally:
-        runtime.close()
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin_engine.dispose()
 
 
 if __name__ == "__main__":

@@ -56,8 +56,8 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from qiao.core import audit
-from qiao.core.audit.settings import KEY_FILE_ENV, AuditSettings
 from qiao.core.config import Config
+from qiao.core.config.audit import KEY_FILE_ENV, AuditSettings
 from qiao.core.crypto.keys import generate_key_file
 from qiao.core.events.model import Delivery, EventHandler
 from qiao.core.events.worker import Worker, WorkerSettings

@@ -18,15 +18,13 @@ import os
 import statistics
 import sys
 import time
-import uuid
 
-from sqlalchemy import create_engine, text
+from serving import deployment
+from sqlalchemy import text
 
-from qiao.core.config import Config
 from qiao.core.graphql.service import GraphQLService
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
-from qiao.core.storage.database import normalise_url
 
 TEAMS = 10
 USERS_PER_TEAM = 10
@@ -92,14 +90,7 @@ def main() -> None:
         ),
     )
     args = parser.parse_args()
-    name = f"qiao_bench_perm_{uuid.uuid4().hex[:8]}"
-    admin_engine = create_engine(normalise_url(args.postgres_url), isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
-    runtime = Runtime(Config(database_url=url, plugins=("crm",)))
-    try:
-        runtime.migrate()
+    with deployment(args.postgres_url) as runtime:
         started = time.perf_counter()
         admin, rep = seed(runtime, args.rows)
         print(f"seeded {args.rows:,} accounts in {time.perf_counter() - started:.0f} s")
@@ -110,11 +101,6 @@ def main() -> None:
             r = statistics.median(timed(service, rep, query, args.repeats)) * 1000
             print(f"{label:8} {a:9.1f} {r:9.1f} {r / a:10.2f}")
         print("aim: rep/admin <= 1.5 and a page under 50 ms (medians of", args.repeats, "runs)")
-    finally:
-        runtime.close()
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin_engine.dispose()
 
 
 if __name__ == "__main__":

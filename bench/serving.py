@@ -1,4 +1,5 @@
-"""What the benchmarks share: a fresh database per backend, and Qiao served in its own process.
+"""What the benchmarks share: a fresh database per backend, a deployment's configuration
+and runtime on it, and Qiao served in its own process.
 
 The server runs in a separate process (one uvicorn worker, as deployed), so the
 load a benchmark generates does not share the server's interpreter.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import tomli_w
 from sqlalchemy import create_engine, text
+
+from qiao.core import audit
+from qiao.core.config import CONFIG_FILE, Config
+from qiao.core.crypto import generate_key_file
+from qiao.core.runtime import Runtime
+from qiao.core.storage.database import normalise_url
 
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -28,8 +37,6 @@ def database(backend: str, workdir: Path, admin_url: str) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{workdir / 'bench.db'}"
         return
-    from qiao.core.storage.database import normalise_url
-
     name = f"qiao_bench_{uuid.uuid4().hex[:10]}"
     engine = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
     try:
@@ -43,6 +50,39 @@ def database(backend: str, workdir: Path, admin_url: str) -> Iterator[str]:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         engine.dispose()
+
+
+def configure(folder: Path, url: str) -> Config:
+    """A qiao.toml in ``folder`` for ``url`` with the crm plugin and, as ``qiao init``
+    writes one, a key file that is also the audit key, so writes are audited as deployed."""
+    key_file = folder / "qiao-kek.json"
+    generate_key_file(key_file)
+    settings = {
+        "database": {"url": url},
+        "plugins": {"enabled": ["crm"]},
+        "keys": {"provider": "file", "file": str(key_file)},
+        "audit": {"key_file": str(key_file)},
+    }
+    path = folder / CONFIG_FILE
+    path.write_text(tomli_w.dumps(settings), encoding="utf-8")
+    return Config.load(path, env={})
+
+
+@contextlib.contextmanager
+def deployment(admin_url: str) -> Iterator[Runtime]:
+    """A runtime on a fresh PostgreSQL database configured by :func:`configure`, its tables
+    and audit key made; closed, and the database dropped, when the block ends."""
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        database("postgresql", Path(folder), admin_url) as url,
+    ):
+        runtime = Runtime(configure(Path(folder), url))
+        try:
+            runtime.migrate()
+            audit.initialize(runtime, existing_ok=True)
+            yield runtime
+        finally:
+            runtime.close()
 
 
 def serve(build: Callable[..., Any], args: tuple[Any, ...], pipe: Pipe) -> None:

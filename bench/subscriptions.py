@@ -21,22 +21,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from serving import database
 from websockets.asyncio.client import connect
 
-from qiao.core.storage.database import normalise_url
 from qiao.core.testing.deployment import Deployment, init
 
 SUBSCRIBE = """subscription($filter: ContactFilter) {
@@ -109,20 +105,6 @@ async def run(bases: list[str], token: str, subscribers: int, writes: int, pause
     )
 
 
-@contextlib.contextmanager
-def database(admin_url: str) -> Iterator[str]:
-    name = f"qiao_bench_subs_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 10, 50, 200])
@@ -138,7 +120,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.subscribers, args.writes = [1, 5], 10
-    with tempfile.TemporaryDirectory() as tmp, database(args.postgres_url) as url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        database("postgresql", Path(tmp), args.postgres_url) as url,
+    ):
         site: Deployment = init(Path(tmp) / "site", url)
         token = site.run("token", "create", "--user", "admin", "--name", "bench").stdout.strip()
         with site.serve("--no-worker") as first, site.serve("--no-worker") as second:

@@ -20,21 +20,14 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-import tomli_w
-from sqlalchemy import create_engine, text
+from serving import deployment
+from sqlalchemy import text
 
-from qiao.core import audit
-from qiao.core.config import CONFIG_FILE, Config
-from qiao.core.crypto import generate_key_file
 from qiao.core.graphql.service import GraphQLService
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
-from qiao.core.storage.database import normalise_url
 
 OWNERS = 100
 PULL = """query Pull($cursor: String) {
@@ -53,20 +46,6 @@ BASELINE = text(
     "  WHERE e.entity = 'account' AND e.sequence > :after"
     "  ORDER BY e.sequence LIMIT 1000)"
 )
-
-
-def configure(folder: Path, url: str) -> Config:
-    key_file = folder / "qiao-kek.json"
-    generate_key_file(key_file)
-    settings = {
-        "database": {"url": url},
-        "plugins": {"enabled": ["crm"]},
-        "keys": {"provider": "file", "file": str(key_file)},
-        "audit": {"key_file": str(key_file)},
-    }
-    path = folder / CONFIG_FILE
-    path.write_text(tomli_w.dumps(settings), encoding="utf-8")
-    return Config.load(path, env={})
 
 
 def seed(runtime: Runtime, base: int) -> tuple[Actor, list[str]]:
@@ -145,16 +124,7 @@ def main() -> None:
         ),
     )
     args = parser.parse_args()
-    name = f"qiao_bench_sync_{uuid.uuid4().hex[:8]}"
-    admin_engine = create_engine(normalise_url(args.postgres_url), isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
-    folder = tempfile.TemporaryDirectory()
-    runtime = Runtime(configure(Path(folder.name), url))
-    try:
-        runtime.migrate()
-        audit.initialize(runtime, existing_ok=True)
+    with deployment(args.postgres_url) as runtime:
         started = time.perf_counter()
         rep, users = seed(runtime, args.base)
         print(f"seeded {args.base:,} accounts in {time.perf_counter() - started:.0f} s")
@@ -234,12 +204,6 @@ def main() -> None:
             print(f"{label:34} {median:10.1f} {percentile(series, 0.99) * 1000:8.1f}")
         ratio = statistics.median(times) / statistics.median(baseline)
         print(f"syncPull / lean SQL: {ratio:.1f}x (aim: syncPull under 200 ms)")
-    finally:
-        runtime.close()
-        folder.cleanup()
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin_engine.dispose()
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ from qiao.core.market.index import Market
 from qiao.core.packages import versions
 from qiao.core.pluginmanager import create_plugins
 from qiao.core.runtime import Runtime
+from qiao.core.schema.ddl import SchemaPlan
 from qiao.core.storage.database import Database
-from qiao.core.storage.ddl import SchemaPlan
 
 
 @dataclass(frozen=True)

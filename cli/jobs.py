@@ -24,7 +24,7 @@ from qiao.core.events import queue, signing, webhooks
 from qiao.core.events.worker import Worker, WorkerSettings, WorkerThread
 from qiao.core.ids import is_record_id
 from qiao.core.runtime import Runtime
-from qiao.core.storage import ddl
+from qiao.core.schema import ddl
 
 DEFAULTS = WorkerSettings()
 

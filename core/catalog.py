@@ -8,7 +8,7 @@ from sqlalchemy import Table
 
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.metadata.registry import Registry
-from qiao.core.storage.tables import Tables
+from qiao.core.schema.tables import Tables
 
 
 @dataclass(frozen=True)

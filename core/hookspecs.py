@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
 
 import pluggy
 
@@ -24,13 +24,14 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
-    from qiao.core.automation.channels import NotificationChannel
     from qiao.core.crypto import KeyProvider
-    from qiao.core.events.model import EventHandler
+    from qiao.core.events.model import Delivery, EventHandler
+    from qiao.core.formula.evaluator import WorkingCalendar
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
     from qiao.core.packages.demo import DemoData
     from qiao.core.records.context import WriteContext
+    from qiao.core.records.service import Record
     from qiao.core.runtime import Runtime
 
 PROJECT = "qiao"
@@ -164,6 +165,24 @@ def qiao_after_record_write(
     """
 
 
+@hookspec(firstresult=True)
+def qiao_business_calendar(runtime: Runtime, name: str) -> WorkingCalendar | None:
+    """The business calendar ``name``, in which WORKDAY and its kin count working days.
+
+    Called when a formula or validation rule names a calendar (docs/calendars.md).
+    The built-in ``calendars`` plugin answers from its records, after every other
+    plugin, and refuses a name it does not know; the first answer that is not None
+    is used.
+
+    :param runtime: the deployment, for a plugin that keeps its calendars per runtime.
+    :param name: the calendar the formula names (``"cn"``).
+    :returns: an object with ``is_working_day``, ``next_working_day``,
+        ``add_working_days`` and ``working_days_between`` (as
+        :class:`~qiao.core.calendars.BusinessCalendar` has), or None to leave
+        ``name`` to the next plugin. The first result wins.
+    """
+
+
 # -------------------------------------------------------------------------------------
 # Events: reacting to committed changes, in workers
 # -------------------------------------------------------------------------------------
@@ -185,6 +204,22 @@ def qiao_event_handlers(runtime: Runtime) -> Sequence[EventHandler]:
     """
 
 
+@runtime_checkable
+class NotificationChannel(Protocol):
+    """A way to reach people. ``send`` runs in a worker, after the notification committed.
+
+    ``delivery.id`` is stable across retries: pass it to the provider as the
+    idempotency key (or remember it), because a worker that dies after sending
+    and before recording the outcome sends again. Raise to retry with back-off,
+    :class:`~qiao.core.events.model.RetryLater` to pick the time, or
+    :class:`~qiao.core.events.model.GiveUp` to stop.
+    """
+
+    name: str
+
+    def send(self, delivery: Delivery, notification: Record) -> None: ...
+
+
 @hookspec
 def qiao_notification_channels() -> Sequence[NotificationChannel]:
     """Deliver notifications beyond the app: e-mail, WeCom, DingTalk, SMS.
@@ -194,7 +229,7 @@ def qiao_notification_channels() -> Sequence[NotificationChannel]:
     channel gets one delivery per new notification, run in a worker after the
     notification committed, with its own retries and dead letters.
 
-    :returns: :class:`~qiao.core.automation.channels.NotificationChannel`
+    :returns: :class:`NotificationChannel`
         objects: a ``name`` unique across plugins (the handler is
         ``notify.<name>``) and ``send(delivery, notification)``, which receives
         the event's :class:`~qiao.core.events.model.Delivery` (its ``id`` is the

@@ -28,8 +28,8 @@ import pluggy
 from pydantic import ValidationError
 
 from qiao.core import hookspecs
-from qiao.core.errors import ConfigurationError, MetadataError
-from qiao.core.hookspecs import ENTITIES_ATTRIBUTE
+from qiao.core.errors import ConfigurationError, MetadataError, NotFound
+from qiao.core.hookspecs import ENTITIES_ATTRIBUTE, NotificationChannel
 from qiao.core.metadata.manifest import Manifest, RoleDecl, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
-    from qiao.core.automation.channels import NotificationChannel
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
+    from qiao.core.formula.evaluator import WorkingCalendar
     from qiao.core.runtime import Runtime
 
 ENTRY_POINT_GROUP = "qiao"
@@ -341,6 +341,15 @@ class Plugins:
             form=form, fields=fields, client=client
         )
         return refusal
+
+    def business_calendar(self, runtime: Runtime, name: str) -> WorkingCalendar:
+        """The calendar ``name`` from the first plugin that knows it (docs/calendars.md)."""
+        found: WorkingCalendar | None = self.pm.hook.qiao_business_calendar(
+            runtime=runtime, name=name
+        )
+        if found is None:
+            raise NotFound(f"no business calendar {name!r}", field="calendar")
+        return found
 
     def cli_commands(self) -> list[tuple[str, click.Command]]:
         return [(p, c) for p, cmds in self._by_plugin("qiao_cli_commands") for c in cmds or ()]

@@ -32,7 +32,7 @@ from qiao.core.pluginmanager import Plugins, create_plugins
 from qiao.core.records.context import Actor
 from qiao.core.records.service import Clock, RecordsService, utcnow
 from qiao.core.replay.clock import ReplayClock
-from qiao.core.storage import ddl
+from qiao.core.schema import ddl
 from qiao.core.storage.database import Database
 
 _T = TypeVar("_T")

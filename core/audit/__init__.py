@@ -27,9 +27,9 @@ from qiao.core.audit.log import (
     record,
     record_login,
 )
-from qiao.core.audit.settings import AuditSettings
 from qiao.core.audit.trail import can_read_trail
 from qiao.core.audit.verify import Problem, Report
+from qiao.core.config.audit import AuditSettings
 
 __all__ = [
     "AuditEvent",

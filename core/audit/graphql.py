@@ -22,9 +22,9 @@ from qiao.core.audit.trail import (
 )
 from qiao.core.errors import Forbidden
 from qiao.core.graphql import paging, scalars
-from qiao.core.graphql.builder import OrderDirection, PageInfo
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.names import entity_named
+from qiao.core.graphql.parts import OrderDirection, PageInfo
 from qiao.core.metadata.registry import camel
 
 
@@ -201,10 +201,10 @@ class AuditQuery:
         order_by: Annotated[
             list[AuditEntryOrderBy] | None, strawberry.argument(description=paging.ORDER_BY)
         ] = None,
-        first: Annotated[int | None, strawberry.argument(description=paging.FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=paging.AFTER)] = None,
-        last: Annotated[int | None, strawberry.argument(description=paging.LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=paging.BEFORE)] = None,
+        first: paging.First = None,
+        after: paging.After = None,
+        last: paging.Last = None,
+        before: paging.Before = None,
     ) -> AuditEntryConnection:
         ctx: RequestContext = info.context
         name = entity_named(ctx, entity)

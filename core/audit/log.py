@@ -36,7 +36,7 @@ from qiao.core.audit.chain import (
     entry_mac,
     instant,
 )
-from qiao.core.audit.settings import AuditSettings
+from qiao.core.config.audit import AuditSettings
 from qiao.core.crypto.errors import KeyUnavailableError
 from qiao.core.crypto.keys import KeyProvider
 from qiao.core.errors import ConfigurationError, Conflict

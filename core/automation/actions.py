@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from qiao.core.automation import notifications
+from qiao.core import notifications
 from qiao.core.automation.definitions import (
     Action,
     AssignAction,
@@ -40,6 +40,8 @@ from qiao.core.automation.definitions import (
     user_path,
 )
 from qiao.core.automation.rules import role_names
+from qiao.core.documents.render import render_document
+from qiao.core.documents.templates import find_template
 from qiao.core.errors import BadUserInput, Conflict, Forbidden
 from qiao.core.formula import Formula
 from qiao.core.formula.record_values import evaluate_on_record
@@ -455,9 +457,6 @@ class _Step:
         """Render the template for the record as the rule's actor, through the records
         service (its read rules apply, as to a caller of ``renderDocument``), and keep it
         as a ``document`` of the record in this run's transaction."""
-        from qiao.core.documents.render import render_document
-        from qiao.core.documents.templates import find_template
-
         if "document_template" not in self.catalog.registry.entities:
             raise ActionFailed("render_document: the documents plugin is not enabled")
         template = find_template(self.conn, self.catalog, settings.template)

@@ -9,29 +9,11 @@ The in-app channel is the record itself and needs no handler.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 from qiao.core.events.model import Delivery, EventHandler
+from qiao.core.hookspecs import NotificationChannel
 from qiao.core.records.context import Actor
-from qiao.core.records.service import Record
 
 HANDLER_PREFIX = "notify."
-
-
-@runtime_checkable
-class NotificationChannel(Protocol):
-    """A way to reach people. ``send`` runs in a worker, after the notification committed.
-
-    ``delivery.id`` is stable across retries: pass it to the provider as the
-    idempotency key (or remember it), because a worker that dies after sending
-    and before recording the outcome sends again. Raise to retry with back-off,
-    :class:`~qiao.core.events.model.RetryLater` to pick the time, or
-    :class:`~qiao.core.events.model.GiveUp` to stop.
-    """
-
-    name: str
-
-    def send(self, delivery: Delivery, notification: Record) -> None: ...
 
 
 def channel_handler(channel: NotificationChannel) -> EventHandler:

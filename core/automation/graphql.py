@@ -16,8 +16,8 @@ from strawberry.types import Info
 
 from qiao.core.errors import NotFound, Unauthenticated
 from qiao.core.graphql import paging
-from qiao.core.graphql.builder import OrderDirection, PageInfo
 from qiao.core.graphql.context import RequestContext
+from qiao.core.graphql.parts import OrderDirection, PageInfo
 from qiao.core.graphql.scalars import DateTime
 from qiao.core.metadata.registry import type_name
 from qiao.core.records.context import Actor, Source
@@ -117,10 +117,10 @@ class NotificationsQuery:
             list[InAppNotificationOrderBy] | None,
             strawberry.argument(description=paging.ORDER_BY),
         ] = None,
-        first: Annotated[int | None, strawberry.argument(description=paging.FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=paging.AFTER)] = None,
-        last: Annotated[int | None, strawberry.argument(description=paging.LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=paging.BEFORE)] = None,
+        first: paging.First = None,
+        after: paging.After = None,
+        last: paging.Last = None,
+        before: paging.Before = None,
     ) -> InAppNotificationConnection:
         ctx: RequestContext = info.context
         user = _user(ctx)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from qiao.core.calendars.calendar import BusinessCalendar
 from qiao.core.calendars.declaration import CalendarDecl
 from qiao.core.calendars.store import calendar_decl, calendars, year_row_decl
 from qiao.core.errors import BadUserInput, Conflict
@@ -28,6 +29,11 @@ ENTITIES = ["business_calendar", "calendar_year"]
 @hookimpl
 def qiao_entity_manifests() -> list[Path]:
     return [HERE / "entities.yaml", HERE / "cn.yaml"]
+
+
+@hookimpl(trylast=True)
+def qiao_business_calendar(runtime: Runtime, name: str) -> BusinessCalendar:
+    return calendars(runtime).get(name)
 
 
 @hookimpl(entities=ENTITIES)

@@ -24,7 +24,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives import hashes, hmac
 
-from qiao.core.records.values import normalise_phone
+from qiao.core.normalise import normalise_phone
 
 MIN_INDEX_KEY_SIZE = 16
 

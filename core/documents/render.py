@@ -18,7 +18,6 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from qiao.core.automation.notifications import notify, user_ids
 from qiao.core.catalog import Catalog
 from qiao.core.documents.pdf import html_to_pdf
 from qiao.core.documents.qr import qr_png, qr_svg
@@ -27,6 +26,7 @@ from qiao.core.documents.views import RecordViews
 from qiao.core.errors import BadUserInput, NotFound
 from qiao.core.intake.forms import find_form
 from qiao.core.intake.links import intake_path
+from qiao.core.notifications import notify, user_ids
 from qiao.core.records.context import WriteContext
 
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -12,8 +12,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from qiao.core.edge.text import json_problem
 from qiao.core.errors import BadUserInput, UnsupportedMediaType
+from qiao.core.text import json_problem
 
 JSON_TYPES = {"application/json", "application/graphql-response+json"}
 

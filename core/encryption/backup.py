@@ -52,7 +52,7 @@ from qiao.core.crypto import (
     wrap_data_key,
 )
 from qiao.core.errors import BadUserInput, ConfigurationError
-from qiao.core.storage import ddl
+from qiao.core.schema import ddl
 
 MAGIC = b"QIAOBAK1"
 #: The format :func:`create` writes; :data:`READABLE` are those :func:`restore` reads.

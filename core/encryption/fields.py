@@ -24,7 +24,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, String, cast, literal, select
+from sqlalchemy import Connection, String, cast, inspect, literal, select
 
 from qiao.core.crypto import (
     CryptoIntegrityError,
@@ -347,8 +347,6 @@ def check_keys(encryption: FieldEncryption, db: Any, catalog: Any) -> None:
     before anything is served or written. A database not yet set up is skipped;
     without a ``catalog`` (metadata not read yet) only the stored keys are checked.
     """
-    from sqlalchemy import inspect
-
     entities = catalog.registry.entities.values() if catalog is not None else ()
     needed = any(encrypted_fields(e) for e in entities)
     with db.read() as conn:

@@ -17,19 +17,36 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from qiao.core.config import Config
 from qiao.core.crypto import CryptoError, EnvKeyProvider, FileKeyProvider, KeyProvider
+from qiao.core.crypto.hsm import make_provider
 from qiao.core.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from qiao.core.pluginmanager import Plugins
 
 KEY_FILE_ENV = "QIAO_KEY_FILE"
 PROVIDERS = ("file", "env", "pkcs11")
 
 ProviderFactory = Callable[[], KeyProvider | None]
+
+
+class Config(Protocol):
+    """Where qiao.toml is: all of :class:`qiao.core.config.Config` the ``[keys]`` table needs.
+
+    Named here rather than imported, because the configuration (which holds the
+    audit settings) sits above encryption in the core's layers.
+    """
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def path(self) -> Path | None: ...
+
+
+class Plugins(Protocol):
+    """The key providers plugins offer, as :class:`qiao.core.pluginmanager.Plugins` gives them."""
+
+    def key_providers(self) -> Mapping[str, Callable[[Mapping[str, object]], KeyProvider]]: ...
 
 
 @dataclass(frozen=True)
@@ -91,12 +108,7 @@ class KeySettings:
 
 
 def _pkcs11_provider(options: Mapping[str, object]) -> KeyProvider:
-    try:
-        from qiao.core.crypto.hsm import make_provider
-    except ImportError:  # pragma: no cover - the hsm extra is not installed
-        raise ConfigurationError(
-            '[keys] provider = "pkcs11" needs python-pkcs11: pip install "qiao-crm[hsm]"'
-        ) from None
+    """The HSM's provider; :mod:`qiao.core.crypto.hsm` imports python-pkcs11 only when used."""
     try:
         return make_provider(options)
     except ModuleNotFoundError:

@@ -14,16 +14,13 @@ import decimal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from qiao.core.formula.checker import Formula
 from qiao.core.formula.errors import FormulaEvaluationError
 from qiao.core.formula.nodes import Binary, Call, Field, Literal, Node, Unary
 from qiao.core.formula.types import Kind
-
-if TYPE_CHECKING:
-    from qiao.core.calendars import BusinessCalendar
 
 #: TODAY() is the date on the wall clocks of this zone unless a Clock says otherwise.
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
@@ -42,6 +39,22 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class WorkingCalendar(Protocol):
+    """What WORKDAY and its kin ask of a business calendar.
+
+    :class:`qiao.core.calendars.BusinessCalendar` is one; the formula engine
+    names only these questions, so it does not depend on where calendars live.
+    """
+
+    def is_working_day(self, day: dt.date) -> bool: ...
+
+    def next_working_day(self, day: dt.date) -> dt.date: ...
+
+    def add_working_days(self, day: dt.date, count: int) -> dt.date: ...
+
+    def working_days_between(self, start: dt.date, end: dt.date) -> int: ...
+
+
 @dataclass(frozen=True)
 class Clock:
     """Where TODAY() and NOW() come from; tests and scenario replays pass their own."""
@@ -49,9 +62,9 @@ class Clock:
     now: Callable[[], dt.datetime] = _utc_now
     timezone: dt.tzinfo = field(default=DEFAULT_TIMEZONE)
     #: Business calendars by name, for WORKDAY and its kin (the runtime's calendars).
-    calendars: Callable[[str], BusinessCalendar] | None = None
+    calendars: Callable[[str], WorkingCalendar] | None = None
 
-    def calendar(self, name: str) -> BusinessCalendar:
+    def calendar(self, name: str) -> WorkingCalendar:
         """The business calendar ``name``; an evaluation error where none are known."""
         if self.calendars is None:
             raise FormulaEvaluationError(f"no business calendars here to find {name!r} in")
@@ -263,7 +276,7 @@ class _Evaluator:
         value = self.eval(node.args[0])
         return None if value is None else value.day
 
-    def _calendar_of(self, node: Node) -> BusinessCalendar:
+    def _calendar_of(self, node: Node) -> WorkingCalendar:
         assert isinstance(node, Literal) and isinstance(node.value, str)
         return self.clock.calendar(node.value)
 

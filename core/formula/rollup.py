@@ -33,7 +33,7 @@ from qiao.core.formula.metadata import field_info
 from qiao.core.formula.types import INTEGER, MAX_PRECISION, FieldInfo, Kind, decimal_type
 from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType
 from qiao.core.records.query import compile_filter
-from qiao.core.storage.tables import build_table
+from qiao.core.schema.tables import build_table
 from qiao.core.storage.types import ExactDecimal
 
 Function = Literal["count", "count_distinct", "sum", "min", "max", "avg"]

@@ -12,25 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from qiao.core.errors import BadUserInput
 from qiao.core.formula.checker import Formula, check
 from qiao.core.formula.errors import FormulaError
 from qiao.core.formula.evaluator import Clock, evaluate
 from qiao.core.formula.types import Kind, Resolver
-
-
-class ValidationRule(BaseModel):
-    """``{name: discount_cap, formula: "discount <= 0.3", message: ..., field: discount}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$", max_length=48)
-    formula: str = Field(min_length=1, max_length=10_000)
-    message: str = Field(min_length=1, max_length=500)
-    #: The field the message is about, shown next to it in forms; None for the whole record.
-    field: str | None = None
+from qiao.core.metadata.model import ValidationRule
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ for the read compiler, so an aggregate is part of the query's one statement:
     ) LEFT JOIN related records of to-one keys (under their own row rules)
 
 The rows counted are exactly those the caller's ``<entities>`` list would return: the
-same filter compiler and the same row rule (``ReadCompiler._readable``). A field the
+same filter compiler and the same row rule (``ReadCompiler.readable``). A field the
 caller cannot read in clear cannot be aggregated, grouped or filtered on (FORBIDDEN);
 grouping by a time bucket uses the deployment's time zone (the formula clock's).
 """
@@ -45,15 +45,16 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from qiao.core.errors import BadUserInput
 from qiao.core.graphql import scalars
-from qiao.core.graphql.builder import (
+from qiao.core.graphql.compiler import Fields, Joins, enum_column, inline, outer_joined
+from qiao.core.graphql.names import enum_name
+from qiao.core.graphql.parts import (
     OrderDirection,
-    _field_label,
-    _make_class,
-    _resolver,
     describe,
+    field_label,
+    field_resolver,
     from_key,
+    make_class,
 )
-from qiao.core.graphql.compiler import Fields, Joins, enum_name, inline, outer_joined
 from qiao.core.graphql.plan import RootAggregate
 from qiao.core.graphql.sqljson import sql_text
 from qiao.core.graphql.withheld import EACH, Step
@@ -173,7 +174,7 @@ class AggregateTypes:
         self.builder = builder
 
     def _object(self, name: str, fields: dict[str, tuple[Any, str]], text: str) -> type:
-        cls = _make_class(name, {}, {})
+        cls = make_class(name, {}, {})
         annotations = {}
         for py_name, (annotation, description) in fields.items():
             annotations[py_name] = annotation
@@ -181,7 +182,7 @@ class AggregateTypes:
                 cls,
                 py_name,
                 strawberry.field(
-                    resolver=_resolver(from_key, {}, annotation, root=True),
+                    resolver=field_resolver(from_key, {}, annotation, root=True),
                     description=description,
                 ),
             )
@@ -195,7 +196,7 @@ class AggregateTypes:
             for k, (_, description) in fields.items()
         }
         return strawberry.input(
-            _make_class(name, annotations, namespace), name=name, description=text
+            make_class(name, annotations, namespace), name=name, description=text
         )
 
     def _enum(self, name: str, fields: dict[str, FieldDef], text: str) -> Any:
@@ -203,7 +204,7 @@ class AggregateTypes:
             enum.Enum(
                 name,
                 {
-                    c.upper(): strawberry.enum_value(c, description=_label(c, f))
+                    enum_name(c): strawberry.enum_value(c, description=_label(c, f))
                     for c, f in fields.items()
                 },
             ),
@@ -221,7 +222,7 @@ class AggregateTypes:
             elif f.type in _TIMES:
                 value = scalars.Date
             else:
-                value = builder._value_type(entity, f)
+                value = builder.value_type(entity, f)
             fields[column] = (
                 value | None,
                 f"{_label(column, f)}, when the groups are by it"
@@ -230,7 +231,7 @@ class AggregateTypes:
             if f.type is FieldType.RELATION and column != "id":
                 assert f.target is not None
                 fields[f.name] = (
-                    builder._objects[f.target] | None,
+                    builder.object_type(f.target) | None,
                     f"{describe(f.label, f.name)}, when the groups are by it; null if you "
                     "may not read it",
                 )
@@ -264,7 +265,7 @@ class AggregateTypes:
                 if result.type is FieldType.INTEGER and function == "count_distinct":
                     value: Any = int
                 else:
-                    value = builder._value_type(entity, result) | None
+                    value = builder.value_type(entity, result) | None
                 outputs[column] = (value, _label(column, f))
             made[function] = self._object(
                 f"{tname}{suffix}", outputs, f"{texts[function]} ({label})"
@@ -275,10 +276,10 @@ class AggregateTypes:
         builder = self.builder
         tname = type_name(entity.name)
         name = f"{tname}GroupHaving"
-        cls = _make_class(name, {}, {})
+        cls = make_class(name, {}, {})
         annotations: dict[str, Any] = {}
         namespace: dict[str, Any] = {}
-        count = builder._field_filter(entity, "count", _synthetic("count", FieldType.INTEGER))
+        count = builder.field_filter(entity, "count", _synthetic("count", FieldType.INTEGER))
         annotations["count"] = count | None
         namespace["count"] = strawberry.field(
             default=None, description="Conditions on how many records the group has."
@@ -291,8 +292,8 @@ class AggregateTypes:
             for column, f in fields.items():
                 result = result_field(function, column, f)
                 inner[column] = (
-                    builder._field_filter(entity, column, result) | None,
-                    f"Conditions on {_field_label(column, f)}.",
+                    builder.field_filter(entity, column, result) | None,
+                    f"Conditions on {field_label(column, f)}.",
                 )
             annotations[function] = (
                 self._input(
@@ -338,7 +339,7 @@ class AggregateTypes:
             f"The fields of {label} an aggregate (other than COUNT) is computed over.",
         )
         group_by = strawberry.input(
-            _make_class(
+            make_class(
                 f"{tname}GroupBy",
                 {"field": group_field, "bucket": TimeBucket | None},
                 {
@@ -354,7 +355,7 @@ class AggregateTypes:
             description=f"One key {label} are grouped by.",
         )
         order_by = strawberry.input(
-            _make_class(
+            make_class(
                 f"{tname}GroupOrderBy",
                 {
                     "key": group_field | None,
@@ -415,7 +416,7 @@ class AggregateTypes:
             ),
         }
         ns[f"{entity.name}_aggregate"] = strawberry.field(
-            resolver=_resolver(builder.resolvers.read_root, arguments, list[group]),  # type: ignore[valid-type]
+            resolver=field_resolver(builder.resolvers.read_root, arguments, list[group]),  # type: ignore[valid-type]
             description=f"{label} grouped, with counts, sums, averages, minima and maxima, "
             "under your rules.",
         )
@@ -604,7 +605,7 @@ class _Aggregate:
         self.size = size = DEFAULT_GROUPS if first is None else first
         if not 0 <= size <= MAX_GROUPS:
             raise BadUserInput(f"first takes 0 to {MAX_GROUPS} groups", field="first")
-        compiler._spend(size * compiler._fan_out)
+        compiler.spend(size)
         for name in query.filtered_fields(args.get("filter")):
             compiler.access.require_clear(self.entity_name, name, "filter by")
             compiler.require_readable(self.entity_name, name)
@@ -617,7 +618,7 @@ class _Aggregate:
             order.append((self.order_label(spec), spec.get("direction", "ASC")))
         group_json = self.group_json(fields)
 
-        blind = compiler._blind_match if compiler.encryption is not None else None
+        blind = compiler.blind_match()
         where = query.compile_filter(
             self.entity,
             self.base,  # type: ignore[arg-type]
@@ -629,7 +630,7 @@ class _Aggregate:
         grouped = (
             select(*(expr.label(label) for label, expr in self.columns.items()))
             .select_from(self.base)
-            .where(where, *compiler._readable(self.entity_name, self.base))
+            .where(where, *compiler.readable(self.entity_name, self.base))
             .group_by(*(self.columns[label] for label in self.keys.values()))
             .subquery()
         )
@@ -776,8 +777,8 @@ class _Aggregate:
         compiler = self.compiler
         assert field.target is not None
         target = compiler.catalog.table(field.target).alias()
-        compiler._spend(compiler._fan_out * self.size)
-        on = and_(target.c.id == page.c[label], *compiler._readable(field.target, target))
+        compiler.spend(self.size)
+        on = and_(target.c.id == page.c[label], *compiler.readable(field.target, target))
         joins.append((target, on))
         path: tuple[Step, ...] = (self.key, EACH, response_key, ikey)
         sub = compiler.object(field.target, target, compiler.subfields(nodes), 2, joins, path)
@@ -785,12 +786,12 @@ class _Aggregate:
 
     def wire(self, page: FromClause, label: str) -> ColumnElement[Any]:
         field = self.types[label]
-        return self.compiler.json.value(enum_name(field, page.c[label]), field)
+        return self.compiler.json.value(enum_column(field, page.c[label]), field)
 
 
 def _label(column: str, field: FieldDef) -> str:
     """A field's description here: its filter label, capitalised as the schema's are."""
-    text = _field_label(column, field)
+    text = field_label(column, field)
     return f"{text[:1].upper()}{text[1:]}"
 
 

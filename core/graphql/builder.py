@@ -15,18 +15,27 @@ reached through the request context (:mod:`qiao.core.graphql.context`).
 from __future__ import annotations
 
 import enum
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import Info
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
 from qiao.core.graphql import scalars, subscription_types
+from qiao.core.graphql.aggregates import AggregateTypes
+from qiao.core.graphql.names import enum_name
+from qiao.core.graphql.parts import (
+    OrderDirection,
+    PageInfo,
+    describe,
+    field_label,
+    field_resolver,
+    from_key,
+    make_class,
+)
 from qiao.core.graphql.plan import (
     MAX_NODES,
     NODE_TYPE_KEY,
@@ -41,8 +50,7 @@ from qiao.core.graphql.plan import (
     ToOneField,
     TypenameField,
 )
-from qiao.core.graphql.withheld import Refusal
-from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.hiding import NOTHING_HIDDEN, Hiding
 from qiao.core.records.query import SYSTEM_QUERY_FIELDS, operators_for, queryable_fields
@@ -62,28 +70,6 @@ _SCALARS: dict[FieldType, Any] = {
     FieldType.RELATION: strawberry.ID,
 }
 _KEYWORDS = {"in", "and", "or", "not"}
-
-
-@strawberry.enum(description="Sort direction.")
-class OrderDirection(enum.Enum):
-    ASC = strawberry.enum_value("ASC", description="Smallest first; empty values last.")
-    DESC = strawberry.enum_value("DESC", description="Largest first; empty values first.")
-
-
-@strawberry.type(description="Relay page information.")
-class PageInfo:
-    has_next_page: bool = strawberry.field(
-        description="Whether rows remain past this page in its direction."
-    )
-    has_previous_page: bool = strawberry.field(
-        description="Whether rows lie on the other side of the cursor the page started from."
-    )
-    start_cursor: str | None = strawberry.field(
-        description="The cursor of the page's first edge; null on an empty page."
-    )
-    end_cursor: str | None = strawberry.field(
-        description="The cursor of the page's last edge; null on an empty page."
-    )
 
 
 @strawberry.interface(
@@ -138,16 +124,6 @@ CONNECTION_ARGUMENTS = {
 }
 
 
-def describe(label: Label | None, fallback: str = "") -> str:
-    """A label as a description: the English text, with the Chinese one when it differs."""
-    if label is None:
-        return fallback
-    english, chinese = label.text("en"), label.text("zh-CN")
-    if chinese and chinese != english:
-        return f"{english} ({chinese})"
-    return english or fallback
-
-
 @dataclass(frozen=True)
 class BuiltSchema:
     """A strawberry schema plus the plan the compiler reads, for one metadata version."""
@@ -161,55 +137,6 @@ class BuiltSchema:
     @property
     def version(self) -> int:
         return self.catalog.version
-
-
-def from_key(root: Any, info: Info, **_arguments: Any) -> Any:
-    """Generated fields read their value from compiled results, by response key.
-
-    The compiler already applied the field's arguments (filter, order, page) in
-    SQL, so they are accepted here and not looked at again. A field the caller
-    may not read holds its refusal, raised here so the error has its path.
-    """
-    value = root[info.path.key]
-    if isinstance(value, Refusal):
-        raise value.error
-    return value
-
-
-def _make_class(
-    name: str, annotations: dict[str, Any], namespace: dict[str, Any], bases: tuple[type, ...] = ()
-) -> type:
-    return type(name, bases, {"__annotations__": annotations, **namespace})
-
-
-def _resolver(
-    body: Callable[..., Any], arguments: dict[str, Any], returns: Any, *, root: bool = False
-) -> Callable[..., Any]:
-    """A resolver whose signature strawberry reads to derive the field's arguments."""
-
-    def resolve(*args: Any, **kwargs: Any) -> Any:
-        return body(*args, **kwargs)
-
-    params = []
-    if root:
-        params.append(inspect.Parameter("root", inspect.Parameter.POSITIONAL_OR_KEYWORD))
-    params.append(inspect.Parameter("info", inspect.Parameter.KEYWORD_ONLY, annotation=Info))
-    annotated = {
-        arg_name: Annotated[annotation, strawberry.argument(description=text)]
-        for arg_name, (annotation, _, text) in arguments.items()
-    }
-    for arg_name, (_, default, _) in arguments.items():
-        params.append(
-            inspect.Parameter(
-                arg_name,
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=annotated[arg_name],
-                default=default,
-            )
-        )
-    resolve.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
-    resolve.__annotations__ = {**annotated, "info": Info, "return": returns}
-    return resolve
 
 
 class SchemaBuilder:
@@ -243,8 +170,8 @@ class SchemaBuilder:
         entities = sorted(self.registry.entities.values(), key=lambda e: e.name)
         for entity in entities:
             self.plan.type_names[entity.name] = type_name(entity.name)
-            self._objects[entity.name] = _make_class(type_name(entity.name), {}, {}, (Node,))
-            self._connections[entity.name] = _make_class(
+            self._objects[entity.name] = make_class(type_name(entity.name), {}, {}, (Node,))
+            self._connections[entity.name] = make_class(
                 f"{type_name(entity.name)}Connection", {}, {}
             )
         filters = {e.name: self._filter_type(e) for e in entities}
@@ -262,9 +189,6 @@ class SchemaBuilder:
                 entity, self._objects[entity.name], filters[entity.name], subscription_ns
             )
         self._node_fields(query_ns)
-        # Imported here: the aggregates module builds on this one's helpers.
-        from qiao.core.graphql.aggregates import AggregateTypes
-
         aggregates = AggregateTypes(self)
         for entity in entities:
             aggregates.add(entity, filters[entity.name], query_ns)
@@ -299,26 +223,33 @@ class SchemaBuilder:
         if key not in self._enums:
             name = f"{type_name(entity.name)}{type_name(field.name)}"
             # GraphQL names enum values in capitals (``ZH_CN``) while the database keeps
-            # the value the manifest wrote (``zh_CN``): see compiler.stored_value.
+            # the value the manifest wrote (``zh_CN``): see names.py. ``__picklist__``
+            # lets compiler.plain turn an argument's member back into the stored value.
             members = {
-                v.value.upper(): strawberry.enum_value(
-                    v.value.upper(), description=describe(v.label, v.value)
+                enum_name(v.value): strawberry.enum_value(
+                    enum_name(v.value), description=describe(v.label, v.value)
                 )
                 for v in field.values
             }
             picklist = enum.Enum(name, members)  # type: ignore[misc]
-            picklist.__stored__ = {v.value.upper(): v.value for v in field.values}
+            picklist.__picklist__ = field
             self._enums[key] = strawberry.enum(
                 picklist, name=name, description=f"The values of {describe(field.label)}."
             )
         return self._enums[key]
 
-    def _value_type(self, entity: EntityDef, field: FieldDef | None, system: str = "") -> Any:
+    def value_type(self, entity: EntityDef, field: FieldDef | None, system: str = "") -> Any:
+        """The GraphQL type of ``field``'s values (of the system column ``system`` when
+        there is no field): a scalar, or the picklist's enum."""
         if field is None:
             return {"id": strawberry.ID, "version": int}.get(system, scalars.DateTime)
         if field.type is FieldType.ENUM:
             return self._enum(entity, field)
         return _SCALARS[field.type]
+
+    def object_type(self, entity_name: str) -> type:
+        """The object type of an entity's records (``Account``), filled in by :meth:`build`."""
+        return self._objects[entity_name]
 
     # -- Filters and order ----------------------------------------------------------------
 
@@ -337,12 +268,13 @@ class SchemaBuilder:
                 default=None, name=camel(op), description=OPERATOR_DESCRIPTIONS[op]
             )
         return strawberry.input(
-            _make_class(name, annotations, namespace),
+            make_class(name, annotations, namespace),
             name=name,
             description="Conditions on one value; all that are given must hold.",
         )
 
-    def _field_filter(self, entity: EntityDef, column: str, field: FieldDef) -> type:
+    def field_filter(self, entity: EntityDef, column: str, field: FieldDef) -> type:
+        """The filter input of one field (``StringFilter``, ``AccountStageFilter``...)."""
         ops = operators_for(field)
         if field.type is FieldType.ENUM:
             enum_type = self._enum(entity, field)
@@ -371,11 +303,11 @@ class SchemaBuilder:
         name = f"{type_name(entity.name)}Filter"
         annotations: dict[str, Any] = {}
         namespace: dict[str, Any] = {}
-        cls = _make_class(name, annotations, namespace)
+        cls = make_class(name, annotations, namespace)
         for column, field in queryable_fields(entity).items():
-            annotations[column] = self._field_filter(entity, column, field) | None
+            annotations[column] = self.field_filter(entity, column, field) | None
             namespace[column] = strawberry.field(
-                default=None, description=f"Conditions on {_field_label(column, field)}."
+                default=None, description=f"Conditions on {field_label(column, field)}."
             )
         for op, text in (
             ("and", "Every one of these filters holds."),
@@ -404,7 +336,7 @@ class SchemaBuilder:
             enum.Enum(  # type: ignore[misc]
                 f"{type_name(entity.name)}OrderField",
                 {
-                    c.upper(): strawberry.enum_value(c, description=_sort_label(c, f))
+                    enum_name(c): strawberry.enum_value(c, description=_sort_label(c, f))
                     for c, f in sortable.items()
                 },
             ),
@@ -413,7 +345,7 @@ class SchemaBuilder:
         )
         name = f"{type_name(entity.name)}OrderBy"
         return strawberry.input(
-            _make_class(
+            make_class(
                 name,
                 {"field": field_enum, "direction": OrderDirection},
                 {
@@ -452,11 +384,8 @@ class SchemaBuilder:
 
         def add(py_name: str, annotation: Any, meaning: FieldMeaning, **kw: Any) -> None:
             annotations[py_name] = annotation
-            setattr(
-                cls,
-                py_name,
-                strawberry.field(resolver=_resolver(from_key, {}, annotation, root=True), **kw),
-            )
+            resolve = field_resolver(from_key, {}, annotation, root=True)
+            setattr(cls, py_name, strawberry.field(resolver=resolve, **kw))
             meanings[camel(py_name)] = meaning
 
         add("id", strawberry.ID, ColumnField("id", None), description="The id Qiao gave it.")
@@ -498,7 +427,7 @@ class SchemaBuilder:
                     description=f"Id of {label}",
                 )
             else:
-                value_type = self._value_type(entity, f)
+                value_type = self.value_type(entity, f)
                 add(
                     f.name,
                     value_type if self._always_set(entity, f) else value_type | None,
@@ -513,7 +442,7 @@ class SchemaBuilder:
                 cls,
                 rev.name,
                 strawberry.field(
-                    resolver=_resolver(from_key, args, conn, root=True),
+                    resolver=field_resolver(from_key, args, conn, root=True),
                     description=describe(rev.label, rev.name),
                 ),
             )
@@ -524,7 +453,7 @@ class SchemaBuilder:
 
     def _fill_connection(self, entity: EntityDef) -> None:
         tname = type_name(entity.name)
-        edge = _make_class(f"{tname}Edge", {}, {})
+        edge = make_class(f"{tname}Edge", {}, {})
         label = describe(entity.label, tname)
         edge.__annotations__ = {"cursor": str, "node": self._objects[entity.name]}
         for key, text in (
@@ -535,7 +464,7 @@ class SchemaBuilder:
                 edge,
                 key,
                 strawberry.field(
-                    resolver=_resolver(from_key, {}, edge.__annotations__[key], root=True),
+                    resolver=field_resolver(from_key, {}, edge.__annotations__[key], root=True),
                     description=text,
                 ),
             )
@@ -553,7 +482,7 @@ class SchemaBuilder:
                 conn,
                 key,
                 strawberry.field(
-                    resolver=_resolver(from_key, {}, annotation, root=True),
+                    resolver=field_resolver(from_key, {}, annotation, root=True),
                     description=texts[key],
                 ),
             )
@@ -567,7 +496,7 @@ class SchemaBuilder:
         obj = self._objects[entity.name]
         conn = self._connections[entity.name]
         ns[entity.name] = strawberry.field(
-            resolver=_resolver(
+            resolver=field_resolver(
                 self.resolvers.read_root,
                 {"id": (strawberry.ID, strawberry.UNSET, "Its id.")},
                 obj | None,
@@ -575,7 +504,7 @@ class SchemaBuilder:
             description=f"One {describe(entity.label)} by id, or null.",
         )
         ns[entity.plural] = strawberry.field(
-            resolver=_resolver(
+            resolver=field_resolver(
                 self.resolvers.read_root, self._connection_args(filter_type, order_type), conn
             ),
             description=f"{describe(entity.plural_label or entity.label)}, paginated.",
@@ -586,7 +515,7 @@ class SchemaBuilder:
     def _node_fields(self, ns: dict[str, Any]) -> None:
         """``node(id:)`` and ``nodes(ids:)``, which find records of any entity by id."""
         ns["node"] = strawberry.field(
-            resolver=_resolver(
+            resolver=field_resolver(
                 self.resolvers.read_root,
                 {"id": (strawberry.ID, strawberry.UNSET, "A record id.")},
                 Node | None,
@@ -595,7 +524,7 @@ class SchemaBuilder:
             "or you may not read it.",
         )
         ns["nodes"] = strawberry.field(
-            resolver=_resolver(
+            resolver=field_resolver(
                 self.resolvers.read_root,
                 {
                     "ids": (
@@ -620,7 +549,7 @@ class SchemaBuilder:
         for f in entity.fields:
             if f.formula or f.rollup:
                 continue
-            value_type = self._value_type(entity, f)
+            value_type = self.value_type(entity, f)
             needed = creating and f.required and f.default is None
             annotations[f.column] = value_type if needed else value_type | None
             namespace[f.column] = (
@@ -635,7 +564,7 @@ class SchemaBuilder:
             else f"Changes to a {label}: fields left out stay as they are, null clears one."
         )
         return strawberry.input(
-            _make_class(name, annotations, namespace), name=name, description=text
+            make_class(name, annotations, namespace), name=name, description=text
         )
 
     def _mutation_fields(self, entity: EntityDef, ns: dict[str, Any]) -> None:
@@ -645,7 +574,7 @@ class SchemaBuilder:
         update_input = self._input_type(entity, creating=False)
         label = describe(entity.label, tname)
         ns[f"create_{entity.name}"] = strawberry.field(
-            resolver=_resolver(
+            resolver=field_resolver(
                 self.resolvers.create,
                 {"input": (create_input, strawberry.UNSET, "Its fields.")},
                 obj,
@@ -653,7 +582,7 @@ class SchemaBuilder:
             description=f"Create a {label}; you become its owner unless the input names one.",
         )
         ns[f"update_{entity.name}"] = strawberry.field(
-            resolver=_resolver(
+            resolver=field_resolver(
                 self.resolvers.update,
                 {
                     "id": (strawberry.ID, strawberry.UNSET, "The record to change."),
@@ -670,7 +599,7 @@ class SchemaBuilder:
             description=f"Change a {label}.",
         )
         ns[f"delete_{entity.name}"] = strawberry.field(
-            resolver=_resolver(
+            resolver=field_resolver(
                 self.resolvers.delete,
                 {"id": (strawberry.ID, strawberry.UNSET, "The record to delete.")},
                 strawberry.ID,
@@ -686,7 +615,7 @@ class SchemaBuilder:
                 enum.Enum(  # type: ignore[misc]
                     f"{tname}ExternalKey",
                     {
-                        k.upper(): strawberry.enum_value(
+                        enum_name(k): strawberry.enum_value(
                             k, description=describe(entity.field(k).label, k)
                         )
                         for k in keys
@@ -696,7 +625,7 @@ class SchemaBuilder:
                 description=f"The external-id fields a {tname} is found by in upsert{tname}.",
             )
             ns[f"upsert_{entity.name}"] = strawberry.field(
-                resolver=_resolver(
+                resolver=field_resolver(
                     self.resolvers.upsert,
                     {
                         "key": (key_enum, strawberry.UNSET, "The field that identifies it."),
@@ -739,19 +668,13 @@ class SchemaBuilder:
                     )
                 owners[graphql_name] = f"plugin {plugin!r}"
             bases.append(cls)
-        generated_cls = _make_class(f"Generated{name}", {}, generated)
+        generated_cls = make_class(f"Generated{name}", {}, generated)
         for key, value in generated.items():
             setattr(generated_cls, key, value)
         generated_cls = strawberry.type(generated_cls, name=name)
         return strawberry.type(
             type(name, (generated_cls, *bases), {}), name=name, description=ROOTS[name]
         )
-
-
-def _field_label(column: str, field: FieldDef) -> str:
-    """How a filter or sort key names its field (the id column of a relation says so)."""
-    text = describe(field.label, column)
-    return f"the id of {text}" if column != field.name and column.endswith("_id") else text
 
 
 #: How a sort key names the columns every entity has (their labels are their names).
@@ -766,7 +689,7 @@ def _sort_label(column: str, field: FieldDef) -> str:
     """A sort key's description, capitalised as every description in the schema is."""
     if column in _SYSTEM_SORT_LABELS and field is SYSTEM_QUERY_FIELDS.get(column):
         return f"{_SYSTEM_SORT_LABELS[column]}."
-    text = _field_label(column, field)
+    text = field_label(column, field)
     return f"{text[:1].upper()}{text[1:]}."
 
 

@@ -18,7 +18,7 @@ import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     FieldNode,
@@ -58,8 +58,8 @@ from qiao.core.encryption import FieldEncryption
 from qiao.core.errors import BadUserInput, ConfigurationError, Forbidden
 from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.evaluator import Clock
-from qiao.core.graphql.builder import BuiltSchema
 from qiao.core.graphql.evaluated import marked
+from qiao.core.graphql.names import enum_name, stored_value
 from qiao.core.graphql.nodes import holders
 from qiao.core.graphql.plan import (
     MAX_NODES,
@@ -83,6 +83,9 @@ from qiao.core.permissions.access import Access
 from qiao.core.records import query
 from qiao.core.storage.database import Database
 from qiao.core.storage.sqlalchemy_internals import bind_processors
+
+if TYPE_CHECKING:  # the builder imports the aggregates, which build on this module
+    from qiao.core.graphql.builder import BuiltSchema
 
 #: The most rows a query may ask for across all its connections (page sizes multiplied out).
 MAX_QUERY_COST = 100_000
@@ -118,7 +121,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {_snake(k): plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, enum.Enum):
-        return stored_value(value)
+        picklist: FieldDef | None = getattr(type(value), "__picklist__", None)
+        return value.value if picklist is None else stored_value(picklist, value.value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {}
         for f in dataclasses.fields(value):
@@ -184,6 +188,10 @@ class ReadCompiler:
         self.withheld: list[Withheld] = []
         #: How many parent rows the field being compiled may repeat for (product of page sizes).
         self._fan_out = 1
+
+    def blind_match(self) -> query.BlindMatch | None:
+        """How a filter finds values of encrypted fields; None without field encryption."""
+        return self._blind_match if self.encryption is not None else None
 
     def _blind_match(
         self, table: FromClause, entity: str, field: FieldDef, values: Sequence[Any]
@@ -294,7 +302,7 @@ class ReadCompiler:
         found = (
             select(obj)
             .select_from(outer_joined(table, joins))
-            .where(table.c.id == record_id, *self._readable(entity, table))
+            .where(table.c.id == record_id, *self.readable(entity, table))
         )
         return self.json.embed(found.scalar_subquery())
 
@@ -365,7 +373,7 @@ class ReadCompiler:
                     branches.append(
                         select(table.c.id.label("id"), obj.label("node"))
                         .select_from(outer_joined(table, joins))
-                        .where(table.c.id.in_(sorted(held[entity])), *self._readable(entity, table))
+                        .where(table.c.id.in_(sorted(held[entity])), *self.readable(entity, table))
                     )
         finally:
             self._fan_out = outer
@@ -382,7 +390,7 @@ class ReadCompiler:
             raise ConfigurationError("node(id:) needs a database to find records in")
         return self.db.run_read(lambda conn: holders(conn, self.catalog, ids))
 
-    def _readable(self, entity: str, table: FromClause) -> list[ColumnElement[bool]]:
+    def readable(self, entity: str, table: FromClause) -> list[ColumnElement[bool]]:
         """The caller's read rule for ``table`` (nothing for unrestricted callers)."""
         self.access.require(entity, "read")
         condition = self.access.row_filter(entity, table, "read")
@@ -515,7 +523,7 @@ class ReadCompiler:
                     if field is not None and field.computed:
                         pairs.append((key, self._computed_value(entity_name, table, field)))
                         continue
-                    value = enum_name(field, table.c[column])
+                    value = enum_column(field, table.c[column])
                     if mask is not None:  # the database never sends the clear value
                         value = sql_mask(mask, value, self.dialect.name)
                     pairs.append((key, self.json.value(value, field, column)))
@@ -527,10 +535,10 @@ class ReadCompiler:
                         pairs.append((key, null()))
                         continue
                     target = self.catalog.table(field.target).alias()
-                    self._spend(self._fan_out)
+                    self.spend(1)
                     on = and_(
                         target.c.id == table.c[field.column],
-                        *self._readable(field.target, target),
+                        *self.readable(field.target, target),
                     )
                     joins.append((target, on))
                     sub = self.object(
@@ -601,7 +609,7 @@ class ReadCompiler:
             before=args.get("before"),
         )
         size, ordering = window.size, window.ordering
-        self._spend(size * self._fan_out)
+        self.spend(size)
 
         for name in query.filtered_fields(args.get("filter")):
             self.access.require_clear(entity_name, name, "filter by")
@@ -612,7 +620,7 @@ class ReadCompiler:
                 self.require_readable(entity_name, key.field.name)
 
         def conditions(table: FromClause) -> list[ColumnElement[bool]]:
-            blind = self._blind_match if self.encryption is not None else None
+            blind = self.blind_match()
             conds = [
                 query.compile_filter(
                     entity,
@@ -624,7 +632,7 @@ class ReadCompiler:
             ]
             if link is not None:
                 conds.append(link(table))
-            return conds + self._readable(entity_name, table)
+            return conds + self.readable(entity_name, table)
 
         def walked(table: FromClause) -> Select[Any]:
             """Rows of this connection beyond the cursor, in walking order."""
@@ -757,6 +765,10 @@ class ReadCompiler:
         nodes = [n for group in fields.values() for n in group if n.name.value == name]
         return self.subfields(nodes)
 
+    def spend(self, rows: int) -> None:
+        """Count ``rows`` records for each parent row the field being compiled repeats for."""
+        self._spend(rows * self._fan_out)
+
     def _spend(self, rows: int) -> None:
         """Count the records a field may return; nested pages multiply (see MAX_QUERY_COST)."""
         self.cost += max(rows, 1)
@@ -767,25 +779,15 @@ class ReadCompiler:
             )
 
 
-def stored_value(member: enum.Enum) -> Any:
-    """The value the database keeps for a GraphQL enum value (``ZH_CN`` -> ``zh_CN``).
-
-    A picklist's GraphQL enum names and values are the manifest's values in capitals,
-    as GraphQL names enum values; ``__stored__`` maps them back (builder ``_enum``).
-    """
-    stored: dict[str, Any] = getattr(type(member), "__stored__", {})
-    return stored.get(member.value, member.value)
-
-
-def enum_name(field: FieldDef | None, column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """An enum column as the value's GraphQL name: in capitals, as the schema names it.
+def enum_column(field: FieldDef | None, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """An enum column as its values' GraphQL names (names.enum_name), as the schema names them.
 
     A manifest may store values such as ``zh_CN``; the JSON a compiled read builds
     holds ``ZH_CN``, the name clients see whichever path serves the request.
     """
     if field is None or field.type is not FieldType.ENUM:
         return column
-    renamed = {v.value: v.value.upper() for v in field.values if v.value != v.value.upper()}
+    renamed = {v.value: enum_name(v.value) for v in field.values if v.value != enum_name(v.value)}
     if not renamed:
         return column
     return case(renamed, value=column, else_=column)

@@ -32,8 +32,8 @@ from graphql import (
     ValueNode,
 )
 
-from qiao.core.edge.text import unstorable
 from qiao.core.errors import BadUserInput
+from qiao.core.text import unstorable
 
 #: Parsing is the costliest step before the gate (about 15 ms per 1,000 tokens), so
 #: documents are kept small; GraphiQL's introspection query has under 200 tokens.

@@ -67,7 +67,7 @@ from qiao.core.metadata.registry import camel, type_name
 from qiao.core.records import changes as feed
 from qiao.core.records.changes import Change
 from qiao.core.records.context import Actor
-from qiao.core.sync.pull import possibly_held
+from qiao.core.records.held import possibly_held
 
 #: The feed's operations, and what a subscriber is told of each.
 WRITES = {"create": "CREATED", "update": "UPDATED", "delete": "DELETED"}

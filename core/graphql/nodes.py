@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from qiao.core.catalog import Catalog
 from qiao.core.graphql.sqljson import sql_text
-from qiao.core.storage.tables import Tables
+from qiao.core.schema.tables import Tables
 
 #: The lookup's SQL text and its number of positional parameters, per metadata version
 #: (its tables) and dialect; dropped with the version.

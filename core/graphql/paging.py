@@ -11,20 +11,23 @@ shape the three modules would otherwise each repeat.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from qiao.core.errors import BadUserInput
-from qiao.core.graphql.builder import OrderDirection, PageInfo
+from qiao.core.graphql.builder import CONNECTION_ARGUMENTS
+from qiao.core.graphql.parts import OrderDirection, PageInfo
 
-#: The descriptions of the page arguments, as the generated connections word them.
-FIRST = "Page size when paging forward (50 by default, at most 500)."
-AFTER = "Page forward from this cursor."
-LAST = "Page size when paging backward (at most 500)."
-BEFORE = "Page backward from this cursor."
+#: The page arguments of a resolver (``first: paging.First = None``), typed and
+#: described as the generated connections' are.
+First = Annotated[int | None, strawberry.argument(description=CONNECTION_ARGUMENTS["first"])]
+After = Annotated[str | None, strawberry.argument(description=CONNECTION_ARGUMENTS["after"])]
+Last = Annotated[int | None, strawberry.argument(description=CONNECTION_ARGUMENTS["last"])]
+Before = Annotated[str | None, strawberry.argument(description=CONNECTION_ARGUMENTS["before"])]
+
 ORDER_BY = "The sort key (one): its field and direction."
 TOTAL_COUNT = "How many items the whole list holds under the filter (costs a count)."
 CURSOR = "Where this edge is: pass it as after or before to page from here."

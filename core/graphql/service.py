@@ -39,7 +39,7 @@ from sqlalchemy import Connection
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput, Forbidden, MethodNotAllowed, QiaoError
-from qiao.core.graphql import resolvers
+from qiao.core.graphql import admin, resolvers
 from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder
 from qiao.core.graphql.compiler import ReadCompiler
 from qiao.core.graphql.context import RequestContext
@@ -227,8 +227,6 @@ class GraphQLService:
             built = self._built
             if built is not None and built.catalog is catalog and built.hiding == hiding:
                 return built
-            from qiao.core.graphql import admin
-
             plugin_types = self.runtime.plugins.graphql_types()
             core_types = admin.core_types()
             key = _schema_key(catalog, [*core_types, *plugin_types], hiding)

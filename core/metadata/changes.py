@@ -46,16 +46,15 @@ from strawberry.exceptions import StrawberryException
 from qiao.core import audit
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError, Conflict, Forbidden, MetadataError, NotFound
-from qiao.core.formula.validation import ValidationRule
 from qiao.core.graphql.strawberry_internals import forget_type_lookups
 from qiao.core.metadata import store
 from qiao.core.metadata.manifest import describe_validation_error
-from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType
+from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType, ValidationRule
 from qiao.core.metadata.registry import Registry
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.values import coerce, coerce_default
-from qiao.core.storage import ddl
-from qiao.core.storage.tables import Tables, column_type, index_specs
+from qiao.core.schema import ddl
+from qiao.core.schema.tables import Tables, column_type, index_specs
 from qiao.core.storage.types import RecordId
 
 if TYPE_CHECKING:

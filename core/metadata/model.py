@@ -22,8 +22,6 @@ from pydantic import (
     model_validator,
 )
 
-from qiao.core.formula.validation import ValidationRule
-
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z][a-z0-9]*)*$")
 ENUM_VALUE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_NAME_LENGTH = 48
@@ -377,6 +375,22 @@ def _encryption_problems(f: FieldDef) -> list[str]:
             "(it is set after the record exists)"
         )
     return problems
+
+
+class ValidationRule(BaseModel):
+    """A formula a record must satisfy: ``{name: discount_cap, formula: "discount <= 0.3"}``.
+
+    Declared with the entity, so it is part of the model; :mod:`qiao.core.formula.validation`
+    types and enforces it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$", max_length=48)
+    formula: str = Field(min_length=1, max_length=10_000)
+    message: str = Field(min_length=1, max_length=500)
+    #: The field the message is about, shown next to it in forms; None for the whole record.
+    field: str | None = None
 
 
 class EntityDef(_Strict):

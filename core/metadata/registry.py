@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from qiao.core.errors import MetadataError
-from qiao.core.formula.validation import ValidationRule
-from qiao.core.metadata.model import EntityDef, FieldDef, Label, describe_validation_error
+from qiao.core.metadata.model import (
+    EntityDef,
+    FieldDef,
+    Label,
+    ValidationRule,
+    describe_validation_error,
+)
 
 if TYPE_CHECKING:
     from qiao.core.formula.computed import ComputedFields

@@ -16,8 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from qiao.core.errors import MetadataError
-from qiao.core.formula.validation import ValidationRule
-from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
+from qiao.core.metadata.model import EntityDef, FieldDef, ValidationRule, describe_validation_error
 from qiao.core.metadata.registry import Extension
 from qiao.core.storage import system
 

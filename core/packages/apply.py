@@ -30,7 +30,7 @@ from qiao.core.metadata.manifest import Manifest, MigrationStep
 from qiao.core.packages import declared, demo, migrations, versions
 from qiao.core.packages.plan import Plan
 from qiao.core.records.context import Actor, Source, WriteContext
-from qiao.core.storage import ddl
+from qiao.core.schema import ddl
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sqlalchemy import Connection, Select, Table, and_, delete, false, func, insert, select, update
 from sqlalchemy.engine import RowMapping
@@ -24,6 +24,7 @@ from qiao.core.encryption import FieldEncryption, KeyStore
 from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.evaluator import Clock as FormulaClock
+from qiao.core.formula.evaluator import WorkingCalendar
 from qiao.core.formula.record_values import evaluate_on_record, load_paths
 from qiao.core.formula.scope import RowScope
 from qiao.core.formula.validation import enforce
@@ -33,7 +34,6 @@ from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
 from qiao.core.permissions.rights import Right
-from qiao.core.pluginmanager import Plugins
 from qiao.core.records import query
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.values import coerce, coerce_default
@@ -41,7 +41,6 @@ from qiao.core.redaction import contains_sensitive
 from qiao.core.storage.database import Database
 
 if TYPE_CHECKING:
-    from qiao.core.calendars import BusinessCalendar
     from qiao.core.runtime import Runtime
 
 Record = dict[str, Any]
@@ -65,6 +64,20 @@ class Page:
     total_count: int | None = None
 
 
+class PluginHooks(Protocol):
+    """The plugin hooks the service calls, as :class:`qiao.core.pluginmanager.Plugins` runs them.
+
+    Named here rather than imported: the plugin manager sits above the records
+    service in the core's layers, and the service needs only these calls.
+    """
+
+    def before_write(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
+
+    def after_write(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
+
+    def business_calendar(self, runtime: Runtime, name: str) -> WorkingCalendar: ...
+
+
 class RecordsService:
     """Reads and writes records of any entity in the current metadata version."""
 
@@ -73,7 +86,7 @@ class RecordsService:
         runtime: Runtime,
         db: Database,
         catalog: Callable[[], Catalog],
-        plugins: Plugins,
+        plugins: PluginHooks,
         clock: Clock = utcnow,
         encryption: FieldEncryption | None = None,
     ) -> None:
@@ -323,10 +336,10 @@ class RecordsService:
         business calendars WORKDAY and its kin read (docs/calendars.md)."""
         return FormulaClock(now=self.clock, calendars=self._calendar)
 
-    def _calendar(self, name: str) -> BusinessCalendar:
-        from qiao.core.calendars.store import calendars  # the store reads through this service
-
-        return calendars(self.runtime).get(name)
+    def _calendar(self, name: str) -> WorkingCalendar:
+        """The calendar ``name`` from the plugins: calendars are a plugin's records, read
+        through this service."""
+        return self.plugins.business_calendar(self.runtime, name)
 
     def _computed_columns(
         self, conn: Connection, catalog: Catalog, entity_name: str, scope: RowScope | None

@@ -11,29 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import functools
 import json
 import re
-import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-import phonenumbers
-
 from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import FieldDef, FieldType
+from qiao.core.normalise import normalise_phone, normalise_width
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-DEFAULT_PHONE_REGION = "CN"
 _MAX_JSON_BYTES = 1_000_000
 #: Integers travel as GraphQL ``Int``, which is a signed 32-bit number.
 INT_MIN = -(2**31)
 INT_MAX = 2**31 - 1
-
-
-def normalise_width(text: str) -> str:
-    """Full-width ASCII (common in Chinese input methods) to half-width: '１３８' -> '138'."""
-    return unicodedata.normalize("NFKC", text)
 
 
 def coerce(field: FieldDef, value: Any) -> Any:
@@ -173,28 +164,6 @@ def _email(field: FieldDef, value: Any) -> str:
 
 def _phone(field: FieldDef, value: Any) -> str:
     return normalise_phone(_string(field, value))
-
-
-@functools.lru_cache(maxsize=4096)
-def normalise_phone(text: str) -> str:
-    """The E.164 form of a phone number (``+8613800138000``); without a country code, Chinese.
-
-    Shared by storage and by blind indexes, so a number is found however it was typed.
-    Raises ValueError for text that is not a valid number. Remembered: a write
-    normalises a number once to store it and again for its blind index, and
-    parsing is the dearest step of either.
-    """
-    text = normalise_width(text).strip()
-    try:
-        number = phonenumbers.parse(text, DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException:
-        raise ValueError(f"{text!r} is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"{text!r} is not a valid phone number")
-    if number.extension:
-        # E.164 has no place for an extension; dropping it silently would lose data.
-        raise ValueError(f"{text!r} has an extension; store it in a separate field")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _url(field: FieldDef, value: Any) -> str:

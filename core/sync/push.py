@@ -35,6 +35,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from qiao.core.errors import BadUserInput, Forbidden, NotFound, QiaoError
+from qiao.core.graphql.names import stored_value
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.metadata.registry import camel
 from qiao.core.records.context import Actor, Source, WriteContext
@@ -199,8 +200,7 @@ def _values(entity: EntityDef, values: Mapping[str, Any] | None) -> dict[str, An
             raise BadUserInput(f"{entity.name} has no field {key!r}", field=key)
         field = entity.field(names[key])
         if field is not None and field.type is FieldType.ENUM and isinstance(value, str):
-            # GraphQL names enum values in capitals; the service takes the stored value.
-            value = {v.value.upper(): v.value for v in field.values}.get(value, value)
+            value = stored_value(field, value)
         found[names[key]] = value
     return found
 

@@ -24,10 +24,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from qiao.core.automation.actions import run_actions
-from qiao.core.automation.notifications import notify
 from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from qiao.core.formula import Clock
 from qiao.core.metadata.model import EntityDef
+from qiao.core.notifications import notify
 from qiao.core.records.context import Actor, WriteContext
 from qiao.core.records.service import Record, RecordsService
 from qiao.core.workflow import store

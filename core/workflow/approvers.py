@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from qiao.core.automation.notifications import users_with_role
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput
+from qiao.core.notifications import users_with_role
 from qiao.core.workflow.definitions import ApprovalSpec, Step
 
 

@@ -18,9 +18,9 @@ import strawberry
 from strawberry.types import Info
 
 from qiao.core.graphql import paging
-from qiao.core.graphql.builder import OrderDirection, PageInfo
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.names import entity_named
+from qiao.core.graphql.parts import OrderDirection, PageInfo
 from qiao.core.graphql.scalars import DateTime
 from qiao.core.metadata.registry import type_name
 from qiao.core.records.context import Actor, Source
@@ -137,10 +137,10 @@ class WorkflowQuery:
             list[ApprovalTaskOrderBy] | None,
             strawberry.argument(description=paging.ORDER_BY),
         ] = None,
-        first: Annotated[int | None, strawberry.argument(description=paging.FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=paging.AFTER)] = None,
-        last: Annotated[int | None, strawberry.argument(description=paging.LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=paging.BEFORE)] = None,
+        first: paging.First = None,
+        after: paging.After = None,
+        last: paging.Last = None,
+        before: paging.Before = None,
     ) -> ApprovalTaskConnection:
         ctx: RequestContext = info.context
         records = ctx.runtime.records

@@ -9,7 +9,8 @@ local servers that speak each vendor's protocol.
 This module is the plugin that wires them into a deployment, on ``qiao.api`` only:
 connector records with write-only secrets, the sync log, shared tokens (:mod:`.host`),
 WeCom and DingTalk notification channels (:mod:`.channels`), sync jobs run by the worker
-(:mod:`.jobs`), callback routes (:mod:`.callbacks`), GraphQL and ``qiao connector``.
+(:mod:`.jobs`), callback routes (:mod:`.callbacks`), GraphQL and ``qiao connector``, and
+files kept with records in the object store (:mod:`.attachments`).
 See docs/connectors/README.md.
 """
 
@@ -33,6 +34,10 @@ from qiao.plugins.connectors import (
     settings,
     sync,
 )
+from qiao.plugins.connectors.attachments import graphql as attachments_graphql
+from qiao.plugins.connectors.attachments import routes as attachments_routes
+from qiao.plugins.connectors.attachments import service as attachments_service
+from qiao.plugins.connectors.attachments import stores
 
 QIAO_DEPENDS = ("crm",)
 MANIFEST = Path(__file__).with_name("entities.yaml")
@@ -50,18 +55,26 @@ def qiao_before_record_write(
     if operation == "delete":
         return
     merged = {**(existing or {}), **values}
-    settings.check(str(merged.get("vendor")), merged.get("settings"))
+    vendor = str(merged.get("vendor"))
+    settings.check(vendor, merged.get("settings"))
+    if vendor == stores.VENDOR:
+        stores.check(merged.get("settings") or {})
 
 
-@hookimpl(entities=["connector"])
+@hookimpl
 def qiao_after_record_write(
     context: WriteContext,
+    entity: EntityDef,
     operation: str,
     record: dict[str, Any],
     changes: dict[str, tuple[Any, Any]],
 ) -> None:
-    """A connector made active with a sync interval syncs at once, then on its interval."""
-    if operation == "delete" or not record.get("active") or not record.get("sync_minutes"):
+    """Any record deleted takes its attachments along; a connector made active with a sync
+    interval syncs at once, then on its interval."""
+    if operation == "delete":
+        attachments_service.record_deleted(context, entity.name, str(record["id"]))
+        return
+    if entity.name != "connector" or not record.get("active") or not record.get("sync_minutes"):
         return
     if operation == "create" or "active" in changes or "sync_minutes" in changes:
         sync.request(context, str(record["id"]))
@@ -69,7 +82,13 @@ def qiao_after_record_write(
 
 @hookimpl
 def qiao_event_handlers() -> list[EventHandler]:
-    return [*sync.handlers(), *inbound.handlers(), *approvals.handlers(), *push.handlers()]
+    return [
+        *sync.handlers(),
+        *inbound.handlers(),
+        *approvals.handlers(),
+        *push.handlers(),
+        *attachments_service.handlers(),
+    ]
 
 
 @hookimpl
@@ -79,12 +98,12 @@ def qiao_notification_channels() -> list[NotificationChannel]:
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
-    return graphql.TYPES
+    return [*graphql.TYPES, *attachments_graphql.TYPES]
 
 
 @hookimpl
 def qiao_routes(runtime: Runtime) -> list[BaseRoute]:
-    return callbacks.routes(runtime)
+    return [*callbacks.routes(runtime), *attachments_routes.routes(runtime)]
 
 
 @hookimpl

@@ -13,11 +13,11 @@ from typing import Any
 import click
 
 from qiao.api import Actor, QiaoError, Runtime, Source, pass_runtime
-from qiao.plugins.connectors import settings, status, sync
+from qiao.plugins.connectors import settings, status, stream, sync
 from qiao.plugins.connectors.settings import SECRETS
 
 SYSTEM = Actor.system()
-VENDORS = ("wecom", "dingtalk", "kingdee", "yonyou", "sap", "email")
+VENDORS = ("wecom", "dingtalk", "kingdee", "yonyou", "sap", "email", "imap", "objectstore")
 
 
 def parse_settings(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -131,6 +131,21 @@ def show_status(runtime: Runtime, name: str | None) -> None:
         )
         if s.last_error:
             click.echo(f"  last error: {s.last_error}")
+
+
+@connector.command("stream")
+@click.argument("name")
+@pass_runtime
+def stream_events(runtime: Runtime, name: str) -> None:
+    """Receive a DingTalk connector's events over Stream mode until interrupted."""
+    try:
+        found = settings.by_name(runtime, name)
+        click.echo(f"streaming DingTalk events of {name} (Ctrl-C stops)")
+        stream.run(runtime, found, stop=lambda: False)
+    except QiaoError as error:
+        fail(error)
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 COMMANDS: list[click.Command] = [connector]

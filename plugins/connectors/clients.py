@@ -8,6 +8,7 @@ from qiao.api import ConfigurationError, Runtime
 from qiao.plugins.connectors import host
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.dingtalk.client import API_BASE, OAPI_BASE, DingTalkClient
+from qiao.plugins.connectors.email.imap import ImapInbox, ImapSettings
 from qiao.plugins.connectors.email.smtp import Security, SmtpSender, SmtpSettings
 from qiao.plugins.connectors.kingdee.client import AppSecretLogin, KingdeeClient, PasswordLogin
 from qiao.plugins.connectors.sap.odata import ODataClient
@@ -81,14 +82,17 @@ def yonyou(runtime: Runtime, connector: Connector, wiring: Wiring) -> YonyouClie
     )
 
 
-def sap(runtime: Runtime, connector: Connector, wiring: Wiring) -> ODataClient:
-    """``base_url`` is the service root (…/API_BUSINESS_PARTNER/); HTTP basic authentication."""
+def sap(
+    runtime: Runtime, connector: Connector, wiring: Wiring, service_url: str | None = None
+) -> ODataClient:
+    """``base_url`` is the service root (…/API_BUSINESS_PARTNER/), or ``service_url``
+    another service of the same system; HTTP basic authentication."""
     if not connector.base_url:
         raise ConfigurationError(f"connector {connector.name!r} needs base_url (the service root)")
     auth = (str(connector.setting("username")), connector.secret("app_secret"))
     version: Literal[2, 4] = 4 if str(connector.settings.get("odata_version")) == "4" else 2
     return ODataClient(
-        connector.base_url,
+        service_url or connector.base_url,
         http=host.http_client(runtime, connector.id, auth),
         version=version,
         wiring=wiring,
@@ -116,4 +120,21 @@ def smtp(runtime: Runtime, connector: Connector, wiring: Wiring) -> SmtpSender:
         wiring=wiring,
         retry=host.IN_CALL_RETRY,
         limits=host.limits(runtime, connector, ()),
+    )
+
+
+def imap(connector: Connector, wiring: Wiring) -> ImapInbox:
+    """``host``, ``port``, ``username`` (the password is ``app_secret``), ``mailbox``
+    (``INBOX`` by default) and ``ssl`` (implicit TLS, on unless ``false``)."""
+    return ImapInbox(
+        ImapSettings(
+            host=str(connector.setting("host")),
+            port=int(connector.setting("port")),
+            username=str(connector.setting("username")),
+            password=connector.secret("app_secret"),
+            mailbox=str(connector.settings.get("mailbox") or "INBOX"),
+            use_ssl=connector.settings.get("ssl", True) is not False,
+        ),
+        wiring=wiring,
+        retry=host.IN_CALL_RETRY,
     )

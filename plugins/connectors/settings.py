@@ -23,6 +23,8 @@ REQUIRED: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "yonyou": (("app_key", "tenant_id"), ("app_secret",)),
     "sap": (("username",), ("app_secret",)),
     "email": (("host", "port", "sender"), ()),
+    "imap": (("host", "port", "username"), ("app_secret",)),
+    "objectstore": (("kind",), ()),
 }
 
 SECRETS = ("app_secret", "callback_token", "callback_aes_key")

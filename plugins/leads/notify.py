@@ -1,6 +1,6 @@
 """Telling a salesperson that a lead is theirs: an in-app notification.
 
-Written with :func:`qiao.core.automation.notifications.notify` in the
+Written with :func:`qiao.core.notifications.notify` in the
 assignment's own transaction, so it exists exactly when the assignment does;
 the notification channels plugins offer (WeCom, e-mail ...) deliver it from
 its create event. Nobody is told about a lead they assigned to themselves. An

@@ -36,7 +36,7 @@ CHART = DEPLOY / "helm" / "qiao"
 TEMPLATES = CHART / "templates"
 DOCKERFILE = DEPLOY / "Dockerfile"
 TEMPLATE_FILES = sorted(p for p in TEMPLATES.iterdir() if p.is_file())
-#: The environment variables Qiao reads (core/config.py, cli/main.py).
+#: The environment variables Qiao reads (core/config/, cli/main.py).
 QIAO_ENV = {"QIAO_CONFIG", "QIAO_DATABASE_URL", "QIAO_PLUGINS", "QIAO_HOST", "QIAO_PORT"}
 
 
@@ -368,7 +368,7 @@ def test_only_environment_variables_qiao_reads_are_set() -> None:
     for path in [*TEMPLATE_FILES, DOCKERFILE]:
         for name in set(re.findall(r"\bQIAO_[A-Z_]+\b", _text(path))):
             assert name in QIAO_ENV, f"{path.name} sets {name}, which Qiao does not read"
-    config_source = _text(ROOT / "core" / "config.py")
+    config_source = _text(ROOT / "core" / "config" / "__init__.py")
     for name in QIAO_ENV:
         assert f'"{name}"' in config_source, name
 

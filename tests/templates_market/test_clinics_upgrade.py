@@ -9,18 +9,16 @@ calendar: the upgrade gives them China's national one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 import qiao.templates_market.clinics as clinics
-from qiao.core.config import Config
 from qiao.core.encryption.rotation import rotate_data
-from qiao.core.market.package import TemplatePackage
 from qiao.core.records.context import Actor, Source
-from qiao.core.runtime import Runtime
+from tests.templates_market.conftest import TemplateVersions
 
 OLD = Path(__file__).with_name("clinics_0_1_0")
 NEW = Path(clinics.__file__).parent
@@ -31,23 +29,11 @@ def qiao_enabled_plugins() -> Sequence[str]:
     return ()
 
 
-@pytest.fixture
-def runtimes(qiao_config: Config) -> Iterator[list[Runtime]]:
-    made: list[Runtime] = []
-    yield made
-    for runtime in made:
-        runtime.close()
-
-
 def test_an_old_clinic_keeps_its_records_and_gets_them_encrypted(
-    qiao_config: Config, qiao_backend: str, runtimes: list[Runtime]
+    qiao_backend: str, template_versions: TemplateVersions
 ) -> None:
-    old = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(OLD)])
-    runtimes.append(old)
-    old.migrate(demo_of=["clinics"])
-    new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
-    runtimes.append(new)
-    plan = new.migrate().plan.render()
+    template_versions.install(OLD)
+    new, plan = template_versions.upgrade(NEW)
     assert "migrated clinics from 0.1.0 to 0.3.0" in plan
     widened = "changed column patient.phone to TEXT, for its sealed values"
     assert (widened in plan) == (qiao_backend == "postgresql"), "SQLite does not bound text"
@@ -76,11 +62,9 @@ def test_an_old_clinic_keeps_its_records_and_gets_them_encrypted(
 
 
 def test_plans_of_0_2_follow_the_national_calendar(
-    qiao_config: Config, runtimes: list[Runtime]
+    template_versions: TemplateVersions,
 ) -> None:
-    runtime = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
-    runtimes.append(runtime)
-    runtime.migrate(demo_of=["clinics"])
+    runtime = template_versions.install(NEW)
     # As 0.2.0 left it: the plans hold no calendar.
     with runtime.db.write() as conn:
         conn.execute(text("UPDATE followup_template SET calendar = NULL"))

@@ -4,17 +4,15 @@ and attendance are recorded, and the 0.1 role ``course_advisor`` gives way to th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 import qiao.templates_market.education as education
-from qiao.core.config import Config
-from qiao.core.market.package import TemplatePackage
 from qiao.core.records.context import Actor
-from qiao.core.runtime import Runtime
+from tests.templates_market.conftest import TemplateVersions
 
 OLD = Path(__file__).with_name("education_0_1_0")
 NEW = Path(education.__file__).parent
@@ -25,21 +23,9 @@ def qiao_enabled_plugins() -> Sequence[str]:
     return ("crm",)
 
 
-@pytest.fixture
-def runtimes() -> Iterator[list[Runtime]]:
-    made: list[Runtime] = []
-    yield made
-    for runtime in made:
-        runtime.close()
-
-
-def test_an_old_centre_keeps_its_records(qiao_config: Config, runtimes: list[Runtime]) -> None:
-    old = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(OLD)])
-    runtimes.append(old)
-    old.migrate(demo_of=["education"])
-    new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
-    runtimes.append(new)
-    plan = new.migrate().plan.render()
+def test_an_old_centre_keeps_its_records(template_versions: TemplateVersions) -> None:
+    template_versions.install(OLD)
+    new, plan = template_versions.upgrade(NEW)
     assert "migrated education from 0.1.0 to 0.3.0" in plan
     assert "dropped role 'course_advisor' (no longer in education)" in plan
     with new.db.read() as conn:

@@ -7,16 +7,15 @@ and deals written before count in no campaign."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 import qiao.templates_market.manufacturing_dealers as manufacturing_dealers
-from qiao.core.config import Config
-from qiao.core.market.package import TemplatePackage
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
+from tests.templates_market.conftest import TemplateVersions
 
 pytestmark = pytest.mark.storage
 
@@ -28,14 +27,6 @@ NEW = Path(manufacturing_dealers.__file__).parent
 @pytest.fixture
 def qiao_enabled_plugins() -> Sequence[str]:
     return ("crm",)
-
-
-@pytest.fixture
-def runtimes() -> Iterator[list[Runtime]]:
-    made: list[Runtime] = []
-    yield made
-    for runtime in made:
-        runtime.close()
 
 
 def _named(runtime: Runtime, entity: str, name: str) -> dict[str, object]:
@@ -58,17 +49,13 @@ def _counts(runtime: Runtime, entities: Sequence[str]) -> dict[str, int]:
 
 
 def test_a_0_3_0_network_keeps_its_records_and_gains_the_reports_and_lists(
-    qiao_config: Config, runtimes: list[Runtime]
+    template_versions: TemplateVersions,
 ) -> None:
-    old = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(OLD)])
-    runtimes.append(old)
-    old.migrate(demo_of=["manufacturing_dealers"])
+    old = template_versions.install(OLD)
     before = _counts(old, ("playbook_step", "mould_trial", "dealer_quarter", "purchase_line"))
     old.close()
 
-    new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
-    runtimes.append(new)
-    plan = new.migrate().plan.render()
+    new, plan = template_versions.upgrade(NEW)
     assert "migrated manufacturing_dealers from 0.3.0 to 0.5.0" in plan
     assert "created column playbook_step.product_id" in plan
     assert _counts(new, tuple(before)) == before and before["playbook_step"]
@@ -88,17 +75,13 @@ def test_a_0_3_0_network_keeps_its_records_and_gains_the_reports_and_lists(
 
 
 def test_a_0_4_0_network_gains_campaigns_and_invoicing_milestones(
-    qiao_config: Config, runtimes: list[Runtime]
+    template_versions: TemplateVersions,
 ) -> None:
-    old = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(PREVIOUS)])
-    runtimes.append(old)
-    old.migrate(demo_of=["manufacturing_dealers"])
+    old = template_versions.install(PREVIOUS)
     before = _counts(old, ("opportunity", "playbook_step", "mould_trial", "dealer_quarter", "lead"))
     old.close()
 
-    new = Runtime(qiao_config, extra_plugins=[TemplatePackage.load(NEW)])
-    runtimes.append(new)
-    plan = new.migrate().plan.render()
+    new, plan = template_versions.upgrade(NEW)
     assert "migrated manufacturing_dealers from 0.4.0 to 0.5.0" in plan
     for column in ("lead.campaign_id", "opportunity.campaign_id", "opportunity.product_id"):
         assert f"created column {column}" in plan

@@ -33,6 +33,7 @@ from qiao.plugins.connectors.common.ratelimit import Rate, RateLimits
 from qiao.plugins.connectors.common.retry import RetryPolicy
 from qiao.plugins.connectors.common.tokens import Token
 from qiao.plugins.connectors.dingtalk.approvals import ApprovalInstance, outcome_of
+from qiao.plugins.connectors.dingtalk.stream import OPEN_PATH, Ticket
 
 VENDOR = "dingtalk"
 API_BASE = "https://api.dingtalk.com"
@@ -125,14 +126,25 @@ class DingTalkClient(VendorClient):
 
     def departments(self, root: int = 1) -> list[int]:
         """The ids of ``root`` and every department below it (``department/listsub``)."""
-        found, queue = [root], [root]
+        return [int(d["dept_id"]) for d in self.department_tree(root)]
+
+    def department_tree(self, root: int = 1) -> list[dict[str, Any]]:
+        """``root`` (``department/get``) and every department below it, parents first:
+        ``dept_id``, ``name`` and ``parent_id`` (absent above the root)."""
+        answer = self._call_oapi("department/get", "/topapi/v2/department/get", {"dept_id": root})
+        top = answer.get("result") or {}
+        found = [{"dept_id": root, "name": top.get("name") or str(root)}]
+        queue = [root]
         while queue:
+            parent = queue.pop(0)
             answer = self._call_oapi(
-                "department/listsub", "/topapi/v2/department/listsub", {"dept_id": queue.pop(0)}
+                "department/listsub", "/topapi/v2/department/listsub", {"dept_id": parent}
             )
-            children = [int(d["dept_id"]) for d in answer.get("result") or []]
+            children = [
+                {**d, "parent_id": d.get("parent_id", parent)} for d in answer.get("result") or []
+            ]
             found.extend(children)
-            queue.extend(children)
+            queue.extend(int(d["dept_id"]) for d in children)
         return found
 
     def users(self, dept_id: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
@@ -147,6 +159,24 @@ class DingTalkClient(VendorClient):
             if not result.get("has_more"):
                 return
             cursor = int(result["next_cursor"])
+
+    def open_stream(self, subscriptions: Sequence[Mapping[str, str]]) -> Ticket:
+        """A Stream-mode endpoint and its one-use ticket (:mod:`.stream`); the app key and
+        secret authenticate it, not a token."""
+        body = {
+            "clientId": self._app_key,
+            "clientSecret": self._secret,
+            "subscriptions": [dict(s) for s in subscriptions],
+            "ua": "qiao-connectors",
+        }
+        answer = self._caller.call(
+            "gateway/connections/open",
+            lambda _token: self._api_request("POST", OPEN_PATH, None, body=body),
+            payload={"clientId": self._app_key, "subscriptions": body["subscriptions"]},
+        )
+        if not answer.get("endpoint") or not answer.get("ticket"):
+            raise ProtocolError(VENDOR, "connections/open answered without endpoint and ticket")
+        return Ticket(str(answer["endpoint"]), str(answer["ticket"]))
 
     def create_approval(
         self,

@@ -24,7 +24,7 @@ from qiao.api import (
 from qiao.plugins.connectors import host, settings
 from qiao.plugins.connectors.common.errors import ConnectorError
 from qiao.plugins.connectors.settings import Connector
-from qiao.plugins.connectors.sync import directory, erp, wecom
+from qiao.plugins.connectors.sync import directory, erp, inbox, wecom
 
 SYSTEM = Actor.system()
 TIMER = "sync"
@@ -38,6 +38,7 @@ SYNCS: Mapping[str, Sync] = {
     "kingdee": erp.kingdee_customers,
     "yonyou": erp.yonyou_customers,
     "sap": erp.sap_customers,
+    "imap": inbox.imap_inbox,
 }
 
 

@@ -6,6 +6,8 @@ matched to an active Qiao user by e-mail (or, with ``settings.match_users_by: ph
 by mobile), whose ``wecom_userid`` / ``dingtalk_userid`` is then set. Qiao users are not
 created from the directory: who may sign in to the CRM stays an administrator's choice.
 A member id already mapped to another user is left as it is and listed in the sync log.
+With ``settings.sync_departments``, the departments read on the way become teams
+(:mod:`.teams`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from qiao.api import Actor, Conflict, Runtime, Source, normalise_phone
 from qiao.plugins.connectors import clients, host
 from qiao.plugins.connectors.settings import Connector
+from qiao.plugins.connectors.sync import teams
 from qiao.plugins.connectors.sync.writing import refusal
 
 SYSTEM = Actor.system()
@@ -83,14 +86,43 @@ def match(runtime: Runtime, connector: Connector, members: Iterable[Mapping[str,
     return matched
 
 
-def wecom_members(runtime: Runtime, connector: Connector) -> int:
+def wecom_members(runtime: Runtime, connector: Connector) -> dict[str, int]:
+    """Members matched to users; with ``settings.sync_departments``, departments as teams."""
+    with_teams = bool(connector.settings.get("sync_departments"))
     with host.wired(runtime, connector.id, connector.vendor) as wiring:
-        members = clients.wecom(runtime, connector, wiring).members()
-    return match(runtime, connector, members)
+        client = clients.wecom(runtime, connector, wiring)
+        members = client.members()
+        departments = client.departments() if with_teams else []
+    out = {STREAM: match(runtime, connector, members)}
+    if with_teams:
+        tree = teams.wecom(departments)
+        out.update(
+            teams.sync(
+                runtime, connector, tree, teams.wecom_placements(members), FIELDS[connector.vendor]
+            )
+        )
+    return out
 
 
 def dingtalk_users(runtime: Runtime, connector: Connector) -> dict[str, int]:
+    """Users of every department matched to Qiao users (and, with
+    ``settings.sync_departments``, departments as teams: a user listed in several is
+    placed in the first of its ``dept_id_list``, else the first that listed it)."""
+    members: list[dict[str, Any]] = []
+    placements: dict[str, str] = {}
     with host.wired(runtime, connector.id, connector.vendor) as wiring:
         client = clients.dingtalk(runtime, connector, wiring)
-        members = [u for dept in client.departments() for u in client.users(dept)]
-    return {STREAM: match(runtime, connector, members)}
+        tree = client.department_tree()
+        for dept in tree:
+            for user in client.users(int(dept["dept_id"])):
+                members.append(user)
+                listed = user.get("dept_id_list") or [dept["dept_id"]]
+                placements.setdefault(str(user.get("userid")), str(listed[0]))
+    out = {STREAM: match(runtime, connector, members)}
+    if connector.settings.get("sync_departments"):
+        out.update(
+            teams.sync(
+                runtime, connector, teams.dingtalk(tree), placements, FIELDS[connector.vendor]
+            )
+        )
+    return out

@@ -1,35 +1,62 @@
-"""Customers from an ERP into accounts: pulls upserted by ERP code.
+"""Masters from an ERP into Qiao: customers into accounts, materials into products.
 
-Kingdee and SAP pull incrementally, by a change-date watermark with an overlap; Yonyou's
-merchant list is read whole, page by page, each time. Field mappings are data: a
-connector's ``settings.customer_fields`` maps the ERP's field keys to account fields
-(defaults below). The ERP wins for the fields it maps, since it owns customer master
-data; fields it does not map (owner, region, pipeline data) stay as Qiao has them.
+Every vendor pulls the same way (:func:`pull`): rows changed at or after the stream's
+watermark less an overlap, read to the last page, deduplicated by ERP code (a row changed
+while the pull paged can be read twice: the newer reading wins), upserted by ``erp_code``,
+then the watermark moved to the newest change date read. Only how rows are read and where
+their change date is differs by vendor. Field mappings are data: a connector's
+``settings.customer_fields`` / ``product_fields`` map the ERP's field keys to Qiao's
+(defaults below). The ERP wins for the fields it maps, since it owns master data; fields
+it does not map (owner, region, pipeline data) stay as Qiao has them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from qiao.api import ConfigurationError, Runtime
 from qiao.plugins.connectors import clients, host
+from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.sap.odata import parse_date
 from qiao.plugins.connectors.settings import Connector
 from qiao.plugins.connectors.sync import cursors
 from qiao.plugins.connectors.sync.writing import upsert_all
-from qiao.plugins.connectors.yonyou.client import MERCHANTS
+from qiao.plugins.connectors.yonyou import client as yonyou
 
-KINGDEE_CUSTOMER_FIELDS = {"FNumber": "erp_code", "FName": "name"}
-KINGDEE_CHANGED = "FModifyDate"
-YONYOU_CUSTOMER_FIELDS = {"code": "erp_code", "name": "name"}
-SAP_CUSTOMER_FIELDS = {"BusinessPartner": "erp_code", "BusinessPartnerFullName": "name"}
-SAP_CHANGED = "LastChangeDate"
 DEFAULT_OVERLAP_MINUTES = 5
 STREAM = "customers"
 PRODUCTS = "products"
+
+KINGDEE_CHANGED = "FModifyDate"
+KINGDEE_CUSTOMER_FIELDS = {"FNumber": "erp_code", "FName": "name"}
 KINGDEE_PRODUCT_FIELDS = {"FNumber": "erp_code", "FName": "name"}
+YONYOU_CHANGED = "pubts"
+"""YonSuite's change timestamp on every archive ("yyyy-MM-dd HH:mm:ss", tenant time)."""
+YONYOU_CUSTOMER_FIELDS = {"code": "erp_code", "name": "name"}
+YONYOU_PRODUCT_FIELDS = {"code": "erp_code", "name": "name"}
+SAP_CHANGED = "LastChangeDate"
+SAP_CUSTOMER_FIELDS = {"BusinessPartner": "erp_code", "BusinessPartnerFullName": "name"}
+
+#: Reads the rows of a stream: (wiring, the ERP fields to read, the lower bound of the
+#: change date or None for everything) -> rows, ideally ordered by (change date, code).
+Read = Callable[[Wiring, list[str], str | None], Iterable[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One master stream of one vendor."""
+
+    name: str
+    entity: str
+    default_fields: Mapping[str, str]
+    changed_field: str
+
+    @property
+    def fields_setting(self) -> str:
+        return f"{self.name[:-1]}_fields"
 
 
 def mapping_of(
@@ -44,105 +71,134 @@ def mapping_of(
 
 
 def since(mark: str, overlap_minutes: int) -> str:
-    """The watermark moved back by the overlap, in the ERP's own format."""
+    """The watermark moved back by the overlap, as naive ISO text to the second."""
     moved = dt.datetime.fromisoformat(mark) - dt.timedelta(minutes=overlap_minutes)
     return moved.isoformat(timespec="seconds")
-
-
-def kingdee_pull(
-    runtime: Runtime,
-    connector: Connector,
-    stream: str,
-    form: str,
-    entity: str,
-    default: Mapping[str, str],
-) -> int:
-    """Rows of a Kingdee form changed since the stream's watermark, upserted by erp_code."""
-    mapping = mapping_of(connector, default, f"{stream[:-1]}_fields")
-    mark = cursors.watermark(runtime, connector.id, stream)
-    overlap = int(connector.settings.get("overlap_minutes") or DEFAULT_OVERLAP_MINUTES)
-    where = f"{KINGDEE_CHANGED} >= '{since(mark, overlap)}'" if mark else ""
-    fields = [*mapping, KINGDEE_CHANGED] if KINGDEE_CHANGED not in mapping else [*mapping]
-    with host.wired(runtime, connector.id, connector.vendor) as wiring:
-        client = clients.kingdee(runtime, connector, wiring)
-        rows = list(
-            client.query(form, fields, order=f"{KINGDEE_CHANGED} ASC,FNumber ASC", filter=where)
-        )
-    values = [mapped(row, mapping) for row in rows]
-    if entity == "product":
-        values = [{"sku": v.get("erp_code"), **v} for v in values]
-    written = upsert_all(runtime, connector.id, connector.vendor, entity, "erp_code", values)
-    newest = max((str(row[KINGDEE_CHANGED]) for row in rows), default=None)
-    cursors.advance(runtime, connector.id, stream, latest(newest, mark), len(rows))
-    return written
-
-
-def kingdee_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
-    """``BD_Customer`` into accounts and, with ``settings.sync_products``, ``BD_MATERIAL``
-    into products (their ``sku`` is the material number unless the mapping names one)."""
-    out = {
-        STREAM: kingdee_pull(
-            runtime, connector, STREAM, "BD_Customer", "account", KINGDEE_CUSTOMER_FIELDS
-        )
-    }
-    if connector.settings.get("sync_products"):
-        out[PRODUCTS] = kingdee_pull(
-            runtime, connector, PRODUCTS, "BD_MATERIAL", "product", KINGDEE_PRODUCT_FIELDS
-        )
-    return out
 
 
 def mapped(row: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
     return {target: row.get(source) for source, target in mapping.items()}
 
 
-def yonyou_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
-    """Every merchant (客户档案) of the tenant into accounts."""
-    mapping = mapping_of(connector, YONYOU_CUSTOMER_FIELDS)
-    size = int(connector.settings.get("page_size") or 100)
-    with host.wired(runtime, connector.id, connector.vendor) as wiring:
-        client = clients.yonyou(runtime, connector, wiring)
-        rows = list(client.records(MERCHANTS, page_size=size))
-    accounts = [mapped(row, mapping) for row in rows]
-    written = upsert_all(runtime, connector.id, connector.vendor, "account", "erp_code", accounts)
-    cursors.advance(runtime, connector.id, STREAM, None, len(rows))
-    return {STREAM: written}
+def newest_first_wins(values: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per ERP code, the last read (the newest, rows coming in change order)."""
+    by_code: dict[Any, dict[str, Any]] = {}
+    for row in values:
+        by_code.pop(row.get("erp_code"), None)
+        by_code[row.get("erp_code")] = row
+    return list(by_code.values())
 
 
-def sap_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
-    """``A_BusinessPartner`` entities changed since the watermark (OData v2) into accounts."""
-    mapping = mapping_of(connector, SAP_CUSTOMER_FIELDS)
-    mark = cursors.watermark(runtime, connector.id, STREAM)
+def pull(runtime: Runtime, connector: Connector, stream: Stream, read: Read) -> int:
+    """Rows of ``stream`` changed since its watermark, upserted by ``erp_code``."""
+    mapping = mapping_of(connector, stream.default_fields, stream.fields_setting)
+    mark = cursors.watermark(runtime, connector.id, stream.name)
     overlap = int(connector.settings.get("overlap_minutes") or DEFAULT_OVERLAP_MINUTES)
-    params = {
-        "$select": ",".join(dict.fromkeys([*mapping, SAP_CHANGED])),
-        "$orderby": f"{SAP_CHANGED},BusinessPartner",
-    }
-    if mark:
-        params["$filter"] = f"{SAP_CHANGED} ge datetime'{since(mark, overlap)}'"
+    fields = list(dict.fromkeys([*mapping, stream.changed_field]))
     with host.wired(runtime, connector.id, connector.vendor) as wiring:
-        client = clients.sap(runtime, connector, wiring)
-        rows = list(client.entities("A_BusinessPartner", params))
-    accounts = [mapped(row, mapping) for row in rows]
-    written = upsert_all(runtime, connector.id, connector.vendor, "account", "erp_code", accounts)
-    changed = [changed_at(row.get(SAP_CHANGED)) for row in rows]
-    newest = max((c for c in changed if c), default=None)
-    cursors.advance(runtime, connector.id, STREAM, latest(newest, mark), len(rows))
-    return {STREAM: written}
+        rows = list(read(wiring, fields, since(mark, overlap) if mark else None))
+    values = newest_first_wins(mapped(row, mapping) for row in rows)
+    if stream.entity == "product":
+        values = [{"sku": v.get("erp_code"), **v} for v in values]
+    written = upsert_all(runtime, connector.id, connector.vendor, stream.entity, "erp_code", values)
+    newest = latest(*(changed_at(row.get(stream.changed_field)) for row in rows))
+    cursors.advance(runtime, connector.id, stream.name, latest(newest, mark), len(rows))
+    return written
 
 
 def changed_at(value: Any) -> str | None:
-    """A v2 ``/Date(ms)/`` (or an ISO text) as the naive UTC ISO text a ``$filter`` takes."""
+    """A change date as naive ISO text to the second, however the ERP wrote it: SAP v2's
+    ``/Date(ms)/`` (UTC), ISO text, or Yonyou's ``yyyy-MM-dd HH:mm:ss``."""
     if not value:
         return None
-    instant = (
-        parse_date(value) if str(value).startswith("/Date(") else dt.datetime.fromisoformat(value)
-    )
+    text = str(value)
+    instant = parse_date(text) if text.startswith("/Date(") else dt.datetime.fromisoformat(text)
     if instant.tzinfo is not None:
         instant = instant.astimezone(dt.UTC).replace(tzinfo=None)
     return instant.isoformat(timespec="seconds")
 
 
 def latest(*marks: str | None) -> str | None:
-    """The later of two watermarks (ISO texts compare in time order), or None for none."""
+    """The latest of some watermarks (ISO texts compare in time order), or None for none."""
     return max((m for m in marks if m), default=None)
+
+
+# -- Kingdee -------------------------------------------------------------------------------
+
+KINGDEE_CUSTOMERS = Stream(STREAM, "account", KINGDEE_CUSTOMER_FIELDS, KINGDEE_CHANGED)
+KINGDEE_PRODUCTS = Stream(PRODUCTS, "product", KINGDEE_PRODUCT_FIELDS, KINGDEE_CHANGED)
+
+
+def kingdee_reader(runtime: Runtime, connector: Connector, form: str) -> Read:
+    def read(wiring: Wiring, fields: list[str], start: str | None) -> Iterable[dict[str, Any]]:
+        where = f"{KINGDEE_CHANGED} >= '{start}'" if start else ""
+        return clients.kingdee(runtime, connector, wiring).query(
+            form, fields, order=f"{KINGDEE_CHANGED} ASC,FNumber ASC", filter=where
+        )
+
+    return read
+
+
+def kingdee_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
+    """``BD_Customer`` into accounts and, with ``settings.sync_products``, ``BD_MATERIAL``
+    into products (their ``sku`` is the material number unless the mapping names one)."""
+    read = kingdee_reader(runtime, connector, "BD_Customer")
+    out = {STREAM: pull(runtime, connector, KINGDEE_CUSTOMERS, read)}
+    if connector.settings.get("sync_products"):
+        read = kingdee_reader(runtime, connector, "BD_MATERIAL")
+        out[PRODUCTS] = pull(runtime, connector, KINGDEE_PRODUCTS, read)
+    return out
+
+
+# -- Yonyou --------------------------------------------------------------------------------
+
+YONYOU_CUSTOMERS = Stream(STREAM, "account", YONYOU_CUSTOMER_FIELDS, YONYOU_CHANGED)
+YONYOU_PRODUCTS = Stream(PRODUCTS, "product", YONYOU_PRODUCT_FIELDS, YONYOU_CHANGED)
+
+
+def yonyou_reader(runtime: Runtime, connector: Connector, path: str) -> Read:
+    """A list endpoint with a ``pubts`` at-or-after condition (``simpleVOs``, op ``egt``)."""
+    size = int(connector.settings.get("page_size") or 100)
+
+    def read(wiring: Wiring, fields: list[str], start: str | None) -> Iterable[dict[str, Any]]:
+        conditions = (
+            {
+                "simpleVOs": [
+                    {"field": YONYOU_CHANGED, "op": "egt", "value1": start.replace("T", " ")}
+                ]
+            }
+            if start
+            else None
+        )
+        client = clients.yonyou(runtime, connector, wiring)
+        return client.records(path, page_size=size, conditions=conditions)
+
+    return read
+
+
+def yonyou_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
+    """Merchants (客户档案) into accounts and, with ``settings.sync_products``, materials
+    (物料档案) into products, each changed since its watermark."""
+    read = yonyou_reader(runtime, connector, yonyou.MERCHANTS)
+    out = {STREAM: pull(runtime, connector, YONYOU_CUSTOMERS, read)}
+    if connector.settings.get("sync_products"):
+        read = yonyou_reader(runtime, connector, yonyou.PRODUCTS)
+        out[PRODUCTS] = pull(runtime, connector, YONYOU_PRODUCTS, read)
+    return out
+
+
+# -- SAP -----------------------------------------------------------------------------------
+
+SAP_CUSTOMERS = Stream(STREAM, "account", SAP_CUSTOMER_FIELDS, SAP_CHANGED)
+
+
+def sap_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
+    """``A_BusinessPartner`` entities changed since the watermark (OData v2) into accounts."""
+
+    def read(wiring: Wiring, fields: list[str], start: str | None) -> Iterable[dict[str, Any]]:
+        params = {"$select": ",".join(fields), "$orderby": f"{SAP_CHANGED},BusinessPartner"}
+        if start:
+            params["$filter"] = f"{SAP_CHANGED} ge datetime'{start}'"
+        return clients.sap(runtime, connector, wiring).entities("A_BusinessPartner", params)
+
+    return {STREAM: pull(runtime, connector, SAP_CUSTOMERS, read)}

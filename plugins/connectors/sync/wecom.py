@@ -78,5 +78,4 @@ def external_contacts(runtime: Runtime, connector: Connector) -> dict[str, int]:
 
 def members_and_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
     """Members first, so that the customers' followers are mapped to their users."""
-    matched = directory.wecom_members(runtime, connector)
-    return {directory.STREAM: matched, **external_contacts(runtime, connector)}
+    return {**directory.wecom_members(runtime, connector), **external_contacts(runtime, connector)}

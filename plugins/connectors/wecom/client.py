@@ -124,6 +124,14 @@ class WeComClient(VendorClient):
         )
         return list(answer.get("userlist") or [])
 
+    def departments(self, department_id: int = 1) -> list[dict[str, Any]]:
+        """A department and every one below it (``department/list``): ``id``, ``name``,
+        ``parentid`` (0 above the root) and ``order``."""
+        answer = self._api(
+            "department/list", "GET", "/cgi-bin/department/list", params={"id": department_id}
+        )
+        return list(answer.get("department") or [])
+
     def external_contact_ids(self, userid: str) -> list[str]:
         """The external user ids of a member's customers (empty when there are none)."""
         answer = self._api(

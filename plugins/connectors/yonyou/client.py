@@ -44,6 +44,7 @@ MERCHANTS = "/yonbip/digitalModel/merchant/list"
 PRODUCTS = "/yonbip/digitalModel/product/list"
 SALES_ORDERS = "/yonbip/sd/voucherorder/list"
 SALES_OUTS = "/yonbip/scm/salesout/list"
+SALES_ORDER_SAVE = "/yonbip/sd/voucherorder/singleSave"
 
 
 def signature(app_key: str, app_secret: str, timestamp: str) -> str:
@@ -124,6 +125,23 @@ class YonyouClient(VendorClient):
             if last or not records:
                 return
             index += 1
+
+    def save(self, path: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """One ``singleSave`` (``data._status`` ``Insert`` or ``Update``); the saved
+        document's ``data``. Not retried after an error that may have reached Yonyou."""
+        gateway, _ = self.endpoints()
+        body = {"data": dict(data)}
+        answer = self._caller.call(
+            path,
+            lambda token: self._post(gateway + path, body, token),
+            payload=body,
+            tokens=self._tokens,
+            idempotent=False,
+        )
+        saved = answer.get("data")
+        if not isinstance(saved, dict):
+            raise ProtocolError(VENDOR, f"{path} answered without the saved document")
+        return saved
 
     def _fetch_token(self) -> Token:
         now = self._wiring.clock()

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from qiao.core.auth.tokens import create_token
 from qiao.core.automation import engine
-from qiao.core.automation.notifications import notify, users_with_role
 from qiao.core.events import queue
 from qiao.core.events.model import Delivery
 from qiao.core.events.worker import Worker
+from qiao.core.notifications import notify, users_with_role
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime

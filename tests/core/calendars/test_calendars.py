@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from qiao.cli.main import cli as main
+from qiao.core.calendars import BusinessCalendar
 from qiao.core.calendars.store import calendars
 from qiao.core.errors import MetadataError
 from qiao.core.events.timers import pending as pending_timers
@@ -49,6 +50,12 @@ MATTER = {
             "label": {"zh-CN": "工作日送达"},
             "formula": 'ISWORKDAY(served_on, "cn")',
         },
+        {
+            "name": "court_reply_by",
+            "type": "date",
+            "label": {"zh-CN": "法院答复期限"},
+            "formula": 'WORKDAY(served_on, 3, "court")',
+        },
     ],
 }
 
@@ -61,9 +68,19 @@ class Declares:
         return [parse_manifest({"entities": [MATTER]}, self.__name__, "law.yaml")]
 
 
+class CourtCalendar:
+    """A plugin's own calendar: the court keeps China's, under its own name."""
+
+    __name__ = "court_calendar"
+
+    @hookimpl
+    def qiao_business_calendar(self, runtime: Runtime, name: str) -> BusinessCalendar | None:
+        return calendars(runtime).get("cn") if name == "court" else None
+
+
 @pytest.fixture
 def qiao_extra_plugins() -> Sequence[Any]:
-    return [Declares()]
+    return [Declares(), CourtCalendar()]
 
 
 def test_china_2026_is_shipped_as_data(qiao_runtime: Runtime) -> None:
@@ -91,6 +108,15 @@ def test_formulas_count_working_days(qiao_client: GraphQLClient) -> None:
     assert made == {"appealBy": "2026-10-08", "replyBy": "2026-09-23", "servedOnWorkday": True}
     listed = qiao_client.data("{ courtMatters { edges { node { appealBy } } } }")
     assert listed["courtMatters"]["edges"][0]["node"]["appealBy"] == "2026-10-08"
+
+
+def test_a_plugin_offers_a_calendar_of_its_own(qiao_client: GraphQLClient) -> None:
+    made = qiao_client.data(
+        'mutation { createCourtMatter(input: {title: "合同纠纷", servedOn: "2026-09-30"}) '
+        "{ courtReplyBy replyBy } }"
+    )["createCourtMatter"]
+    # the court's calendar is China's: three working days after 09-30 skip National Day
+    assert made == {"courtReplyBy": "2026-10-10", "replyBy": "2026-10-10"}
 
 
 def test_a_rule_escalates_after_four_working_hours(

@@ -17,7 +17,7 @@ from qiao.core.formula.rollup import RollupSpec, rollup_column
 from qiao.core.formula.types import INTEGER, decimal_type
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
-from qiao.core.storage.tables import build_table
+from qiao.core.schema.tables import build_table
 
 D = decimal.Decimal
 LABEL = {"en": "x"}

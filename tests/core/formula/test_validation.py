@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from qiao.core.errors import BadUserInput
 from qiao.core.formula import FieldInfo, FormulaTypeError, decimal_type
 from qiao.core.formula.types import STRING
-from qiao.core.formula.validation import ValidationRule, check_rules, enforce
+from qiao.core.formula.validation import check_rules, enforce
+from qiao.core.metadata.model import ValidationRule
 
 D = decimal.Decimal
 FIELDS = {

@@ -8,13 +8,12 @@ import pytest
 from sqlalchemy import MetaData, inspect
 
 from qiao.core.errors import BadUserInput, MetadataError
-from qiao.core.formula.validation import ValidationRule
 from qiao.core.metadata.changes import MetadataChanges
-from qiao.core.metadata.model import EntityDef, FieldDef
+from qiao.core.metadata.model import EntityDef, FieldDef, ValidationRule
 from qiao.core.metadata.registry import Registry
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
-from qiao.core.storage.tables import build_table
+from qiao.core.schema.tables import build_table
 
 ADMIN = Actor.system()
 L = {"en": "x"}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from moto.server import ThreadedMotoServer
 
 from qiao.core.testing.clock import TestClock
 from qiao.plugins.connectors.common.caller import Wiring
@@ -41,6 +43,20 @@ class FakeTime:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (``host:port``), one per test module."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from click.testing import CliRunner
+
+from qiao.cli import main as cli_main
+
+from .fakes import dingtalk as dingtalk_fake
+from .fakes import kingdee as kingdee_fake
+from .fakes import sap as sap_fake
+from .fakes import wecom as wecom_fake
+from .fakes import yonyou as yonyou_fake
+from .fakes.base import FakeVendor
 
 CREATE = """
 mutation($input: ConnectorCreateInput!) { createConnector(input: $input) { id name vendor } }
@@ -12,6 +24,69 @@ mutation($input: ConnectorCreateInput!) { createConnector(input: $input) { id na
 def add_connector(client: Any, **values: Any) -> str:
     data = client.data(CREATE, {"input": values})
     return str(data["createConnector"]["id"])
+
+
+def add_vendor(
+    client: Any,
+    vendor: str,
+    name: str,
+    url: str,
+    settings: Mapping[str, Any],
+    secret: str,
+    more: Mapping[str, Any] | None,
+) -> str:
+    values = {"name": name, "vendor": vendor, "baseUrl": url, "settings": dict(settings)}
+    return add_connector(client, **values, appSecret=secret, **(more or {}))
+
+
+def add_wecom(
+    client: Any, fake: FakeVendor, more: Mapping[str, Any] | None = None, **settings: Any
+) -> str:
+    """A WeCom connector ``企业微信`` on ``fake``; ``settings`` added to the required ones,
+    ``more`` other connector fields (``syncMinutes``...)."""
+    required = {"corp_id": wecom_fake.CORP_ID, "agent_id": wecom_fake.AGENT_ID}
+    return add_vendor(
+        client, "WECOM", "企业微信", fake.url, {**required, **settings}, wecom_fake.SECRET, more
+    )
+
+
+def add_dingtalk(
+    client: Any,
+    fake: FakeVendor,
+    more: Mapping[str, Any] | None = None,
+    secret: str = dingtalk_fake.APP_SECRET,
+    **settings: Any,
+) -> str:
+    required = {"app_key": dingtalk_fake.APP_KEY, "agent_id": dingtalk_fake.AGENT_ID}
+    return add_vendor(client, "DINGTALK", "钉钉", fake.url, {**required, **settings}, secret, more)
+
+
+def add_kingdee(
+    client: Any, fake: FakeVendor, more: Mapping[str, Any] | None = None, **settings: Any
+) -> str:
+    required = {"acct_id": kingdee_fake.ACCT, "username": kingdee_fake.USER}
+    url = fake.url + kingdee_fake.PREFIX
+    return add_vendor(
+        client, "KINGDEE", "金蝶", url, {**required, **settings}, kingdee_fake.PASSWORD, more
+    )
+
+
+def add_yonyou(
+    client: Any, fake: FakeVendor, more: Mapping[str, Any] | None = None, **settings: Any
+) -> str:
+    required = {"app_key": yonyou_fake.APP_KEY, "tenant_id": yonyou_fake.TENANT}
+    return add_vendor(
+        client, "YONYOU", "用友", fake.url, {**required, **settings}, yonyou_fake.APP_SECRET, more
+    )
+
+
+def add_sap(
+    client: Any, fake: FakeVendor, more: Mapping[str, Any] | None = None, **settings: Any
+) -> str:
+    url = fake.url + sap_fake.V2
+    return add_vendor(
+        client, "SAP", "SAP", url, {"username": "QIAO_API", **settings}, "Welcome1", more
+    )
 
 
 def calls(client: Any) -> list[tuple[str, str, str | None]]:
@@ -44,3 +119,17 @@ def notify(client: Any, owner: str, title: str, body: str = "") -> None:
         "mutation($input: NotificationCreateInput!) { createNotification(input: $input) { id } }",
         {"input": {"ownerId": owner, "title": title, "body": body}},
     )
+
+
+def connector_command(config_path: Any) -> Callable[..., str]:
+    """``run("add", ...)``: ``qiao connector ...`` on the deployment, asserting it succeeds."""
+    config = ["--config", str(config_path)]
+    cli_main._add_plugin_commands(config)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> str:
+        result = runner.invoke(cli_main.cli, [*config, "connector", *args], input=input)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run

@@ -8,12 +8,10 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from qiao.core.crypto.errors import CryptoIntegrityError
 from qiao.core.crypto.sm4gcm import NONCE_SIZE, sm4_gcm_decrypt, sm4_gcm_encrypt
@@ -42,19 +40,6 @@ def sm4(key: bytes = b"0123456789abcdef") -> Encryption:
         return sm4_gcm_decrypt(key, sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad)
 
     return Encryption(encrypt, decrypt, (CryptoIntegrityError,))
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def s3(

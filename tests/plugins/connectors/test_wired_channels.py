@@ -10,23 +10,11 @@ from qiao.core.events.queue import list_deliveries
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .deployment import add_connector, admin_id, calls, notify, set_user
+from .deployment import add_connector, add_wecom, admin_id, calls, notify, set_user
 from .fakes import dingtalk as dingtalk_fake
-from .fakes import wecom as wecom_fake
 from .fakes.dingtalk import FakeDingTalk
 from .fakes.wecom import FakeWeCom
 from .test_email import Inbox, authenticate, free_port
-
-
-def add_wecom(client: Any, fake: FakeWeCom, **extra: Any) -> str:
-    return add_connector(
-        client,
-        name="企业微信",
-        vendor="WECOM",
-        baseUrl=fake.url,
-        settings={"corp_id": wecom_fake.CORP_ID, "agent_id": wecom_fake.AGENT_ID, **extra},
-        appSecret=wecom_fake.SECRET,
-    )
 
 
 def test_a_notification_reaches_the_users_wecom(

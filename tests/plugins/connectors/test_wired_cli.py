@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from qiao.cli import main as cli_main
 from qiao.core.testing.worker import drain
 
+from .deployment import connector_command
 from .fakes import kingdee as kingdee_fake
 from .fakes.kingdee import FakeKingdee
 
@@ -27,15 +28,7 @@ def test_add_sync_and_status(
     qiao_runtime: Any, qiao_config: Any, qiao_worker: Any, kingdee: FakeKingdee
 ) -> None:
     kingdee.add_customers(2)
-    config = ["--config", str(qiao_config.path)]
-    cli_main._add_plugin_commands(config)
-    runner = CliRunner()
-
-    def run(*args: str, input: str | None = None) -> str:
-        result = runner.invoke(cli_main.cli, [*config, "connector", *args], input=input)
-        assert result.exit_code == 0, result.output
-        return result.output
-
+    run = connector_command(qiao_config.path)
     added = run(
         "add",
         "kingdee",
@@ -57,6 +50,8 @@ def test_add_sync_and_status(
     status = run("status", "erp")
     assert status.startswith("erp (kingdee) active  secrets: app_secret, callback_token")
     assert "errors/h: 0" in status and "last success: -" not in status
-    refused = runner.invoke(cli_main.cli, [*config, "connector", "add", "wecom", "wx"])
+    refused = CliRunner().invoke(
+        cli_main.cli, ["--config", str(qiao_config.path), "connector", "add", "wecom", "wx"]
+    )
     assert refused.exit_code == 1
     assert "needs the settings corp_id, agent_id" in refused.output

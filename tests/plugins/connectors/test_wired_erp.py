@@ -1,12 +1,16 @@
-"""Yonyou merchants and SAP business partners into accounts, through the worker."""
+"""Yonyou merchants and materials and SAP business partners into Qiao, through the worker."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from starlette.responses import JSONResponse
+
+from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .deployment import add_connector, calls
+from .deployment import add_sap, add_yonyou, calls
 from .fakes import sap as sap_fake
 from .fakes import yonyou as yonyou_fake
 from .fakes.sap import FakeSap
@@ -23,20 +27,13 @@ def accounts(client: Any) -> list[tuple[str, str]]:
 def test_yonyou_merchants_page_by_page_and_again_without_duplicates(
     qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou
 ) -> None:
-    add_connector(
-        qiao_client,
-        name="用友",
-        vendor="YONYOU",
-        baseUrl=yonyou.url,
-        settings={"app_key": yonyou_fake.APP_KEY, "tenant_id": yonyou_fake.TENANT, "page_size": 3},
-        appSecret=yonyou_fake.APP_SECRET,
-    )
+    add_yonyou(qiao_client, yonyou, page_size=3)
     qiao_client.data('mutation { syncConnector(name: "用友") }')
     drain(qiao_worker)
     assert accounts(qiao_client) == [(f"M{i:03d}", f"客户{i}") for i in range(1, 8)]
     assert len(yonyou.hits(yonyou_fake.MERCHANTS)) == 3
     yonyou.revoke_tokens()
-    yonyou.merchants[0]["name"] = "客户1（新名）"
+    yonyou.merchants[0].update(name="客户1（新名）", pubts="2026-01-09 10:00:00")
     qiao_client.data('mutation { syncConnector(name: "用友") }')
     drain(qiao_worker)
     assert accounts(qiao_client)[0] == ("M001", "客户1（新名）")
@@ -48,14 +45,7 @@ def test_sap_partners_follow_next_links_and_filter_by_the_watermark(
     qiao_client: Any, qiao_worker: Any, sap: FakeSap
 ) -> None:
     sap.add_partners(5)
-    add_connector(
-        qiao_client,
-        name="SAP",
-        vendor="SAP",
-        baseUrl=sap.url + sap_fake.V2,
-        settings={"username": "QIAO_API"},
-        appSecret="Welcome1",
-    )
+    add_sap(qiao_client, sap)
     qiao_client.data('mutation { syncConnector(name: "SAP") }')
     drain(qiao_worker)
     assert accounts(qiao_client) == [(str(1000040 + i), f"宁波客户{i}") for i in range(5)]
@@ -66,3 +56,95 @@ def test_sap_partners_follow_next_links_and_filter_by_the_watermark(
     drain(qiao_worker)
     later = [h for h in sap.hits(sap_fake.V2 + "A_BusinessPartner") if "$filter" in h.query]
     assert later[0].query["$filter"] == "LastChangeDate ge datetime'2026-01-04T23:55:00'"
+
+
+def conditions_sent(fake: FakeYonyou, path: str) -> list[Any]:
+    return [json.loads(h.body).get("simpleVOs") for h in fake.hits(path)]
+
+
+def test_yonyou_reads_only_changes_after_the_first_pull_with_an_overlap(
+    qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou
+) -> None:
+    add_yonyou(qiao_client, yonyou, page_size=4)
+    qiao_client.data('mutation { syncConnector(name: "用友") }')
+    drain(qiao_worker)
+    assert len(accounts(qiao_client)) == 7
+    assert conditions_sent(yonyou, yonyou_fake.MERCHANTS) == [None, None]
+    yonyou.merchants[2].update(name="客户3（改）", pubts="2026-01-20 09:00:00")
+    yonyou.merchants.append(
+        {"id": "8", "code": "M008", "name": "新客户", "pubts": "2026-01-20 08:30:00"}
+    )
+    qiao_client.data('mutation { syncConnector(name: "用友") }')
+    drain(qiao_worker)
+    edge = [{"field": "pubts", "op": "egt", "value1": "2026-01-07 07:55:00"}]
+    assert conditions_sent(yonyou, yonyou_fake.MERCHANTS)[2:] == [edge]
+    assert ("M003", "客户3（改）") in accounts(qiao_client)
+    assert ("M008", "新客户") in accounts(qiao_client)
+    qiao_client.data('mutation { syncConnector(name: "用友") }')
+    drain(qiao_worker)
+    edge = [{"field": "pubts", "op": "egt", "value1": "2026-01-20 08:55:00"}]
+    assert conditions_sent(yonyou, yonyou_fake.MERCHANTS)[-1] == edge
+
+
+def test_yonyou_rows_read_twice_keep_the_newer_and_refused_rows_are_listed(
+    qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou
+) -> None:
+    # A merchant changed while the pull paged is met again on a later page.
+    yonyou.merchants.append(
+        {"id": "1", "code": "M001", "name": "客户1（翻页时改名）", "pubts": "2026-01-09 08:00:00"}
+    )
+    yonyou.merchants[1]["name"] = ""
+    add_yonyou(qiao_client, yonyou, page_size=3)
+    qiao_client.data('mutation { syncConnector(name: "用友") }')
+    drain(qiao_worker)
+    assert accounts(qiao_client)[0] == ("M001", "客户1（翻页时改名）")
+    assert len(accounts(qiao_client)) == 6
+    assert ("upsert account", "ERROR", None) in calls(qiao_client)
+    cursor = qiao_client.data("{ connectorCursors { edges { node { stream watermark pulled } } } }")
+    assert cursor["connectorCursors"]["edges"][0]["node"] == {
+        "stream": "customers",
+        "watermark": "2026-01-09T08:00:00",
+        "pulled": 8,
+    }
+
+
+def test_yonyou_materials_become_products_on_their_own_watermark(
+    qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou
+) -> None:
+    yonyou.products = [
+        {"id": "p1", "code": "OJ-ISG65", "name": "ISG65 立式泵", "pubts": "2026-01-05 10:00:00"},
+        {"id": "p2", "code": "OJ-IRG80", "name": "IRG80 热水泵", "pubts": "2026-01-06 10:00:00"},
+    ]
+    add_yonyou(qiao_client, yonyou, sync_products=True)
+    qiao_client.data('mutation { syncConnector(name: "用友") }')
+    drain(qiao_worker)
+    edges = qiao_client.data(
+        "{ products(orderBy: [{field: SKU}]) { edges { node { sku name } } } }"
+    )
+    assert [e["node"]["sku"] for e in edges["products"]["edges"]] == ["OJ-IRG80", "OJ-ISG65"]
+    qiao_client.data('mutation { syncConnector(name: "用友") }')
+    drain(qiao_worker)
+    edge = [{"field": "pubts", "op": "egt", "value1": "2026-01-06 09:55:00"}]
+    assert conditions_sent(yonyou, yonyou_fake.PRODUCTS)[-1] == edge
+
+
+def test_yonyou_rate_limit_waits_in_the_outbox_and_the_watermark_stays(
+    qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou, clock: TestClock
+) -> None:
+    add_yonyou(qiao_client, yonyou)
+    limited = JSONResponse(
+        {"code": "429", "message": "访问频率超限"}, status_code=429, headers={"Retry-After": "90"}
+    )
+    yonyou.fail(yonyou_fake.MERCHANTS, limited)
+    qiao_client.data('mutation { syncConnector(name: "用友") }')
+    drain(qiao_worker)
+    assert accounts(qiao_client) == []
+    assert (
+        qiao_client.data("{ connectorCursors { edges { node { key } } } }")["connectorCursors"][
+            "edges"
+        ]
+        == []
+    )
+    clock.advance(minutes=2)
+    drain(qiao_worker)
+    assert len(accounts(qiao_client)) == 7

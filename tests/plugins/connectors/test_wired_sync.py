@@ -10,6 +10,7 @@ from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
 from .deployment import add_connector, admin_id, calls, set_user
+from .deployment import add_kingdee as add_kingdee_connector
 from .fakes import dingtalk as dingtalk_fake
 from .fakes import kingdee as kingdee_fake
 from .fakes import wecom as wecom_fake
@@ -231,18 +232,7 @@ def test_dingtalk_users_of_every_department_are_matched_page_by_page(
 def test_a_new_account_is_pushed_to_kingdee_once_and_gets_its_code(
     qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee
 ) -> None:
-    add_connector(
-        qiao_client,
-        name="金蝶",
-        vendor="KINGDEE",
-        baseUrl=kingdee.url + kingdee_fake.PREFIX,
-        settings={
-            "acct_id": kingdee_fake.ACCT,
-            "username": kingdee_fake.USER,
-            "push_customers": True,
-        },
-        appSecret=kingdee_fake.PASSWORD,
-    )
+    add_kingdee_pushing(qiao_client, kingdee)
     created = qiao_client.data('mutation { createAccount(input: {name: "温州精密"}) { id } }')
     account = created["createAccount"]["id"]
     # Kingdee saved it before, and the worker died before Qiao stored the code.
@@ -315,3 +305,35 @@ def test_kingdee_materials_become_products_with_prices_mapped_as_data(
             "listPrice": "3280.00",
         },
     ]
+
+
+def test_a_customer_kingdee_knows_by_another_name_keeps_kingdees_name(
+    qiao_client: Any, qiao_worker: Any, kingdee: FakeKingdee
+) -> None:
+    add_kingdee_pushing(qiao_client, kingdee)
+    created = qiao_client.data('mutation { createAccount(input: {name: "温州精密"}) { id } }')
+    kingdee.forms["BD_Customer"].append(
+        {
+            "FCUSTID": 8,
+            "FNumber": "CUST0888",
+            "FName": "温州精密机械有限公司",
+            "F_QIAO_ID": created["createAccount"]["id"],
+            "FModifyDate": "2026-02-01T00:00:00",
+        }
+    )
+    drain(qiao_worker)
+    assert accounts(qiao_client) == [("CUST0888", "温州精密机械有限公司")]
+    detail = qiao_client.data(
+        '{ connectorCalls(filter: {operation: {eq: "conflict account"}}) '
+        "{ edges { node { status detail } } } }"
+    )["connectorCalls"]["edges"]
+    assert [e["node"] for e in detail] == [
+        {
+            "status": "PARTIAL",
+            "detail": "CUST0888: name: ERP 温州精密机械有限公司 / Qiao 温州精密 (ERP wins)",
+        }
+    ]
+
+
+def add_kingdee_pushing(client: Any, fake: FakeKingdee) -> None:
+    add_kingdee_connector(client, fake, push_customers=True)

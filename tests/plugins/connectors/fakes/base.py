@@ -45,6 +45,15 @@ class FakeVendor:
         with self.lock:
             self._scripted[path].extend([answer] * times)
 
+    def down(self, *paths: str) -> None:
+        """Answer 503 on ``paths`` until :meth:`up`, as a vendor in maintenance does."""
+        for path in paths:
+            self.fail(path, Response("Service Unavailable", status_code=503), times=1000)
+
+    def up(self) -> None:
+        with self.lock:
+            self._scripted.clear()
+
     def hits(self, path: str) -> list[Seen]:
         return [r for r in self.requests if r.path == path]
 

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
 
 from . import wxcrypt
 from .base import FakeVendor, Seen
@@ -50,6 +53,12 @@ class FakeDingTalk(FakeVendor):
             3: [{"userid": "zhou1", "name": "周工", "mobile": "13800138000"}],
         }
         self.user_page = 2
+        self.names = {1: "宁波欧捷泵业", 2: "销售部", 3: "技术服务部"}
+        self.tickets: set[str] = set()
+        self.stream_events: list[dict[str, Any]] = []
+        self.answers: list[dict[str, Any]] = []
+        self.connections = 0
+        self.finished = 0
 
     def routes(self) -> dict[tuple[str, str], Callable[[Seen], Response]]:
         return {
@@ -57,10 +66,74 @@ class FakeDingTalk(FakeVendor):
             ("GET", "/gettoken"): self.old_token,
             ("POST", "/topapi/message/corpconversation/asyncsend_v2"): self.notice,
             ("POST", "/topapi/v2/department/listsub"): self.listsub,
+            ("POST", "/topapi/v2/department/get"): self.department_get,
             ("POST", "/topapi/v2/user/list"): self.user_list,
+            ("POST", "/v1.0/gateway/connections/open"): self.open_stream,
             ("POST", "/v1.0/workflow/processInstances"): self.create_instance,
             ("GET", "/v1.0/workflow/processInstances"): self.get_instance,
         }
+
+    # -- Stream mode ------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        app = super().app()
+        app.router.routes.insert(0, WebSocketRoute("/gateway/ws", self.stream))
+        return app
+
+    def event(self, event_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        """An EVENT frame as the gateway sends it (its ``data`` JSON text)."""
+        headers = {
+            "appId": "app-1",
+            "connectionId": f"conn-{self.connections}",
+            "contentType": "application/json",
+            "messageId": f"msg-{next(self._ids)}",
+            "time": str(int(self.clock() * 1000)),
+            "topic": "*",
+            "eventId": event_id,
+            "eventType": event_type,
+            "eventBornTime": str(int(self.clock() * 1000)),
+            "eventCorpId": "ding6ccabc44d2c8d38b",
+        }
+        return {"specVersion": "1.0", "type": "EVENT", "headers": headers, "data": json.dumps(data)}
+
+    def open_stream(self, seen: Seen) -> Response:
+        body = json.loads(seen.body)
+        if body.get("clientId") != APP_KEY or body.get("clientSecret") != APP_SECRET:
+            return failure(401, "InvalidAuthentication", "clientId or clientSecret is wrong")
+        if not body.get("subscriptions"):
+            return failure(400, "invalidParameter", "subscriptions is empty")
+        ticket = f"ticket-{next(self._ids)}"
+        self.tickets.add(ticket)
+        endpoint = self.url.replace("http://", "ws://") + "/gateway/ws"
+        return JSONResponse({"endpoint": endpoint, "ticket": ticket})
+
+    async def stream(self, socket: WebSocket) -> None:
+        """A ping, then every queued event (each waiting for its answer), then disconnect."""
+        ticket = socket.query_params.get("ticket", "")
+        if ticket not in self.tickets:
+            await socket.close(code=1008)
+            return
+        self.tickets.discard(ticket)  # one connection per ticket
+        self.connections += 1
+        await socket.accept()
+        ping = {
+            "specVersion": "1.0",
+            "type": "SYSTEM",
+            "headers": {"topic": "ping", "messageId": "ping-1", "contentType": "application/json"},
+            "data": json.dumps({"opaque": "p-1"}),
+        }
+        for frame in [ping, *self.stream_events]:
+            await socket.send_text(json.dumps(frame, ensure_ascii=False))
+            self.answers.append(json.loads(await socket.receive_text()))
+        disconnect = {
+            "specVersion": "1.0",
+            "type": "SYSTEM",
+            "headers": {"topic": "disconnect", "messageId": "bye-1"},
+            "data": json.dumps({"reason": "server restarting"}),
+        }
+        await socket.send_text(json.dumps(disconnect))
+        self.finished += 1
+        await socket.close()
 
     def block_page(self, path: str, times: int = 1) -> None:
         self.fail(path, HTMLResponse(BLOCK_PAGE, status_code=403), times)
@@ -108,7 +181,23 @@ class FakeDingTalk(FakeVendor):
         dept = int(json.loads(seen.body)["dept_id"])
         if dept not in self.tree:
             return old(60003, "部门不存在")
-        return old(result=[{"dept_id": d, "name": f"部门{d}"} for d in self.tree[dept]])
+        children = [
+            {"dept_id": d, "name": self.names.get(d, f"部门{d}"), "parent_id": dept}
+            for d in self.tree[dept]
+        ]
+        return old(result=children)
+
+    def department_get(self, seen: Seen) -> Response:
+        if not self._valid(seen.query.get("access_token")):
+            return old(42001, "access_token超时")
+        dept = int(json.loads(seen.body)["dept_id"])
+        if dept not in self.tree:
+            return old(60003, "部门不存在")
+        result: dict[str, Any] = {"dept_id": dept, "name": self.names.get(dept, f"部门{dept}")}
+        parents = [p for p, children in self.tree.items() if dept in children]
+        if parents:
+            result["parent_id"] = parents[0]
+        return old(result=result)
 
     def user_list(self, seen: Seen) -> Response:
         if not self._valid(seen.query.get("access_token")):
@@ -119,7 +208,10 @@ class FakeDingTalk(FakeVendor):
             return old(40035, "不合法的参数")
         staff = self.staff.get(int(body["dept_id"]), [])
         start = int(body.get("cursor") or 0)
-        page = staff[start : start + min(size, self.user_page)]
+        page = [
+            {**u, "dept_id_list": [d for d, people in self.staff.items() if u in people]}
+            for u in staff[start : start + min(size, self.user_page)]
+        ]
         more = start + len(page) < len(staff)
         result = {"list": page, "has_more": more}
         if more:

@@ -51,7 +51,7 @@ class FakeKingdee(FakeVendor):
         super().__init__(clock)
         self.sessions: set[str] = set()
         self._ids = count(100001)
-        self.forms: dict[str, list[dict[str, Any]]] = {"BD_Customer": []}
+        self.forms: dict[str, list[dict[str, Any]]] = {"BD_Customer": [], "SAL_SaleOrder": []}
         self.logins = 0
 
     def routes(self) -> dict[tuple[str, str], Callable[[Seen], Response]]:
@@ -148,6 +148,8 @@ class FakeKingdee(FakeVendor):
             return JSONResponse(status(False, (LOST,), msg_code=1))
         request = json.loads(seen.body)
         model = request["data"]["Model"]
+        if request["formid"] == "SAL_SaleOrder":
+            return self.save_order(model)
         if not model.get("FName"):
             return JSONResponse(status(False, ("字段“客户名称”是必填项", "客户编码已存在")))
         new_id = next(self._ids)
@@ -164,3 +166,37 @@ class FakeKingdee(FakeVendor):
         )
         entity = {"Id": new_id, "Number": number, "DIndex": 0}
         return JSONResponse(status(True, entities=[entity], Id=new_id, Number=number))
+
+    def save_order(self, model: dict[str, Any]) -> Response:
+        """A sales order kept as the flat row a bill query of it reads (one entry line)."""
+        orders = self.forms.setdefault("SAL_SaleOrder", [])
+        lines = model.get("FSaleOrderEntry") or []
+        if model.get("FID"):
+            found = [o for o in orders if o["FID"] == model["FID"]]
+            if not found:
+                return JSONResponse(status(False, ("单据不存在",)))
+            row = found[0]
+            if row["FDocumentStatus"] == "C":
+                return JSONResponse(status(False, ("已审核的单据不允许修改",)))
+        else:
+            if not model.get("FCustId") or not lines:
+                return JSONResponse(status(False, ("字段“客户”是必填项",)))
+            new_id = next(self._ids)
+            row = {
+                "FID": new_id,
+                "FBillNo": f"XSDD{new_id:06d}",
+                "FDocumentStatus": "A",
+                "FSaleOrderEntry_FEntryID": new_id * 10,
+                "FModifyDate": "2026-02-01T00:00:00",
+            }
+            orders.append(row)
+        if model.get("FCustId"):
+            row["FCustId.FNumber"] = model["FCustId"]["FNumber"]
+        for line in lines[:1]:
+            row["FMaterialId.FNumber"] = line["FMaterialId"]["FNumber"]
+            row["FQty"] = float(line["FQty"])
+            row["FTaxPrice"] = float(line["FTaxPrice"])
+            row["FAllAmount"] = round(row["FQty"] * row["FTaxPrice"], 2)
+        row.update({k: v for k, v in model.items() if k.startswith("F_")})
+        entity = {"Id": row["FID"], "Number": row["FBillNo"], "DIndex": 0}
+        return JSONResponse(status(True, entities=[entity], Id=row["FID"], Number=row["FBillNo"]))

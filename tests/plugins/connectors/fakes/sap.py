@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from .base import FakeVendor, Seen
 
 V2 = "/sap/opu/odata/sap/API_BUSINESS_PARTNER/"
+SO = "/sap/opu/odata/sap/API_SALES_ORDER_SRV/"
 V4 = "/sap/opu/odata4/sap/api_salesorder/srvd_a2x/sap/salesorder/0001/"
 PAGE = 2
 
@@ -46,6 +47,7 @@ class FakeSap(FakeVendor):
             {"SalesOrder": str(5000 + i), "TotalNetAmount": f"{100 * i}.00"} for i in range(5)
         ]
         self.csrf: dict[str, str] = {}
+        self.sales_orders: dict[str, dict[str, Any]] = {}
 
     def add_partners(self, n: int) -> None:
         for i in range(n):
@@ -66,9 +68,14 @@ class FakeSap(FakeVendor):
             ("GET", V2 + "A_BusinessPartner"): self.list_v2,
             ("POST", V2 + "A_BusinessPartner"): self.create,
             ("GET", V4 + "SalesOrder"): self.list_v4,
+            ("GET", SO): self.fetch_csrf,
+            ("GET", SO + "A_SalesOrder"): self.list_orders,
+            ("POST", SO + "A_SalesOrder"): self.create_order,
         }
 
     def other(self, seen: Seen) -> Response:
+        if seen.path.startswith(SO) and seen.method == "PATCH":
+            return self.patch_order(seen)
         match = re.fullmatch(re.escape(V2) + r"A_BusinessPartner\('(\d+)'\)", seen.path)
         if match is None or match.group(1) not in self.partners:
             return error(404, "/IWBEP/CM_MGW_RT/021", "Resource not found")
@@ -167,3 +174,77 @@ class FakeSap(FakeVendor):
         self.partners[key].update(json.loads(seen.body))
         self.versions[key] += 1
         return Response(status_code=204, headers={"ETag": self._etag(key)})
+
+    # -- API_SALES_ORDER_SRV: A_SalesOrder with its items (to_Item) -------------------------
+
+    def _order(self, key: str) -> dict[str, Any]:
+        order = self.sales_orders[key]
+        items = [
+            {
+                "__metadata": {"etag": f'W/"{item["version"]}"'},
+                **{k: v for k, v in item.items() if k != "version"},
+            }
+            for item in order["items"]
+        ]
+        header = {k: v for k, v in order.items() if k not in ("items", "version")}
+        return {
+            "__metadata": {"etag": f'W/"{order["version"]}"'},
+            **header,
+            "to_Item": {"results": items},
+        }
+
+    def list_orders(self, seen: Seen) -> Response:
+        rows = list(self.sales_orders)
+        wanted = seen.query.get("$filter")
+        if wanted:
+            match = re.fullmatch(r"(\w+) eq '([^']*)'", wanted)
+            if match is None:
+                return error(400, "/IWBEP/CM_MGW_RT/004", "Invalid filter expression")
+            field, value = match.groups()
+            rows = [k for k in rows if str(self.sales_orders[k].get(field)) == value]
+        return JSONResponse({"d": {"results": [self._order(k) for k in rows]}})
+
+    def create_order(self, seen: Seen) -> Response:
+        if not self._csrf_ok(seen):
+            return error(
+                403, "CSRF", "CSRF token validation failed", **{"X-CSRF-Token": "Required"}
+            )
+        body = json.loads(seen.body)
+        if body.get("SoldToParty") not in self.partners:
+            return error(400, "V1/382", f"Sold-to party {body.get('SoldToParty')} not found")
+        key = str(1 + len(self.sales_orders))
+        items = [
+            {"SalesOrder": key, "SalesOrderItem": str(10 * (i + 1)), "version": 1, **item}
+            for i, item in enumerate(body.pop("to_Item", []))
+        ]
+        self.sales_orders[key] = {"SalesOrder": key, **body, "items": items, "version": 1}
+        return JSONResponse({"d": self._order(key)}, status_code=201)
+
+    def patch_order(self, seen: Seen) -> Response:
+        if not self._csrf_ok(seen):
+            return error(
+                403, "CSRF", "CSRF token validation failed", **{"X-CSRF-Token": "Required"}
+            )
+        header = re.fullmatch(re.escape(SO) + r"A_SalesOrder\('(\d+)'\)", seen.path)
+        item = re.fullmatch(
+            re.escape(SO) + r"A_SalesOrderItem\(SalesOrder='(\d+)',SalesOrderItem='(\d+)'\)",
+            seen.path,
+        )
+        if header and header.group(1) in self.sales_orders:
+            target = self.sales_orders[header.group(1)]
+        elif item and item.group(1) in self.sales_orders:
+            found = [
+                i
+                for i in self.sales_orders[item.group(1)]["items"]
+                if i["SalesOrderItem"] == item.group(2)
+            ]
+            if not found:
+                return error(404, "/IWBEP/CM_MGW_RT/021", "Resource not found")
+            target = found[0]
+        else:
+            return error(404, "/IWBEP/CM_MGW_RT/021", "Resource not found")
+        if seen.headers.get("if-match") not in ("*", f'W/"{target["version"]}"'):
+            return error(412, "/IWBEP/CM_MGW_RT/022", "Precondition failed")
+        target.update(json.loads(seen.body))
+        target["version"] += 1
+        return Response(status_code=204)

@@ -1,4 +1,5 @@
-"""A WeCom server: gettoken, message/send and the external contact APIs, as published.
+"""A WeCom server: gettoken, message/send, the directory (departments and members) and
+the external contact APIs, as published.
 
 Tokens live 7200 s on the fake's clock; ``revoke_tokens(code)`` makes the issued ones
 answer 40014 (invalid) or 42001 (expired) as WeCom does when a token dies early.
@@ -47,12 +48,18 @@ class FakeWeCom(FakeVendor):
             "lisi": {"name": "李四", "email": "lisi@example.cn", "department": [1]},
             "wangwu": {"name": "王五", "email": "", "department": [3]},
         }
+        self.departments = [
+            {"id": 1, "name": "宁波欧捷泵业", "parentid": 0, "order": 100},
+            {"id": 2, "name": "销售部", "parentid": 1, "order": 100},
+            {"id": 3, "name": "华东销售组", "parentid": 2, "order": 100},
+        ]
 
     def routes(self) -> dict[tuple[str, str], Callable[[Seen], Response]]:
         return {
             ("GET", "/cgi-bin/gettoken"): self.gettoken,
             ("POST", "/cgi-bin/message/send"): self.send,
             ("GET", "/cgi-bin/user/list"): self.user_list,
+            ("GET", "/cgi-bin/department/list"): self.department_list,
             ("GET", "/cgi-bin/externalcontact/list"): self.contact_list,
             ("GET", "/cgi-bin/externalcontact/get"): self.contact_get,
             ("POST", "/cgi-bin/externalcontact/batch/get_by_user"): self.by_user,
@@ -138,6 +145,21 @@ class FakeWeCom(FakeVendor):
             return answer(60003, "department not found")
         users = [{"userid": u, **self.profiles[u]} for u in sorted(self.members)]
         return answer(userlist=users)
+
+    def department_list(self, seen: Seen) -> Response:
+        """The department ``id`` and every one below it (all of them from the root)."""
+        error = self._token_error(seen)
+        if error is not None:
+            return error
+        root = int(seen.query.get("id") or 1)
+        if root not in {d["id"] for d in self.departments}:
+            return answer(60003, "department not found")
+        below, level = [], {root}
+        while level:
+            found = [d for d in self.departments if d["id"] in level]
+            below.extend(found)
+            level = {d["id"] for d in self.departments if d["parentid"] in level}
+        return answer(department=below)
 
     def contact_list(self, seen: Seen) -> Response:
         error = self._token_error(seen)

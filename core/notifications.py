@@ -6,7 +6,8 @@ creation is an outbox event: each notification channel (a plugin, see
 :mod:`qiao.core.automation.channels`) delivers it from that event in a worker.
 It is written by the system: whoever caused it need not be allowed to write
 notifications. Users read and mark their own through ``myNotifications`` and
-``markNotificationRead``.
+``markNotificationRead``. Rules, approvals and rendered documents all notify,
+so this sits below each of them rather than inside one.
 """
 
 from __future__ import annotations

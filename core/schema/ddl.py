@@ -24,7 +24,7 @@ from sqlalchemy import Connection, ForeignKeyConstraint, MetaData, String, Text,
 
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.metadata.registry import Registry
-from qiao.core.storage.tables import (
+from qiao.core.schema.tables import (
     blind_index_column,
     build_table,
     field_column,

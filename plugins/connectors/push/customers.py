@@ -6,14 +6,17 @@ With ``settings.push_customers: true`` on a Kingdee connector, an account withou
 holds the account's id, and the code Kingdee gives it becomes the account's ``erp_code``.
 Before creating, the customer is looked up by that reference: a delivery repeated after a
 worker died between Kingdee's answer and Qiao's commit finds it instead of creating a
-second one. Once an account has its code, the ERP owns it and pulls bring its changes.
+second one. The ERP owns customers, so a customer found with another name keeps it, and
+the account takes it (listed as a conflict). Once an account has its code, pulls bring
+its changes.
 """
 
 from __future__ import annotations
 
-from qiao.api import Actor, Delivery, EventHandler, Source
+from qiao.api import Actor, Delivery, Source
 from qiao.plugins.connectors import clients, host, settings
 from qiao.plugins.connectors.common.errors import ConnectorError
+from qiao.plugins.connectors.push.conflicts import differences, listed
 
 SYSTEM = Actor.system()
 HANDLER = "connectors.push"
@@ -39,26 +42,25 @@ def push_account(delivery: Delivery) -> None:
             found = list(
                 client.query(
                     "BD_Customer",
-                    ["FNumber", reference],
+                    ["FNumber", "FName", reference],
                     order="FNumber ASC",
                     filter=f"{reference} = '{account['id']}'",
                 )
             )
-            code = (
-                str(found[0]["FNumber"])
-                if found
-                else client.save(
-                    "BD_Customer", {"FName": account["name"], reference: account["id"]}
-                ).number
-            )
+            if not found:
+                model = {"FName": account["name"], reference: account["id"]}
+                found = [{"FNumber": client.save("BD_Customer", model).number}]
         except ConnectorError as error:
             raise host.outbox_error(error) from error
+    theirs = {"erp_code": str(found[0]["FNumber"]), "name": found[0].get("FName")}
+    changed = differences(account, theirs, ("name",)) if theirs["name"] else {}
     records = runtime.records
     with records.transaction(SYSTEM, Source.CONNECTOR) as ctx:
-        records.update(ctx, "account", account["id"], {"erp_code": code})
-
-
-def handlers() -> list[EventHandler]:
-    return [
-        EventHandler(HANDLER, push_account, entities=("account",), operations=("create", "update"))
-    ]
+        values = {"erp_code": theirs["erp_code"]}
+        if changed:
+            values["name"] = theirs["name"]
+        records.update(ctx, "account", account["id"], values)
+        now = ctx.now()
+    if changed:
+        entry = listed(connector.vendor, "account", theirs["erp_code"], changed, now)
+        host.write_calls(runtime, connector.id, [entry])

@@ -4,7 +4,8 @@ A deployment is a folder (see docs/deploy.md). Commands run inside it find its
 qiao.toml; ``--config PATH`` or ``QIAO_CONFIG`` names another. Environment
 variables override the file, so containers can be configured without editing
 it: QIAO_DATABASE_URL, QIAO_PLUGINS (comma-separated), QIAO_HOST, QIAO_PORT,
-QIAO_AUDIT_KEY_FILE.
+QIAO_AUDIT_KEY_FILE. The ``[audit]`` table is read by :mod:`.audit`, here rather
+than in the audit package, because the configuration sits below the features.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from qiao.core.audit.settings import KEY_FILE_ENV, AuditSettings
+from qiao.core.config.audit import KEY_FILE_ENV, AuditSettings
 from qiao.core.errors import ConfigurationError
 from qiao.core.storage.database import PoolSettings
 
