@@ -89,13 +89,17 @@ class Runtime:
                 return False, None
             return True, ddl.plan_entities(conn, self.build_registry(conn))
 
-    def build_registry(self, conn: Connection) -> Registry:
+    def build_registry(self, conn: Connection, *, without: str | None = None) -> Registry:
         """Plugins' entities plus admins' custom metadata, at the database's version.
 
         The standard fields qiao.toml's ``[encryption] fields`` names are made
         encrypted (core/encryption/declared.py); the file is read again each time.
+        ``without`` leaves out what that plugin declares, as the database has it once the
+        plugin's tables are dropped (``qiao template uninstall``).
         """
         entities, extensions = self.plugins.entities()
+        entities = [e for e in entities if e.source != without]
+        extensions = [x for x in extensions if x.source != without]
         declared = read_declared(self.config.path)
         entities = apply_declared(entities, declared)
         self.records.encryption.converting = declared

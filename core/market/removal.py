@@ -7,6 +7,7 @@ every table goes (with the admins' custom fields on them), with the records
 the template declared, and the metadata version moves on, or nothing changes.
 Relations the template added to other plugins' entities that point at its own
 (a dealer's grading policy on ``account``) go with the tables they point at.
+The template's demo records in the tables that stay go last (core/market/demo_removal.py).
 Records of the engines that name a record of the dropped tables by entity and id
 (approval requests, stage history, rendered documents, plan occurrences, connector
 links), and the approval requests of the processes that go, go with them, before the
@@ -27,6 +28,7 @@ from sqlalchemy import column as sql_column
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
+from qiao.core.market.demo_removal import delete_demo_records
 from qiao.core.metadata import store
 from qiao.core.metadata.manifest import DECLARED_RECORDS
 from qiao.core.metadata.model import EntityDef, FieldType
@@ -257,6 +259,9 @@ def uninstall(runtime: Runtime, plugin: str, *, dry_run: bool = False) -> Plan:
                 plan.dropped(f"table {entity.name} ({count} records)")
             drop_tables(conn, plugin, entities, own)
             versions.forget(conn, plugin)
+            with runtime.pinned(Catalog.of(runtime.build_registry(conn, without=plugin))):
+                ctx = WriteContext(Actor.system(), Source.CLI, conn, runtime)
+                delete_demo_records(ctx, plugin, plan)
             if dry_run:
                 raise _RollBack
     except _RollBack:

@@ -153,7 +153,8 @@ def _apply(runtime: Runtime, ctx: WriteContext, edit: Edit) -> Outcome:
                 field="id",
             )
         record = records.create(ctx, entity.name, _values(entity, edit.values))
-        return Outcome(cmid, Status.APPLIED, entity.name, record["id"], record["version"])
+        version = _version_now(ctx, entity.name, record)
+        return Outcome(cmid, Status.APPLIED, entity.name, record["id"], version)
     if edit.id is None:
         raise BadUserInput(f"{edit.operation} needs the record's id", field="id")
     if edit.expected_version is None:
@@ -168,9 +169,20 @@ def _apply(runtime: Runtime, ctx: WriteContext, edit: Edit) -> Outcome:
     if edit.operation is Operation.UPDATE:
         values = _values(entity, edit.values)
         record = records.update(ctx, entity.name, edit.id, values, edit.expected_version)
-        return Outcome(cmid, Status.APPLIED, entity.name, edit.id, record["version"])
+        return Outcome(
+            cmid, Status.APPLIED, entity.name, edit.id, _version_now(ctx, entity.name, record)
+        )
     records.delete(ctx, entity.name, edit.id)
     return Outcome(cmid, Status.APPLIED, entity.name, edit.id, current["version"])
+
+
+def _version_now(ctx: WriteContext, entity: str, written: Mapping[str, Any]) -> int:
+    """The record's version as the edit's transaction leaves it: what the write hooks did
+    after the write (a pipeline stage's ``on_enter`` actions) counts too, or the client's
+    next edit at the answered version would be a conflict with its own edit. The
+    written version if the caller cannot read the record any more."""
+    now = ctx.records.get(ctx.connection, entity, written["id"], actor=ctx.actor)
+    return int((now or written)["version"])
 
 
 def _values(entity: EntityDef, values: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -185,7 +185,9 @@ def test_purging_a_template_initialised_with_its_demo_takes_its_approvals_along(
     """``qiao init --template manufacturing_dealers --demo`` seeds the CRM demo too, whose
     quote 15 % below list price waits on the template's process ``quote_discount``. The
     purge takes the request with the process, and the relation the template added to
-    ``account`` (a table constraint on a table ``init`` created), after the backup."""
+    ``account`` (a table constraint on a table ``init`` created), after the backup, and the
+    template's demo records in the tables that stay, so that it installs again with its
+    demo."""
     site = init_deployment(
         tmp_path / "site", qiao_empty_database_url, "--template", "manufacturing_dealers", "--demo"
     )
@@ -208,6 +210,13 @@ def test_purging_a_template_initialised_with_its_demo_takes_its_approvals_along(
     assert "grading_policy_id" not in {c["name"] for c in _columns(site, "account")}
     assert not {"dealer_quarter", "mould_trial", "grading_policy"} & _tables(site)
     assert "manufacturing_dealers" not in site.config.read_text(encoding="utf-8")
+    # The demo's own teams, people, accounts and products go too; the CRM demo's stay.
+    assert "dropped 34 demo records in other plugins' tables" in purged
+    assert _sql(site, "SELECT count(*) FROM team WHERE code LIKE 'HR-%'") == [(0,)]
+    assert _sql(site, "SELECT count(*) FROM team WHERE code = 'EAST'") == [(1,)]
     # Accounts are written as before, now that nothing points at the dropped tables.
     _sql(site, "UPDATE account SET industry = '模具'")
     assert "The deployment is healthy." in site.run("doctor").stdout
+    # So the template comes back with its demo.
+    again = site.run("template", "install", "manufacturing_dealers", "--demo").stdout
+    assert "installed template manufacturing_dealers 0.5.0" in again

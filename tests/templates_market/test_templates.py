@@ -34,6 +34,8 @@ ENTITIES = {
         "follow_up_task",
         "playbook_step",
         "customer_signal",
+        "campaign",
+        "invoice_milestone",
     },
     "education": {
         "course",

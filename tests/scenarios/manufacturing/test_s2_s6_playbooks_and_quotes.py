@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
@@ -204,3 +205,128 @@ def test_a_long_page_view_or_an_inquiry_brings_the_owner_the_answers_half_an_hou
     ]
     assert {(n["title"], n["kind"]) for n in told} == {(title, "customer_signal")}
     assert he.nodes("{ myNotifications { edges { node { title } } } }") == []
+
+
+HEAT_MAP = """{ opportunityAggregate(filter: {stage: {in: [CLOSED_WON, CLOSED_LOST]}},
+                           groupBy: [{field: INDUSTRY}, {field: PRODUCT_ID}]) {
+    key { industry product { sku } } count sum { playbookAdopted won } avg { playbookAdopted won }
+} }"""
+
+HEAT_MAP_SPLIT = """{ opportunityAggregate(filter: {stage: {in: [CLOSED_WON, CLOSED_LOST]}},
+    groupBy: [{field: INDUSTRY}, {field: PRODUCT_ID}, {field: PLAYBOOK_ADOPTED}]) {
+    key { industry product { sku } playbookAdopted } count avg { won }
+} }"""
+
+SIGNALS_BY_WEEK = """{ customerSignalAggregate(filter: {qualifies: {eq: true}},
+    groupBy: [{field: INDUSTRY}, {field: PRODUCT_ID}, {field: OCCURRED_AT, bucket: WEEK}]) {
+    key { industry product { sku } occurredAt } count
+} }"""
+
+
+def _cells(groups: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each group as a row: its key's values, then its figures, sorted for comparison."""
+    rows = []
+    for group in groups:
+        key = group["key"]
+        product = key.pop("product")
+        figures = {k: v for k, v in group.items() if k != "key"}
+        rows.append((*key.values(), product and product["sku"], *_flat(figures)))
+    return sorted(rows, key=str)
+
+
+def _flat(figures: dict[str, Any]) -> list[Any]:
+    return [
+        value
+        for name in sorted(figures)
+        for value in (
+            [figures[name][k] for k in sorted(figures[name])]
+            if isinstance(figures[name], dict)
+            else [figures[name]]
+        )
+    ]
+
+
+def test_the_heat_map_sets_playbook_adoption_against_wins_per_industry_and_product(
+    qiao_client: GraphQLClient,
+    replay: Replay,
+    qiao_worker: Worker,
+    people: People,
+    client_for: Callable[[str], GraphQLClient],
+) -> None:
+    replay.set(NOW)
+    people.team("恒锐华东大区", "华东")
+    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
+    xu = client_for("xu")
+    vmc = create(qiao_client, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})
+    hmc = create(qiao_client, "product", {"name": "卧式加工中心 HR-HMC630", "sku": "HR-HMC630"})
+    accounts = {
+        industry: create(xu, "account", {"name": name, "industry": industry})["id"]
+        for industry, name in (("模具", "昆山华通模具有限公司"), ("汽车零部件", "宁波北仑汽配"))
+    }
+    # (industry, product, playbook task done, outcome): a deal whose stage task was done
+    # followed the playbook; one closed without passing 报价 had no task at all.
+    deals = (
+        ("模具", vmc, True, "CLOSED_WON"),
+        ("模具", vmc, True, "CLOSED_LOST"),
+        ("模具", vmc, None, "CLOSED_WON"),
+        ("模具", hmc, True, "CLOSED_WON"),
+        ("汽车零部件", vmc, False, "CLOSED_LOST"),
+        ("汽车零部件", vmc, None, "CLOSED_LOST"),
+        ("汽车零部件", hmc, True, None),  # still open: not in the map
+    )
+    for n, (industry, product, done, outcome) in enumerate(deals):
+        values = {"name": f"商机 {n}", "accountId": accounts[industry], "productId": product["id"]}
+        deal = create(xu, "opportunity", {**values, "amount": "100000.00"})["id"]
+        if done is not None:
+            update(xu, "opportunity", deal, {"stage": "PROPOSAL"})
+            drain(qiao_worker)
+            task = read(xu, "opportunity", deal, "followUpTasks { edges { node { id } } }")
+            (edge,) = task["followUpTasks"]["edges"]
+            update(xu, "follow_up_task", edge["node"]["id"], {"done": done})
+        if outcome is not None:
+            update(xu, "opportunity", deal, {"stage": outcome})
+
+    # (industry, SKU, deals, adoption and win rates, playbook deals, won deals)
+    assert _cells(xu.data(HEAT_MAP)["opportunityAggregate"]) == sorted(
+        [
+            ("模具", "HR-HMC630", "1.00", "1.00", 1, "1", "1"),
+            ("模具", "HR-VMC850", "0.67", "0.67", 3, "2", "2"),
+            ("汽车零部件", "HR-VMC850", "0.00", "0.00", 2, "0", "0"),
+        ],
+        key=str,
+    )
+    # Each cell split by adoption: the win rate with the playbook and without it.
+    assert _cells(xu.data(HEAT_MAP_SPLIT)["opportunityAggregate"]) == sorted(
+        [
+            ("模具", 1, "HR-HMC630", "1.00", 1),
+            ("模具", 1, "HR-VMC850", "0.50", 2),
+            ("模具", 0, "HR-VMC850", "1.00", 1),
+            ("汽车零部件", 0, "HR-VMC850", "0.00", 2),
+        ],
+        key=str,
+    )
+
+    # The signals that led there, per industry, product and week (from Monday, in Beijing
+    # time: Sunday 23:30 is still the week of the 18th); a glance does not count.
+    signals = (
+        ("模具", vmc, "PAGE_VIEW", 150, NOW),
+        ("模具", vmc, "PAGE_VIEW", 40, NOW + dt.timedelta(days=1)),
+        ("模具", vmc, "INQUIRY_EMAIL", None, NOW + dt.timedelta(days=2)),
+        ("汽车零部件", vmc, "PAGE_VIEW", 200, dt.datetime(2026, 5, 24, 23, 30, tzinfo=SHANGHAI)),
+        ("模具", hmc, "INQUIRY_EMAIL", None, NOW + dt.timedelta(days=7)),
+    )
+    for industry, product, kind, seconds, at in signals:
+        values = {"accountId": accounts[industry], "productId": product["id"], "kind": kind}
+        create(
+            qiao_client,
+            "customer_signal",
+            values | {"seconds": seconds, "occurredAt": at.isoformat()},
+        )
+    assert _cells(xu.data(SIGNALS_BY_WEEK)["customerSignalAggregate"]) == sorted(
+        [
+            ("模具", "2026-05-18", "HR-VMC850", 2),
+            ("汽车零部件", "2026-05-18", "HR-VMC850", 1),
+            ("模具", "2026-05-25", "HR-HMC630", 1),
+        ],
+        key=str,
+    )
