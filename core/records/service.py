@@ -911,9 +911,6 @@ def _refused_targets(
     return refused
 
 
-#: Field access that reads a value as stored.
-
-
 def _refuse_masks(entity: EntityDef, values: Mapping[str, Any], existing: Record) -> None:
     """Refuse writing a field's masked form over its value (a form sent back as it was shown).
 
