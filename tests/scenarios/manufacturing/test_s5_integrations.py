@@ -286,6 +286,11 @@ def test_a_dealers_mini_program_orders_for_its_own_dealer_only(
     assert read(admin, "sales_agreement", agreements[jinggong], "actualAmount") == {
         "actualAmount": "0.00"
     }
+    # The mini-program's order list: its own dealer's lines, not those finance books for
+    # another dealer.
+    booked = {"dealerId": jinggong, "salesAgreementId": agreements[jinggong]}
+    create(admin, "purchase_line", theirs | booked | {"orderNumber": "SO-0603-01"})
+    assert shop.data("{ purchaseLines { totalCount } }") == {"purchaseLines": {"totalCount": 2}}
 
 
 def drawing() -> bytes:
