@@ -3,7 +3,9 @@
 Pages are two rows long and linked with opaque ``$skiptoken`` values the client must
 follow as given (v2 absolute ``__next``, v4 relative ``@odata.nextLink``). Writes need the
 CSRF token handed out on a ``Fetch`` GET together with the session cookie it is bound to;
-updates need the current ETag in ``If-Match``.
+updates need the current ETag in ``If-Match``. Collections filter by one ``field eq
+'value'`` (other filters are not applied); an organisation created with only
+``OrganizationBPName1`` gets it as its full name.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class FakeSap(FakeVendor):
             {"SalesOrder": str(5000 + i), "TotalNetAmount": f"{100 * i}.00"} for i in range(5)
         ]
         self.csrf: dict[str, str] = {}
+        #: Writes still to refuse with 403 ``Required`` whatever token they carry, as after
+        #: the session behind a token timed out between its fetch and the write.
+        self.csrf_lapses = 0
         self.sales_orders: dict[str, dict[str, Any]] = {}
 
     def add_partners(self, n: int) -> None:
@@ -115,6 +120,10 @@ class FakeSap(FakeVendor):
             if "=" in part
         )
         session = cookies.get("SAP_SESSIONID_S4H_100")
+        if self.csrf_lapses > 0:
+            self.csrf_lapses -= 1
+            self.csrf.pop(session or "", None)
+            return False
         return session is not None and self.csrf.get(session) == seen.headers.get("x-csrf-token")
 
     def list_v2(self, seen: Seen) -> Response:
@@ -122,6 +131,10 @@ class FakeSap(FakeVendor):
         if seen.query.get("$format") != "json" and not wants_json:
             return Response("<feed/>", media_type="application/atom+xml")
         rows = sorted(self.partners)
+        wanted = re.fullmatch(r"(\w+) eq '([^']*)'", seen.query.get("$filter", ""))
+        if wanted:
+            field, value = wanted.groups()
+            rows = [k for k in rows if str(self.partners[k].get(field)) == value]
         start = offset_of(seen.query.get("$skiptoken"))
         page = [self._entity(k) for k in rows[start : start + PAGE]]
         d: dict[str, Any] = {"results": page}
@@ -148,6 +161,7 @@ class FakeSap(FakeVendor):
                 403, "CSRF", "CSRF token validation failed", **{"X-CSRF-Token": "Required"}
             )
         body = json.loads(seen.body)
+        body.setdefault("BusinessPartnerFullName", body.get("OrganizationBPName1"))
         if not body.get("BusinessPartnerFullName"):
             return error(400, "R11/012", "Enter a name for the business partner")
         key = str(1000040 + len(self.partners))
