@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin
 
 from qiao.api import ConfigurationError, Runtime
 from qiao.plugins.connectors import clients, host
@@ -39,6 +40,11 @@ YONYOU_CUSTOMER_FIELDS = {"code": "erp_code", "name": "name"}
 YONYOU_PRODUCT_FIELDS = {"code": "erp_code", "name": "name"}
 SAP_CHANGED = "LastChangeDate"
 SAP_CUSTOMER_FIELDS = {"BusinessPartner": "erp_code", "BusinessPartnerFullName": "name"}
+SAP_PRODUCT_FIELDS = {"Product": "erp_code", "ProductDescription": "name"}
+SAP_DESCRIPTION = "ProductDescription"
+"""Not a property of ``A_Product``: the text of its ``to_Description`` in the connector's
+``settings.language`` (default ``ZH``) or else its first, put on the row under this name."""
+SAP_PRODUCT_SERVICE = "../API_PRODUCT_SRV/"
 
 #: Reads the rows of a stream: (wiring, the ERP fields to read, the lower bound of the
 #: change date or None for everything) -> rows, ideally ordered by (change date, code).
@@ -190,15 +196,56 @@ def yonyou_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
 # -- SAP -----------------------------------------------------------------------------------
 
 SAP_CUSTOMERS = Stream(STREAM, "account", SAP_CUSTOMER_FIELDS, SAP_CHANGED)
+SAP_PRODUCTS = Stream(PRODUCTS, "product", SAP_PRODUCT_FIELDS, SAP_CHANGED)
+
+
+def sap_query(fields: list[str], key: str, start: str | None) -> dict[str, str]:
+    """``$select``, ``$orderby`` (change date, key) and, after the first pull, the
+    change-date ``$filter``."""
+    params = {"$select": ",".join(fields), "$orderby": f"{SAP_CHANGED},{key}"}
+    if start:
+        params["$filter"] = f"{SAP_CHANGED} ge datetime'{start}'"
+    return params
+
+
+def described(row: Mapping[str, Any], language: str) -> dict[str, Any]:
+    """A product row with its description in ``language`` as ``ProductDescription``, or in
+    the first language it has one (a product needs a name)."""
+    texts = (row.get("to_Description") or {}).get("results") or []
+    ranked = sorted(texts, key=lambda t: t.get("Language") != language)
+    text = next((t.get(SAP_DESCRIPTION) for t in ranked if t.get(SAP_DESCRIPTION)), None)
+    return {**row, SAP_DESCRIPTION: text}
+
+
+def sap_products(runtime: Runtime, connector: Connector) -> int:
+    """``A_Product`` of API_PRODUCT_SRV (``settings.product_url``, by default beside
+    ``base_url``) changed since the products watermark, with their descriptions."""
+    url = connector.settings.get("product_url") or urljoin(
+        str(connector.base_url).rstrip("/") + "/", SAP_PRODUCT_SERVICE
+    )
+    language = str(connector.settings.get("language") or "ZH")
+
+    def read(wiring: Wiring, fields: list[str], start: str | None) -> Iterable[dict[str, Any]]:
+        own = [f for f in fields if f != SAP_DESCRIPTION]
+        params = sap_query(own, "Product", start)
+        if SAP_DESCRIPTION in fields:
+            params["$select"] += ",to_Description/Language,to_Description/ProductDescription"
+            params["$expand"] = "to_Description"
+        client = clients.sap(runtime, connector, wiring, str(url))
+        return (described(row, language) for row in client.entities("A_Product", params))
+
+    return pull(runtime, connector, SAP_PRODUCTS, read)
 
 
 def sap_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
-    """``A_BusinessPartner`` entities changed since the watermark (OData v2) into accounts."""
+    """``A_BusinessPartner`` entities changed since the watermark (OData v2) into accounts
+    and, with ``settings.sync_products``, materials into products (:func:`sap_products`)."""
 
     def read(wiring: Wiring, fields: list[str], start: str | None) -> Iterable[dict[str, Any]]:
-        params = {"$select": ",".join(fields), "$orderby": f"{SAP_CHANGED},BusinessPartner"}
-        if start:
-            params["$filter"] = f"{SAP_CHANGED} ge datetime'{start}'"
+        params = sap_query(fields, "BusinessPartner", start)
         return clients.sap(runtime, connector, wiring).entities("A_BusinessPartner", params)
 
-    return {STREAM: pull(runtime, connector, SAP_CUSTOMERS, read)}
+    out = {STREAM: pull(runtime, connector, SAP_CUSTOMERS, read)}
+    if connector.settings.get("sync_products"):
+        out[PRODUCTS] = sap_products(runtime, connector)
+    return out

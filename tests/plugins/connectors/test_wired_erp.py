@@ -148,3 +148,39 @@ def test_yonyou_rate_limit_waits_in_the_outbox_and_the_watermark_stays(
     clock.advance(minutes=2)
     drain(qiao_worker)
     assert len(accounts(qiao_client)) == 7
+
+
+def products(client: Any) -> list[tuple[str, str, str]]:
+    edges = client.data(
+        "{ products(orderBy: [{field: SKU}]) { edges { node { sku erpCode name } } } }"
+    )["products"]["edges"]
+    return [(e["node"]["sku"], e["node"]["erpCode"], e["node"]["name"]) for e in edges]
+
+
+def test_sap_materials_page_to_the_end_with_their_chinese_descriptions_then_only_changes(
+    qiao_client: Any, qiao_worker: Any, sap: FakeSap
+) -> None:
+    for i, day in enumerate((3, 1, 2, 5, 4)):
+        sap.add_product(f"OJ-{i}", day, ZH=f"离心泵{i}", EN=f"Pump {i}")
+    sap.add_product("OJ-9", 6, EN="Pump only in English")
+    add_sap(qiao_client, sap, sync_products=True)
+    qiao_client.data('mutation { syncConnector(name: "SAP") }')
+    drain(qiao_worker)
+    listed = [(f"OJ-{i}", f"OJ-{i}", f"离心泵{i}") for i in range(5)]
+    assert products(qiao_client) == [*listed, ("OJ-9", "OJ-9", "Pump only in English")]
+    reads = sap.hits(sap_fake.PRODUCT + "A_Product")
+    assert len(reads) == 3 and "$skiptoken" in reads[-1].query
+    assert reads[0].query["$expand"] == "to_Description"
+    assert reads[0].query["$orderby"] == "LastChangeDate,Product"
+
+    # Renamed in SAP, changed on the last day read: the next pull reads from the watermark
+    # less the overlap and the ERP's name wins.
+    sap.products[-1]["to_Description"]["results"].append(
+        {"Product": "OJ-9", "Language": "ZH", "ProductDescription": "英文泵"}
+    )
+    qiao_client.data('mutation { syncConnector(name: "SAP") }')
+    drain(qiao_worker)
+    assert products(qiao_client)[-1] == ("OJ-9", "OJ-9", "英文泵")
+    later = sap.hits(sap_fake.PRODUCT + "A_Product")[3]
+    assert later.query["$filter"] == "LastChangeDate ge datetime'2026-01-05T23:55:00'"
+    assert len(sap.hits(sap_fake.PRODUCT + "A_Product")) == 4

@@ -1,21 +1,25 @@
-"""An S/4HANA OData server: API_BUSINESS_PARTNER in v2 and a sales order service in v4.
+"""An S/4HANA OData server: API_BUSINESS_PARTNER and API_PRODUCT_SRV in v2, and a sales
+order service in v2 and v4.
 
 Pages are two rows long and linked with opaque ``$skiptoken`` values the client must
 follow as given (v2 absolute ``__next``, v4 relative ``@odata.nextLink``). Writes need the
 CSRF token handed out on a ``Fetch`` GET together with the session cookie it is bound to;
 updates need the current ETag in ``If-Match``. Collections filter by one ``field eq
 'value'`` (other filters are not applied); an organisation created with only
-``OrganizationBPName1`` gets it as its full name.
+``OrganizationBPName1`` gets it as its full name. ``A_Product`` applies a ``LastChangeDate
+ge datetime'…'`` filter, orders by (change date, product) and expands ``to_Description``.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import JSONResponse, Response
 
@@ -23,6 +27,7 @@ from .base import FakeVendor, Seen
 
 V2 = "/sap/opu/odata/sap/API_BUSINESS_PARTNER/"
 SO = "/sap/opu/odata/sap/API_SALES_ORDER_SRV/"
+PRODUCT = "/sap/opu/odata/sap/API_PRODUCT_SRV/"
 V4 = "/sap/opu/odata4/sap/api_salesorder/srvd_a2x/sap/salesorder/0001/"
 PAGE = 2
 
@@ -53,6 +58,7 @@ class FakeSap(FakeVendor):
         #: the session behind a token timed out between its fetch and the write.
         self.csrf_lapses = 0
         self.sales_orders: dict[str, dict[str, Any]] = {}
+        self.products: list[dict[str, Any]] = []
 
     def add_partners(self, n: int) -> None:
         for i in range(n):
@@ -63,6 +69,21 @@ class FakeSap(FakeVendor):
                 "LastChangeDate": f"/Date({1767225600000 + i * 86_400_000})/",
             }
             self.versions[key] = 1
+
+    def add_product(self, key: str, day: int, **descriptions: str) -> None:
+        """A material changed on 2026-01-``day``, described per language (``ZH="…"``)."""
+        texts = [
+            {"Product": key, "Language": lang, "ProductDescription": text}
+            for lang, text in descriptions.items()
+        ]
+        self.products.append(
+            {
+                "Product": key,
+                "ProductType": "FERT",
+                "LastChangeDate": f"/Date({1767225600000 + (day - 1) * 86_400_000})/",
+                "to_Description": {"results": texts},
+            }
+        )
 
     def expire_csrf(self) -> None:
         self.csrf.clear()
@@ -76,6 +97,7 @@ class FakeSap(FakeVendor):
             ("GET", SO): self.fetch_csrf,
             ("GET", SO + "A_SalesOrder"): self.list_orders,
             ("POST", SO + "A_SalesOrder"): self.create_order,
+            ("GET", PRODUCT + "A_Product"): self.list_products,
         }
 
     def other(self, seen: Seen) -> Response:
@@ -140,6 +162,31 @@ class FakeSap(FakeVendor):
         d: dict[str, Any] = {"results": page}
         if start + PAGE < len(rows):
             d["__next"] = f"{self.url}{V2}A_BusinessPartner?$skiptoken={skiptoken(start + PAGE)}"
+        return JSONResponse({"d": d})
+
+    def list_products(self, seen: Seen) -> Response:
+        rows = sorted(
+            self.products,
+            key=lambda p: (int(p["LastChangeDate"][6:-2]), p["Product"]),
+        )
+        since = re.fullmatch(r"LastChangeDate ge datetime'([^']+)'", seen.query.get("$filter", ""))
+        if since:
+            bound = dt.datetime.fromisoformat(since.group(1)).replace(tzinfo=dt.UTC)
+            ms = int(bound.timestamp() * 1000)
+            rows = [p for p in rows if int(p["LastChangeDate"][6:-2]) >= ms]
+        elif "$filter" in seen.query:
+            return error(400, "/IWBEP/CM_MGW_RT/004", "Invalid filter expression")
+        start = offset_of(seen.query.get("$skiptoken"))
+        expand = seen.query.get("$expand") == "to_Description"
+        page = [
+            {k: v for k, v in p.items() if expand or k != "to_Description"}
+            for p in rows[start : start + PAGE]
+        ]
+        d: dict[str, Any] = {"results": page}
+        if start + PAGE < len(rows):
+            query = {k: v for k, v in seen.query.items() if k != "$skiptoken"}
+            query["$skiptoken"] = skiptoken(start + PAGE)
+            d["__next"] = f"{self.url}{PRODUCT}A_Product?{urlencode(query)}"
         return JSONResponse({"d": d})
 
     def list_v4(self, seen: Seen) -> Response:
