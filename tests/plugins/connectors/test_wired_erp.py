@@ -184,3 +184,29 @@ def test_sap_materials_page_to_the_end_with_their_chinese_descriptions_then_only
     later = sap.hits(sap_fake.PRODUCT + "A_Product")[3]
     assert later.query["$filter"] == "LastChangeDate ge datetime'2026-01-05T23:55:00'"
     assert len(sap.hits(sap_fake.PRODUCT + "A_Product")) == 4
+
+
+def test_yonyou_material_prices_come_in_through_the_product_mapping(
+    qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou
+) -> None:
+    yonyou.products = [
+        {
+            "id": f"p{i}",
+            "code": f"OJ-{i}",
+            "name": f"离心泵{i}",
+            "salePrice": f"{1000 + i}.50",
+            "pubts": f"2026-01-0{i + 1} 10:00:00",
+        }
+        for i in range(5)
+    ]
+    mapping = {"code": "erp_code", "name": "name", "salePrice": "list_price"}
+    add_yonyou(qiao_client, yonyou, sync_products=True, page_size=2, product_fields=mapping)
+    qiao_client.data('mutation { syncConnector(name: "用友") }')
+    drain(qiao_worker)
+    edges = qiao_client.data(
+        "{ products(orderBy: [{field: SKU}]) { edges { node { sku listPrice } } } }"
+    )["products"]["edges"]
+    assert [(e["node"]["sku"], e["node"]["listPrice"]) for e in edges] == [
+        (f"OJ-{i}", f"{1000 + i}.50") for i in range(5)
+    ]
+    assert len(yonyou.hits(yonyou_fake.PRODUCTS)) == 3
