@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -210,3 +211,41 @@ def test_yonyou_material_prices_come_in_through_the_product_mapping(
         (f"OJ-{i}", f"{1000 + i}.50") for i in range(5)
     ]
     assert len(yonyou.hits(yonyou_fake.PRODUCTS)) == 3
+
+
+def list_prices(client: Any) -> list[tuple[str, str | None]]:
+    edges = client.data(
+        "{ products(orderBy: [{field: SKU}]) { edges { node { sku listPrice } } } }"
+    )["products"]["edges"]
+    return [(e["node"]["sku"], e["node"]["listPrice"]) for e in edges]
+
+
+def test_sap_prices_valid_today_set_list_prices_and_only_new_ones_are_read_again(
+    qiao_client: Any, qiao_worker: Any, sap: FakeSap, clock: TestClock
+) -> None:
+    for i in range(3):
+        sap.add_product(f"OJ-{i}", 1, ZH=f"离心泵{i}")
+    sap.add_price("OJ-0", "3280.00", created=1, valid=(1, 31))
+    sap.add_price("OJ-1", "4150.50", created=1, valid=(1, 31))
+    sap.add_price("OJ-1", "9999.00", created=1, valid=(1, 31), org="1010")
+    sap.add_price("OJ-2", "1200.00", created=1, valid=(20, 31))
+    sap.add_price("OJ-7", "10.00", created=1, valid=(1, 31))
+    clock.set(dt.datetime(2026, 1, 10, 2, 0, tzinfo=dt.UTC))
+    add_sap(qiao_client, sap, sync_products=True, sync_prices=True, sales_org="1710")
+    qiao_client.data('mutation { syncConnector(name: "SAP") }')
+    drain(qiao_worker)
+    assert list_prices(qiao_client) == [("OJ-0", "3280.00"), ("OJ-1", "4150.50"), ("OJ-2", None)]
+    reads = sap.hits(sap_fake.PRICE + "A_SlsPrcgConditionRecord")
+    assert len(reads) == 3 and reads[0].query["$filter"] == "ConditionType eq 'PPR0'"
+    # A material SAP prices but Qiao has not got is refused and listed, not made nameless.
+    assert ("upsert product", "ERROR", None) in calls(qiao_client)
+
+    # A new price for OJ-0 (a new condition record): read from the watermark, and it wins.
+    sap.add_price("OJ-0", "3300.00", created=3, valid=(3, 31))
+    qiao_client.data('mutation { syncConnector(name: "SAP") }')
+    drain(qiao_worker)
+    assert list_prices(qiao_client)[0] == ("OJ-0", "3300.00")
+    later = sap.hits(sap_fake.PRICE + "A_SlsPrcgConditionRecord")[3]
+    assert later.query["$filter"] == (
+        "ConditionType eq 'PPR0' and CreationDate ge datetime'2025-12-31T23:55:00'"
+    )

@@ -7,7 +7,9 @@ CSRF token handed out on a ``Fetch`` GET together with the session cookie it is 
 updates need the current ETag in ``If-Match``. Collections filter by one ``field eq
 'value'`` (other filters are not applied); an organisation created with only
 ``OrganizationBPName1`` gets it as its full name. ``A_Product`` applies a ``LastChangeDate
-ge datetime'…'`` filter, orders by (change date, product) and expands ``to_Description``.
+ge datetime'…'`` filter, orders by (change date, product) and expands ``to_Description``;
+``A_SlsPrcgConditionRecord`` filters by ``ConditionType eq`` and ``CreationDate ge`` and
+expands ``to_SlsPrcgCndnRecdValidity``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .base import FakeVendor, Seen
 V2 = "/sap/opu/odata/sap/API_BUSINESS_PARTNER/"
 SO = "/sap/opu/odata/sap/API_SALES_ORDER_SRV/"
 PRODUCT = "/sap/opu/odata/sap/API_PRODUCT_SRV/"
+PRICE = "/sap/opu/odata/sap/API_SLSPRICINGCONDITIONRECORD_SRV/"
+DAY_MS = 86_400_000
 V4 = "/sap/opu/odata4/sap/api_salesorder/srvd_a2x/sap/salesorder/0001/"
 PAGE = 2
 
@@ -59,6 +63,7 @@ class FakeSap(FakeVendor):
         self.csrf_lapses = 0
         self.sales_orders: dict[str, dict[str, Any]] = {}
         self.products: list[dict[str, Any]] = []
+        self.conditions: list[dict[str, Any]] = []
 
     def add_partners(self, n: int) -> None:
         for i in range(n):
@@ -85,6 +90,33 @@ class FakeSap(FakeVendor):
             }
         )
 
+    def add_price(
+        self, material: str, rate: str, created: int, valid: tuple[int, int], org: str = "1710"
+    ) -> None:
+        """A PPR0 price created on 2026-01-``created``, valid on those days of 2026-01."""
+        record = f"{len(self.conditions) + 1:010d}"
+
+        def day(n: int) -> str:
+            return f"/Date({1767225600000 + (n - 1) * DAY_MS})/"
+
+        validity = {
+            "ConditionRecord": record,
+            "ConditionValidityStartDate": day(valid[0]),
+            "ConditionValidityEndDate": day(valid[1]),
+            "Material": material,
+            "SalesOrganization": org,
+        }
+        self.conditions.append(
+            {
+                "ConditionRecord": record,
+                "ConditionType": "PPR0",
+                "ConditionRateValue": rate,
+                "ConditionRateValueUnit": "CNY",
+                "CreationDate": day(created),
+                "to_SlsPrcgCndnRecdValidity": {"results": [validity]},
+            }
+        )
+
     def expire_csrf(self) -> None:
         self.csrf.clear()
 
@@ -98,6 +130,7 @@ class FakeSap(FakeVendor):
             ("GET", SO + "A_SalesOrder"): self.list_orders,
             ("POST", SO + "A_SalesOrder"): self.create_order,
             ("GET", PRODUCT + "A_Product"): self.list_products,
+            ("GET", PRICE + "A_SlsPrcgConditionRecord"): self.list_prices,
         }
 
     def other(self, seen: Seen) -> Response:
@@ -187,6 +220,38 @@ class FakeSap(FakeVendor):
             query = {k: v for k, v in seen.query.items() if k != "$skiptoken"}
             query["$skiptoken"] = skiptoken(start + PAGE)
             d["__next"] = f"{self.url}{PRODUCT}A_Product?{urlencode(query)}"
+        return JSONResponse({"d": d})
+
+    def list_prices(self, seen: Seen) -> Response:
+        where = re.fullmatch(
+            r"ConditionType eq '(\w+)'(?: and CreationDate ge datetime'([^']+)')?",
+            seen.query.get("$filter", ""),
+        )
+        if where is None:
+            return error(400, "/IWBEP/CM_MGW_RT/004", "Invalid filter expression")
+        ms = 0
+        if where.group(2):
+            bound = dt.datetime.fromisoformat(where.group(2)).replace(tzinfo=dt.UTC)
+            ms = int(bound.timestamp() * 1000)
+        rows = sorted(
+            (
+                c
+                for c in self.conditions
+                if c["ConditionType"] == where.group(1) and int(c["CreationDate"][6:-2]) >= ms
+            ),
+            key=lambda c: (int(c["CreationDate"][6:-2]), c["ConditionRecord"]),
+        )
+        expand = seen.query.get("$expand") == "to_SlsPrcgCndnRecdValidity"
+        start = offset_of(seen.query.get("$skiptoken"))
+        page = [
+            {k: v for k, v in c.items() if expand or k != "to_SlsPrcgCndnRecdValidity"}
+            for c in rows[start : start + PAGE]
+        ]
+        d: dict[str, Any] = {"results": page}
+        if start + PAGE < len(rows):
+            query = {k: v for k, v in seen.query.items() if k != "$skiptoken"}
+            query["$skiptoken"] = skiptoken(start + PAGE)
+            d["__next"] = f"{self.url}{PRICE}A_SlsPrcgConditionRecord?{urlencode(query)}"
         return JSONResponse({"d": d})
 
     def list_v4(self, seen: Seen) -> Response:
