@@ -48,19 +48,9 @@ class Registry(Protocol):
 RegistryFactory = Callable[[Runtime, Connector, Wiring], Registry]
 
 
-def target(runtime: Runtime) -> Connector | None:
-    found = [
-        c
-        for vendor in VENDORS
-        for c in settings.active_of(runtime, vendor)
-        if c.settings.get("push_customers")
-    ]
-    return min(found, key=lambda c: c.name) if found else None
-
-
 def push_account(delivery: Delivery, registries: Mapping[str, RegistryFactory]) -> None:
     runtime = delivery.runtime
-    connector = target(runtime)
+    connector = settings.first_flagged(runtime, VENDORS, "push_customers")
     if connector is None:
         return
     with runtime.db.read() as conn:

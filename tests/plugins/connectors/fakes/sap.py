@@ -209,18 +209,7 @@ class FakeSap(FakeVendor):
             rows = [p for p in rows if int(p["LastChangeDate"][6:-2]) >= ms]
         elif "$filter" in seen.query:
             return error(400, "/IWBEP/CM_MGW_RT/004", "Invalid filter expression")
-        start = offset_of(seen.query.get("$skiptoken"))
-        expand = seen.query.get("$expand") == "to_Description"
-        page = [
-            {k: v for k, v in p.items() if expand or k != "to_Description"}
-            for p in rows[start : start + PAGE]
-        ]
-        d: dict[str, Any] = {"results": page}
-        if start + PAGE < len(rows):
-            query = {k: v for k, v in seen.query.items() if k != "$skiptoken"}
-            query["$skiptoken"] = skiptoken(start + PAGE)
-            d["__next"] = f"{self.url}{PRODUCT}A_Product?{urlencode(query)}"
-        return JSONResponse({"d": d})
+        return self.page_v2(seen, rows, PRODUCT + "A_Product", "to_Description")
 
     def list_prices(self, seen: Seen) -> Response:
         where = re.fullmatch(
@@ -241,17 +230,25 @@ class FakeSap(FakeVendor):
             ),
             key=lambda c: (int(c["CreationDate"][6:-2]), c["ConditionRecord"]),
         )
-        expand = seen.query.get("$expand") == "to_SlsPrcgCndnRecdValidity"
+        link = PRICE + "A_SlsPrcgConditionRecord"
+        return self.page_v2(seen, rows, link, "to_SlsPrcgCndnRecdValidity")
+
+    def page_v2(
+        self, seen: Seen, rows: list[dict[str, Any]], path: str, navigation: str
+    ) -> Response:
+        """One v2 page of ``rows``, ``navigation`` kept only when expanded, and an absolute
+        ``__next`` repeating the query with the next ``$skiptoken``."""
+        expand = seen.query.get("$expand") == navigation
         start = offset_of(seen.query.get("$skiptoken"))
         page = [
-            {k: v for k, v in c.items() if expand or k != "to_SlsPrcgCndnRecdValidity"}
-            for c in rows[start : start + PAGE]
+            {k: v for k, v in row.items() if expand or k != navigation}
+            for row in rows[start : start + PAGE]
         ]
         d: dict[str, Any] = {"results": page}
         if start + PAGE < len(rows):
             query = {k: v for k, v in seen.query.items() if k != "$skiptoken"}
             query["$skiptoken"] = skiptoken(start + PAGE)
-            d["__next"] = f"{self.url}{PRICE}A_SlsPrcgConditionRecord?{urlencode(query)}"
+            d["__next"] = f"{self.url}{path}?{urlencode(query)}"
         return JSONResponse({"d": d})
 
     def list_v4(self, seen: Seen) -> Response:
