@@ -108,3 +108,10 @@ def active_of(runtime: Runtime, vendor: str) -> list[Connector]:
             actor=SYSTEM,
         )
     return [Connector.of(r) for r in page.records]
+
+
+def first_flagged(runtime: Runtime, vendors: tuple[str, ...], flag: str) -> Connector | None:
+    """The first by name of the active connectors of ``vendors`` whose ``settings.<flag>``
+    is set: where a push goes when several could take it."""
+    found = [c for vendor in vendors for c in active_of(runtime, vendor) if c.settings.get(flag)]
+    return min(found, key=lambda c: c.name) if found else None

@@ -1,10 +1,11 @@
-"""What Qiao pushes to the ERPs, each in a worker through the outbox: customers to
-Kingdee (:mod:`.customers`), accepted quotes as sales orders to Kingdee, Yonyou or SAP
-(:mod:`.orders`), with who wins a disagreement declared in :mod:`.conflicts`."""
+"""What Qiao pushes to the ERPs, each in a worker through the outbox: customers
+(:mod:`.customers`) and accepted quotes as sales orders (:mod:`.orders`) to Kingdee, Yonyou
+or SAP, with who wins a disagreement declared in :mod:`.conflicts`. Each vendor's module
+says how its customers and orders are found and made; the routines are shared."""
 
 from __future__ import annotations
 
-from qiao.api import EventHandler
+from qiao.api import Delivery, EventHandler
 from qiao.plugins.connectors.push import customers, kingdee, orders, sap, yonyou
 
 BOOKS: dict[str, orders.BookFactory] = {
@@ -12,13 +13,22 @@ BOOKS: dict[str, orders.BookFactory] = {
     "yonyou": yonyou.book,
     "sap": sap.book,
 }
+REGISTRIES: dict[str, customers.RegistryFactory] = {
+    "kingdee": kingdee.registry,
+    "yonyou": yonyou.registry,
+    "sap": sap.registry,
+}
+
+
+def push_account(delivery: Delivery) -> None:
+    customers.push_account(delivery, REGISTRIES)
 
 
 def handlers() -> list[EventHandler]:
     return [
         EventHandler(
             customers.HANDLER,
-            customers.push_account,
+            push_account,
             entities=("account",),
             operations=("create", "update"),
         ),

@@ -1,66 +1,78 @@
-"""Customers Qiao creates pushed to Kingdee once, idempotently (handler ``connectors.push``).
+"""Customers Qiao creates pushed to an ERP once, idempotently (handler ``connectors.push``).
 
-With ``settings.push_customers: true`` on a Kingdee connector, an account without an
-``erp_code`` is created in Kingdee as a ``BD_Customer`` whose reference field
-(``settings.reference_field``, default ``F_QIAO_ID``, a custom field to add in Kingdee)
-holds the account's id, and the code Kingdee gives it becomes the account's ``erp_code``.
-Before creating, the customer is looked up by that reference: a delivery repeated after a
-worker died between Kingdee's answer and Qiao's commit finds it instead of creating a
-second one. The ERP owns customers, so a customer found with another name keeps it, and
-the account takes it (listed as a conflict). Once an account has its code, pulls bring
-its changes.
+With ``settings.push_customers: true`` on a Kingdee, Yonyou or SAP connector (the first
+such by name), an account without an ``erp_code`` is created in the ERP with the account's
+id in a reference field (``settings.reference_field``; each vendor's default in its
+module: :mod:`.kingdee`, :mod:`.yonyou`, :mod:`.sap`), and the code the ERP gives it
+becomes the account's ``erp_code``. Before creating, the customer is looked up by that
+reference: a delivery repeated after a worker died between the ERP's answer and Qiao's
+commit finds it instead of creating a second one. The ERP owns customers, so a customer
+found with another name keeps it, and the account takes it (listed as a conflict). Once an
+account has its code, pulls bring its changes.
 """
 
 from __future__ import annotations
 
-from qiao.api import Actor, Delivery, Source
-from qiao.plugins.connectors import clients, host, settings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from qiao.api import Actor, Delivery, Runtime, Source
+from qiao.plugins.connectors import host, settings
+from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.common.errors import ConnectorError
 from qiao.plugins.connectors.push.conflicts import differences, listed
+from qiao.plugins.connectors.settings import Connector
 
 SYSTEM = Actor.system()
 HANDLER = "connectors.push"
-DEFAULT_REFERENCE = "F_QIAO_ID"
+VENDORS = ("kingdee", "yonyou", "sap")
 
 
-def push_account(delivery: Delivery) -> None:
+@dataclass(frozen=True)
+class Customer:
+    """A customer as the ERP has it: its code and, when it answers one, its name."""
+
+    code: str
+    name: str | None
+
+
+class Registry(Protocol):
+    """A vendor's customers, as the push needs them."""
+
+    def find(self, reference: str) -> Customer | None: ...
+
+    def create(self, name: str, reference: str) -> Customer: ...
+
+
+RegistryFactory = Callable[[Runtime, Connector, Wiring], Registry]
+
+
+def push_account(delivery: Delivery, registries: Mapping[str, RegistryFactory]) -> None:
     runtime = delivery.runtime
-    targets = [
-        c for c in settings.active_of(runtime, "kingdee") if c.settings.get("push_customers")
-    ]
-    if not targets:
+    connector = settings.first_flagged(runtime, VENDORS, "push_customers")
+    if connector is None:
         return
     with runtime.db.read() as conn:
         account = runtime.records.get(conn, "account", delivery.event.record_id, actor=SYSTEM)
     if account.get("erp_code"):
         return
-    connector = targets[0]
-    reference = str(connector.settings.get("reference_field") or DEFAULT_REFERENCE)
+    reference = str(account["id"])
     with host.wired(runtime, connector.id, connector.vendor) as wiring:
-        client = clients.kingdee(runtime, connector, wiring)
+        registry = registries[connector.vendor](runtime, connector, wiring)
         try:
-            found = list(
-                client.query(
-                    "BD_Customer",
-                    ["FNumber", "FName", reference],
-                    order="FNumber ASC",
-                    filter=f"{reference} = '{account['id']}'",
-                )
-            )
-            if not found:
-                model = {"FName": account["name"], reference: account["id"]}
-                found = [{"FNumber": client.save("BD_Customer", model).number}]
+            found = registry.find(reference) or registry.create(str(account["name"]), reference)
         except ConnectorError as error:
             raise host.outbox_error(error) from error
-    theirs = {"erp_code": str(found[0]["FNumber"]), "name": found[0].get("FName")}
-    changed = differences(account, theirs, ("name",)) if theirs["name"] else {}
+    theirs = {"name": found.name}
+    changed = differences(account, theirs, ("name",)) if found.name else {}
     records = runtime.records
     with records.transaction(SYSTEM, Source.CONNECTOR) as ctx:
-        values = {"erp_code": theirs["erp_code"]}
+        values = {"erp_code": found.code}
         if changed:
-            values["name"] = theirs["name"]
-        records.update(ctx, "account", account["id"], values)
+            values["name"] = str(found.name)
+        records.update(ctx, "account", reference, values)
         now = ctx.now()
     if changed:
-        entry = listed(connector.vendor, "account", theirs["erp_code"], changed, now)
+        entry = listed(connector.vendor, "account", found.code, changed, now)
         host.write_calls(runtime, connector.id, [entry])

@@ -1,5 +1,9 @@
-"""Sales orders in Kingdee K/3 Cloud: ``SAL_SaleOrder``, one entry line per order.
+"""Customers and sales orders in Kingdee K/3 Cloud: ``BD_Customer`` and ``SAL_SaleOrder``.
 
+A customer's reference field is ``settings.reference_field`` (default ``F_QIAO_ID``, a
+custom field added to the customer form); Kingdee numbers it by its coding rule.
+
+Sales orders have one entry line each.
 Qiao's id goes into the header's reference field (``settings.order_reference_field``,
 default the custom field ``F_QIAO_ID``, added to the sales order form in the BOS
 designer). The sale organisation (``settings.sale_org``), bill type
@@ -15,9 +19,11 @@ from qiao.api import Runtime
 from qiao.plugins.connectors import clients
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.kingdee.client import KingdeeClient
+from qiao.plugins.connectors.push.customers import Customer
 from qiao.plugins.connectors.push.orders import Order, Placed, money
 from qiao.plugins.connectors.settings import Connector
 
+CUSTOMERS = "BD_Customer"
 FORM = "SAL_SaleOrder"
 DEFAULT_REFERENCE = "F_QIAO_ID"
 ENTRY_ID = "FSaleOrderEntry_FEntryID"
@@ -30,6 +36,30 @@ FIELDS = {
     "FAllAmount": "amount",
     ENTRY_ID: "entry",
 }
+
+
+class KingdeeCustomers:
+    def __init__(self, client: KingdeeClient, connector: Connector) -> None:
+        self.client = client
+        self.reference = str(connector.settings.get("reference_field") or DEFAULT_REFERENCE)
+
+    def find(self, reference: str) -> Customer | None:
+        rows = list(
+            self.client.query(
+                CUSTOMERS,
+                ["FNumber", "FName", self.reference],
+                order="FNumber ASC",
+                filter=f"{self.reference} = '{reference}'",
+            )
+        )
+        if not rows:
+            return None
+        name = rows[0].get("FName")
+        return Customer(str(rows[0]["FNumber"]), str(name) if name else None)
+
+    def create(self, name: str, reference: str) -> Customer:
+        saved = self.client.save(CUSTOMERS, {"FName": name, self.reference: reference})
+        return Customer(str(saved.number), None)
 
 
 class KingdeeOrders:
@@ -97,3 +127,7 @@ class KingdeeOrders:
 
 def book(runtime: Runtime, connector: Connector, wiring: Wiring) -> KingdeeOrders:
     return KingdeeOrders(clients.kingdee(runtime, connector, wiring), connector)
+
+
+def registry(runtime: Runtime, connector: Connector, wiring: Wiring) -> KingdeeCustomers:
+    return KingdeeCustomers(clients.kingdee(runtime, connector, wiring), connector)

@@ -93,16 +93,6 @@ def money(value: Any) -> decimal.Decimal:
     return decimal.Decimal(str(value)).quantize(decimal.Decimal("0.01"))
 
 
-def target(runtime: Runtime) -> Connector | None:
-    found = [
-        c
-        for vendor in VENDORS
-        for c in settings.active_of(runtime, vendor)
-        if c.settings.get("push_orders")
-    ]
-    return min(found, key=lambda c: c.name) if found else None
-
-
 def order_of(runtime: Runtime, quote: Mapping[str, Any]) -> Order:
     """The quote as an order; waits (RetryLater) while a master has no ERP code."""
     codes = {}
@@ -129,7 +119,7 @@ def order_of(runtime: Runtime, quote: Mapping[str, Any]) -> Order:
 
 def push_order(delivery: Delivery, books: Mapping[str, BookFactory]) -> None:
     runtime = delivery.runtime
-    connector = target(runtime)
+    connector = settings.first_flagged(runtime, VENDORS, "push_orders")
     if connector is None:
         return
     with runtime.db.read() as conn:

@@ -1,5 +1,13 @@
-"""Sales orders in S/4HANA: ``A_SalesOrder`` of ``API_SALES_ORDER_SRV`` (OData v2), one item.
+"""Customers and sales orders in S/4HANA (OData v2): ``A_BusinessPartner`` and ``A_SalesOrder``.
 
+A customer is a business partner of the connector's ``base_url`` (API_BUSINESS_PARTNER),
+found by Qiao's id in ``settings.reference_field`` (default ``YY1_QIAO_ID_bus``, a custom
+field on business partners made in Custom Fields and Logic, enabled for the API) and
+created as an organisation (category ``2``, its name in ``OrganizationBPName1``), in the
+grouping ``settings.partner_grouping`` when one is given; SAP numbers it. The create
+carries the CSRF token the client fetches, fetched again once on a 403 ``Required``.
+
+Sales orders are ``A_SalesOrder`` of ``API_SALES_ORDER_SRV`` with one item.
 The service is ``settings.sales_order_url``, by default ``API_SALES_ORDER_SRV`` beside the
 connector's ``base_url``. Qiao's id goes into a header extension field
 (``settings.order_reference_field``, default ``YY1_QIAO_ID_SDH``: a custom field
@@ -17,17 +25,54 @@ from urllib.parse import urljoin
 from qiao.api import Runtime
 from qiao.plugins.connectors import clients
 from qiao.plugins.connectors.common.caller import Wiring
+from qiao.plugins.connectors.push.customers import Customer
 from qiao.plugins.connectors.push.orders import Order, Placed
 from qiao.plugins.connectors.sap.odata import ODataClient
 from qiao.plugins.connectors.settings import Connector
 
 DEFAULT_REFERENCE = "YY1_QIAO_ID_SDH"
+DEFAULT_CUSTOMER_REFERENCE = "YY1_QIAO_ID_bus"
+PARTNERS = "A_BusinessPartner"
 SERVICE = "../API_SALES_ORDER_SRV/"
 
 
 def etag_of(entity: dict[str, Any]) -> str | None:
     meta = entity.get("__metadata") or {}
     return meta.get("etag")
+
+
+def equal_to(field: str, value: str) -> dict[str, str]:
+    return {"$filter": f"{field} eq '{value}'"}
+
+
+class SapCustomers:
+    def __init__(self, client: ODataClient, connector: Connector) -> None:
+        self.client = client
+        self.reference = str(
+            connector.settings.get("reference_field") or DEFAULT_CUSTOMER_REFERENCE
+        )
+        self.grouping = str(connector.settings.get("partner_grouping") or "")
+
+    def find(self, reference: str) -> Customer | None:
+        params = {
+            **equal_to(self.reference, reference),
+            "$select": f"BusinessPartner,BusinessPartnerFullName,{self.reference}",
+        }
+        rows = list(self.client.entities(PARTNERS, params))
+        if not rows:
+            return None
+        name = rows[0].get("BusinessPartnerFullName")
+        return Customer(str(rows[0]["BusinessPartner"]), str(name) if name else None)
+
+    def create(self, name: str, reference: str) -> Customer:
+        body = {
+            "BusinessPartnerCategory": "2",
+            "OrganizationBPName1": name,
+            self.reference: reference,
+        }
+        if self.grouping:
+            body["BusinessPartnerGrouping"] = self.grouping
+        return Customer(str(self.client.create(PARTNERS, body).data["BusinessPartner"]), None)
 
 
 class SapOrders:
@@ -44,7 +89,7 @@ class SapOrders:
         }
 
     def find(self, reference: str) -> Placed | None:
-        params = {"$filter": f"{self.reference} eq '{reference}'", "$expand": "to_Item"}
+        params = {**equal_to(self.reference, reference), "$expand": "to_Item"}
         rows = list(self.client.entities("A_SalesOrder", params))
         if not rows:
             return None
@@ -89,3 +134,7 @@ def book(runtime: Runtime, connector: Connector, wiring: Wiring) -> SapOrders:
         str(connector.base_url).rstrip("/") + "/", SERVICE
     )
     return SapOrders(clients.sap(runtime, connector, wiring, str(url)), connector)
+
+
+def registry(runtime: Runtime, connector: Connector, wiring: Wiring) -> SapCustomers:
+    return SapCustomers(clients.sap(runtime, connector, wiring), connector)

@@ -1,5 +1,11 @@
-"""Sales orders in Yonyou YonSuite: ``sd/voucherorder`` (销售订单), one detail line per order.
+"""Customers and sales orders in Yonyou YonSuite: merchants (客户档案) and ``sd/voucherorder``.
 
+A customer is found by Qiao's id in ``settings.reference_field`` (default ``erpCode``, the
+merchant's 外部编码) and saved through ``digitalModel/merchant/save`` under the managing
+organisation ``settings.customer_org`` (default ``settings.sales_org``), its name in
+Chinese (``zh_CN`` of the multilingual name); Yonyou codes it by its coding rule.
+
+Sales orders (销售订单) have one detail line each.
 Qiao's id goes into a header field (``settings.order_reference_field``, default the
 free item ``headFreeItem.define1``; a dotted name is a nested object) and, as
 ``resubmitCheckKey``, into the save itself, so Yonyou refuses a second create of the same
@@ -16,11 +22,19 @@ from typing import Any
 from qiao.api import Runtime
 from qiao.plugins.connectors import clients
 from qiao.plugins.connectors.common.caller import Wiring
+from qiao.plugins.connectors.push.customers import Customer
 from qiao.plugins.connectors.push.orders import Order, Placed, money
 from qiao.plugins.connectors.settings import Connector
-from qiao.plugins.connectors.yonyou.client import SALES_ORDER_SAVE, SALES_ORDERS, YonyouClient
+from qiao.plugins.connectors.yonyou.client import (
+    MERCHANT_SAVE,
+    MERCHANTS,
+    SALES_ORDER_SAVE,
+    SALES_ORDERS,
+    YonyouClient,
+)
 
 DEFAULT_REFERENCE = "headFreeItem.define1"
+DEFAULT_CUSTOMER_REFERENCE = "erpCode"
 
 
 def nested(path: str, value: Any) -> dict[str, Any]:
@@ -36,6 +50,42 @@ def merged(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def equal_to(field: str, value: str) -> dict[str, Any]:
+    """The list condition ``field = value`` (``simpleVOs``, op ``eq``)."""
+    return {"simpleVOs": [{"field": field, "op": "eq", "value1": value}]}
+
+
+def text_of(name: Any) -> str | None:
+    """A name as text: multilingual names arrive as ``{"zh_CN": ...}``."""
+    if isinstance(name, Mapping):
+        name = name.get("zh_CN") or next(iter(name.values()), None)
+    return str(name) if name else None
+
+
+class YonyouCustomers:
+    def __init__(self, client: YonyouClient, connector: Connector) -> None:
+        self.client = client
+        self.reference = str(
+            connector.settings.get("reference_field") or DEFAULT_CUSTOMER_REFERENCE
+        )
+        self.org = str(connector.settings.get("customer_org") or connector.setting("sales_org"))
+
+    def find(self, reference: str) -> Customer | None:
+        condition = equal_to(self.reference, reference)
+        rows = list(self.client.records(MERCHANTS, page_size=10, conditions=condition))
+        if not rows:
+            return None
+        return Customer(str(rows[0]["code"]), text_of(rows[0].get("name")))
+
+    def create(self, name: str, reference: str) -> Customer:
+        document = merged(
+            {"createOrg": self.org, "name": {"zh_CN": name}, "_status": "Insert"},
+            nested(self.reference, reference),
+        )
+        saved = self.client.save(MERCHANT_SAVE, document)
+        return Customer(str(saved["code"]), None)
+
+
 class YonyouOrders:
     compared = ("customer", "product", "quantity", "amount")
 
@@ -46,7 +96,7 @@ class YonyouOrders:
         self.transaction_type = str(connector.settings.get("order_transaction_type") or "")
 
     def find(self, reference: str) -> Placed | None:
-        condition = {"simpleVOs": [{"field": self.reference, "op": "eq", "value1": reference}]}
+        condition = equal_to(self.reference, reference)
         rows = list(self.client.records(SALES_ORDERS, page_size=10, conditions=condition))
         if not rows:
             return None
@@ -99,3 +149,7 @@ class YonyouOrders:
 
 def book(runtime: Runtime, connector: Connector, wiring: Wiring) -> YonyouOrders:
     return YonyouOrders(clients.yonyou(runtime, connector, wiring), connector)
+
+
+def registry(runtime: Runtime, connector: Connector, wiring: Wiring) -> YonyouCustomers:
+    return YonyouCustomers(clients.yonyou(runtime, connector, wiring), connector)

@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin
 
 from qiao.api import ConfigurationError, Runtime
 from qiao.plugins.connectors import clients, host
@@ -39,6 +40,17 @@ YONYOU_CUSTOMER_FIELDS = {"code": "erp_code", "name": "name"}
 YONYOU_PRODUCT_FIELDS = {"code": "erp_code", "name": "name"}
 SAP_CHANGED = "LastChangeDate"
 SAP_CUSTOMER_FIELDS = {"BusinessPartner": "erp_code", "BusinessPartnerFullName": "name"}
+SAP_PRODUCT_FIELDS = {"Product": "erp_code", "ProductDescription": "name"}
+SAP_DESCRIPTION = "ProductDescription"
+"""Not a property of ``A_Product``: the text of its ``to_Description`` in the connector's
+``settings.language`` (default ``ZH``) or else its first, put on the row under this name."""
+SAP_PRODUCT_SERVICE = "../API_PRODUCT_SRV/"
+SAP_PRICE_SERVICE = "../API_SLSPRICINGCONDITIONRECORD_SRV/"
+SAP_PRICE_FIELDS = {"Material": "erp_code", "ConditionRateValue": "list_price"}
+SAP_PRICE_CHANGED = "CreationDate"
+"""Condition records carry no change date: a new price is a new record (VK11), so the
+creation date is the watermark; a rate edited in place (VK12) arrives on a full pull."""
+PRICES = "prices"
 
 #: Reads the rows of a stream: (wiring, the ERP fields to read, the lower bound of the
 #: change date or None for everything) -> rows, ideally ordered by (change date, code).
@@ -98,7 +110,7 @@ def pull(runtime: Runtime, connector: Connector, stream: Stream, read: Read) -> 
     with host.wired(runtime, connector.id, connector.vendor) as wiring:
         rows = list(read(wiring, fields, since(mark, overlap) if mark else None))
     values = newest_first_wins(mapped(row, mapping) for row in rows)
-    if stream.entity == "product":
+    if stream.name == PRODUCTS:
         values = [{"sku": v.get("erp_code"), **v} for v in values]
     written = upsert_all(runtime, connector.id, connector.vendor, stream.entity, "erp_code", values)
     newest = latest(*(changed_at(row.get(stream.changed_field)) for row in rows))
@@ -187,18 +199,108 @@ def yonyou_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
     return out
 
 
+def service_url(connector: Connector, setting: str, beside: str) -> str:
+    """``settings.<setting>``, or the service ``beside`` the connector's ``base_url``."""
+    return str(
+        connector.settings.get(setting)
+        or urljoin(str(connector.base_url).rstrip("/") + "/", beside)
+    )
+
+
 # -- SAP -----------------------------------------------------------------------------------
 
 SAP_CUSTOMERS = Stream(STREAM, "account", SAP_CUSTOMER_FIELDS, SAP_CHANGED)
+SAP_PRODUCTS = Stream(PRODUCTS, "product", SAP_PRODUCT_FIELDS, SAP_CHANGED)
+
+
+def sap_query(fields: list[str], key: str, start: str | None) -> dict[str, str]:
+    """``$select``, ``$orderby`` (change date, key) and, after the first pull, the
+    change-date ``$filter``."""
+    params = {"$select": ",".join(fields), "$orderby": f"{SAP_CHANGED},{key}"}
+    if start:
+        params["$filter"] = f"{SAP_CHANGED} ge datetime'{start}'"
+    return params
+
+
+def described(row: Mapping[str, Any], language: str) -> dict[str, Any]:
+    """A product row with its description in ``language`` as ``ProductDescription``, or in
+    the first language it has one (a product needs a name)."""
+    texts = (row.get("to_Description") or {}).get("results") or []
+    ranked = sorted(texts, key=lambda t: t.get("Language") != language)
+    text = next((t.get(SAP_DESCRIPTION) for t in ranked if t.get(SAP_DESCRIPTION)), None)
+    return {**row, SAP_DESCRIPTION: text}
+
+
+def sap_products(runtime: Runtime, connector: Connector) -> int:
+    """``A_Product`` of API_PRODUCT_SRV (``settings.product_url``, by default beside
+    ``base_url``) changed since the products watermark, with their descriptions."""
+    url = service_url(connector, "product_url", SAP_PRODUCT_SERVICE)
+    language = str(connector.settings.get("language") or "ZH")
+
+    def read(wiring: Wiring, fields: list[str], start: str | None) -> Iterable[dict[str, Any]]:
+        own = [f for f in fields if f != SAP_DESCRIPTION]
+        params = sap_query(own, "Product", start)
+        if SAP_DESCRIPTION in fields:
+            params["$select"] += ",to_Description/Language,to_Description/ProductDescription"
+            params["$expand"] = "to_Description"
+        client = clients.sap(runtime, connector, wiring, url)
+        return (described(row, language) for row in client.entities("A_Product", params))
+
+    return pull(runtime, connector, SAP_PRODUCTS, read)
+
+
+SAP_PRICES = Stream(PRICES, "product", SAP_PRICE_FIELDS, SAP_PRICE_CHANGED)
+
+
+def current_material(row: Mapping[str, Any], today: dt.date, org: str) -> dict[str, Any]:
+    """A condition record with the material of its validity that holds ``today`` (in
+    sales organisation ``org`` when one is set), or ``Material`` None when none does."""
+    found = None
+    for validity in (row.get("to_SlsPrcgCndnRecdValidity") or {}).get("results") or []:
+        start = changed_at(validity.get("ConditionValidityStartDate"))
+        end = changed_at(validity.get("ConditionValidityEndDate"))
+        holds = (start or "")[:10] <= today.isoformat() <= (end or "9999-12-31")[:10]
+        if holds and (not org or validity.get("SalesOrganization") == org):
+            found = validity.get("Material")
+    return {**row, "Material": found}
+
+
+def sap_prices(runtime: Runtime, connector: Connector) -> int:
+    """Sales prices (condition type ``settings.price_condition_type``, default ``PPR0``)
+    of API_SLSPRICINGCONDITIONRECORD_SRV into the ``list_price`` of products, by material."""
+    url = service_url(connector, "price_url", SAP_PRICE_SERVICE)
+    kind = str(connector.settings.get("price_condition_type") or "PPR0")
+    org = str(connector.settings.get("sales_org") or "")
+
+    def read(wiring: Wiring, fields: list[str], start: str | None) -> Iterable[dict[str, Any]]:
+        where = f"ConditionType eq '{kind}'"
+        if start:
+            where += f" and {SAP_PRICE_CHANGED} ge datetime'{start}'"
+        params = {
+            "$filter": where,
+            "$orderby": f"{SAP_PRICE_CHANGED},ConditionRecord",
+            "$expand": "to_SlsPrcgCndnRecdValidity",
+        }
+        client = clients.sap(runtime, connector, wiring, url)
+        today = runtime.records.clock().date()
+        rows = client.entities("A_SlsPrcgConditionRecord", params)
+        return [r for r in (current_material(row, today, org) for row in rows) if r["Material"]]
+
+    return pull(runtime, connector, SAP_PRICES, read)
 
 
 def sap_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
-    """``A_BusinessPartner`` entities changed since the watermark (OData v2) into accounts."""
+    """``A_BusinessPartner`` entities changed since the watermark (OData v2) into accounts;
+    with ``settings.sync_products``, materials into products (:func:`sap_products`); with
+    ``settings.sync_prices``, sales prices into their list prices (:func:`sap_prices`)."""
 
     def read(wiring: Wiring, fields: list[str], start: str | None) -> Iterable[dict[str, Any]]:
-        params = {"$select": ",".join(fields), "$orderby": f"{SAP_CHANGED},BusinessPartner"}
-        if start:
-            params["$filter"] = f"{SAP_CHANGED} ge datetime'{start}'"
+        params = sap_query(fields, "BusinessPartner", start)
         return clients.sap(runtime, connector, wiring).entities("A_BusinessPartner", params)
 
-    return {STREAM: pull(runtime, connector, SAP_CUSTOMERS, read)}
+    out = {STREAM: pull(runtime, connector, SAP_CUSTOMERS, read)}
+    if connector.settings.get("sync_products"):
+        out[PRODUCTS] = sap_products(runtime, connector)
+    if connector.settings.get("sync_prices"):
+        out[PRICES] = sap_prices(runtime, connector)
+    return out

@@ -45,6 +45,7 @@ PRODUCTS = "/yonbip/digitalModel/product/list"
 SALES_ORDERS = "/yonbip/sd/voucherorder/list"
 SALES_OUTS = "/yonbip/scm/salesout/list"
 SALES_ORDER_SAVE = "/yonbip/sd/voucherorder/singleSave"
+MERCHANT_SAVE = "/yonbip/digitalModel/merchant/save"
 
 
 def signature(app_key: str, app_secret: str, timestamp: str) -> str:

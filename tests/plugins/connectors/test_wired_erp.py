@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -148,3 +149,103 @@ def test_yonyou_rate_limit_waits_in_the_outbox_and_the_watermark_stays(
     clock.advance(minutes=2)
     drain(qiao_worker)
     assert len(accounts(qiao_client)) == 7
+
+
+def products(client: Any) -> list[tuple[str, str, str]]:
+    edges = client.data(
+        "{ products(orderBy: [{field: SKU}]) { edges { node { sku erpCode name } } } }"
+    )["products"]["edges"]
+    return [(e["node"]["sku"], e["node"]["erpCode"], e["node"]["name"]) for e in edges]
+
+
+def test_sap_materials_page_to_the_end_with_their_chinese_descriptions_then_only_changes(
+    qiao_client: Any, qiao_worker: Any, sap: FakeSap
+) -> None:
+    for i, day in enumerate((3, 1, 2, 5, 4)):
+        sap.add_product(f"OJ-{i}", day, ZH=f"离心泵{i}", EN=f"Pump {i}")
+    sap.add_product("OJ-9", 6, EN="Pump only in English")
+    add_sap(qiao_client, sap, sync_products=True)
+    qiao_client.data('mutation { syncConnector(name: "SAP") }')
+    drain(qiao_worker)
+    listed = [(f"OJ-{i}", f"OJ-{i}", f"离心泵{i}") for i in range(5)]
+    assert products(qiao_client) == [*listed, ("OJ-9", "OJ-9", "Pump only in English")]
+    reads = sap.hits(sap_fake.PRODUCT + "A_Product")
+    assert len(reads) == 3 and "$skiptoken" in reads[-1].query
+    assert reads[0].query["$expand"] == "to_Description"
+    assert reads[0].query["$orderby"] == "LastChangeDate,Product"
+
+    # Renamed in SAP, changed on the last day read: the next pull reads from the watermark
+    # less the overlap and the ERP's name wins.
+    sap.products[-1]["to_Description"]["results"].append(
+        {"Product": "OJ-9", "Language": "ZH", "ProductDescription": "英文泵"}
+    )
+    qiao_client.data('mutation { syncConnector(name: "SAP") }')
+    drain(qiao_worker)
+    assert products(qiao_client)[-1] == ("OJ-9", "OJ-9", "英文泵")
+    later = sap.hits(sap_fake.PRODUCT + "A_Product")[3]
+    assert later.query["$filter"] == "LastChangeDate ge datetime'2026-01-05T23:55:00'"
+    assert len(sap.hits(sap_fake.PRODUCT + "A_Product")) == 4
+
+
+def test_yonyou_material_prices_come_in_through_the_product_mapping(
+    qiao_client: Any, qiao_worker: Any, yonyou: FakeYonyou
+) -> None:
+    yonyou.products = [
+        {
+            "id": f"p{i}",
+            "code": f"OJ-{i}",
+            "name": f"离心泵{i}",
+            "salePrice": f"{1000 + i}.50",
+            "pubts": f"2026-01-0{i + 1} 10:00:00",
+        }
+        for i in range(5)
+    ]
+    mapping = {"code": "erp_code", "name": "name", "salePrice": "list_price"}
+    add_yonyou(qiao_client, yonyou, sync_products=True, page_size=2, product_fields=mapping)
+    qiao_client.data('mutation { syncConnector(name: "用友") }')
+    drain(qiao_worker)
+    edges = qiao_client.data(
+        "{ products(orderBy: [{field: SKU}]) { edges { node { sku listPrice } } } }"
+    )["products"]["edges"]
+    assert [(e["node"]["sku"], e["node"]["listPrice"]) for e in edges] == [
+        (f"OJ-{i}", f"{1000 + i}.50") for i in range(5)
+    ]
+    assert len(yonyou.hits(yonyou_fake.PRODUCTS)) == 3
+
+
+def list_prices(client: Any) -> list[tuple[str, str | None]]:
+    edges = client.data(
+        "{ products(orderBy: [{field: SKU}]) { edges { node { sku listPrice } } } }"
+    )["products"]["edges"]
+    return [(e["node"]["sku"], e["node"]["listPrice"]) for e in edges]
+
+
+def test_sap_prices_valid_today_set_list_prices_and_only_new_ones_are_read_again(
+    qiao_client: Any, qiao_worker: Any, sap: FakeSap, clock: TestClock
+) -> None:
+    for i in range(3):
+        sap.add_product(f"OJ-{i}", 1, ZH=f"离心泵{i}")
+    sap.add_price("OJ-0", "3280.00", created=1, valid=(1, 31))
+    sap.add_price("OJ-1", "4150.50", created=1, valid=(1, 31))
+    sap.add_price("OJ-1", "9999.00", created=1, valid=(1, 31), org="1010")
+    sap.add_price("OJ-2", "1200.00", created=1, valid=(20, 31))
+    sap.add_price("OJ-7", "10.00", created=1, valid=(1, 31))
+    clock.set(dt.datetime(2026, 1, 10, 2, 0, tzinfo=dt.UTC))
+    add_sap(qiao_client, sap, sync_products=True, sync_prices=True, sales_org="1710")
+    qiao_client.data('mutation { syncConnector(name: "SAP") }')
+    drain(qiao_worker)
+    assert list_prices(qiao_client) == [("OJ-0", "3280.00"), ("OJ-1", "4150.50"), ("OJ-2", None)]
+    reads = sap.hits(sap_fake.PRICE + "A_SlsPrcgConditionRecord")
+    assert len(reads) == 3 and reads[0].query["$filter"] == "ConditionType eq 'PPR0'"
+    # A material SAP prices but Qiao has not got is refused and listed, not made nameless.
+    assert ("upsert product", "ERROR", None) in calls(qiao_client)
+
+    # A new price for OJ-0 (a new condition record): read from the watermark, and it wins.
+    sap.add_price("OJ-0", "3300.00", created=3, valid=(3, 31))
+    qiao_client.data('mutation { syncConnector(name: "SAP") }')
+    drain(qiao_worker)
+    assert list_prices(qiao_client)[0] == ("OJ-0", "3300.00")
+    later = sap.hits(sap_fake.PRICE + "A_SlsPrcgConditionRecord")[3]
+    assert later.query["$filter"] == (
+        "ConditionType eq 'PPR0' and CreationDate ge datetime'2025-12-31T23:55:00'"
+    )

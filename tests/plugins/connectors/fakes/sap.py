@@ -1,19 +1,27 @@
-"""An S/4HANA OData server: API_BUSINESS_PARTNER in v2 and a sales order service in v4.
+"""An S/4HANA OData server: API_BUSINESS_PARTNER and API_PRODUCT_SRV in v2, and a sales
+order service in v2 and v4.
 
 Pages are two rows long and linked with opaque ``$skiptoken`` values the client must
 follow as given (v2 absolute ``__next``, v4 relative ``@odata.nextLink``). Writes need the
 CSRF token handed out on a ``Fetch`` GET together with the session cookie it is bound to;
-updates need the current ETag in ``If-Match``.
+updates need the current ETag in ``If-Match``. Collections filter by one ``field eq
+'value'`` (other filters are not applied); an organisation created with only
+``OrganizationBPName1`` gets it as its full name. ``A_Product`` applies a ``LastChangeDate
+ge datetime'…'`` filter, orders by (change date, product) and expands ``to_Description``;
+``A_SlsPrcgConditionRecord`` filters by ``ConditionType eq`` and ``CreationDate ge`` and
+expands ``to_SlsPrcgCndnRecdValidity``.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import JSONResponse, Response
 
@@ -21,6 +29,9 @@ from .base import FakeVendor, Seen
 
 V2 = "/sap/opu/odata/sap/API_BUSINESS_PARTNER/"
 SO = "/sap/opu/odata/sap/API_SALES_ORDER_SRV/"
+PRODUCT = "/sap/opu/odata/sap/API_PRODUCT_SRV/"
+PRICE = "/sap/opu/odata/sap/API_SLSPRICINGCONDITIONRECORD_SRV/"
+DAY_MS = 86_400_000
 V4 = "/sap/opu/odata4/sap/api_salesorder/srvd_a2x/sap/salesorder/0001/"
 PAGE = 2
 
@@ -47,7 +58,12 @@ class FakeSap(FakeVendor):
             {"SalesOrder": str(5000 + i), "TotalNetAmount": f"{100 * i}.00"} for i in range(5)
         ]
         self.csrf: dict[str, str] = {}
+        #: Writes still to refuse with 403 ``Required`` whatever token they carry, as after
+        #: the session behind a token timed out between its fetch and the write.
+        self.csrf_lapses = 0
         self.sales_orders: dict[str, dict[str, Any]] = {}
+        self.products: list[dict[str, Any]] = []
+        self.conditions: list[dict[str, Any]] = []
 
     def add_partners(self, n: int) -> None:
         for i in range(n):
@@ -58,6 +74,48 @@ class FakeSap(FakeVendor):
                 "LastChangeDate": f"/Date({1767225600000 + i * 86_400_000})/",
             }
             self.versions[key] = 1
+
+    def add_product(self, key: str, day: int, **descriptions: str) -> None:
+        """A material changed on 2026-01-``day``, described per language (``ZH="…"``)."""
+        texts = [
+            {"Product": key, "Language": lang, "ProductDescription": text}
+            for lang, text in descriptions.items()
+        ]
+        self.products.append(
+            {
+                "Product": key,
+                "ProductType": "FERT",
+                "LastChangeDate": f"/Date({1767225600000 + (day - 1) * 86_400_000})/",
+                "to_Description": {"results": texts},
+            }
+        )
+
+    def add_price(
+        self, material: str, rate: str, created: int, valid: tuple[int, int], org: str = "1710"
+    ) -> None:
+        """A PPR0 price created on 2026-01-``created``, valid on those days of 2026-01."""
+        record = f"{len(self.conditions) + 1:010d}"
+
+        def day(n: int) -> str:
+            return f"/Date({1767225600000 + (n - 1) * DAY_MS})/"
+
+        validity = {
+            "ConditionRecord": record,
+            "ConditionValidityStartDate": day(valid[0]),
+            "ConditionValidityEndDate": day(valid[1]),
+            "Material": material,
+            "SalesOrganization": org,
+        }
+        self.conditions.append(
+            {
+                "ConditionRecord": record,
+                "ConditionType": "PPR0",
+                "ConditionRateValue": rate,
+                "ConditionRateValueUnit": "CNY",
+                "CreationDate": day(created),
+                "to_SlsPrcgCndnRecdValidity": {"results": [validity]},
+            }
+        )
 
     def expire_csrf(self) -> None:
         self.csrf.clear()
@@ -71,6 +129,8 @@ class FakeSap(FakeVendor):
             ("GET", SO): self.fetch_csrf,
             ("GET", SO + "A_SalesOrder"): self.list_orders,
             ("POST", SO + "A_SalesOrder"): self.create_order,
+            ("GET", PRODUCT + "A_Product"): self.list_products,
+            ("GET", PRICE + "A_SlsPrcgConditionRecord"): self.list_prices,
         }
 
     def other(self, seen: Seen) -> Response:
@@ -115,6 +175,10 @@ class FakeSap(FakeVendor):
             if "=" in part
         )
         session = cookies.get("SAP_SESSIONID_S4H_100")
+        if self.csrf_lapses > 0:
+            self.csrf_lapses -= 1
+            self.csrf.pop(session or "", None)
+            return False
         return session is not None and self.csrf.get(session) == seen.headers.get("x-csrf-token")
 
     def list_v2(self, seen: Seen) -> Response:
@@ -122,11 +186,69 @@ class FakeSap(FakeVendor):
         if seen.query.get("$format") != "json" and not wants_json:
             return Response("<feed/>", media_type="application/atom+xml")
         rows = sorted(self.partners)
+        wanted = re.fullmatch(r"(\w+) eq '([^']*)'", seen.query.get("$filter", ""))
+        if wanted:
+            field, value = wanted.groups()
+            rows = [k for k in rows if str(self.partners[k].get(field)) == value]
         start = offset_of(seen.query.get("$skiptoken"))
         page = [self._entity(k) for k in rows[start : start + PAGE]]
         d: dict[str, Any] = {"results": page}
         if start + PAGE < len(rows):
             d["__next"] = f"{self.url}{V2}A_BusinessPartner?$skiptoken={skiptoken(start + PAGE)}"
+        return JSONResponse({"d": d})
+
+    def list_products(self, seen: Seen) -> Response:
+        rows = sorted(
+            self.products,
+            key=lambda p: (int(p["LastChangeDate"][6:-2]), p["Product"]),
+        )
+        since = re.fullmatch(r"LastChangeDate ge datetime'([^']+)'", seen.query.get("$filter", ""))
+        if since:
+            bound = dt.datetime.fromisoformat(since.group(1)).replace(tzinfo=dt.UTC)
+            ms = int(bound.timestamp() * 1000)
+            rows = [p for p in rows if int(p["LastChangeDate"][6:-2]) >= ms]
+        elif "$filter" in seen.query:
+            return error(400, "/IWBEP/CM_MGW_RT/004", "Invalid filter expression")
+        return self.page_v2(seen, rows, PRODUCT + "A_Product", "to_Description")
+
+    def list_prices(self, seen: Seen) -> Response:
+        where = re.fullmatch(
+            r"ConditionType eq '(\w+)'(?: and CreationDate ge datetime'([^']+)')?",
+            seen.query.get("$filter", ""),
+        )
+        if where is None:
+            return error(400, "/IWBEP/CM_MGW_RT/004", "Invalid filter expression")
+        ms = 0
+        if where.group(2):
+            bound = dt.datetime.fromisoformat(where.group(2)).replace(tzinfo=dt.UTC)
+            ms = int(bound.timestamp() * 1000)
+        rows = sorted(
+            (
+                c
+                for c in self.conditions
+                if c["ConditionType"] == where.group(1) and int(c["CreationDate"][6:-2]) >= ms
+            ),
+            key=lambda c: (int(c["CreationDate"][6:-2]), c["ConditionRecord"]),
+        )
+        link = PRICE + "A_SlsPrcgConditionRecord"
+        return self.page_v2(seen, rows, link, "to_SlsPrcgCndnRecdValidity")
+
+    def page_v2(
+        self, seen: Seen, rows: list[dict[str, Any]], path: str, navigation: str
+    ) -> Response:
+        """One v2 page of ``rows``, ``navigation`` kept only when expanded, and an absolute
+        ``__next`` repeating the query with the next ``$skiptoken``."""
+        expand = seen.query.get("$expand") == navigation
+        start = offset_of(seen.query.get("$skiptoken"))
+        page = [
+            {k: v for k, v in row.items() if expand or k != navigation}
+            for row in rows[start : start + PAGE]
+        ]
+        d: dict[str, Any] = {"results": page}
+        if start + PAGE < len(rows):
+            query = {k: v for k, v in seen.query.items() if k != "$skiptoken"}
+            query["$skiptoken"] = skiptoken(start + PAGE)
+            d["__next"] = f"{self.url}{path}?{urlencode(query)}"
         return JSONResponse({"d": d})
 
     def list_v4(self, seen: Seen) -> Response:
@@ -148,6 +270,7 @@ class FakeSap(FakeVendor):
                 403, "CSRF", "CSRF token validation failed", **{"X-CSRF-Token": "Required"}
             )
         body = json.loads(seen.body)
+        body.setdefault("BusinessPartnerFullName", body.get("OrganizationBPName1"))
         if not body.get("BusinessPartnerFullName"):
             return error(400, "R11/012", "Enter a name for the business partner")
         key = str(1000040 + len(self.partners))

@@ -1,16 +1,18 @@
 """A Yonyou open API: data-centre discovery, the signed selfAppAuth token, list endpoints
-with ``simpleVOs`` conditions, and the sales order's ``singleSave``.
+with ``simpleVOs`` conditions, the merchant's ``save`` and the sales order's ``singleSave``.
 
 The tenant's gateway lives under ``/gw`` and its token host under ``/tk`` of the same
 server. The signature is checked as Yonyou documents it; tokens live 7200 s. Lists filter
 by ``simpleVOs`` (``egt`` and ``eq``, dotted fields reaching into nested objects) and
 answer in storage order, which is not the change order; a save's ``resubmitCheckKey``
-seen before is refused as a repeated submission.
+seen before is refused as a repeated submission. A saved merchant gets the next ``M``
+code and its ``zh_CN`` name; lists answer names as text.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -27,6 +29,7 @@ MERCHANTS = "/gw/yonbip/digitalModel/merchant/list"
 PRODUCTS = "/gw/yonbip/digitalModel/product/list"
 ORDERS = "/gw/yonbip/sd/voucherorder/list"
 ORDER_SAVE = "/gw/yonbip/sd/voucherorder/singleSave"
+MERCHANT_SAVE = "/gw/yonbip/digitalModel/merchant/save"
 
 
 def field_of(row: dict[str, Any], path: str) -> Any:
@@ -71,6 +74,7 @@ class FakeYonyou(FakeVendor):
             ("POST", PRODUCTS): lambda seen: self.listing(seen, self.products),
             ("POST", ORDERS): lambda seen: self.listing(seen, self.orders),
             ("POST", ORDER_SAVE): self.save_order,
+            ("POST", MERCHANT_SAVE): self.save_merchant,
         }
 
     def revoke_tokens(self) -> None:
@@ -150,3 +154,22 @@ class FakeYonyou(FakeVendor):
         }
         self.orders.append(order)
         return JSONResponse({"code": "200", "message": "操作成功", "data": order})
+
+    def save_merchant(self, seen: Seen) -> Response:
+        if seen.query.get("access_token") not in self.tokens:
+            return JSONResponse({"code": "310036", "message": "非法token"})
+        data: dict[str, Any] = json.loads(seen.body)["data"]
+        name = (data.get("name") or {}).get("zh_CN")
+        if data.get("_status") != "Insert" or not name or not data.get("createOrg"):
+            return JSONResponse({"code": "999", "message": "客户名称、管理组织不能为空"})
+        number = len(self.merchants) + 1
+        stamp = dt.datetime.fromtimestamp(self.clock(), dt.UTC) + dt.timedelta(hours=8)
+        merchant = {
+            **{k: v for k, v in data.items() if k != "_status"},
+            "id": str(number),
+            "code": f"M{number:03d}",
+            "name": name,
+            "pubts": stamp.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        self.merchants.append(merchant)
+        return JSONResponse({"code": "200", "message": "操作成功", "data": merchant})
