@@ -21,11 +21,10 @@ from qiao.core.testing.worker import drain
 from tests.plugins.connectors.deployment import add_yonyou
 from tests.plugins.connectors.fakes.yonyou import FakeYonyou, sales_out_line
 
-from .conftest import People, create
+from .conftest import People
+from .test_s4_erp_file import MISMATCHES, q1_purchases, reported_as_one_mismatch
 
 SYNC = 'mutation { syncConnector(name: "用友") }'
-MISMATCHES = """{ dealerQuarters(filter: {erpDifference: {neq: "0"}}) {
-  edges { node { name purchases erpAmount erpDifference } } } }"""
 REFUSED = """{ connectorCalls(filter: {errorType: {eq: "Refused"}}) {
   edges { node { operation detail } } } }"""
 
@@ -56,30 +55,7 @@ def test_erp_sales_lines_pulled_from_yonyou_are_reconciled_by_dealer_code(
 ) -> None:
     admin = qiao_client
     people.user("qian", "钱淑华", "dealer_finance")
-    program = {"code": "HR-RB-2026Q", "name": "2026 季度返利", "graceDays": 15}
-    program_id = create(admin, "rebate_program", program)["id"]
-    product = create(admin, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})
-    for code, name, amount in (
-        ("HR-D-001", "苏州锐达", "1600000.00"),
-        ("HR-D-002", "宁波甬精", "800000.00"),
-    ):
-        dealer = create(admin, "account", {"name": name, "kind": "DEALER", "dealerCode": code})[
-            "id"
-        ]
-        values: dict[str, Any] = {
-            "orderNumber": f"SO-{code}",
-            "dealerId": dealer,
-            "productId": product["id"],
-            "orderedOn": "2026-02-01",
-            "recordedOn": "2026-02-01",
-            "quantity": 1,
-            "unitPrice": amount,
-            "amount": amount,
-        }
-        create(admin, "purchase_line", values)
-        quarter = {"name": f"{name} 2026Q1", "dealerId": dealer, "programId": program_id}
-        quarter |= {"periodStart": "2026-01-01", "periodEnd": "2026-03-31"}
-        create(admin, "dealer_quarter", quarter)
+    q1_purchases(admin)
     yonyou.sales_outs = [
         sales_out_line(
             "XSCK-2603-0001",
@@ -117,19 +93,7 @@ def test_erp_sales_lines_pulled_from_yonyou_are_reconciled_by_dealer_code(
         }
     ]
     qian = client_for("qian")
-    lines = qian.data("{ erpSalesLines { edges { node { erpLineId amount dealer { name } } } } }")
-    assert sorted(
-        (e["node"]["erpLineId"], e["node"]["dealer"]["name"], e["node"]["amount"])
-        for e in lines["erpSalesLines"]["edges"]
-    ) == [("U8-2603-0001", "苏州锐达", "1600000.00"), ("U8-2603-0002", "宁波甬精", "799000.00")]
-    assert [e["node"] for e in qian.data(MISMATCHES)["dealerQuarters"]["edges"]] == [
-        {
-            "name": "宁波甬精 2026Q1",
-            "purchases": "800000.00",
-            "erpAmount": "799000.00",
-            "erpDifference": "-1000.00",
-        }
-    ]
+    reported_as_one_mismatch(qian)
 
     # The ERP corrects the line; the next pull replaces it and the periods agree.
     yonyou.sales_outs[1].update(oriSum="800000.00", pubts="2026-03-31 09:00:00")
