@@ -36,6 +36,7 @@ def qiao_enabled_plugins() -> Sequence[str]:
 
 @pytest.fixture
 def qiao_extra_plugins() -> Sequence[Any]:
+    """No recording channel: the connectors plugin brings the real ones."""
     return ()
 
 
