@@ -5,9 +5,12 @@ watermark less an overlap, read to the last page, deduplicated by ERP code (a ro
 while the pull paged can be read twice: the newer reading wins), upserted by ``erp_code``,
 then the watermark moved to the newest change date read. Only how rows are read and where
 their change date is differs by vendor. Field mappings are data: a connector's
-``settings.customer_fields`` / ``product_fields`` map the ERP's field keys to Qiao's
-(defaults below). The ERP wins for the fields it maps, since it owns master data; fields
-it does not map (owner, region, pipeline data) stay as Qiao has them.
+``settings.customer_fields`` / ``product_fields`` / ``sales_line_fields`` map the ERP's
+field keys to Qiao's (defaults below). Sales lines are keyed by their ERP line id rather
+than ``erp_code``, go to the entity ``settings.sales_line_entity`` names, and name their
+dealer by a unique field (``dealer.dealer_code``), see :mod:`.writing`. The ERP wins
+for the fields it maps, since it owns master data; fields it does not map (owner, region,
+pipeline data) stay as Qiao has them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,18 @@ YONYOU_CHANGED = "pubts"
 """YonSuite's change timestamp on every archive ("yyyy-MM-dd HH:mm:ss", tenant time)."""
 YONYOU_CUSTOMER_FIELDS = {"code": "erp_code", "name": "name"}
 YONYOU_PRODUCT_FIELDS = {"code": "erp_code", "name": "name"}
+YONYOU_SALES_LINE_FIELDS = {
+    "details_id": "erp_line_id",
+    "cust_code": "dealer.dealer_code",
+    "vouchdate": "posted_on",
+    "code": "document_number",
+    "oriSum": "amount",
+}
+"""A sales outbound list row is one line (``details_id``) of a document (``code``), with
+the customer's code, the document date and the line's tax-inclusive amount."""
+SALES_LINES = "sales_lines"
+SALES_LINE_ENTITY = "erp_sales_line"
+SALES_LINE_KEY = "erp_line_id"
 SAP_CHANGED = "LastChangeDate"
 SAP_CUSTOMER_FIELDS = {"BusinessPartner": "erp_code", "BusinessPartnerFullName": "name"}
 SAP_PRODUCT_FIELDS = {"Product": "erp_code", "ProductDescription": "name"}
@@ -65,6 +80,7 @@ class Stream:
     entity: str
     default_fields: Mapping[str, str]
     changed_field: str
+    key: str = "erp_code"
 
     @property
     def fields_setting(self) -> str:
@@ -72,12 +88,15 @@ class Stream:
 
 
 def mapping_of(
-    connector: Connector, default: Mapping[str, str], key: str = "customer_fields"
+    connector: Connector,
+    default: Mapping[str, str],
+    key: str = "customer_fields",
+    target: str = "erp_code",
 ) -> dict[str, str]:
     mapping = dict(connector.settings.get(key) or default)
-    if "erp_code" not in mapping.values():
+    if target not in mapping.values():
         raise ConfigurationError(
-            f"connector {connector.name!r}: {key} must map a field to erp_code"
+            f"connector {connector.name!r}: {key} must map a field to {target}"
         )
     return mapping
 
@@ -92,27 +111,29 @@ def mapped(row: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]
     return {target: row.get(source) for source, target in mapping.items()}
 
 
-def newest_first_wins(values: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per ERP code, the last read (the newest, rows coming in change order)."""
+def newest_first_wins(
+    values: Iterable[dict[str, Any]], key: str = "erp_code"
+) -> list[dict[str, Any]]:
+    """One row per ERP key, the last read (the newest, rows coming in change order)."""
     by_code: dict[Any, dict[str, Any]] = {}
     for row in values:
-        by_code.pop(row.get("erp_code"), None)
-        by_code[row.get("erp_code")] = row
+        by_code.pop(row.get(key), None)
+        by_code[row.get(key)] = row
     return list(by_code.values())
 
 
 def pull(runtime: Runtime, connector: Connector, stream: Stream, read: Read) -> int:
-    """Rows of ``stream`` changed since its watermark, upserted by ``erp_code``."""
-    mapping = mapping_of(connector, stream.default_fields, stream.fields_setting)
+    """Rows of ``stream`` changed since its watermark, upserted by its key."""
+    mapping = mapping_of(connector, stream.default_fields, stream.fields_setting, stream.key)
     mark = cursors.watermark(runtime, connector.id, stream.name)
     overlap = int(connector.settings.get("overlap_minutes") or DEFAULT_OVERLAP_MINUTES)
     fields = list(dict.fromkeys([*mapping, stream.changed_field]))
     with host.wired(runtime, connector.id, connector.vendor) as wiring:
         rows = list(read(wiring, fields, since(mark, overlap) if mark else None))
-    values = newest_first_wins(mapped(row, mapping) for row in rows)
+    values = newest_first_wins((mapped(row, mapping) for row in rows), stream.key)
     if stream.name == PRODUCTS:
         values = [{"sku": v.get("erp_code"), **v} for v in values]
-    written = upsert_all(runtime, connector.id, connector.vendor, stream.entity, "erp_code", values)
+    written = upsert_all(runtime, connector.id, connector.vendor, stream.entity, stream.key, values)
     newest = latest(*(changed_at(row.get(stream.changed_field)) for row in rows))
     cursors.advance(runtime, connector.id, stream.name, latest(newest, mark), len(rows))
     return written
@@ -188,14 +209,25 @@ def yonyou_reader(runtime: Runtime, connector: Connector, path: str) -> Read:
     return read
 
 
+def yonyou_sales_lines(connector: Connector) -> Stream:
+    """Sales outbound lines (销售出库单) into ``settings.sales_line_entity``."""
+    entity = str(connector.settings.get("sales_line_entity") or SALES_LINE_ENTITY)
+    key = str(connector.settings.get("sales_line_key") or SALES_LINE_KEY)
+    return Stream(SALES_LINES, entity, YONYOU_SALES_LINE_FIELDS, YONYOU_CHANGED, key)
+
+
 def yonyou_customers(runtime: Runtime, connector: Connector) -> dict[str, int]:
-    """Merchants (客户档案) into accounts and, with ``settings.sync_products``, materials
-    (物料档案) into products, each changed since its watermark."""
+    """Merchants (客户档案) into accounts, with ``settings.sync_products`` materials
+    (物料档案) into products and with ``settings.sync_sales_lines`` sales outbound lines
+    into the entity ``settings.sales_line_entity`` names, each changed since its watermark."""
     read = yonyou_reader(runtime, connector, yonyou.MERCHANTS)
     out = {STREAM: pull(runtime, connector, YONYOU_CUSTOMERS, read)}
     if connector.settings.get("sync_products"):
         read = yonyou_reader(runtime, connector, yonyou.PRODUCTS)
         out[PRODUCTS] = pull(runtime, connector, YONYOU_PRODUCTS, read)
+    if connector.settings.get("sync_sales_lines"):
+        read = yonyou_reader(runtime, connector, yonyou.SALES_OUTS)
+        out[SALES_LINES] = pull(runtime, connector, yonyou_sales_lines(connector), read)
     return out
 
 

@@ -36,14 +36,8 @@ def qiao_enabled_plugins() -> Sequence[str]:
     return ("crm", "leads", "manufacturing_dealers")
 
 
-def test_an_erp_file_is_imported_by_dealer_code_and_its_mismatches_reported(
-    qiao_client: GraphQLClient,
-    qiao_runtime: Runtime,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    admin = qiao_client
-    people.user("qian", "钱淑华", "dealer_finance")
+def q1_purchases(admin: GraphQLClient) -> None:
+    """Two dealers found by code, each with one order line in 2026Q1 and that period."""
     program = {"code": "HR-RB-2026Q", "name": "2026 季度返利", "graceDays": 15}
     program_id = create(admin, "rebate_program", program)["id"]
     product = create(admin, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})
@@ -68,6 +62,34 @@ def test_an_erp_file_is_imported_by_dealer_code_and_its_mismatches_reported(
         quarter = {"name": f"{name} 2026Q1", "dealerId": dealer, "programId": program_id}
         quarter |= {"periodStart": "2026-01-01", "periodEnd": "2026-03-31"}
         create(admin, "dealer_quarter", quarter)
+
+
+def reported_as_one_mismatch(qian: GraphQLClient) -> None:
+    """The two ERP lines stored for their dealers and the one period they disagree in."""
+    lines = qian.data("{ erpSalesLines { edges { node { erpLineId amount dealer { name } } } } }")
+    assert sorted(
+        (e["node"]["erpLineId"], e["node"]["dealer"]["name"], e["node"]["amount"])
+        for e in lines["erpSalesLines"]["edges"]
+    ) == [("U8-2603-0001", "苏州锐达", "1600000.00"), ("U8-2603-0002", "宁波甬精", "799000.00")]
+    assert [e["node"] for e in qian.data(MISMATCHES)["dealerQuarters"]["edges"]] == [
+        {
+            "name": "宁波甬精 2026Q1",
+            "purchases": "800000.00",
+            "erpAmount": "799000.00",
+            "erpDifference": "-1000.00",
+        }
+    ]
+
+
+def test_an_erp_file_is_imported_by_dealer_code_and_its_mismatches_reported(
+    qiao_client: GraphQLClient,
+    qiao_runtime: Runtime,
+    people: People,
+    client_for: Callable[[str], GraphQLClient],
+) -> None:
+    admin = qiao_client
+    people.user("qian", "钱淑华", "dealer_finance")
+    q1_purchases(admin)
     exported = (
         "ERP行号,经销商编码,过账日期,金额\n"
         'U8-2603-0001,HR-D-001,2026/3/30,"1,600,000.00"\n'
@@ -85,20 +107,7 @@ def test_an_erp_file_is_imported_by_dealer_code_and_its_mismatches_reported(
         "经销商编码",
         "no account whose dealer_code is 'HR-D-404'",
     )
-    qian = client_for("qian")
-    lines = qian.data("{ erpSalesLines { edges { node { erpLineId amount dealer { name } } } } }")
-    assert sorted(
-        (e["node"]["erpLineId"], e["node"]["dealer"]["name"], e["node"]["amount"])
-        for e in lines["erpSalesLines"]["edges"]
-    ) == [("U8-2603-0001", "苏州锐达", "1600000.00"), ("U8-2603-0002", "宁波甬精", "799000.00")]
-    assert [e["node"] for e in qian.data(MISMATCHES)["dealerQuarters"]["edges"]] == [
-        {
-            "name": "宁波甬精 2026Q1",
-            "purchases": "800000.00",
-            "erpAmount": "799000.00",
-            "erpDifference": "-1000.00",
-        }
-    ]
+    reported_as_one_mismatch(client_for("qian"))
     # A dealer is found by a unique field only: names repeat.
     by_name = {**MAPPING, "经销商编码": "dealer.name"}
     with pytest.raises(BadUserInput) as refused:

@@ -6,7 +6,10 @@ server. The signature is checked as Yonyou documents it; tokens live 7200 s. Lis
 by ``simpleVOs`` (``egt`` and ``eq``, dotted fields reaching into nested objects) and
 answer in storage order, which is not the change order; a save's ``resubmitCheckKey``
 seen before is refused as a repeated submission. A saved merchant gets the next ``M``
-code and its ``zh_CN`` name; lists answer names as text.
+code and its ``zh_CN`` name; lists answer names as text. The sales outbound list
+(销售出库单) answers one row per line: the document's ``id``, ``code``, ``vouchdate`` and
+customer (``cust``, ``cust_code``, ``cust_name``) beside the line's ``details_id``,
+``product_cCode``, ``qty`` and tax-inclusive ``oriSum``, and the document's ``pubts``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ TOKEN_PATH = "/tk/open-auth/selfAppAuth/getAccessToken"
 MERCHANTS = "/gw/yonbip/digitalModel/merchant/list"
 PRODUCTS = "/gw/yonbip/digitalModel/product/list"
 ORDERS = "/gw/yonbip/sd/voucherorder/list"
+SALES_OUTS = "/gw/yonbip/scm/salesout/list"
 ORDER_SAVE = "/gw/yonbip/sd/voucherorder/singleSave"
 MERCHANT_SAVE = "/gw/yonbip/digitalModel/merchant/save"
 
@@ -64,6 +68,7 @@ class FakeYonyou(FakeVendor):
         ]
         self.products: list[dict[str, Any]] = []
         self.orders: list[dict[str, Any]] = []
+        self.sales_outs: list[dict[str, Any]] = []
         self.check_keys: set[str] = set()
 
     def routes(self) -> dict[tuple[str, str], Callable[[Seen], Response]]:
@@ -73,6 +78,7 @@ class FakeYonyou(FakeVendor):
             ("POST", MERCHANTS): lambda seen: self.listing(seen, self.merchants),
             ("POST", PRODUCTS): lambda seen: self.listing(seen, self.products),
             ("POST", ORDERS): lambda seen: self.listing(seen, self.orders),
+            ("POST", SALES_OUTS): lambda seen: self.listing(seen, self.sales_outs),
             ("POST", ORDER_SAVE): self.save_order,
             ("POST", MERCHANT_SAVE): self.save_merchant,
         }
@@ -173,3 +179,22 @@ class FakeYonyou(FakeVendor):
         }
         self.merchants.append(merchant)
         return JSONResponse({"code": "200", "message": "操作成功", "data": merchant})
+
+
+def sales_out_line(
+    document: str, line: str, dealer: str, day: str, amount: str, pubts: str
+) -> dict[str, Any]:
+    """One row of the sales outbound list: a line of document ``document`` to ``dealer``."""
+    return {
+        "id": f"so-{document}",
+        "code": document,
+        "vouchdate": f"{day} 00:00:00",
+        "cust": f"c-{dealer}",
+        "cust_code": dealer,
+        "cust_name": f"客户 {dealer}",
+        "details_id": line,
+        "product_cCode": "HR-VMC850",
+        "qty": 1,
+        "oriSum": amount,
+        "pubts": pubts,
+    }
