@@ -57,7 +57,7 @@ from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise
 from qiao.core.notifications import notify
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Actor, Source, WriteContext
-from qiao.core.records.service import Page
+from qiao.core.records.service import Page, UniqueIds
 from qiao.core.records.values import to_json
 from qiao.core.redaction import (
     REDACTED,
@@ -162,6 +162,7 @@ __all__: Sequence[str] = (
     "Sensitive",
     "Source",
     "Unauthenticated",
+    "UniqueIds",
     "UnsupportedMediaType",
     "WriteContext",
     "actor_of",

@@ -8,7 +8,7 @@ versioning policy allows. Each protocol lists exactly what a plugin may use.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from qiao.core.metadata.model import EntityDef
     from qiao.core.records.batch import Created
     from qiao.core.records.context import Actor, Source, WriteContext
-    from qiao.core.records.service import Page
+    from qiao.core.records.service import Page, UniqueIds
 
 Record = dict[str, Any]
 _T = TypeVar("_T")
@@ -111,6 +111,16 @@ class Records(Protocol):
         with_total: bool = False,
         actor: Actor,
     ) -> Page: ...
+
+    def ids_by_unique(
+        self,
+        conn: Connection,
+        entity_name: str,
+        field_name: str,
+        values: Iterable[Any],
+        *,
+        actor: Actor,
+    ) -> UniqueIds: ...
 
 
 class Access(Protocol):

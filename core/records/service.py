@@ -10,7 +10,7 @@ Python values; relations are given and returned as ``<name>_id``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -30,14 +30,14 @@ from qiao.core.formula.scope import RowScope
 from qiao.core.formula.validation import enforce
 from qiao.core.ids import is_record_id, new_id
 from qiao.core.masking import apply_mask, mask_of
-from qiao.core.metadata.model import EntityDef, FieldDef, OnDelete
+from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, OnDelete
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
 from qiao.core.permissions.rights import Right
 from qiao.core.records import query
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Actor, Source, WriteContext
-from qiao.core.records.values import coerce, coerce_default
+from qiao.core.records.values import coerce, coerce_default, coerce_for_query
 from qiao.core.redaction import contains_sensitive
 from qiao.core.storage.database import Database
 
@@ -63,6 +63,26 @@ class Page:
     has_next_page: bool
     has_previous_page: bool
     total_count: int | None = None
+
+
+@dataclass(frozen=True)
+class UniqueIds:
+    """The ids of records by the values of one unique field they were looked up by,
+    from :meth:`RecordsService.ids_by_unique`: a file or another system names a dealer
+    by its code, Qiao stores the dealer's id."""
+
+    entity: str
+    field: str
+    #: Each value looked up that names a record the actor may read -> that record's id.
+    ids: Mapping[Any, str]
+
+    def id(self, value: Any, *, field: str | None = None) -> str:
+        """The id of the record ``value`` names; BAD_USER_INPUT (on ``field``, the input
+        that gave the value) when it names none the actor may read."""
+        found = self.ids.get(value)
+        if found is None:
+            raise BadUserInput(f"no {self.entity} whose {self.field} is {value!r}", field=field)
+        return found
 
 
 class PluginHooks(Protocol):
@@ -621,6 +641,55 @@ class RecordsService:
             has_previous_page=has_previous,
             total_count=total,
         )
+
+    def ids_by_unique(
+        self,
+        conn: Connection,
+        entity_name: str,
+        field_name: str,
+        values: Iterable[Any],
+        *,
+        actor: Actor,
+    ) -> UniqueIds:
+        """The ids of the ``entity_name`` records whose unique (or external-id) field
+        ``field_name`` has each of ``values``, read as ``actor``: a record outside the
+        actor's read rules is not found, as :meth:`list` would not show it.
+
+        One ``in`` query per 500 distinct values (the page size), however many rows
+        name them, so an import or a sync resolves a page of rows in one read.
+        A value that is not of the field's type names no record. A field that is
+        not unique is BAD_USER_INPUT: it cannot name one record.
+        """
+        entity = self.catalog.entity(entity_name)
+        field = entity.field(field_name)
+        if (
+            field is None
+            or not (field.unique or field.external_id)
+            or field.type is FieldType.RELATION
+        ):
+            raise BadUserInput(
+                f"{entity_name}.{field_name} is no unique field to find {entity_name} records by",
+                field=field_name,
+            )
+        given: dict[Any, list[Any]] = {}  # stored form -> the values given for it
+        for value in values:
+            try:
+                stored = coerce_for_query(field, value)
+            except ValueError:
+                continue
+            if stored is not None:
+                given.setdefault(stored, []).append(value)
+        sought = [forms[0] for forms in given.values()]
+        ids: dict[Any, str] = {}
+        for start in range(0, len(sought), query.MAX_PAGE_SIZE):
+            chunk = sought[start : start + query.MAX_PAGE_SIZE]
+            page = self.list(
+                conn, entity_name, filter={field_name: {"in": chunk}}, first=len(chunk), actor=actor
+            )
+            for record in page.records:
+                for value in given.get(record[field_name], ()):
+                    ids[value] = record["id"]
+        return UniqueIds(entity_name, field_name, ids)
 
     def _require_clear(
         self,

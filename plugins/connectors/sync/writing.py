@@ -6,7 +6,8 @@ pull, so one bad record in the ERP does not stop every other from arriving.
 
 A value mapped to ``relation.field`` (``dealer.dealer_code``) names the record the
 relation points at by a unique field of it, as an ERP names a dealer by its code: it is
-stored as that record's id, and a row whose value names no record is refused. ERPs write
+stored as that record's id, and a row whose value names no record is refused. The values
+of all the rows of a pull are looked up together, in one query. ERPs write
 dates as timestamps (Yonyou's ``vouchdate`` is ``yyyy-MM-dd HH:mm:ss``): a date field
 keeps the date part.
 """
@@ -14,7 +15,7 @@ keeps the date part.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from qiao.api import (
@@ -25,6 +26,7 @@ from qiao.api import (
     QiaoError,
     Runtime,
     Source,
+    UniqueIds,
     WriteContext,
 )
 from qiao.plugins.connectors.common.calls import CallRecord, payload_hash
@@ -41,15 +43,21 @@ def upsert_all(
     key: str,
     rows: Iterable[Mapping[str, Any]],
 ) -> int:
-    """Upsert each row by its external id ``key``; returns how many were written."""
+    """Upsert each row by its external id ``key``; returns how many were written.
+
+    The records the rows' ``relation.field`` values name are looked up before the rows
+    are written, one query for all of them, so a row cannot name a record another row
+    of the same pull creates."""
     written = 0
     refused: list[CallRecord] = []
     records = runtime.records
+    page = list(rows)
     with records.transaction(SYSTEM, Source.CONNECTOR) as ctx:
-        for values in rows:
+        found = named(runtime, ctx, entity, page)
+        for values in page:
             try:
                 with ctx.connection.begin_nested():
-                    records.upsert(ctx, entity, key, resolved(runtime, ctx, entity, values))
+                    records.upsert(ctx, entity, key, resolved(runtime, entity, values, found))
             except QiaoError as error:
                 refused.append(refusal(vendor, entity, values, key, str(error), ctx.now()))
                 continue
@@ -58,28 +66,47 @@ def upsert_all(
     return written
 
 
-def resolved(
-    runtime: Runtime, ctx: WriteContext, entity: str, values: Mapping[str, Any]
-) -> dict[str, Any]:
-    """``values`` with each ``relation.field`` value turned into the id of the one record
-    whose unique ``field`` has it; BadUserInput when no record or no unique field does."""
+def named(
+    runtime: Runtime, ctx: WriteContext, entity: str, rows: Sequence[Mapping[str, Any]]
+) -> dict[str, UniqueIds | str]:
+    """For each ``relation.field`` the rows carry, the ids of the records their values
+    name (one lookup of the distinct values, as ``ctx.actor``), or why every row that
+    carries it is refused: it names no unique field of a relation."""
     catalog = runtime.records.catalog
-    out = {k: dated(catalog.entity(entity).field(k), v) for k, v in values.items() if "." not in k}
-    for target, value in values.items():
-        if "." not in target:
-            continue
+    out: dict[str, UniqueIds | str] = {}
+    for target in dict.fromkeys(k for row in rows for k in row if "." in k):
         name, _, key = target.partition(".")
         relation = catalog.entity(entity).field(name)
         pointed = catalog.entity(relation.target) if relation and relation.target else None
         field = pointed.field(key) if pointed else None
         if pointed is None or field is None or not (field.unique or field.external_id):
-            raise BadUserInput(f"{target!r} names no unique field of a relation of {entity}")
-        page = runtime.records.list(
-            ctx.connection, pointed.name, filter={key: {"eq": value}}, first=2, actor=ctx.actor
+            out[target] = f"{target!r} names no unique field of a relation of {entity}"
+            continue
+        values = {row[target] for row in rows if row.get(target) is not None}
+        out[target] = runtime.records.ids_by_unique(
+            ctx.connection, pointed.name, key, values, actor=ctx.actor
         )
-        if len(page.records) != 1:
-            raise BadUserInput(f"no {pointed.name} whose {key} is {value!r}", field=name)
-        out[name] = page.records[0]["id"]
+    return out
+
+
+def resolved(
+    runtime: Runtime,
+    entity: str,
+    values: Mapping[str, Any],
+    found: Mapping[str, UniqueIds | str],
+) -> dict[str, Any]:
+    """``values`` with each ``relation.field`` value turned into the id :func:`named` found
+    for it; BadUserInput when no record or no unique field does."""
+    catalog = runtime.records.catalog
+    out = {k: dated(catalog.entity(entity).field(k), v) for k, v in values.items() if "." not in k}
+    for target, value in values.items():
+        if "." not in target:
+            continue
+        ids = found[target]
+        if isinstance(ids, str):
+            raise BadUserInput(ids)
+        name = target.partition(".")[0]
+        out[name] = ids.id(value, field=name)
     return out
 
 

@@ -18,12 +18,24 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
 
-from qiao.api import Actor, Conflict, EntityDef, QiaoError, Record, Runtime, Source, WriteContext
+from qiao.api import (
+    Actor,
+    BadUserInput,
+    Conflict,
+    EntityDef,
+    QiaoError,
+    Record,
+    Runtime,
+    Source,
+    UniqueIds,
+    WriteContext,
+)
 from qiao.plugins.leads import dedupe, notify, routing
 from qiao.plugins.leads.importing import mapping as mappings
 from qiao.plugins.leads.importing.cleaning import cleaner
@@ -218,19 +230,31 @@ class Importer:
             plan.setdefault(target, []).append(_Column(index, name, cleaner(field_def)))
         return plan
 
-    def _found(
-        self, conn: Connection, entity: EntityDef, target: str, header: str, value: Any
-    ) -> tuple[str, str]:
-        """(relation, id) of the one record a relation column names by its unique field,
-        read as the importing user; ValueError naming the value when none or several match."""
+    def _named(
+        self,
+        conn: Connection,
+        entity: EntityDef,
+        plan: dict[str, list[_Column]],
+        rows: Sequence[tuple[int, list[Cell]]],
+    ) -> dict[str, UniqueIds]:
+        """For each relation column's target, the ids of the records the batch's cells name
+        by a unique field, read as the importing user: one lookup of their distinct values,
+        not one per row. A cell that does not clean is left to its row's report."""
         entities = self.runtime.current().registry.entities
-        relation, pointed, key = mappings.by_key(entity, entities, target, header)
-        page = self.records.list(
-            conn, pointed.name, filter={key.name: {"eq": value}}, first=2, actor=self.actor
-        )
-        if len(page.records) != 1:
-            raise ValueError(f"no {pointed.name} whose {key.name} is {value!r}")
-        return relation.name, page.records[0]["id"]
+        found: dict[str, UniqueIds] = {}
+        for target, feeding in plan.items():
+            if "." not in target:
+                continue
+            _, pointed, key = mappings.by_key(entity, entities, target, feeding[0].name)
+            values: set[Any] = set()
+            for _, cells in rows:
+                for column in feeding:
+                    with suppress(ValueError):
+                        values.add(column.clean(cells[column.index]))
+            found[target] = self.records.ids_by_unique(
+                conn, pointed.name, key.name, values - {None}, actor=self.actor
+            )
+        return found
 
     def _batch(
         self,
@@ -299,13 +323,14 @@ class Importer:
         path.
         """
         conn = ctx.connection
+        found = self._named(conn, entity, plan, rows)
         mark = index.mark()
         counts = (outcome.created, outcome.duplicates, outcome.errors, len(outcome.problems))
         attempt = conn.begin_nested()
         with routing.batch(conn, self.runtime.current()):
             staged = []
             for row_number, cells in rows:
-                row = self._stage(conn, entity, plan, row_number, cells, index, outcome)
+                row = self._stage(conn, entity, plan, found, row_number, cells, index, outcome)
                 if row is not None:
                     staged.append(row)
                     row.remember(index)
@@ -335,7 +360,7 @@ class Importer:
         with routing.batch(conn, self.runtime.current()):
             created = []
             for row_number, cells in rows:
-                row = self._stage(conn, entity, plan, row_number, cells, index, outcome)
+                row = self._stage(conn, entity, plan, found, row_number, cells, index, outcome)
                 record = self._create_one(ctx, entity, row, outcome) if row else None
                 if row is not None and record is not None:
                     created.append(record)
@@ -347,6 +372,7 @@ class Importer:
         conn: Connection,
         entity: EntityDef,
         plan: dict[str, list[_Column]],
+        found: Mapping[str, UniqueIds],
         row_number: int,
         cells: list[Cell],
         index: dedupe.Index,
@@ -366,12 +392,13 @@ class Importer:
                     return None
                 if value is not None and "." in target:
                     try:
-                        target_field, value = self._found(conn, entity, target, column.name, value)
-                    except ValueError as exc:
-                        self._problem(outcome, row_number, column.name, str(exc), "error", cells)
+                        value = found[target].id(value, field=column.name)
+                    except BadUserInput as exc:
+                        self._problem(outcome, row_number, column.name, exc.message, "error", cells)
                         return None
-                    values[target_field] = value
-                    source_column[target_field] = column.name
+                    relation = target.partition(".")[0]
+                    values[relation] = value
+                    source_column[relation] = column.name
                     break
                 if value is not None:
                     values[target] = value
