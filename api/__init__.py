@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 
 from qiao.api.protocols import Access, Catalog, Database, Plugins, Record, Records, Runtime
 from qiao.cli.state import pass_runtime
+from qiao.core.actor import Actor
 from qiao.core.calendars import BusinessCalendar, CalendarError
 from qiao.core.calendars.store import calendars as _calendars
 from qiao.core.edge.auth import actor_of
@@ -56,7 +57,7 @@ from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise_width
 from qiao.core.notifications import notify
 from qiao.core.records.batch import Created, RowError, RowsRefused
-from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.records.context import Source, WriteContext
 from qiao.core.records.service import Page, UniqueIds
 from qiao.core.records.values import to_json
 from qiao.core.redaction import (

@@ -17,10 +17,11 @@ from sqlalchemy import ColumnElement, Connection, FromClause, Table
 if TYPE_CHECKING:
     import pluggy
 
+    from qiao.core.actor import Actor
     from qiao.core.config import Config
     from qiao.core.metadata.model import EntityDef
     from qiao.core.records.batch import Created
-    from qiao.core.records.context import Actor, Source, WriteContext
+    from qiao.core.records.context import Source, WriteContext
     from qiao.core.records.service import Page, UniqueIds
 
 Record = dict[str, Any]

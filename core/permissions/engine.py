@@ -11,11 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from qiao.core.actor import Actor
 from qiao.core.catalog import Catalog
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.hiding import Hiding, load_hiding
 from qiao.core.permissions.subject import load_subject
-from qiao.core.records.context import Actor
 from qiao.core.storage.database import Database
 
 CACHE_SECONDS = 5.0

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, or_, select
 
+from qiao.core.actor import Actor
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
 from qiao.core.metadata.model import FieldType
 from qiao.core.permissions.rights import Rights
-from qiao.core.records.context import Actor
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Who is acting, through which door, within which transaction."""
+"""Who is acting, through which door, within which transaction.
+
+:class:`~qiao.core.actor.Actor` lives at the bottom of the core (permissions judge it
+too); it is exported here beside the write context that carries it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
+
+from qiao.core.actor import Actor
+
+__all__ = ["Actor", "Source", "WriteContext"]
 
 if TYPE_CHECKING:
     from qiao.core.catalog import Catalog
@@ -30,21 +38,6 @@ class Source(StrEnum):
     #: Lawful erasure and retention (docs/privacy.md): the audit log and the outbox
     #: record which fields changed, never their values.
     ERASURE = "erasure"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The authenticated caller. ``user_id`` is None for the system itself."""
-
-    user_id: str | None
-    username: str
-    is_admin: bool = False
-    #: Authenticated with a read-only token: queries only.
-    read_only: bool = False
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(user_id=None, username="system", is_admin=True)
 
 
 @dataclass(frozen=True)

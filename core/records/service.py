@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Select, Table, and_, delete, false, func, ins
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from qiao.core.actor import Actor
 from qiao.core.catalog import Catalog
 from qiao.core.encryption import FieldEncryption, KeyStore
 from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound, QiaoError
@@ -36,7 +37,7 @@ from qiao.core.permissions.engine import Permissions
 from qiao.core.permissions.rights import Right
 from qiao.core.records import query
 from qiao.core.records.batch import Created, RowError, RowsRefused
-from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.records.context import Source, WriteContext
 from qiao.core.records.values import coerce, coerce_default, coerce_for_query
 from qiao.core.redaction import contains_sensitive
 from qiao.core.storage.database import Database
