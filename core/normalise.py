@@ -7,7 +7,6 @@ lets the crypto layer use them without reaching up into the records service.
 
 from __future__ import annotations
 
-import functools
 import unicodedata
 
 import phonenumbers
@@ -20,15 +19,32 @@ def normalise_width(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-@functools.lru_cache(maxsize=4096)
+#: How many spellings :func:`normalise_phone` remembers; a lead import meets each number
+#: once as typed and once in its stored form, so a whole sheet's worth is kept.
+PHONE_CACHE_SIZE = 65_536
+_phones: dict[str, str] = {}
+
+
 def normalise_phone(text: str) -> str:
     """The E.164 form of a phone number (``+8613800138000``); without a country code, Chinese.
 
     Shared by storage and by blind indexes, so a number is found however it was typed.
-    Raises ValueError for text that is not a valid number. Remembered: a write
-    normalises a number once to store it and again for its blind index, and
-    parsing is the dearest step of either.
+    Raises ValueError for text that is not a valid number. Remembered per distinct
+    text, together with the E.164 form it gave (which normalises to itself): an
+    import cleans a number as typed, then storage, its blind index and duplicate
+    keys normalise the stored form, and parsing is the dearest step of each.
     """
+    found = _phones.get(text)
+    if found is None:
+        found = parse_phone(text)
+        if len(_phones) >= PHONE_CACHE_SIZE:
+            _phones.clear()
+        _phones[text] = _phones[found] = found
+    return found
+
+
+def parse_phone(text: str) -> str:
+    """:func:`normalise_phone` without remembering: every call parses ``text``."""
     text = normalise_width(text).strip()
     try:
         number = phonenumbers.parse(text, DEFAULT_PHONE_REGION)

@@ -12,7 +12,8 @@ in one place, instead of each path remembering which fields are encrypted:
 * :func:`redacted_snapshot` is the copy of a record to keep in another record
   or to hand outside (encrypted fields and fields the reader may not read left
   as :data:`REDACTED`);
-* :func:`changes_entry` is a field's change as the audit log and events keep it;
+* :func:`changes_entry` is a field's change as the audit log and events keep it, and
+  :func:`redacted_changes` a whole write's, made once for both;
 * :class:`LogScrubber` takes sensitive values and secrets out of log records;
 * the records service refuses a sensitive value in a field that is not
   encrypted (:func:`contains_sensitive`), so a decrypted value cannot be
@@ -26,6 +27,8 @@ is also scrubbed for secret patterns. docs/encryption.md describes the whole.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import logging
 import re
 import threading
@@ -58,6 +61,13 @@ class Sensitive(str):
         return repr(REDACTED)
 
 
+#: Types that neither are nor hold a sensitive value (exact types: a ``str`` subclass may be
+#: :class:`Sensitive`), answered without the slower checks; copies meet them most.
+_PLAIN: frozenset[type] = frozenset(
+    {str, int, float, bool, type(None), decimal.Decimal, dt.date, dt.datetime, dt.time}
+)
+
+
 def sensitive(value: str) -> Sensitive:
     """``value`` tagged as an encrypted field's plaintext."""
     return value if isinstance(value, Sensitive) else Sensitive(value)
@@ -65,6 +75,8 @@ def sensitive(value: str) -> Sensitive:
 
 def contains_sensitive(value: Any) -> bool:
     """Whether ``value`` is, or (in a mapping, list, tuple or set) holds, a sensitive value."""
+    if type(value) in _PLAIN:
+        return False
     if isinstance(value, Sensitive):
         return True
     if isinstance(value, Mapping):
@@ -80,6 +92,8 @@ def scrub(value: Any) -> Any:
     Mappings become dicts and tuples lists (the JSON shapes); other values are
     returned as they are.
     """
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, Sensitive):
         return REDACTED
     if isinstance(value, Mapping):
@@ -125,6 +139,38 @@ def changes_entry(
     if form is not None and field is not None:
         old, new = form(field, old), form(field, new)
     return scrub(old), scrub(new)
+
+
+def redacted_changes(entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """A write's changes as every copy keeps them: field name -> :func:`changes_entry`.
+
+    The audit log and the outbox both copy each write, so both come here, and
+    a write's changes are redacted once between them: the result is remembered
+    (per thread, for the last few thousand writes) against the changes mapping
+    the records service handed to both, and given again while that mapping is
+    unchanged. Each copy then puts the entries in its own form and may hide
+    more fields (the audit log's ``redact``, an erasure), never fewer.
+    """
+    memo: dict[int, tuple[Mapping[str, Any], dict[str, Any], dict[str, Any]]] | None
+    memo = getattr(_recent, "memo", None)
+    if memo is None:
+        memo = _recent.memo = {}
+    held = memo.get(id(changes))
+    if held is not None and held[0] is changes and held[1] == changes:
+        return held[2]
+    redacted = {
+        name: changes_entry(entity.field(name), old, new) for name, (old, new) in changes.items()
+    }
+    if len(memo) >= _REMEMBERED:
+        memo.clear()
+    # Holding the mapping keeps its id from being reused while it is remembered.
+    memo[id(changes)] = (changes, dict(changes), redacted)
+    return redacted
+
+
+#: Writes whose redacted changes each thread remembers (:func:`redacted_changes`).
+_REMEMBERED = 2048
+_recent = threading.local()
 
 
 def redacted_snapshot(

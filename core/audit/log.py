@@ -42,7 +42,12 @@ from qiao.core.crypto.keys import KeyProvider
 from qiao.core.errors import ConfigurationError, Conflict
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.records.context import Actor, Source, WriteContext
-from qiao.core.redaction import changes_entry, is_hidden
+from qiao.core.redaction import (
+    is_hidden,
+    is_redacted_change,
+    redacted_change,
+    redacted_changes,
+)
 from qiao.core.storage import system
 from qiao.core.storage.database import after_commit
 
@@ -216,11 +221,13 @@ class AuditLog:
         """A write's changes as an entry keeps them, redacted where required."""
         fields: dict[str, Any] = {}
         erasing = context.source is Source.ERASURE  # the log must not keep what was erased
-        for name, (old, new) in changes.items():
+        for name, change in redacted_changes(entity, changes).items():
             field = entity.field(name)
             hidden = erasing or (field is not None and self.redact(entity, field))
-            change = changes_entry(field, old, new, hidden=hidden)
-            fields[name] = change if hidden else {"old": change[0], "new": change[1]}
+            if hidden or is_redacted_change(change):
+                fields[name] = redacted_change()
+            else:
+                fields[name] = {"old": change[0], "new": change[1]}
         return fields
 
     # -- Checkpoints and pruning ----------------------------------------------------------

@@ -14,7 +14,7 @@ from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Source, WriteContext
 from qiao.core.records.values import to_json
-from qiao.core.redaction import changes_entry, is_hidden, redacted_change
+from qiao.core.redaction import is_redacted_change, redacted_change, redacted_changes
 from qiao.core.storage.system import event as event_table
 
 
@@ -29,15 +29,14 @@ def changes_json(
     redacts every field: what was erased is not passed on.
     """
     result: dict[str, Any] = {}
-    for name, (old, new) in changes.items():
+    for name, change in redacted_changes(entity, changes).items():
         field = entity.field(name)
         if field is None:
             raise ValueError(f"{entity.name} has no field {name!r} (in an event's changes)")
-        result[name] = (
-            redacted_change()
-            if erased or is_hidden(field)
-            else list(changes_entry(field, old, new, hidden=False, form=to_json))
-        )
+        if erased or is_redacted_change(change):
+            result[name] = redacted_change()
+        else:
+            result[name] = [to_json(field, change[0]), to_json(field, change[1])]
     return result
 
 

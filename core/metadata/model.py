@@ -443,10 +443,16 @@ class EntityDef(_Strict):
         return self
 
     def field(self, name: str) -> FieldDef | None:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        return None
+        """The field called ``name``, by a map made once per ``fields`` (writes ask per value).
+
+        The map is kept beside the fields it was made from, so a copy with other
+        fields (``model_copy(update=...)`` copies it too) makes its own.
+        """
+        made = self.__dict__.get("_field_map")
+        if made is None or made[0] is not self.fields:
+            made = (self.fields, {f.name: f for f in reversed(self.fields)})
+            self.__dict__["_field_map"] = made
+        return made[1].get(name)
 
     @property
     def stored_fields(self) -> tuple[FieldDef, ...]:

@@ -19,6 +19,7 @@ from qiao.core.redaction import (
     contains_sensitive,
     install_log_scrubber,
     redacted_change,
+    redacted_changes,
     redacted_snapshot,
     scrub,
     scrub_text,
@@ -72,6 +73,22 @@ def test_changes_of_hidden_fields_say_only_that_they_changed():
     assert changes_entry(name, "a", "b", hidden=True) == redacted_change()
     intake = entity.field("intake")
     assert changes_entry(intake, None, {"phone": PHONE}) == (None, {"phone": REDACTED})
+
+
+def test_a_writes_changes_are_redacted_once_for_every_copy_until_they_change():
+    entity = patient()
+    changes = {"name": (None, "张三"), "phone": (None, PHONE), "intake": (None, [PHONE])}
+    first = redacted_changes(entity, changes)
+    assert first == {
+        "name": (None, "张三"),
+        "phone": redacted_change(),
+        "intake": (None, [REDACTED]),
+    }
+    assert redacted_changes(entity, changes) is first  # the second copy reuses the first's
+    assert redacted_changes(entity, dict(changes)) is not first  # another write's changes
+    changes["fee"] = (None, Decimal("3.50"))
+    again = redacted_changes(entity, changes)
+    assert again is not first and again["fee"] == (None, Decimal("3.50"))
 
 
 @pytest.mark.parametrize(

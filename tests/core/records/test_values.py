@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from qiao.core.errors import BadUserInput
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import FieldDef
+from qiao.core.normalise import normalise_phone, parse_phone
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.values import (
     INT_MAX,
@@ -426,6 +427,18 @@ def test_bad_urls_are_refused(value: str, fragment: str) -> None:
 )
 def test_phones_are_stored_in_e164_with_china_as_the_default(value: str, expected: str) -> None:
     assert coerce(fld("phone"), value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["13800138000", "(0755) 8888 8888", "400-800-1234", "+1 650 253 0000", "+852 2123 4567"],
+)
+def test_a_numbers_e164_form_normalises_to_itself_as_remembered(value: str) -> None:
+    """normalise_phone remembers the E.164 form it gives as its own normal form; parsing
+    that form afresh must agree."""
+    e164 = normalise_phone(value)
+    assert parse_phone(e164) == e164
+    assert normalise_phone(e164) == e164
 
 
 @pytest.mark.parametrize(
