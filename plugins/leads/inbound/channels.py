@@ -19,6 +19,13 @@ def complete(values: dict[str, Any]) -> None:
         values["secret"] = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def channel_actor(channel: Record) -> Actor:
+    """Who writes what a channel receives: the channel itself, named in the audit trail
+    and in each lead's history as ``channel:<key>``, with every right, as a public form or
+    webhook has no user behind it."""
+    return Actor(user_id=None, username=f"channel:{channel['key']}", is_admin=True)
+
+
 def find(records: Records, key: str, kind: str) -> Record | None:
     """The active channel of this kind with this key."""
     with records.db.read() as conn:

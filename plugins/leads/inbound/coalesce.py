@@ -29,6 +29,7 @@ from typing import Any
 
 from qiao.api import Actor, QiaoError, Record, Runtime, Source, WriteContext
 from qiao.plugins.leads import dedupe
+from qiao.plugins.leads.inbound import channels
 
 #: The most leads one transaction stores; the rest wait for the next.
 BATCH_LIMIT = 200
@@ -134,8 +135,7 @@ def store_batch(runtime: Runtime, batch: Sequence[Call]) -> None:
     """Store the leads and receipts of calls to one channel in one transaction."""
     records = runtime.records
     channel = batch[0].channel
-    actor = Actor(user_id=None, username=f"channel:{channel['key']}", is_admin=True)
-    with records.transaction(actor, Source.CONNECTOR) as ctx:
+    with records.transaction(channels.channel_actor(channel), Source.CONNECTOR) as ctx:
         keys = list(dict.fromkeys(call.message_key for call in batch))
         seen = records.list(
             ctx.connection,

@@ -60,8 +60,7 @@ def lead_values(channel: Record, payload: dict[str, Any], runtime: Runtime) -> d
 
 def _store(runtime: Runtime, channel: Record, values: dict[str, Any]) -> Record:
     records = runtime.records
-    actor = Actor(user_id=None, username=f"channel:{channel['key']}", is_admin=True)
-    with records.transaction(actor, Source.CONNECTOR) as ctx:
+    with records.transaction(channels.channel_actor(channel), Source.CONNECTOR) as ctx:
         return records.create(ctx, "lead", values)
 
 
@@ -202,8 +201,7 @@ def _receive(
     """
     records = runtime.records
     message_key = coalesce.receipt_key(channel, message_id)
-    actor = Actor(user_id=None, username=f"channel:{channel['key']}", is_admin=True)
-    with records.transaction(actor, Source.CONNECTOR) as ctx:
+    with records.transaction(channels.channel_actor(channel), Source.CONNECTOR) as ctx:
         seen = records.list(
             ctx.connection,
             "lead_webhook_receipt",
