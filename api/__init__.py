@@ -54,12 +54,12 @@ from qiao.core.graphql.scalars import Date, DateTime, Decimal
 from qiao.core.hookspecs import NotificationChannel, hookimpl, hookspec
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
+from qiao.core.metadata.values import to_json
 from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise_width
 from qiao.core.notifications import notify
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Source, WriteContext
 from qiao.core.records.service import Page, UniqueIds
-from qiao.core.records.values import to_json
 from qiao.core.redaction import (
     REDACTED,
     Sensitive,

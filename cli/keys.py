@@ -19,6 +19,7 @@ from sqlalchemy import inspect
 from qiao.cli.progress import progress
 from qiao.cli.settings import SettingsFile
 from qiao.cli.state import CliState, pass_state
+from qiao.core.customisation.changes import MetadataChanges
 from qiao.core.encryption import KeySettings
 from qiao.core.encryption.conversion import encrypt_values, plaintext_left
 from qiao.core.encryption.declared import TABLE, parse_name
@@ -33,7 +34,6 @@ from qiao.core.encryption.rotation import (
     rotate_index,
     rotate_kek,
 )
-from qiao.core.metadata.changes import MetadataChanges
 from qiao.core.records.context import Actor
 
 

@@ -1,6 +1,6 @@
 """``qiao entity``, ``qiao field`` and ``qiao metadata``: custom metadata from the shell.
 
-The commands call the same :class:`~qiao.core.metadata.changes.MetadataChanges`
+The commands call the same :class:`~qiao.core.customisation.changes.MetadataChanges`
 as the GraphQL admin mutations, as the system actor, so the same checks apply;
 running servers pick the change up at their next metadata version check.
 """
@@ -15,9 +15,9 @@ import click
 import yaml
 
 from qiao.cli.state import CliState, pass_state
+from qiao.core.customisation.changes import Change, MetadataChanges
 from qiao.core.errors import BadUserInput
 from qiao.core.metadata import store
-from qiao.core.metadata.changes import Change, MetadataChanges
 from qiao.core.metadata.model import STRING_TYPES, FieldType
 from qiao.core.records.context import Actor
 

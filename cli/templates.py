@@ -31,6 +31,7 @@ from qiao.core.market.index import Market
 from qiao.core.market.manifest import parse_version
 from qiao.core.market.package import TemplatePackage
 from qiao.core.packages import versions
+from qiao.core.permissions.roles import SECTION as ROLES
 from qiao.core.runtime import Runtime
 
 RESTART_NOTE = "Restart running 'qiao serve' processes to load the change."
@@ -81,7 +82,7 @@ def _describe_content(package: TemplatePackage) -> None:
         label = entity.label
         click.echo(f"  {entity.name:<24} {label.zh_cn or label.en} / {label.en or label.zh_cn}")
     for manifest in manifests:
-        for role in manifest.roles:
+        for role in manifest.section(ROLES):
             rights = role.rights.entities
             scopes = ", ".join(
                 f"{entity}:{'/'.join(f'{r}={_scope(getattr(er, r))}' for r in _granted(er))}"

@@ -1,7 +1,9 @@
-"""The built-in plugin every deployment has: users and teams.
+"""The built-in plugin every deployment has: users and teams, and metadata changes.
 
 Identity, ownership and permissions refer to these two entities, so they ship
-with the kernel, declared through the same hook any plugin uses.
+with the kernel, declared through the same hook any plugin uses. Admins' changes
+to the metadata (:mod:`qiao.core.customisation`) join the GraphQL schema the
+same way.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qiao.core.customisation.mutations import CustomisationMutation
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.permissions.rights import Rights
@@ -19,6 +22,11 @@ MANIFEST = Path(__file__).with_name("identity.yaml")
 @hookimpl
 def qiao_entity_manifests() -> list[Path]:
     return [MANIFEST]
+
+
+@hookimpl
+def qiao_graphql_types() -> list[type]:
+    return [CustomisationMutation]
 
 
 @hookimpl

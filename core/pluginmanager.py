@@ -30,10 +30,12 @@ from pydantic import ValidationError
 from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError, NotFound
 from qiao.core.hookspecs import ENTITIES_ATTRIBUTE, NotificationChannel
-from qiao.core.metadata.manifest import Manifest, RoleDecl, load_manifest
+from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
 from qiao.core.packages.demo import DemoData, load_demo
+from qiao.core.permissions.roles import SECTION as ROLES
+from qiao.core.permissions.roles import RoleDecl
 
 if TYPE_CHECKING:
     import click
@@ -297,7 +299,11 @@ class Plugins:
 
     def roles(self) -> list[tuple[str, RoleDecl]]:
         """Every role the plugins' manifests ship, with the declaring plugin."""
-        return [(plugin, role) for plugin, manifest in self.manifests() for role in manifest.roles]
+        return [
+            (plugin, role)
+            for plugin, manifest in self.manifests()
+            for role in manifest.section(ROLES)
+        ]
 
     # -- Records ------------------------------------------------------------------------
 

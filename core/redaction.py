@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from qiao.core.masking import apply_mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldDef
+from qiao.core.metadata.values import to_json
 from qiao.core.permissions.rights import FieldAccess
-from qiao.core.records.values import to_json
 
 if TYPE_CHECKING:
     from qiao.core.permissions.access import Access

@@ -46,9 +46,9 @@ from qiao.core.errors import BadUserInput, Conflict, Forbidden
 from qiao.core.formula import Formula
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.metadata.model import FieldDef, FieldType
+from qiao.core.metadata.values import to_json
 from qiao.core.records.context import Actor, WriteContext
 from qiao.core.records.service import Record
-from qiao.core.records.values import to_json
 from qiao.core.redaction import REDACTED, Sensitive, is_hidden, scrub
 
 if TYPE_CHECKING:

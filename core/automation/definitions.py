@@ -27,7 +27,7 @@ from qiao.core.events import signing
 from qiao.core.formula import Formula, FormulaError, Kind, check
 from qiao.core.formula.metadata import entity_resolver
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, describe_validation_error
-from qiao.core.records.values import coerce
+from qiao.core.metadata.values import coerce
 
 #: Entities rules may not act on: the engine's own bookkeeping (a rule on its runs would loop).
 ENGINE_ENTITIES = frozenset({"automation_rule", "automation_run", "automation_webhook_call"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from qiao.core.bookings.check import Booking
-from qiao.core.bookings.declaration import BookingDecl
+from qiao.core.bookings.declaration import SECTION, BookingDecl
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
 from qiao.core.hookspecs import hookimpl
@@ -26,7 +26,9 @@ def declarations(runtime: Runtime) -> dict[str, list[BookingDecl]]:
     """Every declared booking constraint of the runtime's plugins, by entity (read once)."""
 
     def read(rt: Runtime) -> dict[str, list[BookingDecl]]:
-        return by_entity(d for _, manifest in rt.plugins.manifests() for d in manifest.bookings)
+        return by_entity(
+            d for _, manifest in rt.plugins.manifests() for d in manifest.section(SECTION)
+        )
 
     return runtime.state(_STATE, read)
 

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from qiao.core.metadata.sections import Section
+
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 _HOURS = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 DEFAULT_HOURS = (("09:00", "12:00"), ("13:00", "18:00"))
@@ -148,3 +150,7 @@ class CalendarDecl(_Strict):
         """``(entity, values)`` of the calendar and each of its years."""
         years = [("calendar_year", y.values(self.name)) for y in self.years]
         return [("business_calendar", self.calendar_values()), *years]
+
+
+#: The ``calendars`` section of a manifest: each calendar and its years are records.
+SECTION = Section("calendars", CalendarDecl, records=CalendarDecl.records, rank=0)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
 from qiao.core.catalog import Catalog
+from qiao.core.metadata.sections import Section
 
 
 class DocumentTemplateDecl(BaseModel):
@@ -34,3 +35,7 @@ def find_template(conn: Connection, catalog: Catalog, name: str) -> DocumentTemp
     keys = DocumentTemplateDecl.model_fields
     values: dict[str, Any] = {k: v for k, v in row._mapping.items() if k in keys and v is not None}
     return DocumentTemplateDecl.model_validate(values)
+
+
+#: The ``document_templates`` section of a manifest (docs/documents.md).
+SECTION = Section("document_templates", DocumentTemplateDecl, entity="document_template")

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateRuntimeError
 
-from qiao.core.formula.rollup import RollupSpec
 from qiao.core.metadata.model import EntityDef, FieldType
+from qiao.core.metadata.rollup import RollupSpec
 from qiao.core.permissions.rights import FieldAccess
 from qiao.core.records.context import WriteContext
 from qiao.core.records.query import MAX_PAGE_SIZE

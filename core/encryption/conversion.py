@@ -1,6 +1,6 @@
 """Sealing the stored values of a field that became encrypted: ``qiao keys encrypt-field``.
 
-After :meth:`~qiao.core.metadata.changes.MetadataChanges.encrypt_field` the
+After :meth:`~qiao.core.customisation.changes.MetadataChanges.encrypt_field` the
 field's new values are sealed by every process, and its old ones are still
 plaintext (read as they are, core/encryption/declared.py). :func:`encrypt_values`
 seals them and writes their blind indexes in batches, each its own short

@@ -12,8 +12,8 @@ from qiao.core.events import wake
 from qiao.core.events.model import Event
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.values import to_json
 from qiao.core.records.context import Source, WriteContext
-from qiao.core.records.values import to_json
 from qiao.core.redaction import is_redacted_change, redacted_change, redacted_changes
 from qiao.core.storage.system import event as event_table
 

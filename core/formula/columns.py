@@ -18,11 +18,12 @@ from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput
 from qiao.core.formula.errors import NotCompilable
 from qiao.core.formula.evaluator import Clock
-from qiao.core.formula.rollup import RollupSpec, rollup_column
+from qiao.core.formula.rollup import rollup_column
 from qiao.core.formula.scope import RowScope, scoped
 from qiao.core.formula.sql import compile_formula
 from qiao.core.formula.types import MAX_PRECISION
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
+from qiao.core.metadata.rollup import RollupSpec
 from qiao.core.storage.types import ExactDecimal
 
 

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qiao.core.errors import MetadataError
+from qiao.core.formula import rollup
 from qiao.core.formula.checker import Formula, check, walk
 from qiao.core.formula.errors import FormulaError, FormulaTypeError
 from qiao.core.formula.metadata import MAX_PATH_DEPTH, field_info
 from qiao.core.formula.nodes import Binary, Call, Field, Literal, Node, Unary
-from qiao.core.formula.rollup import RollupSpec
 from qiao.core.formula.types import FieldInfo, FormulaType, Kind, Resolver, decimal_type
 from qiao.core.formula.validation import CheckedRule, check_rules
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
+from qiao.core.metadata.rollup import RollupSpec
 
 #: The formula kind each computed field type holds.
 _KINDS = {
@@ -159,10 +160,10 @@ class ComputedFields:
                 definition.name,
             )
         try:
-            spec.check(child, self.entities[entity])
+            rollup.check_spec(spec, child, self.entities[entity])
         except ValueError as exc:
             raise ComputedFieldError(f"{where}: rollup: {exc}", entity, definition.name) from None
-        info = spec.info(child)
+        info = rollup.spec_info(spec, child)
         declared = _declared_type(definition)
         if declared != info.type:
             raise ComputedFieldError(
@@ -202,7 +203,7 @@ class ComputedFields:
                 if computed.formula is not None:
                     return _prefixed(computed.formula, path[:-1])
                 assert computed.rollup is not None
-                return computed.rollup.info(self.entities[computed.rollup.entity])
+                return rollup.spec_info(computed.rollup, self.entities[computed.rollup.entity])
             if found.type is FieldType.RELATION:
                 raise LookupError(
                     f"{path[-1]} is a relation; read one of its fields, such as {path[-1]}.name"

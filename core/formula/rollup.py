@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -32,12 +31,11 @@ from qiao.core.formula.checker import DIVISION_SCALE
 from qiao.core.formula.metadata import field_info
 from qiao.core.formula.types import INTEGER, MAX_PRECISION, FieldInfo, Kind, decimal_type
 from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType
+from qiao.core.metadata.rollup import ParentOperator, RollupSpec
 from qiao.core.records.query import compile_filter
 from qiao.core.schema.tables import build_table
 from qiao.core.storage.types import ExactDecimal
 
-Function = Literal["count", "count_distinct", "sum", "min", "max", "avg"]
-ParentOperator = Literal["eq", "neq", "lt", "lte", "gt", "gte"]
 #: Gives a parent's column by field name (the parent's row of a correlated subquery).
 ParentColumns = Callable[[str], ColumnElement[Any]]
 _NUMERIC_FIELDS = frozenset({FieldType.INTEGER, FieldType.DECIMAL})
@@ -47,90 +45,56 @@ _COMPARABLE_FIELDS = _ORDERED_FIELDS | STRING_TYPES | {FieldType.ENUM}
 _SQLITE_INT_MIN = -(2**63)
 
 
-class RollupSpec(BaseModel):
-    """``{function: sum, entity: purchase, link: dealer, field: amount, filter: {...}}``.
+def check_spec(spec: RollupSpec, child: EntityDef, parent: EntityDef) -> None:
+    """Refuse a spec that does not fit the declarations (ValueError with the reason)."""
+    if child.name != spec.entity:
+        raise ValueError(f"the rollup is over {spec.entity}, not {child.name}")
+    link = child.field(spec.link)
+    target = parent.name
+    if spec.via is not None:
+        via = parent.field(spec.via)
+        if via is None or via.type is not FieldType.RELATION:
+            raise ValueError(f"via: {parent.name}.{spec.via} is not a relation")
+        target = str(via.target)
+    if link is None or link.type is not FieldType.RELATION or link.target != target:
+        raise ValueError(f"{child.name}.{spec.link} is not a relation to {target}")
+    _check_filter(child, spec.filter)
+    _check_parent_filter(child, parent, spec.parent_filter)
+    if spec.field is None:
+        return
+    field = child.field(spec.field)
+    if spec.function == "count_distinct":
+        allowed = _COMPARABLE_FIELDS | {FieldType.RELATION}
+    elif spec.function in {"sum", "avg"}:
+        allowed = _NUMERIC_FIELDS
+    else:
+        allowed = _ORDERED_FIELDS
+    if field is None or field.computed or field.encrypted or field.type not in allowed:
+        kinds = {
+            "count_distinct": "stored, unencrypted",
+            "sum": "number",
+            "avg": "number",
+        }.get(spec.function, "number, date or date-time")
+        raise ValueError(f"{spec.function} needs a {kinds} field of {child.name}")
 
-    ``link`` is the child's relation field pointing at the parent; with ``via``, it
-    points where the parent's relation ``via`` points instead, so a dealer's quarter
-    (``via: dealer``) rolls up the purchase lines of its dealer. ``field`` is the child
-    field aggregated (none for COUNT); ``filter`` a list-query filter on the children.
-    ``parent_filter`` compares children's fields with the parent's own, for rollups
-    over a window the parent defines: ``{ordered_on: {gte: period_start, lte:
-    period_end}}`` keeps the children ordered within the parent's period.
-    ``precision`` is the number of digits a SUM may reach, scale included, as a
-    decimal field declares it. SQLite stops a query whose sum exceeds it, and the
-    formula compiler relies on it to prove SQLite arithmetic over the sum exact:
-    the smaller it is, the more formulas over the rollup compile to SQLite SQL.
-    """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    function: Function
-    entity: str
-    link: str
-    via: str | None = None
-    field: str | None = None
-    filter: dict[str, Any] | None = None
-    parent_filter: dict[str, dict[ParentOperator, str]] | None = None
-    precision: int = Field(default=MAX_PRECISION, ge=1, le=MAX_PRECISION)
-
-    @model_validator(mode="after")
-    def _field_fits_function(self) -> Self:
-        if self.function == "count" and self.field is not None:
-            raise ValueError("count counts records; it takes no field")
-        if self.function != "count" and self.field is None:
-            raise ValueError(f"{self.function} needs the field it aggregates")
-        return self
-
-    def check(self, child: EntityDef, parent: EntityDef) -> None:
-        """Refuse a spec that does not fit the declarations (ValueError with the reason)."""
-        if child.name != self.entity:
-            raise ValueError(f"the rollup is over {self.entity}, not {child.name}")
-        link = child.field(self.link)
-        target = parent.name
-        if self.via is not None:
-            via = parent.field(self.via)
-            if via is None or via.type is not FieldType.RELATION:
-                raise ValueError(f"via: {parent.name}.{self.via} is not a relation")
-            target = str(via.target)
-        if link is None or link.type is not FieldType.RELATION or link.target != target:
-            raise ValueError(f"{child.name}.{self.link} is not a relation to {target}")
-        _check_filter(child, self.filter)
-        _check_parent_filter(child, parent, self.parent_filter)
-        if self.field is None:
-            return
-        field = child.field(self.field)
-        if self.function == "count_distinct":
-            allowed = _COMPARABLE_FIELDS | {FieldType.RELATION}
-        elif self.function in {"sum", "avg"}:
-            allowed = _NUMERIC_FIELDS
-        else:
-            allowed = _ORDERED_FIELDS
-        if field is None or field.computed or field.encrypted or field.type not in allowed:
-            kinds = {
-                "count_distinct": "stored, unencrypted",
-                "sum": "number",
-                "avg": "number",
-            }.get(self.function, "number, date or date-time")
-            raise ValueError(f"{self.function} needs a {kinds} field of {child.name}")
-
-    def info(self, child: EntityDef) -> FieldInfo:
-        """What a formula reading this rollup needs to know about it."""
-        if self.field is None or self.function == "count_distinct":
-            return FieldInfo(INTEGER)
-        field = _field(child, self.field)
-        own = field_info(field)
-        assert own is not None
-        if self.function == "sum":
-            if own.type.kind is Kind.INTEGER:
-                return FieldInfo(INTEGER, bound=10**self.precision - 1)
-            return FieldInfo(own.type, precision=self.precision)
-        if self.function == "avg":
-            # An average is no larger than the largest value, at more places.
-            scale = average_scale(field)
-            digits = field.effective_precision if field.type is FieldType.DECIMAL else 10
-            return FieldInfo(decimal_type(scale), precision=digits + scale - own.type.scale)
-        return own
+def spec_info(spec: RollupSpec, child: EntityDef) -> FieldInfo:
+    """What a formula reading this rollup needs to know about it."""
+    if spec.field is None or spec.function == "count_distinct":
+        return FieldInfo(INTEGER)
+    field = _field(child, spec.field)
+    own = field_info(field)
+    assert own is not None
+    if spec.function == "sum":
+        if own.type.kind is Kind.INTEGER:
+            return FieldInfo(INTEGER, bound=10**spec.precision - 1)
+        return FieldInfo(own.type, precision=spec.precision)
+    if spec.function == "avg":
+        # An average is no larger than the largest value, at more places.
+        scale = average_scale(field)
+        digits = field.effective_precision if field.type is FieldType.DECIMAL else 10
+        return FieldInfo(decimal_type(scale), precision=digits + scale - own.type.scale)
+    return own
 
 
 def _check_filter(child: EntityDef, spec: dict[str, Any] | None) -> None:

@@ -17,7 +17,7 @@ from qiao.core.catalog import Catalog
 from qiao.core.formula.evaluator import Clock
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.formula.scope import RowScope
-from qiao.core.records.values import to_json
+from qiao.core.metadata.values import to_json
 
 #: Starts a marker; a record separator and a name no stored text begins with.
 MARKER = "\x1eqiao-formula:"

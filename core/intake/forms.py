@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
 from qiao.core.catalog import Catalog
+from qiao.core.metadata.sections import Section
 
 
 class IntakeFormDecl(BaseModel):
@@ -45,3 +46,7 @@ def find_form(conn: Connection, catalog: Catalog, name: str) -> IntakeForm | Non
     return IntakeForm.model_validate(
         {k: v for k, v in row._mapping.items() if k in keys and v is not None}
     )
+
+
+#: The ``intake_forms`` section of a manifest (docs/intake.md).
+SECTION = Section("intake_forms", IntakeFormDecl, entity="intake_form")

@@ -29,8 +29,7 @@ from sqlalchemy import column as sql_column
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
 from qiao.core.market.demo_removal import delete_demo_records
-from qiao.core.metadata import store
-from qiao.core.metadata.manifest import DECLARED_RECORDS
+from qiao.core.metadata import sections, store
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.metadata.registry import Registry
 from qiao.core.packages import versions
@@ -41,8 +40,6 @@ from qiao.core.storage.system import declared as declared_table
 if TYPE_CHECKING:
     from qiao.core.runtime import Runtime
 
-#: Records that define behaviour on an entity (by their ``entity`` field).
-DEFINITIONS = tuple(DECLARED_RECORDS.values())
 #: Records that name another record by ``entity`` and ``record_id``, not by a relation.
 RECORD_NOTES = (
     "approval_request",
@@ -331,7 +328,7 @@ def _delete_declared(ctx: WriteContext, plugin: str, dropped: set[str], plan: Pl
 
 
 def _delete_orphaned_definitions(ctx: WriteContext, dropped: set[str], plan: Plan) -> None:
-    for definition in DEFINITIONS:
+    for definition in sections.definition_entities():
         if definition not in ctx.catalog.registry.entities:
             continue
         page = ctx.records.list(

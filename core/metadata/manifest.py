@@ -13,30 +13,25 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from qiao.core.bookings.declaration import BookingDecl
-from qiao.core.calendars.declaration import CalendarDecl
-from qiao.core.documents.templates import DocumentTemplateDecl
 from qiao.core.errors import MetadataError
-from qiao.core.intake.forms import IntakeFormDecl
+from qiao.core.metadata import sections
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
+from qiao.core.metadata.sections import D, DeclaredRecord, Section
 from qiao.core.metadata.yamltext import parse_yaml
-from qiao.core.numbering.declaration import NumberingDecl
-from qiao.core.permissions.rights import Rights
-from qiao.core.privacy.rules import ConsentRuleDecl, RetentionRuleDecl
-from qiao.core.recurrence.declaration import PlanDecl
 
 __all__ = [
-    "DECLARED_RECORDS",
+    "APPROVAL_PROCESSES",
+    "AUTOMATION_RULES",
+    "PIPELINES",
     "ApprovalProcessDecl",
     "AutomationRuleDecl",
     "Manifest",
     "MigrationDecl",
     "MigrationStep",
     "PipelineDecl",
-    "RoleDecl",
     "describe_validation_error",
     "load_manifest",
     "parse_manifest",
@@ -48,26 +43,6 @@ class ExtensionDecl(BaseModel):
 
     entity: str
     fields: tuple[FieldDef, ...]
-
-
-class RoleDecl(BaseModel):
-    """A role a plugin or template ships; installed once, then edited by admins as data."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    title: str | None = None
-    description: str | None = None
-    rights: Rights
-
-    def values(self) -> dict[str, Any]:
-        """The ``role`` record this declaration makes."""
-        return {
-            "name": self.name,
-            "title": self.title,
-            "description": self.description,
-            "rights": self.rights.model_dump(mode="json", exclude_defaults=True),
-        }
 
 
 class AutomationRuleDecl(BaseModel):
@@ -168,64 +143,51 @@ class MigrationDecl(BaseModel):
     steps: tuple[MigrationStep, ...] = Field(min_length=1)
 
 
-#: Manifest sections whose items become records of an entity, keyed by their
-#: ``name`` and kept in step with the manifest (see :mod:`qiao.core.packages.declared`).
-DECLARED_RECORDS: dict[str, str] = {
-    "automation_rules": "automation_rule",
-    "pipelines": "pipeline",
-    "approval_processes": "approval_process",
-    "consent_rules": "consent_rule",
-    "retention_rules": "retention_rule",
-    "intake_forms": "intake_form",
-    "document_templates": "document_template",
-}
+#: The outlines of rules, pipelines and approval processes; each item is a record
+#: checked against the metadata when it is installed.
+AUTOMATION_RULES = Section("automation_rules", AutomationRuleDecl, entity="automation_rule")
+PIPELINES = Section("pipelines", PipelineDecl, entity="pipeline")
+APPROVAL_PROCESSES = Section("approval_processes", ApprovalProcessDecl, entity="approval_process")
 
 
 class Manifest(BaseModel):
-    """The contents of one manifest file."""
+    """The contents of one manifest file.
+
+    Beside entities, extensions and migrations, a manifest holds one list per
+    installed section (:mod:`qiao.core.metadata.sections`); :meth:`section`
+    reads one, typed by the section's item model.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     entities: tuple[EntityDef, ...] = ()
     extends: tuple[ExtensionDecl, ...] = ()
-    roles: tuple[RoleDecl, ...] = ()
-    automation_rules: tuple[AutomationRuleDecl, ...] = ()
-    pipelines: tuple[PipelineDecl, ...] = ()
-    approval_processes: tuple[ApprovalProcessDecl, ...] = ()
     migrations: tuple[MigrationDecl, ...] = ()
-    #: Personal data (docs/privacy.md).
-    consent_rules: tuple[ConsentRuleDecl, ...] = ()
-    retention_rules: tuple[RetentionRuleDecl, ...] = ()
-    #: Public intake pages (docs/intake.md).
-    intake_forms: tuple[IntakeFormDecl, ...] = ()
-    #: Documents rendered from records (docs/documents.md).
-    document_templates: tuple[DocumentTemplateDecl, ...] = ()
-    #: Record numbers from patterns (docs/numbering.md).
-    numbering: tuple[NumberingDecl, ...] = ()
-    #: Business calendars and their years (docs/calendars.md).
-    calendars: tuple[CalendarDecl, ...] = ()
-    #: Time ranges that may not overlap per key (docs/bookings.md).
-    bookings: tuple[BookingDecl, ...] = ()
-    #: Records created on a schedule from a date of another (docs/recurrence.md).
-    recurring_plans: tuple[PlanDecl, ...] = ()
+
+    def section(self, section: Section[D]) -> tuple[D, ...]:
+        """The checked items of ``section`` (none when the manifest omits it)."""
+        items: tuple[D, ...] = getattr(self, section.key, ())
+        return items
 
     def extensions(self, source: str) -> list[Extension]:
         return [Extension(entity=e.entity, fields=e.fields, source=source) for e in self.extends]
 
-    def declared_records(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(entity, values)`` of every role, calendar (and its years) and item of the
-        :data:`DECLARED_RECORDS` sections."""
-        roles = [("role", role.values()) for role in self.roles]
-        calendars = [record for calendar in self.calendars for record in calendar.records()]
-        return (
-            roles
-            + calendars
-            + [
-                (entity, item.model_dump(mode="json"))
-                for section, entity in DECLARED_RECORDS.items()
-                for item in getattr(self, section)
-            ]
-        )
+    def declared_records(self) -> list[DeclaredRecord]:
+        """``(entity, values)`` of every record the sections' items make, roles and
+        calendars first."""
+        return [
+            record
+            for section in sections.installed()
+            for item in self.section(section)
+            for record in section.declared_records(item)
+        ]
+
+
+@functools.cache
+def _with_sections(installed: tuple[Section[Any], ...]) -> type[Manifest]:
+    """The manifest model with a field per installed section, made once."""
+    fields: dict[str, Any] = {s.key: (tuple[s.item, ...], ()) for s in installed}  # type: ignore[name-defined]
+    return create_model("Manifest", __base__=Manifest, **fields)
 
 
 def parse_manifest(data: Any, source: str, where: str) -> Manifest:
@@ -236,7 +198,7 @@ def parse_manifest(data: Any, source: str, where: str) -> Manifest:
     if isinstance(entities, list):
         entities = [e | {"source": source} if isinstance(e, dict) else e for e in entities]
     try:
-        return Manifest.model_validate({**data, "entities": entities})
+        return _with_sections(sections.installed()).model_validate({**data, "entities": entities})
     except ValidationError as exc:
         raise MetadataError(f"{where}: {describe_validation_error(exc, data)}") from None
 

@@ -22,6 +22,11 @@ from pydantic import (
     model_validator,
 )
 
+from qiao.core.metadata.fieldtypes import MAX_DECIMAL_PRECISION as MAX_DECIMAL_PRECISION
+from qiao.core.metadata.fieldtypes import FieldType as FieldType
+from qiao.core.metadata.rollup import RollupSpec
+from qiao.core.metadata.values import coerce_default, coerce_for_query
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z][a-z0-9]*)*$")
 ENUM_VALUE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_NAME_LENGTH = 48
@@ -36,28 +41,6 @@ SYSTEM_FIELDS = frozenset(
 RESERVED_NAMES = SYSTEM_FIELDS | {"edges", "node", "cursor", "page_info", "total_count", "typename"}
 #: Root query fields that are not an entity's: no entity may be named or pluralised so.
 RESERVED_ENTITY_NAMES = frozenset({"nodes"})
-
-#: Decimals are stored exactly; on SQLite as a scaled 64-bit integer, hence 18 digits.
-MAX_DECIMAL_PRECISION = 18
-
-
-class FieldType(StrEnum):
-    """The kinds of value a field holds; each maps to one SQL column type."""
-
-    STRING = "string"
-    TEXT = "text"
-    INTEGER = "integer"
-    DECIMAL = "decimal"
-    BOOLEAN = "boolean"
-    DATE = "date"
-    DATETIME = "datetime"
-    ENUM = "enum"
-    EMAIL = "email"
-    PHONE = "phone"
-    URL = "url"
-    JSON = "json"
-    RELATION = "relation"
-
 
 #: Types whose values are strings with a length limit.
 STRING_TYPES = frozenset(
@@ -250,8 +233,6 @@ def _option_problems(f: FieldDef) -> list[str]:
     if f.min is not None and f.max is not None and f.min > f.max:
         problems.append("min is greater than max")
     if t in NUMERIC_TYPES and f.effective_scale <= f.effective_precision:
-        from qiao.core.records.values import coerce_for_query
-
         # A bound the field could never hold (1.5 on an integer, beyond GraphQL's Int,
         # more places than the scale) is a mistake in the declaration.
         for key, bound in (("min", f.min), ("max", f.max)):
@@ -290,8 +271,6 @@ def _option_problems(f: FieldDef) -> list[str]:
     problems += _encryption_problems(f)
     problems += _external_id_problems(f)
     if f.default is not None:
-        from qiao.core.records.values import coerce_default
-
         try:
             coerce_default(f)
         except ValueError as exc:
@@ -342,8 +321,6 @@ def _computed_problems(f: FieldDef) -> list[str]:
             f"a computed field cannot be {', '.join(taken)}: its value is derived, not written"
         )
     if f.rollup is not None:
-        from qiao.core.formula.rollup import RollupSpec
-
         try:
             RollupSpec.model_validate(f.rollup)
         except ValidationError as exc:

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from qiao.core.metadata.sections import Section
 from qiao.core.numbering.pattern import NumberPattern
 
 #: Numbers follow the date on Chinese wall clocks unless a declaration names another zone.
@@ -52,3 +53,7 @@ class NumberingDecl(BaseModel):
     def local_date(self, instant: dt.datetime) -> dt.date:
         """The date of ``instant`` on the wall clocks of the declaration's zone."""
         return instant.astimezone(ZoneInfo(self.timezone)).date()
+
+
+#: The ``numbering`` section of a manifest (docs/numbering.md).
+SECTION = Section("numbering", NumberingDecl)

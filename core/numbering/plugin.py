@@ -15,7 +15,7 @@ from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.manifest import by_entity
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.numbering import sequence
-from qiao.core.numbering.declaration import NumberingDecl
+from qiao.core.numbering.declaration import SECTION, NumberingDecl
 from qiao.core.records.context import WriteContext
 from qiao.core.runtime import Runtime
 
@@ -26,7 +26,9 @@ def declarations(runtime: Runtime) -> dict[str, list[NumberingDecl]]:
     """Every declared numbering of the runtime's plugins, by entity (read once)."""
 
     def read(rt: Runtime) -> dict[str, list[NumberingDecl]]:
-        return by_entity(d for _, manifest in rt.plugins.manifests() for d in manifest.numbering)
+        return by_entity(
+            d for _, manifest in rt.plugins.manifests() for d in manifest.section(SECTION)
+        )
 
     return runtime.state(_STATE, read)
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
 from qiao.core.catalog import Catalog
+from qiao.core.metadata.sections import Section
 
 
 class ConsentRuleDecl(BaseModel):
@@ -78,3 +79,8 @@ def _active(
         {k: v for k, v in row._mapping.items() if k in keys and v is not None}
         for row in conn.execute(stmt)
     ]
+
+
+#: The ``consent_rules`` and ``retention_rules`` sections of a manifest (docs/privacy.md).
+CONSENT_SECTION = Section("consent_rules", ConsentRuleDecl, entity="consent_rule")
+RETENTION_SECTION = Section("retention_rules", RetentionRuleDecl, entity="retention_rule")

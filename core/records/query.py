@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, select, tru
 from qiao.core.errors import BadUserInput
 from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
-from qiao.core.records.values import coerce_for_query, to_json
+from qiao.core.metadata.values import coerce_for_query, to_json
 
 if TYPE_CHECKING:
     from qiao.core.formula.columns import ComputedColumns

@@ -32,13 +32,13 @@ from qiao.core.formula.validation import enforce
 from qiao.core.ids import is_record_id, new_id
 from qiao.core.masking import apply_mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, OnDelete
+from qiao.core.metadata.values import coerce, coerce_default, coerce_for_query
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
 from qiao.core.permissions.rights import Right
 from qiao.core.records import query
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Source, WriteContext
-from qiao.core.records.values import coerce, coerce_default, coerce_for_query
 from qiao.core.redaction import contains_sensitive
 from qiao.core.storage.database import Database
 

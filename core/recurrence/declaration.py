@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from qiao.core.metadata.sections import Section
+
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
 
@@ -154,3 +156,7 @@ class PlanDecl(_Strict):
         """When the record for ``due`` is created: ``lead_days`` before, at midnight local time."""
         day = due - dt.timedelta(days=lead_days)
         return dt.datetime.combine(day, dt.time(0), tzinfo=self.zone).astimezone(dt.UTC)
+
+
+#: The ``recurring_plans`` section of a manifest (docs/recurrence.md).
+SECTION = Section("recurring_plans", PlanDecl)

@@ -16,7 +16,7 @@ from qiao.core.events.model import EventHandler
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
-from qiao.core.recurrence.declaration import PlanDecl
+from qiao.core.recurrence.declaration import SECTION, PlanDecl
 from qiao.core.recurrence.plans import Plan, completed, handler
 from qiao.core.runtime import Runtime
 
@@ -30,7 +30,7 @@ def declarations(runtime: Runtime) -> list[PlanDecl]:
         return [
             decl
             for _plugin, manifest in rt.plugins.manifests()
-            for decl in manifest.recurring_plans
+            for decl in manifest.section(SECTION)
         ]
 
     return runtime.state(_STATE, read)

@@ -4,7 +4,7 @@ Kernel tables follow Alembic revision scripts. Entity tables are reconciled
 with the registry using Alembic's operations: missing tables, columns and
 indexes are created, and a column whose field became encrypted is widened to
 TEXT (its sealed values are longer); nothing is dropped or narrowed here. Changes that could
-lose data go through :mod:`qiao.core.metadata.changes`, which checks first.
+lose data go through :mod:`qiao.core.customisation.changes`, which checks first.
 """
 
 from __future__ import annotations

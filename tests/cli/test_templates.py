@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from qiao.core.config import Config
 from qiao.core.market.index import Market
+from qiao.core.permissions.roles import SECTION as ROLES
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.deployment import Deployment
@@ -50,7 +51,7 @@ def test_a_template_is_installed_customised_upgraded_and_uninstalled(
     site = qiao_deployment
     package = Market.load().package(name)
     entities = [e.name for manifest in package.manifests for e in manifest.entities]
-    roles = [r.name for manifest in package.manifests for r in manifest.roles]
+    roles = [r.name for manifest in package.manifests for r in manifest.section(ROLES)]
 
     planned = site.run("template", "install", name, "--demo", "--dry-run").stdout
     assert f"would create table {entities[0]}" in planned

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy import Engine, MetaData, insert, select
 
-from qiao.core.formula.rollup import RollupSpec, rollup_column
+from qiao.core.formula.rollup import check_spec, rollup_column, spec_info
 from qiao.core.formula.types import INTEGER, decimal_type
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.rollup import RollupSpec
 from qiao.core.schema.tables import build_table
 
 D = decimal.Decimal
@@ -169,7 +170,7 @@ def test_a_sum_beyond_its_declared_precision_stops_the_query_on_sqlite(tables: E
 
 def test_what_formulas_know_of_a_rollup() -> None:
     def info(**spec: Any) -> Any:
-        return RollupSpec(entity="ru_purchase", link="dealer", **spec).info(PURCHASE)
+        return spec_info(RollupSpec(entity="ru_purchase", link="dealer", **spec), PURCHASE)
 
     assert info(function="count").type == INTEGER
     assert info(function="sum", field="amount", precision=14).type == decimal_type(2)
@@ -212,7 +213,7 @@ def test_specs_that_do_not_fit_the_entities_are_refused(
 ) -> None:
     parent_entity = DEALER if parent == DEALER.name else DEALER.model_copy(update={"name": parent})
     with pytest.raises(ValueError, match=message):
-        RollupSpec(entity="ru_purchase", **spec).check(PURCHASE, parent_entity)
+        check_spec(RollupSpec(entity="ru_purchase", **spec), PURCHASE, parent_entity)
 
 
 def test_count_takes_no_field_and_the_others_need_one() -> None:

@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, MetaData, insert, select
 
 from qiao.core.formula import Formula, check, compile_formula, evaluate
-from qiao.core.formula.rollup import RollupSpec, rollup_column
+from qiao.core.formula.rollup import rollup_column
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
+from qiao.core.metadata.rollup import RollupSpec
 from qiao.core.schema.tables import build_table
 
 D = decimal.Decimal

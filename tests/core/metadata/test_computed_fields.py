@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, inspect
 
+from qiao.core.customisation.changes import MetadataChanges
 from qiao.core.errors import BadUserInput, MetadataError
-from qiao.core.metadata.changes import MetadataChanges
 from qiao.core.metadata.model import EntityDef, FieldDef, ValidationRule
 from qiao.core.metadata.registry import Registry
 from qiao.core.records.context import Actor, Source

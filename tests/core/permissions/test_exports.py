@@ -13,9 +13,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from qiao.core.customisation.changes import MetadataChanges
 from qiao.core.exports.export import Export, ExportRequest
 from qiao.core.graphql.service import GraphQLService
-from qiao.core.metadata.changes import MetadataChanges
 from qiao.core.records.context import Actor, Source
 from qiao.core.storage import system
 from qiao.core.testing.server import LiveServer

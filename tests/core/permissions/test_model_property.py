@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from qiao.core.metadata.changes import MetadataChanges
+from qiao.core.customisation.changes import MetadataChanges
 from qiao.core.records.context import Actor, Source
 
 from .conftest import TEAMS, USERS

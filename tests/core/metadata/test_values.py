@@ -15,9 +15,7 @@ from hypothesis import strategies as st
 from qiao.core.errors import BadUserInput
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import FieldDef
-from qiao.core.normalise import normalise_phone, parse_phone
-from qiao.core.records.context import Actor, Source
-from qiao.core.records.values import (
+from qiao.core.metadata.values import (
     INT_MAX,
     INT_MIN,
     coerce,
@@ -26,6 +24,8 @@ from qiao.core.records.values import (
     normalise_width,
     to_json,
 )
+from qiao.core.normalise import normalise_phone, parse_phone
+from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 
 LABEL = {"en": "Label", "zh-CN": "标签"}

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, select
 
+from qiao.core.customisation.changes import MetadataChanges
 from qiao.core.errors import Conflict, Forbidden, MetadataError, NotFound
 from qiao.core.metadata import store
-from qiao.core.metadata.changes import MetadataChanges
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 

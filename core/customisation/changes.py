@@ -46,13 +46,21 @@ from strawberry.exceptions import StrawberryException
 from qiao.core import audit
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError, Conflict, Forbidden, MetadataError, NotFound
+from qiao.core.graphql import admin, resolvers
+from qiao.core.graphql.builder import SchemaBuilder
 from qiao.core.graphql.strawberry_internals import forget_type_lookups
 from qiao.core.metadata import store
-from qiao.core.metadata.manifest import describe_validation_error
-from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType, ValidationRule
+from qiao.core.metadata.model import (
+    STRING_TYPES,
+    EntityDef,
+    FieldDef,
+    FieldType,
+    ValidationRule,
+    describe_validation_error,
+)
 from qiao.core.metadata.registry import Registry
+from qiao.core.metadata.values import coerce, coerce_default
 from qiao.core.records.context import Actor, Source
-from qiao.core.records.values import coerce, coerce_default
 from qiao.core.schema import ddl
 from qiao.core.schema.tables import Tables, column_type, index_specs
 from qiao.core.storage.types import RecordId
@@ -375,11 +383,6 @@ class MetadataChanges:
             registry = Registry.build(entities)
         except MetadataError as exc:
             raise MetadataError(exc.message, field=field, **exc.details) from None
-        # Imported here because the GraphQL layer imports this module for its mutations.
-
-        from qiao.core.graphql import admin, resolvers
-        from qiao.core.graphql.builder import SchemaBuilder
-
         builder = SchemaBuilder(
             Catalog.of(registry),
             resolvers,

@@ -13,12 +13,15 @@ import datetime as dt
 import decimal
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from qiao.core.ids import is_record_id
-from qiao.core.metadata.model import FieldDef, FieldType
+from qiao.core.metadata.fieldtypes import FieldType
 from qiao.core.normalise import normalise_phone, normalise_width
+
+if TYPE_CHECKING:
+    from qiao.core.metadata.model import FieldDef
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_JSON_BYTES = 1_000_000
