@@ -1,7 +1,8 @@
-"""The built-in plugin every deployment has: users and teams.
+"""The built-in plugin every deployment has: users and teams, and their sign-in.
 
 Identity, ownership and permissions refer to these two entities, so they ship
-with the kernel, declared through the same hook any plugin uses.
+with the kernel, declared through the same hook any plugin uses; the mutation
+that lifts a user's sign-in lockouts comes through the same hooks too.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qiao.core.auth import graphql
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.permissions.rights import Rights
@@ -19,6 +21,12 @@ MANIFEST = Path(__file__).with_name("identity.yaml")
 @hookimpl
 def qiao_entity_manifests() -> list[Path]:
     return [MANIFEST]
+
+
+@hookimpl
+def qiao_graphql_types() -> list[type]:
+    """Sign-in lockouts are lifted through the API as well as the CLI."""
+    return graphql.TYPES
 
 
 @hookimpl

@@ -14,8 +14,6 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from qiao.core.auth import passwords
-from qiao.core.errors import Forbidden
 from qiao.core.graphql.context import RequestContext
 from qiao.core.metadata import store
 from qiao.core.metadata.changes import Change, MetadataChanges
@@ -406,22 +404,6 @@ class CoreMutation:
         changes, actor = _changes(info)
         change = changes.drop_validation_rule(entity, name, actor=actor, note=note)
         return MetadataChange.of(change)
-
-    @strawberry.mutation(
-        description="Lift every sign-in lockout of a user, from every client address "
-        "(administrators); returns how many addresses had failures counted."
-    )
-    def unlock_user(
-        self,
-        info: Info,
-        username: Annotated[str, strawberry.argument(description="The user to unlock.")],
-    ) -> int:
-        ctx: RequestContext = info.context
-        if not ctx.actor.is_admin:
-            raise Forbidden("only administrators may unlock users")
-        with ctx.runtime.db.write() as conn:
-            catalog = ctx.runtime.current()
-            return passwords.unlock(conn, catalog, username, ctx.actor, Source.GRAPHQL)
 
 
 def core_types() -> list[tuple[str, type]]:
