@@ -8,6 +8,7 @@ re-reads the version at most once per ``metadata_check_interval`` seconds.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,9 +29,8 @@ from qiao.core.packages import apply
 from qiao.core.packages.apply import Migration
 from qiao.core.permissions.access import Access
 from qiao.core.pluginmanager import Plugins, create_plugins
-from qiao.core.records.context import Actor, WriteContext
+from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.service import Clock, RecordsService, utcnow
-from qiao.core.replay.clock import ReplayClock
 from qiao.core.schema import ddl
 from qiao.core.storage.database import Database
 
@@ -66,6 +66,44 @@ class AuditLogs(Protocol):
     def bound(self, runtime: Runtime) -> AuditJournal | None: ...
 
 
+class ControllableClock(Protocol):
+    """A clock administrators set and advance (docs/clock.md).
+
+    :class:`qiao.core.replay.clock.ReplayClock` is one; the replay package sits
+    above the runtime and registers its maker with :func:`register_controllable_clock`.
+    """
+
+    def __call__(self) -> dt.datetime: ...
+
+    def offset(self) -> dt.timedelta: ...
+
+    def set(self, instant: dt.datetime, actor: Actor, source: Source | str) -> dt.datetime: ...
+
+    def advance(self, step: dt.timedelta, actor: Actor, source: Source | str) -> dt.datetime: ...
+
+    def reset(self, actor: Actor, source: Source | str) -> dt.datetime: ...
+
+
+#: Makes a controllable clock from the real one and the database that keeps its offset.
+ClockMaker = Callable[[Clock, Database], ControllableClock]
+_clock_makers: list[ClockMaker] = []
+
+
+def register_controllable_clock(make: ClockMaker) -> None:
+    """Make the clock of a deployment with ``[clock] controllable = true`` with ``make``.
+
+    The built-in ``clock`` plugin registers its replay clock when it loads, which
+    every runtime does before it makes its clock (the plugin cannot be left out).
+    """
+    _clock_makers[:] = [make]
+
+
+def _controllable_clock(base: Clock, db: Database) -> ControllableClock:
+    if not _clock_makers:
+        raise ConfigurationError("the built-in clock plugin is not loaded")
+    return _clock_makers[0](base, db)
+
+
 _audit_logs: list[AuditLogs] = []
 
 
@@ -98,14 +136,14 @@ class Runtime:
         self.plugins: Plugins = create_plugins(config.plugins, extra_plugins)
         self.db = Database(config.database_url, config.pool)
         #: The clock administrators set and advance, where qiao.toml allows it (docs/clock.md).
-        self.replay_clock: ReplayClock | None = None
+        self.replay_clock: ControllableClock | None = None
         if config.clock_controllable:
             if config.production:
                 raise ConfigurationError(
                     "[clock] controllable is for acceptance and test deployments; "
                     "it is refused with [server] production = true"
                 )
-            clock = self.replay_clock = ReplayClock(clock, self.db)
+            clock = self.replay_clock = _controllable_clock(clock, self.db)
         encryption = FieldEncryption(KeyStore(self.db, provider_factory(config, self.plugins)))
         self.records = RecordsService(self, self.db, self.current, self.plugins, clock, encryption)
         self._lock = threading.Lock()
