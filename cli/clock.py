@@ -13,10 +13,11 @@ import click
 from qiao.cli.state import CliState, pass_state
 from qiao.core.errors import BadUserInput, Forbidden
 from qiao.core.records.context import Actor, Source
-from qiao.core.replay.clock import ReplayClock, parse_duration
+from qiao.core.replay.clock import parse_duration
+from qiao.core.runtime import ControllableClock
 
 
-def _controllable(state: CliState) -> ReplayClock:
+def _controllable(state: CliState) -> ControllableClock:
     clock = state.runtime().replay_clock
     if clock is None:
         raise Forbidden(

@@ -1,9 +1,9 @@
-"""The built-in plugin every deployment has: users and teams, and metadata changes.
+"""The built-in plugin every deployment has: users and teams, their sign-in, and metadata changes.
 
 Identity, ownership and permissions refer to these two entities, so they ship
-with the kernel, declared through the same hook any plugin uses. Admins' changes
-to the metadata (:mod:`qiao.core.customisation`) join the GraphQL schema the
-same way.
+with the kernel, declared through the same hook any plugin uses. The mutation
+that lifts a user's sign-in lockouts and admins' changes to the metadata
+(:mod:`qiao.core.customisation`) join the GraphQL schema the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qiao.core.auth import graphql
 from qiao.core.customisation.mutations import CustomisationMutation
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
@@ -26,7 +27,8 @@ def qiao_entity_manifests() -> list[Path]:
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
-    return [CustomisationMutation]
+    """Sign-in lockouts are lifted, and the metadata changed, through the API as well as the CLI."""
+    return [CustomisationMutation, *graphql.TYPES]
 
 
 @hookimpl

@@ -8,34 +8,118 @@ re-reads the version at most once per ``metadata_check_interval`` seconds.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, inspect
 
-from qiao.core.audit import AuditLog
-from qiao.core.audit import log as audit_log
 from qiao.core.catalog import Catalog
 from qiao.core.config import Config
 from qiao.core.encryption import FieldEncryption, KeyStore, check_keys, provider_factory
 from qiao.core.encryption.declared import apply_declared, read_declared
 from qiao.core.errors import ConfigurationError
 from qiao.core.metadata import store
+from qiao.core.metadata.model import EntityDef
 from qiao.core.metadata.registry import Registry
 from qiao.core.packages import apply
 from qiao.core.packages.apply import Migration
 from qiao.core.permissions.access import Access
 from qiao.core.pluginmanager import Plugins, create_plugins
-from qiao.core.records.context import Actor
+from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.records.service import Clock, RecordsService, utcnow
-from qiao.core.replay.clock import ReplayClock
 from qiao.core.schema import ddl
 from qiao.core.storage.database import Database
 
 _T = TypeVar("_T")
+
+
+class AuditJournal(Protocol):
+    """The deployment's audit log, as the runtime and its writers use it.
+
+    :class:`qiao.core.audit.log.AuditLog` is one; the audit package sits above the
+    runtime, so the runtime names only what it asks of it.
+    """
+
+    def hold(self, conn: Connection) -> None: ...
+
+    def create_key(self, conn: Connection) -> str: ...
+
+    def record_writes(
+        self,
+        context: WriteContext,
+        entity: EntityDef,
+        operation: str,
+        records: Sequence[Mapping[str, Any]],
+        changes: Sequence[Mapping[str, tuple[Any, Any]]],
+    ) -> Sequence[Any]: ...
+
+
+class AuditLogs(Protocol):
+    """How a runtime gets its audit log: :mod:`qiao.core.audit.log` is one."""
+
+    def bind(self, runtime: Runtime) -> AuditJournal | None: ...
+
+    def bound(self, runtime: Runtime) -> AuditJournal | None: ...
+
+
+class ControllableClock(Protocol):
+    """A clock administrators set and advance (docs/clock.md).
+
+    :class:`qiao.core.replay.clock.ReplayClock` is one; the replay package sits
+    above the runtime and registers its maker with :func:`register_controllable_clock`.
+    """
+
+    def __call__(self) -> dt.datetime: ...
+
+    def offset(self) -> dt.timedelta: ...
+
+    def set(self, instant: dt.datetime, actor: Actor, source: Source | str) -> dt.datetime: ...
+
+    def advance(self, step: dt.timedelta, actor: Actor, source: Source | str) -> dt.datetime: ...
+
+    def reset(self, actor: Actor, source: Source | str) -> dt.datetime: ...
+
+
+#: Makes a controllable clock from the real one and the database that keeps its offset.
+ClockMaker = Callable[[Clock, Database], ControllableClock]
+_clock_makers: list[ClockMaker] = []
+
+
+def register_controllable_clock(make: ClockMaker) -> None:
+    """Make the clock of a deployment with ``[clock] controllable = true`` with ``make``.
+
+    The built-in ``clock`` plugin registers its replay clock when it loads, which
+    every runtime does before it makes its clock (the plugin cannot be left out).
+    """
+    _clock_makers[:] = [make]
+
+
+def _controllable_clock(base: Clock, db: Database) -> ControllableClock:
+    if not _clock_makers:
+        raise ConfigurationError("the built-in clock plugin is not loaded")
+    return _clock_makers[0](base, db)
+
+
+_audit_logs: list[AuditLogs] = []
+
+
+def register_audit_logs(logs: AuditLogs) -> None:
+    """Make every runtime bind its audit log through ``logs``.
+
+    The built-in ``audit`` plugin registers its log module when it loads, which
+    every runtime does before it writes (the plugin cannot be left out).
+    """
+    _audit_logs[:] = [logs]
+
+
+def _registered_audit_logs() -> AuditLogs:
+    if not _audit_logs:
+        raise ConfigurationError("the built-in audit plugin is not loaded")
+    return _audit_logs[0]
 
 
 class Runtime:
@@ -52,14 +136,14 @@ class Runtime:
         self.plugins: Plugins = create_plugins(config.plugins, extra_plugins)
         self.db = Database(config.database_url, config.pool)
         #: The clock administrators set and advance, where qiao.toml allows it (docs/clock.md).
-        self.replay_clock: ReplayClock | None = None
+        self.replay_clock: ControllableClock | None = None
         if config.clock_controllable:
             if config.production:
                 raise ConfigurationError(
                     "[clock] controllable is for acceptance and test deployments; "
                     "it is refused with [server] production = true"
                 )
-            clock = self.replay_clock = ReplayClock(clock, self.db)
+            clock = self.replay_clock = _controllable_clock(clock, self.db)
         encryption = FieldEncryption(KeyStore(self.db, provider_factory(config, self.plugins)))
         self.records = RecordsService(self, self.db, self.current, self.plugins, clock, encryption)
         self._lock = threading.Lock()
@@ -186,13 +270,13 @@ class Runtime:
         """Attach the deployment's audit log before this runtime writes anything."""
         with self._lock:
             if not self._audit_bound:
-                audit_log.bind(self)
+                _registered_audit_logs().bind(self)
                 self._audit_bound = True
 
-    def audit_log(self) -> AuditLog | None:
+    def audit_log(self) -> AuditJournal | None:
         """The deployment's audit log (bound on first use); None when it has no audit key."""
         self._bind_audit()
-        return audit_log.bound(self)
+        return _registered_audit_logs().bound(self)
 
     def state(self, key: str, make: Callable[[Runtime], _T]) -> _T:
         """This runtime's one ``key`` object, made by ``make(runtime)`` on first use.

@@ -41,6 +41,7 @@ from qiao.core.crypto.errors import KeyUnavailableError
 from qiao.core.crypto.keys import KeyProvider
 from qiao.core.errors import ConfigurationError, Conflict
 from qiao.core.metadata.model import EntityDef, FieldDef
+from qiao.core.records.changes import has_key
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.redaction import (
     is_hidden,
@@ -502,12 +503,6 @@ def record_security(
         record_id=user_id,
         changes=details,
     )
-
-
-def has_key(conn: Connection) -> bool:
-    """Whether the log has its MAC key (made by ``qiao init`` or ``qiao audit init-key``)."""
-    head = system.audit_head
-    return conn.execute(select(head.c.key_id).where(head.c.id == 1)).scalar() is not None
 
 
 def refuse_if_keyed(conn: Connection) -> None:

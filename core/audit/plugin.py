@@ -18,6 +18,10 @@ from qiao.core.events import livewake
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
+from qiao.core.runtime import register_audit_logs
+
+# Every runtime binds its audit log through this package before it writes.
+register_audit_logs(log)
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -90,6 +90,22 @@ def run_actions(
             _checked.clear()
         _checked[key] = checked
     execute(runtime, ctx, entity_name, record, checked, reason=reason)
+
+
+#: Submits a record to an approval process: (context, process, entity, record id) -> the
+#: request. The workflow package, which owns approvals, registers it when it loads.
+ApprovalStarter = Callable[[WriteContext, str, str, str], Any]
+_approval_starter: ApprovalStarter | None = None
+
+
+def register_approval_starter(start: ApprovalStarter) -> None:
+    """Carry out ``start_approval`` actions with ``start`` (the workflow package's).
+
+    Automation sits beside workflow, which runs action lists on its own moves, so
+    the action is registered by the package that owns it rather than imported here.
+    """
+    global _approval_starter
+    _approval_starter = start
 
 
 #: Checked action lists by (metadata version, entity, the list as JSON).
@@ -445,10 +461,11 @@ class _Step:
         return {"call": call["id"]}
 
     def start_approval(self, settings: StartApprovalAction, record: Record) -> dict[str, Any]:
-        from qiao.core.workflow.approvals import start_approval
-
+        start = _approval_starter
+        if start is None:
+            raise ActionFailed("start_approval: the workflow plugin is not enabled")
         try:
-            started = start_approval(self.ctx, settings.process, self.entity, record["id"])
+            started = start(self.ctx, settings.process, self.entity, record["id"])
         except Conflict as exc:  # the record waits for an approval already: not worth retrying
             raise ActionFailed(f"start_approval: {exc.message}") from None
         return {"process": settings.process, "request": _id_of(started)}

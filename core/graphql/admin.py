@@ -8,21 +8,17 @@ in this process at once and in the others after their next version check.
 from __future__ import annotations
 
 import enum
-from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from qiao.core.auth import passwords
-from qiao.core.errors import Forbidden
 from qiao.core.graphql.context import RequestContext
 from qiao.core.metadata import store
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
-from qiao.core.records.context import Source
 
 
 @strawberry.type(description="The authenticated caller.")
@@ -281,25 +277,6 @@ class CoreQuery:
         )
 
 
-@strawberry.type(name="Mutation")
-class CoreMutation:
-    @strawberry.mutation(
-        description="Lift every sign-in lockout of a user, from every client address "
-        "(administrators); returns how many addresses had failures counted."
-    )
-    def unlock_user(
-        self,
-        info: Info,
-        username: Annotated[str, strawberry.argument(description="The user to unlock.")],
-    ) -> int:
-        ctx: RequestContext = info.context
-        if not ctx.actor.is_admin:
-            raise Forbidden("only administrators may unlock users")
-        with ctx.runtime.db.write() as conn:
-            catalog = ctx.runtime.current()
-            return passwords.unlock(conn, catalog, username, ctx.actor, Source.GRAPHQL)
-
-
 def core_types() -> list[tuple[str, type]]:
     """The root types merged into every schema, next to the generated fields."""
-    return [("core", CoreQuery), ("core", CoreMutation)]
+    return [("core", CoreQuery)]

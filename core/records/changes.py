@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Select, func, select, union_all
 
-from qiao.core.audit.log import has_key
 from qiao.core.errors import BadUserInput, ConfigurationError
 from qiao.core.storage import system
 
@@ -115,6 +114,16 @@ def bounds(conn: Connection) -> FeedBounds:
         select(system.audit_head.c.sequence).where(system.audit_head.c.id == 1)
     ).scalar_one()
     return FeedBounds(first=first, head=int(head))
+
+
+def has_key(conn: Connection) -> bool:
+    """Whether the log has its MAC key (made by ``qiao init`` or ``qiao audit init-key``).
+
+    The feed is read from the log's tables, so it holds this check; the audit
+    log above it asks the same before it writes.
+    """
+    head = system.audit_head
+    return conn.execute(select(head.c.key_id).where(head.c.id == 1)).scalar() is not None
 
 
 def require_feed(conn: Connection) -> None:

@@ -11,7 +11,8 @@ from qiao.core.errors import Forbidden
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.scalars import DateTime
 from qiao.core.records.context import Source
-from qiao.core.replay.clock import ReplayClock, parse_duration
+from qiao.core.replay.clock import parse_duration
+from qiao.core.runtime import ControllableClock
 
 
 @strawberry.type(description="The deployment's clock, which every date-driven behaviour reads.")
@@ -29,7 +30,7 @@ def _state(ctx: RequestContext) -> ClockState:
     )
 
 
-def _controllable(ctx: RequestContext) -> ReplayClock:
+def _controllable(ctx: RequestContext) -> ControllableClock:
     if not ctx.actor.is_admin:
         raise Forbidden("only administrators set the clock")
     clock = ctx.runtime.replay_clock

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from qiao.core.hookspecs import hookimpl
 from qiao.core.replay import graphql
+from qiao.core.replay.clock import ReplayClock
+from qiao.core.runtime import register_controllable_clock
+
+# A runtime whose qiao.toml allows it makes its clock a replay clock.
+register_controllable_clock(ReplayClock)
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from qiao.core.automation.actions import register_approval_starter
 from qiao.core.errors import BadUserInput
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     pass
 
 MANIFEST = Path(__file__).with_name("entities.yaml")
+
+# Rules' start_approval actions submit through the approvals this package owns.
+register_approval_starter(approvals.start_approval)
 
 
 @hookimpl
