@@ -219,20 +219,26 @@ class FieldEncryption:
         A page shares its entity, fields and, mostly, data keys; opening a
         column at a time works those out once rather than once a value.
         """
-        for field in encrypted_fields(entity):
+        fields = encrypted_fields(entity)
+        if not fields or not rows:
+            return rows
+        ids = [str(row["id"]) for row in rows]
+        for field in fields:
             bidx = index_column(field)
+            column = field.column
             holding = []
-            for row in rows:
+            for row, record_id in zip(rows, ids, strict=True):
                 row.pop(bidx, None)
-                if row.get(field.column) is not None:
-                    holding.append(row)
+                token = row.get(column)
+                if token is not None:
+                    holding.append((row, record_id, token))
             if not holding:
                 continue
             values = self._open_column(
-                entity.name, field.name, [(str(r["id"]), r[field.column]) for r in holding]
+                entity.name, field.name, [(record_id, token) for _, record_id, token in holding]
             )
-            for row, value in zip(holding, values, strict=True):
-                row[field.column] = value
+            for (row, _, _), value in zip(holding, values, strict=True):
+                row[column] = value
         return rows
 
     def open_value(self, entity: str, field: str, record_id: str, token: str) -> Sensitive:
@@ -274,11 +280,11 @@ class FieldEncryption:
                     "before the field was encrypted (run 'qiao keys rotate --data') or put "
                     "there by hand"
                 )
-        plaintexts = iter(open_column(entity, field, sealed, self.keys))
-        return [
-            value if value is not None else Sensitive(next(plaintexts).decode("utf-8"))
-            for value in opened
-        ]
+        plaintexts = open_column(entity, field, sealed, self.keys)
+        if len(plaintexts) == len(stored):  # the usual page: nothing was sealed here lately
+            return [Sensitive(plain, "utf-8") for plain in plaintexts]
+        rest = iter(plaintexts)
+        return [value if value is not None else Sensitive(next(rest), "utf-8") for value in opened]
 
     # -- Compiled GraphQL reads -------------------------------------------------------------
 
