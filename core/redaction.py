@@ -61,9 +61,10 @@ class Sensitive(str):
         return repr(REDACTED)
 
 
-#: Types that neither are nor hold a sensitive value (exact types: a ``str`` subclass may be
-#: :class:`Sensitive`), answered without the slower checks; copies meet them most.
-_PLAIN: frozenset[type] = frozenset(
+#: Types of values that neither are nor hold a sensitive value and cannot change in place
+#: (exact types: a ``str`` subclass may be :class:`Sensitive`); copies and checks meet them
+#: most, and answer them without the slower walk.
+PLAIN_TYPES: frozenset[type] = frozenset(
     {str, int, float, bool, type(None), decimal.Decimal, dt.date, dt.datetime, dt.time}
 )
 
@@ -75,7 +76,7 @@ def sensitive(value: str) -> Sensitive:
 
 def contains_sensitive(value: Any) -> bool:
     """Whether ``value`` is, or (in a mapping, list, tuple or set) holds, a sensitive value."""
-    if type(value) in _PLAIN:
+    if type(value) in PLAIN_TYPES:
         return False
     if isinstance(value, Sensitive):
         return True
@@ -92,7 +93,7 @@ def scrub(value: Any) -> Any:
     Mappings become dicts and tuples lists (the JSON shapes); other values are
     returned as they are.
     """
-    if type(value) in _PLAIN:
+    if type(value) in PLAIN_TYPES:
         return value
     if isinstance(value, Sensitive):
         return REDACTED

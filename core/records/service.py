@@ -39,7 +39,7 @@ from qiao.core.permissions.rights import Right
 from qiao.core.records import query
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Source, WriteContext
-from qiao.core.redaction import contains_sensitive
+from qiao.core.redaction import PLAIN_TYPES, contains_sensitive
 from qiao.core.storage.database import Database
 
 if TYPE_CHECKING:
@@ -166,10 +166,11 @@ class RecordsService:
         owned = owner is not None and owner_column(entity) == owner.column
         if owned and ctx.actor.user_id is not None and "owner" not in checked:
             checked["owner"] = ctx.actor.user_id  # records belong to their creator by default
+        before = dict(checked)
         self.plugins.before_write(
             context=ctx, entity=entity, operation="create", values=checked, existing=None
         )
-        checked = self._check_values(entity, checked, creating=True)
+        checked = self._check_values(entity, checked, creating=True, checked_before=before)
         self._check_targets(ctx.connection, catalog, entity, checked, access)
         now = self.clock()
         record_id = new_id()
@@ -243,6 +244,7 @@ class RecordsService:
         accepted = [(i, checked) for i, checked in accepted if i not in dropped]
         if not accepted:
             return Created(refused=refused)
+        before = [dict(checked) for _, checked in accepted]
         self.plugins.before_write_many(
             context=ctx,
             entity=entity,
@@ -252,9 +254,10 @@ class RecordsService:
         )
         late: list[RowError] = []
         stored: list[tuple[int, dict[str, Any]]] = []
-        for index, checked in accepted:
+        for (index, checked), seen in zip(accepted, before, strict=True):
             try:
-                stored.append((index, self._check_values(entity, checked, creating=True)))
+                again = self._check_values(entity, checked, creating=True, checked_before=seen)
+                stored.append((index, again))
             except QiaoError as exc:
                 late.append(RowError(index, exc))
         late += _refused_targets(conn, catalog, entity, stored, access, readable)
@@ -730,11 +733,26 @@ class RecordsService:
         *,
         creating: bool,
         existing: Record | None = None,
+        checked_before: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Check and normalise values by field name (``x_id`` accepted for relations)."""
+        """Check and normalise values by field name (``x_id`` accepted for relations).
+
+        ``checked_before`` is what this call's ``values`` were when they last
+        came out of this check (before the write hooks changed them): a plain
+        value still there, the very same object, is taken as it was checked
+        rather than coerced again. Required fields are checked afresh.
+        """
         checked: dict[str, Any] = {}
         by_column = {f.column: f for f in entity.fields}
         for key, value in values.items():
+            if (
+                checked_before is not None
+                and type(value) in PLAIN_TYPES
+                and key in checked_before
+                and checked_before[key] is value
+            ):
+                checked[key] = value
+                continue
             if key == "id":
                 raise BadUserInput(
                     "ids are made by Qiao; keep another system's key in an external-id field "

@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -105,19 +105,104 @@ def push(
     if len(edits) > MAX_EDITS:
         raise BadUserInput(f"push at most {MAX_EDITS} edits at once", field="edits")
     _forget_old(runtime)
-    return [_one(runtime, actor, edit, request_id) for edit in edits]
+    outcomes: list[Outcome] = []
+    for run in _runs(edits):
+        if len(run) > 1:
+            outcomes += _creates(runtime, actor, run, request_id)
+        else:
+            outcomes.append(_one(runtime, actor, run[0], request_id))
+    return outcomes
+
+
+def _runs(edits: Sequence[Edit]) -> Iterator[list[Edit]]:
+    """The edits in order, consecutive creates of one entity (each client mutation id once)
+    together: nothing between them can see the difference between creating them one by
+    one and together."""
+    run: list[Edit] = []
+    for edit in edits:
+        if run and _joins(run, edit):
+            run.append(edit)
+            continue
+        if run:
+            yield run
+        run = [edit]
+    if run:
+        yield run
+
+
+def _joins(run: Sequence[Edit], edit: Edit) -> bool:
+    first = run[0]
+    return (
+        first.operation is Operation.CREATE
+        and edit.operation is Operation.CREATE
+        and edit.entity == first.entity
+        and all(e.client_mutation_id != edit.client_mutation_id for e in run)
+    )
+
+
+def _creates(
+    runtime: Runtime, actor: Actor, run: Sequence[Edit], request_id: str | None
+) -> list[Outcome]:
+    """Consecutive creates of one entity in one transaction and one ``create_many``.
+
+    Each edit answers what it would alone (:func:`_one`): answered before, it
+    answers the same; refused for its values or the fields the caller may
+    write, it is refused (and that stored) while the others are applied, each
+    applied edit's outcome stored with its record. When the batch as a whole
+    is refused (a hook, a rule, the caller's scope or a unique value refusing
+    a row) or fails, nothing of it stays and each edit is applied alone.
+    """
+    records = runtime.records
+    if run[0].entity not in records.catalog.registry.entities:
+        return [_one(runtime, actor, edit, request_id) for edit in run]
+    entity = records.catalog.entity(run[0].entity)
+    answers: dict[int, Outcome] = {}
+    refused: dict[int, Outcome] = {}
+    try:
+        with records.transaction(actor, Source.GRAPHQL, request_id) as ctx:
+            stored = _stored_many(ctx.connection, actor, [e.client_mutation_id for e in run])
+            rows: list[dict[str, Any]] = []
+            at: list[int] = []
+            for i, edit in enumerate(run):
+                if edit.client_mutation_id in stored:
+                    answers[i] = stored[edit.client_mutation_id]
+                    continue
+                try:
+                    rows.append(_create_values(entity, edit))
+                    at.append(i)
+                except _Unstored as exc:
+                    answers[i] = _refusal(edit, exc.error)
+                except QiaoError as exc:
+                    refused[i] = _refusal(edit, exc)
+            if rows:
+                created = records.create_many(ctx, entity.name, rows, skip_invalid=True)
+                for row in created.refused:
+                    refused[at[row.index]] = _refusal(run[at[row.index]], row.error)
+                versions = _versions_now(ctx, entity.name, created.records)
+                applied = [
+                    Outcome(
+                        run[at[index]].client_mutation_id,
+                        Status.APPLIED,
+                        entity.name,
+                        record["id"],
+                        versions[record["id"]],
+                    )
+                    for record, index in zip(created.records, created.indexes, strict=True)
+                ]
+                _store(ctx.connection, actor, applied, records.clock())
+                answers |= {at[index]: o for index, o in zip(created.indexes, applied, strict=True)}
+    except Exception:  # the batch was refused whole: each edit on its own says which and why
+        return [_one(runtime, actor, edit, request_id) for edit in run]
+    answers |= {i: _keep(runtime, actor, outcome) for i, outcome in refused.items()}
+    return [answers[i] for i in range(len(run))]
 
 
 def _one(runtime: Runtime, actor: Actor, edit: Edit, request_id: str | None) -> Outcome:
     cmid = edit.client_mutation_id
-    if not 1 <= len(cmid) <= MAX_MUTATION_ID:
-        return _refusal(
-            edit,
-            BadUserInput(
-                f"a client mutation id has 1 to {MAX_MUTATION_ID} characters",
-                field="clientMutationId",
-            ),
-        )
+    try:
+        _check_mutation_id(edit)
+    except _Unstored as exc:
+        return _refusal(edit, exc.error)
     records = runtime.records
     try:
         with records.transaction(actor, Source.GRAPHQL, request_id) as ctx:
@@ -125,7 +210,7 @@ def _one(runtime: Runtime, actor: Actor, edit: Edit, request_id: str | None) -> 
             if stored is not None:
                 return stored
             outcome = _apply(runtime, ctx, edit)
-            _store(ctx.connection, actor, outcome, records.clock())
+            _store(ctx.connection, actor, [outcome], records.clock())
             return outcome
     except _VersionConflict as conflict:
         found = Outcome(cmid, Status.CONFLICT, edit.entity, edit.id, conflict.version)
@@ -146,13 +231,7 @@ def _apply(runtime: Runtime, ctx: WriteContext, edit: Edit) -> Outcome:
     entity = catalog.entity(edit.entity)
     cmid = edit.client_mutation_id
     if edit.operation is Operation.CREATE:
-        if edit.id is not None:
-            raise BadUserInput(
-                "ids are made by the server; a created record is known by its client "
-                "mutation id until the answer names its id",
-                field="id",
-            )
-        record = records.create(ctx, entity.name, _values(entity, edit.values))
+        record = records.create(ctx, entity.name, _create_values(entity, edit))
         version = _version_now(ctx, entity.name, record)
         return Outcome(cmid, Status.APPLIED, entity.name, record["id"], version)
     if edit.id is None:
@@ -174,6 +253,48 @@ def _apply(runtime: Runtime, ctx: WriteContext, edit: Edit) -> Outcome:
         )
     records.delete(ctx, entity.name, edit.id)
     return Outcome(cmid, Status.APPLIED, entity.name, edit.id, current["version"])
+
+
+class _Unstored(Exception):
+    """An edit refused before it is judged (its client mutation id is unusable): the
+    refusal is answered but not stored, so it cannot stand for another edit's."""
+
+    def __init__(self, error: QiaoError) -> None:
+        self.error = error
+
+
+def _check_mutation_id(edit: Edit) -> None:
+    if not 1 <= len(edit.client_mutation_id) <= MAX_MUTATION_ID:
+        raise _Unstored(
+            BadUserInput(
+                f"a client mutation id has 1 to {MAX_MUTATION_ID} characters",
+                field="clientMutationId",
+            )
+        )
+
+
+def _create_values(entity: EntityDef, edit: Edit) -> dict[str, Any]:
+    """A create's values for the records service; refused as the edit is malformed."""
+    _check_mutation_id(edit)
+    if edit.id is not None:
+        raise BadUserInput(
+            "ids are made by the server; a created record is known by its client "
+            "mutation id until the answer names its id",
+            field="id",
+        )
+    return _values(entity, edit.values)
+
+
+def _versions_now(
+    ctx: WriteContext, entity: str, written: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
+    """:func:`_version_now` of a batch's records, read in one query."""
+    ids = [str(r["id"]) for r in written]
+    now = ctx.records.list(
+        ctx.connection, entity, filter={"id": {"in": ids}}, first=len(ids), actor=ctx.actor
+    )
+    versions = {str(r["id"]): int(r["version"]) for r in written}
+    return versions | {str(r["id"]): int(r["version"]) for r in now.records}
 
 
 def _version_now(ctx: WriteContext, entity: str, written: Mapping[str, Any]) -> int:
@@ -221,7 +342,7 @@ def _keep(runtime: Runtime, actor: Actor, outcome: Outcome) -> Outcome:
     """Store a conflict or refusal; a concurrent retry that stored first is answered instead."""
     try:
         with runtime.db.write() as conn:
-            _store(conn, actor, outcome, runtime.records.clock())
+            _store(conn, actor, [outcome], runtime.records.clock())
         return outcome
     except IntegrityError:
         with runtime.db.read() as conn:
@@ -236,21 +357,38 @@ def _stored(conn: Connection, actor: Actor, cmid: str) -> Outcome | None:
             table.c.user_id == actor.user_id, table.c.client_mutation_id == cmid
         )
     ).scalar()
-    if text is None:
-        return None
+    return None if text is None else _outcome(text)
+
+
+def _stored_many(conn: Connection, actor: Actor, cmids: Sequence[str]) -> dict[str, Outcome]:
+    """:func:`_stored` for several client mutation ids, in one query."""
+    table = system.sync_outcome
+    found = conn.execute(
+        select(table.c.client_mutation_id, table.c.outcome).where(
+            table.c.user_id == actor.user_id, table.c.client_mutation_id.in_(cmids)
+        )
+    )
+    return {cmid: _outcome(text) for cmid, text in found}
+
+
+def _outcome(text: str) -> Outcome:
     data = json.loads(text)
     return Outcome(**{**data, "status": Status(data["status"])})
 
 
-def _store(conn: Connection, actor: Actor, outcome: Outcome, now: dt.datetime) -> None:
-    conn.execute(
-        insert(system.sync_outcome).values(
-            user_id=actor.user_id,
-            client_mutation_id=outcome.client_mutation_id,
-            outcome=json.dumps(asdict(outcome), ensure_ascii=False, sort_keys=True),
-            created_at=now,
-        )
-    )
+def _store(conn: Connection, actor: Actor, outcomes: Sequence[Outcome], now: dt.datetime) -> None:
+    if not outcomes:
+        return
+    rows = [
+        {
+            "user_id": actor.user_id,
+            "client_mutation_id": outcome.client_mutation_id,
+            "outcome": json.dumps(asdict(outcome), ensure_ascii=False, sort_keys=True),
+            "created_at": now,
+        }
+        for outcome in outcomes
+    ]
+    conn.execute(insert(system.sync_outcome), rows)
 
 
 def _forget_old(runtime: Runtime) -> None:

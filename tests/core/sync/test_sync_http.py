@@ -281,6 +281,76 @@ def test_push_applies_answers_conflicts_and_refusals_and_retries_identically(fie
     assert changes_since(field.runtime, written[-1].sequence, ["account"]) == []
 
 
+def _creates(*edits: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"clientMutationId": cmid, "entity": "Account", "operation": "CREATE", "values": values}
+        for cmid, values in edits
+    ]
+
+
+def _batches(field: Field, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every ``create_many`` batch the records service is asked for."""
+    records = field.runtime.records
+    sizes: list[int] = []
+    create_many = records.create_many
+
+    def counted(ctx: Any, entity: str, rows: Any, **options: Any) -> Any:
+        sizes.append(len(rows))
+        return create_many(ctx, entity, rows, **options)
+
+    monkeypatch.setattr(records, "create_many", counted)
+    return sizes
+
+
+def test_consecutive_creates_are_written_together_and_answered_each(field, monkeypatch):
+    sizes = _batches(field, monkeypatch)
+    batch = _creates(
+        ("n-1", {"name": "一号"}),
+        ("n-2", {"name": "坏数据", "employees": -5}),
+        ("n-3", {"name": "三号", "city": "苏州"}),
+        ("n-1", {"name": "一号"}),  # the same edit sent twice answers the same
+    )
+
+    outcomes = field.push(batch)
+
+    assert sizes == [3]  # both creates and the refused row went to one create_many
+    first, bad, third, again = outcomes
+    assert (first["status"], first["version"]) == ("APPLIED", 1)
+    assert first["record"]["fields"]["ownerId"] == field.rep
+    assert (bad["status"], bad["error"]["code"], bad["error"]["field"]) == (
+        "REFUSED",
+        "BAD_USER_INPUT",
+        "employees",
+    )
+    assert (third["status"], third["record"]["fields"]["city"]) == ("APPLIED", "苏州")
+    assert again == first
+    written = changes_since(field.runtime, 0, ["account"])  # no account existed before
+    assert sorted(c.record_id for c in written) == sorted([first["id"], third["id"]])
+
+    assert field.push(batch) == outcomes  # a retry applies nothing again
+    assert sizes == [3]
+    assert changes_since(field.runtime, written[-1].sequence, ["account"]) == []
+
+
+def test_a_batch_refused_whole_is_applied_edit_by_edit(field, monkeypatch):
+    """A create outside the caller's scope refuses the whole ``create_many``; the edits
+    are then applied alone, so only that one is refused."""
+    sizes = _batches(field, monkeypatch)
+    outcomes = field.push(
+        _creates(
+            ("s-1", {"name": "我的"}),
+            ("s-2", {"name": "给别人", "ownerId": field.other}),
+            ("s-3", {"name": "也是我的"}),
+        )
+    )
+
+    assert sizes == [3]
+    assert [o["status"] for o in outcomes] == ["APPLIED", "REFUSED", "APPLIED"]
+    assert outcomes[1]["error"]["code"] == "FORBIDDEN"
+    names = {u["fields"]["name"] for p in field.pull_all() for u in p["upserts"]}
+    assert names == {"我的", "也是我的"}
+
+
 def test_malformed_and_foreign_cursors_are_refused_naming_the_cursor(field):
     for bad in ("nonsense", "qs1.!!!", "qs1." + "e30"):
         errors = field.client.errors(PULL, {"entities": ["Account"], "cursor": bad})
