@@ -120,7 +120,7 @@ def test_rollups_equal_a_recomputation(
         field=None if function == "count" else field,
         filter=spec_filter,
     )
-    rollup.check(PURCHASE, DEALER)
+    check_spec(rollup, PURCHASE, DEALER)
     ids = [new_id() for _ in range(3)]
     system = {"created_at": STAMP, "updated_at": STAMP}
     with tables.connect() as conn, conn.begin() as transaction:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, MetaData, insert, select
 
 from qiao.core.formula import Formula, check, compile_formula, evaluate
-from qiao.core.formula.rollup import rollup_column
+from qiao.core.formula.rollup import rollup_column, spec_info
 from qiao.core.ids import new_id
 from qiao.core.metadata.model import EntityDef
 from qiao.core.metadata.rollup import RollupSpec
@@ -102,7 +102,7 @@ def resolver(path: tuple[str, ...]) -> Any:
     if path == ("rebate_coefficient",):
         return coefficient
     spec = ROLLUPS.get(path[0]) if len(path) == 1 else None
-    return None if spec is None else spec.info(PURCHASE)
+    return None if spec is None else spec_info(spec, PURCHASE)
 
 
 coefficient: Formula = check(COEFFICIENT, resolver)
