@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Select, Table, and_, delete, false, func, ins
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from qiao.core import query
 from qiao.core.actor import Actor
 from qiao.core.catalog import Catalog
 from qiao.core.encryption import FieldEncryption, KeyStore
@@ -36,7 +37,6 @@ from qiao.core.metadata.values import coerce, coerce_default, coerce_for_query
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
 from qiao.core.permissions.rights import Right
-from qiao.core.records import query
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Source, WriteContext
 from qiao.core.redaction import PLAIN_TYPES, contains_sensitive
