@@ -43,7 +43,7 @@ from qiao.core.redaction import PLAIN_TYPES, contains_sensitive
 from qiao.core.storage.database import Database
 
 if TYPE_CHECKING:
-    from qiao.core.runtime import Runtime
+    from qiao.core.records.host import RecordsHost
 
 Record = dict[str, Any]
 #: Entities a caller's access is computed from (see qiao.core.permissions.subject).
@@ -101,7 +101,7 @@ class PluginHooks(Protocol):
 
     def after_write_many(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
 
-    def business_calendar(self, runtime: Runtime, name: str) -> WorkingCalendar: ...
+    def business_calendar(self, runtime: RecordsHost, name: str) -> WorkingCalendar: ...
 
 
 class RecordsService:
@@ -109,7 +109,7 @@ class RecordsService:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: RecordsHost,
         db: Database,
         catalog: Callable[[], Catalog],
         plugins: PluginHooks,
