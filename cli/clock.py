@@ -13,8 +13,8 @@ import click
 from qiao.cli.state import CliState, pass_state
 from qiao.core.errors import BadUserInput, Forbidden
 from qiao.core.records.context import Actor, Source
+from qiao.core.records.host import ControllableClock
 from qiao.core.replay.clock import parse_duration
-from qiao.core.runtime import ControllableClock
 
 
 def _controllable(state: CliState) -> ControllableClock:

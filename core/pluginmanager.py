@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
     from qiao.core.formula.evaluator import WorkingCalendar
+    from qiao.core.records.host import RecordsHost
     from qiao.core.runtime import Runtime
 
 ENTRY_POINT_GROUP = "qiao"
@@ -431,7 +432,7 @@ class Plugins:
         )
         return refusal
 
-    def business_calendar(self, runtime: Runtime, name: str) -> WorkingCalendar:
+    def business_calendar(self, runtime: RecordsHost, name: str) -> WorkingCalendar:
         """The calendar ``name`` from the first plugin that knows it (docs/calendars.md)."""
         found: WorkingCalendar | None = self.pm.hook.qiao_business_calendar(
             runtime=runtime, name=name

@@ -8,10 +8,9 @@ re-reads the version at most once per ``metadata_check_interval`` seconds.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -23,39 +22,18 @@ from qiao.core.encryption import FieldEncryption, KeyStore, check_keys, provider
 from qiao.core.encryption.declared import apply_declared, read_declared
 from qiao.core.errors import ConfigurationError
 from qiao.core.metadata import store
-from qiao.core.metadata.model import EntityDef
 from qiao.core.metadata.registry import Registry
 from qiao.core.packages import apply
 from qiao.core.packages.apply import Migration
 from qiao.core.permissions.access import Access
 from qiao.core.pluginmanager import Plugins, create_plugins
-from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.records.context import Actor
+from qiao.core.records.host import AuditJournal, ControllableClock
 from qiao.core.records.service import Clock, RecordsService, utcnow
 from qiao.core.schema import ddl
 from qiao.core.storage.database import Database
 
 _T = TypeVar("_T")
-
-
-class AuditJournal(Protocol):
-    """The deployment's audit log, as the runtime and its writers use it.
-
-    :class:`qiao.core.audit.log.AuditLog` is one; the audit package sits above the
-    runtime, so the runtime names only what it asks of it.
-    """
-
-    def hold(self, conn: Connection) -> None: ...
-
-    def create_key(self, conn: Connection) -> str: ...
-
-    def record_writes(
-        self,
-        context: WriteContext,
-        entity: EntityDef,
-        operation: str,
-        records: Sequence[Mapping[str, Any]],
-        changes: Sequence[Mapping[str, tuple[Any, Any]]],
-    ) -> Sequence[Any]: ...
 
 
 class AuditLogs(Protocol):
@@ -64,24 +42,6 @@ class AuditLogs(Protocol):
     def bind(self, runtime: Runtime) -> AuditJournal | None: ...
 
     def bound(self, runtime: Runtime) -> AuditJournal | None: ...
-
-
-class ControllableClock(Protocol):
-    """A clock administrators set and advance (docs/clock.md).
-
-    :class:`qiao.core.replay.clock.ReplayClock` is one; the replay package sits
-    above the runtime and registers its maker with :func:`register_controllable_clock`.
-    """
-
-    def __call__(self) -> dt.datetime: ...
-
-    def offset(self) -> dt.timedelta: ...
-
-    def set(self, instant: dt.datetime, actor: Actor, source: Source | str) -> dt.datetime: ...
-
-    def advance(self, step: dt.timedelta, actor: Actor, source: Source | str) -> dt.datetime: ...
-
-    def reset(self, actor: Actor, source: Source | str) -> dt.datetime: ...
 
 
 #: Makes a controllable clock from the real one and the database that keeps its offset.

@@ -24,7 +24,7 @@ from qiao.core.masking import apply_mask
 from qiao.core.metadata.model import FieldDef, FieldType, Label
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.rights import FieldAccess
-from qiao.core.records.query import Direction, Ordering, SortKey, Window, encode_cursor, page_size
+from qiao.core.query import Direction, Ordering, SortKey, Window, encode_cursor, page_size
 from qiao.core.redaction import redacted_change
 from qiao.core.storage import system
 
@@ -145,7 +145,7 @@ def read_trail(
     with_total: bool = False,
 ) -> TrailPage:
     """A page of the record's entries ``access`` may see, with Relay cursors as the
-    generated connections have them (:class:`qiao.core.records.query.Window`).
+    generated connections have them (:class:`qiao.core.query.Window`).
 
     The caller must have passed :func:`can_read_trail`; this applies the field
     rules and keeps security events from those who may not read them.

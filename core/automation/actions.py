@@ -52,7 +52,7 @@ from qiao.core.records.service import Record
 from qiao.core.redaction import REDACTED, Sensitive, is_hidden, scrub
 
 if TYPE_CHECKING:
-    from qiao.core.runtime import Runtime
+    from qiao.core.records.host import RecordsHost
 
 _LOCAL = ZoneInfo("Asia/Shanghai")
 
@@ -115,7 +115,7 @@ _CHECKED_LIMIT = 1000
 
 
 def execute(
-    runtime: Runtime,
+    runtime: RecordsHost,
     ctx: WriteContext,
     entity_name: str,
     record: Record,
@@ -137,7 +137,7 @@ class _Step:
     """What every action needs: the records service, a system context, the clock."""
 
     def __init__(
-        self, runtime: Runtime, ctx: WriteContext, entity: str, reason: str, rule_id: str | None
+        self, runtime: RecordsHost, ctx: WriteContext, entity: str, reason: str, rule_id: str | None
     ) -> None:
         self.runtime = runtime
         self.records = runtime.records

@@ -28,6 +28,7 @@ from qiao.core.errors import QiaoError
 
 if TYPE_CHECKING:
     from qiao.core.catalog import Catalog
+    from qiao.core.records.host import RecordsHost
     from qiao.core.runtime import Runtime
 
 log = logging.getLogger("qiao.automation")
@@ -154,6 +155,6 @@ def role_names(conn: Connection, catalog: Catalog) -> set[str]:
     return {name for (name,) in conn.execute(select(roles.c.name))}
 
 
-def rules_of(runtime: Runtime) -> RuleCache:
+def rules_of(runtime: RecordsHost) -> RuleCache:
     """The rule cache of ``runtime`` (one per runtime, made on first use)."""
     return runtime.state("automation.rules", RuleCache)

@@ -17,12 +17,13 @@ from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.manifest import by_entity
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
+from qiao.core.records.host import RecordsHost
 from qiao.core.runtime import Runtime
 
 _STATE = "bookings:declarations"
 
 
-def declarations(runtime: Runtime) -> dict[str, list[BookingDecl]]:
+def declarations(runtime: RecordsHost) -> dict[str, list[BookingDecl]]:
     """Every declared booking constraint of the runtime's plugins, by entity (read once)."""
 
     def read(rt: Runtime) -> dict[str, list[BookingDecl]]:

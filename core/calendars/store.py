@@ -22,6 +22,7 @@ from qiao.core.records.context import Actor
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from qiao.core.records.host import RecordsHost
     from qiao.core.runtime import Runtime
 
 _STATE = "calendars:store"
@@ -71,7 +72,7 @@ class Calendars:
             self._loaded = None
 
 
-def calendars(runtime: Runtime) -> Calendars:
+def calendars(runtime: RecordsHost) -> Calendars:
     """The runtime's :class:`Calendars`."""
     return runtime.state(_STATE, Calendars)
 

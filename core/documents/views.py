@@ -21,8 +21,8 @@ from jinja2 import TemplateRuntimeError
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.metadata.rollup import RollupSpec
 from qiao.core.permissions.rights import FieldAccess
+from qiao.core.query import MAX_PAGE_SIZE
 from qiao.core.records.context import WriteContext
-from qiao.core.records.query import MAX_PAGE_SIZE
 from qiao.core.redaction import REDACTED, Sensitive
 
 ZONE = ZoneInfo("Asia/Shanghai")

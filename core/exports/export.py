@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from qiao.core import audit
+from qiao.core import audit, query
 from qiao.core.errors import BadUserInput
 from qiao.core.exports.arguments import ListArguments, list_arguments
 from qiao.core.exports.columns import Names, cells, columns_for
@@ -28,7 +28,6 @@ from qiao.core.exports.formats import Format, Page, csv_chunks, xlsx_chunks
 from qiao.core.graphql.builder import BuiltSchema
 from qiao.core.metadata.model import EntityDef
 from qiao.core.permissions.access import Access
-from qiao.core.records import query
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Page as RecordsPage
 from qiao.core.redaction import REDACTED

@@ -3,7 +3,7 @@
 A rollup is a correlated subquery, computed when read, so it always equals a
 recomputation from scratch: there is no stored total for concurrent writes to
 child records to leave stale. Its optional filter is the filter language of
-list queries (:func:`qiao.core.records.query.compile_filter`), so "this
+list queries (:func:`qiao.core.query.compile_filter`), so "this
 quarter's paid purchases" means the same in a rollup and in a list.
 """
 
@@ -32,7 +32,7 @@ from qiao.core.formula.metadata import field_info
 from qiao.core.formula.types import INTEGER, MAX_PRECISION, FieldInfo, Kind, decimal_type
 from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldDef, FieldType
 from qiao.core.metadata.rollup import ParentOperator, RollupSpec
-from qiao.core.records.query import compile_filter
+from qiao.core.query import compile_filter
 from qiao.core.schema.tables import build_table
 from qiao.core.storage.types import ExactDecimal
 

@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import UnaryExpression
 
+from qiao.core import query
 from qiao.core.errors import BadUserInput
 from qiao.core.graphql import scalars
 from qiao.core.graphql.compiler import Fields, Joins, enum_column, inline, outer_joined
@@ -60,7 +61,6 @@ from qiao.core.graphql.sqljson import sql_text
 from qiao.core.graphql.withheld import EACH, Step
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.metadata.registry import camel, type_name
-from qiao.core.records import query
 from qiao.core.storage.types import ExactDecimal, utc_text
 
 if TYPE_CHECKING:

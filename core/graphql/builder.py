@@ -53,7 +53,7 @@ from qiao.core.graphql.plan import (
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.hiding import NOTHING_HIDDEN, Hiding
-from qiao.core.records.query import SYSTEM_QUERY_FIELDS, operators_for, queryable_fields
+from qiao.core.query import SYSTEM_QUERY_FIELDS, operators_for, queryable_fields
 
 _SCALARS: dict[FieldType, Any] = {
     FieldType.STRING: str,

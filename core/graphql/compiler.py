@@ -8,7 +8,7 @@ and the response JSON is assembled by the database (see :mod:`sqljson`). So the
 number of statements depends on the query's shape, never on the number of
 rows, and the Python side only concatenates the database's JSON text.
 
-Filters, order and cursors come from :mod:`qiao.core.records.query`, the same
+Filters, order and cursors come from :mod:`qiao.core.query`, the same
 code the records service uses.
 """
 
@@ -54,6 +54,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from qiao.core import query
 from qiao.core.encryption import FieldEncryption
 from qiao.core.errors import BadUserInput, ConfigurationError, Forbidden
 from qiao.core.formula.columns import ComputedColumns, computed_columns
@@ -80,7 +81,6 @@ from qiao.core.ids import is_record_id
 from qiao.core.masking import Mask, sql_mask
 from qiao.core.metadata.model import FieldDef, FieldType
 from qiao.core.permissions.access import Access
-from qiao.core.records import query
 from qiao.core.storage.database import Database
 from qiao.core.storage.sqlalchemy_internals import bind_processors
 

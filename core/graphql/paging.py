@@ -3,7 +3,7 @@
 ``auditTrail``, ``myNotifications`` and ``pendingApprovals`` are not generated
 from metadata, but a client pages them as it pages ``accounts``: the same
 ``first/after/last/before`` (checked and answered by
-:class:`qiao.core.records.query.Window`), ``pageInfo``, ``totalCount`` and an
+:class:`qiao.core.query.Window`), ``pageInfo``, ``totalCount`` and an
 ``orderBy`` of ``{field, direction}`` keys. This module holds the pieces of that
 shape the three modules would otherwise each repeat.
 """

@@ -13,7 +13,7 @@ each deletion runs in its own savepoint, and the plan lists what stayed and why.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qiao.core.errors import QiaoError
 from qiao.core.metadata.model import FieldType
@@ -21,13 +21,16 @@ from qiao.core.packages.demo import DemoRecord
 from qiao.core.packages.plan import Plan
 from qiao.core.records.context import Actor, WriteContext
 
+if TYPE_CHECKING:
+    from qiao.core.pluginmanager import Plugins
 
-def delete_demo_records(ctx: WriteContext, plugin: str, plan: Plan) -> None:
+
+def delete_demo_records(ctx: WriteContext, plugins: Plugins, plugin: str, plan: Plan) -> None:
     """Delete ``plugin``'s demo records in the entities ``ctx`` knows, last seeded first."""
     entities = ctx.catalog.registry.entities
     found: dict[str, str] = {}
     targets: list[tuple[DemoRecord, str]] = []
-    for _, data in ctx.runtime.plugins.demo_data(only=[plugin]):
+    for _, data in plugins.demo_data(only=[plugin]):
         for record in data.records:
             if record.entity not in entities:
                 continue

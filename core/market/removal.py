@@ -258,7 +258,7 @@ def uninstall(runtime: Runtime, plugin: str, *, dry_run: bool = False) -> Plan:
             versions.forget(conn, plugin)
             with runtime.pinned(Catalog.of(runtime.build_registry(conn, without=plugin))):
                 ctx = WriteContext(Actor.system(), Source.CLI, conn, runtime)
-                delete_demo_records(ctx, plugin, plan)
+                delete_demo_records(ctx, runtime.plugins, plugin, plan)
             if dry_run:
                 raise _RollBack
     except _RollBack:

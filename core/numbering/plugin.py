@@ -17,12 +17,13 @@ from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.numbering import sequence
 from qiao.core.numbering.declaration import SECTION, NumberingDecl
 from qiao.core.records.context import WriteContext
+from qiao.core.records.host import RecordsHost
 from qiao.core.runtime import Runtime
 
 _STATE = "numbering:declarations"
 
 
-def declarations(runtime: Runtime) -> dict[str, list[NumberingDecl]]:
+def declarations(runtime: RecordsHost) -> dict[str, list[NumberingDecl]]:
     """Every declared numbering of the runtime's plugins, by entity (read once)."""
 
     def read(rt: Runtime) -> dict[str, list[NumberingDecl]]:

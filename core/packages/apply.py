@@ -35,6 +35,7 @@ from qiao.core.schema import ddl
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from qiao.core.pluginmanager import Plugins
     from qiao.core.runtime import Runtime
 
 
@@ -84,8 +85,8 @@ def migrate(
                 ctx = WriteContext(Actor.system(), Source.SYSTEM, conn, runtime)
                 migrations.change_values(ctx, steps, result.plan)
                 declared.sync(ctx, _declarations(manifests), result.plan)
-                _record_versions(ctx, applied, result.plan)
-                _seed(ctx, demo_of, result.plan)
+                _record_versions(ctx, runtime.plugins, applied, result.plan)
+                _seed(ctx, runtime.plugins, demo_of, result.plan)
             if dry_run:
                 raise _RollBack
     except _RollBack:
@@ -126,10 +127,12 @@ def _declarations(manifests: list[tuple[str, Manifest]]) -> list[declared.Declar
     ]
 
 
-def _record_versions(ctx: WriteContext, applied: dict[str, str], plan: Plan) -> None:
+def _record_versions(
+    ctx: WriteContext, plugins: Plugins, applied: dict[str, str], plan: Plan
+) -> None:
     now = ctx.now()
-    for name in ctx.runtime.plugins.names:
-        version = ctx.runtime.plugins.version(name)
+    for name in plugins.names:
+        version = plugins.version(name)
         before = applied.get(name)
         if before == version:
             continue
@@ -138,13 +141,13 @@ def _record_versions(ctx: WriteContext, applied: dict[str, str], plan: Plan) -> 
             plan.migrated(f"{name} from {before} to {version}")
 
 
-def _seed(ctx: WriteContext, names: Iterable[str], plan: Plan) -> None:
+def _seed(ctx: WriteContext, plugins: Plugins, names: Iterable[str], plan: Plan) -> None:
     """The demo data of the plugins ``names``, sharing keys, in load order."""
     wanted = list(names)
     if not wanted:
         return
     keys: MutableMapping[str, str] = {}
-    for plugin, data in ctx.runtime.plugins.demo_data(only=wanted):
+    for plugin, data in plugins.demo_data(only=wanted):
         count = demo.seed(ctx, data, plugin, keys)
         plan.created(f"{count} demo records", plugin)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, false, or_
 
+from qiao.core import query
 from qiao.core.catalog import Catalog
 from qiao.core.errors import Forbidden
 from qiao.core.formula.scope import RowScope
@@ -21,7 +22,6 @@ from qiao.core.masking import Mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.permissions.rights import FieldAccess, FilterScope, Right, Scope, ScopeValue
 from qiao.core.permissions.subject import Subject
-from qiao.core.records import query
 
 #: Field access that does not show a value in clear.
 _UNCLEAR = frozenset({FieldAccess.NONE, FieldAccess.MASKED})

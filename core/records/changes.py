@@ -34,15 +34,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import ColumnElement, Connection, Select, func, select, union_all
 
 from qiao.core.errors import BadUserInput, ConfigurationError
 from qiao.core.storage import system
-
-if TYPE_CHECKING:
-    from qiao.core.runtime import Runtime
+from qiao.core.storage.database import Database
 
 Operation = Literal["create", "update", "delete"]
 #: The audit operations that are record writes (the records service's; docs/audit.md).
@@ -82,8 +80,18 @@ class FeedBounds:
         return self.first is None or after >= self.first - 1
 
 
+class HasDatabase(Protocol):
+    """What the feed reads through when not given a connection: a runtime's database.
+
+    Named here rather than importing the runtime, which sits above the records layer.
+    """
+
+    @property
+    def db(self) -> Database: ...
+
+
 def changes_since(
-    source: Connection | Runtime,
+    source: Connection | HasDatabase,
     after: int,
     entities: Sequence[str] | None = None,
     limit: int = 1_000,

@@ -20,8 +20,8 @@ __all__ = ["Actor", "Source", "WriteContext"]
 
 if TYPE_CHECKING:
     from qiao.core.catalog import Catalog
+    from qiao.core.records.host import RecordsHost
     from qiao.core.records.service import RecordsService
-    from qiao.core.runtime import Runtime
 
 
 class Source(StrEnum):
@@ -52,7 +52,7 @@ class WriteContext:
     actor: Actor
     source: Source
     connection: Connection
-    runtime: Runtime
+    runtime: RecordsHost
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Select, Table, and_, delete, false, func, ins
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from qiao.core import query
 from qiao.core.actor import Actor
 from qiao.core.catalog import Catalog
 from qiao.core.encryption import FieldEncryption, KeyStore
@@ -36,14 +37,13 @@ from qiao.core.metadata.values import coerce, coerce_default, coerce_for_query
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
 from qiao.core.permissions.rights import Right
-from qiao.core.records import query
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Source, WriteContext
 from qiao.core.redaction import PLAIN_TYPES, contains_sensitive
 from qiao.core.storage.database import Database
 
 if TYPE_CHECKING:
-    from qiao.core.runtime import Runtime
+    from qiao.core.records.host import RecordsHost
 
 Record = dict[str, Any]
 #: Entities a caller's access is computed from (see qiao.core.permissions.subject).
@@ -101,7 +101,7 @@ class PluginHooks(Protocol):
 
     def after_write_many(self, *, entity: EntityDef, **kwargs: Any) -> None: ...
 
-    def business_calendar(self, runtime: Runtime, name: str) -> WorkingCalendar: ...
+    def business_calendar(self, runtime: RecordsHost, name: str) -> WorkingCalendar: ...
 
 
 class RecordsService:
@@ -109,7 +109,7 @@ class RecordsService:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: RecordsHost,
         db: Database,
         catalog: Callable[[], Catalog],
         plugins: PluginHooks,

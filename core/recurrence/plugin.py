@@ -16,6 +16,7 @@ from qiao.core.events.model import EventHandler
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
+from qiao.core.records.host import RecordsHost
 from qiao.core.recurrence.declaration import SECTION, PlanDecl
 from qiao.core.recurrence.plans import Plan, completed, handler
 from qiao.core.runtime import Runtime
@@ -23,7 +24,7 @@ from qiao.core.runtime import Runtime
 _STATE = "recurrence:declarations"
 
 
-def declarations(runtime: Runtime) -> list[PlanDecl]:
+def declarations(runtime: RecordsHost) -> list[PlanDecl]:
     """Every plan the runtime's plugins declare (read once)."""
 
     def read(rt: Runtime) -> list[PlanDecl]:
@@ -36,7 +37,7 @@ def declarations(runtime: Runtime) -> list[PlanDecl]:
     return runtime.state(_STATE, read)
 
 
-def plans(runtime: Runtime) -> dict[str, Plan]:
+def plans(runtime: RecordsHost) -> dict[str, Plan]:
     """The plans checked against the current metadata, by name."""
     catalog = runtime.current()
     return {decl.name: Plan.of(catalog, decl) for decl in declarations(runtime)}

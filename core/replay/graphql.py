@@ -11,8 +11,8 @@ from qiao.core.errors import Forbidden
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.scalars import DateTime
 from qiao.core.records.context import Source
+from qiao.core.records.host import ControllableClock
 from qiao.core.replay.clock import parse_duration
-from qiao.core.runtime import ControllableClock
 
 
 @strawberry.type(description="The deployment's clock, which every date-driven behaviour reads.")

@@ -38,10 +38,10 @@ from qiao.core.exports.columns import Column, Names, columns_for
 from qiao.core.graphql.names import enum_name
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
 from qiao.core.permissions.access import Access
+from qiao.core.query import MAX_PAGE_SIZE
 from qiao.core.records import changes as feed
 from qiao.core.records.context import Actor
 from qiao.core.records.held import possibly_held
-from qiao.core.records.query import MAX_PAGE_SIZE
 from qiao.core.sync import cursor as cursors
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 The GraphQL compiler and the records service's ``list`` both build their WHERE
 and ORDER BY clauses here, so a filter means the same thing through every door.
+It sits below formula and permissions, whose rollups and role scopes are filters too.
 Filters use snake_case field names; the GraphQL layer translates its camelCase
 names before calling in. The filter language is documented in docs/graphql.md.
 """
@@ -14,7 +15,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, select, true
 
@@ -23,14 +24,21 @@ from qiao.core.ids import is_record_id
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.metadata.values import coerce_for_query, to_json
 
-if TYPE_CHECKING:
-    from qiao.core.formula.columns import ComputedColumns
-
 #: The ids of the rows whose encrypted field holds one of the values: (table, entity name,
 #: field, values) -> ids. Found through the blind index and confirmed by opening each
 #: candidate's value (qiao.core.encryption.FieldEncryption.matching), so a forged or
 #: colliding index never matches.
 BlindMatch = Callable[[Any, str, FieldDef, Sequence[Any]], Sequence[str]]
+
+
+class ComputedSql(Protocol):
+    """The SQL of an entity's computed fields by name.
+
+    :class:`qiao.core.formula.columns.ComputedColumns` is one; formula fields are
+    compiled above this module, which only asks for the column of a name.
+    """
+
+    def column(self, name: str) -> ColumnElement[Any]: ...
 
 
 class RelationTables(Protocol):
@@ -119,7 +127,7 @@ class _FilterCompiler:
         entity: EntityDef,
         table: Table,
         blind: BlindMatch | None = None,
-        computed: ComputedColumns | None = None,
+        computed: ComputedSql | None = None,
         relations: RelationTables | None = None,
     ) -> None:
         self.entity = entity
@@ -308,7 +316,7 @@ def compile_filter(
     spec: Mapping[str, Any] | None,
     *,
     blind: BlindMatch | None = None,
-    computed: ComputedColumns | None = None,
+    computed: ComputedSql | None = None,
     relations: RelationTables | None = None,
 ) -> ColumnElement[bool]:
     """The WHERE condition for a filter (``None`` or ``{}`` matches every row).
@@ -338,9 +346,7 @@ def filtered_fields(spec: Any) -> set[str]:
     return names
 
 
-def computed_or_column(
-    table: Any, field: FieldDef, name: str, computed: ComputedColumns | None
-) -> Any:
+def computed_or_column(table: Any, field: FieldDef, name: str, computed: ComputedSql | None) -> Any:
     """The column of ``name``, or the SQL of a computed field (BAD_USER_INPUT if it has none)."""
     if not field.computed:
         return table.c[name]
@@ -389,7 +395,7 @@ class Ordering:
         )
 
     def clauses(
-        self, table: Table, computed: ComputedColumns | None = None
+        self, table: Table, computed: ComputedSql | None = None
     ) -> list[ColumnElement[Any]]:
         """ORDER BY terms; NULLs sort last ascending, first descending, on every database.
 
@@ -405,7 +411,7 @@ class Ordering:
         return terms
 
     def after(
-        self, table: Table, values: Sequence[Any], computed: ComputedColumns | None = None
+        self, table: Table, values: Sequence[Any], computed: ComputedSql | None = None
     ) -> ColumnElement[bool]:
         """Rows strictly after the row whose sort values are ``values``.
 
@@ -591,13 +597,13 @@ class Window:
         """The order rows are read in: the requested one, reversed for a backward page."""
         return self.ordering.reversed() if self.backwards else self.ordering
 
-    def beyond(self, table: Table, computed: ComputedColumns | None = None) -> ColumnElement[bool]:
+    def beyond(self, table: Table, computed: ComputedSql | None = None) -> ColumnElement[bool]:
         """Rows past the cursor in walking order (every row on the first page)."""
         if self.cursor is None:
             return true()
         return self.walk.after(table, self.cursor, computed)
 
-    def behind(self, table: Table, computed: ComputedColumns | None = None) -> ColumnElement[bool]:
+    def behind(self, table: Table, computed: ComputedSql | None = None) -> ColumnElement[bool]:
         """Rows on the other side of the cursor: what a page in the opposite direction shows."""
         if self.cursor is None:
             return false()
