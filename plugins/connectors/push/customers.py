@@ -6,7 +6,8 @@ id in a reference field (``settings.reference_field``; each vendor's default in 
 module: :mod:`.kingdee`, :mod:`.yonyou`, :mod:`.sap`), and the code the ERP gives it
 becomes the account's ``erp_code``. Before creating, the customer is looked up by that
 reference: a delivery repeated after a worker died between the ERP's answer and Qiao's
-commit finds it instead of creating a second one. The ERP owns customers, so a customer
+commit finds it instead of creating a second one. An account deleted before its push is
+skipped, and the skip listed (:mod:`.gone`). The ERP owns customers, so a customer
 found with another name keeps it, and the account takes it (listed as a conflict). Once an
 account has its code, pulls bring its changes.
 """
@@ -21,6 +22,7 @@ from qiao.api import Actor, Delivery, Runtime, Source
 from qiao.plugins.connectors import host, settings
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.common.errors import ConnectorError
+from qiao.plugins.connectors.push import gone
 from qiao.plugins.connectors.push.conflicts import differences, listed
 from qiao.plugins.connectors.settings import Connector
 
@@ -55,6 +57,9 @@ def push_account(delivery: Delivery, registries: Mapping[str, RegistryFactory]) 
         return
     with runtime.db.read() as conn:
         account = runtime.records.get(conn, "account", delivery.event.record_id, actor=SYSTEM)
+    if account is None:
+        gone.skipped(delivery, connector, "account")
+        return
     if account.get("erp_code"):
         return
     reference = str(account["id"])

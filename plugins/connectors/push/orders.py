@@ -11,7 +11,8 @@ differs from the quote (someone edited it there, or the quote changed after it w
 pushed), Qiao wins: the ERP's order is updated and the difference listed
 (:mod:`.conflicts`). Customers and materials are the ERP's: an order refers to them by
 their ERP codes and never changes them; a quote whose account or product has no ERP code
-yet waits for one.
+yet waits for one. A quote deleted before its push is skipped, and the skip listed
+(:mod:`.gone`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from qiao.api import Actor, Delivery, Event, EventHandler, RetryLater, Runtime, 
 from qiao.plugins.connectors import host, settings
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.common.errors import ConnectorError
+from qiao.plugins.connectors.push import gone
 from qiao.plugins.connectors.push.conflicts import differences, listed
 from qiao.plugins.connectors.settings import Connector
 
@@ -124,6 +126,9 @@ def push_order(delivery: Delivery, books: Mapping[str, BookFactory]) -> None:
         return
     with runtime.db.read() as conn:
         quote = runtime.records.get(conn, "quote", delivery.event.record_id, actor=SYSTEM)
+    if quote is None:
+        gone.skipped(delivery, connector, "quote")
+        return
     if quote.get("status") != ACCEPTED:
         return
     order = order_of(runtime, quote)

@@ -133,3 +133,13 @@ def connector_command(config_path: Any) -> Callable[..., str]:
         return result.output
 
     return run
+
+
+def skips(client: Any, operation: str) -> list[dict[str, str]]:
+    """The sync log's calls ``operation`` (``push account``): status and detail."""
+    data = client.data(
+        "query($op: String!) { connectorCalls(filter: {operation: {eq: $op}}) "
+        "{ edges { node { status detail } } } }",
+        {"op": operation},
+    )
+    return [e["node"] for e in data["connectorCalls"]["edges"]]

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from qiao.core.testing.worker import drain
 
-from .deployment import add_connector, admin_id, set_user
-from .fakes import dingtalk as dingtalk_fake
-from .fakes.dingtalk import FakeDingTalk, push
+from .deployment import admin_id, set_user
+from .dingtalk_approvals import connect, finish
+from .fakes.dingtalk import FakeDingTalk
 
-TOKEN, AES_KEY = "dd-token", "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"
 PROCESS = {
     "name": "合同用印",
     "entity": "account",
@@ -31,26 +28,7 @@ def setup(client: Any, fake: FakeDingTalk) -> str:
         "{ createApprovalProcess(input: $input) { id } }",
         {"input": PROCESS},
     )
-    add_connector(
-        client,
-        name="钉钉",
-        vendor="DINGTALK",
-        baseUrl=fake.url,
-        settings={
-            "app_key": dingtalk_fake.APP_KEY,
-            "agent_id": dingtalk_fake.AGENT_ID,
-            "approvals": {
-                "合同用印": {
-                    "process_code": "PROC-SEAL-01",
-                    "decided_by": "dingtalk",
-                    "form": {"客户名称": "name", "所在省份": "province"},
-                }
-            },
-        },
-        appSecret=dingtalk_fake.APP_SECRET,
-        callbackToken=TOKEN,
-        callbackAesKey=AES_KEY,
-    )
+    connect(client, fake, "合同用印", "dingtalk", {"客户名称": "name", "所在省份": "province"})
     set_user(client, admin_id(client), dingtalkUserid="manager1")
     account = client.data(
         'mutation { createAccount(input: {name: "华东精工", province: "浙江"}) { id } }'
@@ -60,18 +38,6 @@ def setup(client: Any, fake: FakeDingTalk) -> str:
         " { id } }"
     )
     return str(account)
-
-
-def finish(server: Any, instance: str, kind: str = "finish") -> None:
-    event = {
-        "EventType": "bpms_instance_change",
-        "processInstanceId": instance,
-        "processCode": "PROC-SEAL-01",
-        "type": kind,
-    }
-    params, body = push(TOKEN, AES_KEY, dingtalk_fake.APP_KEY, event, "1780300000000", instance)
-    answer = httpx.post(f"{server.url}/connectors/钉钉/callback", params=params, content=body)
-    assert answer.status_code == 200
 
 
 def test_agree_in_dingtalk_approves_in_qiao(

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from qiao.core.events.queue import list_deliveries
 from qiao.core.testing.worker import drain
 
-from .deployment import add_sap, add_yonyou, calls
+from .deployment import add_sap, add_yonyou, calls, skips
 from .fakes import sap as sap_fake
 from .fakes import yonyou as yonyou_fake
 from .fakes.sap import FakeSap
@@ -130,3 +131,19 @@ def test_a_partner_sap_knows_by_another_name_keeps_saps_name(
     assert conflicts(qiao_client) == [
         {"status": "PARTIAL", "detail": "1000044: name: ERP 宁波客户4 / Qiao 宁波液压 (ERP wins)"}
     ]
+
+
+def test_an_account_deleted_before_its_push_is_skipped_and_listed(
+    qiao_client: Any, qiao_runtime: Any, qiao_worker: Any, yonyou: FakeYonyou
+) -> None:
+    add_yonyou(qiao_client, yonyou, push_customers=True, sales_org="ORG01")
+    created = new_account(qiao_client)
+    qiao_client.data("mutation($id: ID!) { deleteAccount(id: $id) }", {"id": created})
+    drain(qiao_worker)
+    assert yonyou.hits(yonyou_fake.MERCHANT_SAVE) == []
+    assert skips(qiao_client, "push account") == [
+        {"status": "OK", "detail": f"{created}: deleted before it was pushed; skipped"}
+    ]
+    with qiao_runtime.db.read() as conn:
+        unfinished = list_deliveries(conn, statuses=("pending", "dead"))
+    assert [d["handler"] for d in unfinished] == []

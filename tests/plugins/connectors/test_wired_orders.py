@@ -12,7 +12,7 @@ from qiao.core.events.queue import list_deliveries
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
 
-from .deployment import add_kingdee, add_sap, add_yonyou, calls
+from .deployment import add_kingdee, add_sap, add_yonyou, calls, skips
 from .fakes import kingdee as kingdee_fake
 from .fakes import yonyou as yonyou_fake
 from .fakes.kingdee import FakeKingdee
@@ -249,3 +249,18 @@ def test_sap_creates_the_order_with_its_items_and_patches_them_with_their_etag(
     assert patch.headers["if-match"] == 'W/"1"'
     assert "A_SalesOrderItem(SalesOrder='1',SalesOrderItem='10')" in patch.path
     assert ("conflict quote", "PARTIAL", None) in calls(qiao_client)
+
+
+def test_a_quote_deleted_before_its_push_is_skipped_and_listed(
+    qiao_client: Any, qiao_runtime: Any, qiao_worker: Any, kingdee: FakeKingdee
+) -> None:
+    add_kingdee(qiao_client, kingdee, push_orders=True, sale_org="100")
+    account, product = masters(qiao_client)
+    quote = accepted_quote(qiao_client, account, product)
+    qiao_client.data("mutation($id: ID!) { deleteQuote(id: $id) }", {"id": quote})
+    drain(qiao_worker)
+    assert kingdee.hits(kingdee_fake.QUERY) == []
+    assert skips(qiao_client, "push quote") == [
+        {"status": "OK", "detail": f"{quote}: deleted before it was pushed; skipped"}
+    ]
+    assert waiting(qiao_runtime) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -126,6 +127,22 @@ class People:
         self.ids[username] = user_id
         return user_id
 
+    def east_manager(self, manager: str | None = None, **extra: Any) -> str:
+        """徐海涛, regional manager of 恒锐华东大区 (made with him when it is not yet)."""
+        if "恒锐华东大区" not in self.teams:
+            self.team("恒锐华东大区", "华东")
+        return self.user(
+            "xu", "徐海涛", "regional_manager", team="恒锐华东大区", manager=manager, **extra
+        )
+
+    def channel_manager(self, **extra: Any) -> str:
+        """赵启明, the channel manager over the regions."""
+        return self.user("zhao", "赵启明", "channel_manager", **extra)
+
+    def finance(self) -> str:
+        """钱淑华, dealer finance: approves rebates and reconciles the ERP."""
+        return self.user("qian", "钱淑华", "dealer_finance")
+
 
 @pytest.fixture
 def people(qiao_client: GraphQLClient) -> People:
@@ -150,3 +167,26 @@ def client_for(
     yield make
     for client in clients:
         client.close()
+
+
+@dataclass(frozen=True)
+class Story:
+    """What a scenario plays with: the administrator's client, the replay clock, the events
+    worker, the staff and a client signed in as any of them."""
+
+    admin: GraphQLClient
+    replay: Replay
+    worker: Worker
+    people: People
+    client_for: Callable[[str], GraphQLClient]
+
+
+@pytest.fixture
+def story(
+    qiao_client: GraphQLClient,
+    replay: Replay,
+    qiao_worker: Worker,
+    people: People,
+    client_for: Callable[[str], GraphQLClient],
+) -> Story:
+    return Story(qiao_client, replay, qiao_worker, people, client_for)

@@ -6,14 +6,11 @@ on time and the trial pass rate."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
-from qiao.core.events.worker import Worker
-from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
 
-from .conftest import People, Replay, create, rearm, update
+from .conftest import Story, create, rearm, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
@@ -51,15 +48,10 @@ TRIAL_PASS_RATE = """{ mouldTrialAggregate(filter: {status: {in: [CUSTOMER_SIGN_
     groupBy: [{field: TRIAL_ROUND}, {field: PASSED}]) { key { trialRound passed } count } }"""
 
 
-def test_planned_against_actual_per_product_and_quarter(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    admin = qiao_client
-    replay.set(dt.datetime(2026, 7, 3, 10, 0, tzinfo=SHANGHAI))
-    people.user("zhao", "赵启明", "channel_manager")
+def test_planned_against_actual_per_product_and_quarter(story: Story) -> None:
+    admin = story.admin
+    story.replay.set(dt.datetime(2026, 7, 3, 10, 0, tzinfo=SHANGHAI))
+    story.people.channel_manager()
     dealer = create(admin, "account", {"name": "苏州锐达", "kind": "DEALER"})["id"]
     vmc = create(admin, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})["id"]
     hmc = create(admin, "product", {"name": "卧式加工中心 HR-HMC630", "sku": "HR-HMC630"})["id"]
@@ -89,7 +81,7 @@ def test_planned_against_actual_per_product_and_quarter(
         values |= {"unitPrice": "50000.00", "amount": amount, "salesAgreementId": agreement_id}
         create(admin, "purchase_line", values | {"scheduleLineId": lines[line]})
 
-    zhao = client_for("zhao")
+    zhao = story.client_for("zhao")
     assert zhao.data(PLANNED_BY_PRODUCT)["agreementLineAggregate"] == [
         {"key": {"product": {"sku": "HR-VMC850"}},
          "sum": {"plannedQuantity": "10", "actualQuantity": "7",
@@ -106,17 +98,11 @@ def test_planned_against_actual_per_product_and_quarter(
     ]  # fmt: skip
 
 
-def test_rebates_accrued_against_paid(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    admin = qiao_client
-    replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
+def test_rebates_accrued_against_paid(story: Story) -> None:
+    admin = story.admin
+    story.replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
     rearm(admin, "返利期到期核算")
-    people.user("qian", "钱淑华", "dealer_finance")
+    story.people.finance()
     product = create(admin, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})
     quarters = {}
     # 苏州锐达: 1,600,000.00, all paid, 31.25 % new: 0.042. 宁波甬精: 600,000.00, no new: 0.025.
@@ -134,15 +120,15 @@ def test_rebates_accrued_against_paid(
         period = {"name": f"{name} 2026Q1", "dealerId": dealer}
         period |= {"periodStart": "2026-01-01", "periodEnd": "2026-03-31"}
         quarters[name] = create(admin, "dealer_quarter", period)["id"]
-    qian = client_for("qian")
+    qian = story.client_for("qian")
     assert qian.data(REBATES_TOTAL)["dealerQuarterAggregate"] == [
         {"count": 2, "sum": {"rebate": "82200.00", "calculatedAmount": None,
                              "approvedAmount": None, "paidAmount": None}},
     ]  # fmt: skip
 
     # 01:00 on 1 April both are frozen and submitted; finance approves and settles one.
-    replay.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))
+    drain(story.worker)
     queue = qian.nodes("{ pendingApprovals { edges { node { id recordId } } } }")
     (request,) = [r for r in queue if r["recordId"] == quarters["苏州锐达"]]
     qian.data("mutation($id: ID!) { approveRequest(id: $id) { status } }", {"id": request["id"]})
@@ -167,19 +153,13 @@ def _rows(groups: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(*group["key"].values(), group["count"]) for group in groups]
 
 
-def test_ticket_sla_first_time_fix_and_maintenance_on_time(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    admin = qiao_client
+def test_ticket_sla_first_time_fix_and_maintenance_on_time(story: Story) -> None:
+    admin = story.admin
     opened = dt.datetime(2026, 6, 1, 10, 45, tzinfo=SHANGHAI)  # a Monday
-    replay.set(opened)
-    people.team("恒锐华东服务部", "华东")
-    people.user("wang", "王建军", "field_engineer", team="恒锐华东服务部")
-    people.user("sun", "孙国平", "service_supervisor", team="恒锐华东服务部")
+    story.replay.set(opened)
+    story.people.team("恒锐华东服务部", "华东")
+    story.people.user("wang", "王建军", "field_engineer", team="恒锐华东服务部")
+    story.people.user("sun", "孙国平", "service_supervisor", team="恒锐华东服务部")
     tickets = {}
     for subject, kind, due in (
         ("主轴异响", "REPAIR", None),
@@ -191,14 +171,14 @@ def test_ticket_sla_first_time_fix_and_maintenance_on_time(
         values = {"subject": subject, "ticketType": kind, "status": "TO_DISPATCH"}
         values |= {"region": "华东", "dueOn": due}
         tickets[subject] = create(admin, "service_ticket", values)["id"]
-    drain(qiao_worker)
+    drain(story.worker)
     # Every ticket but 主轴异响 is taken within the hour; that one is escalated at 13:45.
-    replay.advance("1h")
+    story.replay.advance("1h")
     for subject, ticket in tickets.items():
         if subject != "主轴异响":
             update(admin, "service_ticket", ticket, {"status": "IN_PROGRESS"})
-    replay.set(dt.datetime(2026, 6, 1, 13, 45, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 6, 1, 13, 45, tzinfo=SHANGHAI))
+    drain(story.worker)
     update(admin, "service_ticket", tickets["主轴异响"], {"status": "IN_PROGRESS"})
     # 冷却泵漏液 needed a second visit.
     for subject, ticket in tickets.items():
@@ -207,7 +187,7 @@ def test_ticket_sla_first_time_fix_and_maintenance_on_time(
         update(admin, "service_ticket", ticket, done)
         update(admin, "service_ticket", ticket, {"status": "COMPLETED"})
 
-    sun = client_for("sun")
+    sun = story.client_for("sun")
     assert _rows(sun.data(TICKET_SLA)["serviceTicketAggregate"]) == [
         ("华东", "2026-06-01", False, 2),
         ("华东", "2026-06-01", True, 1),
@@ -223,16 +203,11 @@ def test_ticket_sla_first_time_fix_and_maintenance_on_time(
     ]
 
 
-def test_trial_pass_rate_per_round(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    replay.set(dt.datetime(2026, 9, 8, 9, 0, tzinfo=SHANGHAI))
-    people.user("lin", "林志远", "trial_engineer")
-    customer = create(qiao_client, "account", {"name": "昆山华通模具有限公司"})["id"]
-    lin = client_for("lin")
+def test_trial_pass_rate_per_round(story: Story) -> None:
+    story.replay.set(dt.datetime(2026, 9, 8, 9, 0, tzinfo=SHANGHAI))
+    story.people.user("lin", "林志远", "trial_engineer")
+    customer = create(story.admin, "account", {"name": "昆山华通模具有限公司"})["id"]
+    lin = story.client_for("lin")
     ready = {"status": "MATERIALS_READY", "material": "PP+EPDM-T20", "machineNumber": "YZM-650"}
     ready |= {"trialOn": "2026-09-08"}
     inspected = {"status": "FIRST_ARTICLE_INSPECTION", "inspectionResult": "尺寸合格"}

@@ -12,14 +12,13 @@ fields each state asked for; the engineer reads it back among the trial's docume
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
 from tests.scenarios.conftest import RecordingChannel
 
-from .conftest import People, Replay, create
+from .conftest import Story, create
 from .documents import kept_documents, read_pdf
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -53,18 +52,13 @@ class Reports:
 
 
 def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
+    story: Story,
     wecom: RecordingChannel,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
 ) -> None:
-    replay.set(dt.datetime(2026, 9, 7, 8, 30, tzinfo=SHANGHAI))
-    people.team("恒锐华东大区", "华东")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
-    people.user("lin", "林晓梅", "trial_engineer")
-    lin, xu = client_for("lin"), client_for("xu")
+    story.replay.set(dt.datetime(2026, 9, 7, 8, 30, tzinfo=SHANGHAI))
+    story.people.east_manager()
+    story.people.user("lin", "林晓梅", "trial_engineer")
+    lin, xu = story.client_for("lin"), story.client_for("xu")
     reports = Reports(lin)
     customer = create(xu, "account", {"name": "昆山华通模具有限公司"})["id"]
     trial = {
@@ -79,7 +73,7 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
     )
     assert refused["extensions"]["field"] == "drawingVersion"
     t0 = create(lin, "mould_trial", {**trial, "drawingVersion": "B"}, "id status trialRound")
-    drain(qiao_worker)
+    drain(story.worker)
     assert (t0["status"], t0["trialRound"]) == ("DRAWING_CONFIRMED", "T0")
     first = (
         "试模轮次：T0",
@@ -99,7 +93,7 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
         == "entering MATERIALS_READY needs material, trial_on (pipeline mould_trials)"
     )
     ready = {"status": "MATERIALS_READY", "material": "PP+EPDM-T20", "trialOn": "2026-09-08"}
-    move(lin, qiao_worker, t0["id"], ready)
+    move(lin, story.worker, t0["id"], ready)
     reports.new_one(t0["id"], "状态：备料完成", "材料牌号：PP+EPDM-T20", "试模日期：2026-09-08")
     (skipped,) = lin.errors(MOVE, {"id": t0["id"], "input": {"status": "CUSTOMER_SIGN_OFF"}})
     assert skipped["extensions"]["allowed"] == ["FIRST_ARTICLE_INSPECTION", "FAILED"]
@@ -108,18 +102,18 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
         "inspectionResult": "卡扣处缩痕 0.3 mm，超差",
         "cycleSeconds": "48.5",
     }
-    move(lin, qiao_worker, t0["id"], inspect)
+    move(lin, story.worker, t0["id"], inspect)
     reports.new_one(
         t0["id"],
         "状态：首件检验",
         "首件检验结果：卡扣处缩痕 0.3 mm，超差",
         "成型周期(秒)：48.5",
     )
-    move(lin, qiao_worker, t0["id"], {"status": "FAILED", "failureReason": "缩痕超差"})
+    move(lin, story.worker, t0["id"], {"status": "FAILED", "failureReason": "缩痕超差"})
     reports.new_one(t0["id"], "状态：未通过", "未通过原因：缩痕超差", "试模结论：未通过")
 
     t1 = create(lin, "mould_trial", {**trial, "drawingVersion": "C", "trialRound": "T1"})
-    drain(qiao_worker)
+    drain(story.worker)
     assert reports.new_one(t1["id"], "试模轮次：T1", "状态：图纸确认", "图纸版本：C") == (
         "试模报告-HT-M2609-017-T1-DRAWING_CONFIRMED.pdf"
     )
@@ -127,10 +121,10 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
         (ready, "状态：备料完成"),
         ({**inspect, "inspectionResult": "尺寸合格", "cycleSeconds": "46.0"}, "状态：首件检验"),
     ):
-        move(lin, qiao_worker, t1["id"], step)
+        move(lin, story.worker, t1["id"], step)
         reports.new_one(t1["id"], "试模轮次：T1", shows)
     signing = {"status": "CUSTOMER_SIGN_OFF", "signedOffBy": "华通 质量部 顾晓东"}
-    move(lin, qiao_worker, t1["id"], signing)
+    move(lin, story.worker, t1["id"], signing)
     signed = reports.new_one(
         t1["id"], "试模轮次：T1", "状态：客户签样", "图纸版本：C", "首件检验结果：尺寸合格",
         "客户签样人：华通 质量部 顾晓东", "试模结论：通过",
@@ -138,7 +132,7 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
     assert signed == "试模报告-HT-M2609-017-T1-CUSTOMER_SIGN_OFF.pdf"
     # One report per change of state, each kept with its trial; another pass of the worker
     # (a delivery seen again) keeps no more.
-    drain(qiao_worker)
+    drain(story.worker)
     assert lin.data("{ documents { totalCount } }")["documents"]["totalCount"] == 8
     assert len(kept_documents(lin, t0["id"])) == 4 and len(kept_documents(lin, t1["id"])) == 4
 
@@ -156,7 +150,9 @@ def test_trial_rounds_ask_for_their_fields_and_notify_each_change(
         told = client.nodes("{ myNotifications(first: 50) { edges { node { title kind } } } }")
         assert sorted(n["title"] for n in told) == sorted(expected)
         assert {n["kind"] for n in told} == {"mould_trial"}
-        pushed = sorted(title for owner, title in wecom.pushed if owner == people.ids[username])
+        pushed = sorted(
+            title for owner, title in wecom.pushed if owner == story.people.ids[username]
+        )
         assert pushed == sorted(expected)
 
     rate = lin.data(

@@ -10,29 +10,19 @@ process ``quote_discount`` ships with the template: nobody builds it by hand.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
-from qiao.core.events.worker import Worker
-from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
 
-from .conftest import People, Replay, create, read, update
+from .conftest import Story, create, read, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 5, 18, 10, 30, tzinfo=SHANGHAI)
 
 
-def test_entering_a_stage_brings_its_playbook_task_and_reminder(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    replay.set(NOW)
-    people.team("恒锐华东大区", "华东")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
+def test_entering_a_stage_brings_its_playbook_task_and_reminder(story: Story) -> None:
+    story.replay.set(NOW)
+    story.people.east_manager()
     step = {
         "title": "报价：价格异议处理",
         "stage": "PROPOSAL",
@@ -40,8 +30,8 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
         "keyActions": "发送正式报价并确认交期；折扣超过 5% 走审批。",
         "talkingPoints": "价格异议时对比全生命周期成本：主轴寿命、能耗与停机损失。",
     }
-    create(qiao_client, "playbook_step", step)
-    xu = client_for("xu")
+    create(story.admin, "playbook_step", step)
+    xu = story.client_for("xu")
     account = create(xu, "account", {"name": "昆山华通模具有限公司", "industry": "模具"})["id"]
     deal = create(
         xu,
@@ -50,8 +40,8 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
         "id stage",
     )
     update(xu, "opportunity", deal["id"], {"stage": "PROPOSAL"})
-    replay.advance("5s")
-    drain(qiao_worker)
+    story.replay.advance("5s")
+    drain(story.worker)
 
     seen = xu.data(
         """query($id: ID!) { opportunity(id: $id) { stage
@@ -74,11 +64,11 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
 
     due = NOW + dt.timedelta(hours=3)
     update(xu, "follow_up_task", task["id"], {"dueAt": due.isoformat()})
-    replay.set(due - dt.timedelta(hours=1, seconds=1))
-    drain(qiao_worker)
+    story.replay.set(due - dt.timedelta(hours=1, seconds=1))
+    drain(story.worker)
     assert xu.nodes("{ myNotifications { edges { node { title } } } }") == []
-    replay.advance("1s")
-    drain(qiao_worker)
+    story.replay.advance("1s")
+    drain(story.worker)
     assert xu.nodes("{ myNotifications { edges { node { title kind } } } }") == [
         {
             "title": "任务一小时后到期：发送正式报价并确认交期：华通 VMC850 ×2",
@@ -90,9 +80,9 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
     # reminds its owner.
     for subject, progress in (("电话回访报价", "PRICE_OBJECTION"), ("现场拜访", None)):
         contact = {"kind": "CALL", "subject": subject, "accountId": account}
-        contact |= {"occurredAt": due.isoformat(), "ownerId": people.ids["xu"]}
+        contact |= {"occurredAt": due.isoformat(), "ownerId": story.people.ids["xu"]}
         create(xu, "activity", {**contact, "keyProgress": progress})
-    drain(qiao_worker)
+    drain(story.worker)
     reminded = xu.nodes("{ myNotifications { edges { node { title body kind } } } }")
     assert [n for n in reminded if n["kind"] == "key_progress_missing"] == [
         {
@@ -107,16 +97,11 @@ def test_entering_a_stage_brings_its_playbook_task_and_reminder(
     assert progress["activities"]["totalCount"] == 1
 
 
-def test_the_shipped_quote_approval_holds_quotes_over_five_percent_below_list(
-    replay: Replay,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    replay.set(NOW)
-    people.team("恒锐华东大区", "华东")
-    people.user("zhao", "赵启明", "channel_manager")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区", manager="zhao")
-    xu, zhao = client_for("xu"), client_for("zhao")
+def test_the_shipped_quote_approval_holds_quotes_over_five_percent_below_list(story: Story) -> None:
+    story.replay.set(NOW)
+    story.people.channel_manager()
+    story.people.east_manager(manager="zhao")
+    xu, zhao = story.client_for("xu"), story.client_for("zhao")
     account = create(xu, "account", {"name": "宁波北仑汽配制造有限公司"})["id"]
     quotes = {}
     for quoted in ("188000.00", "190000.00"):
@@ -139,22 +124,18 @@ def test_the_shipped_quote_approval_holds_quotes_over_five_percent_below_list(
 
 
 def test_a_long_page_view_or_an_inquiry_brings_the_owner_the_answers_half_an_hour_later(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
+    story: Story,
 ) -> None:
-    replay.set(NOW)
-    people.team("恒锐华东大区", "华东")
-    people.team("恒锐华南大区", "华南")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
-    people.user("he", "何志强", "regional_manager", team="恒锐华南大区")
-    xu, he = client_for("xu"), client_for("he")
+    story.replay.set(NOW)
+    story.people.team("恒锐华东大区", "华东")
+    story.people.team("恒锐华南大区", "华南")
+    story.people.east_manager()
+    story.people.user("he", "何志强", "regional_manager", team="恒锐华南大区")
+    xu, he = story.client_for("xu"), story.client_for("he")
     account = create(xu, "account", {"name": "昆山华通模具有限公司", "industry": "模具"})["id"]
     product = {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"}
-    product_id = create(qiao_client, "product", product)["id"]
-    other = create(qiao_client, "product", {"name": "卧式加工中心 HR-HMC630", "sku": "HR-HMC630"})
+    product_id = create(story.admin, "product", product)["id"]
+    other = create(story.admin, "product", {"name": "卧式加工中心 HR-HMC630", "sku": "HR-HMC630"})
     # The playbook: answers for the industry or for all, for the product or for all.
     steps = (
         ("报价：价格异议处理", "PROPOSAL", "模具", None, "对比全生命周期成本。"),
@@ -166,7 +147,7 @@ def test_a_long_page_view_or_an_inquiry_brings_the_owner_the_answers_half_an_hou
     for title, stage, industry, step_product, points in steps:
         values = {"title": title, "stage": stage, "industry": industry}
         values |= {"productId": step_product, "talkingPoints": points}
-        create(qiao_client, "playbook_step", values)
+        create(story.admin, "playbook_step", values)
     # Won deals: xu reads those of his region only; he's 模具 deal is not his to see.
     for client, name, industry, amount in (
         (xu, "苏州精密模架 VMC850 ×3", "模具", "984000.00"),
@@ -185,12 +166,12 @@ def test_a_long_page_view_or_an_inquiry_brings_the_owner_the_answers_half_an_hou
     for kind, seconds, page in signals:
         values = {"accountId": account, "productId": product_id, "kind": kind, "page": page}
         values |= {"occurredAt": NOW.isoformat(), "seconds": seconds}
-        create(qiao_client, "customer_signal", values)
-    replay.advance("29m")
-    drain(qiao_worker)
+        create(story.admin, "customer_signal", values)
+    story.replay.advance("29m")
+    drain(story.worker)
     assert xu.nodes("{ myNotifications { edges { node { title } } } }") == []
-    replay.advance("1m")
-    drain(qiao_worker)
+    story.replay.advance("1m")
+    drain(story.worker)
     told = xu.nodes("{ myNotifications { edges { node { title body kind } } } }")
     title = "客户意向：昆山华通模具有限公司 关注 立式加工中心 HR-VMC850"
     lists = (
@@ -247,18 +228,13 @@ def _flat(figures: dict[str, Any]) -> list[Any]:
 
 
 def test_the_heat_map_sets_playbook_adoption_against_wins_per_industry_and_product(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
+    story: Story,
 ) -> None:
-    replay.set(NOW)
-    people.team("恒锐华东大区", "华东")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
-    xu = client_for("xu")
-    vmc = create(qiao_client, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})
-    hmc = create(qiao_client, "product", {"name": "卧式加工中心 HR-HMC630", "sku": "HR-HMC630"})
+    story.replay.set(NOW)
+    story.people.east_manager()
+    xu = story.client_for("xu")
+    vmc = create(story.admin, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})
+    hmc = create(story.admin, "product", {"name": "卧式加工中心 HR-HMC630", "sku": "HR-HMC630"})
     accounts = {
         industry: create(xu, "account", {"name": name, "industry": industry})["id"]
         for industry, name in (("模具", "昆山华通模具有限公司"), ("汽车零部件", "宁波北仑汽配"))
@@ -279,7 +255,7 @@ def test_the_heat_map_sets_playbook_adoption_against_wins_per_industry_and_produ
         deal = create(xu, "opportunity", {**values, "amount": "100000.00"})["id"]
         if done is not None:
             update(xu, "opportunity", deal, {"stage": "PROPOSAL"})
-            drain(qiao_worker)
+            drain(story.worker)
             task = read(xu, "opportunity", deal, "followUpTasks { edges { node { id } } }")
             (edge,) = task["followUpTasks"]["edges"]
             update(xu, "follow_up_task", edge["node"]["id"], {"done": done})
@@ -318,7 +294,7 @@ def test_the_heat_map_sets_playbook_adoption_against_wins_per_industry_and_produ
     for industry, product, kind, seconds, at in signals:
         values = {"accountId": accounts[industry], "productId": product["id"], "kind": kind}
         create(
-            qiao_client,
+            story.admin,
             "customer_signal",
             values | {"seconds": seconds, "occurredAt": at.isoformat()},
         )

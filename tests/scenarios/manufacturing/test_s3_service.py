@@ -14,7 +14,6 @@ plan maintenance_plan_tickets opens each 保养 ticket ahead of its due date.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -26,7 +25,7 @@ from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
 from tests.scenarios.conftest import RecordingChannel
 
-from .conftest import People, Replay, create, read, update
+from .conftest import People, Replay, Story, create, read, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 OPENED = dt.datetime(2026, 6, 1, 10, 45, tzinfo=SHANGHAI)  # a Monday morning
@@ -42,7 +41,7 @@ def site(people: People, qiao_client: GraphQLClient) -> dict[str, Any]:
     people.team("恒锐华东大区", "华东")
     people.team("华东服务站", "华东", kind="TEAM", parent="恒锐华东大区")
     people.team("华南服务站", "华南")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
+    people.east_manager()
     people.user("sun", "孙国强", "service_supervisor", team="华东服务站")
     people.user("zhou", "周建华", "field_engineer", team="华东服务站", manager="sun")
     people.user("wu", "吴磊", "field_engineer", team="华东服务站", manager="sun")
@@ -91,20 +90,16 @@ def scan(client: GraphQLClient, site: dict[str, Any], serial: str, subject: str)
 
 
 def test_tickets_are_dispatched_escalated_charged_and_called_back(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
+    story: Story,
     wecom: RecordingChannel,
-    people: People,
     site: dict[str, Any],
-    client_for: Callable[[str], GraphQLClient],
 ) -> None:
-    admin = qiao_client
-    replay.set(OPENED)
+    admin = story.admin
+    story.replay.set(OPENED)
     spindle = scan(admin, site, "HR2605-0520", "主轴异响，加工面有振纹")
     old = scan(admin, site, "HR2409-0321", "刀库换刀卡刀")
-    replay.advance("5s")
-    drain(qiao_worker)
+    story.replay.advance("5s")
+    drain(story.worker)
     numbers = [read(admin, "service_ticket", t, "number")["number"] for t in (spindle, old)]
     assert numbers == ["GD-2026-000001", "GD-2026-000002"]
     owners = {t: read(admin, "service_ticket", t, "owner { username }") for t in (spindle, old)}
@@ -112,25 +107,25 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
     assert sorted(o["owner"]["username"] for o in owners.values()) == ["wu", "zhou"]
     engineer = {t: o["owner"]["username"] for t, o in owners.items()}
     for username in engineer.values():
-        (note,) = client_for(username).nodes(
+        (note,) = story.client_for(username).nodes(
             "{ myNotifications { edges { node { title body kind } } } }"
         )
         assert note["kind"] == "service_ticket_assigned"
-        assert (people.ids[username], note["title"]) in wecom.pushed
-    first = client_for(engineer[spindle])
+        assert (story.people.ids[username], note["title"]) in wecom.pushed
+    first = story.client_for(engineer[spindle])
     assert first.nodes("{ myNotifications { edges { node { body } } } }")[0]["body"] == (
         "客户 昆山华通模具有限公司，设备出厂编号 HR2605-0520，类型 维修"
     )
 
     # The spindle is started within the hour; the other ticket waits. Two working hours from
     # 10:45 end at 13:45: the lunch break (12:00-13:00) does not count.
-    replay.advance("40m")
+    story.replay.advance("40m")
     update(first, "service_ticket", spindle, {"status": "IN_PROGRESS"})
-    replay.set(OPENED + dt.timedelta(hours=2))
-    drain(qiao_worker)
+    story.replay.set(OPENED + dt.timedelta(hours=2))
+    drain(story.worker)
     assert read(admin, "service_ticket", old, "escalatedAt")["escalatedAt"] is None
-    replay.set(dt.datetime(2026, 6, 1, 13, 45, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 6, 1, 13, 45, tzinfo=SHANGHAI))
+    drain(story.worker)
     escalated = read(admin, "service_ticket", old, TICKET)
     assert escalated["owner"] == {"username": "sun"}
     assert dt.datetime.fromisoformat(escalated["escalatedAt"]) == dt.datetime(
@@ -140,7 +135,9 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
         "escalatedAt": None,
         "owner": {"username": engineer[spindle]},
     }
-    (alert,) = client_for("sun").nodes("{ myNotifications { edges { node { title kind } } } }")
+    (alert,) = story.client_for("sun").nodes(
+        "{ myNotifications { edges { node { title kind } } } }"
+    )
     assert alert == {"title": "工单超时未接单，已升级给你：刀库换刀卡刀", "kind": "escalation"}
 
     # Work is recorded; acceptance asks for the resolution.
@@ -153,9 +150,11 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
     assert refused["extensions"]["field"] == "resolution"
     update(first, "service_ticket", spindle, {"status": "TO_ACCEPT", "resolution": "更换主轴轴承"})
     update(first, "service_ticket", spindle, {"status": "COMPLETED"})
-    update(admin, "service_ticket", old, {"ownerId": people.ids["wu"], "status": "IN_PROGRESS"})
+    update(
+        admin, "service_ticket", old, {"ownerId": story.people.ids["wu"], "status": "IN_PROGRESS"}
+    )
     update(admin, "service_ticket", old, {**work, "visits": 2})
-    drain(qiao_worker)
+    drain(story.worker)
 
     done = read(admin, "service_ticket", spindle, TICKET)
     assert {k: done[k] for k in ("status", "reportedOn", "inWarranty", "completedOn")} == {
@@ -184,7 +183,9 @@ def test_tickets_are_dispatched_escalated_charged_and_called_back(
             "account": {"name": "昆山华通模具有限公司"},
         }
     ]
-    (suggestion,) = client_for("xu").nodes("{ myNotifications { edges { node { title kind } } } }")
+    (suggestion,) = story.client_for("xu").nodes(
+        "{ myNotifications { edges { node { title kind } } } }"
+    )
     assert suggestion == {
         "title": "保养建议：昆山华通模具有限公司 的 立式加工中心 HR-VMC850",
         "kind": "maintenance_suggestion",

@@ -88,7 +88,7 @@ def test_an_erp_file_is_imported_by_dealer_code_and_its_mismatches_reported(
     client_for: Callable[[str], GraphQLClient],
 ) -> None:
     admin = qiao_client
-    people.user("qian", "钱淑华", "dealer_finance")
+    people.finance()
     q1_purchases(admin)
     exported = (
         "ERP行号,经销商编码,过账日期,金额\n"

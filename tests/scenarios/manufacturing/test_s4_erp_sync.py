@@ -55,7 +55,7 @@ def test_erp_sales_lines_pulled_from_yonyou_are_reconciled_by_dealer_code(
     yonyou: FakeYonyou,
 ) -> None:
     admin = qiao_client
-    people.user("qian", "钱淑华", "dealer_finance")
+    people.finance()
     q1_purchases(admin)
     yonyou.sales_outs = [
         sales_out_line(

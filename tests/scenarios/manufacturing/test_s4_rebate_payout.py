@@ -13,14 +13,12 @@ coefficient applied, the accrued, capped and approved amounts to the fen.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
-from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
 
-from .conftest import People, Replay, create, rearm, update
+from .conftest import Story, create, rearm, update
 from .documents import pdf_text, table_rows
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -56,18 +54,12 @@ def line(
     create(client, "purchase_line", values)
 
 
-def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    admin = qiao_client
-    replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
+def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(story: Story) -> None:
+    admin = story.admin
+    story.replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
     for rule in ("返利期到期核算", "ERP 月度对账"):
         rearm(admin, rule)
-    people.user("qian", "钱淑华", "dealer_finance")
+    story.people.finance()
     program = {
         "code": "HR-RB-2026Q",
         "name": "2026 季度返利",
@@ -104,8 +96,8 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
         values = {"erpLineId": erp_id, "dealerId": dealer, "postedOn": "2026-03-30"}
         create(admin, "erp_sales_line", {**values, "amount": amount})
 
-    replay.set(dt.datetime(2026, 4, 15, 23, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 4, 15, 23, 0, tzinfo=SHANGHAI))
+    drain(story.worker)
     interim = admin.data(QUARTER, {"id": suzhou_q})["dealerQuarter"]
     # 1,500,000.00 net is not over 1.5M; 400,000.00 new is under 30 %: 0.025.
     assert interim == {
@@ -122,7 +114,7 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
         "erpAmount": "1500000.00",
         "erpDifference": "0.00",
     }
-    qian = client_for("qian")
+    qian = story.client_for("qian")
     told = qian.nodes("{ myNotifications { edges { node { title body kind } } } }")
     assert [n for n in told if n["kind"] == "erp_mismatch"] == [
         {
@@ -133,8 +125,8 @@ def test_a_quarter_is_frozen_after_its_grace_days_approved_and_settled(
     ]
 
     # 01:00 on 16 April: the grace days are over; the rebates are frozen and submitted.
-    replay.set(dt.datetime(2026, 4, 16, 1, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 4, 16, 1, 0, tzinfo=SHANGHAI))
+    drain(story.worker)
     frozen = admin.data(QUARTER, {"id": suzhou_q})["dealerQuarter"]
     assert (frozen["payoutStatus"], frozen["calculatedAmount"]) == ("PENDING", "37500.00")
     capped = admin.data(QUARTER, {"id": ningbo_q})["dealerQuarter"]
@@ -225,13 +217,11 @@ def tier_rows(text: str) -> list[list[str]]:
     ]
 
 
-def test_tiered_programs_pay_whole_amount_or_marginal_tiers(
-    qiao_client: GraphQLClient, replay: Replay, qiao_worker: Worker, people: People
-) -> None:
-    admin = qiao_client
-    replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
+def test_tiered_programs_pay_whole_amount_or_marginal_tiers(story: Story) -> None:
+    admin = story.admin
+    story.replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
     rearm(admin, "返利期到期核算")
-    people.user("qian", "钱淑华", "dealer_finance")  # the approval needs an approver
+    story.people.finance()  # the approval needs an approver
     tiers = {
         "tier1From": "0.00",
         "tier1Rate": "0.0100",
@@ -263,8 +253,8 @@ def test_tiered_programs_pay_whole_amount_or_marginal_tiers(
             "periodEnd": "2026-03-31",
         }
         quarters.append(create(admin, "dealer_quarter", values)["id"])
-    replay.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))
+    drain(story.worker)
     for quarter, (_, _, _, whole, marginal, frozen) in zip(quarters, cases, strict=True):
         got = admin.data(
             "query($id: ID!) { dealerQuarter(id: $id) "

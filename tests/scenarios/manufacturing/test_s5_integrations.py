@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import io
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,11 @@ from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
 from tests.plugins.connectors.deployment import add_connector, add_sap
-from tests.plugins.connectors.fakes import dingtalk as dingtalk_fake
+from tests.plugins.connectors.dingtalk_approvals import connect, finish
 from tests.plugins.connectors.fakes.dingtalk import FakeDingTalk
 from tests.plugins.connectors.fakes.sap import FakeSap
-from tests.plugins.connectors.test_wired_approvals import AES_KEY, TOKEN, finish
 
-from .conftest import People, Replay, create, read
+from .conftest import Replay, Story, create, read
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 5, 18, 10, 30, tzinfo=SHANGHAI)
@@ -68,39 +67,17 @@ def sap(qiao_clock: TestClock) -> Iterator[FakeSap]:
 
 
 def test_an_agreements_stamping_is_decided_in_dingtalk(
-    qiao_client: GraphQLClient,
+    story: Story,
     qiao_server: LiveServer,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
     dingtalk: FakeDingTalk,
-    client_for: Callable[[str], GraphQLClient],
 ) -> None:
-    replay.set(NOW)
-    people.team("恒锐华东大区", "华东")
-    people.user("zhao", "赵启明", "channel_manager", dingtalkUserid="zhaoqm")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区", dingtalkUserid="xuht")
-    add_connector(
-        qiao_client,
-        name="钉钉",
-        vendor="DINGTALK",
-        baseUrl=dingtalk.url,
-        settings={
-            "app_key": dingtalk_fake.APP_KEY,
-            "agent_id": dingtalk_fake.AGENT_ID,
-            "approvals": {
-                "contract_stamping": {
-                    "process_code": "PROC-SEAL-01",
-                    "decided_by": "zhao",
-                    "form": {"协议编号": "agreement_number", "协议名称": "name"},
-                }
-            },
-        },
-        appSecret=dingtalk_fake.APP_SECRET,
-        callbackToken=TOKEN,
-        callbackAesKey=AES_KEY,
-    )
-    xu = client_for("xu")
+    story.replay.set(NOW)
+    story.people.team("恒锐华东大区", "华东")
+    story.people.channel_manager(dingtalkUserid="zhaoqm")
+    story.people.east_manager(dingtalkUserid="xuht")
+    stamping_form = {"协议编号": "agreement_number", "协议名称": "name"}
+    connect(story.admin, dingtalk, "contract_stamping", "zhao", stamping_form)
+    xu = story.client_for("xu")
     dealer = create(xu, "account", {"name": "苏州锐达", "kind": "DEALER"})["id"]
     agreement = {"agreementNumber": "SA-2026-017", "name": "苏州锐达 2026 年度销售协议"}
     agreement |= {"dealerId": dealer, "startsOn": "2026-06-01", "endsOn": "2026-12-31"}
@@ -110,7 +87,7 @@ def test_an_agreements_stamping_is_decided_in_dingtalk(
         'process: "contract_stamping") { id } }',
         {"id": agreement_id},
     )
-    drain(qiao_worker)
+    drain(story.worker)
     [(instance, started)] = list(dingtalk.instances.items())
     assert started["request"]["processCode"] == "PROC-SEAL-01"
     assert started["request"]["originatorUserId"] == "xuht"
@@ -125,9 +102,9 @@ def test_an_agreements_stamping_is_decided_in_dingtalk(
     # Agreed in DingTalk: its callback decides the step in Qiao, as the channel manager.
     dingtalk.finish(instance, "COMPLETED", "agree")
     finish(qiao_server, instance)  # DingTalk's callback, signed and encrypted
-    drain(qiao_worker)
+    drain(story.worker)
     assert read(xu, "sales_agreement", agreement_id, "stampedOn") == {"stampedOn": "2026-05-18"}
-    decisions = qiao_client.nodes(
+    decisions = story.admin.nodes(
         "{ approvalDecisions { edges { node { decision comment approver { username } } } } }"
     )
     assert decisions == [
@@ -146,20 +123,14 @@ PUSH = """mutation($edits: [SyncEdit!]!) { syncPush(edits: $edits) {
   clientMutationId status id version record { fields } error { code field } } }"""
 
 
-def test_a_ticket_worked_offline_syncs_through_the_pipeline(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    replay.set(dt.datetime(2026, 6, 1, 9, 0, tzinfo=SHANGHAI))
-    people.team("华东服务站", "华东")
-    people.user("wu", "吴磊", "field_engineer", team="华东服务站")
+def test_a_ticket_worked_offline_syncs_through_the_pipeline(story: Story) -> None:
+    story.replay.set(dt.datetime(2026, 6, 1, 9, 0, tzinfo=SHANGHAI))
+    story.people.team("华东服务站", "华东")
+    story.people.user("wu", "吴磊", "field_engineer", team="华东服务站")
     ticket = {"subject": "刀库换刀卡刀", "status": "TO_DISPATCH", "region": "华东"}
-    ticket_id = create(qiao_client, "service_ticket", ticket)["id"]
-    drain(qiao_worker)  # dispatched to wu, the region's only engineer
-    wu = client_for("wu")
+    ticket_id = create(story.admin, "service_ticket", ticket)["id"]
+    drain(story.worker)  # dispatched to wu, the region's only engineer
+    wu = story.client_for("wu")
     pulled = wu.data(PULL)["syncPull"]
     (copy,) = pulled["upserts"]
     assert (copy["id"], copy["fields"]["status"], copy["fields"]["subject"]) == (
@@ -170,7 +141,7 @@ def test_a_ticket_worked_offline_syncs_through_the_pipeline(
 
     # In the factory, without a signal: started, then finished, the first try without
     # the resolution acceptance asks for. Pushed when back at 15:00.
-    replay.set(dt.datetime(2026, 6, 1, 15, 0, tzinfo=SHANGHAI))
+    story.replay.set(dt.datetime(2026, 6, 1, 15, 0, tzinfo=SHANGHAI))
     version = copy["version"]
     edits = [
         {"clientMutationId": "wu-pad-1", "entity": "ServiceTicket", "operation": "UPDATE",
@@ -200,7 +171,7 @@ def test_a_ticket_worked_offline_syncs_through_the_pipeline(
         (accepted["status"], accepted["version"]),
     ]
     done = read(
-        qiao_client, "service_ticket", ticket_id, "status resolution startedAt owner { username }"
+        story.admin, "service_ticket", ticket_id, "status resolution startedAt owner { username }"
     )
     assert done["status"] == "TO_ACCEPT" and done["resolution"] == "更换刀库定位销"
     assert done["owner"] == {"username": "wu"}
@@ -217,17 +188,11 @@ CREATE_LINE = """mutation($input: PurchaseLineCreateInput!) {
     paidAmount lineType } }"""
 
 
-def test_a_dealers_mini_program_orders_for_its_own_dealer_only(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    admin = qiao_client
-    replay.set(dt.datetime(2026, 6, 3, 9, 15, tzinfo=SHANGHAI))
-    people.team("恒锐华东大区", "华东")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
-    xu = client_for("xu")
+def test_a_dealers_mini_program_orders_for_its_own_dealer_only(story: Story) -> None:
+    admin = story.admin
+    story.replay.set(dt.datetime(2026, 6, 3, 9, 15, tzinfo=SHANGHAI))
+    story.people.east_manager()
+    xu = story.client_for("xu")
     ruida = create(xu, "account", {"name": "苏州锐达", "kind": "DEALER"})["id"]
     jinggong = create(xu, "account", {"name": "无锡精工", "kind": "DEALER"})["id"]
     vmc = create(admin, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})["id"]
@@ -237,8 +202,8 @@ def test_a_dealers_mini_program_orders_for_its_own_dealer_only(
         values |= {"startsOn": "2026-06-01", "endsOn": "2026-12-31"}
         agreements[dealer] = create(xu, "sales_agreement", values)["id"]
     # The mini-program signs in as a portal user of 苏州锐达 and places two orders.
-    people.user("wx.ruida", "苏州锐达-订货小程序", "dealer_portal", dealerId=ruida)
-    shop = client_for("wx.ruida")
+    story.people.user("wx.ruida", "苏州锐达-订货小程序", "dealer_portal", dealerId=ruida)
+    shop = story.client_for("wx.ruida")
     order = {"dealerId": ruida, "productId": vmc, "salesAgreementId": agreements[ruida]}
     order |= {"orderedOn": "2026-06-03", "recordedOn": "2026-06-03", "unitPrice": "262400.00"}
     first = shop.data(
@@ -307,15 +272,12 @@ ATTACHMENTS = """query($id: ID!) { recordAttachments(entity: "Device", id: $id) 
 
 
 def test_a_devices_drawing_is_kept_in_the_object_store_under_the_devices_rules(
-    qiao_client: GraphQLClient,
+    story: Story,
     qiao_server: LiveServer,
-    replay: Replay,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
     tmp_path: Path,
 ) -> None:
-    admin = qiao_client
-    replay.set(dt.datetime(2026, 6, 2, 14, 0, tzinfo=SHANGHAI))
+    admin = story.admin
+    story.replay.set(dt.datetime(2026, 6, 2, 14, 0, tzinfo=SHANGHAI))
     add_connector(
         admin,
         name="图纸存储",
@@ -327,8 +289,8 @@ def test_a_devices_drawing_is_kept_in_the_object_store_under_the_devices_rules(
             "link_base": qiao_server.url,
         },
     )
-    people.team("华东服务站", "华东")
-    people.user("wu", "吴磊", "field_engineer", team="华东服务站")
+    story.people.team("华东服务站", "华东")
+    story.people.user("wu", "吴磊", "field_engineer", team="华东服务站")
     ruida = create(admin, "account", {"name": "苏州锐达", "kind": "DEALER"})["id"]
     jinggong = create(admin, "account", {"name": "无锡精工", "kind": "DEALER"})["id"]
     customer = create(admin, "account", {"name": "昆山恒通精密"})["id"]
@@ -347,7 +309,7 @@ def test_a_devices_drawing_is_kept_in_the_object_store_under_the_devices_rules(
     stored = tmp_path / "drawings" / "attachments" / uploaded.json()["id"]
     assert body[:64] not in stored.read_bytes()
 
-    wu = client_for("wu")
+    wu = story.client_for("wu")
     (item,) = wu.data(ATTACHMENTS, {"id": device_id})["recordAttachments"]
     assert (item["filename"], item["contentType"], item["size"]) == (
         "主轴箱图纸 DWG-850-017.pdf",
@@ -361,11 +323,11 @@ def test_a_devices_drawing_is_kept_in_the_object_store_under_the_devices_rules(
     assert "DWG-850-017 rev B" in text
 
     # The selling dealer's portal sees it; another dealer's learns nothing of it.
-    people.user("portal.ruida", "苏州锐达-陈静", "dealer_portal", dealerId=ruida)
-    people.user("portal.jinggong", "无锡精工-王芳", "dealer_portal", dealerId=jinggong)
-    own = client_for("portal.ruida").data(ATTACHMENTS, {"id": device_id})["recordAttachments"]
+    story.people.user("portal.ruida", "苏州锐达-陈静", "dealer_portal", dealerId=ruida)
+    story.people.user("portal.jinggong", "无锡精工-王芳", "dealer_portal", dealerId=jinggong)
+    own = story.client_for("portal.ruida").data(ATTACHMENTS, {"id": device_id})["recordAttachments"]
     assert [a["filename"] for a in own] == ["主轴箱图纸 DWG-850-017.pdf"]
-    (hidden,) = client_for("portal.jinggong").errors(ATTACHMENTS, {"id": device_id})
+    (hidden,) = story.client_for("portal.jinggong").errors(ATTACHMENTS, {"id": device_id})
     assert hidden["extensions"]["code"] == "NOT_FOUND"
 
 

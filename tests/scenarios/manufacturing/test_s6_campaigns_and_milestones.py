@@ -11,13 +11,10 @@ invoicing progress are rollups of its milestones.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
-from qiao.core.events.worker import Worker
-from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
 
-from .conftest import People, Replay, create, read, update
+from .conftest import Story, create, read, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 5, 18, 10, 30, tzinfo=SHANGHAI)
@@ -29,17 +26,11 @@ BY_CHANNEL = """{ campaignAggregate(groupBy: [{field: CHANNEL}],
     key { channel } count sum { cost leadCount dealCount wonCount wonAmount } } }"""
 
 
-def test_cost_per_lead_and_roi_per_campaign_and_channel(
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    replay.set(NOW)
-    people.team("恒锐华东大区", "华东")
-    people.user("zhao", "赵启明", "channel_manager")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区", manager="zhao")
-    zhao, xu = client_for("zhao"), client_for("xu")
+def test_cost_per_lead_and_roi_per_campaign_and_channel(story: Story) -> None:
+    story.replay.set(NOW)
+    story.people.channel_manager()
+    story.people.east_manager(manager="zhao")
+    zhao, xu = story.client_for("zhao"), story.client_for("xu")
     campaigns = {
         name: create(zhao, "campaign", values | {"name": name})["id"]
         for name, values in (
@@ -70,7 +61,7 @@ def test_cost_per_lead_and_roi_per_campaign_and_channel(
         values = {"name": f"商机 {campaign[-4:]}-{n}", "accountId": account, "amount": amount}
         values |= {"leadId": leads[campaign][n], "stage": stage}
         deals[(campaign, n)] = create(xu, "opportunity", values)["id"]
-    drain(qiao_worker)
+    drain(story.worker)
     assert read(xu, "opportunity", deals[(ads, 1)], "campaign { name }") == {
         "campaign": {"name": "五月搜索推广"}
     }
@@ -106,17 +97,11 @@ def test_cost_per_lead_and_roi_per_campaign_and_channel(
     ]  # fmt: skip
 
 
-def test_invoicing_milestones_follow_the_contract_and_tell_finance(
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    replay.set(NOW)
-    people.team("恒锐华东大区", "华东")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
-    people.user("qian", "钱丽华", "dealer_finance")
-    xu, qian = client_for("xu"), client_for("qian")
+def test_invoicing_milestones_follow_the_contract_and_tell_finance(story: Story) -> None:
+    story.replay.set(NOW)
+    story.people.east_manager()
+    story.people.user("qian", "钱丽华", "dealer_finance")
+    xu, qian = story.client_for("xu"), story.client_for("qian")
     account = create(xu, "account", {"name": "昆山华通模具有限公司"})["id"]
     values = {"name": "华通 VMC850 ×1", "accountId": account, "amount": "328000.00"}
     deal = create(xu, "opportunity", values | {"stage": "CLOSED_WON"})["id"]
@@ -131,7 +116,7 @@ def test_invoicing_milestones_follow_the_contract_and_tell_finance(
     assert milestones["预付款"]["share"] == "0.3000"
 
     update(xu, "invoice_milestone", milestones["预付款"]["id"], {"status": "REACHED"})
-    drain(qiao_worker)
+    drain(story.worker)
     told = qian.nodes("{ myNotifications { edges { node { title body kind } } } }")
     assert told == [
         {

@@ -10,14 +10,12 @@ payment (written on each line by the rule 回款周期). Each grading is kept as
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
-from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
 
-from .conftest import People, Replay, create, rearm, update
+from .conftest import Story, create, rearm, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 POLICY = {
@@ -63,15 +61,9 @@ def book(
     create(client, "purchase_line", values)
 
 
-def test_dealers_are_graded_each_quarter_with_their_history(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    admin = qiao_client
-    replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
+def test_dealers_are_graded_each_quarter_with_their_history(story: Story) -> None:
+    admin = story.admin
+    story.replay.set(dt.datetime(2026, 3, 31, 10, 0, tzinfo=SHANGHAI))
     rearm(admin, "经销商季度评级")
     policy = create(admin, "grading_policy", POLICY)["id"]
     products = [
@@ -108,11 +100,11 @@ def test_dealers_are_graded_each_quarter_with_their_history(
         book(admin, wuxi, products[2], f"SO-20{i}", on, 10)
     # 佛山顺威: one order, never paid: no payment cycle, so standard.
     book(admin, foshan, products[0], "SO-301", "2026-02-01", None)
-    drain(qiao_worker)  # the payment cycles are written on the lines
+    drain(story.worker)  # the payment cycles are written on the lines
 
     # 02:00 on the first day of the quarter, Shanghai time.
-    replay.set(dt.datetime(2026, 4, 1, 2, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 4, 1, 2, 0, tzinfo=SHANGHAI))
+    drain(story.worker)
     graded = {
         code: admin.data(f'{{ account(id: "{id_}") {{ {DEALER_FIELDS} }} }}')["account"]
         for code, id_ in dealers.items()
@@ -151,8 +143,8 @@ def test_dealers_are_graded_each_quarter_with_their_history(
 
     # The administrator raises the gold bar; next quarter nobody ordered, so all are standard.
     update(admin, "grading_policy", policy, {"goldOrders": 5})
-    replay.set(dt.datetime(2026, 7, 1, 2, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 7, 1, 2, 0, tzinfo=SHANGHAI))
+    drain(story.worker)
     history = admin.data(
         """query($d: ID!) { dealerGradeChanges(filter: {dealerId: {eq: $d}},
              orderBy: [{field: GRADED_ON}]) {
@@ -179,8 +171,8 @@ def test_dealers_are_graded_each_quarter_with_their_history(
     ]
 
     # 苏州锐达's own staff see their dealer's lines and nothing of the others'.
-    people.user("portal.ruida", "苏州锐达-陈静", "dealer_portal", dealerId=suzhou)
-    portal = client_for("portal.ruida")
+    story.people.user("portal.ruida", "苏州锐达-陈静", "dealer_portal", dealerId=suzhou)
+    portal = story.client_for("portal.ruida")
     seen = portal.data(
         "{ purchaseLines { totalCount edges { node { orderNumber dealer { name } } } } "
         "accounts { edges { node { name } } } }"
@@ -201,7 +193,7 @@ def test_dealers_are_graded_each_quarter_with_their_history(
     assert refused["extensions"]["code"] == "BAD_USER_INPUT"
     assert refused["extensions"]["field"] == "dealer"
     # A portal user whose record names no dealer sees nothing.
-    people.user("portal.nobody", "未绑定经销商", "dealer_portal")
-    assert client_for("portal.nobody").data("{ purchaseLines { totalCount } }") == {
+    story.people.user("portal.nobody", "未绑定经销商", "dealer_portal")
+    assert story.client_for("portal.nobody").data("{ purchaseLines { totalCount } }") == {
         "purchaseLines": {"totalCount": 0}
     }

@@ -6,13 +6,11 @@ and period, the actuals rolled up from the order lines.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
-from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
 
-from .conftest import People, Replay, create, read, rearm, update
+from .conftest import Story, create, read, rearm, update
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 SUBMIT = """mutation($id: ID!) {
@@ -30,21 +28,15 @@ def status(client: GraphQLClient, agreement: str) -> str:
     return read(client, "sales_agreement", agreement, "status")["status"]
 
 
-def test_an_agreement_is_approved_activated_revised_and_expires(
-    qiao_client: GraphQLClient,
-    replay: Replay,
-    qiao_worker: Worker,
-    people: People,
-    client_for: Callable[[str], GraphQLClient],
-) -> None:
-    admin = qiao_client
-    replay.set(dt.datetime(2026, 3, 20, 10, 0, tzinfo=SHANGHAI))
+def test_an_agreement_is_approved_activated_revised_and_expires(story: Story) -> None:
+    admin = story.admin
+    story.replay.set(dt.datetime(2026, 3, 20, 10, 0, tzinfo=SHANGHAI))
     for rule in ("销售协议到期生效", "销售协议到期失效"):
         rearm(admin, rule)
-    people.team("恒锐华东大区", "华东")
-    people.user("zhao", "赵启明", "channel_manager")
-    people.user("xu", "徐海涛", "regional_manager", team="恒锐华东大区")
-    xu, zhao = client_for("xu"), client_for("zhao")
+    story.people.team("恒锐华东大区", "华东")
+    story.people.channel_manager()
+    story.people.east_manager()
+    xu, zhao = story.client_for("xu"), story.client_for("zhao")
     dealer = create(xu, "account", {"name": "苏州锐达数控设备有限公司", "kind": "DEALER"})["id"]
     vmc = create(admin, "product", {"name": "立式加工中心 HR-VMC850", "sku": "HR-VMC850"})["id"]
     tck = create(admin, "product", {"name": "斜床身数控车床 HR-TCK56", "sku": "HR-TCK56"})["id"]
@@ -83,11 +75,11 @@ def test_an_agreement_is_approved_activated_revised_and_expires(
     approve_all(zhao)
     assert status(admin, agreement_id) == "APPROVED"
 
-    replay.set(dt.datetime(2026, 3, 31, 23, 59, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 3, 31, 23, 59, tzinfo=SHANGHAI))
+    drain(story.worker)
     assert status(admin, agreement_id) == "APPROVED"
-    replay.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))  # the daily job, 01:00
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 4, 1, 1, 0, tzinfo=SHANGHAI))  # the daily job, 01:00
+    drain(story.worker)
     assert read(admin, "sales_agreement", agreement_id, "status activatedOn") == {
         "status": "ACTIVATED",
         "activatedOn": "2026-04-01",
@@ -129,20 +121,20 @@ def test_an_agreement_is_approved_activated_revised_and_expires(
     assert totals == {"plannedAmount": "1427200.00", "actualAmount": "1238400.00"}
 
     # A revision in May is approved again and the daily job activates it again.
-    replay.set(dt.datetime(2026, 5, 8, 15, 0, tzinfo=SHANGHAI))
+    story.replay.set(dt.datetime(2026, 5, 8, 15, 0, tzinfo=SHANGHAI))
     update(xu, "sales_agreement", agreement_id, {"status": "UNDER_REVISION"})
     update(xu, "agreement_line", lines[tck], {"plannedQuantity": 3, "plannedAmount": "566400.00"})
     xu.data(SUBMIT, {"id": agreement_id})
     approve_all(zhao)
-    replay.set(dt.datetime(2026, 5, 9, 1, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 5, 9, 1, 0, tzinfo=SHANGHAI))
+    drain(story.worker)
     assert read(admin, "sales_agreement", agreement_id, "status activatedOn") == {
         "status": "ACTIVATED",
         "activatedOn": "2026-05-09",
     }
-    replay.set(dt.datetime(2026, 6, 30, 1, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 6, 30, 1, 0, tzinfo=SHANGHAI))
+    drain(story.worker)
     assert status(admin, agreement_id) == "ACTIVATED"
-    replay.set(dt.datetime(2026, 7, 1, 1, 0, tzinfo=SHANGHAI))
-    drain(qiao_worker)
+    story.replay.set(dt.datetime(2026, 7, 1, 1, 0, tzinfo=SHANGHAI))
+    drain(story.worker)
     assert status(admin, agreement_id) == "EXPIRED"
