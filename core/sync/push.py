@@ -2,7 +2,9 @@
 
 Every edit goes through the records service with the caller as actor, in a
 transaction of its own: one refused edit leaves nothing behind and does not
-stop the others. An edit answers
+stop the others. Consecutive creates of one entity share one transaction and
+one ``create_many`` (:func:`_creates`), answered as they would be one by one.
+An edit answers
 
 - ``APPLIED``: written; its record's id and new version;
 - ``CONFLICT``: the record changed since the version the client edited (or
