@@ -23,6 +23,11 @@ the proxy costs the timed rounds nothing. Finally the plan of Qiao's
 statement is checked under default planner settings and with
 ``random_page_cost = 1.1``: no table may be scanned once per row.
 
+``--custom-plans`` adds a third target, ``qiao-custom``: the same ``qiao serve``
+with ``plan_cache_mode = force_custom_plan`` on every connection (its database
+URL's ``options``), so every statement is planned on every run. Its rounds
+alternate with the other two, and the summary gives its ratios to ``qiao``.
+
 ``--quick`` is a short smoke run; ``--help`` lists the options.
 """
 
@@ -41,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,6 +63,9 @@ from serving import captured_statement, free_port, qiao_command
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PAGE = 50
 TARGETS = ("qiao", "lean")
+CUSTOM = "qiao-custom"
+#: What ``qiao-custom`` adds to its connections: a plan for every run of every statement.
+CUSTOM_OPTIONS = "-c plan_cache_mode=force_custom_plan"
 
 QUERY = (
     f"query OpportunityList {{ opportunities(first: {PAGE}) {{ edges {{ node {{"
@@ -233,25 +242,48 @@ class Server:
     request: Request
 
 
-@contextlib.contextmanager
-def servers(
-    url: str, token: str, folder: Path, tag: str, pool_size: int, serve_options: list[str]
-) -> Iterator[list[Server]]:
-    """Start ``qiao serve`` and the lean route on ``url``; stop both afterwards."""
-    apps = {name: f"qiao_bench_{name}_{tag}" for name in TARGETS}
-    qiao_port, lean_port = free_port(), free_port()
+def start_qiao(
+    url: str, folder: Path, tag: str, pool_size: int, serve_options: list[str], log: Any
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``qiao serve`` on ``url`` with its own configuration file; the process and its port."""
+    port = free_port()
     config = folder / f"qiao-{tag}.toml"
     config.write_text(
-        f'[database]\nurl = "{with_params(url, application_name=apps["qiao"])}"\n'
-        f"pool_size = {pool_size}\n\n"
-        f'[plugins]\nenabled = ["crm"]\n\n[server]\nhost = "127.0.0.1"\nport = {qiao_port}\n',
+        f'[database]\nurl = "{url}"\npool_size = {pool_size}\n\n'
+        f'[plugins]\nenabled = ["crm"]\n\n[server]\nhost = "127.0.0.1"\nport = {port}\n',
         encoding="utf-8",
     )
-    log = (folder / f"server-{tag}.log").open("wb")
-    qiao = subprocess.Popen(
+    process = subprocess.Popen(
         [*qiao_command(), "--config", str(config), "serve", "--no-worker", *serve_options],
         stdout=log,
         stderr=subprocess.STDOUT,
+    )
+    return process, port
+
+
+@contextlib.contextmanager
+def servers(
+    url: str,
+    token: str,
+    folder: Path,
+    tag: str,
+    pool_size: int,
+    serve_options: list[str],
+    custom: bool = False,
+) -> Iterator[list[Server]]:
+    """Start ``qiao serve`` and the lean route on ``url`` (and, with ``custom``,
+    ``qiao serve`` planning every run); stop them afterwards."""
+    names = (*TARGETS, CUSTOM) if custom else TARGETS
+    apps = {name: f"qiao_bench_{name.replace('-', '_')}_{tag}" for name in names}
+    lean_port = free_port()
+    log = (folder / f"server-{tag}.log").open("wb")
+    qiao, qiao_port = start_qiao(
+        with_params(url, application_name=apps["qiao"]),
+        folder,
+        tag,
+        pool_size,
+        serve_options,
+        log,
     )
     lean = subprocess.Popen(
         [
@@ -267,18 +299,17 @@ def servers(
         stderr=subprocess.STDOUT,
     )
     auth = {"Authorization": f"Bearer {token}"}
+
+    def graphql(port: int) -> Request:
+        return Request(
+            "POST",
+            f"http://127.0.0.1:{port}/graphql",
+            {**auth, "Content-Type": "application/json"},
+            json.dumps({"query": QUERY}).encode(),
+        )
+
     started = [
-        Server(
-            "qiao",
-            qiao,
-            apps["qiao"],
-            Request(
-                "POST",
-                f"http://127.0.0.1:{qiao_port}/graphql",
-                {**auth, "Content-Type": "application/json"},
-                json.dumps({"query": QUERY}).encode(),
-            ),
-        ),
+        Server("qiao", qiao, apps["qiao"], graphql(qiao_port)),
         Server(
             "lean",
             lean,
@@ -286,6 +317,17 @@ def servers(
             Request("GET", f"http://127.0.0.1:{lean_port}/lean/opportunities", auth),
         ),
     ]
+    if custom:
+        options = urllib.parse.quote(CUSTOM_OPTIONS)
+        process, port = start_qiao(
+            with_params(url, application_name=apps[CUSTOM], options=options),
+            folder,
+            f"{tag}-custom",
+            pool_size,
+            serve_options,
+            log,
+        )
+        started.append(Server(CUSTOM, process, apps[CUSTOM], graphql(port)))
     try:
         for server in started:
             wait_healthy(server, folder / f"server-{tag}.log")
@@ -304,7 +346,7 @@ def servers(
 
 def wait_healthy(server: Server, log: Path) -> None:
     base = server.request.url.rsplit("/", 1)[0].removesuffix("/lean")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # a loaded machine starts it slowly
     while True:
         if server.process.poll() is not None:
             raise RuntimeError(f"the {server.name} server stopped:\n{log.read_text()[-3000:]}")
@@ -314,7 +356,7 @@ def wait_healthy(server: Server, log: Path) -> None:
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the {server.name} server did not answer within 60 s")
+            raise RuntimeError(f"the {server.name} server did not answer within 600 s")
         time.sleep(0.1)
 
 
@@ -325,14 +367,15 @@ def send(server: Server, client: httpx.Client) -> httpx.Response:
     return answer
 
 
-def check_same_answer(pair: list[Server]) -> int:
-    """Both targets must return the same JSON and 50 opportunities; returns the size."""
+def check_same_answer(started: list[Server]) -> int:
+    """Every target must return the same JSON and 50 opportunities; returns the size."""
     with httpx.Client(timeout=30) as client:
-        qiao, lean = (send(server, client) for server in pair)
+        qiao, *others = (send(server, client) for server in started)
     edges = qiao.json()["data"]["opportunities"]["edges"]
     assert len(edges) == PAGE, f"expected {PAGE} opportunities, got {len(edges)}"
     assert all(e["node"]["account"] and e["node"]["owner"] for e in edges), "missing relations"
-    assert qiao.json() == lean.json(), "the GraphQL answer and the lean route differ"
+    for server, other in zip(started[1:], others, strict=True):
+        assert qiao.json() == other.json(), f"the GraphQL answer and {server.name}'s differ"
     return len(qiao.content)
 
 
@@ -382,7 +425,7 @@ class Wire:
 
 
 def count_wire(
-    url: str, token: str, folder: Path, requests: int, serve_options: list[str]
+    url: str, token: str, folder: Path, requests: int, serve_options: list[str], custom: bool
 ) -> dict[str, Wire]:
     """Statements and round trips per request, counted through the proxy."""
     host, port = "127.0.0.1", 5432
@@ -391,9 +434,9 @@ def count_wire(
     with proxy.running():
         proxied = url.replace(f"{host}:{port}", f"{host}:{proxy.port}")
         proxied = with_params(proxied, sslmode="disable", gssencmode="disable")
-        pair_of = servers(proxied, token, folder, "wire", 10, serve_options)
-        with pair_of as pair, httpx.Client() as client:
-            for server in pair:
+        started = servers(proxied, token, folder, "wire", 10, serve_options, custom)
+        with started as targets, httpx.Client() as client:
+            for server in targets:
                 for _ in range(20):  # warm: token cache, schema, prepared statements
                     send(server, client)
                 proxy.reset()
@@ -474,24 +517,29 @@ def run(args: argparse.Namespace) -> int:
         )
         rounds: dict[tuple[int, str], list[Round]] = {}
         with (
-            servers(url, token, folder, "load", args.pool_size, args.serve_options) as pair,
+            servers(
+                url, token, folder, "load", args.pool_size, args.serve_options, args.custom_plans
+            ) as started,
             psycopg.connect(args.postgres_url, autocommit=True) as admin,
         ):
-            size = check_same_answer(pair)
-            print(f"both targets return the same {PAGE} opportunities ({size} bytes of JSON)")
+            size = check_same_answer(started)
+            print(f"all targets return the same {PAGE} opportunities ({size} bytes of JSON)")
             for conns in args.connections:
-                for server in pair:
+                for server in started:
                     load(wrk, server.request, conns, args.warmup)
                 for i in range(args.rounds):
-                    for server in pair if i % 2 == 0 else pair[::-1]:
+                    # Each round starts with another target, so none always runs first.
+                    turn = i % len(started)
+                    for server in started[turn:] + started[:turn]:
                         r = measured(server, admin, wrk, conns, args.seconds)
                         rounds.setdefault((conns, server.name), []).append(r)
-                    q, lean = rounds[conns, "qiao"][-1], rounds[conns, "lean"][-1]
-                    print(
-                        f"  {conns} conn round {i + 1}/{args.rounds}: qiao {q.load.rate:6.0f} "
-                        f"req/s, lean {lean.load.rate:6.0f} req/s"
+                    rates = ", ".join(
+                        f"{s.name} {rounds[conns, s.name][-1].load.rate:6.0f}" for s in started
                     )
-        wire = count_wire(url, token, folder, args.wire_requests, args.serve_options)
+                    print(f"  {conns} conn round {i + 1}/{args.rounds} req/s: {rates}")
+        wire = count_wire(
+            url, token, folder, args.wire_requests, args.serve_options, args.custom_plans
+        )
         found = plans(url, token)
     report(args, client, rounds, wire, found)
     return 0
@@ -516,16 +564,17 @@ def report(
         f"Python {platform.python_version()}; {dt.date.today()}"
     )
     header = (
-        f"{'conns':>5} {'target':<6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'conns':>5} {'target':<11} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'server us/req':>13} {'pg us/req':>9} {'client us/req':>13} {'stmts':>5} {'trips':>5}"
     )
     print(header)
     print("-" * len(header))
+    names = (*TARGETS, CUSTOM) if args.custom_plans else TARGETS
     for conns in args.connections:
-        for name in TARGETS:
+        for name in names:
             rs = rounds[conns, name]
             print(
-                f"{conns:>5} {name:<6} {median(rs, lambda r: r.load.rate):7.0f} "
+                f"{conns:>5} {name:<11} {median(rs, lambda r: r.load.rate):7.0f} "
                 f"{median(rs, lambda r: r.load.p50_ms):7.2f} "
                 f"{median(rs, lambda r: r.load.p99_ms):7.2f} "
                 f"{median(rs, lambda r: r.per_request_us(r.server_cpu)):13.0f} "
@@ -542,7 +591,16 @@ def report(
             f"{conns:>5} qiao/lean: req/s {ratio:.2f} (aim >= 0.6), "
             f"PostgreSQL CPU per request {pg:.2f}x (aim <= 1.3)"
         )
-    for name in TARGETS:
+        if args.custom_plans:
+            custom = rounds[conns, CUSTOM]
+            rate = median(custom, lambda r: r.load.rate) / median(q, lambda r: r.load.rate)
+            pg = median(custom, lambda r: r.per_request_us(r.database_cpu)) / median(
+                q, lambda r: r.per_request_us(r.database_cpu)
+            )
+            print(
+                f"{conns:>5} {CUSTOM}/qiao: req/s {rate:.2f}, PostgreSQL CPU per request {pg:.2f}x"
+            )
+    for name in names:
         texts = ", ".join(f"{t!r} x{n}" for t, n in wire[name].texts.items())
         print(f"wire, {name} ({args.wire_requests} requests): {texts}")
     for plan in found:
@@ -576,6 +634,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--postgres-url",
         default=os.environ.get("QIAO_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
         help="server URL whose user may create and drop databases",
+    )
+    parser.add_argument(
+        "--custom-plans",
+        action="store_true",
+        help=f"also run qiao with '{CUSTOM_OPTIONS}' on every connection, as {CUSTOM}",
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args(argv)

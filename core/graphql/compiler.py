@@ -112,6 +112,9 @@ class CompiledRead:
     cacheable: bool = True
     #: Selected fields the caller may not read: null in the JSON, an error each (withheld.py).
     withheld: tuple[Withheld, ...] = ()
+    #: Whether a filter or a row rule chooses the rows by values: then the statement is
+    #: planned for its values on every run (storage.database.planned_per_run).
+    keyed: bool = False
 
 
 def plain(value: Any) -> Any:
@@ -164,6 +167,7 @@ class ReadCompiler:
         #: Opens encrypted fields after the query ran; without it they cannot be read.
         self.encryption = encryption
         self.sealed = False
+        self.keyed = False
         #: The caller's access: row filters on every table read, checks on every field.
         self.access = access or Access.unrestricted(built.catalog)
         self.plan = built.plan
@@ -419,6 +423,7 @@ class ReadCompiler:
             evaluated=self.evaluated,
             cacheable=self.cacheable,
             withheld=tuple(self.withheld),
+            keyed=self.keyed,
         )
 
     # -- Computed fields ------------------------------------------------------------------
@@ -618,6 +623,12 @@ class ReadCompiler:
             if key.column != "id":
                 self.access.require_clear(entity_name, key.field.name, "order by")
                 self.require_readable(entity_name, key.field.name)
+
+        self.keyed = (
+            self.keyed
+            or bool(args.get("filter"))
+            or self.access.row_filter(entity_name, base, "read") is not None
+        )
 
         def conditions(table: FromClause) -> list[ColumnElement[bool]]:
             blind = self.blind_match()

@@ -11,6 +11,7 @@ changes, unless a schema of the same entities was built in this process already.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -53,6 +54,7 @@ from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.hiding import Hiding
 from qiao.core.records.context import Actor
+from qiao.core.storage.database import planned_per_run
 
 log = logging.getLogger("qiao.graphql")
 
@@ -402,7 +404,9 @@ class GraphQLService:
                 self._compiled.put(key, compiled)
 
         def run(conn: Connection) -> Any:
-            row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
+            # Rows chosen by values (an account's activities): planned for them each run.
+            with planned_per_run(conn) if compiled.keyed else contextlib.nullcontext():
+                row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
             if compiled.evaluated:  # formulas SQL cannot compute exactly (docs/formulas.md)
                 evaluator = Evaluator(
                     conn, built.catalog, self.runtime.records.formula_clock(), access.row_scope()

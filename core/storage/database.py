@@ -5,11 +5,12 @@ one code path, and on the API side the work per request is a single statement
 (see docs/decisions.md, "Sync database access"). SQLite runs in WAL mode with
 foreign keys on; write transactions start with ``BEGIN IMMEDIATE`` so that two
 writers queue on the lock instead of failing when a reader upgrades.
-PostgreSQL sessions run in UTC, and plan every statement for its parameters
-(``plan_cache_mode = force_custom_plan``): a compiled read is one statement
-text for every value of its filters, and a plan made once for all values is
-wrong for the large accounts of skewed data (docs/benchmarks.md, the activity
-timeline).
+PostgreSQL sessions run in UTC (options given in the URL's ``options`` are
+kept). A read whose rows are chosen by values (an account's timeline) runs
+under :func:`planned_per_run`, so it is planned for its own values each time:
+a plan made once for every value is wrong for the large accounts of skewed
+data. Other statements keep the plans PostgreSQL caches for them
+(docs/benchmarks.md, the activity timeline and the GraphQL list).
 
 A request should cost one round trip to PostgreSQL, so the pool does not
 "pre-ping" a connection before handing it out. Instead a checkout looks,
@@ -206,13 +207,39 @@ def _make_engine(url: str, **options: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    # Each execution is planned for its own values: a prepared statement (psycopg
-    # prepares one run five times) otherwise falls back to a generic plan, which for
-    # skewed data (one account holding 2 % of all activities) walks the wrong index.
-    connect_args = {"options": "-c timezone=UTC -c plan_cache_mode=force_custom_plan"}
-    engine = create_engine(url, connect_args=connect_args, **options)
+    parsed = make_url(url)
+    extra = parsed.query.get("options")
+    connect_args = {"options": " ".join(["-c timezone=UTC", *([extra] if extra else [])])}
+    engine = create_engine(
+        parsed.difference_update_query(["options"]), connect_args=connect_args, **options
+    )
     event.listen(engine, "checkout", _refuse_closed)
     return engine
+
+
+@contextmanager
+def planned_per_run(conn: Connection) -> Iterator[None]:
+    """Run ``conn``'s statements unprepared, so PostgreSQL plans each for its values.
+
+    psycopg prepares a statement it has run five times, and PostgreSQL may then
+    plan it once for every parameter value. For a read whose rows are chosen by
+    a key (an account's activities) that generic plan is an average account's,
+    which for a large account of skewed data walks the wrong index (one account
+    holding 2 % of all activities: p95 366 ms, against about a millisecond planned
+    for its values). Unprepared,
+    the statement is parsed and planned for its own values each time; everything
+    else keeps its cached plan. Nothing changes on SQLite.
+    """
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    saved = driver.prepare_threshold
+    driver.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = saved
 
 
 def _refuse_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError
 from qiao.core.runtime import Runtime
-from qiao.core.storage.database import Database, PoolSettings
+from qiao.core.storage.database import Database, PoolSettings, planned_per_run
 from qiao.core.testing.databases import terminate_sessions
 
 pytestmark = pytest.mark.storage
@@ -199,23 +199,55 @@ def test_bookkeeping_writes_skip_the_wait_for_the_disk_only_in_their_transaction
         db.dispose()
 
 
-def test_a_statement_run_many_times_is_planned_for_each_run_s_values(
+def _plans_of(conn: Connection, statement: str, runs: list[dict[str, Any]]) -> Any:
+    """Each run's answer, and the statement's plan counts if PostgreSQL prepared it."""
+    answers = [conn.exec_driver_sql(statement, params).scalar() for params in runs]
+    if conn.dialect.name != "postgresql":
+        return answers, None
+    return answers, conn.exec_driver_sql(
+        "SELECT generic_plans + custom_plans FROM pg_prepared_statements"
+        " WHERE statement LIKE '%%FROM qiao_event WHERE entity%%'"
+    ).scalar()
+
+
+def test_a_statement_run_many_times_under_planned_per_run_is_planned_for_its_values(
+    db: Database, qiao_backend: str
+) -> None:
+    """psycopg prepares a statement after five runs, and PostgreSQL may then plan it once
+    for every value, which is wrong for skewed data (one large account). Under
+    planned_per_run it is never prepared, so each run is planned for its values; other
+    statements stay prepared. The answers are the same either way, on both databases."""
+    statement = "SELECT count(*) FROM qiao_event WHERE entity = %(entity)s"
+    if qiao_backend != "postgresql":
+        statement = statement.replace("%(entity)s", ":entity")
+    runs = [{"entity": entity} for entity in ["account", "lead"] * 6]
+    with db.engine.connect() as conn:
+        with planned_per_run(conn):
+            unprepared, unprepared_plans = _plans_of(conn, statement, runs)
+        prepared, prepared_plans = _plans_of(conn, statement, runs)
+    assert unprepared == prepared and len(unprepared) == len(runs)
+    if qiao_backend == "postgresql":
+        assert unprepared_plans is None  # never prepared while planned per run
+        assert prepared_plans  # prepared after five runs, its plans counted
+
+
+def test_the_database_url_may_add_session_options(
     qiao_database_url: str, qiao_backend: str
 ) -> None:
-    """psycopg prepares a statement after five runs; PostgreSQL would then switch to one
-    generic plan for every value, which is wrong for skewed data (one large account)."""
+    """A deployment can set PostgreSQL settings through the URL's ``options``; the UTC
+    time zone every session needs is kept beside them."""
     if qiao_backend != "postgresql":
-        pytest.skip("plan caching is PostgreSQL's")
-    db = Database(qiao_database_url, PoolSettings(size=1, overflow=0))
-    statement = "SELECT count(*) FROM qiao_event WHERE entity = %(entity)s"
+        pytest.skip("session options are PostgreSQL's")
+    url = qiao_database_url + ("&" if "?" in qiao_database_url else "?")
+    db = Database(url + "options=-c%20plan_cache_mode%3Dforce_custom_plan", PoolSettings())
+    plain = Database(qiao_database_url, PoolSettings())
     try:
         with db.engine.connect() as conn:
-            for entity in ["account", "lead"] * 6:
-                conn.exec_driver_sql(statement, {"entity": entity}).scalar()
-            generic, custom = conn.exec_driver_sql(
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-                " WHERE statement LIKE '%%FROM qiao_event WHERE entity%%'"
-            ).one()
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+            assert conn.exec_driver_sql("SHOW timezone").scalar() == "UTC"
+        with plain.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+            assert conn.exec_driver_sql("SHOW timezone").scalar() == "UTC"
     finally:
         db.dispose()
-    assert (generic, custom) == (0, custom) and custom > 0
+        plain.dispose()

@@ -8,6 +8,7 @@ without reading and sorting all of the account's rows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -81,3 +82,57 @@ def test_a_timeline_pages_through_activities_at_the_same_instant(
     keys = [(r["occurred_at"], r["id"]) for r in seen]
     assert keys == sorted(keys, key=lambda k: (-k[0].timestamp(), k[1]))
     assert [r["id"] for r in back.records] == [r["id"] for r in seen[2:5]]  # before seen[5]
+
+
+def test_a_timeline_read_is_planned_for_its_account_and_a_plain_list_keeps_its_plan(
+    qiao_runtime: Runtime, create: Callable[..., Any]
+) -> None:
+    """A compiled read filtered by an account runs unprepared on PostgreSQL, so each run
+    is planned for its account (a large account of skewed data needs another plan than an
+    average one); a read no value narrows stays prepared. Both answer alike on SQLite."""
+    from sqlalchemy import event
+
+    from qiao.core.graphql.service import GraphQLService
+
+    accounts = [create("account", name=name)["id"] for name in ("苏州精工", "无锡机床")]
+    for n in range(3):
+        for account in accounts:
+            create(
+                "activity",
+                kind="CALL",
+                occurred_at=f"2026-11-0{n + 1}T09:00:00+08:00",
+                account=account,
+                subject=f"第{n}次",
+            )
+    service = GraphQLService(qiao_runtime)
+    service.schema()
+    thresholds: dict[str, list[Any]] = {"timeline": [], "list": []}
+
+    def seen(_c: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "activity" in statement:
+            kind = "timeline" if "account_id" in statement.split("WHERE", 1)[-1] else "list"
+            thresholds[kind].append(getattr(cursor.connection, "prepare_threshold", "n/a"))
+
+    timeline = (
+        "query T($a: ID!) { activities(filter: {accountId: {eq: $a}}, first: 50) "
+        "{ edges { node { subject account { id } } } } }"
+    )
+    listing = "{ activities(first: 50) { edges { node { subject } } } }"
+    event.listen(qiao_runtime.db.engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(3):
+            for account in accounts:
+                answer = service.execute(
+                    Actor.system(), {"query": timeline, "variables": {"a": account}}
+                )
+                edges = json.loads(answer)["data"]["activities"]["edges"]
+                assert sorted(e["node"]["subject"] for e in edges) == ["第0次", "第1次", "第2次"]
+                assert {e["node"]["account"]["id"] for e in edges} == {account}
+            answer = service.execute(Actor.system(), {"query": listing})
+            assert len(json.loads(answer)["data"]["activities"]["edges"]) == 6
+    finally:
+        event.remove(qiao_runtime.db.engine, "before_cursor_execute", seen)
+    assert len(thresholds["timeline"]) == 6 and len(thresholds["list"]) == 3
+    if qiao_runtime.db.dialect == "postgresql":
+        assert set(thresholds["timeline"]) == {None}  # never prepared
+        assert None not in thresholds["list"]
