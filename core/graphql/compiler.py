@@ -39,6 +39,7 @@ from sqlalchemy import (
     Dialect,
     FromClause,
     Integer,
+    Row,
     Select,
     Subquery,
     and_,
@@ -53,6 +54,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.exc import OperationalError
 
 from qiao.core.encryption import FieldEncryption
 from qiao.core.errors import BadUserInput, ConfigurationError, Forbidden
@@ -112,6 +114,25 @@ class CompiledRead:
     cacheable: bool = True
     #: Selected fields the caller may not read: null in the JSON, an error each (withheld.py).
     withheld: tuple[Withheld, ...] = ()
+
+    def run(self, conn: Connection) -> Row[Any]:
+        """The statement's one row of JSON texts.
+
+        SQLite keeps decimals as 64-bit integers of their smallest unit and stops a
+        sum that passes them with "integer overflow"; that is a bound of the
+        database the caller can act on (a narrower filter, PostgreSQL), not a fault.
+        """
+        try:
+            row = conn.exec_driver_sql(self.sql, self.params).first()
+        except OperationalError as exc:
+            if conn.dialect.name != "sqlite" or "integer overflow" not in str(exc.orig):
+                raise
+            raise BadUserInput(
+                "a sum passes 2⁶³ of its field's smallest unit, the most SQLite holds exactly; "
+                "narrow the filter or group further (PostgreSQL has no such bound)"
+            ) from exc
+        assert row is not None
+        return row
 
 
 def plain(value: Any) -> Any:

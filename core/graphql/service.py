@@ -402,7 +402,7 @@ class GraphQLService:
                 self._compiled.put(key, compiled)
 
         def run(conn: Connection) -> Any:
-            row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
+            row = compiled.run(conn)
             if compiled.evaluated:  # formulas SQL cannot compute exactly (docs/formulas.md)
                 evaluator = Evaluator(
                     conn, built.catalog, self.runtime.records.formula_clock(), access.row_scope()
