@@ -135,6 +135,11 @@ class CompiledRead:
         return row
 
 
+def _at(path: tuple[Step, ...], positions: tuple[int, ...]) -> tuple[Step, ...]:
+    """``path`` with its list step narrowed to the items at ``positions``."""
+    return tuple(positions if step is EACH else step for step in path)
+
+
 def plain(value: Any) -> Any:
     """Strawberry input objects and enums as plain data with snake_case keys."""
     if isinstance(value, list):
@@ -374,7 +379,8 @@ class ReadCompiler:
         """
         self._spend(len(ids))
         held: dict[str, list[str]] = {}
-        for record_id, entity in self._holders(ids).items():
+        holder = self._holders(ids)
+        for record_id, entity in holder.items():
             held.setdefault(entity, []).append(record_id)
         branches = []
         outer, self._fan_out = self._fan_out, len(ids)
@@ -389,13 +395,21 @@ class ReadCompiler:
                     fields[NODE_TYPE_KEY] = [_TYPE_TAG]
                 table = self.catalog.table(entity).alias()
                 joins: Joins = []
-                obj = self.object(entity, table, fields, 1, joins, path)
+                # A field withheld from this entity's records is an error where they
+                # stand, not under the same response key of another type's record.
+                mine = tuple(
+                    i for i, record_id in enumerate(ids) if holder.get(record_id) == entity
+                )
+                withheld = len(self.withheld)
+                obj = self.object(entity, table, fields, 1, joins, _at(path, mine))
                 if entity in held:
                     branches.append(
                         select(table.c.id.label("id"), obj.label("node"))
                         .select_from(outer_joined(table, joins))
                         .where(table.c.id.in_(sorted(held[entity])), *self.readable(entity, table))
                     )
+                else:  # compiled for its checks only: no record of it is answered
+                    del self.withheld[withheld:]
         finally:
             self._fan_out = outer
         if not branches:
