@@ -14,6 +14,7 @@ code the records service uses.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +40,7 @@ from sqlalchemy import (
     Dialect,
     FromClause,
     Integer,
+    Row,
     Select,
     Subquery,
     and_,
@@ -53,6 +55,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.exc import OperationalError
 
 from qiao.core import query
 from qiao.core.encryption import FieldEncryption
@@ -81,7 +84,7 @@ from qiao.core.ids import is_record_id
 from qiao.core.masking import Mask, sql_mask
 from qiao.core.metadata.model import FieldDef, FieldType
 from qiao.core.permissions.access import Access
-from qiao.core.storage.database import Database
+from qiao.core.storage.database import Database, planned_per_run
 from qiao.core.storage.sqlalchemy_internals import bind_processors
 
 if TYPE_CHECKING:  # the builder imports the aggregates, which build on this module
@@ -115,6 +118,32 @@ class CompiledRead:
     #: Whether a filter or a row rule chooses the rows by values: then the statement is
     #: planned for its values on every run (storage.database.planned_per_run).
     keyed: bool = False
+
+    def run(self, conn: Connection) -> Row[Any]:
+        """The statement's one row of JSON texts.
+
+        SQLite keeps decimals as 64-bit integers of their smallest unit and stops a
+        sum that passes them with "integer overflow"; that is a bound of the
+        database the caller can act on (a narrower filter, PostgreSQL), not a fault.
+        """
+        try:
+            # Rows chosen by values (an account's activities): planned for them each run.
+            with planned_per_run(conn) if self.keyed else contextlib.nullcontext():
+                row = conn.exec_driver_sql(self.sql, self.params).first()
+        except OperationalError as exc:
+            if conn.dialect.name != "sqlite" or "integer overflow" not in str(exc.orig):
+                raise
+            raise BadUserInput(
+                "a sum passes 2⁶³ of its field's smallest unit, the most SQLite holds exactly; "
+                "narrow the filter or group further (PostgreSQL has no such bound)"
+            ) from exc
+        assert row is not None
+        return row
+
+
+def _at(path: tuple[Step, ...], positions: tuple[int, ...]) -> tuple[Step, ...]:
+    """``path`` with its list step narrowed to the items at ``positions``."""
+    return tuple(positions if step is EACH else step for step in path)
 
 
 def plain(value: Any) -> Any:
@@ -357,7 +386,8 @@ class ReadCompiler:
         """
         self._spend(len(ids))
         held: dict[str, list[str]] = {}
-        for record_id, entity in self._holders(ids).items():
+        holder = self._holders(ids)
+        for record_id, entity in holder.items():
             held.setdefault(entity, []).append(record_id)
         branches = []
         outer, self._fan_out = self._fan_out, len(ids)
@@ -372,13 +402,21 @@ class ReadCompiler:
                     fields[NODE_TYPE_KEY] = [_TYPE_TAG]
                 table = self.catalog.table(entity).alias()
                 joins: Joins = []
-                obj = self.object(entity, table, fields, 1, joins, path)
+                # A field withheld from this entity's records is an error where they
+                # stand, not under the same response key of another type's record.
+                mine = tuple(
+                    i for i, record_id in enumerate(ids) if holder.get(record_id) == entity
+                )
+                withheld = len(self.withheld)
+                obj = self.object(entity, table, fields, 1, joins, _at(path, mine))
                 if entity in held:
                     branches.append(
                         select(table.c.id.label("id"), obj.label("node"))
                         .select_from(outer_joined(table, joins))
                         .where(table.c.id.in_(sorted(held[entity])), *self.readable(entity, table))
                     )
+                else:  # compiled for its checks only: no record of it is answered
+                    del self.withheld[withheld:]
         finally:
             self._fan_out = outer
         if not branches:

@@ -57,8 +57,7 @@ def _compiler(info: Info, ctx: RequestContext, conn: Connection) -> ReadCompiler
 
 def _run_json(conn: Connection, compiled: Any, ctx: RequestContext) -> Any:
     """The one root field's data; fields the caller may not read raise where they are."""
-    row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
-    assert row is not None
+    row = compiled.run(conn)
     data = json.loads(row[0]) if row[0] is not None else None
     if compiled.evaluated:  # formulas SQL cannot compute exactly (docs/formulas.md)
         clock = ctx.runtime.records.formula_clock()

@@ -11,7 +11,6 @@ changes, unless a schema of the same entities was built in this process already.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -54,7 +53,6 @@ from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.hiding import Hiding
 from qiao.core.records.context import Actor
-from qiao.core.storage.database import planned_per_run
 
 log = logging.getLogger("qiao.graphql")
 
@@ -404,9 +402,7 @@ class GraphQLService:
                 self._compiled.put(key, compiled)
 
         def run(conn: Connection) -> Any:
-            # Rows chosen by values (an account's activities): planned for them each run.
-            with planned_per_run(conn) if compiled.keyed else contextlib.nullcontext():
-                row = conn.exec_driver_sql(compiled.sql, compiled.params).first()
+            row = compiled.run(conn)
             if compiled.evaluated:  # formulas SQL cannot compute exactly (docs/formulas.md)
                 evaluator = Evaluator(
                     conn, built.catalog, self.runtime.records.formula_clock(), access.row_scope()

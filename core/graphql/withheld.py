@@ -20,7 +20,9 @@ from qiao.core.errors import Forbidden
 #: A path step standing for every item of a list (the edges of a connection).
 EACH = None
 
-Step = str | None
+#: A response key, EACH, or the positions of some items of a list (those of one
+#: entity's records in ``nodes(ids:)``, whose items are of several types).
+Step = str | tuple[int, ...] | None
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,13 @@ def places(data: Any, path: Sequence[Step]) -> Iterator[tuple[dict[str, Any], st
 
     def walk(value: Any, rest: Sequence[Step], at: list[Any]) -> Iterator[Any]:
         step, rest = rest[0], rest[1:]
-        if step is EACH:
+        if step is EACH or isinstance(step, tuple):
             if isinstance(value, list):
-                for i, item in enumerate(value):
-                    yield from walk(item, rest, [*at, i])
+                for i in range(len(value)) if step is EACH else step:
+                    yield from walk(value[i], rest, [*at, i])
             return
         if not isinstance(value, dict) or step not in value:
             return
-        assert step is not None
         if not rest:
             yield value, step, [*at, step]
         else:

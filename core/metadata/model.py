@@ -220,6 +220,28 @@ class FieldDef(_Strict):
         }
 
 
+def _picklist_clashes(values: tuple[EnumValue, ...]) -> list[str]:
+    """Picklist values that repeat, or differ only in case.
+
+    GraphQL names every value in capitals (``won`` and ``WON`` both become ``WON``),
+    so two values that differ only in case could not be told apart by a client.
+    """
+    seen: dict[str, str] = {}
+    problems: list[str] = []
+    for value in (v.value for v in values):
+        first = seen.get(value.upper())
+        if first is None:
+            seen[value.upper()] = value
+        elif first == value:
+            problems.append(f"picklist value {value!r} repeats")
+        else:
+            problems.append(
+                f"picklist values {first!r} and {value!r} differ only in case; "
+                f"both would be named {value.upper()!r} in GraphQL"
+            )
+    return problems
+
+
 def _option_problems(f: FieldDef) -> list[str]:
     """What is wrong with the combination of options declared on ``f``."""
     problems: list[str] = []
@@ -251,9 +273,7 @@ def _option_problems(f: FieldDef) -> list[str]:
     if t is FieldType.ENUM:
         if not f.values:
             problems.append("an enum field needs 'values'")
-        names = [v.value for v in f.values]
-        if len(set(names)) != len(names):
-            problems.append("picklist values repeat")
+        problems += _picklist_clashes(f.values)
     elif f.values:
         problems.append("'values' apply to enum fields")
     if t is FieldType.RELATION:

@@ -199,6 +199,22 @@ def test_invalid_definitions_write_nothing(
         assert store.custom_field_names(conn) == set()
 
 
+def test_picklist_values_differing_only_in_case_are_refused_at_run_time(
+    qiao_runtime: Runtime, changes: MetadataChanges
+) -> None:
+    changes.add_field("account", field("tier", "enum", values=[{"value": "gold"}]), actor=ADMIN)
+    clashing = field("tier", "enum", values=[{"value": "gold"}, {"value": "GOLD"}])
+    with pytest.raises(MetadataError, match="'gold' and 'GOLD' differ only in case") as raised:
+        changes.alter_field("account", "tier", clashing, actor=ADMIN)
+    assert raised.value.code == "BAD_USER_INPUT"
+    with pytest.raises(MetadataError, match="'gold' and 'GOLD' differ only in case"):
+        changes.add_field("account", {**clashing, "name": "grade"}, actor=ADMIN)
+    assert version(qiao_runtime) == 1
+    assert "grade" not in columns(qiao_runtime, "account")
+    tier = qiao_runtime.current().entity("account").field("tier")
+    assert tier is not None and tier.enum_values == ("gold",)
+
+
 def test_plugin_metadata_cannot_be_altered_or_dropped(
     qiao_runtime: Runtime, changes: MetadataChanges
 ) -> None:

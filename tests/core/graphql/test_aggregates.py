@@ -19,6 +19,7 @@ import sqlalchemy
 
 from qiao.core.auth.tokens import create_token
 from qiao.core.graphql.aggregates import _sqlite_local
+from qiao.core.graphql.service import GraphQLService
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.storage.types import utc_text
@@ -437,6 +438,35 @@ def test_sums_and_averages_stay_exact_past_what_floats_hold(crm, qiao_client):
     )["opportunityAggregate"]
     # (1234567.89 + 0.01 + 999999999.99) / 3 = 333744855.963333..., rounded at 4 places.
     assert thirds == [{"avg": {"amount": "333744855.9633"}}]
+
+
+def test_a_sum_past_sqlite_integers_is_exact_on_postgresql_and_a_clear_error_on_sqlite(
+    crm, qiao_runtime
+):
+    records = qiao_runtime.records
+    with qiao_runtime.db.read() as conn:
+        account = records.list(conn, "account", actor=Actor.system()).records[0]["id"]
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        for _ in range(10):  # 10 x (10**18 - 1) fen passes 2**63 fen
+            values = {"name": "巨单", "account": account, "amount": "9999999999999999.99"}
+            records.create(ctx, "opportunity", {**values, "owner": crm["zhang"]})
+    service = GraphQLService(qiao_runtime)
+    huge = 'filter: {name: {eq: "巨单"}}'
+    for query, exact in (
+        (f"{{ opportunityAggregate({huge}) {{ sum {{ amount }} }} }}", "99999999999999999.90"),
+        (f"{{ opportunityAggregate({huge}) {{ avg {{ amount }} }} }}", "9999999999999999.9900"),
+    ):
+        answer = service.execute(Actor.system(), {"query": query})
+        result = json.loads(answer) if isinstance(answer, bytes) else answer
+        if qiao_runtime.db.dialect == "postgresql":
+            assert "errors" not in result
+            [group] = result["data"]["opportunityAggregate"]
+            assert list(group.values()) == [{"amount": exact}]
+            continue
+        assert result["data"] is None
+        [error] = result["errors"]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+        assert "2⁶³" in error["message"] and "SQLite" in error["message"]
 
 
 def test_an_enum_key_is_named_as_the_schema_names_it(qiao_client):

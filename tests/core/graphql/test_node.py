@@ -8,6 +8,7 @@ own by-id query checks them.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from qiao.core.auth.tokens import create_token
 from qiao.core.graphql.plan import MAX_NODES
+from qiao.core.graphql.service import GraphQLService
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
@@ -236,3 +238,35 @@ def test_malformed_ids_and_too_many_are_bad_user_input(qiao_client):
             assert len(errors) == 1, errors
             assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
             assert text in errors[0]["message"]
+
+
+def test_a_field_withheld_from_one_type_is_an_error_only_at_its_records_in_nodes(qiao_runtime):
+    """Account.phone is hidden, Contact.phone is not: both answer under the key phone, so
+    the error belongs at the account's position alone and the contacts keep their phones."""
+    reader = create(qiao_runtime, "user", username="zhou", display_name="周读")
+    rights = {
+        "entities": {"account": {"read": "all"}, "contact": {"read": "all"}},
+        "fields": {"account": {"phone": "none"}},
+    }
+    role = create(qiao_runtime, "role", name="phone_blind", rights=rights)
+    create(qiao_runtime, "role_assignment", user=reader["id"], role=role["id"])
+    account = create(qiao_runtime, "account", name="常州天工", phone="0519 1234 5678")
+    first = create(qiao_runtime, "contact", name="李娜", phone="0519 7654 3210")
+    second = create(qiao_runtime, "contact", name="王强", phone="0519 1111 2222")
+    service = GraphQLService(qiao_runtime)
+    actor = Actor(user_id=reader["id"], username="zhou")
+    query = """query($ids: [ID!]!) {
+      nodes(ids: $ids) { ... on Account { phone } ... on Contact { phone } } }"""
+    ids = [first["id"], account["id"], MISSING, second["id"]]
+    for document in (query, query.replace("nodes(ids: $ids)", "me { username } nodes(ids: $ids)")):
+        answer = service.execute(actor, {"query": document, "variables": {"ids": ids}})
+        result = json.loads(answer) if isinstance(answer, bytes) else answer
+        assert result["data"]["nodes"] == [
+            {"phone": "+8651976543210"},
+            {"phone": None},
+            None,
+            {"phone": "+8651911112222"},
+        ]
+        [error] = result["errors"]
+        assert error["path"] == ["nodes", 1, "phone"]
+        assert error["extensions"] == {"code": "FORBIDDEN", "field": "phone"}

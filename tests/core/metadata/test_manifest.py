@@ -268,6 +268,25 @@ def test_every_problem_is_reported_at_once() -> None:
             },
             "entities.0 (deal).fields.0 (x): a computed field cannot be unique",
         ),
+        (
+            {
+                "extends": [
+                    {
+                        "entity": "opportunity",
+                        "fields": [
+                            {
+                                "name": "outcome",
+                                "type": "enum",
+                                "label": LABEL,
+                                "values": [{"value": "won"}, {"value": "WON"}],
+                            }
+                        ],
+                    }
+                ]
+            },
+            "extends.0 (opportunity).fields.0 (outcome): picklist values 'won' and 'WON' "
+            "differ only in case",
+        ),
     ],
 )
 def test_manifest_errors_are_located(data: dict[str, Any], expected: str) -> None:

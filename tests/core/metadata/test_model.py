@@ -182,13 +182,25 @@ def test_enum_fields_need_distinct_values_and_a_declared_default() -> None:
     refused(lambda: field("stage", "enum"), "an enum field needs 'values'")
     refused(
         lambda: field("stage", "enum", values=[{"value": "A"}, {"value": "A"}]),
-        "picklist values repeat",
+        "picklist value 'A' repeats",
     )
     refused(
         lambda: field("stage", "enum", values=[{"value": "A"}], default="B"),
         "default: 'B' is not one of: A",
     )
     refused(lambda: field("x", "string", values=[{"value": "A"}]), "'values' apply to enum")
+
+
+def test_picklist_values_differing_only_in_case_are_refused_naming_both() -> None:
+    # GraphQL names both WON, so a client could not tell them apart.
+    refused(
+        lambda: field("stage", "enum", values=[{"value": v} for v in ("won", "NEW", "WON")]),
+        "picklist values 'won' and 'WON' differ only in case; both would be named 'WON'",
+    )
+    assert field("stage", "enum", values=[{"value": "won"}, {"value": "lost"}]).enum_values == (
+        "won",
+        "lost",
+    )
 
 
 # -- Options per type -----------------------------------------------------------------------
