@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -68,6 +69,15 @@ def artefacts(request: pytest.FixtureRequest, record_property: Callable[..., Non
     folder.mkdir(parents=True)
     record_property("artefacts", str(folder))
     return folder
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move what collection left alive (every module, its imports, the test items) out of
+    the garbage collector's reach: those objects live until the run ends, and each full
+    collection would otherwise walk all of them again while the tests make and drop
+    runtimes, catalogs and apps by the thousand (about a tenth of a test process's CPU)."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
