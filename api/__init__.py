@@ -56,7 +56,7 @@ from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.metadata.values import to_json
 from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise_width
-from qiao.core.notifications import notify
+from qiao.core.notifications import Notice, notify, notify_many
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Source, WriteContext
 from qiao.core.records.service import Page, UniqueIds
@@ -147,6 +147,7 @@ __all__: Sequence[str] = (
     "Manifest",
     "MetadataError",
     "NotFound",
+    "Notice",
     "NotificationChannel",
     "Page",
     "PayloadTooLarge",
@@ -179,6 +180,7 @@ __all__: Sequence[str] = (
     "normalise_phone",
     "normalise_width",
     "notify",
+    "notify_many",
     "pass_runtime",
     "pending_timers",
     "redacted_snapshot",

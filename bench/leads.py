@@ -17,6 +17,7 @@
    Prints leads/s, p50 and p99. Aim: 500 leads/s at p99 under 100 ms.
 
     .venv/bin/python bench/leads.py [--quick] [--rows 100000] [--requests 4000] [--repeat 3]
+                                    [--only webhook|import]
 
 ``--requests 0`` leaves the webhook out (the import alone).
 
@@ -269,6 +270,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=4000, help="webhook calls; 0: no webhook")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("webhook", "import"), help="run this part alone")
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
@@ -281,32 +283,44 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"load average {os.getloadavg()[0]:.1f}; PostgreSQL; {args.repeat} run(s) each")
-        speeds, p50s, p99s = [], [], []
-        for attempt in range(args.repeat if args.requests else 0):
-            with deployment(args.postgres_url, folder / f"hook{attempt}") as runtime:
-                speed, p50, p99 = bench_webhook(runtime, args.requests)
-            speeds.append(speed)
-            p50s.append(p50)
-            p99s.append(p99)
-        if speeds:
-            print(
-                f"webhook, {CLIENTS} concurrent clients, {args.requests} requests "
-                f"(stored, tagged, de-duplicated, assigned; checked): median "
-                f"{statistics.median(speeds):.0f} leads/s, "
-                f"p50 {statistics.median(p50s) * 1000:.1f} ms, "
-                f"p99 {statistics.median(p99s) * 1000:.1f} ms (aim: 500 leads/s, p99 < 100 ms)"
-            )
-        created, duplicates = expected_import(args.rows)
-        times = bench_import(args.postgres_url, folder, args.rows, args.repeat)
+        if args.only != "import" and args.requests:
+            webhook(args, folder)
+        if args.only != "webhook":
+            imports(args, folder)
+
+
+def webhook(args: argparse.Namespace, folder: Path) -> None:
+    """The webhook part, ``args.repeat`` times: medians, and the load average after it."""
+    speeds, p50s, p99s = [], [], []
+    for attempt in range(args.repeat):
+        with deployment(args.postgres_url, folder / f"hook{attempt}") as runtime:
+            speed, p50, p99 = bench_webhook(runtime, args.requests)
+        speeds.append(speed)
+        p50s.append(p50)
+        p99s.append(p99)
+    print(
+        f"webhook, {CLIENTS} concurrent clients, {args.requests} requests "
+        f"(stored, tagged, de-duplicated, assigned; checked): median "
+        f"{statistics.median(speeds):.0f} leads/s, "
+        f"p50 {statistics.median(p50s) * 1000:.1f} ms, "
+        f"p99 {statistics.median(p99s) * 1000:.1f} ms (aim: 500 leads/s, p99 < 100 ms); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+def imports(args: argparse.Namespace, folder: Path) -> None:
+    """The import part, ``args.repeat`` times: medians, against the bare reads."""
+    created, duplicates = expected_import(args.rows)
+    times = bench_import(args.postgres_url, folder, args.rows, args.repeat)
+    print(
+        f"import {args.rows} rows ({created} created, {duplicates} duplicates reported; "
+        f"checked): median {times['import']:.1f} s ({args.rows / times['import']:.0f} rows/s)"
+    )
+    for kind in BARE_READS:
         print(
-            f"import {args.rows} rows ({created} created, {duplicates} duplicates reported; "
-            f"checked): median {times['import']:.1f} s ({args.rows / times['import']:.0f} rows/s)"
+            f"  bare {kind} read {times[kind]:.2f} s; import / read "
+            f"{times['import'] / times[kind]:.1f}x (aim: 2x)"
         )
-        for kind in BARE_READS:
-            print(
-                f"  bare {kind} read {times[kind]:.2f} s; import / read "
-                f"{times['import'] / times[kind]:.1f}x (aim: 2x)"
-            )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ so this sits below each of them rather than inside one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -22,6 +24,29 @@ from qiao.core.records.service import Record
 
 #: Longer titles are cut to fit the field.
 MAX_TITLE = 200
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification to write: to whom, what it says, and what it links to."""
+
+    user: str
+    title: str
+    kind: str
+    body: str = ""
+    link_entity: str | None = None
+    link_id: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The notification record's values (the title cut to fit)."""
+        return {
+            "owner": self.user,
+            "title": self.title[:MAX_TITLE],
+            "body": self.body,
+            "kind": self.kind,
+            "link_entity": self.link_entity,
+            "link_id": self.link_id,
+        }
 
 
 def notify(
@@ -35,23 +60,26 @@ def notify(
     link_id: str | None = None,
 ) -> list[Record]:
     """One notification per distinct user id in ``users``, in the caller's transaction."""
-    records = ctx.records
     system = ctx.as_actor(Actor.system())
     return [
-        records.create(
-            system,
-            "notification",
-            {
-                "owner": user,
-                "title": title[:MAX_TITLE],
-                "body": body,
-                "kind": kind,
-                "link_entity": link_entity,
-                "link_id": link_id,
-            },
+        ctx.records.create(
+            system, "notification", Notice(user, title, kind, body, link_entity, link_id).values()
         )
         for user in dict.fromkeys(users)
     ]
+
+
+def notify_many(ctx: WriteContext, notices: Sequence[Notice]) -> list[Record]:
+    """Several notifications written as one batch (``create_many``), in the caller's transaction.
+
+    For a batch of changes that each tell someone: one insert, one audit
+    append and one outbox insert for all of them, instead of a create each.
+    """
+    if not notices:
+        return []
+    system = ctx.as_actor(Actor.system())
+    created = ctx.records.create_many(system, "notification", [n.values() for n in notices])
+    return list(created.records)
 
 
 def users_with_role(conn: Connection, catalog: Catalog, role_name: str) -> list[str]:

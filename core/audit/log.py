@@ -1,10 +1,15 @@
 """Appending to the audit log, checkpointing it and pruning it.
 
 Every entry is appended inside the transaction of the change it records, so
-the entry and the change commit or roll back together. Appending locks the
-chain's head row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's
-``BEGIN IMMEDIATE`` already serialises writers), so concurrent writers get
-consecutive sequence numbers and each MAC covers its true predecessor.
+the entry and the change commit or roll back together. A transaction's
+entries are chained just before it commits: then the chain's head row is
+locked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+already serialises writers), the entries inserted after it and the head
+moved, and the commit releases the lock. Concurrent writers so get
+consecutive sequence numbers in commit order, each MAC covers its true
+predecessor, and the head is held for one insert and the commit rather than
+the whole transaction. Holding it last also keeps one lock order: a
+transaction holding the head waits for no other lock.
 
 A process finds its :class:`AuditLog` through the database engine it writes
 with: :func:`bind` attaches one to a runtime's engine. A process without the
@@ -50,7 +55,7 @@ from qiao.core.redaction import (
     redacted_changes,
 )
 from qiao.core.storage import system
-from qiao.core.storage.database import after_commit
+from qiao.core.storage.database import after_commit, before_commit, transaction_state
 
 if TYPE_CHECKING:
     from qiao.core.runtime import Runtime
@@ -66,6 +71,8 @@ LOGIN_SUCCEEDED = "login.success"
 LOGIN_FAILED = "login.failure"
 _KEY_SIZE = 32
 _FIRST_KEY_ID = "audit-1"
+#: Where a write transaction keeps the events it appended until it commits.
+_PENDING = "audit.pending"
 
 
 def is_encrypted(entity: EntityDef, field: FieldDef) -> bool:
@@ -119,35 +126,49 @@ class AuditLog:
 
     # -- Appending ------------------------------------------------------------------------
 
-    def hold(self, conn: Connection) -> None:
-        """Take the chain's head lock now, at the start of a write transaction.
-
-        Every audited write locks the head until commit. A transaction that
-        took it after other row locks (a unique insert, a counter) can deadlock
-        with one that holds the head and wants those rows; taking the head
-        first gives every write transaction one lock order. SQLite serialises
-        writers anyway, so this only matters on PostgreSQL.
-        """
-        if conn.dialect.name == "postgresql":
-            _lock_head(conn)
-
-    def append(self, conn: Connection, event: AuditEvent) -> Entry:
-        """Add ``event`` at the end of the chain, in the caller's transaction.
+    def append(self, conn: Connection, event: AuditEvent) -> None:
+        """Add ``event`` at the end of the chain when the caller's transaction commits.
 
         A log without a key refuses: the key is made once, with the kernel tables
         (``qiao init``) or by ``qiao audit init-key`` (:meth:`create_key`), never by
         a write, so a log erased together with its key cannot quietly start over.
         """
-        return self.append_many(conn, [event])[0]
+        self.append_many(conn, [event])
 
-    def append_many(self, conn: Connection, events: Sequence[AuditEvent]) -> list[Entry]:
-        """Add ``events`` at the end of the chain, in order: still one chained entry each.
+    def append_many(self, conn: Connection, events: Sequence[AuditEvent]) -> None:
+        """Add ``events`` at the end of the chain, in order, when the transaction commits.
 
-        The head is locked and written once for the lot and the entries are
-        inserted in one statement, so a batch of writes pays for the lock once.
+        Inside a :meth:`~qiao.core.storage.database.Database.write` transaction the
+        events wait, and :meth:`flush` chains every event of the transaction just
+        before it commits: the head is locked for one insert, one update and the
+        commit, not for the whole transaction, and a transaction rolled back
+        leaves no entry and no hole. Elsewhere (a bare connection) they are
+        chained at once.
         """
         if not events:
-            return []
+            return
+        state = transaction_state(conn)
+        if state is None:
+            self._chain(conn, events)
+            return
+        pending = state.get(_PENDING)
+        if pending is None:
+            pending = state[_PENDING] = []
+            before_commit(conn, lambda: self.flush(conn))
+        pending.extend(events)
+
+    def flush(self, conn: Connection) -> list[Entry]:
+        """Chain the events the transaction of ``conn`` appended so far; returns their entries.
+
+        Runs just before commit; :meth:`checkpoint` calls it first, so a
+        checkpoint covers the transaction's own entries.
+        """
+        state = transaction_state(conn)
+        pending = state.pop(_PENDING, None) if state is not None else None
+        return self._chain(conn, pending) if pending else []
+
+    def _chain(self, conn: Connection, events: Sequence[AuditEvent]) -> list[Entry]:
+        """Lock the head, number and MAC ``events`` after it, and store them in one insert."""
         head = _lock_head(conn)
         key_id = head["key_id"]
         if key_id is None:
@@ -199,7 +220,7 @@ class AuditLog:
         operation: str,
         records: Sequence[Mapping[str, Any]],
         changes: Sequence[Mapping[str, tuple[Any, Any]]],
-    ) -> list[Entry]:
+    ) -> None:
         """Records' creates, updates or deletes, one entry per record, field by field,
         redacted where required; appended together (:meth:`append_many`)."""
         events = [
@@ -214,7 +235,7 @@ class AuditLog:
             )
             for record, changed in zip(records, changes, strict=True)
         ]
-        return self.append_many(context.connection, events)
+        self.append_many(context.connection, events)
 
     def _fields(
         self, context: WriteContext, entity: EntityDef, changes: Mapping[str, tuple[Any, Any]]
@@ -235,6 +256,7 @@ class AuditLog:
 
     def checkpoint(self, conn: Connection) -> Checkpoint:
         """A signed checkpoint of the chain as it is now (stored; the same one if unchanged)."""
+        self.flush(conn)
         head = _lock_head(conn)
         if head["sequence"] == 0:
             raise Conflict("the audit log is empty; there is nothing to checkpoint yet")
@@ -435,20 +457,20 @@ def record(
     entity: str | None = None,
     record_id: str | None = None,
     changes: Mapping[str, Any] | None = None,
-) -> Entry | None:
+) -> None:
     """Record an event in the audit log, inside the caller's transaction on ``conn``.
 
     For changes that do not go through the records service: metadata changes
     (``operation="metadata.add_field"`` ...), permission changes, logins.
-    Returns None, writing nothing, only where the database has never been
-    audited and this process has no key; a keyed database refuses the change.
+    Writes nothing only where the database has never been audited and this
+    process has no key; a keyed database refuses the change.
     """
     event = AuditEvent(actor, str(source), request_id, operation, entity, record_id, changes)
     audit = log_for(conn)
     if audit is None:
         refuse_if_keyed(conn)
-        return None
-    return audit.append(conn, event)
+        return
+    audit.append(conn, event)
 
 
 def record_login(
@@ -460,14 +482,14 @@ def record_login(
     source: Source | str,
     request_id: str,
     reason: str | None = None,
-) -> Entry | None:
+) -> None:
     """Record a sign-in attempt; ``user_id`` is the account's, when one has that name.
 
     A failed attempt is recorded with no acting user (nobody was authenticated)
     and the name that was tried, so repeated failures against one account show.
     """
     actor = Actor(user_id=user_id if succeeded else None, username=username)
-    return record(
+    record(
         conn,
         actor=actor,
         source=source,
@@ -487,13 +509,13 @@ def record_security(
     details: Mapping[str, Any],
     actor: Actor | None = None,
     source: Source | str = Source.SYSTEM,
-) -> Entry | None:
+) -> None:
     """Record a token, password or key operation in the trail of the user it concerns.
 
     Such entries are security events: only auditors and that user read them
     (:mod:`qiao.core.audit.trail`).
     """
-    return record(
+    record(
         conn,
         actor=actor or Actor.system(),
         source=source,

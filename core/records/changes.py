@@ -7,11 +7,12 @@ I saw" and must never skip one that committed. The feed is the audit log
 - every record write appends an entry in the write's own transaction, so an
   entry exists exactly when the change committed;
 - entries are numbered under the log's head lock (``SELECT ... FOR UPDATE`` on
-  PostgreSQL, held to commit; SQLite's ``BEGIN IMMEDIATE`` admits one writer at
-  a time), so sequence numbers are gap-free and follow commit order: entry
-  ``n + 1`` cannot be numbered before the transaction holding ``n`` committed.
-  A reader that sees ``n + 1`` therefore sees ``n``, and "everything after the
-  last sequence I read" misses nothing, however writers interleave.
+  PostgreSQL, taken just before commit and held to it; SQLite's
+  ``BEGIN IMMEDIATE`` admits one writer at a time), so sequence numbers are
+  gap-free and follow commit order: entry ``n + 1`` cannot be numbered before
+  the transaction holding ``n`` committed. A reader that sees ``n + 1``
+  therefore sees ``n``, and "everything after the last sequence I read" misses
+  nothing, however writers interleave.
 
 A sequence number from an auto-increment column or a timestamp would not do:
 two transactions can take numbers in one order and commit in the other, and a

@@ -137,13 +137,11 @@ class RecordsService:
     ) -> Iterator[WriteContext]:
         """A write transaction: pass the context to several calls to make them atomic.
 
-        With an audit log, the transaction takes the log's head lock first
-        (:meth:`~qiao.core.audit.log.AuditLog.hold`), so writers lock in one order.
+        Its audit entries join the log's chain just before it commits
+        (:meth:`~qiao.core.audit.log.AuditLog.append_many`), so it holds the
+        log's head lock only for that insert and the commit.
         """
-        audit = self.runtime.audit_log()
         with self.db.write() as conn:
-            if audit is not None:
-                audit.hold(conn)
             if request_id is None:
                 yield WriteContext(actor, source, conn, self.runtime)
             else:

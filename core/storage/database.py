@@ -45,6 +45,8 @@ log = logging.getLogger("qiao.storage")
 T = TypeVar("T")
 _WRITE = "qiao_write"
 _AFTER_COMMIT = "qiao_after_commit"
+_BEFORE_COMMIT = "qiao_before_commit"
+_STATE = "qiao_transaction_state"
 
 
 def after_commit(conn: Connection, action: Callable[[], None]) -> bool:
@@ -60,6 +62,34 @@ def after_commit(conn: Connection, action: Callable[[], None]) -> bool:
         return False
     pending.append(action)
     return True
+
+
+def before_commit(conn: Connection, action: Callable[[], None]) -> bool:
+    """Run ``action`` inside the write transaction of ``conn``, just before it commits.
+
+    For work that must be the transaction's last: the audit log appends the
+    transaction's entries here, so it locks the chain's head only for that
+    insert and the commit. An action that raises rolls the transaction back.
+    Actions registered meanwhile (by an action) run too, in order. Returns
+    False, and does nothing, when ``conn`` is not a :meth:`Database.write`
+    transaction.
+    """
+    pending = conn.info.get(_BEFORE_COMMIT)
+    if pending is None:
+        return False
+    pending.append(action)
+    return True
+
+
+def transaction_state(conn: Connection) -> dict[str, Any] | None:
+    """A dict that lives as long as the write transaction of ``conn`` (None outside one).
+
+    ``conn.info`` outlives the transaction (it belongs to the pooled connection),
+    so what one transaction keeps for its commit goes here, and is gone when the
+    transaction ends, committed or rolled back.
+    """
+    state: dict[str, Any] | None = conn.info.get(_STATE)
+    return state
 
 
 @dataclass(frozen=True)
@@ -127,14 +157,20 @@ class Database:
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE: True})
             pending: list[Callable[[], None]] = []
-            conn.info[_AFTER_COMMIT] = pending
+            last: list[Callable[[], None]] = []
+            conn.info.update({_AFTER_COMMIT: pending, _BEFORE_COMMIT: last, _STATE: {}})
             try:
                 with conn.begin():
                     if not durable and self.dialect == "postgresql":
                         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                     yield conn
+                    done = 0
+                    while done < len(last):  # an action may register more
+                        last[done]()
+                        done += 1
             finally:
-                conn.info.pop(_AFTER_COMMIT, None)
+                for key in (_AFTER_COMMIT, _BEFORE_COMMIT, _STATE):
+                    conn.info.pop(key, None)
         for action in pending:
             try:
                 action()

@@ -16,7 +16,7 @@ import click
 from starlette.routing import BaseRoute
 
 from qiao.api import EntityDef, EventHandler, Runtime, WriteContext, hookimpl
-from qiao.plugins.leads import cli, graphql, hookspecs, lifecycle, routing, sla
+from qiao.plugins.leads import cli, graphql, hookspecs, intake, lifecycle, routing, sla
 from qiao.plugins.leads.inbound import channels, routes
 from qiao.plugins.leads.intent import DEFAULT_DICTIONARY, KeywordClassifier
 
@@ -50,6 +50,8 @@ def qiao_before_record_write(
     existing: dict[str, Any] | None,
 ) -> None:
     if entity.name == "lead":
+        if operation == "create":
+            intake.hold(context.connection)
         lifecycle.before_lead_write(context, operation, values, existing)
     elif entity.name == "account" and operation != "delete":
         lifecycle.before_account_write(values)
@@ -70,6 +72,7 @@ def qiao_before_records_write(
         for row, stored in zip(values, existing, strict=True):
             qiao_before_record_write(context, entity, operation, row, stored)
         return
+    intake.hold(context.connection)
     with routing.batch(context.connection, context.catalog) as router:
         for row in values:
             lifecycle.before_lead_write(context, operation, row, None)

@@ -1,7 +1,8 @@
 """Telling a salesperson that a lead is theirs: an in-app notification.
 
-Written with :func:`qiao.core.notifications.notify` in the
-assignment's own transaction, so it exists exactly when the assignment does;
+Written in the assignment's own transaction (a batch of leads' notices
+together, :func:`qiao.core.notifications.notify_many`), so it exists exactly
+when the assignment does;
 the notification channels plugins offer (WeCom, e-mail ...) deliver it from
 its create event. Nobody is told about a lead they assigned to themselves. An
 import tells each owner once per batch (:func:`leads_imported`) rather than
@@ -14,7 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from qiao.api import Record, Source, WriteContext, notify
+from qiao.api import Notice, Record, Source, WriteContext, notify
 
 KIND_ASSIGNED = "lead_assigned"
 KIND_REASSIGNED = "lead_reassigned"
@@ -22,8 +23,11 @@ KIND_IMPORTED = "leads_imported"
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def lead_assigned(context: WriteContext, lead: Record, *, reassigned: bool) -> Record | None:
-    """Notify the lead's owner that it was assigned (or reassigned) to them."""
+def lead_assigned(context: WriteContext, lead: Record, *, reassigned: bool) -> Notice | None:
+    """The notice telling the lead's owner it was assigned (or reassigned) to them.
+
+    The caller writes a batch's notices together (:func:`qiao.api.notify_many`).
+    """
     owner = lead["owner_id"]
     if owner is None or owner == context.actor.user_id:
         return None
@@ -43,16 +47,14 @@ def lead_assigned(context: WriteContext, lead: Record, *, reassigned: bool) -> R
         lines.append("原负责人未在时限内跟进")
     else:
         title = f"新线索分配给你：{who}"
-    (written,) = notify(
-        context,
-        users=[owner],
+    return Notice(
+        user=owner,
         title=title,
         body="；".join(line for line in lines if line),
         kind=KIND_REASSIGNED if reassigned else KIND_ASSIGNED,
         link_entity="lead",
         link_id=lead["id"],
     )
-    return written
 
 
 def leads_imported(

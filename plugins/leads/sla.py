@@ -31,6 +31,7 @@ from qiao.api import (
     Source,
     WriteContext,
     cancel_timer,
+    notify_many,
     schedule_timers,
 )
 from qiao.plugins.leads import notify, routing
@@ -72,9 +73,12 @@ def after_leads_written(
         elif operation == "create" or _touches(changed, "owner", "first_touch_due_at", "status"):
             due_timers.append((record["id"], due, {"owner": owner, "due_at": _instant(due)}))
     schedule_timers(conn, "lead", TIMER, due_timers)
-    for record, changed in zip(records, changes, strict=True):
-        if record["owner_id"] is not None and (operation == "create" or "owner" in changed):
-            notify.lead_assigned(context, record, reassigned=_reassigned(changed))
+    notices = [
+        notify.lead_assigned(context, record, reassigned=_reassigned(changed))
+        for record, changed in zip(records, changes, strict=True)
+        if record["owner_id"] is not None and (operation == "create" or "owner" in changed)
+    ]
+    notify_many(context, [n for n in notices if n is not None])
 
 
 def handle(delivery: Delivery) -> None:

@@ -1,8 +1,9 @@
 """Webhook leads that arrive together are stored together: one transaction, one batch.
 
-Every audited write holds the audit log's head lock until it commits, so
-concurrent webhook calls are stored one transaction after another, and each
-pays for its own transaction, lock hand-over and commit. Here the calls of one
+Transactions creating leads hold the leads' intake lock until they commit
+(:mod:`qiao.plugins.leads.intake`), so concurrent webhook calls are stored one
+transaction after another, and each pays for its own transaction, lock
+hand-over and commit. Here the calls of one
 process queue up instead: a call that finds nobody writing becomes the writer,
 takes the waiting leads of its channel (its own first) and stores them in one
 transaction, with their receipts looked up in one query and the leads and the

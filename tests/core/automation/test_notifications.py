@@ -14,7 +14,7 @@ from qiao.core.automation import engine
 from qiao.core.events import queue
 from qiao.core.events.model import Delivery
 from qiao.core.events.worker import Worker
-from qiao.core.notifications import notify, users_with_role
+from qiao.core.notifications import Notice, notify, notify_many, users_with_role
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
@@ -62,6 +62,21 @@ def test_notify_writes_one_per_user_and_channels_deliver_each(
     assert sorted(n["owner_id"] for _, n in channel.sent) == sorted([li, wang])
     handlers = {d["handler"] for d in deliveries(qiao_runtime)}
     assert "notify.fake_im" in handlers
+
+
+def test_notify_many_writes_each_notice_as_written_and_channels_deliver_each(
+    qiao_runtime: Runtime, users: dict[str, Record], worker: Worker, channel: FakeChannel
+) -> None:
+    li, wang = users["li"]["id"], users["wang"]["id"]
+    notices = [Notice(li, "线索一" * 100, "lead_assigned", "电话 1"), Notice(wang, "线索二", "x")]
+    with qiao_runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        written = notify_many(ctx, notices)
+    assert [(n["owner_id"], n["title"], n["body"], n["kind"]) for n in written] == [
+        (li, ("线索一" * 100)[:200], "电话 1", "lead_assigned"),
+        (wang, "线索二", "", "x"),
+    ]
+    drain(worker)
+    assert sorted(n["title"] for _, n in channel.sent) == sorted(n["title"] for n in written)
 
 
 def test_a_failed_send_is_retried_under_the_same_delivery_id(
