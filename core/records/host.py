@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from qiao.core.catalog import Catalog
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
-    from qiao.core.permissions.access import Access
     from qiao.core.records.context import Source, WriteContext
     from qiao.core.records.service import RecordsService
     from qiao.core.storage.database import Database
@@ -102,12 +101,7 @@ class RecordsHost(Protocol):
     @property
     def replay_clock(self) -> ControllableClock | None: ...
 
-    @property
-    def started(self) -> bool: ...
-
     def current(self) -> Catalog: ...
-
-    def access_for(self, actor: Actor) -> Access: ...
 
     def audit_log(self) -> AuditJournal | None: ...
 
