@@ -34,11 +34,9 @@ class AuditJournal(Protocol):
     """The deployment's audit log, as the runtime and its writers use it.
 
     :class:`qiao.core.audit.log.AuditLog` is one; the audit package sits above the
-    records layer, so the transactions that hold the log and the runtime that binds
+    records layer, so the writers that append to the log and the runtime that binds
     it name only what they ask of it.
     """
-
-    def hold(self, conn: Connection) -> None: ...
 
     def create_key(self, conn: Connection) -> str: ...
 
@@ -49,7 +47,7 @@ class AuditJournal(Protocol):
         operation: str,
         records: Sequence[Mapping[str, Any]],
         changes: Sequence[Mapping[str, tuple[Any, Any]]],
-    ) -> Sequence[Any]: ...
+    ) -> None: ...
 
 
 class ControllableClock(Protocol):
