@@ -54,6 +54,7 @@ from qiao.core.graphql.scalars import Date, DateTime, Decimal
 from qiao.core.hookspecs import NotificationChannel, hookimpl, hookspec
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
+from qiao.core.metadata.sections import Section
 from qiao.core.metadata.values import to_json
 from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise_width
 from qiao.core.notifications import Notice, notify, notify_many
@@ -71,7 +72,7 @@ from qiao.core.runtime import Runtime as CoreRuntime
 from qiao.core.workflow.approvals import decide as _decide
 
 #: The version of this API (not of Qiao): see the module's docstring.
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 
 def decide_approval(
@@ -161,6 +162,7 @@ __all__: Sequence[str] = (
     "RowError",
     "RowsRefused",
     "Runtime",
+    "Section",
     "Sensitive",
     "Source",
     "Unauthenticated",
