@@ -21,6 +21,7 @@ from qiao.core.config import Config
 from qiao.core.encryption import FieldEncryption, KeyStore, check_keys, provider_factory
 from qiao.core.encryption.declared import apply_declared, read_declared
 from qiao.core.errors import ConfigurationError
+from qiao.core.formula.computed import check_computed
 from qiao.core.metadata import store
 from qiao.core.metadata.registry import Registry
 from qiao.core.packages import apply
@@ -148,11 +149,12 @@ class Runtime:
         entities = apply_declared(entities, declared)
         self.records.encryption.converting = declared
         custom_entities, custom_fields = store.load_custom(conn)
-        return Registry.build(
+        registry = Registry.build(
             [*entities, *custom_entities],
             [*extensions, *custom_fields],
             version=store.read_version(conn),
         )
+        return check_computed(registry)
 
     # -- Current metadata ---------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from strawberry.exceptions import StrawberryException
 from qiao.core import audit
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError, Conflict, Forbidden, MetadataError, NotFound
+from qiao.core.formula.computed import check_computed
 from qiao.core.graphql import admin, resolvers
 from qiao.core.graphql.builder import SchemaBuilder
 from qiao.core.graphql.strawberry_internals import forget_type_lookups
@@ -380,7 +381,7 @@ class MetadataChanges:
     def _candidate(self, entities: Iterable[EntityDef], field: str | None) -> Registry:
         """The registry after the change, refused if it or its GraphQL schema is invalid."""
         try:
-            registry = Registry.build(entities)
+            registry = check_computed(Registry.build(entities))
         except MetadataError as exc:
             raise MetadataError(exc.message, field=field, **exc.details) from None
         builder = SchemaBuilder(

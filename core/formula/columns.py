@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, FromClause, Numeric, case, cast, null, sel
 
 from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput
+from qiao.core.formula.computed import computed_fields
 from qiao.core.formula.errors import NotCompilable
 from qiao.core.formula.evaluator import Clock
 from qiao.core.formula.rollup import rollup_column
@@ -67,7 +68,7 @@ def computed_columns(
     result = ComputedColumns()
     if not entity.computed_fields:
         return result
-    computed = catalog.registry.computed.of(entity_name)
+    computed = computed_fields(catalog.registry).of(entity_name)
     readers = {False: _Reader(_Related(catalog, entity, table, dialect, scope))}
     if scope is not None and any(c.field.system_computed for c in computed.values()):
         readers[True] = _Reader(_Related(catalog, entity, table, dialect, None))
@@ -114,7 +115,7 @@ class _Reader:
         self.own: dict[str, ColumnElement[Any]] = {
             f.name: table.c[f.column] for f in entity.stored_fields
         }
-        for name, c in related.catalog.registry.computed.of(entity.name).items():
+        for name, c in computed_fields(related.catalog.registry).of(entity.name).items():
             if c.rollup is not None:
                 self.own[name] = related.rollup(entity, c.rollup, table.c.id, table)
 
@@ -158,7 +159,7 @@ class _Related:
         row = self.catalog.table(current.name).alias()
         visible = scoped(self.scope, current.name, row)
         if last.rollup is not None:
-            spec = self.catalog.registry.computed.field(current.name, last.name).rollup
+            spec = computed_fields(self.catalog.registry).field(current.name, last.name).rollup
             assert spec is not None
             rollup = self.rollup(current, spec, reference, row, by_id=True)
             if not visible:

@@ -5,7 +5,8 @@ fields, so a computed field can only be checked once every entity is known.
 :class:`ComputedFields` does that for one registry snapshot: it types every
 formula against the declared field type, checks every rollup spec, refuses
 cycles between formula fields and encrypted fields in formulas, and keeps the
-results for the records service, the GraphQL layer and rule engines to share.
+results for the records service, the GraphQL layer and rule engines to share:
+:func:`computed_fields` keeps them with the registry snapshot.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from qiao.core.formula.nodes import Binary, Call, Field, Literal, Node, Unary
 from qiao.core.formula.types import FieldInfo, FormulaType, Kind, Resolver, decimal_type
 from qiao.core.formula.validation import CheckedRule, check_rules
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType
+from qiao.core.metadata.registry import Registry
 from qiao.core.metadata.rollup import RollupSpec
 
 #: The formula kind each computed field type holds.
@@ -58,6 +60,33 @@ class ComputedFieldError(ValueError):
         if self.error is not None and self.error.position is not None:
             details = {"line": self.error.position.line, "column": self.error.position.column}
         return MetadataError(str(self), field=self.name or None, **details)
+
+
+def computed_fields(registry: Registry) -> ComputedFields:
+    """The checked computed fields and validation rules of ``registry``, analysed once.
+
+    Raises :class:`MetadataError` naming the field or rule that does not check.
+    """
+    return registry.derived("computed_fields", lambda: _checked(registry.entities))
+
+
+def check_computed(registry: Registry) -> Registry:
+    """``registry`` once its formulas, rollups and validation rules check.
+
+    The metadata layer checks a registry's structure as it builds it; whoever
+    defines metadata (the runtime, an admin's change) calls this on the result.
+    """
+    computed_fields(registry)
+    return registry
+
+
+def _checked(entities: Mapping[str, EntityDef]) -> ComputedFields:
+    computed = ComputedFields(entities)
+    try:
+        computed.check_all()
+    except ComputedFieldError as exc:
+        raise exc.as_metadata_error() from None
+    return computed
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, literal, select
 
 from qiao.core.catalog import Catalog
 from qiao.core.formula.checker import Formula
+from qiao.core.formula.computed import computed_fields
 from qiao.core.formula.evaluator import Clock, evaluate
 from qiao.core.formula.rollup import rollup_column
 from qiao.core.formula.scope import RowScope, scoped
@@ -100,7 +101,7 @@ class _Loader:
             return record.get(field.column)
         if field.name in record:
             return record[field.name]
-        computed = self.catalog.registry.computed.field(entity.name, field.name)
+        computed = computed_fields(self.catalog.registry).field(entity.name, field.name)
         if computed.formula is not None:
             values = {p: self.value(entity, record, p.split(".")) for p in computed.formula.fields}
             return evaluate(computed.formula, values)
@@ -120,7 +121,7 @@ class _Loader:
         return self.rows[key]
 
     def rollup(self, entity: EntityDef, record: Mapping[str, Any], name: str) -> Any:
-        spec = self.catalog.registry.computed.field(entity.name, name).rollup
+        spec = computed_fields(self.catalog.registry).field(entity.name, name).rollup
         assert spec is not None
         table = self.catalog.table(entity.name)
 

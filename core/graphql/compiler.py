@@ -61,6 +61,7 @@ from qiao.core import query
 from qiao.core.encryption import FieldEncryption
 from qiao.core.errors import BadUserInput, ConfigurationError, Forbidden
 from qiao.core.formula.columns import ComputedColumns, computed_columns
+from qiao.core.formula.computed import computed_fields
 from qiao.core.formula.evaluator import Clock
 from qiao.core.graphql.evaluated import marked
 from qiao.core.graphql.names import enum_name, stored_value
@@ -482,7 +483,7 @@ class ReadCompiler:
         )
         # The table is kept with its columns, so its id is not reused while this compiler lives.
         self._computed[key] = (table, found)
-        fields = self.catalog.registry.computed.of(entity).values()
+        fields = computed_fields(self.catalog.registry).of(entity).values()
         if any(c.formula is not None and c.formula.uses_clock for c in fields):
             self.cacheable = False
         return found

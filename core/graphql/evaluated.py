@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, String, cast, literal
 
 from qiao.core.catalog import Catalog
+from qiao.core.formula.computed import computed_fields
 from qiao.core.formula.evaluator import Clock
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.formula.scope import RowScope
@@ -61,7 +62,7 @@ class Evaluator:
         row = self.conn.execute(table.select().where(table.c.id == record_id)).first()
         if row is None:
             return None
-        computed = self.catalog.registry.computed.field(entity, name)
+        computed = computed_fields(self.catalog.registry).field(entity, name)
         assert computed.formula is not None
         value = evaluate_on_record(
             self.conn,

@@ -9,10 +9,9 @@ always consistent. A new snapshot is built for every metadata version.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -25,8 +24,7 @@ from qiao.core.metadata.model import (
     describe_validation_error,
 )
 
-if TYPE_CHECKING:
-    from qiao.core.formula.computed import ComputedFields
+_T = TypeVar("_T")
 
 
 def type_name(entity_name: str) -> str:
@@ -67,6 +65,7 @@ class Registry:
     entities: Mapping[str, EntityDef]
     version: int = 0
     reverses: Mapping[str, tuple[Reverse, ...]] = field(default_factory=dict)
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -75,7 +74,12 @@ class Registry:
         extensions: Iterable[Extension] = (),
         version: int = 0,
     ) -> Registry:
-        """Merge declarations into a checked registry, or raise :class:`MetadataError`."""
+        """Merge declarations into a structurally sound registry, or raise :class:`MetadataError`.
+
+        Formulas, rollups and validation rules are checked by the formula layer above
+        (``qiao.core.formula.computed.check_computed``), which whoever defines metadata
+        runs on the result.
+        """
         merged: dict[str, EntityDef] = {}
         for entity in entities:
             if entity.name in merged:
@@ -105,25 +109,18 @@ class Registry:
             merged[ext.entity] = base
         registry = cls(entities=merged, version=version, reverses=_reverses(merged))
         registry._check_api_names()
-        registry._check_computed()
         return registry
 
-    @functools.cached_property
-    def computed(self) -> ComputedFields:
-        """The checked formula and rollup fields and validation rules of every entity."""
-        from qiao.core.formula.computed import ComputedFields
+    def derived(self, key: str, make: Callable[[], _T]) -> _T:
+        """An analysis of this snapshot, made by ``make`` the first time ``key`` is asked.
 
-        computed = ComputedFields(self.entities)
-        computed.check_all()
-        return computed
-
-    def _check_computed(self) -> None:
-        from qiao.core.formula.computed import ComputedFieldError
-
+        A registry never changes, so the layers above keep what they derive from it
+        (the checked computed fields, say) here, for as long as the snapshot lives.
+        """
         try:
-            self.computed  # noqa: B018 - checked now, when the metadata is defined
-        except ComputedFieldError as exc:
-            raise exc.as_metadata_error() from None
+            return self._derived[key]  # type: ignore[no-any-return]
+        except KeyError:
+            return self._derived.setdefault(key, make())  # type: ignore[no-any-return]
 
     def entity(self, name: str) -> EntityDef:
         try:

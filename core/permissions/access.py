@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, FromClause, false, or_
 from qiao.core import query
 from qiao.core.catalog import Catalog
 from qiao.core.errors import Forbidden
+from qiao.core.formula.computed import computed_fields
 from qiao.core.formula.scope import RowScope
 from qiao.core.masking import Mask, mask_of
 from qiao.core.metadata.model import EntityDef, FieldType
@@ -161,7 +162,7 @@ class Access:
         if self.subject is None or definition is None or not definition.computed:
             return None
         for source, source_field in sorted(
-            self.catalog.registry.computed.field(entity, definition.name).depends_on
+            computed_fields(self.catalog.registry).field(entity, definition.name).depends_on
         ):
             if self.field_access(source, source_field) in _UNCLEAR:
                 return source, source_field

@@ -25,6 +25,7 @@ from qiao.core.catalog import Catalog
 from qiao.core.encryption import FieldEncryption, KeyStore
 from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound, QiaoError
 from qiao.core.formula.columns import ComputedColumns, computed_columns
+from qiao.core.formula.computed import computed_fields
 from qiao.core.formula.evaluator import Clock as FormulaClock
 from qiao.core.formula.evaluator import WorkingCalendar
 from qiao.core.formula.record_values import evaluate_on_record, load_paths
@@ -480,7 +481,7 @@ class RecordsService:
     ) -> Record:
         """``record`` with the formula fields SQL could not compute evaluated in Python."""
         for name in computed.refused:
-            field = catalog.registry.computed.field(entity_name, name)
+            field = computed_fields(catalog.registry).field(entity_name, name)
             assert field.formula is not None
             record[name] = evaluate_on_record(
                 conn,
@@ -507,7 +508,7 @@ class RecordsService:
         self, conn: Connection, catalog: Catalog, entity: EntityDef, after: Mapping[str, Any]
     ) -> None:
         """Refuse a write whose result breaks a validation rule (BAD_USER_INPUT naming it)."""
-        rules = catalog.registry.computed.rules(entity.name)
+        rules = computed_fields(catalog.registry).rules(entity.name)
         if not rules:
             return
         paths = list(dict.fromkeys(p for r in rules for p in r.formula.fields))

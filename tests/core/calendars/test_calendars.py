@@ -15,6 +15,7 @@ from qiao.core.calendars import BusinessCalendar
 from qiao.core.calendars.store import calendars
 from qiao.core.errors import MetadataError
 from qiao.core.events.timers import pending as pending_timers
+from qiao.core.formula.computed import check_computed
 from qiao.core.hookspecs import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.runtime import Runtime
@@ -219,4 +220,4 @@ def test_a_calendar_function_needs_a_calendar_name() -> None:
 
     manifest = parse_manifest({"entities": [bad]}, "t", "t.yaml")
     with pytest.raises(MetadataError, match="WORKDAY's calendar is the name"):
-        Registry.build(list(manifest.entities), [])
+        check_computed(Registry.build(list(manifest.entities), []))

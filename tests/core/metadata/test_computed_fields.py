@@ -9,6 +9,7 @@ from sqlalchemy import MetaData, inspect
 
 from qiao.core.customisation.changes import MetadataChanges
 from qiao.core.errors import BadUserInput, MetadataError
+from qiao.core.formula.computed import check_computed, computed_fields
 from qiao.core.metadata.model import EntityDef, FieldDef, ValidationRule
 from qiao.core.metadata.registry import Registry
 from qiao.core.records.context import Actor, Source
@@ -55,7 +56,7 @@ def build(*formula_fields: dict[str, Any], rules: list[dict[str, Any]] | None = 
     if rules:
         checked = tuple(ValidationRule.model_validate(r) for r in rules)
         order = order.model_copy(update={"validation_rules": checked}).revalidated()
-    return Registry.build([DEALER, order])
+    return check_computed(Registry.build([DEALER, order]))
 
 
 def test_computed_fields_have_no_column() -> None:
@@ -104,7 +105,7 @@ def test_formulas_are_checked_against_the_declared_type_with_positions(
 
 def test_decimal_formulas_with_fewer_places_are_widened_exactly() -> None:
     registry = build(f("x", "decimal", scale=4, formula="amount + 1"))
-    formula = registry.computed.field("order", "x").formula
+    formula = computed_fields(registry).field("order", "x").formula
     assert formula is not None and str(formula.type) == "decimal(4)"
 
 
@@ -113,7 +114,7 @@ def test_formulas_read_rollups_and_formulas_through_relations_but_not_in_cycles(
         f("share", "decimal", scale=6, formula="amount / dealer.total"),
         f("pct", "decimal", scale=6, formula="share * 100"),
     )
-    pct = registry.computed.field("order", "pct")
+    pct = computed_fields(registry).field("order", "pct")
     assert pct.formula is not None
     assert pct.formula.fields == ("amount", "dealer.total")
     assert ("order", "amount") in pct.depends_on and ("dealer", "total") not in pct.depends_on
@@ -158,12 +159,12 @@ def test_rollups_are_checked_with_the_child(
         FieldDef.model_validate({"name": "r", "label": L, **type_, "rollup": rollup})
     )
     with pytest.raises(MetadataError, match=message):
-        Registry.build([dealer, ORDER])
+        check_computed(Registry.build([dealer, ORDER]))
 
 
 def test_validation_rules_are_checked_when_the_registry_is_built() -> None:
     rule = {"name": "cap", "formula": "amount <= 100", "message": "太多", "field": "amount"}
-    assert build(rules=[rule]).computed.rules("order")[0].rule.name == "cap"
+    assert computed_fields(build(rules=[rule])).rules("order")[0].rule.name == "cap"
     with pytest.raises(MetadataError, match=r"rule wrong: .*must give a TRUE or FALSE"):
         build(rules=[{**rule, "name": "wrong", "formula": "amount + 1"}])
     with pytest.raises(ValueError, match="validation rule names repeat"):

@@ -12,6 +12,7 @@ import pytest
 
 from qiao.core.errors import BadUserInput
 from qiao.core.formula import check
+from qiao.core.formula.computed import computed_fields
 from qiao.core.formula.record_values import evaluate_on_record, load_values
 from qiao.core.hookspecs import hookimpl
 from qiao.core.records.context import Actor, Source
@@ -210,7 +211,7 @@ def test_load_values_follows_relations_and_reads_rollups(
     deal = make(records, "cf_deal", name="d", account=account["id"], amount="50.00")
     make(records, "cf_deal", name="e", account=account["id"], amount="150.00")
     catalog = qiao_runtime.current()
-    resolver = catalog.registry.computed.resolver("cf_deal")
+    resolver = computed_fields(catalog.registry).resolver("cf_deal")
     formula = check('IF(account.deal_total > net, account.region, "")', resolver)
     stored = {k: v for k, v in deal.items() if k not in {"net", "tag", "share"}}
     with records.db.read() as conn:
