@@ -61,7 +61,7 @@ from qiao.core.config.audit import KEY_FILE_ENV, AuditSettings
 from qiao.core.crypto.keys import generate_key_file
 from qiao.core.events.model import Delivery, EventHandler
 from qiao.core.events.worker import Worker, WorkerSettings
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime

@@ -14,11 +14,11 @@ tests/core/test_hookspecs.py fails when a hook lacks its documentation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import pluggy
+from qiao.core.hookmarkers import hookspec
 
 if TYPE_CHECKING:
     import click
@@ -33,50 +33,6 @@ if TYPE_CHECKING:
     from qiao.core.records.context import WriteContext
     from qiao.core.records.service import Record
     from qiao.core.runtime import Runtime
-
-PROJECT = "qiao"
-hookspec = pluggy.HookspecMarker(PROJECT)
-#: The attribute ``hookimpl(entities=...)`` sets on an implementation.
-ENTITIES_ATTRIBUTE = "qiao_entities"
-_F = TypeVar("_F", bound=Callable[..., object])
-
-
-class HookimplMarker:
-    """pluggy's implementation marker, plus the entity subscription of the write hooks.
-
-    ``@hookimpl`` and ``@hookimpl(tryfirst=True, wrapper=True, ...)`` mean what
-    they mean in pluggy. ``@hookimpl(entities=["lead", "account"])`` on a
-    record write hook asks to be called for writes of those entities only, so
-    a plugin does not test ``entity.name`` on every write of every entity. The
-    subscription is per plugin and hook: a plugin with several implementations
-    of one hook is called when any of them subscribes to the entity.
-    """
-
-    def __init__(self, project: str) -> None:
-        self._mark = pluggy.HookimplMarker(project)
-
-    @overload
-    def __call__(self, function: _F) -> _F: ...
-
-    @overload
-    def __call__(
-        self, function: None = None, *, entities: Iterable[str] | None = None, **options: Any
-    ) -> Callable[[_F], _F]: ...
-
-    def __call__(
-        self, function: _F | None = None, *, entities: Iterable[str] | None = None, **options: Any
-    ) -> _F | Callable[[_F], _F]:
-        def mark(fn: _F) -> _F:
-            if entities is not None:
-                names = frozenset([entities] if isinstance(entities, str) else entities)
-                setattr(fn, ENTITIES_ATTRIBUTE, names)
-            marked: _F = self._mark(fn, **options)
-            return marked
-
-        return mark if function is None else mark(function)
-
-
-hookimpl = HookimplMarker(PROJECT)
 
 
 # -------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from pydantic import ValidationError
 
 from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError, NotFound
-from qiao.core.hookspecs import ENTITIES_ATTRIBUTE, NotificationChannel
+from qiao.core.hookmarkers import ENTITIES_ATTRIBUTE, PROJECT
+from qiao.core.hookspecs import NotificationChannel
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
@@ -106,7 +107,7 @@ def create_plugins(enabled: Iterable[str], extra: Sequence[ModuleType | object] 
             raise ConfigurationError(f"plugin {name!r} failed to load: {exc}") from exc
     named = [(name, modules[name]) for name in _dependency_order(modules)]
     named += [(getattr(obj, "__name__", None) or f"extra-{i}", obj) for i, obj in enumerate(extra)]
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     try:
         for _, obj in named:

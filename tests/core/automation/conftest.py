@@ -11,7 +11,7 @@ import pytest
 
 from qiao.core.events.model import Delivery
 from qiao.core.events.worker import Worker
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime

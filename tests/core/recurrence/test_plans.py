@@ -13,7 +13,7 @@ from qiao.core.errors import ConfigurationError
 from qiao.core.events.model import Delivery, Event
 from qiao.core.events.timers import pending
 from qiao.core.events.worker import Worker
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.records.context import Actor, Source
 from qiao.core.recurrence import plans as plan_engine
