@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import Delivery, EventHandler
     from qiao.core.formula.evaluator import WorkingCalendar
+    from qiao.core.metadata.demo import DemoData
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
-    from qiao.core.packages.demo import DemoData
     from qiao.core.records.context import WriteContext
     from qiao.core.records.service import Record
     from qiao.core.runtime import Runtime
@@ -321,7 +321,7 @@ def qiao_demo_data() -> Sequence[Path | DemoData]:
     the plugins it depends on).
 
     :returns: demo files (YAML, see docs/manifest.md) or already built
-        :class:`~qiao.core.packages.demo.DemoData`. Results are collected; the
+        :class:`~qiao.core.metadata.demo.DemoData`. Results are collected; the
         records are written through the records service as the system, and a
         refused record rolls back every plugin's demo data.
     """

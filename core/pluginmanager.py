@@ -31,10 +31,10 @@ from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError, NotFound
 from qiao.core.hookmarkers import ENTITIES_ATTRIBUTE, PROJECT
 from qiao.core.hookspecs import NotificationChannel
+from qiao.core.metadata.demo import DemoData, load_demo
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
-from qiao.core.packages.demo import DemoData, load_demo
 from qiao.core.permissions.roles import SECTION as ROLES
 from qiao.core.permissions.roles import RoleDecl
 
