@@ -27,12 +27,12 @@ if TYPE_CHECKING:
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import Delivery, EventHandler
     from qiao.core.formula.evaluator import WorkingCalendar
+    from qiao.core.host import PluginHost
     from qiao.core.metadata.demo import DemoData
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
     from qiao.core.records.context import WriteContext
     from qiao.core.records.service import Record
-    from qiao.core.runtime import Runtime
 
 
 # -------------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def qiao_after_records_write(
 
 
 @hookspec(firstresult=True)
-def qiao_business_calendar(runtime: Runtime, name: str) -> WorkingCalendar | None:
+def qiao_business_calendar(runtime: PluginHost, name: str) -> WorkingCalendar | None:
     """The business calendar ``name``, in which WORKDAY and its kin count working days.
 
     Called when a formula or validation rule names a calendar (docs/calendars.md).
@@ -203,7 +203,7 @@ def qiao_business_calendar(runtime: Runtime, name: str) -> WorkingCalendar | Non
 
 
 @hookspec
-def qiao_event_handlers(runtime: Runtime) -> Sequence[EventHandler]:
+def qiao_event_handlers(runtime: PluginHost) -> Sequence[EventHandler]:
     """Subscribe to record events and fired timers, to act on them in a worker.
 
     Called once when a worker starts (``qiao worker``, or the worker that
@@ -271,7 +271,7 @@ def qiao_graphql_types() -> Sequence[type]:
 
 
 @hookspec
-def qiao_routes(runtime: Runtime) -> Sequence[BaseRoute]:
+def qiao_routes(runtime: PluginHost) -> Sequence[BaseRoute]:
     """Add HTTP routes (Starlette) to the application.
 
     Called once, when the application is built.
@@ -350,7 +350,7 @@ def qiao_key_providers() -> Mapping[str, Callable[[Mapping[str, Any]], KeyProvid
 
 
 @hookspec
-def qiao_startup(runtime: Runtime) -> None:
+def qiao_startup(runtime: PluginHost) -> None:
     """Prepare a plugin's own resources once the runtime is ready.
 
     Called once per process after the database, metadata and plugins are

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
     from qiao.core.formula.evaluator import WorkingCalendar
+    from qiao.core.host import PluginHost
     from qiao.core.records.host import RecordsHost
-    from qiao.core.runtime import Runtime
 
 ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
@@ -404,7 +404,7 @@ class Plugins:
 
     # -- Events -------------------------------------------------------------------------
 
-    def event_handlers(self, runtime: Runtime) -> list[tuple[str, EventHandler]]:
+    def event_handlers(self, runtime: PluginHost) -> list[tuple[str, EventHandler]]:
         """Every plugin's event handlers with the plugin's name, in load order."""
         return [
             (p, h)
@@ -421,7 +421,7 @@ class Plugins:
     def graphql_types(self) -> list[tuple[str, type]]:
         return [(p, t) for p, types in self._by_plugin("qiao_graphql_types") for t in types or ()]
 
-    def routes(self, runtime: Runtime) -> list[BaseRoute]:
+    def routes(self, runtime: PluginHost) -> list[BaseRoute]:
         return [
             r for _, routes in self._by_plugin("qiao_routes", runtime=runtime) for r in routes or ()
         ]
@@ -471,7 +471,7 @@ class Plugins:
                 offered[name] = factory
         return offered
 
-    def startup(self, runtime: Runtime) -> None:
+    def startup(self, runtime: PluginHost) -> None:
         self._by_plugin("qiao_startup", runtime=runtime)
 
 
