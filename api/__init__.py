@@ -51,7 +51,8 @@ from qiao.core.events.timers import schedule_many as schedule_timers
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.names import entity_of_type
 from qiao.core.graphql.scalars import Date, DateTime, Decimal
-from qiao.core.hookspecs import NotificationChannel, hookimpl, hookspec
+from qiao.core.hookmarkers import hookimpl, hookspec
+from qiao.core.hookspecs import NotificationChannel
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, FieldType, Label
 from qiao.core.metadata.sections import Section

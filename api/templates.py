@@ -18,6 +18,6 @@ from __future__ import annotations
 
 from qiao.core.market.manifest import Bilingual, TemplateManifest
 from qiao.core.market.package import TemplatePackage as Template
-from qiao.core.packages.demo import DemoData, DemoRecord
+from qiao.core.metadata.demo import DemoData, DemoRecord
 
 __all__ = ["Bilingual", "DemoData", "DemoRecord", "Template", "TemplateManifest"]

@@ -60,13 +60,13 @@ from qiao.core.config import Config
 from qiao.core.config.audit import KEY_FILE_ENV, AuditSettings
 from qiao.core.crypto.keys import generate_key_file
 from qiao.core.events.model import Delivery, EventHandler
-from qiao.core.events.worker import Worker, WorkerSettings
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.storage.database import normalise_url
 from qiao.core.storage.system import delivery
+from qiao.core.worker import Worker, WorkerSettings
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 KINDS = ("handler", "rules")

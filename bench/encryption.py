@@ -31,7 +31,7 @@ import yaml
 from qiao.core.config import Config
 from qiao.core.crypto import generate_key_file, is_sealed
 from qiao.core.encryption import backup
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 

@@ -21,10 +21,10 @@ import click
 from qiao.cli.state import CliState, pass_state
 from qiao.core.errors import BadUserInput, ConfigurationError, NotFound
 from qiao.core.events import queue, signing, webhooks
-from qiao.core.events.worker import Worker, WorkerSettings, WorkerThread
 from qiao.core.ids import is_record_id
 from qiao.core.runtime import Runtime
 from qiao.core.schema import ddl
+from qiao.core.worker import Worker, WorkerSettings, WorkerThread
 
 DEFAULTS = WorkerSettings()
 

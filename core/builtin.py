@@ -13,7 +13,7 @@ from typing import Any
 
 from qiao.core.auth import graphql
 from qiao.core.customisation.mutations import CustomisationMutation
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.permissions.rights import Rights
 

@@ -14,11 +14,11 @@ tests/core/test_hookspecs.py fails when a hook lacks its documentation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import pluggy
+from qiao.core.hookmarkers import hookspec
 
 if TYPE_CHECKING:
     import click
@@ -27,56 +27,12 @@ if TYPE_CHECKING:
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import Delivery, EventHandler
     from qiao.core.formula.evaluator import WorkingCalendar
+    from qiao.core.host import PluginHost
+    from qiao.core.metadata.demo import DemoData
     from qiao.core.metadata.manifest import Manifest
     from qiao.core.metadata.model import EntityDef
-    from qiao.core.packages.demo import DemoData
     from qiao.core.records.context import WriteContext
     from qiao.core.records.service import Record
-    from qiao.core.runtime import Runtime
-
-PROJECT = "qiao"
-hookspec = pluggy.HookspecMarker(PROJECT)
-#: The attribute ``hookimpl(entities=...)`` sets on an implementation.
-ENTITIES_ATTRIBUTE = "qiao_entities"
-_F = TypeVar("_F", bound=Callable[..., object])
-
-
-class HookimplMarker:
-    """pluggy's implementation marker, plus the entity subscription of the write hooks.
-
-    ``@hookimpl`` and ``@hookimpl(tryfirst=True, wrapper=True, ...)`` mean what
-    they mean in pluggy. ``@hookimpl(entities=["lead", "account"])`` on a
-    record write hook asks to be called for writes of those entities only, so
-    a plugin does not test ``entity.name`` on every write of every entity. The
-    subscription is per plugin and hook: a plugin with several implementations
-    of one hook is called when any of them subscribes to the entity.
-    """
-
-    def __init__(self, project: str) -> None:
-        self._mark = pluggy.HookimplMarker(project)
-
-    @overload
-    def __call__(self, function: _F) -> _F: ...
-
-    @overload
-    def __call__(
-        self, function: None = None, *, entities: Iterable[str] | None = None, **options: Any
-    ) -> Callable[[_F], _F]: ...
-
-    def __call__(
-        self, function: _F | None = None, *, entities: Iterable[str] | None = None, **options: Any
-    ) -> _F | Callable[[_F], _F]:
-        def mark(fn: _F) -> _F:
-            if entities is not None:
-                names = frozenset([entities] if isinstance(entities, str) else entities)
-                setattr(fn, ENTITIES_ATTRIBUTE, names)
-            marked: _F = self._mark(fn, **options)
-            return marked
-
-        return mark if function is None else mark(function)
-
-
-hookimpl = HookimplMarker(PROJECT)
 
 
 # -------------------------------------------------------------------------------------
@@ -224,7 +180,7 @@ def qiao_after_records_write(
 
 
 @hookspec(firstresult=True)
-def qiao_business_calendar(runtime: Runtime, name: str) -> WorkingCalendar | None:
+def qiao_business_calendar(runtime: PluginHost, name: str) -> WorkingCalendar | None:
     """The business calendar ``name``, in which WORKDAY and its kin count working days.
 
     Called when a formula or validation rule names a calendar (docs/calendars.md).
@@ -247,7 +203,7 @@ def qiao_business_calendar(runtime: Runtime, name: str) -> WorkingCalendar | Non
 
 
 @hookspec
-def qiao_event_handlers(runtime: Runtime) -> Sequence[EventHandler]:
+def qiao_event_handlers(runtime: PluginHost) -> Sequence[EventHandler]:
     """Subscribe to record events and fired timers, to act on them in a worker.
 
     Called once when a worker starts (``qiao worker``, or the worker that
@@ -315,7 +271,7 @@ def qiao_graphql_types() -> Sequence[type]:
 
 
 @hookspec
-def qiao_routes(runtime: Runtime) -> Sequence[BaseRoute]:
+def qiao_routes(runtime: PluginHost) -> Sequence[BaseRoute]:
     """Add HTTP routes (Starlette) to the application.
 
     Called once, when the application is built.
@@ -365,7 +321,7 @@ def qiao_demo_data() -> Sequence[Path | DemoData]:
     the plugins it depends on).
 
     :returns: demo files (YAML, see docs/manifest.md) or already built
-        :class:`~qiao.core.packages.demo.DemoData`. Results are collected; the
+        :class:`~qiao.core.metadata.demo.DemoData`. Results are collected; the
         records are written through the records service as the system, and a
         refused record rolls back every plugin's demo data.
     """
@@ -394,7 +350,7 @@ def qiao_key_providers() -> Mapping[str, Callable[[Mapping[str, Any]], KeyProvid
 
 
 @hookspec
-def qiao_startup(runtime: Runtime) -> None:
+def qiao_startup(runtime: PluginHost) -> None:
     """Prepare a plugin's own resources once the runtime is ready.
 
     Called once per process after the database, metadata and plugins are

@@ -29,11 +29,12 @@ from pydantic import ValidationError
 
 from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError, NotFound
-from qiao.core.hookspecs import ENTITIES_ATTRIBUTE, NotificationChannel
+from qiao.core.hookmarkers import ENTITIES_ATTRIBUTE, PROJECT
+from qiao.core.hookspecs import NotificationChannel
+from qiao.core.metadata.demo import DemoData, load_demo
 from qiao.core.metadata.manifest import Manifest, load_manifest
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
-from qiao.core.packages.demo import DemoData, load_demo
 from qiao.core.permissions.roles import SECTION as ROLES
 from qiao.core.permissions.roles import RoleDecl
 
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
     from qiao.core.crypto import KeyProvider
     from qiao.core.events.model import EventHandler
     from qiao.core.formula.evaluator import WorkingCalendar
+    from qiao.core.host import PluginHost
     from qiao.core.records.host import RecordsHost
-    from qiao.core.runtime import Runtime
 
 ENTRY_POINT_GROUP = "qiao"
 #: Always enabled: users and teams (identity, permissions), the outbox of events, audit,
@@ -106,7 +107,7 @@ def create_plugins(enabled: Iterable[str], extra: Sequence[ModuleType | object] 
             raise ConfigurationError(f"plugin {name!r} failed to load: {exc}") from exc
     named = [(name, modules[name]) for name in _dependency_order(modules)]
     named += [(getattr(obj, "__name__", None) or f"extra-{i}", obj) for i, obj in enumerate(extra)]
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     try:
         for _, obj in named:
@@ -403,7 +404,7 @@ class Plugins:
 
     # -- Events -------------------------------------------------------------------------
 
-    def event_handlers(self, runtime: Runtime) -> list[tuple[str, EventHandler]]:
+    def event_handlers(self, runtime: PluginHost) -> list[tuple[str, EventHandler]]:
         """Every plugin's event handlers with the plugin's name, in load order."""
         return [
             (p, h)
@@ -420,7 +421,7 @@ class Plugins:
     def graphql_types(self) -> list[tuple[str, type]]:
         return [(p, t) for p, types in self._by_plugin("qiao_graphql_types") for t in types or ()]
 
-    def routes(self, runtime: Runtime) -> list[BaseRoute]:
+    def routes(self, runtime: PluginHost) -> list[BaseRoute]:
         return [
             r for _, routes in self._by_plugin("qiao_routes", runtime=runtime) for r in routes or ()
         ]
@@ -470,7 +471,7 @@ class Plugins:
                 offered[name] = factory
         return offered
 
-    def startup(self, runtime: Runtime) -> None:
+    def startup(self, runtime: PluginHost) -> None:
         self._by_plugin("qiao_startup", runtime=runtime)
 
 

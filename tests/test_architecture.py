@@ -3,7 +3,9 @@
 ``lint-imports`` runs in scripts/test over the whole tree; these tests show that
 the plugin contract fails on a deliberate import of the core, by running the
 project's own contract over a small tree shaped like Qiao's, and that the core's
-layer contract fails on a deliberate upward import in a copy of the core.
+layer contract fails on a deliberate upward import in a copy of the core. The
+packages of the core also import each other without cycles, which the contract
+cannot see among siblings that may import each other.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import grimp
 import pytest
 import tomli_w
 
@@ -103,6 +106,37 @@ def test_the_layer_contract_fails_on_an_upward_import(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "0 kept, 1 broken" in result.stdout
     assert "qiao.core.storage.upward -> qiao.core.records.service" in result.stdout
+
+
+def _package_cycles() -> list[set[str]]:
+    """The groups of two or more first-level packages of the core that import each other.
+
+    Each package is squashed into one node of grimp's graph, so a group is a
+    strongly connected set of packages however their modules reach each other;
+    imports under ``TYPE_CHECKING`` count, as they do for the layer contract.
+    """
+    graph = grimp.build_graph("qiao.core", cache_dir=None)
+    packages = graph.find_children("qiao.core")
+    for package in packages:
+        if graph.find_children(package):
+            graph.squash_module(package)
+    imports = {p: graph.find_modules_directly_imported_by(p) & packages - {p} for p in packages}
+    reach: dict[str, set[str]] = {}
+    for package in packages:
+        seen: set[str] = set()
+        todo = [package]
+        while todo:
+            new = imports[todo.pop()] - seen
+            seen |= new
+            todo += new
+        reach[package] = seen
+    groups = {frozenset({p} | {q for q in reach[p] if p in reach[q]}) for p in packages}
+    return [{name.removeprefix("qiao.core.") for name in g} for g in groups if len(g) > 1]
+
+
+def test_the_core_packages_import_each_other_without_cycles() -> None:
+    """Each package has a layer of its own: the runtime, the plugin manager, the hooks, events."""
+    assert _package_cycles() == []
 
 
 #: The only imports inside functions in the core: none may dodge an import cycle.

@@ -15,7 +15,7 @@ from typing import Any
 from qiao.core.audit import log
 from qiao.core.audit.graphql import AuditQuery
 from qiao.core.events import livewake
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 from qiao.core.runtime import register_audit_logs

@@ -45,6 +45,7 @@ from qiao.core.formula import FormulaError
 from qiao.core.formula.record_values import evaluate_on_record
 from qiao.core.ids import new_id
 from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.records.host import RecordsHost
 from qiao.core.records.service import Record, RecordsService
 from qiao.core.redaction import is_redacted_change
 from qiao.core.runtime import Runtime
@@ -116,7 +117,7 @@ def matches(rule: Rule, event: Event) -> bool:
     return change[1] is not None and (state.value is None or change[1] == state.value)
 
 
-def _chain(runtime: Runtime, event: Event) -> list[str]:
+def _chain(runtime: RecordsHost, event: Event) -> list[str]:
     """The rules whose runs led to this event, oldest first (empty for other sources)."""
     if event.source != str(Source.AUTOMATION):
         return []
@@ -129,7 +130,7 @@ def _chain(runtime: Runtime, event: Event) -> list[str]:
 
 
 def _run(
-    runtime: Runtime,
+    runtime: RecordsHost,
     delivery: Delivery,
     rules: Sequence[Rule],
     chain: Sequence[str],
@@ -171,7 +172,7 @@ def _run(
 
 
 def _one(
-    runtime: Runtime, ctx: WriteContext, rule: Rule, record: Record, run: dict[str, Any]
+    runtime: RecordsHost, ctx: WriteContext, rule: Rule, record: Record, run: dict[str, Any]
 ) -> Record:
     """One rule in a savepoint; returns the record as the rule left it."""
     records = runtime.records
@@ -200,7 +201,7 @@ def _transaction(records: RecordsService) -> Iterator[WriteContext]:
 
 
 def _execute(
-    runtime: Runtime, ctx: WriteContext, rule: Rule, record: Record
+    runtime: RecordsHost, ctx: WriteContext, rule: Rule, record: Record
 ) -> tuple[Record, list[dict[str, Any]]]:
     return execute(
         runtime,
@@ -213,7 +214,7 @@ def _execute(
     )
 
 
-def condition_holds(runtime: Runtime, conn: Connection, rule: Rule, record: Record) -> bool:
+def condition_holds(runtime: RecordsHost, conn: Connection, rule: Rule, record: Record) -> bool:
     formula = rule.definition.condition
     if formula is None:
         return True
@@ -222,7 +223,7 @@ def condition_holds(runtime: Runtime, conn: Connection, rule: Rule, record: Reco
     return value is True
 
 
-def _ran(conn: Connection, runtime: Runtime, keys: list[str]) -> set[str]:
+def _ran(conn: Connection, runtime: RecordsHost, keys: list[str]) -> set[str]:
     runs = runtime.current().table("automation_run")
     return set(conn.execute(select(runs.c.key).where(runs.c.key.in_(keys))).scalars())
 
@@ -232,7 +233,7 @@ def _timer_due(event: Event) -> dt.datetime | None:
     return dt.datetime.fromisoformat(due) if due else None
 
 
-def _scheduled(runtime: Runtime, delivery: Delivery, rule_id: str) -> None:
+def _scheduled(runtime: RecordsHost, delivery: Delivery, rule_id: str) -> None:
     """A scheduled rule's time came: act on the records its condition selects, re-arm it.
 
     One transaction for the whole firing: it re-arms the timer, acts on at

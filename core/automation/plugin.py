@@ -17,7 +17,7 @@ from qiao.core.automation.definitions import Trigger, check_rule
 from qiao.core.automation.rules import role_names, rules_of
 from qiao.core.calendars.store import calendars
 from qiao.core.events.model import EventHandler
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 

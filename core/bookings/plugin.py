@@ -13,7 +13,7 @@ from qiao.core.bookings.check import Booking
 from qiao.core.bookings.declaration import SECTION, BookingDecl
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import by_entity
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext

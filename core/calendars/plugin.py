@@ -17,7 +17,7 @@ from qiao.core.calendars.calendar import BusinessCalendar
 from qiao.core.calendars.declaration import CalendarDecl
 from qiao.core.calendars.store import calendar_decl, calendars, year_row_decl
 from qiao.core.errors import BadUserInput, Conflict
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.runtime import Runtime

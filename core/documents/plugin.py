@@ -7,7 +7,7 @@ from typing import Any
 
 from qiao.core.documents import graphql
 from qiao.core.errors import BadUserInput
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qiao.core.runtime import Runtime
+    from qiao.core.host import PluginHost
 
 #: Operations of record events; a fired timer's event has the operation ``timer``.
 OPERATIONS = ("create", "update", "delete", "timer")
@@ -67,7 +67,7 @@ class Delivery:
     handler: str
     attempt: int
     event: Event
-    runtime: Runtime = field(repr=False)
+    runtime: PluginHost = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from qiao.core.events import outbox
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 

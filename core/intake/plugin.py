@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qiao.core.errors import BadUserInput
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.intake import links, routes
 from qiao.core.intake.forms import IntakeFormDecl
 from qiao.core.metadata.model import EntityDef, FieldType

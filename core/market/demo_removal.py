@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qiao.core.errors import QiaoError
+from qiao.core.metadata.demo import DemoRecord
 from qiao.core.metadata.model import FieldType
-from qiao.core.packages.demo import DemoRecord
 from qiao.core.packages.plan import Plan
 from qiao.core.records.context import Actor, WriteContext
 

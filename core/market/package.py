@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.market.manifest import TemplateManifest, load_template_manifest, qiao_version
+from qiao.core.metadata.demo import DemoData, load_demo
 from qiao.core.metadata.manifest import Manifest, load_manifest
-from qiao.core.packages.demo import DemoData, load_demo
 
 
 @dataclass(frozen=True)

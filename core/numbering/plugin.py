@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from qiao.core.errors import BadUserInput, ConfigurationError
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import by_entity
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.numbering import sequence

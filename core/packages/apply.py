@@ -21,8 +21,9 @@ committed one until the transaction commits.
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from qiao.core.catalog import Catalog
 from qiao.core.metadata import store
@@ -30,13 +31,33 @@ from qiao.core.metadata.manifest import Manifest, MigrationStep
 from qiao.core.packages import declared, demo, migrations, versions
 from qiao.core.packages.plan import Plan
 from qiao.core.records.context import Actor, Source, WriteContext
+from qiao.core.records.host import RecordsHost
 from qiao.core.schema import ddl
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from qiao.core.metadata.registry import Registry
     from qiao.core.pluginmanager import Plugins
-    from qiao.core.runtime import Runtime
+
+
+class MigrationHost(RecordsHost, Protocol):
+    """The runtime as a migration uses it; :class:`qiao.core.runtime.Runtime` is one.
+
+    The runtime migrates through this package, so the package names only what it
+    asks of the runtime: the plugins' manifests, versions and demo data, the
+    registry they build with the database's custom metadata, and the catalog to
+    read under while the transaction runs and to adopt once it commits.
+    """
+
+    @property
+    def plugins(self) -> Plugins: ...
+
+    def build_registry(self, conn: Connection, *, without: str | None = None) -> Registry: ...
+
+    def pinned(self, catalog: Catalog) -> AbstractContextManager[Catalog]: ...
+
+    def install(self, catalog: Catalog) -> None: ...
 
 
 @dataclass
@@ -55,7 +76,7 @@ class _RollBack(Exception):
 
 
 def migrate(
-    runtime: Runtime,
+    runtime: MigrationHost,
     *,
     demo_of: Iterable[str] = (),
     dry_run: bool = False,
@@ -96,7 +117,7 @@ def migrate(
     return result
 
 
-def _make_audit_key(runtime: Runtime, conn: Connection) -> None:
+def _make_audit_key(runtime: MigrationHost, conn: Connection) -> None:
     """A new database's audit log gets its key with its tables, as ``qiao init`` makes them.
 
     Only here, where the kernel tables are created, and by ``qiao audit
@@ -108,7 +129,7 @@ def _make_audit_key(runtime: Runtime, conn: Connection) -> None:
 
 
 def _due_steps(
-    runtime: Runtime, manifests: list[tuple[str, Manifest]], applied: dict[str, str]
+    runtime: MigrationHost, manifests: list[tuple[str, Manifest]], applied: dict[str, str]
 ) -> list[MigrationStep]:
     steps: list[MigrationStep] = []
     for plugin, manifest in manifests:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qiao.core.errors import BadUserInput
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.privacy import graphql
 from qiao.core.privacy.consent import check_consent

@@ -13,7 +13,7 @@ from typing import Any
 from qiao.core.errors import ConfigurationError
 from qiao.core.events import timers
 from qiao.core.events.model import EventHandler
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 from qiao.core.records.host import RecordsHost

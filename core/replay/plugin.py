@@ -6,7 +6,7 @@ setting it is refused unless qiao.toml says ``[clock] controllable = true``.
 
 from __future__ import annotations
 
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.replay import graphql
 from qiao.core.replay.clock import ReplayClock
 from qiao.core.runtime import register_controllable_clock

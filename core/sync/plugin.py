@@ -7,7 +7,7 @@ changes to sync.
 
 from __future__ import annotations
 
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.sync import graphql
 
 

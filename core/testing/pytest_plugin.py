@@ -61,7 +61,6 @@ from qiao.core.app import create_app
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import CONFIG_FILE, Config
 from qiao.core.crypto import generate_key_file
-from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
@@ -76,6 +75,7 @@ from qiao.core.testing.deployment import Deployment
 from qiao.core.testing.deployment import init as init_deployment
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import TEST_SETTINGS
+from qiao.core.worker import Worker
 
 BACKENDS = ("sqlite", "postgresql")
 ADMIN = "admin"

@@ -8,7 +8,7 @@ to see what timers did.
 
 from __future__ import annotations
 
-from qiao.core.events.worker import Worker, WorkerSettings
+from qiao.core.worker import Worker, WorkerSettings
 
 #: Big batches, a short idle wait, retries soon: what a test wants of a worker.
 TEST_SETTINGS = WorkerSettings(batch_size=50, poll_interval=0.01, backoff_base=10.0, max_attempts=3)

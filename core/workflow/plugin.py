@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from qiao.core.automation.actions import register_approval_starter
 from qiao.core.errors import BadUserInput
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 from qiao.core.workflow import approvals, graphql, pipelines, store

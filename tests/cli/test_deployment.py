@@ -12,10 +12,10 @@ from sqlalchemy import inspect, select
 
 import qiao.templates_market as qiao_templates
 from qiao.core.config import Config
-from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 from qiao.core.testing.worker import TEST_SETTINGS, drain
+from qiao.core.worker import Worker
 
 Run = Callable[..., Result]
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from qiao.core import hookspecs
+from qiao.core import hookmarkers, hookspecs
 from qiao.core.pluginmanager import create_plugins
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS_DOC = ROOT / "docs" / "hooks.md"
 PLUGINS_DOC = ROOT / "docs" / "plugins.md"
-SPEC_MARK = f"{hookspecs.PROJECT}_spec"
+SPEC_MARK = f"{hookmarkers.PROJECT}_spec"
 #: What the issue requires plugins to be able to do, by hook.
 REQUIRED = {
     "qiao_entity_manifests",

@@ -33,7 +33,7 @@ from qiao.core.app import create_app
 from qiao.core.config import Config
 from qiao.core.errors import BadUserInput, ConfigurationError
 from qiao.core.graphql.service import GraphQLService
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.pluginmanager import ENTRY_POINT_GROUP, create_plugins
 from qiao.core.records.context import Actor, Source, WriteContext

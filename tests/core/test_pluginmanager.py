@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
 from qiao.core.errors import ConfigurationError, MetadataError
-from qiao.core.hookspecs import hookimpl, hookspec
+from qiao.core.hookmarkers import hookimpl, hookspec
 from qiao.core.metadata.manifest import Manifest
 from qiao.core.metadata.model import FieldDef
 from qiao.core.metadata.registry import Registry

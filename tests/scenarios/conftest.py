@@ -27,8 +27,7 @@ import pytest
 from qiao.core.auth.tokens import create_token
 from qiao.core.encryption.fields import encrypted_fields
 from qiao.core.events.model import Delivery
-from qiao.core.events.worker import Worker
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
@@ -37,6 +36,7 @@ from qiao.core.testing.clock import TestClock
 from qiao.core.testing.plaintext import found_in, plaintext_hits
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 #: Where the deployment's own time stands under a replayed story.
 STANDSTILL = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -21,11 +21,11 @@ import itertools
 
 import pytest
 
-from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 from .conftest import RecordingChannel
 

@@ -17,12 +17,12 @@ import pytest
 from plugins.connectors.fakes import wecom as wecom_fake
 from plugins.connectors.fakes.wecom import FakeWeCom
 
-from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 from .test_s3_ticket_escalation import DISPATCH, ESCALATE, OPENED, RULE, TICKET, org, tokens
 

@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 
 from qiao.core.auth.tokens import create_token
-from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 NOW = dt.datetime(2026, 5, 18, 2, 30, tzinfo=dt.UTC)  # 10:30 in Shanghai
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from qiao.core.errors import BadUserInput
-from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 from qiao.templates_market.clinics.followup import days_after
 
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from qiao.core.events.model import Delivery
-from qiao.core.events.worker import Worker
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
 from qiao.core.testing.clock import TestClock
+from qiao.core.worker import Worker
 
 #: Monday 2 March 2026, 09:00 in Shanghai.
 START = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)

@@ -9,7 +9,7 @@ import pytest
 
 from qiao.core.config import Config
 from qiao.core.errors import BadUserInput
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime

@@ -12,12 +12,12 @@ from qiao.core.automation.rules import rules_of
 from qiao.core.config import Config
 from qiao.core.events.model import Delivery
 from qiao.core.events.outbox import from_row
-from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import event as event_table
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 pytestmark = pytest.mark.storage
 

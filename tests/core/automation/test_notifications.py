@@ -13,7 +13,6 @@ from qiao.core.auth.tokens import create_token
 from qiao.core.automation import engine
 from qiao.core.events import queue
 from qiao.core.events.model import Delivery
-from qiao.core.events.worker import Worker
 from qiao.core.notifications import Notice, notify, notify_many, users_with_role
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
@@ -23,6 +22,7 @@ from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 from .conftest import FakeChannel
 

@@ -9,11 +9,11 @@ import pytest
 
 from qiao.core.automation import timing
 from qiao.core.events import timers
-from qiao.core.events.worker import Worker
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 from .conftest import START
 

@@ -13,11 +13,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from qiao.core.events import signing
-from qiao.core.events.worker import Worker
 from qiao.core.records.service import Record
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 pytestmark = pytest.mark.storage
 SECRET = signing.new_secret()

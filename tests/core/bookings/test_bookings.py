@@ -10,7 +10,7 @@ import pytest
 
 from qiao.core.bookings import plugin
 from qiao.core.errors import ConfigurationError, Conflict
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime

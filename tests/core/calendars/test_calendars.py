@@ -16,7 +16,7 @@ from qiao.core.calendars.store import calendars
 from qiao.core.errors import MetadataError
 from qiao.core.events.timers import pending as pending_timers
 from qiao.core.formula.computed import check_computed
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient

@@ -11,7 +11,7 @@ import pytest
 
 from qiao.core.config import Config
 from qiao.core.crypto import generate_key_file
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.storage import system

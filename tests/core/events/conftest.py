@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from qiao.core.config import Config
-from qiao.core.events.worker import Worker, WorkerSettings
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import TEST_SETTINGS
+from qiao.core.worker import Worker, WorkerSettings
 
 from .support import START, Recorder
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from qiao.core.events.model import Delivery, EventHandler
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import delivery, delivery_attempt
 

@@ -10,11 +10,11 @@ import pytest
 
 from qiao.core.config import Config
 from qiao.core.events import timers
-from qiao.core.events.worker import Worker
 from qiao.core.redaction import Sensitive
 from qiao.core.runtime import Runtime
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import TEST_SETTINGS, drain
+from qiao.core.worker import Worker
 
 from .support import Recorder
 

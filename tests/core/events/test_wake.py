@@ -13,13 +13,13 @@ import pytest
 
 from qiao.core.config import Config
 from qiao.core.events import timers, wake
-from qiao.core.events.worker import Worker, WorkerSettings
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.databases import terminate_sessions
 from qiao.core.testing.statements import count_statements
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker, WorkerSettings
 
 from .support import Recorder
 

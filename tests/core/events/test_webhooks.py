@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from qiao.core.events import queue, signing, webhooks
-from qiao.core.events.worker import Worker
 from qiao.core.runtime import Runtime
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 from .receiver import Receiver, receiver
 from .support import attempts, deliveries

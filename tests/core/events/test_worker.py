@@ -11,11 +11,11 @@ import pytest
 from qiao.core.errors import ConfigurationError
 from qiao.core.events import queue
 from qiao.core.events.model import EventHandler, GiveUp, RetryLater
-from qiao.core.events.worker import Worker, WorkerSettings
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.runtime import Runtime
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import TEST_SETTINGS, drain
+from qiao.core.worker import Worker, WorkerSettings
 
 from .support import Recorder, attempts, deliveries, delivery_for
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from qiao.core.auth.tokens import create_token
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient

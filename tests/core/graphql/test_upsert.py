@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from qiao.core.errors import MetadataError
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.testing.client import GraphQLClient
 

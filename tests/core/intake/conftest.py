@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.testing.server import LiveServer
 
 MANIFEST = Path(__file__).with_name("service.yaml")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from qiao.core.errors import ConfigurationError, MetadataError
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.numbering import NumberPattern
 from qiao.core.records.context import Actor, Source

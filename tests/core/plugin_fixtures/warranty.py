@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 
 QIAO_DEPENDS = ("crm",)
 MANIFEST = Path(__file__).with_name("warranty.yaml")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 
 MANIFEST = Path(__file__).with_name("clinic.yaml")
 

@@ -14,7 +14,7 @@ from qiao.core.errors import BadUserInput
 from qiao.core.formula import check
 from qiao.core.formula.computed import computed_fields
 from qiao.core.formula.record_values import evaluate_on_record, load_values
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.testing.clock import TestClock

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from qiao.core import audit
 from qiao.core.crypto import is_sealed
 from qiao.core.encryption import index_column
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.records.batch import RowsRefused
 from qiao.core.records.context import Actor, Source

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, select
 
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 

@@ -12,8 +12,7 @@ import pytest
 from qiao.core.errors import ConfigurationError
 from qiao.core.events.model import Delivery, Event
 from qiao.core.events.timers import pending
-from qiao.core.events.worker import Worker
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.records.context import Actor, Source
 from qiao.core.recurrence import plans as plan_engine
@@ -23,6 +22,7 @@ from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 STATUS = [{"value": v, "label": {"en": v}} for v in ("ACTIVE", "RETIRED")]

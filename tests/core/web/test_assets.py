@@ -23,7 +23,7 @@ from starlette.routing import Route
 from qiao.core.app import create_app
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.runtime import Runtime
 from qiao.core.testing.server import LiveServer
 from qiao.core.web.assets import IMMUTABLE, ROUTE, STATIC, StaticFiles

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from qiao.core.errors import BadUserInput
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.manifest import Manifest, parse_manifest
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from qiao.core.events.queue import list_deliveries
-from qiao.core.hookspecs import hookimpl
+from qiao.core.hookmarkers import hookimpl
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain

@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import select
 
 from qiao.core.events import timers
-from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import event as event_table
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 from qiao.plugins.leads import sla
 
 START = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai

@@ -19,13 +19,13 @@ import pytest
 
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import Config
-from qiao.core.events.worker import Worker
 from qiao.core.records.context import Actor, Source
 from qiao.core.replay import clock as replay_clock
 from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock, controllable
 from qiao.core.testing.server import LiveServer
+from qiao.core.worker import Worker
 from tests.scenarios.conftest import Replay
 
 pytestmark = pytest.mark.storage

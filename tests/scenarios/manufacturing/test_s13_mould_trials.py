@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 from tests.scenarios.conftest import RecordingChannel
 
 from .conftest import Story, create

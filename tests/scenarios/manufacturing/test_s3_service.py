@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 from tests.scenarios.conftest import RecordingChannel
 
 from .conftest import People, Replay, Story, create, read, update

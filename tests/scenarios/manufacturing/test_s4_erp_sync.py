@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 from tests.plugins.connectors.deployment import add_yonyou
 from tests.plugins.connectors.fakes.yonyou import FakeYonyou, sales_out_line
 

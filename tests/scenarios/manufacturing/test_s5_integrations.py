@@ -27,11 +27,11 @@ import pytest
 from fpdf import FPDF
 from pypdf import PdfReader
 
-from qiao.core.events.worker import Worker
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.clock import TestClock
 from qiao.core.testing.server import LiveServer
 from qiao.core.testing.worker import drain
+from qiao.core.worker import Worker
 from tests.plugins.connectors.deployment import add_connector, add_sap
 from tests.plugins.connectors.dingtalk_approvals import connect, finish
 from tests.plugins.connectors.fakes.dingtalk import FakeDingTalk

@@ -1,12 +1,16 @@
-"""The worker loop: fire timers, fan events out, run deliveries, record outcomes.
+"""The events worker: fire timers, fan events out, run deliveries, record outcomes.
 
-One :class:`Worker` per thread; run as many as needed, in one process or many
-(``qiao worker``, or the thread ``qiao serve`` starts). Every step is a short
-transaction, so workers share nothing but the database. Handlers run outside
-any transaction, after the change they react to has committed.
+It stands above the runtime, whose plugins declare the handlers it runs; the
+steps it takes (:mod:`qiao.core.events`) and the deliveries its handlers receive
+stand below the hooks. One :class:`Worker` per thread; run as many as needed, in
+one process or many (``qiao worker``, or the thread ``qiao serve`` starts).
+Every step is a short transaction, so workers share nothing but the database.
+Handlers run outside any transaction, after the change they react to has
+committed.
 
 An idle worker waits for the database to say that something changed
-(LISTEN/NOTIFY on PostgreSQL, see :mod:`wake`), or polls (SQLite).
+(LISTEN/NOTIFY on PostgreSQL, see :mod:`qiao.core.events.wake`), or polls
+(SQLite).
 
 The worker's own transactions (firing timers, fan-out, claims, outcomes)
 commit without waiting for the disk (``Database.write(durable=False)``): a
