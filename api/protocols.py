@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from qiao.core.actor import Actor
     from qiao.core.config import Config
     from qiao.core.metadata.model import EntityDef
+    from qiao.core.permissions.rights import Right
     from qiao.core.records.batch import Created
     from qiao.core.records.context import Source, WriteContext
     from qiao.core.records.service import Page, UniqueIds
@@ -127,12 +128,12 @@ class Records(Protocol):
 class Access(Protocol):
     """What one caller may do, as checks and as SQL (docs/permissions.md)."""
 
-    def can(self, entity: str, right: str) -> bool: ...
+    def can(self, entity: str, right: Right) -> bool: ...
 
-    def require(self, entity: str, right: str) -> None: ...
+    def require(self, entity: str, right: Right) -> None: ...
 
     def row_filter(
-        self, entity: str, table: FromClause, right: str
+        self, entity: str, table: FromClause, right: Right
     ) -> ColumnElement[bool] | None: ...
 
 
