@@ -19,7 +19,7 @@ arguments than its hook), so implement hooks with the arguments you use.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection
 
@@ -61,7 +61,7 @@ from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise
 from qiao.core.notifications import Notice, notify, notify_many
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Source, WriteContext
-from qiao.core.records.service import Page, UniqueIds
+from qiao.core.records.service import Page, RecordsService, UniqueIds
 from qiao.core.redaction import (
     REDACTED,
     Sensitive,
@@ -72,8 +72,11 @@ from qiao.core.redaction import (
 from qiao.core.runtime import Runtime as CoreRuntime
 from qiao.core.workflow.approvals import decide as _decide
 
+if TYPE_CHECKING:
+    from qiao.core.records.host import RecordsHost
+
 #: The version of this API (not of Qiao): see the module's docstring.
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 
 def decide_approval(
@@ -97,6 +100,18 @@ def blind_index_column(field: FieldDef) -> str:
     return index_column(field)
 
 
+def blind_indexes(records: Records, entity: str, field: FieldDef, value: Any) -> list[str]:
+    """Every blind index ``value`` may be stored under in ``field`` of ``entity``: one per
+    live index key, so two while ``qiao keys rotate --index`` re-indexes the entity.
+
+    For a plugin that loads a :func:`blind_index_column` itself (a duplicate check over
+    a whole file) and compares a new value with it. The value is normalised as the index
+    normalises it; an index hit is a candidate only, to be confirmed on the record read
+    back, as a forged or colliding index is no match (docs/encryption.md).
+    """
+    return cast(RecordsService, records).encryption.lookup(None, entity, field, value)
+
+
 def entity_named(runtime: Runtime, name: str, argument: str = "entity") -> str:
     """The metadata name (``sales_order``) of the entity a client names by its GraphQL type
     name (``SalesOrder``), as hand-written GraphQL fields and plugin routes take entities.
@@ -108,14 +123,15 @@ def entity_named(runtime: Runtime, name: str, argument: str = "entity") -> str:
 
 
 def business_calendar(
-    runtime: Runtime, name: str, *, connection: Connection | None = None
+    runtime: Runtime | RecordsHost, name: str, *, connection: Connection | None = None
 ) -> BusinessCalendar:
     """The business calendar ``name`` of the deployment (docs/calendars.md).
 
     Working days, holidays, make-up days and working hours, as the records say
     (re-read when they change). Raises :class:`NotFound` for an unknown name.
-    A write hook passes its ``context.connection``, so calendars written in the
-    same transaction (a template install with demo data) are found.
+    A write hook passes its ``context.runtime`` (the runtime as the records layer
+    holds it) and ``context.connection``, so calendars written in the same
+    transaction (a template install with demo data) are found.
     """
     return _calendars(cast(CoreRuntime, runtime)).get(name, connection)
 
@@ -172,6 +188,7 @@ __all__: Sequence[str] = (
     "WriteContext",
     "actor_of",
     "blind_index_column",
+    "blind_indexes",
     "business_calendar",
     "cancel_timer",
     "contains_sensitive",

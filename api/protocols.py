@@ -89,6 +89,19 @@ class Records(Protocol):
 
     def delete(self, ctx: WriteContext, entity_name: str, record_id: str) -> Record: ...
 
+    def upsert(
+        self, ctx: WriteContext, entity_name: str, key: str, values: Mapping[str, Any]
+    ) -> tuple[Record, bool]:
+        """Create the record whose external-id field ``key`` has ``values[key]``, or update it;
+        the record and whether it was created.
+
+        For connectors and imports that carry another system's key, so reading the same
+        remote record twice writes it once. The lookup is the caller's: a record the
+        actor may not read is not found, and creating it then meets the unique key
+        (CONFLICT). ``key`` must be an ``external_id`` field (BAD_USER_INPUT otherwise).
+        """
+        ...
+
     def get(
         self,
         conn: Connection,

@@ -1,5 +1,7 @@
-"""Type-check the surfaces others build on: `qiao.api`, the records service and its change
-feed, strictly.
+"""Type-check, strictly, the surfaces others build on (`qiao.api`, the records service and
+its change feed) and the built-in plugins and templates that build on `qiao.api` alone
+(`qiao.plugins`, `qiao.templates_market`): a plugin reaching past the API's protocols is an
+error here, not at run time.
 
 Qiao's top-level folders install under one `qiao` namespace through a
 package-dir mapping (api/ is `qiao.api`, core/ is `qiao.core`, ...), which the
@@ -19,7 +21,11 @@ from mypy import api
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("api", "cli", "core", "plugins", "templates_market")
-CHECKED = ("-p", "qiao.api", "-m", "qiao.core.records.service", "-m", "qiao.core.records.changes")
+CHECKED = (
+    *("-p", "qiao.api"),
+    *("-m", "qiao.core.records.service", "-m", "qiao.core.records.changes"),
+    *("-p", "qiao.plugins", "-p", "qiao.templates_market"),
+)
 
 
 def namespace_tree() -> Path:

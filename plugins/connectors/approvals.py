@@ -32,7 +32,7 @@ from qiao.api import (
     Source,
     decide_approval,
 )
-from qiao.plugins.connectors import clients, host, settings
+from qiao.plugins.connectors import clients, host, settings, stored
 from qiao.plugins.connectors.common.errors import ConnectorError
 from qiao.plugins.connectors.dingtalk.approvals import Outcome
 from qiao.plugins.connectors.settings import Connector
@@ -53,7 +53,7 @@ def _one(runtime: Runtime, conn: Any, entity: str, filter: Mapping[str, Any]) ->
 def delegation(runtime: Runtime, process_id: str) -> tuple[Connector, str, dict[str, Any]] | None:
     """The DingTalk connector and settings a process is delegated to, if any."""
     with runtime.db.read() as conn:
-        process = runtime.records.get(conn, "approval_process", process_id, actor=SYSTEM)
+        process = stored.record(runtime, conn, "approval_process", process_id)
     for connector in settings.active_of(runtime, "dingtalk"):
         spec = (connector.settings.get("approvals") or {}).get(process["name"])
         if spec:
@@ -69,9 +69,7 @@ def start(delivery: Delivery) -> None:
     """Start a DingTalk instance for the step a request now waits at (once per step)."""
     runtime = delivery.runtime
     with runtime.db.read() as conn:
-        request = runtime.records.get(
-            conn, "approval_request", delivery.event.record_id, actor=SYSTEM
-        )
+        request = stored.record(runtime, conn, "approval_request", delivery.event.record_id)
     if request["status"] != "PENDING":
         return
     found = delegation(runtime, str(request["process_id"]))
@@ -85,9 +83,9 @@ def start(delivery: Delivery) -> None:
             "connector_link",
             {"record_id": {"eq": request["id"]}, "step": {"eq": request["step"]}},
         )
-        record = runtime.records.get(conn, request["entity"], request["record_id"], actor=SYSTEM)
+        record = stored.record(runtime, conn, request["entity"], request["record_id"])
         owner = (
-            runtime.records.get(conn, "user", request["owner_id"], actor=SYSTEM)
+            stored.record(runtime, conn, "user", request["owner_id"])
             if request.get("owner_id")
             else {}
         )
@@ -147,7 +145,7 @@ def finished(runtime: Runtime, connector: Connector, message: Mapping[str, Any])
     decision, word = DECISIONS[instance.outcome]
     records = runtime.records
     with runtime.db.read() as conn:
-        request = records.get(conn, "approval_request", link["record_id"], actor=SYSTEM)
+        request = stored.record(runtime, conn, "approval_request", link["record_id"])
     if request["status"] != "PENDING" or request["step"] != link["step"]:
         return f"step {link['step']} was decided in Qiao already"
     found = delegation(runtime, str(request["process_id"]))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qiao.api import Actor, BadUserInput, ConfigurationError, NotFound, Runtime
+from qiao.plugins.connectors import stored
 
 SYSTEM = Actor.system()
 
@@ -93,7 +94,7 @@ def by_name(runtime: Runtime, name: str) -> Connector:
 
 def by_id(runtime: Runtime, connector_id: str) -> Connector:
     with runtime.db.read() as conn:
-        return Connector.of(runtime.records.get(conn, "connector", connector_id, actor=SYSTEM))
+        return Connector.of(stored.record(runtime, conn, "connector", connector_id))
 
 
 def active_of(runtime: Runtime, vendor: str) -> list[Connector]:

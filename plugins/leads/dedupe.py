@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from qiao.api import Actor, FieldDef, Records, blind_index_column, scrub
+from qiao.api import Actor, FieldDef, Records, blind_index_column, blind_indexes, scrub
 from qiao.plugins.leads.keys import company_key, email_key, phone_key
 
 #: Entity -> (column, key kind) pairs compared with a new lead's keys.
@@ -55,7 +55,8 @@ class Match:
 
     def as_json(self) -> dict[str, Any]:
         """The match as kept in ``duplicate_matches``: an encrypted label stays out."""
-        return scrub({k: v for k, v in asdict(self).items() if v is not None})
+        kept: dict[str, Any] = scrub({k: v for k, v in asdict(self).items() if v is not None})
+        return kept
 
     def describe(self) -> str:
         """The match in an import report's words (an encrypted label redacted)."""
@@ -156,7 +157,7 @@ class Index:
         slots: list[tuple[str, FieldDef | None]] = [(key, None)]
         for entity, field, blind_kind in self._blind:
             if blind_kind == kind:
-                lookup = self._records.encryption.lookup(None, entity, field, key)
+                lookup = blind_indexes(self._records, entity, field, key)
                 slots += [(f"{entity}.{field.name}:{index}", field) for index in lookup]
         return slots
 

@@ -74,6 +74,9 @@ class LeadConversion:
 
 @strawberry.enum(description="How lead figures are grouped.")
 class LeadStatsGroup(enum.Enum):
+    #: What ``value`` is once strawberry has read the definitions below.
+    _value_: str
+
     SOURCE = strawberry.enum_value("source", description="By the lead's source.")
     OWNER = strawberry.enum_value("owner_id", description="By the lead's owner.")
 
@@ -100,9 +103,11 @@ def _decode(file_base64: str) -> bytes:
         raise BadUserInput("fileBase64 is not valid base64", field="fileBase64") from None
 
 
+# strawberry types field() and mutation() called with options as returning Any, so
+# mypy finds the decorators below untyped; the resolvers themselves are checked.
 @strawberry.type(name="Query")
 class LeadsQuery:
-    @strawberry.field(description="Share of leads touched within 30 minutes, and conversion.")
+    @strawberry.field(description="Share of leads touched within 30 minutes, and conversion.")  # type: ignore[untyped-decorator]
     def lead_stats(
         self,
         info: Info,
@@ -135,7 +140,7 @@ class LeadsQuery:
 
 @strawberry.type(name="Mutation")
 class LeadsMutation:
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
         description="Import leads from an .xlsx or .csv file (base64, at most ~700 KB)."
     )
     def import_leads(
@@ -174,14 +179,14 @@ class LeadsMutation:
             duplicates=outcome.duplicates,
             errors=outcome.errors,
             resumed_after_batch=outcome.resumed_after_batch,
-            mapping=outcome.columns,
+            mapping=JSON(outcome.columns),
             problems=[
                 ImportProblem(row=p.row, column=p.column, kind=p.kind, reason=p.reason)
                 for p in outcome.problems[:MAX_PROBLEMS]
             ],
         )
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
         description="Merge a lead into another: activities, opportunities and history move."
     )
     def merge_leads(
@@ -196,9 +201,9 @@ class LeadsMutation:
         records = ctx.runtime.records
         with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
             kept = merge_leads(records, wctx, str(keep_id), str(merge_id))
-        return {"id": kept["id"], "mergedFrom": kept["merged_from"]}
+        return JSON({"id": kept["id"], "mergedFrom": kept["merged_from"]})
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
         description="Convert a lead: create or link its account and contact, open an opportunity."
     )
     def convert_lead(

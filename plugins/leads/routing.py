@@ -185,7 +185,7 @@ class Router:
         missing = [m for m in members if m not in self._open]
         if missing:
             leads = self.catalog.table("lead")
-            found = dict(
+            found: dict[str, int] = dict(
                 self.conn.execute(
                     select(leads.c.owner_id, func.count())
                     .where(leads.c.owner_id.in_(missing), leads.c.status.in_(OPEN_STATUSES))

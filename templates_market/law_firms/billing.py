@@ -61,7 +61,8 @@ def prepare(
     if operation == "create" and values.get("lawyer") is None and context.actor.user_id:
         values["lawyer"] = merged["lawyer"] = context.actor.user_id
     lawyer = merged.get("lawyer", merged.get("lawyer_id"))
-    matter = merged.get("matter", merged.get("matter_id"))
+    # Required, so a write without a matter was refused before this hook ran.
+    matter: str = merged.get("matter") or merged["matter_id"]
     rate = merged.get("rate")
     if rate is None or ("rate" not in values and ("lawyer" in values or "matter" in values)):
         rate = rate_for(context, matter, lawyer)

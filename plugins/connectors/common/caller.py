@@ -16,7 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from qiao.plugins.connectors.common.calls import CallRecord, CallSink, discard, payload_hash
+from qiao.plugins.connectors.common.calls import (
+    CallRecord,
+    CallSink,
+    Status,
+    discard,
+    payload_hash,
+)
 from qiao.plugins.connectors.common.errors import (
     ConnectorError,
     RateLimitedError,
@@ -122,6 +128,7 @@ class Caller:
         detail: str | None = None,
     ) -> None:
         latency = (time.perf_counter() - started) * 1000
+        status: Status
         if error is not None:
             status = "error"
             detail = error.message

@@ -190,7 +190,7 @@ def parse_mail(uid: int, raw: bytes) -> FetchedMail:
         FetchedAttachment(
             part.get_filename() or "attachment",
             part.get_content_type(),
-            part.get_payload(decode=True) or b"",
+            _content(part),
         )
         for part in message.iter_attachments()
     )
@@ -208,6 +208,13 @@ def parse_mail(uid: int, raw: bytes) -> FetchedMail:
         attachments=attachments,
         raw=raw,
     )
+
+
+def _content(part: EmailMessage) -> bytes:
+    """An attachment's decoded bytes; empty for one with no content to decode (an attached
+    multipart message, whose payload is its parts)."""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
 
 
 def _addresses(message: EmailMessage, header: str) -> tuple[str, ...]:

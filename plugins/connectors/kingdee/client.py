@@ -203,8 +203,9 @@ def _status_of(answer: Any) -> dict[str, Any] | None:
         answer = answer[0][0]
     if isinstance(answer, dict):
         result = answer.get("Result")
-        if isinstance(result, dict) and isinstance(result.get("ResponseStatus"), dict):
-            return result["ResponseStatus"]
+        status = result.get("ResponseStatus") if isinstance(result, dict) else None
+        if isinstance(status, dict):
+            return status
     return None
 
 

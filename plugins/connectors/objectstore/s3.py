@@ -89,7 +89,10 @@ class S3Store:
         check_key(key)
         stored = describe(key, data, content_type, self._encryption is not None)
         body = self._encryption.encrypt(data, key.encode()) if self._encryption else data
-        metadata = {"sha256": stored.sha256, "qiao-encrypted": "1" if self._encryption else "0"}
+        metadata: dict[str, str | list[str] | tuple[str]] = {
+            "sha256": stored.sha256,
+            "qiao-encrypted": "1" if self._encryption else "0",
+        }
 
         def attempt(_token: str | None) -> None:
             with _mapped():

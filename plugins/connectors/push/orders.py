@@ -77,9 +77,11 @@ class Placed:
 class Book(Protocol):
     """A vendor's sales orders, as the push needs them."""
 
-    #: The fields of :meth:`Order.values` the vendor stores as given (SAP prices orders
-    #: itself, so its amount is not compared).
-    compared: tuple[str, ...]
+    @property
+    def compared(self) -> tuple[str, ...]:
+        """The fields of :meth:`Order.values` the vendor stores as given (SAP prices orders
+        itself, so its amount is not compared)."""
+        ...
 
     def find(self, reference: str) -> Placed | None: ...
 

@@ -149,7 +149,8 @@ class ODataClient(VendorClient):
         Raises :class:`ConflictError` (412) when it changed since it was read.
         """
         response = self._write("PATCH", path, dict(changes), etag=etag)
-        return response.headers.get("ETag")
+        sent: str | None = response.headers.get("ETag")
+        return sent
 
     def _read(self, entity_set: str, url: str, params: dict[str, str] | None) -> Any:
         response = self._caller.call(

@@ -27,7 +27,7 @@ from typing import Any
 from qiao.api import Actor, FieldType, QiaoError, Record, Runtime, Source
 from qiao.plugins.connectors import clients, host
 from qiao.plugins.connectors.attachments import service as attachments
-from qiao.plugins.connectors.common.calls import CallRecord, payload_hash
+from qiao.plugins.connectors.common.calls import CallRecord, Status, payload_hash
 from qiao.plugins.connectors.email.imap import FetchedMail, Watermark
 from qiao.plugins.connectors.settings import Connector
 from qiao.plugins.connectors.sync import cursors
@@ -157,7 +157,12 @@ def lead_for(runtime: Runtime, mail: FetchedMail) -> str:
 
 
 def note(
-    runtime: Runtime, connector: Connector, operation: str, status: str, mail: FetchedMail, why: str
+    runtime: Runtime,
+    connector: Connector,
+    operation: str,
+    status: Status,
+    mail: FetchedMail,
+    why: str,
 ) -> CallRecord:
     """A sync-log entry about one message: its UID, never its addresses or content."""
     return CallRecord(

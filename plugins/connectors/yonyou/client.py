@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import httpx
@@ -112,7 +113,7 @@ class YonyouClient(VendorClient):
             body = {**(conditions or {}), "pageIndex": index, "pageSize": page_size}
             answer = self._caller.call(
                 path,
-                lambda token, body=body: self._post(gateway + path, body, token),
+                partial(self._post, gateway + path, body),
                 payload=body,
                 tokens=self._tokens,
             )

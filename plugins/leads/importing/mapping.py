@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from qiao.api import (
     Actor,
     BadUserInput,
+    Catalog,
     EntityDef,
     FieldDef,
     FieldType,
@@ -160,7 +161,7 @@ def check(
     entity: EntityDef,
     mapping: Mapping[str, Any],
     headers: Sequence[str],
-    entities: Mapping[str, EntityDef] | None = None,
+    catalog: Catalog | None = None,
 ) -> dict[str, str]:
     """A mapping restricted to the file's headers, every target a writable field, or a
     relation by a unique field of the records it points at (``dealer.dealer_code``)."""
@@ -168,8 +169,8 @@ def check(
     for header, target in mapping.items():
         if target is None:
             continue
-        if "." in str(target) and entities is not None:
-            by_key(entity, entities, str(target), str(header))
+        if "." in str(target) and catalog is not None:
+            by_key(entity, catalog, str(target), str(header))
             if header in headers:
                 checked[str(header)] = str(target)
             continue
@@ -190,7 +191,7 @@ def check(
 
 
 def by_key(
-    entity: EntityDef, entities: Mapping[str, EntityDef], target: str, header: str
+    entity: EntityDef, catalog: Catalog, target: str, header: str
 ) -> tuple[FieldDef, EntityDef, FieldDef]:
     """The relation, the entity it points at and that entity's unique field a target such
     as ``dealer.dealer_code`` names: a file names the dealer by its code, not by an id."""
@@ -200,14 +201,14 @@ def by_key(
         relation is None
         or relation.type is not FieldType.RELATION
         or relation.name in _NOT_IMPORTED
-        or relation.target not in entities
+        or relation.target is None
     ):
         raise BadUserInput(
             f"mapping: column {header!r} goes to {target!r}, but {entity.name} has no "
             f"relation {relation_name!r} to import",
             field="mapping",
         )
-    pointed = entities[relation.target]
+    pointed = catalog.entity(relation.target)
     key = pointed.field(key_name)
     if key is None or not (key.unique or key.external_id) or key.type is FieldType.RELATION:
         raise BadUserInput(

@@ -80,7 +80,7 @@ def _excel_grid(data: bytes, sheet: str | None) -> list[list[Cell]]:
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
         found = book.get_sheet_by_name(sheet) if sheet else book.get_sheet_by_index(0)
-        grid: list[list[Cell]] = found.to_python()
+        grid: list[list[Cell]] = [list(row) for row in found.to_python()]
         merges = found.merged_cell_ranges or []
     except (CalamineError, ValueError, KeyError, IndexError) as exc:
         raise BadUserInput(f"cannot read the workbook: {exc}") from None

@@ -29,6 +29,7 @@ from qiao.api import (
     BadUserInput,
     Conflict,
     EntityDef,
+    FieldDef,
     QiaoError,
     Record,
     Runtime,
@@ -128,8 +129,7 @@ class Importer:
 
         table = read_table(data, filename, recognise)
         wanted = given or suggester.suggest(table.columns)
-        entities = self.runtime.current().registry.entities
-        return table, mappings.check(entity, wanted, table.columns, entities)
+        return table, mappings.check(entity, wanted, table.columns, self.runtime.current())
 
     def run(
         self,
@@ -221,9 +221,9 @@ class Importer:
             target = columns.get(name)
             if target is None:
                 continue
+            field_def: FieldDef | None
             if "." in target:  # a relation by a unique field of the records it points at
-                entities = self.runtime.current().registry.entities
-                _, _, field_def = mappings.by_key(entity, entities, target, name)
+                _, _, field_def = mappings.by_key(entity, self.runtime.current(), target, name)
             else:
                 field_def = entity.field(target)
             assert field_def is not None
@@ -240,12 +240,12 @@ class Importer:
         """For each relation column's target, the ids of the records the batch's cells name
         by a unique field, read as the importing user: one lookup of their distinct values,
         not one per row. A cell that does not clean is left to its row's report."""
-        entities = self.runtime.current().registry.entities
+        catalog = self.runtime.current()
         found: dict[str, UniqueIds] = {}
         for target, feeding in plan.items():
             if "." not in target:
                 continue
-            _, pointed, key = mappings.by_key(entity, entities, target, feeding[0].name)
+            _, pointed, key = mappings.by_key(entity, catalog, target, feeding[0].name)
             values: set[Any] = set()
             for _, cells in rows:
                 for column in feeding:
@@ -408,15 +408,15 @@ class Importer:
             if "source" not in values:
                 values["source"] = "IMPORT"
             keys = dedupe.lead_keys(values)
-            found = index.matches(keys, conn)
-            if found:
-                reason = "; ".join(m.describe() for m in found)
+            matches = index.matches(keys, conn)
+            if matches:
+                reason = "; ".join(m.describe() for m in matches)
                 self._problem(outcome, row_number, None, reason, "duplicate", cells)
                 outcome.duplicates += 1
                 if self.duplicates == "skip":
                     return None
-                values["duplicate_of"] = dedupe.first_lead(found)
-            values["duplicate_matches"] = [m.as_json() for m in found]
+                values["duplicate_of"] = dedupe.first_lead(matches)
+            values["duplicate_matches"] = [m.as_json() for m in matches]
         return _Staged(row_number, tuple(cells), values, source_column, keys)
 
     def _create_one(

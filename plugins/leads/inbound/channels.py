@@ -6,7 +6,7 @@ import base64
 import secrets
 from typing import Any
 
-from qiao.api import Actor, Record, Records
+from qiao.api import Actor, Record, Runtime
 
 SECRET_PREFIX = "whsec_"
 
@@ -26,10 +26,10 @@ def channel_actor(channel: Record) -> Actor:
     return Actor(user_id=None, username=f"channel:{channel['key']}", is_admin=True)
 
 
-def find(records: Records, key: str, kind: str) -> Record | None:
+def find(runtime: Runtime, key: str, kind: str) -> Record | None:
     """The active channel of this kind with this key."""
-    with records.db.read() as conn:
-        page = records.list(
+    with runtime.db.read() as conn:
+        page = runtime.records.list(
             conn,
             "lead_channel",
             filter={"key": {"eq": key}, "kind": {"eq": kind}, "is_active": {"eq": True}},

@@ -84,9 +84,7 @@ def _cors(channel: Record, origin: str | None) -> dict[str, str] | None:
 
 
 async def form_submit(runtime: Runtime, request: Request) -> Response:
-    channel = await run_in_threadpool(
-        channels.find, runtime.records, request.path_params["key"], "FORM"
-    )
+    channel = await run_in_threadpool(channels.find, runtime, request.path_params["key"], "FORM")
     if channel is None:
         return _error(404, "no active form with this key")
     headers = _cors(channel, request.headers.get("origin"))
@@ -135,7 +133,7 @@ def _parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
 
 async def form_script(runtime: Runtime, request: Request) -> Response:
     key = request.path_params["key"]
-    channel = await run_in_threadpool(channels.find, runtime.records, key, "FORM")
+    channel = await run_in_threadpool(channels.find, runtime, key, "FORM")
     if channel is None:
         return _error(404, "no active form with this key")
     base = str(request.base_url).rstrip("/")
@@ -160,9 +158,7 @@ async def webhook(runtime: Runtime, coalescer: coalesce.Coalescer, request: Requ
         return _error(
             400, "webhook-id, webhook-timestamp and webhook-signature headers are required"
         )
-    channel = await run_in_threadpool(
-        channels.find, runtime.records, request.path_params["key"], "WEBHOOK"
-    )
+    channel = await run_in_threadpool(channels.find, runtime, request.path_params["key"], "WEBHOOK")
     if channel is None or not channel["secret"]:
         return _error(404, "no active webhook with this key")
     try:
@@ -177,7 +173,8 @@ async def webhook(runtime: Runtime, coalescer: coalesce.Coalescer, request: Requ
         return _error(400, "the payload is not valid JSON")
     if not isinstance(payload, dict):
         return _error(400, "the payload must be a JSON object")
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else payload
+    inner = payload.get("data")
+    data: dict[str, Any] = inner if isinstance(inner, dict) else payload
     try:
         status, lead_id = await run_in_threadpool(
             lambda: coalescer.receive(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qiao.api import Actor, Source
+import pytest
+
+from qiao.api import Actor, NotFound, Source
 from qiao.core.auth.tokens import create_token
 from qiao.core.testing.client import GraphQLClient
 from qiao.plugins.connectors import settings
@@ -69,3 +71,22 @@ def test_only_administrators_see_and_sync_connectors(
         rep.close()
     status = qiao_client.data("{ connectorStatus { name secretsSet } }")
     assert status == {"connectorStatus": [{"name": "erp", "secretsSet": ["app_secret"]}]}
+
+
+def test_a_worker_reading_a_deleted_connector_says_it_is_gone(
+    qiao_client: Any, qiao_runtime: Any
+) -> None:
+    connector = add_connector(
+        qiao_client,
+        name="erp",
+        vendor="KINGDEE",
+        baseUrl="https://erp.example.cn/k3cloud/",
+        settings={"acct_id": "64f1", "username": "api"},
+        appSecret="口令",
+    )
+    assert settings.by_id(qiao_runtime, connector).name == "erp"
+    records = qiao_runtime.records
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        records.delete(ctx, "connector", connector)
+    with pytest.raises(NotFound, match=f"no connector {connector}"):
+        settings.by_id(qiao_runtime, connector)

@@ -27,7 +27,7 @@ def test_a_batch_answers_each_call_as_storing_it_alone_would(
     qiao_runtime: Runtime, create: Create, get: Any, sales_team: dict[str, Record]
 ) -> None:
     made = create("lead_channel", name="官网", kind="WEBHOOK")
-    channel = channels.find(qiao_runtime.records, made["key"], "WEBHOOK")
+    channel = channels.find(qiao_runtime, made["key"], "WEBHOOK")
     assert channel is not None
     batch = [
         call(qiao_runtime, channel, "m1", 姓名="陈工", 手机="13905740001"),
