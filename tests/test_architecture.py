@@ -143,6 +143,8 @@ def test_the_core_packages_import_each_other_without_cycles() -> None:
 NESTED_IMPORTS = {
     # Optional extras, imported where used so the core runs without them.
     "core/crypto/hsm.py": ["pkcs11", "pkcs11", "pkcs11.mechanisms"],
+    # Libraries slow to import, loaded on first use instead of by every process.
+    "core/documents/pdf.py": ["fpdf", "fpdf.errors"],
 }
 
 

@@ -5,15 +5,16 @@ paragraphs, tables, images) without a browser. Chinese needs a CJK font
 embedded in the file; the install steps bring WenQuanYi Micro Hei (the
 Dockerfile, and so the Helm chart's image, and ``scripts/cjk-font``), and
 ``QIAO_CJK_FONT`` names another. Only the glyphs used are embedded.
+
+fpdf2 and the font tools under it take a third of a second to import, so they
+are imported when the first PDF is made, not by every process that loads the
+documents feature (each ``qiao`` command does).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from fpdf import FPDF
-from fpdf.errors import FPDFException
 
 from qiao.core.errors import BadUserInput, ConfigurationError
 
@@ -45,6 +46,9 @@ def cjk_font() -> Path:
 
 def html_to_pdf(html: str, title: str) -> bytes:
     """``html`` (headings, paragraphs, tables, ``<img src="data:...">``) laid out as an A4 PDF."""
+    from fpdf import FPDF
+    from fpdf.errors import FPDFException
+
     pdf = FPDF(format="A4")
     pdf.set_title(title)
     font = str(cjk_font())
