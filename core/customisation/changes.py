@@ -47,9 +47,7 @@ from qiao.core import audit
 from qiao.core.catalog import Catalog
 from qiao.core.errors import ConfigurationError, Conflict, Forbidden, MetadataError, NotFound
 from qiao.core.formula.computed import check_computed
-from qiao.core.graphql import admin, resolvers
-from qiao.core.graphql.builder import SchemaBuilder
-from qiao.core.graphql.strawberry_internals import forget_type_lookups
+from qiao.core.graphql.service import shared_schema
 from qiao.core.metadata import store
 from qiao.core.metadata.model import (
     STRING_TYPES,
@@ -61,6 +59,7 @@ from qiao.core.metadata.model import (
 )
 from qiao.core.metadata.registry import Registry
 from qiao.core.metadata.values import coerce, coerce_default
+from qiao.core.permissions.hiding import load_hiding
 from qiao.core.records.context import Actor, Source
 from qiao.core.schema import ddl
 from qiao.core.schema.tables import Tables, column_type, index_specs
@@ -106,7 +105,7 @@ class MetadataChanges:
         def apply(conn: Connection, current: Registry) -> dict[str, Any] | None:
             if entity.name in current.entities:
                 raise MetadataError(f"entity {entity.name!r} exists already", field="name")
-            registry = self._candidate([*current.entities.values(), entity], "name")
+            registry = self._candidate(conn, [*current.entities.values(), entity], "name")
             ddl.apply_entities(conn, registry)
             store.save_custom_entity(conn, entity)
             return entity.as_data()
@@ -131,7 +130,7 @@ class MetadataChanges:
                         f"{rev.entity}.{rev.field.name} points at {name}; drop that field first",
                         field=rev.field.name,
                     )
-            self._candidate([e for e in current.entities.values() if e.name != name], None)
+            self._candidate(conn, [e for e in current.entities.values() if e.name != name], None)
             rows = _count(conn, Tables(current)[name])
             if rows and not force:
                 raise Conflict(
@@ -157,7 +156,7 @@ class MetadataChanges:
             if base.field(field.name) is not None:
                 raise MetadataError(f"{entity}.{field.name} exists already", field=field.name)
             updated = _edited(lambda: base.with_field(field), field.name)
-            registry = self._candidate(_replacing(current, updated), field.name)
+            registry = self._candidate(conn, _replacing(current, updated), field.name)
             table = Tables(registry)[entity]
             rows = _count(conn, table)
             if rows and field.required and field.default is None:
@@ -212,7 +211,7 @@ class MetadataChanges:
             _check_relation_change(entity, old, field)
             _check_computed_change(entity, old, field)
             updated = _edited(lambda: _with_replaced(base, field), name)
-            registry = self._candidate(_replacing(current, updated), name)
+            registry = self._candidate(conn, _replacing(current, updated), name)
             if not field.computed:
                 _convert(conn, Tables(current)[entity], entity, old, field, force)
             _drop_indexes(conn, entity, _index_names(base) - _index_names(updated))
@@ -269,7 +268,7 @@ class MetadataChanges:
             field = _field(base, name)
             _require_custom(conn, base, name)
             updated = _edited(lambda: base.without_field(name), name)
-            self._candidate(_replacing(current, updated), name)
+            self._candidate(conn, _replacing(current, updated), name)
             if not field.computed:
                 _drop_column(conn, Tables(current)[entity], field, force)
             if updated.source == "custom":
@@ -299,7 +298,7 @@ class MetadataChanges:
                 raise MetadataError(f"{entity} has a rule {rule.name} already", field=rule.name)
             rules = (*base.validation_rules, rule)
             updated = _edited(lambda: _with_rules(base, rules), rule.name)
-            self._candidate(_replacing(current, updated), rule.name)
+            self._candidate(conn, _replacing(current, updated), rule.name)
             if updated.source == "custom":
                 store.save_custom_entity(conn, updated)
             else:
@@ -378,25 +377,24 @@ class MetadataChanges:
         self.runtime.install(Catalog.of(registry))
         return Change(new_version, operation, entity, field)
 
-    def _candidate(self, entities: Iterable[EntityDef], field: str | None) -> Registry:
-        """The registry after the change, refused if it or its GraphQL schema is invalid."""
+    def _candidate(
+        self, conn: Connection, entities: Iterable[EntityDef], field: str | None
+    ) -> Registry:
+        """The registry after the change, refused if it or its GraphQL schema is invalid.
+
+        The schema is built as the GraphQL service will serve it (with what the
+        stored roles hide), so the service finds it built once the change is in.
+        """
         try:
             registry = check_computed(Registry.build(entities))
         except MetadataError as exc:
             raise MetadataError(exc.message, field=field, **exc.details) from None
-        builder = SchemaBuilder(
-            Catalog.of(registry),
-            resolvers,
-            self.runtime.plugins.graphql_types(),
-            core_types=admin.core_types(),
-        )
+        catalog = Catalog.of(registry)
         try:
-            builder.build()
+            shared_schema(catalog, self.runtime.plugins.graphql_types(), load_hiding(conn, catalog))
         except (ConfigurationError, StrawberryException) as exc:
             message = getattr(exc, "message", None) or str(exc)
             raise MetadataError(f"{message}; choose another name", field=field) from None
-        finally:
-            forget_type_lookups()
         return registry
 
 

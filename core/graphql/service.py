@@ -105,6 +105,37 @@ def _schema_key(catalog: Catalog, types: list[tuple[str, type]], hiding: Hiding)
 _SCHEMAS: LRU[Hashable, tuple[strawberry.Schema, SchemaPlan]] = LRU(4)
 
 
+def shared_schema(
+    catalog: Catalog, plugin_types: list[tuple[str, type]], hiding: Hiding
+) -> tuple[strawberry.Schema, SchemaPlan]:
+    """The schema of ``catalog`` with these plugin types and roles, built once per process.
+
+    An admin's change builds the schema of the metadata it would make before it
+    is stored (a name GraphQL cannot take refuses it); the service then finds
+    that schema here instead of building it again. Raises what the builder
+    raises on such a name.
+    """
+    core_types = admin.core_types()
+    key = _schema_key(catalog, [*core_types, *plugin_types], hiding)
+    shared = _SCHEMAS.get(key)
+    if shared is None:
+        builder = SchemaBuilder(
+            catalog,
+            resolvers,
+            plugin_types,
+            core_types=core_types,
+            schema_class=QiaoSchema,
+            hiding=hiding,
+        )
+        try:
+            built = builder.build()
+        finally:
+            forget_type_lookups()
+        shared = (built.schema, built.plan)
+        _SCHEMAS.put(key, shared)
+    return shared
+
+
 class QiaoSchema(strawberry.Schema):
     """Strawberry schema that logs only unexpected errors (expected ones are answers)."""
 
@@ -227,26 +258,8 @@ class GraphQLService:
             built = self._built
             if built is not None and built.catalog is catalog and built.hiding == hiding:
                 return built
-            plugin_types = self.runtime.plugins.graphql_types()
-            core_types = admin.core_types()
-            key = _schema_key(catalog, [*core_types, *plugin_types], hiding)
-            shared = _SCHEMAS.get(key)
-            if shared is None:
-                builder = SchemaBuilder(
-                    catalog,
-                    resolvers,
-                    plugin_types,
-                    core_types=core_types,
-                    schema_class=QiaoSchema,
-                    hiding=hiding,
-                )
-                built = builder.build()
-                forget_type_lookups()
-                _SCHEMAS.put(key, (built.schema, built.plan))
-            else:
-                built = BuiltSchema(
-                    schema=shared[0], plan=shared[1], catalog=catalog, hiding=hiding
-                )
+            schema, plan = shared_schema(catalog, self.runtime.plugins.graphql_types(), hiding)
+            built = BuiltSchema(schema=schema, plan=plan, catalog=catalog, hiding=hiding)
             self._validated.clear()
             self._compiled.clear()
             self._built = built
