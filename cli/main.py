@@ -1,7 +1,9 @@
 """The ``qiao`` command: the entry point, shared options and error handling.
 
-Commands live in modules by subject (deployment, identity, schema, metadata)
-and are registered here; plugins add theirs through ``qiao_cli_commands``.
+Commands live in modules by subject (deployment, identity, schema, metadata),
+named here and imported when one of their commands runs or help lists them, so
+a command loads only what it needs (``qiao doctor`` neither the web server nor
+the scaffolding templates); plugins add theirs through ``qiao_cli_commands``.
 Every failure a person can act on prints one line on stderr and exits 1; an
 unexpected one does the same with a pointer to ``--debug``, which shows the
 traceback instead.
@@ -9,6 +11,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -18,24 +21,6 @@ from typing import Any
 import click
 from sqlalchemy.exc import OperationalError
 
-from qiao.cli import (
-    audit,
-    backup,
-    calendars,
-    clock,
-    deployment,
-    doctor,
-    exports,
-    identity,
-    jobs,
-    keys,
-    metadata,
-    numbering,
-    plugins,
-    privacy,
-    schema,
-    templates,
-)
 from qiao.cli.state import CliState
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError, QiaoError
@@ -45,9 +30,48 @@ from qiao.core.redaction import install_log_scrubber
 
 log = logging.getLogger("qiao.cli")
 
+#: Qiao's own commands, by name, and the module of ``qiao.cli`` whose ``COMMANDS`` hold each.
+BUILTIN_COMMANDS: dict[str, str] = {
+    "init": "deployment",
+    "migrate": "deployment",
+    "serve": "deployment",
+    "demo": "deployment",
+    "user": "identity",
+    "token": "identity",
+    "schema": "schema",
+    "entity": "metadata",
+    "field": "metadata",
+    "metadata": "metadata",
+    "numbering": "numbering",
+    "audit": "audit",
+    "template": "templates",
+    "plugin": "plugins",
+    "doctor": "doctor",
+    "worker": "jobs",
+    "jobs": "jobs",
+    "webhook": "jobs",
+    "keys": "keys",
+    "backup": "backup",
+    "privacy": "privacy",
+    "calendar": "calendars",
+    "clock": "clock",
+    "export": "exports",
+}
+
 
 class QiaoGroup(click.Group):
-    """A click group that turns errors into one line and adds plugins' commands."""
+    """A click group that turns errors into one line, imports its own commands when
+    first asked for them and adds plugins' commands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*BUILTIN_COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in BUILTIN_COMMANDS:
+            module = importlib.import_module(f"qiao.cli.{BUILTIN_COMMANDS[cmd_name]}")
+            for command in module.COMMANDS:
+                self.commands.setdefault(command.name or "", command)
+        return self.commands.get(cmd_name)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -114,28 +138,6 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for module in (
-    deployment,
-    identity,
-    schema,
-    metadata,
-    numbering,
-    audit,
-    templates,
-    plugins,
-    doctor,
-    jobs,
-    keys,
-    backup,
-    privacy,
-    calendars,
-    clock,
-    exports,
-):
-    for command in module.COMMANDS:
-        cli.add_command(command)
-
-
 def _add_plugin_commands(argv: Sequence[str]) -> None:
     """Register the enabled plugins' commands; a broken setup is reported when used."""
     try:
@@ -146,7 +148,7 @@ def _add_plugin_commands(argv: Sequence[str]) -> None:
     for plugin, command in plugins.cli_commands():
         if cli.commands.get(command.name or "") is command:
             continue  # added by an earlier call in this process
-        if command.name in cli.commands:
+        if command.name in cli.commands or command.name in BUILTIN_COMMANDS:
             raise ConfigurationError(
                 f"plugin {plugin!r} adds the command {command.name!r}, which exists already"
             )

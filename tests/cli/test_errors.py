@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,6 +12,8 @@ from pathlib import Path
 
 from click.testing import Result
 
+import qiao.cli
+from qiao.cli.main import BUILTIN_COMMANDS
 from qiao.core.redaction import REDACTED, Sensitive
 
 Run = Callable[..., Result]
@@ -36,6 +40,38 @@ def test_the_console_script_shows_help() -> None:
     assert done.returncode == 0
     for command in ("init", "serve", "migrate", "user", "token", "schema", "plugin"):
         assert f"  {command} " in done.stdout
+
+
+def test_every_module_of_commands_is_named_in_the_command_table() -> None:
+    """``qiao`` imports a module of commands when one of them is asked for, by this table."""
+    named: dict[str, str] = {}
+    for module in pkgutil.iter_modules(qiao.cli.__path__):
+        commands = getattr(importlib.import_module(f"qiao.cli.{module.name}"), "COMMANDS", ())
+        named |= {command.name or "": module.name for command in commands}
+    assert named == BUILTIN_COMMANDS
+
+
+def test_a_command_loads_neither_the_web_server_nor_the_scaffolds() -> None:
+    """Each ``qiao`` command is a process; what it imports and does not need, it waits for."""
+    probe = (
+        "import sys\n"
+        "from qiao.cli.main import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('uvicorn' in sys.modules, 'cookiecutter' in sys.modules)\n"
+    )
+
+    def loaded(*argv: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()[-1]
+
+    assert loaded("doctor", "--help") == "False False"
+    assert loaded("serve", "--help").startswith("True")
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
