@@ -17,14 +17,13 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as distribution_version
 from pathlib import Path
 
-import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qiao.core.errors import ConfigurationError, MetadataError
 from qiao.core.metadata.model import check_name, describe_validation_error
-from qiao.core.metadata.yamltext import parse_yaml
+from qiao.core.metadata.yamltext import read_yaml
 
 MANIFEST_FILE = "template.yaml"
 VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
@@ -125,12 +124,7 @@ class TemplateManifest(_Strict):
 def load_template_manifest(folder: Path) -> TemplateManifest:
     """Read and check ``folder/template.yaml``; every file it names must exist."""
     path = folder / MANIFEST_FILE
-    try:
-        data = parse_yaml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MetadataError(f"cannot read template manifest {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise MetadataError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, "template manifest")
     try:
         manifest = TemplateManifest.model_validate(data)
     except ValidationError as exc:

@@ -15,12 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qiao.core.errors import MetadataError
 from qiao.core.metadata.model import describe_validation_error
-from qiao.core.metadata.yamltext import parse_yaml
+from qiao.core.metadata.yamltext import read_yaml
 
 
 class DemoRecord(BaseModel):
@@ -41,12 +40,7 @@ class DemoData(BaseModel):
 
 def load_demo(path: Path) -> DemoData:
     """Read and check a demo file; every problem names the file and the place in it."""
-    try:
-        data = parse_yaml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MetadataError(f"cannot read demo data {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise MetadataError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, "demo data")
     try:
         return DemoData.model_validate(data)
     except ValidationError as exc:

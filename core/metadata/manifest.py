@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from qiao.core.errors import MetadataError
@@ -20,7 +19,7 @@ from qiao.core.metadata import sections
 from qiao.core.metadata.model import EntityDef, FieldDef, describe_validation_error
 from qiao.core.metadata.registry import Extension
 from qiao.core.metadata.sections import D, DeclaredRecord, Section
-from qiao.core.metadata.yamltext import parse_yaml
+from qiao.core.metadata.yamltext import read_yaml
 
 __all__ = [
     "APPROVAL_PROCESSES",
@@ -235,10 +234,5 @@ def load_manifest(path: Path, source: str) -> Manifest:
 
 @functools.lru_cache(maxsize=512)
 def _load_manifest(path: Path, source: str, mtime_ns: int, size: int) -> Manifest:
-    try:
-        data = parse_yaml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MetadataError(f"cannot read manifest {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise MetadataError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, "manifest")
     return parse_manifest(data, source, str(path))
