@@ -14,15 +14,20 @@ from qiao.plugins.connectors import settings
 from .deployment import add_connector
 
 
-def test_a_secret_is_set_and_never_read_back(qiao_client: Any, qiao_runtime: Any) -> None:
-    connector = add_connector(
+def add_erp(qiao_client: Any, secret: str) -> str:
+    """A Kingdee connector named ``erp`` whose app secret is ``secret``; its id."""
+    return add_connector(
         qiao_client,
         name="erp",
         vendor="KINGDEE",
         baseUrl="https://erp.example.cn/k3cloud/",
         settings={"acct_id": "64f1", "username": "api"},
-        appSecret="口令-1",
+        appSecret=secret,
     )
+
+
+def test_a_secret_is_set_and_never_read_back(qiao_client: Any, qiao_runtime: Any) -> None:
+    connector = add_erp(qiao_client, "口令-1")
     errors = qiao_client.errors(f'{{ connector(id: "{connector}") {{ appSecret }} }}')
     assert errors[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     update = 'updateConnector(id: $id, input: {appSecret: "口令-2"}) { id }'
@@ -47,14 +52,7 @@ def test_a_connector_without_its_vendors_settings_is_refused(qiao_client: Any) -
 def test_only_administrators_see_and_sync_connectors(
     qiao_client: Any, qiao_runtime: Any, qiao_server: Any
 ) -> None:
-    add_connector(
-        qiao_client,
-        name="erp",
-        vendor="KINGDEE",
-        baseUrl="https://erp.example.cn/k3cloud/",
-        settings={"acct_id": "64f1", "username": "api"},
-        appSecret="口令",
-    )
+    add_erp(qiao_client, "口令")
     records = qiao_runtime.records
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
         records.create(ctx, "user", {"username": "rep", "display_name": "销售"})
@@ -76,17 +74,10 @@ def test_only_administrators_see_and_sync_connectors(
 def test_a_worker_reading_a_deleted_connector_says_it_is_gone(
     qiao_client: Any, qiao_runtime: Any
 ) -> None:
-    connector = add_connector(
-        qiao_client,
-        name="erp",
-        vendor="KINGDEE",
-        baseUrl="https://erp.example.cn/k3cloud/",
-        settings={"acct_id": "64f1", "username": "api"},
-        appSecret="口令",
-    )
+    connector = add_erp(qiao_client, "口令")
     assert settings.by_id(qiao_runtime, connector).name == "erp"
     records = qiao_runtime.records
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
         records.delete(ctx, "connector", connector)
-    with pytest.raises(NotFound, match=f"no connector {connector}"):
+    with pytest.raises(NotFound, match=f"no connector with id {connector}"):
         settings.by_id(qiao_runtime, connector)
