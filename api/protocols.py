@@ -112,6 +112,20 @@ class Records(Protocol):
         lock: bool = False,
     ) -> Record | None: ...
 
+    def require(
+        self,
+        conn: Connection,
+        entity_name: str,
+        record_id: str,
+        *,
+        actor: Actor,
+        field: str = "id",
+        lock: bool = False,
+    ) -> Record:
+        """As ``get``, but a record that is not there (or the actor may not read) is
+        NOT_FOUND, ``no <entity> with id <id>``, placed at ``field``."""
+        ...
+
     def list(
         self,
         conn: Connection,

@@ -440,6 +440,26 @@ class RecordsService:
         )
         return self._masked(actor, entity_name, record)
 
+    def require(
+        self,
+        conn: Connection,
+        entity_name: str,
+        record_id: str,
+        *,
+        actor: Actor,
+        field: str = "id",
+        lock: bool = False,
+    ) -> Record:
+        """One record by id as :meth:`get` reads it, or NOT_FOUND naming it at ``field``.
+
+        For callers to whom a missing record is an error: the id a client sent, or
+        a record an event names that was deleted before a worker read it.
+        """
+        record = self.get(conn, entity_name, record_id, actor=actor, lock=lock)
+        if record is None:
+            raise NotFound(f"no {entity_name} with id {record_id}", field=field)
+        return record
+
     def _masked(self, actor: Actor, entity_name: str, record: Record) -> Record:
         """``record`` with the fields ``actor`` reads masked replaced by their masks."""
         return _apply_masks(self.permissions.access_for(actor).masks(entity_name), record)

@@ -32,7 +32,7 @@ from qiao.api import (
     Source,
     decide_approval,
 )
-from qiao.plugins.connectors import clients, host, settings, stored
+from qiao.plugins.connectors import clients, host, settings
 from qiao.plugins.connectors.common.errors import ConnectorError
 from qiao.plugins.connectors.dingtalk.approvals import Outcome
 from qiao.plugins.connectors.settings import Connector
@@ -53,7 +53,7 @@ def _one(runtime: Runtime, conn: Any, entity: str, filter: Mapping[str, Any]) ->
 def delegation(runtime: Runtime, process_id: str) -> tuple[Connector, str, dict[str, Any]] | None:
     """The DingTalk connector and settings a process is delegated to, if any."""
     with runtime.db.read() as conn:
-        process = stored.record(runtime, conn, "approval_process", process_id)
+        process = runtime.records.require(conn, "approval_process", process_id, actor=SYSTEM)
     for connector in settings.active_of(runtime, "dingtalk"):
         spec = (connector.settings.get("approvals") or {}).get(process["name"])
         if spec:
@@ -69,7 +69,9 @@ def start(delivery: Delivery) -> None:
     """Start a DingTalk instance for the step a request now waits at (once per step)."""
     runtime = delivery.runtime
     with runtime.db.read() as conn:
-        request = stored.record(runtime, conn, "approval_request", delivery.event.record_id)
+        request = runtime.records.require(
+            conn, "approval_request", delivery.event.record_id, actor=SYSTEM
+        )
     if request["status"] != "PENDING":
         return
     found = delegation(runtime, str(request["process_id"]))
@@ -83,9 +85,11 @@ def start(delivery: Delivery) -> None:
             "connector_link",
             {"record_id": {"eq": request["id"]}, "step": {"eq": request["step"]}},
         )
-        record = stored.record(runtime, conn, request["entity"], request["record_id"])
+        record = runtime.records.require(
+            conn, request["entity"], request["record_id"], actor=SYSTEM
+        )
         owner = (
-            stored.record(runtime, conn, "user", request["owner_id"])
+            runtime.records.require(conn, "user", request["owner_id"], actor=SYSTEM)
             if request.get("owner_id")
             else {}
         )
@@ -145,7 +149,7 @@ def finished(runtime: Runtime, connector: Connector, message: Mapping[str, Any])
     decision, word = DECISIONS[instance.outcome]
     records = runtime.records
     with runtime.db.read() as conn:
-        request = stored.record(runtime, conn, "approval_request", link["record_id"])
+        request = runtime.records.require(conn, "approval_request", link["record_id"], actor=SYSTEM)
     if request["status"] != "PENDING" or request["step"] != link["step"]:
         return f"step {link['step']} was decided in Qiao already"
     found = delegation(runtime, str(request["process_id"]))

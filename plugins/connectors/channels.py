@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from qiao.api import Actor, Delivery, Runtime
-from qiao.plugins.connectors import clients, host, settings, stored
+from qiao.plugins.connectors import clients, host, settings
 from qiao.plugins.connectors.common.errors import ConnectorError
 from qiao.plugins.connectors.common.ratelimit import Rate, RateLimits
 from qiao.plugins.connectors.email.smtp import Mail
@@ -48,7 +48,7 @@ def clip(text: str, limit: int) -> str:
 
 def vendor_user(runtime: Runtime, user_id: str, field: str) -> str | None:
     with runtime.db.read() as conn:
-        user = stored.record(runtime, conn, "user", user_id)
+        user = runtime.records.require(conn, "user", user_id, actor=SYSTEM)
     value = user.get(field)
     return str(value) if value else None
 

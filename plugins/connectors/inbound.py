@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from qiao.api import Actor, Delivery, EventHandler, Runtime, Source
-from qiao.plugins.connectors import approvals, clients, host, settings, stored
+from qiao.plugins.connectors import approvals, clients, host, settings
 from qiao.plugins.connectors.common.errors import ConnectorError
 from qiao.plugins.connectors.settings import Connector
 from qiao.plugins.connectors.sync import wecom as wecom_sync
@@ -102,7 +102,9 @@ def act(runtime: Runtime, connector: Connector, message: dict[str, Any]) -> str:
 def handle(delivery: Delivery) -> None:
     runtime = delivery.runtime
     with runtime.db.read() as conn:
-        record = stored.record(runtime, conn, "connector_callback", delivery.event.record_id)
+        record = runtime.records.require(
+            conn, "connector_callback", delivery.event.record_id, actor=SYSTEM
+        )
     if record["handled"]:
         return
     connector = settings.by_id(runtime, str(record["connector_id"]))

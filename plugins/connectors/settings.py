@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qiao.api import Actor, BadUserInput, ConfigurationError, NotFound, Runtime
-from qiao.plugins.connectors import stored
 
 SYSTEM = Actor.system()
 
@@ -94,7 +93,7 @@ def by_name(runtime: Runtime, name: str) -> Connector:
 
 def by_id(runtime: Runtime, connector_id: str) -> Connector:
     with runtime.db.read() as conn:
-        return Connector.of(stored.record(runtime, conn, "connector", connector_id))
+        return Connector.of(runtime.records.require(conn, "connector", connector_id, actor=SYSTEM))
 
 
 def active_of(runtime: Runtime, vendor: str) -> list[Connector]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from qiao.api import BadUserInput, Conflict, NotFound, Record, Records, WriteContext
+from qiao.api import BadUserInput, Conflict, Record, Records, WriteContext
 from qiao.plugins.leads.keys import company_key
 
 
@@ -43,9 +43,7 @@ def convert_lead(
     create_opportunity: bool = True,
 ) -> Conversion:
     conn = ctx.connection
-    lead = records.get(conn, "lead", lead_id, actor=ctx.actor)
-    if lead is None:
-        raise NotFound(f"no lead with id {lead_id}", field="id")
+    lead = records.require(conn, "lead", lead_id, actor=ctx.actor)
     if lead["status"] == "CONVERTED":
         raise Conflict("this lead is converted already", field="id")
     account, account_created = _account(records, ctx, lead, account_id)
@@ -82,10 +80,9 @@ def _account(
     records: Records, ctx: WriteContext, lead: Record, account_id: str | None
 ) -> tuple[Record, bool]:
     if account_id is not None:
-        found = records.get(ctx.connection, "account", account_id, actor=ctx.actor)
-        if found is None:
-            raise NotFound(f"no account with id {account_id}", field="accountId")
-        return found, False
+        return records.require(
+            ctx.connection, "account", account_id, actor=ctx.actor, field="accountId"
+        ), False
     key = company_key(lead["company"])
     if key is None:
         raise BadUserInput(
@@ -119,10 +116,9 @@ def _contact(
     contact_id: str | None,
 ) -> tuple[Record, bool]:
     if contact_id is not None:
-        found = records.get(ctx.connection, "contact", contact_id, actor=ctx.actor)
-        if found is None:
-            raise NotFound(f"no contact with id {contact_id}", field="contactId")
-        return found, False
+        return records.require(
+            ctx.connection, "contact", contact_id, actor=ctx.actor, field="contactId"
+        ), False
     # Through the records service: with encrypted contact details the columns hold
     # ciphertext, and only its eq filter (the blind index) finds an equal value.
     same = [{"mobile": {"eq": lead["mobile"]}}] if lead["mobile"] else []

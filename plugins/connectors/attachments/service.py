@@ -194,9 +194,7 @@ def content(runtime: Runtime, attachment_id: str) -> tuple[Record, bytes]:
 def remove(runtime: Runtime, actor: Actor, attachment_id: str, type_of: Any) -> Record:
     """Delete one attachment as ``actor``, who must be able to change its record."""
     with runtime.db.read() as conn:
-        found = runtime.records.get(conn, ENTITY, attachment_id, actor=SYSTEM)
-    if found is None:
-        raise NotFound(f"no attachment with id {attachment_id}", field="id")
+        found = runtime.records.require(conn, ENTITY, attachment_id, actor=SYSTEM)
     entity, record_id = str(found["entity"]), str(found["record_id"])
     try:
         require_writable(runtime, actor, type_of(entity), entity, record_id)

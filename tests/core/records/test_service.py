@@ -136,6 +136,18 @@ def test_update_and_delete_of_missing_records_are_not_found(records):
         write(records, lambda ctx: records.delete(ctx, "account", missing))
 
 
+def test_require_reads_a_record_or_says_which_is_missing(records, create, qiao_runtime):
+    account = create("account", name="上海明达")
+    missing = "01900000-0000-7000-8000-000000000000"
+    with qiao_runtime.db.read() as conn:
+        assert records.require(conn, "account", account["id"], actor=Actor.system()) == (
+            records.get(conn, "account", account["id"], actor=Actor.system())
+        )
+        with pytest.raises(NotFound, match=f"no account with id {missing}") as caught:
+            records.require(conn, "account", missing, actor=Actor.system(), field="accountId")
+    assert caught.value.field == "accountId"
+
+
 def test_update_refuses_clearing_a_required_field(records, create):
     account = create("account", name="必填")
     with pytest.raises(BadUserInput) as caught:
