@@ -91,7 +91,7 @@ def test_a_session_opens_a_connection_and_its_revocation_closes_it(
     monkeypatch.setattr(tokens, "CACHE_SECONDS", 0.0)  # revocation seen at the next check
     with Socket(qiao_server.url) as ws:
         assert ws.init(session) == {"type": "connection_ack"}
-        sub = ws.subscribe(CHANGES)
+        sub = ws.subscribe_live(CHANGES)
         create(qiao_client, "会话之前")
         assert change(ws.receive(), sub)["operation"] == "CREATED"
         with qiao_runtime.db.write() as conn:
@@ -172,9 +172,7 @@ def test_changes_with_a_filter_and_a_resume_after_a_reconnect(
     monkeypatch.setattr(livewake, "WINDOW", 1)
     with Socket(qiao_server.url) as ws:
         ws.init(qiao_admin_token)
-        sub = ws.subscribe(CHANGES, {"filter": FILTER})
-        ws.send({"type": "ping"})  # the subscription started before the pong is sent
-        assert ws.receive() == {"type": "pong"}
+        sub = ws.subscribe_live(CHANGES, {"filter": FILTER})
         other = create(qiao_client, "别的联系人")
         kept = create(qiao_client, "订阅甲", "经理")
         created = change(ws.receive(), sub)

@@ -59,9 +59,7 @@ def test_a_write_through_one_process_reaches_a_subscriber_of_another(
         try:
             with Socket(second) as ws:
                 ws.init(qiao_admin_token)
-                sub = ws.subscribe(CHANGES, {"filter": FILTER})
-                ws.send({"type": "ping"})
-                assert ws.receive() == {"type": "pong"}
+                sub = ws.subscribe_live(CHANGES, {"filter": FILTER})
                 began = time.monotonic()
                 contact = create(writer, "订阅跨进程")
                 created = change(ws.receive(), sub)

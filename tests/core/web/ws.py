@@ -50,6 +50,19 @@ class Socket:
         self.send({"id": operation_id, "type": "subscribe", "payload": payload})
         return operation_id
 
+    def subscribe_live(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        """Subscribe, and return once the server has started the subscription.
+
+        The protocol acknowledges no ``subscribe``; a ping sent after it is answered
+        only once the server has handled it, so a change written after this returns
+        reaches the subscriber.
+        """
+        operation_id = self.subscribe(query, variables)
+        self.send({"type": "ping"})
+        answer = self.receive()
+        assert answer == {"type": "pong"}, answer
+        return operation_id
+
     def closed_with(self, timeout: float = 10) -> tuple[int, str]:
         """The close code and reason once the server closes (messages before it are skipped)."""
         try:
