@@ -19,4 +19,11 @@ install_qiao() {
     echo "==> installing qiao-crm$1 into $VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$1"
+    # An editable install runs Qiao from these folders. Python caches each module's
+    # bytecode beside it on first import, except where PYTHONDONTWRITEBYTECODE is set:
+    # then every `qiao` process compiles some 230 modules again (about 0.7 s a start).
+    # Compiling them here (only what changed since the last run) spares that; the
+    # scaffolds are cookiecutter sources, not modules.
+    "$VENV/bin/python" -m compileall -q -j 0 "$ROOT/api" "$ROOT/cli" "$ROOT/core" \
+        "$ROOT/plugins" "$ROOT/templates_market" -x "/scaffolds/" >/dev/null
 }
