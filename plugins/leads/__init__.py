@@ -67,15 +67,17 @@ def qiao_before_records_write(
     values: list[dict[str, Any]],
     existing: list[dict[str, Any] | None],
 ) -> None:
-    """A batch of leads is routed lead by lead, each decision counted in before the next."""
+    """A batch of leads is looked up for duplicates together, then routed lead by lead,
+    each decision counted in before the next."""
     if entity.name != "lead" or operation != "create":
         for row, stored in zip(values, existing, strict=True):
             qiao_before_record_write(context, entity, operation, row, stored)
         return
     intake.hold(context.connection)
+    duplicates = lifecycle.batch_duplicates(context, values)
     with routing.batch(context.connection, context.catalog) as router:
-        for row in values:
-            lifecycle.before_lead_write(context, operation, row, None)
+        for row, matches in zip(values, duplicates, strict=True):
+            lifecycle.before_lead_write(context, operation, row, None, matches)
             router.decided(row)
 
 

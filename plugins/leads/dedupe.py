@@ -3,8 +3,10 @@
 Two lookups share one notion of "the same": equal phone (E.164), equal e-mail
 (lower-cased) or equal company key (see :mod:`.keys`). :func:`find_existing`
 asks the records service with ``eq`` filters, for one lead at a time (web
-forms, webhooks, the API); :class:`Index` loads every key once, for imports of
-many rows, and also remembers the rows of the file itself.
+forms, the API), and :func:`find_existing_many` with ``in`` filters for a batch
+written together (webhook calls that arrived together); :class:`Index` loads
+every key once, for imports of many rows, and also remembers the rows of the
+file itself.
 
 A deployment may store phones and e-mail addresses encrypted
 (docs/encryption.md). Their columns hold ciphertext, so both lookups compare
@@ -19,7 +21,7 @@ Duplicates are never dropped silently: callers store the matches on the lead
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -85,31 +87,102 @@ def _comparable(records: Records, entity: str) -> list[tuple[FieldDef, str]]:
     return pairs
 
 
+#: The most matches of one entity a batch's lookup reads at once (at most 5 a lead
+#: are kept); a batch whose keys match more is looked up lead by lead instead.
+BATCH_READ = 500
+
+
 def find_existing(
     conn: Connection, records: Records, keys: dict[str, str], exclude_id: str | None = None
 ) -> list[Match]:
     """Stored leads, contacts and accounts sharing a key, leads first (at most 5 each)."""
     matches: list[Match] = []
     for entity in _COLUMNS:
-        tests = [(f, kind) for f, kind in _comparable(records, entity) if kind in keys]
-        if not tests:
+        matches += _find_in(conn, records, entity, keys, exclude_id)
+    return matches
+
+
+def _find_in(
+    conn: Connection,
+    records: Records,
+    entity: str,
+    keys: dict[str, str],
+    exclude_id: str | None = None,
+) -> list[Match]:
+    """The first 5 stored records of ``entity`` sharing one of ``keys``."""
+    tests = [(f, kind) for f, kind in _comparable(records, entity) if kind in keys]
+    if not tests:
+        return []
+    page = records.list(
+        conn,
+        entity,
+        filter={"or": [{f.column: {"eq": keys[kind]}} for f, kind in tests]},
+        order_by=[{"field": "created_at"}],
+        first=5,
+        actor=Actor.system(),
+    )
+    return _matches(entity, tests, keys, page.records, exclude_id)
+
+
+def find_existing_many(
+    conn: Connection, records: Records, batch: Sequence[dict[str, str]]
+) -> list[list[Match]]:
+    """:func:`find_existing` for each of a batch's keys, with one query per entity.
+
+    Each entity's stored records sharing any key of the batch are read in
+    creation order, then handed to the leads whose keys they share, at most 5
+    each: the same matches, in the same order, as looking each lead up alone.
+    When more than :data:`BATCH_READ` records match, a lead's first 5 may lie
+    past them, so that entity is looked up lead by lead.
+    """
+    found: list[list[Match]] = [[] for _ in batch]
+    for entity in _COLUMNS:
+        pairs = _comparable(records, entity)
+        sought = {
+            field.column: sorted({keys[kind] for keys in batch if kind in keys})
+            for field, kind in pairs
+        }
+        conditions = [{column: {"in": values}} for column, values in sought.items() if values]
+        if not conditions:
             continue
         page = records.list(
             conn,
             entity,
-            filter={"or": [{f.column: {"eq": keys[kind]}} for f, kind in tests]},
+            filter={"or": conditions},
             order_by=[{"field": "created_at"}],
-            first=5,
+            first=BATCH_READ,
             actor=Actor.system(),
         )
-        for record in page.records:
-            if record["id"] == exclude_id:
+        for keys, matches in zip(batch, found, strict=True):
+            tests = [(f, kind) for f, kind in pairs if kind in keys]
+            if not tests:
                 continue
-            by = next(
-                (kind for f, kind in tests if _KEY_OF[kind](record[f.column]) == keys[kind]),
-                tests[0][1],
-            )
-            matches.append(Match(entity, record["id"], by, record[_LABELS[entity]]))
+            if page.has_next_page:
+                matches += _find_in(conn, records, entity, keys)
+                continue
+            shared = [r for r in page.records if any(r[f.column] == keys[k] for f, k in tests)]
+            matches += _matches(entity, tests, keys, shared[:5])
+    return found
+
+
+def _matches(
+    entity: str,
+    tests: list[tuple[FieldDef, str]],
+    keys: dict[str, str],
+    stored: Iterable[dict[str, Any]],
+    exclude_id: str | None = None,
+) -> list[Match]:
+    """``stored`` records of ``entity`` found by ``tests`` as matches, each with the kind
+    of key it shares."""
+    matches = []
+    for record in stored:
+        if record["id"] == exclude_id:
+            continue
+        by = next(
+            (kind for f, kind in tests if _KEY_OF[kind](record[f.column]) == keys[kind]),
+            tests[0][1],
+        )
+        matches.append(Match(entity, record["id"], by, record[_LABELS[entity]]))
     return matches
 
 

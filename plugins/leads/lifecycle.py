@@ -33,7 +33,13 @@ def before_lead_write(
     operation: str,
     values: dict[str, Any],
     existing: dict[str, Any] | None,
+    duplicates: list[dedupe.Match] | None = None,
 ) -> None:
+    """Complete a lead's values before they are stored (see the module's docstring).
+
+    ``duplicates`` are the stored records a new lead matches, when the caller
+    looked them up for a whole batch already (:func:`batch_duplicates`).
+    """
     if operation == "delete":
         return
     runtime = context.runtime
@@ -48,7 +54,7 @@ def before_lead_write(
         _restart_deadline(context, catalog, values, existing, merged)
         return
     now = runtime.records.clock()
-    _mark_duplicates(context, runtime.records, values)
+    _mark_duplicates(context, runtime.records, values, duplicates)
     minutes = routing.DEFAULT_FIRST_TOUCH_MINUTES
     if values.get("owner") is None:
         chosen = routing.assign(context.connection, catalog, values, now)
@@ -143,17 +149,47 @@ def _classify(plugins: Plugins, values: dict[str, Any], lead: dict[str, Any]) ->
         values.setdefault("intent_tags", list(result.tags))
 
 
-def _mark_duplicates(context: WriteContext, records: Records, values: dict[str, Any]) -> None:
+def batch_duplicates(
+    context: WriteContext, rows: list[dict[str, Any]]
+) -> list[list[dedupe.Match] | None]:
+    """The stored records each new lead of a batch matches, looked up together (None for a
+    row whose importer checked already)."""
+    unchecked = [i for i, row in enumerate(rows) if "duplicate_matches" not in row]
+    found = dedupe.find_existing_many(
+        context.connection,
+        context.records,
+        [dedupe.lead_keys(_with_company_key(rows[i])) for i in unchecked],
+    )
+    duplicates: list[list[dedupe.Match] | None] = [None] * len(rows)
+    for i, matches in zip(unchecked, found, strict=True):
+        duplicates[i] = matches
+    return duplicates
+
+
+def _with_company_key(values: dict[str, Any]) -> dict[str, Any]:
+    if "company" in values:
+        return {**values, "company_key": company_key(values["company"])}
+    return values
+
+
+def _mark_duplicates(
+    context: WriteContext,
+    records: Records,
+    values: dict[str, Any],
+    found: list[dedupe.Match] | None = None,
+) -> None:
     """Record what the new lead may duplicate; an importer that checked already says so.
 
     An importer passes ``duplicate_matches`` (possibly empty) after checking
-    against its own index; anything else is looked up here.
+    against its own index; ``found`` are the matches looked up for the lead's
+    batch; anything else is looked up here.
     """
     if "duplicate_matches" in values:
         if not values["duplicate_matches"]:
             values["duplicate_matches"] = None
         return
-    found = dedupe.find_existing(context.connection, records, dedupe.lead_keys(values))
+    if found is None:
+        found = dedupe.find_existing(context.connection, records, dedupe.lead_keys(values))
     if found:
         values["duplicate_matches"] = [m.as_json() for m in found]
         values.setdefault("duplicate_of", dedupe.first_lead(found))

@@ -6,7 +6,12 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
+from qiao.core.runtime import Runtime
+from qiao.plugins.leads import dedupe
 
 Create = Callable[..., Record]
 
@@ -98,3 +103,35 @@ def test_the_first_activity_is_the_first_touch(create: Create, get: Any) -> None
     stored = get("lead", lead["id"])
     assert stored["first_touch_at"] == later - dt.timedelta(hours=1)
     assert stored["status"] == "CONTACTED"
+
+
+@pytest.mark.parametrize("batch_read", [dedupe.BATCH_READ, 2])
+def test_leads_written_together_find_what_each_would_find_alone(
+    qiao_runtime: Runtime, create: Create, monkeypatch: pytest.MonkeyPatch, batch_read: int
+) -> None:
+    """One lookup per entity for a batch (and, past ``BATCH_READ`` matches, one per lead)
+    gives each lead the same matches, in the same order, as writing it alone."""
+    monkeypatch.setattr(dedupe, "BATCH_READ", batch_read)
+    account = create("account", name="宁波东海汽车零部件有限公司")
+    earlier = [create("lead", name=f"林{i}", mobile="13857412096") for i in range(6)]
+    contact = create("contact", name="叶明", email="yeming@donghai.example.com")
+    rows: list[dict[str, Any]] = [
+        {"name": "林小姐", "mobile": "+86 138-5741-2096"},
+        {"name": "叶先生", "email": "YeMing@DongHai.example.com", "company": "宁波东海汽车零部件"},
+        {"name": "新客户", "mobile": "13905740004"},
+    ]
+    records = qiao_runtime.records
+    with qiao_runtime.db.read() as conn:  # each lead looked up alone, as a web form's is
+        alone = [dedupe.find_existing(conn, records, dedupe.lead_keys(r)) for r in rows]
+    with records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        together = records.create_many(ctx, "lead", [dict(r) for r in rows]).records
+    for batched, matches in zip(together, alone, strict=True):
+        assert batched["duplicate_matches"] == ([m.as_json() for m in matches] or None)
+    phone, mail, fresh = together
+    assert [m["id"] for m in phone["duplicate_matches"]] == [e["id"] for e in earlier[:5]]
+    assert phone["duplicate_of_id"] == earlier[0]["id"]
+    assert {(m["entity"], m["id"], m["by"]) for m in mail["duplicate_matches"]} == {
+        ("contact", contact["id"], "email"),
+        ("account", account["id"], "company"),
+    }
+    assert fresh["duplicate_matches"] is None and fresh["duplicate_of_id"] is None
