@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -11,6 +13,33 @@ from typing import Any
 import uvicorn
 
 from qiao.core.web.graphql_ws import MAX_MESSAGE_BYTES
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, woken as soon as it is told to stop.
+
+    uvicorn notices ``should_exit`` at its next tick, up to 0.1 s later; the
+    tests stop a server after every test that serves, so that wait adds up.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    def exit(self) -> None:
+        """Stop serving: from any thread, noticed at once."""
+        self.should_exit = True
+        if self._loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop ended already
+                self._loop.call_soon_threadsafe(self._wake.set)
 
 
 class LiveServer:
@@ -34,7 +63,7 @@ class LiveServer:
             lifespan="on",
             log_level="warning",
         )
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
@@ -52,7 +81,7 @@ class LiveServer:
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
+        self._server.exit()
         self._thread.join(timeout=10)
         self._sock.close()
 
