@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from qiao.core.records.host import RecordsHost
 
 #: The version of this API (not of Qiao): see the module's docstring.
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 
 
 def decide_approval(

@@ -48,6 +48,12 @@ class Database(Protocol):
 
     def read(self) -> AbstractContextManager[Connection]: ...
 
+    def run_read(self, work: Callable[[Connection], _T], *, snapshot: bool = False) -> _T:
+        """``work(conn)`` as a read; without ``snapshot``, each statement commits alone on
+        PostgreSQL (no BEGIN and ROLLBACK round trips), which suits a single-statement
+        read. ``work`` must do nothing but read: it runs again on a dead connection."""
+        ...
+
     def write(self) -> AbstractContextManager[Connection]: ...
 
 

@@ -27,13 +27,15 @@ def channel_actor(channel: Record) -> Actor:
 
 
 def find(runtime: Runtime, key: str, kind: str) -> Record | None:
-    """The active channel of this kind with this key."""
-    with runtime.db.read() as conn:
-        page = runtime.records.list(
+    """The active channel of this kind with this key (one statement: every form post and
+    webhook call asks, so it takes no transaction of its own)."""
+    page = runtime.db.run_read(
+        lambda conn: runtime.records.list(
             conn,
             "lead_channel",
             filter={"key": {"eq": key}, "kind": {"eq": kind}, "is_active": {"eq": True}},
             first=1,
             actor=Actor.system(),
         )
+    )
     return page.records[0] if page.records else None
