@@ -45,8 +45,7 @@ def before_lead_write(
     runtime = context.runtime
     catalog = context.catalog
     merged = {**_by_field(catalog.entity("lead"), existing), **values}
-    if "company" in values:
-        values["company_key"] = company_key(values["company"])
+    _set_company_key(values)
     _locate(values, merged)
     if operation == "create" or (_INTENT_INPUTS & values.keys() and "intent_score" not in values):
         _classify(runtime.plugins, values, {**merged, **values})
@@ -154,11 +153,11 @@ def batch_duplicates(
 ) -> list[list[dedupe.Match] | None]:
     """The stored records each new lead of a batch matches, looked up together (None for a
     row whose importer checked already)."""
+    for row in rows:
+        _set_company_key(row)
     unchecked = [i for i, row in enumerate(rows) if "duplicate_matches" not in row]
     found = dedupe.find_existing_many(
-        context.connection,
-        context.records,
-        [dedupe.lead_keys(_with_company_key(rows[i])) for i in unchecked],
+        context.connection, context.records, [dedupe.lead_keys(rows[i]) for i in unchecked]
     )
     duplicates: list[list[dedupe.Match] | None] = [None] * len(rows)
     for i, matches in zip(unchecked, found, strict=True):
@@ -166,10 +165,10 @@ def batch_duplicates(
     return duplicates
 
 
-def _with_company_key(values: dict[str, Any]) -> dict[str, Any]:
+def _set_company_key(values: dict[str, Any]) -> None:
+    """A lead written with a company is compared by the company's key (keys.py)."""
     if "company" in values:
-        return {**values, "company_key": company_key(values["company"])}
-    return values
+        values["company_key"] = company_key(values["company"])
 
 
 def _mark_duplicates(
