@@ -54,6 +54,10 @@ def qiao_before_record_write(
         bankruptcy.check(values, existing)
     elif name in NAMED:
         conflicts.write_name_keys(entity, values, existing)
+        if name == "matter_party":
+            conflicts.lock_matter(
+                context, values.get("matter") or (existing or {}).get("matter_id")
+            )
     elif name == "conflict_check" and operation == "create":
         conflicts.prepare_check(context, values)
     elif name == "conflict_waiver" and operation == "create":

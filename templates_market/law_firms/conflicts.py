@@ -223,8 +223,24 @@ def run_check(context: WriteContext, check: dict[str, Any]) -> None:
         records.update(system, "matter", matter["id"], {"conflict_status": result})
 
 
+def lock_matter(context: WriteContext, matter_id: str | None) -> dict[str, Any] | None:
+    """The matter, locked until this transaction ends; None when there is no such matter.
+
+    A check, a waiver and a party change each write a row that references the matter (which
+    holds a key-share lock on it through the foreign key) and then update the matter. Two of
+    them at once on one matter, such as the check the intake rule starts and the officer's
+    own, would each hold that lock and wait for the other's: a deadlock on PostgreSQL.
+    Locking the matter before writing anything makes the second wait for the first to commit,
+    then see its result. A missing matter is left for the write's relation check to refuse.
+    """
+    if matter_id is None:
+        return None
+    return context.records.get(context.connection, "matter", matter_id, actor=SYSTEM, lock=True)
+
+
 def prepare_check(context: WriteContext, values: dict[str, Any]) -> None:
     """A check is asked for by its creator; its result is the system's to write."""
+    lock_matter(context, values.get("matter"))
     for name in ("result", "hit_count", "searched_names", "checked_at"):
         values.pop(name, None)
     if values.get("requested_by") is None and context.actor.user_id is not None:
@@ -241,8 +257,9 @@ def refuse_delete(entity: str) -> None:
 
 def prepare_waiver(context: WriteContext, values: dict[str, Any]) -> None:
     """Only a relative conflict is waivable (art. 52); an absolute one never is (art. 51)."""
-    matter = context.records.get(context.connection, "matter", values["matter"], actor=SYSTEM)
-    assert matter is not None
+    matter = lock_matter(context, values.get("matter"))
+    if matter is None:
+        return
     status = matter["conflict_status"]
     if status == "ABSOLUTE":
         raise BadUserInput(

@@ -19,12 +19,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from pypdf import PdfReader
 
+from qiao.api import BadUserInput
 from qiao.core.auth.tokens import create_token
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
@@ -260,6 +263,60 @@ def test_conflicts_absolute_relative_waived_and_walled(
     assert checks == {"conflictChecks": {"totalCount": 5}, "conflictWaivers": {"totalCount": 1}}
     gone = admin.errors("mutation($id: ID!) { deleteConflictCheck(id: $id) }", {"id": found["id"]})
     assert gone[0]["extensions"]["code"] == "CONFLICT" and "永久保留" in gone[0]["message"]
+
+
+def test_two_checks_of_one_matter_at_once_both_finish_with_its_result(
+    qiao_runtime: Runtime, firm: dict[str, Any]
+) -> None:
+    # The intake rule's check and the officer's own can run at the same moment.
+    records, system = qiao_runtime.records, Actor.system()
+    with records.transaction(system, Source.SYSTEM) as ctx:
+        nanyue = records.create(ctx, "account", {"name": "广东省东莞南粤物流有限公司"})
+        huaxin = records.create(ctx, "account", {"name": "东莞华新仓储有限公司"})
+        base = {"practice_area": "LITIGATION", "responsible_lawyer": firm["id"]["chen"]}
+        records.create(ctx, "matter", {**base, "title": "南粤物流劳动争议", "client": nanyue["id"]})
+        lease = records.create(
+            ctx,
+            "matter",
+            {**base, "title": "华新仓储诉南粤物流", "client": huaxin["id"],
+             "opposing_party": "广东省东莞南粤物流有限公司"},
+        )  # fmt: skip
+    start = threading.Barrier(2)
+
+    def check_lease() -> str:
+        start.wait()
+        with records.transaction(system, Source.SYSTEM) as ctx:
+            return str(records.create(ctx, "conflict_check", {"matter": lease["id"]})["id"])
+
+    with ThreadPoolExecutor(2) as pool:
+        checked = [pool.submit(check_lease) for _ in range(2)]
+        ids = {future.result() for future in checked}
+
+    with records.db.read() as conn:
+        results = {
+            c["id"]: c["result"]
+            for c in records.list(
+                conn, "conflict_check", filter={"matter_id": {"eq": lease["id"]}}, actor=system
+            ).records
+        }
+        stored = records.require(conn, "matter", lease["id"], actor=system)
+    assert results == dict.fromkeys(ids, "RELATIVE")
+    assert stored["conflict_status"] == "RELATIVE"
+
+
+def test_a_waiver_or_check_of_a_matter_that_does_not_exist_is_refused_at_the_matter(
+    qiao_runtime: Runtime, firm: dict[str, Any]
+) -> None:
+    records, system = qiao_runtime.records, Actor.system()
+    missing = "0190a0d2-0000-7000-8000-000000000000"
+    waiver = {"matter": missing, "consent_signed_on": "2026-03-02", "consenting_parties": "某电子"}
+    for entity, values in (("conflict_waiver", waiver), ("conflict_check", {"matter": missing})):
+        with (
+            pytest.raises(BadUserInput, match=f"no matter with id {missing}") as refused,
+            records.transaction(system, Source.SYSTEM) as ctx,
+        ):
+            records.create(ctx, entity, values)
+        assert refused.value.field == "matter"
 
 
 def _numbers(client: GraphQLClient, query: str) -> set[str]:
