@@ -35,6 +35,7 @@ from qiao.core.errors import (
     BadUserInput,
     ConfigurationError,
     Conflict,
+    Contended,
     Forbidden,
     MetadataError,
     NotFound,
@@ -76,7 +77,7 @@ if TYPE_CHECKING:
     from qiao.core.records.host import RecordsHost
 
 #: The version of this API (not of Qiao): see the module's docstring.
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 
 def decide_approval(
@@ -148,6 +149,7 @@ __all__: Sequence[str] = (
     "Catalog",
     "ConfigurationError",
     "Conflict",
+    "Contended",
     "Created",
     "Database",
     "Date",

@@ -73,6 +73,14 @@ class Records(Protocol):
         self, actor: Actor, source: Source, request_id: str | None = None
     ) -> AbstractContextManager[WriteContext]: ...
 
+    def run(
+        self,
+        actor: Actor,
+        source: Source,
+        work: Callable[[WriteContext], _T],
+        request_id: str | None = None,
+    ) -> _T: ...
+
     def create(self, ctx: WriteContext, entity_name: str, values: Mapping[str, Any]) -> Record: ...
 
     def create_many(

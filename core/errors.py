@@ -49,6 +49,15 @@ class Conflict(QiaoError):
     code = "CONFLICT"
 
 
+class Contended(Conflict):
+    """The database ended the transaction to break a deadlock or a serialization conflict
+    with a concurrent one. Nothing of it was written; the same request may succeed when
+    sent again (``extensions.retry`` says so)."""
+
+    def extensions(self) -> dict[str, Any]:
+        return {**super().extensions(), "retry": True}
+
+
 class Forbidden(QiaoError):
     """The caller is known but may not do this."""
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from strawberry.types import Info
@@ -20,7 +21,9 @@ from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.strawberry_internals import resolve_info
 from qiao.core.graphql.withheld import refuse
-from qiao.core.records.context import Source
+from qiao.core.records.context import Source, WriteContext
+
+T = TypeVar("T")
 
 
 def input_values(obj: Any) -> dict[str, Any]:
@@ -89,36 +92,48 @@ def _entity(info: Info) -> str:
     return ctx.built.plan.mutations[resolve_info(info).field_name][1]
 
 
+def _write(info: Info, work: Callable[[WriteContext], T]) -> T:
+    """``work`` in the request's transaction, run again if the database ends it to let a
+    concurrent write through (:meth:`RecordsService.run`)."""
+    ctx: RequestContext = info.context
+    return ctx.runtime.records.run(ctx.actor, Source.GRAPHQL, work, ctx.request_id)
+
+
 def create(info: Info, input: Any) -> Any:
     ctx: RequestContext = info.context
     entity = _entity(info)
-    records = ctx.runtime.records
-    with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
-        record = records.create(wctx, entity, input_values(input))
+
+    def work(wctx: WriteContext) -> Any:
+        record = ctx.runtime.records.create(wctx, entity, input_values(input))
         return _written(info, ctx, wctx.connection, entity, record["id"])
+
+    return _write(info, work)
 
 
 def upsert(info: Info, key: Any, input: Any) -> Any:
     ctx: RequestContext = info.context
     entity = _entity(info)
-    records = ctx.runtime.records
-    with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
-        record, _ = records.upsert(wctx, entity, key.value, input_values(input))
+
+    def work(wctx: WriteContext) -> Any:
+        record, _ = ctx.runtime.records.upsert(wctx, entity, key.value, input_values(input))
         return _written(info, ctx, wctx.connection, entity, record["id"])
+
+    return _write(info, work)
 
 
 def update(info: Info, id: str, input: Any, expected_version: int | None = None) -> Any:
     ctx: RequestContext = info.context
     entity = _entity(info)
-    records = ctx.runtime.records
-    with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
-        records.update(wctx, entity, id, input_values(input), expected_version)
+
+    def work(wctx: WriteContext) -> Any:
+        ctx.runtime.records.update(wctx, entity, id, input_values(input), expected_version)
         return _written(info, ctx, wctx.connection, entity, id)
+
+    return _write(info, work)
 
 
 def delete(info: Info, id: str) -> str:
     ctx: RequestContext = info.context
-    records = ctx.runtime.records
-    with records.transaction(ctx.actor, Source.GRAPHQL, ctx.request_id) as wctx:
-        records.delete(wctx, _entity(info), id)
+    entity = _entity(info)
+    _write(info, lambda wctx: ctx.runtime.records.delete(wctx, entity, id))
     return id

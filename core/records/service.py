@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import Connection, Select, Table, and_, delete, false, func, insert, select, update
 from sqlalchemy.engine import RowMapping
@@ -23,7 +23,7 @@ from qiao.core import query
 from qiao.core.actor import Actor
 from qiao.core.catalog import Catalog
 from qiao.core.encryption import FieldEncryption, KeyStore
-from qiao.core.errors import BadUserInput, Conflict, Forbidden, NotFound, QiaoError
+from qiao.core.errors import BadUserInput, Conflict, Contended, Forbidden, NotFound, QiaoError
 from qiao.core.formula.columns import ComputedColumns, computed_columns
 from qiao.core.formula.computed import computed_fields
 from qiao.core.formula.evaluator import Clock as FormulaClock
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from qiao.core.records.host import RecordsHost
 
 Record = dict[str, Any]
+T = TypeVar("T")
+#: How many times :meth:`RecordsService.run` runs a transaction the database keeps ending.
+CONTENDED_ATTEMPTS = 3
 #: Entities a caller's access is computed from (see qiao.core.permissions.subject).
 ACCESS_ENTITIES = frozenset({"user", "team", "role", "role_assignment", "record_share"})
 Clock = Callable[[], dt.datetime]
@@ -147,6 +150,31 @@ class RecordsService:
                 yield WriteContext(actor, source, conn, self.runtime)
             else:
                 yield WriteContext(actor, source, conn, self.runtime, request_id)
+
+    def run(
+        self,
+        actor: Actor,
+        source: Source,
+        work: Callable[[WriteContext], T],
+        request_id: str | None = None,
+    ) -> T:
+        """``work(ctx)`` in one :meth:`transaction`, run again when the database ends it to
+        let a concurrent transaction through (:class:`~qiao.core.errors.Contended`).
+
+        Two writers that lock the same records in opposite orders (a hook updating
+        the parent of the record it wrote, say) make PostgreSQL end one of them;
+        run again, it waits for the other and succeeds. After ``CONTENDED_ATTEMPTS``
+        runs the last Contended is raised: a ``CONFLICT`` the caller may send again.
+        ``work`` must do nothing outside the transaction, which it may run twice.
+        """
+        for attempt in range(1, CONTENDED_ATTEMPTS + 1):
+            try:
+                with self.transaction(actor, source, request_id) as ctx:
+                    return work(ctx)
+            except Contended:
+                if attempt == CONTENDED_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     # -- Writes ---------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
-from qiao.core.errors import ConfigurationError
+from qiao.core.errors import ConfigurationError, Contended
 
 log = logging.getLogger("qiao.storage")
 T = TypeVar("T")
@@ -47,6 +47,9 @@ _WRITE = "qiao_write"
 _AFTER_COMMIT = "qiao_after_commit"
 _BEFORE_COMMIT = "qiao_before_commit"
 _STATE = "qiao_transaction_state"
+#: SQLSTATEs of a transaction PostgreSQL ended to let a concurrent one through: the victim
+#: of a deadlock and a serialization failure. Sent again, it usually succeeds.
+CONTENDED_STATES = frozenset({"40P01", "40001"})
 
 
 def after_commit(conn: Connection, action: Callable[[], None]) -> bool:
@@ -149,6 +152,10 @@ class Database:
     def write(self, *, durable: bool = True) -> Iterator[Connection]:
         """A transaction that may write; committed on success, rolled back on error.
 
+        A transaction PostgreSQL ends to break a deadlock or a serialization
+        conflict raises :class:`~qiao.core.errors.Contended` (a ``CONFLICT`` that
+        may be sent again); :meth:`RecordsService.run` runs the work again instead.
+
         ``durable=False`` is for bookkeeping that a server crash may undo
         harmlessly because it is redone (the outbox's claims and outcomes, which
         are at-least-once anyway): PostgreSQL then commits without waiting for
@@ -168,6 +175,15 @@ class Database:
                     while done < len(last):  # an action may register more
                         last[done]()
                         done += 1
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in CONTENDED_STATES:
+                    raise
+                # Logged for whoever looks for lock-ordering faults; the caller gets CONFLICT.
+                log.warning("the database ended a write transaction: %s", str(exc.orig).strip())
+                raise Contended(
+                    "this change met a concurrent change to the same records and was not "
+                    "written; send it again"
+                ) from exc
             finally:
                 for key in (_AFTER_COMMIT, _BEFORE_COMMIT, _STATE):
                     conn.info.pop(key, None)
