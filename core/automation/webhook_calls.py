@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 
-import httpx
 from sqlalchemy import select
 
+from qiao.core import outbound
 from qiao.core.events import signing
 from qiao.core.events.model import Delivery, EventHandler, GiveUp, RetryLater
 from qiao.core.events.webhooks import WebhookFailed, retry_after
@@ -52,7 +52,7 @@ def send(delivery: Delivery) -> None:
     payload = json.dumps(call.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = signing.headers(call.secret, delivery.id, int(now.timestamp()), payload)
     headers["content-type"] = "application/json"
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+    with outbound.client(timeout=TIMEOUT, follow_redirects=False) as client:
         response = client.post(call.url, content=payload, headers=headers)
     status = response.status_code
     if 200 <= status < 300:

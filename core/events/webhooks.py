@@ -15,9 +15,9 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import Connection, delete, insert, select, update
 
+from qiao.core import outbound
 from qiao.core.events import signing
 from qiao.core.events.model import Delivery, GiveUp, RetryLater
 from qiao.core.ids import new_id
@@ -118,7 +118,7 @@ class WebhookSender:
     """Sends webhook deliveries over one pooled HTTP client (one per worker)."""
 
     def __init__(self, timeout: float = 10.0) -> None:
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self.client = outbound.client(timeout=timeout, follow_redirects=False)
 
     def close(self) -> None:
         self.client.close()

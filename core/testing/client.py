@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+from qiao.core import outbound
 
 
 class GraphQLError(AssertionError):
@@ -16,7 +16,7 @@ class GraphQLClient:
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        self.http = outbound.client(base_url=url, headers=headers, timeout=timeout)
 
     def post(
         self,

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from qiao.core import outbound
+
 #: ``qiao`` run by this interpreter, so a test uses the installation under test.
 QIAO = (sys.executable, "-c", "from qiao.cli.main import main; main()")
 #: Variables that would make a command use another deployment than the folder's.
@@ -123,15 +125,16 @@ def _clean_env(extra: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
 
 def _wait_healthy(served: Served, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        if served.process.poll() is not None:
-            log, _ = served.process.communicate()
-            raise CommandFailed(f"qiao serve stopped during start-up:\n{log}")
-        try:
-            if httpx.get(f"{served.url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise CommandFailed("qiao serve did not answer /healthz in time")
-        time.sleep(0.1)
+    with outbound.client(timeout=2) as http:
+        while True:
+            if served.process.poll() is not None:
+                log, _ = served.process.communicate()
+                raise CommandFailed(f"qiao serve stopped during start-up:\n{log}")
+            try:
+                if http.get(f"{served.url}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise CommandFailed("qiao serve did not answer /healthz in time")
+            time.sleep(0.1)

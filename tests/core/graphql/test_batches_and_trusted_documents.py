@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from qiao.core import outbound
 from qiao.core.config import Config, GraphQLSettings
 from qiao.core.errors import ConfigurationError
 from qiao.core.graphql.trusted import document_hash
@@ -31,7 +32,7 @@ UNTRUSTED = "{ contacts(first: 1) { edges { node { id } } } }"
 @pytest.fixture
 def http(qiao_server: LiveServer, qiao_admin_token: str) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {qiao_admin_token}"}
-    with httpx.Client(base_url=qiao_server.url, headers=headers, timeout=60) as client:
+    with outbound.client(base_url=qiao_server.url, headers=headers, timeout=60) as client:
         yield client
 
 

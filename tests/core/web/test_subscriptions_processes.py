@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from qiao.core import outbound
 from qiao.core.config import Config
 from qiao.core.events.livewake import FALLBACK_SECONDS
 from qiao.core.testing.client import GraphQLClient
@@ -37,13 +38,14 @@ def serving(config: Config) -> Iterator[str]:
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 120  # a busy machine starts processes slowly
-            while True:
-                assert server.poll() is None, server.communicate()
-                with contextlib.suppress(httpx.TransportError):
-                    httpx.get(f"{base}/healthz", timeout=1)
-                    break
-                assert time.monotonic() < deadline, "qiao serve did not answer in time"
-                time.sleep(0.05)
+            with outbound.client(timeout=1) as http:
+                while True:
+                    assert server.poll() is None, server.communicate()
+                    with contextlib.suppress(httpx.TransportError):
+                        http.get(f"{base}/healthz")
+                        break
+                    assert time.monotonic() < deadline, "qiao serve did not answer in time"
+                    time.sleep(0.05)
             yield base
         finally:
             server.terminate()

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
+from qiao.core import outbound
 from qiao.core.testing.clock import TestClock
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.common.calls import CallRecord
@@ -78,7 +79,7 @@ def wiring(fake_time: FakeTime, calls: list[CallRecord]) -> Wiring:
 
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as client:
+    with outbound.client(timeout=10) as client:
         yield client
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from qiao.core import outbound
 from qiao.core.auth.tokens import create_token
 from qiao.core.records.context import Actor, Source
 from qiao.core.testing.client import GraphQLClient
@@ -102,7 +103,7 @@ def s3_store(endpoint: str, bucket: str) -> S3Store:
 
 
 def objects(endpoint: str, bucket: str) -> list[str]:
-    answer = httpx.get(f"http://{endpoint}/{bucket}?list-type=2")
+    answer = httpx.get(f"http://{endpoint}/{bucket}?list-type=2", verify=outbound.tls_context())
     return [part.split("</Key>")[0] for part in answer.text.split("<Key>")[1:]]
 
 
