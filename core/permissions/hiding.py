@@ -24,11 +24,12 @@ from qiao.core.permissions.rights import FieldAccess, Rights, Scope
 
 @dataclass(frozen=True)
 class Hiding:
-    """Fields some role may not read, and entities some role reads only in part."""
+    """Required fields some role may not read, and required relations' targets some role
+    reads only in part."""
 
-    #: (entity, field name) pairs some role's field rule hides.
+    #: (entity, field name) pairs of required fields some role's field rule hides.
     fields: frozenset[tuple[str, str]] = frozenset()
-    #: Entities some role reads fewer than all records of.
+    #: Targets of required relations that some role reads fewer than all records of.
     rows: frozenset[str] = frozenset()
 
     def hides_field(self, entity: str, field: str) -> bool:
@@ -44,19 +45,23 @@ NOTHING_HIDDEN = Hiding()
 
 
 def hiding_of(catalog: Catalog, roles: list[Rights]) -> Hiding:
-    """What ``roles`` can hide of ``catalog``'s entities."""
+    """What ``roles`` can hide of ``catalog``'s entities, as far as the schema shows it.
+
+    Only a required field can be non-null, and only a required relation's target
+    can leave it null, so nothing else is kept: deployments, and the schemas built
+    for them, whose roles differ in nothing else have equal hidings and share a
+    schema (:func:`qiao.core.graphql.service.shared_schema`).
+    """
+    entities = catalog.registry.entities.values()
+    required = [(e, f) for e in entities for f in e.fields if f.required and not f.computed]
+    targets = {f.target for _, f in required if f.target is not None}
     fields: set[tuple[str, str]] = set()
     rows: set[str] = set()
     for rights in roles:
-        for entity in catalog.registry.entities.values():
-            if rights.for_entity(entity.name).read != Scope.ALL:
-                rows.add(entity.name)
-            for name, access in rights.fields.get(entity.name, {}).items():
-                field = entity.field(name) or next(
-                    (f for f in entity.fields if f.column == name), None
-                )
-                if field is None:
-                    continue
+        rows |= {t for t in targets if rights.for_entity(t).read != Scope.ALL}
+        for entity, field in required:
+            granted = rights.fields.get(entity.name, {})
+            for access in (granted.get(field.name), granted.get(field.column)):
                 if access is FieldAccess.NONE or (
                     access is FieldAccess.MASKED and mask_of(field) is None
                 ):
