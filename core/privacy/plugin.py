@@ -15,7 +15,12 @@ from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef, FieldType
 from qiao.core.privacy import graphql
 from qiao.core.privacy.consent import check_consent
-from qiao.core.privacy.rules import ConsentRuleDecl, RetentionRuleDecl, consent_rules
+from qiao.core.privacy.rules import (
+    ConsentRuleDecl,
+    RetentionRuleDecl,
+    consent_rules,
+    forget_consent_rules,
+)
 from qiao.core.records.context import WriteContext
 
 MANIFEST = Path(__file__).with_name("entities.yaml")
@@ -35,6 +40,8 @@ def qiao_before_record_write(
     values: dict[str, Any],
     existing: dict[str, Any] | None,
 ) -> None:
+    if entity.name == "consent_rule":
+        forget_consent_rules(context.connection)
     if operation == "delete":
         return
     if entity.name in {"consent_rule", "retention_rule"}:
@@ -52,6 +59,8 @@ def qiao_before_records_write(
     existing: list[dict[str, Any] | None],
 ) -> None:
     """The consent guard for a batch: the entity's rules read once, checked row by row."""
+    if entity.name == "consent_rule":
+        forget_consent_rules(context.connection)
     if operation == "delete":
         return
     if entity.name in {"consent_rule", "retention_rule"}:

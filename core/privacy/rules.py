@@ -14,6 +14,11 @@ from sqlalchemy import Connection, select
 
 from qiao.core.catalog import Catalog
 from qiao.core.metadata.sections import Section
+from qiao.core.storage.database import transaction_state
+
+#: The transaction's active consent rules by entity, and whether it wrote a consent rule.
+_RULES = "privacy.consent_rules"
+_RULES_WRITTEN = "privacy.consent_rules_written"
 
 
 class ConsentRuleDecl(BaseModel):
@@ -49,7 +54,34 @@ class RetentionRuleDecl(BaseModel):
 
 
 def consent_rules(conn: Connection, catalog: Catalog, entity: str) -> list[ConsentRuleDecl]:
-    """The active consent rules on ``entity``."""
+    """The active consent rules on ``entity``.
+
+    In a write transaction, every entity's rules are read once and kept for the rest
+    of it: a webhook's transaction writes a lead, its receipt and a notification, and
+    each write asked again. Once the transaction writes a consent rule
+    (:func:`forget_consent_rules`), they are read anew for every write.
+    """
+    state = transaction_state(conn)
+    if state is None or state.get(_RULES_WRITTEN):
+        return _consent_rules(conn, catalog, entity)
+    by_entity: dict[str | None, list[ConsentRuleDecl]] | None = state.get(_RULES)
+    if by_entity is None:
+        by_entity = {}
+        for rule in _consent_rules(conn, catalog, None):
+            by_entity.setdefault(rule.entity, []).append(rule)
+        state[_RULES] = by_entity
+    return by_entity.get(entity, [])
+
+
+def forget_consent_rules(conn: Connection) -> None:
+    """``conn``'s transaction writes a consent rule: read the rules anew until it ends."""
+    state = transaction_state(conn)
+    if state is not None:
+        state[_RULES_WRITTEN] = True
+        state.pop(_RULES, None)
+
+
+def _consent_rules(conn: Connection, catalog: Catalog, entity: str | None) -> list[ConsentRuleDecl]:
     return [
         ConsentRuleDecl.model_validate(r) for r in _active(conn, catalog, "consent_rule", entity)
     ]

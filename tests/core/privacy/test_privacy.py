@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import event
 
-from qiao.core.records.context import Actor
+from qiao.core.errors import BadUserInput
+from qiao.core.records.context import Actor, Source
 
 NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # 2026-03-02 10:00 in Shanghai
 
@@ -173,3 +175,32 @@ def test_erasure_is_for_administrators_and_rules_are_checked(qiao_client, qiao_a
     assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
     rules = qiao_client.data("{ consentRules { totalCount } retentionRules { totalCount } }")
     assert rules == {"consentRules": {"totalCount": 2}, "retentionRules": {"totalCount": 3}}
+
+
+def test_a_transaction_reads_the_rules_once_and_again_after_it_changes_one(clock, qiao_runtime):
+    records, system = qiao_runtime.records, Actor.system()
+    reads: list[str] = []
+
+    def note(conn, cursor, statement, *_):
+        if "WHERE consent_rule.active" in statement:
+            reads.append(statement)
+
+    event.listen(qiao_runtime.db.engine, "before_cursor_execute", note)
+    try:
+        with records.transaction(system, Source.SYSTEM) as ctx:
+            patient = records.create(ctx, "patient", {"name": "李四", "birth_date": "1990-01-01"})
+            message = {"patient": patient["id"], "body": "春季体检优惠"}
+            with pytest.raises(BadUserInput, match="marketing"):
+                records.create(ctx, "message", message)
+            assert len(reads) == 1, "the patient's and the message's rules in one read"
+            with ctx.connection.begin_nested():
+                rule = next(
+                    r
+                    for r in records.list(ctx.connection, "consent_rule", actor=system).records
+                    if r["name"] == "marketing_consent"
+                )
+                records.update(ctx, "consent_rule", rule["id"], {"active": False})
+            assert records.create(ctx, "message", message)["body"] == "春季体检优惠"
+            assert len(reads) == 2, "read anew once the transaction changed a rule"
+    finally:
+        event.remove(qiao_runtime.db.engine, "before_cursor_execute", note)
