@@ -33,7 +33,7 @@ from qiao.core.errors import ConfigurationError
 from qiao.core.events import wake
 from qiao.core.records import changes as feed
 from qiao.core.records.changes import Change
-from qiao.core.storage.database import Database, after_commit
+from qiao.core.storage.database import Database, after_commit, notify_at_commit
 
 log = logging.getLogger("qiao.events.livewake")
 CHANNEL = "qiao_changes"
@@ -58,8 +58,7 @@ def announce(conn: Connection) -> None:
         conn.info[_ANNOUNCED] = weakref.ref(transaction)
     engine = conn.engine
     after_commit(conn, lambda: _wake_local(engine))
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+    notify_at_commit(conn, CHANNEL)
 
 
 def _wake_local(engine: Engine) -> None:

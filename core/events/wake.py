@@ -19,31 +19,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
-from qiao.core.storage.database import Database
+from qiao.core.storage.database import Database, notify_at_commit
 
 log = logging.getLogger("qiao.events.wake")
 CHANNEL = "qiao_outbox"
-_NOTIFIED = "qiao_outbox_notified"
 #: Longest single wait on the listener's socket, so a stop request is seen soon.
 _SLICE = 0.25
 
 
 def notify(conn: Connection) -> None:
     """Wake listening workers when ``conn``'s transaction commits (once per transaction)."""
-    if conn.dialect.name != "postgresql":
-        return
-    transaction = conn.get_transaction()
-    sent = conn.info.get(_NOTIFIED)
-    if transaction is not None and sent is not None and sent() is transaction:
-        return
-    conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
-    if transaction is not None:
-        conn.info[_NOTIFIED] = weakref.ref(transaction)
+    notify_at_commit(conn, CHANNEL)
 
 
 class Waiter(Protocol):

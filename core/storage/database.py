@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
@@ -47,6 +47,8 @@ _WRITE = "qiao_write"
 _AFTER_COMMIT = "qiao_after_commit"
 _BEFORE_COMMIT = "qiao_before_commit"
 _STATE = "qiao_transaction_state"
+_NOTIFYING = "qiao_notifying"
+_NOTIFIED = "qiao_notified"
 #: SQLSTATEs of a transaction PostgreSQL ended to let a concurrent one through: the victim
 #: of a deadlock and a serialization failure. Sent again, it usually succeeds.
 CONTENDED_STATES = frozenset({"40P01", "40001"})
@@ -82,6 +84,37 @@ def before_commit(conn: Connection, action: Callable[[], None]) -> bool:
         return False
     pending.append(action)
     return True
+
+
+def notify_at_commit(conn: Connection, channel: str) -> None:
+    """Wake the listeners of ``channel`` when ``conn``'s transaction commits (PostgreSQL's
+    NOTIFY; nothing on SQLite), once per transaction.
+
+    The channels one write transaction names are notified together, in one statement
+    just before it commits: a webhook's transaction wakes the workers and the
+    subscriptions in one round trip, not two. Outside a :meth:`Database.write`
+    transaction, or once that statement was sent, the channel is notified at once.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    state = transaction_state(conn)
+    if state is None or state.get(_NOTIFIED):
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+        return
+    channels: list[str] | None = state.get(_NOTIFYING)
+    if channels is None:
+        channels = state[_NOTIFYING] = []
+        before_commit(conn, lambda: _notify(conn, channels))
+    if channel not in channels:
+        channels.append(channel)
+
+
+def _notify(conn: Connection, channels: list[str]) -> None:
+    state = transaction_state(conn)
+    assert state is not None
+    state[_NOTIFIED] = True
+    calls = ", ".join(f"pg_notify(:c{i}, '')" for i in range(len(channels)))
+    conn.execute(text(f"SELECT {calls}"), {f"c{i}": c for i, c in enumerate(channels)})
 
 
 def transaction_state(conn: Connection) -> dict[str, Any] | None:
