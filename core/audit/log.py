@@ -55,7 +55,12 @@ from qiao.core.redaction import (
     redacted_changes,
 )
 from qiao.core.storage import system
-from qiao.core.storage.database import after_commit, before_commit, transaction_state
+from qiao.core.storage.database import (
+    after_commit,
+    before_commit,
+    transaction_state,
+    undone_with_savepoints,
+)
 
 if TYPE_CHECKING:
     from qiao.core.runtime import Runtime
@@ -154,6 +159,7 @@ class AuditLog:
         pending = state.get(_PENDING)
         if pending is None:
             pending = state[_PENDING] = []
+            undone_with_savepoints(conn, pending)
             before_commit(conn, lambda: self.flush(conn))
         pending.extend(events)
 

@@ -48,6 +48,9 @@ _AFTER_COMMIT = "qiao_after_commit"
 _BEFORE_COMMIT = "qiao_before_commit"
 _STATE = "qiao_transaction_state"
 _NOTIFYING = "qiao_notifying"
+_TRACKED = "qiao_undone_with_savepoints"
+_SAVEPOINTS = "qiao_savepoints"
+_SAVEPOINT_SEQ = "qiao_savepoint_seq"
 _NOTIFIED = "qiao_notified"
 #: SQLSTATEs of a transaction PostgreSQL ended to let a concurrent one through: the victim
 #: of a deadlock and a serialization failure. Sent again, it usually succeeds.
@@ -117,6 +120,52 @@ def _notify(conn: Connection, channels: list[str]) -> None:
     conn.execute(text(f"SELECT {calls}"), {f"c{i}": c for i, c in enumerate(channels)})
 
 
+def undone_with_savepoints(conn: Connection, items: list[Any]) -> None:
+    """Make a savepoint rolled back drop what was added to ``items`` since it began.
+
+    For what a write transaction keeps to write just before it commits (the audit
+    entries, the outbox's events): a savepoint that undoes a write (an automation
+    rule that failed, an import row refused) must undo what the write left
+    waiting there too. A list registered inside a savepoint loses everything in
+    it when that savepoint, or one around it, is rolled back. Does nothing
+    outside a :meth:`Database.write` transaction.
+    """
+    state = transaction_state(conn)
+    if state is not None:
+        state.setdefault(_TRACKED, []).append(items)
+
+
+def _savepoint_begun(conn: Connection, name: str | None) -> None:
+    state = transaction_state(conn)
+    if state is None:
+        return
+    if name is None:
+        # SQLAlchemy names it after this event, counting the connection's savepoints; the
+        # connection is new with each write transaction, as this state is.
+        state[_SAVEPOINT_SEQ] = state.get(_SAVEPOINT_SEQ, 0) + 1
+        name = f"sa_savepoint_{state[_SAVEPOINT_SEQ]}"
+    marks = {id(items): len(items) for items in state.get(_TRACKED, [])}
+    state.setdefault(_SAVEPOINTS, []).append((name, marks))
+
+
+def _savepoint_ended(conn: Connection, name: str, rolled_back: bool) -> None:
+    """Close the savepoint ``name`` (and any left open inside it); a rollback truncates
+    the tracked lists to their lengths when it began."""
+    state = transaction_state(conn)
+    open_savepoints: list[tuple[str, dict[int, int]]] = (
+        state.get(_SAVEPOINTS, []) if state is not None else []
+    )
+    names = [begun for begun, _ in open_savepoints]
+    if state is None or not names:
+        return
+    depth = len(names) - 1 - names[::-1].index(name) if name in names else len(names) - 1
+    marks = open_savepoints[depth][1]
+    del open_savepoints[depth:]
+    if rolled_back:
+        for items in state.get(_TRACKED, []):
+            del items[marks.get(id(items), 0) :]
+
+
 def transaction_state(conn: Connection) -> dict[str, Any] | None:
     """A dict that lives as long as the write transaction of ``conn`` (None outside one).
 
@@ -176,6 +225,17 @@ class Database:
         elif parsed.get_backend_name() == "sqlite" and not parsed.query.get("mode"):
             create_private_file(Path(parsed.database))
         self.engine: Engine = _make_engine(url, **{**options, **engine_options})
+        event.listen(self.engine, "savepoint", _savepoint_begun)
+        event.listen(
+            self.engine,
+            "rollback_savepoint",
+            lambda conn, name, _context: _savepoint_ended(conn, name, rolled_back=True),
+        )
+        event.listen(
+            self.engine,
+            "release_savepoint",
+            lambda conn, name, _context: _savepoint_ended(conn, name, rolled_back=False),
+        )
 
     @property
     def dialect(self) -> str:

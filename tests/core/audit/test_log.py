@@ -94,6 +94,29 @@ def test_a_refused_write_leaves_no_entry_and_no_gap(write, entries, accounts):
     assert [e.sequence for e in entries()] == [1, 2]
 
 
+def test_a_write_a_savepoint_undid_leaves_no_entry(write, entries):
+    # An automation rule that failed, an import row refused: the savepoint undoes the
+    # write, and the entry that was waiting for the commit with it.
+    def savepoints(r, ctx):
+        kept = r.create(ctx, "account", {"name": "kept"})
+        with ctx.connection.begin_nested():
+            released = r.create(ctx, "account", {"name": "released"})
+        outer = ctx.connection.begin_nested()
+        r.create(ctx, "account", {"name": "undone outer"})
+        with ctx.connection.begin_nested():
+            r.create(ctx, "account", {"name": "undone inner"})
+        outer.rollback()
+        inner_only = ctx.connection.begin_nested()
+        r.update(ctx, "account", kept["id"], {"name": "renamed then undone"})
+        inner_only.rollback()
+        last = r.create(ctx, "account", {"name": "after"})
+        return [kept["id"], released["id"], last["id"]]
+
+    stored = write(savepoints)
+    logged = [(e.record_id, e.operation, e.sequence) for e in entries()]
+    assert logged == [(id_, "create", n) for n, id_ in enumerate(stored, start=1)]
+
+
 def test_fields_the_predicate_names_are_redacted(audit_log, write, entries):
     audit_log.redact = lambda entity, field: field.name == "phone"
     account = write(
