@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 
 from qiao.core.events import wake
 from qiao.core.events.model import Event
@@ -15,7 +15,12 @@ from qiao.core.metadata.model import EntityDef
 from qiao.core.metadata.values import to_json
 from qiao.core.records.context import Source, WriteContext
 from qiao.core.redaction import is_redacted_change, redacted_change, redacted_changes
+from qiao.core.storage.database import before_commit, transaction_state, undone_with_savepoints
 from qiao.core.storage.system import event as event_table
+
+#: A write transaction's events waiting for its commit, and whether they were stored.
+_PENDING = "events.outbox_pending"
+_STORED = "events.outbox_stored"
 
 
 def changes_json(
@@ -49,7 +54,9 @@ def record_change(
 ) -> str:
     """Write a change's event on the write's own connection; returns the event id.
 
-    Listening workers are woken when the write commits (:func:`wake.notify`).
+    In a write transaction the event is stored just before the commit, with the
+    transaction's others. Listening workers are woken when the write commits
+    (:func:`wake.notify`).
     The event is stamped with the wall clock: it orders the outbox, while every
     decision about time (retries, timers) uses the runtime's clock.
     """
@@ -80,9 +87,34 @@ def record_changes(
         for record_id, changes in written
     ]
     if rows:
-        context.connection.execute(insert(event_table), rows)
-        wake.notify(context.connection)
+        _store(context.connection, rows)
     return [row["id"] for row in rows]
+
+
+def _store(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert the events, in a write transaction together with its others just before it
+    commits: a webhook's batch writes leads, receipts and a notification, one statement
+    for the three. A savepoint rolled back drops the events of the writes it undid."""
+    state = transaction_state(conn)
+    if state is None or state.get(_STORED):
+        conn.execute(insert(event_table), rows)
+    else:
+        pending: list[dict[str, Any]] | None = state.get(_PENDING)
+        if pending is None:
+            pending = state[_PENDING] = []
+            undone_with_savepoints(conn, pending)
+            before_commit(conn, lambda: _store_pending(conn))
+        pending.extend(rows)
+    wake.notify(conn)
+
+
+def _store_pending(conn: Connection) -> None:
+    state = transaction_state(conn)
+    assert state is not None
+    state[_STORED] = True
+    pending = state.pop(_PENDING, None)
+    if pending:
+        conn.execute(insert(event_table), pending)
 
 
 def from_row(row: Mapping[str, Any]) -> Event:

@@ -16,6 +16,7 @@ from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.storage.system import event
+from qiao.core.testing.statements import count_statements
 
 pytestmark = pytest.mark.storage
 
@@ -80,6 +81,27 @@ def test_the_event_commits_and_rolls_back_with_its_change(runtime: Runtime) -> N
         ("account", "req-1"),
         ("contact", "req-1"),
     ]
+
+
+def test_a_transactions_events_are_stored_together_and_a_savepoint_takes_its_own(
+    runtime: Runtime,
+) -> None:
+    before = len(events(runtime))
+    records = runtime.records
+    with (
+        count_statements(runtime.db.engine) as sent,
+        records.transaction(Actor.system(), Source.SYSTEM) as ctx,
+    ):
+        a = records.create(ctx, "account", {"name": "A"})
+        with ctx.connection.begin_nested():
+            records.create(ctx, "contact", {"name": "张三", "account_id": a["id"]})
+        undone = ctx.connection.begin_nested()
+        records.create(ctx, "contact", {"name": "李四", "account_id": a["id"]})
+        undone.rollback()
+        records.update(ctx, "account", a["id"], {"industry": "机械"})
+    new = [(e["entity"], e["operation"]) for e in events(runtime)[before:]]
+    assert new == [("account", "create"), ("contact", "create"), ("account", "update")]
+    assert len([s for s in sent.statements if s.startswith("INSERT INTO qiao_event")]) == 1
 
 
 def test_an_update_that_changes_nothing_writes_no_event(
