@@ -48,10 +48,10 @@ _AFTER_COMMIT = "qiao_after_commit"
 _BEFORE_COMMIT = "qiao_before_commit"
 _STATE = "qiao_transaction_state"
 _NOTIFYING = "qiao_notifying"
+_NOTIFIED = "qiao_notified"
 _TRACKED = "qiao_undone_with_savepoints"
 _SAVEPOINTS = "qiao_savepoints"
 _SAVEPOINT_SEQ = "qiao_savepoint_seq"
-_NOTIFIED = "qiao_notified"
 #: SQLSTATEs of a transaction PostgreSQL ended to let a concurrent one through: the victim
 #: of a deadlock and a serialization failure. Sent again, it usually succeeds.
 CONTENDED_STATES = frozenset({"40P01", "40001"})
