@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from qiao.core.errors import ConfigurationError
+from qiao.core.errors import ConfigurationError, Contended
 from qiao.core.events import queue, timers, wake
 from qiao.core.events.model import Delivery, EventHandler, GiveUp, RetryLater
 from qiao.core.events.webhooks import HANDLER_PREFIX, WebhookFailed, WebhookSender
@@ -149,6 +149,9 @@ class Worker:
                     if self.run_once(stop) > 0:
                         continue
                     seconds = self._idle_seconds(waiter)
+                except Contended:
+                    # A claim or an outcome met another worker's; the database logged it.
+                    continue
                 except OperationalError as exc:
                     # The database went away: say so, wait, and carry on once it is back.
                     log.error("worker %s cannot reach the database: %s", self.name, exc.orig or exc)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from qiao.core.config import Config
+from qiao.core.errors import Contended
 from qiao.core.events import timers, wake
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
@@ -176,3 +177,26 @@ def test_sqlite_workers_poll(
     with running(fresh_worker(WorkerSettings(poll_interval=0.05, listen_fallback=60.0))):
         write(lambda r, ctx: r.create(ctx, "account", {"name": "Polled"}))
         wait_for(lambda: len(recorder.by("accounts")) == 1, 10, "delivered by polling")
+
+
+def test_a_worker_whose_pass_the_database_ends_carries_on_at_once(
+    recorder: Recorder,
+    fresh_worker: Callable[[WorkerSettings], Worker],
+    write: Callable[..., Any],
+) -> None:
+    # A claim that deadlocks with another worker's is Contended: the next pass takes it up.
+    worker = fresh_worker(WorkerSettings(batch_size=50, poll_interval=0.05, listen_fallback=0.05))
+    passes = worker.run_once
+    ended: list[bool] = []
+
+    def contended_once(stop: threading.Event) -> int:
+        if not ended:
+            ended.append(True)
+            raise Contended("ended by the database")
+        return passes(stop)
+
+    worker.run_once = contended_once  # type: ignore[method-assign]
+    write(lambda r, ctx: r.create(ctx, "account", {"name": "After the deadlock"}))
+    with running(worker):
+        wait_for(lambda: len(recorder.by("accounts")) == 1, 10, "delivered after the deadlock")
+    assert ended == [True]
