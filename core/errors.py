@@ -49,10 +49,16 @@ class Conflict(QiaoError):
     code = "CONFLICT"
 
 
-class Contended(Conflict):
+class Contended(QiaoError):
     """The database ended the transaction to break a deadlock or a serialization conflict
     with a concurrent one. Nothing of it was written; the same request may succeed when
-    sent again (``extensions.retry`` says so)."""
+    sent again (``extensions.retry`` says so).
+
+    A ``CONFLICT`` to callers, but not a :class:`Conflict`: code that takes a Conflict for
+    a unique value already stored (a replayed callback) must not take a deadlock for one.
+    """
+
+    code = "CONFLICT"
 
     def extensions(self) -> dict[str, Any]:
         return {**super().extensions(), "retry": True}

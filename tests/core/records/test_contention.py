@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from qiao.core.errors import Contended
+from qiao.core.edge.errors import status_of
+from qiao.core.errors import Conflict, Contended
 from qiao.core.records.context import Actor, Source, WriteContext
 from qiao.core.runtime import Runtime
 
@@ -83,6 +84,9 @@ def test_the_writer_the_database_ends_gets_a_conflict_to_send_again_and_writes_n
     committed = [o for o in outcomes if isinstance(o, str)]
     assert len(ended) == 1 and len(committed) == 1, outcomes
     assert ended[0].extensions() == {"code": "CONFLICT", "retry": True}
+    assert status_of(ended[0]) == 409
+    # Not a Conflict: a handler of a unique clash (a replayed callback) must not take it for one.
+    assert not isinstance(ended[0], Conflict)
     assert "send it again" in ended[0].message
     assert descriptions(qiao_runtime, accounts) == [committed[0], committed[0]]
 
