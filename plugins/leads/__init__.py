@@ -52,6 +52,7 @@ def qiao_before_record_write(
     if entity.name == "lead":
         if operation == "create":
             intake.hold(context.connection)
+        lifecycle.set_company_key(values)
         lifecycle.before_lead_write(context, operation, values, existing)
     elif entity.name == "account" and operation != "delete":
         lifecycle.before_account_write(values)

@@ -37,15 +37,16 @@ def before_lead_write(
 ) -> None:
     """Complete a lead's values before they are stored (see the module's docstring).
 
-    ``duplicates`` are the stored records a new lead matches, when the caller
-    looked them up for a whole batch already (:func:`batch_duplicates`).
+    The caller gave them their company key first (:func:`set_company_key`, which
+    :func:`batch_duplicates` calls for a batch). ``duplicates`` are the stored
+    records a new lead matches, when the caller looked them up for a whole batch
+    already (:func:`batch_duplicates`).
     """
     if operation == "delete":
         return
     runtime = context.runtime
     catalog = context.catalog
     merged = {**_by_field(catalog.entity("lead"), existing), **values}
-    _set_company_key(values)
     _locate(values, merged)
     if operation == "create" or (_INTENT_INPUTS & values.keys() and "intent_score" not in values):
         _classify(runtime.plugins, values, {**merged, **values})
@@ -152,9 +153,10 @@ def batch_duplicates(
     context: WriteContext, rows: list[dict[str, Any]]
 ) -> list[list[dedupe.Match] | None]:
     """The stored records each new lead of a batch matches, looked up together (None for a
-    row whose importer checked already)."""
+    row whose importer checked already). Every row is given its company key first, once:
+    the lookup compares by it and :func:`before_lead_write` stores it."""
     for row in rows:
-        _set_company_key(row)
+        set_company_key(row)
     unchecked = [i for i, row in enumerate(rows) if "duplicate_matches" not in row]
     found = dedupe.find_existing_many(
         context.connection, context.records, [dedupe.lead_keys(rows[i]) for i in unchecked]
@@ -165,7 +167,7 @@ def batch_duplicates(
     return duplicates
 
 
-def _set_company_key(values: dict[str, Any]) -> None:
+def set_company_key(values: dict[str, Any]) -> None:
     """A lead written with a company is compared by the company's key (keys.py)."""
     if "company" in values:
         values["company_key"] = company_key(values["company"])
