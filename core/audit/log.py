@@ -55,12 +55,7 @@ from qiao.core.redaction import (
     redacted_changes,
 )
 from qiao.core.storage import system
-from qiao.core.storage.database import (
-    after_commit,
-    before_commit,
-    transaction_state,
-    undone_with_savepoints,
-)
+from qiao.core.storage.database import after_commit, kept_until_commit, take_kept
 
 if TYPE_CHECKING:
     from qiao.core.runtime import Runtime
@@ -152,16 +147,11 @@ class AuditLog:
         """
         if not events:
             return
-        state = transaction_state(conn)
-        if state is None:
-            self._chain(conn, events)
-            return
-        pending = state.get(_PENDING)
+        pending = kept_until_commit(conn, _PENDING, lambda kept: self._chain(conn, kept))
         if pending is None:
-            pending = state[_PENDING] = []
-            undone_with_savepoints(conn, pending)
-            before_commit(conn, lambda: self.flush(conn))
-        pending.extend(events)
+            self._chain(conn, events)
+        else:
+            pending.extend(events)
 
     def flush(self, conn: Connection) -> list[Entry]:
         """Chain the events the transaction of ``conn`` appended so far; returns their entries.
@@ -169,8 +159,7 @@ class AuditLog:
         Runs just before commit; :meth:`checkpoint` calls it first, so a
         checkpoint covers the transaction's own entries.
         """
-        state = transaction_state(conn)
-        pending = state.pop(_PENDING, None) if state is not None else None
+        pending = take_kept(conn, _PENDING)
         return self._chain(conn, pending) if pending else []
 
     def _chain(self, conn: Connection, events: Sequence[AuditEvent]) -> list[Entry]:

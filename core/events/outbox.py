@@ -15,12 +15,11 @@ from qiao.core.metadata.model import EntityDef
 from qiao.core.metadata.values import to_json
 from qiao.core.records.context import Source, WriteContext
 from qiao.core.redaction import is_redacted_change, redacted_change, redacted_changes
-from qiao.core.storage.database import before_commit, transaction_state, undone_with_savepoints
+from qiao.core.storage.database import kept_until_commit
 from qiao.core.storage.system import event as event_table
 
-#: A write transaction's events waiting for its commit, and whether they were stored.
+#: A write transaction's events waiting for its commit.
 _PENDING = "events.outbox_pending"
-_STORED = "events.outbox_stored"
 
 
 def changes_json(
@@ -95,26 +94,16 @@ def _store(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert the events, in a write transaction together with its others just before it
     commits: a webhook's batch writes leads, receipts and a notification, one statement
     for the three. A savepoint rolled back drops the events of the writes it undid."""
-    state = transaction_state(conn)
-    if state is None or state.get(_STORED):
-        conn.execute(insert(event_table), rows)
+    pending = kept_until_commit(conn, _PENDING, lambda kept: _insert(conn, kept))
+    if pending is None:
+        _insert(conn, rows)
     else:
-        pending: list[dict[str, Any]] | None = state.get(_PENDING)
-        if pending is None:
-            pending = state[_PENDING] = []
-            undone_with_savepoints(conn, pending)
-            before_commit(conn, lambda: _store_pending(conn))
         pending.extend(rows)
     wake.notify(conn)
 
 
-def _store_pending(conn: Connection) -> None:
-    state = transaction_state(conn)
-    assert state is not None
-    state[_STORED] = True
-    pending = state.pop(_PENDING, None)
-    if pending:
-        conn.execute(insert(event_table), pending)
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(event_table), rows)
 
 
 def from_row(row: Mapping[str, Any]) -> Event:

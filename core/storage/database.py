@@ -48,8 +48,7 @@ _AFTER_COMMIT = "qiao_after_commit"
 _BEFORE_COMMIT = "qiao_before_commit"
 _STATE = "qiao_transaction_state"
 _NOTIFYING = "qiao_notifying"
-_NOTIFIED = "qiao_notified"
-_TRACKED = "qiao_undone_with_savepoints"
+_TRACKED = "qiao_kept_until_commit"
 _SAVEPOINTS = "qiao_savepoints"
 _SAVEPOINT_SEQ = "qiao_savepoint_seq"
 #: SQLSTATEs of a transaction PostgreSQL ended to let a concurrent one through: the victim
@@ -100,39 +99,56 @@ def notify_at_commit(conn: Connection, channel: str) -> None:
     """
     if conn.dialect.name != "postgresql":
         return
-    state = transaction_state(conn)
-    if state is None or state.get(_NOTIFIED):
-        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
-        return
-    channels: list[str] | None = state.get(_NOTIFYING)
+    channels = kept_until_commit(conn, _NOTIFYING, lambda names: _notify(conn, names))
     if channels is None:
-        channels = state[_NOTIFYING] = []
-        before_commit(conn, lambda: _notify(conn, channels))
-    if channel not in channels:
+        _notify(conn, [channel])
+    elif channel not in channels:
         channels.append(channel)
 
 
 def _notify(conn: Connection, channels: list[str]) -> None:
-    state = transaction_state(conn)
-    assert state is not None
-    state[_NOTIFIED] = True
     calls = ", ".join(f"pg_notify(:c{i}, '')" for i in range(len(channels)))
     conn.execute(text(f"SELECT {calls}"), {f"c{i}": c for i, c in enumerate(channels)})
 
 
-def undone_with_savepoints(conn: Connection, items: list[Any]) -> None:
-    """Make a savepoint rolled back drop what was added to ``items`` since it began.
+def kept_until_commit(
+    conn: Connection, key: str, write: Callable[[list[Any]], None]
+) -> list[Any] | None:
+    """The list ``conn``'s write transaction keeps under ``key``, handed to ``write`` just
+    before it commits; None outside a :meth:`Database.write` transaction (write at once).
 
-    For what a write transaction keeps to write just before it commits (the audit
-    entries, the outbox's events): a savepoint that undoes a write (an automation
-    rule that failed, an import row refused) must undo what the write left
-    waiting there too. A list registered inside a savepoint loses everything in
-    it when that savepoint, or one around it, is rolled back. Does nothing
-    outside a :meth:`Database.write` transaction.
+    For what is cheaper written once per transaction than once per write: the
+    audit entries, the outbox's events, the channels to notify. A savepoint rolled
+    back (an automation rule that failed, an import row refused) drops what was
+    added to the list inside it, with the writes it undid. What is added after the
+    list was written (by a later step of the commit) goes in a new list, written
+    after it. :func:`take_kept` hands the list over earlier.
     """
     state = transaction_state(conn)
-    if state is not None:
-        state.setdefault(_TRACKED, []).append(items)
+    if state is None:
+        return None
+    items: list[Any] | None = state.get(key)
+    if items is None:
+        kept: list[Any] = []
+        state[key] = items = kept
+        state.setdefault(_TRACKED, []).append(kept)
+
+        def flush() -> None:
+            if state.get(key) is kept:  # not taken earlier
+                del state[key]
+                if kept:
+                    write(kept)
+
+        before_commit(conn, flush)
+    return items
+
+
+def take_kept(conn: Connection, key: str) -> list[Any]:
+    """What :func:`kept_until_commit` keeps under ``key``, taken now (the audit log chains
+    its entries before a checkpoint); later additions start a new list."""
+    state = transaction_state(conn)
+    taken: list[Any] | None = state.pop(key, None) if state is not None else None
+    return taken or []
 
 
 def _savepoint_begun(conn: Connection, name: str | None) -> None:
