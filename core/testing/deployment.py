@@ -126,15 +126,18 @@ def _clean_env(extra: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
 def _wait_healthy(served: Served, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     with outbound.client(timeout=2) as http:
-        while True:
-            if served.process.poll() is not None:
-                log, _ = served.process.communicate()
-                raise CommandFailed(f"qiao serve stopped during start-up:\n{log}")
-            try:
-                if http.get(f"{served.url}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+        while not _healthy(served, http):
             if time.monotonic() > deadline:
                 raise CommandFailed("qiao serve did not answer /healthz in time")
             time.sleep(0.1)
+
+
+def _healthy(served: Served, http: httpx.Client) -> bool:
+    """Whether the server answers /healthz yet; CommandFailed with its log if it stopped."""
+    if served.process.poll() is not None:
+        log, _ = served.process.communicate()
+        raise CommandFailed(f"qiao serve stopped during start-up:\n{log}")
+    try:
+        return http.get(f"{served.url}/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
