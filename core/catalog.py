@@ -20,7 +20,7 @@ class Catalog:
 
     @classmethod
     def of(cls, registry: Registry) -> Catalog:
-        return cls(registry=registry, tables=Tables(registry))
+        return cls(registry=registry, tables=Tables.of(registry))
 
     @property
     def version(self) -> int:

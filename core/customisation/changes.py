@@ -131,7 +131,7 @@ class MetadataChanges:
                         field=rev.field.name,
                     )
             self._candidate(conn, [e for e in current.entities.values() if e.name != name], None)
-            rows = _count(conn, Tables(current)[name])
+            rows = _count(conn, Tables.of(current)[name])
             if rows and not force:
                 raise Conflict(
                     f"{name} has {rows} records; pass force to drop the entity and its data",
@@ -157,7 +157,7 @@ class MetadataChanges:
                 raise MetadataError(f"{entity}.{field.name} exists already", field=field.name)
             updated = _edited(lambda: base.with_field(field), field.name)
             registry = self._candidate(conn, _replacing(current, updated), field.name)
-            table = Tables(registry)[entity]
+            table = Tables.of(registry)[entity]
             rows = _count(conn, table)
             if rows and field.required and field.default is None:
                 raise MetadataError(
@@ -213,7 +213,7 @@ class MetadataChanges:
             updated = _edited(lambda: _with_replaced(base, field), name)
             registry = self._candidate(conn, _replacing(current, updated), name)
             if not field.computed:
-                _convert(conn, Tables(current)[entity], entity, old, field, force)
+                _convert(conn, Tables.of(current)[entity], entity, old, field, force)
             _drop_indexes(conn, entity, _index_names(base) - _index_names(updated))
             ddl.apply_entities(conn, registry)
             _store_field(conn, updated, field)
@@ -243,7 +243,7 @@ class MetadataChanges:
                     f"{entity}.{name} is not declared in [encryption] fields of qiao.toml",
                     field=name,
                 )
-            table = Tables(current)[entity].name
+            table = Tables.of(current)[entity].name
             _drop_indexes(conn, table, _indexes_on(conn, table, field.column))
             if conn.dialect.name == "postgresql":
                 _operations(conn).alter_column(table, field.column, type_=column_type(field))
@@ -270,7 +270,7 @@ class MetadataChanges:
             updated = _edited(lambda: base.without_field(name), name)
             self._candidate(conn, _replacing(current, updated), name)
             if not field.computed:
-                _drop_column(conn, Tables(current)[entity], field, force)
+                _drop_column(conn, Tables.of(current)[entity], field, force)
             if updated.source == "custom":
                 store.save_custom_entity(conn, updated)
             else:

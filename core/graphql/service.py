@@ -16,9 +16,8 @@ import logging
 import re
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import strawberry
 from graphql import (
@@ -49,42 +48,13 @@ from qiao.core.graphql.plan import SchemaPlan
 from qiao.core.graphql.strawberry_internals import forget_type_lookups, graphql_schema
 from qiao.core.graphql.trusted import TrustedDocuments
 from qiao.core.graphql.withheld import occurrences
+from qiao.core.lru import LRU
 from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.hiding import Hiding
 from qiao.core.records.context import Actor
 
 log = logging.getLogger("qiao.graphql")
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class LRU(Generic[K, V]):
-    """A small thread-safe least-recently-used cache."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
 
 def _schema_key(catalog: Catalog, types: list[tuple[str, type]], hiding: Hiding) -> Hashable:
@@ -94,9 +64,7 @@ def _schema_key(catalog: Catalog, types: list[tuple[str, type]], hiding: Hiding)
     Building takes seconds, and a new metadata version often leaves the entities as
     they were (a setting changed), so schemas are shared by this key.
     """
-    entities = catalog.registry.entities
-    declared = tuple((name, entities[name].model_dump_json()) for name in sorted(entities))
-    return declared, tuple(types), hiding
+    return catalog.registry.declarations, tuple(types), hiding
 
 
 #: Schemas built in this process (a strawberry schema and the compiler's plan; neither holds

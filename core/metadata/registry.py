@@ -122,6 +122,15 @@ class Registry:
         except KeyError:
             return self._derived.setdefault(key, make())  # type: ignore[no-any-return]
 
+    @property
+    def declarations(self) -> tuple[tuple[str, str], ...]:
+        """Every entity's declaration as JSON, by name: what tables and GraphQL schemas are
+        built from, so snapshots declaring the same entities share them (a key)."""
+        return self.derived(
+            "declarations",
+            lambda: tuple((n, self.entities[n].model_dump_json()) for n in sorted(self.entities)),
+        )
+
     def entity(self, name: str) -> EntityDef:
         try:
             return self.entities[name]
