@@ -14,12 +14,16 @@ import uvicorn
 
 from qiao.core.web.graphql_ws import MAX_MESSAGE_BYTES
 
+#: How long a stopping server waits for its open connections and tasks.
+SHUTDOWN_TIMEOUT = 5.0
+
 
 class _Server(uvicorn.Server):
     """uvicorn's server, woken as soon as it is told to stop.
 
-    uvicorn notices ``should_exit`` at its next tick, up to 0.1 s later; the
-    tests stop a server after every test that serves, so that wait adds up.
+    uvicorn notices ``should_exit`` at its next tick, up to 0.1 s later, and then
+    pauses another 0.1 s; the tests stop a server after every test that serves, so
+    those waits add up.
     """
 
     _loop: asyncio.AbstractEventLoop | None = None
@@ -33,6 +37,29 @@ class _Server(uvicorn.Server):
             counter = (counter + 1) % 864000
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown without its fixed 0.1 s pause before waiting for connections.
+
+        The connections (a test's client keeps one alive) are asked to close and
+        awaited in short steps; what is still open after the deadline is cancelled.
+        """
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT
+        while self.server_state.connections or self.server_state.tasks:
+            if time.monotonic() > deadline:
+                for task in self.server_state.tasks:
+                    task.cancel(msg="the test server is stopping")
+                break
+            await asyncio.sleep(0.002)
+        for server in self.servers:
+            await server.wait_closed()
+        await self.lifespan.shutdown()
 
     def exit(self) -> None:
         """Stop serving: from any thread, noticed at once."""
