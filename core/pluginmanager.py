@@ -17,11 +17,12 @@ plugin's name in errors, and the entity subscriptions of the write hooks.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -77,9 +78,15 @@ BLOCK_ENV = "QIAO_BLOCK_PLUGINS"
 HOOKSPECS_ATTRIBUTE = "QIAO_HOOKSPECS"
 
 
-def available_plugins() -> dict[str, EntryPoint]:
-    """Every plugin installed in this environment, by name."""
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+@functools.cache
+def available_plugins() -> Mapping[str, EntryPoint]:
+    """Every plugin installed in this environment, by name.
+
+    Read once per process: scanning the installed distributions takes milliseconds
+    and every runtime asks, while a plugin installed later needs a restart anyway,
+    as loading its code does.
+    """
+    return MappingProxyType({ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
 def create_plugins(enabled: Iterable[str], extra: Sequence[ModuleType | object] = ()) -> Plugins:
@@ -133,7 +140,14 @@ def _version(plugin: object, entry_point: EntryPoint | None) -> str:
     declared = getattr(plugin, "QIAO_VERSION", None)
     if declared is not None:
         return str(declared)
-    dist = entry_point.dist if entry_point is not None else None
+    return _distribution_version(entry_point) if entry_point is not None else "0"
+
+
+@functools.cache
+def _distribution_version(entry_point: EntryPoint) -> str:
+    """The version of the distribution that installed ``entry_point`` (its metadata is
+    parsed on every read, so it is read once per process)."""
+    dist = entry_point.dist
     return dist.version if dist is not None else "0"
 
 

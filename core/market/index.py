@@ -9,7 +9,7 @@ same way as the shipped ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import EntryPoint
@@ -67,7 +67,7 @@ class Listing:
 class Market:
     """The index and the plugins installed in this environment."""
 
-    def __init__(self, index: Index, plugins: dict[str, EntryPoint]) -> None:
+    def __init__(self, index: Index, plugins: Mapping[str, EntryPoint]) -> None:
         self.index = {entry.name: entry for entry in index.templates}
         self.plugins = plugins
 
