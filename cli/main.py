@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, StatementError
 
 from qiao.cli.state import CliState
 from qiao.core.config import Config
@@ -99,15 +99,23 @@ class QiaoGroup(click.Group):
         except OperationalError as exc:
             if _debug(ctx):
                 raise
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            raise click.ClickException(f"the database cannot be used: {reason}") from None
+            raise click.ClickException(f"the database cannot be used: {_reason(exc)}") from None
         except Exception as exc:
             if _debug(ctx):
                 raise
             log.debug("unexpected error", exc_info=True)
             raise click.ClickException(
-                f"internal error ({exc.__class__.__name__}: {exc}); rerun with --debug for details"
+                f"internal error ({exc.__class__.__name__}: {_reason(exc)}); "
+                "rerun with --debug for details"
             ) from None
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of what went wrong; for a failed statement, the database's own
+    words, without the statement and its values (record content, often many lines)."""
+    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else cause.__class__.__name__
 
 
 def _debug(ctx: click.Context) -> bool:

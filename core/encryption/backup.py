@@ -31,13 +31,27 @@ import os
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import Connection, MetaData, Table, create_engine, delete, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    ForeignKeyConstraint,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import CircularDependencyError
+from sqlalchemy.sql.ddl import sort_tables_and_constraints
 
 from qiao.core.crypto import (
     CryptoError,
@@ -116,7 +130,33 @@ def _line(data: Any) -> bytes:
 def _tables(conn: Connection) -> list[Table]:
     metadata = MetaData()
     metadata.reflect(bind=conn)
-    return list(metadata.sorted_tables)
+    return [table for table, _ in _insert_order(metadata) if table is not None]
+
+
+def _insert_order(
+    metadata: MetaData,
+) -> list[tuple[Table | None, Collection[ForeignKeyConstraint]]]:
+    """Tables parents first, as SQLAlchemy sorts them, without its warning about cycles.
+
+    Tables that refer to each other (a template's ``user.dealer`` to ``account``,
+    whose ``owner`` is a user) have no such order. The last entry, ``(None, keys)``,
+    holds the nullable keys left out to break those cycles: :func:`_load` fills them
+    in once every row is in. A key that must be set is never left out.
+    """
+    tables = sorted(metadata.tables.values(), key=lambda t: t.key)
+    try:
+        return sort_tables_and_constraints(tables, filter_fn=_breakable)
+    except CircularDependencyError as exc:
+        names = ", ".join(sorted(t.name for t in exc.cycles))
+        raise BadUserInput(
+            f"tables {names} refer to each other through required relations; "
+            "their rows cannot be restored one table after another"
+        ) from None
+
+
+def _breakable(constraint: ForeignKeyConstraint) -> bool | None:
+    """None (may be left out of the order) for a key whose columns may stay empty a while."""
+    return None if all(column.nullable for column in constraint.columns) else False
 
 
 def _rows(conn: Connection, table: Table) -> Iterator[list[Any]]:
@@ -375,16 +415,48 @@ def _load(conn: Connection, checked: _Checked, names: list[str], *, clear: bool)
         if name in wanted:
             rows_by_table[name].append(dict(zip(checked.tables[name], row, strict=True)))
     count = 0
-    ordered = [t for t in metadata.sorted_tables if t.name in wanted]
+    order = _insert_order(metadata)
+    ordered = [t for t, _ in order if t is not None and t.name in wanted]
+    later = {
+        (constraint.table.name, column.name)
+        for table, constraints in order
+        if table is None
+        for constraint in constraints
+        for column in constraint.columns
+    }
     if clear:
         for table in reversed(ordered):
             conn.execute(delete(table))
     for table in ordered:
         rows = _parents_first(table, rows_by_table[table.name])
+        deferred = [c for c in table.columns if (table.name, c.name) in later]
+        inserted = [{**row, **{c.name: None for c in deferred}} for row in rows]
         for start in range(0, len(rows), 500):
-            conn.execute(table.insert(), rows[start : start + 500])
+            conn.execute(table.insert(), inserted[start : start + 500])
         count += len(rows)
+    for table in ordered:
+        _fill_in(conn, table, later, rows_by_table[table.name])
     return count
+
+
+def _fill_in(
+    conn: Connection, table: Table, later: set[tuple[str, str]], rows: list[dict[str, Any]]
+) -> None:
+    """Set the keys :func:`_insert_order` left out, now that the rows they refer to are in."""
+    keys = list(table.primary_key.columns)
+    for column in (c for c in table.columns if (table.name, c.name) in later):
+        values = [
+            {**{f"key_{k.name}": row[k.name] for k in keys}, "value": row[column.name]}
+            for row in rows
+            if row[column.name] is not None
+        ]
+        if values:
+            stmt = (
+                update(table)
+                .where(*(k == bindparam(f"key_{k.name}") for k in keys))
+                .values({column.name: bindparam("value")})
+            )
+            conn.execute(stmt, values)
 
 
 def _parents_first(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

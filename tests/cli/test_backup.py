@@ -133,6 +133,8 @@ RUN_TIME_FIELDS = {
         "{name: contact_count, type: integer, rollup: {function: count, entity: contact, "
         "link: account}}",
     ],
+    # accounts have owners, who are users: users and accounts now refer to each other
+    "user": ["{name: dealer, type: relation, target: account, inverse: portal_users}"],
 }
 
 
@@ -150,7 +152,11 @@ def test_a_backup_with_run_time_fields_of_every_kind_restores_into_an_empty_data
     qiao_deployment: Deployment, second_empty_url: str, tmp_path: Path
 ) -> None:
     """Fields added by ``qiao field add`` order their columns otherwise than a new table does;
-    the backup is checked by column name, so the restore verifies and counts every row."""
+    the backup is checked by column name, so the restore verifies and counts every row.
+
+    A relation from users to accounts, whose owners are users, leaves the two tables
+    no order in which every row's references are in before it: the restore fills
+    those references in after the rows (PostgreSQL checks each row as it goes in)."""
     site = qiao_deployment
     for entity, fields in RUN_TIME_FIELDS.items():
         for i, definition in enumerate(fields):
@@ -163,6 +169,12 @@ def test_a_backup_with_run_time_fields_of_every_kind_restores_into_an_empty_data
         runtime.records.transaction(SYSTEM, Source.CLI) as ctx,
     ):
         account = runtime.records.create(ctx, "account", {"name": "精工机床"})
+        dealer = runtime.records.create(
+            ctx,
+            "user",
+            {"username": "jinggong", "display_name": "精工门户", "dealer": account["id"]},
+        )
+        runtime.records.update(ctx, "account", account["id"], {"owner": dealer["id"]})
         for i in range(3):
             runtime.records.create(
                 ctx,
@@ -193,6 +205,12 @@ def test_a_backup_with_run_time_fields_of_every_kind_restores_into_an_empty_data
         ("联系人1", "只谈价格", "联系人1 / 采购")
     ]
     assert restored["contact_count"] == 3
+    assert restored["owner_id"] == dealer["id"]
+    with runtime_of(target) as runtime, runtime.db.read() as conn:
+        assert (
+            runtime.records.get(conn, "user", dealer["id"], actor=SYSTEM)["dealer_id"]
+            == (account["id"])
+        )
 
 
 def test_a_backup_of_an_unknown_format_is_refused_by_its_version(

@@ -10,11 +10,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import Result
+from sqlalchemy.exc import IntegrityError
 
 import qiao.cli
 from qiao.cli.main import BUILTIN_COMMANDS
 from qiao.core.redaction import REDACTED, Sensitive
+from qiao.core.runtime import Runtime
 
 Run = Callable[..., Result]
 
@@ -103,3 +106,25 @@ def test_every_command_scrubs_its_logs(qiao: Run, tmp_path: Path) -> None:
         assert made.getMessage() == f"at {REDACTED}"
     finally:
         logging.setLogRecordFactory(factory)
+
+
+def test_a_failed_statement_shows_the_databases_words_not_the_statement_or_its_values(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected database error is one line: the statement and the record values it
+    carried (often many lines, sometimes personal data) stay out of the terminal."""
+    refused = IntegrityError(
+        "INSERT INTO contact (name, mobile) VALUES (%(name)s, %(mobile)s)",
+        {"name": "王工", "mobile": "13800138000"},
+        Exception('insert violates foreign key constraint "fk_contact_account"\nDETAIL: 王工'),
+    )
+
+    def fail(runtime: Runtime, **options: object) -> None:
+        raise refused
+
+    monkeypatch.setattr("qiao.cli.deployment.migrate_schema", fail)
+    result = run("migrate", expect=1)
+    assert result.stderr == (
+        "Error: internal error (IntegrityError: insert violates foreign key constraint "
+        '"fk_contact_account"); rerun with --debug for details\n'
+    )
