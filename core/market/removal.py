@@ -247,7 +247,7 @@ def uninstall(runtime: Runtime, plugin: str, *, dry_run: bool = False) -> Plan:
                 ctx = WriteContext(Actor.system(), Source.CLI, conn, runtime)
                 _delete_requests_of_processes(ctx, plugin, dropped, plan)
                 _delete_record_notes(ctx, dropped, plan)
-                _delete_declared(ctx, plugin, dropped, plan)
+                _delete_declared(ctx, runtime, plugin, dropped, plan)
                 _delete_orphaned_definitions(ctx, dropped, plan)
             for entity_name, column in own:
                 plan.dropped(f"column {entity_name}.{column}")
@@ -318,10 +318,21 @@ def _delete_all(ctx: WriteContext, entity: str, where: dict[str, object]) -> int
         count += len(page.records)
 
 
-def _delete_declared(ctx: WriteContext, plugin: str, dropped: set[str], plan: Plan) -> None:
+def _delete_declared(
+    ctx: WriteContext, runtime: Runtime, plugin: str, dropped: set[str], plan: Plan
+) -> None:
+    """The records ``plugin`` declared, in the reverse of the order installing wrote them:
+    a rule goes before the role it notifies, so no step leaves a rule naming a lost role."""
     t = declared_table
     rows = ctx.connection.execute(select(t.c.entity, t.c.name).where(t.c.plugin == plugin))
-    for entity, name in list(rows):
+    written = [
+        entity
+        for name, manifest in runtime.plugins.manifests()
+        if name == plugin
+        for entity, _ in manifest.declared_records()
+    ]
+    rank = {entity: written.index(entity) for entity in set(written)}
+    for entity, name in sorted(rows, key=lambda row: rank.get(row[0], -1), reverse=True):
         if entity not in dropped:
             _delete_named(ctx, entity, name, plan)
     ctx.connection.execute(delete(t).where(t.c.plugin == plugin))

@@ -87,7 +87,9 @@ def test_a_template_is_installed_customised_upgraded_and_uninstalled(
     planned = site.run("template", "uninstall", name, "--purge", "--dry-run").stdout
     assert f"would drop table {entities[0]} (" in planned
     assert set(entities) <= _tables(site)
-    purged = site.run("template", "uninstall", name, "--purge").stdout
+    purging = site.run("template", "uninstall", name, "--purge")
+    assert purging.stderr == "", "no step of the purge leaves a rule naming a role it dropped"
+    purged = purging.stdout
     backup = Path(purged.split("backed up the database to ")[1].split(" before purging")[0])
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600 and backup.stat().st_size > 0
     assert f"dropped role {roles[0]!r}" in purged
