@@ -18,6 +18,7 @@ arguments than its hook), so implement hooks with the arguments you use.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -51,7 +52,6 @@ from qiao.core.events.timers import schedule as schedule_timer
 from qiao.core.events.timers import schedule_many as schedule_timers
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.names import entity_of_type
-from qiao.core.graphql.scalars import Date, DateTime, Decimal
 from qiao.core.hookmarkers import hookimpl, hookspec
 from qiao.core.hookspecs import NotificationChannel
 from qiao.core.metadata.manifest import Manifest, load_manifest
@@ -74,6 +74,7 @@ from qiao.core.runtime import Runtime as CoreRuntime
 from qiao.core.workflow.approvals import decide as _decide
 
 if TYPE_CHECKING:
+    from qiao.core.graphql.scalars import Date, DateTime, Decimal
     from qiao.core.records.host import RecordsHost
 
 #: The version of this API (not of Qiao): see the module's docstring.
@@ -211,3 +212,20 @@ __all__: Sequence[str] = (
     "scrub",
     "to_json",
 )
+
+#: Names whose modules load strawberry: imported when first used (by a plugin's GraphQL
+#: types, as the schema is built), so a CLI command that serves no GraphQL skips it.
+_ON_FIRST_USE = {
+    "Date": "qiao.core.graphql.scalars",
+    "DateTime": "qiao.core.graphql.scalars",
+    "Decimal": "qiao.core.graphql.scalars",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

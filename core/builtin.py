@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qiao.core.auth import graphql
-from qiao.core.customisation.mutations import CustomisationMutation
 from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.permissions.rights import Rights
@@ -28,6 +26,10 @@ def qiao_entity_manifests() -> list[Path]:
 @hookimpl
 def qiao_graphql_types() -> list[type]:
     """Sign-in lockouts are lifted, and the metadata changed, through the API as well as the CLI."""
+    # Imported when the schema is built: a command that serves no GraphQL skips strawberry.
+    from qiao.core.auth import graphql
+    from qiao.core.customisation.mutations import CustomisationMutation
+
     return [CustomisationMutation, *graphql.TYPES]
 
 

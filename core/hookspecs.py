@@ -266,7 +266,8 @@ def qiao_graphql_types() -> Sequence[type]:
     :returns: strawberry ``@strawberry.type`` classes named ``Query`` or
         ``Mutation`` whose fields are merged into the root types. Results are
         collected; a field name defined twice stops the build with an error
-        naming both owners.
+        naming both owners. Import the module that defines them inside the hook,
+        so commands that build no schema skip strawberry (docs/hooks.md).
     """
 
 

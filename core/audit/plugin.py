@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from qiao.core.audit import log
-from qiao.core.audit.graphql import AuditQuery
 from qiao.core.events import livewake
 from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
@@ -37,6 +36,9 @@ def qiao_after_record_write(
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
+    # Imported when the schema is built: a command that serves no GraphQL skips strawberry.
+    from qiao.core.audit.graphql import AuditQuery
+
     return [AuditQuery]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qiao.core.automation import engine, graphql, timing, webhook_calls
+from qiao.core.automation import engine, timing, webhook_calls
 from qiao.core.automation.channels import channel_handler
 from qiao.core.automation.definitions import Trigger, check_rule
 from qiao.core.automation.rules import role_names, rules_of
@@ -108,4 +108,7 @@ def qiao_event_handlers(runtime: Runtime) -> list[EventHandler]:
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
+    # Imported when the schema is built: a command that serves no GraphQL skips strawberry.
+    from qiao.core.automation import graphql
+
     return graphql.TYPES

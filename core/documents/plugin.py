@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qiao.core.documents import graphql
 from qiao.core.errors import BadUserInput
 from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
@@ -21,6 +20,9 @@ def qiao_entity_manifests() -> list[Path]:
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
+    # Imported when the schema is built: a command that serves no GraphQL skips strawberry.
+    from qiao.core.documents import graphql
+
     return graphql.TYPES
 
 

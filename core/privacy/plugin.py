@@ -13,7 +13,6 @@ from typing import Any
 from qiao.core.errors import BadUserInput
 from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef, FieldType
-from qiao.core.privacy import graphql
 from qiao.core.privacy.consent import check_consent
 from qiao.core.privacy.rules import (
     ConsentRuleDecl,
@@ -74,6 +73,9 @@ def qiao_before_records_write(
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
+    # Imported when the schema is built: a command that serves no GraphQL skips strawberry.
+    from qiao.core.privacy import graphql
+
     return graphql.TYPES
 
 

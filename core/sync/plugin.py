@@ -8,9 +8,11 @@ changes to sync.
 from __future__ import annotations
 
 from qiao.core.hookmarkers import hookimpl
-from qiao.core.sync import graphql
 
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
+    # Imported when the schema is built: a command that serves no GraphQL skips strawberry.
+    from qiao.core.sync import graphql
+
     return graphql.TYPES

@@ -17,7 +17,7 @@ from qiao.core.errors import BadUserInput
 from qiao.core.hookmarkers import hookimpl
 from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
-from qiao.core.workflow import approvals, graphql, pipelines, store
+from qiao.core.workflow import approvals, pipelines, store
 from qiao.core.workflow.approvers import check_named
 from qiao.core.workflow.definitions import (
     WORKFLOW_ENTITIES,
@@ -102,4 +102,7 @@ def qiao_after_record_write(
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
+    # Imported when the schema is built: a command that serves no GraphQL skips strawberry.
+    from qiao.core.workflow import graphql
+
     return graphql.TYPES

@@ -28,13 +28,11 @@ from qiao.plugins.connectors import (
     callbacks,
     channels,
     cli,
-    graphql,
     inbound,
     push,
     settings,
     sync,
 )
-from qiao.plugins.connectors.attachments import graphql as attachments_graphql
 from qiao.plugins.connectors.attachments import routes as attachments_routes
 from qiao.plugins.connectors.attachments import service as attachments_service
 from qiao.plugins.connectors.attachments import stores
@@ -98,6 +96,10 @@ def qiao_notification_channels() -> list[NotificationChannel]:
 
 @hookimpl
 def qiao_graphql_types() -> list[type]:
+    # Imported when the schema is built: a command that serves no GraphQL skips strawberry.
+    from qiao.plugins.connectors import graphql
+    from qiao.plugins.connectors.attachments import graphql as attachments_graphql
+
     return [*graphql.TYPES, *attachments_graphql.TYPES]
 
 

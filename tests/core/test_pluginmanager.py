@@ -7,6 +7,7 @@ modules are put in ``sys.modules`` (or live in ``plugin_fixtures``), so
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from importlib.metadata import EntryPoint
@@ -571,3 +572,18 @@ def _added(routes: list[BaseRoute]) -> list[BaseRoute]:
     """``routes`` without those of the built-in plugins (the public intake pages)."""
     builtin = {getattr(r, "path", None) for r in create_plugins([]).routes(NO_RUNTIME)}
     return [r for r in routes if getattr(r, "path", None) not in builtin]
+
+
+def test_loading_every_installed_plugin_imports_no_graphql() -> None:
+    """Every CLI command loads the deployment's plugins; their GraphQL types are imported
+    when a schema is built, so a command that serves none skips strawberry's imports."""
+    probe = (
+        "import sys\n"
+        "from qiao.core.pluginmanager import available_plugins, create_plugins\n"
+        "create_plugins(sorted(available_plugins()))\n"
+        "print('strawberry' in sys.modules, 'graphql' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False", "False"]
