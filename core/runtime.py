@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, inspect
 
+from qiao.core import masking
 from qiao.core.catalog import Catalog
 from qiao.core.config import Config
 from qiao.core.encryption import FieldEncryption, KeyStore, check_keys, provider_factory
@@ -95,7 +96,11 @@ class Runtime:
     ) -> None:
         self.config = config
         self.plugins: Plugins = create_plugins(config.plugins, extra_plugins)
-        self.db = Database(config.database_url, config.pool)
+        self.db = Database(
+            config.database_url,
+            config.pool,
+            sqlite_functions={masking.SQLITE_FUNCTION: masking.sqlite_mask},
+        )
         #: The clock administrators set and advance, where qiao.toml allows it (docs/clock.md).
         self.replay_clock: ControllableClock | None = None
         if config.clock_controllable:

@@ -28,10 +28,11 @@ from __future__ import annotations
 import logging
 import os
 import select
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import psycopg
@@ -223,7 +224,15 @@ def normalise_url(url: str) -> str:
 class Database:
     """An engine plus the two kinds of transaction Qiao uses: read and write."""
 
-    def __init__(self, url: str, pool: PoolSettings | None = None, **engine_options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool: PoolSettings | None = None,
+        sqlite_functions: Mapping[str, Callable[..., Any]] = MappingProxyType({}),
+        **engine_options: Any,
+    ) -> None:
+        """``sqlite_functions`` are SQL functions (by name) every SQLite connection gets, for
+        what the layers above compute in SQL with an expression SQLite cannot parse."""
         url = normalise_url(url)
         try:
             parsed = make_url(url)
@@ -240,7 +249,7 @@ class Database:
             options = {}  # an in-memory database lives in one connection (SingletonThreadPool)
         elif parsed.get_backend_name() == "sqlite" and not parsed.query.get("mode"):
             create_private_file(Path(parsed.database))
-        self.engine: Engine = _make_engine(url, **{**options, **engine_options})
+        self.engine: Engine = _make_engine(url, sqlite_functions, **{**options, **engine_options})
         event.listen(self.engine, "savepoint", _savepoint_begun)
         event.listen(
             self.engine,
@@ -361,12 +370,14 @@ def create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-def _make_engine(url: str, **options: Any) -> Engine:
+def _make_engine(
+    url: str, sqlite_functions: Mapping[str, Callable[..., Any]], **options: Any
+) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **options
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_functions)
         return engine
     parsed = make_url(url)
     extra = parsed.query.get("options")
@@ -421,11 +432,14 @@ def _refuse_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         raise DisconnectionError("the database server closed this connection")
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    """Hand transaction control to SQLAlchemy so DDL is transactional and writers queue."""
+def _configure_sqlite(engine: Engine, functions: Mapping[str, Callable[..., Any]]) -> None:
+    """Hand transaction control to SQLAlchemy so DDL is transactional and writers queue,
+    and give every connection ``functions`` (deterministic; any number of arguments)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        for name, function in functions.items():
+            dbapi_conn.create_function(name, -1, function, deterministic=True)
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys = ON")
