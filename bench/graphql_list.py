@@ -57,7 +57,7 @@ import httpx
 import psycopg
 from httpload import LoadResult, Request, find_wrk, load
 from pgwire import CountingProxy
-from procstat import total_cpu
+from procstat import descendants, total_cpu
 from serving import captured_statement, free_port, qiao_command
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -402,13 +402,15 @@ class Round:
 def measured(
     server: Server, admin: psycopg.Connection[Any], wrk: str | None, conns: int, secs: float
 ) -> Round:
-    """One round of load on ``server``, with the CPU its process and backends used."""
+    """One round of load on ``server``, with the CPU its processes (with ``--workers``, the
+    supervisor and its workers) and its backends used."""
     pids = backends(admin, server.application_name)
-    server_before = total_cpu({server.process.pid})
+    processes = descendants(server.process.pid)
+    server_before = total_cpu(processes)
     db_before = total_cpu(pids)
     result = load(wrk, server.request, conns, secs)
     pids |= backends(admin, server.application_name)
-    server_after = total_cpu({server.process.pid})
+    server_after = total_cpu(processes)
     db_after = total_cpu(pids)
     return Round(
         result,
