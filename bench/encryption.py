@@ -26,9 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 import yaml
 
-from qiao.core.config import Config
+from qiao.core import audit
+from qiao.core.config import CONFIG_FILE, Config
 from qiao.core.crypto import generate_key_file, is_sealed
 from qiao.core.encryption import backup
 from qiao.core.hookmarkers import hookimpl
@@ -74,14 +76,20 @@ class Entities:
 
 
 def runtime_at(folder: Path) -> Runtime:
+    """A deployment as ``qiao init`` makes one: its key file wraps the data keys and the
+    audit key, so every write is audited as on a user's deployment."""
     generate_key_file(folder / "qiao-kek.json")
-    toml = folder / "qiao.toml"
-    toml.write_text('[keys]\nprovider = "file"\nfile = "qiao-kek.json"\n', encoding="utf-8")
-    config = Config(
-        database_url=f"sqlite:///{folder / 'bench.db'}", plugins=(), path=toml, root=folder
-    )
-    runtime = Runtime(config, extra_plugins=[Entities(manifest(folder))])
+    settings = {
+        "database": {"url": f"sqlite:///{folder / 'bench.db'}"},
+        "plugins": {"enabled": []},
+        "keys": {"provider": "file", "file": "qiao-kek.json"},
+        "audit": {"key_file": "qiao-kek.json"},
+    }
+    toml = folder / CONFIG_FILE
+    toml.write_text(tomli_w.dumps(settings), encoding="utf-8")
+    runtime = Runtime(Config.load(toml, env={}), extra_plugins=[Entities(manifest(folder))])
     runtime.migrate()
+    audit.initialize(runtime, existing_ok=True)
     runtime.start()
     return runtime
 
