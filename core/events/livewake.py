@@ -33,7 +33,12 @@ from qiao.core.errors import ConfigurationError
 from qiao.core.events import wake
 from qiao.core.records import changes as feed
 from qiao.core.records.changes import Change
-from qiao.core.storage.database import Database, after_commit, notify_at_commit
+from qiao.core.storage.database import (
+    Database,
+    after_commit,
+    kept_until_commit,
+    notify_at_commit,
+)
 
 log = logging.getLogger("qiao.events.livewake")
 CHANNEL = "qiao_changes"
@@ -49,15 +54,18 @@ _HUBS: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[ChangeHub]] = weakref.W
 
 
 def announce(conn: Connection) -> None:
-    """Wake subscriptions once ``conn``'s write transaction commits (once per transaction)."""
-    transaction = conn.get_transaction()
-    sent = conn.info.get(_ANNOUNCED)
-    if transaction is not None and sent is not None and sent() is transaction:
-        return
-    if transaction is not None:
-        conn.info[_ANNOUNCED] = weakref.ref(transaction)
+    """Wake subscriptions once ``conn``'s write transaction commits (once per transaction).
+
+    The wake is kept with the transaction until its commit: a write whose savepoint
+    was rolled back (a failed automation rule) announces nothing, and a later write
+    of the same transaction still announces its own change.
+    """
     engine = conn.engine
-    after_commit(conn, lambda: _wake_local(engine))
+    announced = kept_until_commit(
+        conn, _ANNOUNCED, lambda _: after_commit(conn, lambda: _wake_local(engine))
+    )
+    if announced is not None and not announced:
+        announced.append(engine)
     notify_at_commit(conn, CHANNEL)
 
 

@@ -61,9 +61,11 @@ def after_commit(conn: Connection, action: Callable[[], None]) -> bool:
     """Run ``action`` once the write transaction of ``conn`` has committed.
 
     For effects outside the database that must never describe a change that was
-    rolled back (a file written, a message sent). An action that fails is logged
-    as an error; the committed change stands. Returns False, and does nothing,
-    when ``conn`` is not a :meth:`Database.write` transaction.
+    rolled back (a file written, a message sent): an action registered inside a
+    savepoint that is rolled back is dropped with the writes it would describe.
+    An action that fails is logged as an error; the committed change stands.
+    Returns False, and does nothing, when ``conn`` is not a :meth:`Database.write`
+    transaction.
     """
     pending = conn.info.get(_AFTER_COMMIT)
     if pending is None:
@@ -283,7 +285,10 @@ class Database:
             conn = conn.execution_options(**{_WRITE: True})
             pending: list[Callable[[], None]] = []
             last: list[Callable[[], None]] = []
-            conn.info.update({_AFTER_COMMIT: pending, _BEFORE_COMMIT: last, _STATE: {}})
+            # The after-commit actions are tracked like kept_until_commit's lists, so a
+            # savepoint rolled back drops those registered inside it.
+            state: dict[str, Any] = {_TRACKED: [pending]}
+            conn.info.update({_AFTER_COMMIT: pending, _BEFORE_COMMIT: last, _STATE: state})
             try:
                 with conn.begin():
                     if not durable and self.dialect == "postgresql":

@@ -13,8 +13,9 @@ from sqlalchemy import Connection, text
 
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError
+from qiao.core.events import livewake
 from qiao.core.runtime import Runtime
-from qiao.core.storage.database import Database, PoolSettings, planned_per_run
+from qiao.core.storage.database import Database, PoolSettings, after_commit, planned_per_run
 from qiao.core.testing.databases import terminate_sessions
 
 pytestmark = pytest.mark.storage
@@ -251,3 +252,37 @@ def test_the_database_url_may_add_session_options(
     finally:
         db.dispose()
         plain.dispose()
+
+
+def test_an_action_after_commit_goes_with_the_savepoint_that_registered_it(db: Database) -> None:
+    """An effect outside the database never describes a write a savepoint undid."""
+    ran: list[str] = []
+    with db.write() as conn:
+        after_commit(conn, lambda: ran.append("outer"))
+        with conn.begin_nested():
+            after_commit(conn, lambda: ran.append("released"))
+        undone = conn.begin_nested()
+        after_commit(conn, lambda: ran.append("rolled back"))
+        with conn.begin_nested():
+            after_commit(conn, lambda: ran.append("inside the rolled-back one"))
+        undone.rollback()
+        assert ran == []
+    assert ran == ["outer", "released"]
+
+
+def test_a_write_its_savepoint_undid_wakes_no_subscriber_and_stops_no_later_one(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    woken: list[object] = []
+    monkeypatch.setattr(livewake, "_wake_local", woken.append)
+    with db.write() as conn:
+        undone = conn.begin_nested()
+        livewake.announce(conn)  # a failed automation rule's write
+        undone.rollback()
+    assert woken == []
+    with db.write() as conn:
+        undone = conn.begin_nested()
+        livewake.announce(conn)
+        undone.rollback()
+        livewake.announce(conn)  # the write that commits
+    assert woken == [db.engine]
