@@ -320,14 +320,25 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only unit of work (a deferred transaction, rolled back at the end).
+        """A read-only unit of work: a deferred transaction on SQLite, rolled back at the end;
+        on PostgreSQL a READ ONLY one, committed at the end.
 
         Its statements share one snapshot on PostgreSQL; a single statement
-        needs none, and :meth:`run_read` saves it the BEGIN and ROLLBACK.
+        needs none, and :meth:`run_read` saves it the BEGIN and the end. Ending
+        with COMMIT keeps the connection's prepared statements: after a ROLLBACK
+        psycopg sends DEALLOCATE ALL, and every read would prepare its statements
+        anew. READ ONLY makes that COMMIT keep nothing: PostgreSQL refuses a write.
         """
-        with self.engine.connect() as conn, conn.begin() as tx:
-            yield conn
-            tx.rollback()
+        with self.engine.connect() as conn:
+            postgresql = self.dialect == "postgresql"
+            if postgresql:
+                conn = conn.execution_options(postgresql_readonly=True)
+            with conn.begin() as tx:
+                yield conn
+                if postgresql:
+                    tx.commit()
+                else:
+                    tx.rollback()
 
     def run_read(self, work: Callable[[Connection], T], *, snapshot: bool = False) -> T:
         """``work(conn)`` as a read, retried once on a fresh connection if this one is dead.

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError
@@ -286,3 +287,31 @@ def test_a_write_its_savepoint_undid_wakes_no_subscriber_and_stops_no_later_one(
         undone.rollback()
         livewake.announce(conn)  # the write that commits
     assert woken == [db.engine]
+
+
+def test_a_read_transaction_keeps_the_prepared_statements_and_cannot_write(
+    qiao_database_url: str, qiao_backend: str
+) -> None:
+    """A read of several statements (a records list with its count) ends without a ROLLBACK:
+    psycopg answers one with DEALLOCATE ALL, so every read would prepare its statements anew.
+    It is a read-only transaction, ended by COMMIT, so nothing it tried to write is kept."""
+    if qiao_backend != "postgresql":
+        pytest.skip("the wire protocol is PostgreSQL's")
+    db = Database(qiao_database_url, PoolSettings(size=1, overflow=0))
+    query = text("SELECT count(*) FROM qiao_metadata_version WHERE version >= :v")
+
+    def reads() -> None:
+        for _ in range(8):
+            with db.read() as conn:
+                conn.execute(query, {"v": 0}).scalar_one()
+                conn.execute(query, {"v": 1}).scalar_one()
+
+    try:
+        reads()  # psycopg prepares a statement from its fifth run on
+        sent = _frontend_messages(db, reads)
+        with pytest.raises(DBAPIError, match="read-only transaction"), db.read() as conn:
+            conn.execute(text("UPDATE qiao_metadata_version SET version = version + 1"))
+    finally:
+        db.dispose()
+    assert not [m for m in sent if "DEALLOCATE" in m or "ROLLBACK" in m], sent
+    assert not [m for m in sent if m.startswith("Parse")], sent  # prepared once, kept
