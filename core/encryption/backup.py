@@ -417,44 +417,39 @@ def _load(conn: Connection, checked: _Checked, names: list[str], *, clear: bool)
     count = 0
     order = _insert_order(metadata)
     ordered = [t for t, _ in order if t is not None and t.name in wanted]
-    later = {
-        (constraint.table.name, column.name)
-        for table, constraints in order
-        if table is None
-        for constraint in constraints
-        for column in constraint.columns
-    }
+    # The columns of the keys the order left out, by table: empty at first, filled in after.
+    later: dict[str, set[str]] = {}
+    for constraint in (c for table, left in order if table is None for c in left):
+        later.setdefault(constraint.table.name, set()).update(constraint.column_keys)
     if clear:
         for table in reversed(ordered):
             conn.execute(delete(table))
     for table in ordered:
         rows = _parents_first(table, rows_by_table[table.name])
-        deferred = [c for c in table.columns if (table.name, c.name) in later]
-        inserted = [{**row, **{c.name: None for c in deferred}} for row in rows]
+        empty = dict.fromkeys(later.get(table.name, ()))
+        inserted = [{**row, **empty} for row in rows] if empty else rows
         for start in range(0, len(rows), 500):
             conn.execute(table.insert(), inserted[start : start + 500])
         count += len(rows)
     for table in ordered:
-        _fill_in(conn, table, later, rows_by_table[table.name])
+        _fill_in(conn, table, later.get(table.name, set()), rows_by_table[table.name])
     return count
 
 
-def _fill_in(
-    conn: Connection, table: Table, later: set[tuple[str, str]], rows: list[dict[str, Any]]
-) -> None:
+def _fill_in(conn: Connection, table: Table, columns: set[str], rows: list[dict[str, Any]]) -> None:
     """Set the keys :func:`_insert_order` left out, now that the rows they refer to are in."""
     keys = list(table.primary_key.columns)
-    for column in (c for c in table.columns if (table.name, c.name) in later):
+    for column in sorted(columns):
         values = [
-            {**{f"key_{k.name}": row[k.name] for k in keys}, "value": row[column.name]}
+            {**{f"key_{k.name}": row[k.name] for k in keys}, "value": row[column]}
             for row in rows
-            if row[column.name] is not None
+            if row[column] is not None
         ]
         if values:
             stmt = (
                 update(table)
                 .where(*(k == bindparam(f"key_{k.name}") for k in keys))
-                .values({column.name: bindparam("value")})
+                .values({column: bindparam("value")})
             )
             conn.execute(stmt, values)
 

@@ -60,12 +60,11 @@ def announce(conn: Connection) -> None:
     was rolled back (a failed automation rule) announces nothing, and a later write
     of the same transaction still announces its own change.
     """
-    engine = conn.engine
-    announced = kept_until_commit(
-        conn, _ANNOUNCED, lambda _: after_commit(conn, lambda: _wake_local(engine))
+    engines = kept_until_commit(
+        conn, _ANNOUNCED, lambda kept: after_commit(conn, lambda: _wake_local(kept[0]))
     )
-    if announced is not None and not announced:
-        announced.append(engine)
+    if engines is not None and not engines:
+        engines.append(conn.engine)
     notify_at_commit(conn, CHANNEL)
 
 

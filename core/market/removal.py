@@ -325,13 +325,11 @@ def _delete_declared(
     a rule goes before the role it notifies, so no step leaves a rule naming a lost role."""
     t = declared_table
     rows = ctx.connection.execute(select(t.c.entity, t.c.name).where(t.c.plugin == plugin))
-    written = [
-        entity
-        for name, manifest in runtime.plugins.manifests()
-        if name == plugin
-        for entity, _ in manifest.declared_records()
-    ]
-    rank = {entity: written.index(entity) for entity in set(written)}
+    rank: dict[str, int] = {}
+    for name, manifest in runtime.plugins.manifests():
+        if name == plugin:
+            for entity, _ in manifest.declared_records():
+                rank.setdefault(entity, len(rank))  # where the entity's records begin
     for entity, name in sorted(rows, key=lambda row: rank.get(row[0], -1), reverse=True):
         if entity not in dropped:
             _delete_named(ctx, entity, name, plan)
