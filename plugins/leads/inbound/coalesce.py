@@ -8,8 +8,11 @@ process queue up instead: a call that finds nobody writing becomes the writer,
 takes the waiting leads of its channel (its own first) and stores them in one
 transaction, with their receipts looked up in one query and the leads and the
 receipts created with ``create_many``; the calls that came meanwhile wait for
-the next writer, which is one of them. Every call still answers only after its
-own lead committed, with what storing it alone would have answered:
+the next writer, which is one of them. Senders answered together send again
+together, so a writer that finds fewer calls waiting than its channel's recent
+batches held waits a moment for the rest (:meth:`Coalescer._gather`). Every
+call still answers only after its own lead committed, with what storing it
+alone would have answered:
 
 - a webhook-id seen before (committed, or earlier in the same batch) answers
   ``duplicate`` with the first lead's id;
@@ -24,6 +27,7 @@ own lead committed, with what storing it alone would have answered:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +38,8 @@ from qiao.plugins.leads.inbound import channels
 
 #: The most leads one transaction stores; the rest wait for the next.
 BATCH_LIMIT = 200
+#: The longest a writer waits for more calls before storing a batch (seconds).
+LINGER = 0.01
 Outcome = tuple[str, str | None]
 #: Stores one lead alone in its own transaction (the path without coalescing).
 StoreOne = Callable[[Runtime, Record, str, dict[str, Any]], Outcome]
@@ -68,8 +74,11 @@ class Coalescer:
     runtime: Runtime
     store_one: StoreOne
     limit: int = BATCH_LIMIT
+    linger: float = LINGER
     _queue: list[Call] = field(default_factory=list)
     _writing: bool = False
+    #: By channel id: the calls of its last batch and those queued when it was stored.
+    _in_hand: dict[str, int] = field(default_factory=dict)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def receive(
@@ -79,22 +88,52 @@ class Coalescer:
         call = Call(channel, message_id, data, values)
         with self._changed:
             self._queue.append(call)
+            self._changed.notify_all()
             while self._writing and not call.finished:
                 self._changed.wait()
             if not call.finished:
                 self._writing = True
+                self._gather(call)
                 batch = self._take(call)
         if not call.finished:
             try:
                 self._write(batch)
             finally:
                 with self._changed:
+                    channel_id = channel["id"]
+                    self._in_hand[channel_id] = len(batch) + self._queued(channel_id)
                     self._writing = False
                     self._changed.notify_all()
         if call.error is not None:
             raise call.error
         assert call.outcome is not None
         return call.outcome
+
+    def _gather(self, first: Call) -> None:
+        """Wait, at most :attr:`linger`, until as many calls of ``first``'s channel are
+        queued as were in hand when its last batch was stored.
+
+        Senders answered by one batch send their next calls a few milliseconds
+        later. Without waiting for them, the next writer takes only the calls that
+        came while the last batch was stored, and batches settle into pairs (four
+        leads and four, or one and seven, from eight senders), each pair costing two
+        transactions where one would do. Waiting for the calls the channel had in
+        hand, as PostgreSQL's ``commit_delay`` does for commits, stores them in one.
+        A channel with one sender at a time never waits, and one whose senders stop
+        waits once before its expectation falls. Called with the condition held;
+        waiting releases it.
+        """
+        channel = first.channel["id"]
+        expected = min(self._in_hand.get(channel, 0), self.limit)
+        deadline = time.monotonic() + self.linger
+        while self._queued(channel) < expected:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._changed.wait(left)
+
+    def _queued(self, channel: str) -> int:
+        return sum(1 for call in self._queue if call.channel["id"] == channel)
 
     def _take(self, first: Call) -> list[Call]:
         """``first`` and the queued calls of its channel, up to the limit, in arrival order."""

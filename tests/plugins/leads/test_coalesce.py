@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import pytest
 
 from qiao.core.records.context import Actor
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
 from qiao.core.testing.server import LiveServer
-from qiao.plugins.leads.inbound import channels
-from qiao.plugins.leads.inbound.coalesce import Call, store_batch
-from qiao.plugins.leads.inbound.routes import lead_values
+from qiao.plugins.leads.inbound import channels, coalesce
+from qiao.plugins.leads.inbound.coalesce import Call, Coalescer, store_batch
+from qiao.plugins.leads.inbound.routes import _receive, lead_values
 
 from .test_api import _post_webhook
 
@@ -76,3 +79,69 @@ def test_concurrent_webhook_calls_each_get_their_own_answer(
     assert len(set(ids.values())) == 48
     for message, lead_id in ids.items():
         assert get("lead", lead_id)["name"] == f"客户{message}"
+
+
+def _senders(coalescer: Coalescer, channel: Record, senders: int, calls: int) -> None:
+    """``senders`` threads, each sending ``calls`` calls one after another (as a webhook
+    sender waits for each answer before the next)."""
+
+    def send(sender: int) -> None:
+        for i in range(calls):
+            data = {"姓名": f"客户{sender}-{i}", "手机": f"1390574{sender}{i:03d}"}
+            values = lead_values(channel, data, coalescer.runtime)
+            coalescer.receive(channel, f"s{sender}-{i}", data, values)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.fixture
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch stored, in order."""
+    sizes: list[int] = []
+    real = coalesce.store_batch
+
+    def counted(runtime: Runtime, batch: Sequence[Call]) -> None:
+        sizes.append(len(batch))
+        real(runtime, batch)
+
+    monkeypatch.setattr(coalesce, "store_batch", counted)
+    return sizes
+
+
+def test_senders_answered_together_are_stored_together(
+    qiao_runtime: Runtime, create: Create, sales_team: dict[str, Record], batch_sizes: list[int]
+) -> None:
+    made = create("lead_channel", name="官网", kind="WEBHOOK")
+    channel = channels.find(qiao_runtime, made["key"], "WEBHOOK")
+    assert channel is not None
+    coalescer = Coalescer(qiao_runtime, _receive, linger=0.5)
+    _senders(coalescer, channel, senders=4, calls=3)
+    # The first writer takes whoever came first; from then on each writer waits for the
+    # senders the last batch answered, instead of settling into pairs of batches (3, 1, 3, 1).
+    assert sum(batch_sizes) == 12
+    assert batch_sizes[1] == 4 and set(batch_sizes[1:-1]) == {4}, batch_sizes
+    assert _count(qiao_runtime, "lead") == 12
+
+
+def test_a_single_sender_never_waits(
+    qiao_runtime: Runtime, create: Create, sales_team: dict[str, Record], batch_sizes: list[int]
+) -> None:
+    made = create("lead_channel", name="官网", kind="WEBHOOK")
+    channel = channels.find(qiao_runtime, made["key"], "WEBHOOK")
+    assert channel is not None
+    coalescer = Coalescer(qiao_runtime, _receive, linger=60)
+    started = time.monotonic()
+    _senders(coalescer, channel, senders=1, calls=3)
+    assert batch_sizes == [1, 1, 1]
+    assert time.monotonic() - started < 30  # no batch waited for calls that never come
+
+
+def _count(runtime: Runtime, entity: str) -> int:
+    with runtime.db.read() as conn:
+        page = runtime.records.list(conn, entity, first=100, with_total=True, actor=Actor.system())
+    assert page.total_count is not None
+    return page.total_count
