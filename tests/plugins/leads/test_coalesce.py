@@ -112,14 +112,20 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
-def test_senders_answered_together_are_stored_together(
-    qiao_runtime: Runtime, create: Create, sales_team: dict[str, Record], batch_sizes: list[int]
-) -> None:
+@pytest.fixture
+def webhook(qiao_runtime: Runtime, create: Create, sales_team: dict[str, Record]) -> Record:
+    """A webhook channel as the webhook route finds it, with a team to route its leads to."""
     made = create("lead_channel", name="官网", kind="WEBHOOK")
     channel = channels.find(qiao_runtime, made["key"], "WEBHOOK")
     assert channel is not None
+    return channel
+
+
+def test_senders_answered_together_are_stored_together(
+    qiao_runtime: Runtime, webhook: Record, batch_sizes: list[int]
+) -> None:
     coalescer = Coalescer(qiao_runtime, _receive, linger=0.5)
-    _senders(coalescer, channel, senders=4, calls=3)
+    _senders(coalescer, webhook, senders=4, calls=3)
     # The first writer takes whoever came first; from then on each writer waits for the
     # senders the last batch answered, instead of settling into pairs of batches (3, 1, 3, 1).
     assert sum(batch_sizes) == 12
@@ -128,14 +134,11 @@ def test_senders_answered_together_are_stored_together(
 
 
 def test_a_single_sender_never_waits(
-    qiao_runtime: Runtime, create: Create, sales_team: dict[str, Record], batch_sizes: list[int]
+    qiao_runtime: Runtime, webhook: Record, batch_sizes: list[int]
 ) -> None:
-    made = create("lead_channel", name="官网", kind="WEBHOOK")
-    channel = channels.find(qiao_runtime, made["key"], "WEBHOOK")
-    assert channel is not None
     coalescer = Coalescer(qiao_runtime, _receive, linger=60)
     started = time.monotonic()
-    _senders(coalescer, channel, senders=1, calls=3)
+    _senders(coalescer, webhook, senders=1, calls=3)
     assert batch_sizes == [1, 1, 1]
     assert time.monotonic() - started < 30  # no batch waited for calls that never come
 
