@@ -158,7 +158,24 @@ async def webhook(runtime: Runtime, coalescer: coalesce.Coalescer, request: Requ
         return _error(
             400, "webhook-id, webhook-timestamp and webhook-signature headers are required"
         )
-    channel = await run_in_threadpool(channels.find, runtime, request.path_params["key"], "WEBHOOK")
+    key = request.path_params["key"]
+    return await run_in_threadpool(
+        _accept, runtime, coalescer, key, message_id, timestamp, signature, raw
+    )
+
+
+def _accept(
+    runtime: Runtime,
+    coalescer: coalesce.Coalescer,
+    key: str,
+    message_id: str,
+    timestamp: str,
+    signature: str,
+    raw: bytes,
+) -> Response:
+    """A webhook call from its channel's lookup to its answer, in one worker thread (each
+    hop between the event loop and a thread waits its turn behind the other calls)."""
+    channel = channels.find(runtime, key, "WEBHOOK")
     if channel is None or not channel["secret"]:
         return _error(404, "no active webhook with this key")
     try:
@@ -176,10 +193,8 @@ async def webhook(runtime: Runtime, coalescer: coalesce.Coalescer, request: Requ
     inner = payload.get("data")
     data: dict[str, Any] = inner if isinstance(inner, dict) else payload
     try:
-        status, lead_id = await run_in_threadpool(
-            lambda: coalescer.receive(
-                channel, message_id, data, lead_values(channel, data, runtime)
-            )
+        status, lead_id = coalescer.receive(
+            channel, message_id, data, lead_values(channel, data, runtime)
         )
     except QiaoError as exc:
         return _error(400, exc.message, exc.field)
