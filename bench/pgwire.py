@@ -3,7 +3,9 @@
 It sits between a server under test and PostgreSQL on 127.0.0.1 and reads the
 messages the client sends: a ``Query`` (simple protocol) or an ``Execute``
 (extended protocol) is one SQL statement, and a ``Query`` or a ``Sync`` is one
-round trip (the client then waits for ``ReadyForQuery``). Counting on the wire
+round trip (the client then waits for ``ReadyForQuery``). Statement texts are
+counted from ``Query`` and ``Parse``, and from ``Bind`` of a statement the
+connection prepared earlier (psycopg prepares one it has run five times). Counting on the wire
 sees what the server really sends, pings and BEGIN/ROLLBACK included, without
 touching the server's code. Connections through it must not use TLS
 (``sslmode=disable``), or the messages could not be read.
@@ -53,7 +55,9 @@ class CountingProxy:
         with self._lock:
             self._counts = WireCounts()
 
-    def _note(self, kind: bytes, body: bytes) -> None:
+    def _note(self, kind: bytes, body: bytes, prepared: dict[bytes, str]) -> None:
+        """Count one message of a connection whose prepared statements, by name, are
+        ``prepared``: a statement run again is counted by its text when it is bound."""
         with self._lock:
             if kind == b"Q":
                 self._counts.statements += 1
@@ -64,8 +68,16 @@ class CountingProxy:
             elif kind == b"S":
                 self._counts.round_trips += 1
             elif kind == b"P":
-                name_end = body.index(b"\0")
-                self._counts.texts["(parse) " + _first_words(body[name_end + 1 :])] += 1
+                name, _, rest = body.partition(b"\0")
+                text = _first_words(rest)
+                if name:
+                    prepared[name] = text
+                self._counts.texts["(parse) " + text] += 1
+            elif kind == b"B":
+                portal_end = body.index(b"\0")
+                name = body[portal_end + 1 : body.index(b"\0", portal_end + 1)]
+                if name in prepared:
+                    self._counts.texts["(prepared) " + prepared[name]] += 1
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -95,11 +107,12 @@ class CountingProxy:
             await writer.drain()
             if code not in _STARTUP_CODES:
                 break
+        prepared: dict[bytes, str] = {}
         while True:
             kind = await reader.readexactly(1)
             raw_length = await reader.readexactly(4)
             body = await reader.readexactly(struct.unpack("!I", raw_length)[0] - 4)
-            self._note(kind, body)
+            self._note(kind, body, prepared)
             writer.write(kind + raw_length + body)
             await writer.drain()
 
