@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
-from qiao.api import Actor, Record, Runtime
+from qiao.api import Actor, Record, Runtime, WriteContext
 
 SECRET_PREFIX = "whsec_"
 
@@ -39,3 +41,58 @@ def find(runtime: Runtime, key: str, kind: str) -> Record | None:
         )
     )
     return page.records[0] if page.records else None
+
+
+class ChannelChanged(Exception):
+    """A channel was changed or deactivated after this process looked it up: what it
+    received must be judged again against the channel as it is now."""
+
+    def __init__(self, channel: Record) -> None:
+        super().__init__(f"lead channel {channel['key']} changed since it was looked up")
+        self.channel = channel
+
+
+@dataclass
+class KnownChannels:
+    """The channels this process has found, by key and kind, so that a busy webhook does not
+    look its channel up on every call.
+
+    A channel found here may be out of date: disabled, or given a new secret. So the
+    transaction storing what it received checks first that it is unchanged
+    (:func:`require_unchanged`, one statement a batch); when it is not, nothing is stored,
+    the channel is forgotten here, and the call is judged again against a fresh lookup.
+    Unknown keys are not remembered.
+    """
+
+    runtime: Runtime
+    _known: dict[tuple[str, str], Record] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def find(self, key: str, kind: str) -> Record | None:
+        """The channel :func:`find` gave for this key and kind, or a new lookup."""
+        with self._lock:
+            known = self._known.get((key, kind))
+        if known is None:
+            known = find(self.runtime, key, kind)
+            if known is not None:
+                with self._lock:
+                    self._known[(key, kind)] = known
+        return known
+
+    def forget(self, channel: Record) -> None:
+        with self._lock:
+            self._known.pop((channel["key"], channel["kind"]), None)
+
+
+def require_unchanged(ctx: WriteContext, channel: Record) -> None:
+    """Raise :class:`ChannelChanged` unless ``channel`` is still active and at the version
+    it was read at; within the transaction that stores what it received."""
+    current = ctx.records.list(
+        ctx.connection,
+        "lead_channel",
+        filter={"id": {"eq": channel["id"]}, "is_active": {"eq": True}},
+        first=1,
+        actor=Actor.system(),
+    ).records
+    if not current or current[0]["version"] != channel["version"]:
+        raise ChannelChanged(channel)

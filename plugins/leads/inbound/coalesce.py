@@ -80,6 +80,11 @@ class Coalescer:
     #: By channel id: the calls of its last batch and those queued when it was stored.
     _in_hand: dict[str, int] = field(default_factory=dict)
     _changed: threading.Condition = field(default_factory=threading.Condition)
+    #: The channels the process's calls came to, looked up once (see KnownChannels).
+    known_channels: channels.KnownChannels = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.known_channels = channels.KnownChannels(self.runtime)
 
     def receive(
         self, channel: Record, message_id: str, data: dict[str, Any], values: dict[str, Any]
@@ -176,6 +181,7 @@ def store_batch(runtime: Runtime, batch: Sequence[Call]) -> None:
     records = runtime.records
     channel = batch[0].channel
     with records.transaction(channels.channel_actor(channel), Source.CONNECTOR) as ctx:
+        channels.require_unchanged(ctx, channel)
         keys = list(dict.fromkeys(call.message_key for call in batch))
         seen = records.list(
             ctx.connection,

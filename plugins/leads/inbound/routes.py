@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
@@ -158,28 +159,44 @@ async def webhook(runtime: Runtime, coalescer: coalesce.Coalescer, request: Requ
         return _error(
             400, "webhook-id, webhook-timestamp and webhook-signature headers are required"
         )
-    key = request.path_params["key"]
-    return await run_in_threadpool(
-        _accept, runtime, coalescer, key, message_id, timestamp, signature, raw
-    )
+    call = _WebhookCall(request.path_params["key"], message_id, timestamp, signature, raw)
+    return await run_in_threadpool(_accept, runtime, coalescer, call)
 
 
-def _accept(
-    runtime: Runtime,
-    coalescer: coalesce.Coalescer,
-    key: str,
-    message_id: str,
-    timestamp: str,
-    signature: str,
-    raw: bytes,
-) -> Response:
+@dataclass(frozen=True)
+class _WebhookCall:
+    """What a webhook call brought: its channel's key, headers and body."""
+
+    key: str
+    message_id: str
+    timestamp: str
+    signature: str
+    raw: bytes
+
+
+def _accept(runtime: Runtime, coalescer: coalesce.Coalescer, call: _WebhookCall) -> Response:
     """A webhook call from its channel's lookup to its answer, in one worker thread (each
-    hop between the event loop and a thread waits its turn behind the other calls)."""
-    channel = channels.find(runtime, key, "WEBHOOK")
+    hop between the event loop and a thread waits its turn behind the other calls).
+
+    The channel comes from the process's :class:`~.channels.KnownChannels`; if it changed
+    since, nothing was stored and the call is judged once more against a fresh lookup.
+    """
+    try:
+        return _judge(runtime, coalescer, call)
+    except channels.ChannelChanged as changed:
+        coalescer.known_channels.forget(changed.channel)
+        return _judge(runtime, coalescer, call)
+
+
+def _judge(runtime: Runtime, coalescer: coalesce.Coalescer, call: _WebhookCall) -> Response:
+    channel = coalescer.known_channels.find(call.key, "WEBHOOK")
     if channel is None or not channel["secret"]:
         return _error(404, "no active webhook with this key")
+    message_id, raw = call.message_id, call.raw
     try:
-        signatures.verify(channel["secret"], message_id, timestamp, raw, signature, time.time())
+        signatures.verify(
+            channel["secret"], message_id, call.timestamp, raw, call.signature, time.time()
+        )
     except signatures.TimestampError as exc:
         return _error(400, str(exc), "webhook-timestamp")
     except signatures.SignatureError as exc:
@@ -214,6 +231,7 @@ def _receive(
     records = runtime.records
     message_key = coalesce.receipt_key(channel, message_id)
     with records.transaction(channels.channel_actor(channel), Source.CONNECTOR) as ctx:
+        channels.require_unchanged(ctx, channel)
         seen = records.list(
             ctx.connection,
             "lead_webhook_receipt",

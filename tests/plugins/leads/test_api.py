@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 
+from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
+from qiao.core.runtime import Runtime
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.server import LiveServer
 from qiao.plugins.leads.inbound.signatures import sign
@@ -108,6 +110,35 @@ def test_webhook_signatures_and_timestamps_are_checked(
     assert unknown.status_code == 404
     invalid = _post_webhook(qiao_server, channel, {"name": "y", "mobile": "12"}, id="m2")
     assert invalid.status_code == 400 and invalid.json()["field"] == "mobile"
+
+
+def _change_channel(runtime: Runtime, channel: Record, **values: Any) -> None:
+    with runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        runtime.records.update(ctx, "lead_channel", channel["id"], values)
+
+
+def _leads(runtime: Runtime) -> int:
+    with runtime.db.read() as conn:
+        page = runtime.records.list(conn, "lead", first=10, with_total=True, actor=Actor.system())
+    assert page.total_count is not None
+    return page.total_count
+
+
+def test_a_new_secret_or_a_disabled_webhook_applies_to_the_next_call(
+    qiao_server: LiveServer, qiao_runtime: Runtime, create: Create
+) -> None:
+    # The server remembers a channel it has seen; what it stores must still follow the
+    # channel as it is now.
+    channel = create("lead_channel", name="CRM sync", kind="WEBHOOK")
+    assert _post_webhook(qiao_server, channel, {"name": "甲"}, id="m1").status_code == 201
+    rotated = {**channel, "secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}
+    _change_channel(qiao_runtime, channel, secret=rotated["secret"])
+    stale = _post_webhook(qiao_server, channel, {"name": "乙"}, id="m2")
+    assert stale.status_code == 401 and stale.json()["field"] == "webhook-signature"
+    assert _post_webhook(qiao_server, rotated, {"name": "丙"}, id="m3").status_code == 201
+    _change_channel(qiao_runtime, channel, is_active=False)
+    assert _post_webhook(qiao_server, rotated, {"name": "丁"}, id="m4").status_code == 404
+    assert _leads(qiao_runtime) == 2
 
 
 def test_form_cors_honeypot_rate_limit_and_snippet(
