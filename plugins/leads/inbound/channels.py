@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,15 +85,17 @@ class KnownChannels:
             self._known.pop((channel["key"], channel["kind"]), None)
 
 
-def require_unchanged(ctx: WriteContext, channel: Record) -> None:
-    """Raise :class:`ChannelChanged` unless ``channel`` is still active and at the version
-    it was read at; within the transaction that stores what it received."""
+def require_unchanged(ctx: WriteContext, seen: Sequence[Record]) -> None:
+    """Raise :class:`ChannelChanged` unless the channel of ``seen`` (records of one channel,
+    as calls were judged against them) is still active and at the version of each; within
+    the transaction that stores what the calls brought."""
     current = ctx.records.list(
         ctx.connection,
         "lead_channel",
-        filter={"id": {"eq": channel["id"]}, "is_active": {"eq": True}},
+        filter={"id": {"eq": seen[0]["id"]}, "is_active": {"eq": True}},
         first=1,
         actor=Actor.system(),
     ).records
-    if not current or current[0]["version"] != channel["version"]:
-        raise ChannelChanged(channel)
+    for channel in seen:
+        if not current or current[0]["version"] != channel["version"]:
+            raise ChannelChanged(channel)

@@ -80,11 +80,6 @@ class Coalescer:
     #: By channel id: the calls of its last batch and those queued when it was stored.
     _in_hand: dict[str, int] = field(default_factory=dict)
     _changed: threading.Condition = field(default_factory=threading.Condition)
-    #: The channels the process's calls came to, looked up once (see KnownChannels).
-    known_channels: channels.KnownChannels = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.known_channels = channels.KnownChannels(self.runtime)
 
     def receive(
         self, channel: Record, message_id: str, data: dict[str, Any], values: dict[str, Any]
@@ -177,11 +172,13 @@ class Coalescer:
 
 
 def store_batch(runtime: Runtime, batch: Sequence[Call]) -> None:
-    """Store the leads and receipts of calls to one channel in one transaction."""
+    """Store the leads and receipts of calls to one channel in one transaction; nothing,
+    raising :class:`~.channels.ChannelChanged`, if a call was judged against the channel
+    as it was before a change."""
     records = runtime.records
     channel = batch[0].channel
     with records.transaction(channels.channel_actor(channel), Source.CONNECTOR) as ctx:
-        channels.require_unchanged(ctx, channel)
+        channels.require_unchanged(ctx, [call.channel for call in batch])
         keys = list(dict.fromkeys(call.message_key for call in batch))
         seen = records.list(
             ctx.connection,

@@ -4,7 +4,8 @@ Both endpoints answer only after the lead is committed (tagged, checked for
 duplicates and assigned by the write hooks in the same transaction), so a
 201 means the lead is stored. Errors are JSON ``{"error": ..., "field": ...}``
 with a status that says what to fix: 400 bad input, 401 bad signature,
-403 origin not allowed, 404 unknown channel, 413 too large, 429 too many.
+403 origin not allowed, 404 unknown channel, 413 too large, 429 too many, 503 the
+channel changed twice while the call was judged (send it again).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from qiao.plugins.leads.inbound import channels, coalesce, signatures
 from qiao.plugins.leads.inbound.snippet import embed_script
 
 MAX_BODY_BYTES = 64 * 1024
+#: Times a webhook call is judged when its channel keeps changing under it (then 503).
+CHANGE_RETRIES = 2
 #: The hidden form field that people leave empty and form-filling robots do not.
 HONEYPOT = "website_url"
 _limiter = RateLimiter()
@@ -148,7 +151,12 @@ async def form_script(runtime: Runtime, request: Request) -> Response:
 # -- The webhook --------------------------------------------------------------------------
 
 
-async def webhook(runtime: Runtime, coalescer: coalesce.Coalescer, request: Request) -> Response:
+async def webhook(
+    runtime: Runtime,
+    coalescer: coalesce.Coalescer,
+    known: channels.KnownChannels,
+    request: Request,
+) -> Response:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         return _error(413, f"the payload is larger than {MAX_BODY_BYTES} bytes")
@@ -160,7 +168,7 @@ async def webhook(runtime: Runtime, coalescer: coalesce.Coalescer, request: Requ
             400, "webhook-id, webhook-timestamp and webhook-signature headers are required"
         )
     call = _WebhookCall(request.path_params["key"], message_id, timestamp, signature, raw)
-    return await run_in_threadpool(_accept, runtime, coalescer, call)
+    return await run_in_threadpool(_accept, runtime, coalescer, known, call)
 
 
 @dataclass(frozen=True)
@@ -174,22 +182,35 @@ class _WebhookCall:
     raw: bytes
 
 
-def _accept(runtime: Runtime, coalescer: coalesce.Coalescer, call: _WebhookCall) -> Response:
+def _accept(
+    runtime: Runtime,
+    coalescer: coalesce.Coalescer,
+    known: channels.KnownChannels,
+    call: _WebhookCall,
+) -> Response:
     """A webhook call from its channel's lookup to its answer, in one worker thread (each
     hop between the event loop and a thread waits its turn behind the other calls).
 
     The channel comes from the process's :class:`~.channels.KnownChannels`; if it changed
-    since, nothing was stored and the call is judged once more against a fresh lookup.
+    since, nothing was stored and the call is judged again against a fresh lookup.
     """
-    try:
-        return _judge(runtime, coalescer, call)
-    except channels.ChannelChanged as changed:
-        coalescer.known_channels.forget(changed.channel)
-        return _judge(runtime, coalescer, call)
+    for _ in range(CHANGE_RETRIES):
+        try:
+            return _judge(runtime, coalescer, known, call)
+        except channels.ChannelChanged as changed:
+            known.forget(changed.channel)
+    return _error(
+        503, "the webhook's channel is being changed; send the call again", **{"Retry-After": "1"}
+    )
 
 
-def _judge(runtime: Runtime, coalescer: coalesce.Coalescer, call: _WebhookCall) -> Response:
-    channel = coalescer.known_channels.find(call.key, "WEBHOOK")
+def _judge(
+    runtime: Runtime,
+    coalescer: coalesce.Coalescer,
+    known: channels.KnownChannels,
+    call: _WebhookCall,
+) -> Response:
+    channel = known.find(call.key, "WEBHOOK")
     if channel is None or not channel["secret"]:
         return _error(404, "no active webhook with this key")
     message_id, raw = call.message_id, call.raw
@@ -231,7 +252,7 @@ def _receive(
     records = runtime.records
     message_key = coalesce.receipt_key(channel, message_id)
     with records.transaction(channels.channel_actor(channel), Source.CONNECTOR) as ctx:
-        channels.require_unchanged(ctx, channel)
+        channels.require_unchanged(ctx, [channel])
         seen = records.list(
             ctx.connection,
             "lead_webhook_receipt",
@@ -253,8 +274,13 @@ def _receive(
 def routes(runtime: Runtime) -> list[BaseRoute]:
     """The public lead routes, bound to ``runtime``."""
     coalescer = coalesce.Coalescer(runtime, _receive)
+    known = channels.KnownChannels(runtime)
     return [
         Route("/leads/forms/{key}", partial(form_submit, runtime), methods=["POST", "OPTIONS"]),
         Route("/leads/forms/{key}/embed.js", partial(form_script, runtime), methods=["GET"]),
-        Route("/leads/webhooks/{key}", partial(webhook, runtime, coalescer), methods=["POST"]),
+        Route(
+            "/leads/webhooks/{key}",
+            partial(webhook, runtime, coalescer, known),
+            methods=["POST"],
+        ),
     ]

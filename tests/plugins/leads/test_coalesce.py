@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qiao.core.records.context import Actor
+from qiao.core.records.context import Actor, Source
 from qiao.core.records.service import Record
 from qiao.core.runtime import Runtime
 from qiao.core.testing.server import LiveServer
@@ -148,3 +148,22 @@ def _count(runtime: Runtime, entity: str) -> int:
         page = runtime.records.list(conn, entity, first=100, with_total=True, actor=Actor.system())
     assert page.total_count is not None
     return page.total_count
+
+
+def test_a_batch_judged_partly_against_an_older_channel_stores_nothing(
+    qiao_runtime: Runtime, webhook: Record
+) -> None:
+    # One call was judged against the channel as it was before a new secret, another
+    # against the channel as it is now: the first must be judged again, so nothing is
+    # stored and both are told the channel changed.
+    with qiao_runtime.records.transaction(Actor.system(), Source.SYSTEM) as ctx:
+        qiao_runtime.records.update(ctx, "lead_channel", webhook["id"], {"secret": "whsec_new"})
+    fresh = channels.find(qiao_runtime, webhook["key"], "WEBHOOK")
+    assert fresh is not None and fresh["version"] != webhook["version"]
+    batch = [
+        call(qiao_runtime, fresh, "now", 姓名="陈工", 手机="13905740001"),
+        call(qiao_runtime, webhook, "before", 姓名="刘工", 手机="13905740002"),
+    ]
+    with pytest.raises(channels.ChannelChanged):
+        store_batch(qiao_runtime, batch)
+    assert _count(qiao_runtime, "lead") == 0
