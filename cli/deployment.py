@@ -13,13 +13,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from starlette.applications import Starlette
 
 from qiao.cli import folder
 from qiao.cli.identity import ADMIN_ROLE, create_user
@@ -28,7 +26,6 @@ from qiao.cli.migrating import migrate as migrate_schema
 from qiao.cli.migrating import require_current
 from qiao.cli.settings import SettingsFile
 from qiao.cli.state import CliState, pass_state
-from qiao.core.app import create_app
 from qiao.core.auth.tokens import create_token
 from qiao.core.config import CONFIG_ENV, CONFIG_FILE, Config
 from qiao.core.errors import ConfigurationError
@@ -37,7 +34,9 @@ from qiao.core.market.manifest import TemplateManifest
 from qiao.core.pluginmanager import BUILTIN_PLUGINS, create_plugins
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
-from qiao.core.web.graphql_ws import MAX_MESSAGE_BYTES
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 DEFAULT_DATABASE = "sqlite:///qiao.db"
 #: Seconds a ``serve --workers`` process may take to answer its supervisor's health check.
@@ -252,6 +251,12 @@ def serve(
     With --workers N (PostgreSQL only), N processes share the port and the event
     worker stays a single thread of this (the supervising) process.
     """
+    # The web server and the app load here, not with the module: other commands skip them.
+    import uvicorn
+
+    from qiao.core.app import create_app
+    from qiao.core.web.graphql_ws import MAX_MESSAGE_BYTES
+
     config = state.config()
     if workers > 1:
         _refuse_several_processes(config)
@@ -313,6 +318,8 @@ def _refuse_several_processes(config: Config) -> None:
 
 def worker_app() -> Starlette:
     """The app of one ``serve --workers`` process (an ASGI factory for uvicorn)."""
+    from qiao.core.app import create_app
+
     return create_app(Runtime(Config.load()))
 
 

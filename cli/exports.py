@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,10 +21,11 @@ from qiao.cli.progress import progress
 from qiao.cli.state import CliState, pass_state
 from qiao.core.errors import BadUserInput, Forbidden, NotFound
 from qiao.core.exports.columns import Names
-from qiao.core.exports.export import Export, ExportRequest
-from qiao.core.graphql.service import GraphQLService
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
+
+if TYPE_CHECKING:
+    from qiao.core.exports.export import Export
 
 
 @click.command("export")
@@ -80,6 +81,10 @@ def export(
         raise BadUserInput("give --format csv or xlsx, or an output file ending in .csv or .xlsx")
     if not output.absolute().parent.is_dir():
         raise BadUserInput(f"{output.parent} is not a folder; make it first")
+    # The export and the GraphQL schema load here, not with the module: other commands skip them.
+    from qiao.core.exports.export import Export, ExportRequest
+    from qiao.core.graphql.service import GraphQLService
+
     runtime = state.runtime()
     wanted = ExportRequest(
         entity=entity,

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cookiecutter.generate import generate_context, generate_files
-from cookiecutter.prompt import prompt_for_config
 
 from qiao.core.errors import ConfigurationError
 from qiao.core.metadata.model import check_name
@@ -32,6 +30,11 @@ def scaffold_dir(name: str) -> Path:
 
 def render(scaffold: str, values: dict[str, Any], output_dir: Path) -> Path:
     """Render ``scaffold`` with ``values`` into ``output_dir``; returns the folder made."""
+    # cookiecutter (and Jinja) load here, not with the module: commands that render
+    # nothing, ``qiao serve`` among them, skip them.
+    from cookiecutter.generate import generate_context, generate_files
+    from cookiecutter.prompt import prompt_for_config
+
     template = scaffold_dir(scaffold)
     context = generate_context(str(template / "cookiecutter.json"), extra_context=values)
     context["cookiecutter"] = prompt_for_config(context, no_input=True)
