@@ -39,7 +39,7 @@ from qiao.plugins.leads.inbound import channels
 #: The most leads one transaction stores; the rest wait for the next.
 BATCH_LIMIT = 200
 #: The longest a writer waits for more calls before storing a batch (seconds).
-LINGER = 0.01
+LINGER = 0.02
 Outcome = tuple[str, str | None]
 #: Stores one lead alone in its own transaction (the path without coalescing).
 StoreOne = Callable[[Runtime, Record, str, dict[str, Any]], Outcome]
