@@ -232,7 +232,8 @@ def bench_webhook(
                 warm = senders.submit(
                     send_webhooks, base_url, path, str(channel["secret"]), WARM_UP, True
                 )
-                assert not warm.result()[1], warm.result()[1][:3]
+                warm_failures = warm.result()[1]
+                assert not warm_failures, warm_failures[:3]
                 sent = senders.submit(
                     send_webhooks, base_url, path, str(channel["secret"]), requests
                 )

@@ -332,10 +332,12 @@ def open_column(
     lookup and cipher object. The first value that does not open raises, as
     :func:`open_field` does for it, and nothing is returned.
     """
-    shared = _context_part("entity", entity) + _context_part("field", field)
+    shared = b""  # the encoded entity and field, worked out with the first value
     headers: dict[bytes, tuple[str, algorithms.SM4]] = {}
     opened = []
     for record_id, token in sealed:
+        if not shared:
+            shared = _context_part("entity", entity) + _context_part("field", field)
         header, raw = _split_field(token, (entity, field, record_id))
         known = headers.get(header)
         if known is None:

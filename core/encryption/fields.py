@@ -280,8 +280,6 @@ class FieldEncryption:
                     "before the field was encrypted (run 'qiao keys rotate --data') or put "
                     "there by hand"
                 )
-        if not sealed:  # all sealed here lately: a write reading its record back
-            return [value for value in opened if value is not None]
         plaintexts = open_column(entity, field, sealed, self.keys)
         if len(plaintexts) == len(stored):  # the usual page: nothing was sealed here lately
             return [Sensitive(plain, "utf-8") for plain in plaintexts]
