@@ -254,11 +254,14 @@ class Runtime:
         the plugin's name. An object with a ``close()`` method (an HTTP client) is
         closed when the runtime is.
         """
+        found: _T | None = self._state.get(key)  # made already: no lock on the hot path
+        if found is not None:
+            return found
         with self._lock:
             if key not in self._state:
                 self._state[key] = make(self)
-            found: _T = self._state[key]
-            return found
+            made: _T = self._state[key]
+            return made
 
     def access_for(self, actor: Actor) -> Access:
         """What ``actor`` may do, as checks and SQL conditions (cached a few seconds)."""

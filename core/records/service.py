@@ -15,7 +15,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import Connection, Select, Table, and_, delete, false, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    delete,
+    false,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -41,7 +53,7 @@ from qiao.core.permissions.rights import Right
 from qiao.core.records.batch import Created, RowError, RowsRefused
 from qiao.core.records.context import Source, WriteContext
 from qiao.core.redaction import PLAIN_TYPES, contains_sensitive
-from qiao.core.storage.database import Database
+from qiao.core.storage.database import Database, transaction_cache
 
 if TYPE_CHECKING:
     from qiao.core.records.host import RecordsHost
@@ -209,7 +221,7 @@ class RecordsService:
         record = self._fetch(ctx.connection, table, record_id, computed=True)
         assert record is not None
         changes = {name: (None, record[f.column]) for name, f in _by_name(entity, checked)}
-        self._written(entity)
+        self._written(ctx, entity)
         self.plugins.after_write(
             context=ctx, entity=entity, operation="create", record=record, changes=changes
         )
@@ -263,8 +275,8 @@ class RecordsService:
             if owned and ctx.actor.user_id is not None and "owner" not in checked:
                 checked["owner"] = ctx.actor.user_id
             accepted.append((index, checked))
-        readable: set[tuple[str, str]] = set()
-        refused += _refused_targets(conn, catalog, entity, accepted, access, readable)
+        readable = _Targets(conn, ctx.actor, access)
+        refused += _refused_targets(conn, catalog, entity, accepted, readable)
         if refused and not skip_invalid:
             raise RowsRefused(sorted(refused, key=lambda r: r.index), len(rows))
         dropped = {r.index for r in refused}
@@ -287,7 +299,7 @@ class RecordsService:
                 stored.append((index, again))
             except QiaoError as exc:
                 late.append(RowError(index, exc))
-        late += _refused_targets(conn, catalog, entity, stored, access, readable)
+        late += _refused_targets(conn, catalog, entity, stored, readable)
         blank = {f.column: None for f in entity.stored_fields}
         for index, checked in stored:
             try:
@@ -305,12 +317,13 @@ class RecordsService:
         for group in inserts.values():  # executemany needs one set of columns per statement
             self._execute(conn, entity, insert(table), group)
         self._require_scope_many(conn, access, entity, ids, [i for i, _ in stored], len(rows))
+        readable.created(entity, table, ids)
         records = [*self._fetch_many(conn, table, ids)]
         changes = [
             {name: (None, record[f.column]) for name, f in _by_name(entity, checked)}
             for record, (_, checked) in zip(records, stored, strict=True)
         ]
-        self._written(entity)
+        self._written(ctx, entity)
         self.plugins.after_write_many(
             context=ctx, entity=entity, operation="create", records=records, changes=changes
         )
@@ -378,7 +391,7 @@ class RecordsService:
             for f in entity.stored_fields
             if f.column in changed
         }
-        self._written(entity)
+        self._written(ctx, entity, record_id)
         self.plugins.after_write(
             context=ctx, entity=entity, operation="update", record=record, changes=changes
         )
@@ -401,7 +414,7 @@ class RecordsService:
             self._apply_on_delete(ctx, catalog, rev.entity, rev.field, record_id)
         ctx.connection.execute(delete(table).where(table.c.id == record_id))
         changes = {f.name: (existing[f.column], None) for f in entity.stored_fields}
-        self._written(entity)
+        self._written(ctx, entity, record_id)
         self.plugins.after_write(
             context=ctx, entity=entity, operation="delete", record=existing, changes=changes
         )
@@ -563,10 +576,17 @@ class RecordsService:
         values = load_paths(conn, catalog, entity.name, after, paths)
         enforce(rules, values, self.formula_clock())
 
-    def _written(self, entity: EntityDef) -> None:
-        """Forget cached access when what it is built from changes (this process at once)."""
+    def _written(self, ctx: WriteContext, entity: EntityDef, record_id: str | None = None) -> None:
+        """Forget cached access when what it is built from changes (this process at once),
+        and what the transaction knows of the record written (it may be gone, or unreadable)."""
+        known = transaction_cache(ctx.connection, _KNOWN_TARGETS)
         if entity.name in ACCESS_ENTITIES:
             self.permissions.forget()
+            if known:
+                known.clear()
+        elif known and record_id is not None:
+            for targets in known.values():
+                targets.discard((entity.name, str(record_id)))
 
     def _read_filter(
         self, actor: Actor, entity_name: str, table: Table, right: Right = "read"
@@ -1006,39 +1026,74 @@ class RecordsService:
             raise _integrity_error(entity, exc) from None
 
 
+#: The transaction's cache (:func:`transaction_cache`) of relation targets known to exist
+#: and be readable, by actor; ``None`` holds users, which anyone may name.
+_KNOWN_TARGETS = "records.known_targets"
+
+
+class _Targets:
+    """The relation targets an actor is known, in this transaction, to be allowed to name,
+    and the conditions to look others up: a batch's targets are looked up once per
+    transaction, not once per ``create_many`` (a lead's channel, its receipt's)."""
+
+    def __init__(self, conn: Connection, actor: Actor, access: Access) -> None:
+        self.access = access
+        known = transaction_cache(conn, _KNOWN_TARGETS)
+        if known is None:  # outside a write transaction: known for this call alone
+            known = {}
+        self._readable: set[tuple[str, str]] = known.setdefault(actor, set())
+        self._anyone: set[tuple[str, str]] = known.setdefault(None, set())
+
+    def known(self, target: str) -> set[tuple[str, str]]:
+        return self._anyone if target == "user" else self._readable
+
+    def condition(self, target: str, table: Table) -> ColumnElement[bool] | None:
+        """What a row of ``target`` must meet to be named; None: existing is enough."""
+        if target == "user":  # assigning a user needs no read right on users
+            return None
+        condition = self.access.row_filter(target, table, "read")
+        if condition is None and not self.access.can(target, "read"):
+            return false()
+        return condition
+
+    def created(self, entity: EntityDef, table: Table, ids: Sequence[str]) -> None:
+        """Records just created exist; they are known if the actor may read every row."""
+        if self.condition(entity.name, table) is None:
+            self.known(entity.name).update((entity.name, record_id) for record_id in ids)
+
+
 def _refused_targets(
     conn: Connection,
     catalog: Catalog,
     entity: EntityDef,
     rows: Sequence[tuple[int, Mapping[str, Any]]],
-    access: Access,
-    readable: set[tuple[str, str]],
+    targets: _Targets,
 ) -> list[RowError]:
-    """:meth:`RecordsService._check_targets` for a batch: one query per relation, the
-    rows naming a missing or unreadable record refused by index. ``readable`` remembers the
-    targets found, so a second check of the batch asks only for new ones."""
+    """:meth:`RecordsService._check_targets` for a batch: one query per relation whose
+    targets the transaction does not know yet, the rows naming a missing or unreadable
+    record refused by index."""
     refused: list[RowError] = []
     bad: set[int] = set()
     for field in entity.relations:
         assert field.target is not None
+        known = targets.known(field.target)
         wanted = {
             str(values[field.name])
             for _, values in rows
             if values.get(field.name) is not None
-            and (field.target, values[field.name]) not in readable
+            and (field.target, values[field.name]) not in known
         }
         if not wanted:
             continue
         target = catalog.table(field.target)
         stmt = select(target.c.id).where(target.c.id.in_(sorted(wanted)))
-        if field.target != "user":  # assigning a user needs no read right on users
-            condition = access.row_filter(field.target, target, "read")
-            if condition is not None or not access.can(field.target, "read"):
-                stmt = stmt.where(condition if condition is not None else false())
-        readable |= {(field.target, found) for found in conn.execute(stmt).scalars()}
+        condition = targets.condition(field.target, target)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        known |= {(field.target, found) for found in conn.execute(stmt).scalars()}
         for index, values in rows:
             target_id = values.get(field.name)
-            if index in bad or target_id is None or (field.target, target_id) in readable:
+            if index in bad or target_id is None or (field.target, target_id) in known:
                 continue
             bad.add(index)
             message = f"{field.name}: no {field.target} with id {target_id}"

@@ -52,6 +52,7 @@ _NOTIFYING = "qiao_notifying"
 _TRACKED = "qiao_kept_until_commit"
 _SAVEPOINTS = "qiao_savepoints"
 _SAVEPOINT_SEQ = "qiao_savepoint_seq"
+_CACHES = "qiao_transaction_caches"
 #: SQLSTATEs of a transaction PostgreSQL ended to let a concurrent one through: the victim
 #: of a deadlock and a serialization failure. Sent again, it usually succeeds.
 CONTENDED_STATES = frozenset({"40P01", "40001"})
@@ -183,6 +184,23 @@ def _savepoint_ended(conn: Connection, name: str, rolled_back: bool) -> None:
     if rolled_back:
         for items in state.get(_TRACKED, []):
             del items[marks.get(id(items), 0) :]
+        for cache in state.get(_CACHES, {}).values():
+            cache.clear()
+
+
+def transaction_cache(conn: Connection, key: str) -> dict[Any, Any] | None:
+    """A dict ``conn``'s write transaction keeps under ``key`` for what it has learnt (which
+    records exist, say), so that its later writes need not ask again; None outside a
+    :meth:`Database.write` transaction.
+
+    It is emptied when a savepoint is rolled back, since what was learnt inside the
+    savepoint may have been undone with it, and is gone when the transaction ends.
+    """
+    state = transaction_state(conn)
+    if state is None:
+        return None
+    caches: dict[str, dict[Any, Any]] = state.setdefault(_CACHES, {})
+    return caches.setdefault(key, {})
 
 
 def transaction_state(conn: Connection) -> dict[str, Any] | None:

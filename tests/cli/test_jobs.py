@@ -141,7 +141,9 @@ def _create_account(base: str, token: str, server: subprocess.Popen[bytes]) -> s
         except httpx.TransportError:
             assert time.monotonic() < deadline, "qiao serve did not answer in time"
             time.sleep(0.05)
-    account_id: str = response.json()["data"]["createAccount"]["id"]
+    body = response.json()
+    assert body.get("errors") is None, body
+    account_id: str = body["data"]["createAccount"]["id"]
     return account_id
 
 

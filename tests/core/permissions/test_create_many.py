@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qiao.core.records.batch import RowsRefused
-from qiao.core.records.context import Source
+from qiao.core.records.context import Actor, Source
 
 from .conftest import Org
 
@@ -40,3 +40,18 @@ def test_a_relation_to_a_record_the_caller_cannot_read_is_reported_as_missing(or
         created = records.create_many(ctx, "contact", rows, skip_invalid=True)
     assert created.indexes == [0]
     assert [r.index for r in created.refused] == [1]
+
+
+def test_what_the_system_may_name_in_a_transaction_is_not_lent_to_a_rep(org: Org) -> None:
+    """Targets a transaction knows are known per actor: the system naming an account
+    first does not let a rep, later in the same transaction, name one it cannot read."""
+    theirs = org.create("account", name="北京机床", owner=org.users["zhao"])
+    records = org.runtime.records
+    row = {"name": "刘工", "account": theirs["id"]}
+    with (
+        pytest.raises(RowsRefused) as caught,
+        records.transaction(org.actor("zhang"), Source.IMPORT) as ctx,
+    ):
+        records.create_many(ctx.as_actor(Actor.system()), "contact", [row])
+        records.create_many(ctx, "contact", [row])
+    assert [(r.index, r.error.field) for r in caught.value.rows] == [(0, "account")]

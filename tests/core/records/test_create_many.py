@@ -18,6 +18,7 @@ from qiao.core.records.batch import RowsRefused
 from qiao.core.records.context import Actor, Source
 from qiao.core.runtime import Runtime
 from qiao.core.storage import system
+from qiao.core.testing.statements import count_statements
 
 MANIFEST: dict[str, Any] = {
     "entities": [
@@ -272,3 +273,57 @@ def test_concurrent_batches_keep_numbers_and_the_audit_chain_whole(qiao_runtime:
     assert report.problem is None
     entries = system.audit_entry
     assert count(qiao_runtime, entries, entries.c.entity == "service_job") == 180
+
+
+def test_a_transaction_looks_each_related_record_up_once(qiao_runtime: Runtime) -> None:
+    target = account(qiao_runtime)
+    table = qiao_runtime.current().table("account")
+    records = qiao_runtime.records
+    with records.transaction(Actor.system(), Source.IMPORT) as ctx:
+        with count_statements(qiao_runtime.db.engine) as first:
+            records.create_many(ctx, "service_job", rows(2, target))
+        with count_statements(qiao_runtime.db.engine) as second:
+            records.create_many(ctx, "service_job", rows(3, target))
+    lookup = "FROM account WHERE account.id IN"
+    assert sum(lookup in " ".join(s.split()) for s in first.statements) == 1
+    assert sum(lookup in " ".join(s.split()) for s in second.statements) == 0, "known already"
+    assert count(qiao_runtime, table) == 1
+    assert len(stored(qiao_runtime)) == 5
+
+
+def test_a_related_record_deleted_in_the_transaction_is_refused_after(
+    qiao_runtime: Runtime,
+) -> None:
+    target = account(qiao_runtime)
+    records = qiao_runtime.records
+    contact = {"name": "王工", "account": target}
+    with (
+        pytest.raises(RowsRefused) as caught,
+        records.transaction(Actor.system(), Source.IMPORT) as ctx,
+    ):
+        records.create_many(ctx, "contact", [contact])
+        records.delete(ctx, "account", target)
+        records.create_many(ctx, "contact", [contact])
+    assert [(r.index, r.error.message) for r in caught.value.rows] == [
+        (0, f"account: no account with id {target}")
+    ]
+    assert count(qiao_runtime, qiao_runtime.current().table("contact")) == 0
+
+
+def test_a_record_created_in_a_savepoint_rolled_back_is_refused_after(
+    qiao_runtime: Runtime,
+) -> None:
+    records = qiao_runtime.records
+    with (
+        pytest.raises(RowsRefused) as caught,
+        records.transaction(Actor.system(), Source.IMPORT) as ctx,
+    ):
+        with pytest.raises(RuntimeError), ctx.connection.begin_nested():
+            made = records.create_many(ctx, "account", [{"name": "撤回的客户"}]).records[0]
+            records.create_many(ctx, "service_job", rows(1, made["id"]))
+            raise RuntimeError("undo the savepoint")
+        records.create_many(ctx, "service_job", rows(1, made["id"]))
+    assert [r.error.message for r in caught.value.rows] == [
+        f"account: no account with id {made['id']}"
+    ]
+    assert stored(qiao_runtime) == []
