@@ -79,7 +79,17 @@ class Coalescer:
     _writing: bool = False
     #: By channel id: the calls of its last batch and those queued when it was stored.
     _in_hand: dict[str, int] = field(default_factory=dict)
-    _changed: threading.Condition = field(default_factory=threading.Condition)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: A batch was stored (its calls are finished, the next may write); every caller waits
+    #: on it.
+    _changed: threading.Condition = field(init=False)
+    #: A call was queued; only a writer gathering its batch waits on it, so a call arriving
+    #: does not wake the callers waiting for their batch.
+    _arrived: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition(self._lock)
+        self._arrived = threading.Condition(self._lock)
 
     def receive(
         self, channel: Record, message_id: str, data: dict[str, Any], values: dict[str, Any]
@@ -88,7 +98,7 @@ class Coalescer:
         call = Call(channel, message_id, data, values)
         with self._changed:
             self._queue.append(call)
-            self._changed.notify_all()
+            self._arrived.notify()
             while self._writing and not call.finished:
                 self._changed.wait()
             if not call.finished:
@@ -120,8 +130,8 @@ class Coalescer:
         transactions where one would do. Waiting for the calls the channel had in
         hand, as PostgreSQL's ``commit_delay`` does for commits, stores them in one.
         A channel with one sender at a time never waits, and one whose senders stop
-        waits once before its expectation falls. Called with the condition held;
-        waiting releases it.
+        waits once before its expectation falls. Called with the lock held; waiting
+        releases it.
         """
         channel = first.channel["id"]
         expected = min(self._in_hand.get(channel, 0), self.limit)
@@ -130,7 +140,7 @@ class Coalescer:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self._changed.wait(left)
+            self._arrived.wait(left)
 
     def _queued(self, channel: str) -> int:
         return sum(1 for call in self._queue if call.channel["id"] == channel)
