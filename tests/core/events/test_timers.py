@@ -84,6 +84,21 @@ def test_scheduling_again_moves_a_timer_and_cancel_removes_it(
         )
 
 
+def test_scheduling_a_batch_moves_the_timers_records_had_and_sets_the_others(
+    runtime: Runtime, clock: TestClock, write: Callable[..., Any]
+) -> None:
+    first = write(lambda r, ctx: r.create(ctx, "ticket", {"subject": "S1"}))
+    second = write(lambda r, ctx: r.create(ctx, "ticket", {"subject": "S2"}))
+    at = clock()
+    write(lambda r, ctx: timers.schedule(ctx.connection, "ticket", first["id"], "sla", at))
+    batch = [(first["id"], at + _m(30), {"n": 1}), (second["id"], at + _m(40), None)]
+    ids = write(lambda r, ctx: timers.schedule_many(ctx.connection, "ticket", "sla", batch))
+    assert len(set(ids)) == 2
+    with runtime.db.read() as conn:
+        pending = [timers.pending(conn, "ticket", t["id"]) for t in (first, second)]
+    assert pending == [{"sla": at + _m(30)}, {"sla": at + _m(40)}], "one timer each"
+
+
 def test_a_restart_loses_no_timer(
     qiao_config: Config,
     recorder: Recorder,
