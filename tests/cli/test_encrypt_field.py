@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 import tomllib
 from pathlib import Path
 
+import httpx
 from sqlalchemy import MetaData, Table, select
 
 from qiao.core.crypto import is_sealed
 from qiao.core.records.context import Actor, Source
 from qiao.core.storage.database import Database
 from qiao.core.testing.deployment import Deployment, init
+from qiao.plugins.leads.inbound.channels import SECRET_PREFIX
+from qiao.plugins.leads.inbound.signatures import sign
 
 from .test_backup import tomllib_url
 from .test_keys import runtime_of
@@ -89,3 +95,34 @@ def test_init_with_the_clinics_template_encrypts_patients_phone_and_allergies(
             conn, "patient", filter={"phone": {"eq": "136 8801 2345"}}, actor=SYSTEM
         ).records
     assert [(p["name"], p["allergies"]) for p in found] == [("刘晓梅", "青霉素过敏")]
+
+
+def test_a_deployment_that_encrypts_its_webhook_secrets_keeps_receiving_webhooks(
+    qiao_empty_database_url: str, tmp_path: Path
+) -> None:
+    site = init(tmp_path / "site", qiao_empty_database_url, "--plugin", "crm", "--plugin", "leads")
+    with runtime_of(site.config) as runtime, runtime.records.transaction(SYSTEM, Source.CLI) as ctx:
+        channel = runtime.records.create(ctx, "lead_channel", {"name": "官网", "kind": "WEBHOOK"})
+    secret, key = str(channel["secret"]), channel["key"]
+    assert column(site, "lead_channel", "secret") == [secret]
+    out = site.run("keys", "encrypt-field", "lead_channel.secret", "--settle", "0").stdout
+    assert "lead_channel.secret: 1 values sealed; 0 left in plaintext" in out
+    (stored,) = column(site, "lead_channel", "secret")
+    assert stored is not None and is_sealed(stored)
+    body = json.dumps({"姓名": "陈工", "手机": "13905740001"}, ensure_ascii=False).encode()
+    stamp = str(int(time.time()))
+    with site.serve() as served, httpx.Client(base_url=served.url, timeout=60) as http:
+
+        def post(signed_with: str, message_id: str) -> httpx.Response:
+            headers = {
+                "webhook-id": message_id,
+                "webhook-timestamp": stamp,
+                "webhook-signature": sign(signed_with, message_id, stamp, body),
+            }
+            return http.post(f"/leads/webhooks/{key}", content=body, headers=headers)
+
+        accepted = post(secret, "msg_1")
+        forged = post(SECRET_PREFIX + base64.b64encode(b"x" * 32).decode(), "msg_2")
+    assert accepted.status_code == 201, accepted.text
+    assert forged.status_code == 401, forged.text
+    assert len(column(site, "lead", "id")) == 1
