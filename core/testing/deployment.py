@@ -10,6 +10,7 @@ stops it after, keeping its log for the test to read.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -110,11 +111,42 @@ def init(
     return deployment
 
 
+#: Where the kernel takes ports for a bind to port 0 and for outgoing connections,
+#: when /proc does not say (Linux's default).
+EPHEMERAL_LOW = 32768
+#: How many ports below the ephemeral range :func:`free_port` chooses from.
+SPAN = 16384
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A free loopback port for a server another process starts and binds later.
+
+    Chosen at random below the kernel's ephemeral range: a port there is never
+    taken meanwhile by another test's in-process server binding port 0, nor by an
+    outgoing connection, as a port the kernel handed out and that was closed again
+    can be. Such a theft sent a test's requests to another test's server. Checked
+    free by binding it; random from the system's source, as pytest-randomly seeds
+    ``random`` alike in every worker.
+    """
+    low = _ephemeral_low()
+    choose = random.SystemRandom()
+    for _ in range(200):
+        port = choose.randrange(max(1024, low - SPAN), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return EPHEMERAL_LOW
 
 
 def _clean_env(extra: Sequence[tuple[str, str]] = ()) -> dict[str, str]:

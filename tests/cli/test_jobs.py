@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from qiao.core.testing.deployment import free_port
 from qiao.core.testing.server import LiveServer
 
 from .conftest import Run
@@ -105,7 +105,7 @@ def test_serve_runs_a_worker_that_delivers_webhooks(
 ) -> None:
     run("worker", "--once")
     run("webhook", "add", hook.url, "--entity", "account")
-    port = _free_port()
+    port = free_port()
     config = make_config(config_file, _url(config_file), host="127.0.0.1", port=port)
     with subprocess.Popen(
         [*QIAO, "--config", str(config), "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -152,10 +152,3 @@ def _url(config_file: Path) -> str:
 
     url: str = tomllib.loads(config_file.read_text(encoding="utf-8"))["database"]["url"]
     return url
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

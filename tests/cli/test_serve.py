@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -20,19 +19,13 @@ from qiao.core.storage.database import Database
 from qiao.core.storage.system import delivery_attempt
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.databases import terminate_sessions
+from qiao.core.testing.deployment import free_port
 from qiao.core.testing.deployment import init as init_deployment
 from tests.core.events.receiver import receiver
 
 QIAO = [sys.executable, "-c", "from qiao.cli.main import main; main()"]
 CREATE = "mutation($input: AccountCreateInput!) { createAccount(input: $input) { id name } }"
 LIST = "{ accounts(first: 50) { edges { node { id name owner { username } } } } }"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -82,7 +75,7 @@ def _server_processes(pid: int) -> list[int]:
 def test_serve_answers_health_checks_without_an_access_log(
     tmp_path: Path, qiao_database_url: str, make_config: Callable[..., Path]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=port)
     with serving(config, port) as served:
         assert httpx.get(f"{served.base}/healthz", timeout=5).json() == {"status": "ok"}
@@ -102,7 +95,7 @@ def test_serve_recovers_when_postgresql_ends_its_connections(
 ) -> None:
     if qiao_backend != "postgresql":
         pytest.skip("pg_terminate_backend is PostgreSQL's")
-    port = _free_port()
+    port = free_port()
     config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=port)
     with serving(config, port, "--no-worker") as served:
         client = GraphQLClient(served.base, qiao_admin_token)
@@ -131,7 +124,7 @@ def test_serve_with_several_workers_shares_the_port_and_runs_one_event_worker(
 ) -> None:
     if qiao_backend != "postgresql":
         pytest.skip("--workers needs PostgreSQL (SQLite is refused, tested below)")
-    port = _free_port()
+    port = free_port()
     config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=port)
     with receiver() as hook:
         qiao("--config", str(config), "webhook", "add", hook.url, "--entity", "account")
@@ -184,7 +177,7 @@ def test_serve_refuses_several_workers_it_cannot_keep_consistent(
     extra: str,
     message: str,
 ) -> None:
-    config = make_config(tmp_path / "qiao.toml", url, host="127.0.0.1", port=_free_port())
+    config = make_config(tmp_path / "qiao.toml", url, host="127.0.0.1", port=free_port())
     config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
     result = qiao("--config", str(config), "serve", "--workers", "2", expect=2)
     assert message in result.output and "Traceback" not in result.output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
+from qiao.core.testing.deployment import free_port
 from qiao.plugins.connectors.common.caller import Wiring
 from qiao.plugins.connectors.common.calls import CallRecord
 from qiao.plugins.connectors.common.errors import (
@@ -27,12 +27,6 @@ from .conftest import statuses
 from .fakes.imap import FakeImap
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n" + bytes(range(256))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Inbox:

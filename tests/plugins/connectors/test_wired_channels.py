@@ -8,13 +8,14 @@ from aiosmtpd.controller import Controller
 
 from qiao.core.events.queue import list_deliveries
 from qiao.core.testing.clock import TestClock
+from qiao.core.testing.deployment import free_port
 from qiao.core.testing.worker import drain
 
 from .deployment import add_connector, add_wecom, admin_id, calls, notify, set_user
 from .fakes import dingtalk as dingtalk_fake
 from .fakes.dingtalk import FakeDingTalk
 from .fakes.wecom import FakeWeCom
-from .test_email import Inbox, authenticate, free_port
+from .test_email import Inbox, authenticate
 
 
 def test_a_notification_reaches_the_users_wecom(
