@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,7 +19,7 @@ import click
 
 from qiao.cli.state import CliState, pass_state
 from qiao.core.errors import BadUserInput, ConfigurationError, NotFound
-from qiao.core.events import queue, signing, webhooks
+from qiao.core.events import queue, signing, wake, webhooks
 from qiao.core.ids import is_record_id
 from qiao.core.runtime import Runtime
 from qiao.core.schema import ddl
@@ -105,7 +104,7 @@ def worker(
                 done += n
             click.echo(f"done: {done} timers, events and deliveries")
             return
-        stop = threading.Event()
+        stop = wake.Stop()  # a signal wakes the listener's wait at once
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         click.echo(f"worker {work.name} started (SIGTERM or Ctrl+C stops)")

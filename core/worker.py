@@ -266,7 +266,7 @@ class WorkerThread:
 
     def __init__(self, runtime: Runtime, settings: WorkerSettings | None = None) -> None:
         self.worker = Worker(runtime, settings)
-        self._stop = threading.Event()
+        self._stop = wake.Stop()
         self._thread = threading.Thread(
             target=self.worker.run, args=(self._stop,), name="qiao-worker", daemon=True
         )

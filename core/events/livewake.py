@@ -91,7 +91,7 @@ class ChangeHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event = asyncio.Event()
         self._trigger = asyncio.Event()
-        self._stop = threading.Event()
+        self._stop = wake.Stop()
         self._thread: threading.Thread | None = None
         self._follower: asyncio.Task[None] | None = None
         #: The window: changes after sequence ``_start``, in order, up to ``_end``.

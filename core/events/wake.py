@@ -12,13 +12,21 @@ commits instead of at its next poll. It still polls, every
 
 SQLite has no notifications: a worker there waits ``poll_interval`` when idle
 (:class:`Polling`), as it always has.
+
+A listener waits on its connection's socket, which a :class:`threading.Event`
+cannot interrupt: whoever stops it passes a :class:`Stop`, whose ``set`` also
+wakes the socket wait, so a stopping server or worker does not wait out a slice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import select
 import threading
 import time
+import weakref
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -27,13 +35,44 @@ from qiao.core.storage.database import Database, notify_at_commit
 
 log = logging.getLogger("qiao.events.wake")
 CHANNEL = "qiao_outbox"
-#: Longest single wait on the listener's socket, so a stop request is seen soon.
+#: Longest single wait on the listener's socket when its stop is a plain
+#: :class:`threading.Event` (a :class:`Stop` wakes the wait at once).
 _SLICE = 0.25
 
 
 def notify(conn: Connection) -> None:
     """Wake listening workers when ``conn``'s transaction commits (once per transaction)."""
     notify_at_commit(conn, CHANNEL)
+
+
+class Stop(threading.Event):
+    """A stop request that also wakes a :class:`Listener` waiting on its socket.
+
+    Setting it (from any thread, or a signal handler) writes a byte to a pipe
+    the listener selects on beside its connection. The pipe is closed when the
+    stop is collected, so callers use it as any event.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._readable, self._writable = os.pipe()
+        os.set_blocking(self._writable, False)
+        weakref.finalize(self, _close, self._readable, self._writable)
+
+    def set(self) -> None:
+        super().set()
+        # A full pipe (set many times already) wakes its reader already.
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._writable, b"\0")
+
+    def fileno(self) -> int:
+        """Readable once set: for :func:`select.select` beside a connection's socket."""
+        return self._readable
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 class Waiter(Protocol):
@@ -109,9 +148,10 @@ class Listener:
                 stop.wait(min(remaining, self.reconnect_pause))
                 continue
             try:
-                if list(self._conn.notifies(timeout=min(remaining, _SLICE), stop_after=1)):
-                    list(self._conn.notifies(timeout=0))  # several commits, one pass
+                # What the socket or libpq holds already, then a wait for more.
+                if list(self._conn.notifies(timeout=0)):  # several commits, one pass
                     return True
+                _readable(self._conn.fileno(), stop, remaining)
             except Exception as exc:
                 log.warning("the %s listener's connection broke: %s", self.channel, exc)
                 self._drop()
@@ -128,6 +168,18 @@ class Listener:
 
     def close(self) -> None:
         self._drop()
+
+
+def _readable(fd: int, stop: threading.Event, seconds: float) -> None:
+    """Wait until ``fd`` is readable, ``stop`` is set or ``seconds`` pass.
+
+    Only a :class:`Stop` can be selected on; a plain event is looked at every
+    :data:`_SLICE` seconds.
+    """
+    if isinstance(stop, Stop):
+        select.select([fd, stop], [], [], seconds)
+    else:
+        select.select([fd], [], [], min(seconds, _SLICE))
 
 
 def waiter_for(db: Database, poll_interval: float, fallback: float) -> Waiter:

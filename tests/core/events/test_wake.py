@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ LISTENING = WorkerSettings(batch_size=50, poll_interval=0.01, listen_fallback=60
 
 @contextmanager
 def running(worker: Worker) -> Iterator[None]:
-    stop = threading.Event()
+    stop = wake.Stop()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
     try:
@@ -94,6 +95,38 @@ def test_a_listener_is_told_at_commit_once_per_transaction(
         assert not listener.wait(0.3, never), "told of a rolled-back write"
     finally:
         listener.close()
+
+
+def test_a_stop_wakes_a_listener_waiting_on_its_socket(
+    runtime: Runtime, qiao_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    postgresql_only(qiao_backend)
+    # Slices as long as the wait: only the stop's own socket can end it early.
+    monkeypatch.setattr(wake, "_SLICE", 60.0)
+    listener = wake.Listener(runtime.db, fallback=60.0)
+    stop = wake.Stop()
+    told: list[bool] = []
+    waiting = threading.Thread(target=lambda: told.append(listener.wait(60.0, stop)))
+    try:
+        waiting.start()
+        time.sleep(0.2)  # in its socket wait by now
+        stop.set()
+        waiting.join(10)
+        assert not waiting.is_alive(), "the stop did not wake the listener"
+        assert told == [False], "a stop is not a notification"
+    finally:
+        stop.set()
+        waiting.join(10)
+        listener.close()
+
+
+def test_a_stop_set_again_and_again_stays_set_and_selectable() -> None:
+    stop = wake.Stop()
+    assert select.select([stop], [], [], 0)[0] == []
+    for _ in range(100_000):  # more bytes than the socket pair holds
+        stop.set()
+    assert stop.is_set()
+    assert select.select([stop], [], [], 0)[0] == [stop]
 
 
 @pytest.fixture
