@@ -11,6 +11,7 @@ state the other commands cannot handle.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
 
 if TYPE_CHECKING:
+    import uvicorn
     from starlette.applications import Starlette
 
 DEFAULT_DATABASE = "sqlite:///qiao.db"
@@ -264,8 +266,6 @@ def serve(
     require_current(runtime)
     host = host or config.host
     port = config.port if port is None else port
-    base = f"http://{host}:{port}"
-    click.echo(f"Qiao serves {base}; GraphiQL at {base}/graphql (Ctrl+C stops)")
     options = {
         "host": host,
         "port": port,
@@ -279,19 +279,40 @@ def serve(
     }
     with background_worker(runtime, with_worker):
         if workers == 1:
-            uvicorn.run(create_app(runtime), **options)
+            _run(uvicorn.Config(create_app(runtime), **options))
             return
         # Each server process builds its own runtime, finding the configuration here.
         state.close()
         if config.path is not None:
             os.environ[CONFIG_ENV] = str(config.path)
-        uvicorn.run(
-            f"{__name__}:worker_app",
-            factory=True,
-            workers=workers,
-            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-            **options,
+        _run(
+            uvicorn.Config(
+                f"{__name__}:worker_app",
+                factory=True,
+                workers=workers,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+                **options,
+            )
         )
+
+
+def _run(server: uvicorn.Config) -> None:
+    """Serve as ``uvicorn.run`` does, on a socket bound first, so the banner names the port
+    the server got (``--port 0`` asks the system for a free one)."""
+    import uvicorn
+    from uvicorn.main import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    sock = server.bind_socket()  # says why and exits if the address is taken
+    base = f"http://{server.host}:{sock.getsockname()[1]}"
+    click.echo(f"Qiao serves {base}; GraphiQL at {base}/graphql (Ctrl+C stops)")
+    if server.workers > 1:
+        Multiprocess(server, sockets=[sock]).run()
+        return
+    serving = uvicorn.Server(server)
+    serving.run(sockets=[sock])
+    if not serving.started:  # the app failed to start; uvicorn has logged why
+        sys.exit(STARTUP_FAILURE)
 
 
 def _refuse_several_processes(config: Config) -> None:

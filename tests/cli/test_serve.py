@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -83,6 +85,57 @@ def test_serve_answers_health_checks_without_an_access_log(
     out = "".join(served.output)
     assert f"GraphiQL at {served.base}/graphql" in out
     assert "GET /readyz" not in out  # the access log is off unless asked for
+
+
+def test_serve_on_port_0_names_the_port_the_system_gave_it(
+    tmp_path: Path, qiao_database_url: str, make_config: Callable[..., Path]
+) -> None:
+    config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=8000)
+    with subprocess.Popen(
+        [*QIAO, "--config", str(config), "serve", "--port", "0", "--no-worker"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as server:
+        try:
+            assert server.stdout is not None
+            lines: list[str] = []
+            found = None
+            while found is None and (line := server.stdout.readline()):  # "" once it ends
+                lines.append(line)
+                found = re.search(r"Qiao serves (http://127\.0\.0\.1:(\d+));", line)
+            banner = "".join(lines)
+            assert found is not None and int(found[2]) > 0, banner
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    answer = httpx.get(f"{found[1]}/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None and time.monotonic() < deadline, banner
+                    time.sleep(0.05)
+            assert answer.json() == {"status": "ok"}
+        finally:
+            server.terminate()
+            server.communicate(timeout=60)
+
+
+def test_serve_on_a_taken_port_says_so_and_stops(
+    tmp_path: Path, qiao_database_url: str, make_config: Callable[..., Path]
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        config = make_config(tmp_path / "qiao.toml", qiao_database_url, host="127.0.0.1", port=port)
+        done = subprocess.run(
+            [*QIAO, "--config", str(config), "serve", "--no-worker"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 3  # uvicorn's exit code for a server that could not start
+    assert "address already in use" in done.stderr.lower(), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "Qiao serves" not in done.stdout
 
 
 def test_serve_recovers_when_postgresql_ends_its_connections(
