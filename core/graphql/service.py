@@ -11,12 +11,14 @@ changes, unless a schema of the same entities was built in this process already.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import re
 import threading
 import uuid
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 import strawberry
@@ -96,12 +98,32 @@ def shared_schema(
             hiding=hiding,
         )
         try:
-            built = builder.build()
+            with _collector_paused():
+                built = builder.build()
         finally:
             forget_type_lookups()
         shared = (built.schema, built.plan)
         _SCHEMAS.put(key, shared)
     return shared
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector out of a schema build.
+
+    A build makes tens of thousands of objects (classes, fields, annotations) that
+    all outlive it, so the collections they trigger find nothing to free while each
+    walks everything the process holds: about a third of a build's time in a
+    process that serves. Objects freed by reference counting are freed as usual;
+    the collector is enabled again afterwards, unless it was off before.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class QiaoSchema(strawberry.Schema):
