@@ -31,6 +31,7 @@ from qiao.core.calendars import BusinessCalendar, CalendarError
 from qiao.core.calendars.store import calendars as _calendars
 from qiao.core.edge.auth import actor_of
 from qiao.core.edge.ratelimit import RateLimiter
+from qiao.core.edge.threads import in_thread
 from qiao.core.encryption import index_column
 from qiao.core.errors import (
     BadUserInput,
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
     from qiao.core.records.host import RecordsHost
 
 #: The version of this API (not of Qiao): see the module's docstring.
-API_VERSION = "1.4"
+API_VERSION = "1.5"
 
 
 def decide_approval(
@@ -199,6 +200,7 @@ __all__: Sequence[str] = (
     "entity_named",
     "hookimpl",
     "hookspec",
+    "in_thread",
     "load_manifest",
     "normalise_phone",
     "normalise_width",

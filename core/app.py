@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
@@ -33,6 +32,7 @@ from qiao.core.edge.body import graphql_get_parameters, json_body
 from qiao.core.edge.errors import HANDLERS, error_response, status_of
 from qiao.core.edge.headers import SecurityHeaders
 from qiao.core.edge.limits import BodyLimit
+from qiao.core.edge.threads import in_thread
 from qiao.core.errors import BadUserInput, ConfigurationError, QiaoError
 from qiao.core.events.livewake import ChangeHub
 from qiao.core.exports.http import export_route
@@ -81,7 +81,7 @@ def create_app(runtime: Runtime) -> Starlette:
     async def graphql_endpoint(request: Request) -> Response:
         get = request.method == "GET"
         if get and "text/html" in request.headers.get("accept", ""):
-            return await run_in_threadpool(graphiql_page)
+            return await in_thread(graphiql_page)
         body = graphql_get_parameters(request) if get else await json_body(request)
         if isinstance(body, list) and not get:
             return await graphql_batch(request, body)
@@ -89,7 +89,7 @@ def create_app(runtime: Runtime) -> Starlette:
         read_body(body)  # not a GraphQL request at all: 400, before any work
         user = request.user
         actor = user.actor if isinstance(user, QiaoUser) else None
-        status, result = await anyio.to_thread.run_sync(
+        status, result = await in_thread(
             answer,
             actor,
             request.headers.get("authorization"),
@@ -129,9 +129,7 @@ def create_app(runtime: Runtime) -> Starlette:
             return [answer(actor, authorization, body, False)[1] for body in bodies]
 
         known = all(graphql.knows(body) for body in bodies)
-        results = await anyio.to_thread.run_sync(
-            answer_all, limiter=None if known else new_documents
-        )
+        results = await in_thread(answer_all, limiter=None if known else new_documents)
         parts = [r if isinstance(r, bytes) else _json_bytes(r) for r in results]
         return Response(b"[" + b",".join(parts) + b"]", 200, media_type="application/json")
 
@@ -143,7 +141,7 @@ def create_app(runtime: Runtime) -> Starlette:
         ):
             raise BadUserInput("send a JSON object with 'username' and 'password'")
         address = request.client.host if request.client else "unknown"
-        attempt = await anyio.to_thread.run_sync(
+        attempt = await in_thread(
             passwords.sign_in,
             runtime.db,
             runtime.current(),
@@ -165,7 +163,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def readyz(_: Request) -> Response:
         try:
-            kernel_current, plan = await run_in_threadpool(runtime.pending)
+            kernel_current, plan = await in_thread(runtime.pending)
         except Exception as exc:
             log.warning("readiness check failed: %s", exc)
             return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, 503)
@@ -195,9 +193,9 @@ def create_app(runtime: Runtime) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await run_in_threadpool(runtime.start)
-        await run_in_threadpool(graphql.schema)
-        await run_in_threadpool(passwords.dummy_hash)
+        await in_thread(runtime.start)
+        await in_thread(graphql.schema)
+        await in_thread(passwords.dummy_hash)
         checkpoints = asyncio.create_task(_checkpoint_periodically(runtime))
         await changes.start()
         yield
@@ -249,6 +247,6 @@ async def _checkpoint_periodically(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            await run_in_threadpool(audit.checkpoint_if_due, runtime)
+            await in_thread(audit.checkpoint_if_due, runtime)
         except Exception:
             log.exception("the periodic audit checkpoint failed")

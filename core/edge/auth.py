@@ -14,10 +14,10 @@ answers it as UNAUTHENTICATED (401), and GraphQL as its own error (200).
 from __future__ import annotations
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
 from qiao.core.auth.tokens import Authenticator
+from qiao.core.edge.threads import in_thread
 from qiao.core.errors import Unauthenticated
 from qiao.core.records.context import Actor
 
@@ -57,7 +57,7 @@ class TokenBackend(AuthenticationBackend):
         actor = self.authenticator.cached(header)
         if actor is None:
             try:
-                actor = await run_in_threadpool(self.authenticator.actor_for, header)
+                actor = await in_thread(self.authenticator.actor_for, header)
             except Unauthenticated as exc:
                 conn.scope[AUTH_ERROR] = exc.message
                 return None

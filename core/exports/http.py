@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from qiao.core.edge.auth import actor_of
 from qiao.core.edge.body import json_body
+from qiao.core.edge.threads import in_thread
 from qiao.core.errors import BadUserInput
 from qiao.core.exports.columns import Names
 from qiao.core.exports.export import Export, ExportRequest
@@ -39,7 +39,7 @@ def export_route(runtime: Runtime, graphql: GraphQLService) -> Route:
         actor = actor_of(request)
         body = await json_body(request)
         wanted = _request(request.path_params["entity"], body)
-        export = await anyio.to_thread.run_sync(
+        export = await in_thread(
             lambda: Export(runtime, graphql.schema(), actor, wanted, Source.GRAPHQL)
         )
         return StreamingResponse(

@@ -15,12 +15,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from qiao.core.edge.ratelimit import RateLimiter
+from qiao.core.edge.threads import in_thread
 from qiao.core.errors import BadUserInput, QiaoError
 from qiao.core.intake import links
 from qiao.core.intake.forms import IntakeForm, find_form
@@ -43,7 +43,7 @@ class _Refused(Exception):
 
 async def show(runtime: Runtime, request: Request) -> Response:
     try:
-        form, record_id, shown = await run_in_threadpool(_open, runtime, request)
+        form, record_id, shown = await in_thread(_open, runtime, request)
     except _Refused as refused:
         return HTMLResponse(message_page("表单", refused.message), status_code=refused.status)
     entity = runtime.current().entity(form.entity)
@@ -57,7 +57,7 @@ async def submit(runtime: Runtime, limiter: RateLimiter, request: Request) -> Re
     form: IntakeForm | None = None
     record_id = shown = None
     try:
-        form, record_id, shown = await run_in_threadpool(_open, runtime, request)
+        form, record_id, shown = await in_thread(_open, runtime, request)
         _check_origin(form, request)
         client = request.client.host if request.client else "unknown"
         if not limiter.allow(form.name, client, form.rate_limit_per_minute):
@@ -68,12 +68,10 @@ async def submit(runtime: Runtime, limiter: RateLimiter, request: Request) -> Re
         payload = _parse(raw, request.headers.get("content-type", ""))
         if payload.get(HONEYPOT):  # a robot: answered as if stored, so it does not learn
             return _received(form, None, wants_json)
-        challenged = await run_in_threadpool(
-            runtime.plugins.intake_challenge, form.name, payload, client
-        )
+        challenged = await in_thread(runtime.plugins.intake_challenge, form.name, payload, client)
         if challenged is not None:
             raise _Refused(400, challenged, "challenge")
-        record = await run_in_threadpool(_store, runtime, form, record_id, payload)
+        record = await in_thread(_store, runtime, form, record_id, payload)
     except _Refused as refused:
         return _refusal(runtime, form, request, refused, payload, record_id, shown, wants_json)
     except QiaoError as exc:

@@ -17,9 +17,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+
+from qiao.core.edge.threads import in_thread
 
 STATIC = Path(__file__).with_name("static")
 #: Paths under this prefix are Qiao's; plugins cannot claim them.
@@ -87,7 +88,7 @@ class StaticFiles:
         )
 
     async def endpoint(self, request: Request) -> Response:
-        asset = await run_in_threadpool(self.find, request.path_params["path"])
+        asset = await in_thread(self.find, request.path_params["path"])
         if asset is None or asset.digest != request.path_params["digest"]:
             return PlainTextResponse("no such file", 404, headers={"Cache-Control": "no-store"})
         headers = {

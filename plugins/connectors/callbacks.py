@@ -20,12 +20,11 @@ import json
 from functools import partial
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from qiao.api import Actor, Conflict, NotFound, QiaoError, Runtime, Source
+from qiao.api import Actor, Conflict, NotFound, QiaoError, Runtime, Source, in_thread
 from qiao.plugins.connectors import settings
 from qiao.plugins.connectors.common.calls import payload_hash
 from qiao.plugins.connectors.common.errors import CallbackError, CallbackSignatureError
@@ -171,7 +170,7 @@ def _receive(
 async def callback(runtime: Runtime, request: Request) -> Response:
     body = await request.body()
     try:
-        return await run_in_threadpool(
+        return await in_thread(
             _receive,
             runtime,
             request.path_params["name"],

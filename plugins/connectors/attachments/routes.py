@@ -17,12 +17,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from qiao.api import BadUserInput, Forbidden, Runtime, Source, actor_of, entity_named
+from qiao.api import BadUserInput, Forbidden, Runtime, Source, actor_of, entity_named, in_thread
 from qiao.plugins.connectors.objectstore.links import LinkError, LinkExpiredError
 
 from . import service, stores
@@ -56,7 +55,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
             service.require_writable(runtime, actor, type_name, entity, record_id)
             return stores.active(runtime)
 
-        chosen = await anyio.to_thread.run_sync(allowed)
+        chosen = await in_thread(allowed)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit():
             service.check_size(chosen, int(declared))
@@ -70,7 +69,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
             wanted = Upload(entity, record_id, filename, bytes(body))
             return service.attach(runtime, actor, wanted, Source.GRAPHQL)
 
-        record = await anyio.to_thread.run_sync(store)
+        record = await in_thread(store)
         return JSONResponse(describe(record), status_code=201)
 
     async def download(request: Request) -> Response:
@@ -88,7 +87,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
             return service.content(runtime, target.key.removeprefix(PREFIX))
 
         try:
-            record, data = await anyio.to_thread.run_sync(read)
+            record, data = await in_thread(read)
         except LinkExpiredError as error:
             body = {
                 "data": None,

@@ -17,12 +17,11 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from qiao.api import Actor, BadUserInput, QiaoError, RateLimiter, Record, Runtime, Source
+from qiao.api import Actor, BadUserInput, QiaoError, RateLimiter, Record, Runtime, Source, in_thread
 from qiao.plugins.leads.importing.mapping import Suggester
 from qiao.plugins.leads.inbound import channels, coalesce, signatures
 from qiao.plugins.leads.inbound.snippet import embed_script
@@ -88,7 +87,7 @@ def _cors(channel: Record, origin: str | None) -> dict[str, str] | None:
 
 
 async def form_submit(runtime: Runtime, request: Request) -> Response:
-    channel = await run_in_threadpool(channels.find, runtime, request.path_params["key"], "FORM")
+    channel = await in_thread(channels.find, runtime, request.path_params["key"], "FORM")
     if channel is None:
         return _error(404, "no active form with this key")
     headers = _cors(channel, request.headers.get("origin"))
@@ -112,7 +111,7 @@ async def form_submit(runtime: Runtime, request: Request) -> Response:
         # Answer a robot as if it succeeded, so it does not learn to leave the field empty.
         return JSONResponse({"status": "received"}, status_code=201, headers=headers)
     try:
-        lead = await run_in_threadpool(
+        lead = await in_thread(
             lambda: _store(runtime, channel, lead_values(channel, payload, runtime))
         )
     except QiaoError as exc:
@@ -137,7 +136,7 @@ def _parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
 
 async def form_script(runtime: Runtime, request: Request) -> Response:
     key = request.path_params["key"]
-    channel = await run_in_threadpool(channels.find, runtime, key, "FORM")
+    channel = await in_thread(channels.find, runtime, key, "FORM")
     if channel is None:
         return _error(404, "no active form with this key")
     base = str(request.base_url).rstrip("/")
@@ -168,7 +167,7 @@ async def webhook(
             400, "webhook-id, webhook-timestamp and webhook-signature headers are required"
         )
     call = _WebhookCall(request.path_params["key"], message_id, timestamp, signature, raw)
-    return await run_in_threadpool(_accept, runtime, coalescer, known, call)
+    return await in_thread(_accept, runtime, coalescer, known, call)
 
 
 @dataclass(frozen=True)
