@@ -9,8 +9,8 @@ a build makes outlives it, so collections free nothing and walk the whole proces
 The script makes a deployment with ``qiao init --template NAME`` (SQLite, in a temporary
 folder), then, in this process, alternates two ways of building its schema:
 
-- **qiao**: ``shared_schema``, the path the server and ``qiao field add`` take, with its
-  cache of built schemas emptied before each build;
+- **qiao**: ``build_schema``, what ``shared_schema`` (the path of the server and of ``qiao
+  field add``) calls when it has not built the schema yet;
 - **collector on**: the same ``SchemaBuilder``, called directly, with the collector
   running as it does everywhere else.
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,14 +30,13 @@ import time
 from collections import deque
 from pathlib import Path
 
-from serving import qiao_command
+from serving import print_medians, qiao_command
 from strawberry import Schema
 
 from qiao.core.config import Config
 from qiao.core.graphql import admin, resolvers, service
 from qiao.core.graphql.builder import SchemaBuilder
 from qiao.core.graphql.strawberry_internals import forget_type_lookups
-from qiao.core.lru import LRU
 from qiao.core.metadata.registry import type_name
 from qiao.core.permissions.hiding import NOTHING_HIDDEN
 from qiao.core.runtime import Runtime
@@ -48,8 +46,7 @@ KEPT = 4
 
 
 def build_as_qiao(runtime: Runtime) -> Schema:
-    service._SCHEMAS = LRU(KEPT)  # a new build every time, not the cached one
-    schema, _ = service.shared_schema(
+    schema, _ = service.build_schema(
         runtime.current(), runtime.plugins.graphql_types(), NOTHING_HIDDEN
     )
     return schema
@@ -112,11 +109,7 @@ def run(runtime: Runtime, rounds: int, template: str) -> None:
         f"{len(sdl['qiao'].splitlines())} SDL lines; {rounds} builds each, alternating; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    for name, values in seconds.items():
-        listed = ", ".join(f"{v:.2f}" for v in values)
-        print(f"{name:>13}: median {statistics.median(values):.2f} s ({listed})")
-    ratio = statistics.median(seconds["qiao"]) / statistics.median(seconds["collector on"])
-    print(f"qiao / collector on: {ratio:.2f}")
+    print_medians(seconds, "s", 2)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,16 @@ def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def print_medians(figures: dict[str, list[float]], unit: str, digits: int) -> None:
+    """Each way's median and values, then the first way's median over the second's."""
+    width = max(len(name) for name in figures)
+    for name, values in figures.items():
+        listed = ", ".join(f"{v:.{digits}f}" for v in values)
+        print(f"{name:>{width}}: median {statistics.median(values):.{digits}f} {unit} ({listed})")
+    first, second = (statistics.median(values) for values in list(figures.values())[:2])
+    print(f"{' / '.join(list(figures)[:2])}: {first / second:.2f}")
 
 
 def percentile(values: Sequence[float], p: float) -> float:

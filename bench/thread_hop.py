@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 
 import anyio.to_thread
 import uvloop
+from serving import print_medians
 
 from qiao.core.edge.threads import in_thread
 
@@ -63,11 +63,7 @@ async def run(calls: int, rounds: int) -> None:
         f"{calls} calls from {CALLERS} concurrent callers, {rounds} rounds alternating; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    for name, values in figures.items():
-        listed = ", ".join(f"{v:.1f}" for v in values)
-        print(f"{name:>9}: median {statistics.median(values):.1f} µs of CPU a hop ({listed})")
-    ratio = statistics.median(figures["in_thread"]) / statistics.median(figures["anyio"])
-    print(f"in_thread / anyio: {ratio:.2f}")
+    print_medians(figures, "µs of CPU a hop", 1)
 
 
 def main() -> None:

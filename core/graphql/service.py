@@ -85,26 +85,35 @@ def shared_schema(
     that schema here instead of building it again. Raises what the builder
     raises on such a name.
     """
-    core_types = admin.core_types()
-    key = _schema_key(catalog, [*core_types, *plugin_types], hiding)
+    key = _schema_key(catalog, [*admin.core_types(), *plugin_types], hiding)
     shared = _SCHEMAS.get(key)
     if shared is None:
-        builder = SchemaBuilder(
-            catalog,
-            resolvers,
-            plugin_types,
-            core_types=core_types,
-            schema_class=QiaoSchema,
-            hiding=hiding,
-        )
-        try:
-            with _collector_paused():
-                built = builder.build()
-        finally:
-            forget_type_lookups()
-        shared = (built.schema, built.plan)
+        shared = build_schema(catalog, plugin_types, hiding)
         _SCHEMAS.put(key, shared)
     return shared
+
+
+def build_schema(
+    catalog: Catalog, plugin_types: list[tuple[str, type]], hiding: Hiding
+) -> tuple[strawberry.Schema, SchemaPlan]:
+    """Build the schema of ``catalog`` anew, as :func:`shared_schema` does when it has none.
+
+    Raises what the builder raises on a name GraphQL cannot take.
+    """
+    builder = SchemaBuilder(
+        catalog,
+        resolvers,
+        plugin_types,
+        core_types=admin.core_types(),
+        schema_class=QiaoSchema,
+        hiding=hiding,
+    )
+    try:
+        with _collector_paused():
+            built = builder.build()
+    finally:
+        forget_type_lookups()
+    return built.schema, built.plan
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ import pytest
 
 from qiao.core.graphql import service
 from qiao.core.graphql.builder import BuiltSchema
-from qiao.core.lru import LRU
 from qiao.core.permissions.hiding import NOTHING_HIDDEN
 from qiao.core.runtime import Runtime
 
@@ -40,9 +39,8 @@ def collections() -> Iterator[list[int]]:
 
 
 def _build(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Build the runtime's schema anew (no schema of this process is reused); the
-    generations of the collections started while the builder worked."""
-    monkeypatch.setattr(service, "_SCHEMAS", LRU(4))
+    """Build the runtime's schema anew; the generations of the collections started
+    while the builder worked."""
     build = service.SchemaBuilder.build
     started: list[int] = []
 
@@ -53,7 +51,7 @@ def _build(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return built
 
     monkeypatch.setattr(service.SchemaBuilder, "build", watched)
-    schema, plan = service.shared_schema(
+    schema, plan = service.build_schema(
         runtime.current(), runtime.plugins.graphql_types(), NOTHING_HIDDEN
     )
     assert "Account" in plan.type_names.values()
