@@ -39,6 +39,7 @@ from qiao.core.exports.http import export_route
 from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body, read_body
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
+from qiao.core.storage.loop_reads import LoopReads
 from qiao.core.web import assets
 from qiao.core.web.graphiql import graphiql_page
 from qiao.core.web.graphql_ws import GraphQLWebSocket
@@ -63,6 +64,8 @@ def create_app(runtime: Runtime) -> Starlette:
     sign_ins = anyio.CapacityLimiter(SIGN_IN_CONCURRENCY)
     new_documents = anyio.CapacityLimiter(NEW_DOCUMENT_CONCURRENCY)
     changes = ChangeHub(runtime.db)
+    #: Reads of cached compiled queries, awaited in the event loop (PostgreSQL only).
+    loop_reads = LoopReads.of(runtime.db)
 
     def answer(
         actor: Actor | None, authorization: str | None, body: Any, read_only: bool
@@ -89,6 +92,11 @@ def create_app(runtime: Runtime) -> Starlette:
         read_body(body)  # not a GraphQL request at all: 400, before any work
         user = request.user
         actor = user.actor if isinstance(user, QiaoUser) else None
+        if actor is not None and loop_reads is not None and loop_reads.ready:
+            compiled = graphql.ready(actor, body)
+            if compiled is not None:
+                result: dict[str, Any] | bytes = await graphql.execute_ready(compiled, loop_reads)
+                return _graphql_response(200, result)
         status, result = await in_thread(
             answer,
             actor,
@@ -97,10 +105,7 @@ def create_app(runtime: Runtime) -> Starlette:
             get,
             limiter=None if graphql.knows(body) else new_documents,
         )
-        headers = {"Allow": "POST"} if status == 405 else None
-        if isinstance(result, bytes):
-            return Response(result, status, headers, media_type="application/json")
-        return JSONResponse(result, status, headers)
+        return _graphql_response(status, result)
 
     async def graphql_batch(request: Request, batch: list[Any]) -> Response:
         """Several operations in one POST, answered in order as a JSON array (docs/graphql.md)."""
@@ -198,7 +203,11 @@ def create_app(runtime: Runtime) -> Starlette:
         await in_thread(passwords.dummy_hash)
         checkpoints = asyncio.create_task(_checkpoint_periodically(runtime))
         await changes.start()
+        if loop_reads is not None:
+            await loop_reads.open()
         yield
+        if loop_reads is not None:
+            await loop_reads.close()
         await changes.stop()
         checkpoints.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -230,7 +239,16 @@ def create_app(runtime: Runtime) -> Starlette:
     )
     app.state.runtime = runtime
     app.state.graphql = graphql
+    app.state.loop_reads = loop_reads
     return app
+
+
+def _graphql_response(status: int, result: dict[str, Any] | bytes) -> Response:
+    """A GraphQL answer: JSON the database built (bytes) or a response body to encode."""
+    headers = {"Allow": "POST"} if status == 405 else None
+    if isinstance(result, bytes):
+        return Response(result, status, headers, media_type="application/json")
+    return JSONResponse(result, status, headers)
 
 
 def _json_bytes(content: Any) -> bytes:

@@ -181,13 +181,10 @@ class Runtime:
 
     def current(self) -> Catalog:
         """The catalog of the current metadata version (re-checked at most every interval)."""
-        pinned: Catalog | None = getattr(self._pin, "catalog", None)
-        if pinned is not None:
-            return pinned
-        catalog = self._catalog
-        now = time.monotonic()
-        if catalog is not None and now - self._checked_at < self.config.metadata_check_interval:
+        catalog = self.current_cached()
+        if catalog is not None:
             return catalog
+        now = time.monotonic()
         with self._lock:
             if self._catalog is not None and now - self._checked_at < (
                 self.config.metadata_check_interval
@@ -209,6 +206,18 @@ class Runtime:
             self._install(Catalog.of(registry))
             assert self._catalog is not None
             return self._catalog
+
+    def current_cached(self) -> Catalog | None:
+        """:meth:`current` if no check of the version is due, else None (no statement run)."""
+        pinned: Catalog | None = getattr(self._pin, "catalog", None)
+        if pinned is not None:
+            return pinned
+        catalog = self._catalog
+        if catalog is not None and (
+            time.monotonic() - self._checked_at < self.config.metadata_check_interval
+        ):
+            return catalog
+        return None
 
     def install(self, catalog: Catalog) -> None:
         """Adopt ``catalog`` at once (after this process changed the metadata itself)."""

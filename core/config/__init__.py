@@ -70,7 +70,8 @@ class Config:
     port: int = 8000
     #: Whether ``qiao serve`` logs every request ([server] access_log); off costs less CPU.
     access_log: bool = False
-    #: Connections each process keeps ([database] pool_size, max_overflow; docs/deploy.md).
+    #: Connections each process keeps ([database] pool_size, max_overflow, read_pool_size;
+    #: docs/deploy.md).
     pool: PoolSettings = field(default_factory=PoolSettings)
     #: Seconds between checks of the metadata version by each process (0: every request).
     metadata_check_interval: float = 1.0
@@ -141,6 +142,9 @@ class Config:
                     size=_whole(db.get("pool_size", PoolSettings.size), "[database] pool_size"),
                     overflow=_whole(
                         db.get("max_overflow", PoolSettings.overflow), "[database] max_overflow"
+                    ),
+                    reads=_whole(
+                        db.get("read_pool_size", PoolSettings.reads), "[database] read_pool_size"
                     ),
                 ),
                 metadata_check_interval=float(

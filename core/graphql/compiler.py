@@ -86,6 +86,7 @@ from qiao.core.masking import Mask, sql_mask
 from qiao.core.metadata.model import FieldDef, FieldType
 from qiao.core.permissions.access import Access
 from qiao.core.storage.database import Database, planned_per_run
+from qiao.core.storage.loop_reads import LoopReads
 from qiao.core.storage.sqlalchemy_internals import bind_processors
 
 if TYPE_CHECKING:  # the builder imports the aggregates, which build on this module
@@ -138,6 +139,12 @@ class CompiledRead:
                 "a sum passes 2⁶³ of its field's smallest unit, the most SQLite holds exactly; "
                 "narrow the filter or group further (PostgreSQL has no such bound)"
             ) from exc
+        assert row is not None
+        return row
+
+    async def run_awaited(self, reads: LoopReads) -> tuple[Any, ...]:
+        """:meth:`run` awaited in the event loop, on PostgreSQL (storage.loop_reads)."""
+        row = await reads.first_row(self.sql, self.params, prepare=not self.keyed)
         assert row is not None
         return row
 

@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import strawberry
@@ -42,7 +42,7 @@ from qiao.core.catalog import Catalog
 from qiao.core.errors import BadUserInput, Forbidden, MethodNotAllowed, QiaoError
 from qiao.core.graphql import admin, resolvers
 from qiao.core.graphql.builder import BuiltSchema, SchemaBuilder
-from qiao.core.graphql.compiler import ReadCompiler
+from qiao.core.graphql.compiler import CompiledRead, ReadCompiler
 from qiao.core.graphql.context import RequestContext
 from qiao.core.graphql.evaluated import Evaluator
 from qiao.core.graphql.limits import MAX_QUERY_BYTES, MAX_TOKENS, check_document, check_source
@@ -55,6 +55,7 @@ from qiao.core.metadata.registry import camel, type_name
 from qiao.core.permissions.access import Access
 from qiao.core.permissions.hiding import Hiding
 from qiao.core.records.context import Actor
+from qiao.core.storage.loop_reads import LoopReads
 
 log = logging.getLogger("qiao.graphql")
 
@@ -376,13 +377,7 @@ class GraphQLService:
         operation_name: str | None,
         access: Access,
     ) -> dict[str, Any] | bytes:
-        key = (
-            built.version,
-            access.key,
-            query,
-            operation_name,
-            json.dumps(variables, sort_keys=True, default=str) if variables else "",
-        )
+        key = _compiled_key(built, access, query, operation_name, variables)
         compiled = self._compiled.get(key)
         db = self.runtime.db
         if compiled is None:
@@ -423,7 +418,56 @@ class GraphQLService:
             return row
 
         # One statement needs no transaction of its own; formulas read more in one snapshot.
-        row = db.run_read(run, snapshot=compiled.evaluated)
+        return self._answer(compiled, db.run_read(run, snapshot=compiled.evaluated))
+
+    def ready(self, actor: Actor, body: Any) -> CompiledRead | None:
+        """The compiled read answering ``body``, if all it needs is at hand without a statement.
+
+        The schema, the document's validation, the caller's access and the
+        statement itself must all be cached, and the statement must answer
+        alone (no formula evaluated in Python, which reads more). The HTTP layer
+        then awaits it in the event loop (:meth:`execute_ready`); otherwise this
+        is None, and :meth:`execute` in a thread answers and fills the caches.
+        A query only: anything else is never compiled.
+        """
+        catalog = self.runtime.current_cached()
+        built = self._built
+        if catalog is None or built is None or built.catalog is not catalog:
+            return None
+        permissions = self.runtime.records.permissions
+        if permissions.cached_hiding(catalog) != built.hiding:
+            return None
+        try:
+            query, variables, operation_name = read_body(body)
+        except QiaoError:
+            return None
+        document = self._documents.get(query)
+        if document is None or self._validated.get((built.version, query)) != []:
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return None
+        access = permissions.cached_access(actor, catalog)
+        if access is None:
+            return None
+        key = _compiled_key(built, access, query, operation_name, variables)
+        compiled: CompiledRead | None = self._compiled.get(key)
+        return None if compiled is None or compiled.evaluated else compiled
+
+    async def execute_ready(
+        self, compiled: CompiledRead, reads: LoopReads
+    ) -> dict[str, Any] | bytes:
+        """Answer with a read :meth:`ready` gave, its statement awaited on ``reads``."""
+        try:
+            return self._answer(compiled, await compiled.run_awaited(reads))
+        except QiaoError as exc:
+            return error_body(exc)
+        except Exception:
+            log.exception("unexpected error in a compiled GraphQL query")
+            return {"data": None, "errors": [INTERNAL_ERROR]}
+
+    def _answer(self, compiled: CompiledRead, row: Sequence[Any]) -> dict[str, Any] | bytes:
+        """The response to a compiled read from its one row of JSON texts."""
         if compiled.sealed:  # encrypted fields: open them (docs/encryption.md)
             row = tuple(self.runtime.records.encryption.reveal(v) for v in row)
         if compiled.withheld:  # fields the caller may not read: an error at each place
@@ -441,6 +485,23 @@ class GraphQLService:
             for k, v in zip(compiled.keys, row, strict=True)
         ]
         return b'{"data":{' + b",".join(parts) + b"}}"
+
+
+def _compiled_key(
+    built: BuiltSchema,
+    access: Access,
+    query: str,
+    operation_name: str | None,
+    variables: dict[str, Any],
+) -> tuple[int, str, str, str | None, str]:
+    """What a compiled read is cached under: one statement per caller's rules and variables."""
+    return (
+        built.version,
+        access.key,
+        query,
+        operation_name,
+        json.dumps(variables, sort_keys=True, default=str) if variables else "",
+    )
 
 
 def read_body(body: Any) -> tuple[str, dict[str, Any], str | None]:

@@ -33,13 +33,12 @@ class Permissions:
 
     def access_for(self, actor: Actor) -> Access:
         catalog = self.catalog()
-        if actor.is_admin or actor.user_id is None:
-            return Access.unrestricted(catalog)
+        access = self.cached_access(actor, catalog)
+        if access is not None:
+            return access
+        assert actor.user_id is not None
         key = (actor.user_id, catalog.version)
         now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < CACHE_SECONDS:
-            return cached[1]
         with self.db.read() as conn:
             access = Access(catalog, load_subject(conn, catalog, actor))
             if self._hiding is None or now - self._hiding[0] >= CACHE_SECONDS:
@@ -50,6 +49,18 @@ class Permissions:
             self._cache[key] = (now, access)
         return access
 
+    def cached_access(self, actor: Actor, catalog: Catalog) -> Access | None:
+        """The caller's access at ``catalog`` if it is at hand without a statement, else None.
+
+        For work that must not wait on the database (a read awaited in the event loop).
+        """
+        if actor.is_admin or actor.user_id is None:
+            return Access.unrestricted(catalog)
+        cached = self._cache.get((actor.user_id, catalog.version))
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        return None
+
     def hiding(self, catalog: Catalog) -> Hiding:
         """What the roles can hide (the GraphQL schema's nullability).
 
@@ -57,13 +68,18 @@ class Permissions:
         refreshed together with a rule-bound caller's access, the readers it
         matters to, so an unrestricted request never costs a statement for it.
         """
-        cached = self._hiding
-        if cached is not None and cached[1] == catalog.version:
-            return cached[2]
+        cached = self.cached_hiding(catalog)
+        if cached is not None:
+            return cached
         with self.db.read() as conn:
             hiding = load_hiding(conn, catalog)
         self._hiding = (time.monotonic(), catalog.version, hiding)
         return hiding
+
+    def cached_hiding(self, catalog: Catalog) -> Hiding | None:
+        """:meth:`hiding` if it is at hand without a statement, else None."""
+        cached = self._hiding
+        return cached[2] if cached is not None and cached[1] == catalog.version else None
 
     def forget(self) -> None:
         """Drop cached access (after roles or assignments changed in this process)."""

@@ -2,7 +2,8 @@
 
 Access is synchronous SQLAlchemy Core: the CLI, workers, tests and the API share
 one code path, and on the API side the work per request is a single statement
-(see docs/decisions.md, "Sync database access"). SQLite runs in WAL mode with
+(see docs/decisions.md, "Sync database access"); the one exception, a cached
+GraphQL read awaited in a server's event loop, is :mod:`loop_reads`. SQLite runs in WAL mode with
 foreign keys on; write transactions start with ``BEGIN IMMEDIATE`` so that two
 writers queue on the lock instead of failing when a reader upgrades.
 PostgreSQL sessions run in UTC (options given in the URL's ``options`` are
@@ -20,7 +21,7 @@ and :meth:`Database.run_read` retries a read once on a fresh connection when
 the one it had turns out dead anyway (a connection dropped silently by the
 network). Single-statement reads run in autocommit (:meth:`Database.run_read`),
 so they send no BEGIN and no ROLLBACK. docs/deploy.md says how to size the
-pool ([database] pool_size and max_overflow).
+pools ([database] pool_size, max_overflow and read_pool_size).
 """
 
 from __future__ import annotations
@@ -219,18 +220,23 @@ class PoolSettings:
     """Connections one process keeps open (``size``) and may add for bursts (``overflow``).
 
     The rule (docs/deploy.md): ``size`` at least the requests one process serves
-    at once, and every process's ``size + overflow`` together, plus two for
-    each worker, below PostgreSQL's ``max_connections``.
+    at once, and every process's ``size + overflow + reads`` together, plus two
+    for each worker, below PostgreSQL's ``max_connections``. ``reads`` is the
+    pool of a server's reads awaited in its event loop (:mod:`loop_reads`; 0
+    runs them in threads on the main pool).
     """
 
     size: int = 10
     overflow: int = 10
+    reads: int = 4
 
     def __post_init__(self) -> None:
         if self.size < 1:
             raise ConfigurationError("[database] pool_size must be at least 1")
         if self.overflow < 0:
             raise ConfigurationError("[database] max_overflow must be 0 or more")
+        if self.reads < 0:
+            raise ConfigurationError("[database] read_pool_size must be 0 or more")
 
 
 def normalise_url(url: str) -> str:
@@ -380,6 +386,15 @@ class Database:
                 log.warning("a pooled database connection was dead; retrying on a new one")
         raise AssertionError("unreachable")
 
+    def driver_arguments(self) -> dict[str, Any]:
+        """psycopg's connect arguments for this PostgreSQL database, as the engine's own.
+
+        The same host, credentials, session settings and type adapters, so a
+        connection opened with them (:mod:`loop_reads`) reads what the engine reads.
+        """
+        _, arguments = self.engine.dialect.create_connect_args(self.engine.url)
+        return {**arguments, **_session_options(self.url)}
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -413,14 +428,19 @@ def _make_engine(
         )
         _configure_sqlite(engine, sqlite_functions)
         return engine
-    parsed = make_url(url)
-    extra = parsed.query.get("options")
-    connect_args = {"options": " ".join(["-c timezone=UTC", *([extra] if extra else [])])}
     engine = create_engine(
-        parsed.difference_update_query(["options"]), connect_args=connect_args, **options
+        make_url(url).difference_update_query(["options"]),
+        connect_args=_session_options(url),
+        **options,
     )
     event.listen(engine, "checkout", _refuse_closed)
     return engine
+
+
+def _session_options(url: str) -> dict[str, str]:
+    """Every PostgreSQL session in UTC, plus the settings of the URL's own ``options``."""
+    extra = make_url(url).query.get("options")
+    return {"options": " ".join(["-c timezone=UTC", *([extra] if extra else [])])}
 
 
 @contextmanager
@@ -451,19 +471,26 @@ def planned_per_run(conn: Connection) -> Iterator[None]:
 def _refuse_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     """Make the pool replace a connection the server has closed, with no round trip.
 
+    Raising DisconnectionError here makes SQLAlchemy's pool connect anew.
+    """
+    if server_closed(dbapi_conn):
+        raise DisconnectionError("the database server closed this connection")
+
+
+def server_closed(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the server has ended this idle connection, seen without a round trip.
+
     An idle PostgreSQL connection receives nothing unless the server ends it
     (a terminated backend, a restart) or sends a rare notice; either way its
-    socket turns readable, and a fresh connection is the safe answer. Raising
-    DisconnectionError here makes SQLAlchemy's pool connect anew.
+    socket turns readable, and a fresh connection is the safe answer.
     """
     try:
-        socket = dbapi_conn.pgconn.socket
+        socket = connection.pgconn.socket
     except psycopg.OperationalError:  # libpq has closed it already
-        raise DisconnectionError("the database connection is closed") from None
+        return True
     poller = select.poll()
     poller.register(socket, select.POLLIN | select.POLLERR | select.POLLHUP)
-    if poller.poll(0):
-        raise DisconnectionError("the database server closed this connection")
+    return bool(poller.poll(0))
 
 
 def _configure_sqlite(engine: Engine, functions: Mapping[str, Callable[..., Any]]) -> None:

@@ -21,7 +21,7 @@ from qiao.core.storage.database import Database
 from qiao.core.storage.system import delivery_attempt
 from qiao.core.testing.client import GraphQLClient
 from qiao.core.testing.databases import terminate_sessions
-from qiao.core.testing.deployment import free_port
+from qiao.core.testing.deployment import Deployment, free_port
 from qiao.core.testing.deployment import init as init_deployment
 from tests.core.events.receiver import receiver
 
@@ -165,6 +165,33 @@ def test_serve_recovers_when_postgresql_ends_its_connections(
         after = client.data(CREATE, {"input": {"name": "After"}})["createAccount"]
         names = {e["node"]["name"] for e in client.data(LIST)["accounts"]["edges"]}
         assert after["name"] == "After" and names == {"Before", "After"}
+
+
+def test_a_deployment_answers_repeated_reads_alike_and_after_its_connections_end(
+    qiao_deployment: Deployment, qiao_backend: str, qiao_empty_database_url: str
+) -> None:
+    """As ``qiao init`` configures a server (the metadata checked once a second), a query
+    asked again is read in the event loop on PostgreSQL (docs/graphql.md): the answers are
+    the same, and a read after PostgreSQL ended every connection gets a fresh one."""
+    site = qiao_deployment
+    token = site.run("token", "create", "--user", "admin", "--name", "reads").stdout.strip()
+    with site.serve() as served:
+        client = GraphQLClient(served.url, token)
+        try:
+            for name in ("苏州精密机床", "宁波液压件"):
+                client.data(CREATE, {"input": {"name": name}})
+            first = client.data(LIST)
+            assert {e["node"]["name"] for e in first["accounts"]["edges"]} == {
+                "苏州精密机床",
+                "宁波液压件",
+            }
+            assert [client.data(LIST) for _ in range(3)] == [first] * 3
+            if qiao_backend == "postgresql":
+                assert terminate_sessions(qiao_empty_database_url) >= 2
+            assert [client.data(LIST) for _ in range(3)] == [first] * 3
+        finally:
+            client.close()
+    assert "Traceback" not in served.log
 
 
 def test_serve_with_several_workers_shares_the_port_and_runs_one_event_worker(

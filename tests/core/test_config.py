@@ -27,11 +27,11 @@ def test_pool_and_access_log_come_from_the_file(tmp_path: Path) -> None:
     config = Config.from_file(
         _write(
             tmp_path,
-            '[database]\nurl = "sqlite:///q.db"\npool_size = 4\nmax_overflow = 0\n\n'
-            "[server]\naccess_log = true\n",
+            '[database]\nurl = "sqlite:///q.db"\npool_size = 4\nmax_overflow = 0\n'
+            "read_pool_size = 0\n\n[server]\naccess_log = true\n",
         )
     )
-    assert config.pool == PoolSettings(size=4, overflow=0)
+    assert config.pool == PoolSettings(size=4, overflow=0, reads=0)
     assert config.access_log is True
 
 
@@ -40,6 +40,7 @@ def test_pool_and_access_log_come_from_the_file(tmp_path: Path) -> None:
     [
         ("[database]\npool_size = 0\n", "pool_size must be at least 1"),
         ("[database]\nmax_overflow = -2\n", "max_overflow must be 0 or more"),
+        ("[database]\nread_pool_size = -1\n", "read_pool_size must be 0 or more"),
         ('[database]\npool_size = "many"\n', "pool_size must be a whole number"),
         ('[server]\naccess_log = "yes"\n', "access_log must be true or false"),
     ],
