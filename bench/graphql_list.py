@@ -243,13 +243,24 @@ class Server:
 
 
 def start_qiao(
-    url: str, folder: Path, tag: str, pool_size: int, serve_options: list[str], log: Any
+    url: str,
+    folder: Path,
+    tag: str,
+    pool_size: int,
+    serve_options: list[str],
+    log: Any,
+    read_pool_size: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``qiao serve`` on ``url`` with its own configuration file; the process and its port."""
+    """``qiao serve`` on ``url`` with its own configuration file; the process and its port.
+
+    ``read_pool_size`` (Qiao's default if None) is the pool of the reads awaited in the
+    server's event loop; 0 sends every read through a worker thread.
+    """
     port = free_port()
     config = folder / f"qiao-{tag}.toml"
+    reads = "" if read_pool_size is None else f"read_pool_size = {read_pool_size}\n"
     config.write_text(
-        f'[database]\nurl = "{url}"\npool_size = {pool_size}\n\n'
+        f'[database]\nurl = "{url}"\npool_size = {pool_size}\n{reads}\n'
         f'[plugins]\nenabled = ["crm"]\n\n[server]\nhost = "127.0.0.1"\nport = {port}\n',
         encoding="utf-8",
     )
@@ -270,6 +281,7 @@ def servers(
     pool_size: int,
     serve_options: list[str],
     custom: bool = False,
+    read_pool_size: int | None = None,
 ) -> Iterator[list[Server]]:
     """Start ``qiao serve`` and the lean route on ``url`` (and, with ``custom``,
     ``qiao serve`` planning every run); stop them afterwards."""
@@ -284,6 +296,7 @@ def servers(
         pool_size,
         serve_options,
         log,
+        read_pool_size,
     )
     lean = subprocess.Popen(
         [
@@ -326,6 +339,7 @@ def servers(
             pool_size,
             serve_options,
             log,
+            read_pool_size,
         )
         started.append(Server(CUSTOM, process, apps[CUSTOM], graphql(port)))
     try:
@@ -427,7 +441,13 @@ class Wire:
 
 
 def count_wire(
-    url: str, token: str, folder: Path, requests: int, serve_options: list[str], custom: bool
+    url: str,
+    token: str,
+    folder: Path,
+    requests: int,
+    serve_options: list[str],
+    custom: bool,
+    read_pool_size: int | None,
 ) -> dict[str, Wire]:
     """Statements and round trips per request, counted through the proxy."""
     host, port = "127.0.0.1", 5432
@@ -436,7 +456,7 @@ def count_wire(
     with proxy.running():
         proxied = url.replace(f"{host}:{port}", f"{host}:{proxy.port}")
         proxied = with_params(proxied, sslmode="disable", gssencmode="disable")
-        started = servers(proxied, token, folder, "wire", 10, serve_options, custom)
+        started = servers(proxied, token, folder, "wire", 10, serve_options, custom, read_pool_size)
         with started as targets, httpx.Client() as client:
             for server in targets:
                 for _ in range(20):  # warm: token cache, schema, prepared statements
@@ -520,7 +540,14 @@ def run(args: argparse.Namespace) -> int:
         rounds: dict[tuple[int, str], list[Round]] = {}
         with (
             servers(
-                url, token, folder, "load", args.pool_size, args.serve_options, args.custom_plans
+                url,
+                token,
+                folder,
+                "load",
+                args.pool_size,
+                args.serve_options,
+                args.custom_plans,
+                args.read_pool_size,
             ) as started,
             psycopg.connect(args.postgres_url, autocommit=True) as admin,
         ):
@@ -540,7 +567,13 @@ def run(args: argparse.Namespace) -> int:
                     )
                     print(f"  {conns} conn round {i + 1}/{args.rounds} req/s: {rates}")
         wire = count_wire(
-            url, token, folder, args.wire_requests, args.serve_options, args.custom_plans
+            url,
+            token,
+            folder,
+            args.wire_requests,
+            args.serve_options,
+            args.custom_plans,
+            args.read_pool_size,
         )
         found = plans(url, token)
     report(args, client, rounds, wire, found)
@@ -623,6 +656,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--pool-size", type=int, default=10, help="each server's pool")
+    parser.add_argument(
+        "--read-pool-size",
+        type=int,
+        default=None,
+        help="qiao's [database] read_pool_size (its default if not given; 0: reads in threads)",
+    )
     parser.add_argument("--wire-requests", type=int, default=200)
     parser.add_argument(
         "--serve-options",
