@@ -228,7 +228,7 @@ class PoolSettings:
 
     size: int = 10
     overflow: int = 10
-    reads: int = 4
+    reads: int = 10
 
     def __post_init__(self) -> None:
         if self.size < 1:

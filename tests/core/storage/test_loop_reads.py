@@ -62,7 +62,7 @@ def test_sqlite_and_a_read_pool_of_zero_await_nothing(postgresql_url: str) -> No
 
 
 def test_the_read_pool_size_is_a_setting_refused_below_zero() -> None:
-    assert PoolSettings().reads == 4
+    assert PoolSettings().reads == 10
     with pytest.raises(Exception, match="read_pool_size"):
         PoolSettings(reads=-1)
 
