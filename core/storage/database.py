@@ -3,9 +3,10 @@
 Access is synchronous SQLAlchemy Core: the CLI, workers, tests and the API share
 one code path, and on the API side the work per request is a single statement
 (see docs/decisions.md, "Sync database access"); the one exception, a cached
-GraphQL read awaited in a server's event loop, is :mod:`loop_reads`. SQLite runs in WAL mode with
-foreign keys on; write transactions start with ``BEGIN IMMEDIATE`` so that two
-writers queue on the lock instead of failing when a reader upgrades.
+GraphQL read awaited in a server's event loop, is :mod:`loop_reads`. SQLite
+runs in WAL mode with foreign keys on; write transactions start with
+``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of failing
+when a reader upgrades.
 PostgreSQL sessions run in UTC (options given in the URL's ``options`` are
 kept). A read whose rows are chosen by values (an account's timeline) runs
 under :func:`planned_per_run`, so it is planned for its own values each time:

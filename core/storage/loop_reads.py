@@ -26,27 +26,31 @@ from psycopg_pool import AsyncConnectionPool
 from qiao.core.storage.database import Database, server_closed
 
 log = logging.getLogger("qiao.storage")
+#: How long a read waits for a connection before it fails: every connection busy for that
+#: long, or the database unreachable (the pool keeps trying to connect in the background).
+WAIT_SECONDS = 5.0
 
 
 class LoopReads:
     """A pool of PostgreSQL connections for reads awaited in one event loop."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, wait: float = WAIT_SECONDS) -> None:
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             kwargs={**db.driver_arguments(), "autocommit": True},
             min_size=1,
             max_size=db.pool.reads,
             open=False,
+            timeout=wait,
             name="qiao-loop-reads",
         )
         self._open = False
 
     @classmethod
-    def of(cls, db: Database) -> LoopReads | None:
+    def of(cls, db: Database, *, wait: float = WAIT_SECONDS) -> LoopReads | None:
         """The pool for ``db``; None on SQLite, or where ``[database] read_pool_size`` is 0."""
         if db.dialect != "postgresql" or db.pool.reads == 0:
             return None
-        return cls(db)
+        return cls(db, wait=wait)
 
     @property
     def ready(self) -> bool:

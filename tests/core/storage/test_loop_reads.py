@@ -4,10 +4,12 @@ replaced or sent again, as :meth:`Database.run_read` does (core/storage/loop_rea
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from psycopg_pool import PoolTimeout
 
 from qiao.core.storage import loop_reads
 from qiao.core.storage.database import Database, PoolSettings
@@ -154,3 +156,25 @@ def test_a_pool_is_ready_from_its_opening_to_its_closing(db: Database) -> None:
         return [*seen, reads.ready]
 
     assert asyncio.run(run()) == [False, True, False]
+
+
+def test_a_read_from_an_unreachable_database_fails_after_the_wait() -> None:
+    """No connection can be made: the read fails after its wait, not the pool's 30 s."""
+    db = Database("postgresql://postgres@127.0.0.1:1/nowhere", PoolSettings(reads=1))
+
+    async def run() -> float:
+        reads = LoopReads.of(db, wait=0.5)
+        assert reads is not None
+        await reads.open()
+        began = time.monotonic()
+        try:
+            with pytest.raises(PoolTimeout):
+                await reads.first_row("SELECT 1", {})
+            return time.monotonic() - began
+        finally:
+            await reads.close()
+
+    try:
+        assert 0.4 < asyncio.run(run()) < 5
+    finally:
+        db.dispose()
