@@ -36,6 +36,7 @@ from qiao.core.edge.threads import in_thread
 from qiao.core.errors import BadUserInput, ConfigurationError, QiaoError
 from qiao.core.events.livewake import ChangeHub
 from qiao.core.exports.http import export_route
+from qiao.core.graphql.compiler import CompiledRead
 from qiao.core.graphql.service import INTERNAL_ERROR, GraphQLService, error_body, read_body
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
@@ -81,6 +82,22 @@ def create_app(runtime: Runtime) -> Starlette:
             log.exception("unexpected error answering a GraphQL request")
             return 200, {"data": None, "errors": [INTERNAL_ERROR]}
 
+    def ready_reads(actor: Actor | None, bodies: list[Any]) -> list[CompiledRead] | None:
+        """Each body's compiled read, if every one can be awaited in the event loop now."""
+        if actor is None or loop_reads is None or not loop_reads.ready:
+            return None
+        found = []
+        for body in bodies:
+            compiled = graphql.ready(actor, body)
+            if compiled is None:
+                return None
+            found.append(compiled)
+        return found
+
+    async def answer_ready(compiled: CompiledRead) -> dict[str, Any] | bytes:
+        assert loop_reads is not None  # ready_reads gave it, so the pool is open
+        return await graphql.execute_ready(compiled, loop_reads)
+
     async def graphql_endpoint(request: Request) -> Response:
         get = request.method == "GET"
         if get and "text/html" in request.headers.get("accept", ""):
@@ -92,11 +109,9 @@ def create_app(runtime: Runtime) -> Starlette:
         read_body(body)  # not a GraphQL request at all: 400, before any work
         user = request.user
         actor = user.actor if isinstance(user, QiaoUser) else None
-        if actor is not None and loop_reads is not None and loop_reads.ready:
-            compiled = graphql.ready(actor, body)
-            if compiled is not None:
-                result: dict[str, Any] | bytes = await graphql.execute_ready(compiled, loop_reads)
-                return _graphql_response(200, result)
+        ready = ready_reads(actor, [body])
+        if ready is not None:
+            return _graphql_response(200, await answer_ready(ready[0]))
         status, result = await in_thread(
             answer,
             actor,
@@ -133,8 +148,12 @@ def create_app(runtime: Runtime) -> Starlette:
         def answer_all() -> list[dict[str, Any] | bytes]:
             return [answer(actor, authorization, body, False)[1] for body in bodies]
 
-        known = all(graphql.knows(body) for body in bodies)
-        results = await in_thread(answer_all, limiter=None if known else new_documents)
+        ready = ready_reads(actor, bodies)
+        if ready is not None:
+            results = [await answer_ready(compiled) for compiled in ready]
+        else:
+            known = all(graphql.knows(body) for body in bodies)
+            results = await in_thread(answer_all, limiter=None if known else new_documents)
         parts = [r if isinstance(r, bytes) else _json_bytes(r) for r in results]
         return Response(b"[" + b",".join(parts) + b"]", 200, media_type="application/json")
 

@@ -98,3 +98,31 @@ def test_variables_choose_their_own_statement_in_the_loop(org, accounts, client_
     for name in ("北京-赵六", "苏州-张三", "北京-赵六", "苏州-张三", "无此客户", "无此客户"):
         answer = client.post(query, {"n": name})
         assert answer == {"data": {"accounts": {"totalCount": 1 if name in ACCOUNTS else 0}}}
+
+
+def test_a_batch_of_queries_asked_again_is_read_in_the_loop_and_a_mutation_is_not(
+    org, accounts, client_for, qiao_app, qiao_backend
+):
+    client = client_for("zhang")
+    named = "query($n: String!) { accounts(filter: {name: {eq: $n}}) { totalCount } }"
+    queries = [{"query": QUERY}, {"query": named, "variables": {"n": "北京-赵六"}}]
+
+    def batch(operations: list[dict[str, Any]]) -> list[Any]:
+        response = client.http.post("/graphql", json=operations)
+        assert response.status_code == 200, response.text
+        answers: list[Any] = response.json()
+        return answers
+
+    first = batch(queries)
+    before = served(qiao_app)
+    assert batch(queries) == first
+    assert served(qiao_app) - before == (2 if qiao_backend == "postgresql" else 0)
+    assert names(first[0]) == {"苏州-张三", "苏州-李四"}
+    assert first[1] == {"data": {"accounts": {"totalCount": 0}}}  # not zhang's to read
+
+    create = 'mutation { createAccount(input: {name: "苏州-新客户"}) { name } }'
+    before = served(qiao_app)
+    listed, created = batch([queries[0], {"query": create}])
+    assert created == {"data": {"createAccount": {"name": "苏州-新客户"}}}
+    assert served(qiao_app) == before  # one operation is not a cached read: all in a thread
+    assert names(listed) == {"苏州-张三", "苏州-李四"}
