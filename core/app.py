@@ -82,13 +82,15 @@ def create_app(runtime: Runtime) -> Starlette:
             log.exception("unexpected error answering a GraphQL request")
             return 200, {"data": None, "errors": [INTERNAL_ERROR]}
 
-    def ready_reads(actor: Actor | None, bodies: list[Any]) -> list[CompiledRead] | None:
-        """Each body's compiled read, if every one can be awaited in the event loop now."""
+    def ready_reads(
+        actor: Actor | None, requests: list[tuple[str, dict[str, Any], str | None]]
+    ) -> list[CompiledRead] | None:
+        """Each request's compiled read, if every one can be awaited in the event loop now."""
         if actor is None or loop_reads is None or not loop_reads.ready:
             return None
         found = []
-        for body in bodies:
-            compiled = graphql.ready(actor, body)
+        for request in requests:
+            compiled = graphql.ready(actor, *request)
             if compiled is None:
                 return None
             found.append(compiled)
@@ -106,10 +108,10 @@ def create_app(runtime: Runtime) -> Starlette:
         if isinstance(body, list) and not get:
             return await graphql_batch(request, body)
         body = graphql.trusted.resolve(body)
-        read_body(body)  # not a GraphQL request at all: 400, before any work
+        parsed = read_body(body)  # not a GraphQL request at all: 400, before any work
         user = request.user
         actor = user.actor if isinstance(user, QiaoUser) else None
-        ready = ready_reads(actor, [body])
+        ready = ready_reads(actor, [parsed])
         if ready is not None:
             return _graphql_response(200, await answer_ready(ready[0]))
         status, result = await in_thread(
@@ -133,10 +135,11 @@ def create_app(runtime: Runtime) -> Starlette:
                 "send the rest in another request"
             )
         bodies = []
+        parsed = []
         for index, body in enumerate(batch):
             try:
                 body = graphql.trusted.resolve(body)
-                read_body(body)
+                parsed.append(read_body(body))
             except QiaoError as exc:
                 message = f"operation {index} of the batch: {exc.message}"
                 raise type(exc)(message, field=exc.field) from None
@@ -148,7 +151,7 @@ def create_app(runtime: Runtime) -> Starlette:
         def answer_all() -> list[dict[str, Any] | bytes]:
             return [answer(actor, authorization, body, False)[1] for body in bodies]
 
-        ready = ready_reads(actor, bodies)
+        ready = ready_reads(actor, parsed)
         if ready is not None:
             results = [await answer_ready(compiled) for compiled in ready]
         else:

@@ -420,8 +420,11 @@ class GraphQLService:
         # One statement needs no transaction of its own; formulas read more in one snapshot.
         return self._answer(compiled, db.run_read(run, snapshot=compiled.evaluated))
 
-    def ready(self, actor: Actor, body: Any) -> CompiledRead | None:
-        """The compiled read answering ``body``, if all it needs is at hand without a statement.
+    def ready(
+        self, actor: Actor, query: str, variables: dict[str, Any], operation_name: str | None
+    ) -> CompiledRead | None:
+        """The compiled read answering a request (:func:`read_body`'s parts), if all it needs
+        is at hand without a statement.
 
         The schema, the document's validation, the caller's access and the
         statement itself must all be cached, and the statement must answer
@@ -436,10 +439,6 @@ class GraphQLService:
             return None
         permissions = self.runtime.records.permissions
         if permissions.cached_hiding(catalog) != built.hiding:
-            return None
-        try:
-            query, variables, operation_name = read_body(body)
-        except QiaoError:
             return None
         document = self._documents.get(query)
         if document is None or self._validated.get((built.version, query)) != []:
