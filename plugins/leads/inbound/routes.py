@@ -43,7 +43,7 @@ def _error(status: int, message: str, field: str | None = None, **headers: str) 
 
 def lead_values(channel: Record, payload: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
     """A submission's fields as lead values; fields no lead field takes go to the description."""
-    suggester = Suggester(runtime.current().entity("lead"))
+    suggester = Suggester.of(runtime.current().entity("lead"))
     values: dict[str, Any] = {**(channel["defaults"] or {})}
     extra: list[str] = []
     for key, value in payload.items():

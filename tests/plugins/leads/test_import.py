@@ -17,8 +17,10 @@ from qiao.cli import main as cli_main
 from qiao.core.config import Config
 from qiao.core.errors import Conflict
 from qiao.core.events import timers
+from qiao.core.metadata.model import Label
 from qiao.core.records.context import Actor
 from qiao.core.runtime import Runtime
+from qiao.plugins.leads.importing.mapping import Suggester
 from qiao.plugins.leads.importing.runner import Importer
 
 HEADER = ["姓名", "手机", "公司", "省份", "行业", "邮箱", "来源", "备注"]
@@ -89,6 +91,26 @@ def test_mapping_is_suggested_from_chinese_headers(qiao_runtime: Runtime) -> Non
         "备注": "description",
     }
     assert [number for number, _ in table.rows] == [3, 4, 6, 7, 8]
+
+
+def test_a_suggester_is_shared_per_definition_and_renewed_with_it(
+    qiao_runtime: Runtime,
+) -> None:
+    lead = qiao_runtime.current().entity("lead")
+    assert Suggester.of(lead) is Suggester.of(lead)
+    assert Suggester.of(lead).field_for("客户留言") == "description"
+    relabelled = lead.model_copy(
+        update={
+            "fields": tuple(
+                f.model_copy(update={"label": Label(en="Inquiry", zh_cn="客户留言")})
+                if f.name == "intent_score"
+                else f
+                for f in lead.fields
+            )
+        }
+    )
+    assert Suggester.of(relabelled) is not Suggester.of(lead)
+    assert Suggester.of(relabelled).field_for("客户留言") == "intent_score"
 
 
 def test_messy_rows_are_cleaned_refused_or_reported_as_duplicates(qiao_runtime: Runtime) -> None:
