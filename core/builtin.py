@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from qiao.core.hookmarkers import hookimpl
-from qiao.core.metadata.model import EntityDef
 from qiao.core.permissions.rights import Rights
 
 MANIFEST = Path(__file__).with_name("identity.yaml")
@@ -33,8 +32,8 @@ def qiao_graphql_types() -> list[type]:
     return [CustomisationMutation, *graphql.TYPES]
 
 
-@hookimpl
-def qiao_before_record_write(entity: EntityDef, values: dict[str, Any]) -> None:
+@hookimpl(entities=["role"])
+def qiao_before_record_write(values: dict[str, Any]) -> None:
     """A role's rights are data every later request depends on: refuse malformed ones."""
-    if entity.name == "role" and values.get("rights") is not None:
+    if values.get("rights") is not None:
         Rights.parse(values["rights"])

@@ -42,7 +42,7 @@ def qiao_startup(runtime: Runtime) -> None:
     rules_of(runtime)
 
 
-@hookimpl
+@hookimpl(entities=[RULE])
 def qiao_before_record_write(
     context: WriteContext,
     entity: EntityDef,
@@ -51,7 +51,7 @@ def qiao_before_record_write(
     existing: dict[str, Any] | None,
 ) -> None:
     """A rule is checked whole against the metadata in force whenever it is written."""
-    if entity.name != RULE or operation == "delete":
+    if operation == "delete":
         return
     rule = {**(existing or {}), **values}
     catalog = context.catalog
@@ -97,6 +97,24 @@ def qiao_after_record_write(
             # seeds records against in the same one.
             lambda name: calendars(runtime).get(name, context.connection),
         )
+
+
+@hookimpl
+def qiao_after_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    records: list[dict[str, Any]],
+    changes: list[dict[str, tuple[Any, Any]]],
+) -> None:
+    """:func:`qiao_after_record_write` record by record, for rules and for an entity a
+    time-based rule watches (asked once for the batch)."""
+    if entity.name != RULE and not rules_of(context.runtime).get(context.connection).timed(
+        entity.name
+    ):
+        return
+    for record, changed in zip(records, changes, strict=True):
+        qiao_after_record_write(context, entity, operation, record, changed)
 
 
 @hookimpl

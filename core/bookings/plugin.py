@@ -79,3 +79,19 @@ def qiao_before_record_write(
             record,
             existing["id"] if existing else None,
         )
+
+
+@hookimpl
+def qiao_before_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: list[dict[str, Any]],
+    existing: list[dict[str, Any] | None],
+) -> None:
+    """:func:`qiao_before_record_write` row by row, for an entity that declares bookings
+    (looked up once for the batch)."""
+    if not declarations(context.runtime).get(entity.name):
+        return
+    for row, stored in zip(values, existing, strict=True):
+        qiao_before_record_write(context, entity, operation, row, stored)

@@ -7,7 +7,6 @@ from typing import Any
 
 from qiao.core.errors import BadUserInput
 from qiao.core.hookmarkers import hookimpl
-from qiao.core.metadata.model import EntityDef
 from qiao.core.records.context import WriteContext
 
 MANIFEST = Path(__file__).with_name("entities.yaml")
@@ -26,15 +25,14 @@ def qiao_graphql_types() -> list[type]:
     return graphql.TYPES
 
 
-@hookimpl
+@hookimpl(entities=["document_template"])
 def qiao_before_record_write(
     context: WriteContext,
-    entity: EntityDef,
     operation: str,
     values: dict[str, Any],
     existing: dict[str, Any] | None,
 ) -> None:
-    if entity.name != "document_template" or operation == "delete":
+    if operation == "delete":
         return
     target = ((existing or {}) | values).get("entity")
     if target not in context.catalog.registry.entities:

@@ -9,7 +9,7 @@ from qiao.core.errors import BadUserInput
 from qiao.core.hookmarkers import hookimpl
 from qiao.core.intake import links, routes
 from qiao.core.intake.forms import IntakeFormDecl
-from qiao.core.metadata.model import EntityDef, FieldType
+from qiao.core.metadata.model import FieldType
 from qiao.core.records.context import WriteContext
 
 if TYPE_CHECKING:
@@ -30,15 +30,14 @@ def qiao_routes(runtime: Runtime) -> list[BaseRoute]:
     return routes.routes(runtime)
 
 
-@hookimpl
+@hookimpl(entities=["intake_form"])
 def qiao_before_record_write(
     context: WriteContext,
-    entity: EntityDef,
     operation: str,
     values: dict[str, Any],
     existing: dict[str, Any] | None,
 ) -> None:
-    if entity.name != "intake_form" or operation == "delete":
+    if operation == "delete":
         return
     if not values.get("secret") and not (existing or {}).get("secret"):
         values["secret"] = links.new_secret()

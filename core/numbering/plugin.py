@@ -92,6 +92,22 @@ def qiao_before_record_write(
             values[decl.field] = next_number(context, decl)
 
 
+@hookimpl
+def qiao_before_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: list[dict[str, Any]],
+    existing: list[dict[str, Any] | None],
+) -> None:
+    """:func:`qiao_before_record_write` row by row, for an entity that declares numbers
+    (looked up once for the batch); the rows take consecutive numbers in input order."""
+    if not declarations(context.runtime).get(entity.name):
+        return
+    for row, stored in zip(values, existing, strict=True):
+        qiao_before_record_write(context, entity, operation, row, stored)
+
+
 def next_number(context: WriteContext, decl: NumberingDecl) -> str:
     """Take the next number of ``decl`` in the write's transaction."""
     pattern = decl.parsed

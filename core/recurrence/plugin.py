@@ -68,11 +68,7 @@ def qiao_after_record_write(
     record: dict[str, Any],
     changes: dict[str, tuple[Any, Any]],
 ) -> None:
-    decls = declarations(context.runtime)
-    if not decls:
-        return
-    followed = [d for d in decls if d.entity == entity.name]
-    finishing = [d for d in decls if d.create.entity == entity.name and d.reschedule_from]
+    followed, finishing = _watching(context.runtime, entity.name)
     if not followed and not finishing:
         return
     checked = plans(context.runtime)
@@ -87,6 +83,31 @@ def qiao_after_record_write(
         change = changes.get(decl.reschedule_from)
         if operation == "update" and change is not None and change[1] is not None:
             completed(context, [checked[decl.name]], record, change[1])
+
+
+@hookimpl
+def qiao_after_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    records: list[dict[str, Any]],
+    changes: list[dict[str, tuple[Any, Any]]],
+) -> None:
+    """:func:`qiao_after_record_write` record by record, for an entity a plan follows or
+    creates (looked up once for the batch)."""
+    if not any(_watching(context.runtime, entity.name)):
+        return
+    for record, changed in zip(records, changes, strict=True):
+        qiao_after_record_write(context, entity, operation, record, changed)
+
+
+def _watching(runtime: RecordsHost, entity: str) -> tuple[list[PlanDecl], list[PlanDecl]]:
+    """The plans following ``entity``'s records, and those rescheduled when one of the
+    records they create is finished."""
+    decls = declarations(runtime)
+    followed = [d for d in decls if d.entity == entity]
+    finishing = [d for d in decls if d.create.entity == entity and d.reschedule_from]
+    return followed, finishing
 
 
 @hookimpl

@@ -57,6 +57,26 @@ def qiao_before_record_write(
     pipelines.check_write(context, entity, operation, values, existing)
 
 
+@hookimpl
+def qiao_before_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: list[dict[str, Any]],
+    existing: list[dict[str, Any] | None],
+) -> None:
+    """:func:`qiao_before_record_write` row by row, unless the batch creates records that
+    no pipeline follows: new records wait for no approval, so nothing is checked."""
+    if (
+        operation == "create"
+        and entity.name not in WORKFLOW_ENTITIES
+        and not store.has_pipelines(context.connection, entity.name)
+    ):
+        return
+    for row, stored in zip(values, existing, strict=True):
+        qiao_before_record_write(context, entity, operation, row, stored)
+
+
 def _check_definition(context: WriteContext, name: str, record: dict[str, Any]) -> None:
     catalog = context.catalog
     roles = catalog.table("role")
@@ -98,6 +118,27 @@ def qiao_after_record_write(
         return
     pipelines.record_move(context, entity, operation, record, changes)
     approvals.auto_submit(context, entity, operation, record, changes)
+
+
+@hookimpl
+def qiao_after_records_write(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    records: list[dict[str, Any]],
+    changes: list[dict[str, tuple[Any, Any]]],
+) -> None:
+    """:func:`qiao_after_record_write` record by record, unless no pipeline follows the
+    entity and no approval process watches it (asked once for the batch)."""
+    conn = context.connection
+    if (
+        entity.name not in WORKFLOW_ENTITIES
+        and not store.has_pipelines(conn, entity.name)
+        and not store.has_processes(conn, entity.name)
+    ):
+        return
+    for record, changed in zip(records, changes, strict=True):
+        qiao_after_record_write(context, entity, operation, record, changed)
 
 
 @hookimpl

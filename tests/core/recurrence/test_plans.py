@@ -171,6 +171,19 @@ def test_a_plan_counts_from_completion_when_it_says_so(
     assert tickets(qiao_client, device, "巡检") == ["2026-04-05", "2026-10-06"]
 
 
+def test_records_created_in_a_batch_are_followed_as_one_by_one(qiao_runtime: Runtime) -> None:
+    records = qiao_runtime.records
+    rows = [{"name": f"钻床 {i}", "installed_on": dt.date(2026, 1, i + 1)} for i in range(3)]
+    with records.transaction(Actor.system(), Source.IMPORT) as ctx:
+        devices = records.create_many(ctx, "device", rows).records
+    with qiao_runtime.db.read() as conn:
+        armed = [pending(conn, "device", d["id"]) for d in devices]
+    assert [sorted(timers) for timers in armed] == [
+        ["plan:half_yearly_service", "plan:inspection"]
+    ] * 3
+    assert len({timers["plan:inspection"] for timers in armed}) == 3
+
+
 def test_reruns_and_concurrent_workers_create_one_record(qiao_runtime: Runtime) -> None:
     records = qiao_runtime.records
     with records.transaction(Actor.system(), Source.SYSTEM) as ctx:

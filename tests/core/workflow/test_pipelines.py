@@ -97,6 +97,26 @@ def test_a_new_record_starts_in_an_initial_state(create: Callable[..., Record], 
     assert refused.value.field == "stage"
 
 
+def test_a_batch_of_creates_is_held_to_the_pipeline_row_by_row(
+    qiao_runtime: Runtime, sales: Any
+) -> None:
+    records = qiao_runtime.records
+    rows = [
+        {"name": "主轴", "account": sales["account"]["id"]},
+        {"name": "直接报价", "account": sales["account"]["id"], "stage": "PROPOSAL"},
+    ]
+    refused = pytest.raises(BadUserInput, match="starts in QUALIFICATION, not PROPOSAL")
+    with refused, records.transaction(Actor.system(), Source.IMPORT) as ctx:
+        records.create_many(ctx, "opportunity", rows)
+    with records.transaction(Actor.system(), Source.IMPORT) as ctx:
+        created = records.create_many(ctx, "opportunity", rows[:1] * 2).records
+    assert [r["stage"] for r in created] == ["QUALIFICATION", "QUALIFICATION"]
+    for opp in created:
+        assert [(s["from_state"], s["to_state"]) for s in _history(qiao_runtime, opp["id"])] == [
+            (None, "QUALIFICATION")
+        ]
+
+
 def test_fields_required_on_entering_are_named_and_nothing_is_written(
     qiao_runtime: Runtime, create: Callable[..., Record], get: Any, sales: Any
 ) -> None:
