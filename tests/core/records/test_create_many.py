@@ -58,7 +58,27 @@ MANIFEST: dict[str, Any] = {
             "validation_rules": [
                 {"name": "no_test", "formula": 'subject <> "test"', "message": "不能叫 test"}
             ],
-        }
+        },
+        {
+            "name": "service_visit",
+            "plural": "service_visits",
+            "label": {"en": "Service visit", "zh-CN": "上门服务"},
+            "fields": [
+                {"name": "task", "label": {"zh-CN": "task"}, "type": "string"},
+                {
+                    "name": "account",
+                    "label": {"zh-CN": "account"},
+                    "type": "relation",
+                    "target": "account",
+                },
+                {
+                    "name": "summary",
+                    "label": {"zh-CN": "summary"},
+                    "type": "string",
+                    "formula": 'account.name & "：" & task',
+                },
+            ],
+        },
     ],
     "numbering": [{"entity": "service_job", "field": "number", "pattern": "SJ-{seq:6}"}],
 }
@@ -189,6 +209,22 @@ def test_a_batch_stores_what_single_creates_store(
             conn, "service_job", filter={"mobile": {"eq": "13800130001"}}, actor=Actor.system()
         )
     assert sorted(r["number"] for r in found.records) == ["SJ-000002", "SJ-000005"]
+
+
+def test_a_batch_with_computed_fields_answers_them_as_single_creates_do(
+    qiao_runtime: Runtime,
+) -> None:
+    target = account(qiao_runtime)
+    values = [{"task": "换主轴", "account": target}, {"task": "校准", "account": target}]
+    records = qiao_runtime.records
+    with records.transaction(Actor.system(), Source.IMPORT) as ctx:
+        single = records.create(ctx, "service_visit", values[0])
+    batch = create_many(qiao_runtime, "service_visit", values).records
+    assert single["summary"] == "苏州精工：换主轴"
+    assert [r["summary"] for r in batch] == ["苏州精工：换主轴", "苏州精工：校准"]
+    assert {k: v for k, v in batch[0].items() if k not in {"id", "created_at", "updated_at"}} == {
+        k: v for k, v in single.items() if k not in {"id", "created_at", "updated_at"}
+    }
 
 
 def test_every_bad_row_is_reported_by_index_and_nothing_is_written(
