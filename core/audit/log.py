@@ -123,6 +123,9 @@ class AuditLog:
         self.redact = redact
         self._keys: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        #: The time of the newest checkpoint this process saw committed. Checkpoints are
+        #: only ever added, so while it is recent no write needs to ask the database.
+        self._checkpointed_at: dt.datetime | None = None
 
     # -- Appending ------------------------------------------------------------------------
 
@@ -271,10 +274,28 @@ class AuditLog:
         return self._store_checkpoint(conn, head["sequence"], head["mac"], head["key_id"])
 
     def _checkpoint_due(self, conn: Connection, latest: Checkpoint | None = None) -> bool:
+        """Whether the last checkpoint is older than the configured interval; a write asks
+        the database only once the newest checkpoint this process knows of is that old."""
+        interval = dt.timedelta(minutes=self.settings.checkpoint_minutes)
+        now = self.clock()
+        known = self._checkpointed_at
+        if latest is None and known is not None and now - known < interval:
+            return False
         latest = latest or _latest_checkpoint(conn)
         if latest is None:
             return True
-        return self.clock() - latest.at >= dt.timedelta(minutes=self.settings.checkpoint_minutes)
+        self._saw_checkpoint(conn, latest)
+        return now - latest.at >= interval
+
+    def _saw_checkpoint(self, conn: Connection, checkpoint: Checkpoint) -> None:
+        """Remember ``checkpoint`` once the transaction that read or stored it commits."""
+
+        def remember() -> None:
+            known = self._checkpointed_at
+            if known is None or checkpoint.at > known:
+                self._checkpointed_at = checkpoint.at
+
+        after_commit(conn, remember)
 
     @property
     def checkpoint_file(self) -> CheckpointFile | None:
@@ -400,6 +421,7 @@ class AuditLog:
                 unsigned, signature=checkpoint_signature(self.key(conn, key_id), unsigned)
             )
             conn.execute(insert(table).values(**checkpoint.__dict__))
+        self._saw_checkpoint(conn, checkpoint)
         file = self.checkpoint_file
         if file is not None:
             after_commit(conn, lambda: file.append(checkpoint))

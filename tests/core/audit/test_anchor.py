@@ -17,6 +17,7 @@ from qiao.core.audit.chain import GENESIS_MAC
 from qiao.core.errors import ConfigurationError, Conflict
 from qiao.core.records.context import Actor, Source
 from qiao.core.storage import system
+from qiao.core.testing.statements import count_statements
 
 from .conftest import CHECKPOINT_EVERY
 
@@ -91,6 +92,20 @@ def test_a_checkpoint_is_due_after_some_minutes_as_well(
     assert file_sequences(checkpoint_file) == [1, 3]
     rewind_to(qiao_runtime, 2)
     assert "vouches for entries up to 3" in verify(qiao_runtime, audit_log).problem.reason
+
+
+def test_writes_ask_for_the_last_checkpoint_only_once_the_known_one_is_old(
+    accounts, audit_log, qiao_runtime, qiao_clock, checkpoint_file
+):
+    accounts(2)
+    with count_statements(qiao_runtime.db.engine) as seen:
+        accounts(1)
+    assert not [s for s in seen.statements if "qiao_audit_checkpoint" in s]
+    qiao_clock.advance(minutes=audit_log.settings.checkpoint_minutes + 1)
+    with count_statements(qiao_runtime.db.engine) as seen:
+        accounts(1)
+    assert [s for s in seen.statements if "qiao_audit_checkpoint" in s]
+    assert file_sequences(checkpoint_file) == [1, 4]
 
 
 def test_an_idle_tail_is_checkpointed_by_the_periodic_call(
