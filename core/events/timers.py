@@ -45,9 +45,16 @@ def schedule_many(
     entity: str,
     name: str,
     timers: Sequence[tuple[str, dt.datetime, Any]],
+    *,
+    created: bool = False,
 ) -> list[str]:
     """:func:`schedule` for many records' ``(record id, due time, payload)``: the timers
-    they replace removed in one statement, the new ones inserted in one."""
+    they replace removed in one statement, the new ones inserted in one.
+
+    ``created`` says the records were created in this transaction, so they have no
+    timer to replace and nothing is removed (one statement fewer for a batch of new
+    records; a timer that did exist makes the insert fail on its unique key).
+    """
     for _, due_at, payload in timers:
         if due_at.tzinfo is None:
             raise ValueError("a timer's due time needs a time zone")
@@ -59,8 +66,11 @@ def schedule_many(
     if not timers:
         return []
     t = timer_table
-    ids = [record_id for record_id, _, _ in timers]
-    conn.execute(delete(t).where(t.c.entity == entity, t.c.record_id.in_(ids), t.c.name == name))
+    if not created:
+        ids = [record_id for record_id, _, _ in timers]
+        conn.execute(
+            delete(t).where(t.c.entity == entity, t.c.record_id.in_(ids), t.c.name == name)
+        )
     now = dt.datetime.now(dt.UTC)
     rows = [
         {

@@ -72,7 +72,7 @@ def after_leads_written(
                 cancel_timer(conn, "lead", record["id"], TIMER)
         elif operation == "create" or _touches(changed, "owner", "first_touch_due_at", "status"):
             due_timers.append((record["id"], due, {"owner": owner, "due_at": _instant(due)}))
-    schedule_timers(conn, "lead", TIMER, due_timers)
+    schedule_timers(conn, "lead", TIMER, due_timers, created=operation == "create")
     notices = [
         notify.lead_assigned(context, record, reassigned=_reassigned(changed))
         for record, changed in zip(records, changes, strict=True)

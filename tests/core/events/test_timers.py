@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from qiao.core.config import Config
 from qiao.core.events import timers
@@ -97,6 +98,31 @@ def test_scheduling_a_batch_moves_the_timers_records_had_and_sets_the_others(
     with runtime.db.read() as conn:
         pending = [timers.pending(conn, "ticket", t["id"]) for t in (first, second)]
     assert pending == [{"sla": at + _m(30)}, {"sla": at + _m(40)}], "one timer each"
+
+
+def test_timers_of_records_just_created_are_inserted_and_a_clash_refused(
+    runtime: Runtime, clock: TestClock, write: Callable[..., Any]
+) -> None:
+    at = clock()
+
+    def create_with_timers(r: Any, ctx: Any) -> list[str]:
+        tickets = r.create_many(ctx, "ticket", [{"subject": "S1"}, {"subject": "S2"}]).records
+        batch = [(t["id"], at + _m(30), None) for t in tickets]
+        timers.schedule_many(ctx.connection, "ticket", "sla", batch, created=True)
+        return [t["id"] for t in tickets]
+
+    ids = write(create_with_timers)
+    with runtime.db.read() as conn:
+        assert [timers.pending(conn, "ticket", i) for i in ids] == [{"sla": at + _m(30)}] * 2
+    again = [(ids[0], at + _m(50), None)]
+    with pytest.raises(IntegrityError):
+        write(
+            lambda r, ctx: timers.schedule_many(
+                ctx.connection, "ticket", "sla", again, created=True
+            )
+        )
+    with runtime.db.read() as conn:
+        assert timers.pending(conn, "ticket", ids[0]) == {"sla": at + _m(30)}
 
 
 def test_a_restart_loses_no_timer(
