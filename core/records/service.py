@@ -314,21 +314,11 @@ class RecordsService:
         for record_id, (_, checked) in zip(ids, stored, strict=True):
             row = self._new_row(ctx, entity, record_id, now, checked)
             inserts.setdefault(frozenset(row), []).append(row)
-        computed = self._computed_columns(conn, catalog, entity.name, None)
-        # Without computed fields the stored rows are what the insert returns, so the batch
-        # is written in one multi-row statement and not read back.
-        returning = not computed.columns and not computed.refused
-        statement = insert(table).returning(*table.c) if returning else insert(table)
-        written: list[dict[str, Any]] = []
-        for group in inserts.values():  # one set of columns per statement
-            result = self._execute(conn, entity, statement, group)
-            if returning:
-                written += [dict(row._mapping) for row in result]
+        for group in inserts.values():  # executemany needs one set of columns per statement
+            self._execute(conn, entity, insert(table), group)
         self._require_scope_many(conn, access, entity, ids, [i for i, _ in stored], len(rows))
         readable.created(entity, table, ids)
-        if not returning:
-            written = self._read_rows(conn, table, ids, computed)
-        records = self._records(conn, table, written, ids, computed)
+        records = [*self._fetch_many(conn, table, ids)]
         changes = [
             {name: (None, record[f.column]) for name, f in _by_name(entity, checked)}
             for record, (_, checked) in zip(records, stored, strict=True)
@@ -949,27 +939,15 @@ class RecordsService:
         if outside:
             raise RowsRefused(outside, total)
 
-    def _read_rows(
-        self, conn: Connection, table: Table, ids: Sequence[str], computed: ComputedColumns
-    ) -> list[dict[str, Any]]:
-        """The stored rows of ``ids``, with the computed fields SQL computes."""
-        stmt = _with_computed(select(table), computed).where(table.c.id.in_(ids))
-        return [dict(row._mapping) for row in conn.execute(stmt)]
-
-    def _records(
-        self,
-        conn: Connection,
-        table: Table,
-        rows: list[dict[str, Any]],
-        ids: Sequence[str],
-        computed: ComputedColumns,
-    ) -> list[Record]:
-        """Stored ``rows`` as records in the order of ``ids``: encrypted fields opened, the
-        formula fields SQL could not compute evaluated."""
+    def _fetch_many(self, conn: Connection, table: Table, ids: Sequence[str]) -> Sequence[Record]:
+        """Stored records by id, in the order of ``ids``, with their computed fields."""
         catalog = self.catalog
-        opened = self.encryption.open_rows(catalog.entity(table.name), rows)
+        columns = self._computed_columns(conn, catalog, table.name, None)
+        stmt = _with_computed(select(table), columns).where(table.c.id.in_(ids))
+        fetched = [dict(row._mapping) for row in conn.execute(stmt)]
+        opened = self.encryption.open_rows(catalog.entity(table.name), fetched)
         by_id = {
-            r["id"]: self._evaluated(conn, catalog, table.name, r, computed, None) for r in opened
+            r["id"]: self._evaluated(conn, catalog, table.name, r, columns, None) for r in opened
         }
         return [by_id[record_id] for record_id in ids]
 
