@@ -10,6 +10,7 @@ first to commit and then sees it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,29 @@ class Booking:
             field=self.start.name,
             conflictsWith=other["id"],
         )
+
+    def refuse_overlaps_among(self, entity: EntityDef, records: Sequence[dict[str, Any]]) -> None:
+        """Refuse a batch two of whose records (field name -> value) book one key at
+        overlapping times.
+
+        :meth:`enforce` compares each record with the stored ones; the rows of a
+        batch are all checked before any is written, so they cannot see each other
+        there.
+        """
+        taken: dict[Any, list[tuple[Any, Any]]] = {}
+        for record in records:
+            key, start, end = (record.get(f.name) for f in (self.key, self.start, self.end))
+            if key is None or start is None or end is None or self.ignored(record):
+                continue
+            for other_start, other_end in taken.get(key, ()):
+                if other_start < end and other_end > start:
+                    message = self.decl.message or f"{self.key.name} is booked at that time"
+                    raise Conflict(
+                        f"{message}: it overlaps another row of this batch, from "
+                        f"{_shown(other_start)} to {_shown(other_end)}",
+                        field=self.start.name,
+                    )
+            taken.setdefault(key, []).append((start, end))
 
     def ignored(self, record: dict[str, Any]) -> bool:
         if self.ignore_when is None:

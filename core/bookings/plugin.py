@@ -60,10 +60,7 @@ def qiao_before_record_write(
     decls = declarations(context.runtime).get(entity.name)
     if not decls or operation == "delete":
         return
-    record = {
-        f.name: values[f.name] if f.name in values else (existing or {}).get(f.column)
-        for f in entity.stored_fields
-    }
+    record = _as_written(entity, values, existing)
     catalog = context.catalog
     for booking in bookings(catalog, decls):
         if operation == "update":
@@ -90,8 +87,24 @@ def qiao_before_records_write(
     existing: list[dict[str, Any] | None],
 ) -> None:
     """:func:`qiao_before_record_write` row by row, for an entity that declares bookings
-    (looked up once for the batch)."""
-    if not declarations(context.runtime).get(entity.name):
+    (looked up once for the batch); then the rows against each other."""
+    decls = declarations(context.runtime).get(entity.name)
+    if not decls or operation == "delete":
         return
     for row, stored in zip(values, existing, strict=True):
         qiao_before_record_write(context, entity, operation, row, stored)
+    written = [
+        _as_written(entity, row, stored) for row, stored in zip(values, existing, strict=True)
+    ]
+    for booking in bookings(context.catalog, decls):
+        booking.refuse_overlaps_among(entity, written)
+
+
+def _as_written(
+    entity: EntityDef, values: dict[str, Any], existing: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The record as the write leaves it, by field name: ``values`` over what is stored."""
+    return {
+        f.name: values[f.name] if f.name in values else (existing or {}).get(f.column)
+        for f in entity.stored_fields
+    }

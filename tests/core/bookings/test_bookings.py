@@ -108,6 +108,33 @@ def test_a_cancelled_booking_takes_no_time(qiao_client: GraphQLClient) -> None:
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "endsAt"}
 
 
+def test_a_batch_booking_one_room_twice_at_once_is_refused_whole(qiao_runtime: Runtime) -> None:
+    records = qiao_runtime.records
+
+    def lesson(room: str, start: str, end: str, status: str = "SCHEDULED") -> dict[str, Any]:
+        return {"room": room, "starts_at": at(start), "ends_at": at(end), "status": status}
+
+    overlapping = [
+        lesson("301", "09:00", "10:00"),
+        lesson("302", "09:00", "10:00"),
+        lesson("301", "09:30", "10:30"),
+    ]
+    refused = pytest.raises(Conflict, match="教室已被占用: it overlaps another row of this batch")
+    with refused as caught, records.transaction(Actor.system(), Source.IMPORT) as ctx:
+        records.create_many(ctx, "lesson", overlapping)
+    assert caught.value.field == "starts_at"
+    with qiao_runtime.db.read() as conn:
+        assert records.list(conn, "lesson", actor=Actor.system()).records == []
+    fitting = [
+        lesson("301", "09:00", "10:00"),
+        lesson("301", "10:00", "11:00"),
+        lesson("301", "09:30", "10:30", status="CANCELLED"),
+        lesson("302", "09:30", "10:30"),
+    ]
+    with records.transaction(Actor.system(), Source.IMPORT) as ctx:
+        assert len(records.create_many(ctx, "lesson", fitting).records) == 4
+
+
 def test_concurrent_bookings_of_one_room_let_one_win(qiao_runtime: Runtime) -> None:
     records = qiao_runtime.records
     won: list[str] = []
