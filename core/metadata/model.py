@@ -451,6 +451,15 @@ class EntityDef(_Strict):
             self.__dict__["_field_map"] = made
         return made[1].get(name)
 
+    def field_at_column(self, column: str) -> FieldDef | None:
+        """The field stored in ``column`` (``account_id`` for the relation ``account``), by a
+        map kept as :meth:`field` keeps its own."""
+        made = self.__dict__.get("_column_map")
+        if made is None or made[0] is not self.fields:
+            made = (self.fields, {f.column: f for f in self.fields})
+            self.__dict__["_column_map"] = made
+        return made[1].get(column)
+
     @property
     def stored_fields(self) -> tuple[FieldDef, ...]:
         """The fields with a column: all but formula and rollup fields."""

@@ -810,7 +810,6 @@ class RecordsService:
         rather than coerced again. Required fields are checked afresh.
         """
         checked: dict[str, Any] = {}
-        by_column = {f.column: f for f in entity.fields}
         for key, value in values.items():
             if (
                 checked_before is not None
@@ -826,7 +825,7 @@ class RecordsService:
                     "and find the record by it (upsert)",
                     field="id",
                 )
-            field = entity.field(key) or by_column.get(key)
+            field = entity.field(key) or entity.field_at_column(key)
             if field is None:
                 raise BadUserInput(f"{entity.name} has no field {key!r}", field=key)
             if field.formula or field.rollup:

@@ -381,6 +381,9 @@ def test_an_entity_declares_fields_display_field_and_indexes() -> None:
     )
     assert account.field("owner") is not None
     assert account.field("missing") is None
+    assert account.field_at_column("owner_id") is account.field("owner")
+    assert account.field_at_column("name") is account.field("name")
+    assert account.field_at_column("owner") is None
     assert [f.name for f in account.relations] == ["owner"]
     assert account.source == "custom"
 
@@ -412,7 +415,9 @@ def test_with_and_without_field_revalidate_the_entity() -> None:
     replaced = grown.with_field(field("code", "integer"))
     code = replaced.field("code")
     assert code is not None and code.type is FieldType.INTEGER
+    assert replaced.field_at_column("code") is code
     assert [f.name for f in replaced.without_field("code").fields] == ["name"]
+    assert replaced.without_field("code").field_at_column("code") is None
     shown = entity(
         display_field="name", fields=[{"name": "name", "type": "string", "label": LABEL}]
     )
