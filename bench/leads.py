@@ -53,6 +53,7 @@ from serving import free_port, qiao, stop, wait_answering
 from sqlalchemy import create_engine, func, select, text
 
 from qiao.core import audit
+from qiao.core.collector import tune_for_service
 from qiao.core.config import CONFIG_FILE, Config
 from qiao.core.crypto import generate_key_file
 from qiao.core.records.context import Actor, Source
@@ -335,6 +336,7 @@ def main() -> None:
         ),
     )
     args = parser.parse_args()
+    tune_for_service()  # the import runs in this process, set as 'qiao import' runs it
     if args.quick:
         args.rows, args.requests, args.repeat = 10_000, 800, 1
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,6 +28,7 @@ from qiao.cli.migrating import require_current
 from qiao.cli.settings import SettingsFile
 from qiao.cli.state import CliState, pass_state
 from qiao.core.auth.tokens import create_token
+from qiao.core.collector import tune_for_service
 from qiao.core.config import CONFIG_ENV, CONFIG_FILE, Config
 from qiao.core.errors import ConfigurationError
 from qiao.core.market.index import Market
@@ -341,6 +342,7 @@ def worker_app() -> Starlette:
     """The app of one ``serve --workers`` process (an ASGI factory for uvicorn)."""
     from qiao.core.app import create_app
 
+    tune_for_service()  # a process of its own, started without the console entry point
     return create_app(Runtime(Config.load()))
 
 

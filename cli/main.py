@@ -22,6 +22,7 @@ import click
 from sqlalchemy.exc import OperationalError, StatementError
 
 from qiao.cli.state import CliState
+from qiao.core.collector import tune_for_service
 from qiao.core.config import Config
 from qiao.core.errors import ConfigurationError, QiaoError
 from qiao.core.market.index import Market
@@ -192,6 +193,7 @@ def _config_arg(argv: Sequence[str]) -> Path | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``qiao``)."""
+    tune_for_service()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         _add_plugin_commands(args)
