@@ -33,15 +33,6 @@ from qiao.core.errors import ConfigurationError
 from qiao.core.metadata.model import STRING_TYPES, EntityDef, FieldType
 
 TABLE = "encryption"
-#: What ``qiao init`` declares: the personal contact details of contacts and leads.
-DEFAULT_FIELDS = (
-    "contact.mobile",
-    "contact.phone",
-    "contact.email",
-    "contact.wechat",
-    "lead.mobile",
-    "lead.email",
-)
 
 
 def read_declared(path: Path | None) -> frozenset[tuple[str, str]]:
