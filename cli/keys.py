@@ -152,12 +152,16 @@ def encrypt_field(state: CliState, name: str, batch: int, settle: float | None) 
     settings = SettingsFile.of(state.config())
     table = settings.data.setdefault(TABLE, {})
     names = list(table.get("fields", []))
-    if name not in names:
+    newly_declared = name not in names
+    if newly_declared:
         table["fields"] = [*names, name]
         settings.save()
     with runtime.db.read() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns(catalog.table(entity).name)}
-    if index_column(declared.field(field)) not in columns:  # type: ignore[arg-type]
+    # A field declared anew moves the metadata version on even when its blind-index column
+    # is there already (it was declared once, then taken out of the file): processes built
+    # their registries from the file without it, and only a new version makes them read it.
+    if newly_declared or index_column(declared.field(field)) not in columns:  # type: ignore[arg-type]
         try:
             change = MetadataChanges(runtime).encrypt_field(
                 entity, field, actor=Actor.system(), note=f"qiao keys encrypt-field {name}"

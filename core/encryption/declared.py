@@ -6,7 +6,7 @@ stores them encrypted is its own choice. ``qiao init`` writes::
 
     [encryption]
     fields = ["contact.mobile", "contact.phone", "contact.email", "contact.wechat",
-              "lead.mobile", "lead.email"]
+              "lead.mobile", "lead.email", "lead_channel.secret"]
 
 Each named field is made ``encrypted: true, searchable: exact`` (a long ``text``
 field is not searchable; and none is

@@ -97,18 +97,9 @@ def test_init_with_the_clinics_template_encrypts_patients_phone_and_allergies(
     assert [(p["name"], p["allergies"]) for p in found] == [("刘晓梅", "青霉素过敏")]
 
 
-def test_a_deployment_that_encrypts_its_webhook_secrets_keeps_receiving_webhooks(
-    qiao_empty_database_url: str, tmp_path: Path
-) -> None:
-    site = init(tmp_path / "site", qiao_empty_database_url, "--plugin", "crm", "--plugin", "leads")
-    with runtime_of(site.config) as runtime, runtime.records.transaction(SYSTEM, Source.CLI) as ctx:
-        channel = runtime.records.create(ctx, "lead_channel", {"name": "官网", "kind": "WEBHOOK"})
-    secret, key = str(channel["secret"]), channel["key"]
-    assert column(site, "lead_channel", "secret") == [secret]
-    out = site.run("keys", "encrypt-field", "lead_channel.secret", "--settle", "0").stdout
-    assert "lead_channel.secret: 1 values sealed; 0 left in plaintext" in out
-    (stored,) = column(site, "lead_channel", "secret")
-    assert stored is not None and is_sealed(stored)
+def webhook_calls(site: Deployment, key: str, secret: str) -> tuple[int, int]:
+    """The statuses of a call signed with ``secret`` and of one signed with another, sent to
+    ``site`` served by ``qiao serve``."""
     body = json.dumps({"姓名": "陈工", "手机": "13905740001"}, ensure_ascii=False).encode()
     stamp = str(int(time.time()))
     with site.serve() as served, httpx.Client(base_url=served.url, timeout=60) as http:
@@ -123,6 +114,42 @@ def test_a_deployment_that_encrypts_its_webhook_secrets_keeps_receiving_webhooks
 
         accepted = post(secret, "msg_1")
         forged = post(SECRET_PREFIX + base64.b64encode(b"x" * 32).decode(), "msg_2")
-    assert accepted.status_code == 201, accepted.text
-    assert forged.status_code == 401, forged.text
+    return accepted.status_code, forged.status_code
+
+
+def new_channel(site: Deployment) -> tuple[str, str]:
+    """A webhook channel made through the records service: (its secret, its key)."""
+    with runtime_of(site.config) as runtime, runtime.records.transaction(SYSTEM, Source.CLI) as ctx:
+        channel = runtime.records.create(ctx, "lead_channel", {"name": "官网", "kind": "WEBHOOK"})
+    return str(channel["secret"]), str(channel["key"])
+
+
+def test_a_new_deployment_seals_its_webhook_secrets_and_receives_webhooks(
+    qiao_empty_database_url: str, tmp_path: Path
+) -> None:
+    site = init(tmp_path / "site", qiao_empty_database_url, "--plugin", "crm", "--plugin", "leads")
+    secret, key = new_channel(site)
+    (stored,) = column(site, "lead_channel", "secret")
+    assert stored is not None and is_sealed(stored) and secret not in stored
+    assert webhook_calls(site, key, secret) == (201, 401)
+    assert len(column(site, "lead", "id")) == 1
+
+
+def test_secrets_stored_while_undeclared_are_sealed_and_webhooks_keep_coming(
+    qiao_empty_database_url: str, tmp_path: Path
+) -> None:
+    site = init(tmp_path / "site", qiao_empty_database_url, "--plugin", "crm", "--plugin", "leads")
+    settings = site.config.read_text(encoding="utf-8")
+    undeclared = settings.replace(', "lead_channel.secret"]', "]")
+    assert undeclared != settings
+    site.config.write_text(undeclared, encoding="utf-8")
+    secret, key = new_channel(site)
+    assert column(site, "lead_channel", "secret") == [secret]
+    out = site.run("keys", "encrypt-field", "lead_channel.secret", "--settle", "0").stdout
+    assert "lead_channel.secret is encrypted from now on" in out
+    assert "lead_channel.secret: 1 values sealed; 0 left in plaintext" in out
+    assert '"lead_channel.secret"' in site.config.read_text(encoding="utf-8")
+    (stored,) = column(site, "lead_channel", "secret")
+    assert stored is not None and is_sealed(stored)
+    assert webhook_calls(site, key, secret) == (201, 401)
     assert len(column(site, "lead", "id")) == 1
