@@ -18,6 +18,11 @@ PROJECT = "qiao"
 hookspec = pluggy.HookspecMarker(PROJECT)
 #: The attribute ``hookimpl(entities=...)`` sets on an implementation.
 ENTITIES_ATTRIBUTE = "qiao_entities"
+#: The attribute ``hookimpl(applies=...)`` sets on an implementation.
+APPLIES_ATTRIBUTE = "qiao_applies"
+#: What ``applies=`` is given: ``(context, entity, operation)`` -> whether a batch of those
+#: writes has anything for the per-record hook to do.
+Applies = Callable[[Any, Any, str], bool]
 _F = TypeVar("_F", bound=Callable[..., object])
 
 
@@ -30,6 +35,14 @@ class HookimplMarker:
     a plugin does not test ``entity.name`` on every write of every entity. The
     subscription is per plugin and hook: a plugin with several implementations
     of one hook is called when any of them subscribes to the entity.
+
+    ``@hookimpl(applies=check)`` on a per-record write hook says, once per batch,
+    whether the batch has anything for it: ``create_many`` calls a plugin that
+    implements only the per-record hook once a row, and skips it for a batch
+    ``check(context, entity, operation)`` answers False for, so a plugin that
+    acts on few entities (those with numbering, say) is not asked row by row.
+    The hook itself still decides row by row, and single writes call it as
+    always.
     """
 
     def __init__(self, project: str) -> None:
@@ -40,16 +53,28 @@ class HookimplMarker:
 
     @overload
     def __call__(
-        self, function: None = None, *, entities: Iterable[str] | None = None, **options: Any
+        self,
+        function: None = None,
+        *,
+        entities: Iterable[str] | None = None,
+        applies: Applies | None = None,
+        **options: Any,
     ) -> Callable[[_F], _F]: ...
 
     def __call__(
-        self, function: _F | None = None, *, entities: Iterable[str] | None = None, **options: Any
+        self,
+        function: _F | None = None,
+        *,
+        entities: Iterable[str] | None = None,
+        applies: Applies | None = None,
+        **options: Any,
     ) -> _F | Callable[[_F], _F]:
         def mark(fn: _F) -> _F:
             if entities is not None:
                 names = frozenset([entities] if isinstance(entities, str) else entities)
                 setattr(fn, ENTITIES_ATTRIBUTE, names)
+            if applies is not None:
+                setattr(fn, APPLIES_ATTRIBUTE, applies)
             marked: _F = self._mark(fn, **options)
             return marked
 

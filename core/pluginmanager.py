@@ -23,14 +23,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 from pydantic import ValidationError
 
 from qiao.core import hookspecs
 from qiao.core.errors import ConfigurationError, MetadataError, NotFound
-from qiao.core.hookmarkers import ENTITIES_ATTRIBUTE, PROJECT
+from qiao.core.hookmarkers import APPLIES_ATTRIBUTE, ENTITIES_ATTRIBUTE, PROJECT, Applies
 from qiao.core.hookspecs import NotificationChannel
 from qiao.core.metadata.demo import DemoData, load_demo
 from qiao.core.metadata.manifest import Manifest, load_manifest
@@ -194,7 +194,7 @@ class Plugins:
         self._versions = dict(versions or {})
         self._callers: dict[tuple[str, frozenset[str]], pluggy.HookCaller] = {}
         self._write_callers: dict[tuple[str, str], pluggy.HookCaller] = {}
-        self._write_plans: dict[tuple[str, str], list[tuple[str, bool, bool]]] = {}
+        self._write_plans: dict[tuple[str, str], list[_Step]] = {}
 
     @property
     def names(self) -> list[str]:
@@ -252,7 +252,8 @@ class Plugins:
         return caller
 
     def check_subscriptions(self) -> None:
-        """Refuse ``entities=`` on a hook that is not about one entity's records."""
+        """Refuse ``entities=`` on a hook that is not about one entity's records, and
+        ``applies=`` on one that is not a per-record write hook."""
         for name in vars(self.pm.hook):
             caller = getattr(self.pm.hook, name)
             if not isinstance(caller, pluggy.HookCaller) or caller.spec is None:
@@ -263,6 +264,11 @@ class Plugins:
                     raise ConfigurationError(
                         f"plugin {impl.plugin_name!r}: {name} has no entity to subscribe to "
                         "(entities= is for the record write hooks)"
+                    )
+                if hasattr(impl.function, APPLIES_ATTRIBUTE) and name not in _PER_RECORD:
+                    raise ConfigurationError(
+                        f"plugin {impl.plugin_name!r}: {name} is not called row by row "
+                        "(applies= is for qiao_before_record_write and qiao_after_record_write)"
                     )
 
     def _for_entity(self, hook: str, entity: str) -> pluggy.HookCaller:
@@ -347,15 +353,16 @@ class Plugins:
         existing: list[dict[str, Any] | None],
     ) -> None:
         """The before-write hooks for a batch: once per plugin implementing the batch hook,
-        once per row for a plugin implementing only the per-record one, in load order."""
+        once per row for a plugin implementing only the per-record one (unless its
+        ``applies=`` says the batch has nothing for it), in load order."""
         common = {"context": context, "entity": entity, "operation": operation}
-        for name, _, batched in self._write_plan(_BEFORE, entity.name):
-            if batched:
-                self._caller_of(_BEFORE[1], name)(**common, values=values, existing=existing)
-                continue
-            single = self._caller_of(_BEFORE[0], name)
-            for row, stored in zip(values, existing, strict=True):
-                single(**common, values=row, existing=stored)
+        for step in self._write_plan(_BEFORE, entity.name):
+            if step.batched:
+                self._caller_of(_BEFORE[1], step.name)(**common, values=values, existing=existing)
+            elif step.applies is None or step.applies(context, entity, operation):
+                single = self._caller_of(_BEFORE[0], step.name)
+                for row, stored in zip(values, existing, strict=True):
+                    single(**common, values=row, existing=stored)
 
     def after_write_many(
         self,
@@ -368,13 +375,13 @@ class Plugins:
     ) -> None:
         """The after-write hooks for a batch, dispatched as :meth:`before_write_many`."""
         common = {"context": context, "entity": entity, "operation": operation}
-        for name, _, batched in self._write_plan(_AFTER, entity.name):
-            if batched:
-                self._caller_of(_AFTER[1], name)(**common, records=records, changes=changes)
-                continue
-            single = self._caller_of(_AFTER[0], name)
-            for record, changed in zip(records, changes, strict=True):
-                single(**common, record=record, changes=changed)
+        for step in self._write_plan(_AFTER, entity.name):
+            if step.batched:
+                self._caller_of(_AFTER[1], step.name)(**common, records=records, changes=changes)
+            elif step.applies is None or step.applies(context, entity, operation):
+                single = self._caller_of(_AFTER[0], step.name)
+                for record, changed in zip(records, changes, strict=True):
+                    single(**common, record=record, changes=changed)
 
     def _write_one(
         self,
@@ -384,26 +391,34 @@ class Plugins:
         batch_names: Mapping[str, str],
     ) -> None:
         plan = self._write_plan(hooks, entity.name)
-        if all(single for _, single, _ in plan):
+        if all(step.single for step in plan):
             self._for_entity(hooks[0], entity.name)(entity=entity, **kwargs)
             return
         as_batch = {k: v for k, v in kwargs.items() if k not in batch_names}
         as_batch |= {batch_names[k]: [v] for k, v in kwargs.items() if k in batch_names}
-        for name, single, _ in plan:
-            if single:
-                self._caller_of(hooks[0], name)(entity=entity, **kwargs)
+        for step in plan:
+            if step.single:
+                self._caller_of(hooks[0], step.name)(entity=entity, **kwargs)
             else:
-                self._caller_of(hooks[1], name)(entity=entity, **as_batch)
+                self._caller_of(hooks[1], step.name)(entity=entity, **as_batch)
 
-    def _write_plan(self, hooks: tuple[str, str], entity: str) -> list[tuple[str, bool, bool]]:
-        """The plugins a write of ``entity`` calls, in load order, with whether each
-        implements the per-record hook and whether it implements the batch hook."""
+    def _write_plan(self, hooks: tuple[str, str], entity: str) -> list[_Step]:
+        """The plugins a write of ``entity`` calls, in load order (:class:`_Step`)."""
         key = (hooks[1], entity)
         plan = self._write_plans.get(key)
         if plan is None:
             single = self._subscribers(hooks[0], entity)
             batch = self._subscribers(hooks[1], entity)
-            plan = [(n, n in single, n in batch) for n in self._names if n in single or n in batch]
+            applies = {
+                impl.plugin_name: getattr(impl.function, APPLIES_ATTRIBUTE)
+                for impl in getattr(self.pm.hook, hooks[0]).get_hookimpls()
+                if hasattr(impl.function, APPLIES_ATTRIBUTE)
+            }
+            plan = [
+                _Step(n, n in single, n in batch, applies.get(n))
+                for n in self._names
+                if n in single or n in batch
+            ]
             self._write_plans[key] = plan
         return plan
 
@@ -492,6 +507,17 @@ class Plugins:
 #: The per-record and the batch hook of each side of a write.
 _BEFORE = ("qiao_before_record_write", "qiao_before_records_write")
 _AFTER = ("qiao_after_record_write", "qiao_after_records_write")
+_PER_RECORD = {_BEFORE[0], _AFTER[0]}
+
+
+class _Step(NamedTuple):
+    """One plugin a write of an entity calls: whether it implements the per-record hook,
+    whether it implements the batch hook, and its per-record hook's ``applies=``."""
+
+    name: str
+    single: bool
+    batched: bool
+    applies: Applies | None
 
 
 def _is_wrapper(impl: pluggy.HookImpl) -> bool:

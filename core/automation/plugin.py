@@ -71,7 +71,15 @@ def qiao_before_record_write(
         calendars(context.runtime).get(offset.calendar, context.connection)
 
 
-@hookimpl
+def _timed(context: WriteContext, entity: EntityDef, operation: str) -> bool:
+    """Whether a write of ``entity`` concerns the rules: a rule itself, or a record a
+    time-based rule watches."""
+    return entity.name == RULE or rules_of(context.runtime).get(context.connection).timed(
+        entity.name
+    )
+
+
+@hookimpl(applies=_timed)
 def qiao_after_record_write(
     context: WriteContext,
     entity: EntityDef,
@@ -97,24 +105,6 @@ def qiao_after_record_write(
             # seeds records against in the same one.
             lambda name: calendars(runtime).get(name, context.connection),
         )
-
-
-@hookimpl
-def qiao_after_records_write(
-    context: WriteContext,
-    entity: EntityDef,
-    operation: str,
-    records: list[dict[str, Any]],
-    changes: list[dict[str, tuple[Any, Any]]],
-) -> None:
-    """:func:`qiao_after_record_write` record by record, for rules and for an entity a
-    time-based rule watches (asked once for the batch)."""
-    if entity.name != RULE and not rules_of(context.runtime).get(context.connection).timed(
-        entity.name
-    ):
-        return
-    for record, changed in zip(records, changes, strict=True):
-        qiao_after_record_write(context, entity, operation, record, changed)
 
 
 @hookimpl

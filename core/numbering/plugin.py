@@ -69,7 +69,11 @@ def qiao_startup(runtime: Runtime) -> None:
     check(runtime)
 
 
-@hookimpl
+def _numbered(context: WriteContext, entity: EntityDef, operation: str) -> bool:
+    return operation != "delete" and bool(declarations(context.runtime).get(entity.name))
+
+
+@hookimpl(applies=_numbered)
 def qiao_before_record_write(
     context: WriteContext,
     entity: EntityDef,
@@ -90,22 +94,6 @@ def qiao_before_record_write(
                 )
         elif values.get(decl.field) in (None, ""):
             values[decl.field] = next_number(context, decl)
-
-
-@hookimpl
-def qiao_before_records_write(
-    context: WriteContext,
-    entity: EntityDef,
-    operation: str,
-    values: list[dict[str, Any]],
-    existing: list[dict[str, Any] | None],
-) -> None:
-    """:func:`qiao_before_record_write` row by row, for an entity that declares numbers
-    (looked up once for the batch); the rows take consecutive numbers in input order."""
-    if not declarations(context.runtime).get(entity.name):
-        return
-    for row, stored in zip(values, existing, strict=True):
-        qiao_before_record_write(context, entity, operation, row, stored)
 
 
 def next_number(context: WriteContext, decl: NumberingDecl) -> str:

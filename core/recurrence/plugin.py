@@ -60,7 +60,11 @@ def qiao_startup(runtime: Runtime) -> None:
     plans(runtime)
 
 
-@hookimpl
+def _watched(context: WriteContext, entity: EntityDef, operation: str) -> bool:
+    return any(_watching(context.runtime, entity.name))
+
+
+@hookimpl(applies=_watched)
 def qiao_after_record_write(
     context: WriteContext,
     entity: EntityDef,
@@ -83,22 +87,6 @@ def qiao_after_record_write(
         change = changes.get(decl.reschedule_from)
         if operation == "update" and change is not None and change[1] is not None:
             completed(context, [checked[decl.name]], record, change[1])
-
-
-@hookimpl
-def qiao_after_records_write(
-    context: WriteContext,
-    entity: EntityDef,
-    operation: str,
-    records: list[dict[str, Any]],
-    changes: list[dict[str, tuple[Any, Any]]],
-) -> None:
-    """:func:`qiao_after_record_write` record by record, for an entity a plan follows or
-    creates (looked up once for the batch)."""
-    if not any(_watching(context.runtime, entity.name)):
-        return
-    for record, changed in zip(records, changes, strict=True):
-        qiao_after_record_write(context, entity, operation, record, changed)
 
 
 def _watching(runtime: RecordsHost, entity: str) -> tuple[list[PlanDecl], list[PlanDecl]]:

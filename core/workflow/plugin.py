@@ -41,7 +41,27 @@ def qiao_entity_manifests() -> list[Path]:
     return [MANIFEST]
 
 
-@hookimpl
+def _checks_writes(context: WriteContext, entity: EntityDef, operation: str) -> bool:
+    """Whether writes of ``entity`` may meet a pipeline or a record waiting for approval
+    (new records wait for none): asked once per batch."""
+    return (
+        operation != "create"
+        or entity.name in WORKFLOW_ENTITIES
+        or store.has_pipelines(context.connection, entity.name)
+    )
+
+
+def _follows_writes(context: WriteContext, entity: EntityDef, operation: str) -> bool:
+    """Whether a pipeline or an approval process follows writes of ``entity``."""
+    conn = context.connection
+    return (
+        entity.name in WORKFLOW_ENTITIES
+        or store.has_pipelines(conn, entity.name)
+        or store.has_processes(conn, entity.name)
+    )
+
+
+@hookimpl(applies=_checks_writes)
 def qiao_before_record_write(
     context: WriteContext,
     entity: EntityDef,
@@ -55,26 +75,6 @@ def qiao_before_record_write(
         return
     approvals.check_unlocked(context, entity, operation, existing)
     pipelines.check_write(context, entity, operation, values, existing)
-
-
-@hookimpl
-def qiao_before_records_write(
-    context: WriteContext,
-    entity: EntityDef,
-    operation: str,
-    values: list[dict[str, Any]],
-    existing: list[dict[str, Any] | None],
-) -> None:
-    """:func:`qiao_before_record_write` row by row, unless the batch creates records that
-    no pipeline follows: new records wait for no approval, so nothing is checked."""
-    if (
-        operation == "create"
-        and entity.name not in WORKFLOW_ENTITIES
-        and not store.has_pipelines(context.connection, entity.name)
-    ):
-        return
-    for row, stored in zip(values, existing, strict=True):
-        qiao_before_record_write(context, entity, operation, row, stored)
 
 
 def _check_definition(context: WriteContext, name: str, record: dict[str, Any]) -> None:
@@ -104,7 +104,7 @@ def _check_definition(context: WriteContext, name: str, record: dict[str, Any]) 
         )
 
 
-@hookimpl
+@hookimpl(applies=_follows_writes)
 def qiao_after_record_write(
     context: WriteContext,
     entity: EntityDef,
@@ -118,27 +118,6 @@ def qiao_after_record_write(
         return
     pipelines.record_move(context, entity, operation, record, changes)
     approvals.auto_submit(context, entity, operation, record, changes)
-
-
-@hookimpl
-def qiao_after_records_write(
-    context: WriteContext,
-    entity: EntityDef,
-    operation: str,
-    records: list[dict[str, Any]],
-    changes: list[dict[str, tuple[Any, Any]]],
-) -> None:
-    """:func:`qiao_after_record_write` record by record, unless no pipeline follows the
-    entity and no approval process watches it (asked once for the batch)."""
-    conn = context.connection
-    if (
-        entity.name not in WORKFLOW_ENTITIES
-        and not store.has_pipelines(conn, entity.name)
-        and not store.has_processes(conn, entity.name)
-    ):
-        return
-    for record, changed in zip(records, changes, strict=True):
-        qiao_after_record_write(context, entity, operation, record, changed)
 
 
 @hookimpl

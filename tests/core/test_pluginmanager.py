@@ -568,6 +568,18 @@ def test_subscribing_a_hook_that_has_no_entity_is_refused() -> None:
     assert caught.value.message.startswith("plugin 'routes': qiao_routes has no entity")
 
 
+def test_applies_on_a_hook_not_called_row_by_row_is_refused() -> None:
+    def batch(values: list[dict[str, Any]]) -> None:
+        return None
+
+    marked = hookimpl(batch, applies=lambda context, entity, operation: True)
+    with pytest.raises(ConfigurationError) as caught:
+        create_plugins([], [_plugin("rows", qiao_before_records_write=marked)])
+    assert caught.value.message.startswith(
+        "plugin 'rows': qiao_before_records_write is not called row by row"
+    )
+
+
 def _added(routes: list[BaseRoute]) -> list[BaseRoute]:
     """``routes`` without those of the built-in plugins (the public intake pages)."""
     builtin = {getattr(r, "path", None) for r in create_plugins([]).routes(NO_RUNTIME)}

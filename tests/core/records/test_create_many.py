@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -129,8 +130,27 @@ def plugins() -> tuple[Declares, Batches]:
 
 
 @pytest.fixture
-def qiao_extra_plugins(plugins: tuple[Declares, Batches]) -> Sequence[Any]:
-    return plugins
+def asks() -> SimpleNamespace:
+    """A plugin implementing only the per-record hook, with ``applies=``: ``asked`` lists the
+    entities of the batches it was asked about, ``rows`` those of the rows it was called for."""
+    seen = SimpleNamespace(asked=[], rows=[])
+
+    def applies(context: Any, entity: Any, operation: str) -> bool:
+        seen.asked.append(entity.name)
+        return bool(entity.name == "service_job")
+
+    def qiao_before_record_write(entity: Any) -> None:
+        seen.rows.append(entity.name)
+
+    hook = staticmethod(hookimpl(qiao_before_record_write, applies=applies))
+    namespace = {"__name__": "asking_fixture", "qiao_before_record_write": hook}
+    seen.plugin = type("Asks", (), namespace)()
+    return seen
+
+
+@pytest.fixture
+def qiao_extra_plugins(plugins: tuple[Declares, Batches], asks: SimpleNamespace) -> Sequence[Any]:
+    return [*plugins, asks.plugin]
 
 
 def rows(count: int, account: str | None = None) -> list[dict[str, Any]]:
@@ -225,6 +245,20 @@ def test_a_batch_with_computed_fields_answers_them_as_single_creates_do(
     assert {k: v for k, v in batch[0].items() if k not in {"id", "created_at", "updated_at"}} == {
         k: v for k, v in single.items() if k not in {"id", "created_at", "updated_at"}
     }
+
+
+def test_a_per_record_hook_is_asked_once_a_batch_and_called_only_for_its_batches(
+    qiao_runtime: Runtime, asks: SimpleNamespace
+) -> None:
+    asks.asked.clear()
+    asks.rows.clear()  # the runtime's own start-up records
+    target = account(qiao_runtime)
+    assert (asks.asked, asks.rows) == ([], ["account"]), "a single write is not asked"
+    asks.rows.clear()
+    create_many(qiao_runtime, "service_job", rows(3))
+    create_many(qiao_runtime, "service_visit", [{"task": "校准", "account": target}] * 2)
+    assert asks.asked == ["service_job", "service_visit"]
+    assert asks.rows == ["service_job"] * 3
 
 
 def test_every_bad_row_is_reported_by_index_and_nothing_is_written(
