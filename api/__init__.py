@@ -61,7 +61,7 @@ from qiao.core.metadata.sections import Section
 from qiao.core.metadata.values import to_json
 from qiao.core.normalise import DEFAULT_PHONE_REGION, normalise_phone, normalise_width
 from qiao.core.notifications import Notice, notify, notify_many
-from qiao.core.records.batch import Created, RowError, RowsRefused
+from qiao.core.records.batch import Created, RowError, RowsRefused, Upserted
 from qiao.core.records.context import Source, WriteContext
 from qiao.core.records.service import Page, RecordsService, UniqueIds
 from qiao.core.redaction import (
@@ -189,6 +189,7 @@ __all__: Sequence[str] = (
     "Unauthenticated",
     "UniqueIds",
     "UnsupportedMediaType",
+    "Upserted",
     "WriteContext",
     "actor_of",
     "blind_index_column",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from qiao.core.config import Config
     from qiao.core.metadata.model import EntityDef
     from qiao.core.permissions.rights import Right
-    from qiao.core.records.batch import Created
+    from qiao.core.records.batch import Created, Upserted
     from qiao.core.records.context import Source, WriteContext
     from qiao.core.records.service import Page, UniqueIds
 
@@ -114,6 +114,24 @@ class Records(Protocol):
         actor may not read is not found, and creating it then meets the unique key
         (CONFLICT). ``key`` must be an ``external_id`` field (BAD_USER_INPUT otherwise).
         """
+        ...
+
+    def upsert_many(
+        self,
+        ctx: WriteContext,
+        entity_name: str,
+        key: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        skip_invalid: bool = False,
+    ) -> Upserted:
+        """``upsert`` for a batch, as one upsert after another would write it: the keys
+        looked up in one query, the new records created with one ``create_many``, the
+        records named read in one query and a row that would change nothing left
+        unwritten (no hook runs for it), the others updated one by one; a key repeated
+        in the batch is written in input order. Refused rows are reported by index
+        (``RowsRefused``) and nothing is written; with ``skip_invalid`` they are left
+        out and listed in ``refused``."""
         ...
 
     def get(

@@ -84,14 +84,14 @@ def configure(
 
 
 @contextlib.contextmanager
-def deployment(admin_url: str) -> Iterator[Runtime]:
+def deployment(admin_url: str, plugins: Sequence[str] = ("crm",)) -> Iterator[Runtime]:
     """A runtime on a fresh PostgreSQL database configured by :func:`configure`, its tables
     and audit key made; closed, and the database dropped, when the block ends."""
     with (
         tempfile.TemporaryDirectory() as folder,
         database("postgresql", Path(folder), admin_url) as url,
     ):
-        runtime = Runtime(configure(Path(folder), url))
+        runtime = Runtime(configure(Path(folder), url, plugins))
         try:
             runtime.migrate()
             audit.initialize(runtime, existing_ok=True)

@@ -61,3 +61,19 @@ class Created:
     records: list[dict[str, Any]] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)
     refused: list[RowError] = field(default_factory=list)
+
+
+@dataclass
+class Upserted:
+    """The outcome of a batch upsert.
+
+    ``records`` are the records written, in input order, ``indexes`` the input
+    position of each, ``created`` the positions whose row created its record
+    (the others updated one); ``refused`` holds the rows left out (only when the
+    caller asked for invalid rows to be skipped).
+    """
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    created: set[int] = field(default_factory=set)
+    refused: list[RowError] = field(default_factory=list)

@@ -50,8 +50,9 @@ from qiao.core.metadata.values import coerce, coerce_default, coerce_for_query
 from qiao.core.permissions.access import Access, owner_column
 from qiao.core.permissions.engine import Permissions
 from qiao.core.permissions.rights import Right
-from qiao.core.records.batch import Created, RowError, RowsRefused
+from qiao.core.records.batch import Created, RowError, RowsRefused, Upserted
 from qiao.core.records.context import Source, WriteContext
+from qiao.core.records.upserting import external_key, upsert_rows
 from qiao.core.redaction import PLAIN_TYPES, contains_sensitive
 from qiao.core.storage.database import Database, transaction_cache
 
@@ -938,11 +939,60 @@ class RecordsService:
         if outside:
             raise RowsRefused(outside, total)
 
-    def _fetch_many(self, conn: Connection, table: Table, ids: Sequence[str]) -> Sequence[Record]:
-        """Stored records by id, in the order of ``ids``, with their computed fields."""
+    def unchanged(
+        self, ctx: WriteContext, entity_name: str, writes: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> Sequence[Record | None]:
+        """For each ``(record id, values)``: the stored record (locked for the transaction,
+        with its computed fields) when :meth:`update` would accept the values and find
+        nothing to change, otherwise None; in one read for all of them.
+
+        A batch of another system's records is mostly what Qiao holds already (a
+        full pull, or an overlap read again); those rows need no write, no hook and
+        no savepoint. Values that do not check out, or that the actor may not write
+        to the record, count as changes, so that :meth:`update` refuses them with
+        its own error.
+        """
+        entity = self.catalog.entity(entity_name)
+        table = self.catalog.table(entity_name)
+        conn = ctx.connection
+        access = self.permissions.access_for(ctx.actor)
+        if not access.can(entity.name, "update"):
+            return [None] * len(writes)
+        ids = [record_id for record_id, _ in writes]
+        condition = access.row_filter(entity.name, table, "update")
+        inside = (
+            set(ids)
+            if condition is None
+            else set(
+                conn.execute(select(table.c.id).where(table.c.id.in_(ids), condition)).scalars()
+            )
+        )
+        found: list[Record | None] = []
+        for existing, (record_id, values) in zip(
+            self._fetch_many(conn, table, ids, lock=True), writes, strict=True
+        ):
+            try:
+                checked = self._check_values(entity, values, creating=False, existing=existing)
+                access.require_writable(entity.name, list(checked))
+            except QiaoError:
+                found.append(None)
+                continue
+            same = record_id in inside and all(
+                existing[column] == value for column, value in _columns(entity, checked).items()
+            )
+            found.append(existing if same else None)
+        return found
+
+    def _fetch_many(
+        self, conn: Connection, table: Table, ids: Sequence[str], *, lock: bool = False
+    ) -> Sequence[Record]:
+        """Stored records by id, in the order of ``ids``, with their computed fields;
+        with ``lock``, locked for the transaction (on PostgreSQL)."""
         catalog = self.catalog
         columns = self._computed_columns(conn, catalog, table.name, None)
         stmt = _with_computed(select(table), columns).where(table.c.id.in_(ids))
+        if lock and conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=table)
         fetched = [dict(row._mapping) for row in conn.execute(stmt)]
         opened = self.encryption.open_rows(catalog.entity(table.name), fetched)
         by_id = {
@@ -961,13 +1011,7 @@ class RecordsService:
         (CONFLICT), as any duplicate would.
         """
         entity = self.catalog.entity(entity_name)
-        field = entity.field(key)
-        if field is None or not field.external_id:
-            keys = ", ".join(f.name for f in entity.fields if f.external_id) or "none"
-            raise BadUserInput(
-                f"{key!r} is not an external-id field of {entity.name} (they are: {keys})",
-                field=key,
-            )
+        external_key(entity, key)
         value = values.get(key)
         if value in (None, ""):
             raise BadUserInput(f"{key} is required to find the record by", field=key)
@@ -978,6 +1022,20 @@ class RecordsService:
             changes = {k: v for k, v in values.items() if k != key}
             return self.update(ctx, entity.name, found.records[0]["id"], changes), False
         return self.create(ctx, entity.name, values), True
+
+    def upsert_many(
+        self,
+        ctx: WriteContext,
+        entity_name: str,
+        key: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        skip_invalid: bool = False,
+    ) -> Upserted:
+        """:meth:`upsert` for a batch, as one upsert after another would write it: what a
+        connector's page of another system's records needs (see
+        :func:`~qiao.core.records.upserting.upsert_rows`)."""
+        return upsert_rows(self, ctx, entity_name, key, rows, skip_invalid=skip_invalid)
 
     def _fetch(
         self,

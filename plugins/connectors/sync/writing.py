@@ -1,4 +1,4 @@
-"""Upserting pulled rows into Qiao's records, one savepoint per row.
+"""Upserting pulled rows into Qiao's records, a page at a time.
 
 A row Qiao refuses (a required field empty, a value too long, a relation naming no
 record) is skipped and listed in the sync log with the reason, rather than failing the
@@ -47,23 +47,27 @@ def upsert_all(
 
     The records the rows' ``relation.field`` values name are looked up before the rows
     are written, one query for all of them, so a row cannot name a record another row
-    of the same pull creates."""
-    written = 0
+    of the same pull creates. The rows are then written as one batch
+    (``Records.upsert_many``): their keys looked up together, the new records created
+    together."""
     refused: list[CallRecord] = []
-    records = runtime.records
     page = list(rows)
-    with records.transaction(SYSTEM, Source.CONNECTOR) as ctx:
+    with runtime.records.transaction(SYSTEM, Source.CONNECTOR) as ctx:
         found = named(runtime, ctx, entity, page)
+        ready: list[tuple[Mapping[str, Any], dict[str, Any]]] = []
         for values in page:
             try:
-                with ctx.connection.begin_nested():
-                    records.upsert(ctx, entity, key, resolved(runtime, entity, values, found))
+                ready.append((values, resolved(runtime, entity, values, found)))
             except QiaoError as error:
                 refused.append(refusal(vendor, entity, values, key, str(error), ctx.now()))
-                continue
-            written += 1
+        written = runtime.records.upsert_many(
+            ctx, entity, key, [row for _, row in ready], skip_invalid=True
+        )
+        for row in written.refused:
+            values = ready[row.index][0]
+            refused.append(refusal(vendor, entity, values, key, str(row.error), ctx.now()))
     write_calls(runtime, connector_id, refused)
-    return written
+    return len(written.records)
 
 
 def named(
