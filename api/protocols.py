@@ -101,6 +101,22 @@ class Records(Protocol):
         expected_version: int | None = None,
     ) -> Record: ...
 
+    def update_many(
+        self,
+        ctx: WriteContext,
+        entity_name: str,
+        writes: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        skip_invalid: bool = False,
+    ) -> Created:
+        """``update`` for a batch of ``(record id, values)`` of one entity: one locked read,
+        one ``UPDATE`` per set of changed columns, one re-read, the write hooks once per
+        batch. Refused rows are reported by index (``RowsRefused``) and nothing is
+        written; with ``skip_invalid``, rows refused before the hooks (values, fields,
+        a record not found or outside the caller's scope) are left out and listed in
+        ``refused``. A row that changes nothing is answered with its record."""
+        ...
+
     def delete(self, ctx: WriteContext, entity_name: str, record_id: str) -> Record: ...
 
     def upsert(
@@ -128,10 +144,11 @@ class Records(Protocol):
         """``upsert`` for a batch, as one upsert after another would write it: the keys
         looked up in one query, the new records created with one ``create_many``, the
         records named read in one query and a row that would change nothing left
-        unwritten (no hook runs for it), the others updated one by one; a key repeated
-        in the batch is written in input order. Refused rows are reported by index
-        (``RowsRefused``) and nothing is written; with ``skip_invalid`` they are left
-        out and listed in ``refused``."""
+        unwritten (no hook runs for it), the others updated with one ``update_many``; a
+        key repeated in the batch is written in input order. Refused rows are reported
+        by index (``RowsRefused``) and nothing is written; with ``skip_invalid`` they are
+        left out and listed in ``refused``, and creates or updates refused as a whole
+        are tried again one by one."""
         ...
 
     def get(

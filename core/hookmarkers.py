@@ -37,9 +37,9 @@ class HookimplMarker:
     of one hook is called when any of them subscribes to the entity.
 
     ``@hookimpl(applies=check)`` on a per-record write hook says, once per batch,
-    whether the batch has anything for it: ``create_many`` calls a plugin that
-    implements only the per-record hook once a row, and skips it for a batch
-    ``check(context, entity, operation)`` answers False for, so a plugin that
+    whether the batch has anything for it: ``create_many`` and ``update_many``
+    call a plugin that implements only the per-record hook once a row, and skip
+    it for a batch ``check(context, entity, operation)`` answers False for, so a plugin that
     acts on few entities (those with numbering, say) is not asked row by row.
     The hook itself still decides row by row, and single writes call it as
     always.

@@ -132,11 +132,12 @@ def qiao_before_records_write(
     """Inspect or adjust a batch of writes of one entity before it reaches the database.
 
     Called inside the batch's transaction by ``RecordsService.create_many``
-    (imports, the offline sync push, connectors), after every row's values
-    were checked and before any row is written; and for a single write, as a
-    batch of one, when a plugin implements only this hook. A plugin that does
-    its work for many rows in fewer queries (a run of numbers, every row's
-    duplicates at once) implements it. A plugin implementing it is not called
+    (imports, the offline sync push, connectors) and ``update_many``
+    (connectors' pulls), after every row's values were checked and before any
+    row is written; and for a single write, as a batch of one, when a plugin
+    implements only this hook. A plugin that does its work for many rows in
+    fewer queries (a run of numbers, every row's duplicates at once)
+    implements it. A plugin implementing it is not called
     with ``qiao_before_record_write`` for the batch's rows; a plugin
     implementing only that hook is called once per row, so no plugin misses a
     write. Plugins are called in load order, each with the whole batch.
@@ -162,7 +163,8 @@ def qiao_after_records_write(
 ) -> None:
     """React to a batch of writes of one entity, inside the same transaction.
 
-    Called once every row of a ``RecordsService.create_many`` batch is written,
+    Called once every row of a ``RecordsService.create_many`` batch (of an
+    ``update_many`` batch: every row that changed something) is written,
     before the transaction commits, with the same dispatch as
     ``qiao_before_records_write``: a plugin implementing this hook gets the
     batch once instead of one ``qiao_after_record_write`` call per record (the

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     false,
     func,
@@ -329,6 +330,189 @@ class RecordsService:
             context=ctx, entity=entity, operation="create", records=records, changes=changes
         )
         return Created(records=records, indexes=[i for i, _ in stored], refused=refused)
+
+    def update_many(
+        self,
+        ctx: WriteContext,
+        entity_name: str,
+        writes: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        skip_invalid: bool = False,
+    ) -> Created:
+        """Change fields of many records of one entity, as :meth:`update` would one by one.
+
+        ``writes`` holds each record's id and new values. Every row is checked
+        before any is written and refused rows are reported by index
+        (:class:`RowsRefused`, nothing written); with ``skip_invalid``, rows
+        refused by their values, the fields the caller may write, a record not
+        found or outside the caller's scope are left out and listed in
+        ``refused``, and a refusal found later (a hook, a rule, a related record,
+        a unique value) still refuses the whole batch.
+
+        The batch costs one locked read, one scope query, one lookup per
+        relation, one ``UPDATE`` per set of changed columns, one re-read, and
+        the write hooks once per batch (per record for plugins implementing only
+        the per-record hooks). A row that changes nothing is answered with its
+        record, as :meth:`update` answers it, and reaches no after-hook.
+        """
+        catalog = self.catalog
+        entity = catalog.entity(entity_name)
+        table = catalog.table(entity_name)
+        conn = ctx.connection
+        access = self.permissions.access_for(ctx.actor)
+        access.require(entity.name, "update")
+        refused: list[RowError] = []
+        wanted = [record_id for record_id, _ in writes if is_record_id(record_id)]
+        stored = self._lock_many(conn, table, wanted)
+        condition = access.row_filter(entity.name, table, "update")
+        inside = (
+            set(wanted) if condition is None else self._ids_where(conn, table, wanted, condition)
+        )
+        accepted: list[tuple[int, Record, dict[str, Any]]] = []
+        writable: set[frozenset[str]] = set()
+        seen: set[str] = set()
+        for index, (record_id, values) in enumerate(writes):
+            try:
+                if not is_record_id(record_id):
+                    raise BadUserInput(f"{record_id!r} is not a record id", field="id")
+                if record_id in seen:
+                    raise BadUserInput(f"{entity.name} {record_id} is written twice in one batch")
+                seen.add(record_id)
+                existing = stored.get(record_id)
+                if existing is None or record_id not in inside:
+                    self._require_scope(conn, access, entity, record_id, "update")
+                    raise NotFound(f"no {entity.name} with id {record_id}", field="id")
+                _refuse_masks(entity, values, existing)
+                checked = self._check_values(entity, values, creating=False, existing=existing)
+                if frozenset(checked) not in writable:
+                    access.require_writable(entity.name, list(checked))
+                    writable.add(frozenset(checked))
+            except QiaoError as exc:
+                refused.append(RowError(index, exc))
+                continue
+            accepted.append((index, existing, checked))
+        if refused and not skip_invalid:
+            raise RowsRefused(refused, len(writes))
+        if not accepted:
+            return Created(refused=refused)
+        self.plugins.before_write_many(
+            context=ctx,
+            entity=entity,
+            operation="update",
+            values=[checked for _, _, checked in accepted],
+            existing=[existing for _, existing, _ in accepted],
+        )
+        late: list[RowError] = []
+        rows: list[tuple[int, Record, dict[str, Any]]] = []
+        for index, existing, checked in accepted:
+            try:
+                again = self._check_values(entity, checked, creating=False, existing=existing)
+            except QiaoError as exc:
+                late.append(RowError(index, exc))
+                continue
+            rows.append((index, existing, again))
+        readable = _Targets(conn, ctx.actor, access)
+        late += _refused_targets(conn, catalog, entity, [(i, c) for i, _, c in rows], readable)
+        changed: dict[int, dict[str, Any]] = {}
+        for index, existing, checked in rows:
+            columns = _columns(entity, checked)
+            moved = {c: v for c, v in columns.items() if existing[c] != v}
+            if not moved:
+                continue
+            try:
+                self._enforce_rules(conn, catalog, entity, existing | columns)
+            except QiaoError as exc:
+                late.append(RowError(index, exc))
+            changed[index] = moved
+        if late:
+            raise RowsRefused(sorted(late, key=lambda r: r.index), len(writes))
+        self._update_rows(ctx, entity, [(e, changed[i]) for i, e, _ in rows if i in changed])
+        ids = [existing["id"] for _, existing, _ in rows]
+        moved_ids = [existing["id"] for i, existing, _ in rows if i in changed]
+        if condition is not None and moved_ids:
+            outside = set(moved_ids) - self._ids_where(conn, table, moved_ids, condition)
+            if outside:
+                message = (
+                    f"this change would move the {entity.name} out of the records you may change"
+                )
+                raise RowsRefused(
+                    [RowError(i, Forbidden(message)) for i, e, _ in rows if e["id"] in outside],
+                    len(writes),
+                )
+        records = self._fetch_many(conn, table, ids)
+        written = [
+            (record, existing, changed[index])
+            for record, (index, existing, _) in zip(records, rows, strict=True)
+            if index in changed
+        ]
+        for record, _, _ in written:
+            self._written(ctx, entity, record["id"])
+        if written:
+            self.plugins.after_write_many(
+                context=ctx,
+                entity=entity,
+                operation="update",
+                records=[record for record, _, _ in written],
+                changes=[
+                    {
+                        f.name: (existing[f.column], record[f.column])
+                        for f in entity.stored_fields
+                        if f.column in moved
+                    }
+                    for record, existing, moved in written
+                ],
+            )
+        return Created(records=list(records), indexes=[i for i, _, _ in rows], refused=refused)
+
+    def _update_rows(
+        self, ctx: WriteContext, entity: EntityDef, rows: Sequence[tuple[Record, dict[str, Any]]]
+    ) -> None:
+        """Write each ``(stored record, changed columns)``: one ``UPDATE`` per set of columns,
+        each row at its stored version (CONFLICT when one moved on)."""
+        table = self.catalog.table(entity.name)
+        now = self.clock()
+        groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for existing, columns in rows:
+            sealed = self.encryption.seal(ctx.connection, entity, existing["id"], columns)
+            row = {
+                **{f"v_{column}": value for column, value in sealed.items()},
+                "k_id": existing["id"],
+                "k_version": existing["version"],
+                "v_version": existing["version"] + 1,
+            }
+            groups.setdefault(frozenset(sealed), []).append(row)
+        for names, params in groups.items():
+            stmt = (
+                update(table)
+                .where(table.c.id == bindparam("k_id"), table.c.version == bindparam("k_version"))
+                .values(
+                    {
+                        **{column: bindparam(f"v_{column}") for column in sorted(names)},
+                        "updated_at": now,
+                        "updated_by_id": ctx.actor.user_id,
+                        "version": bindparam("v_version"),
+                    }
+                )
+            )
+            result = self._execute(ctx.connection, entity, stmt, params)
+            if ctx.connection.dialect.supports_sane_multi_rowcount and result.rowcount != len(
+                params
+            ):
+                raise Conflict(f"a {entity.name} of this batch was changed concurrently; try again")
+
+    def _lock_many(self, conn: Connection, table: Table, ids: Sequence[str]) -> dict[str, Record]:
+        """The stored records of ``ids`` that exist, by id, locked for the transaction."""
+        stmt = select(table).where(table.c.id.in_(ids))
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        return {row.id: self._open(table, row._mapping) for row in conn.execute(stmt)}
+
+    @staticmethod
+    def _ids_where(
+        conn: Connection, table: Table, ids: Sequence[str], condition: ColumnElement[bool]
+    ) -> set[str]:
+        """Which of ``ids`` name a row meeting ``condition``."""
+        return set(conn.execute(select(table.c.id).where(table.c.id.in_(ids), condition)).scalars())
 
     def update(
         self,

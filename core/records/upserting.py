@@ -1,5 +1,5 @@
 """Writing a batch of another system's records by their key: the new ones created
-together, the known ones updated one by one.
+together, the changed ones updated together, the rest left as they are.
 
 A connector reads pages of customers, products or contacts, each carrying the
 other system's key in an external-id field. Upserting them one at a time costs
@@ -7,8 +7,8 @@ a lookup, a write and a re-read per row; here a page's keys are looked up in one
 query and its new records go through one ``create_many``. The records the
 others name are read in one query too, and a row that would change nothing (most
 rows of a full pull, or of the overlap a pull reads again) is done there: no
-write, no hook, no savepoint. Only rows that change something are updated, one
-by one.
+write, no hook, no savepoint. The rows that change something go through one
+``update_many``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from qiao.core.errors import BadUserInput, QiaoError
 from qiao.core.metadata.model import EntityDef, FieldDef
 from qiao.core.metadata.values import coerce_for_query
-from qiao.core.records.batch import RowError, RowsRefused, Upserted
+from qiao.core.records.batch import Created, RowError, RowsRefused, Upserted
 from qiao.core.records.context import WriteContext
 
 if TYPE_CHECKING:
@@ -56,10 +56,10 @@ def upsert_rows(
     A key repeated in the batch is written in input order: its first row creates
     or updates the record, the later ones update it. Refused rows are reported by
     index (:class:`RowsRefused`) and nothing of the batch is written; with
-    ``skip_invalid`` they are left out and listed in ``refused`` instead: each
-    update runs in a savepoint of its own, and when the batch's creates are
-    refused as a whole (by a hook, a rule or a unique value) they are tried again
-    one by one, so one bad row costs only itself.
+    ``skip_invalid`` they are left out and listed in ``refused`` instead: when
+    the batch's creates or updates are refused as a whole (by a hook, a rule or
+    a unique value) they are tried again one by one, each in a savepoint, so
+    one bad row costs only itself.
     """
     field = external_key(service.catalog.entity(entity_name), key)
     rounds, refused = key_rounds(key, [_stored(field, row.get(key)) for row in rows])
@@ -137,13 +137,22 @@ class _Batch:
         if known:
             writes = [(record_id, changes) for _, record_id, changes in known]
             unchanged = service.unchanged(ctx, self.entity, writes)
-            for (index, record_id, changes), same in zip(known, unchanged, strict=True):
+            for (index, _, _), same in zip(known, unchanged, strict=True):
                 if same is not None:
                     self._written(index, same, created=False)
-                    continue
-                update = partial(service.update, ctx, self.entity, record_id, changes)
-                self._one(index, update, False)
-        self._create(fresh)
+            changing = [row for row, same in zip(known, unchanged, strict=True) if same is None]
+            self._together(
+                [index for index, _, _ in changing],
+                partial(service.update_many, ctx, self.entity, [row[1:] for row in changing]),
+                [partial(service.update, ctx, self.entity, *row[1:]) for row in changing],
+                creates=False,
+            )
+        self._together(
+            fresh,
+            partial(service.create_many, ctx, self.entity, [self.rows[i] for i in fresh]),
+            [partial(service.create, ctx, self.entity, self.rows[i]) for i in fresh],
+            creates=True,
+        )
 
     def outcome(self) -> Upserted:
         """What was written and refused, each in input order."""
@@ -156,30 +165,35 @@ class _Batch:
             refused=sorted(done.refused, key=lambda r: r.index),
         )
 
-    def _create(self, fresh: list[int]) -> None:
-        if not fresh:
+    def _together(
+        self,
+        positions: list[int],
+        many: Callable[..., Created],
+        singles: Sequence[Callable[[], dict[str, Any]]],
+        *,
+        creates: bool,
+    ) -> None:
+        """Write the rows at ``positions`` with one batch call (``many``); when the batch is
+        refused as a whole and refused rows are skipped, each row alone (``singles``)."""
+        if not positions:
             return
-        rows = [self.rows[i] for i in fresh]
         try:
             with self._savepoint():
-                created = self.service.create_many(
-                    self.ctx, self.entity, rows, skip_invalid=self.skip_invalid
-                )
+                written = many(skip_invalid=self.skip_invalid)
         except RowsRefused as refusal:
             if not self.skip_invalid:
-                moved = [RowError(fresh[r.index], r.error) for r in refusal.rows]
+                moved = [RowError(positions[r.index], r.error) for r in refusal.rows]
                 raise RowsRefused(moved, len(self.rows)) from refusal
         except QiaoError:
             if not self.skip_invalid:
                 raise
         else:
-            self.done.refused += [RowError(fresh[r.index], r.error) for r in created.refused]
-            for record, index in zip(created.records, created.indexes, strict=True):
-                self._written(fresh[index], record, created=True)
+            self.done.refused += [RowError(positions[r.index], r.error) for r in written.refused]
+            for record, index in zip(written.records, written.indexes, strict=True):
+                self._written(positions[index], record, created=creates)
             return
-        for index in fresh:  # refused as a whole: each row alone
-            create = partial(self.service.create, self.ctx, self.entity, self.rows[index])
-            self._one(index, create, True)
+        for index, single in zip(positions, singles, strict=True):
+            self._one(index, single, creates)
 
     def _one(self, index: int, write: Callable[[], dict[str, Any]], creates: bool) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Batch upserts apply the caller's rules to every row, written or not."""
+"""Batch updates and upserts apply the caller's rules to every row, written or not."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from qiao.core.records.batch import RowsRefused
 from qiao.core.records.context import Actor, Source
 
 from .conftest import Org
@@ -35,3 +36,42 @@ def test_a_batch_upsert_applies_the_callers_rules_to_unchanged_rows_too(org: Org
     with records.transaction(Actor.system(), Source.IMPORT) as ctx:
         done = records.upsert_many(ctx, "account", "erp_code", rows)
     assert done.indexes == [0, 1, 2] and done.created == set()
+
+
+def test_a_batch_update_refuses_rows_outside_the_callers_scope(org: Org) -> None:
+    own = org.create("account", name="苏州精工", owner=org.users["zhang"])
+    colleague = org.create("account", name="苏州重工", owner=org.users["li"])
+    hidden = org.create("account", name="北京机床", owner=org.users["zhao"])
+    records = org.runtime.records
+    writes = [
+        (own["id"], {"city": "苏州"}),
+        (colleague["id"], {"city": "苏州"}),
+        (hidden["id"], {"city": "北京"}),
+    ]
+    zhang = org.actor("zhang")
+    with pytest.raises(RowsRefused) as caught, records.transaction(zhang, Source.IMPORT) as ctx:
+        records.update_many(ctx, "account", writes)
+    assert [(r.index, r.error.code) for r in caught.value.rows] == [
+        (1, "FORBIDDEN"),
+        (2, "NOT_FOUND"),
+    ]
+    with records.transaction(zhang, Source.IMPORT) as ctx:
+        done = records.update_many(ctx, "account", writes, skip_invalid=True)
+    assert done.indexes == [0] and done.records[0]["city"] == "苏州"
+
+
+def test_a_batch_update_may_not_move_a_record_out_of_the_callers_scope(org: Org) -> None:
+    own = org.create("account", name="苏州精工", owner=org.users["zhang"])
+    other = org.create("account", name="苏州机床", owner=org.users["zhang"])
+    records = org.runtime.records
+    writes = [(own["id"], {"city": "苏州"}), (other["id"], {"owner": org.users["zhao"]})]
+    with (
+        pytest.raises(RowsRefused) as caught,
+        records.transaction(org.actor("zhang"), Source.IMPORT) as ctx,
+    ):
+        records.update_many(ctx, "account", writes, skip_invalid=True)
+    assert [(r.index, r.error.code) for r in caught.value.rows] == [(1, "FORBIDDEN")]
+    assert "out of the records you may change" in caught.value.rows[0].error.message
+    with org.runtime.db.read() as conn:
+        found = records.get(conn, "account", own["id"], actor=Actor.system())
+    assert found is not None and found["city"] is None

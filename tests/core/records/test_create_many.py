@@ -99,7 +99,8 @@ class Declares:
 
     @hookimpl(entities=["service_job"])
     def qiao_before_record_write(self, operation: str, values: dict[str, Any]) -> None:
-        values["subject"] = values["subject"].strip()
+        if "subject" in values:
+            values["subject"] = values["subject"].strip()
         self.calls.append(("before", operation, 1))
 
     @hookimpl(entities=["service_job"])

@@ -215,20 +215,37 @@ def test_skipping_invalid_rows_writes_the_others(qiao_runtime: Runtime) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [part("N2", " test "), part("N2", "条码重复", barcode="690001")],
-    ids=["a rule met after the hooks", "a unique value taken"],
+    [
+        part("N2", " test "),
+        part("N2", "条码重复", barcode="690001"),
+        part("P2", " test "),
+        part("P2", "阀", barcode="690001"),
+    ],
+    ids=[
+        "a create meeting a rule after the hooks",
+        "a create taking a unique value",
+        "an update meeting a rule after the hooks",
+        "an update taking a unique value",
+    ],
 )
-def test_creates_refused_as_a_whole_are_tried_one_by_one(
+def test_writes_refused_as_a_whole_are_tried_one_by_one(
     qiao_runtime: Runtime, bad: dict[str, Any]
 ) -> None:
-    upsert_many(qiao_runtime, [part("P1", "泵", barcode="690001")])
-    done = upsert_many(
-        qiao_runtime, [part("N1", "新一"), bad, part("N3", "新三")], skip_invalid=True
+    upsert_many(
+        qiao_runtime,
+        [part("P1", "泵", barcode="690001"), part("P2", "阀"), part("P3", "管")],
     )
-    assert done.indexes == [0, 2] and done.created == {0, 2}
-    assert [r.index for r in done.refused] == [1]
-    assert set(stored(qiao_runtime)) == {"P1", "N1", "N3"}
-    assert audited(qiao_runtime) == 3
+    done = upsert_many(
+        qiao_runtime,
+        [part("N1", "新一"), part("P3", "管件"), bad, part("N3", "新三")],
+        skip_invalid=True,
+    )
+    assert done.indexes == [0, 1, 3] and done.created == {0, 3}
+    assert [r.index for r in done.refused] == [2]
+    assert set(stored(qiao_runtime)) == {"P1", "P2", "P3", "N1", "N3"}
+    assert stored(qiao_runtime)["P2"] == ("阀", None, 1)
+    assert stored(qiao_runtime)["P3"] == ("管件", None, 2)
+    assert audited(qiao_runtime) == 3 + 3
 
 
 def test_the_key_must_be_an_external_id(qiao_runtime: Runtime) -> None:
