@@ -44,10 +44,11 @@ def qiao_entity_manifests() -> list[Path]:
 def _checks_writes(context: WriteContext, entity: EntityDef, operation: str) -> bool:
     """Whether writes of ``entity`` may meet a pipeline or a record waiting for approval
     (new records wait for none): asked once per batch."""
+    conn = context.connection
     return (
-        operation != "create"
-        or entity.name in WORKFLOW_ENTITIES
-        or store.has_pipelines(context.connection, entity.name)
+        entity.name in WORKFLOW_ENTITIES
+        or store.has_pipelines(conn, entity.name)
+        or (operation != "create" and store.has_pending_requests(conn, entity.name))
     )
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Boolean, Connection, String, column, select, table
+from sqlalchemy import URL, Boolean, Connection, String, column, literal, select, table
 
 from qiao.core.catalog import Catalog
 from qiao.core.records.service import Record
@@ -114,6 +114,16 @@ def process_by_id(conn: Connection, catalog: Catalog, process_id: str) -> Approv
     t = catalog.table("approval_process")
     row = conn.execute(select(t).where(t.c.id == process_id)).one()
     return _parsed(catalog, "approval_process", dict(row._mapping), parse_approval_process)
+
+
+def has_pending_requests(conn: Connection, entity: str) -> bool:
+    """Whether any record of ``entity`` waits for approval: one query for a whole batch,
+    which then needs no lookup per record when none does."""
+    t = table("approval_request", column("entity", String), column("status", String))
+    found = conn.execute(
+        select(literal(1)).where(t.c.entity == entity, t.c.status == "PENDING").limit(1)
+    )
+    return found.first() is not None
 
 
 def pending_request(conn: Connection, entity: str, record_id: str) -> Record | None:

@@ -390,3 +390,19 @@ def test_two_submissions_at_once_make_one_request(
     with qiao_runtime.db.read() as conn:
         pending = conn.execute(select(table.c.id).where(table.c.record_id == quote["id"])).all()
     assert len(pending) == 1
+
+
+def test_a_batch_update_is_refused_when_a_record_of_it_waits_for_approval(
+    qiao_runtime: Runtime, team: Team, quote: Record, as_user: Any, get: Any
+) -> None:
+    records = qiao_runtime.records
+    with records.transaction(Actor.system(), Source.CONNECTOR) as ctx:
+        done = records.update_many(ctx, "quote", [(quote["id"], {"name": "改名前"})])
+    assert done.records[0]["name"] == "改名前", "no record waits: the batch is written"
+    request = as_user(team.rep, approvals.start_approval, "quote_discount", "quote", quote["id"])
+    with (
+        pytest.raises(Conflict, match=f"waits for approval \\(request {request['id']}\\)"),
+        records.transaction(Actor.system(), Source.CONNECTOR) as ctx,
+    ):
+        records.update_many(ctx, "quote", [(quote["id"], {"name": "改名"})], skip_invalid=True)
+    assert get("quote", quote["id"])["name"] == "改名前"
