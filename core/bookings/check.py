@@ -10,7 +10,7 @@ first to commit and then sees it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +77,12 @@ class Booking:
         catalog: Catalog,
         entity: EntityDef,
         record: dict[str, Any],
-        record_id: str | None,
+        moving: Collection[str] = (),
     ) -> None:
-        """Refuse ``record`` (field name -> value) if it overlaps another booking of its key."""
+        """Refuse ``record`` (field name -> value) if it overlaps another booking of its key;
+        the stored rows of ``moving`` (the record itself, a batch's records) do not count.
+        The overlapping rows of one key are few, so they are read and ``moving`` is
+        left out here rather than sent with the query."""
         key, start, end = (record.get(f.name) for f in (self.key, self.start, self.end))
         if key is None or start is None or end is None:
             return
@@ -97,18 +100,16 @@ class Booking:
             c[self.start.column] < end,
             c[self.end.column] > start,
         ]
-        if record_id is not None:
-            conditions.append(c.id != record_id)
         if self.ignore_when is not None:
             columns = {f.name: c[f.column] for f in entity.stored_fields}
             ignored = compile_formula(self.ignore_when, dialect=conn.dialect.name, columns=columns)
             conditions.append(or_(ignored.is_(None), not_(ignored)))
-        found = conn.execute(
-            select(table).where(and_(*conditions)).order_by(c[self.start.column]).limit(1)
-        ).first()
-        if found is None:
+        overlapping = conn.execute(
+            select(table).where(and_(*conditions)).order_by(c[self.start.column])
+        )
+        other = next((row._mapping for row in overlapping if str(row.id) not in moving), None)
+        if other is None:
             return
-        other = found._mapping
         name = ""
         if entity.display_field:
             shown = entity.field(entity.display_field)

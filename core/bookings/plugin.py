@@ -7,6 +7,7 @@ whenever the metadata changes.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from qiao.core.bookings.check import Booking
@@ -60,6 +61,22 @@ def qiao_before_record_write(
     decls = declarations(context.runtime).get(entity.name)
     if not decls or operation == "delete":
         return
+    moving = {str(existing["id"])} if existing else set()
+    _enforce(context, entity, operation, values, existing, decls, moving)
+
+
+def _enforce(
+    context: WriteContext,
+    entity: EntityDef,
+    operation: str,
+    values: dict[str, Any],
+    existing: dict[str, Any] | None,
+    decls: list[BookingDecl],
+    moving: Collection[str],
+) -> None:
+    """Refuse a row overlapping a stored booking other than those ``moving`` (the record
+    itself, and in a batch every record the batch moves: those meet this row where the
+    batch puts them, compared among themselves)."""
     record = _as_written(entity, values, existing)
     catalog = context.catalog
     for booking in bookings(catalog, decls):
@@ -69,13 +86,7 @@ def qiao_before_record_write(
                 watched |= set(booking.ignore_when.fields)
             if not watched & set(values):
                 continue
-        booking.enforce(
-            context.connection,
-            catalog,
-            entity,
-            record,
-            existing["id"] if existing else None,
-        )
+        booking.enforce(context.connection, catalog, entity, record, moving)
 
 
 @hookimpl
@@ -91,8 +102,9 @@ def qiao_before_records_write(
     decls = declarations(context.runtime).get(entity.name)
     if not decls or operation == "delete":
         return
+    moving = {str(stored["id"]) for stored in existing if stored is not None}
     for row, stored in zip(values, existing, strict=True):
-        qiao_before_record_write(context, entity, operation, row, stored)
+        _enforce(context, entity, operation, row, stored, decls, moving)
     written = [
         _as_written(entity, row, stored) for row, stored in zip(values, existing, strict=True)
     ]

@@ -135,6 +135,41 @@ def test_a_batch_booking_one_room_twice_at_once_is_refused_whole(qiao_runtime: R
         assert len(records.create_many(ctx, "lesson", fitting).records) == 4
 
 
+def test_a_batch_moving_lessons_meets_them_where_it_puts_them(qiao_runtime: Runtime) -> None:
+    """Rows of a batch update are compared with each other where the batch puts them, and
+    with the stored lessons the batch does not move."""
+    records = qiao_runtime.records
+    slots = [("301", "09:00", "10:00"), ("301", "10:00", "11:00"), ("301", "11:00", "12:00")]
+    with records.transaction(Actor.system(), Source.IMPORT) as ctx:
+        made = records.create_many(
+            ctx, "lesson", [{"room": r, "starts_at": at(s), "ends_at": at(e)} for r, s, e in slots]
+        ).records
+    first, second, third = (r["id"] for r in made)
+
+    def moved(record_id: str, start: str, end: str) -> tuple[str, dict[str, Any]]:
+        return record_id, {"starts_at": at(start), "ends_at": at(end)}
+
+    # The first lesson moves to the afternoon and the second into its old hour: as two
+    # updates one after the other would.
+    with records.transaction(Actor.system(), Source.IMPORT) as ctx:
+        done = records.update_many(
+            ctx, "lesson", [moved(first, "14:00", "15:00"), moved(second, "09:00", "10:00")]
+        )
+    assert [r["version"] for r in done.records] == [2, 2]
+    with (
+        pytest.raises(Conflict, match="教室已被占用: it overlaps another row of this batch"),
+        records.transaction(Actor.system(), Source.IMPORT) as ctx,
+    ):
+        records.update_many(
+            ctx, "lesson", [moved(first, "16:00", "17:00"), moved(second, "16:30", "17:30")]
+        )
+    with (
+        pytest.raises(Conflict, match=f"教室已被占用: it overlaps lesson None \\({third}\\)"),
+        records.transaction(Actor.system(), Source.IMPORT) as ctx,
+    ):
+        records.update_many(ctx, "lesson", [moved(first, "11:30", "12:30")])
+
+
 def test_concurrent_bookings_of_one_room_let_one_win(qiao_runtime: Runtime) -> None:
     records = qiao_runtime.records
     won: list[str] = []
