@@ -135,6 +135,25 @@ def connector_command(config_path: Any) -> Callable[..., str]:
     return run
 
 
+def kingdee_added(name: str, url: str) -> tuple[list[str], str]:
+    """The arguments of ``qiao connector add`` for the fake Kingdee at ``url`` as ``name``,
+    and the input answering its secret's prompt."""
+    args = [
+        "add",
+        "kingdee",
+        name,
+        "--setting",
+        f"acct_id={kingdee_fake.ACCT}",
+        "--setting",
+        f"username={kingdee_fake.USER}",
+        "--base-url",
+        url + kingdee_fake.PREFIX,
+        "--secret",
+        "app_secret",
+    ]
+    return args, f"{kingdee_fake.PASSWORD}\n"
+
+
 def skips(client: Any, operation: str) -> list[dict[str, str]]:
     """The sync log's calls ``operation`` (``push account``): status and detail."""
     data = client.data(

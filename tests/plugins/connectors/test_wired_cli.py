@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from qiao.cli import main as cli_main
 from qiao.core.testing.worker import drain
 
-from .deployment import connector_command
+from .deployment import connector_command, kingdee_added
 from .fakes import kingdee as kingdee_fake
 from .fakes.kingdee import FakeKingdee
 
@@ -29,20 +29,8 @@ def test_add_sync_and_status(
 ) -> None:
     kingdee.add_customers(2)
     run = connector_command(qiao_config.path)
-    added = run(
-        "add",
-        "kingdee",
-        "erp",
-        "--setting",
-        f"acct_id={kingdee_fake.ACCT}",
-        "--setting",
-        f"username={kingdee_fake.USER}",
-        "--base-url",
-        kingdee.url + kingdee_fake.PREFIX,
-        "--secret",
-        "app_secret",
-        input=f"{kingdee_fake.PASSWORD}\n",
-    )
+    args, answer = kingdee_added("erp", kingdee.url)
+    added = run(*args, input=answer)
     assert kingdee_fake.PASSWORD not in added
     run("set-secret", "erp", "callback_token", input="tok\n")
     assert "sync of erp requested" in run("sync", "erp")
