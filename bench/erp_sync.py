@@ -69,7 +69,7 @@ def check_qiao(runtime: Runtime, rows: int) -> None:
     accounts = runtime.current().table("account")
     entries = system.audit_entry
     with runtime.db.read() as conn:
-        names = {code: name for code, name in conn.execute(select(accounts.c.erp_code, accounts.c.name))}
+        names = dict(conn.execute(select(accounts.c.erp_code, accounts.c.name)).all())
         audited = conn.execute(
             select(func.count()).where(entries.c.entity == "account")
         ).scalar_one()
