@@ -141,10 +141,11 @@ class _Batch:
                 if same is not None:
                     self._written(index, same, created=False)
             changing = [row for row, same in zip(known, unchanged, strict=True) if same is None]
+            updates = [(record_id, changes) for _, record_id, changes in changing]
             self._together(
                 [index for index, _, _ in changing],
-                partial(service.update_many, ctx, self.entity, [row[1:] for row in changing]),
-                [partial(service.update, ctx, self.entity, *row[1:]) for row in changing],
+                partial(service.update_many, ctx, self.entity, updates),
+                [partial(service.update, ctx, self.entity, *update) for update in updates],
                 creates=False,
             )
         self._together(
