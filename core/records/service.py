@@ -349,7 +349,8 @@ class RecordsService:
         ``refused``, and a refusal found later (a hook, a rule, a related record,
         a unique value) still refuses the whole batch.
 
-        The batch costs one locked read, one scope query, one lookup per
+        The batch costs one locked read, a scope query before and after the
+        change (when the caller's update right has a scope), one lookup per
         relation, one ``UPDATE`` per set of changed columns, one re-read, and
         the write hooks once per batch (per record for plugins implementing only
         the per-record hooks). A row that changes nothing is answered with its
