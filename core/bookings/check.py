@@ -106,7 +106,7 @@ class Booking:
             conditions.append(or_(ignored.is_(None), not_(ignored)))
         overlapping = conn.execute(
             select(table).where(and_(*conditions)).order_by(c[self.start.column])
-        )
+        ).all()
         other = next((row._mapping for row in overlapping if str(row.id) not in moving), None)
         if other is None:
             return

@@ -90,6 +90,23 @@ def test_an_overlap_is_a_conflict_naming_the_booking(qiao_client: GraphQLClient)
     qiao_client.data(CREATE, {"room": "302", "from": at("09:30"), "to": at("10:30")})
 
 
+def test_a_booking_overlapping_two_names_the_earlier(qiao_runtime: Runtime) -> None:
+    records = qiao_runtime.records
+
+    def book(start: str, end: str) -> dict[str, Any]:
+        with records.transaction(Actor.system(), Source.GRAPHQL) as ctx:
+            return records.create(
+                ctx, "lesson", {"room": "301", "starts_at": at(start), "ends_at": at(end)}
+            )
+
+    later = book("10:00", "11:00")
+    earlier = book("09:00", "10:00")
+    with pytest.raises(Conflict) as refused:
+        book("09:30", "10:30")
+    assert refused.value.details["conflictsWith"] == earlier["id"] != later["id"]
+    book("11:00", "12:00")
+
+
 def test_a_cancelled_booking_takes_no_time(qiao_client: GraphQLClient) -> None:
     first = qiao_client.data(CREATE, {"room": "301", "from": at("09:00"), "to": at("10:00")})
     lesson = first["createLesson"]["id"]
