@@ -336,12 +336,12 @@ class Plugins:
         as a batch of one. Exceptions pass through unchanged: a plugin's
         refusal is the caller's answer.
         """
-        self._write_one(_BEFORE, entity, kwargs, {"values": "values", "existing": "existing"})
+        self._write_one(_BEFORE, entity, kwargs, _BEFORE_ARGS)
 
     def after_write(self, *, entity: EntityDef, **kwargs: Any) -> None:
         """``qiao_after_record_write`` for the plugins subscribed to ``entity`` (a plugin
         implementing only ``qiao_after_records_write`` gets a batch of one)."""
-        self._write_one(_AFTER, entity, kwargs, {"record": "records", "changes": "changes"})
+        self._write_one(_AFTER, entity, kwargs, _AFTER_ARGS)
 
     def before_write_many(
         self,
@@ -355,14 +355,8 @@ class Plugins:
         """The before-write hooks for a batch: once per plugin implementing the batch hook,
         once per row for a plugin implementing only the per-record one (unless its
         ``applies=`` says the batch has nothing for it), in load order."""
-        common = {"context": context, "entity": entity, "operation": operation}
-        for step in self._write_plan(_BEFORE, entity.name):
-            if step.batched:
-                self._caller_of(_BEFORE[1], step.name)(**common, values=values, existing=existing)
-            elif step.applies is None or step.applies(context, entity, operation):
-                single = self._caller_of(_BEFORE[0], step.name)
-                for row, stored in zip(values, existing, strict=True):
-                    single(**common, values=row, existing=stored)
+        batch = {"values": values, "existing": existing}
+        self._write_many(_BEFORE, _BEFORE_ARGS, context, entity, operation, batch)
 
     def after_write_many(
         self,
@@ -374,14 +368,33 @@ class Plugins:
         changes: list[dict[str, tuple[Any, Any]]],
     ) -> None:
         """The after-write hooks for a batch, dispatched as :meth:`before_write_many`."""
+        batch = {"records": records, "changes": changes}
+        self._write_many(_AFTER, _AFTER_ARGS, context, entity, operation, batch)
+
+    def _write_many(
+        self,
+        hooks: tuple[str, str],
+        batch_names: Mapping[str, str],
+        context: Any,
+        entity: EntityDef,
+        operation: str,
+        batch: Mapping[str, list[Any]],
+    ) -> None:
+        """``hooks`` for a batch whose per-row lists are ``batch`` (by batch argument name):
+        the batch hook once per plugin implementing it, the per-record hook once per row
+        for the others whose ``applies=`` (if any) accepts the batch."""
         common = {"context": context, "entity": entity, "operation": operation}
-        for step in self._write_plan(_AFTER, entity.name):
+        rows: list[dict[str, Any]] | None = None  # made when a per-record hook needs them
+        for step in self._write_plan(hooks, entity.name):
             if step.batched:
-                self._caller_of(_AFTER[1], step.name)(**common, records=records, changes=changes)
+                self._caller_of(hooks[1], step.name)(**common, **batch)
             elif step.applies is None or step.applies(context, entity, operation):
-                single = self._caller_of(_AFTER[0], step.name)
-                for record, changed in zip(records, changes, strict=True):
-                    single(**common, record=record, changes=changed)
+                if rows is None:
+                    columns = zip(*(batch[name] for name in batch_names.values()), strict=True)
+                    rows = [dict(zip(batch_names, row, strict=True)) for row in columns]
+                single = self._caller_of(hooks[0], step.name)
+                for row in rows:
+                    single(**common, **row)
 
     def _write_one(
         self,
@@ -508,6 +521,9 @@ class Plugins:
 _BEFORE = ("qiao_before_record_write", "qiao_before_records_write")
 _AFTER = ("qiao_after_record_write", "qiao_after_records_write")
 _PER_RECORD = {_BEFORE[0], _AFTER[0]}
+#: Each per-record hook argument of a side, and the batch hook argument listing it per row.
+_BEFORE_ARGS = {"values": "values", "existing": "existing"}
+_AFTER_ARGS = {"record": "records", "changes": "changes"}
 
 
 class _Step(NamedTuple):
