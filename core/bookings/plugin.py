@@ -62,7 +62,9 @@ def qiao_before_record_write(
     if not decls or operation == "delete":
         return
     moving = {str(existing["id"])} if existing else set()
-    _enforce(context, entity, operation, values, existing, decls, moving)
+    record = _as_written(entity, values, existing)
+    checks = bookings(context.catalog, decls)
+    _enforce(context, entity, operation, values, record, checks, moving)
 
 
 def _enforce(
@@ -70,23 +72,21 @@ def _enforce(
     entity: EntityDef,
     operation: str,
     values: dict[str, Any],
-    existing: dict[str, Any] | None,
-    decls: list[BookingDecl],
+    record: dict[str, Any],
+    checks: list[Booking],
     moving: Collection[str],
 ) -> None:
-    """Refuse a row overlapping a stored booking other than those ``moving`` (the record
-    itself, and in a batch every record the batch moves: those meet this row where the
-    batch puts them, compared among themselves)."""
-    record = _as_written(entity, values, existing)
-    catalog = context.catalog
-    for booking in bookings(catalog, decls):
+    """Refuse a row (``values``, leaving ``record``) overlapping a stored booking other than
+    those ``moving`` (the record itself, and in a batch every record the batch moves:
+    those meet this row where the batch puts them, compared among themselves)."""
+    for booking in checks:
         if operation == "update":
             watched = {booking.key.name, booking.start.name, booking.end.name}
             if booking.ignore_when is not None:
                 watched |= set(booking.ignore_when.fields)
             if not watched & set(values):
                 continue
-        booking.enforce(context.connection, catalog, entity, record, moving)
+        booking.enforce(context.connection, context.catalog, entity, record, moving)
 
 
 @hookimpl
@@ -103,12 +103,13 @@ def qiao_before_records_write(
     if not decls or operation == "delete":
         return
     moving = {str(stored["id"]) for stored in existing if stored is not None}
-    for row, stored in zip(values, existing, strict=True):
-        _enforce(context, entity, operation, row, stored, decls, moving)
+    checks = bookings(context.catalog, decls)
     written = [
         _as_written(entity, row, stored) for row, stored in zip(values, existing, strict=True)
     ]
-    for booking in bookings(context.catalog, decls):
+    for row, record in zip(values, written, strict=True):
+        _enforce(context, entity, operation, row, record, checks, moving)
+    for booking in checks:
         booking.refuse_overlaps_among(entity, written)
 
 
